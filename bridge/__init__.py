@@ -1,0 +1,1 @@
+"""loopbridge.bridge: every way into the engine (CLI, ZeroMQ, OSC)."""

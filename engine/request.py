@@ -1,0 +1,386 @@
+"""The engine's typed, immutable requests and results.
+
+A :class:`GenerateRequest` says what audio to make; a :class:`ConformSpec` says how to fit it to a
+song (tempo, bars, pitch, sample rate). They are separate on purpose: a render is keyed by what
+determines its audio, a conformed file by (render, tempo, bars, pitch, rate), so a tempo change
+never runs the model again.
+
+Every field is checked at construction; a bad value raises :class:`RequestError` naming the field,
+the value and the accepted range. Audio is always ``float32`` shaped ``[channels, samples]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import AudioReadError, RequestError
+
+# Accepted ranges, in one place: the CLI, the protocol and the docs quote these.
+TEMPO_MIN_BPM = 20.0
+TEMPO_MAX_BPM = 999.0
+PROMPT_MAX_CHARS = 500
+SEED_MAX = 2**32 - 1
+VARIATION_MAX = 9999
+DURATION_MIN_S = 0.05
+DURATION_MAX_S = 600.0
+BARS_MIN = 0.25
+BARS_MAX = 64.0
+BEATS_PER_BAR_RANGE = (1, 16)
+STEPS_RANGE = (1, 1000)
+GUIDANCE_RANGE = (0.0, 30.0)
+PITCH_RANGE_SEMITONES = (-24.0, 24.0)
+SAMPLE_RATE_RANGE = (8000, 192000)
+AUDIO_PROMPT_MAX_S = 600.0
+MAX_VARIATIONS = 64
+
+
+class Kind(str, Enum):
+    """What sort of sample is asked for; decides how it is conformed."""
+
+    ONE_SHOT = "one-shot"
+    LOOP = "loop"
+    TEXTURE = "texture"
+    KIT = "kit"
+
+    @classmethod
+    def parse(cls, value: Kind | str) -> Kind:
+        if isinstance(value, Kind):
+            return value
+        text = str(value).strip().lower().replace("_", "-")
+        aliases = {"oneshot": "one-shot", "shot": "one-shot", "one": "one-shot"}
+        text = aliases.get(text, text)
+        for kind in cls:
+            if kind.value == text:
+                return kind
+        raise RequestError("kind", value, "one of: " + ", ".join(k.value for k in cls))
+
+
+def _check_range(name: str, value: float, low: float, high: float, unit: str = "") -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise RequestError(name, value, f"a number from {_fmt(low)} to {_fmt(high)}{unit}")
+    if not low <= value <= high:
+        raise RequestError(name, value, f"{_fmt(low)}–{_fmt(high)}{unit}")
+
+
+def _check_int(name: str, value: int, low: int, high: int, unit: str = "") -> None:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise RequestError(name, value, f"a whole number from {low} to {high}{unit}")
+    if not low <= value <= high:
+        raise RequestError(name, value, f"{low}–{high}{unit}")
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}"
+
+
+def as_audio_array(audio: Any, name: str = "audio") -> np.ndarray:
+    """Return ``audio`` as a C-contiguous float32 ``[channels, samples]`` array.
+
+    A 1-D array is taken as mono. Raises :class:`RequestError` for anything else, for empty audio
+    and for non-finite samples.
+    """
+    array = np.asarray(audio, dtype=np.float32)
+    if array.ndim == 1:
+        array = array[None, :]
+    if array.ndim != 2 or array.shape[0] < 1 or array.shape[0] > 8:
+        raise RequestError(name, f"array of shape {array.shape}", "[channels (1–8), samples] audio")
+    if array.shape[1] == 0:
+        raise RequestError(name, "empty audio", "at least one sample")
+    if not np.all(np.isfinite(array)):
+        raise RequestError(name, "audio with NaN or infinite samples", "finite samples")
+    return np.ascontiguousarray(array)
+
+
+def audio_digest(audio: np.ndarray, sample_rate: int) -> str:
+    """A content hash of audio samples and their rate (hex sha256)."""
+    h = hashlib.sha256()
+    h.update(f"{sample_rate}:{audio.shape}:".encode())
+    h.update(np.ascontiguousarray(audio, dtype=np.float32).tobytes())
+    return h.hexdigest()
+
+
+@dataclass(frozen=True, eq=False)
+class AudioPrompt:
+    """Audio to make variations of (partial noising), with its sample rate.
+
+    Equality and hashing go by content digest, so two prompts with the same samples are the same.
+    """
+
+    audio: np.ndarray
+    sample_rate: int
+    digest: str = field(default="", repr=False)
+
+    def __post_init__(self) -> None:
+        _check_int("audio_prompt.sample_rate", self.sample_rate, *SAMPLE_RATE_RANGE, " Hz")
+        audio = as_audio_array(self.audio, "audio_prompt")
+        duration_s = audio.shape[1] / self.sample_rate
+        if duration_s > AUDIO_PROMPT_MAX_S:
+            raise RequestError(
+                "audio_prompt", f"{duration_s:.1f} s of audio", f"at most {AUDIO_PROMPT_MAX_S:g} s"
+            )
+        audio.setflags(write=False)
+        object.__setattr__(self, "audio", audio)
+        object.__setattr__(self, "digest", audio_digest(audio, self.sample_rate))
+
+    @property
+    def duration_s(self) -> float:
+        return self.audio.shape[1] / self.sample_rate
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> AudioPrompt:
+        """Read an audio file (WAV, FLAC, AIFF, MP3, OGG: whatever pedalboard reads).
+
+        Raises :class:`AudioReadError` naming the path when it cannot be read.
+        """
+        from pedalboard.io import AudioFile
+
+        path = Path(path)
+        if not path.is_file():
+            raise AudioReadError(f"audio prompt {str(path)!r} is not a readable file")
+        try:
+            with AudioFile(str(path)) as f:
+                audio = f.read(f.frames)
+                rate = int(round(f.samplerate))
+        except Exception as exc:  # pedalboard raises plain RuntimeError/ValueError for bad files
+            raise AudioReadError(f"audio prompt {str(path)!r} cannot be read as audio: {exc}") from exc
+        return cls(audio=audio, sample_rate=rate)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, AudioPrompt) and other.digest == self.digest
+
+    def __hash__(self) -> int:
+        return hash(self.digest)
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    """What to generate. Immutable; checked at construction.
+
+    Length is either ``duration_s`` or ``bars`` at ``tempo_bpm`` (``beats_per_bar`` beats a bar);
+    with neither, each kind has a default (:meth:`render_duration_s`). ``steps`` and ``guidance``
+    of ``None`` mean the model's defaults. Variation ``k`` of a request uses seed ``seed + k``.
+    """
+
+    prompt: str = ""
+    model: str = "default"
+    kind: Kind = Kind.ONE_SHOT
+    seed: int = 0
+    variation: int = 0
+    duration_s: float | None = None
+    bars: float | None = None
+    tempo_bpm: float = 120.0
+    beats_per_bar: int = 4
+    steps: int | None = None
+    guidance: float | None = None
+    negative_prompt: str = ""
+    audio_prompt: AudioPrompt | None = None
+    audio_prompt_strength: float = 0.5
+    morph_prompt: str | None = None
+    morph_amount: float = 0.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", Kind.parse(self.kind))
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise RequestError("model", self.model, "a model id (see `loopbridge models`)")
+        for name in ("prompt", "negative_prompt"):
+            value = getattr(self, name)
+            if not isinstance(value, str):
+                raise RequestError(name, value, "text")
+            if len(value) > PROMPT_MAX_CHARS:
+                raise RequestError(name, f"{len(value)} characters", f"at most {PROMPT_MAX_CHARS} characters")
+            if any(ord(c) < 32 and c not in "\t" for c in value):
+                raise RequestError(name, value, "text without control characters")
+        if self.morph_prompt is not None:
+            if not isinstance(self.morph_prompt, str) or len(self.morph_prompt) > PROMPT_MAX_CHARS:
+                raise RequestError("morph_prompt", self.morph_prompt, f"text of at most {PROMPT_MAX_CHARS} characters")
+        _check_int("seed", self.seed, 0, SEED_MAX)
+        _check_int("variation", self.variation, 0, VARIATION_MAX)
+        _check_range("tempo_bpm", self.tempo_bpm, TEMPO_MIN_BPM, TEMPO_MAX_BPM, " BPM")
+        _check_int("beats_per_bar", self.beats_per_bar, *BEATS_PER_BAR_RANGE)
+        if self.duration_s is not None and self.bars is not None:
+            raise RequestError("duration_s", self.duration_s, "either a duration in seconds or bars, not both")
+        if self.duration_s is not None:
+            _check_range("duration_s", self.duration_s, DURATION_MIN_S, DURATION_MAX_S, " s")
+        if self.bars is not None:
+            _check_range("bars", self.bars, BARS_MIN, BARS_MAX, " bars")
+            if self.render_duration_s > DURATION_MAX_S:
+                raise RequestError(
+                    "bars", self.bars, f"a length of at most {DURATION_MAX_S:g} s at {self.tempo_bpm:g} BPM"
+                )
+        if self.steps is not None:
+            _check_int("steps", self.steps, *STEPS_RANGE)
+        if self.guidance is not None:
+            _check_range("guidance", self.guidance, *GUIDANCE_RANGE)
+        _check_range("audio_prompt_strength", self.audio_prompt_strength, 0.0, 1.0)
+        _check_range("morph_amount", self.morph_amount, 0.0, 1.0)
+        if self.audio_prompt is not None and not isinstance(self.audio_prompt, AudioPrompt):
+            raise RequestError("audio_prompt", type(self.audio_prompt).__name__, "an AudioPrompt")
+
+    # ---- derived values -------------------------------------------------------------------
+
+    @property
+    def effective_seed(self) -> int:
+        """The seed this variation actually samples with."""
+        return (self.seed + self.variation) % (SEED_MAX + 1)
+
+    @property
+    def render_duration_s(self) -> float:
+        """Seconds of audio to generate."""
+        if self.duration_s is not None:
+            return float(self.duration_s)
+        if self.bars is not None:
+            return float(self.bars) * self.beats_per_bar * 60.0 / float(self.tempo_bpm)
+        if self.kind is Kind.LOOP:
+            return self.beats_per_bar * 60.0 / float(self.tempo_bpm)  # one bar
+        if self.kind is Kind.TEXTURE:
+            return 4.0
+        return 1.0
+
+    def replace(self, **changes: Any) -> GenerateRequest:
+        """A copy with some fields changed (checked again)."""
+        return dataclasses.replace(self, **changes)
+
+    def with_variation(self, variation: int) -> GenerateRequest:
+        return self.replace(variation=variation)
+
+    def render_fields(self) -> dict[str, Any]:
+        """Everything that determines the generated audio, as plain JSON values.
+
+        Tempo enters only through the duration, and only for loops and kits (a default-model loop
+        is arranged at that tempo); for one-shots and textures the tempo is a conform setting.
+        """
+        fields: dict[str, Any] = {
+            "model": self.model,
+            "prompt": self.prompt,
+            "kind": self.kind.value,
+            "seed": self.effective_seed,
+            "duration_s": round(self.render_duration_s, 6),
+            "steps": self.steps,
+            "guidance": self.guidance,
+            "negative_prompt": self.negative_prompt,
+            "audio_prompt": self.audio_prompt.digest if self.audio_prompt else None,
+            "audio_prompt_strength": self.audio_prompt_strength if self.audio_prompt else None,
+            "morph_prompt": self.morph_prompt,
+            "morph_amount": self.morph_amount if self.morph_prompt is not None else None,
+        }
+        if self.kind in (Kind.LOOP, Kind.KIT):
+            fields["tempo_bpm"] = float(self.tempo_bpm)
+            fields["beats_per_bar"] = self.beats_per_bar
+        return fields
+
+    def render_key(self, model_digest: str) -> str:
+        """Content address of the render: sha256 over the render fields and the weights digest."""
+        payload = json.dumps({"weights": model_digest, **self.render_fields()}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready description (the audio prompt appears as its digest only)."""
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data["kind"] = self.kind.value
+        data["audio_prompt"] = self.audio_prompt.digest if self.audio_prompt else None
+        return data
+
+
+@dataclass(frozen=True)
+class ConformSpec:
+    """How to fit a render to a song.
+
+    ``bars`` of ``None`` keeps a loop's own length rounded to whole bars at the new tempo; one-shots
+    and textures ignore ``bars`` unless given (then a texture is cut or padded to that length).
+    ``root_note`` is a MIDI note; ``None`` keeps what the model reported (or none).
+    """
+
+    tempo_bpm: float = 120.0
+    bars: float | None = None
+    beats_per_bar: int = 4
+    pitch_semitones: float = 0.0
+    sample_rate: int = 48000
+    root_note: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_range("tempo_bpm", self.tempo_bpm, TEMPO_MIN_BPM, TEMPO_MAX_BPM, " BPM")
+        _check_int("beats_per_bar", self.beats_per_bar, *BEATS_PER_BAR_RANGE)
+        if self.bars is not None:
+            _check_range("bars", self.bars, BARS_MIN, BARS_MAX, " bars")
+        _check_range("pitch_semitones", self.pitch_semitones, *PITCH_RANGE_SEMITONES, " semitones")
+        _check_int("sample_rate", self.sample_rate, *SAMPLE_RATE_RANGE, " Hz")
+        if self.root_note is not None:
+            _check_int("root_note", self.root_note, 0, 127, " (MIDI note)")
+
+    def key_fields(self) -> dict[str, Any]:
+        return {
+            "tempo_bpm": float(self.tempo_bpm),
+            "bars": None if self.bars is None else float(self.bars),
+            "beats_per_bar": self.beats_per_bar,
+            "pitch_semitones": float(self.pitch_semitones),
+            "sample_rate": self.sample_rate,
+            "root_note": self.root_note,
+        }
+
+    def conform_key(self, render_key: str) -> str:
+        payload = json.dumps({"render": render_key, **self.key_fields()}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+    def replace(self, **changes: Any) -> ConformSpec:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True, eq=False)
+class Render:
+    """Raw generated audio, before conforming.
+
+    ``info`` carries what the model knows about its output, all optional: ``"class"`` (a label),
+    ``"tempo_bpm"`` (exact source tempo, so conform need not estimate it), ``"beats"``,
+    ``"downbeat_s"``, ``"root_note"`` (MIDI), ``"part"`` (a kit part's name).
+    """
+
+    key: str
+    audio: np.ndarray
+    sample_rate: int
+    request: GenerateRequest
+    model_digest: str
+    info: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def duration_s(self) -> float:
+        return self.audio.shape[1] / self.sample_rate
+
+    @property
+    def channels(self) -> int:
+        return int(self.audio.shape[0])
+
+
+@dataclass(frozen=True, eq=False)
+class ConformedSample:
+    """A render fitted to a song and written as a tagged WAV file.
+
+    ``loop_start`` and ``loop_end`` are sample frames (end exclusive); for one-shots both are
+    ``None``. ``beats`` is the length in beats at ``tempo_bpm``.
+    """
+
+    key: str
+    path: Path
+    audio: np.ndarray
+    sample_rate: int
+    kind: Kind
+    tempo_bpm: float
+    beats: float
+    root_note: int | None
+    render_key: str
+    loop_start: int | None = None
+    loop_end: int | None = None
+    info: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def duration_s(self) -> float:
+        return self.audio.shape[1] / self.sample_rate
