@@ -187,6 +187,8 @@ class GenerateRequest:
     audio_prompt_strength: float = 0.5
     morph_prompt: str | None = None
     morph_amount: float = 0.0
+    morph_seed: int | None = None
+    start_s: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", Kind.parse(self.kind))
@@ -223,6 +225,9 @@ class GenerateRequest:
             _check_range("guidance", self.guidance, *GUIDANCE_RANGE)
         _check_range("audio_prompt_strength", self.audio_prompt_strength, 0.0, 1.0)
         _check_range("morph_amount", self.morph_amount, 0.0, 1.0)
+        if self.morph_seed is not None:
+            _check_int("morph_seed", self.morph_seed, 0, SEED_MAX)
+        _check_range("start_s", self.start_s, 0.0, DURATION_MAX_S, " s")
         if self.audio_prompt is not None and not isinstance(self.audio_prompt, AudioPrompt):
             raise RequestError("audio_prompt", type(self.audio_prompt).__name__, "an AudioPrompt")
 
@@ -232,6 +237,12 @@ class GenerateRequest:
     def effective_seed(self) -> int:
         """The seed this variation actually samples with."""
         return (self.seed + self.variation) % (SEED_MAX + 1)
+
+    @property
+    def effective_morph_seed(self) -> int:
+        """The seed of the morph target's end (its own seed, so each end is repeatable)."""
+        base = self.morph_seed if self.morph_seed is not None else self.seed + 1
+        return (base + self.variation) % (SEED_MAX + 1)
 
     @property
     def render_duration_s(self) -> float:
@@ -272,6 +283,8 @@ class GenerateRequest:
             "audio_prompt_strength": self.audio_prompt_strength if self.audio_prompt else None,
             "morph_prompt": self.morph_prompt,
             "morph_amount": self.morph_amount if self.morph_prompt is not None else None,
+            "morph_seed": self.effective_morph_seed if self.morph_prompt is not None else None,
+            "start_s": self.start_s,
         }
         if self.kind in (Kind.LOOP, Kind.KIT):
             fields["tempo_bpm"] = float(self.tempo_bpm)

@@ -137,6 +137,15 @@ class ModelBackend(ABC):
         Raises :class:`~loopbridge.engine.errors.ModelLoadError` for a missing or corrupt folder.
         """
 
+    @classmethod
+    def inspect(cls, path: Path) -> Capabilities:
+        """Capabilities of the model in ``path`` from its config files alone, without loading weights.
+
+        ``loopbridge models`` and the protocol's capabilities use this. The fallback loads the model;
+        families override it to read their configs only.
+        """
+        return cls.load(path).capabilities
+
     @property
     @abstractmethod
     def capabilities(self) -> Capabilities: ...
