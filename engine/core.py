@@ -51,7 +51,8 @@ class Engine:
         on_event: EventCallback | None = None,
     ) -> None:
         self.registry = registry or ModelRegistry()
-        self.store = RenderStore(store_dir if store_dir is not None else default_store_dir())
+        self._store_dir = Path(store_dir) if store_dir is not None else default_store_dir()
+        self._store: RenderStore | None = None
         self.weights = WeightCache(
             self.registry,
             device=device,
@@ -64,6 +65,14 @@ class Engine:
         self._meta_lock = threading.Lock()
         self._digests: dict[Path, str] = {}
         self._capabilities: dict[tuple[str, str], Capabilities] = {}
+
+    @property
+    def store(self) -> RenderStore:
+        """The render store, opened on first use (checking a request writes nothing)."""
+        with self._meta_lock:
+            if self._store is None:
+                self._store = RenderStore(self._store_dir)
+            return self._store
 
     @property
     def device(self) -> torch.device:

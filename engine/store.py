@@ -135,8 +135,10 @@ class RenderStore:
             raise StoreError(f"store folder {str(self.root)!r} cannot be created: {exc}") from exc
         self._local = threading.local()
         self._clear_tmp()
-        with self._transaction() as db:
-            db.executescript(_SCHEMA)
+        try:
+            self._db().executescript(_SCHEMA)  # executescript manages its own transaction
+        except sqlite3.Error as exc:
+            raise StoreError(f"store index in {str(self.root)!r} cannot be set up: {exc}") from exc
 
     # ---- connections and atomic files --------------------------------------------------------
 
