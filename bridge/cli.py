@@ -45,6 +45,10 @@ DELEGATED: dict[str, tuple[str, str]] = {
 }
 
 
+#: engine error codes that mean the user asked for something impossible (exit 2, not 1)
+_BAD_INPUT_CODES = frozenset({"bad_request", "unsupported", "bad_audio", "unknown_model"})
+
+
 class InputError(Exception):
     """Bad command-line input: reported on one line, exit status 2."""
 
@@ -60,7 +64,9 @@ def _positive_int(name: str, low: int, high: int) -> Callable[[str], int]:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{name}={text!r} is not accepted: expected a whole number {low}–{high}")
+            raise argparse.ArgumentTypeError(
+                f"{name}={text!r} is not accepted: expected a whole number {low}–{high}"
+            ) from None
         if not low <= value <= high:
             raise argparse.ArgumentTypeError(f"{name}={value} is not accepted: expected {low}–{high}")
         return value
@@ -181,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except LoopbridgeError as exc:
         _fail(str(exc))
-        return EXIT_BAD_INPUT if exc.code in ("bad_request", "unsupported", "bad_audio", "unknown_model") else EXIT_FAILED
+        return EXIT_BAD_INPUT if exc.code in _BAD_INPUT_CODES else EXIT_FAILED
     except KeyboardInterrupt:
         _fail("interrupted")
         return 130
@@ -233,7 +239,9 @@ def _check_out_dir(out: Path) -> None:
         raise InputError(f"out={str(out)!r} is not accepted: expected a folder (it is a file)")
 
 
-def _progress_bar(args: argparse.Namespace, description: str) -> tuple[Callable[[float], None] | None, Callable[[], None]]:
+def _progress_bar(
+    args: argparse.Namespace, description: str
+) -> tuple[Callable[[float], None] | None, Callable[[], None]]:
     if args.quiet:
         return None, lambda: None
     from tqdm import tqdm
