@@ -18,7 +18,6 @@ from typing import Any
 
 import torch
 
-from .conform import SourceInfo, conform_audio, encode_wav, sample_filename
 from .errors import CancelledError, OutOfMemoryError, RequestError
 from .models.base import Capabilities, LoadOptions, ProgressCallback, check_request, folder_fingerprint
 from .models.registry import ModelRegistry, ModelSpec, backend_class, default_data_dir
@@ -224,6 +223,8 @@ class Engine:
 
     def conform(self, render: Render, spec: ConformSpec) -> ConformedSample:
         """``render`` fitted to ``spec`` and stored as a tagged WAV (cached by conform key)."""
+        from .conform import SourceInfo, conform_audio, encode_wav, sample_filename
+
         key = spec.conform_key(render.key)
         stored = self.store.get_conformed(key)
         if stored is not None:
