@@ -2,9 +2,11 @@
 
 from .errors import (
     AudioReadError,
+    BusyError,
     CancelledError,
     LoopbridgeError,
     ModelLoadError,
+    NotFoundError,
     OutOfMemoryError,
     RequestError,
     StoreError,
@@ -16,6 +18,7 @@ from .request import AudioPrompt, ConformedSample, ConformSpec, GenerateRequest,
 __all__ = [
     "AudioPrompt",
     "AudioReadError",
+    "BusyError",
     "CancelledError",
     "ConformSpec",
     "ConformedSample",
@@ -23,6 +26,7 @@ __all__ = [
     "Kind",
     "LoopbridgeError",
     "ModelLoadError",
+    "NotFoundError",
     "OutOfMemoryError",
     "Render",
     "RequestError",

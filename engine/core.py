@@ -22,7 +22,7 @@ from .errors import CancelledError, OutOfMemoryError, RequestError
 from .models.base import Capabilities, LoadOptions, ProgressCallback, check_request, folder_fingerprint
 from .models.registry import ModelRegistry, ModelSpec, backend_class, default_data_dir
 from .request import MAX_VARIATIONS, ConformedSample, ConformSpec, GenerateRequest, Kind, Render
-from .store import HistoryEntry, RenderStore
+from .store import HistoryEntry, RenderStore, StoredSample
 from .weights import EventCallback, WeightCache
 
 
@@ -223,12 +223,13 @@ class Engine:
 
     def conform(self, render: Render, spec: ConformSpec) -> ConformedSample:
         """``render`` fitted to ``spec`` and stored as a tagged WAV (cached by conform key)."""
-        from .conform import SourceInfo, conform_audio, encode_wav, sample_filename
-
         key = spec.conform_key(render.key)
         stored = self.store.get_conformed(key)
         if stored is not None:
             return stored
+        # imported only on a miss: serving stored files needs no conform stage
+        from .conform import SourceInfo, conform_audio, encode_wav, sample_filename
+
         request = render.request
         source = SourceInfo(
             tempo_bpm=_optional_float(render.info.get("tempo_bpm")),
@@ -256,6 +257,26 @@ class Engine:
         )
         stored = self.store.put_conformed(sample, encode_wav(conformed), spec.key_fields())
         return dataclasses.replace(stored, info={**dict(stored.info), "filename": filename})
+
+    def conform_part(self, render: Render, spec: ConformSpec, part: str = "") -> ConformedSample:
+        """:meth:`conform` for one part of a kit (the part's name goes into the file name)."""
+        if part:
+            render = dataclasses.replace(render, info={**dict(render.info), "part": part})
+        return self.conform(render, spec)
+
+    def stored_sample(self, request: GenerateRequest, spec: ConformSpec) -> StoredSample | None:
+        """The stored conformed file for ``request`` (not a kit) under ``spec``, or None; nothing runs."""
+        return self.store.stored_sample(spec.conform_key(self.render_key(request)))
+
+    def plan(self, request: GenerateRequest, variations: int = 1) -> list[tuple[str, GenerateRequest]]:
+        """``[(part, request)]`` to render for ``variations`` of ``request``: kits split into parts.
+
+        Checks every request first (raises what :meth:`check` raises).
+        """
+        planned: list[tuple[str, GenerateRequest]] = []
+        for variant in self.variations(request, variations):
+            planned += self.expand(variant)
+        return planned
 
     def default_spec(self, request: GenerateRequest, sample_rate: int = 48000) -> ConformSpec:
         """The conform settings a request implies: its tempo, bars and meter at ``sample_rate``."""
@@ -287,16 +308,9 @@ class Engine:
         :meth:`default_spec`.
         """
         spec = spec or self.default_spec(request)
-        planned: list[tuple[str, GenerateRequest]] = []
-        for variant in self.variations(request, variations):
-            planned += self.expand(variant)
+        planned = self.plan(request, variations)
         renders = self.render([r for _, r in planned], progress)
-        samples = []
-        for (part, _), render in zip(planned, renders, strict=True):
-            if part:
-                render = dataclasses.replace(render, info={**dict(render.info), "part": part})
-            samples.append(self.conform(render, spec))
-        return samples
+        return [self.conform_part(render, spec, part) for (part, _), render in zip(planned, renders, strict=True)]
 
     # ---- history --------------------------------------------------------------------------------
 

@@ -82,3 +82,15 @@ class StoreError(LoopbridgeError):
     """The render store could not read or write (disk full, permissions, corrupt index)."""
 
     code = "store_failed"
+
+
+class BusyError(LoopbridgeError):
+    """The queue is full or the engine is shutting down; try again later."""
+
+    code = "busy"
+
+
+class NotFoundError(LoopbridgeError, LookupError):
+    """No stored render or job with this key or id."""
+
+    code = "not_found"

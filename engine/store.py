@@ -109,6 +109,28 @@ class HistoryEntry:
         }
 
 
+@dataclass(frozen=True)
+class StoredSample:
+    """A conformed file in the store, described from the index without decoding its audio.
+
+    Servers answer a cache hit from this and the file's bytes; ``path`` is absolute.
+    """
+
+    key: str
+    path: Path
+    render_key: str
+    kind: Kind
+    tempo_bpm: float
+    beats: float
+    root_note: int | None
+    loop_start: int | None
+    loop_end: int | None
+    sample_rate: int
+    filename: str
+    info: Mapping[str, Any]
+    created_at: float
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
@@ -380,6 +402,42 @@ class RenderStore:
             loop_start=row["loop_start"],
             loop_end=row["loop_end"],
             info=info,
+        )
+
+    def stored_sample(self, key: str) -> StoredSample | None:
+        """The conformed file with ``key`` from the index alone (no audio decoded), or None.
+
+        None also when the row's file has gone missing, as :meth:`get_conformed`.
+        """
+        row = self._db().execute("SELECT * FROM conformed WHERE key=?", (key,)).fetchone()
+        return self._stored_sample(row) if row is not None else None
+
+    def latest_samples(self, limit: int = 1) -> list[StoredSample]:
+        """The most recently conformed files, newest first (those whose file still exists)."""
+        rows = self._db().execute(
+            "SELECT * FROM conformed ORDER BY created_at DESC, rowid DESC LIMIT ?", (int(limit),)
+        ).fetchall()
+        return [s for s in (self._stored_sample(row) for row in rows) if s is not None]
+
+    def _stored_sample(self, row: sqlite3.Row) -> StoredSample | None:
+        path = self.root / row["path"]
+        if not path.is_file():
+            return None
+        info = json.loads(row["info_json"])
+        return StoredSample(
+            key=row["key"],
+            path=path,
+            render_key=row["render_key"],
+            kind=Kind(row["kind"]),
+            tempo_bpm=row["tempo_bpm"],
+            beats=row["beats"],
+            root_note=row["root_note"],
+            loop_start=row["loop_start"],
+            loop_end=row["loop_end"],
+            sample_rate=row["sample_rate"],
+            filename=row["filename"],
+            info=info,
+            created_at=row["created_at"],
         )
 
     def conformed_for(self, render_key: str) -> list[str]:

@@ -1,0 +1,621 @@
+"""One worker owns the accelerator; every model run queues here.
+
+    scheduler = Scheduler(engine)
+    scheduler.start()
+    job = scheduler.submit(Job("j1", engine.plan(request, 4), spec=ConformSpec(tempo_bpm=128)))
+    samples = job.result(timeout=60)          # list[ConformedSample]; raises the job's error
+
+A :class:`Job` is what a client asked for: the renders of one or more requests (a kit's parts, a
+batch of variations), conformed to a :class:`ConformSpec` when one is given. Inside, each render
+key is one *task*; a task wanted by several jobs (a pre-render the user then asks for) runs once,
+at the most urgent priority any of them asked for.
+
+- Priority: interactive tasks always go before background ones (pre-renders); within a priority,
+  first come first served.
+- Batching: the worker takes the most urgent task and adds queued tasks of the same model and the
+  same shape (duration, steps, audio prompt or not) up to the model's ``max_batch``. On a CUDA
+  device background tasks ride along with an interactive batch (nearly free there); on a CPU they
+  do not (each row costs as much as a whole request, and the interactive reply would wait).
+- Cancel: a queued job is dropped at once; a running batch stops at its next progress step when
+  nobody wants any of its tasks any more (nothing of it is stored).
+- Errors: a failing batch fails the jobs waiting on it with the error; the worker keeps serving.
+  A batch that runs out of memory is retried one request at a time before giving up.
+- Conforming is CPU work: it runs on a small pool of its own threads, interactive first, so a
+  tempo change never waits for a pre-render batch on the accelerator.
+
+Callbacks (``on_progress``, ``on_done``, ``on_event``) run on the scheduler's threads and must be
+quick; they must not call back into the scheduler while holding locks of their own.
+"""
+
+from __future__ import annotations
+
+import functools
+import heapq
+import itertools
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from enum import IntEnum, StrEnum
+from typing import Any
+
+from .core import Engine
+from .errors import BusyError, CancelledError, LoopbridgeError, OutOfMemoryError
+from .request import ConformedSample, ConformSpec, GenerateRequest, Render
+
+log = logging.getLogger(__name__)
+
+#: queued interactive tasks beyond which new interactive jobs are refused (BusyError)
+MAX_QUEUED_INTERACTIVE = 512
+#: queued background tasks kept; the oldest are dropped beyond this (they are speculative)
+MAX_QUEUED_BACKGROUND = 256
+#: smallest change in a job's progress worth reporting (progress callbacks are throttled)
+PROGRESS_STEP = 0.02
+
+
+class Priority(IntEnum):
+    """Lower runs first."""
+
+    INTERACTIVE = 0
+    BACKGROUND = 1
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    CONFORMING = "conforming"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+FINISHED_STATES = frozenset({JobState.DONE, JobState.FAILED, JobState.CANCELLED})
+
+JobCallback = Callable[["Job"], None]
+ProgressHook = Callable[["Job", float], None]
+EventHook = Callable[[str, dict[str, Any]], None]
+
+
+class Job:
+    """Renders for ``plan`` (``[(part, request)]``, from :meth:`Engine.plan`), conformed to ``spec``.
+
+    ``renders`` may hold renders already at hand (a conform-only job: re-conform stored renders),
+    index by index; ``None`` entries are rendered. Without ``spec`` the job's result is its renders.
+    ``on_progress(job, fraction)`` and ``on_done(job)`` are called from scheduler threads.
+    """
+
+    def __init__(
+        self,
+        job_id: str,
+        plan: Sequence[tuple[str, GenerateRequest]],
+        spec: ConformSpec | None = None,
+        priority: Priority = Priority.INTERACTIVE,
+        renders: Sequence[Render | None] | None = None,
+        on_progress: ProgressHook | None = None,
+        on_done: JobCallback | None = None,
+    ) -> None:
+        if not plan:
+            raise ValueError("a job needs at least one request")
+        self.id = job_id
+        self.plan = list(plan)
+        self.spec = spec
+        self.priority = Priority(priority)
+        self.renders: list[Render | None] = list(renders) if renders is not None else [None] * len(self.plan)
+        if len(self.renders) != len(self.plan):
+            raise ValueError(f"{len(self.renders)} renders for {len(self.plan)} requests")
+        self.on_progress = on_progress
+        self.on_done = on_done
+        self.state = JobState.QUEUED
+        self.samples: list[ConformedSample] = []
+        self.error: LoopbridgeError | None = None
+        #: no model ran for this job: every render came from the store
+        self.cached = True
+        #: tasks ahead of this job when it was queued (0: it runs next)
+        self.position = 0
+        self.submitted_at = time.monotonic()
+        self.finished_at: float | None = None
+        self._keys: list[str] = []
+        self._pending: set[int] = set()
+        self._fractions: dict[int, float] = {}
+        self._reported = 0.0
+        self._done = threading.Event()
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED_STATES
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the job finished (done, failed or cancelled); False on timeout."""
+        return self._done.wait(timeout)
+
+    def result(self, timeout: float | None = None) -> list[Any]:
+        """The conformed samples (or the renders, without a spec); raises the job's error.
+
+        Raises TimeoutError when the job has not finished within ``timeout`` seconds.
+        """
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"job {self.id!r} is still {self.state.value} after {timeout} s")
+        if self.error is not None:
+            raise self.error
+        return list(self.samples) if self.spec is not None else list(self.renders)
+
+    @property
+    def render_keys(self) -> list[str]:
+        return list(self._keys)
+
+    def _progress(self) -> float:
+        total = len(self.plan)
+        done = total - len(self._pending)
+        running = sum(self._fractions.get(i, 0.0) for i in self._pending)
+        return min(1.0, (done + running) / total)
+
+    def __repr__(self) -> str:
+        return f"Job({self.id!r}, {len(self.plan)} requests, {self.state.value})"
+
+
+class _Task:
+    """One render key to produce, wanted by one or more jobs."""
+
+    __slots__ = ("key", "priority", "request", "running", "seq", "waiters")
+
+    def __init__(self, key: str, request: GenerateRequest, priority: Priority, seq: int) -> None:
+        self.key = key
+        self.request = request
+        self.priority = priority
+        self.seq = seq
+        self.waiters: list[tuple[Job, int]] = []
+        self.running = False
+
+    @property
+    def wanted(self) -> bool:
+        return any(not job.finished for job, _ in self.waiters)
+
+    def shape(self) -> tuple[Any, ...]:
+        r = self.request
+        return (r.model, round(r.render_duration_s, 6), r.steps, r.audio_prompt is not None)
+
+
+class _Pool:
+    """A few threads running callables by priority (lower first, then first come)."""
+
+    def __init__(self, workers: int, name: str) -> None:
+        self._heap: list[tuple[int, int, Callable[[], None]]] = []
+        self._cond = threading.Condition()
+        self._seq = itertools.count()
+        self._stopping = False
+        self._threads = [threading.Thread(target=self._run, name=f"{name}-{i}", daemon=True) for i in range(workers)]
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, priority: int, fn: Callable[[], None]) -> None:
+        with self._cond:
+            heapq.heappush(self._heap, (priority, next(self._seq), fn))
+            self._cond.notify()
+
+    def queued(self) -> int:
+        with self._cond:
+            return len(self._heap)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._heap and not self._stopping:
+                    self._cond.wait()
+                if not self._heap:
+                    return
+                _, _, fn = heapq.heappop(self._heap)
+            try:
+                fn()
+            except Exception:  # a finishing step reports its own errors; this only keeps the thread alive
+                log.exception("conform pool task failed")
+
+    def stop(self, timeout: float) -> None:
+        """Run what is queued (each step checks its job's state), then end the threads."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(max(0.0, deadline - time.monotonic()))
+
+
+class Scheduler:
+    """The priority queue and the one worker thread that runs models (see the module docstring).
+
+    ``conform_workers`` threads conform finished renders (default: 2, or 1 on a single core).
+    ``on_event(topic, fields)`` hears ``"state"`` (queue sizes changed) and ``"job"`` (a job
+    started, finished, failed or was cancelled). ``batch_background`` lets background tasks join an
+    interactive batch (default: only on CUDA).
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        conform_workers: int | None = None,
+        on_event: EventHook | None = None,
+        batch_background: bool | None = None,
+        max_queued_interactive: int = MAX_QUEUED_INTERACTIVE,
+        max_queued_background: int = MAX_QUEUED_BACKGROUND,
+    ) -> None:
+        self.engine = engine
+        self.on_event = on_event
+        self.batch_background = engine.device.type == "cuda" if batch_background is None else batch_background
+        self.max_queued_interactive = max_queued_interactive
+        self.max_queued_background = max_queued_background
+        self._lock = threading.RLock()
+        self._cond = threading.Condition(self._lock)
+        self._heap: list[tuple[int, int, str]] = []
+        self._queued: dict[str, _Task] = {}
+        self._running: dict[str, _Task] = {}
+        self._jobs: dict[str, Job] = {}
+        self._seq = itertools.count()
+        self._stopping = False
+        self._worker = threading.Thread(target=self._work, name="loopbridge-worker", daemon=True)
+        workers = conform_workers if conform_workers is not None else min(2, os.cpu_count() or 1)
+        self._pool = _Pool(max(1, workers), "loopbridge-conform")
+        self._started = False
+        self.counters = {"batches": 0, "rendered": 0, "failed_batches": 0, "jobs": 0, "cancelled": 0}
+
+    # ---- life cycle -------------------------------------------------------------------------------
+
+    def start(self) -> Scheduler:
+        with self._lock:
+            if not self._started:
+                self._started = True
+                self._worker.start()
+                self._pool.start()
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Refuse new jobs, cancel queued ones and the running batch, finish conforming, join threads.
+
+        Nothing half-written is left: a cancelled batch stores nothing, and store writes are atomic.
+        """
+        with self._lock:
+            self._stopping = True
+            jobs = [job for job in self._jobs.values() if not job.finished]
+            self._cond.notify_all()
+        for job in jobs:
+            self._cancel_job(job, "the engine is shutting down")
+        deadline = time.monotonic() + timeout
+        if self._started:
+            self._worker.join(max(0.0, deadline - time.monotonic()))
+        self._pool.stop(max(0.0, deadline - time.monotonic()))
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    # ---- submitting -------------------------------------------------------------------------------
+
+    def submit(self, job: Job) -> Job:
+        """Queue ``job``; renders already stored are not queued again. Returns ``job``.
+
+        Raises :class:`BusyError` when the interactive queue is full or the engine is stopping,
+        and ValueError when a job with the same id is still running.
+        """
+        keys = [self.engine.render_key(request) if render is None else render.key
+                for (_, request), render in zip(job.plan, job.renders, strict=True)]
+        stored = [render is not None or self.engine.store.has_render(key)
+                  for key, render in zip(keys, job.renders, strict=True)]
+        with self._lock:
+            if self._stopping:
+                raise BusyError("the engine is shutting down: no new jobs are taken")
+            old = self._jobs.get(job.id)
+            if old is not None and not old.finished:
+                raise ValueError(f"id={job.id!r} is already running: expected a new id for each request")
+            fresh = [key for key, have in zip(keys, stored, strict=True)
+                     if not have and key not in self._queued and key not in self._running]
+            if job.priority is Priority.INTERACTIVE and fresh:
+                queued = sum(1 for t in self._queued.values() if t.priority is Priority.INTERACTIVE)
+                if queued + len(fresh) > self.max_queued_interactive:
+                    raise BusyError(
+                        f"{queued} requests are queued: at most {self.max_queued_interactive}; try again shortly"
+                    )
+            job._keys = keys
+            self._jobs[job.id] = job
+            self.counters["jobs"] += 1
+            first_seq: int | None = None
+            for index, ((_, request), key, have) in enumerate(zip(job.plan, keys, stored, strict=True)):
+                if have:
+                    continue
+                job._pending.add(index)
+                task = self._running.get(key) or self._queued.get(key)
+                if task is None:
+                    task = _Task(key, request, job.priority, next(self._seq))
+                    self._queued[key] = task
+                    heapq.heappush(self._heap, (task.priority, task.seq, key))
+                elif not task.running and job.priority < task.priority:
+                    # a client now wants what was only pre-rendered: promote it
+                    task.priority = job.priority
+                    task.seq = next(self._seq)
+                    heapq.heappush(self._heap, (task.priority, task.seq, key))
+                task.waiters.append((job, index))
+                if not task.running:
+                    first_seq = task.seq if first_seq is None else min(first_seq, task.seq)
+            if job._pending:
+                job.cached = False
+                job.position = self._position(job.priority, first_seq) if first_seq is not None else 0
+                self._trim_background()
+                self._cond.notify()
+        if not job._pending:
+            self._to_pool(job)
+        self._emit_state()
+        return job
+
+    def _position(self, priority: Priority, seq: int) -> int:
+        return sum(1 for t in self._queued.values() if (t.priority, t.seq) < (priority, seq))
+
+    def _trim_background(self) -> None:
+        background = [t for t in self._queued.values() if t.priority is Priority.BACKGROUND]
+        excess = len(background) - self.max_queued_background
+        if excess <= 0:
+            return
+        for task in sorted(background, key=lambda t: t.seq)[:excess]:
+            self._queued.pop(task.key, None)
+            for job, _ in task.waiters:
+                if not job.finished and job.priority is Priority.BACKGROUND:
+                    self._pool.submit(Priority.BACKGROUND, functools.partial(self._drop, job))
+
+    def _drop(self, job: Job) -> None:
+        self._fail(job, CancelledError("pre-render dropped: the background queue is full"))
+
+    def cancel(self, job_id: str) -> bool:
+        """Cancel a queued or running job; False when no such job is unfinished."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.finished:
+                return False
+        return self._cancel_job(job, f"job {job_id!r} was cancelled")
+
+    def _cancel_job(self, job: Job, why: str) -> bool:
+        return self._fail(job, CancelledError(why))
+
+    def get(self, job_id: str) -> Job | None:
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def is_pending(self, render_key: str) -> bool:
+        """Whether ``render_key`` is queued or rendering now."""
+        with self._lock:
+            return render_key in self._queued or render_key in self._running
+
+    def status(self) -> dict[str, Any]:
+        with self._lock:
+            queued = {p.name.lower(): 0 for p in Priority}
+            for task in self._queued.values():
+                queued[task.priority.name.lower()] += 1
+            running_jobs = sorted({job.id for t in self._running.values() for job, _ in t.waiters if not job.finished})
+            active = sum(1 for job in self._jobs.values() if not job.finished)
+            return {
+                "queued": queued,
+                "rendering": len(self._running),
+                "running_jobs": running_jobs,
+                "active_jobs": active,
+                "conform_queue": self._pool.queued(),
+                "counters": dict(self.counters),
+                "stopping": self._stopping,
+            }
+
+    # ---- the worker -------------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                batch = self._take_batch()
+                while not batch and not self._stopping:
+                    self._cond.wait()
+                    batch = self._take_batch()
+                if not batch:
+                    return
+                for task in batch:
+                    task.running = True
+                    self._running[task.key] = task
+            self._emit_state()
+            try:
+                self._run(batch)
+            finally:
+                with self._lock:
+                    for task in batch:
+                        self._running.pop(task.key, None)
+                self._emit_state()
+
+    def _take_batch(self) -> list[_Task]:
+        head: _Task | None = None
+        while self._heap:
+            priority, seq, key = heapq.heappop(self._heap)
+            task = self._queued.get(key)
+            if task is not None and task.priority == priority and task.seq == seq:
+                if task.wanted:
+                    head = task
+                    break
+                self._queued.pop(key)  # nobody wants it any more
+        if head is None:
+            return []
+        self._queued.pop(head.key)
+        try:
+            max_batch = max(1, self.engine.capabilities(head.request.model).max_batch)
+        except LoopbridgeError:
+            max_batch = 1
+        batch = [head]
+        shape = head.shape()
+        for task in sorted(self._queued.values(), key=lambda t: (t.priority, t.seq)):
+            if len(batch) >= max_batch:
+                break
+            if task.priority > head.priority and not self.batch_background:
+                break
+            if task.shape() == shape and task.wanted:
+                batch.append(task)
+        for task in batch[1:]:
+            self._queued.pop(task.key)
+        if len(self._heap) > 4 * (len(self._queued) + 16):  # drop stale heap entries now and then
+            self._heap = [(t.priority, t.seq, k) for k, t in self._queued.items()]
+            heapq.heapify(self._heap)
+        return batch
+
+    def _run(self, batch: list[_Task]) -> None:
+        for job in self._jobs_of(batch):
+            if job.state is JobState.QUEUED:
+                job.state = JobState.RUNNING
+                self._event("job", id=job.id, state=job.state.value)
+        try:
+            renders = self._render(batch)
+        except LoopbridgeError as exc:
+            self.counters["failed_batches"] += 1
+            log.warning("batch of %d for model %r failed: %s", len(batch), batch[0].request.model, exc)
+            for task in batch:
+                for job, _ in list(task.waiters):
+                    self._fail(job, exc)
+            return
+        except Exception as exc:  # a bug or a library failure must not take the worker down
+            self.counters["failed_batches"] += 1
+            log.exception("batch of %d for model %r failed", len(batch), batch[0].request.model)
+            error = LoopbridgeError(f"rendering failed: {type(exc).__name__}: {exc}")
+            for task in batch:
+                for job, _ in list(task.waiters):
+                    self._fail(job, error)
+            return
+        self.counters["batches"] += 1
+        self.counters["rendered"] += len(batch)
+        for task, render in zip(batch, renders, strict=True):
+            for job, index in list(task.waiters):
+                self._resolve(job, index, render)
+
+    def _render(self, batch: list[_Task]) -> list[Render]:
+        def progress(fraction: float) -> None:
+            if self._stopping or not any(t.wanted for t in batch):
+                raise CancelledError("nobody is waiting for this batch any more")
+            for task in batch:
+                for job, index in task.waiters:
+                    job._fractions[index] = fraction
+            for job in self._jobs_of(batch):
+                self._report(job)
+
+        try:
+            return self.engine.render([t.request for t in batch], progress)
+        except OutOfMemoryError:
+            if len(batch) == 1:
+                raise
+            log.warning("batch of %d ran out of memory: retrying one request at a time", len(batch))
+            return [self.engine.render([t.request], progress)[0] for t in batch]
+
+    @staticmethod
+    def _jobs_of(batch: list[_Task]) -> list[Job]:
+        seen: dict[str, Job] = {}
+        for task in batch:
+            for job, _ in task.waiters:
+                seen.setdefault(job.id, job)
+        return list(seen.values())
+
+    def _report(self, job: Job) -> None:
+        if job.on_progress is None or job.finished:
+            return
+        fraction = job._progress()
+        if fraction - job._reported >= PROGRESS_STEP or (fraction >= 1.0 > job._reported):
+            job._reported = fraction
+            try:
+                job.on_progress(job, fraction)
+            except Exception:
+                log.exception("progress callback of job %r failed", job.id)
+
+    def _resolve(self, job: Job, index: int, render: Render) -> None:
+        with self._lock:
+            if job.finished or index not in job._pending:
+                return
+            job.renders[index] = render
+            job._pending.discard(index)
+            complete = not job._pending
+        self._report(job)
+        if complete:
+            self._to_pool(job)
+
+    # ---- finishing: load stored renders, conform -------------------------------------------------------
+
+    def _to_pool(self, job: Job) -> None:
+        self._pool.submit(job.priority, lambda: self._finish(job))
+
+    def _finish(self, job: Job) -> None:
+        if job.finished:
+            return
+        try:
+            renders: list[Render] = []
+            for index, key in enumerate(job._keys):
+                render = job.renders[index]
+                if render is None:
+                    render = self.engine.store.get_render(key)
+                    if render is None:  # removed between submit and now (a store repair): render it again
+                        raise LoopbridgeError(f"render {key} vanished from the store: ask again")
+                    job.renders[index] = render
+                renders.append(render)
+            if job.spec is not None:
+                job.state = JobState.CONFORMING
+                samples = []
+                for (part, _), render in zip(job.plan, renders, strict=True):
+                    if job.finished:
+                        return
+                    samples.append(self.engine.conform_part(render, job.spec, part))
+                job.samples = samples
+        except LoopbridgeError as exc:
+            self._fail(job, exc)
+            return
+        except Exception as exc:
+            log.exception("finishing job %r failed", job.id)
+            self._fail(job, LoopbridgeError(f"conforming failed: {type(exc).__name__}: {exc}"))
+            return
+        with self._lock:
+            if job.finished:
+                return
+            job.state = JobState.DONE
+            job.finished_at = time.monotonic()
+        self._done(job)
+
+    def _fail(self, job: Job, error: LoopbridgeError) -> bool:
+        with self._lock:
+            if job.finished:
+                return False
+            job.error = error
+            job.state = JobState.CANCELLED if isinstance(error, CancelledError) else JobState.FAILED
+            job.finished_at = time.monotonic()
+            if job.state is JobState.CANCELLED:
+                self.counters["cancelled"] += 1
+            for key in job._keys:
+                task = self._queued.get(key) or self._running.get(key)
+                if task is None:
+                    continue
+                task.waiters = [(j, i) for j, i in task.waiters if j is not job]
+                if not task.running and not task.wanted:
+                    self._queued.pop(key, None)
+        self._done(job)
+        self._emit_state()
+        return True
+
+    def _done(self, job: Job) -> None:
+        job._done.set()
+        self._event("job", id=job.id, state=job.state.value)
+        with self._lock:
+            # keep a bounded memory of finished jobs (ids may be looked up for a while)
+            if len(self._jobs) > 4096:
+                for old_id in [i for i, j in self._jobs.items() if j.finished][:1024]:
+                    self._jobs.pop(old_id, None)
+        if job.on_done is not None:
+            try:
+                job.on_done(job)
+            except Exception:
+                log.exception("completion callback of job %r failed", job.id)
+
+    # ---- events -----------------------------------------------------------------------------------------
+
+    def _event(self, topic: str, **fields: Any) -> None:
+        if self.on_event is not None:
+            try:
+                self.on_event(topic, fields)
+            except Exception:
+                log.exception("scheduler event callback failed")
+
+    def _emit_state(self) -> None:
+        if self.on_event is not None:
+            self._event("state", **self.status())

@@ -1,0 +1,154 @@
+"""The scheduler: priority, batching, dedupe, cancel, per-job errors, shutdown, on the tiny real model."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+from loopbridge.engine import BusyError, CancelledError, GenerateRequest, ModelLoadError
+from loopbridge.engine.core import Engine
+from loopbridge.engine.models.registry import ModelRegistry
+from loopbridge.engine.scheduler import Job, JobState, Priority, Scheduler
+
+
+@pytest.fixture()
+def engine(tiny_dd_root: Path, tmp_path: Path) -> Engine:
+    torch.set_num_threads(1)  # the machine is shared; one thread is also the fastest for a tiny model
+    registry = ModelRegistry(search_paths=[tiny_dd_root], hf_cache=tmp_path / "no-hub", include_embedded=False)
+    return Engine(store_dir=tmp_path / "store", registry=registry, device="cpu")
+
+
+def _request(seed: int = 1, **fields) -> GenerateRequest:
+    return GenerateRequest(**{"model": "tiny-dd", "duration_s": 0.05, "steps": 2, "seed": seed, **fields})
+
+
+def _job(job_id: str, *requests: GenerateRequest, priority: Priority = Priority.INTERACTIVE, **kw) -> Job:
+    return Job(job_id, [("", r) for r in requests], priority=priority, **kw)
+
+
+def test_interactive_goes_before_background_and_same_model_requests_are_batched(engine: Engine) -> None:
+    order: list[str] = []
+    scheduler = Scheduler(engine, on_event=lambda topic, f: order.append(f["id"])
+                          if topic == "job" and f["state"] == "running" else None)
+    background = scheduler.submit(_job("bg", _request(1), _request(2), priority=Priority.BACKGROUND))
+    interactive = [scheduler.submit(_job(f"i{n}", _request(10 + n))) for n in range(3)]
+    assert background.position == 0 and interactive[0].position == 0 and interactive[2].position == 2
+    scheduler.start()
+    try:
+        for job in [background, *interactive]:
+            assert len(job.result(timeout=120)) == len(job.plan)
+        assert order == ["i0", "i1", "i2", "bg"]
+        # three interactive requests of one model and shape: one batch; the background pair: another
+        assert scheduler.counters["batches"] == 2 and scheduler.counters["rendered"] == 5
+        assert not background.cached and all(engine.store.has_render(k) for k in background.render_keys)
+        again = scheduler.submit(_job("again", _request(1)))
+        assert again.result(timeout=30)[0].key == background.render_keys[0]
+        assert again.cached and scheduler.counters["rendered"] == 5, "a stored render is not rendered again"
+    finally:
+        scheduler.stop()
+
+
+def test_different_shapes_go_in_different_batches(engine: Engine) -> None:
+    scheduler = Scheduler(engine)
+    jobs = [scheduler.submit(_job("a", _request(1))), scheduler.submit(_job("b", _request(2, duration_s=0.06))),
+            scheduler.submit(_job("c", _request(3)))]
+    scheduler.start()
+    try:
+        for job in jobs:
+            job.result(timeout=120)
+        assert scheduler.counters["batches"] == 2  # a+c together, b alone
+    finally:
+        scheduler.stop()
+
+
+def test_the_same_render_asked_twice_runs_once_and_a_pre_render_is_promoted(engine: Engine) -> None:
+    order: list[str] = []
+    scheduler = Scheduler(engine, on_event=lambda topic, f: order.append(f["id"])
+                          if topic == "job" and f["state"] == "running" else None)
+    first_bg = scheduler.submit(_job("bg-1", _request(5), priority=Priority.BACKGROUND))
+    wanted_bg = scheduler.submit(_job("bg-2", _request(6), priority=Priority.BACKGROUND))
+    user = scheduler.submit(_job("user", _request(6)))  # the knob reached what was only pre-rendered
+    twin = scheduler.submit(_job("twin", _request(6)))
+    assert user.position == 0
+    scheduler.start()
+    try:
+        renders = [job.result(timeout=120)[0] for job in (user, twin, wanted_bg, first_bg)]
+        assert renders[0].key == renders[1].key == renders[2].key
+        assert order[0] in ("bg-2", "user", "twin") and order[-1] == "bg-1"
+        assert scheduler.counters["rendered"] == 2
+    finally:
+        scheduler.stop()
+
+
+def test_cancel_a_queued_job(engine: Engine) -> None:
+    scheduler = Scheduler(engine)
+    doomed = scheduler.submit(_job("doomed", _request(7)))
+    kept = scheduler.submit(_job("kept", _request(8)))
+    assert scheduler.cancel("doomed") and not scheduler.cancel("doomed") and not scheduler.cancel("nope")
+    assert doomed.state is JobState.CANCELLED
+    with pytest.raises(CancelledError):
+        doomed.result(timeout=1)
+    scheduler.start()
+    try:
+        kept.result(timeout=120)
+        assert not engine.store.has_render(doomed.render_keys[0])
+        assert scheduler.counters["rendered"] == 1
+    finally:
+        scheduler.stop()
+
+
+def test_cancel_a_running_job_stores_nothing_and_the_worker_goes_on(engine: Engine) -> None:
+    started = threading.Event()
+    scheduler = Scheduler(engine).start()
+    try:
+        slow = scheduler.submit(_job("slow", _request(9, steps=500),
+                                     on_progress=lambda job, fraction: started.set()))
+        assert started.wait(120), "the render never reported progress"
+        assert slow.state is JobState.RUNNING
+        assert scheduler.cancel("slow")
+        with pytest.raises(CancelledError):
+            slow.result(timeout=5)
+        after = scheduler.submit(_job("after", _request(10)))
+        after.result(timeout=120)
+        assert not engine.store.has_render(slow.render_keys[0]), "a cancelled batch stores nothing"
+        assert scheduler.status()["rendering"] == 0
+    finally:
+        scheduler.stop()
+
+
+def test_a_failing_model_fails_its_job_and_the_engine_keeps_serving(engine: Engine, tiny_dd_root: Path,
+                                                                    tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    broken = models / "broken-dd"
+    shutil.copytree(tiny_dd_root / "tiny-dd", broken)
+    for weights in broken.rglob("*.safetensors"):
+        weights.write_bytes(weights.read_bytes()[:100])  # a truncated download
+    engine.registry.search_paths.append(models)
+    scheduler = Scheduler(engine).start()
+    try:
+        bad = scheduler.submit(_job("bad", _request(1, model="broken-dd")))
+        with pytest.raises(ModelLoadError, match="broken-dd"):
+            bad.result(timeout=60)
+        assert bad.state is JobState.FAILED
+        good = scheduler.submit(_job("good", _request(1)))
+        assert good.result(timeout=120)[0].request.model == "tiny-dd"
+        assert scheduler.counters["failed_batches"] == 1
+    finally:
+        scheduler.stop()
+
+
+def test_a_full_queue_says_busy_and_stop_cancels_what_is_queued(engine: Engine) -> None:
+    scheduler = Scheduler(engine, max_queued_interactive=2)
+    queued = scheduler.submit(_job("two", _request(1), _request(2)))
+    with pytest.raises(BusyError, match="at most 2"):
+        scheduler.submit(_job("three", _request(3)))
+    scheduler.submit(_job("background", _request(4), priority=Priority.BACKGROUND))  # the bound is interactive
+    with pytest.raises(ValueError, match="already running"):
+        scheduler.submit(_job("two", _request(5)))
+    scheduler.stop()
+    assert queued.state is JobState.CANCELLED
+    with pytest.raises(BusyError, match="shutting down"):
+        scheduler.submit(_job("late", _request(6)))
