@@ -7,6 +7,8 @@ evictions are reported to an optional event callback, so a server can publish th
 from __future__ import annotations
 
 import gc
+import logging
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -21,6 +23,8 @@ import torch
 from .errors import ModelLoadError, OutOfMemoryError
 from .models.base import LoadOptions, ModelBackend
 from .models.registry import ModelRegistry, ModelSpec, backend_class
+
+log = logging.getLogger(__name__)
 
 EventCallback = Callable[[str, dict[str, Any]], None]
 
@@ -37,6 +41,26 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
         raise RequestError("device", str(device), "cpu, or cuda on a machine with a CUDA GPU")
     return dev
+
+
+def default_budget_bytes(device: torch.device, fraction: float = 0.8) -> int | None:
+    """A memory budget for resident weights when none is given: ``fraction`` of the GPU's memory on
+    CUDA, of the memory available now on a CPU (None when that cannot be read).
+    """
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return int(torch.cuda.get_device_properties(index).total_memory * fraction)
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(int(line.split()[1]) * 1024 * fraction)
+    except OSError:
+        pass
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES") * fraction)
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def estimate_bytes(path: Path) -> int:
@@ -83,7 +107,10 @@ class WeightCache:
 
     def _emit(self, event: str, **fields: Any) -> None:
         if self.on_event is not None:
-            self.on_event(event, fields)
+            try:
+                self.on_event(event, fields)
+            except Exception:  # a listener's failure must not fail a load or an eviction
+                log.exception("weight cache event callback failed")
 
     @contextmanager
     def use(self, model_id: str) -> Iterator[ModelBackend]:
@@ -112,7 +139,13 @@ class WeightCache:
                     return entry
             spec = self.registry.resolve(model_id)
             self._make_room(estimate_bytes(spec.path))
-            backend = self._load(spec)
+            try:
+                backend = self._load(spec)
+            except OutOfMemoryError:
+                # other models may still hold the accelerator: evict every unpinned one, try once more
+                if not self._evict_unpinned("out of memory loading " + model_id):
+                    raise
+                backend = self._load(spec)
             size = backend.memory_bytes() or estimate_bytes(spec.path)
             with self._lock:
                 entry = _Entry(spec=spec, backend=backend, bytes=size, users=1)
@@ -128,9 +161,11 @@ class WeightCache:
             backend = cls.load(spec.path, device=self.device, dtype=self.dtype, options=self.options)
         except torch.cuda.OutOfMemoryError as exc:
             raise OutOfMemoryError(f"loading model {spec.id!r} ran out of accelerator memory") from exc
-        except (ModelLoadError, OutOfMemoryError):
+        except (ModelLoadError, OutOfMemoryError) as exc:
+            self._emit("model_load_failed", model=spec.id, error=str(exc))
             raise
         except Exception as exc:  # a corrupt checkpoint raises anything from safetensors/torch/json
+            self._emit("model_load_failed", model=spec.id, error=str(exc))
             raise ModelLoadError(f"model {spec.id!r} at {str(spec.path)!r} cannot be loaded: {exc}") from exc
         self._emit("model_load_time", model=spec.id, seconds=round(time.perf_counter() - started, 3))
         return backend
@@ -153,6 +188,19 @@ class WeightCache:
         gc.collect()
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
+
+    def _evict_unpinned(self, reason: str) -> int:
+        with self._lock:
+            victims = [k for k, e in self._entries.items() if e.users == 0]
+            for victim in victims:
+                self._evict_locked(victim, reason=reason)
+            return len(victims)
+
+    def set_budget(self, budget_bytes: int | None) -> None:
+        """Change the budget; unpinned models beyond it are evicted now (least recently used first)."""
+        with self._lock:
+            self.budget_bytes = budget_bytes
+            self._make_room(0)
 
     def evict(self, model_id: str) -> bool:
         """Evict ``model_id`` now unless it is in use; returns whether it was evicted."""
