@@ -6,6 +6,12 @@
     loopbridge models [--json]
     loopbridge history [--limit N] [--json]
     loopbridge recall KEY [--bpm 128] [--out DIR]
+    loopbridge serve [--zmq tcp://127.0.0.1:5555] [--events tcp://127.0.0.1:5556] [--osc 127.0.0.1:9000]
+                     [--device cuda|cpu] [--memory-budget GB] [--keys DIR | --insecure] [--osc-allow LIST]
+    loopbridge generate ... --server tcp://HOST:5555 [--server-key KEY]   (through a running engine)
+    loopbridge keys DIR
+    loopbridge audition PATH|last
+    loopbridge record SECONDS [--out FILE]
 
 Paths of written files go to stdout, one per line; progress and messages go to stderr. Bad input
 gets a one-line error naming the value and the accepted range, exit status 2, and nothing is written.
@@ -115,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--morph", type=_number("morph"), default=0.0, help="morph position 0 (prompt) – 1 (morph-to)")
     gen.add_argument("--out", type=Path, default=Path("."), help="folder for the files (default: here)")
     _engine_options(gen)
+    _server_options(gen)
     gen.set_defaults(handler=_cmd_generate)
 
     models = sub.add_parser("models", help="list the models available and where each comes from")
@@ -137,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     _engine_options(recall)
     recall.set_defaults(handler=_cmd_recall)
 
+    _add_serve_commands(sub)
     for name, (_, help_text) in DELEGATED.items():
         sub.add_parser(name, help=help_text, add_help=False)
     return parser
@@ -260,6 +268,8 @@ def _progress_bar(
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
+    if args.server:
+        return _generate_remote(args)
     request, spec = build_request(args)
     _check_out_dir(args.out)
     engine = _make_engine(args)
@@ -368,6 +378,239 @@ def _cmd_recall(args: argparse.Namespace) -> int:
     _check_out_dir(args.out)
     sample = engine.conform(render, spec)
     print(export_sample(sample.path, args.out, sample.info.get("filename") or sample.path.name))
+    return EXIT_OK
+
+
+# ---- serve, keys, audition, record, generate --server ---------------------------------------------------------
+
+
+def _add_serve_commands(sub: Any) -> None:
+    from loopbridge.bridge import protocol as p
+    from loopbridge.engine.prerender import DEFAULT_DEPTH
+
+    serve = sub.add_parser("serve", help="run the resident engine for plugins and controllers (ZeroMQ and OSC)")
+    serve.add_argument("--zmq", default=p.DEFAULT_ZMQ_ENDPOINT, metavar="ENDPOINT",
+                       help=f"where requests come in (default {p.DEFAULT_ZMQ_ENDPOINT})")
+    serve.add_argument("--events", default=p.DEFAULT_EVENTS_ENDPOINT, metavar="ENDPOINT",
+                       help=f"where events are published, or 'off' (default {p.DEFAULT_EVENTS_ENDPOINT})")
+    serve.add_argument("--osc", default=f"{p.DEFAULT_OSC_HOST}:{p.DEFAULT_OSC_PORT}", metavar="HOST:PORT",
+                       help=f"where OSC comes in, or 'off' (default {p.DEFAULT_OSC_HOST}:{p.DEFAULT_OSC_PORT})")
+    serve.add_argument("--osc-allow", default=None, metavar="LIST",
+                       help="controllers allowed to send OSC beyond loopback: addresses or networks, comma-separated")
+    serve.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    serve.add_argument("--memory-budget", type=_number("memory-budget"), default=None, metavar="GB",
+                       help="memory for resident models, in GB (default: 80%% of the GPU's, or of free RAM)")
+    serve.add_argument("--keys", type=Path, default=None, metavar="DIR",
+                       help="CURVE keys from `loopbridge keys DIR`: required to listen beyond this machine")
+    serve.add_argument("--insecure", action="store_true",
+                       help="listen beyond this machine without keys: anyone who can reach the port may use it, "
+                            "and nothing is encrypted")
+    serve.add_argument("--store", type=Path, default=None, help="the render store folder (default: the data folder)")
+    serve.add_argument("--model", default=None, help="the model to warm and to use when a request names none "
+                                                     "(default: the embedded default model)")
+    serve.add_argument("--prerender", type=_positive_int("prerender", 0, 64), default=DEFAULT_DEPTH,
+                       help=f"variations pre-rendered after each request (0 turns it off; default {DEFAULT_DEPTH})")
+    serve.add_argument("--threads", type=_positive_int("threads", 1, 1024), default=None,
+                       help="CPU threads for the models (default: torch's choice)")
+    serve.add_argument("--export", type=Path, default=None, metavar="DIR",
+                       help="where files handed out over OSC are linked under readable names")
+    serve.add_argument("--quiet", action="store_true", help="no line per request")
+    serve.set_defaults(handler=_cmd_serve)
+
+    keys = sub.add_parser("keys", help="make CURVE key pairs for a server reachable beyond this machine")
+    keys.add_argument("dir", type=Path, help="folder for server.key(_secret), client.key(_secret), authorized/")
+    keys.set_defaults(handler=_cmd_keys)
+
+    audition = sub.add_parser("audition", help="play a sample on this machine's audio output")
+    audition.add_argument("path", help="a WAV file, or 'last' for the most recent sample in the store")
+    audition.add_argument("--store", type=Path, default=None, help="the render store folder (for 'last')")
+    audition.add_argument("--device", default=None, help="output device name or number (default: the system's)")
+    audition.set_defaults(handler=_cmd_audition)
+
+    record = sub.add_parser("record", help="record an audio prompt from this machine's input")
+    record.add_argument("seconds", type=_number("seconds"), help="how long to record")
+    record.add_argument("--out", type=Path, default=Path("prompt.wav"), help="the WAV file to write")
+    record.add_argument("--sample-rate", type=_positive_int("sample-rate", 1, 10**7), default=48000)
+    record.add_argument("--channels", type=_positive_int("channels", 1, 8), default=2)
+    record.add_argument("--device", default=None, help="input device name or number (default: the system's)")
+    record.set_defaults(handler=_cmd_record)
+
+
+def _server_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--server", default=None, metavar="ENDPOINT",
+                        help="go through a running engine (`loopbridge serve`), e.g. tcp://127.0.0.1:5555")
+    parser.add_argument("--server-key", default=None, metavar="KEY",
+                        help="the engine's public CURVE key: 40 characters, a server.key file or its folder")
+    parser.add_argument("--client-key", type=Path, default=None, metavar="FILE",
+                        help="this client's secret key file (client.key_secret) when the engine lists its clients")
+    parser.add_argument("--timeout", type=_number("timeout"), default=None,
+                        help="seconds to wait for the engine (default: as long as it is alive)")
+
+
+def _configure_logging(quiet_requests: bool) -> None:
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
+    for noisy in ("diffusers", "transformers", "urllib3", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if quiet_requests:
+        logging.getLogger("loopbridge.requests").setLevel(logging.WARNING)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import zmq
+    from loopbridge.bridge.security import SecurityError, parse_host_port
+    from loopbridge.bridge.server import ServeOptions, serve
+
+    osc = None
+    if args.osc != "off":
+        try:
+            osc = parse_host_port(args.osc, 9000)
+        except ValueError as exc:
+            raise InputError(f"osc={args.osc!r} is not accepted: {exc}") from None
+    if args.memory_budget is not None and args.memory_budget <= 0:
+        raise InputError(f"memory-budget={args.memory_budget:g} is not accepted: expected more than 0 GB")
+    for name in ("zmq", "events"):
+        value = getattr(args, name)
+        if not (value == "off" and name == "events") and not value.startswith(("tcp://", "ipc://")):
+            raise InputError(f"{name}={value!r} is not accepted: expected tcp://HOST:PORT or ipc://PATH")
+    options = ServeOptions(
+        zmq=args.zmq, events=None if args.events == "off" else args.events, osc=osc, osc_allow=args.osc_allow,
+        device=args.device, memory_budget_gb=args.memory_budget, keys_dir=args.keys, insecure=args.insecure,
+        store=args.store, model=args.model, prerender=args.prerender, threads=args.threads, export_dir=args.export,
+        log_requests=not args.quiet,
+    )
+    _configure_logging(args.quiet)
+    try:
+        return serve(options)
+    except SecurityError as exc:
+        _fail(str(exc))
+        return EXIT_BAD_INPUT
+    except zmq.ZMQError as exc:
+        _fail(f"cannot listen on {args.zmq} / {args.events}: {exc} (is another engine running? choose other "
+              "endpoints with --zmq and --events)")
+        return EXIT_FAILED
+    except OSError as exc:
+        _fail(f"cannot listen for OSC on {args.osc}: {exc} (choose another with --osc HOST:PORT, or --osc off)")
+        return EXIT_FAILED
+
+
+def _cmd_keys(args: argparse.Namespace) -> int:
+    from loopbridge.bridge.security import SecurityError, generate_keys
+
+    try:
+        paths = generate_keys(args.dir)
+    except SecurityError as exc:
+        _fail(str(exc))
+        return EXIT_FAILED
+    public = paths["server_public"].read_text(encoding="ascii")
+    server_key = next(line.split("=", 1)[1].strip().strip('"') for line in public.splitlines()
+                      if line.strip().startswith("public-key"))
+    print(f"server keys: {paths['server_secret']} (keep it on the engine's machine), {paths['server_public']}")
+    print(f"client keys: {paths['client_secret']}, authorized by {paths['authorized']}")
+    print(f"serve with:  loopbridge serve --zmq tcp://0.0.0.0:5555 --keys {args.dir}")
+    print(f"server public key (give it to clients): {server_key}")
+    return EXIT_OK
+
+
+def _cmd_audition(args: argparse.Namespace) -> int:
+    from loopbridge.bridge.audio_io import AudioDeviceError, play
+
+    if args.path == "last":
+        from loopbridge.engine.core import default_store_dir
+        from loopbridge.engine.store import RenderStore
+
+        latest = RenderStore(args.store or default_store_dir()).latest_samples(1)
+        if not latest:
+            _fail("there is no sample in the store yet: generate one first")
+            return EXIT_FAILED
+        path = latest[0].path
+    else:
+        path = Path(args.path)
+        if not path.is_file():
+            raise InputError(f"path={args.path!r} is not accepted: expected an audio file or 'last'")
+    device = int(args.device) if args.device is not None and args.device.isdigit() else args.device
+    try:
+        seconds = play(path, device=device)
+    except AudioDeviceError as exc:
+        _fail(str(exc))
+        return EXIT_FAILED
+    print(f"played {path} ({seconds:.2f} s)", file=sys.stderr)
+    return EXIT_OK
+
+
+def _cmd_record(args: argparse.Namespace) -> int:
+    from loopbridge.bridge.audio_io import AudioDeviceError, record
+
+    device = int(args.device) if args.device is not None and args.device.isdigit() else args.device
+    try:
+        path = record(args.seconds, args.out, sample_rate=args.sample_rate, channels=args.channels, device=device)
+    except AudioDeviceError as exc:
+        _fail(str(exc))
+        return EXIT_FAILED
+    print(path.resolve())
+    return EXIT_OK
+
+
+def _generate_remote(args: argparse.Namespace) -> int:
+    """``generate --server``: the same request through a running engine; the WAVs come in the reply."""
+    from loopbridge.bridge.client import Client, RemoteError
+    from loopbridge.bridge.security import SecurityError, load_client_keys
+
+    _check_out_dir(args.out)
+    fields: dict[str, Any] = {
+        "prompt": args.prompt, "model": args.model, "kind": args.kind, "seed": args.seed, "duration_s": args.seconds,
+        "bars": args.bars, "tempo_bpm": args.bpm, "beats_per_bar": args.beats_per_bar, "steps": args.steps,
+        "guidance": args.guidance, "negative_prompt": args.negative or None, "variations": args.variations,
+        "pitch_semitones": args.pitch, "sample_rate": args.sample_rate,
+        "morph_prompt": args.morph_to, "morph_amount": args.morph if args.morph_to else None,
+    }
+    frames: list[bytes] = []
+    if args.audio_prompt is not None:
+        try:
+            frames.append(args.audio_prompt.read_bytes())
+        except OSError as exc:
+            raise InputError(f"audio-prompt={str(args.audio_prompt)!r} is not accepted: {exc}") from None
+        fields["audio_prompt_frame"] = 1
+        fields["audio_prompt_strength"] = args.strength
+    try:
+        client_keys = load_client_keys(args.client_key) if args.client_key is not None else None
+        client = Client(args.server, server_key=args.server_key, client_keys=client_keys)
+    except SecurityError as exc:
+        _fail(str(exc))
+        return EXIT_BAD_INPUT
+    progress, close = _progress_bar(args, "generating")
+    try:
+        reply = client.generate(progress=progress, timeout=args.timeout, frames=frames, **fields)
+    except RemoteError as exc:
+        close()
+        _fail(exc.message)
+        return EXIT_BAD_INPUT if exc.code in _BAD_INPUT_CODES else EXIT_FAILED
+    except TimeoutError:
+        close()
+        _fail(f"no answer from the engine at {args.server} within {args.timeout:g} s")
+        return EXIT_FAILED
+    finally:
+        client.close()
+    close()
+    if args.seed is None:
+        print(f"loopbridge: seed {reply.get('seed')}", file=sys.stderr)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for sample in reply.samples:
+        if sample.wav is None:
+            _fail(f"the engine sent no audio for {sample.filename}")
+            return EXIT_FAILED
+        name = Path(str(sample.filename)).name
+        if not name or name.startswith("."):
+            name = f"{sample.key}.wav"
+        final = args.out / name
+        tmp = args.out / f".{name}.{uuid.uuid4().hex[:8]}.part"
+        try:
+            tmp.write_bytes(sample.wav)
+            os.replace(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
+        print(final.resolve())
     return EXIT_OK
 
 

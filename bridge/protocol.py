@@ -390,6 +390,7 @@ SESSION_PARAMS: dict[str, str] = {
     "pitch": "float",  # semitones
     "strength": "float",  # audio prompt strength 0–1
     "sample_rate": "int",
+    "audio_prompt": "str",  # a file on the engine's machine to make variations of ("" for none)
 }
 
 #: session parameters that, when set, serve the matching sample at once (from the store when pre-rendered)

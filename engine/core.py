@@ -63,6 +63,7 @@ class Engine:
         self._generate_lock = threading.Lock()
         self._meta_lock = threading.Lock()
         self._digests: dict[Path, str] = {}
+        self._digest_by_id: dict[str, str] = {}
         self._capabilities: dict[tuple[str, str], Capabilities] = {}
 
     @property
@@ -87,15 +88,24 @@ class Engine:
         return self.registry.resolve(model_id)
 
     def model_digest(self, model_id: str) -> str:
-        """Fingerprint of a model's weights (computed once per folder per process)."""
+        """Fingerprint of a model's weights (computed once per model per process).
+
+        Cached by id as well as by folder: a request's render key needs it, and resolving an id
+        scans the model folders, too slow for a request served from the store.
+        """
+        with self._meta_lock:
+            digest = self._digest_by_id.get(model_id)
+        if digest is not None:
+            return digest
         spec = self.resolve(model_id)
         with self._meta_lock:
             digest = self._digests.get(spec.path)
         if digest is None:
             loaded = self.weights.get_loaded(model_id)
             digest = loaded.weights_digest if loaded is not None else folder_fingerprint(spec.path)
-            with self._meta_lock:
-                self._digests[spec.path] = digest
+        with self._meta_lock:
+            self._digests[spec.path] = digest
+            self._digest_by_id[model_id] = digest
         return digest
 
     def capabilities(self, model_id: str) -> Capabilities:
@@ -103,11 +113,11 @@ class Engine:
         loaded = self.weights.get_loaded(model_id)
         if loaded is not None:
             return loaded.capabilities
-        spec = self.resolve(model_id)
         cache_key = (model_id, self.model_digest(model_id))
         with self._meta_lock:
             caps = self._capabilities.get(cache_key)
         if caps is None:
+            spec = self.resolve(model_id)
             caps = backend_class(spec.family).inspect(spec.path)
             with self._meta_lock:
                 self._capabilities[cache_key] = caps

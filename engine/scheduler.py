@@ -464,6 +464,12 @@ class Scheduler:
                 self._event("job", id=job.id, state=job.state.value)
         try:
             renders = self._render(batch)
+        except CancelledError as exc:
+            log.info("batch of %d for model %r stopped: %s", len(batch), batch[0].request.model, exc)
+            for task in batch:
+                for job, _ in list(task.waiters):
+                    self._fail(job, exc)
+            return
         except LoopbridgeError as exc:
             self.counters["failed_batches"] += 1
             log.warning("batch of %d for model %r failed: %s", len(batch), batch[0].request.model, exc)

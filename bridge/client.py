@@ -1,0 +1,498 @@
+"""The Python client of a running engine, over ZeroMQ.
+
+    from loopbridge.bridge.client import Client
+    with Client("tcp://127.0.0.1:5555") as client:
+        reply = client.generate(prompt="kick", model="default", tempo_bpm=128, variations=4)
+        for sample in reply.samples:
+            Path(sample.filename).write_bytes(sample.wav)
+
+A background thread owns the DEALER socket: it sends heartbeats, counts the engine's (a liveness
+counter), and when the engine falls silent it closes the socket, waits (1 s doubling to 30 s,
+from the protocol), connects again and sends every unanswered request again. Requests are safe to
+repeat: a render is keyed by its content, so the engine answers a repeat from its store or from
+the job already on its way. The client is thread-safe: many threads may wait on requests at once.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from . import protocol as p
+from .protocol import ErrorCode, MessageType, ProtocolError
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[float], None]
+_ids = itertools.count()
+
+
+class RemoteError(Exception):
+    """The engine answered a request with an error; ``code`` is its :class:`ErrorCode` value."""
+
+    def __init__(self, header: Mapping[str, Any]) -> None:
+        self.header = dict(header)
+        self.code = str(header.get("code", ErrorCode.INTERNAL.value))
+        self.message = str(header.get("message", ""))
+        self.field = header.get("field")
+        super().__init__(f"{self.code}: {self.message}")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One sample of a reply: its fields (``SAMPLE_FIELDS``) and its WAV bytes when they were sent."""
+
+    fields: Mapping[str, Any]
+    wav: bytes | None
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.fields[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An answer from the engine: the header and the binary frames after it."""
+
+    header: Mapping[str, Any]
+    frames: Sequence[bytes] = field(default_factory=list)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.header[name]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.header.get(name, default)
+
+    @property
+    def samples(self) -> list[Sample]:
+        out = []
+        for fields in self.header.get("samples", []):
+            index = fields.get("frame")
+            wav = self.frames[index - 1] if isinstance(index, int) and 1 <= index <= len(self.frames) else None
+            out.append(Sample(fields, wav))
+        return out
+
+
+class Pending:
+    """A request on its way: wait for its :class:`Reply` with :meth:`result`."""
+
+    def __init__(self, request_id: str, kind: MessageType, frames: list[bytes],
+                 progress: ProgressCallback | None) -> None:
+        self.id = request_id
+        self.kind = kind
+        self.frames = frames
+        self.progress = progress
+        #: the queue position the engine reported (None until accepted; jobs only)
+        self.position: int | None = None
+        self.sent_at = 0.0
+        self.sends = 0
+        self._reply: Reply | None = None
+        self._error: BaseException | None = None
+        self._done = threading.Event()
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def _finish(self, reply: Reply | None = None, error: BaseException | None = None) -> None:
+        self._reply, self._error = reply, error
+        self._done.set()
+
+    def result(self, timeout: float | None = None) -> Reply:
+        """The reply; raises :class:`RemoteError` for an error reply, TimeoutError when none came in time."""
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"no reply to {self.kind.value} {self.id!r} within {timeout} s")
+        if self._error is not None:
+            raise self._error
+        assert self._reply is not None  # set together with the done flag
+        return self._reply
+
+
+class Client:
+    """A connection to one engine (see the module docstring).
+
+    ``server_key`` (40 z85 characters, a ``server.key`` file or its folder) turns on CURVE;
+    ``client_keys`` is the client's ``(public, secret)`` pair (a fresh pair is made when omitted;
+    an engine with an authorized-keys folder only lets in the clients it lists). Timing defaults
+    come from the protocol; tests may shorten them.
+    """
+
+    def __init__(
+        self,
+        endpoint: str = p.DEFAULT_ZMQ_ENDPOINT,
+        *,
+        server_key: str | bytes | Path | None = None,
+        client_keys: tuple[bytes, bytes] | None = None,
+        heartbeat_interval_s: float = p.HEARTBEAT_INTERVAL_S,
+        liveness: int = p.HEARTBEAT_LIVENESS,
+        reconnect_initial_s: float = p.RECONNECT_INITIAL_S,
+        reconnect_max_s: float = p.RECONNECT_MAX_S,
+        request_timeout_s: float = p.REQUEST_TIMEOUT_S,
+        name: str = "loopbridge-python",
+    ) -> None:
+        self.endpoint = endpoint
+        self.heartbeat_interval_s = heartbeat_interval_s
+        self.liveness = liveness
+        self.reconnect_initial_s = reconnect_initial_s
+        self.reconnect_max_s = reconnect_max_s
+        self.request_timeout_s = request_timeout_s
+        self.name = name
+        self._server_key: bytes | None = None
+        if server_key is not None:
+            from .security import load_public_key
+
+            self._server_key = server_key if isinstance(server_key, bytes) else load_public_key(server_key)
+            self._client_keys = client_keys or zmq.curve_keypair()
+        self._ctx = zmq.Context()
+        self._identity = b"lb-" + uuid.uuid4().bytes[:12]
+        self._outgoing: queue.SimpleQueue[Pending] = queue.SimpleQueue()
+        self._pending: dict[str, Pending] = {}
+        self._lock = threading.Lock()
+        self._wake_address = f"inproc://loopbridge-client-wake-{next(_ids)}"
+        self._wake_pull = self._ctx.socket(zmq.PULL)
+        self._wake_pull.linger = 0
+        self._wake_pull.bind(self._wake_address)
+        self._wake_lock = threading.Lock()
+        self._wake_push: zmq.Socket | None = self._ctx.socket(zmq.PUSH)
+        self._wake_push.linger = 0
+        self._wake_push.connect(self._wake_address)
+        self._closing = threading.Event()
+        #: how many times the client has reconnected after losing the engine
+        self.reconnects = 0
+        #: whether the engine has been heard within the liveness window
+        self.connected = False
+        self._thread = threading.Thread(target=self._run, name="loopbridge-client", daemon=True)
+        self._thread.start()
+
+    # ---- public API ----------------------------------------------------------------------------------
+
+    def submit(
+        self,
+        kind: MessageType | str,
+        fields: Mapping[str, Any] | None = None,
+        frames: Sequence[bytes] = (),
+        progress: ProgressCallback | None = None,
+        request_id: str | None = None,
+    ) -> Pending:
+        """Send a request; returns at once. Raises ProtocolError for a header that cannot be encoded."""
+        if self._closing.is_set():
+            raise RuntimeError("the client is closed")
+        kind = MessageType(kind)
+        request_id = request_id or uuid.uuid4().hex[:16]
+        header = {"v": p.PROTOCOL_VERSION, "type": kind.value, "id": request_id,
+                  **{k: v for k, v in (fields or {}).items() if v is not None}}
+        pending = Pending(request_id, kind, [p.encode_header(header), *[bytes(f) for f in frames]], progress)
+        with self._lock:
+            if request_id in self._pending:
+                raise ValueError(f"id={request_id!r} is already waiting for a reply")
+            self._pending[request_id] = pending
+        self._outgoing.put(pending)
+        self._wake()
+        return pending
+
+    def request(
+        self,
+        kind: MessageType | str,
+        fields: Mapping[str, Any] | None = None,
+        frames: Sequence[bytes] = (),
+        progress: ProgressCallback | None = None,
+        timeout: float | None = None,
+    ) -> Reply:
+        """Send a request and wait for its reply (``timeout`` None: as long as the engine lives).
+
+        Raises :class:`RemoteError` for an error reply and TimeoutError when none came in time.
+        """
+        pending = self.submit(kind, fields, frames, progress)
+        try:
+            return pending.result(timeout)
+        except TimeoutError:
+            self._forget(pending.id)
+            raise
+
+    def hello(self, timeout: float | None = None) -> Reply:
+        return self.request(MessageType.HELLO, {"client": self.name, "client_version": _version()},
+                            timeout=self._quick(timeout))
+
+    def models(self, timeout: float | None = None) -> list[dict[str, Any]]:
+        return list(self.request(MessageType.MODELS, timeout=self._quick(timeout))["models"])
+
+    def capabilities(self, model: str, timeout: float | None = None) -> dict[str, Any]:
+        return dict(self.request(MessageType.CAPABILITIES, {"model": model}, timeout=self._quick(timeout))
+                    ["capabilities"])
+
+    def generate(self, progress: ProgressCallback | None = None, timeout: float | None = None,
+                 frames: Sequence[bytes] = (), **fields: Any) -> Reply:
+        """Render and conform; ``fields`` as the protocol's generate fields (``prompt``, ``model``, ...)."""
+        return self.request(MessageType.GENERATE, fields, frames, progress, timeout)
+
+    def variation(self, progress: ProgressCallback | None = None, timeout: float | None = None,
+                  **fields: Any) -> Reply:
+        return self.request(MessageType.VARIATION, fields, (), progress, timeout)
+
+    def morph(self, progress: ProgressCallback | None = None, timeout: float | None = None, **fields: Any) -> Reply:
+        return self.request(MessageType.MORPH, fields, (), progress, timeout)
+
+    def conform(self, render_key: str, timeout: float | None = None, **fields: Any) -> Reply:
+        return self.request(MessageType.CONFORM, {"render_key": render_key, **fields}, timeout=timeout)
+
+    def recall(self, key: str, timeout: float | None = None, **fields: Any) -> Reply:
+        return self.request(MessageType.RECALL, {"key": key, **fields}, timeout=timeout)
+
+    def cancel(self, target: str, timeout: float | None = None) -> Reply:
+        return self.request(MessageType.CANCEL, {"target": target}, timeout=self._quick(timeout))
+
+    def history(self, limit: int = 50, offset: int = 0, model: str | None = None,
+                timeout: float | None = None) -> list[dict[str, Any]]:
+        reply = self.request(MessageType.HISTORY, {"limit": limit, "offset": offset, "model": model},
+                             timeout=self._quick(timeout))
+        return list(reply["entries"])
+
+    def status(self, timeout: float | None = None) -> Reply:
+        return self.request(MessageType.STATUS, timeout=self._quick(timeout))
+
+    def ping(self, token: str = "", timeout: float | None = None) -> Reply:
+        return self.request(MessageType.PING, {"token": token}, timeout=self._quick(timeout))
+
+    def _quick(self, timeout: float | None) -> float:
+        # a quick request is retried every request_timeout_s; give up after a few tries
+        return timeout if timeout is not None else self.request_timeout_s * 3
+
+    def close(self) -> None:
+        """Stop the I/O thread and close the sockets (linger 0); unanswered requests fail."""
+        if self._closing.is_set():
+            return
+        self._closing.set()
+        self._wake()
+        self._thread.join(10)
+        with self._lock:
+            pending = list(self._pending.values())
+            self._pending.clear()
+        for item in pending:
+            item._finish(error=ConnectionError("the client was closed before the engine answered"))
+        with self._wake_lock:
+            if self._wake_push is not None:
+                self._wake_push.close(0)
+                self._wake_push = None
+        self._wake_pull.close(0)
+        self._ctx.term()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- the I/O thread ----------------------------------------------------------------------------------
+
+    def _wake(self) -> None:
+        with self._wake_lock:
+            if self._wake_push is not None:
+                try:
+                    self._wake_push.send(b"", zmq.NOBLOCK)
+                except zmq.ZMQError:
+                    pass  # a wake-up already queued is as good
+
+    def _forget(self, request_id: str) -> None:
+        with self._lock:
+            self._pending.pop(request_id, None)
+
+    def _socket(self) -> zmq.Socket:
+        sock = self._ctx.socket(zmq.DEALER)
+        sock.linger = 0
+        sock.routing_id = self._identity
+        sock.setsockopt(zmq.MAXMSGSIZE, p.MAX_MESSAGE_BYTES)
+        sock.sndhwm = 10000
+        sock.rcvhwm = 10000
+        if self._server_key is not None:
+            sock.curve_serverkey = self._server_key
+            sock.curve_publickey, sock.curve_secretkey = self._client_keys
+        sock.connect(self.endpoint)
+        return sock
+
+    def _run(self) -> None:
+        sock = self._socket()
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        poller.register(self._wake_pull, zmq.POLLIN)
+        heartbeat = p.encode_header({"type": MessageType.HEARTBEAT.value})
+        now = time.monotonic()
+        last_heard = now
+        next_beat = now  # say hello at once so the engine starts its heartbeats
+        backoff = self.reconnect_initial_s
+        try:
+            while not self._closing.is_set():
+                now = time.monotonic()
+                timeout_s = max(0.0, min(next_beat - now, 0.25))
+                ready = dict(poller.poll(int(timeout_s * 1000)))
+                if ready.get(self._wake_pull):
+                    while True:
+                        try:
+                            self._wake_pull.recv(zmq.NOBLOCK)
+                        except zmq.Again:
+                            break
+                while True:
+                    try:
+                        pending = self._outgoing.get_nowait()
+                    except queue.Empty:
+                        break
+                    self._send(sock, pending)
+                if ready.get(sock):
+                    for _ in range(256):
+                        try:
+                            frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+                        except zmq.Again:
+                            break
+                        last_heard = time.monotonic()
+                        self.connected = True
+                        backoff = self.reconnect_initial_s
+                        self._receive(frames)
+                now = time.monotonic()
+                if now >= next_beat:
+                    next_beat = now + self.heartbeat_interval_s
+                    try:
+                        sock.send(heartbeat, zmq.NOBLOCK)
+                    except zmq.ZMQError:
+                        pass
+                    self._retry_quick(sock, now)
+                if now - last_heard > self.heartbeat_interval_s * self.liveness:
+                    # the engine is gone (or never came): a new socket, after a pause, and resend
+                    self.connected = False
+                    poller.unregister(sock)
+                    sock.close(0)
+                    log.info("engine at %s silent for %.1f s: reconnecting in %.1f s", self.endpoint,
+                             now - last_heard, backoff)
+                    if self._closing.wait(backoff):
+                        return
+                    backoff = min(backoff * 2, self.reconnect_max_s)
+                    sock = self._socket()
+                    poller.register(sock, zmq.POLLIN)
+                    self.reconnects += 1
+                    with self._lock:
+                        unanswered = [item for item in self._pending.values() if not item.done]
+                    for item in unanswered:
+                        self._send(sock, item)
+                    last_heard = time.monotonic()
+                    next_beat = last_heard
+        finally:
+            sock.close(0)
+
+    def _send(self, sock: zmq.Socket, pending: Pending) -> None:
+        pending.sent_at = time.monotonic()
+        pending.sends += 1
+        try:
+            sock.send_multipart(pending.frames, zmq.NOBLOCK, copy=len(pending.frames[-1]) < 65536)
+        except zmq.ZMQError as exc:  # a full queue: the retry or the reconnect sends it again
+            log.debug("request %s not sent now: %s", pending.id, exc)
+
+    def _retry_quick(self, sock: zmq.Socket, now: float) -> None:
+        with self._lock:
+            stale = [item for item in self._pending.values()
+                     if item.kind not in p.JOB_TYPES and not item.done and now - item.sent_at > self.request_timeout_s]
+        for item in stale:
+            self._send(sock, item)
+
+    def _receive(self, frames: list[zmq.Frame]) -> None:
+        try:
+            header = p.decode_header(frames[0].bytes)
+        except ProtocolError as exc:
+            log.warning("ignored a message from the engine that is not a valid header: %s", exc)
+            return
+        kind = header.get("type")
+        if kind == p.ReplyType.HEARTBEAT.value:
+            return
+        request_id = header.get("id")
+        with self._lock:
+            pending = self._pending.get(request_id) if isinstance(request_id, str) else None
+            if pending is not None and kind in (p.ReplyType.REPLY.value, p.ReplyType.ERROR.value,
+                                                p.ReplyType.PONG.value):
+                del self._pending[request_id]  # type: ignore[arg-type]
+        if pending is None:
+            return  # an answer to a request given up on, or a duplicate after a resend
+        if kind == p.ReplyType.ACCEPTED.value:
+            position = header.get("position")
+            pending.position = position if isinstance(position, int) else None
+        elif kind == p.ReplyType.PROGRESS.value:
+            fraction = header.get("fraction")
+            if pending.progress is not None and isinstance(fraction, int | float):
+                try:
+                    pending.progress(float(fraction))
+                except Exception:
+                    log.exception("progress callback failed")
+        elif kind == p.ReplyType.ERROR.value:
+            pending._finish(error=RemoteError(header))
+        else:
+            pending._finish(reply=Reply(header, [f.bytes for f in frames[1:]]))
+
+
+class Events:
+    """A subscription to the engine's events (the PUB socket): ``next()`` returns ``(topic, header)``.
+
+    Not thread-safe: use it from one thread.
+    """
+
+    def __init__(self, endpoint: str = p.DEFAULT_EVENTS_ENDPOINT, topics: Sequence[str] = (),
+                 server_key: str | bytes | Path | None = None, client_keys: tuple[bytes, bytes] | None = None) -> None:
+        self._ctx = zmq.Context()
+        self._sock = self._ctx.socket(zmq.SUB)
+        self._sock.linger = 0
+        self._sock.setsockopt(zmq.MAXMSGSIZE, p.MAX_HEADER_BYTES * 2)
+        if server_key is not None:
+            from .security import load_public_key
+
+            self._sock.curve_serverkey = server_key if isinstance(server_key, bytes) else load_public_key(server_key)
+            self._sock.curve_publickey, self._sock.curve_secretkey = client_keys or zmq.curve_keypair()
+        for topic in topics or [""]:
+            self._sock.setsockopt(zmq.SUBSCRIBE, topic.encode())
+        self._sock.connect(endpoint)
+
+    def next(self, timeout: float | None = None) -> tuple[str, dict[str, Any]] | None:
+        """The next event, or None when none came within ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not self._sock.poll(None if remaining is None else int(remaining * 1000)):
+                return None
+            frames = self._sock.recv_multipart()
+            if len(frames) != 2:
+                continue
+            try:
+                return frames[0].decode(), p.decode_header(frames[1])
+            except (ProtocolError, UnicodeDecodeError):
+                continue
+
+    def close(self) -> None:
+        self._sock.close(0)
+        self._ctx.term()
+
+    def __enter__(self) -> Events:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("loopbridge")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def default_endpoint() -> str:
+    """``$LOOPBRIDGE_SERVER`` or the protocol's default endpoint."""
+    return os.environ.get("LOOPBRIDGE_SERVER", p.DEFAULT_ZMQ_ENDPOINT)

@@ -1,0 +1,246 @@
+"""Who may talk to the engine.
+
+- Binds on loopback need nothing. Any other interface needs ZeroMQ CURVE keys (encryption, and
+  the server proven to clients), unless the operator says ``--insecure`` outright.
+- ``loopbridge keys DIR`` writes a server key pair and a client key pair in zmq's certificate
+  format, and puts the client's public key in ``DIR/authorized/``. With ``authorized/`` present,
+  only clients whose public keys are in it get through (checked by a ZAP handler,
+  ``zmq.auth``); without it, any client that knows the server's public key does.
+- OSC has no keys: beyond loopback, an allow-list of controller addresses (hosts or networks).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+SERVER_KEY_NAME = "server"
+CLIENT_KEY_NAME = "client"
+AUTHORIZED_DIR = "authorized"
+
+
+class SecurityError(Exception):
+    """A bind or a key set-up that would be unsafe or cannot work; the message says what to do."""
+
+
+# ---- where an endpoint listens ------------------------------------------------------------------------
+
+
+def endpoint_host(endpoint: str) -> str | None:
+    """The host of a ``tcp://HOST:PORT`` endpoint (None for ipc:// and inproc://)."""
+    if not endpoint.startswith("tcp://"):
+        return None
+    rest = endpoint[len("tcp://"):]
+    if rest.startswith("["):  # tcp://[::1]:5555
+        return rest[1:rest.index("]")] if "]" in rest else rest
+    host = rest.rsplit(":", 1)[0]
+    return host.split(";")[-1]  # tcp://source;host:port binds to host
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` (a name or an address) means this machine only."""
+    if host in ("", "*", "0.0.0.0", "::"):
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        return False  # an interface name or an unknown host: treat it as reachable from outside
+    return bool(infos) and all(ipaddress.ip_address(info[4][0]).is_loopback for info in infos)
+
+
+def is_loopback_endpoint(endpoint: str) -> bool:
+    if endpoint.startswith(("ipc://", "inproc://")):
+        return True  # not reachable over the network at all
+    host = endpoint_host(endpoint)
+    return host is not None and is_loopback_host(host)
+
+
+def check_zmq_binds(endpoints: Iterable[str], keys: CurveKeys | None, insecure: bool) -> list[str]:
+    """Raise SecurityError for a bind beyond loopback with neither keys nor ``insecure``.
+
+    Returns warnings to print (an insecure bind beyond loopback).
+    """
+    warnings = []
+    for endpoint in endpoints:
+        if is_loopback_endpoint(endpoint):
+            continue
+        if keys is not None:
+            continue
+        if not insecure:
+            raise SecurityError(
+                f"{endpoint} listens beyond this machine: give CURVE keys with --keys DIR (make them with "
+                "`loopbridge keys DIR`), or pass --insecure to accept unencrypted, unauthenticated clients"
+            )
+        warnings.append(f"{endpoint} accepts anyone who can reach it, unencrypted (--insecure)")
+    return warnings
+
+
+# ---- CURVE keys -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CurveKeys:
+    """A server's CURVE key pair (z85 bytes) and, optionally, the folder of authorized client keys."""
+
+    public: bytes
+    secret: bytes
+    authorized_dir: Path | None = None
+
+
+def generate_keys(folder: str | Path) -> dict[str, Path]:
+    """Write ``server.key``/``server.key_secret`` and ``client.key``/``client.key_secret`` in ``folder``,
+    and the client's public key in ``folder/authorized/``. Existing key files are not overwritten
+    (raises SecurityError). Secret files are readable by their owner only.
+    """
+    import zmq.auth
+
+    folder = Path(folder).expanduser()
+    targets = [folder / f"{name}{suffix}" for name in (SERVER_KEY_NAME, CLIENT_KEY_NAME)
+               for suffix in (".key", ".key_secret")]
+    existing = [str(t) for t in targets if t.exists()]
+    if existing:
+        raise SecurityError(f"key files already exist: {', '.join(existing)}; remove them or choose another folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / AUTHORIZED_DIR).mkdir(exist_ok=True)
+    server_public, server_secret = zmq.auth.create_certificates(str(folder), SERVER_KEY_NAME)
+    client_public, client_secret = zmq.auth.create_certificates(str(folder), CLIENT_KEY_NAME)
+    for secret in (server_secret, client_secret):
+        os.chmod(secret, 0o600)
+    authorized = folder / AUTHORIZED_DIR / f"{CLIENT_KEY_NAME}.key"
+    authorized.write_bytes(Path(client_public).read_bytes())
+    return {"server_public": Path(server_public), "server_secret": Path(server_secret),
+            "client_public": Path(client_public), "client_secret": Path(client_secret), "authorized": authorized}
+
+
+def load_server_keys(folder: str | Path) -> CurveKeys:
+    """The server key pair from ``folder`` (``server.key_secret``), with ``authorized/`` if present."""
+    folder = Path(folder).expanduser()
+    secret_file = folder / f"{SERVER_KEY_NAME}.key_secret"
+    public, secret = _load_pair(secret_file, "the server's secret key")
+    authorized = folder / AUTHORIZED_DIR
+    return CurveKeys(public=public, secret=secret, authorized_dir=authorized if authorized.is_dir() else None)
+
+
+def load_client_keys(path: str | Path) -> tuple[bytes, bytes]:
+    """A client key pair from a ``*.key_secret`` file (or a folder holding ``client.key_secret``)."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        path = path / f"{CLIENT_KEY_NAME}.key_secret"
+    return _load_pair(path, "the client's secret key")
+
+
+def load_public_key(value: str | Path) -> bytes:
+    """A public key: 40 z85 characters, a ``*.key`` file, or a folder holding ``server.key``."""
+    text = str(value)
+    if len(text) == 40 and not Path(text).exists():
+        return text.encode("ascii")
+    path = Path(text).expanduser()
+    if path.is_dir():
+        path = path / f"{SERVER_KEY_NAME}.key"
+    import zmq.auth
+
+    try:
+        public, _ = zmq.auth.load_certificate(str(path))
+    except (OSError, ValueError) as exc:
+        raise SecurityError(f"server key {text!r} cannot be read: expected 40 z85 characters or a .key file ({exc})"
+                            ) from exc
+    if not public:
+        raise SecurityError(f"{str(path)!r} holds no public key")
+    return public
+
+
+def _load_pair(path: Path, what: str) -> tuple[bytes, bytes]:
+    import zmq.auth
+
+    try:
+        public, secret = zmq.auth.load_certificate(str(path))
+    except (OSError, ValueError) as exc:
+        raise SecurityError(f"{what} {str(path)!r} cannot be read ({exc}): make keys with `loopbridge keys DIR`"
+                            ) from exc
+    if not public or not secret:
+        raise SecurityError(f"{str(path)!r} is not a secret key file: expected the *.key_secret file")
+    return public, secret
+
+
+# ---- OSC allow-list ----------------------------------------------------------------------------------------
+
+
+class AllowList:
+    """Controller addresses allowed to send OSC; loopback is always allowed.
+
+    Built from text like ``"192.168.1.20, 10.0.0.0/24, phone.local"`` (names resolved once).
+    """
+
+    def __init__(self, entries: Iterable[str] = ()) -> None:
+        self.networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+        for entry in entries:
+            entry = entry.strip()
+            if not entry:
+                continue
+            try:
+                self.networks.append(ipaddress.ip_network(entry, strict=False))
+                continue
+            except ValueError:
+                pass
+            try:
+                addresses = {info[4][0] for info in socket.getaddrinfo(entry, None)}
+            except OSError as exc:
+                raise SecurityError(f"OSC allow-list entry {entry!r} is neither an address, a network nor a "
+                                    f"known host name: expected e.g. 192.168.1.20 or 10.0.0.0/24 ({exc})") from exc
+            self.networks += [ipaddress.ip_network(a) for a in addresses]
+
+    @classmethod
+    def parse(cls, text: str | None) -> AllowList:
+        return cls((text or "").split(","))
+
+    def __bool__(self) -> bool:
+        return bool(self.networks)
+
+    def allows(self, host: str) -> bool:
+        try:
+            address = ipaddress.ip_address(host.split("%")[0])
+        except ValueError:
+            return False
+        if address.is_loopback:
+            return True
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return any(address in network for network in self.networks)
+
+
+def check_osc_bind(host: str, allow: AllowList) -> None:
+    """Raise SecurityError for an OSC bind beyond loopback without an allow-list."""
+    if not is_loopback_host(host) and not allow:
+        raise SecurityError(
+            f"OSC on {host!r} listens beyond this machine: give the controllers allowed to send with "
+            "--osc-allow ADDRESS[,ADDRESS...] (hosts or networks such as 192.168.1.0/24)"
+        )
+
+
+def parse_host_port(text: str, default_port: int) -> tuple[str, int]:
+    """``HOST:PORT``, ``HOST`` or ``:PORT`` (IPv6 as ``[::1]:9000``); raises ValueError naming the text."""
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port_text = rest.lstrip(":")
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+    elif text.count(":") > 1:
+        host, port_text = text, ""
+    else:
+        host, port_text = text, ""
+    port = default_port
+    if port_text:
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise ValueError(f"{text!r}: expected HOST:PORT with a port from 1 to 65535")
+        port = int(port_text)
+    return host or "127.0.0.1", port

@@ -1,0 +1,161 @@
+"""``loopbridge serve``: the resident engine behind ZeroMQ and OSC, until Ctrl-C or SIGTERM.
+
+Start-up checks every bind first (loopback, or keys / an allow-list beyond it), then builds the
+engine, warms the default model and opens the transports. Shutdown refuses new work, cancels
+what is queued and stops the running batch at its next step (a cancelled batch stores nothing;
+every store write is atomic), lets the error replies go out, then closes every socket.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from loopbridge.engine.prerender import DEFAULT_DEPTH
+
+from . import protocol as p
+from .security import AllowList, CurveKeys, check_osc_bind, check_zmq_binds, load_server_keys
+
+log = logging.getLogger(__name__)
+requests_log = logging.getLogger("loopbridge.requests")
+
+#: printed on stderr once every socket is open (scripts and tests wait for it)
+READY_LINE = "loopbridge serve: ready"
+
+
+@dataclass
+class ServeOptions:
+    zmq: str = p.DEFAULT_ZMQ_ENDPOINT
+    events: str | None = p.DEFAULT_EVENTS_ENDPOINT
+    osc: tuple[str, int] | None = (p.DEFAULT_OSC_HOST, p.DEFAULT_OSC_PORT)
+    osc_allow: str | None = None
+    device: str = "auto"
+    memory_budget_gb: float | None = None
+    keys_dir: Path | None = None
+    insecure: bool = False
+    store: Path | None = None
+    model: str | None = None
+    prerender: int = DEFAULT_DEPTH
+    threads: int | None = None
+    export_dir: Path | None = None
+    log_requests: bool = True
+
+
+def serve(options: ServeOptions, stop: threading.Event | None = None,
+          on_ready: Callable[[dict[str, str]], None] | None = None) -> int:
+    """Run the engine until ``stop`` is set or a signal arrives. Returns an exit status.
+
+    Raises SecurityError for an unsafe bind and the engine's errors for an unusable set-up; the
+    CLI turns them into one-line messages.
+    """
+    stop = stop or threading.Event()
+    keys: CurveKeys | None = load_server_keys(options.keys_dir) if options.keys_dir is not None else None
+    endpoints = [options.zmq] + ([options.events] if options.events else [])
+    for warning in check_zmq_binds(endpoints, keys, options.insecure):
+        log.warning("%s", warning)
+    allow = AllowList.parse(options.osc_allow)
+    if options.osc is not None:
+        check_osc_bind(options.osc[0], allow)
+
+    import torch
+
+    if options.threads is not None:
+        torch.set_num_threads(options.threads)
+    from loopbridge.engine.core import Engine
+    from loopbridge.engine.weights import default_budget_bytes, resolve_device
+
+    from .osc_server import OscServer
+    from .service import Service
+    from .zmq_server import ZmqServer
+
+    device = resolve_device(options.device)
+    budget = (int(options.memory_budget_gb * 1e9) if options.memory_budget_gb is not None
+              else default_budget_bytes(device))
+    engine = Engine(store_dir=options.store, device=device, memory_budget_bytes=budget)
+    ids = [spec.id for spec in engine.models()]
+    default_model = options.model or "default"
+    service = Service(engine, default_model=default_model, prerender_depth=options.prerender,
+                      export_dir=options.export_dir)
+    _warm(service, default_model, ids, explicit=options.model is not None)
+    service.start()
+    log_line = requests_log.info if options.log_requests else None
+    zmq_server = ZmqServer(service, options.zmq, options.events, keys=keys, request_log=log_line)
+    osc_server: OscServer | None = None
+    previous = _install_signals(stop)
+    try:
+        zmq_server.start()
+        if options.osc is not None:
+            osc_server = OscServer(service, options.osc[0], options.osc[1], allow=allow, request_log=log_line)
+            osc_server.start()
+        where = {"zmq": zmq_server.endpoint, "events": zmq_server.events_endpoint or "off",
+                 "osc": f"{osc_server.address[0]}:{osc_server.address[1]}" if osc_server else "off",
+                 "device": str(device), "default_model": default_model,
+                 "store": str(engine.store.root), "curve": "on" if keys else "off"}
+        print(f"{READY_LINE}: " + ", ".join(f"{k} {v}" for k, v in where.items()), file=sys.stderr, flush=True)
+        if on_ready is not None:
+            on_ready(where)
+        while not stop.wait(0.2):
+            pass
+        log.info("stopping: cancelling queued jobs and the running batch")
+    finally:
+        started = time.monotonic()
+        service.stop(timeout=30)
+        time.sleep(0.2)  # let the cancellation replies leave the sockets
+        zmq_server.stop()
+        if osc_server is not None:
+            osc_server.stop()
+        engine.store.close()
+        _restore_signals(previous)
+        log.info("stopped cleanly in %.1f s", time.monotonic() - started)
+    return 0
+
+
+def _warm(service: object, model: str, ids: list[str], explicit: bool) -> None:
+    from loopbridge.engine.errors import LoopbridgeError
+
+    from .service import Service
+
+    assert isinstance(service, Service)  # typed loosely to keep the heavy import lazy
+    if model not in ids and not explicit:
+        available = ", ".join(ids) if ids else "none"
+        log.warning("no default model is installed (the embedded weights are missing): requests must name a "
+                    "model; models available: %s", available)
+        return
+    started = time.monotonic()
+    try:
+        service.warm(model)
+    except LoopbridgeError as exc:
+        if explicit:
+            raise
+        log.warning("default model %r cannot be loaded: %s", model, exc)
+        return
+    log.info("model %r warm in %.1f s", model, time.monotonic() - started)
+
+
+def _install_signals(stop: threading.Event) -> dict[int, object]:
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous: dict[int, object] = {}
+    count = {"n": 0}
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        count["n"] += 1
+        if count["n"] > 1:
+            raise KeyboardInterrupt  # a second Ctrl-C: stop waiting for the clean shutdown
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous[signum] = signal.signal(signum, handler)
+    return previous
+
+
+def _restore_signals(previous: dict[int, object]) -> None:
+    for signum, old in previous.items():
+        signal.signal(signum, old)  # type: ignore[arg-type]

@@ -1,0 +1,429 @@
+"""The engine's ZeroMQ front: a ROUTER for requests, a PUB for events.
+
+One thread owns both sockets. Frames come in as ``[identity, (empty,) header, binary...]``; every
+failure to decode or serve one message is answered with an error (or, for a frame over
+``ZMQ_MAXMSGSIZE``, dropped by libzmq with the connection) and the loop goes on. Replies made on
+other threads (a job finishing on the scheduler) reach the socket thread through an inproc PUSH
+socket, so only that thread ever touches the ROUTER and the PUB.
+
+Heartbeats: every client that sent anything within ``liveness`` intervals gets a heartbeat each
+interval; one that falls silent longer is forgotten (its queued replies are dropped by ZeroMQ).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import zmq
+
+from . import protocol as p
+from .protocol import ErrorCode, MessageType, ProtocolError
+from .security import CurveKeys
+from .service import JobSink, ServedSample, Service, WireError
+
+log = logging.getLogger(__name__)
+
+_ids = itertools.count()
+#: messages handled per socket per loop turn before the other socket gets its turn
+_BATCH = 64
+#: the socket loop wakes at least this often to notice stop()
+_TICK_S = 0.1
+
+RequestLog = Callable[[str], None]
+
+
+class _Route:
+    """Where a reply goes: the peer's routing id, and whether it framed its message with an empty frame."""
+
+    __slots__ = ("delimiter", "identity")
+
+    def __init__(self, identity: bytes, delimiter: bool) -> None:
+        self.identity = identity
+        self.delimiter = delimiter
+
+    def frames(self, header: bytes, binary: Sequence[bytes] = ()) -> list[Any]:
+        return [self.identity, *([b""] if self.delimiter else []), header, *binary]
+
+    @property
+    def peer(self) -> str:
+        return self.identity.hex()[:10]
+
+
+class ZmqServer:
+    """Serves :class:`Service` over ZeroMQ (see the module docstring).
+
+    ``endpoint``/``events_endpoint`` may end in ``:*`` to pick free ports (read :attr:`endpoint`
+    after :meth:`start`). ``keys`` turns on CURVE for both sockets. ``request_log`` gets one line
+    per request. Raises ``zmq.ZMQError`` from :meth:`start` when a bind fails.
+    """
+
+    def __init__(
+        self,
+        service: Service,
+        endpoint: str = p.DEFAULT_ZMQ_ENDPOINT,
+        events_endpoint: str | None = p.DEFAULT_EVENTS_ENDPOINT,
+        keys: CurveKeys | None = None,
+        max_message_bytes: int = p.MAX_MESSAGE_BYTES,
+        heartbeat_interval_s: float = p.HEARTBEAT_INTERVAL_S,
+        liveness: int = p.HEARTBEAT_LIVENESS,
+        request_log: RequestLog | None = None,
+    ) -> None:
+        self.service = service
+        self.endpoint = endpoint
+        self.events_endpoint = events_endpoint
+        self.keys = keys
+        self.max_message_bytes = max_message_bytes
+        self.heartbeat_interval_s = heartbeat_interval_s
+        self.liveness = liveness
+        self.request_log = request_log
+        self.ctx = zmq.Context()
+        self._auth: Any = None
+        self._router: zmq.Socket | None = None
+        self._pub: zmq.Socket | None = None
+        self._pull: zmq.Socket | None = None
+        self._push: zmq.Socket | None = None
+        self._push_lock = threading.Lock()
+        self._outbox = f"inproc://loopbridge-zmq-out-{next(_ids)}"
+        self._thread: threading.Thread | None = None
+        self._thread_id: int | None = None
+        self._stopping = threading.Event()
+        self._clients: dict[bytes, tuple[float, bool]] = {}
+        self.counters = {"received": 0, "errors": 0, "replies": 0}
+
+    # ---- life cycle --------------------------------------------------------------------------------
+
+    def start(self) -> ZmqServer:
+        ctx = self.ctx
+        if self.keys is not None:
+            self._start_authenticator()
+        router = ctx.socket(zmq.ROUTER)
+        router.linger = 0
+        router.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes)
+        router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a client reconnecting under its id takes it over
+        router.rcvhwm = 10000
+        router.sndhwm = 10000
+        self._secure(router)
+        try:
+            router.bind(self.endpoint)
+        except zmq.ZMQError:
+            router.close(0)
+            raise
+        self._router = router
+        self.endpoint = router.getsockopt_string(zmq.LAST_ENDPOINT)
+        if self.events_endpoint:
+            pub = ctx.socket(zmq.PUB)
+            pub.linger = 0
+            pub.sndhwm = 10000
+            self._secure(pub)
+            try:
+                pub.bind(self.events_endpoint)
+            except zmq.ZMQError:
+                pub.close(0)
+                router.close(0)
+                raise
+            self._pub = pub
+            self.events_endpoint = pub.getsockopt_string(zmq.LAST_ENDPOINT)
+        pull = ctx.socket(zmq.PULL)
+        pull.linger = 0
+        pull.rcvhwm = 0
+        pull.bind(self._outbox)
+        self._pull = pull
+        push = ctx.socket(zmq.PUSH)
+        push.linger = 0
+        push.sndhwm = 0
+        push.connect(self._outbox)
+        self._push = push
+        self.service.add_listener(self._on_event)
+        self._thread = threading.Thread(target=self._loop, name="loopbridge-zmq", daemon=True)
+        self._thread.start()
+        return self
+
+    def _start_authenticator(self) -> None:
+        import zmq.auth
+        from zmq.auth.thread import ThreadAuthenticator
+
+        assert self.keys is not None  # checked by the caller: only called with keys
+        auth = ThreadAuthenticator(self.ctx)
+        auth.start()
+        location = str(self.keys.authorized_dir) if self.keys.authorized_dir is not None else zmq.auth.CURVE_ALLOW_ANY
+        auth.configure_curve(domain="*", location=location)
+        self._auth = auth
+
+    def _secure(self, sock: zmq.Socket) -> None:
+        if self.keys is None:
+            return
+        sock.curve_server = True
+        sock.curve_secretkey = self.keys.secret
+        sock.curve_publickey = self.keys.public
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the socket loop and close every socket (linger 0)."""
+        self.service.remove_listener(self._on_event)
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        with self._push_lock:
+            for sock in (self._push, self._pull, self._pub, self._router):
+                if sock is not None:
+                    sock.close(0)
+            self._push = None
+        if self._auth is not None:
+            self._auth.stop()
+        self.ctx.term()
+
+    # ---- sending -----------------------------------------------------------------------------------
+
+    def _send(self, route: _Route, header: dict[str, Any], binary: Sequence[bytes] = ()) -> None:
+        try:
+            raw = p.encode_header(header)
+        except ProtocolError:
+            raw = _fit_header(header)
+        frames = route.frames(raw, binary)
+        if threading.get_ident() == self._thread_id:
+            self._router_send(frames)
+            return
+        with self._push_lock:
+            if self._push is not None:
+                self._push.send_multipart([b"R", *frames], copy=False)
+
+    def _router_send(self, frames: list[Any]) -> None:
+        assert self._router is not None  # only called on the socket thread while it runs
+        try:
+            self._router.send_multipart(frames, copy=len(frames[-1]) < 65536)
+            self.counters["replies"] += 1
+        except zmq.ZMQError as exc:  # a peer gone mid-send, a full queue: never fatal
+            log.debug("reply not sent: %s", exc)
+
+    def _on_event(self, topic: str, fields: dict[str, Any]) -> None:
+        if self._pub is None:
+            return
+        try:
+            raw = p.encode_header({"type": topic, **fields})
+        except (ProtocolError, TypeError, ValueError) as exc:
+            log.debug("event %s not published: %s", topic, exc)
+            return
+        if threading.get_ident() == self._thread_id:
+            self._pub.send_multipart([topic.encode(), raw])
+            return
+        with self._push_lock:
+            if self._push is not None:
+                self._push.send_multipart([b"P", topic.encode(), raw])
+
+    def error(self, route: _Route, request_id: str | None, error: WireError, re: str | None = None) -> None:
+        self.counters["errors"] += 1
+        self._send(route, p.error_header(request_id, error.code, error.message, re, **error.details()))
+
+    # ---- the loop ----------------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        self._thread_id = threading.get_ident()
+        router, pull = self._router, self._pull
+        assert router is not None and pull is not None  # start() made them
+        poller = zmq.Poller()
+        poller.register(router, zmq.POLLIN)
+        poller.register(pull, zmq.POLLIN)
+        next_beat = time.monotonic() + self.heartbeat_interval_s
+        while not self._stopping.is_set():
+            timeout_s = min(_TICK_S, max(0.0, next_beat - time.monotonic()))
+            try:
+                ready = dict(poller.poll(int(timeout_s * 1000)))
+            except zmq.ZMQError as exc:
+                if exc.errno == zmq.ETERM:
+                    return
+                raise
+            if ready.get(router):
+                for _ in range(_BATCH):
+                    try:
+                        frames = router.recv_multipart(zmq.NOBLOCK, copy=False)
+                    except zmq.Again:
+                        break
+                    self._handle(frames)
+            if ready.get(pull):
+                for _ in range(_BATCH * 4):
+                    try:
+                        out = pull.recv_multipart(zmq.NOBLOCK, copy=False)
+                    except zmq.Again:
+                        break
+                    self._forward(out)
+            now = time.monotonic()
+            if now >= next_beat:
+                self._heartbeat(now)
+                next_beat = now + self.heartbeat_interval_s
+
+    def _forward(self, out: list[zmq.Frame]) -> None:
+        kind = out[0].bytes
+        if kind == b"R":
+            self._router_send(out[1:])
+        elif kind == b"P" and self._pub is not None:
+            try:
+                self._pub.send_multipart(out[1:], zmq.NOBLOCK)
+            except zmq.ZMQError:
+                pass
+
+    def _heartbeat(self, now: float) -> None:
+        horizon = now - self.heartbeat_interval_s * self.liveness
+        gone = [identity for identity, (seen, _) in self._clients.items() if seen < horizon]
+        for identity in gone:
+            del self._clients[identity]
+        if not self._clients:
+            return
+        raw = p.encode_header({"type": p.ReplyType.HEARTBEAT.value})
+        for identity, (_, delimiter) in self._clients.items():
+            self._router_send(_Route(identity, delimiter).frames(raw))
+
+    # ---- one message ---------------------------------------------------------------------------------
+
+    def _handle(self, frames: list[zmq.Frame]) -> None:
+        started = time.perf_counter()
+        self.counters["received"] += 1
+        identity = frames[0].bytes
+        rest = frames[1:]
+        delimiter = len(rest) >= 2 and len(rest[0]) == 0
+        if delimiter:
+            rest = rest[1:]
+        route = _Route(identity, delimiter)
+        self._clients[identity] = (time.monotonic(), delimiter)
+        request_id: str | None = None
+        kind: MessageType | None = None
+        try:
+            if not rest or len(rest[0]) == 0:
+                raise WireError(ErrorCode.MALFORMED, "empty message: expected a JSON header frame first")
+            if len(rest) > p.MAX_FRAMES:
+                request_id = _peek_id(rest[0])
+                raise WireError(ErrorCode.TOO_LARGE, f"{len(rest)} frames: at most {p.MAX_FRAMES} (a header and "
+                                                     f"{p.MAX_FRAMES - 1} binary frames)")
+            try:
+                header = p.decode_header(rest[0].bytes)
+            except ProtocolError:
+                request_id = _peek_id(rest[0])
+                raise
+            request_id = header.get("id")
+            kind = p.request_type(header)
+            if kind is MessageType.HEARTBEAT:
+                return
+            if request_id is None:
+                raise WireError(ErrorCode.MALFORMED, f"a {kind.value} request needs an id: a string of "
+                                                     f"1–{p.MAX_ID_CHARS} characters the reply will carry", "id")
+            for index, frame in enumerate(rest[1:], start=1):
+                if len(frame) > p.MAX_BINARY_FRAME_BYTES:
+                    raise WireError(ErrorCode.TOO_LARGE, f"frame {index} holds {len(frame)} bytes: at most "
+                                                         f"{p.MAX_BINARY_FRAME_BYTES}")
+            fields = p.check_fields(kind, header)
+            self._dispatch(route, kind, request_id, fields, [f.buffer for f in rest[1:]], started)
+        except Exception as exc:
+            error = WireError.from_exception(exc)
+            if error.code is ErrorCode.INTERNAL:
+                log.exception("message from %s failed", route.peer)
+            self.error(route, request_id, error, kind.value if kind is not None else None)
+            self._log(route, kind.value if kind else "?", request_id, f"error {error.code.value}", started)
+
+    def _dispatch(self, route: _Route, kind: MessageType, request_id: str, fields: dict[str, Any],
+                  binary: list[memoryview], started: float) -> None:
+        namespace = "zmq:" + identity_text(route.identity)
+        if kind in p.JOB_TYPES:
+            sink = _JobSink(self, route, request_id, kind, fields.get("audio", True), started)
+            self.service.start_job(namespace, kind, request_id, fields, binary, sink)
+            return
+        if kind is MessageType.CANCEL:
+            target = fields.get("target")
+            if not target:
+                raise WireError(ErrorCode.BAD_REQUEST, "cancel needs target: the id of the job to cancel", "target")
+            reply = self.service.cancel(namespace, target)
+        elif kind is MessageType.PING:
+            self._send(route, {"type": p.ReplyType.PONG.value, "id": request_id, "token": fields.get("token", "")})
+            self._log(route, kind.value, request_id, "ok", started)
+            return
+        else:
+            reply = self.service.quick(kind, fields)
+        self._send(route, {"type": p.ReplyType.REPLY.value, "re": kind.value, "id": request_id, **reply})
+        self._log(route, kind.value, request_id, "ok", started)
+
+    def _log(self, route: _Route, kind: str, request_id: str | None, outcome: str, started: float) -> None:
+        if self.request_log is not None:
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            self.request_log(f"zmq {route.peer} {kind} id={request_id} {outcome} {elapsed_ms:.1f} ms")
+
+
+class _JobSink(JobSink):
+    def __init__(self, server: ZmqServer, route: _Route, request_id: str, kind: MessageType, audio: bool,
+                 started: float) -> None:
+        self.server = server
+        self.route = route
+        self.request_id = request_id
+        self.kind = kind
+        self.audio = audio
+        self.started = started
+
+    def accepted(self, position: int) -> None:
+        self.server._send(self.route, {"type": p.ReplyType.ACCEPTED.value, "re": self.kind.value,
+                                       "id": self.request_id, "position": position})
+
+    def progress(self, fraction: float) -> None:
+        self.server._send(self.route, {"type": p.ReplyType.PROGRESS.value, "id": self.request_id,
+                                       "fraction": round(fraction, 4)})
+
+    def done(self, samples: list[ServedSample], extra: dict[str, Any]) -> None:
+        try:
+            described = []
+            binary: list[bytes] = []
+            for sample in samples:
+                fields = sample.fields()
+                if self.audio:
+                    binary.append(sample.wav_bytes())
+                    fields["frame"] = len(binary)
+                described.append(fields)
+        except WireError as error:
+            self.failed(error)
+            return
+        header = {"type": p.ReplyType.REPLY.value, "re": self.kind.value, "id": self.request_id,
+                  "count": len(samples), "samples": described, **extra}
+        self.server._send(self.route, header, binary)
+        cached = " cached" if samples and all(s.cached for s in samples) else ""
+        self.server._log(self.route, self.kind.value, self.request_id, f"ok {len(samples)} sample(s){cached}",
+                         self.started)
+
+    def failed(self, error: WireError) -> None:
+        self.server.error(self.route, self.request_id, error, self.kind.value)
+        self.server._log(self.route, self.kind.value, self.request_id, f"error {error.code.value}: {error.message}",
+                         self.started)
+
+
+def identity_text(identity: bytes) -> str:
+    return identity.hex()
+
+
+def _peek_id(frame: zmq.Frame) -> str | None:
+    """The id of a header that failed to decode, when one can still be read (so the error finds its request)."""
+    if len(frame) > p.MAX_HEADER_BYTES:
+        return None
+    try:
+        data = json.loads(frame.bytes)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    ident = data.get("id") if isinstance(data, dict) else None
+    return ident if isinstance(ident, str) and 0 < len(ident) <= p.MAX_ID_CHARS else None
+
+
+def _fit_header(header: dict[str, Any]) -> bytes:
+    """A reply too large for one header: its longest list is cut until it fits, marked ``truncated``."""
+    lists = [k for k, v in header.items() if isinstance(v, list) and v]
+    if not lists:
+        return p.encode_header(p.error_header(header.get("id"), ErrorCode.TOO_LARGE,
+                                              "the reply does not fit in a header", header.get("re")))
+    name = max(lists, key=lambda k: len(json.dumps(header[k], default=str)))
+    items = list(header[name])
+    low, high = 0, len(items)
+    while low < high:  # the most items that fit
+        mid = (low + high + 1) // 2
+        try:
+            p.encode_header({**header, name: items[:mid], "truncated": True})
+            low = mid
+        except ProtocolError:
+            high = mid - 1
+    return p.encode_header({**header, name: items[:low], "truncated": True})
