@@ -203,12 +203,15 @@ class OscServer:
         self.send(target, p.OSC_ERROR, request_id or "", error.code.value, error.message)
 
     def reply_target(self, sender: Address) -> Address:
+        """Where replies to ``sender`` go: its registered port; its own port when that is a registered
+        one; the one port its host registered (a sender whose source port changes, as oscsend's and
+        Max's do); else its source port."""
         host, port = sender[0], sender[1]
         with self._lock:
             registered = self._registered.get((host, port))
             if registered is None:
                 ports = {p_ for (h, _), p_ in self._registered.items() if h == host}
-                if len(ports) == 1:
+                if port not in ports and len(ports) == 1:
                     registered = ports.pop()
         return (host, registered) if registered is not None else (host, port)
 

@@ -1,0 +1,292 @@
+"""Every OSC address over real UDP on loopback: python-osc as one peer, liblo's oscsend/oscdump as another."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from loopbridge.bridge import protocol as p
+from loopbridge.bridge.osc_server import SESSION_DEFAULTS, lenient
+from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
+from pythonosc.osc_message_builder import OscMessageBuilder
+from pythonosc.osc_packet import OscPacket
+
+from tests.bridge.conftest import TINY, Served
+from tests.conform_stage import requires_conform
+
+R = p.OSC_ROOT
+
+
+class Peer:
+    """A controller: one UDP socket that sends to the engine and hears its replies and feedback."""
+
+    def __init__(self, served: Served) -> None:
+        self.engine = served.osc.address
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+
+    def send(self, address: str, *args: Any) -> None:
+        builder = OscMessageBuilder(address)
+        for arg in args:
+            builder.add_arg(arg)
+        self.sock.sendto(builder.build().dgram, self.engine)
+
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendto(data, self.engine)
+
+    def receive(self, timeout_s: float = 10.0) -> tuple[str, list[Any]] | None:
+        self.sock.settimeout(timeout_s)
+        try:
+            data, _ = self.sock.recvfrom(65536)
+        except TimeoutError:
+            return None
+        message = OscPacket(data).messages[0].message
+        return message.address, list(message.params)
+
+    def until(self, address: str, timeout_s: float = 30.0) -> tuple[list[Any], list[tuple[str, list[Any]]]]:
+        """Messages until one at ``address``: (its arguments, everything before it)."""
+        before = []
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            got = self.receive(max(0.01, deadline - time.monotonic()))
+            if got is None:
+                break
+            if got[0] == address:
+                return got[1], before
+            before.append(got)
+        raise AssertionError(f"no {address} within {timeout_s} s; got {before}")
+
+    def ask(self, address: str, *args: Any, reply: str | None = None) -> list[Any]:
+        self.send(address, *args)
+        return self.until(reply or p.osc_table()[address].reply or address)[0]
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture()
+def peer(served: Served) -> Any:
+    controller = Peer(served)
+    yield controller
+    controller.close()
+
+
+def _pairs(fields: dict[str, Any]) -> list[Any]:
+    return [x for item in fields.items() for x in item]
+
+
+# ---- engine, models, history -------------------------------------------------------------------------------
+
+
+def test_engine_and_models_addresses(peer: Peer) -> None:
+    assert peer.ask(f"{R}/engine/ping", "t1") == ["t1"]
+    assert peer.ask(f"{R}/engine/ping") == [""]
+    version, engine_version = peer.ask(f"{R}/engine/hello")
+    assert version == p.PROTOCOL_VERSION and engine_version
+    status = json.loads(peer.ask(f"{R}/engine/status")[0])
+    assert status["device"] == "cpu" and status["default_model"] == "tiny-dd"
+    models = json.loads(peer.ask(f"{R}/models/list")[0])
+    assert [m["id"] for m in models] == ["tiny-dd"]
+    model, caps = peer.ask(f"{R}/models/capabilities", "tiny-dd")
+    assert model == "tiny-dd" and json.loads(caps)["family"] == "dance-diffusion"
+    assert isinstance(json.loads(peer.ask(f"{R}/history/list", 5)[0]), list)
+    assert isinstance(json.loads(peer.ask(f"{R}/history/list")[0]), list)
+
+
+def test_errors_come_back_on_the_error_address(peer: Peer) -> None:
+    rid, code, message = peer.ask(f"{R}/engine/nonsense", reply=p.OSC_ERROR)
+    assert (rid, code) == ("", "unknown_type") and "nonsense" in message
+    rid, code, message = peer.ask(f"{R}/models/capabilities", reply=p.OSC_ERROR)  # argument missing
+    assert code == "bad_request" and "model" in message
+    rid, code, message = peer.ask(f"{R}/models/capabilities", "no-such-model", reply=p.OSC_ERROR)
+    assert code == "unknown_model" and "tiny-dd" in message
+    rid, code, message = peer.ask(f"{R}/job/generate", "j1", "tempo_bpm", 5000.0, *_pairs(TINY), reply=p.OSC_ERROR)
+    assert (rid, code) == ("j1", "bad_request") and "20–999" in message
+    rid, code, _ = peer.ask(f"{R}/job/generate", "j2", "tempo_bpm", reply=p.OSC_ERROR)  # odd key/value count
+    assert (rid, code) == ("j2", "malformed")
+    rid, code, _ = peer.ask(f"{R}/job/generate", "j3", "colour", "red", reply=p.OSC_ERROR)
+    assert (rid, code) == ("j3", "bad_request")
+    rid, code, _ = peer.ask(f"{R}/job/cancel", "nothing-running", reply=p.OSC_ERROR)
+    assert code == "not_found"
+    rid, code, _ = peer.ask(f"{R}/job/morph", "m1", "morph_prompt", "snare", *_pairs(TINY), reply=p.OSC_ERROR)
+    assert (rid, code) == ("m1", "unsupported")
+    _, code, _ = peer.ask(f"{R}/history/recall", "r1", "abcdef0123", reply=p.OSC_ERROR)
+    assert code == "not_found"
+    _, code, _ = peer.ask(f"{R}/job/conform", "c1", "render_key", "ab" * 32, reply=p.OSC_ERROR)
+    assert code == "not_found"
+    peer.send_raw(b"\x00garbage that is not OSC")
+    assert peer.until(p.OSC_ERROR)[0][1] == "malformed"
+    peer.send("/1/fader1", 0.5)  # a controller's own address: ignored, not answered
+    assert peer.ask(f"{R}/engine/ping", "after") == ["after"]
+
+
+def test_wildcards_and_bundles(peer: Peer) -> None:
+    peer.send(f"{R}/session/get/{{tempo,bars}}")
+    got = {peer.receive()[0], peer.receive()[0]}  # type: ignore[index]
+    assert got == {f"{R}/session/tempo", f"{R}/session/bars"}
+    bundle = OscBundleBuilder(IMMEDIATELY)
+    for token in ("b1", "b2"):
+        builder = OscMessageBuilder(f"{R}/engine/ping")
+        builder.add_arg(token)
+        bundle.add_content(builder.build())  # type: ignore[arg-type]
+    peer.send_raw(bundle.build().dgram)
+    assert [peer.until(f"{R}/engine/pong")[0][0] for _ in range(2)] == ["b1", "b2"]
+
+
+def test_ints_and_floats_are_taken_either_way() -> None:
+    assert lenient("tempo", 128, "float") == 128.0
+    assert lenient("variation", 2.0, "int") == 2 and lenient("variation", 2.6, "int") == 3
+    assert lenient("id", 17, "str") == "17" and lenient("audio", 1, "bool") is True
+    with pytest.raises(p.ProtocolError):
+        lenient("prompt", 3, "str")
+    with pytest.raises(p.ProtocolError):
+        lenient("tempo", float("nan"), "float")
+
+
+# ---- the session and feedback ------------------------------------------------------------------------------
+
+
+def test_session_parameters_set_get_and_feedback_to_registered_controllers(served: Served, peer: Peer) -> None:
+    listener = Peer(served)  # a second controller that only listens
+    try:
+        feedback_port = listener.port
+        assert listener.ask(f"{R}/controller/register", feedback_port) == ["127.0.0.1", feedback_port]
+        # two controllers on one host: each registers, so each gets its own replies
+        assert peer.ask(f"{R}/controller/register") == ["127.0.0.1", peer.port]
+        values: dict[str, Any] = {"prompt": "dusty", "morph_prompt": "", "model": "tiny-dd", "kind": "loop",
+                                  "seed": 12, "variation": 0, "morph": 0.25, "quality": 2, "bars": 2, "tempo": 128,
+                                  "beats_per_bar": 3, "pitch": -2, "strength": 0.4, "sample_rate": 44100.0,
+                                  "audio_prompt": ""}
+        assert set(values) == set(p.SESSION_PARAMS)
+        for name, value in values.items():
+            if name in ("variation", "tempo", "pitch", "sample_rate", "morph"):
+                continue  # these select or re-conform a sample: covered below
+            peer.send(f"{R}/session/set/{name}", value)
+            expected = lenient(name, value, p.SESSION_PARAMS[name])
+            assert peer.until(f"{R}/session/{name}")[0] == [pytest.approx(expected)] if isinstance(expected, float) \
+                else [expected]
+            assert listener.until(f"{R}/session/{name}")[0][0] == pytest.approx(expected)
+            assert peer.ask(f"{R}/session/get/{name}")[0] == pytest.approx(expected)
+        peer.send(f"{R}/session/set/tempo", 5000)  # out of range: an error, and the fader snaps back
+        (value,), _ = peer.until(f"{R}/session/tempo")
+        assert value == pytest.approx(120.0)
+        assert peer.until(p.OSC_ERROR)[0][1] == "bad_request"
+        peer.send(f"{R}/session/state")
+        names = set()
+        for _ in p.SESSION_PARAMS:
+            address, _args = peer.receive()  # type: ignore[misc]
+            names.add(address.rsplit("/", 1)[1])
+        assert names == set(p.SESSION_PARAMS)
+        assert listener.ask(f"{R}/controller/unregister", feedback_port) == ["127.0.0.1", feedback_port]
+        assert peer.ask(f"{R}/controller/unregister") == ["127.0.0.1", peer.port]
+    finally:
+        listener.close()
+        for name, value in SESSION_DEFAULTS.items():  # leave the shared session as it was
+            served.osc.session.params[name] = value if name != "model" else "tiny-dd"
+
+
+@requires_conform
+def test_session_generate_then_variation_and_tempo_follow(served: Served, peer: Peer) -> None:
+    assert peer.ask(f"{R}/controller/register") == ["127.0.0.1", peer.port]
+    served.osc.session.params["tempo"] = 240.0
+    # a quarter bar of texture at 240 BPM: a quarter of a second, quick for the tiny model
+    for name, value in (("quality", 2), ("kind", "texture"), ("bars", 0.25), ("model", "tiny-dd")):
+        peer.send(f"{R}/session/set/{name}", value)
+        peer.until(f"{R}/session/{name}")
+    peer.send(f"{R}/session/generate")
+    seed = peer.until(f"{R}/session/seed")[0][0]
+    path, kind, tempo, _beats, root, variation, render_key = peer.until(f"{R}/session/sample", 120)[0]
+    assert Path(path).is_file() and kind == "texture" and variation == 0 and tempo == pytest.approx(240)
+    assert root == -1 and len(render_key) == 64 and isinstance(seed, int)
+    peer.send(f"{R}/session/set/variation", 1.0)  # a float where an int is expected
+    assert peer.until(f"{R}/session/variation")[0] == [1]
+    sample = peer.until(f"{R}/session/sample", 120)[0]
+    assert sample[5] == 1 and sample[6] != render_key
+    peer.send(f"{R}/session/set/tempo", 90)  # an int where a float is expected: re-conformed, not re-rendered
+    assert peer.until(f"{R}/session/tempo")[0] == [pytest.approx(90.0)]
+    sample = peer.until(f"{R}/session/sample", 60)[0]
+    assert sample[2] == pytest.approx(90.0) and sample[5] == 1
+    peer.ask(f"{R}/controller/unregister")
+    served.osc.session.params.update({"kind": "one-shot", "bars": 1.0, "tempo": 120.0, "quality": 0})
+
+
+@requires_conform
+def test_jobs_over_osc_give_paths_on_this_machine(peer: Peer) -> None:
+    peer.send(f"{R}/job/generate", "g1", "seed", 5.0, "variations", 2, "tempo_bpm", 100, *_pairs(TINY))
+    args, before = peer.until(f"{R}/job/done", 120)
+    assert args == ["g1", 2]
+    samples = [a for address, a in before if address == f"{R}/job/sample"]
+    assert [s[1] for s in samples] == [0, 1] and all(Path(s[2]).is_file() for s in samples)
+    assert all(s[0] == "g1" and s[4] == pytest.approx(100) for s in samples)
+    assert Path(samples[0][2]).name.endswith(".wav") and not Path(samples[0][2]).name.startswith(".")
+    render_key = samples[1][8]
+    peer.send(f"{R}/job/variation", "v1", "seed", 5, "variation", 1, "tempo_bpm", 100.0, *_pairs(TINY))
+    (_, index, path, *_rest), _ = peer.until(f"{R}/job/sample", 60)
+    assert index == 0 and Path(path) == Path(samples[1][2])
+    peer.until(f"{R}/job/done")
+    peer.send(f"{R}/job/conform", "c1", "render_key", render_key, "tempo_bpm", 140, "sample_rate", 22050)
+    args, _ = peer.until(f"{R}/job/sample", 60)
+    assert args[4] == pytest.approx(140)
+    peer.until(f"{R}/job/done")
+    peer.send(f"{R}/history/recall", "h1", render_key[:12], "tempo_bpm", 140, "sample_rate", 22050)
+    assert peer.until(f"{R}/job/sample", 60)[0][2] == args[2]
+    peer.until(f"{R}/job/done")
+
+
+@requires_conform
+def test_cancel_over_osc(peer: Peer) -> None:
+    peer.send(f"{R}/job/generate", "long", "seed", 4242, "prerender", 0, *_pairs({**TINY, "steps": 400}))
+    peer.until(f"{R}/job/progress", 60)
+    peer.send(f"{R}/job/cancel", "long")
+    got = [peer.receive(30), peer.receive(30)]  # the job's own error and the cancel's reply, in either order
+    assert (f"{R}/job/cancelled", ["long"]) in got
+    assert any(address == p.OSC_ERROR and args[:2] == ["long", "cancelled"] for address, args in got)
+
+
+# ---- an independent peer: liblo's command-line tools ------------------------------------------------------------
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_liblo_oscsend_and_oscdump(served: Served) -> None:
+    if shutil.which("oscsend") is None or shutil.which("oscdump") is None:
+        pytest.skip("liblo-tools (oscsend, oscdump) are not installed: apt-get install liblo-tools")
+    host, port = served.osc.address
+    dump_port = _free_udp_port()
+    dump = subprocess.Popen(["oscdump", "-L", str(dump_port)], stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.3)
+
+        def oscsend(address: str, types: str = "", *values: str) -> None:
+            subprocess.run(["oscsend", host, str(port), address, types, *values], check=True, timeout=10)
+
+        # oscsend sends from a new port each time: the registered port of its host is where replies go
+        oscsend(f"{R}/controller/register", "i", str(dump_port))
+        oscsend(f"{R}/engine/ping", "s", "from-liblo")
+        oscsend(f"{R}/session/set/bars", "i", "4")  # an int for a float parameter
+        oscsend(f"{R}/models/capabilities", "s", "tiny-dd")
+        lines: list[str] = []
+        deadline = time.monotonic() + 20
+        assert dump.stdout is not None
+        while time.monotonic() < deadline and not any("capabilities" in line for line in lines):
+            lines.append(dump.stdout.readline().strip())
+        text = "\n".join(lines)
+        assert f'{R}/controller/registered si "127.0.0.1" {dump_port}' in text
+        assert f'{R}/engine/pong s "from-liblo"' in text
+        assert f"{R}/session/bars f 4.0" in text
+        assert f'{R}/models/capabilities ss "tiny-dd"' in text
+        oscsend(f"{R}/controller/unregister", "i", str(dump_port))
+    finally:
+        dump.kill()
+        dump.wait(10)
