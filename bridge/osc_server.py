@@ -470,6 +470,7 @@ class Session:
             current = list(zip(self.current, self.current_paths, strict=True))
         for sample, path in current:
             self.server.send(target, f"{OSC_ROOT}/session/sample", *_sample_args(sample, path))
+        self.server.send(target, f"{OSC_ROOT}/session/state")
 
     def set(self, name: str, value: Any, sender: Address) -> None:
         expected = p.SESSION_PARAMS.get(name)

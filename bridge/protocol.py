@@ -35,7 +35,8 @@ DEFAULT_EVENTS_ENDPOINT = f"tcp://{DEFAULT_ZMQ_HOST}:{DEFAULT_EVENTS_PORT}"
 DEFAULT_OSC_HOST = "127.0.0.1"
 #: the engine listens for OSC here (AbletonOSC uses 11000/11001: avoided)
 DEFAULT_OSC_PORT = 9000
-#: where controllers listen for replies and feedback unless they register another port
+#: the port controllers conventionally listen on and register (/loopbridge/controller/register); the
+#: engine replies to a registered port, else to the sender's source port
 DEFAULT_OSC_REPLY_PORT = 9001
 
 HEARTBEAT_INTERVAL_S = 1.0
@@ -459,6 +460,7 @@ OSC_OUTGOING: dict[str, tuple[str, ...]] = {
     f"{OSC_ROOT}/session/sample": ("path", "kind", "tempo_bpm", "beats", "root_note", "variation", "render_key"),
     f"{OSC_ROOT}/session/progress": ("fraction",),
     f"{OSC_ROOT}/session/status": ("text",),
+    f"{OSC_ROOT}/session/state": (),  # ends the reply to /session/state: every parameter and the sample were sent
     **{f"{OSC_ROOT}/session/{name}": ("value",) for name in SESSION_PARAMS},
     OSC_ERROR: ("id", "code", "message"),
 }
