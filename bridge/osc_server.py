@@ -118,7 +118,8 @@ class OscServer:
     """Serves :class:`Service` over OSC/UDP (see the module docstring).
 
     ``port`` 0 picks a free port (read :attr:`address` after :meth:`start`). ``allow`` admits
-    controllers beyond loopback. Raises OSError from :meth:`start` when the bind fails.
+    controllers beyond loopback. ``max_packet_bytes`` bounds a packet (larger ones get ``too_large``).
+    Raises OSError from :meth:`start` when the bind fails.
     """
 
     def __init__(
@@ -128,8 +129,10 @@ class OscServer:
         port: int = p.DEFAULT_OSC_PORT,
         allow: AllowList | None = None,
         request_log: RequestLog | None = None,
+        max_packet_bytes: int = p.MAX_OSC_PACKET_BYTES,
     ) -> None:
         self.service = service
+        self.max_packet_bytes = max_packet_bytes
         self.host = host
         self.port = port
         self.allow = allow or AllowList()
@@ -232,7 +235,7 @@ class OscServer:
         assert self._sock is not None  # start() bound it
         while not self._stopping.is_set():
             try:
-                data, sender = self._sock.recvfrom(p.MAX_OSC_PACKET_BYTES + 1)
+                data, sender = self._sock.recvfrom(max(self.max_packet_bytes, p.MAX_OSC_PACKET_BYTES) + 1)
             except TimeoutError:
                 continue
             except OSError as exc:
@@ -254,9 +257,9 @@ class OscServer:
                 log.warning("OSC from %s dropped: not in the allow-list (--osc-allow)", sender[0])
             return
         target = self.reply_target(sender)
-        if len(data) > p.MAX_OSC_PACKET_BYTES:
+        if len(data) > self.max_packet_bytes:
             self.error(target, "", WireError(ErrorCode.TOO_LARGE, f"packet of {len(data)} bytes: at most "
-                                                                   f"{p.MAX_OSC_PACKET_BYTES}"))
+                                                                   f"{self.max_packet_bytes}"))
             return
         try:
             packet = OscPacket(data)
@@ -270,11 +273,19 @@ class OscServer:
     def _message(self, address: str, args: list[Any], sender: Address) -> None:
         started = time.perf_counter()
         target = self.reply_target(sender)
-        if not address.startswith(OSC_ROOT + "/") and not (address.startswith("/") and _pattern(address)):
+        ours = address.startswith(OSC_ROOT + "/")
+        try:
+            pattern = _pattern(address)
+        except ProtocolError as exc:
+            if ours:
+                self.error(target, "", WireError.from_exception(exc))
+            else:
+                self.counters["dropped"] += 1
+            return
+        if not ours and pattern is None:
             self.counters["dropped"] += 1  # a controller's own addresses: not ours, not an error
             return
         try:
-            pattern = _pattern(address)
             if pattern is None:
                 entry = self.table.get(address)
                 entries = [entry] if entry is not None else []

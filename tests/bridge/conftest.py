@@ -35,7 +35,7 @@ class Served:
 
 
 def start_served(models_root: Path, root: Path, default_model: str = "tiny-dd", prerender_depth: int = 0,
-                 **zmq_options: Any) -> Served:
+                 osc_options: dict[str, Any] | None = None, **zmq_options: Any) -> Served:
     torch.set_num_threads(1)  # the machine is shared; one thread is also the fastest for the tiny model
     registry = ModelRegistry(search_paths=[models_root], hf_cache=root / "no-hub", include_embedded=False)
     engine = Engine(store_dir=root / "store", registry=registry, device="cpu")
@@ -44,7 +44,7 @@ def start_served(models_root: Path, root: Path, default_model: str = "tiny-dd", 
     lines: list[str] = []
     zmq_server = ZmqServer(service, "tcp://127.0.0.1:*", "tcp://127.0.0.1:*", request_log=lines.append,
                            **zmq_options).start()
-    osc_server = OscServer(service, "127.0.0.1", 0, request_log=lines.append).start()
+    osc_server = OscServer(service, "127.0.0.1", 0, request_log=lines.append, **(osc_options or {})).start()
     return Served(engine, service, zmq_server, osc_server, root, lines)
 
 
