@@ -111,7 +111,9 @@ def record(seconds: float, path: str | Path, sample_rate: int = 48000, channels:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
     try:
-        sf.write(str(tmp), np.asarray(audio), sample_rate, format="WAV", subtype="PCM_24")
+        # a device that delivers nothing sensible (a null sink) must still give a valid file
+        clean = np.clip(np.nan_to_num(np.asarray(audio), nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
+        sf.write(str(tmp), clean, sample_rate, format="WAV", subtype="PCM_24")
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

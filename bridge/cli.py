@@ -452,7 +452,7 @@ def _configure_logging(quiet_requests: bool) -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
     for noisy in ("diffusers", "transformers", "urllib3", "PIL"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+        logging.getLogger(noisy).setLevel(logging.ERROR)
     if quiet_requests:
         logging.getLogger("loopbridge.requests").setLevel(logging.WARNING)
 

@@ -1,0 +1,123 @@
+"""``loopbridge serve`` as a user runs it: start-up, one log line per request, clean stops, refusals;
+``loopbridge generate --server`` through it."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+from loopbridge.bridge.cli import main
+from loopbridge.bridge.client import Client, RemoteError
+from loopbridge.engine.store import RenderStore
+
+from tests.bridge.conftest import spawn_engine
+from tests.conform_stage import conform_stage_available
+
+
+def _free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_serve_generate_through_it_and_stop_on_sigterm_mid_render(tiny_dd_root: Path, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    zmq_port, osc_port = _free_port(), _free_port(socket.SOCK_DGRAM)
+    engine = spawn_engine(tiny_dd_root, tmp_path, "--zmq", f"tcp://127.0.0.1:{zmq_port}", "--events",
+                          f"tcp://127.0.0.1:{_free_port()}", "--osc", f"127.0.0.1:{osc_port}", "--model", "tiny-dd",
+                          "--prerender", "0")
+    try:
+        assert engine.zmq == f"tcp://127.0.0.1:{zmq_port}" and engine.osc == f"127.0.0.1:{osc_port}"
+        assert "model 'tiny-dd' warm" in engine.text()
+        server = ["--server", engine.zmq, "--model", "tiny-dd", "--seconds", "0.05", "--steps", "2", "--quiet"]
+        if conform_stage_available():
+            assert main(["generate", *server, "--seed", "4", "--variations", "2", "--bpm", "100",
+                         "--out", str(tmp_path / "out")]) == 0
+            paths = [Path(line) for line in capsys.readouterr().out.split()]
+            assert len(paths) == 2 and all(p.is_file() and p.parent == (tmp_path / "out").resolve() for p in paths)
+            assert {sf.info(str(p)).samplerate for p in paths} == {48000}
+        assert main(["generate", *server, "--bpm", "5000"]) == 2
+        err = capsys.readouterr().err
+        assert "tempo_bpm=5000" in err and "20–999" in err and "Traceback" not in err
+
+        with Client(engine.zmq) as client:
+            rendering = threading.Event()
+            pending = client.submit("generate", {"model": "tiny-dd", "duration_s": 0.05, "steps": 400,
+                                                 "seed": 77}, progress=lambda f: rendering.set())
+            assert rendering.wait(120)
+            engine.process.send_signal(signal.SIGTERM)
+            with pytest.raises(RemoteError) as caught:
+                pending.result(timeout=60)
+            assert caught.value.code == "cancelled" and "shutting down" in caught.value.message
+        assert engine.process.wait(60) == 0
+        text = engine.text()
+        assert "stopped cleanly" in text
+        assert "zmq " in text and " generate id=" in text, "one line per request"
+        store = RenderStore(tmp_path / "store")
+        assert store.verify() == [] and list((tmp_path / "store" / "tmp").iterdir()) == []
+    finally:
+        if engine.process.poll() is None:
+            engine.process.kill()
+
+
+def test_ctrl_c_stops_it_and_a_missing_default_model_is_said_plainly(tiny_dd_root: Path, tmp_path: Path) -> None:
+    engine = spawn_engine(tiny_dd_root, tmp_path, "--zmq", f"tcp://127.0.0.1:{_free_port()}", "--events", "off",
+                          "--osc", "off")
+    try:
+        assert "no default model is installed" in engine.text() and "tiny-dd" in engine.text()
+        with Client(engine.zmq) as client:
+            assert client.ping("alive")["token"] == "alive"
+            with pytest.raises(RemoteError) as caught:
+                client.generate(timeout=30)  # names no model: the default is missing
+            assert caught.value.code == "unknown_model" and "tiny-dd" in caught.value.message
+        engine.process.send_signal(signal.SIGINT)
+        assert engine.process.wait(60) == 0
+        assert "stopped cleanly" in engine.text()
+    finally:
+        if engine.process.poll() is None:
+            engine.process.kill()
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--zmq", "tcp://0.0.0.0:{port}"], "--keys DIR"),
+        (["--events", "tcp://*:{port}"], "--insecure"),
+        (["--osc", "0.0.0.0:{port}"], "--osc-allow"),
+        (["--zmq", "udp://127.0.0.1:5"], "expected tcp://"),
+        (["--osc", "127.0.0.1:99999"], "port from 1 to 65535"),
+        (["--memory-budget", "0"], "more than 0 GB"),
+        (["--keys", "{home}/no-keys-here"], "loopbridge keys DIR"),
+    ],
+)
+def test_unsafe_or_bad_settings_are_refused_before_anything_starts(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                   args: list[str], says: str) -> None:
+    filled = [a.format(port=_free_port(), home=tmp_path) for a in args]
+    status = main(["serve", "--osc", f"127.0.0.1:{_free_port(socket.SOCK_DGRAM)}", *filled])
+    err = capsys.readouterr().err
+    assert status == 2 and says in err and "Traceback" not in err
+    assert err.count("\n") == 1, "one line"
+
+
+def test_a_port_in_use_is_a_clear_message(tiny_dd_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOOPBRIDGE_MODELS", str(tiny_dd_root))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        status = main(["serve", "--zmq", f"tcp://127.0.0.1:{port}", "--osc", "off", "--events", "off",
+                       "--prerender", "0", "--device", "cpu", "--quiet"])
+    err = capsys.readouterr().err
+    assert status == 1 and "Address already in use" in err and "another engine" in err
+    assert "Traceback" not in err
+
+
+def test_generate_through_an_engine_that_is_not_there(capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["generate", "--server", f"tcp://127.0.0.1:{_free_port()}", "--timeout", "2", "--quiet"])
+    err = capsys.readouterr().err
+    assert status == 1 and "no answer from the engine" in err and "Traceback" not in err
