@@ -6,19 +6,22 @@
         for sample in reply.samples:
             Path(sample.filename).write_bytes(sample.wav)
 
-A background thread owns the DEALER socket: it sends heartbeats, counts the engine's (a liveness
-counter), and when the engine falls silent it closes the socket, waits (1 s doubling to 30 s,
-from the protocol), connects again and sends every unanswered request again. Requests are safe to
-repeat: a render is keyed by its content, so the engine answers a repeat from its store or from
-the job already on its way. The client is thread-safe: many threads may wait on requests at once.
+The socket is driven by whichever thread is waiting for a reply (it sends, polls and hands every
+reply to the request it answers), so a request costs no hand-over between threads; with several
+threads waiting, one drives and the others sleep until their reply is in. A small background
+thread keeps things going while nobody waits: it sends heartbeats, counts the engine's (a liveness
+counter), and when the engine falls silent the socket is closed, and after a pause (1 s doubling
+to 30 s, from the protocol) connected again, and every unanswered request sent again. Requests are
+safe to repeat: a render is keyed by its content, so the engine answers a repeat from its store or
+from the job already on its way. The client is thread-safe.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import queue
+import socket
 import threading
 import time
 import uuid
@@ -35,7 +38,6 @@ from .protocol import ErrorCode, MessageType, ProtocolError
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[float], None]
-_ids = itertools.count()
 
 
 class RemoteError(Exception):
@@ -51,10 +53,11 @@ class RemoteError(Exception):
 
 @dataclass(frozen=True)
 class Sample:
-    """One sample of a reply: its fields (``SAMPLE_FIELDS``) and its WAV bytes when they were sent."""
+    """One sample of a reply: its fields (``SAMPLE_FIELDS``) and its WAV bytes when they were sent
+    (a read-only ``memoryview`` of the received frame: no copy is made)."""
 
     fields: Mapping[str, Any]
-    wav: bytes | None
+    wav: memoryview | bytes | None
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -65,10 +68,10 @@ class Sample:
 
 @dataclass(frozen=True)
 class Reply:
-    """An answer from the engine: the header and the binary frames after it."""
+    """An answer from the engine: the header and the binary frames after it (bytes-like, not copied)."""
 
     header: Mapping[str, Any]
-    frames: Sequence[bytes] = field(default_factory=list)
+    frames: Sequence[memoryview | bytes] = field(default_factory=list)
 
     def __getitem__(self, name: str) -> Any:
         return self.header[name]
@@ -90,8 +93,9 @@ class Pending:
     """A request on its way: wait for its :class:`Reply` with :meth:`result`."""
 
     def __init__(self, request_id: str, kind: MessageType, frames: list[bytes],
-                 progress: ProgressCallback | None) -> None:
+                 progress: ProgressCallback | None, client: Client | None = None) -> None:
         self.id = request_id
+        self._client = client
         self.kind = kind
         self.frames = frames
         self.progress = progress
@@ -113,7 +117,8 @@ class Pending:
 
     def result(self, timeout: float | None = None) -> Reply:
         """The reply; raises :class:`RemoteError` for an error reply, TimeoutError when none came in time."""
-        if not self._done.wait(timeout):
+        done = self._client._wait(self, timeout) if self._client is not None else self._done.wait(timeout)
+        if not done:
             raise TimeoutError(f"no reply to {self.kind.value} {self.id!r} within {timeout} s")
         if self._error is not None:
             raise self._error
@@ -160,21 +165,30 @@ class Client:
         self._identity = b"lb-" + uuid.uuid4().bytes[:12]
         self._outgoing: queue.SimpleQueue[Pending] = queue.SimpleQueue()
         self._pending: dict[str, Pending] = {}
-        self._lock = threading.Lock()
-        self._wake_address = f"inproc://loopbridge-client-wake-{next(_ids)}"
-        self._wake_pull = self._ctx.socket(zmq.PULL)
-        self._wake_pull.linger = 0
-        self._wake_pull.bind(self._wake_address)
+        self._lock = threading.Lock()  # guards _pending
+        # whoever holds _io_lock drives the socket; the others wait on _arrived
+        self._io_lock = threading.Lock()
+        self._arrived = threading.Condition()
+        # a thread that cannot drive wakes the driver's poll through a socket pair (a few microseconds)
+        self._wake_read, self._wake_write = socket.socketpair()
+        self._wake_read.setblocking(False)
+        self._wake_write.setblocking(False)
         self._wake_lock = threading.Lock()
-        self._wake_push: zmq.Socket | None = self._ctx.socket(zmq.PUSH)
-        self._wake_push.linger = 0
-        self._wake_push.connect(self._wake_address)
+        self._wake_pending = False
         self._closing = threading.Event()
         #: how many times the client has reconnected after losing the engine
         self.reconnects = 0
         #: whether the engine has been heard within the liveness window
         self.connected = False
-        self._thread = threading.Thread(target=self._run, name="loopbridge-client", daemon=True)
+        self._heartbeat = p.encode_header({"type": MessageType.HEARTBEAT.value})
+        now = time.monotonic()
+        self._sock: zmq.Socket | None = self._socket()
+        self._last_heard = now
+        self._next_beat = now  # say hello at once so the engine starts its heartbeats
+        self._backoff = reconnect_initial_s
+        self._reconnect_at = 0.0
+        self._polled: tuple[zmq.Socket | None, zmq.Poller] | None = None
+        self._thread = threading.Thread(target=self._background, name="loopbridge-client", daemon=True)
         self._thread.start()
 
     # ---- public API ----------------------------------------------------------------------------------
@@ -194,13 +208,22 @@ class Client:
         request_id = request_id or uuid.uuid4().hex[:16]
         header = {"v": p.PROTOCOL_VERSION, "type": kind.value, "id": request_id,
                   **{k: v for k, v in (fields or {}).items() if v is not None}}
-        pending = Pending(request_id, kind, [p.encode_header(header), *[bytes(f) for f in frames]], progress)
+        pending = Pending(request_id, kind, [p.encode_header(header), *[bytes(f) for f in frames]], progress, self)
         with self._lock:
             if request_id in self._pending:
                 raise ValueError(f"id={request_id!r} is already waiting for a reply")
             self._pending[request_id] = pending
-        self._outgoing.put(pending)
-        self._wake()
+        if self._io_lock.acquire(blocking=False):
+            try:
+                if self._sock is not None:
+                    self._send(self._sock, pending)
+                else:
+                    self._outgoing.put(pending)  # reconnecting: every unanswered request goes out then
+            finally:
+                self._io_lock.release()
+        else:
+            self._outgoing.put(pending)
+            self._wake()
         return pending
 
     def request(
@@ -271,22 +294,25 @@ class Client:
         return timeout if timeout is not None else self.request_timeout_s * 3
 
     def close(self) -> None:
-        """Stop the I/O thread and close the sockets (linger 0); unanswered requests fail."""
+        """Stop the background thread and close the sockets (linger 0); unanswered requests fail."""
         if self._closing.is_set():
             return
         self._closing.set()
         self._wake()
         self._thread.join(10)
+        with self._io_lock:  # a thread driving the socket notices the closing within one poll
+            if self._sock is not None:
+                self._sock.close(0)
+                self._sock = None
         with self._lock:
             pending = list(self._pending.values())
             self._pending.clear()
         for item in pending:
             item._finish(error=ConnectionError("the client was closed before the engine answered"))
+        self._notify()
         with self._wake_lock:
-            if self._wake_push is not None:
-                self._wake_push.close(0)
-                self._wake_push = None
-        self._wake_pull.close(0)
+            self._wake_write.close()
+            self._wake_read.close()
         self._ctx.term()
 
     def __enter__(self) -> Client:
@@ -299,11 +325,22 @@ class Client:
 
     def _wake(self) -> None:
         with self._wake_lock:
-            if self._wake_push is not None:
-                try:
-                    self._wake_push.send(b"", zmq.NOBLOCK)
-                except zmq.ZMQError:
-                    pass  # a wake-up already queued is as good
+            if self._wake_pending or self._wake_write.fileno() < 0:
+                return  # a wake-up is already on its way (or the client is closed)
+            self._wake_pending = True
+            try:
+                self._wake_write.send(b"\0")
+            except OSError:
+                pass
+
+    def _drain_wake(self) -> None:
+        with self._wake_lock:
+            self._wake_pending = False
+            try:
+                while self._wake_read.recv(4096):
+                    pass
+            except OSError:  # BlockingIOError: nothing more to read
+                pass
 
     def _forget(self, request_id: str) -> None:
         with self._lock:
@@ -322,72 +359,128 @@ class Client:
         sock.connect(self.endpoint)
         return sock
 
-    def _run(self) -> None:
-        sock = self._socket()
-        poller = zmq.Poller()
-        poller.register(sock, zmq.POLLIN)
-        poller.register(self._wake_pull, zmq.POLLIN)
-        heartbeat = p.encode_header({"type": MessageType.HEARTBEAT.value})
-        now = time.monotonic()
-        last_heard = now
-        next_beat = now  # say hello at once so the engine starts its heartbeats
-        backoff = self.reconnect_initial_s
-        try:
-            while not self._closing.is_set():
-                now = time.monotonic()
-                timeout_s = max(0.0, min(next_beat - now, 0.25))
-                ready = dict(poller.poll(int(timeout_s * 1000)))
-                if ready.get(self._wake_pull):
-                    while True:
-                        try:
-                            self._wake_pull.recv(zmq.NOBLOCK)
-                        except zmq.Again:
-                            break
-                while True:
-                    try:
-                        pending = self._outgoing.get_nowait()
-                    except queue.Empty:
-                        break
+    def _notify(self) -> None:
+        with self._arrived:
+            self._arrived.notify_all()
+
+    def _wait(self, pending: Pending, timeout: float | None) -> bool:
+        """Wait for ``pending``'s reply, driving the socket when no other thread does."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not pending.done:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return False
+            if self._closing.is_set():
+                return pending._done.wait(0)
+            if self._io_lock.acquire(blocking=False):
+                try:
+                    self._drive(lambda: pending.done, deadline)
+                finally:
+                    self._io_lock.release()
+                    self._notify()  # another waiter may take over the socket now
+            else:
+                with self._arrived:
+                    if not pending.done:
+                        self._arrived.wait(0.05 if remaining is None else min(remaining, 0.05))
+        return True
+
+    def _background(self) -> None:
+        """Heartbeats, liveness and replies to requests nobody is waiting for, while no thread drives."""
+        while not self._closing.wait(min(0.1, self.heartbeat_interval_s / 2)):
+            if self._io_lock.acquire(blocking=False):
+                try:
+                    self._drive(lambda: True, None)
+                finally:
+                    self._io_lock.release()
+                    self._notify()
+
+    def _drive(self, stop: Callable[[], bool], deadline: float | None) -> None:
+        """Send what is queued, hand out what arrives, keep the heartbeat, until ``stop()`` or the deadline.
+
+        Called with ``_io_lock`` held. ``stop`` returning True at once makes this one pass without waiting.
+        """
+        first = True
+        while not self._closing.is_set():
+            now = time.monotonic()
+            self._housekeeping(now)
+            sock = self._sock
+            while sock is not None:
+                try:
+                    pending = self._outgoing.get_nowait()
+                except queue.Empty:
+                    break
+                if not pending.done:
                     self._send(sock, pending)
-                if ready.get(sock):
-                    for _ in range(256):
-                        try:
-                            frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
-                        except zmq.Again:
-                            break
-                        last_heard = time.monotonic()
-                        self.connected = True
-                        backoff = self.reconnect_initial_s
-                        self._receive(frames)
-                now = time.monotonic()
-                if now >= next_beat:
-                    next_beat = now + self.heartbeat_interval_s
+            if stop() and not first:
+                return
+            wait_until = self._reconnect_at if sock is None else self._next_beat
+            if deadline is not None:
+                wait_until = min(wait_until, deadline)
+            timeout_s = 0.0 if (stop() and first) else max(0.0, min(wait_until - now, 0.25))
+            first = False
+            ready = dict(self._poller(sock).poll(int(timeout_s * 1000)))
+            if ready.get(self._wake_read):
+                self._drain_wake()
+            if sock is not None and ready.get(sock):
+                for _ in range(256):
                     try:
-                        sock.send(heartbeat, zmq.NOBLOCK)
-                    except zmq.ZMQError:
-                        pass
-                    self._retry_quick(sock, now)
-                if now - last_heard > self.heartbeat_interval_s * self.liveness:
-                    # the engine is gone (or never came): a new socket, after a pause, and resend
-                    self.connected = False
-                    poller.unregister(sock)
-                    sock.close(0)
-                    log.info("engine at %s silent for %.1f s: reconnecting in %.1f s", self.endpoint,
-                             now - last_heard, backoff)
-                    if self._closing.wait(backoff):
-                        return
-                    backoff = min(backoff * 2, self.reconnect_max_s)
-                    sock = self._socket()
-                    poller.register(sock, zmq.POLLIN)
-                    self.reconnects += 1
-                    with self._lock:
-                        unanswered = [item for item in self._pending.values() if not item.done]
-                    for item in unanswered:
-                        self._send(sock, item)
-                    last_heard = time.monotonic()
-                    next_beat = last_heard
-        finally:
+                        frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+                    except zmq.Again:
+                        break
+                    self._last_heard = time.monotonic()
+                    self.connected = True
+                    self._backoff = self.reconnect_initial_s
+                    self._receive(frames)
+                self._notify()
+            if stop():
+                return
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+
+    def _poller(self, sock: zmq.Socket | None) -> zmq.Poller:
+        if self._polled is None or self._polled[0] is not sock:
+            poller = zmq.Poller()
+            poller.register(self._wake_read, zmq.POLLIN)
+            if sock is not None:
+                poller.register(sock, zmq.POLLIN)
+            self._polled = (sock, poller)
+        return self._polled[1]
+
+    def _housekeeping(self, now: float) -> None:
+        sock = self._sock
+        if sock is None:
+            if now < self._reconnect_at:
+                return
+            # the pause is over: a new socket under the same routing id, and every unanswered request again
+            sock = self._sock = self._socket()
+            self.reconnects += 1
+            self._last_heard = now
+            self._next_beat = now
+            with self._lock:
+                unanswered = [item for item in self._pending.values() if not item.done]
+            while True:  # they are all sent below; drop the queued copies
+                try:
+                    self._outgoing.get_nowait()
+                except queue.Empty:
+                    break
+            for item in unanswered:
+                self._send(sock, item)
+        if now >= self._next_beat:
+            self._next_beat = now + self.heartbeat_interval_s
+            try:
+                sock.send(self._heartbeat, zmq.NOBLOCK)
+            except zmq.ZMQError:
+                pass
+            self._retry_quick(sock, now)
+        if now - self._last_heard > self.heartbeat_interval_s * self.liveness:
+            # the engine is gone (or never came): drop the socket, connect again after a pause
+            self.connected = False
             sock.close(0)
+            self._sock = None
+            self._reconnect_at = now + self._backoff
+            log.info("engine at %s silent for %.1f s: reconnecting in %.1f s", self.endpoint, now - self._last_heard,
+                     self._backoff)
+            self._backoff = min(self._backoff * 2, self.reconnect_max_s)
 
     def _send(self, sock: zmq.Socket, pending: Pending) -> None:
         pending.sent_at = time.monotonic()
@@ -434,7 +527,7 @@ class Client:
         elif kind == p.ReplyType.ERROR.value:
             pending._finish(error=RemoteError(header))
         else:
-            pending._finish(reply=Reply(header, [f.bytes for f in frames[1:]]))
+            pending._finish(reply=Reply(header, [f.buffer for f in frames[1:]]))
 
 
 class Events:

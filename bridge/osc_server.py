@@ -100,6 +100,8 @@ def _pattern(address: str) -> re.Pattern[str] | None:
             body = address[i + 1:end]
             negate = body.startswith("!")
             body = body[1:] if negate else body
+            if not body:
+                raise ProtocolError(ErrorCode.MALFORMED, f"address {address!r} has an empty [] set")
             out.append("[" + ("^" if negate else "") + re.escape(body).replace("\\-", "-") + "]")
             i = end
         elif c == "{":
@@ -111,7 +113,10 @@ def _pattern(address: str) -> re.Pattern[str] | None:
         else:
             out.append(re.escape(c))
         i += 1
-    return re.compile("".join(out) + r"\Z")
+    try:
+        return re.compile("".join(out) + r"\Z")
+    except re.error as exc:  # a range like [z-a]
+        raise ProtocolError(ErrorCode.MALFORMED, f"address pattern {address!r} is not valid: {exc}") from exc
 
 
 class OscServer:

@@ -13,17 +13,20 @@ goes to the listeners added with :meth:`Service.add_listener` (the PUB socket, O
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import os
 import secrets
 import shutil
+import struct
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -58,6 +61,8 @@ MAX_HISTORY_LIMIT = 1000
 RANDOM_SEED_LIMIT = 2**31 - 1
 #: state events are coalesced to at most one per this many seconds
 STATE_EVENT_INTERVAL_S = 0.1
+#: recently served files kept in memory (a knob turned back and forth is served without disk reads)
+SAMPLE_CACHE_BYTES = 256 * 1024 * 1024
 
 Listener = Callable[[str, dict[str, Any]], None]
 
@@ -141,6 +146,8 @@ class ServedSample:
     variation: int
     part: str
     cached: bool
+    #: the file's bytes when already read (a reply from the store carries them)
+    data: bytes | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_conformed(cls, sample: ConformedSample, variation: int, part: str, cached: bool) -> ServedSample:
@@ -154,15 +161,19 @@ class ServedSample:
 
     @classmethod
     def from_stored(cls, stored: StoredSample, variation: int, part: str) -> ServedSample:
-        import soundfile as sf
-
-        info = sf.info(str(stored.path))  # the header only: no audio is decoded
+        """From the store's index and the file's bytes (read once: they go on the wire as they are)."""
+        try:
+            data = stored.path.read_bytes()
+        except OSError as exc:
+            raise WireError(ErrorCode.STORE_FAILED, f"sample {stored.key} cannot be read from the store: {exc}"
+                            ) from exc
+        sample_rate, channels, frames = wav_shape(data)
         return cls(
             key=stored.key, render_key=stored.render_key, filename=_safe_name(stored.filename, stored.path),
             path=stored.path, kind=stored.kind.value, tempo_bpm=float(stored.tempo_bpm), beats=float(stored.beats),
             root_note=stored.root_note, loop_start=stored.loop_start, loop_end=stored.loop_end,
-            sample_rate=int(info.samplerate), channels=int(info.channels), frames=int(info.frames),
-            variation=variation, part=part, cached=True,
+            sample_rate=sample_rate, channels=channels, frames=frames, variation=variation, part=part, cached=True,
+            data=data,
         )
 
     def fields(self) -> dict[str, Any]:
@@ -175,10 +186,70 @@ class ServedSample:
         }
 
     def wav_bytes(self) -> bytes:
+        if self.data is not None:
+            return self.data
         try:
             return self.path.read_bytes()
         except OSError as exc:
             raise WireError(ErrorCode.STORE_FAILED, f"sample {self.key} cannot be read from the store: {exc}") from exc
+
+
+def wav_shape(data: bytes) -> tuple[int, int, int]:
+    """``(sample_rate, channels, frames)`` of WAV bytes, from the RIFF header (libsndfile when unusual)."""
+    try:
+        if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
+            offset, fmt = 12, None
+            while offset + 8 <= len(data):
+                chunk, size = data[offset:offset + 4], struct.unpack_from("<I", data, offset + 4)[0]
+                if chunk == b"fmt ":
+                    channels, rate = struct.unpack_from("<HI", data, offset + 10)
+                    block_align = struct.unpack_from("<H", data, offset + 20)[0]
+                    fmt = (rate, channels, block_align)
+                elif chunk == b"data" and fmt is not None and fmt[2] > 0:
+                    available = min(size, len(data) - offset - 8)
+                    return fmt[0], fmt[1], available // fmt[2]
+                offset += 8 + size + (size & 1)
+    except struct.error:
+        pass
+    import soundfile as sf
+
+    info = sf.info(io.BytesIO(data))
+    return int(info.samplerate), int(info.channels), int(info.frames)
+
+
+class _SampleCache:
+    """Recently served files, by conform key, within a byte budget (least recently used go first).
+
+    Files in the store never change under their key, so a cached copy is never stale; this saves
+    the index lookup and the disk read on a knob turn that comes back to a sample.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[str, ServedSample] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> ServedSample | None:
+        with self._lock:
+            item = self._items.get(key)
+            if item is not None:
+                self._items.move_to_end(key)
+            return item
+
+    def put(self, sample: ServedSample) -> None:
+        size = len(sample.data or b"")
+        if size == 0 or size > self.max_bytes // 4:
+            return
+        with self._lock:
+            old = self._items.pop(sample.key, None)
+            if old is not None:
+                self._bytes -= len(old.data or b"")
+            self._items[sample.key] = sample
+            self._bytes += size
+            while self._bytes > self.max_bytes and self._items:
+                _, dropped = self._items.popitem(last=False)
+                self._bytes -= len(dropped.data or b"")
 
 
 def _safe_name(name: Any, path: Path) -> str:
@@ -239,6 +310,8 @@ class Service:
         self._listeners: list[Listener] = []
         self._listeners_lock = threading.Lock()
         self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="loopbridge-prerender")
+        self._samples = _SampleCache(SAMPLE_CACHE_BYTES)
+        self._recent_prerender: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._state_lock = threading.Lock()
         self._state_due: threading.Timer | None = None
         self._last_state = 0.0
@@ -494,16 +567,32 @@ class Service:
         for index, (part, request) in enumerate(inputs.plan):
             render = inputs.renders[index] if inputs.renders is not None else None
             render_key = render.key if render is not None else self.engine.render_key(request)
-            stored = self.engine.store.stored_sample(inputs.spec.conform_key(render_key))
-            if stored is None:
-                return None
-            served.append(ServedSample.from_stored(stored, request.variation, part))
+            key = inputs.spec.conform_key(render_key)
+            cached = self._samples.get(key)
+            if cached is None:
+                stored = self.engine.store.stored_sample(key)
+                if stored is None:
+                    return None
+                cached = ServedSample.from_stored(stored, request.variation, part)
+                self._samples.put(cached)
+            if cached.variation != request.variation or cached.part != part:
+                cached = dataclasses.replace(cached, variation=request.variation, part=part)
+            served.append(cached)
         return served
 
     def _after(self, inputs: JobInputs, served: list[ServedSample]) -> None:
         if inputs.base is None or self.prerenderer.depth == 0:
             return
         base, spec = inputs.base, inputs.spec
+        # the same sample asked again (a client polling, a knob resting): its neighbours are on their way
+        recent = (served[-1].key if served else "", str(base.variation))
+        with self._state_lock:
+            if recent in self._recent_prerender:
+                self._recent_prerender.move_to_end(recent)
+                return
+            self._recent_prerender[recent] = None
+            if len(self._recent_prerender) > 1024:
+                self._recent_prerender.popitem(last=False)
         try:
             self._background.submit(self._prerender, base, spec)
         except RuntimeError:  # shutting down

@@ -303,7 +303,7 @@ class Engine:
         """``count`` variations starting at ``request.variation``."""
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_VARIATIONS:
             raise RequestError("variations", count, f"1–{MAX_VARIATIONS}")
-        return [request.with_variation(request.variation + i) for i in range(count)]
+        return [request if i == 0 else request.with_variation(request.variation + i) for i in range(count)]
 
     def generate(
         self,

@@ -146,7 +146,8 @@ def test_frames_over_the_size_limit_are_dropped_and_the_engine_keeps_serving(tin
 
 # ---- OSC ----------------------------------------------------------------------------------------------------
 
-osc_text = st.text(st.characters(blacklist_characters="\x00"), max_size=20)  # OSC strings end at the first NUL
+# OSC strings end at the first NUL and are UTF-8 (python-osc cannot send lone surrogates at all)
+osc_text = st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=20)
 osc_args = st.lists(
     st.one_of(st.integers(-(2**31), 2**31 - 1), st.floats(width=32, allow_nan=False), osc_text,
               st.binary(min_size=1, max_size=16), st.booleans(), st.sampled_from(["seed", "tempo_bpm", "model", "kind",

@@ -1,0 +1,299 @@
+"""Serving benchmarks, measured side by side in one run on loopback (ratios, not absolute times).
+
+1. A cache-hit variation over ZeroMQ, through the Python client: a 4 s stereo 48 kHz 24-bit WAV
+   comes back in the reply. p50 / p99 latency, and the ratio to a bare pyzmq DEALER/ROUTER echo
+   of the same bytes (targets: ≤ 1.5×, p99 ≤ 10 ms). A bare one-way reply of the same bytes (a
+   small request, the WAV back) is printed too, as the stricter floor.
+2. OSC command → reply (``/loopbridge/engine/ping`` → ``pong``) and a session knob
+   (``/session/set/pitch`` → its feedback), against a bare UDP echo (target: p50 ≤ 2 ms).
+3. Pre-rendering: a scripted session of 50 Variation-knob turns (mostly forward, sometimes back
+   or skipping one) with a pause between turns, against an engine that pre-renders the next
+   variations; the share of turns served from the store (target ≥ 90 %).
+
+    python bench/bench_serve.py [--requests 500] [--turns 50] [--pause 0.5] [--threads 1] [--device cpu]
+
+The engine runs as ``loopbridge serve`` in its own process, as it does for a plugin; the bare
+baselines run in their own processes too, so every figure includes the same process boundary.
+The model is a small randomly initialised Dance Diffusion checkpoint built here (speed does not
+depend on the weights' values), saved and loaded exactly as a real one is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from loopbridge.bridge import protocol as p
+from loopbridge.bridge.client import Client
+from pythonosc.osc_message_builder import OscMessageBuilder
+from pythonosc.osc_packet import OscPacket
+
+from tests.engine.models.tiny_dance_diffusion import build_tiny_dance_diffusion
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, int(round(q / 100 * (len(ordered) - 1)))))
+    return ordered[index]
+
+
+def timed(n: int, fn: Callable[[], Any], warmup: int = 20) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(n):
+        started = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - started) * 1000)
+    return out
+
+
+def describe(name: str, ms: list[float]) -> str:
+    return f"{name:44s} p50 {percentile(ms, 50):7.3f} ms   p99 {percentile(ms, 99):7.3f} ms"
+
+
+# ---- baselines, each in a process of its own ---------------------------------------------------------------
+
+BARE_ROUTER = """
+import sys, zmq
+ctx = zmq.Context(); sock = ctx.socket(zmq.ROUTER); sock.linger = 0
+port = sock.bind_to_random_port("tcp://127.0.0.1")
+reply = open(sys.argv[1], "rb").read() if len(sys.argv) > 1 else None
+print(port, flush=True)
+while True:
+    frames = sock.recv_multipart(copy=False)
+    if reply is None:
+        sock.send_multipart(frames, copy=False)  # echo: the same bytes straight back
+    else:
+        sock.send_multipart([frames[0], b'{"v":1,"type":"reply"}', reply], copy=False)
+"""
+
+BARE_OSC_ECHO = """
+import socket
+from pythonosc.osc_message_builder import OscMessageBuilder
+from pythonosc.osc_packet import OscPacket
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); sock.bind(("127.0.0.1", 0))
+print(sock.getsockname()[1], flush=True)
+while True:
+    data, sender = sock.recvfrom(65536)
+    message = OscPacket(data).messages[0].message  # parse and rebuild, as any server has to
+    builder = OscMessageBuilder(message.address)
+    for arg in message.params:
+        builder.add_arg(arg)
+    sock.sendto(builder.build().dgram, sender)
+"""
+
+
+def child(code: str, *args: str) -> tuple[subprocess.Popen[str], int]:
+    process = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    return process, int(process.stdout.readline())
+
+
+class Dealer:
+    """A bare pyzmq DEALER: sends the same frames, waits for one answer."""
+
+    def __init__(self, endpoint: str, frames: list[bytes]) -> None:
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.DEALER)
+        self.sock.linger = 0
+        self.sock.connect(endpoint)
+        self.frames = frames
+
+    def once(self) -> None:
+        self.sock.send_multipart(self.frames, copy=False)
+        self.sock.recv_multipart(copy=False)
+
+    def close(self) -> None:
+        self.sock.close(0)
+        self.ctx.term()
+
+
+def interleaved(fns: list[Callable[[], Any]], n: int, rounds: int = 10) -> list[list[float]]:
+    """Latencies (ms) of each of ``fns``, ``n`` each, measured in alternating rounds."""
+    out: list[list[float]] = [[] for _ in fns]
+    per_round = max(1, n // rounds)
+    for fn in fns:
+        for _ in range(20):
+            fn()
+    while len(out[0]) < n:
+        for fn, times in zip(fns, out, strict=True):
+            times += timed(min(per_round, n - len(times)), fn, warmup=0)
+    return out
+
+
+class OscPeer:
+    """A UDP socket that sends one OSC message and waits for the answer at ``expect``."""
+
+    def __init__(self, target: tuple[str, int], address: str, args: list[Any], expect: str) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(5)
+        builder = OscMessageBuilder(address)
+        for arg in args:
+            builder.add_arg(arg)
+        self.dgram = builder.build().dgram
+        self.target = target
+        self.expect = expect
+
+    def once(self) -> None:
+        self.sock.sendto(self.dgram, self.target)
+        while True:
+            data, _ = self.sock.recvfrom(65536)
+            if OscPacket(data).messages[0].message.address == self.expect:
+                return
+
+
+# ---- the engine ----------------------------------------------------------------------------------------------
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_engine(root: Path, threads: int, device: str) -> tuple[subprocess.Popen[str], str, tuple[str, int]]:
+    """``loopbridge serve`` in a child process; returns it once it is ready."""
+    zmq_endpoint, osc = f"tcp://127.0.0.1:{free_port()}", ("127.0.0.1", free_port(socket.SOCK_DGRAM))
+    env = {**os.environ, "LOOPBRIDGE_MODELS": str(root / "models"), "LOOPBRIDGE_HOME": str(root / "home"),
+           "HF_HUB_OFFLINE": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "loopbridge.bridge.cli", "serve", "--zmq", zmq_endpoint, "--events", "off",
+         "--osc", f"{osc[0]}:{osc[1]}", "--model", "bench-dd", "--threads", str(threads), "--device", device,
+         "--prerender", "4", "--quiet"],
+        stderr=subprocess.PIPE, text=True, env=env,
+    )
+    assert process.stderr is not None
+    for line in process.stderr:
+        if line.startswith("loopbridge serve: ready"):
+            threading.Thread(target=lambda: [None for _ in process.stderr or []], daemon=True).start()
+            return process, zmq_endpoint, osc
+    raise SystemExit(f"the engine did not start (exit {process.wait()})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=500, help="timed requests per latency figure")
+    parser.add_argument("--turns", type=int, default=50, help="variation turns in the scripted session")
+    parser.add_argument("--pause", type=float, default=0.5, help="seconds between knob turns")
+    parser.add_argument("--threads", type=int, default=1, help="the engine's torch threads (on a shared CPU, "
+                                                                "one is fastest for the small model)")
+    parser.add_argument("--device", default="cpu", help="the engine's device: cpu or cuda")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        build_tiny_dance_diffusion(root / "models" / "bench-dd", sample_size=16384)  # up to 4.1 s at 16 kHz
+        engine, endpoint, osc = start_engine(root, args.threads, args.device)
+        processes = [engine]
+        try:
+            print(f"loopbridge serve benchmark: {args.requests} requests per figure, engine on {args.device} "
+                  f"with {args.threads} torch threads, each server in its own process")
+
+            # ---- 1. a cache-hit variation over ZeroMQ ---------------------------------------------------
+            request = {"kind": "texture", "duration_s": 4.0, "steps": 2, "seed": 11, "sample_rate": 48000,
+                       "prerender": False}
+            with Client(endpoint) as client:
+                first = client.generate(timeout=600, **request)
+                sample = first.samples[0]
+                wav = bytes(sample.wav or b"")
+                print(f"sample: {sample.channels} ch, {sample.sample_rate} Hz, "
+                      f"{sample.frames / sample.sample_rate:.2f} s, {len(wav)} bytes of WAV")
+                wav_file = root / "sample.wav"
+                wav_file.write_bytes(wav)
+                echo, echo_port = child(BARE_ROUTER)
+                oneway, oneway_port = child(BARE_ROUTER, str(wav_file))
+                processes += [echo, oneway]
+                header = b'{"v":1,"type":"variation","id":"x"}'
+                echo_dealer = Dealer(f"tcp://127.0.0.1:{echo_port}", [header, wav])
+                oneway_dealer = Dealer(f"tcp://127.0.0.1:{oneway_port}", [header])
+
+                def hit() -> None:
+                    reply = client.request(p.MessageType.VARIATION, request, timeout=30)
+                    assert reply.samples[0].cached and len(reply.frames[0]) == len(wav)
+
+                # interleaved in rounds, so a change in the machine's load touches every figure alike
+                ours, bare_echo, bare_oneway = interleaved([hit, echo_dealer.once, oneway_dealer.once],
+                                                           args.requests)
+                echo_dealer.close()
+                oneway_dealer.close()
+            print()
+            print("1. cache-hit variation over ZeroMQ")
+            print(describe("   loopbridge client → engine → WAV back", ours))
+            print(describe("   bare pyzmq DEALER/ROUTER echo, same bytes", bare_echo))
+            print(describe("   bare pyzmq one-way reply, same bytes", bare_oneway))
+            print(f"   ratio to the echo: p50 {percentile(ours, 50) / percentile(bare_echo, 50):.2f}×, "
+                  f"p99 {percentile(ours, 99) / percentile(bare_echo, 99):.2f}×   (target ≤ 1.5×, p99 ≤ 10 ms)")
+            print(f"   ratio to the one-way reply: p50 {percentile(ours, 50) / percentile(bare_oneway, 50):.2f}×")
+
+            # ---- 2. OSC ---------------------------------------------------------------------------------
+            osc_echo, osc_echo_port = child(BARE_OSC_ECHO)
+            processes.append(osc_echo)
+            ping = OscPeer(osc, f"{p.OSC_ROOT}/engine/ping", ["t"], f"{p.OSC_ROOT}/engine/pong")
+            knob_peer = OscPeer(osc, f"{p.OSC_ROOT}/session/set/beats_per_bar", [4],
+                                f"{p.OSC_ROOT}/session/beats_per_bar")
+            echo_peer = OscPeer(("127.0.0.1", osc_echo_port), f"{p.OSC_ROOT}/engine/ping", ["t"],
+                                f"{p.OSC_ROOT}/engine/ping")
+            engine_osc, knob, bare = interleaved([ping.once, knob_peer.once, echo_peer.once], args.requests)
+            print()
+            print("2. OSC command → reply")
+            print(describe("   /engine/ping → /engine/pong", engine_osc))
+            print(describe("   /session/set/beats_per_bar → feedback", knob))
+            print(describe("   bare python-osc UDP echo", bare))
+            print(f"   ratio to the echo: p50 {percentile(engine_osc, 50) / percentile(bare, 50):.2f}×   "
+                  f"(target p50 ≤ 2 ms)")
+
+            # ---- 3. pre-render hit rate -------------------------------------------------------------------
+            rng = random.Random(args.seed)
+            session = {"kind": "one-shot", "duration_s": 0.1, "steps": 2, "seed": 500, "tempo_bpm": 124.0}
+            hits, hit_ms, miss_ms = 0, [], []
+            with Client(endpoint) as client:
+                client.generate(timeout=600, **session)  # the user presses Generate: variation 0
+                variation = 0
+                for _ in range(args.turns):
+                    time.sleep(args.pause)
+                    variation = max(0, variation + rng.choices([1, 2, -1], weights=[8, 1, 1])[0])
+                    started = time.perf_counter()
+                    reply = client.variation(timeout=600, variation=variation, **session)
+                    elapsed = (time.perf_counter() - started) * 1000
+                    if reply.samples[0].cached:
+                        hits += 1
+                        hit_ms.append(elapsed)
+                    else:
+                        miss_ms.append(elapsed)
+                status = client.status()["prerender"]
+            print()
+            print(f"3. pre-rendering: {args.turns} variation turns, {args.pause:g} s apart, depth 4")
+            print(f"   served from the store: {hits}/{args.turns} = {100 * hits / args.turns:.0f} %   "
+                  f"(target ≥ 90 %)")
+            if hit_ms:
+                print(f"   latency from the store: median {statistics.median(hit_ms):.2f} ms")
+            if miss_ms:
+                print(f"   latency when rendered: median {statistics.median(miss_ms):.1f} ms ({len(miss_ms)} turns)")
+            print(f"   pre-renders queued {status['queued']}, stored {status['stored']}, skipped {status['skipped']}")
+        finally:
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                process.wait(60)
+
+
+if __name__ == "__main__":
+    main()
