@@ -124,7 +124,7 @@ class Dealer:
         self.ctx.term()
 
 
-def interleaved(fns: list[Callable[[], Any]], n: int, rounds: int = 10) -> list[list[float]]:
+def interleaved(fns: list[Callable[[], Any]], n: int, rounds: int = 50) -> list[list[float]]:
     """Latencies (ms) of each of ``fns``, ``n`` each, measured in alternating rounds."""
     out: list[list[float]] = [[] for _ in fns]
     per_round = max(1, n // rounds)

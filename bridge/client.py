@@ -18,6 +18,7 @@ from the job already on its way. The client is thread-safe.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import queue
@@ -169,6 +170,10 @@ class Client:
         # whoever holds _io_lock drives the socket; the others wait on _arrived
         self._io_lock = threading.Lock()
         self._arrived = threading.Condition()
+        self._followers = 0  # threads waiting on _arrived (changed under it)
+        # request ids: unique per client without a random draw per request
+        self._id_prefix = uuid.uuid4().hex[:8] + "-"
+        self._counter = itertools.count(1)
         # a thread that cannot drive wakes the driver's poll through a socket pair (a few microseconds)
         self._wake_read, self._wake_write = socket.socketpair()
         self._wake_read.setblocking(False)
@@ -205,7 +210,7 @@ class Client:
         if self._closing.is_set():
             raise RuntimeError("the client is closed")
         kind = MessageType(kind)
-        request_id = request_id or uuid.uuid4().hex[:16]
+        request_id = request_id or f"{self._id_prefix}{next(self._counter)}"
         header = {"v": p.PROTOCOL_VERSION, "type": kind.value, "id": request_id,
                   **{k: v for k, v in (fields or {}).items() if v is not None}}
         pending = Pending(request_id, kind, [p.encode_header(header), *[bytes(f) for f in frames]], progress, self)
@@ -360,8 +365,9 @@ class Client:
         return sock
 
     def _notify(self) -> None:
-        with self._arrived:
-            self._arrived.notify_all()
+        if self._followers:  # only threads waiting on another's driving need a nudge
+            with self._arrived:
+                self._arrived.notify_all()
 
     def _wait(self, pending: Pending, timeout: float | None) -> bool:
         """Wait for ``pending``'s reply, driving the socket when no other thread does."""
@@ -380,8 +386,14 @@ class Client:
                     self._notify()  # another waiter may take over the socket now
             else:
                 with self._arrived:
-                    if not pending.done:
-                        self._arrived.wait(0.05 if remaining is None else min(remaining, 0.05))
+                    # counted before the check: a notifier that finds no follower set ``done`` before
+                    # this check, so no wake-up is lost
+                    self._followers += 1
+                    try:
+                        if not pending.done:
+                            self._arrived.wait(0.05 if remaining is None else min(remaining, 0.05))
+                    finally:
+                        self._followers -= 1
         return True
 
     def _background(self) -> None:

@@ -195,7 +195,7 @@ class ZmqServer:
     def _router_send(self, frames: list[Any]) -> None:
         assert self._router is not None  # only called on the socket thread while it runs
         try:
-            self._router.send_multipart(frames, copy=True)
+            self._router.send_multipart(frames, copy=len(frames[-1]) < 65536)
             self.counters["replies"] += 1
         except zmq.ZMQError as exc:  # a peer gone mid-send, a full queue: never fatal
             log.debug("reply not sent: %s", exc)
