@@ -1,12 +1,7 @@
-"""Resampling, time-stretch and pitch shift through pedalboard, and where the stretched beats land.
+"""Resampling, time-stretch and pitch shift, all through pedalboard.
 
-Rubber Band (``pedalboard.time_stretch``) keeps the total length but not every beat in place: its
-faster engine (R2) maps input time ``t`` to about ``t / factor + D * (1 - 1 / factor)``, a constant
-offset of up to tens of milliseconds (``D`` grows with its FFT size), with a few milliseconds of
-content-dependent wobble; its finer engine (R3) drifts by about a millisecond per beat in offline
-mode. :func:`measure_offset` finds the offset of a stretched signal by cross-correlating its onsets
-with the onsets of the input mapped through the ideal time map, so a loop can be cut where its
-downbeat really is.
+Rubber Band (``pedalboard.time_stretch``) does the stretching; where the stretched beats land is
+measured and corrected in :mod:`.alignment`.
 """
 
 from __future__ import annotations
@@ -19,28 +14,31 @@ import pedalboard
 from pedalboard.io import StreamResampler
 
 from ..errors import RequestError
-from . import onsets
+from .alignment import measure_offset
 
 TRANSIENT_MODES = ("crisp", "mixed", "smooth")
+WINDOWS = ("short", "standard", "long")
 RESAMPLE_QUALITIES = tuple(name for name in pedalboard.Resample.Quality.__members__)
-#: below this correlation between expected and stretched onsets, the content says too little about
-#: timing and the offset is measured on a click probe stretched the same way instead
-MIN_ALIGNMENT_STRENGTH = 0.3
 
 
 @dataclass(frozen=True)
 class StretchOptions:
     """How audio is stretched and resampled; passed with each call, never kept globally.
 
-    ``high_quality``: Rubber Band's finer engine (R3) instead of the faster one (R2); R3 is several
-    times slower and drifts off the grid by about a millisecond per beat (see ``bench/``).
-    ``transient_mode``: ``"crisp"``, ``"mixed"`` or ``"smooth"`` (Rubber Band's handling of drum
-    hits). ``resample_quality``: a ``pedalboard.Resample.Quality`` name. ``align``: measure where
-    the stretched downbeat landed and cut there (otherwise trust the ideal time map).
+    ``high_quality``: Rubber Band's finer engine (R3) instead of the faster one (R2); several times
+    slower. ``transient_mode``: ``"crisp"``, ``"mixed"`` or ``"smooth"`` (Rubber Band's handling
+    of drum hits). ``window``: Rubber Band's FFT window, ``"short"`` (tighter timing, the
+    default), ``"standard"`` or ``"long"`` (smoother). ``phase_continuity``: keep the phase
+    relations of neighbouring frequency bins (Rubber Band's default; off gives tighter very short
+    clicks and a phasier tone). ``resample_quality``: a ``pedalboard.Resample.Quality`` name.
+    ``align``: measure where each stretched beat landed and put it on the grid (otherwise trust
+    the ideal time map). ``bench/bench_conform.py`` compares these.
     """
 
     high_quality: bool = False
     transient_mode: str = "crisp"
+    window: str = "short"
+    phase_continuity: bool = True
     resample_quality: str = "WindowedSinc32"
     align: bool = True
 
@@ -49,6 +47,10 @@ class StretchOptions:
             raise RequestError("high_quality", self.high_quality, "true or false")
         if self.transient_mode not in TRANSIENT_MODES:
             raise RequestError("transient_mode", self.transient_mode, "one of: " + ", ".join(TRANSIENT_MODES))
+        if not isinstance(self.phase_continuity, bool):
+            raise RequestError("phase_continuity", self.phase_continuity, "true or false")
+        if self.window not in WINDOWS:
+            raise RequestError("window", self.window, "one of: " + ", ".join(WINDOWS))
         if self.resample_quality not in RESAMPLE_QUALITIES:
             raise RequestError("resample_quality", self.resample_quality, "one of: " + ", ".join(RESAMPLE_QUALITIES))
         if not isinstance(self.align, bool):
@@ -97,6 +99,8 @@ def stretch(
         pitch_shift_in_semitones=float(semitones),
         high_quality=options.high_quality,
         transient_mode=options.transient_mode,
+        use_long_fft_window={"short": False, "standard": None, "long": True}[options.window],
+        retain_phase_continuity=options.phase_continuity,
     )
     return np.ascontiguousarray(out, dtype=np.float32)
 
@@ -110,51 +114,6 @@ def pitch_shift(audio: np.ndarray, sample_rate: int, semitones: float, options: 
     if out.shape[1] < frames:
         out = np.pad(out, ((0, 0), (0, frames - out.shape[1])))
     return np.ascontiguousarray(out[:, :frames])
-
-
-def _correlate_onsets(
-    expected: np.ndarray, actual: np.ndarray, max_lag: int
-) -> tuple[float, float]:
-    """Lag (frames, refined) at which ``actual`` best matches ``expected`` shifted later, and the
-    normalised correlation there (0–1)."""
-    norm = float(np.linalg.norm(expected) * np.linalg.norm(actual))
-    if norm <= 0 or max_lag < 1:
-        return 0.0, 0.0
-    padded = np.pad(expected, (max_lag, max_lag))
-    # scores[k] = sum_j actual[j] * expected[j - (k - max_lag)]: actual lagging by k - max_lag
-    scores = np.correlate(padded, actual, mode="valid")[::-1]
-    best = int(np.argmax(scores))
-    strength = float(scores[best] / norm)
-    lag = float(best)
-    if 0 < best < len(scores) - 1:
-        a, b, c = scores[best - 1], scores[best], scores[best + 1]
-        denominator = a - 2 * b + c
-        if denominator < 0:
-            lag += float(np.clip(0.5 * (a - c) / denominator, -0.5, 0.5))
-    return lag - max_lag, strength
-
-
-def measure_offset(
-    source: np.ndarray, stretched: np.ndarray, sample_rate: int, factor: float, max_offset_s: float
-) -> tuple[float, float]:
-    """How many samples later than ``position / factor`` the onsets of ``source`` sit in ``stretched``.
-
-    Both are ``[channels, samples]`` at ``sample_rate``. Returns ``(offset_samples, strength)``;
-    ``strength`` (0–1) says how well the onset patterns agree at that offset.
-    """
-    reference, hop = onsets.energy_onsets(source, sample_rate, smooth_ms=1.5)
-    actual, _ = onsets.energy_onsets(stretched, sample_rate, smooth_ms=1.5)
-    expected = onsets.interpolate(reference, np.arange(len(actual)) * factor)
-    max_lag = max(1, int(round(max_offset_s * sample_rate / hop)))
-    # the first and last stretch of the signal say nothing useful: every signal "starts" at its
-    # first sample (an onset at the same place in both) and the stretcher ramps in and out there
-    edge = 2 * max_lag
-    if len(actual) > 4 * edge:
-        actual = actual.copy()
-        actual[:edge] = 0.0
-        actual[-edge:] = 0.0
-    lag, strength = _correlate_onsets(expected, actual, max_lag)
-    return lag * hop, strength
 
 
 @functools.lru_cache(maxsize=64)

@@ -1,0 +1,210 @@
+"""Where stretched beats landed, and putting them back on the grid.
+
+Rubber Band keeps a stretched signal's total length, not each beat's place. Measured on click
+tracks and drum loops (``bench/bench_conform.py`` prints it): its faster engine (R2) shifts
+everything by up to tens of milliseconds (a constant that grows with its FFT size and with the
+stretch) and moves single hits by a further few milliseconds, up to about 10 ms at 96 kHz, where
+it resets phase at one transient and not another; its finer engine (R3) drifts by about a
+millisecond per beat. So after stretching:
+
+1. The onsets of the input, mapped through the ideal time map (``t / factor``), are compared with
+   the onsets of the stretched audio, segment by segment. A segment runs from a quiet point before
+   one beat to a quiet point before the next, so each beat's attack and what rings after it stay in
+   one piece.
+2. Each segment is taken from the stretched audio at its own measured lag, and neighbouring
+   segments are crossfaded over a few milliseconds at the quiet point between them (the two sides
+   are the same music, a few milliseconds apart).
+
+Onset curves are :func:`~.onsets.energy_onsets` (0.5 ms frames). All positions are in samples at
+one rate; audio is float32 ``[channels, samples]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import onsets
+from .seams import crossfade
+
+#: a segment whose onsets agree less than this with the expected ones keeps its neighbour's lag
+MIN_SEGMENT_STRENGTH = 0.3
+#: a segment with less than this share of the mean onset strength per segment has nothing to align
+MIN_SEGMENT_ENERGY = 0.02
+#: segment boundaries are searched for between these fractions of a beat before each beat
+SPLIT_WINDOW_BEATS = (0.45, 0.08)
+#: crossfade between segments taken at different lags
+SPLICE_S = 0.004
+
+
+@dataclass(frozen=True)
+class Retiming:
+    """How :func:`retime` placed the segments: the lag of each (samples), the overall lag and how
+    well the onsets matched overall (0–1), the segment boundaries (samples from the loop start)."""
+
+    lags: tuple[float, ...]
+    global_lag: float
+    strength: float
+    boundaries: tuple[int, ...]
+
+
+def onset_curves(
+    source: np.ndarray, stretched: np.ndarray, sample_rate: int, factor: float
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(expected, actual, hop)``: the source's onset curve mapped to stretched time, and the
+    stretched audio's own, on the same 0.5 ms frames."""
+    reference, hop = onsets.energy_onsets(source, sample_rate, smooth_ms=1.5)
+    actual, _ = onsets.energy_onsets(stretched, sample_rate, smooth_ms=1.5)
+    expected = onsets.interpolate(reference, np.arange(len(actual)) * factor)
+    return expected, actual, hop
+
+
+def _best_lag(scores: np.ndarray, norm: float, max_lag: int) -> tuple[float, float]:
+    """The lag (frames, parabola-refined) of the highest score, and the score over ``norm``."""
+    best = int(np.argmax(scores))
+    strength = float(scores[best] / norm) if norm > 0 else 0.0
+    lag = float(best)
+    if 0 < best < len(scores) - 1:
+        a, b, c = scores[best - 1], scores[best], scores[best + 1]
+        denominator = a - 2 * b + c
+        if denominator < 0:
+            lag += float(np.clip(0.5 * (a - c) / denominator, -0.5, 0.5))
+    return lag - max_lag, strength
+
+
+def window_lag(expected: np.ndarray, actual: np.ndarray, start: int, stop: int, max_lag: int) -> tuple[float, float]:
+    """Lag (frames) at which ``actual`` best matches ``expected[start:stop]``, searched within
+    ``±max_lag``, and the normalised correlation there (0–1)."""
+    start, stop = max(0, start), min(len(expected), stop)
+    if stop - start < 2 or max_lag < 1:
+        return 0.0, 0.0
+    template = expected[start:stop]
+    padded = np.pad(actual, (max_lag, max_lag))
+    # padded[start : stop + 2 * max_lag] holds actual[start - max_lag : stop + max_lag]
+    region = padded[start : stop + 2 * max_lag]
+    scores = np.correlate(region, template, mode="valid")
+    norm = float(np.linalg.norm(template) * np.linalg.norm(region))
+    return _best_lag(scores, norm, max_lag)
+
+
+def measure_offset(
+    source: np.ndarray, stretched: np.ndarray, sample_rate: int, factor: float, max_offset_s: float
+) -> tuple[float, float]:
+    """How many samples later than ``position / factor`` the onsets of ``source`` sit in ``stretched``,
+    overall. Returns ``(offset_samples, strength)`` (strength 0–1)."""
+    expected, actual, hop = onset_curves(source, stretched, sample_rate, factor)
+    max_lag = max(1, int(round(max_offset_s * sample_rate / hop)))
+    # every signal "starts" at its first sample and the stretcher ramps in and out at the ends,
+    # which says nothing about the timing in between
+    edge = 2 * max_lag
+    if len(expected) > 4 * edge:
+        expected = expected.copy()
+        expected[:edge] = 0.0
+        expected[-edge:] = 0.0
+    lag, strength = window_lag(expected, actual, 0, len(expected), max_lag)
+    return lag * hop, strength
+
+
+def _split_points(expected: np.ndarray, hop: int, loop_start: float, beat: float, loop_frames: int) -> list[int]:
+    """A quiet point (least expected onset strength) before each beat after the first, in samples
+    from the loop start."""
+    points = []
+    k = 1
+    while k * beat < loop_frames - SPLIT_WINDOW_BEATS[1] * beat:
+        lo = (loop_start + k * beat - SPLIT_WINDOW_BEATS[0] * beat) / hop
+        hi = (loop_start + k * beat - SPLIT_WINDOW_BEATS[1] * beat) / hop
+        a, b = int(np.floor(lo)), int(np.ceil(hi)) + 1
+        if 0 <= a < b <= len(expected):
+            # smoothed, so the split falls in the middle of a quiet stretch, not at its edge
+            quiet = onsets.smooth(expected[a:b], 4.0)
+            points.append(int(round((a + int(np.argmin(quiet))) * hop - loop_start)))
+        else:
+            points.append(int(round(k * beat - 0.25 * beat)))
+        k += 1
+    return points
+
+
+def retime(
+    stretched: np.ndarray,
+    expected: np.ndarray,
+    actual: np.ndarray,
+    hop: int,
+    *,
+    loop_start: float,
+    beat: float,
+    loop_frames: int,
+    pre_frames: int,
+    max_lag: int,
+    fallback_lag: float | None,
+    sample_rate: int,
+) -> tuple[np.ndarray, Retiming]:
+    """Cut ``pre_frames + loop_frames`` samples from ``stretched`` with every beat on the grid.
+
+    ``loop_start`` is where the loop would start in ``stretched`` if the stretch were ideal,
+    ``beat`` the beat length, both in samples; ``expected``/``actual`` come from
+    :func:`onset_curves`. Lags are searched within ``±max_lag`` samples; segments without onsets to
+    measure take their neighbour's lag, or the overall one, or ``fallback_lag`` when the audio has
+    no usable onsets at all. Returns the stream (the loop preceded by ``pre_frames`` of pre-roll)
+    and how it was placed.
+    """
+    max_lag_frames = max(1, int(round(max_lag / hop)))
+    edge = 2 * max_lag_frames
+    trimmed = expected.copy()
+    if len(trimmed) > 4 * edge:
+        trimmed[:edge] = 0.0
+        trimmed[-edge:] = 0.0
+    global_lag, strength = window_lag(trimmed, actual, 0, len(trimmed), max_lag_frames)
+    global_lag *= hop
+    if strength < MIN_SEGMENT_STRENGTH and fallback_lag is not None:
+        global_lag = fallback_lag
+
+    splits = _split_points(expected, hop, loop_start, beat, loop_frames)
+    bounds = [-pre_frames, *splits, loop_frames]
+    energies, lags = [], []
+    for j in range(len(bounds) - 1):
+        lo = max(bounds[j], -int(0.3 * beat)) if j == 0 else bounds[j]
+        a = int(np.floor((loop_start + lo) / hop))
+        b = int(np.ceil((loop_start + bounds[j + 1]) / hop))
+        energies.append(float(np.sum(expected[max(0, a) : max(0, b)] ** 2)))
+        lag, segment_strength = window_lag(expected, actual, a, b, max_lag_frames)
+        lags.append(lag * hop if segment_strength >= MIN_SEGMENT_STRENGTH else np.nan)
+    mean_energy = float(np.mean(energies)) if energies else 0.0
+    lag_array = np.array(
+        [lag if energy > MIN_SEGMENT_ENERGY * mean_energy else np.nan for lag, energy in zip(lags, energies, strict=True)]
+    )
+    valid = np.flatnonzero(~np.isnan(lag_array))
+    if strength < MIN_SEGMENT_STRENGTH or len(valid) == 0:
+        lag_array[:] = global_lag
+    else:
+        for j in np.flatnonzero(np.isnan(lag_array)):
+            lag_array[j] = lag_array[valid[np.argmin(np.abs(valid - j))]]
+
+    channels = stretched.shape[0]
+    total = pre_frames + loop_frames
+    out = np.zeros((channels, total), dtype=np.float32)
+    splice = max(2, int(round(SPLICE_S * sample_rate)))
+
+    def take(lo: int, hi: int, lag: float) -> np.ndarray:
+        """stretched at loop-relative positions [lo, hi) shifted by lag, silence outside."""
+        first = int(round(loop_start + lag)) + lo
+        block = np.zeros((channels, hi - lo), dtype=np.float32)
+        s0, s1 = max(0, first), min(stretched.shape[1], first + hi - lo)
+        if s1 > s0:
+            block[:, s0 - first : s1 - first] = stretched[:, s0:s1]
+        return block
+
+    for j in range(len(bounds) - 1):
+        lo, hi = bounds[j], bounds[j + 1]
+        out[:, lo + pre_frames : hi + pre_frames] = take(lo, hi, lag_array[j])
+        if j > 0 and abs(lag_array[j] - lag_array[j - 1]) >= 0.5:
+            # end the previous segment with a crossfade into this one, just before the boundary
+            f0 = max(bounds[j - 1], lo - splice)
+            out[:, f0 + pre_frames : lo + pre_frames] = crossfade(take(f0, lo, lag_array[j - 1]), take(f0, lo, lag_array[j]))
+    report = Retiming(
+        lags=tuple(float(v) for v in lag_array),
+        global_lag=float(global_lag),
+        strength=float(strength),
+        boundaries=tuple(int(v) for v in splits),
+    )
+    return out, report
