@@ -82,8 +82,9 @@ function versionAtLeast(version, minimum) {
 
 exports.versionAtLeast = versionAtLeast;
 
-function LiveSeam(LiveAPI) {
-    this.LiveAPI = LiveAPI;
+// liveApiConstructor: Max's LiveAPI (or the tests' fake), called as `new liveApiConstructor(path)`
+function LiveSeam(liveApiConstructor) {
+    this.LiveAPI = liveApiConstructor;
     this.observers = [];
 }
 
