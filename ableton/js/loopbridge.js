@@ -110,6 +110,7 @@ function init() {
     if (sampleRateValue !== null) {
         device.setSampleRate(sampleRateValue);
     }
+    device.setModel(modelValue);
     for (var i = 0; i < storedOrder.length; i++) {
         // values restored with the set are settings, not knob turns: they send nothing
         device.restore(storedOrder[i], stored[storedOrder[i]]);
@@ -162,6 +163,15 @@ function sample_rate(rate) {
     sampleRateValue = rate;
     if (device) {
         device.setSampleRate(rate);
+    }
+}
+
+// "model ID": the engine's model to use; "model" alone: the engine's default
+var modelValue = "";
+function model() {
+    modelValue = args(arguments).join(" ");
+    if (device) {
+        device.setModel(modelValue);
     }
 }
 

@@ -106,6 +106,16 @@ exports.LIVE_INPUTS = [
         summary: "the conformed file is written at Live's sample rate"}
 ];
 
+// Settings a Max user sends to the script as messages (no control in the device's view).
+exports.SETTINGS = [
+    {name: "model", message: "model", address: A.JOB_GENERATE, field: "model",
+        summary: "\"model ID\": the engine's model to use (default: the engine's default model)"},
+    {name: "engine", message: "engine", address: A.ENGINE_HELLO, field: null,
+        summary: "\"engine HOST PORT\": where the engine listens (default 127.0.0.1 and the protocol's OSC port)"},
+    {name: "reply_port", message: "reply_port", address: A.CONTROLLER_REGISTER, field: null,
+        summary: "\"reply_port PORT\": where this device listens for replies (one port per device in a set)"}
+];
+
 exports.byName = function (name) {
     for (var i = 0; i < exports.CONTROLS.length; i++) {
         if (exports.CONTROLS[i].name === name) {

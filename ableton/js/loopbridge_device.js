@@ -69,7 +69,8 @@ function Device(seams, options) {
         pitch_semitones: 0,
         kind: "loop",
         steps: 0,
-        audio_prompt_path: ""
+        audio_prompt_path: "",
+        model: ""
     };
     this.tempoBpm = null;
     this.sampleRate = null;
@@ -179,6 +180,11 @@ Device.prototype.setEngine = function (host, port, replyPort) {
         this.engineReady = false;
         this.hello();
     });
+};
+
+// "" = the engine's default model
+Device.prototype.setModel = function (model) {
+    this.values.model = model === undefined || model === null ? "" : String(model);
 };
 
 Device.prototype.setSampleRate = function (rate) {
@@ -318,6 +324,9 @@ Device.prototype.generateFields = function (seed) {
     }
     if (v.audio_prompt_path) {
         fields.push(["audio_prompt_path", v.audio_prompt_path]);
+    }
+    if (v.model) {
+        fields.push(["model", v.model]);
     }
     if (this.sampleRate) {
         fields.push(["sample_rate", this.sampleRate]);

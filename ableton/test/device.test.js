@@ -361,6 +361,15 @@ test("an audio prompt travels as audio_prompt_path until cleared", () => {
     assert.equal("audio_prompt_path" in keyValues(rig.lastSentTo(A.JOB_GENERATE)), false);
 });
 
+test("the model setting travels as the model field; empty means the engine's default", () => {
+    const rig = startedRig();
+    rig.device.generate();
+    assert.equal("model" in keyValues(rig.lastSentTo(A.JOB_GENERATE)), false);
+    rig.device.setModel("tiny-dd");
+    rig.device.generate();
+    assert.equal(keyValues(rig.lastSentTo(A.JOB_GENERATE)).model, "tiny-dd");
+});
+
 test("a prompt over the engine's limit is refused before sending", () => {
     const rig = startedRig();
     rig.device.control("prompt", "x".repeat(P.LIMITS.PROMPT_MAX_CHARS + 1));

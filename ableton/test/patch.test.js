@@ -58,13 +58,20 @@ test("every control of the table is in the patch, and every control of the patch
 
 test("every control maps to an incoming address of the protocol, and to a field of its request type", () => {
     const py = pythonProtocol();
-    for (const row of CONTROLS.concat(modules.controls.LIVE_INPUTS)) {
+    for (const row of CONTROLS.concat(modules.controls.LIVE_INPUTS, modules.controls.SETTINGS)) {
         const entry = py.INCOMING[row.address];
         assert.ok(entry, `${row.name}: ${row.address} is not an address the engine takes`);
         if (row.field !== null) {
             assert.ok(entry.keyvalues, `${row.name}: ${row.address} takes no key/value fields`);
             assert.ok(row.field in py.FIELDS[entry.keyvalues], `${row.name}: ${row.field} is not a field of ${entry.keyvalues}`);
         }
+    }
+});
+
+test("the script handles every setting message", () => {
+    const functions = new Set(topLevelFunctions(SCRIPT));
+    for (const row of modules.controls.SETTINGS) {
+        assert.ok(functions.has(row.message), `no function ${row.message} in loopbridge.js`);
     }
 });
 
@@ -192,4 +199,9 @@ test("the device opens in presentation and its controls fit Live's device view",
     for (const row of CONTROLS) {
         assert.equal(patch.byVarname(row.varname).presentation, 1, `${row.varname} is shown in Live`);
     }
+});
+
+test("docs/controls.svg is drawn from the current patch and control table", () => {
+    const {render, OUT} = require("../tools/render_controls");
+    assert.equal(fs.readFileSync(OUT, "utf8"), render(), "run `npm run diagram` and commit docs/controls.svg");
 });

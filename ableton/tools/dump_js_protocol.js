@@ -12,5 +12,6 @@ const out = {
     controls: controls.CONTROLS.map((row) => ({name: row.name, varname: row.varname, address: row.address,
         field: row.field, parameter: row.parameter || null, values: row.values || null})),
     live_inputs: controls.LIVE_INPUTS,
+    settings: controls.SETTINGS,
 };
 process.stdout.write(`${JSON.stringify(out, null, 1)}\n`);

@@ -76,7 +76,7 @@ def test_fields_kinds_limits(js_side: dict[str, Any], python_side: dict[str, Any
 
 
 def test_every_control_maps_to_a_field_of_its_address(js_side: dict[str, Any], python_side: dict[str, Any]) -> None:
-    for row in js_side["controls"] + js_side["live_inputs"]:
+    for row in js_side["controls"] + js_side["live_inputs"] + js_side["settings"]:
         entry = python_side["INCOMING"].get(row["address"])
         assert entry is not None, f"{row['name']}: {row['address']} is not an incoming OSC address"
         if row.get("field") is not None:
