@@ -85,8 +85,19 @@ function makeDevice() {
     return new deviceModule.Device(seams, {
         engineHost: settings.host,
         enginePort: settings.enginePort,
-        replyPort: settings.replyPort
+        replyPort: settings.replyPort,
+        bootVolume: bootVolume()
     });
+}
+
+// The volume Max itself runs from ("Macintosh HD" of "Macintosh HD:/Applications/Max.app"):
+// the boot volume, whose Max-style paths map to "/..." on macOS.
+function bootVolume() {
+    if (typeof max === "undefined" || !max.apppath) {
+        return "";
+    }
+    var match = /^([^\/:]+):\//.exec(String(max.apppath));
+    return match ? match[1] : "";
 }
 
 function setControl(name, value) {

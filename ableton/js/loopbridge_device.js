@@ -42,6 +42,22 @@ function clamp(value, low, high) {
     return Math.max(low, Math.min(high, value));
 }
 
+// Max hands paths around in its own style, "Volume:/folder/file.wav"; the engine and Live's
+// create_audio_clip want the operating system's. A one-letter volume is a Windows drive
+// ("C:/x.wav" already is a Windows path); on macOS the boot volume is "/" and others are under
+// /Volumes. Native paths pass through unchanged.
+function nativePath(path, bootVolume) {
+    var text = String(path);
+    var match = /^([^\/:]+):\/(.*)$/.exec(text);
+    if (!match || match[1].length === 1) {
+        return text;
+    }
+    if (bootVolume && match[1] !== bootVolume) {
+        return "/Volumes/" + match[1] + "/" + match[2];
+    }
+    return "/" + match[2];
+}
+
 function Device(seams, options) {
     options = options || {};
     this.live = seams.live;
@@ -58,6 +74,7 @@ function Device(seams, options) {
     this.requestTimeoutMs = options.requestTimeoutMs || protocol.REQUEST_TIMEOUT_S * 1000;
     this.settleMs = options.settleMs === undefined ? DEFAULT_SETTLE_MS : options.settleMs;
     this.idPrefix = options.idPrefix || ("m4l" + Math.floor(this.random() * 1e6) + "-");
+    this.bootVolume = options.bootVolume || "";
 
     // control values, as the engine takes them
     this.values = {
@@ -240,7 +257,7 @@ Device.prototype.control = function (name, raw) {
             this.values.steps = Math.max(0, Math.round(Number(raw) || 0));
             return;
         case "audio_prompt":
-            this.values.audio_prompt_path = raw ? String(raw) : "";
+            this.values.audio_prompt_path = raw ? nativePath(raw, this.bootVolume) : "";
             if (this.values.audio_prompt_path && !this.restoring) {
                 this.status("Audio prompt: " + basename(this.values.audio_prompt_path) +
                     ". Generate asks for variations of it.");
@@ -706,7 +723,8 @@ Device.prototype.placeSample = function (sample, replace) {
         result.placed.file = sample.path;
         this.placed = result.placed;
         var mode = liveModule.WARP_MODE_NAMES[reported.warpMode] || liveModule.WARP_MODE_NAMES[settings.warpMode];
-        var length = settings.looping ? round(settings.lengthBeats, 3) + " beats loop" : "one-shot";
+        var beats = round(settings.lengthBeats, 3);
+        var length = settings.looping ? beats + (beats === 1 ? " beat" : " beats") + " loop" : "one-shot";
         var where = result.placed.where === "session" ?
             "'" + result.placed.trackName + "' slot " + (result.placed.slotIndex + 1) :
             "'" + result.placed.trackName + "' at beat " + round(result.placed.position, 3);
@@ -816,5 +834,6 @@ Device.prototype.replaceClip = function (sample) {
 };
 
 exports.Device = Device;
+exports.nativePath = nativePath;
 exports.WARP_MODE_BY_KIND = WARP_MODE_BY_KIND;
 exports.primarySample = primarySample;

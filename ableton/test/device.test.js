@@ -370,6 +370,18 @@ test("the model setting travels as the model field; empty means the engine's def
     assert.equal(keyValues(rig.lastSentTo(A.JOB_GENERATE)).model, "tiny-dd");
 });
 
+test("Max-style paths from live.drop become the operating system's", () => {
+    const nativePath = modules.device.nativePath;
+    assert.equal(nativePath("Macintosh HD:/Users/me/kick.wav", "Macintosh HD"), "/Users/me/kick.wav");
+    assert.equal(nativePath("Samples:/drums/kick.wav", "Macintosh HD"), "/Volumes/Samples/drums/kick.wav");
+    assert.equal(nativePath("C:/Users/me/kick.wav", ""), "C:/Users/me/kick.wav");
+    assert.equal(nativePath("/Users/me/kick.wav", "Macintosh HD"), "/Users/me/kick.wav");
+    const rig = startedRig({}, {bootVolume: "Macintosh HD"});
+    rig.device.control("audio_prompt", "Macintosh HD:/Users/me/break.wav");
+    rig.device.generate();
+    assert.equal(keyValues(rig.lastSentTo(A.JOB_GENERATE)).audio_prompt_path, "/Users/me/break.wav");
+});
+
 test("a prompt over the engine's limit is refused before sending", () => {
     const rig = startedRig();
     rig.device.control("prompt", "x".repeat(P.LIMITS.PROMPT_MAX_CHARS + 1));
