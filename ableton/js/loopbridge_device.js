@@ -720,6 +720,9 @@ Device.prototype.placeSample = function (sample, replace) {
     if (result.ok) {
         var settings = this.clipSettings(sample);
         var reported = this.live.configureClip(result.placed.clipId, settings) || {};
+        if (result.refire) {
+            this.live.fireSlot(result.placed.slotPath);
+        }
         result.placed.file = sample.path;
         this.placed = result.placed;
         var mode = liveModule.WARP_MODE_NAMES[reported.warpMode] || liveModule.WARP_MODE_NAMES[settings.warpMode];
@@ -816,8 +819,9 @@ Device.prototype.replaceClip = function (sample) {
             return {ok: false, reason: "Live did not create the clip in slot " + (p.slotIndex + 1) + " of '" +
                 p.trackName + "'."};
         }
-        return {ok: true, placed: {where: "session", trackPath: p.trackPath, trackName: p.trackName,
-            slotPath: p.slotPath, slotIndex: p.slotIndex, clipId: clip.id}};
+        // a sample swapped while its clip plays keeps playing (from the next launch quantum)
+        return {ok: true, refire: inSlot.playing, placed: {where: "session", trackPath: p.trackPath,
+            trackName: p.trackName, slotPath: p.slotPath, slotIndex: p.slotIndex, clipId: clip.id}};
     }
     if (live.clipFile(p.clipId) !== p.file) {
         return null;

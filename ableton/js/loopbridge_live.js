@@ -214,10 +214,19 @@ LiveSeam.prototype.clipFile = function (clipId) {
     return clipId ? this.text("id " + clipId, "file_path") : "";
 };
 
-// The clip in a session slot: {id, file} or null.
+// The clip in a session slot: {id, file, playing} or null.
 LiveSeam.prototype.slotClip = function (slotPath) {
     var clip = this.object(slotPath + " clip");
-    return clip ? {id: idOf(clip), file: asText(clip.get("file_path"))} : null;
+    return clip ? {id: idOf(clip), file: asText(clip.get("file_path")),
+        playing: asNumber(clip.get("is_playing")) === 1} : null;
+};
+
+// Launches the clip in a session slot (as its launch button does, quantized by Live).
+LiveSeam.prototype.fireSlot = function (slotPath) {
+    var slot = this.object(slotPath);
+    if (slot) {
+        slot.call("fire");
+    }
 };
 
 // Creates an audio clip from `file` in an empty session slot (Live 12.0.5+). Returns {id} or null.

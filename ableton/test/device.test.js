@@ -282,6 +282,30 @@ test("the Variation dial asks for variation k of the last request and swaps the 
     assert.equal(rig.live.clipInSlot(0, 1), null);
 });
 
+test("a clip swapped while it plays is launched again; a stopped one stays stopped", () => {
+    const dir = tempDir();
+    const rig = startedRig();
+    const id = rig.device.generate();
+    completeJob(rig, id, [{path: loopFile(dir, "v0.wav", 4, 120), kind: "loop", tempo: 120, beats: 4}]);
+    rig.device.control("variation", 1);
+    rig.clock.advance(300);
+    completeJob(rig, idOf(rig.lastSentTo(A.JOB_VARIATION)), [{path: loopFile(dir, "v1.wav", 4, 120), kind: "loop",
+        tempo: 120, beats: 4}]);
+    assert.equal(rig.live.callsOf("call", "fire").length, 0);
+    rig.live.tracks[0].slots[0].clip.props.is_playing = 1;  // the user launches it
+    rig.device.control("variation", 2);
+    rig.clock.advance(300);
+    completeJob(rig, idOf(rig.lastSentTo(A.JOB_VARIATION)), [{path: loopFile(dir, "v2.wav", 4, 120), kind: "loop",
+        tempo: 120, beats: 4}]);
+    const fires = rig.live.callsOf("call", "fire");
+    assert.deepEqual(fires.map((c) => c.path), ["live_set tracks 0 clip_slots 0"]);
+    assert.equal(rig.live.clipInSlot(0, 0).is_playing, 1);
+    assert.match(rig.live.clipInSlot(0, 0).file_path, /v2\.wav$/);
+    // launched after its warp settings are in place
+    const order = rig.live.calls.filter((c) => (c.op === "call" && c.name === "fire") || (c.op === "set" && c.name === "warping"));
+    assert.equal(order[order.length - 1].name, "fire");
+});
+
 test("a newer knob turn supersedes (cancels) the running one; its late result is dropped", () => {
     const dir = tempDir();
     const rig = startedRig();

@@ -354,6 +354,7 @@ class FakeLive {
             start_marker: 0,
             end_marker: beats,
             start_time: owner.position || 0,
+            is_playing: 0,
         }, {slot: owner.slot || null, track: owner.track || (owner.slot && owner.slot.track)});
     }
 
@@ -387,6 +388,12 @@ class FakeLive {
             }
             object.clip = this.makeClip(String(args[0]), {slot: object});
             return ["id", object.clip.id];
+        }
+        if (object.type === "slot" && name === "fire") {
+            if (object.clip) {
+                object.clip.props.is_playing = 1;
+            }
+            return undefined;
         }
         if (object.type === "slot" && name === "delete_clip") {
             if (object.clip) {
