@@ -447,6 +447,11 @@ Device.prototype.requestConform = function () {
     if (!this.current) {
         return null;
     }
+    var running = this.replaceJobId ? this.jobs[this.replaceJobId] : null;
+    if (running && running.op !== "conform") {
+        // a variation or morph is on its way: it is fitted to the new tempo and pitch when it lands
+        return null;
+    }
     var tempo = this.songTempo();
     if (tempo === null) {
         return null;
@@ -696,9 +701,11 @@ Device.prototype.finish = function (job) {
     } else {
         this.status(placement.reason + " File: " + sample.path + extra);
     }
-    // the tempo moved while the engine worked: fit the sample to the tempo Live has now
-    var asked = fieldValue(job.fields, "tempo_bpm");
-    if (this.tempoBpm !== null && asked !== null && Math.abs(asked - this.tempoBpm) > 1e-3) {
+    // the tempo or the Pitch dial moved while the engine worked: fit the sample to them now
+    var askedTempo = fieldValue(job.fields, "tempo_bpm");
+    var askedPitch = fieldValue(job.fields, "pitch_semitones");
+    if ((this.tempoBpm !== null && askedTempo !== null && Math.abs(askedTempo - this.tempoBpm) > 1e-3) ||
+            (askedPitch !== null && askedPitch !== this.values.pitch_semitones)) {
         this.settle("tempo", this.requestConform);
     }
 };

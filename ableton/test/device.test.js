@@ -244,6 +244,26 @@ test("a tempo change while the engine works: the placed sample is re-conformed a
     assert.equal(keyValues(conform).tempo_bpm, 128);
 });
 
+test("a tempo change during a variation does not cancel it: the variation is re-conformed when it lands", () => {
+    const dir = tempDir();
+    const rig = startedRig({tempo: 120});
+    const id = rig.device.generate();
+    completeJob(rig, id, [{path: loopFile(dir, "v0.wav", 4, 120), kind: "loop", tempo: 120, beats: 4, key: "rk0"}]);
+    rig.device.control("variation", 1);
+    rig.clock.advance(300);
+    const variation = rig.lastSentTo(A.JOB_VARIATION);
+    rig.live.setTempo(140);
+    rig.clock.advance(300);
+    assert.equal(rig.sentTo(A.JOB_CANCEL).length, 0);
+    assert.equal(rig.sentTo(A.JOB_CONFORM).length, 0);
+    completeJob(rig, idOf(variation), [{path: loopFile(dir, "v1.wav", 4, 120), kind: "loop", tempo: 120, beats: 4,
+        variation: 1, key: "rk1"}]);
+    rig.clock.advance(300);
+    const conform = keyValues(rig.lastSentTo(A.JOB_CONFORM));
+    assert.equal(conform.render_key, "rk1");
+    assert.equal(conform.tempo_bpm, 140);
+});
+
 test("the Pitch dial re-conforms with pitch_semitones", () => {
     const dir = tempDir();
     const rig = startedRig();
