@@ -78,6 +78,7 @@ test("the device against a real loopbridge serve", {skip: reason || false, timeo
         });
 
         await t.test("a tempo change re-conforms the sample: no new generate, a new file at the new tempo", async () => {
+            assert.ok(live.clipInSlot(0, 0), "needs the clip of the Generate test");
             const generates = host.sent.filter((m) => m.address === A.JOB_GENERATE).length;
             const before = live.clipInSlot(0, 0).file_path;
             const renderKey = lastSample(host)[8];

@@ -6,6 +6,7 @@
 const {spawn, spawnSync} = require("node:child_process");
 const dgram = require("node:dgram");
 const fs = require("node:fs");
+const net = require("node:net");
 const os = require("node:os");
 const path = require("node:path");
 
@@ -40,8 +41,10 @@ function unavailable() {
     if (!help) {
         return `\`loopbridge serve\` is not available in this checkout (${serveHelp().problem})`;
     }
-    if (!help.includes("--osc-port")) {
-        return "`loopbridge serve --help` lists no --osc-port option; test/support/engine.js needs its option names";
+    for (const option of ["--osc", "--zmq", "--events", "--model", "--prerender"]) {
+        if (!help.includes(option)) {
+            return `\`loopbridge serve --help\` lists no ${option} option; test/support/engine.js needs its option names`;
+        }
     }
     return null;
 }
@@ -57,6 +60,17 @@ function buildTinyModel(models) {
     }
 }
 
+function freeTcpPort() {
+    return new Promise((resolve, reject) => {
+        const server = net.createServer();
+        server.once("error", reject);
+        server.listen(0, "127.0.0.1", () => {
+            const {port} = server.address();
+            server.close(() => resolve(port));
+        });
+    });
+}
+
 /** Sends /engine/hello from a throwaway socket until the engine answers (replies go to the sender). */
 async function waitForHello(port, timeoutMs) {
     const socket = dgram.createSocket("udp4");
@@ -64,10 +78,12 @@ async function waitForHello(port, timeoutMs) {
     try {
         return await new Promise((resolve, reject) => {
             const deadline = Date.now() + timeoutMs;
+            let timer = null;
             socket.on("message", (data) => {
                 try {
                     const [m] = osc.decodePacket(data);
                     if (m.address === "/loopbridge/engine/hello") {
+                        clearTimeout(timer);
                         resolve(osc.toAtoms(m.args));
                     }
                 } catch {
@@ -80,7 +96,7 @@ async function waitForHello(port, timeoutMs) {
                     return;
                 }
                 socket.send(osc.encodeMessage("/loopbridge/engine/hello"), port, "127.0.0.1");
-                setTimeout(tick, 500);
+                timer = setTimeout(tick, 500);
             };
             tick();
         });
@@ -94,14 +110,12 @@ async function startEngine({readyTimeoutMs = 180000} = {}) {
     const home = fs.mkdtempSync(path.join(os.tmpdir(), "loopbridge-e2e-home-"));
     const models = fs.mkdtempSync(path.join(os.tmpdir(), "loopbridge-e2e-models-"));
     buildTinyModel(models);
-    const help = serveHelp().text;
     const oscPort = await freeUdpPort();
-    const args = [...CLI, "serve", "--osc-port", String(oscPort)];
-    // other sessions on this machine may hold the default ZeroMQ ports
-    for (const flag of ["--zmq-port", "--events-port"]) {
-        if (help.includes(flag)) {
-            args.push(flag, String(await freeUdpPort()));
-        }
+    // free ports throughout: other sessions on this machine may hold the defaults
+    const args = [...CLI, "serve", "--osc", `127.0.0.1:${oscPort}`, "--zmq", `tcp://127.0.0.1:${await freeTcpPort()}`,
+        "--events", "off", "--model", TINY_MODEL, "--prerender", "0"];
+    if (serveHelp().text.includes("--threads")) {
+        args.push("--threads", "2");
     }
     const child = spawn(pythonExecutable(), args, {cwd: REPO, env: baseEnv(home, models), stdio: ["ignore", "pipe", "pipe"]});
     let output = "";
