@@ -131,6 +131,6 @@ test("the device against a real loopbridge serve", {skip: reason || false, timeo
         assert.deepEqual(host.errors, []);
     } finally {
         await host.close();
-        await engine.stop();
+        await engine.remove();
     }
 });

@@ -109,7 +109,13 @@ async function waitForHello(port, timeoutMs) {
 async function startEngine({readyTimeoutMs = 180000} = {}) {
     const home = fs.mkdtempSync(path.join(os.tmpdir(), "loopbridge-e2e-home-"));
     const models = fs.mkdtempSync(path.join(os.tmpdir(), "loopbridge-e2e-models-"));
-    buildTinyModel(models);
+    try {
+        buildTinyModel(models);
+    } catch (err) {
+        fs.rmSync(home, {recursive: true, force: true});
+        fs.rmSync(models, {recursive: true, force: true});
+        throw err;
+    }
     const oscPort = await freeUdpPort();
     // free ports throughout: other sessions on this machine may hold the defaults
     const args = [...CLI, "serve", "--osc", `127.0.0.1:${oscPort}`, "--zmq", `tcp://127.0.0.1:${await freeTcpPort()}`,
@@ -137,6 +143,12 @@ async function startEngine({readyTimeoutMs = 180000} = {}) {
                 clearTimeout(timer);
             }
         },
+        /** Stops the engine and removes its data and model folders. */
+        async remove() {
+            await engine.stop();
+            fs.rmSync(home, {recursive: true, force: true});
+            fs.rmSync(models, {recursive: true, force: true});
+        },
     };
     try {
         await Promise.race([
@@ -146,7 +158,7 @@ async function startEngine({readyTimeoutMs = 180000} = {}) {
             }),
         ]);
     } catch (err) {
-        await engine.stop();
+        await engine.remove();
         throw err;
     }
     return engine;

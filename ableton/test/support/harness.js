@@ -96,8 +96,18 @@ function keyValues(message) {
     return out;
 }
 
+const made = [];
+process.on("exit", () => {
+    for (const dir of made) {
+        fs.rmSync(dir, {recursive: true, force: true});
+    }
+});
+
+/** A fresh folder, removed when the test process exits. */
 function tempDir(prefix = "loopbridge-m4l-") {
-    return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+    made.push(dir);
+    return dir;
 }
 
 /** A WAV of `beats` beats at `tempo` BPM in dir, returning its path. */
