@@ -149,3 +149,232 @@ def build_riffusion(parent: Path, seed: int = 0, name: str = RIFFUSION_FOLDER) -
         requires_safety_checker=False,
     )
     return _save(pipeline, parent / name)
+
+
+def _tiny_vae_and_vocoder(mel_bins: int = 16):  # type: ignore[no-untyped-def]
+    """A mel VAE (2× smaller latent) and a HiFi-GAN vocoder at 16 kHz with a 160-sample hop, as AudioLDM's."""
+    from diffusers import AutoencoderKL
+    from transformers import SpeechT5HifiGan, SpeechT5HifiGanConfig
+
+    vae = AutoencoderKL(
+        in_channels=1,
+        out_channels=1,
+        block_out_channels=(4, 8),
+        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        latent_channels=4,
+        layers_per_block=1,
+        norm_num_groups=4,
+    )
+    vocoder = SpeechT5HifiGan(
+        SpeechT5HifiGanConfig(
+            model_in_dim=mel_bins,
+            sampling_rate=16000,
+            upsample_initial_channel=16,
+            upsample_rates=[4, 4, 10],
+            upsample_kernel_sizes=[8, 8, 20],
+            resblock_kernel_sizes=[3],
+            resblock_dilation_sizes=[[1, 3]],
+            normalize_before=False,
+        )
+    )
+    return vae, vocoder
+
+
+def _audioldm_scheduler():  # type: ignore[no-untyped-def]
+    from diffusers import DDIMScheduler
+
+    return DDIMScheduler(
+        beta_start=0.0015, beta_end=0.0195, beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False
+    )
+
+
+def _clap_text_config(vocab_size: int, max_length: int):  # type: ignore[no-untyped-def]
+    from transformers import ClapTextConfig
+
+    return ClapTextConfig(
+        vocab_size=vocab_size,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        max_position_embeddings=max_length + 4,
+        projection_dim=8,
+        pad_token_id=1,
+    )
+
+
+def build_audioldm(parent: Path, seed: int = 0, name: str = "tiny-audioldm") -> Path:
+    """An ``AudioLDMPipeline``: CLAP text embedding as the UNet's class embedding, mel VAE, HiFi-GAN."""
+    from diffusers import AudioLDMPipeline, UNet2DConditionModel
+    from transformers import ClapTextModelWithProjection
+
+    torch.manual_seed(seed)
+    tokenizer = roberta_tokenizer()
+    text_encoder = ClapTextModelWithProjection(_clap_text_config(len(tokenizer), tokenizer.model_max_length))
+    unet = UNet2DConditionModel(
+        sample_size=32,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        # AudioLDM conditions through the class embedding; its attention attends to itself
+        cross_attention_dim=(8, 16),
+        attention_head_dim=4,
+        norm_num_groups=4,
+        class_embed_type="simple_projection",
+        projection_class_embeddings_input_dim=8,
+        class_embeddings_concat=True,
+    )
+    vae, vocoder = _tiny_vae_and_vocoder()
+    pipeline = AudioLDMPipeline(
+        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=_audioldm_scheduler(),
+        vocoder=vocoder,
+    )
+    return _save(pipeline, parent / name)
+
+
+def build_audioldm2(parent: Path, seed: int = 0, name: str = "tiny-audioldm2") -> Path:
+    """An ``AudioLDM2Pipeline``: CLAP and T5 text encoders, a GPT-2 that writes eight conditioning
+    vectors, a two-context UNet, mel VAE and HiFi-GAN."""
+    from diffusers import AudioLDM2Pipeline
+    from diffusers.pipelines.audioldm2.modeling_audioldm2 import (
+        AudioLDM2ProjectionModel,
+        AudioLDM2UNet2DConditionModel,
+    )
+    from transformers import (
+        ClapAudioConfig,
+        ClapConfig,
+        ClapFeatureExtractor,
+        ClapModel,
+        GPT2Config,
+        GPT2LMHeadModel,
+        T5Config,
+        T5EncoderModel,
+    )
+
+    torch.manual_seed(seed)
+    tokenizer = roberta_tokenizer()
+    tokenizer_2 = t5_tokenizer()
+    audio_config = ClapAudioConfig(
+        spec_size=64,
+        window_size=4,
+        num_mel_bins=64,
+        intermediate_size=32,
+        layer_norm_eps=1e-05,
+        num_attention_heads=[2, 2],
+        num_hidden_layers=2,
+        hidden_size=16,
+        depths=[1, 1],
+        patch_stride=2,
+        patch_embed_input_channels=4,
+        patch_embeds_hidden_size=16,
+        projection_dim=8,
+    )
+    text_config = _clap_text_config(len(tokenizer), tokenizer.model_max_length)
+    text_encoder = ClapModel(ClapConfig(text_config=text_config.to_dict(), audio_config=audio_config.to_dict(),
+                                        projection_dim=8))
+    feature_extractor = ClapFeatureExtractor(feature_size=64, sampling_rate=48000, hop_length=480, max_length_s=2)
+    text_encoder_2 = T5EncoderModel(
+        T5Config(vocab_size=len(tokenizer_2), d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2,
+                 decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
+    )
+    language_model = GPT2LMHeadModel(
+        GPT2Config(vocab_size=64, n_embd=16, n_layer=1, n_head=2, n_positions=64, max_new_tokens=8,
+                   bos_token_id=0, eos_token_id=1)
+    )
+    projection_model = AudioLDM2ProjectionModel(text_encoder_dim=8, text_encoder_1_dim=16, langauge_model_dim=16)
+    unet = AudioLDM2UNet2DConditionModel(
+        sample_size=32,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=(16, 16),
+        attention_head_dim=4,
+        norm_num_groups=4,
+    )
+    vae, vocoder = _tiny_vae_and_vocoder()
+    pipeline = AudioLDM2Pipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        text_encoder_2=text_encoder_2,
+        projection_model=projection_model,
+        language_model=language_model,
+        tokenizer=tokenizer,
+        tokenizer_2=tokenizer_2,
+        feature_extractor=feature_extractor,
+        unet=unet,
+        scheduler=_audioldm_scheduler(),
+        vocoder=vocoder,
+    )
+    return _save(pipeline, parent / name)
+
+
+def build_stable_audio(parent: Path, seed: int = 0, name: str = "tiny-stable-audio") -> Path:
+    """A ``StableAudioPipeline``: T5 text encoder, seconds conditioners, a diffusion transformer and an
+    Oobleck VAE at 44.1 kHz stereo with Stable Audio Open's 2048-sample hop.
+
+    The transformer's ``sample_size`` of 32 latents gives a maximum of 32 · 2048 / 44100 ≈ 1.49 s.
+    """
+    from diffusers import (
+        AutoencoderOobleck,
+        CosineDPMSolverMultistepScheduler,
+        StableAudioDiTModel,
+        StableAudioPipeline,
+    )
+    from diffusers.pipelines.stable_audio.modeling_stable_audio import StableAudioProjectionModel
+    from transformers import T5Config, T5EncoderModel
+
+    torch.manual_seed(seed)
+    tokenizer = t5_tokenizer()
+    text_encoder = T5EncoderModel(
+        T5Config(vocab_size=len(tokenizer), d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2,
+                 decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
+    )
+    projection_model = StableAudioProjectionModel(text_encoder_dim=16, conditioning_dim=16, min_value=0, max_value=512)
+    transformer = StableAudioDiTModel(
+        sample_size=32,
+        in_channels=4,
+        num_layers=2,
+        attention_head_dim=8,
+        num_attention_heads=2,
+        num_key_value_attention_heads=1,
+        out_channels=4,
+        cross_attention_dim=16,
+        time_proj_dim=8,
+        global_states_input_dim=32,
+        cross_attention_input_dim=16,
+    )
+    vae = AutoencoderOobleck(
+        encoder_hidden_size=4,
+        downsampling_ratios=[2, 4, 4, 8, 8],
+        channel_multiples=[1, 1, 1, 1, 1],
+        decoder_channels=4,
+        decoder_input_channels=4,
+        audio_channels=2,
+        sampling_rate=44100,
+    )
+    scheduler = CosineDPMSolverMultistepScheduler(
+        sigma_min=0.3, sigma_max=500, solver_order=2, prediction_type="v_prediction", sigma_data=1.0,
+        sigma_schedule="exponential",
+    )
+    pipeline = StableAudioPipeline(
+        vae=vae, text_encoder=text_encoder, projection_model=projection_model, tokenizer=tokenizer,
+        transformer=transformer, scheduler=scheduler,
+    )
+    return _save(pipeline, parent / name)
+
+
+def mark_riffusion(folder: Path, image_width: int = 64, griffin_lim_iters: int = 8) -> Path:
+    """Write the ``loopbridge.json`` marker: the family, the checkpoint's image width, Griffin-Lim iterations.
+
+    The defaults keep a test's clips short (64 columns, 0.64 s) and their decoding quick.
+    """
+    settings = {"family": "riffusion", "image_width": image_width, "griffin_lim_iters": griffin_lim_iters}
+    (folder / "loopbridge.json").write_text(json.dumps(settings))
+    return folder
