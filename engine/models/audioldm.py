@@ -15,6 +15,8 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from ..audio import fit_length
+from ..errors import UnsupportedError
 from ..request import GenerateRequest, Kind
 from .base import Capabilities, GeneratedAudio, LoadOptions, ProgressCallback, batch_noise, read_json
 from .diffusers_support import (
@@ -108,8 +110,6 @@ class _AudioLDMFamily(DiffusersPipelineBackend):
     def check(self, request: GenerateRequest) -> None:
         super().check(request)
         if request.start_s:
-            from ..errors import UnsupportedError
-
             raise UnsupportedError(f"model {request.model!r} ({self.family}) cannot start at an offset: start_s must be 0")
 
     # ---- generation -------------------------------------------------------------------------
@@ -162,9 +162,9 @@ class _AudioLDMFamily(DiffusersPipelineBackend):
                 audios = np.asarray(result.audios, dtype=np.float32)
                 samples = int(round(duration_s * caps.sample_rate))
                 for row, audio in zip(rows, audios, strict=True):
-                    mono = audio.reshape(-1)[:samples]
+                    mono = fit_length(audio.reshape(1, -1), samples)
                     outputs[row] = GeneratedAudio(
-                        np.ascontiguousarray(mono[None, :]),
+                        np.ascontiguousarray(mono, dtype=np.float32),
                         caps.sample_rate,
                         {"steps": steps, "guidance": guidance},
                     )

@@ -179,6 +179,14 @@ def check_pipeline_folder(
     return index
 
 
+def _dtype_kwarg(dtype: torch.dtype) -> dict[str, torch.dtype]:
+    """``from_pretrained``'s dtype argument: ``dtype`` in newer diffusers, ``torch_dtype`` before."""
+    from diffusers.utils import deprecation_utils
+
+    newer = hasattr(deprecation_utils, "_TORCH_DTYPE_DEPRECATION_MESSAGE")
+    return {"dtype": dtype} if newer else {"torch_dtype": dtype}
+
+
 def _wrap_load_error(path: Path, exc: Exception) -> ModelLoadError:
     return ModelLoadError(f"cannot load the model in {str(path)!r}: {type(exc).__name__}: {exc}")
 
@@ -191,7 +199,7 @@ def load_pipeline(pipeline_cls: type, path: Path, dtype: torch.dtype, **kwargs: 
     """
     check_pipeline_folder(path, skip=tuple(name for name, value in kwargs.items() if value is None))
     try:
-        pipeline = pipeline_cls.from_pretrained(str(path), local_files_only=True, torch_dtype=dtype, **kwargs)
+        pipeline = pipeline_cls.from_pretrained(str(path), local_files_only=True, **_dtype_kwarg(dtype), **kwargs)
     except (OSError, ValueError, RuntimeError, KeyError, TypeError, AttributeError, ImportError) as exc:
         raise _wrap_load_error(path, exc) from exc
     if hasattr(pipeline, "set_progress_bar_config"):
@@ -208,7 +216,7 @@ def load_component(component_cls: type, path: Path, subfolder: str | None, dtype
     if subfolder:
         kwargs["subfolder"] = subfolder
     if dtype is not None and not component_cls.__name__.endswith("Scheduler"):
-        kwargs["torch_dtype"] = dtype
+        kwargs.update(_dtype_kwarg(dtype))
     try:
         return component_cls.from_pretrained(str(path), **kwargs)
     except (OSError, ValueError, RuntimeError, KeyError, TypeError, AttributeError) as exc:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..audio import fit_length
 from ..errors import RequestError
 from ..request import GenerateRequest, Kind
 from .base import Capabilities, GeneratedAudio, LoadOptions, ProgressCallback, batch_noise, read_json
@@ -163,9 +164,11 @@ class StableAudioBackend(DiffusersPipelineBackend):
                     output_type="np",
                 )
                 audios = np.asarray(result.audios, dtype=np.float32)
+                # the pipeline cuts at int(seconds · rate); the engine wants round(duration · rate)
+                samples = round((end_s - start_s) * caps.sample_rate)
                 for row, audio, prompt in zip(rows, audios, prompts, strict=True):
                     outputs[row] = GeneratedAudio(
-                        np.ascontiguousarray(audio),
+                        np.ascontiguousarray(fit_length(audio, samples), dtype=np.float32),
                         caps.sample_rate,
                         {"steps": steps, "guidance": guidance, "prompt_sent": prompt, "start_s": start_s},
                     )

@@ -10,8 +10,12 @@ gives the same weights.
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
+import shutil
 import string
+import tempfile
 from pathlib import Path
 
 import torch
@@ -378,3 +382,18 @@ def mark_riffusion(folder: Path, image_width: int = 64, griffin_lim_iters: int =
     settings = {"family": "riffusion", "image_width": image_width, "griffin_lim_iters": griffin_lim_iters}
     (folder / "loopbridge.json").write_text(json.dumps(settings))
     return folder
+
+
+@functools.cache
+def tiny_models_root() -> Path:
+    """A models folder (built once per process, removed at exit) holding one tiny model per family.
+
+    ``tiny-riffusion`` (with its marker), ``tiny-audioldm``, ``tiny-audioldm2``, ``tiny-stable-audio``.
+    """
+    root = Path(tempfile.mkdtemp(prefix="loopbridge-tiny-families-"))
+    atexit.register(shutil.rmtree, root, True)
+    mark_riffusion(build_riffusion(root))
+    build_audioldm(root)
+    build_audioldm2(root)
+    build_stable_audio(root)
+    return root
