@@ -110,7 +110,9 @@ class _AudioLDMFamily(DiffusersPipelineBackend):
     def check(self, request: GenerateRequest) -> None:
         super().check(request)
         if request.start_s:
-            raise UnsupportedError(f"model {request.model!r} ({self.family}) cannot start at an offset: start_s must be 0")
+            raise UnsupportedError(
+                f"model {request.model!r} ({self.family}) cannot start at an offset: start_s must be 0"
+            )
 
     # ---- generation -------------------------------------------------------------------------
 

@@ -82,7 +82,9 @@ class StableAudioBackend(DiffusersPipelineBackend):
         capabilities = cls.inspect(path)
         pipeline = load_pipeline(StableAudioPipeline, Path(path), dtype)
         with oom_guard(f"loading stable-audio from {path}"):
-            apply_load_options(pipeline, device, options or LoadOptions(), denoiser="transformer", schedulers=SCHEDULERS)
+            apply_load_options(
+                pipeline, device, options or LoadOptions(), denoiser="transformer", schedulers=SCHEDULERS
+            )
         backend = cls(Path(path), device, dtype, capabilities)
         backend._init_pipeline(pipeline)
         return backend
@@ -139,7 +141,8 @@ class StableAudioBackend(DiffusersPipelineBackend):
             start_s = float(request.start_s)
             # a missing negative prompt means "unconditioned" (zeros) to this pipeline, which an empty
             # one does not: rows with and without one go in separate calls
-            return steps, guidance, start_s, round(start_s + request.render_duration_s, 6), bool(request.negative_prompt)
+            end_s = round(start_s + request.render_duration_s, 6)
+            return steps, guidance, start_s, end_s, bool(request.negative_prompt)
 
         groups = group_requests(requests, settings)
         tracker = StepProgress(progress, sum(key[0] for key, _ in groups))

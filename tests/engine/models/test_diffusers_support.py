@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from loopbridge.engine.errors import ModelLoadError, OutOfMemoryError, RequestError
 from loopbridge.engine.models.base import LoadOptions
 from loopbridge.engine.models.diffusers_support import (
@@ -23,6 +22,7 @@ from loopbridge.engine.models.diffusers_support import (
     resolve_dtype,
     set_attention,
 )
+
 from tests.engine.models.tiny_pipelines import tiny_models_root
 
 torch.set_num_threads(2)
@@ -119,7 +119,7 @@ def test_eager_and_fused_attention_agree(root: Path) -> None:
         assert all(isinstance(p, AttnProcessor) for p in unet.attn_processors.values())
         eager = unet(sample, 10, context).sample
     torch.testing.assert_close(fused, eager, rtol=1e-4, atol=1e-5)
-    with pytest.raises(RequestError, match="attention='flash'"):
+    with pytest.raises(RequestError, match=r"attention='flash'"):
         set_attention(unet, "flash")
 
 

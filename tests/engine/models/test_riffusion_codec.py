@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from loopbridge.engine.errors import RequestError
 from loopbridge.engine.models.riffusion.codec import (
     SpectrogramImage,
