@@ -53,7 +53,8 @@ class _AudioLDMFamily(DiffusersPipelineBackend):
     def _pipeline_class(cls) -> type:
         import diffusers
 
-        return getattr(diffusers, cls.pipeline_class_name)  # type: ignore[no-any-return]
+        pipeline_class: type = getattr(diffusers, cls.pipeline_class_name)
+        return pipeline_class
 
     @classmethod
     def load(

@@ -191,7 +191,7 @@ def _wrap_load_error(path: Path, exc: Exception) -> ModelLoadError:
     return ModelLoadError(f"cannot load the model in {str(path)!r}: {type(exc).__name__}: {exc}")
 
 
-def load_pipeline(pipeline_cls: type, path: Path, dtype: torch.dtype, **kwargs: Any) -> Any:
+def load_pipeline(pipeline_cls: Any, path: Path, dtype: torch.dtype, **kwargs: Any) -> Any:
     """Load a diffusers pipeline of ``pipeline_cls`` from a local folder (checked first), offline.
 
     Extra ``kwargs`` go to ``from_pretrained`` (component overrides; a component passed as ``None``
@@ -207,7 +207,7 @@ def load_pipeline(pipeline_cls: type, path: Path, dtype: torch.dtype, **kwargs: 
     return pipeline
 
 
-def load_component(component_cls: type, path: Path, subfolder: str | None, dtype: torch.dtype | None = None) -> Any:
+def load_component(component_cls: Any, path: Path, subfolder: str | None, dtype: torch.dtype | None = None) -> Any:
     """Load one diffusers model or scheduler from ``path/subfolder`` offline; raises ModelLoadError."""
     folder = Path(path) / subfolder if subfolder else Path(path)
     library = "diffusers"

@@ -97,7 +97,10 @@ def clip_plan(request: GenerateRequest, clip_s: float) -> list[Clip]:
         count = math.ceil((duration_s - CROSSFADE_S) / (clip_s - CROSSFADE_S) - 1e-9)
     base = request.effective_seed
     if count == 1:
-        return [Clip(request.morph_amount, request.morph_amount, base)]
+        # Griffin-Lim's starting phases come from the nearer end's seed, so each end of the knob
+        # sounds exactly like that prompt rendered on its own
+        nearer = base if request.morph_amount < 0.5 else request.effective_morph_seed
+        return [Clip(request.morph_amount, request.morph_amount, nearer)]
     return [
         Clip(request.morph_amount * i / (count - 1), i / (count - 1), (base + 7919 * i) % 2**32)
         for i in range(count)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import scipy.sparse
@@ -189,12 +190,14 @@ class SpectrogramImageCodec:
         frames = spectrum.shape[-1]
         pieces = torch.fft.irfft(spectrum.transpose(1, 2), n=p.n_fft)[..., : p.win_length] * self._window
         total = (frames - 1) * p.hop_length + p.win_length
-        fold = dict(output_size=(1, total), kernel_size=(1, p.win_length), stride=(1, p.hop_length))
-        summed = torch.nn.functional.fold(pieces.transpose(1, 2), **fold)[:, 0, 0]  # type: ignore[arg-type]
+        fold: dict[str, Any] = {
+            "output_size": (1, total), "kernel_size": (1, p.win_length), "stride": (1, p.hop_length)
+        }
+        summed = torch.nn.functional.fold(pieces.transpose(1, 2), **fold)[:, 0, 0]
         envelope = self._overlap_envelope_cache.get(frames)
         if envelope is None:
             squares = (self._window**2).expand(1, frames, p.win_length).transpose(1, 2)
-            envelope = torch.nn.functional.fold(squares, **fold)[0, 0, 0]  # type: ignore[arg-type]
+            envelope = torch.nn.functional.fold(squares, **fold)[0, 0, 0]
             envelope = envelope.clamp_min(1e-3 * float(envelope.max()))
             self._overlap_envelope_cache[frames] = envelope
         audio = summed / envelope
@@ -261,7 +264,7 @@ class SpectrogramImageCodec:
         weight = np.asarray(self.mel_filterbank.sum(axis=0), dtype=np.float32)[:, None]
         linear = (bank_t @ (mel / np.maximum(area, 1e-12))) / np.maximum(weight, 1e-12)
         numerator = bank_t @ mel
-        eps = 1e-12 + 1e-7 * float(mel.max(initial=0.0))
+        eps = 1e-12 + 1e-7 * (float(np.max(mel)) if mel.size else 0.0)
         for _ in range(self.mel_inversion_iters):
             linear = linear * numerator / (bank_t @ (bank @ linear) + eps)
         return np.asarray(linear, dtype=np.float32)
@@ -323,4 +326,4 @@ def spectral_convergence(reference: np.ndarray, estimate: np.ndarray, codec: Spe
     samples = min(reference.shape[-1], estimate.shape[-1])
     ref = codec.mel_spectrogram(reference[..., :samples])
     est = codec.mel_spectrogram(estimate[..., :samples])
-    return float(np.linalg.norm(ref - est) / max(np.linalg.norm(ref), 1e-12))
+    return float(np.linalg.norm(ref - est)) / max(float(np.linalg.norm(ref)), 1e-12)

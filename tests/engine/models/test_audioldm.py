@@ -57,8 +57,12 @@ def test_generates_native_rate_audio_one_row_per_seed(loaded: tuple[str, AudioLD
         assert out.sample_rate == 16000
         assert out.audio.shape == (1, 8000) and out.audio.dtype == np.float32
         assert np.all(np.isfinite(out.audio)) and np.std(out.audio) > 0
-    assert not np.allclose(outputs[0].audio, outputs[1].audio), "another seed must give other audio"
-    assert not np.allclose(outputs[1].audio, outputs[2].audio), "a negative prompt must change the audio"
+    # the tiny random vocoder speaks very quietly: compare relative to each output's level
+    def differs(a: np.ndarray, b: np.ndarray) -> bool:
+        return float(np.abs(a - b).max()) > 1e-3 * float(np.abs(a).max())
+
+    assert differs(outputs[0].audio, outputs[1].audio), "another seed must give other audio"
+    assert differs(outputs[1].audio, outputs[2].audio), "a negative prompt must change the audio"
     # a variation sounds the same alone as in the batch
     (alone,) = backend.generate([requests[1]])
     np.testing.assert_allclose(alone.audio, outputs[1].audio, rtol=1e-4, atol=1e-6 * np.abs(alone.audio).max())

@@ -100,7 +100,7 @@ def test_scheduler_swap_by_name(root: Path) -> None:
     assert swapped.config.algorithm_type == "dpmsolver++"
     # the noise schedule the checkpoint was trained with carries over
     assert swapped.config.beta_end == current.config.beta_end
-    with pytest.raises(RequestError, match="scheduler='warp'.*dpm\\+\\+, .*ddim"):
+    with pytest.raises(RequestError, match=r"scheduler='warp'.*dpm\+\+, .*ddim"):
         make_scheduler(current, "warp", DISCRETE_SCHEDULERS)
 
 
