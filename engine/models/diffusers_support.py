@@ -207,12 +207,17 @@ def load_pipeline(pipeline_cls: Any, path: Path, dtype: torch.dtype, **kwargs: A
     return pipeline
 
 
-def load_component(component_cls: Any, path: Path, subfolder: str | None, dtype: torch.dtype | None = None) -> Any:
-    """Load one diffusers model or scheduler from ``path/subfolder`` offline; raises ModelLoadError."""
+def load_component(
+    component_cls: Any, path: Path, subfolder: str | None, dtype: torch.dtype | None = None, **overrides: Any
+) -> Any:
+    """Load one diffusers model or scheduler from ``path/subfolder`` offline; raises ModelLoadError.
+
+    ``overrides`` replace config values the saved config lacks or gets wrong.
+    """
     folder = Path(path) / subfolder if subfolder else Path(path)
     library = "diffusers"
     check_component_folder(folder, library, component_cls.__name__)
-    kwargs: dict[str, Any] = {"local_files_only": True}
+    kwargs: dict[str, Any] = {"local_files_only": True, **overrides}
     if subfolder:
         kwargs["subfolder"] = subfolder
     if dtype is not None and not component_cls.__name__.endswith("Scheduler"):
