@@ -24,10 +24,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from loopbridge.engine import GenerateRequest  # noqa: E402
-from loopbridge.engine.core import Engine  # noqa: E402
-from loopbridge.engine.models.registry import ModelRegistry  # noqa: E402
-from tests.engine.models.tiny_dance_diffusion import build_tiny_dance_diffusion  # noqa: E402
+from loopbridge.engine import GenerateRequest
+from loopbridge.engine.core import Engine
+from loopbridge.engine.models.registry import ModelRegistry
+
+from tests.engine.models.tiny_dance_diffusion import build_tiny_dance_diffusion
 
 
 def main() -> None:
