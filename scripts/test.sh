@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 # Debian packages the tests use: libsndfile's sndfile-info reads WAV chunks independently.
 APT_PACKAGES=(sndfile-programs)
 
+# Node.js runs the Max for Live device's JavaScript tests (the machine's own Node if it has one)
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)
+
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -29,3 +32,5 @@ PYTHON=${PYTHON:-python3}
 
 .venv/bin/ruff check .
 .venv/bin/python -m pytest "$@"
+# the Max for Live device: its JavaScript against a fake Live API and the real engine over OSC
+(cd ableton && npm ci --no-audit --no-fund --loglevel=error && LOOPBRIDGE_PYTHON="$PWD/../.venv/bin/python" npm test)
