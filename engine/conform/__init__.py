@@ -6,10 +6,10 @@ reads those chunks back, ``sample_filename`` names the file, ``estimate_tempo`` 
 tempo and downbeat.
 """
 
+from .alignment import Retiming, measure_offset, retime
 from .naming import note_name, sample_filename
 from .oneshot import TidyReport, tidy_one_shot
 from .pipeline import ConformedAudio, SourceInfo, conform_audio
-from .alignment import Retiming, measure_offset, retime
 from .stretcher import DEFAULT_STRETCH, StretchOptions, pitch_shift, resample, stretch
 from .tempo import TempoEstimate, estimate_tempo
 from .wavfile import AcidChunk, SmplChunk, SmplLoop, WavTags, encode_wav, read_wav_tags

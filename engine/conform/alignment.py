@@ -36,6 +36,12 @@ MIN_SEGMENT_ENERGY = 0.02
 SPLIT_WINDOW_BEATS = (0.45, 0.08)
 #: crossfade between segments taken at different lags
 SPLICE_S = 0.004
+#: a local correlation peak at least this share of the highest counts as a hit's (earlier) attack
+EARLY_PEAK_RATIO = 0.85
+#: a segment's lag is drawn towards the median of all segments': candidates lose this much of the
+#: best correlation per PRIOR_WIDTH_S squared away from it
+PRIOR_PENALTY = 0.05
+PRIOR_WIDTH_S = 0.004
 
 
 @dataclass(frozen=True)
@@ -61,8 +67,19 @@ def onset_curves(
 
 
 def _best_lag(scores: np.ndarray, norm: float, max_lag: int) -> tuple[float, float]:
-    """The lag (frames, parabola-refined) of the highest score, and the score over ``norm``."""
+    """The lag (frames, parabola-refined) of the best score, and that score over ``norm``.
+
+    The best is the earliest local maximum within :data:`EARLY_PEAK_RATIO` of the highest: when
+    the stretcher splits a hit into two attacks a few milliseconds apart, the first is where the
+    hit is heard, even if the second matches the original's shape a little better.
+    """
+    top = float(scores.max())
     best = int(np.argmax(scores))
+    if top > 0 and len(scores) >= 3:
+        inner = scores[1:-1]
+        peaks = np.flatnonzero((inner >= scores[:-2]) & (inner > scores[2:]) & (inner >= EARLY_PEAK_RATIO * top)) + 1
+        if len(peaks):
+            best = int(peaks[0])
     strength = float(scores[best] / norm) if norm > 0 else 0.0
     lag = float(best)
     if 0 < best < len(scores) - 1:
@@ -73,9 +90,22 @@ def _best_lag(scores: np.ndarray, norm: float, max_lag: int) -> tuple[float, flo
     return lag - max_lag, strength
 
 
-def window_lag(expected: np.ndarray, actual: np.ndarray, start: int, stop: int, max_lag: int) -> tuple[float, float]:
+def window_lag(
+    expected: np.ndarray,
+    actual: np.ndarray,
+    start: int,
+    stop: int,
+    max_lag: int,
+    prior: tuple[float, float] | None = None,
+) -> tuple[float, float]:
     """Lag (frames) at which ``actual`` best matches ``expected[start:stop]``, searched within
-    ``±max_lag``, and the normalised correlation there (0–1)."""
+    ``±max_lag``, and the normalised correlation there (0–1).
+
+    ``prior``: ``(lag, width)`` in frames. Each candidate's score (relative to the best) then
+    loses :data:`PRIOR_PENALTY` per ``width`` squared away from ``lag``, so a flat correlation (a
+    smeared hit matches about as well over several milliseconds) settles near the prior while a
+    clear peak elsewhere still wins.
+    """
     start, stop = max(0, start), min(len(expected), stop)
     if stop - start < 2 or max_lag < 1:
         return 0.0, 0.0
@@ -85,7 +115,13 @@ def window_lag(expected: np.ndarray, actual: np.ndarray, start: int, stop: int, 
     region = padded[start : stop + 2 * max_lag]
     scores = np.correlate(region, template, mode="valid")
     norm = float(np.linalg.norm(template) * np.linalg.norm(region))
-    return _best_lag(scores, norm, max_lag)
+    if prior is None or scores.max() <= 0:
+        return _best_lag(scores, norm, max_lag)
+    lags = np.arange(len(scores)) - max_lag
+    ranked = scores / scores.max() - PRIOR_PENALTY * ((lags - prior[0]) / prior[1]) ** 2
+    lag, _ = _best_lag(ranked, 1.0, max_lag)
+    index = int(round(lag)) + max_lag
+    return lag, float(scores[index] / norm) if norm > 0 else 0.0
 
 
 def measure_offset(
@@ -106,23 +142,17 @@ def measure_offset(
     return lag * hop, strength
 
 
-def _split_points(expected: np.ndarray, hop: int, loop_start: float, beat: float, loop_frames: int) -> list[int]:
-    """A quiet point (least expected onset strength) before each beat after the first, in samples
-    from the loop start."""
-    points = []
-    k = 1
-    while k * beat < loop_frames - SPLIT_WINDOW_BEATS[1] * beat:
-        lo = (loop_start + k * beat - SPLIT_WINDOW_BEATS[0] * beat) / hop
-        hi = (loop_start + k * beat - SPLIT_WINDOW_BEATS[1] * beat) / hop
-        a, b = int(np.floor(lo)), int(np.ceil(hi)) + 1
-        if 0 <= a < b <= len(expected):
-            # smoothed, so the split falls in the middle of a quiet stretch, not at its edge
-            quiet = onsets.smooth(expected[a:b], 4.0)
-            points.append(int(round((a + int(np.argmin(quiet))) * hop - loop_start)))
-        else:
-            points.append(int(round(k * beat - 0.25 * beat)))
-        k += 1
-    return points
+def _quiet_point(expected: np.ndarray, hop: int, loop_start: float, beat: float, event: float) -> int:
+    """The quietest point (least expected onset strength) shortly before ``event`` (samples from the
+    loop start), so that a boundary there cuts between hits rather than through one."""
+    lo = (loop_start + event - SPLIT_WINDOW_BEATS[0] * beat) / hop
+    hi = (loop_start + event - SPLIT_WINDOW_BEATS[1] * beat) / hop
+    a, b = int(np.floor(lo)), int(np.ceil(hi)) + 1
+    if not 0 <= a < b <= len(expected):
+        return int(round(event - 0.25 * beat))
+    # smoothed, so the point falls in the middle of a quiet stretch, not at its edge
+    quiet = onsets.smooth(expected[a:b], 4.0)
+    return int(round((a + int(np.argmin(quiet))) * hop - loop_start))
 
 
 def retime(
@@ -159,26 +189,54 @@ def retime(
     if strength < MIN_SEGMENT_STRENGTH and fallback_lag is not None:
         global_lag = fallback_lag
 
-    splits = _split_points(expected, hop, loop_start, beat, loop_frames)
+    # beats inside the loop (not those within a few hundredths of a beat of its end)
+    beats_inside = [
+        k * beat
+        for k in range(1, int(np.ceil(loop_frames / beat)))
+        if k * beat < loop_frames - SPLIT_WINDOW_BEATS[1] * beat
+    ]
+    splits = [_quiet_point(expected, hop, loop_start, beat, event) for event in beats_inside]
     bounds = [-pre_frames, *splits, loop_frames]
+    # each lag is measured from the quiet point before the segment's first beat to the one before
+    # the next segment's: the loop's own first beat and the next loop's downbeat count as beats
+    windows = [
+        _quiet_point(expected, hop, loop_start, beat, 0.0),
+        *splits,
+        _quiet_point(expected, hop, loop_start, beat, float(loop_frames)),
+    ]
     energies, lags = [], []
     for j in range(len(bounds) - 1):
-        lo = max(bounds[j], -int(0.3 * beat)) if j == 0 else bounds[j]
-        a = int(np.floor((loop_start + lo) / hop))
-        b = int(np.ceil((loop_start + bounds[j + 1]) / hop))
+        a = int(np.floor((loop_start + windows[j]) / hop))
+        b = int(np.ceil((loop_start + windows[j + 1]) / hop))
         energies.append(float(np.sum(expected[max(0, a) : max(0, b)] ** 2)))
         lag, segment_strength = window_lag(expected, actual, a, b, max_lag_frames)
         lags.append(lag * hop if segment_strength >= MIN_SEGMENT_STRENGTH else np.nan)
+    # second pass: the same measurement drawn towards the median lag, which settles segments whose
+    # hits the stretcher smeared (a flat correlation) without moving ones with a clear peak
+    measured = np.array(lags)
+    if np.any(~np.isnan(measured)):
+        median = float(np.nanmedian(measured)) / hop
+        width = PRIOR_WIDTH_S * sample_rate / hop
+        for j in range(len(bounds) - 1):
+            if np.isnan(measured[j]):
+                continue
+            a = int(np.floor((loop_start + windows[j]) / hop))
+            b = int(np.ceil((loop_start + windows[j + 1]) / hop))
+            lag, _ = window_lag(expected, actual, a, b, max_lag_frames, prior=(median, width))
+            lags[j] = lag * hop
     mean_energy = float(np.mean(energies)) if energies else 0.0
     lag_array = np.array(
-        [lag if energy > MIN_SEGMENT_ENERGY * mean_energy else np.nan for lag, energy in zip(lags, energies, strict=True)]
+        [
+            lag if energy > MIN_SEGMENT_ENERGY * mean_energy else np.nan
+            for lag, energy in zip(lags, energies, strict=True)
+        ]
     )
     valid = np.flatnonzero(~np.isnan(lag_array))
     if strength < MIN_SEGMENT_STRENGTH or len(valid) == 0:
         lag_array[:] = global_lag
     else:
-        for j in np.flatnonzero(np.isnan(lag_array)):
-            lag_array[j] = lag_array[valid[np.argmin(np.abs(valid - j))]]
+        for missing in np.flatnonzero(np.isnan(lag_array)):
+            lag_array[missing] = lag_array[valid[np.argmin(np.abs(valid - missing))]]
 
     channels = stretched.shape[0]
     total = pre_frames + loop_frames
@@ -200,7 +258,9 @@ def retime(
         if j > 0 and abs(lag_array[j] - lag_array[j - 1]) >= 0.5:
             # end the previous segment with a crossfade into this one, just before the boundary
             f0 = max(bounds[j - 1], lo - splice)
-            out[:, f0 + pre_frames : lo + pre_frames] = crossfade(take(f0, lo, lag_array[j - 1]), take(f0, lo, lag_array[j]))
+            out[:, f0 + pre_frames : lo + pre_frames] = crossfade(
+                take(f0, lo, lag_array[j - 1]), take(f0, lo, lag_array[j])
+            )
     report = Retiming(
         lags=tuple(float(v) for v in lag_array),
         global_lag=float(global_lag),

@@ -22,6 +22,7 @@ Textures
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,8 +40,8 @@ from ..request import (
     as_audio_array,
 )
 from . import seams
+from .alignment import MIN_SEGMENT_STRENGTH, Retiming, onset_curves, retime
 from .oneshot import tidy_one_shot
-from .alignment import MIN_SEGMENT_STRENGTH, onset_curves, retime
 from .stretcher import DEFAULT_STRETCH, StretchOptions, pitch_shift, probe_offset, resample, stretch
 from .tempo import BEATS_HINT_MAX, estimate_tempo
 
@@ -87,7 +88,9 @@ class SourceInfo:
         if self.downbeat_s is not None and not _is_number(self.downbeat_s, 0.0, INPUT_MAX_S):
             raise RequestError("source.downbeat_s", self.downbeat_s, f"0–{INPUT_MAX_S:g} s")
         if self.root_note is not None and (
-            isinstance(self.root_note, bool) or not isinstance(self.root_note, int | np.integer) or not 0 <= self.root_note <= 127
+            isinstance(self.root_note, bool)
+            or not isinstance(self.root_note, int | np.integer)
+            or not 0 <= self.root_note <= 127
         ):
             raise RequestError("source.root_note", self.root_note, "a MIDI note from 0 to 127")
 
@@ -141,7 +144,9 @@ def _validate(
     audio: object, sample_rate: object, kind: object, spec: object, source: object, options: object
 ) -> tuple[np.ndarray, Kind]:
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, int | np.integer):
-        raise RequestError("sample_rate", sample_rate, f"a whole number of Hz from {SAMPLE_RATE_RANGE[0]} to {SAMPLE_RATE_RANGE[1]}")
+        raise RequestError(
+            "sample_rate", sample_rate, f"a whole number of Hz from {SAMPLE_RATE_RANGE[0]} to {SAMPLE_RATE_RANGE[1]}"
+        )
     if not SAMPLE_RATE_RANGE[0] <= sample_rate <= SAMPLE_RATE_RANGE[1]:
         raise RequestError("sample_rate", sample_rate, f"{SAMPLE_RATE_RANGE[0]}–{SAMPLE_RATE_RANGE[1]} Hz")
     if not isinstance(spec, ConformSpec):
@@ -314,12 +319,29 @@ def _source_tempo(
     return tempo, downbeat_s, info
 
 
+class _Stopwatch:
+    """Seconds spent per stage, kept in ``info["timings_s"]`` (the benchmark reads them)."""
+
+    def __init__(self, info: dict[str, Any]) -> None:
+        self.timings: dict[str, float] = info.setdefault("timings_s", {})
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.timings[stage] = self.timings.get(stage, 0.0) + now - self._last
+        self._last = now
+
+
 def _conform_loop(
     data: np.ndarray, sample_rate: int, spec: ConformSpec, source: SourceInfo, options: StretchOptions
 ) -> _Result:
     rate = spec.sample_rate
     beats_per_bar = spec.beats_per_bar
+    timings: dict[str, Any] = {}
+    watch = _Stopwatch(timings)
     source_tempo, downbeat_s, info = _source_tempo(data, sample_rate, spec, source)
+    info.update(timings)
+    watch.lap("tempo")
     frames_in = data.shape[1]
     beat_in = 60.0 / source_tempo * sample_rate  # source samples per beat
     downbeat = int(round(downbeat_s * sample_rate))
@@ -340,7 +362,7 @@ def _conform_loop(
     out_frames = _bars_to_frames(out_beats, spec.tempo_bpm, rate)
 
     factor = float(spec.tempo_bpm) / source_tempo
-    stretching = factor != 1.0 or spec.pitch_semitones != 0.0
+    semitones = float(spec.pitch_semitones)
     max_offset_s = min(MAX_OFFSET_S, MAX_OFFSET_BEATS * 60.0 / float(spec.tempo_bpm))
     # pre- and post-roll, in source samples, long enough in stretched time for the stretcher to
     # settle, for the timing search and for the wrap crossfade
@@ -354,9 +376,10 @@ def _conform_loop(
         int(round(SOURCE_SEAM_FADE_IN_S * sample_rate)),
     )
     extended = cycle[:, np.arange(-roll, span + roll) % cycle_frames]
+    watch.lap("seams")
     extended = resample(extended, sample_rate, rate, options.resample_quality)
+    watch.lap("resample")
     roll_out = roll * rate / sample_rate  # the loop's start in `extended`, at the output rate
-
     info.update(
         {
             "source_tempo_bpm": source_tempo,
@@ -366,33 +389,20 @@ def _conform_loop(
         }
     )
     seam_fade = int(round(LOOP_SEAM_FADE_S * rate))
-    if stretching:
-        stretched = stretch(extended, rate, factor, spec.pitch_semitones, options)
+    if factor == 1.0 and semitones == 0.0:
+        info["alignment"] = "not stretched"
+        loop = seams.cut_loop(extended, int(round(roll_out)), out_frames, seam_fade)
+    else:
+        stretched = stretch(extended, rate, factor, semitones, options)
+        watch.lap("stretch")
         info["stretch_engine"] = "rubberband-finer" if options.high_quality else "rubberband-faster"
         info["transient_mode"] = options.transient_mode
         info["window"] = options.window
         if options.align:
             expected, actual, hop = onset_curves(extended, stretched, rate, factor)
-            fallback = None
-            if not np.any(actual > 0) or not np.any(expected > 0):
-                fallback = probe_offset(rate, factor, float(spec.pitch_semitones), options)
-            stream, placed = retime(
-                stretched,
-                expected,
-                actual,
-                hop,
-                loop_start=roll_out / factor,
-                beat=60.0 / float(spec.tempo_bpm) * rate,
-                loop_frames=out_frames,
-                pre_frames=seam_fade,
-                max_lag=int(round(max_offset_s * rate)),
-                fallback_lag=fallback,
-                sample_rate=rate,
-            )
-            if placed.strength < MIN_SEGMENT_STRENGTH and fallback is None:
-                # too few onsets to follow: fall back on the stretcher's own timing, from a probe
-                fallback = probe_offset(rate, factor, float(spec.pitch_semitones), options)
-                stream, placed = retime(
+
+            def place(fallback: float | None) -> tuple[np.ndarray, Retiming]:
+                return retime(
                     stretched,
                     expected,
                     actual,
@@ -405,20 +415,23 @@ def _conform_loop(
                     fallback_lag=fallback,
                     sample_rate=rate,
                 )
-            info["alignment"] = "probe" if fallback is not None else "onsets"
+
+            stream, placed = place(None)
+            info["alignment"] = "onsets"
+            if placed.strength < MIN_SEGMENT_STRENGTH:
+                # too few onsets to follow: the stretcher's own timing, measured on a click probe
+                stream, placed = place(probe_offset(rate, factor, semitones, options))
+                info["alignment"] = "probe"
             info["alignment_strength"] = round(placed.strength, 3)
             info["alignment_offset_ms"] = round(1000.0 * placed.global_lag / rate, 3)
             info["alignment_lags_ms"] = [round(1000.0 * lag / rate, 3) for lag in placed.lags]
+            watch.lap("align")
             loop = seams.cut_loop(stream, seam_fade, out_frames, seam_fade)
         else:
             info["alignment"] = "none"
             loop = seams.cut_loop(stretched, int(round(roll_out / factor)), out_frames, seam_fade)
-    else:
-        info["alignment"] = "not stretched"
-        loop = seams.cut_loop(extended, int(round(roll_out)), out_frames, seam_fade)
     loop, limit_db = _limit_peak(loop)
     if limit_db:
         info["limited_db"] = limit_db
+    watch.lap("seams")
     return loop, Kind.LOOP, out_beats, (0, out_frames), info
-
-

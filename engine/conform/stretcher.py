@@ -17,7 +17,7 @@ from ..errors import RequestError
 from .alignment import measure_offset
 
 TRANSIENT_MODES = ("crisp", "mixed", "smooth")
-WINDOWS = ("short", "standard", "long")
+WINDOWS = ("auto", "short", "standard", "long")
 RESAMPLE_QUALITIES = tuple(name for name in pedalboard.Resample.Quality.__members__)
 
 
@@ -25,21 +25,26 @@ RESAMPLE_QUALITIES = tuple(name for name in pedalboard.Resample.Quality.__member
 class StretchOptions:
     """How audio is stretched and resampled; passed with each call, never kept globally.
 
-    ``high_quality``: Rubber Band's finer engine (R3) instead of the faster one (R2); several times
-    slower. ``transient_mode``: ``"crisp"``, ``"mixed"`` or ``"smooth"`` (Rubber Band's handling
-    of drum hits). ``window``: Rubber Band's FFT window, ``"short"`` (tighter timing, the
-    default), ``"standard"`` or ``"long"`` (smoother). ``phase_continuity``: keep the phase
-    relations of neighbouring frequency bins (Rubber Band's default; off gives tighter very short
-    clicks and a phasier tone). ``resample_quality``: a ``pedalboard.Resample.Quality`` name.
+    ``high_quality``: Rubber Band's finer engine (R3). The faster engine (R2) costs about half as
+    much but in its crisp transient mode smears steady low notes into noise and detunes pitch
+    shifts by up to about 10 cents (``bench/bench_conform.py`` measures both). ``transient_mode``:
+    ``"crisp"``, ``"mixed"`` or ``"smooth"`` (Rubber Band's handling of drum hits). ``window``:
+    Rubber Band's FFT window, ``"short"`` (tighter hits, and R3's cheaper single-window mode),
+    ``"standard"`` or ``"long"`` (smoother, slower), or ``"auto"``: short for a time-stretch,
+    standard when the pitch moves too (R3's short window smears hits ahead of the beat when it
+    also shifts pitch). ``phase_continuity``: keep the phase relations
+    of neighbouring frequency bins (Rubber Band's default; off gives tighter very short clicks and
+    a phasier tone). ``resample_quality``: a ``pedalboard.Resample.Quality`` name; the default,
+    16-point windowed sinc, is flat to 0.4 of the sample rate and costs half the 32-point one.
     ``align``: measure where each stretched beat landed and put it on the grid (otherwise trust
-    the ideal time map). ``bench/bench_conform.py`` compares these.
+    the ideal time map).
     """
 
-    high_quality: bool = False
+    high_quality: bool = True
     transient_mode: str = "crisp"
-    window: str = "short"
+    window: str = "auto"
     phase_continuity: bool = True
-    resample_quality: str = "WindowedSinc32"
+    resample_quality: str = "WindowedSinc16"
     align: bool = True
 
     def __post_init__(self) -> None:
@@ -60,7 +65,7 @@ class StretchOptions:
 DEFAULT_STRETCH = StretchOptions()
 
 
-def resample(audio: np.ndarray, source_rate: int, target_rate: int, quality: str = "WindowedSinc32") -> np.ndarray:
+def resample(audio: np.ndarray, source_rate: int, target_rate: int, quality: str = "WindowedSinc16") -> np.ndarray:
     """Resample float32 ``[channels, samples]`` audio with pedalboard's streaming resampler.
 
     The result holds exactly ``round(samples * target_rate / source_rate)`` samples, aligned with
@@ -99,13 +104,22 @@ def stretch(
         pitch_shift_in_semitones=float(semitones),
         high_quality=options.high_quality,
         transient_mode=options.transient_mode,
-        use_long_fft_window={"short": False, "standard": None, "long": True}[options.window],
+        use_long_fft_window=_window_flag(options.window, semitones),
         retain_phase_continuity=options.phase_continuity,
     )
     return np.ascontiguousarray(out, dtype=np.float32)
 
 
-def pitch_shift(audio: np.ndarray, sample_rate: int, semitones: float, options: StretchOptions = DEFAULT_STRETCH) -> np.ndarray:
+def _window_flag(window: str, semitones: float) -> bool | None:
+    """pedalboard's ``use_long_fft_window`` for a window choice: False short, None standard, True long."""
+    if window == "auto":
+        window = "short" if semitones == 0 else "standard"
+    return {"short": False, "standard": None, "long": True}[window]
+
+
+def pitch_shift(
+    audio: np.ndarray, sample_rate: int, semitones: float, options: StretchOptions = DEFAULT_STRETCH
+) -> np.ndarray:
     """Shift pitch by ``semitones`` without changing the length (exactly as many samples)."""
     if semitones == 0:
         return audio

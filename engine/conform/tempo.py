@@ -68,7 +68,9 @@ class TempoEstimate:
 
 def _validate(audio: object, sample_rate: object, beats_hint: object, beats_per_bar: object) -> np.ndarray:
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, int | np.integer):
-        raise RequestError("sample_rate", sample_rate, f"a whole number of Hz from {SAMPLE_RATE_RANGE[0]} to {SAMPLE_RATE_RANGE[1]}")
+        raise RequestError(
+            "sample_rate", sample_rate, f"a whole number of Hz from {SAMPLE_RATE_RANGE[0]} to {SAMPLE_RATE_RANGE[1]}"
+        )
     if not SAMPLE_RATE_RANGE[0] <= sample_rate <= SAMPLE_RATE_RANGE[1]:
         raise RequestError("sample_rate", sample_rate, f"{SAMPLE_RATE_RANGE[0]}–{SAMPLE_RATE_RANGE[1]} Hz")
     if beats_hint is not None:
@@ -113,9 +115,7 @@ def _comb_means(acf: np.ndarray, periods: np.ndarray, multiples: int = 8) -> np.
     return np.maximum(means, 0.0)
 
 
-def _fit_grid(
-    curve: np.ndarray, period: float, span: int
-) -> tuple[float, float, int] | None:
+def _fit_grid(curve: np.ndarray, period: float, span: int) -> tuple[float, float, int] | None:
     """Fit ``onset_k = phase + k * period`` to the curve's peaks near each beat (frames).
 
     Returns ``(phase, period, beats_used)`` or ``None`` when too few beats carry an onset.
@@ -231,7 +231,7 @@ def estimate_tempo(
     # candidate periods spaced 0.25 % apart (a log grid keeps the relative resolution even)
     periods = np.exp(np.arange(np.log(min_period), np.log(max_period), 0.0025))
     bpms = 60.0 * flux_rate / periods
-    scores = _comb_means(acf, periods) * periods ** -PERIOD_BIAS
+    scores = _comb_means(acf, periods) * periods**-PERIOD_BIAS
     if hinted_bpm is not None:
         scores = scores * _log_gaussian(bpms, hinted_bpm, HINT_PRIOR_WIDTH_OCTAVES)
     else:

@@ -264,7 +264,9 @@ def read_wav_tags(data: bytes | bytearray | memoryview | str | Path) -> WavTags:
             for i in range(count):
                 cue, kind, start, end, fraction, plays = struct.unpack_from("<6I", payload, 36 + 24 * i)
                 loops.append(SmplLoop(start, end, kind, plays, cue, fraction))
-            smpl = SmplChunk(unity_note=header[3], sample_period_ns=header[2], loops=tuple(loops), pitch_fraction=header[4])
+            smpl = SmplChunk(
+                unity_note=header[3], sample_period_ns=header[2], loops=tuple(loops), pitch_fraction=header[4]
+            )
         position += 8 + size + (size % 2)
     if fmt is None:
         raise AudioReadError("WAV file has no fmt chunk")

@@ -7,14 +7,22 @@ import numpy as np
 from scipy.signal import hilbert
 
 
-def metronome_click(sample_rate: int, freq_hz: float = 1000.0, decay_s: float = 0.008, length_s: float = 0.025) -> np.ndarray:
+def metronome_click(
+    sample_rate: int, freq_hz: float = 1000.0, decay_s: float = 0.008, length_s: float = 0.025
+) -> np.ndarray:
     """A metronome beep: a decaying sine that starts at its first sample."""
     t = np.arange(int(length_s * sample_rate)) / sample_rate
     return np.exp(-t / decay_s) * np.sin(2 * np.pi * freq_hz * t)
 
 
 def click_track(
-    sample_rate: int, tempo_bpm: float, beats: int, *, click: np.ndarray | None = None, offset_s: float = 0.0, channels: int = 2
+    sample_rate: int,
+    tempo_bpm: float,
+    beats: int,
+    *,
+    click: np.ndarray | None = None,
+    offset_s: float = 0.0,
+    channels: int = 2,
 ) -> np.ndarray:
     """``beats`` clicks on the beat, exactly ``beats`` beats long, float32 ``[channels, samples]``."""
     click = metronome_click(sample_rate) if click is None else click
@@ -28,14 +36,35 @@ def click_track(
     return (0.8 * np.tile(mono, (channels, 1))).astype(np.float32)
 
 
+def kick(sample_rate: int) -> np.ndarray:
+    """A synthetic kick: a sine sweeping down to 50 Hz, decaying, starting at zero."""
+    t = np.arange(int(0.3 * sample_rate)) / sample_rate
+    return np.sin(2 * np.pi * (50 * t + 300 * (1 - np.exp(-t * 30)) / 30)) * np.exp(-t * 12)
+
+
+def pad_with_kicks(sample_rate: int, tempo_bpm: float, beats: int) -> np.ndarray:
+    """A sustained chord (221.3, 277.7, 331.1 Hz; its periods divide no bar length used here) and a kick on
+    every beat: cut anywhere, its wrap jumps from one phase of the chord to another."""
+    frames = int(round(beats * 60.0 / tempo_bpm * sample_rate))
+    t = np.arange(frames) / sample_rate
+    mono = 0.2 * (
+        np.sin(2 * np.pi * 221.3 * t + 0.3) + np.sin(2 * np.pi * 277.7 * t) + np.sin(2 * np.pi * 331.1 * t + 1.0)
+    )
+    hit = 0.5 * kick(sample_rate)
+    for beat in range(beats):
+        start = int(round(beat * 60.0 / tempo_bpm * sample_rate))
+        stop = min(frames, start + len(hit))
+        mono[start:stop] += hit[: stop - start]
+    return np.stack([mono, 0.95 * mono]).astype(np.float32)
+
+
 def drum_pattern(sample_rate: int, tempo_bpm: float, bars: int, *, seed: int = 0, bed: float = 0.0) -> np.ndarray:
     """Kick on 1 and 3, snare on 2 and 4, hats on every eighth; optionally a sine bed (110 Hz)."""
     rng = np.random.default_rng(seed)
     beat = 60.0 / tempo_bpm * sample_rate
     frames = int(round(bars * 4 * beat))
     mono = np.zeros(frames)
-    t = np.arange(int(0.3 * sample_rate)) / sample_rate
-    kick = np.sin(2 * np.pi * (50 * t + 300 * (1 - np.exp(-t * 30)) / 30)) * np.exp(-t * 12)
+    kick_hit = kick(sample_rate)
     snare_len = int(0.15 * sample_rate)
     snare = rng.standard_normal(snare_len) * np.exp(-np.arange(snare_len) / sample_rate * 30) * 0.5
     hat_len = int(0.04 * sample_rate)
@@ -49,7 +78,7 @@ def drum_pattern(sample_rate: int, tempo_bpm: float, bars: int, *, seed: int = 0
     for bar in range(bars):
         for b in range(4):
             position = (bar * 4 + b) * beat
-            put(kick if b in (0, 2) else snare, position)
+            put(kick_hit if b in (0, 2) else snare, position)
             put(hat, position)
             put(0.6 * hat, position + beat / 2)
     if bed:
@@ -62,7 +91,9 @@ def tone(sample_rate: int, freq_hz: float, duration_s: float, amplitude: float =
     return np.tile(amplitude * np.sin(2 * np.pi * freq_hz * t), (channels, 1)).astype(np.float32)
 
 
-def onset_errors_ms(audio: np.ndarray, sample_rate: int, tempo_bpm: float, beats: int, window_s: float = 0.03) -> np.ndarray:
+def onset_errors_ms(
+    audio: np.ndarray, sample_rate: int, tempo_bpm: float, beats: int, window_s: float = 0.03
+) -> np.ndarray:
     """For each beat of the grid, how far (ms) the nearest onset is from it.
 
     The onset is where the Hilbert envelope first reaches half of its largest value within
