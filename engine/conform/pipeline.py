@@ -37,11 +37,11 @@ from ..request import (
     TEMPO_MIN_BPM,
     ConformSpec,
     Kind,
-    as_audio_array,
 )
 from . import seams
 from .alignment import MIN_SEGMENT_STRENGTH, Retiming, onset_curves, retime
 from .oneshot import tidy_one_shot
+from .onsets import audio_array
 from .stretcher import DEFAULT_STRETCH, StretchOptions, pitch_shift, probe_offset, resample, stretch
 from .tempo import BEATS_HINT_MAX, estimate_tempo
 
@@ -156,7 +156,7 @@ def _validate(
     if not isinstance(options, StretchOptions):
         raise RequestError("options", type(options).__name__, "a StretchOptions")
     parsed_kind = Kind.parse(kind)  # type: ignore[arg-type]
-    data = as_audio_array(audio, "audio")
+    data = audio_array(audio)
     duration_s = data.shape[1] / sample_rate
     if duration_s > INPUT_MAX_S:
         raise RequestError("audio", f"{duration_s:.1f} s of audio", f"at most {INPUT_MAX_S:g} s")
