@@ -15,7 +15,7 @@ millisecond per beat. So after stretching:
    segments are crossfaded over a few milliseconds at the quiet point between them (the two sides
    are the same music, a few milliseconds apart).
 
-Onset curves are :func:`~.onsets.energy_onsets` (0.5 ms frames). All positions are in samples at
+Onset curves are :func:`~.onsets.transient_flux` (1 ms frames). All positions are in samples at
 one rate; audio is float32 ``[channels, samples]``.
 """
 
@@ -30,8 +30,10 @@ from .seams import crossfade
 
 #: a segment whose onsets agree less than this with the expected ones keeps its neighbour's lag
 MIN_SEGMENT_STRENGTH = 0.3
-#: a segment with less than this share of the mean onset strength per segment has nothing to align
-MIN_SEGMENT_ENERGY = 0.02
+#: a segment holds a hit (something to align) when its strongest onset is this many times the
+#: loop's median onset strength: held notes and chords stay below (their spectra are steady), hits
+#: stand far above
+HIT_RATIO = 4.0
 #: segment boundaries are searched for between these fractions of a beat before each beat
 SPLIT_WINDOW_BEATS = (0.45, 0.08)
 #: crossfade between segments taken at different lags
@@ -59,9 +61,9 @@ def onset_curves(
     source: np.ndarray, stretched: np.ndarray, sample_rate: int, factor: float
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """``(expected, actual, hop)``: the source's onset curve mapped to stretched time, and the
-    stretched audio's own, on the same 0.5 ms frames."""
-    reference, hop = onsets.energy_onsets(source, sample_rate, smooth_ms=1.5)
-    actual, _ = onsets.energy_onsets(stretched, sample_rate, smooth_ms=1.5)
+    stretched audio's own, on the same 1 ms frames."""
+    reference, hop = onsets.transient_flux(source, sample_rate)
+    actual, _ = onsets.transient_flux(stretched, sample_rate)
     expected = onsets.interpolate(reference, np.arange(len(actual)) * factor)
     return expected, actual, hop
 
@@ -204,11 +206,11 @@ def retime(
         *splits,
         _quiet_point(expected, hop, loop_start, beat, float(loop_frames)),
     ]
-    energies, lags = [], []
+    peaks, lags = [], []
     for j in range(len(bounds) - 1):
         a = int(np.floor((loop_start + windows[j]) / hop))
         b = int(np.ceil((loop_start + windows[j + 1]) / hop))
-        energies.append(float(np.sum(expected[max(0, a) : max(0, b)] ** 2)))
+        peaks.append(float(np.max(expected[max(0, a) : max(1, b)], initial=0.0)))
         lag, segment_strength = window_lag(expected, actual, a, b, max_lag_frames)
         lags.append(lag * hop if segment_strength >= MIN_SEGMENT_STRENGTH else np.nan)
     # second pass: the same measurement drawn towards the median lag, which settles segments whose
@@ -224,13 +226,8 @@ def retime(
             b = int(np.ceil((loop_start + windows[j + 1]) / hop))
             lag, _ = window_lag(expected, actual, a, b, max_lag_frames, prior=(median, width))
             lags[j] = lag * hop
-    mean_energy = float(np.mean(energies)) if energies else 0.0
-    lag_array = np.array(
-        [
-            lag if energy > MIN_SEGMENT_ENERGY * mean_energy else np.nan
-            for lag, energy in zip(lags, energies, strict=True)
-        ]
-    )
+    floor = float(np.median(expected)) + 1e-12
+    lag_array = np.array([lag if peak > HIT_RATIO * floor else np.nan for lag, peak in zip(lags, peaks, strict=True)])
     valid = np.flatnonzero(~np.isnan(lag_array))
     if strength < MIN_SEGMENT_STRENGTH or len(valid) == 0:
         lag_array[:] = global_lag

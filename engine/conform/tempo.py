@@ -6,7 +6,7 @@
    more onsets), times a tempo prior: log-normal around 120 BPM, an octave wide, or, with a
    ``beats_hint``, around the tempo at which the audio holds exactly that many beats, a quarter
    octave wide (this is what settles double against half tempo).
-3. The beat grid is fitted to the energy onsets (:func:`~.onsets.energy_onsets`, 0.5 ms frames) by
+3. The beat grid is fitted to the transient onsets (:func:`~.onsets.transient_flux`, 1 ms frames) by
    weighted least squares over every beat, which pins the period to a few hundredths of a percent
    and the phase to a fraction of a millisecond.
 4. With a hint, a tempo within :data:`SNAP_TOLERANCE` of the hinted one is taken as exactly the
@@ -248,7 +248,7 @@ def estimate_tempo(
     confidence = float(np.clip(onsets.interpolate(acf, np.array([period_frames]))[0], 0.0, 1.0))
     period_s = period_frames / flux_rate
 
-    energy, energy_hop = onsets.energy_onsets(analysed, sample_rate)
+    energy, energy_hop = onsets.transient_flux(analysed, sample_rate)
     energy_rate = sample_rate / energy_hop
     fit = _fit_grid(energy, period_s * energy_rate, len(energy))
     if fit is not None:

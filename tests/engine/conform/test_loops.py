@@ -145,6 +145,21 @@ def test_loop_pitch_shift_moves_tone_and_root_and_keeps_time() -> None:
     assert np.abs(errors).max() <= GRID_TOLERANCE_MS, errors
 
 
+def test_held_notes_are_not_cut_into_pieces() -> None:
+    # a bass note and a chord have no hits: the alignment has nothing to follow and must not splice
+    # the stretched audio at lags read from noise (every segment keeps one lag)
+    rate = 48000
+    t = np.arange(int(4.0 * rate)) / rate
+    held = 0.4 * np.sin(2 * np.pi * 55.0 * t) + 0.2 * np.sin(2 * np.pi * 110.0 * t)
+    held += 0.1 * (np.sin(2 * np.pi * 261.6 * t) + np.sin(2 * np.pi * 329.6 * t) + np.sin(2 * np.pi * 392.0 * t))
+    audio = np.stack([held, held]).astype(np.float32)
+    spec = ConformSpec(tempo_bpm=128.0, bars=2, sample_rate=rate)
+    conformed = conform_audio(audio, rate, Kind.LOOP, spec, SourceInfo(tempo_bpm=120.0))
+    assert conformed.info["alignment"] == "probe"
+    assert len(set(conformed.info["alignment_lags_ms"])) == 1
+    assert dominant_frequency(conformed.audio, rate) == pytest.approx(55.0, rel=2e-3)
+
+
 def test_resampled_loop_keeps_its_pitch() -> None:
     render = tone(44100, 1000.0, 2.0, channels=2)
     spec = ConformSpec(tempo_bpm=120.0, bars=1, sample_rate=48000)
