@@ -49,12 +49,14 @@ PRIOR_WIDTH_S = 0.004
 @dataclass(frozen=True)
 class Retiming:
     """How :func:`retime` placed the segments: the lag of each (samples), the overall lag and how
-    well the onsets matched overall (0–1), the segment boundaries (samples from the loop start)."""
+    well the onsets matched overall (0–1), the segment boundaries (samples from the loop start),
+    and how many segments held a hit to time by."""
 
     lags: tuple[float, ...]
     global_lag: float
     strength: float
     boundaries: tuple[int, ...]
+    hits: int = 0
 
 
 def onset_curves(
@@ -176,8 +178,8 @@ def retime(
     ``loop_start`` is where the loop would start in ``stretched`` if the stretch were ideal,
     ``beat`` the beat length, both in samples; ``expected``/``actual`` come from
     :func:`onset_curves`. Lags are searched within ``±max_lag`` samples; segments without onsets to
-    measure take their neighbour's lag, or the overall one, or ``fallback_lag`` when the audio has
-    no usable onsets at all. Returns the stream (the loop preceded by ``pre_frames`` of pre-roll)
+    measure take their neighbour's lag, or the overall one; ``fallback_lag`` when no segment has a
+    hit or the onsets match too weakly overall. Returns the stream (the loop preceded by ``pre_frames`` of pre-roll)
     and how it was placed.
     """
     max_lag_frames = max(1, int(round(max_lag / hop)))
@@ -229,6 +231,9 @@ def retime(
     floor = float(np.median(expected)) + 1e-12
     lag_array = np.array([lag if peak > HIT_RATIO * floor else np.nan for lag, peak in zip(lags, peaks, strict=True)])
     valid = np.flatnonzero(~np.isnan(lag_array))
+    if len(valid) == 0 and fallback_lag is not None:
+        # no hit anywhere: the onset curves hold nothing to time by
+        global_lag = fallback_lag
     if strength < MIN_SEGMENT_STRENGTH or len(valid) == 0:
         lag_array[:] = global_lag
     else:
@@ -263,5 +268,6 @@ def retime(
         global_lag=float(global_lag),
         strength=float(strength),
         boundaries=tuple(int(v) for v in splits),
+        hits=len(valid),
     )
     return out, report

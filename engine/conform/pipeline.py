@@ -418,7 +418,7 @@ def _conform_loop(
 
             stream, placed = place(None)
             info["alignment"] = "onsets"
-            if placed.strength < MIN_SEGMENT_STRENGTH:
+            if placed.strength < MIN_SEGMENT_STRENGTH or placed.hits == 0:
                 # too few onsets to follow: the stretcher's own timing, measured on a click probe
                 stream, placed = place(probe_offset(rate, factor, semitones, options))
                 info["alignment"] = "probe"
