@@ -1,16 +1,18 @@
 """Where stretched beats landed, and putting them back on the grid.
 
 Rubber Band keeps a stretched signal's total length, not each beat's place. Measured on click
-tracks and drum loops (``bench/bench_conform.py`` prints it): its faster engine (R2) shifts
-everything by up to tens of milliseconds (a constant that grows with its FFT size and with the
-stretch) and moves single hits by a further few milliseconds, up to about 10 ms at 96 kHz, where
-it resets phase at one transient and not another; its finer engine (R3) drifts by about a
-millisecond per beat. So after stretching:
+tracks and drum loops: its faster engine (R2) shifts everything by up to tens of milliseconds (a
+constant that grows with its FFT size and with the stretch) and moves single hits by a further few
+milliseconds, up to about 10 ms at 96 kHz, where it resets phase at one transient and not another;
+its finer engine (R3) drifts by about a millisecond per beat (``bench/bench_conform.py`` shows the
+grid error with and without this module). So after stretching:
 
 1. The onsets of the input, mapped through the ideal time map (``t / factor``), are compared with
    the onsets of the stretched audio, segment by segment. A segment runs from a quiet point before
    one beat to a quiet point before the next, so each beat's attack and what rings after it stay in
-   one piece.
+   one piece. Only segments with a hit are measured; the others take a neighbour's lag, and when
+   no segment has a hit (held notes, pads) the stretcher's own offset, measured on a click probe,
+   is used throughout.
 2. Each segment is taken from the stretched audio at its own measured lag, and neighbouring
    segments are crossfaded over a few milliseconds at the quiet point between them (the two sides
    are the same music, a few milliseconds apart).

@@ -22,6 +22,9 @@ from ..request import as_audio_array
 
 #: frames per second of :func:`transient_flux`
 TRANSIENT_FRAME_RATE_HZ = 1000.0
+#: log compression in :func:`transient_flux`: enough that a quiet hat counts next to a kick, not
+#: so much that the faint pre-echo a stretcher smears ahead of a hit reads as its start
+TRANSIENT_COMPRESSION = 10.0
 #: :func:`transient_flux` ignores what happens below this (held bass notes, the body of a kick)
 TRANSIENT_LOW_HZ = 300.0
 #: log compression of spectral magnitudes before the flux: larger makes quiet onsets count more
@@ -77,7 +80,7 @@ def transient_flux(audio: np.ndarray, sample_rate: int, smooth_ms: float = 1.5) 
     reference = float(mags.max())
     if reference <= 0.0:
         return np.zeros(frames), hop
-    np.multiply(mags, FLUX_COMPRESSION / reference, out=mags)
+    np.multiply(mags, TRANSIENT_COMPRESSION / reference, out=mags)
     np.log1p(mags, out=mags)
     # silence precedes the first frame, so a sound that starts at sample 0 is an onset
     flux = np.maximum(np.diff(mags, axis=0, prepend=0.0), 0.0).sum(axis=1).astype(np.float64)

@@ -9,9 +9,10 @@ Loops
        itself, so the stretcher sees the wrap as music running on.
     3. That material is resampled to the song's rate (pedalboard), stretched to the song tempo
        and pitch-shifted in one pass (Rubber Band through pedalboard).
-    4. Where the downbeat landed is measured (:func:`~.stretcher.measure_offset`), and exactly
-       ``bars * beats_per_bar`` beats at the song tempo are cut from there, to the sample; the
-       loop's end is crossfaded into the stretched pre-roll so the wrap is seamless.
+    4. Where each beat landed is measured and the beats are put back on the grid
+       (:func:`~.alignment.retime`); exactly ``bars * beats_per_bar`` beats at the song tempo are
+       cut, to the sample, and the loop's end is crossfaded into the stretched pre-roll so the
+       wrap is seamless. A render already at the song's tempo and pitch is not stretched at all.
 One-shots (and kit parts)
     Resampled, pitch-shifted, tidied (:func:`~.oneshot.tidy_one_shot`); never stretched.
 Textures
@@ -42,7 +43,15 @@ from . import seams
 from .alignment import MIN_SEGMENT_STRENGTH, Retiming, onset_curves, retime
 from .oneshot import tidy_one_shot
 from .onsets import audio_array
-from .stretcher import DEFAULT_STRETCH, StretchOptions, pitch_shift, probe_offset, resample, stretch
+from .stretcher import (
+    DEFAULT_STRETCH,
+    StretchOptions,
+    pitch_shift,
+    probe_offset,
+    resample,
+    stretch,
+    window_flag,
+)
 from .tempo import BEATS_HINT_MAX, estimate_tempo
 
 #: longest input accepted (a render is at most DURATION_MAX_S; audio prompts are as long)
@@ -395,9 +404,9 @@ def _conform_loop(
     else:
         stretched = stretch(extended, rate, factor, semitones, options)
         watch.lap("stretch")
-        info["stretch_engine"] = "rubberband-finer" if options.high_quality else "rubberband-faster"
+        info["stretch_engine"] = "rubberband-r3" if options.high_quality else "rubberband-r2"
+        info["fft_window"] = {False: "short", None: "standard", True: "long"}[window_flag(options.window, semitones)]
         info["transient_mode"] = options.transient_mode
-        info["window"] = options.window
         if options.align:
             expected, actual, hop = onset_curves(extended, stretched, rate, factor)
 

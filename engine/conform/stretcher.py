@@ -25,19 +25,18 @@ RESAMPLE_QUALITIES = tuple(name for name in pedalboard.Resample.Quality.__member
 class StretchOptions:
     """How audio is stretched and resampled; passed with each call, never kept globally.
 
-    ``high_quality``: Rubber Band's finer engine (R3). The faster engine (R2) costs about half as
-    much but in its crisp transient mode smears steady low notes into noise and detunes pitch
-    shifts by up to about 10 cents (``bench/bench_conform.py`` measures both). ``transient_mode``:
-    ``"crisp"``, ``"mixed"`` or ``"smooth"`` (Rubber Band's handling of drum hits). ``window``:
-    Rubber Band's FFT window, ``"short"`` (tighter hits, and R3's cheaper single-window mode),
-    ``"standard"`` or ``"long"`` (smoother, slower), or ``"auto"``: short for a time-stretch,
-    standard when the pitch moves too (R3's short window smears hits ahead of the beat when it
-    also shifts pitch). ``phase_continuity``: keep the phase relations
-    of neighbouring frequency bins (Rubber Band's default; off gives tighter very short clicks and
-    a phasier tone). ``resample_quality``: a ``pedalboard.Resample.Quality`` name; the default,
-    16-point windowed sinc, is flat to 0.4 of the sample rate and costs half the 32-point one.
-    ``align``: measure where each stretched beat landed and put it on the grid (otherwise trust
-    the ideal time map).
+    ``high_quality``: Rubber Band's finer engine (R3); false takes the faster one (R2), which in
+    its crisp mode smears held bass notes and chords and detunes pitch shifts by about 5 cents.
+    ``transient_mode``: ``"crisp"``, ``"mixed"`` or ``"smooth"`` (Rubber Band's handling of drum
+    hits). ``window``: Rubber Band's FFT window: ``"short"`` (R3's cheaper single-window mode;
+    tight hits, but held bass notes warble and pads turn phasier), ``"standard"`` (the cleanest,
+    about three times the cost with R3), ``"long"``, or ``"auto"`` (the default): short for a
+    time-stretch, standard when the pitch moves too (the short window then smears hits ahead of
+    the beat). ``phase_continuity``: keep the phase relations of neighbouring frequency bins
+    (Rubber Band's default). ``resample_quality``: a ``pedalboard.Resample.Quality`` name; the
+    default, 16-point windowed sinc, is flat to 0.4 of the sample rate and costs half the 32-point
+    one. ``align``: measure where each stretched beat landed and put it on the grid (otherwise
+    trust the ideal time map). ``bench/bench_conform.py`` measures these choices.
     """
 
     high_quality: bool = True
@@ -104,13 +103,13 @@ def stretch(
         pitch_shift_in_semitones=float(semitones),
         high_quality=options.high_quality,
         transient_mode=options.transient_mode,
-        use_long_fft_window=_window_flag(options.window, semitones),
+        use_long_fft_window=window_flag(options.window, semitones),
         retain_phase_continuity=options.phase_continuity,
     )
     return np.ascontiguousarray(out, dtype=np.float32)
 
 
-def _window_flag(window: str, semitones: float) -> bool | None:
+def window_flag(window: str, semitones: float) -> bool | None:
     """pedalboard's ``use_long_fft_window`` for a window choice: False short, None standard, True long."""
     if window == "auto":
         window = "short" if semitones == 0 else "standard"

@@ -183,7 +183,8 @@ def _pick_downbeat(
     # from moving the downbeat
     mean_accent = accents / np.maximum(counts, 1)
     mean_accent = mean_accent + 0.1 * mean_accent.max() + 1e-12
-    best = int(np.argmax(mean_accent))
+    # of beats accented about equally (kicks on 1 and 3), the earliest: renders start near a bar
+    best = int(np.flatnonzero(mean_accent >= 0.9 * mean_accent.max())[0])
     if best != 0 and mean_accent[best] > DOWNBEAT_ACCENT_RATIO * mean_accent[0]:
         return first_beat_s + best * period_s
     return first_beat_s
