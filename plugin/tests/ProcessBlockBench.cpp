@@ -1,0 +1,309 @@
+// processBlock timing while the network thread receives and decodes samples, and the delay from
+// a Variation change to the first block that plays the new variation.
+//
+//   loopbridge-bench --endpoint tcp://127.0.0.1:PORT   against a running `loopbridge serve`
+//   loopbridge-bench --local-peer                      against a ZeroMQ ROUTER in this process that
+//                                                      answers every request with a WAV at once
+//                                                      (isolates the plugin's own share)
+// Options: --blocks N (default 1500), --variations K (default 6), --sample-seconds S (local peer,
+// default 8), --prompt TEXT, --model ID. Blocks are 512 samples at 48 kHz, paced in real time.
+// bench/plugin_process_block.py builds and runs this and prints the figures side by side.
+#include "PluginProcessor.h"
+
+#include <juce_audio_formats/juce_audio_formats.h>
+#include <zmq.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <thread>
+#include <vector>
+
+using namespace loopbridge;
+using Clock = std::chrono::steady_clock;
+
+namespace
+{
+constexpr double kSampleRate = 48000.0;
+constexpr int kBlock = 512;
+
+double microsecondsBetween (Clock::time_point a, Clock::time_point b)
+{
+    return std::chrono::duration<double, std::micro> (b - a).count();
+}
+
+double percentile (std::vector<double> values, double q)
+{
+    if (values.empty())
+        return 0.0;
+    std::sort (values.begin(), values.end());
+    const auto index = (size_t) std::min ((double) values.size() - 1.0, q * (double) (values.size() - 1) + 0.5);
+    return values[index];
+}
+
+juce::MemoryBlock makeLoopWav (double seconds, int variation)
+{
+    const int frames = (int) (seconds * kSampleRate);
+    juce::AudioBuffer<float> audio (2, frames);
+    juce::Random random (variation + 1);
+    for (int ch = 0; ch < 2; ++ch)
+        for (int i = 0; i < frames; ++i)
+            audio.setSample (ch, i, 0.5f * (random.nextFloat() * 2.0f - 1.0f));
+    juce::MemoryBlock bytes;
+    auto* stream = new juce::MemoryOutputStream (bytes, false);
+    juce::WavAudioFormat wav;
+    std::unique_ptr<juce::AudioFormatWriter> writer (wav.createWriterFor (stream, kSampleRate, 2, 24, {}, 0));
+    writer->writeFromAudioSampleBuffer (audio, 0, frames);
+    writer.reset();
+    return bytes;
+}
+
+/** A ROUTER that answers hello / heartbeat / jobs the way the protocol says, with ready-made WAVs. */
+struct LocalPeer
+{
+    explicit LocalPeer (double sampleSeconds)
+    {
+        for (int v = 0; v < 8; ++v)
+            wavs.push_back (makeLoopWav (sampleSeconds, v));
+        socket.set (zmq::sockopt::linger, 0);
+        socket.bind ("tcp://127.0.0.1:*");
+        endpoint = socket.get (zmq::sockopt::last_endpoint);
+        thread = std::thread ([this] { run(); });
+    }
+
+    ~LocalPeer()
+    {
+        stop = true;
+        thread.join();
+    }
+
+    void run()
+    {
+        while (! stop)
+        {
+            zmq::pollitem_t items[] = { { static_cast<void*> (socket), 0, ZMQ_POLLIN, 0 } };
+            zmq::poll (items, 1, std::chrono::milliseconds (5));
+            if (! (items[0].revents & ZMQ_POLLIN))
+                continue;
+            std::vector<zmq::message_t> frames;
+            zmq::message_t part;
+            do
+            {
+                (void) socket.recv (part);
+                frames.emplace_back (part.data(), part.size());
+            } while (part.more());
+            if (frames.size() < 2)
+                continue;
+            const auto header = juce::JSON::parse (juce::String::fromUTF8 ((const char*) frames[1].data(), (int) frames[1].size()));
+            const auto type = header["type"].toString();
+            const auto id = header["id"].toString();
+            juce::String reply;
+            const juce::MemoryBlock* wav = nullptr;
+            if (type == "hello")
+                reply = R"({"v":1,"type":"reply","re":"hello","id":")" + id + R"(","models":["default"]})";
+            else if (type == "heartbeat")
+                reply = R"({"v":1,"type":"heartbeat"})";
+            else if (type == "ping")
+                reply = R"({"v":1,"type":"pong","id":")" + id + "\"}";
+            else if (type == "generate" || type == "variation" || type == "morph")
+            {
+                const int variation = (int) header["variation"];
+                wav = &wavs[(size_t) variation % wavs.size()];
+                reply = R"({"v":1,"type":"reply","re":")" + type + R"(","id":")" + id + R"(","samples":[{"kind":"loop","tempo_bpm":120.0,"beats":16,"variation":)"
+                        + juce::String (variation) + R"(,"frame":1}]})";
+            }
+            else
+                continue;
+            socket.send (frames[0], zmq::send_flags::sndmore);
+            socket.send (zmq::buffer (reply.toStdString()), wav != nullptr ? zmq::send_flags::sndmore : zmq::send_flags::none);
+            if (wav != nullptr)
+                socket.send (zmq::const_buffer (wav->getData(), wav->getSize()), zmq::send_flags::none);
+        }
+    }
+
+    zmq::context_t context { 1 };
+    zmq::socket_t socket { context, zmq::socket_type::router };
+    std::vector<juce::MemoryBlock> wavs;
+    std::string endpoint;
+    std::atomic<bool> stop { false };
+    std::thread thread;
+};
+
+struct PlayHead final : juce::AudioPlayHead
+{
+    juce::AudioPlayHead::PositionInfo info;
+    juce::Optional<PositionInfo> getPosition() const override { return info; }
+};
+
+void setVariation (LoopBridgeProcessor& p, int variation)
+{
+    auto* param = p.getValueTreeState().getParameter ("variation");
+    param->setValueNotifyingHost (param->convertTo0to1 ((float) variation));
+}
+
+/** Runs real-time paced blocks; calls `between (blockIndex)` before each. Returns processBlock times (µs). */
+template <typename Fn>
+std::vector<double> runBlocks (LoopBridgeProcessor& p, PlayHead& head, int numBlocks, long long& blockCounter, Fn&& between)
+{
+    juce::AudioBuffer<float> out (2, kBlock);
+    juce::MidiBuffer midi;
+    std::vector<double> times;
+    times.reserve ((size_t) numBlocks);
+    const auto period = std::chrono::duration_cast<Clock::duration> (std::chrono::duration<double> (kBlock / kSampleRate));
+    auto next = Clock::now();
+    for (int b = 0; b < numBlocks; ++b)
+    {
+        std::this_thread::sleep_until (next);
+        next += period;
+        if (! between (b))
+            break;
+        head.info.setPpqPosition ((double) blockCounter * kBlock / kSampleRate * 2.0); // 120 BPM
+        head.info.setTimeInSamples (blockCounter * kBlock);
+        const auto start = Clock::now();
+        p.processBlock (out, midi);
+        times.push_back (microsecondsBetween (start, Clock::now()));
+        ++blockCounter;
+    }
+    return times;
+}
+
+bool waitForSample (LoopBridgeProcessor& p, juce::uint32 countBefore, double seconds)
+{
+    const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration> (std::chrono::duration<double> (seconds));
+    while (Clock::now() < deadline)
+    {
+        if (p.getEngineStatus().samplesReceived > countBefore)
+            return true;
+        std::this_thread::sleep_for (std::chrono::milliseconds (5));
+    }
+    return false;
+}
+} // namespace
+
+int main (int argc, char** argv)
+{
+    juce::ScopedJuceInitialiser_GUI juceInitialiser;
+    juce::StringArray args;
+    for (int i = 1; i < argc; ++i)
+        args.add (argv[i]);
+    auto option = [&] (const char* name, const juce::String& fallback) {
+        const auto index = args.indexOf (name);
+        return index >= 0 && index + 1 < args.size() ? args[index + 1] : fallback;
+    };
+
+    const bool localPeer = args.contains ("--local-peer");
+    const int numBlocks = option ("--blocks", "1500").getIntValue();
+    const int numVariations = option ("--variations", "6").getIntValue();
+    std::unique_ptr<LocalPeer> peer;
+    juce::String endpoint = option ("--endpoint", {});
+    if (localPeer)
+    {
+        peer = std::make_unique<LocalPeer> (option ("--sample-seconds", "8").getDoubleValue());
+        endpoint = peer->endpoint;
+    }
+    if (endpoint.isEmpty())
+    {
+        std::fprintf (stderr, "usage: loopbridge-bench (--endpoint tcp://HOST:PORT | --local-peer) [--blocks N] [--variations K]\n");
+        return 2;
+    }
+
+    LoopBridgeProcessor p;
+    PlayHead head;
+    head.info.setBpm (120.0);
+    head.info.setTimeSignature ({ 4, 4 });
+    head.info.setIsPlaying (true);
+    p.setPlayHead (&head);
+    p.setEndpoint (endpoint);
+    p.setPrompt (option ("--prompt", "four on the floor drum loop"));
+    p.setModel (option ("--model", "default"));
+    p.getValueTreeState().getParameter ("kind")->setValueNotifyingHost (1.0f); // Loop: a new sample is heard at once
+    p.prepareToPlay (kSampleRate, kBlock);
+    long long blockCounter = 0;
+
+    // Wait for the engine, then a first sample (Generate), so the loops below only vary it.
+    const auto connectDeadline = Clock::now() + std::chrono::seconds (30);
+    while (p.getEngineStatus().connection != EngineStatus::Connection::connected && Clock::now() < connectDeadline)
+        std::this_thread::sleep_for (std::chrono::milliseconds (20));
+    if (p.getEngineStatus().connection != EngineStatus::Connection::connected)
+    {
+        std::fprintf (stderr, "no engine at %s\n", endpoint.toRawUTF8());
+        return 1;
+    }
+    auto count = p.getEngineStatus().samplesReceived;
+    p.getParameters().generate.setValueNotifyingHost (1.0f);
+    p.getParameters().generate.setValueNotifyingHost (0.0f);
+    if (! waitForSample (p, count, 600.0))
+    {
+        std::fprintf (stderr, "the engine sent no sample for Generate: %s\n", p.getEngineStatus().lastError.toRawUTF8());
+        return 1;
+    }
+
+    // Warm pass: every variation once, so the measured pass is served pre-rendered.
+    for (int v = 1; v <= numVariations; ++v)
+    {
+        count = p.getEngineStatus().samplesReceived;
+        setVariation (p, v);
+        if (! waitForSample (p, count, 600.0))
+        {
+            std::fprintf (stderr, "no sample for variation %d: %s\n", v, p.getEngineStatus().lastError.toRawUTF8());
+            return 1;
+        }
+    }
+    setVariation (p, 0);
+    runBlocks (p, head, 50, blockCounter, [] (int) { return true; });
+    waitForSample (p, count, 30.0);
+    runBlocks (p, head, 20, blockCounter, [] (int) { return true; });
+
+    // 1. processBlock while samples arrive: a variation change every 40 blocks (~430 ms).
+    int changes = 0;
+    const auto receivedBefore = p.getEngineStatus().samplesReceived;
+    const auto times = runBlocks (p, head, numBlocks, blockCounter, [&] (int b) {
+        if (b % 40 == 20)
+            setVariation (p, 1 + (changes++ % numVariations));
+        return true;
+    });
+    const auto received = p.getEngineStatus().samplesReceived - receivedBefore;
+    const double budgetUs = kBlock / kSampleRate * 1.0e6;
+    std::printf ("processBlock (512 samples, 48 kHz, Loop mode, %s): %d blocks, %u samples received and decoded meanwhile\n",
+                 localPeer ? "local peer" : "engine", (int) times.size(), (unsigned) received);
+    std::printf ("  p50 %.1f us  p99 %.1f us  max %.1f us  budget %.0f us  p99/budget %.4f\n", percentile (times, 0.5), percentile (times, 0.99),
+                 percentile (times, 1.0), budgetUs, percentile (times, 0.99) / budgetUs);
+
+    // 2. Variation change -> first block that plays it (pre-rendered variations).
+    std::vector<double> latenciesMs;
+    for (int trial = 0; trial < numVariations * 2; ++trial)
+    {
+        const int v = 1 + trial % numVariations;
+        const auto* before = p.getPlayingSampleIdentity();
+        Clock::time_point changedAt;
+        bool changed = false, heard = false;
+        runBlocks (p, head, 400, blockCounter, [&] (int) {
+            if (! changed)
+            {
+                setVariation (p, v == p.getParameters().getVariation() ? (v % numVariations) + 1 : v);
+                changedAt = Clock::now();
+                changed = true;
+                return true;
+            }
+            if (p.getPlayingSampleIdentity() != before)
+            {
+                // The previous block took the new sample at its start and played it: its output is
+                // audible once that block is delivered.
+                heard = true;
+                latenciesMs.push_back (std::chrono::duration<double, std::milli> (Clock::now() - changedAt).count());
+                return false;
+            }
+            return true;
+        });
+        if (! heard)
+            std::printf ("  variation %d not heard within 400 blocks\n", v);
+        runBlocks (p, head, 30, blockCounter, [] (int) { return true; });
+    }
+    const double blockMs = kBlock / kSampleRate * 1000.0;
+    std::printf ("Variation change -> first block playing it (%s, pre-rendered): %d trials\n", localPeer ? "local peer" : "engine",
+                 (int) latenciesMs.size());
+    std::printf ("  median %.2f ms  p90 %.2f ms  max %.2f ms  (target <= 20 ms + one block = %.2f ms)\n", percentile (latenciesMs, 0.5),
+                 percentile (latenciesMs, 0.9), percentile (latenciesMs, 1.0), 20.0 + blockMs);
+    p.setPlayHead (nullptr);
+    return 0;
+}
