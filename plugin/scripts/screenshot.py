@@ -74,7 +74,7 @@ def main() -> int:
     plugin.kind = "Loop"
     plugin.variation = 3
     plugin.morph = 0.35
-    plugin.quality = 40
+    plugin.quality_steps = 40
     plugin.length = "1 bar"
     plugin.seed = 1207
 

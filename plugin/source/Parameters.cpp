@@ -10,7 +10,7 @@ double lengthInBars (int index, int beatsPerBar) noexcept
 }
 
 TriggerParameter::TriggerParameter (const juce::ParameterID& id, const juce::String& parameterName)
-    : juce::AudioParameterBool (id, parameterName, false, juce::AudioParameterBoolAttributes().withLabel ("press"))
+    : juce::AudioParameterBool (id, parameterName, false)
 {
 }
 
@@ -29,8 +29,7 @@ juce::AudioProcessorValueTreeState::ParameterLayout createParameterLayout()
 
     layout.add (std::make_unique<TriggerParameter> (ParamIDs::generate, "Generate"));
     layout.add (std::make_unique<AudioParameterInt> (ParamIDs::variation, "Variation", 0, kVariationMax, 0));
-    layout.add (std::make_unique<AudioParameterFloat> (ParamIDs::morph, "Morph", NormalisableRange<float> (0.0f, 1.0f, 0.01f), 0.0f,
-                                                       AudioParameterFloatAttributes().withLabel ("A-B")));
+    layout.add (std::make_unique<AudioParameterFloat> (ParamIDs::morph, "Morph", NormalisableRange<float> (0.0f, 1.0f, 0.01f), 0.0f));
     layout.add (std::make_unique<AudioParameterInt> (ParamIDs::seed, "Seed", 0, kSeedMax, 0));
     layout.add (std::make_unique<AudioParameterInt> (ParamIDs::quality, "Quality", 0, kQualityMaxSteps, 0,
                                                      AudioParameterIntAttributes()

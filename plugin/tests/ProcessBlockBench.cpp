@@ -210,7 +210,7 @@ int main (int argc, char** argv)
     LoopBridgeProcessor p;
     PlayHead head;
     head.info.setBpm (120.0);
-    head.info.setTimeSignature ({ 4, 4 });
+    head.info.setTimeSignature (juce::AudioPlayHead::TimeSignature { 4, 4 });
     head.info.setIsPlaying (true);
     p.setPlayHead (&head);
     p.setEndpoint (endpoint);

@@ -95,7 +95,7 @@ public:
         {
             {
                 SampleExchange exchange;
-                std::atomic<bool> done { false };
+                std::atomic<bool> done { false }, started { false };
                 std::atomic<int> corrupt { 0 }, received { 0 };
                 constexpr int kPublished = 3000;
 
@@ -111,6 +111,7 @@ public:
                                 break;
                             }
                     };
+                    started = true;
                     while (! done.load())
                     {
                         if (const auto* fresh = exchange.takeNewest())
@@ -127,6 +128,8 @@ public:
                     exchange.retire (exchange.takeNewest());
                 });
 
+                while (! started.load())
+                    std::this_thread::yield();
                 for (int i = 0; i < kPublished; ++i)
                 {
                     exchange.publish (makeSample (i, 256));

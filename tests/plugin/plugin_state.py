@@ -161,7 +161,7 @@ def tagged_wav(audio: np.ndarray, sample_rate: int, tempo_bpm: float = 0.0, beat
         audio = audio[None, :]
     channels, frames = audio.shape
     ints = np.clip(np.round(audio.T * 8388607.0), -8388608, 8388607).astype(np.int32)
-    pcm = ints.astype("<i4").view(np.uint8).reshape(-1, 4)[:, :3].tobytes()
+    pcm = np.ascontiguousarray(ints.astype("<i4")).view(np.uint8).reshape(-1, 4)[:, :3].tobytes()
     buffer = io.BytesIO()
     with wave.open(buffer, "wb") as w:
         w.setnchannels(channels)

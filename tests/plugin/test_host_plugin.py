@@ -68,8 +68,9 @@ def decaying_tone(frequency_hz: float, duration_s: float, sample_rate: int = SAM
 def test_loads_headless_as_an_instrument_with_its_parameters(plugin) -> None:
     assert plugin.is_instrument
     names = set(plugin.parameters)
-    assert {"generate", "variation", "morph", "seed", "quality", "length", "kind", "pitch", "audio_prompt_strength",
-            "gain"} <= names, sorted(names)
+    # pedalboard names parameters after their name and unit label
+    assert {"generate", "variation", "morph", "seed", "quality_steps", "length", "kind", "pitch_st",
+            "audio_prompt_strength", "gain_db"} <= names, sorted(names)
     plugin.variation = 5
     plugin.kind = "Loop"
     plugin.length = "2 bars"
@@ -124,7 +125,7 @@ def test_loop_mode_loops_the_sample_while_the_note_is_held(plugin) -> None:
 def test_gain_parameter_scales_the_output(plugin) -> None:
     load_sample(plugin, tagged_wav(decaying_tone(220.0, 0.5), SAMPLE_RATE, tempo_bpm=120, beats=1))
     loud = render(plugin, note(60), 0.5)
-    plugin.gain = -6.0
+    plugin.gain_db = -6.0
     render(plugin, [], 0.1)  # the gain glides over 20 ms
     quiet = render(plugin, note(60), 0.5)
     ratio = np.max(np.abs(quiet[:, 2000:])) / np.max(np.abs(loud[:, 2000:]))
