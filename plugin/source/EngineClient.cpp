@@ -22,8 +22,15 @@ EngineClient::~EngineClient() { stop(); }
 
 void EngineClient::start()
 {
-    if (! isThreadRunning())
-        startThread();
+    if (isThreadRunning())
+        return;
+    // The baseline is taken here, before the thread runs, so a press made right after start() counts.
+    const auto settings = delegate.currentSettings();
+    lastPressCount = delegate.generatePressCount();
+    lastVariation = settings.variation;
+    lastMorph = settings.morphAmount;
+    haveRequest = settings.prompt.isNotEmpty();
+    startThread();
 }
 
 void EngineClient::stop()
@@ -460,13 +467,6 @@ void EngineClient::run()
 {
     context = std::make_unique<zmq::context_t> (1);
     backoffSeconds = p::kReconnectInitialS;
-    {
-        const auto settings = delegate.currentSettings();
-        lastPressCount = delegate.generatePressCount();
-        lastVariation = settings.variation;
-        lastMorph = settings.morphAmount;
-        haveRequest = settings.prompt.isNotEmpty();
-    }
     openSocket (nowSeconds());
 
     while (! threadShouldExit())
