@@ -1,4 +1,4 @@
-# C++ unit tests (JUCE's UnitTest): protocol codec, lock-free hand-over, processor and state.
+# C++ unit tests (JUCE's UnitTest), the benchmark and the editor snapshot tool.
 #
 # The test binary links the plugin's own shared-code library (the static library juce_add_plugin
 # builds from SharedCode), so JUCE's modules are compiled once for both.
@@ -29,3 +29,7 @@ add_test(NAME unit COMMAND LoopBridgeTests)
 # processBlock timing while the network thread receives a sample (bench/plugin_process_block.py runs it)
 loopbridge_add_dev_executable(LoopBridgeBench ${CMAKE_CURRENT_SOURCE_DIR}/tests/ProcessBlockBench.cpp)
 set_target_properties(LoopBridgeBench PROPERTIES OUTPUT_NAME loopbridge-bench)
+
+# The editor painted into a PNG (scripts/screenshot.sh runs it under Xvfb)
+loopbridge_add_dev_executable(LoopBridgeSnapshot ${CMAKE_CURRENT_SOURCE_DIR}/tools/EditorSnapshot.cpp)
+set_target_properties(LoopBridgeSnapshot PROPERTIES OUTPUT_NAME loopbridge-snapshot)

@@ -1,30 +1,28 @@
-"""Render the plugin's editor in a real host window and save a screenshot (docs/plugin-editor.png).
-
-Run under an X server; scripts/screenshot.sh starts Xvfb for it:
+"""Render the plugin's editor into docs/plugin-editor.png.
 
     plugin/scripts/screenshot.sh [out.png] [--endpoint tcp://127.0.0.1:5555]
 
-The plugin is loaded by pedalboard (the same host as the tests), given a prompt and a sample
-through its saved state, and its editor opened with ``show_editor``; the window is grabbed from
-the X display with Pillow once it has painted.
+Writes a saved plugin state (prompts, knobs and a drum loop as the current sample, the way a host
+stores it) and runs plugin/build/loopbridge-snapshot, which restores that state into the real
+processor, lets its engine client connect (or find no engine), and paints the real editor with
+JUCE's createComponentSnapshot. screenshot.sh runs this under Xvfb.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import subprocess
 import sys
-import threading
-import time
+import tempfile
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageGrab
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "plugin"))
 
-from plugin_state import read_state, tagged_wav, write_state  # noqa: E402
+from plugin_state import PluginState, tagged_wav  # noqa: E402
 
 
 def demo_loop(sample_rate: int, tempo_bpm: float, bars: int) -> np.ndarray:
@@ -35,7 +33,8 @@ def demo_loop(sample_rate: int, tempo_bpm: float, bars: int) -> np.ndarray:
     t = np.arange(beat_frames) / sample_rate
     kick = np.sin(2 * np.pi * (45 + 120 * np.exp(-t * 30)) * t) * np.exp(-t * 9)
     rng = np.random.default_rng(7)
-    snare = rng.standard_normal(beat_frames) * np.exp(-t * 18) * 0.6 + np.sin(2 * np.pi * 190 * t) * np.exp(-t * 25) * 0.4
+    snare = rng.standard_normal(beat_frames) * np.exp(-t * 18) * 0.6
+    snare += np.sin(2 * np.pi * 190 * t) * np.exp(-t * 25) * 0.4
     hat = rng.standard_normal(beat_frames // 2) * np.exp(-t[: beat_frames // 2] * 90) * 0.25
     for beat in range(4 * bars):
         start = beat * beat_frames
@@ -47,61 +46,43 @@ def demo_loop(sample_rate: int, tempo_bpm: float, bars: int) -> np.ndarray:
     return np.stack([out, out * 0.95])
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("out", nargs="?", default=str(REPO / "docs" / "plugin-editor.png"))
-    parser.add_argument("--vst3", default=str(REPO / "plugin/build/LoopBridge_artefacts/Release/VST3/loopbridge.vst3"))
-    parser.add_argument("--endpoint", default=None, help="engine endpoint to show (default: the plugin's default)")
-    parser.add_argument("--wait-s", type=float, default=4.0, help="seconds to let the editor connect and paint")
-    args = parser.parse_args()
-
-    if not os.environ.get("DISPLAY"):
-        print("no DISPLAY: run plugin/scripts/screenshot.sh, which starts Xvfb", file=sys.stderr)
-        return 2
-    if args.endpoint:
-        os.environ["LOOPBRIDGE_ENDPOINT"] = args.endpoint
-
-    import pedalboard
-
-    plugin = pedalboard.load_plugin(args.vst3)
-    state = read_state(plugin)
-    state.set_session(prompt="dusty boom-bap drum loop, vinyl crackle", morph_prompt="bright four-on-the-floor house loop",
-                      model="default")
+def demo_state(endpoint: str) -> bytes:
+    """The plugin's saved state with a prompt, knobs and a one-bar loop at 92 BPM."""
+    root = ET.Element("LOOPBRIDGE", {"version": "1"})
+    parameters = ET.SubElement(root, "PARAMETERS")
+    for param_id, value in {"variation": 3, "morph": 0.35, "seed": 1207, "quality": 40, "length": 2, "kind": 1,
+                            "pitch": 0, "strength": 0.5, "gain": -3.0}.items():
+        ET.SubElement(parameters, "PARAM", {"id": param_id, "value": str(value)})
+    state = PluginState(root)
+    state.set_session(prompt="dusty boom-bap drum loop, vinyl crackle",
+                      morph_prompt="bright four-on-the-floor house loop", model="default", endpoint=endpoint)
     rate, tempo = 48000, 92.0
     state.set_sample(tagged_wav(demo_loop(rate, tempo, 1), rate, tempo_bpm=tempo, beats=4, root_note=60, loop=True),
                      kind="loop", variation="3", tempo_bpm=str(tempo), beats="4", filename="dusty-boom-bap-92bpm.wav")
-    write_state(plugin, state)
-    plugin.kind = "Loop"
-    plugin.variation = 3
-    plugin.morph = 0.35
-    plugin.quality_steps = 40
-    plugin.length = "1 bar"
-    plugin.seed = 1207
+    return state.to_plugin_blob()
 
-    close = threading.Event()
-    grabbed: dict[str, Image.Image] = {}
 
-    def grab() -> None:
-        time.sleep(args.wait_s)
-        grabbed["screen"] = ImageGrab.grab(xdisplay=os.environ["DISPLAY"])
-        close.set()
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("out", nargs="?", default=str(REPO / "docs" / "plugin-editor.png"))
+    parser.add_argument("--endpoint", default="tcp://127.0.0.1:5555", help="engine endpoint the editor shows")
+    parser.add_argument("--wait-ms", type=int, default=4500, help="time for the engine client to settle")
+    args = parser.parse_args()
 
-    threading.Thread(target=grab, daemon=True).start()
-    plugin.show_editor(close)
-
-    screen = grabbed["screen"].convert("RGB")
-    # The window is the only thing on the bare X screen: crop to what is not the black root window.
-    pixels = np.asarray(screen)
-    painted = np.argwhere(pixels.max(axis=2) > 8)
-    if painted.size == 0:
-        print("the screen stayed black: the editor did not paint", file=sys.stderr)
-        return 1
-    (top, left), (bottom, right) = painted.min(axis=0), painted.max(axis=0)
-    out = Path(args.out)
+    tool = REPO / "plugin" / "build" / "loopbridge-snapshot"
+    if not tool.exists():
+        print(f"{tool} is missing: run plugin/build.sh", file=sys.stderr)
+        return 2
+    out = Path(args.out).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
-    screen.crop((int(left), int(top), int(right) + 1, int(bottom) + 1)).save(out)
-    print(f"wrote {out} ({right - left + 1}x{bottom - top + 1})")
-    return 0
+    with tempfile.TemporaryDirectory() as scratch:
+        state_file = Path(scratch) / "state.bin"
+        state_file.write_bytes(demo_state(args.endpoint))
+        result = subprocess.run([str(tool), str(state_file), str(out), "--wait-ms", str(args.wait_ms)],
+                                capture_output=True, text=True)
+    sys.stdout.write(result.stdout)
+    sys.stderr.write(result.stderr)
+    return result.returncode
 
 
 if __name__ == "__main__":

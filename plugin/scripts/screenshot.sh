@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Screenshot of the plugin's editor in a real host window under Xvfb (Debian: xvfb).
+# The plugin's editor painted under Xvfb (Debian: xvfb) into docs/plugin-editor.png.
 #   plugin/scripts/screenshot.sh [docs/plugin-editor.png] [--endpoint tcp://127.0.0.1:5555]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -8,4 +8,4 @@ Xvfb "$display" -screen 0 1280x800x24 -nolisten tcp >/dev/null 2>&1 &
 xvfb_pid=$!
 trap 'kill "$xvfb_pid" 2>/dev/null || true' EXIT
 sleep 1
-DISPLAY="$display" python "$here/screenshot.py" "$@"
+DISPLAY="$display" python3 "$here/screenshot.py" "$@"

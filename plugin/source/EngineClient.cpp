@@ -98,7 +98,9 @@ void EngineClient::openSocket (double now)
     lastHeardAt = now;
     lastHeartbeatAt = 0.0; // say hello at once
     updateStatus ([&] (EngineStatus& s) {
-        s.connection = EngineStatus::Connection::connecting;
+        // Once the engine was found missing, a retry is still "not running" until it answers.
+        if (! engineMissing)
+            s.connection = EngineStatus::Connection::connecting;
         s.endpoint = target;
         s.retryInSeconds = 0.0;
     });
@@ -217,7 +219,7 @@ void EngineClient::receiveAll (double now)
         if (! connected)
         {
             connected = true;
-            everConnected = true;
+            engineMissing = false;
             backoffSeconds = p::kReconnectInitialS;
             updateStatus ([&] (EngineStatus& s) {
                 s.connection = EngineStatus::Connection::connected;
@@ -368,6 +370,7 @@ void EngineClient::checkLiveness (double now)
         // The engine missed its beats: start again with a fresh socket after a growing pause
         // (a socket that kept its queue would deliver stale requests to a restarted engine).
         closeSocket();
+        engineMissing = true;
         if (backoffSeconds <= 0.0)
             backoffSeconds = p::kReconnectInitialS;
         reconnectAt = now + backoffSeconds;
@@ -474,6 +477,7 @@ void EngineClient::run()
         if (endpointChanged.exchange (false))
         {
             backoffSeconds = p::kReconnectInitialS;
+            engineMissing = false;
             openSocket (nowSeconds());
         }
 

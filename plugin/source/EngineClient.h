@@ -119,7 +119,7 @@ private:
     double lastHeardAt = 0.0, lastHeartbeatAt = 0.0, lastPingAt = 0.0, reconnectAt = 0.0;
     double backoffSeconds = 0.0;
     bool connected = false;
-    bool everConnected = false;
+    bool engineMissing = false; // it missed its heartbeats; cleared when it answers again
 
     std::uint32_t lastPressCount = 0;
     int lastVariation = 0;

@@ -35,7 +35,7 @@ juce::AudioProcessorValueTreeState::ParameterLayout createParameterLayout()
                                                      AudioParameterIntAttributes()
                                                          .withLabel ("steps")
                                                          .withStringFromValueFunction ([] (int steps, int) {
-                                                             return steps == 0 ? String ("model default") : String (steps) + " steps";
+                                                             return steps == 0 ? String ("auto") : String (steps); // auto: the model's default
                                                          })));
     StringArray lengthLabels;
     for (const auto& choice : kLengthChoices)

@@ -271,8 +271,9 @@ void LoopBridgeEditor::refresh()
             text << "Connecting to " << status.endpoint << "...";
             break;
         case EngineStatus::Connection::notRunning:
-            text << "Engine not running at " << status.endpoint << " (retry in " << juce::roundToInt (status.retryInSeconds)
-                 << " s); playing the last sample";
+            text << "Engine not running at " << status.endpoint << " ("
+                 << (status.retryInSeconds >= 0.5 ? "retry in " + juce::String (juce::roundToInt (status.retryInSeconds)) + " s" : juce::String ("retrying"))
+                 << "); playing the last sample";
             colour = juce::Colour (0xffffb74d);
             break;
     }

@@ -51,15 +51,15 @@ def juce_memory_block_from_base64(text: str) -> bytes:
     if np.any(sixes == 255):
         raise ValueError("not JUCE base64")
     bits = ((sixes[:, None] >> np.arange(6, dtype=np.uint8)) & 1).astype(np.uint8).reshape(-1)
-    bits = np.concatenate([bits, np.zeros(max(0, size * 8 - bits.size), dtype=np.uint8)])[: size * 8]
-    return np.packbits(bits, bitorder="little").tobytes()
+    padded = np.concatenate([bits, np.zeros(max(0, size * 8 - bits.size), dtype=np.uint8)])[: size * 8]
+    return np.packbits(padded, bitorder="little").tobytes()
 
 
 def juce_memory_block_to_base64(data: bytes) -> str:
     """``MemoryBlock::toBase64Encoding``."""
     bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8), bitorder="little")
-    bits = np.concatenate([bits, np.zeros((-bits.size) % 6, dtype=np.uint8)]).reshape(-1, 6)
-    sixes = bits @ (1 << np.arange(6))
+    groups = np.concatenate([bits, np.zeros((-bits.size) % 6, dtype=np.uint8)]).reshape(-1, 6)
+    sixes = groups @ (1 << np.arange(6))
     alphabet = np.frombuffer(_JUCE_BASE64.encode("ascii"), dtype=np.uint8)
     return f"{len(data)}." + alphabet[sixes].tobytes().decode("ascii")
 

@@ -56,7 +56,8 @@ class RunningEngine:
 
 
 def _serve_available() -> bool:
-    result = subprocess.run([sys.executable, "-m", "loopbridge.bridge.cli", "serve", "--help"], capture_output=True, text=True)
+    command = [sys.executable, "-m", "loopbridge.bridge.cli", "serve", "--help"]
+    result = subprocess.run(command, capture_output=True, text=True)
     return result.returncode == 0
 
 
@@ -118,7 +119,8 @@ def render(plugin, midi: list, duration_s: float) -> np.ndarray:
     return plugin(midi, duration=duration_s, sample_rate=HOST_RATE, num_channels=2, buffer_size=BLOCK, reset=False)
 
 
-def wait_for_sample(plugin, engine: RunningEngine, previous_key: str | None, timeout_s: float = 300.0) -> dict[str, str]:
+def wait_for_sample(plugin, engine: RunningEngine, previous_key: str | None,
+                    timeout_s: float = 300.0) -> dict[str, str]:
     """Renders silence (the host keeps calling processBlock) until the plugin holds a new sample."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .plugin_state import PluginState, read_state, read_wav, tagged_wav, write_state
+from .plugin_state import read_state, read_wav, tagged_wav, write_state
 
 pedalboard = pytest.importorskip("pedalboard", reason="pedalboard hosts the VST3 in these tests")
 

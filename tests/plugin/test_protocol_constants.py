@@ -10,7 +10,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from loopbridge.bridge import protocol
 
 HEADER = Path(__file__).resolve().parents[2] / "plugin" / "source" / "Protocol.h"
@@ -80,7 +79,8 @@ def test_header_was_read() -> None:
 )
 def test_scalar_constants_match(cpp_name: str, python_value: object) -> None:
     assert cpp_name in CONSTANTS[""], f"{cpp_name} missing from {HEADER.name}"
-    assert CONSTANTS[""][cpp_name] == python_value, f"{cpp_name}: C++ {CONSTANTS[''][cpp_name]!r}, Python {python_value!r}"
+    cpp_value = CONSTANTS[""][cpp_name]
+    assert cpp_value == python_value, f"{cpp_name}: C++ {cpp_value!r}, Python {python_value!r}"
 
 
 def test_message_types_match() -> None:
@@ -111,9 +111,9 @@ def test_request_field_names_are_protocol_fields() -> None:
 def test_fields_the_plugin_sends_fit_their_message_types() -> None:
     fields = CONSTANTS["field"]
     generate = protocol.FIELDS_BY_TYPE[protocol.MessageType.GENERATE]
-    for name in ("kPrompt", "kModel", "kKind", "kSeed", "kVariation", "kBars", "kTempoBpm", "kBeatsPerBar", "kSteps",
-                 "kAudioPromptStrength", "kMorphPrompt", "kMorphAmount", "kSampleRate", "kPitchSemitones", "kVariations",
-                 "kAudio", "kAudioPromptFrame"):
+    for name in ("kPrompt", "kModel", "kKind", "kSeed", "kVariation", "kBars", "kTempoBpm", "kBeatsPerBar",
+                 "kSteps", "kAudioPromptStrength", "kMorphPrompt", "kMorphAmount", "kSampleRate", "kPitchSemitones",
+                 "kVariations", "kAudio", "kAudioPromptFrame"):
         assert fields[name] in generate, f"{name}={fields[name]!r} is not a generate field"
     conform = protocol.FIELDS_BY_TYPE[protocol.MessageType.CONFORM]
     for name in ("kRenderKey", "kTempoBpm", "kBars", "kBeatsPerBar", "kSampleRate", "kPitchSemitones", "kAudio"):
