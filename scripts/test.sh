@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs everything the tests need, then runs every check: ruff, the Python tests (engine, bridge,
+# the plugin in a real host, the Max for Live device against the real engine) and the device's Node
+# tests. Safe to run again: each step skips what is already in place. This is the README's test
+# command and what CI runs (.ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the tests use: libsndfile's sndfile-info reads WAV chunks independently.
+APT_PACKAGES=(sndfile-programs)
+
+missing=()
+for package in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if ((${#missing[@]})); then
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  echo "installing Debian packages: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+PYTHON=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+# torch first, pinned: an unpinned torch requirement would pull several GB of CUDA packages
+.venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/pip install -q torch==2.13.0
+.venv/bin/pip install -q -e '.[test]'
+
+.venv/bin/ruff check .
+.venv/bin/python -m pytest "$@"
