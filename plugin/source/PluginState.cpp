@@ -54,6 +54,7 @@ std::unique_ptr<juce::XmlElement> toXml (juce::AudioProcessorValueTreeState& apv
         e->setAttribute ("key", sample->key);
         e->setAttribute ("render_key", sample->renderKey);
         e->setAttribute ("filename", sample->fileName);
+        e->setAttribute ("path", sample->enginePath);
         e->setAttribute ("kind", sample->isLoop ? "loop" : "one-shot");
         e->setAttribute ("tempo_bpm", sample->tempoBpm);
         e->setAttribute ("beats", sample->beats);
@@ -119,6 +120,7 @@ bool fromXml (const juce::XmlElement& xml, juce::AudioProcessorValueTreeState& a
             info.key = e->getStringAttribute ("key");
             info.renderKey = e->getStringAttribute ("render_key");
             info.fileName = e->getStringAttribute ("filename");
+            info.enginePath = e->getStringAttribute ("path");
             info.kind = e->getStringAttribute ("kind");
             info.tempoBpm = e->getDoubleAttribute ("tempo_bpm", -1.0);
             info.beats = e->getDoubleAttribute ("beats", -1.0);

@@ -141,6 +141,7 @@ namespace sample_field
 inline constexpr const char* kKey = "key";
 inline constexpr const char* kRenderKey = "render_key";
 inline constexpr const char* kFilename = "filename";
+inline constexpr const char* kPath = "path";
 inline constexpr const char* kKind = "kind";
 inline constexpr const char* kTempoBpm = "tempo_bpm";
 inline constexpr const char* kBeats = "beats";

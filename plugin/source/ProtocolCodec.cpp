@@ -243,6 +243,7 @@ bool readSample (const juce::var& item, int index, int numFrames, SampleRef& out
     out.info.key = text (p::sample_field::kKey);
     out.info.renderKey = text (p::sample_field::kRenderKey);
     out.info.fileName = text (p::sample_field::kFilename);
+    out.info.enginePath = text (p::sample_field::kPath);
     out.info.kind = text (p::sample_field::kKind);
     out.info.tempoBpm = number (p::sample_field::kTempoBpm, -1.0);
     out.info.beats = number (p::sample_field::kBeats, -1.0);

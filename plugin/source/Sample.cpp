@@ -132,6 +132,7 @@ std::unique_ptr<Sample> Sample::fromWav (const void* data, size_t numBytes, cons
     sample->key = info.key;
     sample->renderKey = info.renderKey;
     sample->fileName = info.fileName;
+    sample->enginePath = info.enginePath;
     sample->wavBytes.replaceAll (data, numBytes);
     computePeaks (*sample);
     return sample;

@@ -13,6 +13,7 @@ namespace loopbridge
 struct SampleInfo
 {
     juce::String key, renderKey, fileName, kind;
+    juce::String enginePath; // the conformed file on the engine's machine
     double tempoBpm = -1.0;
     double beats = -1.0;
     int rootNote = -1;
@@ -33,7 +34,7 @@ struct Sample
     juce::int64 loopStart = 0, loopEnd = 0; // frames, end exclusive; the whole file unless tagged
     int variation = -1;
     double pitchSemitones = 0.0;
-    juce::String key, renderKey, fileName;
+    juce::String key, renderKey, fileName, enginePath;
     juce::MemoryBlock wavBytes;      // exactly what arrived: saved with the project, dragged out
     std::vector<float> peaks;        // min/max pairs for the waveform view (kWaveformBins pairs)
 

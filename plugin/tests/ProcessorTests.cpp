@@ -237,6 +237,36 @@ public:
             expectEquals (q.getSession().prompt, juce::String ("808 kick, long tail"));
         }
 
+        beginTest ("drag-out writes the engine's WAV bytes; the audio prompt takes WAVs only");
+        {
+            LoopBridgeProcessor p;
+            expect (p.writeCurrentSampleForDrag() == juce::File(), "nothing to drag before a sample exists");
+            const auto wav = test::makeWav (44100.0, 4410, 2, 110.0, 96.0, 1.0, 45, false);
+            SampleInfo info;
+            info.fileName = "kick_96bpm.wav";
+            p.publishSample (decode (wav, info));
+            const auto file = p.writeCurrentSampleForDrag();
+            expectEquals (file.getFileName(), juce::String ("kick_96bpm.wav"));
+            juce::MemoryBlock onDisk;
+            expect (file.loadFileAsData (onDisk) && onDisk == wav, "the dragged file is the conformed WAV, byte for byte");
+            file.deleteFile();
+
+            const auto folder = juce::File::createTempFile ("prompt");
+            folder.createDirectory();
+            const auto good = folder.getChildFile ("prompt.wav");
+            const auto bad = folder.getChildFile ("notes.wav");
+            good.replaceWithData (wav.getData(), wav.getSize());
+            bad.replaceWithText ("not audio");
+            expect (p.setAudioPromptFile (bad).isNotEmpty());
+            expect (p.getSession().audioPrompt.isEmpty(), "a bad file leaves no audio prompt");
+            expectEquals (p.setAudioPromptFile (good), juce::String());
+            expect (p.getSession().audioPrompt == wav);
+            expect (p.currentSettings().hasAudioPrompt);
+            p.clearAudioPrompt();
+            expect (! p.currentSettings().hasAudioPrompt);
+            folder.deleteRecursively();
+        }
+
         beginTest ("processBlock never allocates: notes, loops, transport and a sample arriving");
         {
             LoopBridgeProcessor p;

@@ -13,8 +13,8 @@ tempo, at the sample rate the host ran at (44.1 kHz here, not the engine's 48 kH
 from __future__ import annotations
 
 import os
+import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,10 +33,10 @@ HOST_RATE = 44100
 BLOCK = 512
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+READY = re.compile(r"loopbridge serve: ready: zmq (\S+), events (\S+), osc (\S+),")
+#: the tiny Dance Diffusion checkpoint tests/conftest.py builds; two steps keep a render short
+MODEL = "tiny-dd"
+STEPS = 2
 
 
 @dataclass
@@ -55,41 +55,44 @@ class RunningEngine:
             self.process.wait(timeout=30)
 
 
+def _serve_command() -> list[str]:
+    # LOOPBRIDGE_SERVE_PYTHON runs the engine from another checkout's environment (its own install).
+    return [os.environ.get("LOOPBRIDGE_SERVE_PYTHON", sys.executable), "-m", "loopbridge.bridge.cli", "serve"]
+
+
 def _serve_available() -> bool:
-    command = [sys.executable, "-m", "loopbridge.bridge.cli", "serve", "--help"]
-    result = subprocess.run(command, capture_output=True, text=True)
+    result = subprocess.run([*_serve_command(), "--help"], capture_output=True, text=True)
     return result.returncode == 0
 
 
-def _wait_until_listening(port: int, engine: RunningEngine, timeout_s: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if engine.process.poll() is not None:
-            pytest.fail(f"loopbridge serve exited with {engine.process.returncode}:\n{engine.log()}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    pytest.fail(f"loopbridge serve did not listen on {port} within {timeout_s} s:\n{engine.log()}")
-
-
 @pytest.fixture()
-def engine(tmp_path: Path) -> Iterator[RunningEngine]:
-    """A real ``loopbridge serve`` on free loopback ports with its own store."""
+def engine(tmp_path: Path, tiny_dd_root: Path) -> Iterator[RunningEngine]:
+    """A real ``loopbridge serve`` in its own process: free loopback ports, its own store, the tiny model."""
     if not _serve_available():
-        pytest.skip("`loopbridge serve` is not on this branch yet (it lands with the serve branch)")
-    zmq_port, events_port, osc_port = free_port(), free_port(), free_port()
+        pytest.skip("`loopbridge serve` is not in this checkout yet (it lands with the serve branch)")
+    home = tmp_path / "home"
+    home.mkdir()
     store_dir = tmp_path / "store"
     log_path = tmp_path / "serve.log"
-    env = {**os.environ, "LOOPBRIDGE_HOME": str(tmp_path / "home")}
-    command = [sys.executable, "-m", "loopbridge.bridge.cli", "serve", "--zmq-port", str(zmq_port),
-               "--events-port", str(events_port), "--osc-port", str(osc_port), "--store", str(store_dir),
-               "--device", "cpu"]
+    env = {**os.environ, "LOOPBRIDGE_MODELS": str(tiny_dd_root), "LOOPBRIDGE_HOME": str(home), "HF_HUB_OFFLINE": "1",
+           "HF_HUB_CACHE": str(home / "hf"), "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    command = [*_serve_command(), "--zmq", "tcp://127.0.0.1:*", "--events", "tcp://127.0.0.1:*", "--osc", "off",
+               "--store", str(store_dir), "--device", "cpu", "--threads", "1", "--model", MODEL]
     with log_path.open("w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-    running = RunningEngine(process, f"tcp://127.0.0.1:{zmq_port}", store_dir, log_path)
+    running = RunningEngine(process, "", store_dir, log_path)
     try:
-        _wait_until_listening(zmq_port, running)
+        deadline = time.monotonic() + 180
+        while not running.endpoint:
+            found = READY.search(log_path.read_text(errors="replace"))
+            if found:
+                running.endpoint = found.group(1)
+            elif process.poll() is not None:
+                pytest.fail(f"loopbridge serve exited with {process.returncode}:\n{running.log()}")
+            elif time.monotonic() > deadline:
+                pytest.fail(f"loopbridge serve was not ready within 180 s:\n{running.log()}")
+            else:
+                time.sleep(0.05)
         yield running
     finally:
         if process.poll() is None:
@@ -106,8 +109,9 @@ def plugin(vst3_path: Path, engine: RunningEngine, monkeypatch: pytest.MonkeyPat
     monkeypatch.delenv("DISPLAY", raising=False)
     loaded = pedalboard.load_plugin(str(vst3_path))
     state = read_state(loaded)
-    state.set_session(prompt="punchy kick", model="default", endpoint=engine.endpoint)
+    state.set_session(prompt="punchy kick", model=MODEL, endpoint=engine.endpoint)
     write_state(loaded, state)
+    loaded.quality_steps = STEPS
     return loaded
 
 
@@ -133,12 +137,10 @@ def wait_for_sample(plugin, engine: RunningEngine, previous_key: str | None,
 
 
 def engine_file(engine: RunningEngine, attributes: dict[str, str]) -> tuple[np.ndarray, int, bytes]:
-    """The engine's own conformed file for a sample the plugin received (found in its store by name)."""
-    name = attributes.get("filename", "")
-    assert name, f"the engine sent no file name: {attributes}"
-    matches = [p for p in engine.store_dir.rglob(name) if p.is_file()]
-    assert matches, f"{name} not found under {engine.store_dir}"
-    data = matches[0].read_bytes()
+    """The engine's own conformed file for a sample the plugin received (its reply names the path)."""
+    path = Path(attributes.get("path", ""))
+    assert path.is_file(), f"the engine's file {path} is not there: {attributes}"
+    data = path.read_bytes()
     audio, rate = read_wav(data)
     return audio, rate, data
 
@@ -222,7 +224,7 @@ def test_unknown_model_is_reported_and_nothing_is_lost(plugin, engine: RunningEn
     press_generate(plugin)
     attributes = wait_for_sample(plugin, engine, None)
     state = read_state(plugin)
-    state.set_session(model="no-such-model")
+    state.set_session(model="no-such-model", endpoint=engine.endpoint)
     write_state(plugin, state)
     press_generate(plugin)
     for _ in range(40):
