@@ -34,9 +34,12 @@ BLOCK = 512
 
 
 READY = re.compile(r"loopbridge serve: ready: zmq (\S+), events (\S+), osc (\S+),")
-#: the tiny Dance Diffusion checkpoint tests/conftest.py builds; two steps keep a render short
+#: the tiny Dance Diffusion checkpoint tests/conftest.py builds; two steps keep a render short, and
+#: one beat at pedalboard's 120 BPM (0.5 s) is within its longest render (1.024 s)
 MODEL = "tiny-dd"
 STEPS = 2
+LENGTH = "1 beat"
+JOB_ERROR = re.compile(r" (?:generate|variation|morph|conform) id=\S+ error .*")
 
 
 @dataclass
@@ -112,6 +115,7 @@ def plugin(vst3_path: Path, engine: RunningEngine, monkeypatch: pytest.MonkeyPat
     state.set_session(prompt="punchy kick", model=MODEL, endpoint=engine.endpoint)
     write_state(loaded, state)
     loaded.quality_steps = STEPS
+    loaded.length = LENGTH
     return loaded
 
 
@@ -132,6 +136,9 @@ def wait_for_sample(plugin, engine: RunningEngine, previous_key: str | None,
         attributes = read_state(plugin).sample_attributes
         if attributes and attributes.get("key") != previous_key:
             return attributes
+        failed = JOB_ERROR.search(engine.log())
+        if failed:
+            pytest.fail(f"the engine refused the plugin's request:{failed.group(0)}\n{engine.log()}")
         time.sleep(0.05)
     pytest.fail(f"no sample from the engine within {timeout_s} s:\n{engine.log()}")
 
@@ -194,14 +201,13 @@ def test_variation_change_plays_a_different_pre_rendered_sample(plugin, engine: 
 
 def test_host_tempo_and_rate_reach_the_engine(plugin, engine: RunningEngine) -> None:
     plugin.kind = "Loop"
-    plugin.length = "1 bar"
     press_generate(plugin)
     attributes = wait_for_sample(plugin, engine, None)
     audio, rate, _ = engine_file(engine, attributes)
     assert float(attributes["tempo_bpm"]) == pytest.approx(120.0)
     assert rate == HOST_RATE
-    one_bar_frames = 4 * 60.0 / 120.0 * HOST_RATE
-    assert audio.shape[1] == pytest.approx(one_bar_frames, abs=2)
+    one_beat_frames = 60.0 / 120.0 * HOST_RATE  # Length "1 beat" at the host's 120 BPM
+    assert audio.shape[1] == pytest.approx(one_beat_frames, abs=2)
 
 
 def test_with_the_engine_killed_it_keeps_playing(plugin, engine: RunningEngine) -> None:
