@@ -22,7 +22,8 @@ loopbridge_add_dev_executable(LoopBridgeTests
     ${CMAKE_CURRENT_SOURCE_DIR}/tests/TestMain.cpp
     ${CMAKE_CURRENT_SOURCE_DIR}/tests/ProtocolCodecTests.cpp
     ${CMAKE_CURRENT_SOURCE_DIR}/tests/SampleExchangeTests.cpp
-    ${CMAKE_CURRENT_SOURCE_DIR}/tests/ProcessorTests.cpp)
+    ${CMAKE_CURRENT_SOURCE_DIR}/tests/ProcessorTests.cpp
+    ${CMAKE_CURRENT_SOURCE_DIR}/tests/EngineClientTests.cpp)
 set_target_properties(LoopBridgeTests PROPERTIES OUTPUT_NAME loopbridge-tests)
 add_test(NAME unit COMMAND LoopBridgeTests)
 

@@ -2,6 +2,8 @@
 
 #include <zmq.hpp>
 
+#include <algorithm>
+
 namespace loopbridge
 {
 namespace p = loopbridge::protocol;
@@ -115,6 +117,7 @@ void EngineClient::closeSocket()
     }
     if (inFlightId.isNotEmpty())
         needsResend = true;
+    prefetches.clear(); // a new socket never hears their answers
     connected = false;
 }
 
@@ -182,6 +185,74 @@ void EngineClient::sendConform (const juce::String& renderKey, const codec::Requ
         s.activity = "conforming to " + juce::String (settings.tempoBpm, 2) + " BPM";
         s.progress = 0.0;
     });
+}
+
+std::shared_ptr<const Sample> EngineClient::decodeFirstSample (const codec::EngineMessage& message,
+                                                               const std::vector<juce::MemoryBlock>& frames,
+                                                               const codec::RequestSettings& sent)
+{
+    if (message.samples.empty())
+        return nullptr;
+    const auto& ref = message.samples.front();
+    auto info = ref.info;
+    info.pitchSemitones = sent.pitchSemitones;
+    if (info.variation < 0)
+        info.variation = sent.variation;
+    const auto& wav = frames[(size_t) ref.frame];
+    juce::String error;
+    auto sample = Sample::fromWav (wav.getData(), wav.getSize(), info, error);
+    if (sample == nullptr)
+    {
+        updateStatus ([&] (EngineStatus& s) { s.lastError = "the engine's sample cannot be played: " + error; });
+        return nullptr;
+    }
+    return std::shared_ptr<const Sample> (std::move (sample));
+}
+
+std::shared_ptr<const Sample> EngineClient::cached (const juce::String& identity)
+{
+    for (auto& entry : cache)
+        if (entry.identity == identity)
+        {
+            entry.lastUse = ++cacheClock;
+            return entry.sample;
+        }
+    return nullptr;
+}
+
+void EngineClient::remember (const juce::String& identity, std::shared_ptr<const Sample> sample)
+{
+    if (sample == nullptr || cached (identity) != nullptr)
+        return;
+    if (cache.size() >= kCacheSize)
+    {
+        auto oldest = std::min_element (cache.begin(), cache.end(), [] (const auto& a, const auto& b) { return a.lastUse < b.lastUse; });
+        cache.erase (oldest);
+    }
+    cache.push_back ({ identity, std::move (sample), ++cacheClock });
+}
+
+void EngineClient::prefetchAround (const codec::RequestSettings& settings)
+{
+    const auto depth = prefetchDepth.load();
+    if (! connected || depth <= 0)
+        return;
+    for (int distance = 1; distance <= depth; ++distance)
+        for (const auto variation : { settings.variation + distance, settings.variation - distance })
+        {
+            if (variation < 0 || variation > 127 || (int) prefetches.size() >= 2 * depth)
+                continue;
+            auto wanted = settings;
+            wanted.variation = variation;
+            const auto identity = codec::sampleIdentity (wanted, variation);
+            const bool pending = std::any_of (prefetches.begin(), prefetches.end(), [&] (const auto& f) { return f.identity == identity; });
+            if (pending || cached (identity) != nullptr)
+                continue;
+            Prefetch prefetch { nextId ("prefetch"), identity, wanted };
+            // The audio prompt is not sent ahead: prefetching is for the plain variations only.
+            if (! wanted.hasAudioPrompt && send (codec::makeRequestHeader (p::type::kVariation, prefetch.id, wanted, true)))
+                prefetches.push_back (std::move (prefetch));
+        }
 }
 
 void EngineClient::receiveAll (double now)
@@ -269,42 +340,40 @@ void EngineClient::handleMessage (const codec::EngineMessage& message, const std
                     updateStatus ([&] (EngineStatus& s) { s.models = models; });
                 return;
             }
+            for (auto it = prefetches.begin(); it != prefetches.end(); ++it)
+                if (it->id == message.id)
+                {
+                    const auto prefetch = *it;
+                    prefetches.erase (it);
+                    remember (prefetch.identity, decodeFirstSample (message, frames, prefetch.settings));
+                    return;
+                }
             if (! isCurrentJob)
                 return; // an answer to a request that a newer one replaced
             inFlightId.clear();
             needsResend = false;
-            if (message.samples.empty())
-            {
-                updateStatus ([&] (EngineStatus& s) {
-                    s.activity = inFlightType + ": the engine sent no sample";
-                    s.progress = -1.0;
-                });
-                return;
-            }
-            const auto& ref = message.samples.front();
-            auto info = ref.info;
-            info.pitchSemitones = lastSent.pitchSemitones;
-            if (info.variation < 0)
-                info.variation = lastSent.variation;
-            const auto& wav = frames[(size_t) ref.frame];
-            juce::String error;
-            auto sample = Sample::fromWav (wav.getData(), wav.getSize(), info, error);
+            auto sample = decodeFirstSample (message, frames, lastSent);
             if (sample == nullptr)
             {
                 updateStatus ([&] (EngineStatus& s) {
-                    s.lastError = "the engine's sample cannot be played: " + error;
+                    if (message.samples.empty())
+                        s.activity = inFlightType + ": the engine sent no sample";
                     s.progress = -1.0;
                 });
                 return;
             }
             const auto text = (sample->isLoop ? juce::String ("loop") : juce::String ("one-shot")) + ", variation "
                               + juce::String (sample->variation) + (sample->tempoBpm > 0 ? ", " + juce::String (sample->tempoBpm, 1) + " BPM" : juce::String());
-            delegate.sampleArrived (std::shared_ptr<const Sample> (std::move (sample)));
+            if (inFlightType != p::type::kConform)
+                remember (codec::sampleIdentity (lastSent, lastSent.variation), sample);
+            delegate.sampleArrived (std::move (sample));
             updateStatus ([&] (EngineStatus& s) {
                 s.activity = "playing " + text;
                 s.progress = -1.0;
                 ++s.samplesReceived;
             });
+            if (inFlightType != p::type::kConform)
+                prefetchAround (lastSent);
             return;
         }
         case Kind::accepted:
@@ -321,6 +390,8 @@ void EngineClient::handleMessage (const codec::EngineMessage& message, const std
                 });
             return;
         case Kind::error:
+            prefetches.erase (std::remove_if (prefetches.begin(), prefetches.end(), [&] (const auto& f) { return f.id == message.id; }),
+                              prefetches.end());
             if (isCurrentJob || message.id.isEmpty())
             {
                 if (isCurrentJob)
@@ -417,6 +488,24 @@ void EngineClient::sendWantedRequests (double now)
         lastVariation = settings.variation;
         if (canVary)
         {
+            if (auto ready = cached (codec::sampleIdentity (settings, settings.variation)))
+            {
+                // Fetched ahead: hand it over now; the audio thread plays it from its next block.
+                if (inFlightId.isNotEmpty() && connected)
+                    send (codec::makeCancelHeader (nextId ("c"), inFlightId));
+                inFlightId.clear();
+                needsResend = false;
+                lastSent = settings;
+                haveRequest = true;
+                delegate.sampleArrived (ready);
+                updateStatus ([&] (EngineStatus& s) {
+                    s.activity = "playing variation " + juce::String (settings.variation) + " (fetched ahead)";
+                    s.progress = -1.0;
+                    ++s.samplesReceived;
+                });
+                prefetchAround (settings);
+                return;
+            }
             sendJob (p::type::kVariation, settings);
             return;
         }

@@ -76,6 +76,13 @@ public:
         for anything (the restored sample is what they made). */
     void resyncWithSession();
 
+    /** How many variations on each side of the current one are fetched ahead and kept decoded, so
+        turning Variation to a neighbour plays at the next block (0: none; any thread). */
+    void setPrefetchDepth (int variationsEachSide) { prefetchDepth = juce::jlimit (0, 4, variationsEachSide); }
+
+    /** Decoded samples kept for Variation changes (the current settings' neighbours). */
+    static constexpr size_t kCacheSize = 8;
+
     /** How long the thread waits on the socket per turn; bounds the reaction time to a knob. */
     static constexpr int kPollIntervalMs = 2;
     /** Morph and tempo moves settle this long before a request goes out (a knob drag is many moves). */
@@ -94,6 +101,11 @@ private:
     void sendWantedRequests (double now);
     void sendJob (const char* type, const codec::RequestSettings& settings);
     void sendConform (const juce::String& renderKey, const codec::RequestSettings& settings);
+    void prefetchAround (const codec::RequestSettings& settings);
+    std::shared_ptr<const Sample> cached (const juce::String& identity);
+    void remember (const juce::String& identity, std::shared_ptr<const Sample> sample);
+    std::shared_ptr<const Sample> decodeFirstSample (const codec::EngineMessage& message, const std::vector<juce::MemoryBlock>& frames,
+                                                     const codec::RequestSettings& sent);
     juce::String nextId (const char* prefix);
 
     template <typename Fn>
@@ -142,6 +154,23 @@ private:
         double pitchSemitones = 0.0;
     };
     ConformAsked lastConformAsked;
+
+    // variations fetched ahead: decoded, keyed by codec::sampleIdentity
+    std::atomic<int> prefetchDepth { 1 };
+    struct CacheEntry
+    {
+        juce::String identity;
+        std::shared_ptr<const Sample> sample;
+        juce::uint32 lastUse = 0;
+    };
+    std::vector<CacheEntry> cache;
+    juce::uint32 cacheClock = 0;
+    struct Prefetch
+    {
+        juce::String id, identity;
+        codec::RequestSettings settings;
+    };
+    std::vector<Prefetch> prefetches; // in flight
 
     JUCE_DECLARE_NON_COPYABLE_WITH_LEAK_DETECTOR (EngineClient)
 };

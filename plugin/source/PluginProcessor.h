@@ -74,6 +74,9 @@ public:
 
     double getHostTempoBpm() const noexcept { return hostTempoBpm.load(); }
 
+    /** Variations fetched ahead on each side of the current one (0: none). */
+    void setPrefetchDepth (int variationsEachSide) { client.setPrefetchDepth (variationsEachSide); }
+
     static juce::String defaultEndpoint();
 
 private:

@@ -115,6 +115,7 @@ inline constexpr const char* kPitchSemitones = "pitch_semitones";
 inline constexpr const char* kVariations = "variations";
 inline constexpr const char* kAudio = "audio";
 inline constexpr const char* kAudioPromptFrame = "audio_prompt_frame";
+inline constexpr const char* kPriority = "priority";
 
 // other request types
 inline constexpr const char* kRenderKey = "render_key";   // conform
@@ -151,6 +152,13 @@ inline constexpr const char* kFrame = "frame";
 inline constexpr const char* kLoopStart = "loop_start";
 inline constexpr const char* kLoopEnd = "loop_end";
 } // namespace sample_field
+
+// ---- values of the priority field --------------------------------------------------------------
+namespace priority
+{
+inline constexpr const char* kInteractive = "interactive";
+inline constexpr const char* kBackground = "background";
+} // namespace priority
 
 // ---- values of the kind field (engine Kind) ----------------------------------------------------
 namespace kind

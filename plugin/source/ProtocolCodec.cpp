@@ -125,7 +125,18 @@ bool decodeHeader (const void* data, size_t numBytes, juce::var& header, DecodeE
     return true;
 }
 
-juce::var makeRequestHeader (const char* type, const juce::String& id, const RequestSettings& s)
+juce::String sampleIdentity (const RequestSettings& s, int variation)
+{
+    juce::StringArray parts { s.prompt, s.morphPrompt, s.model, s.isLoop ? "loop" : "one-shot", juce::String (s.seed),
+                              juce::String (variation), juce::String (s.bars, 6), juce::String (s.tempoBpm, 6),
+                              juce::String (s.beatsPerBar), juce::String (s.steps),
+                              s.morphPrompt.isNotEmpty() ? juce::String (s.morphAmount, 6) : juce::String(),
+                              s.hasAudioPrompt ? juce::String (s.audioPromptStrength, 6) : juce::String ("-"),
+                              juce::String (s.sampleRate), juce::String (s.pitchSemitones, 6) };
+    return parts.joinIntoString (juce::String::charToString (0x1f));
+}
+
+juce::var makeRequestHeader (const char* type, const juce::String& id, const RequestSettings& s, bool background)
 {
     auto header = makeObject();
     set (header, p::field::kVersion, p::kProtocolVersion);
@@ -156,6 +167,8 @@ juce::var makeRequestHeader (const char* type, const juce::String& id, const Req
     set (header, p::field::kPitchSemitones, s.pitchSemitones);
     set (header, p::field::kVariations, 1);
     set (header, p::field::kAudio, true);
+    if (background)
+        set (header, p::field::kPriority, p::priority::kBackground);
     return header;
 }
 

@@ -44,8 +44,13 @@ struct RequestSettings
     double pitchSemitones = 0.0;
 };
 
-/** The header of a generate / variation / morph request (`type` one of those three). */
-juce::var makeRequestHeader (const char* type, const juce::String& id, const RequestSettings& settings);
+/** The header of a generate / variation / morph request (`type` one of those three). A background
+    request (a prefetch) yields to interactive ones in the engine's queue. */
+juce::var makeRequestHeader (const char* type, const juce::String& id, const RequestSettings& settings, bool background = false);
+
+/** Everything in `settings` that decides the sample the engine sends, as one string (the
+    plugin's cache key for a variation of it). */
+juce::String sampleIdentity (const RequestSettings& settings, int variation);
 
 /** The header of a conform request: the stored render `renderKey` fitted to the settings' tempo,
     bars, rate and pitch, without running a model. */

@@ -6,9 +6,11 @@
 //                                                      answers every request with a WAV at once
 //                                                      (isolates the plugin's own share)
 // Options: --blocks N (default 1500), --variations K (default 6), --sample-seconds S (local peer,
-// default 8), --prompt TEXT, --model ID. Blocks are 512 samples at 48 kHz, paced in real time.
+// default 8), --prompt TEXT, --model ID, --prefetch-depth D (default 1; 0: every Variation change
+// goes to the engine), --steps N. Blocks are 512 samples at 48 kHz, paced in real time.
 // bench/plugin_process_block.py builds and runs this and prints the figures side by side.
 #include "PluginProcessor.h"
+#include "ScriptedPeer.h"
 
 #include <juce_audio_formats/juce_audio_formats.h>
 #include <zmq.hpp>
@@ -20,6 +22,7 @@
 #include <vector>
 
 using namespace loopbridge;
+namespace test = loopbridge::test;
 using Clock = std::chrono::steady_clock;
 
 namespace
@@ -57,77 +60,6 @@ juce::MemoryBlock makeLoopWav (double seconds, int variation)
     writer.reset();
     return bytes;
 }
-
-/** A ROUTER that answers hello / heartbeat / jobs the way the protocol says, with ready-made WAVs. */
-struct LocalPeer
-{
-    explicit LocalPeer (double sampleSeconds)
-    {
-        for (int v = 0; v < 8; ++v)
-            wavs.push_back (makeLoopWav (sampleSeconds, v));
-        socket.set (zmq::sockopt::linger, 0);
-        socket.bind ("tcp://127.0.0.1:*");
-        endpoint = socket.get (zmq::sockopt::last_endpoint);
-        thread = std::thread ([this] { run(); });
-    }
-
-    ~LocalPeer()
-    {
-        stop = true;
-        thread.join();
-    }
-
-    void run()
-    {
-        while (! stop)
-        {
-            zmq::pollitem_t items[] = { { static_cast<void*> (socket), 0, ZMQ_POLLIN, 0 } };
-            zmq::poll (items, 1, std::chrono::milliseconds (5));
-            if (! (items[0].revents & ZMQ_POLLIN))
-                continue;
-            std::vector<zmq::message_t> frames;
-            zmq::message_t part;
-            do
-            {
-                (void) socket.recv (part);
-                frames.emplace_back (part.data(), part.size());
-            } while (part.more());
-            if (frames.size() < 2)
-                continue;
-            const auto header = juce::JSON::parse (juce::String::fromUTF8 ((const char*) frames[1].data(), (int) frames[1].size()));
-            const auto type = header["type"].toString();
-            const auto id = header["id"].toString();
-            juce::String reply;
-            const juce::MemoryBlock* wav = nullptr;
-            if (type == "hello")
-                reply = R"({"v":1,"type":"reply","re":"hello","id":")" + id + R"(","models":["default"]})";
-            else if (type == "heartbeat")
-                reply = R"({"v":1,"type":"heartbeat"})";
-            else if (type == "ping")
-                reply = R"({"v":1,"type":"pong","id":")" + id + "\"}";
-            else if (type == "generate" || type == "variation" || type == "morph")
-            {
-                const int variation = (int) header["variation"];
-                wav = &wavs[(size_t) variation % wavs.size()];
-                reply = R"({"v":1,"type":"reply","re":")" + type + R"(","id":")" + id + R"(","samples":[{"kind":"loop","tempo_bpm":120.0,"beats":16,"variation":)"
-                        + juce::String (variation) + R"(,"frame":1}]})";
-            }
-            else
-                continue;
-            socket.send (frames[0], zmq::send_flags::sndmore);
-            socket.send (zmq::buffer (reply.toStdString()), wav != nullptr ? zmq::send_flags::sndmore : zmq::send_flags::none);
-            if (wav != nullptr)
-                socket.send (zmq::const_buffer (wav->getData(), wav->getSize()), zmq::send_flags::none);
-        }
-    }
-
-    zmq::context_t context { 1 };
-    zmq::socket_t socket { context, zmq::socket_type::router };
-    std::vector<juce::MemoryBlock> wavs;
-    std::string endpoint;
-    std::atomic<bool> stop { false };
-    std::thread thread;
-};
 
 struct PlayHead final : juce::AudioPlayHead
 {
@@ -194,11 +126,14 @@ int main (int argc, char** argv)
     const bool localPeer = args.contains ("--local-peer");
     const int numBlocks = option ("--blocks", "1500").getIntValue();
     const int numVariations = option ("--variations", "6").getIntValue();
-    std::unique_ptr<LocalPeer> peer;
+    std::unique_ptr<test::ScriptedPeer> peer;
     juce::String endpoint = option ("--endpoint", {});
     if (localPeer)
     {
-        peer = std::make_unique<LocalPeer> (option ("--sample-seconds", "8").getDoubleValue());
+        std::vector<juce::MemoryBlock> wavs;
+        for (int v = 0; v < 8; ++v)
+            wavs.push_back (makeLoopWav (option ("--sample-seconds", "8").getDoubleValue(), v));
+        peer = std::make_unique<test::ScriptedPeer> (std::move (wavs));
         endpoint = peer->endpoint;
     }
     if (endpoint.isEmpty())
@@ -216,6 +151,19 @@ int main (int argc, char** argv)
     p.setEndpoint (endpoint);
     p.setPrompt (option ("--prompt", "four on the floor drum loop"));
     p.setModel (option ("--model", "default"));
+    const int prefetchDepth = option ("--prefetch-depth", "1").getIntValue();
+    p.setPrefetchDepth (prefetchDepth);
+    if (const auto steps = option ("--steps", "0").getIntValue(); steps > 0)
+    {
+        auto* quality = p.getValueTreeState().getParameter ("quality");
+        quality->setValueNotifyingHost (quality->convertTo0to1 ((float) steps));
+    }
+    if (const auto length = option ("--length-index", "-1").getIntValue(); length >= 0)
+    {
+        auto* param = p.getValueTreeState().getParameter ("length");
+        param->setValueNotifyingHost (param->convertTo0to1 ((float) length));
+    }
+    const juce::String mode = juce::String (localPeer ? "local peer" : "engine") + ", prefetch depth " + juce::String (prefetchDepth);
     p.getValueTreeState().getParameter ("kind")->setValueNotifyingHost (1.0f); // Loop: a new sample is heard at once
     p.prepareToPlay (kSampleRate, kBlock);
     long long blockCounter = 0;
@@ -264,8 +212,8 @@ int main (int argc, char** argv)
     });
     const auto received = p.getEngineStatus().samplesReceived - receivedBefore;
     const double budgetUs = kBlock / kSampleRate * 1.0e6;
-    std::printf ("processBlock (512 samples, 48 kHz, Loop mode, %s): %d blocks, %u samples received and decoded meanwhile\n",
-                 localPeer ? "local peer" : "engine", (int) times.size(), (unsigned) received);
+    std::printf ("processBlock (512 samples, 48 kHz, Loop mode, %s): %d blocks, %u samples handed over meanwhile\n",
+                 mode.toRawUTF8(), (int) times.size(), (unsigned) received);
     std::printf ("  p50 %.1f us  p99 %.1f us  max %.1f us  budget %.0f us  p99/budget %.4f\n", percentile (times, 0.5), percentile (times, 0.99),
                  percentile (times, 1.0), budgetUs, percentile (times, 0.99) / budgetUs);
 
@@ -300,7 +248,7 @@ int main (int argc, char** argv)
         runBlocks (p, head, 30, blockCounter, [] (int) { return true; });
     }
     const double blockMs = kBlock / kSampleRate * 1000.0;
-    std::printf ("Variation change -> first block playing it (%s, pre-rendered): %d trials\n", localPeer ? "local peer" : "engine",
+    std::printf ("Variation change -> first block playing it (%s, pre-rendered): %d trials\n", mode.toRawUTF8(),
                  (int) latenciesMs.size());
     std::printf ("  median %.2f ms  p90 %.2f ms  max %.2f ms  (target <= 20 ms + one block = %.2f ms)\n", percentile (latenciesMs, 0.5),
                  percentile (latenciesMs, 0.9), percentile (latenciesMs, 1.0), 20.0 + blockMs);

@@ -129,6 +129,15 @@ def test_sample_fields_match() -> None:
     assert sample_fields <= set(protocol.SAMPLE_FIELDS), sample_fields - set(protocol.SAMPLE_FIELDS)
 
 
+def test_priority_values_are_the_documented_ones() -> None:
+    # protocol.py documents the values beside the field: "interactive" (default) | "background"
+    source = Path(protocol.__file__).read_text(encoding="utf-8")
+    documented = re.search(r'"priority": "str",\s*#(.*)', source)
+    assert documented is not None
+    for value in CONSTANTS["priority"].values():
+        assert f'"{value}"' in documented.group(1), value
+
+
 def test_kind_values_are_engine_kinds() -> None:
     from loopbridge.engine.request import Kind
 
