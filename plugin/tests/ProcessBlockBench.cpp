@@ -217,41 +217,49 @@ int main (int argc, char** argv)
     std::printf ("  p50 %.1f us  p99 %.1f us  max %.1f us  budget %.0f us  p99/budget %.4f\n", percentile (times, 0.5), percentile (times, 0.99),
                  percentile (times, 1.0), budgetUs, percentile (times, 0.99) / budgetUs);
 
-    // 2. Variation change -> first block that plays it (pre-rendered variations).
+    // 2. Variation change -> the first block that plays it (pre-rendered variations). The knob moves
+    // on another thread (as from the editor or the host's automation) at a random moment between
+    // blocks; the figure runs from that moment to the start of the block whose output carries the
+    // new variation, which is heard once that block is delivered (one block later).
     std::vector<double> latenciesMs;
+    juce::Random random (42);
     for (int trial = 0; trial < numVariations * 2; ++trial)
     {
         const int v = 1 + trial % numVariations;
+        const int target = v == p.getParameters().getVariation() ? (v % numVariations) + 1 : v;
         const auto* before = p.getPlayingSampleIdentity();
+        std::atomic<bool> changed { false };
         Clock::time_point changedAt;
-        bool changed = false, heard = false;
+        const auto delay = std::chrono::microseconds (2000 + random.nextInt (20000));
+        std::thread knob ([&] {
+            std::this_thread::sleep_for (delay);
+            changedAt = Clock::now();
+            setVariation (p, target);
+            changed = true;
+        });
+        bool heard = false;
+        Clock::time_point blockStart;
         runBlocks (p, head, 400, blockCounter, [&] (int) {
-            if (! changed)
+            if (changed && p.getPlayingSampleIdentity() != before)
             {
-                setVariation (p, v == p.getParameters().getVariation() ? (v % numVariations) + 1 : v);
-                changedAt = Clock::now();
-                changed = true;
-                return true;
-            }
-            if (p.getPlayingSampleIdentity() != before)
-            {
-                // The previous block took the new sample at its start and played it: its output is
-                // audible once that block is delivered.
                 heard = true;
-                latenciesMs.push_back (std::chrono::duration<double, std::milli> (Clock::now() - changedAt).count());
                 return false;
             }
+            blockStart = Clock::now();
             return true;
         });
-        if (! heard)
-            std::printf ("  variation %d not heard within 400 blocks\n", v);
+        knob.join();
+        if (heard)
+            latenciesMs.push_back (std::chrono::duration<double, std::milli> (blockStart - changedAt).count());
+        else
+            std::printf ("  variation %d not heard within 400 blocks\n", target);
         runBlocks (p, head, 30, blockCounter, [] (int) { return true; });
     }
     const double blockMs = kBlock / kSampleRate * 1000.0;
     std::printf ("Variation change -> first block playing it (%s, pre-rendered): %d trials\n", mode.toRawUTF8(),
                  (int) latenciesMs.size());
-    std::printf ("  median %.2f ms  p90 %.2f ms  max %.2f ms  (target <= 20 ms + one block = %.2f ms)\n", percentile (latenciesMs, 0.5),
-                 percentile (latenciesMs, 0.9), percentile (latenciesMs, 1.0), 20.0 + blockMs);
+    std::printf ("  to the start of that block: median %.2f ms  p90 %.2f ms  max %.2f ms  (target <= 20 ms; heard one block, %.2f ms, later)\n",
+                 percentile (latenciesMs, 0.5), percentile (latenciesMs, 0.9), percentile (latenciesMs, 1.0), blockMs);
     p.setPlayHead (nullptr);
     return 0;
 }
