@@ -69,10 +69,11 @@ def _serve_available() -> bool:
 
 
 @pytest.fixture()
-def engine(tmp_path: Path, tiny_dd_root: Path) -> Iterator[RunningEngine]:
+def engine(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[RunningEngine]:
     """A real ``loopbridge serve`` in its own process: free loopback ports, its own store, the tiny model."""
     if not _serve_available():
         pytest.skip("`loopbridge serve` is not in this checkout yet (it lands with the serve branch)")
+    tiny_dd_root: Path = request.getfixturevalue("tiny_dd_root")
     home = tmp_path / "home"
     home.mkdir()
     store_dir = tmp_path / "store"
