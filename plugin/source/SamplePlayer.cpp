@@ -253,7 +253,9 @@ void SamplePlayer::render (juce::AudioBuffer<float>& buffer, const juce::MidiBuf
             renderedUpTo = position;
         }
         const auto message = metadata.getMessage();
-        if (message.isNoteOn())
+        // While the transport plays, Loop mode is locked to it; notes would only double the loop.
+        const bool lockedToTransport = kind == SampleKind::loop && transport.isPlaying && transport.hasPpq && transport.bpm > 0.0;
+        if (message.isNoteOn() && ! lockedToTransport)
             startVoice (message.getNoteNumber(), message.getFloatVelocity(), kind, pitchParameterSemitones);
         else if (message.isNoteOff())
         {
