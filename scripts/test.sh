@@ -14,6 +14,9 @@ APT_PACKAGES=(sndfile-programs
   libx11-dev libxrandr-dev libxinerama-dev libxcursor-dev libxext-dev libxcomposite-dev
   libfreetype-dev libfontconfig1-dev libpng-dev libjpeg-dev libasound2-dev xvfb)
 
+# Node.js runs the Max for Live device's JavaScript tests (the machine's own Node if it has one)
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)
+
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -36,3 +39,5 @@ PYTHON=${PYTHON:-python3}
 # The VST3, its C++ tests and benchmark (incremental; tests/plugin runs the same script again)
 plugin/build.sh
 .venv/bin/python -m pytest "$@"
+# the Max for Live device: its JavaScript against a fake Live API and the real engine over OSC
+(cd ableton && npm ci --no-audit --no-fund --loglevel=error && LOOPBRIDGE_PYTHON="$PWD/../.venv/bin/python" npm test)
