@@ -51,7 +51,8 @@ def main() -> int:
 
     if args.local_only:
         return 0
-    serve = [sys.executable, "-m", "loopbridge.bridge.cli", "serve"]
+    # LOOPBRIDGE_SERVE_PYTHON runs the engine from another checkout's environment
+    serve = [os.environ.get("LOOPBRIDGE_SERVE_PYTHON", sys.executable), "-m", "loopbridge.bridge.cli", "serve"]
     if subprocess.run([*serve, "--help"], capture_output=True).returncode != 0:
         print("engine: `loopbridge serve` is not available on this checkout; only the local-peer figures above")
         return 0
