@@ -5,7 +5,7 @@
    ``DanceDiffusionPipeline``. Target ≤ 1.05×.
 2. Batching: 8 variations as one request vs. 8 single requests, through the engine.
 
-    python bench/bench_engine.py [--repeats 7] [--seconds 1.0] [--steps 10]
+    python bench/bench_engine.py [--repeats 7] [--seconds 0.25] [--steps 8] [--threads 2]
 
 The model is a small randomly initialised Dance Diffusion checkpoint built here (speed does not
 depend on the weights' values), saved and loaded exactly as a real one is.
@@ -34,8 +34,8 @@ from tests.engine.models.tiny_dance_diffusion import build_tiny_dance_diffusion
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--seconds", type=float, default=1.0, help="audio length per render")
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--seconds", type=float, default=0.25, help="audio length per render")
+    parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
