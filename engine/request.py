@@ -17,7 +17,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,7 @@ AUDIO_PROMPT_MAX_S = 600.0
 MAX_VARIATIONS = 64
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     """What sort of sample is asked for; decides how it is conformed."""
 
     ONE_SHOT = "one-shot"
@@ -150,7 +150,7 @@ class AudioPrompt:
         try:
             with AudioFile(str(path)) as f:
                 audio = f.read(f.frames)
-                rate = int(round(f.samplerate))
+                rate = round(f.samplerate)
         except Exception as exc:  # pedalboard raises plain RuntimeError/ValueError for bad files
             raise AudioReadError(f"audio prompt {str(path)!r} cannot be read as audio: {exc}") from exc
         return cls(audio=audio, sample_rate=rate)

@@ -173,25 +173,7 @@ class ModelBackend(ABC):
 
     def check(self, request: GenerateRequest) -> None:
         """Raise if this model cannot serve ``request``; names the value and what is accepted."""
-        caps = self.capabilities
-        if request.kind not in caps.kinds:
-            accepted = ", ".join(sorted(k.value for k in caps.kinds))
-            raise UnsupportedError(
-                f"kind={request.kind.value!r} is not supported by model {request.model!r}: expected {accepted}"
-            )
-        duration = request.render_duration_s
-        if not caps.min_duration_s <= duration <= caps.max_duration_s:
-            raise RequestError(
-                "duration_s",
-                round(duration, 3),
-                f"{caps.min_duration_s:g}–{caps.max_duration_s:g} s for model {request.model!r}",
-            )
-        if request.audio_prompt is not None and not caps.audio_prompt:
-            raise UnsupportedError(f"model {request.model!r} does not take an audio prompt")
-        if request.morph_prompt is not None and not caps.morph:
-            raise UnsupportedError(f"model {request.model!r} cannot morph between prompts")
-        if request.negative_prompt and not caps.negative_prompt:
-            raise UnsupportedError(f"model {request.model!r} does not take a negative prompt")
+        check_request(self.capabilities, request)
 
     def generate(
         self, requests: Sequence[GenerateRequest], progress: ProgressCallback | None = None
@@ -203,6 +185,8 @@ class ModelBackend(ABC):
         if not requests:
             return []
         for request in requests:
+            if request.kind is Kind.KIT:
+                raise UnsupportedError("a kit is split into one-shots by the engine (Engine.expand) before generating")
             self.check(request)
         outputs = self._generate(list(requests), progress)
         if len(outputs) != len(requests):
@@ -213,7 +197,8 @@ class ModelBackend(ABC):
     def _generate(self, requests: list[GenerateRequest], progress: ProgressCallback | None) -> list[GeneratedAudio]:
         """Generate; requests are already checked."""
 
-    def kit_requests(self, request: GenerateRequest) -> list[tuple[str, GenerateRequest]]:
+    @classmethod
+    def kit_requests(cls, request: GenerateRequest) -> list[tuple[str, GenerateRequest]]:
         """Split a kit request into one one-shot request per part, named by part.
 
         Every part shares the request's seed and prompt words, so a kit has one character.
@@ -230,6 +215,33 @@ class ModelBackend(ABC):
         """Free the weights (called by the weight cache on eviction)."""
         for module in self.modules():
             module.to("meta")
+
+
+def check_request(caps: Capabilities, request: GenerateRequest) -> None:
+    """Raise if a model with ``caps`` cannot serve ``request``; names the value and what is accepted.
+
+    Used before queuing (from capabilities read off the config) and again before generating.
+    """
+    if request.kind not in caps.all_kinds:
+        accepted = ", ".join(sorted(k.value for k in caps.all_kinds))
+        raise UnsupportedError(
+            f"kind={request.kind.value!r} is not supported by model {request.model!r}: expected {accepted}"
+        )
+    if request.kind is Kind.KIT:
+        return  # checked part by part once the engine has split it
+    duration = request.render_duration_s
+    if not caps.min_duration_s <= duration <= caps.max_duration_s:
+        raise RequestError(
+            "duration_s",
+            round(duration, 3),
+            f"{caps.min_duration_s:g}–{caps.max_duration_s:g} s for model {request.model!r}",
+        )
+    if request.audio_prompt is not None and not caps.audio_prompt:
+        raise UnsupportedError(f"model {request.model!r} does not take an audio prompt: expected no audio prompt")
+    if request.morph_prompt is not None and not caps.morph:
+        raise UnsupportedError(f"model {request.model!r} cannot morph between prompts: expected no morph prompt")
+    if request.negative_prompt and not caps.negative_prompt:
+        raise UnsupportedError(f"model {request.model!r} does not take a negative prompt: expected none")
 
 
 def seeded_generator(seed: int, device: torch.device) -> torch.Generator:

@@ -1,0 +1,375 @@
+"""The ``loopbridge`` command.
+
+    loopbridge generate "PROMPT" [--model ID] [--kind one-shot|loop|texture|kit] [--bpm 128]
+                        [--bars 1 | --seconds 2] [--variations 4] [--seed N] [--pitch 0]
+                        [--sample-rate 48000] [--out DIR]
+    loopbridge models [--json]
+    loopbridge history [--limit N] [--json]
+    loopbridge recall KEY [--bpm 128] [--out DIR]
+
+Paths of written files go to stdout, one per line; progress and messages go to stderr. Bad input
+gets a one-line error naming the value and the accepted range, exit status 2, and nothing is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import shutil
+import sys
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from loopbridge.engine.errors import LoopbridgeError, RequestError, UnknownModelError
+from loopbridge.engine.request import (
+    MAX_VARIATIONS,
+    SEED_MAX,
+    AudioPrompt,
+    ConformSpec,
+    GenerateRequest,
+    Kind,
+)
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+#: subcommands implemented elsewhere, handed their own argv: name -> ("module:function", help)
+DELEGATED: dict[str, tuple[str, str]] = {
+    "train-default": ("loopbridge.engine.models.default.train:main", "train the embedded default model"),
+    "eval-default": ("loopbridge.engine.models.default.evaluate:main", "measure the default model's quality"),
+}
+
+
+#: engine error codes that mean the user asked for something impossible (exit 2, not 1)
+_BAD_INPUT_CODES = frozenset({"bad_request", "unsupported", "bad_audio", "unknown_model"})
+
+
+class InputError(Exception):
+    """Bad command-line input: reported on one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # one line, not argparse's usage block: a script or a plugin shows it as it is
+        raise InputError(message)
+
+
+def _positive_int(name: str, low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{name}={text!r} is not accepted: expected a whole number {low}–{high}"
+            ) from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{name}={value} is not accepted: expected {low}–{high}")
+        return value
+
+    return parse
+
+
+def _number(name: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            return float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name}={text!r} is not accepted: expected a number") from None
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="loopbridge", description="AI-generated samples, conformed to your song's tempo.")
+    parser.add_argument("--version", action="version", version=f"loopbridge {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    gen = sub.add_parser("generate", help="generate tempo-matched samples into a folder")
+    gen.add_argument("prompt", nargs="?", default="", help="what to make, e.g. 'punchy kick' or 'house groove'")
+    gen.add_argument("--model", default="default", help="model id (see `loopbridge models`), default: default")
+    gen.add_argument("--kind", default=None, help="one-shot, loop, texture or kit (default: one-shot)")
+    gen.add_argument("--bpm", type=_number("bpm"), default=120.0, help="the song's tempo (20–999 BPM)")
+    length = gen.add_mutually_exclusive_group()
+    length.add_argument("--bars", type=_number("bars"), default=None, help="length in bars (loops, textures)")
+    length.add_argument("--seconds", type=_number("seconds"), default=None, help="length in seconds")
+    gen.add_argument("--beats-per-bar", type=_positive_int("beats-per-bar", 1, 16), default=4)
+    gen.add_argument("--variations", type=_positive_int("variations", 1, MAX_VARIATIONS), default=1,
+                     help=f"how many variations, rendered as one batch (1–{MAX_VARIATIONS})")
+    gen.add_argument("--seed", type=_positive_int("seed", 0, SEED_MAX), default=None,
+                     help="first seed (default: a random one, printed on stderr)")
+    gen.add_argument("--pitch", type=_number("pitch"), default=0.0, help="pitch shift in semitones (−24–24)")
+    gen.add_argument("--sample-rate", type=_positive_int("sample-rate", 1, 10**7), default=48000,
+                     help="sample rate of the written files (8000–192000 Hz)")
+    gen.add_argument("--steps", type=_positive_int("steps", 1, 1000), default=None, help="diffusion steps")
+    gen.add_argument("--guidance", type=_number("guidance"), default=None, help="guidance scale")
+    gen.add_argument("--negative", default="", help="negative prompt (models that take one)")
+    gen.add_argument("--audio-prompt", type=Path, default=None, help="an audio file to make variations of")
+    gen.add_argument("--strength", type=_number("strength"), default=0.5,
+                     help="how far variations of the audio prompt may stray (0–1)")
+    gen.add_argument("--morph-to", default=None, help="a second prompt to morph towards (models that morph)")
+    gen.add_argument("--morph", type=_number("morph"), default=0.0, help="morph position 0 (prompt) – 1 (morph-to)")
+    gen.add_argument("--out", type=Path, default=Path("."), help="folder for the files (default: here)")
+    _engine_options(gen)
+    gen.set_defaults(handler=_cmd_generate)
+
+    models = sub.add_parser("models", help="list the models available and where each comes from")
+    models.add_argument("--json", action="store_true", help="machine-readable output")
+    models.set_defaults(handler=_cmd_models)
+
+    hist = sub.add_parser("history", help="list past renders, newest first")
+    hist.add_argument("--limit", type=_positive_int("limit", 1, 10000), default=20)
+    hist.add_argument("--json", action="store_true")
+    hist.add_argument("--store", type=Path, default=None, help="the render store folder")
+    hist.set_defaults(handler=_cmd_history)
+
+    recall = sub.add_parser("recall", help="write a past render again, conformed to a tempo")
+    recall.add_argument("key", help="render key (or its first 6+ characters, from `loopbridge history`)")
+    recall.add_argument("--bpm", type=_number("bpm"), default=None)
+    recall.add_argument("--bars", type=_number("bars"), default=None)
+    recall.add_argument("--pitch", type=_number("pitch"), default=0.0)
+    recall.add_argument("--sample-rate", type=_positive_int("sample-rate", 1, 10**7), default=48000)
+    recall.add_argument("--out", type=Path, default=Path("."))
+    _engine_options(recall)
+    recall.set_defaults(handler=_cmd_recall)
+
+    for name, (_, help_text) in DELEGATED.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def _engine_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    parser.add_argument("--store", type=Path, default=None, help="the render store folder (default: the data folder)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("loopbridge")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _fail(message: str) -> None:
+    print(f"loopbridge: error: {message}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and args_list[0] in DELEGATED:
+        target, _ = DELEGATED[args_list[0]]
+        module_name, _, func = target.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            _fail(f"{args_list[0]} is not available in this installation: {exc}")
+            return EXIT_FAILED
+        return int(getattr(module, func)(args_list[1:]) or 0)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(args_list)
+        if getattr(args, "handler", None) is None:
+            parser.print_help(sys.stderr)
+            return EXIT_BAD_INPUT
+        return int(args.handler(args))
+    except InputError as exc:
+        _fail(str(exc))
+        return EXIT_BAD_INPUT
+    except (RequestError, UnknownModelError) as exc:
+        _fail(str(exc))
+        return EXIT_BAD_INPUT
+    except LoopbridgeError as exc:
+        _fail(str(exc))
+        return EXIT_BAD_INPUT if exc.code in _BAD_INPUT_CODES else EXIT_FAILED
+    except KeyboardInterrupt:
+        _fail("interrupted")
+        return 130
+
+
+# ---- generate ---------------------------------------------------------------------------------------
+
+
+def _make_engine(args: argparse.Namespace) -> Any:
+    from loopbridge.engine.core import Engine
+
+    return Engine(store_dir=args.store, device=args.device)
+
+
+def build_request(args: argparse.Namespace) -> tuple[GenerateRequest, ConformSpec]:
+    """The engine request and conform settings the arguments ask for (checked; raises RequestError)."""
+    kind = Kind.parse(args.kind) if args.kind else Kind.ONE_SHOT
+    seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little") % (SEED_MAX + 1)
+    audio_prompt = AudioPrompt.from_file(args.audio_prompt) if args.audio_prompt is not None else None
+    request = GenerateRequest(
+        prompt=args.prompt,
+        model=args.model,
+        kind=kind,
+        seed=seed,
+        duration_s=args.seconds,
+        bars=args.bars,
+        tempo_bpm=args.bpm,
+        beats_per_bar=args.beats_per_bar,
+        steps=args.steps,
+        guidance=args.guidance,
+        negative_prompt=args.negative,
+        audio_prompt=audio_prompt,
+        audio_prompt_strength=args.strength,
+        morph_prompt=args.morph_to,
+        morph_amount=args.morph,
+    )
+    spec = ConformSpec(
+        tempo_bpm=args.bpm,
+        bars=args.bars if kind in (Kind.LOOP, Kind.TEXTURE) else None,
+        beats_per_bar=args.beats_per_bar,
+        pitch_semitones=args.pitch,
+        sample_rate=args.sample_rate,
+    )
+    return request, spec
+
+
+def _check_out_dir(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise InputError(f"out={str(out)!r} is not accepted: expected a folder (it is a file)")
+
+
+def _progress_bar(
+    args: argparse.Namespace, description: str
+) -> tuple[Callable[[float], None] | None, Callable[[], None]]:
+    if args.quiet:
+        return None, lambda: None
+    from tqdm import tqdm
+
+    bar = tqdm(total=100, desc=description, file=sys.stderr, unit="%", leave=False, disable=None,
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
+    state = {"shown": 0}
+
+    def update(fraction: float) -> None:
+        target = int(round(100 * min(max(fraction, 0.0), 1.0)))
+        if target > state["shown"]:
+            bar.update(target - state["shown"])
+            state["shown"] = target
+
+    return update, bar.close
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    request, spec = build_request(args)
+    _check_out_dir(args.out)
+    engine = _make_engine(args)
+    # every check before any work, so bad input writes nothing
+    planned = [part for variant in engine.variations(request, args.variations) for part in engine.expand(variant)]
+    if args.seed is None:
+        print(f"loopbridge: seed {request.seed}", file=sys.stderr)
+    progress, close = _progress_bar(args, f"generating {len(planned)} sample{'s' * (len(planned) != 1)}")
+    try:
+        samples = engine.generate(request, spec, variations=args.variations, progress=progress)
+    finally:
+        close()
+    for note in {n for s in samples for n in _notes(engine, s.render_key)}:
+        print(f"loopbridge: {note}", file=sys.stderr)
+    for sample in samples:
+        print(export_sample(sample.path, args.out, sample.info.get("filename") or sample.path.name))
+    return EXIT_OK
+
+
+def _notes(engine: Any, render_key: str) -> list[str]:
+    render = engine.store.get_render(render_key)
+    return list(render.info.get("notes", [])) if render is not None else []
+
+
+def export_sample(stored: Path, out_dir: Path, filename: str) -> Path:
+    """Copy a stored file into ``out_dir`` as ``filename``, atomically; returns the new path."""
+    name = Path(filename).name
+    if not name or name.startswith("."):
+        raise InputError(f"filename={filename!r} is not accepted: expected a plain file name")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    final = out_dir / name
+    tmp = out_dir / f".{name}.{uuid.uuid4().hex[:8]}.part"
+    try:
+        shutil.copyfile(stored, tmp)
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return final.resolve()
+
+
+# ---- models, history, recall -----------------------------------------------------------------------------
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from loopbridge.engine.models.registry import ModelRegistry, backend_class
+
+    rows = []
+    for spec in ModelRegistry().specs():
+        row: dict[str, Any] = spec.to_dict()
+        try:
+            row["capabilities"] = backend_class(spec.family).inspect(spec.path).to_dict()
+        except (LoopbridgeError, ImportError) as exc:
+            row["error"] = str(exc)
+        rows.append(row)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    if not rows:
+        print("no models found: the embedded default model is missing from this installation", file=sys.stderr)
+        return EXIT_FAILED
+    for row in rows:
+        caps = row.get("capabilities")
+        if caps is None:
+            print(f"{row['id']}  [{row['family']}]  unusable: {row['error']}")
+            continue
+        features = [name for name in ("text_prompt", "audio_prompt", "negative_prompt", "morph") if caps[name]]
+        print(
+            f"{row['id']}  [{row['family']}]  {caps['sample_rate']} Hz, {caps['channels']} ch, "
+            f"up to {caps['max_duration_s']:g} s, kinds: {', '.join(caps['kinds'])}, "
+            f"takes: {', '.join(f.replace('_', ' ') for f in features) or 'nothing (unconditional)'}"
+        )
+        if caps["classes"]:
+            print(f"    classes: {', '.join(caps['classes'])}")
+        print(f"    from {row['source']}: {row['path']}")
+    return EXIT_OK
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    from loopbridge.engine.core import default_store_dir
+    from loopbridge.engine.store import RenderStore
+
+    store = RenderStore(args.store or default_store_dir())
+    entries = store.history(limit=args.limit)
+    if args.json:
+        print(json.dumps([e.to_dict() for e in entries], indent=2))
+        return EXIT_OK
+    for e in entries:
+        print(f"{e.key[:12]}  {e.model}  {e.kind:8s}  seed {e.seed:<10d} v{e.variation:<3d} {e.duration_s:6.2f} s  "
+              f"{e.prompt!r}")
+    return EXIT_OK
+
+
+def _cmd_recall(args: argparse.Namespace) -> int:
+    engine = _make_engine(args)
+    render = engine.recall(args.key)
+    if render is None:
+        raise InputError(f"key={args.key!r} is not accepted: expected a render key from `loopbridge history`")
+    request = render.request
+    spec = ConformSpec(
+        tempo_bpm=args.bpm if args.bpm is not None else request.tempo_bpm,
+        bars=args.bars if args.bars is not None else (request.bars if request.kind is not Kind.ONE_SHOT else None),
+        beats_per_bar=request.beats_per_bar,
+        pitch_semitones=args.pitch,
+        sample_rate=args.sample_rate,
+    )
+    _check_out_dir(args.out)
+    sample = engine.conform(render, spec)
+    print(export_sample(sample.path, args.out, sample.info.get("filename") or sample.path.name))
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,323 @@
+"""The engine facade: requests in, stored renders and conformed samples out.
+
+    engine = Engine()                                  # embedded default model, store in the data dir
+    samples = engine.generate(GenerateRequest("kick", kind="one-shot"), ConformSpec(tempo_bpm=128))
+
+``render`` runs models (batched, cached by render key); ``conform`` fits a render to a song
+(cached by render + tempo + bars + pitch + rate), so a tempo change never re-runs a model. The
+engine holds no per-client state: anything a second engine needs is in the request or the store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import CancelledError, OutOfMemoryError, RequestError
+from .models.base import Capabilities, LoadOptions, ProgressCallback, check_request, folder_fingerprint
+from .models.registry import ModelRegistry, ModelSpec, backend_class, default_data_dir
+from .request import MAX_VARIATIONS, ConformedSample, ConformSpec, GenerateRequest, Kind, Render
+from .store import HistoryEntry, RenderStore
+from .weights import EventCallback, WeightCache
+
+
+def default_store_dir() -> Path:
+    return default_data_dir() / "store"
+
+
+class Engine:
+    """Resident models, a render store and the conform stage behind one API.
+
+    ``store_dir`` defaults to ``<data dir>/store`` (``$LOOPBRIDGE_HOME`` overrides the data dir).
+    ``device`` is ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``. ``memory_budget_bytes``
+    bounds resident weights (None: no bound). ``on_event(name, fields)`` hears model loads and
+    evictions. Thread-safe; generation is serialised per engine (one accelerator, one worker).
+    """
+
+    def __init__(
+        self,
+        store_dir: str | Path | None = None,
+        registry: ModelRegistry | None = None,
+        device: str | torch.device | None = "auto",
+        dtype: torch.dtype = torch.float32,
+        memory_budget_bytes: int | None = None,
+        load_options: LoadOptions | None = None,
+        on_event: EventCallback | None = None,
+    ) -> None:
+        self.registry = registry or ModelRegistry()
+        self._store_dir = Path(store_dir) if store_dir is not None else default_store_dir()
+        self._store: RenderStore | None = None
+        self.weights = WeightCache(
+            self.registry,
+            device=device,
+            dtype=dtype,
+            budget_bytes=memory_budget_bytes,
+            options=load_options,
+            on_event=on_event,
+        )
+        self._generate_lock = threading.Lock()
+        self._meta_lock = threading.Lock()
+        self._digests: dict[Path, str] = {}
+        self._capabilities: dict[tuple[str, str], Capabilities] = {}
+
+    @property
+    def store(self) -> RenderStore:
+        """The render store, opened on first use (checking a request writes nothing)."""
+        with self._meta_lock:
+            if self._store is None:
+                self._store = RenderStore(self._store_dir)
+            return self._store
+
+    @property
+    def device(self) -> torch.device:
+        return self.weights.device
+
+    # ---- models ---------------------------------------------------------------------------------
+
+    def models(self) -> list[ModelSpec]:
+        """Every model available now (embedded, folders, hub cache)."""
+        return self.registry.specs()
+
+    def resolve(self, model_id: str) -> ModelSpec:
+        return self.registry.resolve(model_id)
+
+    def model_digest(self, model_id: str) -> str:
+        """Fingerprint of a model's weights (computed once per folder per process)."""
+        spec = self.resolve(model_id)
+        with self._meta_lock:
+            digest = self._digests.get(spec.path)
+        if digest is None:
+            loaded = self.weights.get_loaded(model_id)
+            digest = loaded.weights_digest if loaded is not None else folder_fingerprint(spec.path)
+            with self._meta_lock:
+                self._digests[spec.path] = digest
+        return digest
+
+    def capabilities(self, model_id: str) -> Capabilities:
+        """What ``model_id`` can do, from the loaded model or its config files (no weights loaded)."""
+        loaded = self.weights.get_loaded(model_id)
+        if loaded is not None:
+            return loaded.capabilities
+        spec = self.resolve(model_id)
+        cache_key = (model_id, self.model_digest(model_id))
+        with self._meta_lock:
+            caps = self._capabilities.get(cache_key)
+        if caps is None:
+            caps = backend_class(spec.family).inspect(spec.path)
+            with self._meta_lock:
+                self._capabilities[cache_key] = caps
+        return caps
+
+    def warm(self, model_id: str = "default") -> None:
+        """Load ``model_id`` now rather than on its first request."""
+        with self.weights.use(model_id):
+            pass
+
+    # ---- requests -------------------------------------------------------------------------------
+
+    def check(self, request: GenerateRequest) -> None:
+        """Raise if ``request`` cannot be served (unknown model, unsupported kind or length...)."""
+        check_request(self.capabilities(request.model), request)
+
+    def expand(self, request: GenerateRequest) -> list[tuple[str, GenerateRequest]]:
+        """``[(part, request)]``: a kit becomes one one-shot request per part; anything else stays whole."""
+        self.check(request)
+        if request.kind is not Kind.KIT:
+            return [("", request)]
+        parts = backend_class(self.resolve(request.model).family).kit_requests(request)
+        for _, part in parts:
+            self.check(part)
+        return parts
+
+    def render_key(self, request: GenerateRequest) -> str:
+        return request.render_key(self.model_digest(request.model))
+
+    def cached_render(self, request: GenerateRequest) -> Render | None:
+        """The stored render for ``request`` if there is one (no model runs)."""
+        if request.kind is Kind.KIT:
+            return None
+        return self.store.get_render(self.render_key(request))
+
+    def render(self, requests: Sequence[GenerateRequest], progress: ProgressCallback | None = None) -> list[Render]:
+        """Renders for ``requests`` in order: from the store where present, the rest generated.
+
+        Missing renders of one model run as batches of up to the model's ``max_batch``. Raises
+        :class:`RequestError`/:class:`UnsupportedError` before any work when a request cannot be
+        served, :class:`CancelledError` when ``progress`` cancels (nothing of the batch is stored),
+        :class:`OutOfMemoryError` when the accelerator runs out (the engine stays usable).
+        """
+        for request in requests:
+            if request.kind is Kind.KIT:
+                raise RequestError("kind", "kit", "one-shot, loop or texture here; Engine.expand splits a kit")
+            self.check(request)
+        keys = [self.render_key(r) for r in requests]
+        results: dict[str, Render] = {}
+        missing: dict[str, GenerateRequest] = {}
+        for key, request in zip(keys, requests, strict=True):
+            stored = self.store.get_render(key)
+            if stored is not None:
+                results[key] = stored
+            else:
+                missing.setdefault(key, request)
+
+        batches = self._batches(missing)
+        for index, batch in enumerate(batches):
+            batch_progress = _scaled(progress, index, len(batches))
+            for render in self._run_batch(batch, batch_progress):
+                results[render.key] = render
+        if progress is not None:
+            progress(1.0)
+        return [results[key] for key in keys]
+
+    def _batches(self, missing: dict[str, GenerateRequest]) -> list[list[tuple[str, GenerateRequest]]]:
+        by_model: dict[str, list[tuple[str, GenerateRequest]]] = {}
+        for key, request in missing.items():
+            by_model.setdefault(request.model, []).append((key, request))
+        batches = []
+        for model_id, items in by_model.items():
+            size = max(1, self.capabilities(model_id).max_batch)
+            batches += [items[i : i + size] for i in range(0, len(items), size)]
+        return batches
+
+    def _run_batch(self, batch: list[tuple[str, GenerateRequest]], progress: ProgressCallback | None) -> list[Render]:
+        model_id = batch[0][1].model
+        requests = [request for _, request in batch]
+        with self._generate_lock, self.weights.use(model_id) as backend:
+            try:
+                with torch.inference_mode():
+                    outputs = backend.generate(requests, progress)
+            except CancelledError:
+                raise
+            except (torch.cuda.OutOfMemoryError, MemoryError) as exc:
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                raise OutOfMemoryError(
+                    f"model {model_id!r} ran out of memory on {self.device} for a batch of {len(requests)}: "
+                    "try fewer variations, a shorter duration or a smaller memory budget for other models"
+                ) from exc
+            caps = backend.capabilities
+            digest = backend.weights_digest
+        renders = []
+        for (key, request), output in zip(batch, outputs, strict=True):
+            info: dict[str, Any] = dict(output.info)
+            if request.prompt and not caps.text_prompt:
+                info.setdefault("notes", []).append(f"model {model_id!r} takes no text: the prompt was not used")
+            render = Render(
+                key=key,
+                audio=output.audio,
+                sample_rate=output.sample_rate,
+                request=request,
+                model_digest=digest,
+                info=info,
+            )
+            self.store.put_render(render)
+            renders.append(render)
+        return renders
+
+    # ---- conforming -----------------------------------------------------------------------------
+
+    def conform(self, render: Render, spec: ConformSpec) -> ConformedSample:
+        """``render`` fitted to ``spec`` and stored as a tagged WAV (cached by conform key)."""
+        from .conform import SourceInfo, conform_audio, encode_wav, sample_filename
+
+        key = spec.conform_key(render.key)
+        stored = self.store.get_conformed(key)
+        if stored is not None:
+            return stored
+        request = render.request
+        source = SourceInfo(
+            tempo_bpm=_optional_float(render.info.get("tempo_bpm")),
+            beats=_optional_float(render.info.get("beats"))
+            or (request.render_duration_s * request.tempo_bpm / 60.0 if request.kind is Kind.LOOP else None),
+            downbeat_s=_optional_float(render.info.get("downbeat_s")),
+            root_note=render.info.get("root_note"),
+        )
+        conformed = conform_audio(render.audio, render.sample_rate, request.kind, spec, source)
+        part = str(render.info.get("part", ""))
+        filename = sample_filename(request.prompt, conformed, seed=request.seed, variation=request.variation, part=part)
+        sample = ConformedSample(
+            key=key,
+            path=Path(filename),
+            audio=conformed.audio,
+            sample_rate=conformed.sample_rate,
+            kind=conformed.kind,
+            tempo_bpm=conformed.tempo_bpm,
+            beats=conformed.beats,
+            root_note=conformed.root_note,
+            render_key=render.key,
+            loop_start=conformed.loop_start,
+            loop_end=conformed.loop_end,
+            info={**dict(conformed.info), "filename": filename, "model": request.model, "part": part},
+        )
+        stored = self.store.put_conformed(sample, encode_wav(conformed), spec.key_fields())
+        return dataclasses.replace(stored, info={**dict(stored.info), "filename": filename})
+
+    def default_spec(self, request: GenerateRequest, sample_rate: int = 48000) -> ConformSpec:
+        """The conform settings a request implies: its tempo, bars and meter at ``sample_rate``."""
+        return ConformSpec(
+            tempo_bpm=request.tempo_bpm,
+            bars=request.bars if request.kind in (Kind.LOOP, Kind.TEXTURE) else None,
+            beats_per_bar=request.beats_per_bar,
+            sample_rate=sample_rate,
+        )
+
+    # ---- the whole job --------------------------------------------------------------------------
+
+    def variations(self, request: GenerateRequest, count: int) -> list[GenerateRequest]:
+        """``count`` variations starting at ``request.variation``."""
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_VARIATIONS:
+            raise RequestError("variations", count, f"1–{MAX_VARIATIONS}")
+        return [request.with_variation(request.variation + i) for i in range(count)]
+
+    def generate(
+        self,
+        request: GenerateRequest,
+        spec: ConformSpec | None = None,
+        variations: int = 1,
+        progress: ProgressCallback | None = None,
+    ) -> list[ConformedSample]:
+        """Render ``variations`` of ``request`` as one batch, then conform each.
+
+        A kit yields one sample per part for each variation. ``spec`` defaults to
+        :meth:`default_spec`.
+        """
+        spec = spec or self.default_spec(request)
+        planned: list[tuple[str, GenerateRequest]] = []
+        for variant in self.variations(request, variations):
+            planned += self.expand(variant)
+        renders = self.render([r for _, r in planned], progress)
+        samples = []
+        for (part, _), render in zip(planned, renders, strict=True):
+            if part:
+                render = dataclasses.replace(render, info={**dict(render.info), "part": part})
+            samples.append(self.conform(render, spec))
+        return samples
+
+    # ---- history --------------------------------------------------------------------------------
+
+    def history(self, limit: int = 50, offset: int = 0, model: str | None = None) -> list[HistoryEntry]:
+        return self.store.history(limit=limit, offset=offset, model=model)
+
+    def recall(self, key: str) -> Render | None:
+        """A stored render by key (or a unique prefix of at least 6 hex digits)."""
+        full = key if len(key) == 64 else self.store.find_render(key)
+        return self.store.get_render(full) if full else None
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _scaled(progress: ProgressCallback | None, index: int, count: int) -> Callable[[float], None] | None:
+    if progress is None:
+        return None
+
+    def report(fraction: float) -> None:
+        progress((index + min(max(fraction, 0.0), 1.0)) / count)
+
+    return report

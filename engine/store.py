@@ -1,0 +1,461 @@
+"""Content-addressed renders on disk, with an SQLite index for history and recall.
+
+Layout under the store's root::
+
+    index.sqlite                   renders, conformed files, audio prompts
+    renders/ab/abcdef….wav         raw renders (float32 WAV at the model's rate), by render key
+    conformed/12/1234….wav         tagged 24-bit WAVs, by conform key (render, tempo, bars, pitch, rate)
+    prompts/cd/cdef….wav           audio prompts, by content digest, so a render can be recalled whole
+    tmp/                           files being written; emptied when a store opens
+
+Every file is written to ``tmp/`` first, flushed to disk and renamed into place; only then is its
+index row inserted. A crash leaves at worst a stray file in ``tmp/`` (removed at the next open) or
+a file without a row (removed by :meth:`RenderStore.repair`), never a partial file under its final
+name nor a row naming a missing file. Several processes may share one store (SQLite WAL).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+
+from .errors import StoreError
+from .request import AudioPrompt, ConformedSample, GenerateRequest, Kind, Render
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS renders (
+    key TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    model_digest TEXT NOT NULL,
+    prompt TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    variation INTEGER NOT NULL,
+    request_json TEXT NOT NULL,
+    info_json TEXT NOT NULL,
+    sample_rate INTEGER NOT NULL,
+    channels INTEGER NOT NULL,
+    frames INTEGER NOT NULL,
+    path TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS renders_created ON renders (created_at);
+CREATE TABLE IF NOT EXISTS conformed (
+    key TEXT PRIMARY KEY,
+    render_key TEXT NOT NULL REFERENCES renders (key) ON DELETE CASCADE,
+    spec_json TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    tempo_bpm REAL NOT NULL,
+    beats REAL NOT NULL,
+    root_note INTEGER,
+    loop_start INTEGER,
+    loop_end INTEGER,
+    sample_rate INTEGER NOT NULL,
+    filename TEXT NOT NULL,
+    info_json TEXT NOT NULL,
+    path TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS conformed_render ON conformed (render_key);
+CREATE TABLE IF NOT EXISTS prompts (
+    digest TEXT PRIMARY KEY,
+    sample_rate INTEGER NOT NULL,
+    path TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One row of the render history (newest first in :meth:`RenderStore.history`)."""
+
+    key: str
+    model: str
+    prompt: str
+    kind: str
+    seed: int
+    variation: int
+    duration_s: float
+    created_at: float
+    request: Mapping[str, Any]
+    info: Mapping[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "model": self.model,
+            "prompt": self.prompt,
+            "kind": self.kind,
+            "seed": self.seed,
+            "variation": self.variation,
+            "duration_s": self.duration_s,
+            "created_at": self.created_at,
+            "request": dict(self.request),
+            "info": dict(self.info),
+        }
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, Kind):
+        return value.value
+    raise TypeError(f"cannot store {type(value).__name__} in the index")
+
+
+class RenderStore:
+    """The on-disk store. Thread-safe; one instance per process is enough.
+
+    ``root`` is created if needed. Raises :class:`StoreError` when it cannot be created or the
+    index cannot be opened.
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).expanduser()
+        try:
+            for sub in ("renders", "conformed", "prompts", "tmp"):
+                (self.root / sub).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"store folder {str(self.root)!r} cannot be created: {exc}") from exc
+        self._local = threading.local()
+        self._clear_tmp()
+        try:
+            self._db().executescript(_SCHEMA)  # executescript manages its own transaction
+        except sqlite3.Error as exc:
+            raise StoreError(f"store index in {str(self.root)!r} cannot be set up: {exc}") from exc
+
+    # ---- connections and atomic files --------------------------------------------------------
+
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            try:
+                db = sqlite3.connect(self.root / "index.sqlite", timeout=30.0, isolation_level=None)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.execute("PRAGMA foreign_keys=ON")
+            except sqlite3.Error as exc:
+                raise StoreError(f"store index {str(self.root / 'index.sqlite')!r} cannot be opened: {exc}") from exc
+            db.row_factory = sqlite3.Row
+            self._local.db = db
+        return db
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        db = self._db()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            yield db
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+    def _clear_tmp(self) -> None:
+        # Temp files are named after the writing process: only a dead process's leftovers go, so
+        # engines sharing one store do not delete each other's writes in flight.
+        for stray in (self.root / "tmp").iterdir():
+            pid_text = stray.name.split(".", 1)[0]
+            if pid_text.isdigit() and _process_alive(int(pid_text)):
+                continue
+            try:
+                stray.unlink()
+            except OSError:
+                pass
+
+    def _write_atomic(self, relpath: str, data: bytes) -> Path:
+        """Write ``data`` to ``root/relpath`` so it appears whole or not at all."""
+        final = self.root / relpath
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / "tmp" / f"{os.getpid()}.{uuid.uuid4().hex}.part"
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, final)
+        except BaseException as exc:
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+            if isinstance(exc, OSError):
+                raise StoreError(f"cannot write {str(final)!r}: {exc}") from exc
+            raise
+        return final
+
+    @staticmethod
+    def _shard(folder: str, key: str, suffix: str = ".wav") -> str:
+        return f"{folder}/{key[:2]}/{key}{suffix}"
+
+    # ---- audio prompts ------------------------------------------------------------------------
+
+    def put_prompt(self, prompt: AudioPrompt) -> None:
+        if self._db().execute("SELECT 1 FROM prompts WHERE digest=?", (prompt.digest,)).fetchone():
+            return
+        rel = self._shard("prompts", prompt.digest)
+        self._write_atomic(rel, _float_wav_bytes(prompt.audio, prompt.sample_rate))
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO prompts (digest, sample_rate, path, created_at) VALUES (?,?,?,?)",
+                (prompt.digest, prompt.sample_rate, rel, time.time()),
+            )
+
+    def get_prompt(self, digest: str) -> AudioPrompt | None:
+        row = self._db().execute("SELECT path FROM prompts WHERE digest=?", (digest,)).fetchone()
+        if row is None:
+            return None
+        audio, rate = _read_float_wav(self.root / row["path"])
+        return AudioPrompt(audio=audio, sample_rate=rate)
+
+    # ---- renders --------------------------------------------------------------------------------
+
+    def has_render(self, key: str) -> bool:
+        return self._db().execute("SELECT 1 FROM renders WHERE key=?", (key,)).fetchone() is not None
+
+    def put_render(self, render: Render) -> None:
+        """Store a render (a no-op when its key is already stored)."""
+        if self.has_render(render.key):
+            return
+        request = render.request
+        if request.audio_prompt is not None:
+            self.put_prompt(request.audio_prompt)
+        rel = self._shard("renders", render.key)
+        self._write_atomic(rel, _float_wav_bytes(render.audio, render.sample_rate))
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO renders (key, model, model_digest, prompt, kind, seed, variation, "
+                "request_json, info_json, sample_rate, channels, frames, path, created_at) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    render.key,
+                    request.model,
+                    render.model_digest,
+                    request.prompt,
+                    request.kind.value,
+                    request.seed,
+                    request.variation,
+                    json.dumps(request.to_dict(), default=_json_default),
+                    json.dumps(dict(render.info), default=_json_default),
+                    render.sample_rate,
+                    render.channels,
+                    int(render.audio.shape[1]),
+                    rel,
+                    time.time(),
+                ),
+            )
+
+    def get_render(self, key: str) -> Render | None:
+        """The stored render with ``key``, or None. Its request is rebuilt from the index."""
+        row = self._db().execute("SELECT * FROM renders WHERE key=?", (key,)).fetchone()
+        if row is None:
+            return None
+        try:
+            audio, rate = _read_float_wav(self.root / row["path"])
+        except (OSError, RuntimeError) as exc:
+            raise StoreError(f"render {key} is indexed but its file cannot be read: {exc}") from exc
+        return Render(
+            key=key,
+            audio=audio,
+            sample_rate=rate,
+            request=self._request_from_json(row["request_json"]),
+            model_digest=row["model_digest"],
+            info=json.loads(row["info_json"]),
+        )
+
+    def _request_from_json(self, text: str) -> GenerateRequest:
+        data = json.loads(text)
+        digest = data.pop("audio_prompt", None)
+        data["audio_prompt"] = self.get_prompt(digest) if digest else None
+        known = GenerateRequest.__dataclass_fields__
+        return GenerateRequest(**{k: v for k, v in data.items() if k in known})
+
+    def history(self, limit: int = 50, offset: int = 0, model: str | None = None) -> list[HistoryEntry]:
+        """Renders, newest first."""
+        query = "SELECT * FROM renders"
+        args: list[Any] = []
+        if model is not None:
+            query += " WHERE model=?"
+            args.append(model)
+        query += " ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?"
+        args += [int(limit), int(offset)]
+        return [
+            HistoryEntry(
+                key=row["key"],
+                model=row["model"],
+                prompt=row["prompt"],
+                kind=row["kind"],
+                seed=row["seed"],
+                variation=row["variation"],
+                duration_s=row["frames"] / row["sample_rate"],
+                created_at=row["created_at"],
+                request=json.loads(row["request_json"]),
+                info=json.loads(row["info_json"]),
+            )
+            for row in self._db().execute(query, args)
+        ]
+
+    def find_render(self, prefix: str) -> str | None:
+        """The full key of the one render whose key starts with ``prefix`` (at least 6 hex digits)."""
+        if len(prefix) < 6 or any(c not in "0123456789abcdef" for c in prefix):
+            return None
+        rows = self._db().execute("SELECT key FROM renders WHERE key LIKE ? LIMIT 2", (prefix + "%",)).fetchall()
+        return rows[0]["key"] if len(rows) == 1 else None
+
+    # ---- conformed files --------------------------------------------------------------------------
+
+    def put_conformed(self, sample: ConformedSample, wav_bytes: bytes, spec: Mapping[str, Any]) -> ConformedSample:
+        """Store the tagged WAV of a conformed sample; returns it with its stored ``path``."""
+        rel = self._shard("conformed", sample.key)
+        path = self._write_atomic(rel, wav_bytes)
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO conformed (key, render_key, spec_json, kind, tempo_bpm, beats, root_note, "
+                "loop_start, loop_end, sample_rate, filename, info_json, path, created_at) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    sample.key,
+                    sample.render_key,
+                    json.dumps(dict(spec), default=_json_default),
+                    sample.kind.value,
+                    sample.tempo_bpm,
+                    sample.beats,
+                    sample.root_note,
+                    sample.loop_start,
+                    sample.loop_end,
+                    sample.sample_rate,
+                    sample.path.name,
+                    json.dumps(dict(sample.info), default=_json_default),
+                    rel,
+                    time.time(),
+                ),
+            )
+        return _with_path(sample, path)
+
+    def get_conformed(self, key: str) -> ConformedSample | None:
+        """The stored conformed sample, or None (also when its file has gone missing)."""
+        row = self._db().execute("SELECT * FROM conformed WHERE key=?", (key,)).fetchone()
+        if row is None:
+            return None
+        path = self.root / row["path"]
+        try:
+            audio, rate = sf.read(path, dtype="float32", always_2d=True)
+        except (OSError, RuntimeError, sf.LibsndfileError):
+            return None
+        info = json.loads(row["info_json"])
+        info["filename"] = row["filename"]
+        return ConformedSample(
+            key=key,
+            path=path,
+            audio=np.ascontiguousarray(audio.T),
+            sample_rate=rate,
+            kind=Kind(row["kind"]),
+            tempo_bpm=row["tempo_bpm"],
+            beats=row["beats"],
+            root_note=row["root_note"],
+            render_key=row["render_key"],
+            loop_start=row["loop_start"],
+            loop_end=row["loop_end"],
+            info=info,
+        )
+
+    def conformed_for(self, render_key: str) -> list[str]:
+        rows = self._db().execute("SELECT key FROM conformed WHERE render_key=?", (render_key,))
+        return [row["key"] for row in rows]
+
+    # ---- upkeep -------------------------------------------------------------------------------------
+
+    def repair(self, min_age_s: float = 600.0) -> dict[str, int]:
+        """Remove rows whose file is missing, and files no row names that are older than ``min_age_s``.
+
+        The age guard keeps a file that another process has just renamed into place and is about
+        to index. Returns the counts removed.
+        """
+        removed = {"rows": 0, "files": 0}
+        named: set[str] = set()
+        with self._transaction() as db:
+            for table, key_col in (("renders", "key"), ("conformed", "key"), ("prompts", "digest")):
+                for row in db.execute(f"SELECT {key_col} AS k, path FROM {table}").fetchall():
+                    if (self.root / row["path"]).is_file():
+                        named.add(row["path"])
+                    else:
+                        db.execute(f"DELETE FROM {table} WHERE {key_col}=?", (row["k"],))
+                        removed["rows"] += 1
+        for folder in ("renders", "conformed", "prompts"):
+            for file in (self.root / folder).glob("*/*"):
+                rel = file.relative_to(self.root).as_posix()
+                if rel not in named and time.time() - file.stat().st_mtime >= min_age_s:
+                    file.unlink(missing_ok=True)
+                    removed["files"] += 1
+        return removed
+
+    def verify(self) -> list[str]:
+        """Keys of indexed renders and conformed files whose audio cannot be read (empty when intact)."""
+        bad = []
+        for table in ("renders", "conformed"):
+            for row in self._db().execute(f"SELECT key, path FROM {table}").fetchall():
+                try:
+                    sf.info(str(self.root / row["path"]))
+                except (OSError, RuntimeError, sf.LibsndfileError):
+                    bad.append(row["key"])
+        return bad
+
+    def stats(self) -> dict[str, int]:
+        db = self._db()
+        return {
+            "renders": db.execute("SELECT COUNT(*) FROM renders").fetchone()[0],
+            "conformed": db.execute("SELECT COUNT(*) FROM conformed").fetchone()[0],
+            "prompts": db.execute("SELECT COUNT(*) FROM prompts").fetchone()[0],
+        }
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _with_path(sample: ConformedSample, path: Path) -> ConformedSample:
+    from dataclasses import replace
+
+    return replace(sample, path=path)
+
+
+def _float_wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, np.ascontiguousarray(audio.T), sample_rate, format="WAV", subtype="FLOAT")
+    return buffer.getvalue()
+
+
+def _read_float_wav(path: Path) -> tuple[np.ndarray, int]:
+    audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    return np.ascontiguousarray(audio.T), int(rate)

@@ -1,0 +1,32 @@
+"""Shared fixtures: every test gets its own data folder, so nothing touches the user's store."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path_factory.mktemp("loopbridge-home")
+    monkeypatch.setenv("LOOPBRIDGE_HOME", str(home))
+    monkeypatch.setenv("LOOPBRIDGE_MODELS", "")
+    monkeypatch.setenv("HF_HUB_CACHE", str(home / "hf-cache"))
+    return home
+
+
+@pytest.fixture(scope="session")
+def tiny_dd_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A models folder holding one tiny Dance Diffusion checkpoint, ``tiny-dd`` (16 kHz, stereo)."""
+    from tests.engine.models.tiny_dance_diffusion import build_tiny_dance_diffusion
+
+    root = tmp_path_factory.mktemp("models")
+    build_tiny_dance_diffusion(root / "tiny-dd")
+    return root

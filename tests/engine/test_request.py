@@ -1,0 +1,118 @@
+"""The typed request: every field checked at construction, errors naming value and range."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from loopbridge.engine import AudioPrompt, AudioReadError, ConformSpec, GenerateRequest, Kind, RequestError
+
+BAD_REQUESTS = [
+    ({"tempo_bpm": 19.9}, r"tempo_bpm=19\.9.*20–999 BPM"),
+    ({"tempo_bpm": 1000}, r"tempo_bpm=1000.*20–999 BPM"),
+    ({"tempo_bpm": math.nan}, r"tempo_bpm=nan.*a number"),
+    ({"tempo_bpm": "fast"}, r"tempo_bpm='fast'"),
+    ({"duration_s": 0}, r"duration_s=0.*0\.05–600 s"),
+    ({"duration_s": -1.0}, r"duration_s=-1\.0"),
+    ({"duration_s": 601}, r"duration_s=601"),
+    ({"bars": 0}, r"bars=0.*0\.25–64 bars"),
+    ({"bars": 65}, r"bars=65"),
+    ({"bars": 64, "tempo_bpm": 20}, r"bars=64.*at most 600 s at 20 BPM"),
+    ({"bars": 1, "duration_s": 2.0}, r"either a duration in seconds or bars"),
+    ({"seed": -1}, r"seed=-1.*0–4294967295"),
+    ({"seed": 2**32}, r"seed=4294967296"),
+    ({"seed": 1.5}, r"seed=1\.5.*whole number"),
+    ({"seed": True}, r"seed=True"),
+    ({"variation": -2}, r"variation=-2"),
+    ({"steps": 0}, r"steps=0.*1–1000"),
+    ({"guidance": 31.0}, r"guidance=31\.0.*0–30"),
+    ({"audio_prompt_strength": 1.5}, r"audio_prompt_strength=1\.5.*0–1"),
+    ({"morph_amount": -0.1}, r"morph_amount=-0\.1"),
+    ({"kind": "drone"}, r"kind='drone'.*one-shot, loop, texture, kit"),
+    ({"prompt": "x" * 501}, r"prompt='501 characters'.*at most 500"),
+    ({"prompt": "kick\x00"}, r"prompt=.*control characters"),
+    ({"prompt": 42}, r"prompt=42.*text"),
+    ({"model": ""}, r"model=''.*model id"),
+    ({"beats_per_bar": 0}, r"beats_per_bar=0.*1–16"),
+    ({"start_s": -1.0}, r"start_s=-1\.0"),
+]
+
+
+@pytest.mark.parametrize(("fields", "message"), BAD_REQUESTS)
+def test_bad_values_name_the_field_value_and_range(fields: dict, message: str) -> None:
+    with pytest.raises(RequestError, match=message) as info:
+        GenerateRequest(**fields)
+    assert info.value.field in fields
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"tempo_bpm": 5}, r"tempo_bpm=5.*20–999"),
+        ({"sample_rate": 4000}, r"sample_rate=4000.*8000–192000 Hz"),
+        ({"pitch_semitones": 25}, r"pitch_semitones=25.*−24|pitch_semitones=25.*-24"),
+        ({"bars": 0.1}, r"bars=0\.1"),
+        ({"root_note": 128}, r"root_note=128.*0–127"),
+    ],
+)
+def test_bad_conform_values(fields: dict, message: str) -> None:
+    with pytest.raises(RequestError, match=message):
+        ConformSpec(**fields)
+
+
+def test_kind_accepts_common_spellings() -> None:
+    assert GenerateRequest(kind="oneshot").kind is Kind.ONE_SHOT
+    assert GenerateRequest(kind="ONE_SHOT").kind is Kind.ONE_SHOT
+    assert GenerateRequest(kind=Kind.LOOP).kind is Kind.LOOP
+
+
+def test_durations_and_seeds() -> None:
+    loop = GenerateRequest(kind="loop", bars=2, tempo_bpm=128)
+    assert loop.render_duration_s == pytest.approx(3.75)
+    assert GenerateRequest(kind="loop", tempo_bpm=120).render_duration_s == pytest.approx(2.0)  # one bar
+    assert GenerateRequest().render_duration_s == 1.0
+    assert GenerateRequest(seed=2**32 - 1, variation=2).effective_seed == 1
+
+
+def test_render_key_covers_what_changes_the_audio_and_nothing_else() -> None:
+    base = GenerateRequest(prompt="kick", seed=3)
+    key = base.render_key("w")
+    assert base.with_variation(1).render_key("w") != key
+    assert base.replace(seed=4).render_key("w") == base.with_variation(1).render_key("w")
+    assert base.render_key("other-weights") != key
+    assert base.replace(steps=20).render_key("w") != key
+    # a one-shot's tempo is a conform setting, not a render setting
+    assert base.replace(tempo_bpm=90).render_key("w") == key
+    loop = GenerateRequest(prompt="groove", kind="loop", bars=1, tempo_bpm=120)
+    assert loop.replace(tempo_bpm=125).render_key("w") != loop.render_key("w")
+
+
+def test_requests_are_immutable() -> None:
+    request = GenerateRequest()
+    with pytest.raises(AttributeError):
+        request.seed = 3  # type: ignore[misc]
+
+
+def test_audio_prompt_is_content_addressed_and_read_only() -> None:
+    audio = np.zeros((2, 100), np.float32)
+    a, b = AudioPrompt(audio, 44100), AudioPrompt(audio.copy(), 44100)
+    assert a == b and hash(a) == hash(b)
+    assert AudioPrompt(audio, 48000) != a
+    with pytest.raises(ValueError):
+        a.audio[0, 0] = 1.0
+    with pytest.raises(RequestError, match="NaN"):
+        AudioPrompt(np.full((1, 10), np.nan, np.float32), 44100)
+    with pytest.raises(RequestError, match="empty"):
+        AudioPrompt(np.zeros((1, 0), np.float32), 44100)
+    with pytest.raises(RequestError, match=r"shape \(2, 2, 2\)"):
+        AudioPrompt(np.zeros((2, 2, 2), np.float32), 44100)
+
+
+def test_unreadable_audio_prompt_file(tmp_path) -> None:
+    bogus = tmp_path / "prompt.wav"
+    bogus.write_bytes(b"RIFF0000WAVEjunk")
+    with pytest.raises(AudioReadError, match=r"prompt\.wav"):
+        AudioPrompt.from_file(bogus)
+    with pytest.raises(AudioReadError, match=r"missing\.wav"):
+        AudioPrompt.from_file(tmp_path / "missing.wav")
