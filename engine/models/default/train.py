@@ -117,13 +117,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="seed of initialisation and batch order")
     parser.add_argument("--corpus-seed", type=int, default=TRAIN_CORPUS_SEED)
     parser.add_argument("--per-class", type=int, default=400, help="training one-shots per class")
-    parser.add_argument("--steps", type=int, default=4000, help="optimizer steps")
+    parser.add_argument("--steps", type=int, default=1200, help="optimizer steps")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=6e-4, help="peak learning rate (AdamW)")
-    parser.add_argument("--warmup", type=int, default=200, help="linear warm-up steps")
-    parser.add_argument("--ema", type=float, default=0.999, help="EMA decay of the exported weights")
+    parser.add_argument("--lr", type=float, default=8e-4, help="peak learning rate (AdamW)")
+    parser.add_argument("--warmup", type=int, default=100, help="linear warm-up steps")
+    parser.add_argument("--ema", type=float, default=0.995, help="EMA decay of the exported weights")
     parser.add_argument("--cfg-dropout", type=float, default=0.15, help="share of labels dropped to 'no class'")
     parser.add_argument("--checkpoint-every", type=int, default=250)
+    parser.add_argument("--stop-after", type=int, default=None,
+                        help="stop (with a checkpoint, without exporting) after this many steps in this call; "
+                             "--resume continues the same run")
+    parser.add_argument("--render-workers", type=int, default=min(2, os.cpu_count() or 1),
+                        help="processes rendering the corpus")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     # one thread: on a shared 2-core machine two OpenMP threads stall each other (several times
     # slower per step than one); on an idle machine --threads 2 is faster
@@ -133,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check_args(args: argparse.Namespace) -> str | None:
-    for name in ("per_class", "steps", "batch_size", "checkpoint_every", "threads"):
+    for name in ("per_class", "steps", "batch_size", "checkpoint_every", "threads", "render_workers"):
         if getattr(args, name) < 1:
             return f"--{name.replace('_', '-')}={getattr(args, name)} is not accepted: expected at least 1"
     if not 0 < args.lr < 1:
@@ -173,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     wall_start = time.perf_counter()
     cpu_start = time.process_time()
-    mels_np, labels_np = corpus_mels(args.corpus_seed, args.per_class, workers=min(2, os.cpu_count() or 1), cache_dir=out)
+    mels_np, labels_np = corpus_mels(args.corpus_seed, args.per_class, workers=args.render_workers, cache_dir=out)
     mels = torch.from_numpy(mels_np.astype(np.float32)).to(device)
     labels = torch.from_numpy(labels_np).to(device)
 
@@ -189,7 +194,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     generator = torch.Generator(device="cpu").manual_seed(args.seed)
     step = 0
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
-                if k not in ("out", "resume", "export", "device", "threads", "checkpoint_every")}
+                if k not in ("out", "resume", "export", "device", "threads", "checkpoint_every", "stop_after",
+                             "render_workers")}
 
     if args.resume:
         if not checkpoint_path.is_file():
@@ -221,7 +227,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     network.train()
     loss_avg = None
     last_report = time.perf_counter()
-    while step < args.steps:
+    stop_at = args.steps if args.stop_after is None else min(args.steps, step + args.stop_after)
+    while step < stop_at:
         index = torch.randint(0, n, (args.batch_size,), generator=generator).to(device)
         x0 = mels[index]
         y = labels[index].clone()
@@ -245,7 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 p_ema.lerp_(p, 1 - decay)
         step += 1
         loss_avg = loss.item() if loss_avg is None else 0.98 * loss_avg + 0.02 * loss.item()
-        if step % args.checkpoint_every == 0 or step == args.steps:
+        if step % args.checkpoint_every == 0 or step == stop_at:
             save_checkpoint()
         if time.perf_counter() - last_report > 20 or step == args.steps:
             last_report = time.perf_counter()
@@ -253,6 +260,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             _log(f"step {step}/{args.steps} loss {loss_avg:.4f} lr {_lr_at(step - 1, args):.2e} "
                  f"wall {elapsed / 60:.1f} min cpu {(time.process_time() - cpu_start) / 60:.1f} min")
 
+    if step < args.steps:
+        _log(f"stopped at step {step}/{args.steps}; continue with --resume")
+        return 0
     metadata = {**settings, "wall_s": round(time.perf_counter() - wall_start, 1),
                 "cpu_s": round(time.process_time() - cpu_start, 1), "device": device.type,
                 "final_loss": round(float(loss_avg or 0.0), 5)}

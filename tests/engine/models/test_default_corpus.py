@@ -72,6 +72,6 @@ def test_log_mel_shape_and_round_trip() -> None:
     assert rebuilt.shape == (2, spectral.NATIVE_SAMPLES)
     # Griffin-Lim recovers a phase whose magnitudes match the spectrogram closely
     error = (spectral.log_mel(rebuilt) - mel).abs().mean().item()
-    assert error < 0.05
+    assert error < 0.08  # about 3 dB
     silent = spectral.invert(torch.full((1, spectral.N_MELS, 8), -1.0))
     assert float(silent.abs().max()) == 0.0
