@@ -201,7 +201,8 @@ class DefaultModel(ModelBackend):
 
     # ---- kits -----------------------------------------------------------------------------
 
-    def kit_requests(self, request: GenerateRequest) -> list[tuple[str, GenerateRequest]]:
+    @classmethod
+    def kit_requests(cls, request: GenerateRequest) -> list[tuple[str, GenerateRequest]]:
         """One one-shot per drum class, all from the same seed and the same style words.
 
         Shared seed means shared initial noise; when the prompt names no style, the seed picks one
@@ -248,8 +249,9 @@ class DefaultModel(ModelBackend):
         """Scaled log-mel ``[N_MELS, FRAMES]`` of the request's audio prompt (mono, resampled)."""
         from scipy.signal import resample_poly
 
-        assert request.audio_prompt is not None  # callers check; not input validation
         prompt = request.audio_prompt
+        if prompt is None:
+            raise ValueError("_init_mel needs a request with an audio prompt")
         mono = prompt.audio.mean(axis=0).astype(np.float64)
         if prompt.sample_rate != self.config.sample_rate:
             g = math.gcd(prompt.sample_rate, self.config.sample_rate)

@@ -122,7 +122,9 @@ class EvalSettings:
     seed: int = 0
 
 
-def class_shaped_noise(reference: np.ndarray, labels: np.ndarray, n_classes: int, per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def class_shaped_noise(
+    reference: np.ndarray, labels: np.ndarray, n_classes: int, per_class: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Baseline one-shots: each class's mean spectrum x mean loudness envelope, with random phase."""
     mel = spectral.log_mel(reference)
     rows, out_labels = [], []
@@ -142,7 +144,9 @@ def class_shaped_noise(reference: np.ndarray, labels: np.ndarray, n_classes: int
     return np.concatenate(rows).astype(np.float32), np.array(out_labels)
 
 
-def generate_class_set(model: DefaultModel, per_class: int, settings: EvalSettings, seed_base: int) -> tuple[np.ndarray, np.ndarray]:
+def generate_class_set(
+    model: DefaultModel, per_class: int, settings: EvalSettings, seed_base: int
+) -> tuple[np.ndarray, np.ndarray]:
     """``per_class`` one-shots of every class (seeds ``seed_base ...``), batched per class."""
     audio, labels = [], []
     for c, name in enumerate(model.config.classes):
@@ -175,7 +179,8 @@ def evaluate(model: DefaultModel, settings: EvalSettings) -> dict[str, Any]:
     reference_accuracy = float(np.mean(classifier.predict(pooled_log_mel(reference.audio)) == reference.labels))
     reference_features = realism_features(reference.audio)
 
-    results: dict[str, Any] = {"classes": list(classes), "settings": settings.__dict__ | {"baselines": list(settings.baselines)}}
+    shown_settings = settings.__dict__ | {"baselines": list(settings.baselines)}
+    results: dict[str, Any] = {"classes": list(classes), "settings": shown_settings}
     _log(f"generating {settings.per_class} one-shots per class")
     gen_audio, gen_labels = generate_class_set(model, settings.per_class, settings, seed_base=10_000)
     predicted = classifier.predict(pooled_log_mel(gen_audio))
@@ -194,7 +199,9 @@ def evaluate(model: DefaultModel, settings: EvalSettings) -> dict[str, Any]:
     codec = spectral.invert(spectral.log_mel(reference.audio), generator=torch.Generator().manual_seed(1)).numpy()
     fd["codec_floor"] = frechet_distance(realism_features(codec), reference_features)
     if "noise" in settings.baselines:
-        noise_audio, _ = class_shaped_noise(train_set.audio, train_set.labels, n_classes, settings.per_class, settings.seed)
+        noise_audio, _ = class_shaped_noise(
+            train_set.audio, train_set.labels, n_classes, settings.per_class, settings.seed
+        )
         fd["class_shaped_noise"] = frechet_distance(realism_features(noise_audio), reference_features)
     if "untrained" in settings.baselines:
         _log("generating with the untrained network")
@@ -249,7 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--weights", type=Path, default=EMBEDDED_DEFAULT_DIR, help="model folder (default: embedded)")
     parser.add_argument("--per-class", type=int, default=16, help="generated one-shots per class")
     parser.add_argument("--reference-per-class", type=int, default=32, help="held-out one-shots per class (realism)")
-    parser.add_argument("--classifier-per-class", type=int, default=48, help="held-out one-shots per class (classifier)")
+    parser.add_argument("--classifier-per-class", type=int, default=48,
+                        help="held-out one-shots per class (classifier)")
     parser.add_argument("--diversity-seeds", type=int, default=16)
     parser.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's)")
     parser.add_argument("--guidance", type=float, default=None, help="guidance scale (default: the model's)")

@@ -122,7 +122,9 @@ class MelUNet(nn.Module):
                 nn.Identity() if level == 0 else nn.Sequential(nn.Upsample(scale_factor=2.0, mode="nearest"),
                                                                nn.Conv1d(current, current, 3, padding=1))
             )
-        self.conv_out = nn.Sequential(nn.GroupNorm(8, current), nn.SiLU(), nn.Conv1d(current, config.n_mels, 3, padding=1))
+        self.conv_out = nn.Sequential(
+            nn.GroupNorm(8, current), nn.SiLU(), nn.Conv1d(current, config.n_mels, 3, padding=1)
+        )
 
     def forward(self, x: torch.Tensor, timesteps: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         emb = self.time_embed(self.time_proj(timesteps).to(x.dtype)) + self.class_embed(labels)
@@ -142,7 +144,10 @@ class MelUNet(nn.Module):
         return self.conv_out(h)
 
 
-def training_scheduler(config: ModelConfig) -> DDPMScheduler:
+# diffusers builds its scheduler classes' attributes at run time, which static checkers cannot see:
+# the schedulers are typed as Any here
+def training_scheduler(config: ModelConfig) -> Any:
+    """The DDPM noise schedule the network is trained on."""
     return DDPMScheduler(
         num_train_timesteps=config.train_timesteps,
         beta_schedule=config.beta_schedule,
@@ -151,7 +156,7 @@ def training_scheduler(config: ModelConfig) -> DDPMScheduler:
     )
 
 
-def sampling_scheduler(config: ModelConfig) -> DPMSolverMultistepScheduler:
+def sampling_scheduler(config: ModelConfig) -> Any:
     """A fresh DPM-Solver++ (2M) scheduler: one per call, since schedulers keep per-run state."""
     return DPMSolverMultistepScheduler(
         num_train_timesteps=config.train_timesteps,

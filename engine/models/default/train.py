@@ -52,7 +52,9 @@ def _render_class(args: tuple[int, int, str]) -> tuple[np.ndarray, np.ndarray, n
     return mels, corpus.labels, corpus.root_notes
 
 
-def corpus_mels(seed: int, per_class: int, workers: int = 1, cache_dir: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+def corpus_mels(
+    seed: int, per_class: int, workers: int = 1, cache_dir: Path | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Scaled log-mels ``[n, N_MELS, FRAMES]`` (float16) and labels ``[n]`` of a rendered corpus.
 
     Rendered in ``workers`` processes (one class per task); cached as ``corpus-SEED-PER_CLASS.npz``
@@ -96,6 +98,7 @@ def export_weights(network: MelUNet, config: ModelConfig, folder: Path, metadata
     tensors = {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in network.state_dict().items()}
     tmp = folder / "model.safetensors.tmp"
     save_file(tensors, str(tmp), metadata={k: str(v) for k, v in metadata.items()})
+    os.chmod(tmp, 0o644)  # a package file: readable by every user
     os.replace(tmp, folder / "model.safetensors")
     data = config.to_json()
     data["training"] = metadata
