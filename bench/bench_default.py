@@ -15,7 +15,6 @@ import statistics
 import time
 
 import torch
-
 from loopbridge.engine.models.default import DefaultModel, spectral
 from loopbridge.engine.models.default.model import sample
 from loopbridge.engine.models.registry import EMBEDDED_DEFAULT_DIR

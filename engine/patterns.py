@@ -222,7 +222,9 @@ def arrange(
     n_channels = channels.pop()
     length = loop_length_samples(tempo_bpm, bars, beats_per_bar, sample_rate)
     out = np.zeros((n_channels, length), dtype=np.float32)
-    events = [(beat_to_sample(beat, tempo_bpm, sample_rate), hit) for beat, hit in hit_times(pattern, bars, beats_per_bar)]
+    events = [
+        (beat_to_sample(beat, tempo_bpm, sample_rate), hit) for beat, hit in hit_times(pattern, bars, beats_per_bar)
+    ]
     events = [(pos, hit) for pos, hit in events if hit.part in shots and pos < length]
     choke_fade = max(1, int(round(CHOKE_FADE_S * sample_rate)))
     for pos, hit in events:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from loopbridge.engine.errors import RequestError
 from loopbridge.engine.patterns import (
     PATTERNS,

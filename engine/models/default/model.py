@@ -166,6 +166,12 @@ def sampling_scheduler(config: ModelConfig) -> Any:
         solver_order=2,
         lower_order_final=True,
         timestep_spacing="trailing",
+        # clip every predicted clean spectrogram to [-1, 1] (-80 dB to 0 dB, a full-scale sine): an
+        # unclipped prediction can put a few bins tens of dB above anything in the corpus, which
+        # then dominate the decoded audio and, after peak normalization, leave the rest too quiet
+        thresholding=True,
+        dynamic_thresholding_ratio=0.995,
+        sample_max_value=1.0,
     )
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from loopbridge.engine.models.default import spectral
 from loopbridge.engine.models.default.classes import CLASSES
 from loopbridge.engine.models.default.corpus import PEAK, render_corpus, render_one

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from loopbridge.engine.errors import CancelledError, ModelLoadError, RequestError, UnsupportedError
 from loopbridge.engine.models.base import LoadOptions
 from loopbridge.engine.models.default import CLASSES, DefaultModel

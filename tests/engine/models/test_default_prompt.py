@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from loopbridge.engine.models.default.character import apply_styles, styles_in
 from loopbridge.engine.models.default.classes import CLASSES, class_for_prompt, class_index
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from safetensors.torch import load_file
-
 from loopbridge.engine.models.default import DefaultModel
 from loopbridge.engine.models.default.train import main
 from loopbridge.engine.request import GenerateRequest
+from safetensors.torch import load_file
 
 TINY = ["--per-class", "1", "--batch-size", "4", "--steps", "4", "--checkpoint-every", "2",
         "--render-workers", "1", "--threads", "1", "--device", "cpu"]
