@@ -5,7 +5,7 @@ of 8 variations of it, the same split into the network's share and the decoder's
 share, and a kit and a 2-bar loop. Each figure is the median of ``--repeats`` runs after one
 warm-up run. Not a test: nothing here passes or fails.
 
-    python bench/bench_default.py [--threads 2] [--repeats 5] [--steps N]
+    python bench/bench_default.py [--threads 1] [--repeats 5] [--steps N]
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def _median_s(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--steps", type=int, default=None)
     args = parser.parse_args()
