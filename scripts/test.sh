@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs everything the tests need, then runs every check: ruff, the Python tests (engine, bridge,
+# the plugin in a real host, the Max for Live device against the real engine) and the device's Node
+# tests. Safe to run again: each step skips what is already in place. This is the README's test
+# command and what CI runs (.ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the tests use: libsndfile's sndfile-info reads WAV chunks independently; the
+# VST3 plugin's build (JUCE 7 with CMake support, ZeroMQ, the X11/font headers JUCE compiles against)
+# and its editor screenshot (Xvfb). plugin/install-deps.sh lists the plugin's share with reasons.
+APT_PACKAGES=(sndfile-programs
+  cmake g++ pkg-config ccache juce-modules-source libzmq3-dev cppzmq-dev
+  libx11-dev libxrandr-dev libxinerama-dev libxcursor-dev libxext-dev libxcomposite-dev
+  libfreetype-dev libfontconfig1-dev libpng-dev libjpeg-dev libasound2-dev xvfb)
+
+# Node.js runs the Max for Live device's JavaScript tests (the machine's own Node if it has one)
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)
+
+missing=()
+for package in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if ((${#missing[@]})); then
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  echo "installing Debian packages: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+PYTHON=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+# torch first, pinned: an unpinned torch requirement would pull several GB of CUDA packages
+.venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/pip install -q torch==2.13.0
+.venv/bin/pip install -q -e '.[test]'
+
+.venv/bin/ruff check .
+# The VST3, its C++ tests and benchmark (incremental; tests/plugin runs the same script again)
+plugin/build.sh
+.venv/bin/python -m pytest "$@"
+# the Max for Live device: its JavaScript against a fake Live API and the real engine over OSC
+(cd ableton && npm ci --no-audit --no-fund --loglevel=error && LOOPBRIDGE_PYTHON="$PWD/../.venv/bin/python" npm test)
