@@ -45,6 +45,8 @@ from .model import MelUNet, ModelConfig, sample
 MAX_DURATION_S = 30.0
 SCHEDULERS: tuple[str, ...] = ("dpm++",)
 ONE_SHOT_PEAK = 0.9
+#: MIDI notes the corpus gives each pitched class (with a few semitones' margin)
+ROOT_NOTE_RANGES: dict[str, tuple[int, int]] = {"bass": (24, 52), "pluck": (46, 90)}
 LOOP_PEAK = 0.95
 
 
@@ -337,7 +339,9 @@ class DefaultModel(ModelBackend):
         info: dict[str, Any] = {"class": class_name, "styles": styles}
         if class_name in PITCHED_CLASSES:
             root = estimate_root_note(audio, config.sample_rate)
-            if root is not None:
+            # a note outside the class's range in the corpus is a harmonic or noise, not the root
+            low, high = ROOT_NOTE_RANGES.get(class_name, (0, 127))
+            if root is not None and low <= root <= high:
                 info["root_note"] = root
         return GeneratedAudio(audio=audio[None].astype(np.float32), sample_rate=config.sample_rate, info=info)
 
