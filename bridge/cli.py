@@ -191,6 +191,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _fail("interrupted")
         return 130
+    except BrokenPipeError:
+        # the reader of stdout went away (`| head`): not an error of ours; silence the final flush
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 # ---- generate ---------------------------------------------------------------------------------------
