@@ -113,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="how far variations of the audio prompt may stray (0–1)")
     gen.add_argument("--morph-to", default=None, help="a second prompt to morph towards (models that morph)")
     gen.add_argument("--morph", type=_number("morph"), default=0.0, help="morph position 0 (prompt) – 1 (morph-to)")
+    gen.add_argument("--start", type=_number("start"), default=0.0,
+                     help="seconds into the piece the model imagines (Stable Audio's start; end = start + length)")
     gen.add_argument("--out", type=Path, default=Path("."), help="folder for the files (default: here)")
     _engine_options(gen)
     gen.set_defaults(handler=_cmd_generate)
@@ -241,6 +243,7 @@ def build_request(args: argparse.Namespace) -> tuple[GenerateRequest, ConformSpe
         audio_prompt_strength=args.strength,
         morph_prompt=args.morph_to,
         morph_amount=args.morph,
+        start_s=args.start,
     )
     spec = ConformSpec(
         tempo_bpm=args.bpm,
