@@ -16,7 +16,6 @@ import numpy as np
 import torch
 
 from ..audio import fit_length
-from ..errors import UnsupportedError
 from ..request import GenerateRequest, Kind
 from .base import Capabilities, GeneratedAudio, LoadOptions, ProgressCallback, batch_noise, read_json
 from .diffusers_support import (
@@ -107,13 +106,6 @@ class _AudioLDMFamily(DiffusersPipelineBackend):
     @property
     def capabilities(self) -> Capabilities:
         return self._capabilities
-
-    def check(self, request: GenerateRequest) -> None:
-        super().check(request)
-        if request.start_s:
-            raise UnsupportedError(
-                f"model {request.model!r} ({self.family}) cannot start at an offset: start_s must be 0"
-            )
 
     # ---- generation -------------------------------------------------------------------------
 

@@ -104,6 +104,7 @@ class StableAudioBackend(DiffusersPipelineBackend):
             sample_rate=sample_rate,
             channels=int(vae.get("audio_channels", 2)),
             max_duration_s=max_duration_s,
+            start_offset=True,
             min_duration_s=max(0.05, hop / sample_rate),
             text_prompt=True,
             audio_prompt=False,

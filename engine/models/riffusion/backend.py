@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ...errors import ModelLoadError, RequestError, UnsupportedError
+from ...errors import ModelLoadError, RequestError
 from ...request import AudioPrompt, GenerateRequest, Kind
 from ..base import Capabilities, GeneratedAudio, LoadOptions, ProgressCallback, read_json, seeded_generator
 from ..diffusers_support import (
@@ -226,11 +226,6 @@ class RiffusionBackend(DiffusersPipelineBackend):
         """Seconds of audio in one generated image."""
         params = self.codec.params
         return params.samples_for(self.image_width) / params.sample_rate
-
-    def check(self, request: GenerateRequest) -> None:
-        super().check(request)
-        if request.start_s:
-            raise UnsupportedError(f"model {request.model!r} (riffusion) cannot start at an offset: start_s must be 0")
 
     # ---- pieces of generation ---------------------------------------------------------------
 
