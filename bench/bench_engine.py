@@ -5,7 +5,7 @@
    ``DanceDiffusionPipeline``. Target ≤ 1.05×.
 2. Batching: 8 variations as one request vs. 8 single requests, through the engine.
 
-    python bench/bench_engine.py [--repeats 7] [--seconds 1.0] [--steps 10]
+    python bench/bench_engine.py [--repeats 7] [--seconds 0.25] [--steps 8] [--threads 2]
 
 The model is a small randomly initialised Dance Diffusion checkpoint built here (speed does not
 depend on the weights' values), saved and loaded exactly as a real one is.
@@ -24,17 +24,18 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from loopbridge.engine import GenerateRequest  # noqa: E402
-from loopbridge.engine.core import Engine  # noqa: E402
-from loopbridge.engine.models.registry import ModelRegistry  # noqa: E402
-from tests.engine.models.tiny_dance_diffusion import build_tiny_dance_diffusion  # noqa: E402
+from loopbridge.engine import GenerateRequest
+from loopbridge.engine.core import Engine
+from loopbridge.engine.models.registry import ModelRegistry
+
+from tests.engine.models.tiny_dance_diffusion import build_tiny_dance_diffusion
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--seconds", type=float, default=1.0, help="audio length per render")
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--seconds", type=float, default=0.25, help="audio length per render")
+    parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -119,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="how far variations of the audio prompt may stray (0–1)")
     gen.add_argument("--morph-to", default=None, help="a second prompt to morph towards (models that morph)")
     gen.add_argument("--morph", type=_number("morph"), default=0.0, help="morph position 0 (prompt) – 1 (morph-to)")
+    gen.add_argument("--start", type=_number("start"), default=0.0,
+                     help="seconds into the piece the model imagines (Stable Audio's start; end = start + length)")
     gen.add_argument("--out", type=Path, default=Path("."), help="folder for the files (default: here)")
     _engine_options(gen)
     _server_options(gen)
@@ -154,6 +156,14 @@ def _engine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     parser.add_argument("--store", type=Path, default=None, help="the render store folder (default: the data folder)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    speed = parser.add_argument_group("speed and memory (each model family uses those that apply to it)")
+    speed.add_argument("--dtype", default="fp32", help="fp32, bf16, or fp16 (fp16 needs a GPU)")
+    speed.add_argument("--attention", default=None, help="attention implementation: sdpa or eager")
+    speed.add_argument("--scheduler", default=None,
+                       help="a faster sampler at fewer steps, e.g. dpm++, dpm++-karras, unipc, ddim, euler")
+    speed.add_argument("--compile", action="store_true", help="torch.compile the denoiser (slow first run)")
+    speed.add_argument("--cpu-offload", action="store_true",
+                       help="keep weights in RAM, move each part to the GPU only while it runs")
 
 
 def _version() -> str:
@@ -199,6 +209,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _fail("interrupted")
         return 130
+    except BrokenPipeError:
+        # the reader of stdout went away (`| head`): not an error of ours; silence the final flush
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 # ---- generate ---------------------------------------------------------------------------------------
@@ -206,8 +220,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _make_engine(args: argparse.Namespace) -> Any:
     from loopbridge.engine.core import Engine
+    from loopbridge.engine.models.base import LoadOptions
+    from loopbridge.engine.models.diffusers_support import resolve_dtype
+    from loopbridge.engine.weights import resolve_device
 
-    return Engine(store_dir=args.store, device=args.device)
+    device = resolve_device(args.device)
+    options = LoadOptions(attention=args.attention, compile=args.compile, scheduler=args.scheduler,
+                          cpu_offload=args.cpu_offload)
+    return Engine(store_dir=args.store, device=device, dtype=resolve_dtype(args.dtype, device), load_options=options)
 
 
 def build_request(args: argparse.Namespace) -> tuple[GenerateRequest, ConformSpec]:
@@ -231,6 +251,7 @@ def build_request(args: argparse.Namespace) -> tuple[GenerateRequest, ConformSpe
         audio_prompt_strength=args.strength,
         morph_prompt=args.morph_to,
         morph_amount=args.morph,
+        start_s=args.start,
     )
     spec = ConformSpec(
         tempo_bpm=args.bpm,

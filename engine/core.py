@@ -250,7 +250,10 @@ class Engine:
         )
         conformed = conform_audio(render.audio, render.sample_rate, request.kind, spec, source)
         part = str(render.info.get("part", ""))
-        filename = sample_filename(request.prompt, conformed, seed=request.seed, variation=request.variation, part=part)
+        words = request.prompt
+        if part and words.lower().startswith(part.lower()):
+            words = words[len(part) :].strip()  # a kit part's prompt leads with the part's name
+        filename = sample_filename(words, conformed, seed=request.seed, variation=request.variation, part=part)
         sample = ConformedSample(
             key=key,
             path=Path(filename),

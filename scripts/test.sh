@@ -6,8 +6,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests use: libsndfile's sndfile-info reads WAV chunks independently.
-APT_PACKAGES=(sndfile-programs)
+# Debian packages the tests use: libsndfile's sndfile-info reads WAV chunks independently; the
+# VST3 plugin's build (JUCE 7 with CMake support, ZeroMQ, the X11/font headers JUCE compiles against)
+# and its editor screenshot (Xvfb). plugin/install-deps.sh lists the plugin's share with reasons.
+APT_PACKAGES=(sndfile-programs
+  cmake g++ pkg-config ccache juce-modules-source libzmq3-dev cppzmq-dev
+  libx11-dev libxrandr-dev libxinerama-dev libxcursor-dev libxext-dev libxcomposite-dev
+  libfreetype-dev libfontconfig1-dev libpng-dev libjpeg-dev libasound2-dev xvfb)
+
+# Node.js runs the Max for Live device's JavaScript tests (the machine's own Node if it has one)
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)
 
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
@@ -28,4 +36,8 @@ PYTHON=${PYTHON:-python3}
 .venv/bin/pip install -q -e '.[test]'
 
 .venv/bin/ruff check .
+# The VST3, its C++ tests and benchmark (incremental; tests/plugin runs the same script again)
+plugin/build.sh
 .venv/bin/python -m pytest "$@"
+# the Max for Live device: its JavaScript against a fake Live API and the real engine over OSC
+(cd ableton && npm ci --no-audit --no-fund --loglevel=error && LOOPBRIDGE_PYTHON="$PWD/../.venv/bin/python" npm test)

@@ -6,11 +6,16 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+# The models under test are tiny: one thread is as fast as two, and on a busy machine OpenMP's
+# spinning threads make two many times slower.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

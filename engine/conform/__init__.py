@@ -1,1 +1,41 @@
-"""Conforming: fit a render to a song (tempo, bars, pitch, sample rate) and tag the WAV."""
+"""Conforming: fit a render to a song (tempo, bars, pitch, sample rate) and tag the WAV.
+
+``conform_audio`` does the fitting (see :mod:`.pipeline` for what it does to loops, one-shots and
+textures), ``encode_wav`` writes 24-bit PCM with ``acid`` and ``smpl`` chunks, ``read_wav_tags``
+reads those chunks back, ``sample_filename`` names the file, ``estimate_tempo`` finds a loop's
+tempo and downbeat.
+"""
+
+from .alignment import Retiming, measure_offset, retime
+from .naming import note_name, sample_filename
+from .oneshot import TidyReport, tidy_one_shot
+from .pipeline import ConformedAudio, SourceInfo, conform_audio
+from .stretcher import DEFAULT_STRETCH, StretchOptions, pitch_shift, resample, stretch
+from .tempo import TempoEstimate, estimate_tempo
+from .wavfile import AcidChunk, SmplChunk, SmplLoop, WavTags, encode_wav, read_wav_tags
+
+__all__ = [
+    "DEFAULT_STRETCH",
+    "AcidChunk",
+    "ConformedAudio",
+    "Retiming",
+    "SmplChunk",
+    "SmplLoop",
+    "SourceInfo",
+    "StretchOptions",
+    "TempoEstimate",
+    "TidyReport",
+    "WavTags",
+    "conform_audio",
+    "encode_wav",
+    "estimate_tempo",
+    "measure_offset",
+    "note_name",
+    "pitch_shift",
+    "read_wav_tags",
+    "resample",
+    "retime",
+    "sample_filename",
+    "stretch",
+    "tidy_one_shot",
+]

@@ -57,6 +57,8 @@ class Capabilities:
     audio_prompt: bool = False
     negative_prompt: bool = False
     morph: bool = False
+    #: conditioned on where its output sits in a longer piece (``request.start_s``)
+    start_offset: bool = False
     kinds: frozenset[Kind] = frozenset({Kind.ONE_SHOT, Kind.LOOP, Kind.TEXTURE})
     default_steps: int = 50
     default_guidance: float | None = None
@@ -76,6 +78,7 @@ class Capabilities:
             "audio_prompt": self.audio_prompt,
             "negative_prompt": self.negative_prompt,
             "morph": self.morph,
+            "start_offset": self.start_offset,
             "kinds": sorted(k.value for k in self.all_kinds),
             "default_steps": self.default_steps,
             "default_guidance": self.default_guidance,
@@ -240,6 +243,8 @@ def check_request(caps: Capabilities, request: GenerateRequest) -> None:
         raise UnsupportedError(f"model {request.model!r} does not take an audio prompt: expected no audio prompt")
     if request.morph_prompt is not None and not caps.morph:
         raise UnsupportedError(f"model {request.model!r} cannot morph between prompts: expected no morph prompt")
+    if request.start_s and not caps.start_offset:
+        raise UnsupportedError(f"model {request.model!r} cannot start at an offset: start_s must be 0")
     if request.negative_prompt and not caps.negative_prompt:
         raise UnsupportedError(f"model {request.model!r} does not take a negative prompt: expected none")
 

@@ -31,6 +31,7 @@ from .base import (
     batch_noise,
     read_json,
 )
+from .diffusers_support import check_pipeline_folder, group_requests, load_component, resolve_dtype
 
 #: how far beyond its training length a checkpoint is allowed to generate (it is fully convolutional)
 _MAX_LENGTH_FACTOR = 4
@@ -72,11 +73,7 @@ class DanceDiffusionBackend(ModelBackend):
 
         options = options or LoadOptions()
         folder = Path(path)
-        index = read_json(folder / "model_index.json")
-        if index.get("_class_name") not in ("DanceDiffusionPipeline", None):
-            raise ModelLoadError(
-                f"{str(folder)!r} holds a {index.get('_class_name')!r}, not a DanceDiffusionPipeline"
-            )
+        check_pipeline_folder(folder, expected_classes=("DanceDiffusionPipeline",))
         unet_config = read_json(folder / "unet" / "config.json")
         scheduler_config = read_json(folder / "scheduler" / "scheduler_config.json")
         scheduler_name = scheduler_config.get("_class_name")
@@ -91,11 +88,8 @@ class DanceDiffusionBackend(ModelBackend):
             raise ModelLoadError(f"scheduler={options.scheduler!r} is not supported by Dance Diffusion: expected ipndm")
         _capabilities(unet_config)  # fail early on a config without a sample rate
         device = torch.device(device)
-        overrides = _config_overrides(unet_config)
-        try:
-            unet = UNet1DModel.from_pretrained(folder / "unet", local_files_only=True, torch_dtype=dtype, **overrides)
-        except (OSError, ValueError, RuntimeError) as exc:
-            raise ModelLoadError(f"UNet in {str(folder / 'unet')!r} cannot be loaded: {exc}") from exc
+        dtype = resolve_dtype(dtype, device)
+        unet = load_component(UNet1DModel, folder, "unet", dtype, **_config_overrides(unet_config))
         unet = unet.to(device).eval()
         backend = cls(folder, device, dtype, unet, unet_config, scheduler_config)
         if options.compile:
@@ -123,14 +117,11 @@ class DanceDiffusionBackend(ModelBackend):
 
     def _generate(self, requests: list[GenerateRequest], progress: ProgressCallback | None) -> list[GeneratedAudio]:
         caps = self._caps
-        plans = [self._plan(r) for r in requests]
-        groups: dict[tuple[int, int, int], list[int]] = {}
-        for i, (frames, steps, start) in enumerate(plans):
-            groups.setdefault((frames, steps, start), []).append(i)
-        total_steps = sum(steps - start for (_, steps, start) in groups) or 1
+        groups = group_requests(requests, self._plan)
+        total_steps = sum(steps - start for (_, steps, start), _ in groups) or 1
         done = 0
         outputs: list[GeneratedAudio | None] = [None] * len(requests)
-        for (frames, steps, start), members in groups.items():
+        for (frames, steps, start), members in groups:
             group = [requests[i] for i in members]
 
             def step_progress(n: int, base: int = done) -> None:

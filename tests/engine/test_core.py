@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from loopbridge.engine import (
     CancelledError,
     GenerateRequest,
@@ -81,7 +80,9 @@ def test_cancel_mid_render_stores_nothing(engine: Engine) -> None:
     assert engine.render([_request(seed=300, steps=4)])  # and the engine goes on
 
 
-def test_out_of_memory_is_reported_and_the_engine_keeps_serving(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_out_of_memory_is_reported_and_the_engine_keeps_serving(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with engine.weights.use("tiny-dd") as backend:
         unet = backend.unet
     real_forward = unet.forward
@@ -90,14 +91,14 @@ def test_out_of_memory_is_reported_and_the_engine_keeps_serving(engine: Engine, 
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
     monkeypatch.setattr(unet, "forward", exhausted)
-    with pytest.raises(OutOfMemoryError, match="ran out of memory.*fewer variations"):
+    with pytest.raises(OutOfMemoryError, match=r"ran out of memory.*fewer variations"):
         engine.render([_request(seed=400)])
     monkeypatch.setattr(unet, "forward", real_forward)
     assert engine.render([_request(seed=400)])[0].audio.shape == (2, 800)
 
 
 def test_requests_are_checked_before_any_work(engine: Engine) -> None:
-    with pytest.raises(UnknownModelError, match="model='nope'.*tiny-dd"):
+    with pytest.raises(UnknownModelError, match=r"model='nope'.*tiny-dd"):
         engine.render([_request(model="nope")])
     with pytest.raises(RequestError, match=r"duration_s=30\.0"):
         engine.render([_request(duration_s=30.0)])

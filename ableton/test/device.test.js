@@ -1,0 +1,509 @@
+"use strict";
+// The device's logic (ableton/js/loopbridge_device.js + loopbridge_live.js) against the recording
+// Live fake: what it sends for each control, how it reads replies, where clips land and how.
+
+const test = require("node:test");
+const assert = require("node:assert/strict");
+
+const {modules, makeRig, keyValues, tempDir, loopFile} = require("./support/harness");
+
+const P = modules.protocol;
+const A = P.ADDRESSES;
+
+function idOf(message) {
+    return message.args[0];
+}
+
+/** Sends the engine's replies for job `id`: accepted, progress, one sample per entry, done. */
+function completeJob(rig, id, samples) {
+    rig.reply(A.JOB_ACCEPTED, id, 0);
+    rig.reply(A.JOB_PROGRESS, id, 0.5);
+    samples.forEach((s, index) => {
+        rig.reply(A.JOB_SAMPLE, id, index, s.path, s.kind, s.tempo, s.beats, -1, s.variation || 0, s.key || "render-1");
+    });
+    rig.reply(A.JOB_DONE, id, samples.length);
+}
+
+function startedRig(liveSetup, options) {
+    const rig = makeRig(liveSetup, options);
+    rig.device.start();
+    return rig;
+}
+
+test("generate sends the controls and Live's tempo as key/value fields of /job/generate", () => {
+    const rig = startedRig({tempo: 124, numerator: 3});
+    rig.device.control("prompt", "dusty breakbeat");
+    rig.device.control("kind", 1);
+    rig.device.control("length", 3);  // 2 bars
+    rig.device.control("quality", 40);
+    rig.device.setSampleRate(44100);
+    const id = rig.device.generate();
+
+    const message = rig.lastSentTo(A.JOB_GENERATE);
+    assert.equal(idOf(message), id);
+    const fields = keyValues(message);
+    assert.equal(fields.prompt, "dusty breakbeat");
+    assert.equal(fields.kind, "loop");
+    assert.equal(fields.bars, 2);
+    assert.equal(fields.tempo_bpm, 124);
+    assert.equal(fields.beats_per_bar, 3);
+    assert.equal(fields.steps, 40);
+    assert.equal(fields.sample_rate, 44100);
+    assert.equal(fields.variation, 0);
+    assert.ok(Number.isInteger(fields.seed) && fields.seed >= 0 && fields.seed <= 2147483647);
+    // every key is a field of generate, with a value of its declared type
+    for (const [key, value] of Object.entries(fields)) {
+        const type = P.FIELDS.generate[key];
+        assert.ok(type, `${key} is not a generate field`);
+        if (type === "int") {
+            assert.ok(Number.isInteger(value), `${key}=${value} should be an int`);
+        } else if (type === "float") {
+            assert.equal(typeof value, "number");
+        } else if (type === "str") {
+            assert.equal(typeof value, "string");
+        }
+    }
+    // the reply port is registered before the request: udpsend and udpreceive are two sockets
+    const order = rig.sent.map((m) => m.address);
+    assert.ok(order.lastIndexOf(A.CONTROLLER_REGISTER) < order.lastIndexOf(A.JOB_GENERATE));
+    assert.deepEqual(rig.lastSentTo(A.CONTROLLER_REGISTER).args, [P.DEFAULT_OSC_REPLY_PORT]);
+});
+
+test("each Generate uses a fresh seed; one-shots leave the length to the model", () => {
+    const rig = startedRig();
+    rig.device.control("kind", 0);
+    rig.device.generate();
+    rig.device.generate();
+    const [a, b] = rig.sentTo(A.JOB_GENERATE).map(keyValues);
+    assert.notEqual(a.seed, b.seed);
+    assert.equal(a.kind, "one-shot");
+    assert.equal("bars" in a, false);
+});
+
+test("Generate -> a clip in the selected track's selected slot, warped, looping the requested bars", () => {
+    const dir = tempDir();
+    const rig = startedRig({tracks: [{name: "Drums", type: "audio"}, {name: "Keys", type: "audio"}]});
+    rig.live.select(1, 2);
+    rig.device.control("prompt", "house loop");
+    rig.device.control("length", 3);  // 2 bars = 8 beats
+    const id = rig.device.generate();
+    const file = loopFile(dir, "house_120bpm.wav", 8, 120);
+    completeJob(rig, id, [{path: file, kind: "loop", tempo: 120, beats: 8}]);
+
+    const clip = rig.live.clipInSlot(1, 2);
+    assert.ok(clip, rig.status());
+    assert.equal(clip.file_path, file);
+    assert.equal(clip.warping, 1);
+    assert.equal(clip.warp_mode, 0);  // Beats
+    assert.equal(clip.looping, 1);
+    assert.equal(clip.loop_start, 0);
+    assert.equal(clip.loop_end, 8);
+    assert.deepEqual(rig.live.errors, []);
+    const creates = rig.live.callsOf("call", "create_audio_clip");
+    assert.deepEqual(creates.map((c) => [c.path, c.args]), [["live_set tracks 1 clip_slots 2", [file]]]);
+    // the settings are asked of Live explicitly, not left to how it happens to load the file
+    const sets = rig.live.callsOf("set").filter((c) => c.path === "live_set tracks 1 clip_slots 2 clip")
+        .map((c) => [c.name, c.args[0]]);
+    for (const expected of [["warping", 1], ["warp_mode", 0], ["looping", 1], ["loop_start", 0], ["loop_end", 8],
+        ["end_marker", 8]]) {
+        assert.ok(sets.some(([n, v]) => n === expected[0] && v === expected[1]), `set ${expected} in ${sets}`);
+    }
+    assert.match(rig.status(), /Placed house_120bpm\.wav in 'Keys' slot 3: Beats warp, 8 beats loop at 120 BPM/);
+    assert.deepEqual(rig.ui.filter(([n]) => n === "progress").map(([, v]) => v), [0, 0.5, 1]);
+});
+
+test("textures get Complex warping, one-shots play once", () => {
+    const dir = tempDir();
+    const rig = startedRig({tracks: [{name: "A", type: "audio"}]});
+    rig.device.control("kind", 2);
+    let id = rig.device.generate();
+    completeJob(rig, id, [{path: loopFile(dir, "pad.wav", 16, 120), kind: "texture", tempo: 120, beats: 16}]);
+    assert.equal(rig.live.clipInSlot(0, 0).warp_mode, 4);
+    assert.equal(rig.live.clipInSlot(0, 0).looping, 1);
+
+    rig.live.select(0, 1);
+    rig.device.control("kind", 0);
+    id = rig.device.generate();
+    completeJob(rig, id, [{path: loopFile(dir, "kick.wav", 0.5, 120), kind: "one-shot", tempo: 120, beats: 0.5}]);
+    const kick = rig.live.clipInSlot(0, 1);
+    assert.equal(kick.warping, 1);
+    assert.equal(kick.looping, 0);
+    assert.equal(kick.end_marker, 0.5);
+    assert.deepEqual(rig.live.errors, []);
+});
+
+test("a kit puts its beat loop in the clip and names the other files", () => {
+    const dir = tempDir();
+    const rig = startedRig();
+    rig.device.control("kind", 3);
+    const id = rig.device.generate();
+    completeJob(rig, id, [
+        {path: loopFile(dir, "kick.wav", 0.5, 120), kind: "one-shot", tempo: 120, beats: 0.5},
+        {path: loopFile(dir, "snare.wav", 0.5, 120), kind: "one-shot", tempo: 120, beats: 0.5},
+        {path: loopFile(dir, "beat.wav", 4, 120), kind: "loop", tempo: 120, beats: 4},
+    ]);
+    assert.match(rig.live.clipInSlot(0, 0).file_path, /beat\.wav$/);
+    assert.match(rig.status(), /\+2 more files/);
+});
+
+test("Arrangement view: the clip goes on the selected track at the play head", () => {
+    const dir = tempDir();
+    const rig = startedRig({view: "Arranger", songTime: 32});
+    const id = rig.device.generate();
+    const file = loopFile(dir, "loop.wav", 4, 120);
+    completeJob(rig, id, [{path: file, kind: "loop", tempo: 120, beats: 4}]);
+    const creates = rig.live.callsOf("call", "create_audio_clip");
+    assert.deepEqual(creates.map((c) => [c.path, c.args]), [["live_set tracks 0", [file, 32]]]);
+    const clip = rig.live.tracks[0].arrangement[0].props;
+    assert.equal(clip.start_time, 32);
+    assert.equal(clip.warping, 1);
+    assert.equal(clip.loop_end, 4);
+    assert.match(rig.status(), /at beat 32/);
+});
+
+for (const [what, setup, act, expected] of [
+    ["a full slot", {}, (live, file) => live.userClip(0, 0, file), /Clip slot 1 of 'Audio' is full/],
+    ["a MIDI track", {tracks: [{name: "Bass", type: "midi"}]}, () => {}, /'Bass' is a MIDI track/],
+    ["a group track", {tracks: [{name: "Grp", type: "group"}]}, () => {}, /'Grp' is a group track/],
+    ["a frozen track", {tracks: [{name: "Ice", type: "audio", frozen: true}]}, () => {}, /'Ice' is frozen/],
+    ["a return track", {}, (live) => live.selectReturn(0), /'A-Return' is the master or a return track/],
+    ["the master track", {}, (live) => live.selectMaster(), /'Master' is the master or a return track/],
+    ["Live 12.0.4", {version: [12, 0, 4]}, () => {}, /Live 12\.0\.4 cannot create clips from files: that takes Live 12\.0\.5/],
+    ["Live 11", {version: [11, 3, 25]}, () => {}, /Live 11\.3\.25 cannot create clips/],
+]) {
+    test(`${what}: a clear message with the file's path, and no clip`, () => {
+        const dir = tempDir();
+        const rig = startedRig(setup);
+        const existing = loopFile(dir, "mine.wav", 4, 120);
+        act(rig.live, existing);
+        const id = rig.device.generate();
+        const file = loopFile(dir, "new.wav", 4, 120);
+        completeJob(rig, id, [{path: file, kind: "loop", tempo: 120, beats: 4}]);
+        assert.match(rig.status(), expected);
+        assert.ok(rig.status().includes(`File: ${file}`), rig.status());
+        assert.deepEqual(rig.live.callsOf("call", "create_audio_clip"), []);
+        assert.deepEqual(rig.live.callsOf("set"), []);
+        assert.deepEqual(rig.live.errors, []);
+    });
+}
+
+test("changing the song tempo re-conforms the current sample without generating again", () => {
+    const dir = tempDir();
+    const rig = startedRig({tempo: 120});
+    rig.device.control("length", 2);  // 1 bar
+    const id = rig.device.generate();
+    const first = loopFile(dir, "loop_120.wav", 4, 120);
+    completeJob(rig, id, [{path: first, kind: "loop", tempo: 120, beats: 4, key: "rk-abc"}]);
+    const generates = rig.sentTo(A.JOB_GENERATE).length;
+
+    // the user drags the tempo: only the settled value is sent, and Live is not touched meanwhile
+    rig.live.setTempo(110);
+    rig.live.setTempo(100);
+    assert.deepEqual(rig.live.errors, []);
+    assert.equal(rig.sentTo(A.JOB_CONFORM).length, 0);
+    rig.clock.advance(300);
+    const conforms = rig.sentTo(A.JOB_CONFORM);
+    assert.equal(conforms.length, 1);
+    const fields = keyValues(conforms[0]);
+    assert.deepEqual(fields, {render_key: "rk-abc", tempo_bpm: 100, beats_per_bar: 4, pitch_semitones: 0, bars: 1});
+    for (const key of Object.keys(fields)) {
+        assert.ok(P.FIELDS.conform[key], `${key} is not a conform field`);
+    }
+    assert.equal(rig.sentTo(A.JOB_GENERATE).length, generates);
+
+    // the re-conformed file replaces the device's clip in the same slot
+    const second = loopFile(dir, "loop_100.wav", 4, 100);
+    completeJob(rig, idOf(conforms[0]), [{path: second, kind: "loop", tempo: 100, beats: 4, key: "rk-abc"}]);
+    const clip = rig.live.clipInSlot(0, 0);
+    assert.equal(clip.file_path, second);
+    assert.equal(clip.warping, 1);
+    assert.equal(clip.loop_end, 4);
+    assert.equal(rig.live.callsOf("call", "delete_clip").length, 1);
+    assert.deepEqual(rig.live.errors, []);
+});
+
+test("a tempo change before any sample, or the observer's first report, sends nothing", () => {
+    const rig = startedRig({tempo: 120});
+    rig.live.setTempo(90);
+    rig.clock.advance(1000);
+    assert.equal(rig.sentTo(A.JOB_CONFORM).length, 0);
+    assert.equal(rig.device.tempoBpm, 90);
+});
+
+test("a tempo change while the engine works: the placed sample is re-conformed afterwards", () => {
+    const dir = tempDir();
+    const rig = startedRig({tempo: 120});
+    const id = rig.device.generate();
+    rig.live.setTempo(128);
+    rig.clock.advance(300);
+    assert.equal(rig.sentTo(A.JOB_CONFORM).length, 0);  // nothing in Live to re-conform yet
+    completeJob(rig, id, [{path: loopFile(dir, "l.wav", 4, 120), kind: "loop", tempo: 120, beats: 4, key: "rk"}]);
+    rig.clock.advance(300);
+    const conform = rig.lastSentTo(A.JOB_CONFORM);
+    assert.ok(conform, rig.status());
+    assert.equal(keyValues(conform).tempo_bpm, 128);
+});
+
+test("a tempo change during a variation does not cancel it: the variation is re-conformed when it lands", () => {
+    const dir = tempDir();
+    const rig = startedRig({tempo: 120});
+    const id = rig.device.generate();
+    completeJob(rig, id, [{path: loopFile(dir, "v0.wav", 4, 120), kind: "loop", tempo: 120, beats: 4, key: "rk0"}]);
+    rig.device.control("variation", 1);
+    rig.clock.advance(300);
+    const variation = rig.lastSentTo(A.JOB_VARIATION);
+    rig.live.setTempo(140);
+    rig.clock.advance(300);
+    assert.equal(rig.sentTo(A.JOB_CANCEL).length, 0);
+    assert.equal(rig.sentTo(A.JOB_CONFORM).length, 0);
+    completeJob(rig, idOf(variation), [{path: loopFile(dir, "v1.wav", 4, 120), kind: "loop", tempo: 120, beats: 4,
+        variation: 1, key: "rk1"}]);
+    rig.clock.advance(300);
+    const conform = keyValues(rig.lastSentTo(A.JOB_CONFORM));
+    assert.equal(conform.render_key, "rk1");
+    assert.equal(conform.tempo_bpm, 140);
+});
+
+test("the Pitch dial re-conforms with pitch_semitones", () => {
+    const dir = tempDir();
+    const rig = startedRig();
+    const id = rig.device.generate();
+    completeJob(rig, id, [{path: loopFile(dir, "l.wav", 4, 120), kind: "loop", tempo: 120, beats: 4, key: "rk"}]);
+    rig.device.control("pitch", -3);
+    rig.clock.advance(300);
+    assert.equal(keyValues(rig.lastSentTo(A.JOB_CONFORM)).pitch_semitones, -3);
+    // and later requests carry it
+    rig.device.control("variation", 1);
+    rig.clock.advance(300);
+    assert.equal(keyValues(rig.lastSentTo(A.JOB_VARIATION)).pitch_semitones, -3);
+});
+
+test("the Variation dial asks for variation k of the last request and swaps the clip", () => {
+    const dir = tempDir();
+    const rig = startedRig();
+    rig.device.control("prompt", "amen break");
+    const id = rig.device.generate();
+    const seed = keyValues(rig.lastSentTo(A.JOB_GENERATE)).seed;
+    completeJob(rig, id, [{path: loopFile(dir, "v0.wav", 4, 120), kind: "loop", tempo: 120, beats: 4}]);
+
+    rig.device.control("variation", 1);
+    rig.device.control("variation", 2);
+    rig.device.control("variation", 3);
+    rig.clock.advance(300);
+    const requests = rig.sentTo(A.JOB_VARIATION);
+    assert.equal(requests.length, 1);
+    const fields = keyValues(requests[0]);
+    assert.equal(fields.variation, 3);
+    assert.equal(fields.seed, seed);
+    assert.equal(fields.prompt, "amen break");
+    const v3 = loopFile(dir, "v3.wav", 4, 120);
+    completeJob(rig, idOf(requests[0]), [{path: v3, kind: "loop", tempo: 120, beats: 4, variation: 3}]);
+    assert.equal(rig.live.clipInSlot(0, 0).file_path, v3);
+    assert.equal(rig.live.clipInSlot(0, 1), null);
+});
+
+test("a clip swapped while it plays is launched again; a stopped one stays stopped", () => {
+    const dir = tempDir();
+    const rig = startedRig();
+    const id = rig.device.generate();
+    completeJob(rig, id, [{path: loopFile(dir, "v0.wav", 4, 120), kind: "loop", tempo: 120, beats: 4}]);
+    rig.device.control("variation", 1);
+    rig.clock.advance(300);
+    completeJob(rig, idOf(rig.lastSentTo(A.JOB_VARIATION)), [{path: loopFile(dir, "v1.wav", 4, 120), kind: "loop",
+        tempo: 120, beats: 4}]);
+    assert.equal(rig.live.callsOf("call", "fire").length, 0);
+    rig.live.tracks[0].slots[0].clip.props.is_playing = 1;  // the user launches it
+    rig.device.control("variation", 2);
+    rig.clock.advance(300);
+    completeJob(rig, idOf(rig.lastSentTo(A.JOB_VARIATION)), [{path: loopFile(dir, "v2.wav", 4, 120), kind: "loop",
+        tempo: 120, beats: 4}]);
+    const fires = rig.live.callsOf("call", "fire");
+    assert.deepEqual(fires.map((c) => c.path), ["live_set tracks 0 clip_slots 0"]);
+    assert.equal(rig.live.clipInSlot(0, 0).is_playing, 1);
+    assert.match(rig.live.clipInSlot(0, 0).file_path, /v2\.wav$/);
+    // launched after its warp settings are in place
+    const order = rig.live.calls.filter((c) => (c.op === "call" && c.name === "fire") || (c.op === "set" && c.name === "warping"));
+    assert.equal(order[order.length - 1].name, "fire");
+});
+
+test("a newer knob turn supersedes (cancels) the running one; its late result is dropped", () => {
+    const dir = tempDir();
+    const rig = startedRig();
+    const id = rig.device.generate();
+    completeJob(rig, id, [{path: loopFile(dir, "v0.wav", 4, 120), kind: "loop", tempo: 120, beats: 4}]);
+    rig.device.control("variation", 1);
+    rig.clock.advance(300);
+    const older = idOf(rig.lastSentTo(A.JOB_VARIATION));
+    rig.device.control("variation", 2);
+    rig.clock.advance(300);
+    const newer = idOf(rig.lastSentTo(A.JOB_VARIATION));
+    assert.deepEqual(rig.lastSentTo(A.JOB_CANCEL).args, [older]);
+    const v2 = loopFile(dir, "v2.wav", 4, 120);
+    completeJob(rig, newer, [{path: v2, kind: "loop", tempo: 120, beats: 4, variation: 2}]);
+    completeJob(rig, older, [{path: loopFile(dir, "v1.wav", 4, 120), kind: "loop", tempo: 120, beats: 4}]);
+    assert.equal(rig.live.clipInSlot(0, 0).file_path, v2);
+});
+
+test("when the user has replaced the device's clip, a variation goes to the selected slot instead", () => {
+    const dir = tempDir();
+    const rig = startedRig();
+    const id = rig.device.generate();
+    completeJob(rig, id, [{path: loopFile(dir, "v0.wav", 4, 120), kind: "loop", tempo: 120, beats: 4}]);
+    // the user deletes it and records their own clip there, then selects the next slot
+    rig.live.tracks[0].slots[0].clip.alive = false;
+    rig.live.tracks[0].slots[0].clip = null;
+    rig.live.userClip(0, 0, loopFile(dir, "mine.wav", 4, 120));
+    rig.live.select(0, 1);
+    rig.device.control("variation", 1);
+    rig.clock.advance(300);
+    const v1 = loopFile(dir, "v1.wav", 4, 120);
+    completeJob(rig, idOf(rig.lastSentTo(A.JOB_VARIATION)), [{path: v1, kind: "loop", tempo: 120, beats: 4}]);
+    assert.match(rig.live.clipInSlot(0, 0).file_path, /mine\.wav$/);
+    assert.equal(rig.live.clipInSlot(0, 1).file_path, v1);
+    assert.equal(rig.live.callsOf("call", "delete_clip").length, 0);
+});
+
+test("Morph needs a target prompt, then asks /job/morph with the amount", () => {
+    const dir = tempDir();
+    const rig = startedRig();
+    rig.device.control("morph", 50);
+    rig.clock.advance(300);
+    assert.match(rig.status(), /Morph: press Generate first/);
+    const id = rig.device.generate();
+    completeJob(rig, id, [{path: loopFile(dir, "a.wav", 4, 120), kind: "loop", tempo: 120, beats: 4}]);
+    rig.device.control("morph", 60);
+    rig.clock.advance(300);
+    assert.match(rig.status(), /type a morph target prompt/);
+    assert.equal(rig.sentTo(A.JOB_MORPH).length, 0);
+    rig.device.control("morph_prompt", "choir pad");
+    rig.device.control("morph", 25);
+    rig.clock.advance(300);
+    const fields = keyValues(rig.lastSentTo(A.JOB_MORPH));
+    assert.equal(fields.morph_prompt, "choir pad");
+    assert.equal(fields.morph_amount, 0.25);
+    for (const key of Object.keys(fields)) {
+        assert.ok(P.FIELDS.morph[key], `${key} is not a morph field`);
+    }
+});
+
+test("Variation before any Generate says so and sends nothing", () => {
+    const rig = startedRig();
+    rig.device.control("variation", 4);
+    rig.clock.advance(300);
+    assert.match(rig.status(), /Variation 4: press Generate first/);
+    assert.equal(rig.sentTo(A.JOB_VARIATION).length, 0);
+});
+
+test("an audio prompt travels as audio_prompt_path until cleared", () => {
+    const rig = startedRig();
+    rig.device.control("audio_prompt", "/Users/me/Samples/break 1.wav");
+    assert.match(rig.status(), /Audio prompt: break 1\.wav/);
+    rig.device.generate();
+    assert.equal(keyValues(rig.lastSentTo(A.JOB_GENERATE)).audio_prompt_path, "/Users/me/Samples/break 1.wav");
+    rig.device.control("clear_audio", 1);
+    rig.device.generate();
+    assert.equal("audio_prompt_path" in keyValues(rig.lastSentTo(A.JOB_GENERATE)), false);
+});
+
+test("the model setting travels as the model field; empty means the engine's default", () => {
+    const rig = startedRig();
+    rig.device.generate();
+    assert.equal("model" in keyValues(rig.lastSentTo(A.JOB_GENERATE)), false);
+    rig.device.setModel("tiny-dd");
+    rig.device.generate();
+    assert.equal(keyValues(rig.lastSentTo(A.JOB_GENERATE)).model, "tiny-dd");
+});
+
+test("Max-style paths from live.drop become the operating system's", () => {
+    const nativePath = modules.device.nativePath;
+    assert.equal(nativePath("Macintosh HD:/Users/me/kick.wav", "Macintosh HD"), "/Users/me/kick.wav");
+    assert.equal(nativePath("Samples:/drums/kick.wav", "Macintosh HD"), "/Volumes/Samples/drums/kick.wav");
+    assert.equal(nativePath("C:/Users/me/kick.wav", ""), "C:/Users/me/kick.wav");
+    assert.equal(nativePath("/Users/me/kick.wav", "Macintosh HD"), "/Users/me/kick.wav");
+    const rig = startedRig({}, {bootVolume: "Macintosh HD"});
+    rig.device.control("audio_prompt", "Macintosh HD:/Users/me/break.wav");
+    rig.device.generate();
+    assert.equal(keyValues(rig.lastSentTo(A.JOB_GENERATE)).audio_prompt_path, "/Users/me/break.wav");
+});
+
+test("a prompt over the engine's limit is refused before sending", () => {
+    const rig = startedRig();
+    rig.device.control("prompt", "x".repeat(P.LIMITS.PROMPT_MAX_CHARS + 1));
+    assert.equal(rig.device.generate(), null);
+    assert.match(rig.status(), /The prompt has 501 characters: at most 500/);
+    assert.equal(rig.sentTo(A.JOB_GENERATE).length, 0);
+});
+
+test("no answer from the engine: a message after the request timeout, no exception", () => {
+    const rig = startedRig();
+    rig.clock.advance(P.REQUEST_TIMEOUT_S * 1000 + 1);
+    assert.match(rig.status(), /No answer from the loopbridge engine at 127\.0\.0\.1:9000\. Start it with `loopbridge serve`/);
+    rig.device.generate();
+    rig.clock.advance(P.REQUEST_TIMEOUT_S * 1000 + 1);
+    assert.match(rig.status(), /No answer from the loopbridge engine at 127\.0\.0\.1:9000 within 5 s/);
+    assert.deepEqual(rig.live.callsOf("call", "create_audio_clip"), []);
+});
+
+test("the engine's hello: ready, or a protocol version mismatch", () => {
+    const rig = startedRig();
+    rig.reply(A.HELLO_REPLY, 1, "0.1.0");
+    assert.match(rig.status(), /Engine 0\.1\.0 ready at 127\.0\.0\.1:9000/);
+    rig.clock.advance(10000);
+    assert.match(rig.status(), /ready/);
+    rig.reply(A.HELLO_REPLY, 2, "9.0.0");
+    assert.match(rig.status(), /speaks protocol 2; this device speaks 1/);
+});
+
+test("error replies and malformed replies become status messages, never exceptions", () => {
+    const dir = tempDir();
+    const rig = startedRig();
+    let id = rig.device.generate();
+    rig.reply(A.ERROR, id, "bad_request", "bars=99 is not accepted: expected 0.25-64 bars");
+    assert.equal(rig.status(), "Engine error (bad_request): bars=99 is not accepted: expected 0.25-64 bars");
+    rig.clock.advance(10000);
+    assert.match(rig.status(), /Engine error/);  // an answered job does not time out
+
+    id = rig.device.generate();
+    rig.reply(A.JOB_SAMPLE, id, 0, "/tmp/x.wav");  // too few arguments
+    assert.match(rig.status(), /sent \/loopbridge\/job\/sample with 3 arguments: expected 9/);
+    rig.reply(A.JOB_SAMPLE, id, 0, "", "loop", 120, 4, -1, 0, "rk");  // no path
+    assert.match(rig.status(), /a sample without a file path/);
+    rig.reply(A.JOB_DONE, id, 1);
+    assert.match(rig.status(), /finished without a sample/);
+
+    id = rig.device.generate();
+    rig.reply(A.JOB_SAMPLE, id, 0, "/nonexistent/file.wav", "loop", 120, 4, -1, 0, "rk");
+    rig.reply(A.JOB_DONE, id, 1);
+    assert.match(rig.status(), /Live did not create the clip in slot 1 of 'Audio'.*File: \/nonexistent\/file\.wav/);
+    assert.equal(rig.live.errors.length, 1);  // Live itself refused the file (its message goes to the Max window)
+
+    rig.reply("/loopbridge/session/tempo", 120);  // feedback meant for other controllers: ignored
+    rig.reply("/something/else", 1, 2);
+    rig.reply(A.JOB_PROGRESS, "unknown-job", 0.3);
+    rig.reply(A.ERROR, "", "malformed", "could not parse");
+    assert.equal(rig.status(), "Engine error (malformed): could not parse");
+    const ok = loopFile(dir, "ok.wav", 4, 120);
+    id = rig.device.generate();
+    completeJob(rig, id, [{path: ok, kind: "loop", tempo: 120, beats: 4}]);
+    assert.match(rig.status(), /Placed ok\.wav/);
+});
+
+test("controls restored with the set send nothing", () => {
+    const rig = startedRig();
+    rig.device.restore("variation", 5);
+    rig.device.restore("morph", 40);
+    rig.device.restore("pitch", 2);
+    rig.clock.advance(1000);
+    assert.equal(rig.device.values.variation, 5);
+    assert.equal(rig.device.values.morph_amount, 0.4);
+    assert.equal(rig.sentTo(A.JOB_VARIATION).length + rig.sentTo(A.JOB_MORPH).length, 0);
+});
+
+test("stop unregisters the reply port and leaves no timers behind", () => {
+    const rig = startedRig();
+    rig.device.generate();
+    rig.device.control("variation", 2);
+    rig.device.stop();
+    assert.deepEqual(rig.lastSentTo(A.CONTROLLER_UNREGISTER).args, [P.DEFAULT_OSC_REPLY_PORT]);
+    assert.deepEqual(rig.clock.pending, []);
+});

@@ -1,0 +1,136 @@
+"use strict";
+// End to end: the device's js script (as Max runs it, in max_host.js) and the Live fake, talking
+// OSC over UDP to a real `loopbridge serve` started here on free ports with a tiny model.
+// Skipped, with the reason, where that engine cannot run (see support/engine.js).
+
+const test = require("node:test");
+const assert = require("node:assert/strict");
+const fs = require("node:fs");
+const path = require("node:path");
+
+const {MaxHost, freeUdpPort} = require("../node/max_host");
+const {FakeLive, wavDurationS} = require("./support/fake_live");
+const {modules, tempDir} = require("./support/harness");
+const {writeWav} = require("./support/wav");
+const {unavailable, startEngine} = require("./support/engine");
+
+const P = modules.protocol;
+const A = P.ADDRESSES;
+const GENERATE_TIMEOUT_MS = 300000;
+
+const reason = unavailable();
+
+function fields(message) {
+    const out = {};
+    for (let i = 1; i < message.args.length; i += 2) {
+        out[message.args[i]] = message.args[i + 1];
+    }
+    return out;
+}
+
+function lastSample(host) {
+    const samples = host.received.filter((m) => m.address === A.JOB_SAMPLE);
+    return samples.length ? samples[samples.length - 1].args : null;
+}
+
+async function settled(host, since, what) {
+    // a request is answered when the status moves on to a placement, or to an error to report
+    await host.waitFor(() => host.statuses().slice(since).some((s) => /^Placed|^Engine error|^Live|^Could not|No answer/.test(s)),
+        GENERATE_TIMEOUT_MS, what);
+    return host.lastStatus();
+}
+
+test("the device against a real loopbridge serve", {skip: reason || false, timeout: 900000}, async (t) => {
+    const engine = await startEngine();
+    const live = new FakeLive({tempo: 120, tracks: [{name: "Loops", type: "audio"}]});
+    const host = new MaxHost({LiveAPI: live.LiveAPI});
+    host.message("engine", "127.0.0.1", engine.oscPort);
+    host.message("reply_port", await freeUdpPort());
+    host.message("model", engine.model);
+    host.message("init");
+    try {
+        await t.test("the engine answers the device's hello on its registered port", async () => {
+            await host.waitFor(() => /ready at 127\.0\.0\.1/.test(host.lastStatus()), 30000, "the hello reply");
+        });
+
+        await t.test("Generate: a clip in the selected slot, warped, looping the requested bars", async () => {
+            host.textedit(1, "test loop");
+            host.message("kind", 1);       // loop
+            host.message("length", 0);     // 1/4 bar: the tiny model makes at most 1.024 s
+            host.message("quality", 2);    // two diffusion steps
+            const since = host.statuses().length;
+            host.message("generate", 1);
+            const status = await settled(host, since, "the generated clip");
+            assert.match(status, /^Placed .* in 'Loops' slot 1: Beats warp, 1 beat loop at 120 BPM/, engine.log());
+            const clip = live.clipInSlot(0, 0);
+            assert.ok(fs.existsSync(clip.file_path), clip.file_path);
+            assert.equal(clip.warping, 1);
+            assert.equal(clip.warp_mode, 0);
+            assert.equal(clip.looping, 1);
+            assert.equal(clip.loop_start, 0);
+            assert.equal(clip.loop_end, 1);
+            // one beat at 120 BPM
+            assert.ok(Math.abs(wavDurationS(clip.file_path) - 0.5) < 0.002, `${wavDurationS(clip.file_path)} s`);
+            const sample = lastSample(host);
+            assert.equal(sample[3], "loop");
+            assert.ok(Math.abs(sample[4] - 120) < 1e-3);
+            assert.deepEqual(live.errors, []);
+        });
+
+        await t.test("a tempo change re-conforms the sample: no new generate, a new file at the new tempo", async () => {
+            assert.ok(live.clipInSlot(0, 0), "needs the clip of the Generate test");
+            const generates = host.sent.filter((m) => m.address === A.JOB_GENERATE).length;
+            const before = live.clipInSlot(0, 0).file_path;
+            const renderKey = lastSample(host)[8];
+            const since = host.statuses().length;
+            live.setTempo(100);
+            const status = await settled(host, since, "the re-conformed clip");
+            assert.match(status, /^Placed .* at 100 BPM/, engine.log());
+            const conform = host.sent.filter((m) => m.address === A.JOB_CONFORM).pop();
+            assert.equal(fields(conform).render_key, renderKey);
+            assert.equal(fields(conform).tempo_bpm, 100);
+            assert.equal(host.sent.filter((m) => m.address === A.JOB_GENERATE).length, generates);
+            const clip = live.clipInSlot(0, 0);
+            assert.notEqual(clip.file_path, before);
+            assert.equal(clip.loop_end, 1);
+            assert.ok(Math.abs(wavDurationS(clip.file_path) - 0.6) < 0.002, `${wavDurationS(clip.file_path)} s`);
+            assert.equal(lastSample(host)[8], renderKey);
+            assert.deepEqual(live.errors, []);
+        });
+
+        await t.test("the Variation dial swaps in variation k", async () => {
+            const since = host.statuses().length;
+            host.message("variation", 1);
+            const status = await settled(host, since, "variation 1");
+            assert.match(status, /^Placed/, engine.log());
+            assert.equal(lastSample(host)[7], 1);
+            assert.equal(live.tracks[0].slots.filter((s) => s.clip).length, 1);
+        });
+
+        await t.test("a dropped audio file asks for variations of it", async () => {
+            const dir = tempDir();
+            const dropped = writeWav(path.join(dir, "dropped.wav"), {seconds: 0.6, sampleRate: 16000, channels: 2});
+            live.select(0, 1);
+            host.message("audio_prompt", dropped);
+            const since = host.statuses().length;
+            host.message("generate", 1);
+            const status = await settled(host, since, "the audio-prompted clip");
+            assert.match(status, /^Placed .* slot 2/, engine.log());
+            assert.equal(fields(host.sent.filter((m) => m.address === A.JOB_GENERATE).pop()).audio_prompt_path, dropped);
+        });
+
+        await t.test("the engine stops: Generate gives a message, no error is thrown", async () => {
+            await engine.stop();
+            const clips = live.callsOf("call", "create_audio_clip").length;
+            host.message("generate", 1);
+            await host.waitFor(() => /No answer from the loopbridge engine/.test(host.lastStatus()),
+                P.REQUEST_TIMEOUT_S * 1000 + 5000, "the no-answer message");
+            assert.equal(live.callsOf("call", "create_audio_clip").length, clips);
+        });
+
+        assert.deepEqual(host.errors, []);
+    } finally {
+        await host.close();
+        await engine.remove();
+    }
+});

@@ -1,0 +1,275 @@
+"""Where stretched beats landed, and putting them back on the grid.
+
+Rubber Band keeps a stretched signal's total length, not each beat's place. Measured on click
+tracks and drum loops: its faster engine (R2) shifts everything by up to tens of milliseconds (a
+constant that grows with its FFT size and with the stretch) and moves single hits by a further few
+milliseconds, up to about 10 ms at 96 kHz, where it resets phase at one transient and not another;
+its finer engine (R3) drifts by about a millisecond per beat (``bench/bench_conform.py`` shows the
+grid error with and without this module). So after stretching:
+
+1. The onsets of the input, mapped through the ideal time map (``t / factor``), are compared with
+   the onsets of the stretched audio, segment by segment. A segment runs from a quiet point before
+   one beat to a quiet point before the next, so each beat's attack and what rings after it stay in
+   one piece. Only segments with a hit are measured; the others take a neighbour's lag, and when
+   no segment has a hit (held notes, pads) the stretcher's own offset, measured on a click probe,
+   is used throughout.
+2. Each segment is taken from the stretched audio at its own measured lag, and neighbouring
+   segments are crossfaded over a few milliseconds at the quiet point between them (the two sides
+   are the same music, a few milliseconds apart).
+
+Onset curves are :func:`~.onsets.transient_flux` (1 ms frames). All positions are in samples at
+one rate; audio is float32 ``[channels, samples]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import onsets
+from .seams import crossfade
+
+#: a segment whose onsets agree less than this with the expected ones keeps its neighbour's lag
+MIN_SEGMENT_STRENGTH = 0.3
+#: a segment holds a hit (something to align) when its strongest onset is this many times the
+#: loop's median onset strength: held notes and chords stay below (their spectra are steady), hits
+#: stand far above
+HIT_RATIO = 4.0
+#: segment boundaries are searched for between these fractions of a beat before each beat
+SPLIT_WINDOW_BEATS = (0.45, 0.08)
+#: crossfade between segments taken at different lags
+SPLICE_S = 0.004
+#: a local correlation peak at least this share of the highest counts as a hit's (earlier) attack
+EARLY_PEAK_RATIO = 0.85
+#: a segment's lag is drawn towards the median of all segments': candidates lose this much of the
+#: best correlation per PRIOR_WIDTH_S squared away from it
+PRIOR_PENALTY = 0.05
+PRIOR_WIDTH_S = 0.004
+
+
+@dataclass(frozen=True)
+class Retiming:
+    """How :func:`retime` placed the segments: the lag of each (samples), the overall lag and how
+    well the onsets matched overall (0–1), the segment boundaries (samples from the loop start),
+    and how many segments held a hit to time by."""
+
+    lags: tuple[float, ...]
+    global_lag: float
+    strength: float
+    boundaries: tuple[int, ...]
+    hits: int = 0
+
+
+def onset_curves(
+    source: np.ndarray, stretched: np.ndarray, sample_rate: int, factor: float
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(expected, actual, hop)``: the source's onset curve mapped to stretched time, and the
+    stretched audio's own, on the same 1 ms frames."""
+    reference, hop = onsets.transient_flux(source, sample_rate)
+    actual, _ = onsets.transient_flux(stretched, sample_rate)
+    expected = onsets.interpolate(reference, np.arange(len(actual)) * factor)
+    return expected, actual, hop
+
+
+def _best_lag(scores: np.ndarray, norm: float, max_lag: int) -> tuple[float, float]:
+    """The lag (frames, parabola-refined) of the best score, and that score over ``norm``.
+
+    The best is the earliest local maximum within :data:`EARLY_PEAK_RATIO` of the highest: when
+    the stretcher splits a hit into two attacks a few milliseconds apart, the first is where the
+    hit is heard, even if the second matches the original's shape a little better.
+    """
+    top = float(scores.max())
+    best = int(np.argmax(scores))
+    if top > 0 and len(scores) >= 3:
+        inner = scores[1:-1]
+        peaks = np.flatnonzero((inner >= scores[:-2]) & (inner > scores[2:]) & (inner >= EARLY_PEAK_RATIO * top)) + 1
+        if len(peaks):
+            best = int(peaks[0])
+    strength = float(scores[best] / norm) if norm > 0 else 0.0
+    lag = float(best)
+    if 0 < best < len(scores) - 1:
+        a, b, c = scores[best - 1], scores[best], scores[best + 1]
+        denominator = a - 2 * b + c
+        if denominator < 0:
+            lag += float(np.clip(0.5 * (a - c) / denominator, -0.5, 0.5))
+    return lag - max_lag, strength
+
+
+def window_lag(
+    expected: np.ndarray,
+    actual: np.ndarray,
+    start: int,
+    stop: int,
+    max_lag: int,
+    prior: tuple[float, float] | None = None,
+) -> tuple[float, float]:
+    """Lag (frames) at which ``actual`` best matches ``expected[start:stop]``, searched within
+    ``±max_lag``, and the normalised correlation there (0–1).
+
+    ``prior``: ``(lag, width)`` in frames. Each candidate's score (relative to the best) then
+    loses :data:`PRIOR_PENALTY` per ``width`` squared away from ``lag``, so a flat correlation (a
+    smeared hit matches about as well over several milliseconds) settles near the prior while a
+    clear peak elsewhere still wins.
+    """
+    start, stop = max(0, start), min(len(expected), stop)
+    if stop - start < 2 or max_lag < 1:
+        return 0.0, 0.0
+    template = expected[start:stop]
+    padded = np.pad(actual, (max_lag, max_lag))
+    # padded[start : stop + 2 * max_lag] holds actual[start - max_lag : stop + max_lag]
+    region = padded[start : stop + 2 * max_lag]
+    scores = np.correlate(region, template, mode="valid")
+    norm = float(np.linalg.norm(template) * np.linalg.norm(region))
+    if prior is None or scores.max() <= 0:
+        return _best_lag(scores, norm, max_lag)
+    lags = np.arange(len(scores)) - max_lag
+    ranked = scores / scores.max() - PRIOR_PENALTY * ((lags - prior[0]) / prior[1]) ** 2
+    lag, _ = _best_lag(ranked, 1.0, max_lag)
+    index = int(round(lag)) + max_lag
+    return lag, float(scores[index] / norm) if norm > 0 else 0.0
+
+
+def measure_offset(
+    source: np.ndarray, stretched: np.ndarray, sample_rate: int, factor: float, max_offset_s: float
+) -> tuple[float, float]:
+    """How many samples later than ``position / factor`` the onsets of ``source`` sit in ``stretched``,
+    overall. Returns ``(offset_samples, strength)`` (strength 0–1)."""
+    expected, actual, hop = onset_curves(source, stretched, sample_rate, factor)
+    max_lag = max(1, int(round(max_offset_s * sample_rate / hop)))
+    # every signal "starts" at its first sample and the stretcher ramps in and out at the ends,
+    # which says nothing about the timing in between
+    edge = 2 * max_lag
+    if len(expected) > 4 * edge:
+        expected = expected.copy()
+        expected[:edge] = 0.0
+        expected[-edge:] = 0.0
+    lag, strength = window_lag(expected, actual, 0, len(expected), max_lag)
+    return lag * hop, strength
+
+
+def _quiet_point(expected: np.ndarray, hop: int, loop_start: float, beat: float, event: float) -> int:
+    """The quietest point (least expected onset strength) shortly before ``event`` (samples from the
+    loop start), so that a boundary there cuts between hits rather than through one."""
+    lo = (loop_start + event - SPLIT_WINDOW_BEATS[0] * beat) / hop
+    hi = (loop_start + event - SPLIT_WINDOW_BEATS[1] * beat) / hop
+    a, b = int(np.floor(lo)), int(np.ceil(hi)) + 1
+    if not 0 <= a < b <= len(expected):
+        return int(round(event - 0.25 * beat))
+    # smoothed, so the point falls in the middle of a quiet stretch, not at its edge
+    quiet = onsets.smooth(expected[a:b], 4.0)
+    return int(round((a + int(np.argmin(quiet))) * hop - loop_start))
+
+
+def retime(
+    stretched: np.ndarray,
+    expected: np.ndarray,
+    actual: np.ndarray,
+    hop: int,
+    *,
+    loop_start: float,
+    beat: float,
+    loop_frames: int,
+    pre_frames: int,
+    max_lag: int,
+    fallback_lag: float | None,
+    sample_rate: int,
+) -> tuple[np.ndarray, Retiming]:
+    """Cut ``pre_frames + loop_frames`` samples from ``stretched`` with every beat on the grid.
+
+    ``loop_start`` is where the loop would start in ``stretched`` if the stretch were ideal,
+    ``beat`` the beat length, both in samples; ``expected``/``actual`` come from
+    :func:`onset_curves`. Lags are searched within ``±max_lag`` samples; segments without onsets to
+    measure take their neighbour's lag, or the overall one; ``fallback_lag`` when no segment has a
+    hit or the onsets match too weakly overall. Returns the stream (the loop preceded by ``pre_frames`` of pre-roll)
+    and how it was placed.
+    """
+    max_lag_frames = max(1, int(round(max_lag / hop)))
+    edge = 2 * max_lag_frames
+    trimmed = expected.copy()
+    if len(trimmed) > 4 * edge:
+        trimmed[:edge] = 0.0
+        trimmed[-edge:] = 0.0
+    global_lag, strength = window_lag(trimmed, actual, 0, len(trimmed), max_lag_frames)
+    global_lag *= hop
+    if strength < MIN_SEGMENT_STRENGTH and fallback_lag is not None:
+        global_lag = fallback_lag
+
+    # beats inside the loop (not those within a few hundredths of a beat of its end)
+    beats_inside = [
+        k * beat
+        for k in range(1, int(np.ceil(loop_frames / beat)))
+        if k * beat < loop_frames - SPLIT_WINDOW_BEATS[1] * beat
+    ]
+    splits = [_quiet_point(expected, hop, loop_start, beat, event) for event in beats_inside]
+    bounds = [-pre_frames, *splits, loop_frames]
+    # each lag is measured from the quiet point before the segment's first beat to the one before
+    # the next segment's: the loop's own first beat and the next loop's downbeat count as beats
+    windows = [
+        _quiet_point(expected, hop, loop_start, beat, 0.0),
+        *splits,
+        _quiet_point(expected, hop, loop_start, beat, float(loop_frames)),
+    ]
+    peaks, lags = [], []
+    for j in range(len(bounds) - 1):
+        a = int(np.floor((loop_start + windows[j]) / hop))
+        b = int(np.ceil((loop_start + windows[j + 1]) / hop))
+        peaks.append(float(np.max(expected[max(0, a) : max(1, b)], initial=0.0)))
+        lag, segment_strength = window_lag(expected, actual, a, b, max_lag_frames)
+        lags.append(lag * hop if segment_strength >= MIN_SEGMENT_STRENGTH else np.nan)
+    # second pass: the same measurement drawn towards the median lag, which settles segments whose
+    # hits the stretcher smeared (a flat correlation) without moving ones with a clear peak
+    measured = np.array(lags)
+    if np.any(~np.isnan(measured)):
+        median = float(np.nanmedian(measured)) / hop
+        width = PRIOR_WIDTH_S * sample_rate / hop
+        for j in range(len(bounds) - 1):
+            if np.isnan(measured[j]):
+                continue
+            a = int(np.floor((loop_start + windows[j]) / hop))
+            b = int(np.ceil((loop_start + windows[j + 1]) / hop))
+            lag, _ = window_lag(expected, actual, a, b, max_lag_frames, prior=(median, width))
+            lags[j] = lag * hop
+    floor = float(np.median(expected)) + 1e-12
+    lag_array = np.array([lag if peak > HIT_RATIO * floor else np.nan for lag, peak in zip(lags, peaks, strict=True)])
+    valid = np.flatnonzero(~np.isnan(lag_array))
+    if len(valid) == 0 and fallback_lag is not None:
+        # no hit anywhere: the onset curves hold nothing to time by
+        global_lag = fallback_lag
+    if strength < MIN_SEGMENT_STRENGTH or len(valid) == 0:
+        lag_array[:] = global_lag
+    else:
+        for missing in np.flatnonzero(np.isnan(lag_array)):
+            lag_array[missing] = lag_array[valid[np.argmin(np.abs(valid - missing))]]
+
+    channels = stretched.shape[0]
+    total = pre_frames + loop_frames
+    out = np.zeros((channels, total), dtype=np.float32)
+    splice = max(2, int(round(SPLICE_S * sample_rate)))
+
+    def take(lo: int, hi: int, lag: float) -> np.ndarray:
+        """stretched at loop-relative positions [lo, hi) shifted by lag, silence outside."""
+        first = int(round(loop_start + lag)) + lo
+        block = np.zeros((channels, hi - lo), dtype=np.float32)
+        s0, s1 = max(0, first), min(stretched.shape[1], first + hi - lo)
+        if s1 > s0:
+            block[:, s0 - first : s1 - first] = stretched[:, s0:s1]
+        return block
+
+    for j in range(len(bounds) - 1):
+        lo, hi = bounds[j], bounds[j + 1]
+        out[:, lo + pre_frames : hi + pre_frames] = take(lo, hi, lag_array[j])
+        if j > 0 and abs(lag_array[j] - lag_array[j - 1]) >= 0.5:
+            # end the previous segment with a crossfade into this one, just before the boundary
+            f0 = max(bounds[j - 1], lo - splice)
+            out[:, f0 + pre_frames : lo + pre_frames] = crossfade(
+                take(f0, lo, lag_array[j - 1]), take(f0, lo, lag_array[j])
+            )
+    report = Retiming(
+        lags=tuple(float(v) for v in lag_array),
+        global_lag=float(global_lag),
+        strength=float(strength),
+        boundaries=tuple(int(v) for v in splits),
+        hits=len(valid),
+    )
+    return out, report

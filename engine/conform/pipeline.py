@@ -1,0 +1,446 @@
+"""Fit a render to a song: :func:`conform_audio`.
+
+Loops
+    1. Source tempo and downbeat: from the model when it knows them (:class:`SourceInfo`), else
+       estimated (:func:`~.tempo.estimate_tempo`, with the beats the render was asked to hold as a
+       prior; without one, an estimate is folded by octaves towards the song tempo).
+    2. The render's own loop (its whole bars from the downbeat) is made seamless, then repeated
+       as needed to cover the requested bars, with a pre-roll and post-roll taken from the loop
+       itself, so the stretcher sees the wrap as music running on.
+    3. That material is resampled to the song's rate (pedalboard), stretched to the song tempo
+       and pitch-shifted in one pass (Rubber Band through pedalboard).
+    4. Where each beat landed is measured and the beats are put back on the grid
+       (:func:`~.alignment.retime`); exactly ``bars * beats_per_bar`` beats at the song tempo are
+       cut, to the sample, and the loop's end is crossfaded into the stretched pre-roll so the
+       wrap is seamless. A render already at the song's tempo and pitch is not stretched at all.
+One-shots (and kit parts)
+    Resampled, pitch-shifted, tidied (:func:`~.oneshot.tidy_one_shot`); never stretched.
+Textures
+    Never stretched (no pulse): cut (or looped) to ``bars`` at the song tempo when given, with a
+    long crossfaded seam so they loop.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import RequestError
+from ..request import (
+    DURATION_MAX_S,
+    SAMPLE_RATE_RANGE,
+    TEMPO_MAX_BPM,
+    TEMPO_MIN_BPM,
+    ConformSpec,
+    Kind,
+)
+from . import seams
+from .alignment import MIN_SEGMENT_STRENGTH, Retiming, onset_curves, retime
+from .oneshot import tidy_one_shot
+from .onsets import audio_array
+from .stretcher import (
+    DEFAULT_STRETCH,
+    StretchOptions,
+    pitch_shift,
+    probe_offset,
+    resample,
+    stretch,
+    window_flag,
+)
+from .tempo import BEATS_HINT_MAX, estimate_tempo
+
+#: longest input accepted (a render is at most DURATION_MAX_S; audio prompts are as long)
+INPUT_MAX_S = 2 * DURATION_MAX_S
+#: crossfade of a loop's wrap after stretching
+LOOP_SEAM_FADE_S = 0.010
+#: crossfade that makes the render's own loop seamless before stretching
+SOURCE_SEAM_FADE_S = 0.015
+#: when nothing leads into the render's first downbeat: its fade-in (the end fades out instead)
+SOURCE_SEAM_FADE_IN_S = 0.0005
+#: crossfade of a texture's wrap (at most a quarter of its length)
+TEXTURE_SEAM_FADE_S = 0.25
+#: the farthest the stretcher's timing is searched for, and no more than this share of a beat
+MAX_OFFSET_S = 0.08
+MAX_OFFSET_BEATS = 0.3
+#: stretched audio kept before and after the loop for the stretcher to settle in and out
+STRETCH_SETTLE_S = 0.1
+#: an estimate below this confidence found no pulse: the render is not stretched
+MIN_TEMPO_CONFIDENCE = 0.1
+#: the loudest sample a loop or texture may have (a stretch can overshoot full scale)
+CLIP_LIMIT = 0.999
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What the model knows about its output (``Render.info``); every field optional.
+
+    ``tempo_bpm``: the exact source tempo (estimation is skipped). ``beats``: how many beats the
+    render was asked to hold (a prior for the estimator, and the length of the render's own loop).
+    ``downbeat_s``: where the first downbeat is. ``root_note``: MIDI note of the sound's pitch.
+    """
+
+    tempo_bpm: float | None = None
+    beats: float | None = None
+    downbeat_s: float | None = None
+    root_note: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.tempo_bpm is not None and not _is_number(self.tempo_bpm, TEMPO_MIN_BPM, TEMPO_MAX_BPM):
+            raise RequestError("source.tempo_bpm", self.tempo_bpm, f"{TEMPO_MIN_BPM:g}–{TEMPO_MAX_BPM:g} BPM")
+        if self.beats is not None and not (_is_number(self.beats, 0.0, BEATS_HINT_MAX) and self.beats > 0):
+            raise RequestError("source.beats", self.beats, f"a number of beats above 0 and up to {BEATS_HINT_MAX:g}")
+        if self.downbeat_s is not None and not _is_number(self.downbeat_s, 0.0, INPUT_MAX_S):
+            raise RequestError("source.downbeat_s", self.downbeat_s, f"0–{INPUT_MAX_S:g} s")
+        if self.root_note is not None and (
+            isinstance(self.root_note, bool)
+            or not isinstance(self.root_note, int | np.integer)
+            or not 0 <= self.root_note <= 127
+        ):
+            raise RequestError("source.root_note", self.root_note, "a MIDI note from 0 to 127")
+
+    @classmethod
+    def from_info(cls, info: Mapping[str, Any]) -> SourceInfo:
+        """Take the fields this class knows from a render's ``info`` mapping (others are ignored)."""
+        return cls(
+            tempo_bpm=info.get("tempo_bpm"),
+            beats=info.get("beats"),
+            downbeat_s=info.get("downbeat_s"),
+            root_note=info.get("root_note"),
+        )
+
+
+@dataclass(frozen=True)
+class ConformedAudio:
+    """A render fitted to a song, before it is written as a WAV file.
+
+    ``audio``: float32 ``[channels, samples]`` at ``sample_rate``. ``beats``: length in beats at
+    ``tempo_bpm``. ``loop_start``/``loop_end``: frames, end exclusive (``None`` for one-shots).
+    ``info``: how it was made (``source_tempo_bpm``, ``tempo_confidence``, ``stretch_factor``,
+    ``estimated``, ``alignment``...). ``beats_per_bar``: the meter written to the ``acid`` chunk.
+    """
+
+    audio: np.ndarray
+    sample_rate: int
+    kind: Kind
+    tempo_bpm: float
+    beats: float
+    root_note: int | None
+    loop_start: int | None
+    loop_end: int | None
+    info: dict = field(default_factory=dict)
+    beats_per_bar: int = 4
+
+    @property
+    def duration_s(self) -> float:
+        return self.audio.shape[1] / self.sample_rate
+
+
+def _is_number(value: object, low: float, high: float) -> bool:
+    return (
+        not isinstance(value, bool)
+        and isinstance(value, int | float | np.number)
+        and math.isfinite(float(value))
+        and low <= float(value) <= high
+    )
+
+
+def _validate(
+    audio: object, sample_rate: object, kind: object, spec: object, source: object, options: object
+) -> tuple[np.ndarray, Kind]:
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, int | np.integer):
+        raise RequestError(
+            "sample_rate", sample_rate, f"a whole number of Hz from {SAMPLE_RATE_RANGE[0]} to {SAMPLE_RATE_RANGE[1]}"
+        )
+    if not SAMPLE_RATE_RANGE[0] <= sample_rate <= SAMPLE_RATE_RANGE[1]:
+        raise RequestError("sample_rate", sample_rate, f"{SAMPLE_RATE_RANGE[0]}–{SAMPLE_RATE_RANGE[1]} Hz")
+    if not isinstance(spec, ConformSpec):
+        raise RequestError("spec", type(spec).__name__, "a ConformSpec")
+    if not isinstance(source, SourceInfo):
+        raise RequestError("source", type(source).__name__, "a SourceInfo")
+    if not isinstance(options, StretchOptions):
+        raise RequestError("options", type(options).__name__, "a StretchOptions")
+    parsed_kind = Kind.parse(kind)  # type: ignore[arg-type]
+    data = audio_array(audio)
+    duration_s = data.shape[1] / sample_rate
+    if duration_s > INPUT_MAX_S:
+        raise RequestError("audio", f"{duration_s:.1f} s of audio", f"at most {INPUT_MAX_S:g} s")
+    return data, parsed_kind
+
+
+def _root_after_shift(root_note: int | None, semitones: float) -> tuple[int | None, dict[str, Any]]:
+    """The recorded root note after a pitch shift, and the fraction of a semitone above it (``smpl``)."""
+    if root_note is None:
+        return None, {}
+    total = root_note + semitones
+    note = int(np.clip(round(total), 0, 127))
+    residual = total - note
+    info: dict[str, Any] = {"source_root_note": root_note}
+    if abs(residual) > 1e-9:
+        info["root_note_cents"] = round(100.0 * residual, 3)
+        if residual > 0:
+            info["pitch_fraction"] = int(round(residual * 2**32)) & 0xFFFFFFFF
+    return note, info
+
+
+def _limit_peak(audio: np.ndarray) -> tuple[np.ndarray, float]:
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    if peak <= CLIP_LIMIT:
+        return audio, 0.0
+    gain = CLIP_LIMIT / peak
+    return (audio * gain).astype(np.float32), float(20 * np.log10(gain))
+
+
+def conform_audio(
+    audio: np.ndarray,
+    sample_rate: int,
+    kind: Kind,
+    spec: ConformSpec,
+    source: SourceInfo = SourceInfo(),
+    *,
+    options: StretchOptions = DEFAULT_STRETCH,
+) -> ConformedAudio:
+    """Fit float32 ``[channels, samples]`` audio at ``sample_rate`` to ``spec`` (see the module doc).
+
+    ``kind``: LOOP, ONE_SHOT or TEXTURE; KIT is conformed like a one-shot (a kit arrives here one
+    part at a time). The result is at ``spec.sample_rate``; a loop holds exactly
+    ``round(bars * beats_per_bar * 60 / tempo_bpm * sample_rate)`` samples.
+
+    Raises :class:`RequestError` naming the value for empty, non-finite or wrongly shaped audio, a
+    sample rate outside 8–192 kHz, audio longer than :data:`INPUT_MAX_S`, a one-shot that is silent,
+    or a loop longer than the engine's longest duration.
+    """
+    data, parsed_kind = _validate(audio, sample_rate, kind, spec, source, options)
+    root_in = spec.root_note if spec.root_note is not None else source.root_note
+    root_note, root_info = _root_after_shift(root_in, spec.pitch_semitones)
+    if parsed_kind in (Kind.ONE_SHOT, Kind.KIT):
+        result = _conform_one_shot(data, int(sample_rate), spec, options)
+    elif parsed_kind is Kind.TEXTURE:
+        result = _conform_texture(data, int(sample_rate), spec, options)
+    else:
+        result = _conform_loop(data, int(sample_rate), spec, source, options)
+    audio_out, kind_out, beats, loop, info = result
+    info.update(root_info)
+    info["pitch_semitones"] = float(spec.pitch_semitones)
+    if int(sample_rate) != spec.sample_rate:
+        info["resampled_from"] = int(sample_rate)
+    return ConformedAudio(
+        audio=audio_out,
+        sample_rate=spec.sample_rate,
+        kind=kind_out,
+        tempo_bpm=float(spec.tempo_bpm),
+        beats=float(beats),
+        root_note=root_note,
+        loop_start=None if loop is None else loop[0],
+        loop_end=None if loop is None else loop[1],
+        info=info,
+        beats_per_bar=spec.beats_per_bar,
+    )
+
+
+_Result = tuple[np.ndarray, Kind, float, "tuple[int, int] | None", dict[str, Any]]
+
+
+def _conform_one_shot(data: np.ndarray, sample_rate: int, spec: ConformSpec, options: StretchOptions) -> _Result:
+    rate = spec.sample_rate
+    audio = resample(data, sample_rate, rate, options.resample_quality)
+    audio = pitch_shift(audio, rate, spec.pitch_semitones, options)
+    tidied, report = tidy_one_shot(audio, rate)
+    info: dict[str, Any] = {
+        "trimmed_start_s": report.trimmed_start / rate,
+        "trimmed_end_s": report.trimmed_end / rate,
+        "gain_db": report.gain_db,
+        "dc_offset": list(report.dc_offset),
+    }
+    beats = tidied.shape[1] / rate * spec.tempo_bpm / 60.0
+    return tidied, Kind.ONE_SHOT, beats, None, info
+
+
+def _conform_texture(data: np.ndarray, sample_rate: int, spec: ConformSpec, options: StretchOptions) -> _Result:
+    rate = spec.sample_rate
+    audio = resample(data, sample_rate, rate, options.resample_quality)
+    audio = pitch_shift(audio, rate, spec.pitch_semitones, options)
+    audio = (audio - audio.mean(axis=1, keepdims=True)).astype(np.float32)
+    fade = int(round(min(TEXTURE_SEAM_FADE_S * rate, audio.shape[1] / 4)))
+    info: dict[str, Any] = {"fitted_to_bars": spec.bars is not None, "seam_fade_s": fade / rate}
+    if spec.bars is None:
+        loop = seams.overlap_cycle(audio, fade)
+    else:
+        frames = _bars_to_frames(spec.bars * spec.beats_per_bar, spec.tempo_bpm, rate)
+        if audio.shape[1] >= frames + fade:
+            # the render's first `fade` samples are what leads into the loop's start
+            loop = seams.cut_loop(audio, fade, frames, fade)
+        else:
+            cycle = seams.overlap_cycle(audio, fade)
+            repeats = (frames + 2 * cycle.shape[1] - 1) // cycle.shape[1] + 1
+            loop = seams.cut_loop(np.tile(cycle, (1, repeats)), cycle.shape[1], frames, fade)
+            info["repeated"] = True
+    loop, limit_db = _limit_peak(loop)
+    if limit_db:
+        info["limited_db"] = limit_db
+    beats = loop.shape[1] / rate * spec.tempo_bpm / 60.0
+    return loop, Kind.TEXTURE, beats, (0, loop.shape[1]), info
+
+
+def _bars_to_frames(beats: float, tempo_bpm: float, sample_rate: int) -> int:
+    frames = int(round(beats * 60.0 / tempo_bpm * sample_rate))
+    if frames / sample_rate > DURATION_MAX_S:
+        bars_hint = f"{beats:g} beats at {tempo_bpm:g} BPM"
+        raise RequestError("bars", bars_hint, f"a length of at most {DURATION_MAX_S:g} s")
+    return max(1, frames)
+
+
+def _source_tempo(
+    data: np.ndarray, sample_rate: int, spec: ConformSpec, source: SourceInfo
+) -> tuple[float, float, dict[str, Any]]:
+    """Source tempo (BPM) and downbeat (s), with what was done to find them."""
+    if source.tempo_bpm is not None:
+        downbeat_s = source.downbeat_s or 0.0
+        return float(source.tempo_bpm), downbeat_s, {"estimated": False, "tempo_confidence": 1.0}
+    estimate = estimate_tempo(data, sample_rate, source.beats, beats_per_bar=spec.beats_per_bar)
+    info: dict[str, Any] = {
+        "estimated": True,
+        "tempo_confidence": estimate.confidence,
+        "estimated_tempo_bpm": estimate.bpm,
+        "tempo_snapped": estimate.snapped,
+    }
+    downbeat_s = source.downbeat_s if source.downbeat_s is not None else estimate.downbeat_s
+    if estimate.confidence < MIN_TEMPO_CONFIDENCE:
+        # no pulse to follow: take the render as made for the tempo it was asked for
+        tempo = estimate.hinted_bpm if estimate.hinted_bpm is not None else float(spec.tempo_bpm)
+        info["no_pulse"] = True
+        return float(np.clip(tempo, TEMPO_MIN_BPM, TEMPO_MAX_BPM)), 0.0, info
+    tempo = estimate.bpm
+    if source.beats is None:
+        # without a prior, double and half tempo are equally plausible: take the one nearest the song
+        folded = tempo
+        while folded / spec.tempo_bpm > math.sqrt(2) and folded / 2 >= TEMPO_MIN_BPM:
+            folded /= 2
+        while spec.tempo_bpm / folded > math.sqrt(2) and folded * 2 <= TEMPO_MAX_BPM:
+            folded *= 2
+        if folded != tempo:
+            info["tempo_folded_from"] = tempo
+        tempo = folded
+    return tempo, downbeat_s, info
+
+
+class _Stopwatch:
+    """Seconds spent per stage, kept in ``info["timings_s"]`` (the benchmark reads them)."""
+
+    def __init__(self, info: dict[str, Any]) -> None:
+        self.timings: dict[str, float] = info.setdefault("timings_s", {})
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.timings[stage] = self.timings.get(stage, 0.0) + now - self._last
+        self._last = now
+
+
+def _conform_loop(
+    data: np.ndarray, sample_rate: int, spec: ConformSpec, source: SourceInfo, options: StretchOptions
+) -> _Result:
+    rate = spec.sample_rate
+    beats_per_bar = spec.beats_per_bar
+    timings: dict[str, Any] = {}
+    watch = _Stopwatch(timings)
+    source_tempo, downbeat_s, info = _source_tempo(data, sample_rate, spec, source)
+    info.update(timings)
+    watch.lap("tempo")
+    frames_in = data.shape[1]
+    beat_in = 60.0 / source_tempo * sample_rate  # source samples per beat
+    downbeat = int(round(downbeat_s * sample_rate))
+
+    # the render's own loop: the beats it was made to hold, else its whole bars from the downbeat
+    available_beats = (frames_in - downbeat) / beat_in
+    if source.beats is not None:
+        cycle_beats = float(source.beats)
+    elif available_beats >= 0.75 * beats_per_bar:
+        cycle_beats = float(beats_per_bar * max(1, round(available_beats / beats_per_bar)))
+    else:
+        cycle_beats = float(max(1, round(available_beats)))
+    cycle_frames = max(1, int(round(cycle_beats * beat_in)))
+    if spec.bars is not None:
+        out_beats = float(spec.bars) * beats_per_bar
+    else:
+        out_beats = float(beats_per_bar * max(1, round(cycle_beats / beats_per_bar)))
+    out_frames = _bars_to_frames(out_beats, spec.tempo_bpm, rate)
+
+    factor = float(spec.tempo_bpm) / source_tempo
+    semitones = float(spec.pitch_semitones)
+    max_offset_s = min(MAX_OFFSET_S, MAX_OFFSET_BEATS * 60.0 / float(spec.tempo_bpm))
+    # pre- and post-roll, in source samples, long enough in stretched time for the stretcher to
+    # settle, for the timing search and for the wrap crossfade
+    roll = int(math.ceil((max_offset_s + LOOP_SEAM_FADE_S + STRETCH_SETTLE_S) * factor * sample_rate)) + 1
+    span = int(math.ceil(out_beats * beat_in))
+    cycle = seams.circular_cycle(
+        data,
+        downbeat,
+        cycle_frames,
+        int(round(SOURCE_SEAM_FADE_S * sample_rate)),
+        int(round(SOURCE_SEAM_FADE_IN_S * sample_rate)),
+    )
+    extended = cycle[:, np.arange(-roll, span + roll) % cycle_frames]
+    watch.lap("seams")
+    extended = resample(extended, sample_rate, rate, options.resample_quality)
+    watch.lap("resample")
+    roll_out = roll * rate / sample_rate  # the loop's start in `extended`, at the output rate
+    info.update(
+        {
+            "source_tempo_bpm": source_tempo,
+            "downbeat_s": downbeat / sample_rate,
+            "source_beats": cycle_beats,
+            "stretch_factor": factor,
+        }
+    )
+    seam_fade = int(round(LOOP_SEAM_FADE_S * rate))
+    if factor == 1.0 and semitones == 0.0:
+        info["alignment"] = "not stretched"
+        loop = seams.cut_loop(extended, int(round(roll_out)), out_frames, seam_fade)
+    else:
+        stretched = stretch(extended, rate, factor, semitones, options)
+        watch.lap("stretch")
+        info["stretch_engine"] = "rubberband-r3" if options.high_quality else "rubberband-r2"
+        info["fft_window"] = {False: "short", None: "standard", True: "long"}[window_flag(options.window, semitones)]
+        info["transient_mode"] = options.transient_mode
+        if options.align:
+            expected, actual, hop = onset_curves(extended, stretched, rate, factor)
+
+            def place(fallback: float | None) -> tuple[np.ndarray, Retiming]:
+                return retime(
+                    stretched,
+                    expected,
+                    actual,
+                    hop,
+                    loop_start=roll_out / factor,
+                    beat=60.0 / float(spec.tempo_bpm) * rate,
+                    loop_frames=out_frames,
+                    pre_frames=seam_fade,
+                    max_lag=int(round(max_offset_s * rate)),
+                    fallback_lag=fallback,
+                    sample_rate=rate,
+                )
+
+            stream, placed = place(None)
+            info["alignment"] = "onsets"
+            if placed.strength < MIN_SEGMENT_STRENGTH or placed.hits == 0:
+                # too few onsets to follow: the stretcher's own timing, measured on a click probe
+                stream, placed = place(probe_offset(rate, factor, semitones, options))
+                info["alignment"] = "probe"
+            info["alignment_strength"] = round(placed.strength, 3)
+            info["alignment_offset_ms"] = round(1000.0 * placed.global_lag / rate, 3)
+            info["alignment_lags_ms"] = [round(1000.0 * lag / rate, 3) for lag in placed.lags]
+            watch.lap("align")
+            loop = seams.cut_loop(stream, seam_fade, out_frames, seam_fade)
+        else:
+            info["alignment"] = "none"
+            loop = seams.cut_loop(stretched, int(round(roll_out / factor)), out_frames, seam_fade)
+    loop, limit_db = _limit_peak(loop)
+    if limit_db:
+        info["limited_db"] = limit_db
+    watch.lap("seams")
+    return loop, Kind.LOOP, out_beats, (0, out_frames), info

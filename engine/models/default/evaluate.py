@@ -1,0 +1,299 @@
+"""Measure the default model: ``loopbridge eval-default`` or ``python -m loopbridge.engine.models.default.evaluate``.
+
+Three measures, each against held-out synthesized one-shots (a corpus seed the training never saw):
+
+1. Conditional accuracy: a small classifier trained on held-out one-shots labels generated ones; the
+   share labelled as the class that was asked for, averaged over classes.
+2. Realism: the Fréchet distance between Gaussians fitted to log-mel statistics (band means over
+   time, and the loudness envelope) of generated and held-out one-shots, next to two baselines run
+   through the same decoder: class-shaped noise (each class's mean spectrum and mean loudness
+   envelope, random phase) and the untrained network. The codec's own floor (held-out one-shots
+   encoded and decoded) is shown too.
+3. Diversity: mean pairwise distance between one class's generated one-shots (one seed each), as a
+   share of the mean pairwise distance inside that class of the held-out corpus.
+
+Prints a table on stdout (``--json`` for a JSON object). Exit status 0, or 2 for bad arguments or an
+unloadable model folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from scipy import linalg
+
+from ...errors import ModelLoadError
+from ...request import GenerateRequest, Kind
+from ..registry import EMBEDDED_DEFAULT_DIR
+from . import spectral
+from .backend import DefaultModel
+from .corpus import render_corpus
+from .model import MelUNet
+from .train import HELD_OUT_CORPUS_SEED
+
+#: the classifier is trained on one held-out corpus, the realism reference is another
+CLASSIFIER_CORPUS_SEED = HELD_OUT_CORPUS_SEED
+REFERENCE_CORPUS_SEED = HELD_OUT_CORPUS_SEED + 1
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def pooled_log_mel(audio: np.ndarray) -> np.ndarray:
+    """``[n, 40 * 22]``: log-mels of ``audio`` ``[n, samples]`` averaged over 2 bands x 4 frames."""
+    mel = spectral.log_mel(audio)  # [n, 80, 88]
+    pooled = torch.nn.functional.avg_pool2d(mel[:, None], kernel_size=(2, 4))[:, 0]
+    return pooled.reshape(len(audio), -1).numpy().astype(np.float64)
+
+
+def realism_features(audio: np.ndarray) -> np.ndarray:
+    """``[n, 40 + 22]``: per-band means over time and the loudness envelope (band means per frame)."""
+    pooled = pooled_log_mel(audio).reshape(len(audio), 40, 22)
+    return np.concatenate([pooled.mean(axis=2), pooled.mean(axis=1)], axis=1)
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Fréchet distance between Gaussians fitted to feature rows ``a`` ``[n, d]`` and ``b`` ``[m, d]``."""
+    mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    root, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
+    root = np.real(root)
+    value = float(np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a + cov_b - 2 * root))
+    return max(value, 0.0)
+
+
+def mean_pairwise_distance(features: np.ndarray) -> float:
+    diffs = features[:, None, :] - features[None, :, :]
+    dist = np.sqrt((diffs**2).sum(-1))
+    n = len(features)
+    return float(dist.sum() / (n * (n - 1))) if n > 1 else 0.0
+
+
+class Classifier:
+    """A small MLP on pooled log-mels, trained on held-out synthesized one-shots (seeded, full batch)."""
+
+    def __init__(self, features: np.ndarray, labels: np.ndarray, n_classes: int, seed: int = 0, epochs: int = 300):
+        self.mean = features.mean(axis=0)
+        self.std = features.std(axis=0) + 1e-6
+        generator = torch.Generator().manual_seed(seed)
+        torch.manual_seed(seed)
+        self.net = torch.nn.Sequential(
+            torch.nn.Linear(features.shape[1], 128), torch.nn.ReLU(), torch.nn.Dropout(0.2),
+            torch.nn.Linear(128, n_classes),
+        )
+        x = torch.from_numpy((features - self.mean) / self.std).float()
+        y = torch.from_numpy(labels).long()
+        optimizer = torch.optim.Adam(self.net.parameters(), lr=2e-3, weight_decay=1e-3)
+        self.net.train()
+        for _ in range(epochs):
+            # light input noise so the classifier does not key on exact synthesizer values
+            noisy = x + 0.1 * torch.randn(x.shape, generator=generator)
+            loss = torch.nn.functional.cross_entropy(self.net(noisy), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        self.net.eval()
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            x = torch.from_numpy((features - self.mean) / self.std).float()
+            return self.net(x).argmax(dim=1).numpy()
+
+
+@dataclass
+class EvalSettings:
+    per_class: int = 16
+    reference_per_class: int = 32
+    classifier_per_class: int = 48
+    diversity_seeds: int = 16
+    steps: int | None = None
+    guidance: float | None = None
+    baselines: tuple[str, ...] = ("noise", "untrained")
+    seed: int = 0
+
+
+def class_shaped_noise(
+    reference: np.ndarray, labels: np.ndarray, n_classes: int, per_class: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Baseline one-shots: each class's mean spectrum x mean loudness envelope, with random phase."""
+    mel = spectral.log_mel(reference)
+    rows, out_labels = [], []
+    generator = torch.Generator().manual_seed(seed)
+    for c in range(n_classes):
+        class_mel = mel[torch.from_numpy(labels == c)]
+        if len(class_mel) == 0:
+            continue
+        mean = class_mel.mean(dim=0)  # [80, 88]
+        spectrum = mean.mean(dim=1, keepdim=True)
+        envelope = mean.mean(dim=0, keepdim=True)
+        separable = (spectrum + envelope - mean.mean()).clamp(-1, 1.25)
+        audio = spectral.invert(separable[None].repeat(per_class, 1, 1), generator=generator).numpy()
+        peaks = np.abs(audio).max(axis=1, keepdims=True)
+        rows.append(audio / np.where(peaks > 0, peaks, 1) * 0.9)
+        out_labels += [c] * per_class
+    return np.concatenate(rows).astype(np.float32), np.array(out_labels)
+
+
+def generate_class_set(
+    model: DefaultModel, per_class: int, settings: EvalSettings, seed_base: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``per_class`` one-shots of every class (seeds ``seed_base ...``), batched per class."""
+    audio, labels = [], []
+    for c, name in enumerate(model.config.classes):
+        requests = [
+            GenerateRequest(prompt=name, kind=Kind.ONE_SHOT, seed=seed_base + i, steps=settings.steps,
+                            guidance=settings.guidance, duration_s=spectral.NATIVE_SAMPLES / spectral.SAMPLE_RATE)
+            for i in range(per_class)
+        ]
+        for out in model.generate(requests):
+            audio.append(out.audio[0])
+            labels.append(c)
+    return np.stack(audio).astype(np.float32), np.array(labels)
+
+
+def untrained_model(model: DefaultModel, seed: int) -> DefaultModel:
+    torch.manual_seed(seed)
+    network = MelUNet(model.config).eval().requires_grad_(False)
+    return DefaultModel(None, torch.device("cpu"), torch.float32, model.config, network)
+
+
+def evaluate(model: DefaultModel, settings: EvalSettings) -> dict[str, Any]:
+    """Run the three measures; returns a JSON-ready dict (see the module docstring)."""
+    started = time.perf_counter()
+    classes = model.config.classes
+    n_classes = len(classes)
+    _log(f"rendering held-out corpora ({settings.classifier_per_class} + {settings.reference_per_class} per class)")
+    train_set = render_corpus(CLASSIFIER_CORPUS_SEED, settings.classifier_per_class, classes)
+    reference = render_corpus(REFERENCE_CORPUS_SEED, settings.reference_per_class, classes)
+    classifier = Classifier(pooled_log_mel(train_set.audio), train_set.labels, n_classes, seed=settings.seed)
+    reference_accuracy = float(np.mean(classifier.predict(pooled_log_mel(reference.audio)) == reference.labels))
+    reference_features = realism_features(reference.audio)
+
+    shown_settings = settings.__dict__ | {"baselines": list(settings.baselines)}
+    results: dict[str, Any] = {"classes": list(classes), "settings": shown_settings}
+    _log(f"generating {settings.per_class} one-shots per class")
+    gen_audio, gen_labels = generate_class_set(model, settings.per_class, settings, seed_base=10_000)
+    predicted = classifier.predict(pooled_log_mel(gen_audio))
+    per_class_accuracy = {name: float(np.mean(predicted[gen_labels == c] == c)) for c, name in enumerate(classes)}
+    confusion = np.zeros((n_classes, n_classes), dtype=int)
+    for truth, guess in zip(gen_labels, predicted, strict=True):
+        confusion[truth, guess] += 1
+    results["accuracy"] = {
+        "mean": float(np.mean(list(per_class_accuracy.values()))),
+        "per_class": per_class_accuracy,
+        "classifier_on_held_out": reference_accuracy,
+        "confusion": confusion.tolist(),
+    }
+
+    fd = {"model": frechet_distance(realism_features(gen_audio), reference_features)}
+    codec = spectral.invert(spectral.log_mel(reference.audio), generator=torch.Generator().manual_seed(1)).numpy()
+    fd["codec_floor"] = frechet_distance(realism_features(codec), reference_features)
+    if "noise" in settings.baselines:
+        noise_audio, _ = class_shaped_noise(
+            train_set.audio, train_set.labels, n_classes, settings.per_class, settings.seed
+        )
+        fd["class_shaped_noise"] = frechet_distance(realism_features(noise_audio), reference_features)
+    if "untrained" in settings.baselines:
+        _log("generating with the untrained network")
+        raw_audio, _ = generate_class_set(untrained_model(model, settings.seed), settings.per_class, settings, 10_000)
+        fd["untrained_model"] = frechet_distance(realism_features(raw_audio), reference_features)
+    results["frechet_distance"] = fd
+
+    _log(f"diversity: {settings.diversity_seeds} seeds per class")
+    diversity = {}
+    for c, name in enumerate(classes):
+        if settings.diversity_seeds == settings.per_class:
+            generated = gen_audio[gen_labels == c]
+        else:
+            requests = [GenerateRequest(prompt=name, seed=20_000 + i, steps=settings.steps, guidance=settings.guidance)
+                        for i in range(settings.diversity_seeds)]
+            generated = np.stack([o.audio[0] for o in model.generate(requests)])
+        corpus_spread = mean_pairwise_distance(pooled_log_mel(reference.audio[reference.labels == c]))
+        diversity[name] = mean_pairwise_distance(pooled_log_mel(generated)) / corpus_spread
+    results["diversity"] = {"mean_ratio": float(np.mean(list(diversity.values()))),
+                            "min_ratio": float(np.min(list(diversity.values()))), "per_class": diversity}
+    results["seconds"] = round(time.perf_counter() - started, 1)
+    return results
+
+
+def format_table(results: dict[str, Any]) -> str:
+    acc = results["accuracy"]
+    fd = results["frechet_distance"]
+    div = results["diversity"]
+    lines = ["class         accuracy  diversity", "------------  --------  ---------"]
+    for name in results["classes"]:
+        lines.append(f"{name:12s}  {acc['per_class'][name]:8.2f}  {div['per_class'][name]:9.2f}")
+    lines.append("------------  --------  ---------")
+    lines.append(f"{'mean':12s}  {acc['mean']:8.2f}  {div['mean_ratio']:9.2f}")
+    lines.append("")
+    lines.append(f"classifier accuracy on held-out synthesized one-shots: {acc['classifier_on_held_out']:.2f}")
+    lines.append("")
+    lines.append("Fréchet distance on log-mel statistics (lower is closer to the held-out corpus)")
+    names = {"model": "default model", "codec_floor": "codec floor (held-out, encoded + decoded)",
+             "class_shaped_noise": "baseline: class-shaped noise", "untrained_model": "baseline: untrained model"}
+    for key, label in names.items():
+        if key in fd:
+            lines.append(f"  {label:44s} {fd[key]:10.2f}")
+    lines.append("")
+    lines.append(f"diversity = mean pairwise distance of one class's generated one-shots / the held-out "
+                 f"corpus's (min over classes {div['min_ratio']:.2f})")
+    lines.append(f"took {results['seconds']} s")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="loopbridge eval-default", description="Measure the default model.")
+    parser.add_argument("--weights", type=Path, default=EMBEDDED_DEFAULT_DIR, help="model folder (default: embedded)")
+    parser.add_argument("--per-class", type=int, default=16, help="generated one-shots per class")
+    parser.add_argument("--reference-per-class", type=int, default=32, help="held-out one-shots per class (realism)")
+    parser.add_argument("--classifier-per-class", type=int, default=48,
+                        help="held-out one-shots per class (classifier)")
+    parser.add_argument("--diversity-seeds", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's)")
+    parser.add_argument("--guidance", type=float, default=None, help="guidance scale (default: the model's)")
+    parser.add_argument("--no-untrained", action="store_true", help="skip the untrained-model baseline")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--json", action="store_true", help="print a JSON object instead of the table")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for name in ("per_class", "reference_per_class", "classifier_per_class", "threads"):
+        if getattr(args, name) < 2 if name != "threads" else getattr(args, name) < 1:
+            parser.print_usage(sys.stderr)
+            _log(f"error: --{name.replace('_', '-')}={getattr(args, name)} is too small")
+            return 2
+    if args.diversity_seeds < 2:
+        _log(f"error: --diversity-seeds={args.diversity_seeds} is not accepted: expected at least 2")
+        return 2
+    torch.set_num_threads(args.threads)
+    try:
+        model = DefaultModel.load(args.weights)
+    except ModelLoadError as exc:
+        _log(f"error: {exc}")
+        return 2
+    settings = EvalSettings(
+        per_class=args.per_class, reference_per_class=args.reference_per_class,
+        classifier_per_class=args.classifier_per_class, diversity_seeds=args.diversity_seeds,
+        steps=args.steps, guidance=args.guidance,
+        baselines=("noise",) if args.no_untrained else ("noise", "untrained"),
+    )
+    results = evaluate(model, settings)
+    print(json.dumps(results, indent=2) if args.json else format_table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,231 @@
+"""The default model's network and sampler.
+
+``MelUNet`` is a small class-conditional 1-D U-Net over the frames of a log-mel spectrogram: the mel
+bands are its input channels, time is its one axis. Every layer therefore sees the whole spectrum
+(dense channel mixing), and convolutions run along time only, which keeps it cheap on a CPU. It is
+built from diffusers blocks (``ResidualTemporalBlock1D``, ``Timesteps``, ``TimestepEmbedding``); the
+class embedding is added to the timestep embedding, with one extra "no class" label for
+classifier-free guidance.
+
+The sampler is diffusers' ``DPMSolverMultistepScheduler`` (DPM-Solver++ 2M) over the DDPM cosine
+schedule the network was trained on, with v-prediction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from diffusers import DDPMScheduler, DPMSolverMultistepScheduler
+from diffusers.models.embeddings import TimestepEmbedding, Timesteps
+from diffusers.models.resnet import ResidualTemporalBlock1D
+from torch import nn
+
+from . import spectral
+from .classes import CLASSES
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild the network and its sampler; saved as ``config.json``."""
+
+    n_mels: int = spectral.N_MELS
+    frames: int = spectral.FRAMES
+    sample_rate: int = spectral.SAMPLE_RATE
+    hop: int = spectral.HOP
+    n_fft: int = spectral.N_FFT
+    classes: tuple[str, ...] = CLASSES
+    channels: tuple[int, ...] = (128, 192, 256)
+    kernel_size: int = 3
+    embed_dim: int = 256
+    attention_heads: int = 4
+    train_timesteps: int = 1000
+    beta_schedule: str = "squaredcos_cap_v2"
+    prediction_type: str = "v_prediction"
+    default_steps: int = 16
+    default_guidance: float = 2.0
+    griffin_lim_iterations: int = 32
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def null_class(self) -> int:
+        """The label meaning "no class" (unconditional)."""
+        return len(self.classes)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["classes"] = list(self.classes)
+        data["channels"] = list(self.channels)
+        data["family"] = "default"
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ModelConfig:
+        """Rebuild from ``to_json`` output; raises ValueError for a missing or malformed field."""
+        known = {f for f in cls.__dataclass_fields__}
+        values = {k: v for k, v in data.items() if k in known}
+        try:
+            values["classes"] = tuple(str(c) for c in values.get("classes", CLASSES))
+            values["channels"] = tuple(int(c) for c in values.get("channels", (128, 192, 256)))
+            config = cls(**values)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"config does not describe a default model: {exc}") from exc
+        if config.n_mels != spectral.N_MELS or config.hop != spectral.HOP or config.n_fft != spectral.N_FFT:
+            raise ValueError(
+                f"config spectrogram (n_mels={config.n_mels}, hop={config.hop}, n_fft={config.n_fft}) differs "
+                f"from this code's (n_mels={spectral.N_MELS}, hop={spectral.HOP}, n_fft={spectral.N_FFT})"
+            )
+        if config.frames % (2 ** (len(config.channels) - 1)):
+            raise ValueError(f"frames={config.frames} must divide by {2 ** (len(config.channels) - 1)}")
+        return config
+
+
+class MelUNet(nn.Module):
+    """Class-conditional 1-D U-Net: ``forward(x [B, n_mels, frames], t [B], labels [B]) -> [B, n_mels, frames]``.
+
+    ``frames`` must be a multiple of ``2 ** (len(channels) - 1)``. Labels run from 0 to
+    ``len(classes)``, the last meaning "no class".
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        ch = config.channels
+        emb = config.embed_dim
+        k = config.kernel_size
+        self.time_proj = Timesteps(ch[0], flip_sin_to_cos=True, downscale_freq_shift=0)
+        self.time_embed = TimestepEmbedding(ch[0], emb)
+        self.class_embed = nn.Embedding(len(config.classes) + 1, emb)
+        self.conv_in = nn.Conv1d(config.n_mels, ch[0], 3, padding=1)
+        self.down_blocks = nn.ModuleList()
+        self.downsamplers = nn.ModuleList()
+        skip_channels = []
+        current = ch[0]
+        for level, width in enumerate(ch):
+            self.down_blocks.append(ResidualTemporalBlock1D(current, width, emb, k))
+            current = width
+            skip_channels.append(current)
+            last = level == len(ch) - 1
+            self.downsamplers.append(nn.Identity() if last else nn.Conv1d(current, current, 3, stride=2, padding=1))
+        self.mid_block1 = ResidualTemporalBlock1D(current, current, emb, k)
+        self.mid_norm = nn.GroupNorm(8, current)
+        self.mid_attention = nn.MultiheadAttention(current, config.attention_heads, batch_first=True)
+        self.mid_block2 = ResidualTemporalBlock1D(current, current, emb, k)
+        self.up_blocks = nn.ModuleList()
+        self.upsamplers = nn.ModuleList()
+        for level in reversed(range(len(ch))):
+            width = ch[level]
+            self.up_blocks.append(ResidualTemporalBlock1D(current + skip_channels.pop(), width, emb, k))
+            current = width
+            self.upsamplers.append(
+                nn.Identity() if level == 0 else nn.Sequential(nn.Upsample(scale_factor=2.0, mode="nearest"),
+                                                               nn.Conv1d(current, current, 3, padding=1))
+            )
+        self.conv_out = nn.Sequential(
+            nn.GroupNorm(8, current), nn.SiLU(), nn.Conv1d(current, config.n_mels, 3, padding=1)
+        )
+
+    def forward(self, x: torch.Tensor, timesteps: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        emb = self.time_embed(self.time_proj(timesteps).to(x.dtype)) + self.class_embed(labels)
+        h = self.conv_in(x)
+        skips = []
+        for block, down in zip(self.down_blocks, self.downsamplers, strict=True):
+            h = block(h, emb)
+            skips.append(h)
+            h = down(h)
+        h = self.mid_block1(h, emb)
+        tokens = self.mid_norm(h).transpose(1, 2)
+        h = h + self.mid_attention(tokens, tokens, tokens, need_weights=False)[0].transpose(1, 2)
+        h = self.mid_block2(h, emb)
+        for block, up in zip(self.up_blocks, self.upsamplers, strict=True):
+            h = block(torch.cat([h, skips.pop()], dim=1), emb)
+            h = up(h)
+        return self.conv_out(h)
+
+
+# diffusers builds its scheduler classes' attributes at run time, which static checkers cannot see:
+# the schedulers are typed as Any here
+def training_scheduler(config: ModelConfig) -> Any:
+    """The DDPM noise schedule the network is trained on."""
+    return DDPMScheduler(
+        num_train_timesteps=config.train_timesteps,
+        beta_schedule=config.beta_schedule,
+        prediction_type=config.prediction_type,
+        clip_sample=False,
+    )
+
+
+def sampling_scheduler(config: ModelConfig) -> Any:
+    """A fresh DPM-Solver++ (2M) scheduler: one per call, since schedulers keep per-run state."""
+    return DPMSolverMultistepScheduler(
+        num_train_timesteps=config.train_timesteps,
+        beta_schedule=config.beta_schedule,
+        prediction_type=config.prediction_type,
+        algorithm_type="dpmsolver++",
+        solver_order=2,
+        lower_order_final=True,
+        timestep_spacing="trailing",
+        # clip every predicted clean spectrogram to [-1, 1] (-80 dB to 0 dB, a full-scale sine): an
+        # unclipped prediction can put a few bins tens of dB above anything in the corpus, which
+        # then dominate the decoded audio and, after peak normalization, leave the rest too quiet
+        thresholding=True,
+        dynamic_thresholding_ratio=0.995,
+        sample_max_value=1.0,
+    )
+
+
+@torch.no_grad()
+def sample(
+    network: MelUNet,
+    config: ModelConfig,
+    labels: Sequence[int],
+    noise: torch.Tensor,
+    steps: int,
+    guidance: Sequence[float] | float,
+    progress: Callable[[float], None] | None = None,
+    init: torch.Tensor | None = None,
+    strength: float = 1.0,
+) -> torch.Tensor:
+    """Denoise ``noise`` ``[B, n_mels, frames]`` into scaled log-mels, one label per row.
+
+    ``labels`` are class indices or ``config.null_class`` (any class: sampled without guidance).
+    ``guidance`` is the classifier-free guidance scale per row (1 = plain conditional). With ``init``
+    (scaled log-mels of the same shape), sampling starts from ``init`` noised to ``strength``
+    (0 keeps it, 1 ignores it) rather than from pure noise. ``progress`` gets the fraction done after
+    every step and may raise to cancel.
+    """
+    batch = noise.shape[0]
+    device = noise.device
+    label_tensor = torch.as_tensor(list(labels), dtype=torch.long, device=device)
+    scales = torch.as_tensor(
+        [float(guidance)] * batch if isinstance(guidance, int | float) else list(guidance),
+        dtype=noise.dtype, device=device,
+    ).view(batch, 1, 1)
+    null = torch.full_like(label_tensor, config.null_class)
+    # rows that need no guidance pass (no class, or a scale of 1) skip the unconditional half
+    needs_uncond = bool(((label_tensor != config.null_class) & (scales.view(-1) != 1.0)).any())
+
+    scheduler = sampling_scheduler(config)
+    scheduler.set_timesteps(steps, device=device)
+    timesteps = scheduler.timesteps
+    x = noise * scheduler.init_noise_sigma
+    if init is not None and strength < 1.0:
+        start = min(len(timesteps) - 1, int(round((1.0 - strength) * len(timesteps))))
+        if strength <= 0.0:
+            return init.clone()
+        timesteps = timesteps[start:]
+        scheduler.set_begin_index(start)
+        x = training_scheduler(config).add_noise(init, noise, timesteps[:1].repeat(batch).cpu()).to(device)
+    for i, t in enumerate(timesteps):
+        t_batch = t.repeat(batch).to(device)
+        if needs_uncond:
+            both = network(torch.cat([x, x]), torch.cat([t_batch, t_batch]), torch.cat([label_tensor, null]))
+            cond, uncond = both.chunk(2)
+            prediction = uncond + scales * (cond - uncond)
+        else:
+            prediction = network(x, t_batch, label_tensor)
+        x = scheduler.step(prediction, t, x).prev_sample
+        if progress is not None:
+            progress((i + 1) / len(timesteps))
+    return x

@@ -1,0 +1,36 @@
+# C++ unit tests (JUCE's UnitTest), the benchmark and the editor snapshot tool.
+#
+# The test binary links the plugin's own shared-code library (the static library juce_add_plugin
+# builds from SharedCode), so JUCE's modules are compiled once for both.
+option(LOOPBRIDGE_BUILD_TESTS "Build the C++ unit tests and the benchmark" ON)
+if(NOT LOOPBRIDGE_BUILD_TESTS)
+    return()
+endif()
+
+enable_testing()
+
+function(loopbridge_add_dev_executable name)
+    add_executable(${name} ${ARGN})
+    target_link_libraries(${name} PRIVATE ${PROJECT_NAME} ${LOOPBRIDGE_ZMQ_TARGET}
+        juce::juce_recommended_config_flags juce::juce_recommended_warning_flags)
+    target_include_directories(${name} PRIVATE $<TARGET_PROPERTY:${PROJECT_NAME},INCLUDE_DIRECTORIES>)
+    target_compile_definitions(${name} PRIVATE $<TARGET_PROPERTY:${PROJECT_NAME},COMPILE_DEFINITIONS>)
+    target_compile_options(${name} PRIVATE $<TARGET_PROPERTY:${PROJECT_NAME},COMPILE_OPTIONS>)
+endfunction()
+
+loopbridge_add_dev_executable(LoopBridgeTests
+    ${CMAKE_CURRENT_SOURCE_DIR}/tests/TestMain.cpp
+    ${CMAKE_CURRENT_SOURCE_DIR}/tests/ProtocolCodecTests.cpp
+    ${CMAKE_CURRENT_SOURCE_DIR}/tests/SampleExchangeTests.cpp
+    ${CMAKE_CURRENT_SOURCE_DIR}/tests/ProcessorTests.cpp
+    ${CMAKE_CURRENT_SOURCE_DIR}/tests/EngineClientTests.cpp)
+set_target_properties(LoopBridgeTests PROPERTIES OUTPUT_NAME loopbridge-tests)
+add_test(NAME unit COMMAND LoopBridgeTests)
+
+# processBlock timing while the network thread receives a sample (bench/plugin_process_block.py runs it)
+loopbridge_add_dev_executable(LoopBridgeBench ${CMAKE_CURRENT_SOURCE_DIR}/tests/ProcessBlockBench.cpp)
+set_target_properties(LoopBridgeBench PROPERTIES OUTPUT_NAME loopbridge-bench)
+
+# The editor painted into a PNG (scripts/screenshot.sh runs it under Xvfb)
+loopbridge_add_dev_executable(LoopBridgeSnapshot ${CMAKE_CURRENT_SOURCE_DIR}/tools/EditorSnapshot.cpp)
+set_target_properties(LoopBridgeSnapshot PROPERTIES OUTPUT_NAME loopbridge-snapshot)

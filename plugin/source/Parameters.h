@@ -1,0 +1,103 @@
+// The plugin's automatable parameters: IDs (versioned), ranges, and the raw pointers the audio
+// thread and the network thread read without looking anything up by name.
+#pragma once
+
+#include <juce_audio_processors/juce_audio_processors.h>
+
+#include <atomic>
+#include <cstdint>
+
+namespace loopbridge
+{
+namespace ParamIDs
+{
+// Version 1 of every ID: a parameter whose meaning changes gets a new version, so automation
+// recorded against the old one is not silently reinterpreted.
+inline const juce::ParameterID generate { "generate", 1 };
+inline const juce::ParameterID variation { "variation", 1 };
+inline const juce::ParameterID morph { "morph", 1 };
+inline const juce::ParameterID seed { "seed", 1 };
+inline const juce::ParameterID quality { "quality", 1 };
+inline const juce::ParameterID length { "length", 1 };
+inline const juce::ParameterID kind { "kind", 1 };
+inline const juce::ParameterID pitch { "pitch", 1 };
+inline const juce::ParameterID strength { "strength", 1 };
+inline const juce::ParameterID gain { "gain", 1 };
+} // namespace ParamIDs
+
+inline constexpr int kVariationMax = 127;
+inline constexpr int kSeedMax = 99999;
+inline constexpr int kQualityMaxSteps = 200;
+inline constexpr int kPitchRangeSemitones = 24;
+inline constexpr float kGainMinDb = -60.0f;
+inline constexpr float kGainMaxDb = 12.0f;
+
+/** Length choices, in the order of the Length parameter. */
+struct LengthChoice
+{
+    const char* label;
+    double beats; // > 0: a number of beats; the bars value is derived from the time signature
+    double bars;  // > 0: a number of bars
+};
+
+inline constexpr LengthChoice kLengthChoices[] = {
+    { "1 beat", 1.0, 0.0 },  { "2 beats", 2.0, 0.0 }, { "1 bar", 0.0, 1.0 },  { "2 bars", 0.0, 2.0 },
+    { "4 bars", 0.0, 4.0 },  { "8 bars", 0.0, 8.0 },  { "16 bars", 0.0, 16.0 },
+};
+inline constexpr int kDefaultLengthIndex = 2;
+
+/** Length choice `index` in bars at `beatsPerBar` (the engine's smallest length is a quarter bar). */
+double lengthInBars (int index, int beatsPerBar) noexcept;
+
+enum class SampleKind
+{
+    oneShot = 0,
+    loop = 1
+};
+
+/** A momentary trigger: every press (off → on) counts once, whichever thread sets it.
+
+    Hosts automate it like any toggle; the count is read by the network thread, so a press that
+    is released within one audio block is still seen.
+*/
+class TriggerParameter final : public juce::AudioParameterBool
+{
+public:
+    TriggerParameter (const juce::ParameterID& id, const juce::String& parameterName);
+
+    std::uint32_t getPressCount() const noexcept { return presses.load (std::memory_order_acquire); }
+
+private:
+    void valueChanged (bool isOn) override;
+
+    std::atomic<bool> wasOn { false };
+    std::atomic<std::uint32_t> presses { 0 };
+};
+
+juce::AudioProcessorValueTreeState::ParameterLayout createParameterLayout();
+
+/** Every parameter resolved once; the atomics are safe to read from any thread. */
+struct ParameterPointers
+{
+    explicit ParameterPointers (juce::AudioProcessorValueTreeState& apvts);
+
+    TriggerParameter& generate;
+    std::atomic<float>& variation;
+    std::atomic<float>& morph;
+    std::atomic<float>& seed;
+    std::atomic<float>& quality;
+    std::atomic<float>& length;
+    std::atomic<float>& kind;
+    std::atomic<float>& pitch;
+    std::atomic<float>& strength;
+    std::atomic<float>& gainDb;
+
+    int getVariation() const noexcept { return juce::roundToInt (variation.load()); }
+    int getSeed() const noexcept { return juce::roundToInt (seed.load()); }
+    int getQualitySteps() const noexcept { return juce::roundToInt (quality.load()); }
+    int getLengthIndex() const noexcept { return juce::roundToInt (length.load()); }
+    SampleKind getKind() const noexcept { return kind.load() >= 0.5f ? SampleKind::loop : SampleKind::oneShot; }
+    int getPitchSemitones() const noexcept { return juce::roundToInt (pitch.load()); }
+};
+
+} // namespace loopbridge

@@ -1,0 +1,106 @@
+// Plays the current sample on the audio thread: one-shots from MIDI notes (pitched by the note
+// relative to the sample's root), loops from MIDI notes, or loops locked to the host's transport.
+//
+// Everything here runs on the audio thread and is allocation- and lock-free: samples arrive as
+// raw pointers from a SampleExchange and go back to it when nothing plays them any more.
+#pragma once
+
+#include "Parameters.h"
+#include "SampleExchange.h"
+
+#include <juce_audio_basics/juce_audio_basics.h>
+
+#include <array>
+#include <atomic>
+
+namespace loopbridge
+{
+/** The host transport for one block, as far as the host tells it. */
+struct TransportState
+{
+    bool isPlaying = false;
+    double bpm = 0.0;            // 0: unknown
+    double ppqPosition = 0.0;    // quarter notes since the song's start, at the block's first sample
+    bool hasPpq = false;
+    double ppqLastBarStart = 0.0;
+    bool hasLastBarStart = false;
+    juce::int64 barCount = 0;
+    bool hasBarCount = false;
+    int timeSigNumerator = 4;
+    int timeSigDenominator = 4;
+};
+
+/** Where a loop of `loopBeats` quarter notes is at `transport`, in quarter notes from its start.
+    Loops start on bar lines: the phase counts from the bar the host reports when it can. */
+double loopPhaseBeats (const TransportState& transport, double loopBeats) noexcept;
+
+class SamplePlayer
+{
+public:
+    static constexpr int kMaxVoices = 16;
+
+    explicit SamplePlayer (SampleExchange& exchangeToUse) : exchange (exchangeToUse) {}
+    ~SamplePlayer();
+
+    void prepare (double hostSampleRate) noexcept;
+
+    /** Stops every voice (they fade out over a few samples at the next render). */
+    void allNotesOff() noexcept;
+
+    /** Adds this block's output to `buffer` (which the caller has cleared). */
+    void render (juce::AudioBuffer<float>& buffer, const juce::MidiBuffer& midi, SampleKind kind,
+                 const TransportState& transport, int pitchParameterSemitones) noexcept;
+
+    /** The sample new notes play (audio thread only). */
+    const Sample* getCurrent() const noexcept { return current; }
+
+    // Read by the editor's timer from any thread.
+    std::atomic<int> activeVoices { 0 };
+    std::atomic<bool> transportLoopActive { false };
+    std::atomic<const void*> currentIdentity { nullptr }; // which sample the audio thread plays now
+
+private:
+    struct Voice
+    {
+        const Sample* sample = nullptr;
+        double position = 0.0;  // frames into the sample
+        double increment = 1.0; // frames per output sample
+        float gain = 0.0f;
+        float fade = 0.0f;      // 0..1 envelope against clicks
+        float fadeStep = 0.0f;  // per sample; negative while releasing
+        bool looping = false;
+        int note = -1;
+        juce::uint32 age = 0;
+    };
+
+    void takeNewSample() noexcept;
+    void startVoice (int note, float velocity, SampleKind kind, int pitchParameterSemitones) noexcept;
+    void releaseVoice (Voice& voice) noexcept;
+    void freeVoice (Voice& voice) noexcept;
+    void renderVoices (juce::AudioBuffer<float>& buffer, int start, int numSamples) noexcept;
+    void renderTransportLoop (juce::AudioBuffer<float>& buffer, SampleKind kind, const TransportState& transport) noexcept;
+
+    // Reference counts of samples that voices still play (current counts as one user).
+    void addUser (const Sample* sample) noexcept;
+    void removeUser (const Sample* sample) noexcept;
+
+    struct Use
+    {
+        const Sample* sample = nullptr;
+        int users = 0;
+    };
+
+    SampleExchange& exchange;
+    const Sample* current = nullptr;
+    std::array<Use, kMaxVoices + 2> uses {};
+    std::array<Voice, kMaxVoices> voices {};
+    juce::uint32 voiceCounter = 0;
+    double hostSampleRate = 44100.0;
+    float clickFadeStep = 1.0f / 64.0f;
+
+    // the transport-locked loop
+    const Sample* loopSample = nullptr;
+    float loopFade = 0.0f;
+};
+
+} // namespace loopbridge

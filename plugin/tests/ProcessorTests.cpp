@@ -1,0 +1,338 @@
+// The real processor, constructed directly: parameters, host tempo in requests, playback of
+// one-shots and transport-locked loops, state round trip, no allocation on the audio thread, and
+// the editor painting headless.
+#include "PluginEditor.h"
+#include "PluginProcessor.h"
+#include "TestUtilities.h"
+
+namespace loopbridge
+{
+namespace
+{
+std::shared_ptr<const Sample> decode (const juce::MemoryBlock& wav, const SampleInfo& info = {})
+{
+    juce::String error;
+    auto sample = Sample::fromWav (wav.getData(), wav.getSize(), info, error);
+    jassert (sample != nullptr);
+    return std::shared_ptr<const Sample> (std::move (sample));
+}
+
+void setParam (LoopBridgeProcessor& p, const juce::ParameterID& id, float plainValue)
+{
+    auto* param = p.getValueTreeState().getParameter (id.getParamID());
+    param->setValueNotifyingHost (param->convertTo0to1 (plainValue));
+}
+
+juce::AudioBuffer<float> renderBlock (LoopBridgeProcessor& p, int numSamples, juce::MidiBuffer midi = {})
+{
+    juce::AudioBuffer<float> out (2, numSamples);
+    p.processBlock (out, midi);
+    return out;
+}
+
+juce::MidiBuffer noteOn (int note, float velocity = 1.0f, int offset = 0)
+{
+    juce::MidiBuffer midi;
+    midi.addEvent (juce::MidiMessage::noteOn (1, note, velocity), offset);
+    return midi;
+}
+} // namespace
+
+class ProcessorTests final : public juce::UnitTest
+{
+public:
+    ProcessorTests() : juce::UnitTest ("Processor", "loopbridge") {}
+
+    void runTest() override
+    {
+        beginTest ("parameters: versioned IDs, automatable, Generate counts presses");
+        {
+            LoopBridgeProcessor p;
+            const juce::StringArray expected { "generate", "variation", "morph", "seed", "quality", "length", "kind", "pitch", "strength", "gain" };
+            for (const auto& id : expected)
+            {
+                auto* param = p.getValueTreeState().getParameter (id);
+                expect (param != nullptr, id);
+                if (param != nullptr)
+                {
+                    expect (param->isAutomatable(), id);
+                    expectEquals (param->getVersionHint(), 1, id);
+                }
+            }
+            expectEquals (p.getParameters().length.load(), (float) kDefaultLengthIndex);
+
+            auto& trigger = p.getParameters().generate;
+            const auto before = trigger.getPressCount();
+            trigger.setValueNotifyingHost (1.0f);
+            trigger.setValueNotifyingHost (1.0f); // held: still one press
+            trigger.setValueNotifyingHost (0.0f);
+            trigger.setValueNotifyingHost (1.0f);
+            trigger.setValueNotifyingHost (0.0f);
+            expectEquals ((int) (trigger.getPressCount() - before), 2);
+        }
+
+        beginTest ("requests carry the host's tempo, time signature and sample rate");
+        {
+            LoopBridgeProcessor p;
+            test::TestPlayHead head;
+            head.set (97.0, 3, 4, 0.0, true);
+            p.setPlayHead (&head);
+            p.prepareToPlay (44100.0, 512);
+            renderBlock (p, 512);
+            setParam (p, ParamIDs::length, 3.0f); // "2 bars"
+            setParam (p, ParamIDs::variation, 5.0f);
+            setParam (p, ParamIDs::kind, 1.0f);
+            setParam (p, ParamIDs::pitch, -3.0f);
+            setParam (p, ParamIDs::quality, 30.0f);
+            p.setPrompt ("dusty breakbeat");
+            p.setModel ("default");
+
+            const auto s = p.currentSettings();
+            expectEquals (s.tempoBpm, 97.0);
+            expectEquals (s.beatsPerBar, 3);
+            expectEquals (s.sampleRate, 44100);
+            expectEquals (s.bars, 2.0);
+            expectEquals (s.variation, 5);
+            expect (s.isLoop);
+            expectEquals (s.pitchSemitones, -3.0);
+            expectEquals (s.steps, 30);
+            expectEquals (s.prompt, juce::String ("dusty breakbeat"));
+
+            setParam (p, ParamIDs::length, 0.0f); // "1 beat" in 3/4: a third of a bar
+            expectWithinAbsoluteError (p.currentSettings().bars, 1.0 / 3.0, 1.0e-9);
+            head.set (140.0, 7, 8, 0.0, true);
+            renderBlock (p, 512);
+            expectEquals (p.currentSettings().tempoBpm, 140.0);
+            expectEquals (p.currentSettings().beatsPerBar, 7);
+            expectEquals (p.currentSettings().bars, 0.25, "the engine's shortest length");
+            p.setPlayHead (nullptr);
+        }
+
+        beginTest ("a MIDI note plays the one-shot; other notes pitch it relative to the root");
+        {
+            LoopBridgeProcessor p;
+            p.prepareToPlay (48000.0, 512);
+            const auto sample = decode (test::makeWav (48000.0, 4800, 1, 0.0, 120.0, 1.0, 60, false));
+            p.publishSample (sample);
+
+            auto out = renderBlock (p, 512, noteOn (60));
+            for (int i = 0; i < 512; i += 37)
+                expectWithinAbsoluteError (out.getSample (0, i), sample->audio.getSample (0, i), 1.0e-6f);
+            expectWithinAbsoluteError (out.getSample (1, 100), sample->audio.getSample (0, 100), 1.0e-6f); // mono to both sides
+
+            LoopBridgeProcessor q;
+            q.prepareToPlay (48000.0, 512);
+            q.publishSample (sample);
+            out = renderBlock (q, 512, noteOn (72, 0.5f));
+            const auto velocity = juce::MidiMessage::noteOn (1, 72, 0.5f).getFloatVelocity(); // 64/127 on the wire
+            for (int i = 1; i < 512; i += 41)
+                expectWithinAbsoluteError (out.getSample (0, i), velocity * sample->audio.getSample (0, 2 * i), 1.0e-5f);
+
+            // It rings out to its end and then stops.
+            for (int block = 0; block < 10; ++block)
+                out = renderBlock (q, 512);
+            expectEquals (out.getMagnitude (0, 512), 0.0f);
+            expectEquals (q.getActiveVoices(), 0);
+        }
+
+        beginTest ("Loop mode follows the host transport, bar-aligned");
+        {
+            expectWithinAbsoluteError (loopPhaseBeats (TransportState { true, 120.0, 15.5, true, 15.0, true, 5, true, 3, 4 }, 4.0), 3.5, 1.0e-9);
+            expectWithinAbsoluteError (loopPhaseBeats (TransportState { true, 120.0, 9.0, true, 0.0, false, 0, false, 4, 4 }, 4.0), 1.0, 1.0e-9);
+            expectWithinAbsoluteError (loopPhaseBeats (TransportState { true, 120.0, -1.0, true, 0.0, false, 0, false, 4, 4 }, 4.0), 3.0, 1.0e-9);
+
+            LoopBridgeProcessor p;
+            test::TestPlayHead head;
+            p.setPlayHead (&head);
+            p.prepareToPlay (48000.0, 512);
+            setParam (p, ParamIDs::kind, 1.0f);
+            // 4 beats at 120 BPM = 2 s = 96000 frames, a ramp so each position has its own value
+            const auto loop = decode (test::makeWav (48000.0, 96000, 2, 0.0, 120.0, 4.0, 60, true));
+            p.publishSample (loop);
+
+            head.set (120.0, 4, 4, 5.0, false); // stopped: silence
+            expectEquals (renderBlock (p, 512).getMagnitude (0, 512), 0.0f);
+
+            head.set (120.0, 4, 4, 5.0, true); // bar 2, beat 2: one beat into the loop
+            const auto out = renderBlock (p, 512, noteOn (60)); // a note does not double the locked loop
+            for (int i = 200; i < 512; i += 50)
+                expectWithinAbsoluteError (out.getSample (0, i), loop->audio.getSample (0, 24000 + i), 1.0e-4f);
+
+            // at another tempo the loop still spans its 4 beats: position scales with the host's tempo
+            head.set (60.0, 4, 4, 2.0, true);
+            const auto slow = renderBlock (p, 512);
+            for (int i = 200; i < 512; i += 50)
+                expectWithinAbsoluteError (slow.getSample (0, i), loop->audio.getSample (0, 48000 + i / 2), 1.0e-4f);
+            p.setPlayHead (nullptr);
+        }
+
+        beginTest ("a new sample is heard in the very next block (Loop mode)");
+        {
+            LoopBridgeProcessor p;
+            test::TestPlayHead head;
+            p.setPlayHead (&head);
+            p.prepareToPlay (48000.0, 512);
+            setParam (p, ParamIDs::kind, 1.0f);
+            const auto a = decode (test::makeWav (48000.0, 96000, 1, 0.0, 120.0, 4.0, 60, true));
+            const auto b = decode (test::makeWav (48000.0, 96000, 1, 440.0, 120.0, 4.0, 60, true));
+            p.publishSample (a);
+            head.set (120.0, 4, 4, 0.0, true);
+            renderBlock (p, 512);
+            p.publishSample (b);
+            const double ppq = 512.0 / 48000.0 * 2.0;
+            head.set (120.0, 4, 4, ppq, true);
+            const auto out = renderBlock (p, 512);
+            for (int i = 0; i < 512; i += 64)
+                expectWithinAbsoluteError (out.getSample (0, i), b->audio.getSample (0, 512 + i), 1.0e-4f);
+            expect (p.getPlayingSampleIdentity() == b.get());
+            p.setPlayHead (nullptr);
+        }
+
+        beginTest ("state: parameters, prompts, model and the sample survive a reopen; Generate does not fire");
+        {
+            juce::MemoryBlock saved;
+            const auto wav = test::makeWav (48000.0, 9600, 2, 220.0, 128.0, 1.0, 50, false);
+            {
+                LoopBridgeProcessor p;
+                p.setPrompt ("808 kick, long tail");
+                p.setMorphPrompt (u8"clap with reverb — wide");
+                p.setModel ("dance-diffusion");
+                setParam (p, ParamIDs::variation, 7.0f);
+                setParam (p, ParamIDs::morph, 0.3f);
+                setParam (p, ParamIDs::gain, -6.0f);
+                SampleInfo info;
+                info.key = "abc";
+                info.renderKey = "render-abc";
+                info.variation = 7;
+                p.publishSample (decode (wav, info));
+                p.getParameters().generate.setValueNotifyingHost (1.0f); // saved while "pressed"
+                p.getStateInformation (saved);
+            }
+            LoopBridgeProcessor q;
+            const auto pressesBefore = q.getParameters().generate.getPressCount();
+            q.setStateInformation (saved.getData(), (int) saved.getSize());
+            expectEquals ((int) q.getParameters().generate.getPressCount(), (int) pressesBefore);
+            const auto session = q.getSession();
+            expectEquals (session.prompt, juce::String ("808 kick, long tail"));
+            expectEquals (session.morphPrompt, juce::String (u8"clap with reverb — wide"));
+            expectEquals (session.model, juce::String ("dance-diffusion"));
+            expectEquals (q.getParameters().getVariation(), 7);
+            expectWithinAbsoluteError (q.getParameters().morph.load(), 0.3f, 1.0e-6f);
+            expectWithinAbsoluteError (q.getParameters().gainDb.load(), -6.0f, 1.0e-4f);
+            const auto restored = q.getLatestSample();
+            expect (restored != nullptr && restored->wavBytes == wav, "the exact WAV bytes");
+            expectEquals (restored->renderKey, juce::String ("render-abc"));
+            expectEquals (restored->rootNote, 50);
+            expectEquals (restored->variation, 7);
+
+            q.prepareToPlay (48000.0, 256);
+            setParam (q, ParamIDs::gain, 0.0f);
+            renderBlock (q, 256); // let the gain settle at 0 dB
+            renderBlock (q, 2048);
+            const auto out = renderBlock (q, 256, noteOn (50));
+            for (int i = 0; i < 256; i += 17)
+                expectWithinAbsoluteError (out.getSample (1, i), restored->audio.getSample (1, i), 1.0e-6f);
+
+            q.setStateInformation ("garbage", 7); // ignored, nothing lost
+            expectEquals (q.getSession().prompt, juce::String ("808 kick, long tail"));
+        }
+
+        beginTest ("drag-out writes the engine's WAV bytes; the audio prompt takes WAVs only");
+        {
+            LoopBridgeProcessor p;
+            expect (p.writeCurrentSampleForDrag() == juce::File(), "nothing to drag before a sample exists");
+            const auto wav = test::makeWav (44100.0, 4410, 2, 110.0, 96.0, 1.0, 45, false);
+            SampleInfo info;
+            info.fileName = "kick_96bpm.wav";
+            p.publishSample (decode (wav, info));
+            const auto file = p.writeCurrentSampleForDrag();
+            expectEquals (file.getFileName(), juce::String ("kick_96bpm.wav"));
+            juce::MemoryBlock onDisk;
+            expect (file.loadFileAsData (onDisk) && onDisk == wav, "the dragged file is the conformed WAV, byte for byte");
+            file.deleteFile();
+
+            const auto folder = juce::File::createTempFile ("prompt");
+            folder.createDirectory();
+            const auto good = folder.getChildFile ("prompt.wav");
+            const auto bad = folder.getChildFile ("notes.wav");
+            good.replaceWithData (wav.getData(), wav.getSize());
+            bad.replaceWithText ("not audio");
+            expect (p.setAudioPromptFile (bad).isNotEmpty());
+            expect (p.getSession().audioPrompt.isEmpty(), "a bad file leaves no audio prompt");
+            expectEquals (p.setAudioPromptFile (good), juce::String());
+            expect (p.getSession().audioPrompt == wav);
+            expect (p.currentSettings().hasAudioPrompt);
+            p.clearAudioPrompt();
+            expect (! p.currentSettings().hasAudioPrompt);
+            folder.deleteRecursively();
+        }
+
+        beginTest ("processBlock never allocates: notes, loops, transport and a sample arriving");
+        {
+            LoopBridgeProcessor p;
+            test::TestPlayHead head;
+            p.setPlayHead (&head);
+            p.prepareToPlay (48000.0, 512);
+            const auto one = decode (test::makeWav (48000.0, 4800, 2, 330.0, 120.0, 1.0, 60, false));
+            const auto loop = decode (test::makeWav (48000.0, 96000, 2, 0.0, 120.0, 4.0, 60, true));
+            p.publishSample (one);
+            juce::AudioBuffer<float> out (2, 512);
+            juce::MidiBuffer midi;
+            midi.ensureSize (4096);
+            const auto before = test::AllocationCounter::realtimeAllocations.load();
+            for (int block = 0; block < 200; ++block)
+            {
+                midi.clear();
+                if (block % 5 == 0)
+                    midi.addEvent (juce::MidiMessage::noteOn (1, 48 + block % 24, 0.8f), block % 512);
+                if (block % 7 == 0)
+                    midi.addEvent (juce::MidiMessage::noteOff (1, 48 + (block - 5) % 24), 300);
+                if (block == 100)
+                    setParam (p, ParamIDs::kind, 1.0f);
+                if (block == 120)
+                    p.publishSample (loop); // arrives from "the network thread" between blocks
+                head.set (120.0, 4, 4, block * 512.0 / 48000.0 * 2.0, block > 50);
+                test::AllocationCounter::Scope realtime;
+                p.processBlock (out, midi);
+            }
+            expectEquals (test::AllocationCounter::realtimeAllocations.load() - before, 0, "allocations on the audio thread");
+            expect (p.getPlayingSampleIdentity() == loop.get());
+            p.setPlayHead (nullptr);
+        }
+
+        beginTest ("no engine: a clear status, and the plugin keeps playing what it has");
+        {
+            LoopBridgeProcessor p;
+            p.setEndpoint ("tcp://127.0.0.1:9"); // nothing listens there
+            p.prepareToPlay (48000.0, 512);
+            const auto sample = decode (test::makeWav (48000.0, 48000, 1, 440.0));
+            p.publishSample (sample);
+            p.getParameters().generate.setValueNotifyingHost (1.0f);
+            p.getParameters().generate.setValueNotifyingHost (0.0f);
+
+            const auto deadline = juce::Time::getMillisecondCounter() + 8000;
+            while (p.getEngineStatus().connection != EngineStatus::Connection::notRunning && juce::Time::getMillisecondCounter() < deadline)
+                juce::Thread::sleep (50);
+            const auto status = p.getEngineStatus();
+            expect (status.connection == EngineStatus::Connection::notRunning);
+            expectEquals (status.endpoint, juce::String ("tcp://127.0.0.1:9"));
+            expect (status.activity.contains ("waiting for the engine"), status.activity);
+            const auto out = renderBlock (p, 512, noteOn (60));
+            expectWithinAbsoluteError (out.getSample (0, 100), sample->audio.getSample (0, 100), 1.0e-6f);
+
+            LoopBridgeEditor editor (p);
+            editor.refresh();
+            const auto image = editor.createComponentSnapshot (editor.getLocalBounds());
+            expectEquals (image.getWidth(), editor.getWidth());
+            bool drewSomething = false;
+            for (int y = 0; y < image.getHeight() && ! drewSomething; y += 5)
+                for (int x = 0; x < image.getWidth() && ! drewSomething; x += 5)
+                    drewSomething = image.getPixelAt (x, y) != image.getPixelAt (0, 0);
+            expect (drewSomething, "the editor paints headless");
+        }
+    }
+};
+
+static ProcessorTests processorTests;
+
+} // namespace loopbridge

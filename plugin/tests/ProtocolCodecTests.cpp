@@ -1,0 +1,250 @@
+// The protocol codec, table-driven, with garbage, empty and truncated input (bridge/protocol.py's
+// decode_header is the reference), and the WAV decoding of samples.
+#include "ProtocolCodec.h"
+#include "TestUtilities.h"
+
+namespace loopbridge
+{
+namespace
+{
+juce::var decodeText (const juce::String& text, codec::DecodeError& error, bool& ok)
+{
+    juce::var header;
+    ok = codec::decodeHeader (text.toRawUTF8(), text.getNumBytesAsUTF8(), header, error);
+    return header;
+}
+} // namespace
+
+class ProtocolCodecTests final : public juce::UnitTest
+{
+public:
+    ProtocolCodecTests() : juce::UnitTest ("Protocol codec", "loopbridge") {}
+
+    void runTest() override
+    {
+        beginTest ("decodeHeader accepts a well-formed header");
+        {
+            codec::DecodeError error;
+            bool ok = false;
+            const auto header = decodeText (R"({"v":1,"type":"reply","id":"g-1","re":"generate","samples":[]})", error, ok);
+            expect (ok, error.message);
+            expectEquals (header["type"].toString(), juce::String ("reply"));
+            expectEquals (header["id"].toString(), juce::String ("g-1"));
+        }
+
+        beginTest ("decodeHeader rejects garbage, empty, truncated and out-of-protocol headers");
+        {
+            struct Case
+            {
+                juce::String text;
+                const char* code;
+            };
+            const Case cases[] = {
+                { "", "malformed" },
+                { "not json at all", "malformed" },
+                { "{\"v\":1,\"type\":\"re", "malformed" }, // truncated
+                { "[1,2,3]", "malformed" },
+                { "\"reply\"", "malformed" },
+                { "{\"type\":\"reply\"}", "malformed" },              // no version
+                { "{\"v\":true,\"type\":\"reply\"}", "malformed" },   // a bool is not a version
+                { "{\"v\":\"1\",\"type\":\"reply\"}", "malformed" },  // nor is a string
+                { "{\"v\":1.5,\"type\":\"reply\"}", "malformed" },
+                { "{\"v\":2,\"type\":\"reply\"}", "version_mismatch" },
+                { "{\"v\":0,\"type\":\"reply\"}", "version_mismatch" },
+                { "{\"v\":1}", "malformed" },                         // no type
+                { "{\"v\":1,\"type\":\"\"}", "malformed" },
+                { "{\"v\":1,\"type\":7}", "malformed" },
+                { "{\"v\":1,\"type\":\"reply\",\"id\":5}", "malformed" },
+                { "{\"v\":1,\"type\":\"reply\",\"id\":\"\"}", "malformed" },
+                { "{\"v\":1,\"type\":\"reply\",\"id\":\"" + juce::String::repeatedString ("x", protocol::kMaxIdChars + 1) + "\"}", "malformed" },
+            };
+            for (const auto& c : cases)
+            {
+                codec::DecodeError error;
+                bool ok = true;
+                decodeText (c.text, error, ok);
+                expect (! ok, "accepted: " + c.text.substring (0, 80));
+                expectEquals (error.code, juce::String (c.code), c.text.substring (0, 80));
+                expect (error.message.isNotEmpty());
+            }
+        }
+
+        beginTest ("decodeHeader rejects invalid UTF-8 and oversized frames");
+        {
+            const char bad[] = { '{', '"', 'v', '"', ':', '1', ',', '"', 't', 'y', 'p', 'e', '"', ':', '"', (char) 0xff, (char) 0xfe, '"', '}' };
+            juce::var header;
+            codec::DecodeError error;
+            expect (! codec::decodeHeader (bad, sizeof (bad), header, error));
+            expectEquals (error.code, juce::String ("malformed"));
+
+            juce::MemoryBlock huge ((size_t) protocol::kMaxHeaderBytes + 1, true);
+            expect (! codec::decodeHeader (huge.getData(), huge.getSize(), header, error));
+            expectEquals (error.code, juce::String ("too_large"));
+
+            expect (! codec::decodeHeader (nullptr, 0, header, error));
+            expectEquals (error.code, juce::String ("malformed"));
+        }
+
+        beginTest ("encodeHeader adds the version, round-trips and bounds the size");
+        {
+            juce::var header (new juce::DynamicObject());
+            header.getDynamicObject()->setProperty ("type", "ping");
+            header.getDynamicObject()->setProperty ("id", "p-1");
+            juce::MemoryBlock out;
+            codec::DecodeError error;
+            expect (codec::encodeHeader (header, out, error), error.message);
+            juce::var back;
+            expect (codec::decodeHeader (out.getData(), out.getSize(), back, error), error.message);
+            expectEquals ((int) back["v"], protocol::kProtocolVersion);
+            expectEquals (back["id"].toString(), juce::String ("p-1"));
+
+            header.getDynamicObject()->setProperty ("prompt", juce::String::repeatedString ("a", (int) protocol::kMaxHeaderBytes));
+            expect (! codec::encodeHeader (header, out, error));
+            expectEquals (error.code, juce::String ("too_large"));
+
+            juce::var nan (new juce::DynamicObject());
+            nan.getDynamicObject()->setProperty ("type", "generate");
+            nan.getDynamicObject()->setProperty ("tempo_bpm", std::numeric_limits<double>::quiet_NaN());
+            expect (! codec::encodeHeader (nan, out, error));
+            expectEquals (error.code, juce::String ("malformed"));
+        }
+
+        beginTest ("request headers carry the protocol's field names and values");
+        {
+            codec::RequestSettings s;
+            s.prompt = u8"warm pad, Fü";
+            s.model = "default";
+            s.isLoop = true;
+            s.seed = 42;
+            s.variation = 3;
+            s.bars = 2.0;
+            s.tempoBpm = 97.5;
+            s.beatsPerBar = 3;
+            s.steps = 0;
+            s.sampleRate = 44100;
+            s.pitchSemitones = -2.0;
+            juce::MemoryBlock out;
+            codec::DecodeError error;
+            expect (codec::encodeHeader (codec::makeRequestHeader (protocol::type::kVariation, "variation-7", s), out, error));
+            juce::var h;
+            expect (codec::decodeHeader (out.getData(), out.getSize(), h, error), error.message);
+            expectEquals (h["type"].toString(), juce::String ("variation"));
+            expectEquals (h["prompt"].toString(), s.prompt);
+            expectEquals (h["kind"].toString(), juce::String ("loop"));
+            expectEquals ((int) h["seed"], 42);
+            expectEquals ((int) h["variation"], 3);
+            expectEquals ((double) h["bars"], 2.0);
+            expectEquals ((double) h["tempo_bpm"], 97.5);
+            expectEquals ((int) h["beats_per_bar"], 3);
+            expectEquals ((int) h["sample_rate"], 44100);
+            expectEquals ((double) h["pitch_semitones"], -2.0);
+            expect (! h.hasProperty ("steps"), "steps 0 means the model's default and is left out");
+            expect (! h.hasProperty ("morph_prompt") && ! h.hasProperty ("morph_amount"));
+            expect (! h.hasProperty ("audio_prompt_frame"));
+
+            s.steps = 25;
+            s.morphPrompt = "glassy bell";
+            s.morphAmount = 0.25;
+            s.hasAudioPrompt = true;
+            s.audioPromptStrength = 0.7;
+            const auto h2 = codec::makeRequestHeader (protocol::type::kMorph, "morph-8", s);
+            expectEquals ((int) h2["steps"], 25);
+            expectEquals (h2["morph_prompt"].toString(), juce::String ("glassy bell"));
+            expectEquals ((double) h2["morph_amount"], 0.25);
+            expectEquals ((int) h2["audio_prompt_frame"], 1);
+            expectEquals ((double) h2["audio_prompt_strength"], 0.7);
+
+            const auto conform = codec::makeConformHeader ("conform-9", "abc123", s);
+            expectEquals (conform["type"].toString(), juce::String ("conform"));
+            expectEquals (conform["render_key"].toString(), juce::String ("abc123"));
+            expectEquals ((double) conform["tempo_bpm"], 97.5);
+        }
+
+        beginTest ("engine messages: replies with samples, progress, errors");
+        {
+            codec::DecodeError error;
+            bool ok = false;
+            auto header = decodeText (R"({"v":1,"type":"reply","id":"g-1","re":"generate","samples":[{"key":"k","render_key":"r","kind":"loop","tempo_bpm":128.0,"beats":8,"root_note":48,"variation":2,"loop_start":0,"loop_end":1000,"frame":1}]})", error, ok);
+            codec::EngineMessage m;
+            expect (codec::parseEngineMessage (header, 2, m, error), error.message);
+            expect (m.kind == codec::EngineMessage::Kind::reply);
+            expectEquals ((int) m.samples.size(), 1);
+            expectEquals (m.samples[0].frame, 1);
+            expectEquals (m.samples[0].info.kind, juce::String ("loop"));
+            expectEquals (m.samples[0].info.rootNote, 48);
+            expectEquals (m.samples[0].info.beats, 8.0);
+            expectEquals ((int) m.samples[0].info.loopEnd, 1000);
+
+            expect (! codec::parseEngineMessage (header, 1, m, error), "a sample pointing past the frames");
+            expectEquals (error.code, juce::String ("malformed"));
+
+            header = decodeText (R"({"v":1,"type":"reply","id":"g-1","re":"generate","samples":[{"frame":0}]})", error, ok);
+            expect (! codec::parseEngineMessage (header, 2, m, error), "frame 0 is the header, never a sample");
+
+            header = decodeText (R"({"v":1,"type":"reply","id":"g-1","re":"generate","samples":{"frame":1}})", error, ok);
+            expect (! codec::parseEngineMessage (header, 2, m, error), "samples must be a list");
+
+            header = decodeText (R"({"v":1,"type":"progress","id":"g-1","fraction":1.7})", error, ok);
+            expect (codec::parseEngineMessage (header, 1, m, error));
+            expectEquals (m.fraction, 1.0);
+            header = decodeText (R"({"v":1,"type":"progress","id":"g-1","fraction":"half"})", error, ok);
+            expect (! codec::parseEngineMessage (header, 1, m, error));
+
+            header = decodeText (R"({"v":1,"type":"error","id":"g-1","code":"unknown_model","number":405,"message":"model='x': expected one of default"})", error, ok);
+            expect (codec::parseEngineMessage (header, 1, m, error));
+            expect (m.kind == codec::EngineMessage::Kind::error);
+            expectEquals (m.errorNumber, 405);
+            expectEquals (m.errorCode, juce::String ("unknown_model"));
+
+            header = decodeText (R"({"v":1,"type":"reply","id":"h-1","re":"hello","models":[{"id":"default"},"dance"]})", error, ok);
+            expect (codec::parseEngineMessage (header, 1, m, error));
+            expectEquals (codec::modelIdsFrom (m.header).joinIntoString (","), juce::String ("default,dance"));
+
+            header = decodeText (R"({"v":1,"type":"something-new","id":"x"})", error, ok);
+            expect (codec::parseEngineMessage (header, 1, m, error));
+            expect (m.kind == codec::EngineMessage::Kind::unknown);
+
+            for (const auto& entry : protocol::kErrorCodes)
+                expectEquals (codec::errorNumberFor (entry.code), entry.number);
+            expectEquals (codec::errorNumberFor ("no_such_code"), 0);
+        }
+
+        beginTest ("WAV samples: tags read, the engine's fields win, garbage refused");
+        {
+            const auto wav = test::makeWav (48000.0, 48000, 2, 0.0, 120.0, 2.0, 48, true);
+            juce::String error;
+            auto sample = Sample::fromWav (wav.getData(), wav.getSize(), {}, error);
+            expect (sample != nullptr, error);
+            expectEquals ((int) sample->getNumFrames(), 48000);
+            expectEquals (sample->audio.getNumChannels(), 2);
+            expectEquals (sample->sampleRate, 48000.0);
+            expect (sample->isLoop);
+            expectEquals (sample->rootNote, 48);
+            expectEquals (sample->tempoBpm, 120.0);
+            expectEquals (sample->beats, 2.0);
+            expectEquals ((int) sample->loopEnd, 48000);
+            expectEquals ((int) sample->peaks.size(), Sample::kWaveformBins * 2);
+            expectWithinAbsoluteError (sample->audio.getSample (0, 0), -0.9f, 1.0e-5f);
+            expect (sample->wavBytes == wav, "the exact bytes are kept for the project and drag-out");
+
+            SampleInfo info;
+            info.kind = "one-shot";
+            info.rootNote = 36;
+            info.tempoBpm = 90.0;
+            sample = Sample::fromWav (wav.getData(), wav.getSize(), info, error);
+            expect (sample != nullptr && ! sample->isLoop && sample->rootNote == 36 && sample->tempoBpm == 90.0);
+
+            const char garbage[] = "RIFF....WAVEfmt this is not audio at all, just text pretending";
+            expect (Sample::fromWav (garbage, sizeof (garbage), {}, error) == nullptr);
+            expect (error.isNotEmpty());
+            expect (Sample::fromWav (wav.getData(), 20, {}, error) == nullptr, "truncated to 20 bytes");
+            expect (Sample::fromWav (nullptr, 0, {}, error) == nullptr);
+            expect (Sample::fromWav (wav.getData(), wav.getSize(), {}, error, 0.5) == nullptr, "longer than the limit");
+            expect (error.contains ("1.00 s"), error);
+        }
+    }
+};
+
+static ProtocolCodecTests protocolCodecTests;
+
+} // namespace loopbridge

@@ -1,0 +1,114 @@
+// A ZeroMQ ROUTER that answers the plugin the way the protocol says (hello, heartbeat, ping, and
+// jobs with ready-made WAV bytes), for the client's unit tests and the benchmark's "local peer".
+// It counts what it was asked, and can go silent to play an engine that vanished.
+#pragma once
+
+#include <juce_audio_formats/juce_audio_formats.h>
+#include <zmq.hpp>
+
+#include <atomic>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace loopbridge::test
+{
+class ScriptedPeer
+{
+public:
+    /** `wavs[v % size]` answers variation v. */
+    explicit ScriptedPeer (std::vector<juce::MemoryBlock> wavsToSend) : wavs (std::move (wavsToSend))
+    {
+        socket.set (zmq::sockopt::linger, 0);
+        socket.bind ("tcp://127.0.0.1:*");
+        endpoint = socket.get (zmq::sockopt::last_endpoint);
+        thread = std::thread ([this] { run(); });
+    }
+
+    ~ScriptedPeer()
+    {
+        stop = true;
+        thread.join();
+    }
+
+    std::string endpoint;
+    std::atomic<bool> silent { false }; // receives and drops everything, answers nothing
+    std::atomic<int> jobs { 0 }, prefetches { 0 }, hellos { 0 }, heartbeats { 0 };
+
+    std::vector<std::string> requestTypes() const
+    {
+        const std::lock_guard<std::mutex> lock (typesLock);
+        return types;
+    }
+
+private:
+    void run()
+    {
+        while (! stop)
+        {
+            zmq::pollitem_t items[] = { { static_cast<void*> (socket), 0, ZMQ_POLLIN, 0 } };
+            zmq::poll (items, 1, std::chrono::milliseconds (5));
+            if (! (items[0].revents & ZMQ_POLLIN))
+                continue;
+            std::vector<zmq::message_t> frames;
+            zmq::message_t part;
+            do
+            {
+                (void) socket.recv (part);
+                frames.emplace_back (part.data(), part.size());
+            } while (part.more());
+            if (frames.size() < 2 || silent)
+                continue;
+            const auto header = juce::JSON::parse (juce::String::fromUTF8 ((const char*) frames[1].data(), (int) frames[1].size()));
+            const auto type = header["type"].toString();
+            const auto id = header["id"].toString();
+            {
+                const std::lock_guard<std::mutex> lock (typesLock);
+                types.push_back (type.toStdString());
+            }
+            juce::String reply;
+            const juce::MemoryBlock* wav = nullptr;
+            if (type == "hello")
+            {
+                ++hellos;
+                reply = R"({"v":1,"type":"reply","re":"hello","id":")" + id + R"(","models":["default","tiny-dd"]})";
+            }
+            else if (type == "heartbeat")
+            {
+                ++heartbeats;
+                reply = R"({"v":1,"type":"heartbeat"})";
+            }
+            else if (type == "ping")
+                reply = R"({"v":1,"type":"pong","id":")" + id + "\"}";
+            else if (type == "generate" || type == "variation" || type == "morph")
+            {
+                if (header["priority"].toString() == "background")
+                    ++prefetches;
+                else
+                    ++jobs;
+                const int variation = (int) header["variation"];
+                wav = &wavs[(size_t) variation % wavs.size()];
+                reply = R"({"v":1,"type":"reply","re":")" + type + R"(","id":")" + id
+                        + R"(","samples":[{"key":"k)" + juce::String (variation) + R"(","render_key":"r)" + juce::String (variation)
+                        + R"(","kind":"loop","tempo_bpm":120.0,"beats":4,"variation":)" + juce::String (variation) + R"(,"frame":1}]})";
+            }
+            else
+                continue;
+            socket.send (frames[0], zmq::send_flags::sndmore);
+            socket.send (zmq::buffer (reply.toStdString()), wav != nullptr ? zmq::send_flags::sndmore : zmq::send_flags::none);
+            if (wav != nullptr)
+                socket.send (zmq::const_buffer (wav->getData(), wav->getSize()), zmq::send_flags::none);
+        }
+    }
+
+    std::vector<juce::MemoryBlock> wavs;
+    zmq::context_t context { 1 };
+    zmq::socket_t socket { context, zmq::socket_type::router };
+    std::atomic<bool> stop { false };
+    std::thread thread;
+    mutable std::mutex typesLock;
+    std::vector<std::string> types;
+};
+
+} // namespace loopbridge::test

@@ -1,0 +1,39 @@
+"""The training command: reproducible from a seed, resumable, exports a loadable model folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from loopbridge.engine.models.default import DefaultModel
+from loopbridge.engine.models.default.train import main
+from loopbridge.engine.request import GenerateRequest
+from safetensors.torch import load_file
+
+TINY = ["--per-class", "1", "--batch-size", "4", "--steps", "4", "--checkpoint-every", "2",
+        "--render-workers", "1", "--threads", "1", "--device", "cpu"]
+
+
+def test_a_resumed_run_ends_where_an_unbroken_run_ends(tmp_path: Path) -> None:
+    assert main(["--out", str(tmp_path / "straight"), *TINY]) == 0
+    assert main(["--out", str(tmp_path / "broken"), *TINY, "--stop-after", "2"]) == 0
+    assert not (tmp_path / "broken" / "weights" / "model.safetensors").exists()
+    assert main(["--out", str(tmp_path / "broken"), *TINY, "--resume"]) == 0
+    straight = load_file(str(tmp_path / "straight" / "weights" / "model.safetensors"))
+    resumed = load_file(str(tmp_path / "broken" / "weights" / "model.safetensors"))
+    assert straight.keys() == resumed.keys()
+    for name, tensor in straight.items():
+        assert tensor.equal(resumed[name]), name
+    model = DefaultModel.load(tmp_path / "straight" / "weights")
+    out = model.generate([GenerateRequest(prompt="clap", steps=2)])[0]
+    assert out.audio.shape == (1, 44100)
+
+
+def test_bad_arguments_exit_with_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--out", str(tmp_path), "--steps", "0"]) == 2
+    assert "--steps=0" in capsys.readouterr().err
+    assert main(["--out", str(tmp_path / "fresh"), "--resume"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["--out", str(tmp_path), *TINY, "--stop-after", "1"]) == 0
+    assert main(["--out", str(tmp_path), *TINY[:-6], "--steps", "9", "--resume"]) == 2
+    assert "trained with" in capsys.readouterr().err

@@ -1,0 +1,241 @@
+"""The built VST3 in a real host (pedalboard) against a real ``loopbridge serve``.
+
+Parameters are set as a host sets them, MIDI is sent, and the output is compared with the engine's
+own files: Generate plays the generated sample, a Variation change plays a different (pre-rendered)
+sample, the host's tempo and sample rate reach the engine, and with the engine killed the plugin
+still renders what it has.
+
+pedalboard's play head always reports 120 BPM in 4/4, so "the host tempo reaches the engine" is
+checked as: the engine's file is tagged 120 BPM and is exactly the requested bars long at that
+tempo, at the sample rate the host ran at (44.1 kHz here, not the engine's 48 kHz default).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from .plugin_state import read_state, read_wav, write_state
+
+pedalboard = pytest.importorskip("pedalboard", reason="pedalboard hosts the VST3 in these tests")
+
+HOST_RATE = 44100
+BLOCK = 512
+
+
+READY = re.compile(r"loopbridge serve: ready: zmq (\S+), events (\S+), osc (\S+),")
+#: the tiny Dance Diffusion checkpoint tests/conftest.py builds; two steps keep a render short, and
+#: one beat at pedalboard's 120 BPM (0.5 s) is within its longest render (1.024 s)
+MODEL = "tiny-dd"
+STEPS = 2
+LENGTH = "1 beat"
+JOB_ERROR = re.compile(r" (?:generate|variation|morph|conform) id=\S+ error .*")
+
+
+@dataclass
+class RunningEngine:
+    process: subprocess.Popen
+    endpoint: str
+    store_dir: Path
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=30)
+
+
+def _serve_command() -> list[str]:
+    # LOOPBRIDGE_SERVE_PYTHON runs the engine from another checkout's environment (its own install).
+    return [os.environ.get("LOOPBRIDGE_SERVE_PYTHON", sys.executable), "-m", "loopbridge.bridge.cli", "serve"]
+
+
+def _serve_available() -> bool:
+    result = subprocess.run([*_serve_command(), "--help"], capture_output=True, text=True)
+    return result.returncode == 0
+
+
+@pytest.fixture()
+def engine(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[RunningEngine]:
+    """A real ``loopbridge serve`` in its own process: free loopback ports, its own store, the tiny model."""
+    if not _serve_available():
+        pytest.skip("`loopbridge serve` is not in this checkout yet (it lands with the serve branch)")
+    tiny_dd_root: Path = request.getfixturevalue("tiny_dd_root")
+    home = tmp_path / "home"
+    home.mkdir()
+    store_dir = tmp_path / "store"
+    log_path = tmp_path / "serve.log"
+    env = {**os.environ, "LOOPBRIDGE_MODELS": str(tiny_dd_root), "LOOPBRIDGE_HOME": str(home), "HF_HUB_OFFLINE": "1",
+           "HF_HUB_CACHE": str(home / "hf"), "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    command = [*_serve_command(), "--zmq", "tcp://127.0.0.1:*", "--events", "tcp://127.0.0.1:*", "--osc", "off",
+               "--store", str(store_dir), "--device", "cpu", "--threads", "1", "--model", MODEL]
+    with log_path.open("w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    running = RunningEngine(process, "", store_dir, log_path)
+    try:
+        deadline = time.monotonic() + 180
+        while not running.endpoint:
+            found = READY.search(log_path.read_text(errors="replace"))
+            if found:
+                running.endpoint = found.group(1)
+            elif process.poll() is not None:
+                pytest.fail(f"loopbridge serve exited with {process.returncode}:\n{running.log()}")
+            elif time.monotonic() > deadline:
+                pytest.fail(f"loopbridge serve was not ready within 180 s:\n{running.log()}")
+            else:
+                time.sleep(0.05)
+        yield running
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                running.kill()
+
+
+@pytest.fixture()
+def plugin(vst3_path: Path, engine: RunningEngine, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("LOOPBRIDGE_ENDPOINT", engine.endpoint)
+    monkeypatch.delenv("DISPLAY", raising=False)
+    loaded = pedalboard.load_plugin(str(vst3_path))
+    state = read_state(loaded)
+    state.set_session(prompt="punchy kick", model=MODEL, endpoint=engine.endpoint)
+    write_state(loaded, state)
+    loaded.quality_steps = STEPS
+    loaded.length = LENGTH
+    return loaded
+
+
+def note(pitch: int, start_s: float = 0.0, length_s: float = 0.3) -> list:
+    return [(bytes([0x90, pitch, 127]), start_s), (bytes([0x80, pitch, 0]), start_s + length_s)]
+
+
+def render(plugin, midi: list, duration_s: float) -> np.ndarray:
+    return plugin(midi, duration=duration_s, sample_rate=HOST_RATE, num_channels=2, buffer_size=BLOCK, reset=False)
+
+
+def wait_for_sample(plugin, engine: RunningEngine, previous_key: str | None,
+                    timeout_s: float = 300.0) -> dict[str, str]:
+    """Renders silence (the host keeps calling processBlock) until the plugin holds a new sample."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        render(plugin, [], 0.05)
+        attributes = read_state(plugin).sample_attributes
+        if attributes and attributes.get("key") != previous_key:
+            return attributes
+        failed = JOB_ERROR.search(engine.log())
+        if failed:
+            pytest.fail(f"the engine refused the plugin's request:{failed.group(0)}\n{engine.log()}")
+        time.sleep(0.05)
+    pytest.fail(f"no sample from the engine within {timeout_s} s:\n{engine.log()}")
+
+
+def engine_file(engine: RunningEngine, attributes: dict[str, str]) -> tuple[np.ndarray, int, bytes]:
+    """The engine's own conformed file for a sample the plugin received (its reply names the path)."""
+    path = Path(attributes.get("path", ""))
+    assert path.is_file(), f"the engine's file {path} is not there: {attributes}"
+    data = path.read_bytes()
+    audio, rate = read_wav(data)
+    return audio, rate, data
+
+
+def correlation(a: np.ndarray, b: np.ndarray) -> float:
+    n = min(a.size, b.size)
+    a, b = a[:n].astype(np.float64), b[:n].astype(np.float64)
+    return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))
+
+
+def press_generate(plugin) -> None:
+    plugin.generate = True
+    render(plugin, [], 0.02)
+    plugin.generate = False
+
+
+def test_generate_plays_the_engines_sample(plugin, engine: RunningEngine) -> None:
+    plugin.kind = "One-shot"
+    press_generate(plugin)
+    attributes = wait_for_sample(plugin, engine, None)
+    audio, rate, data = engine_file(engine, attributes)
+    assert rate == HOST_RATE, "conformed to the host's sample rate"
+    assert read_state(plugin).sample_wav == data, "the plugin holds the engine's file, byte for byte"
+
+    root = int(attributes.get("root_note", "60"))
+    out = render(plugin, note(root), max(1.0, audio.shape[1] / rate + 0.2))
+    assert correlation(out[0, : audio.shape[1]], audio[0]) > 0.99
+
+
+def test_variation_change_plays_a_different_pre_rendered_sample(plugin, engine: RunningEngine) -> None:
+    press_generate(plugin)
+    first = wait_for_sample(plugin, engine, None)
+    first_audio, _, _ = engine_file(engine, first)
+
+    plugin.variation = 1
+    second = wait_for_sample(plugin, engine, first.get("key"))
+    assert second.get("variation") == "1"
+    second_audio, _, _ = engine_file(engine, second)
+    assert second.get("render_key") != first.get("render_key")
+
+    root = int(second.get("root_note", "60"))
+    out = render(plugin, note(root), max(1.0, second_audio.shape[1] / HOST_RATE + 0.2))
+    assert correlation(out[0, : second_audio.shape[1]], second_audio[0]) > 0.99
+    assert correlation(out[0, : first_audio.shape[1]], first_audio[0]) < 0.9, "not the first variation any more"
+
+    # Back to variation 0: served again (from the engine's store), the same audio as the first time.
+    plugin.variation = 0
+    again = wait_for_sample(plugin, engine, second.get("key"))
+    assert again.get("render_key") == first.get("render_key")
+
+
+def test_host_tempo_and_rate_reach_the_engine(plugin, engine: RunningEngine) -> None:
+    plugin.kind = "Loop"
+    press_generate(plugin)
+    attributes = wait_for_sample(plugin, engine, None)
+    audio, rate, _ = engine_file(engine, attributes)
+    assert float(attributes["tempo_bpm"]) == pytest.approx(120.0)
+    assert rate == HOST_RATE
+    one_beat_frames = 60.0 / 120.0 * HOST_RATE  # Length "1 beat" at the host's 120 BPM
+    assert audio.shape[1] == pytest.approx(one_beat_frames, abs=2)
+
+
+def test_with_the_engine_killed_it_keeps_playing(plugin, engine: RunningEngine) -> None:
+    press_generate(plugin)
+    attributes = wait_for_sample(plugin, engine, None)
+    audio, _, _ = engine_file(engine, attributes)
+    engine.kill()
+
+    plugin.variation = 2  # a request into the void
+    root = int(attributes.get("root_note", "60"))
+    started = time.monotonic()
+    out = render(plugin, note(root), 6.0)  # well past the heartbeat liveness (3 s)
+    elapsed = time.monotonic() - started
+    assert correlation(out[0, : audio.shape[1]], audio[0]) > 0.99
+    assert read_state(plugin).sample_attributes.get("key") == attributes.get("key"), "still the last sample"
+    assert elapsed < 120, "rendering stalled without the engine"  # liveness bound, not a speed figure
+
+
+def test_unknown_model_is_reported_and_nothing_is_lost(plugin, engine: RunningEngine) -> None:
+    press_generate(plugin)
+    attributes = wait_for_sample(plugin, engine, None)
+    state = read_state(plugin)
+    state.set_session(model="no-such-model", endpoint=engine.endpoint)
+    write_state(plugin, state)
+    press_generate(plugin)
+    for _ in range(40):
+        render(plugin, [], 0.05)
+    assert read_state(plugin).sample_attributes.get("key") == attributes.get("key")
+
+

@@ -1,0 +1,144 @@
+"""The plugin's C++ copy of the protocol constants (plugin/source/Protocol.h) matches bridge/protocol.py.
+
+The header is parsed as text (no compiler needed): ``inline constexpr <type> kName = <value>;`` lines
+inside named namespaces, and the ``{"code", number},`` rows of the error table.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from loopbridge.bridge import protocol
+
+HEADER = Path(__file__).resolve().parents[2] / "plugin" / "source" / "Protocol.h"
+
+_CONSTANT = re.compile(r"inline\s+constexpr\s+[\w:\s\*]+?\s+(k\w+)\s*=\s*(.+?);")
+_NAMESPACE = re.compile(r"^namespace\s+(\w+)\s*$")
+_ERROR_ROW = re.compile(r'\{\s*"(\w+)"\s*,\s*(\d+)\s*\}')
+
+
+def _evaluate(expression: str) -> object:
+    expression = expression.strip()
+    if expression.startswith('"'):
+        return expression.strip('"')
+    if not re.fullmatch(r"[\d\s\.\*\+\-\(\)]+", expression):
+        raise ValueError(f"cannot read the C++ value {expression!r}")
+    return eval(expression, {"__builtins__": {}})  # arithmetic on literals only, checked above
+
+
+def _parse() -> tuple[dict[str, dict[str, object]], dict[str, int]]:
+    text = HEADER.read_text(encoding="utf-8")
+    constants: dict[str, dict[str, object]] = {}
+    namespace = ""
+    for line in text.splitlines():
+        stripped = line.split("//", 1)[0].strip()
+        opened = _NAMESPACE.match(stripped)
+        if opened and opened.group(1) != "loopbridge":
+            namespace = opened.group(1)
+            continue
+        if stripped.startswith("} // namespace") or line.startswith("} // namespace"):
+            namespace = ""
+        found = _CONSTANT.search(stripped)
+        if found:
+            constants.setdefault(namespace, {})[found.group(1)] = _evaluate(found.group(2))
+    table_start = text.index("kErrorCodes[]")
+    table = text[table_start : text.index("};", table_start)]
+    errors = {code: int(number) for code, number in _ERROR_ROW.findall(table)}
+    return constants, errors
+
+
+CONSTANTS, ERRORS = _parse()
+
+
+def test_header_was_read() -> None:
+    assert {"", "type", "reply", "field", "sample_field", "kind"} <= set(CONSTANTS), sorted(CONSTANTS)
+    assert len(ERRORS) >= 10
+
+
+@pytest.mark.parametrize(
+    ("cpp_name", "python_value"),
+    [
+        ("kProtocolVersion", protocol.PROTOCOL_VERSION),
+        ("kProtocolMinVersion", protocol.PROTOCOL_MIN_VERSION),
+        ("kDefaultZmqHost", protocol.DEFAULT_ZMQ_HOST),
+        ("kDefaultZmqPort", protocol.DEFAULT_ZMQ_PORT),
+        ("kDefaultEventsPort", protocol.DEFAULT_EVENTS_PORT),
+        ("kHeartbeatIntervalS", protocol.HEARTBEAT_INTERVAL_S),
+        ("kHeartbeatLiveness", protocol.HEARTBEAT_LIVENESS),
+        ("kReconnectInitialS", protocol.RECONNECT_INITIAL_S),
+        ("kReconnectMaxS", protocol.RECONNECT_MAX_S),
+        ("kRequestTimeoutS", protocol.REQUEST_TIMEOUT_S),
+        ("kMaxHeaderBytes", protocol.MAX_HEADER_BYTES),
+        ("kMaxBinaryFrameBytes", protocol.MAX_BINARY_FRAME_BYTES),
+        ("kMaxFrames", protocol.MAX_FRAMES),
+        ("kMaxMessageBytes", protocol.MAX_MESSAGE_BYTES),
+        ("kMaxIdChars", protocol.MAX_ID_CHARS),
+    ],
+)
+def test_scalar_constants_match(cpp_name: str, python_value: object) -> None:
+    assert cpp_name in CONSTANTS[""], f"{cpp_name} missing from {HEADER.name}"
+    cpp_value = CONSTANTS[""][cpp_name]
+    assert cpp_value == python_value, f"{cpp_name}: C++ {cpp_value!r}, Python {python_value!r}"
+
+
+def test_message_types_match() -> None:
+    assert set(CONSTANTS["type"].values()) == {t.value for t in protocol.MessageType}
+
+
+def test_reply_types_match() -> None:
+    assert set(CONSTANTS["reply"].values()) == {t.value for t in protocol.ReplyType}
+
+
+def test_error_codes_and_numbers_match() -> None:
+    expected = {code.value: number for code, number in protocol.ERROR_NUMBERS.items()}
+    assert ERRORS == expected
+    assert set(ERRORS) == {code.value for code in protocol.ErrorCode}
+
+
+def test_request_field_names_are_protocol_fields() -> None:
+    """Every field name the plugin writes is a field of the protocol (of some message type)."""
+    known: set[str] = set(protocol.COMMON_FIELDS)
+    for fields in protocol.FIELDS_BY_TYPE.values():
+        known |= set(fields)
+    request_side = CONSTANTS["field"]
+    reply_only = {"re", "samples", "code", "number", "message", "fraction", "position", "field"}
+    unknown = {name: value for name, value in request_side.items() if value not in known and value not in reply_only}
+    assert not unknown, f"fields in Protocol.h that bridge/protocol.py does not define: {unknown}"
+
+
+def test_fields_the_plugin_sends_fit_their_message_types() -> None:
+    fields = CONSTANTS["field"]
+    generate = protocol.FIELDS_BY_TYPE[protocol.MessageType.GENERATE]
+    for name in ("kPrompt", "kModel", "kKind", "kSeed", "kVariation", "kBars", "kTempoBpm", "kBeatsPerBar",
+                 "kSteps", "kAudioPromptStrength", "kMorphPrompt", "kMorphAmount", "kSampleRate", "kPitchSemitones",
+                 "kVariations", "kAudio", "kAudioPromptFrame"):
+        assert fields[name] in generate, f"{name}={fields[name]!r} is not a generate field"
+    conform = protocol.FIELDS_BY_TYPE[protocol.MessageType.CONFORM]
+    for name in ("kRenderKey", "kTempoBpm", "kBars", "kBeatsPerBar", "kSampleRate", "kPitchSemitones", "kAudio"):
+        assert fields[name] in conform, f"{name}={fields[name]!r} is not a conform field"
+    assert fields["kTarget"] in protocol.FIELDS_BY_TYPE[protocol.MessageType.CANCEL]
+    assert {fields["kClient"], fields["kClientVersion"]} <= set(protocol.FIELDS_BY_TYPE[protocol.MessageType.HELLO])
+    assert fields["kToken"] in protocol.FIELDS_BY_TYPE[protocol.MessageType.PING]
+    assert (fields["kVersion"], fields["kType"], fields["kId"]) == protocol.COMMON_FIELDS
+
+
+def test_sample_fields_match() -> None:
+    sample_fields = set(CONSTANTS["sample_field"].values())
+    assert sample_fields <= set(protocol.SAMPLE_FIELDS), sample_fields - set(protocol.SAMPLE_FIELDS)
+
+
+def test_priority_values_are_the_documented_ones() -> None:
+    # protocol.py documents the values beside the field: "interactive" (default) | "background"
+    source = Path(protocol.__file__).read_text(encoding="utf-8")
+    documented = re.search(r'"priority": "str",\s*#(.*)', source)
+    assert documented is not None
+    for value in CONSTANTS["priority"].values():
+        assert f'"{value}"' in documented.group(1), value
+
+
+def test_kind_values_are_engine_kinds() -> None:
+    from loopbridge.engine.request import Kind
+
+    assert set(CONSTANTS["kind"].values()) <= {k.value for k in Kind}
