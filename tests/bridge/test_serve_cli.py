@@ -64,16 +64,21 @@ def test_serve_generate_through_it_and_stop_on_sigterm_mid_render(tiny_dd_root: 
             engine.process.kill()
 
 
-def test_ctrl_c_stops_it_and_a_missing_default_model_is_said_plainly(tiny_dd_root: Path, tmp_path: Path) -> None:
+def test_ctrl_c_stops_it_the_default_model_is_warm_and_an_unknown_model_is_said_plainly(
+        tiny_dd_root: Path, tmp_path: Path) -> None:
     engine = spawn_engine(tiny_dd_root, tmp_path, "--zmq", f"tcp://127.0.0.1:{_free_port()}", "--events", "off",
-                          "--osc", "off")
+                          "--osc", "off", "--prerender", "0")
     try:
-        assert "no default model is installed" in engine.text() and "tiny-dd" in engine.text()
+        assert "model 'default' warm" in engine.text(), "the embedded default model is warmed at start"
         with Client(engine.zmq) as client:
             assert client.ping("alive")["token"] == "alive"
+            reply = client.generate(prompt="kick", kind="one-shot", seed=3, timeout=120)  # names no model
+            (sample,) = reply.samples
+            assert sample.kind == "one-shot" and sample.wav is not None and bytes(sample.wav[:4]) == b"RIFF"
             with pytest.raises(RemoteError) as caught:
-                client.generate(timeout=30)  # names no model: the default is missing
-            assert caught.value.code == "unknown_model" and "tiny-dd" in caught.value.message
+                client.generate(model="no-such-model", timeout=30)
+            assert caught.value.code == "unknown_model" and "no-such-model" in caught.value.message
+            assert "tiny-dd" in caught.value.message and "default" in caught.value.message, "names what exists"
         engine.process.send_signal(signal.SIGINT)
         assert engine.process.wait(60) == 0
         assert "stopped cleanly" in engine.text()
