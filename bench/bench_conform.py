@@ -173,7 +173,7 @@ def pitch_error_cents(options: StretchOptions) -> float:
 
 
 def resampler_rows(audio: np.ndarray, duration_s: float, repeats: int) -> list[str]:
-    qualities = ("Lagrange", "WindowedSinc8", "WindowedSinc16", "WindowedSinc32")
+    qualities = ("soxr-vhq", "soxr-hq", "Lagrange", "WindowedSinc8", "WindowedSinc16", "WindowedSinc32")
     best = dict.fromkeys(qualities, float("inf"))
     for _ in range(repeats):
         for quality in qualities:

@@ -83,7 +83,7 @@ def transient_flux(audio: np.ndarray, sample_rate: int, smooth_ms: float = 1.5) 
     np.multiply(mags, TRANSIENT_COMPRESSION / reference, out=mags)
     np.log1p(mags, out=mags)
     # silence precedes the first frame, so a sound that starts at sample 0 is an onset
-    flux = np.maximum(np.diff(mags, axis=0, prepend=0.0), 0.0).sum(axis=1).astype(np.float64)
+    flux = positive_flux(mags)
     if smooth_ms > 0:
         flux = gaussian_filter1d(flux, sigma=smooth_ms * 1e-3 * sample_rate / hop, mode="constant")
     return flux, hop
@@ -112,18 +112,31 @@ def spectral_flux(
         mags[start:stop] = np.abs(scipy.fft.rfft(frames_view[start:stop] * window, axis=1))
     low_bins = max(2, int(low_cutoff_hz * n_fft / sample_rate) + 1)
     # the frame before the first is silence, so a sound that starts at sample 0 is an onset
-    low_flux = np.maximum(np.diff(mags[:, :low_bins], axis=0, prepend=0.0), 0.0).sum(axis=1)
+    low_flux = positive_flux(mags[:, :low_bins])
     reference = float(mags.max())
     if reference <= 0.0:
         return np.zeros(total), np.zeros(total), hop
     # log compression makes the flux follow relative change, so quiet parts of a loop count too
     np.multiply(mags, FLUX_COMPRESSION / reference, out=mags)
     np.log1p(mags, out=mags)
-    flux = np.maximum(np.diff(mags, axis=0, prepend=0.0), 0.0).sum(axis=1).astype(np.float64)
+    flux = positive_flux(mags)
     # subtract the local mean (≈0.2 s) so that slow swells do not read as a pulse
     size = max(3, int(round(0.2 * sample_rate / hop)))
     detrended = flux - uniform_filter1d(flux, size=size, mode="nearest")
-    return np.maximum(detrended, 0.0), low_flux.astype(np.float64), hop
+    return np.maximum(detrended, 0.0), low_flux, hop
+
+
+def positive_flux(mags: np.ndarray) -> np.ndarray:
+    """Per frame, the summed rise of every bin over the frame before (the first frame's: over
+    silence), as float64 ``[frames]``; computed in the magnitudes' own float32."""
+    flux = np.empty(mags.shape[0], dtype=np.float64)
+    if not len(flux):
+        return flux
+    flux[0] = float(mags[0].sum())
+    rise = np.subtract(mags[1:], mags[:-1])
+    np.maximum(rise, 0.0, out=rise)
+    flux[1:] = rise.sum(axis=1)
+    return flux
 
 
 def interpolate(curve: np.ndarray, positions: np.ndarray) -> np.ndarray:
