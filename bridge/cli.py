@@ -12,6 +12,7 @@
     loopbridge keys DIR
     loopbridge audition PATH|last
     loopbridge record SECONDS [--out FILE]
+    loopbridge dance2music MOTION [--out track.wav] [--prompt WORDS] [--report]
 
 Paths of written files go to stdout, one per line; progress and messages go to stderr. Bad input
 gets a one-line error naming the value and the accepted range, exit status 2, and nothing is written.
@@ -147,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     recall.set_defaults(handler=_cmd_recall)
 
     _add_serve_commands(sub)
+    from loopbridge.bridge import dance_cli
+
+    dance_cli.add_parser(sub, _engine_options, _number, _positive_int)
     for name, (_, help_text) in DELEGATED.items():
         sub.add_parser(name, help=help_text, add_help=False)
     return parser

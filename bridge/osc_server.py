@@ -28,12 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from loopbridge.engine.errors import RequestError
+from loopbridge.engine.motion import MotionKind, TempoReading
 from loopbridge.engine.prerender import snap_morph
 from loopbridge.engine.request import AudioPrompt, ConformSpec, GenerateRequest, Kind
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
 
 from . import protocol as p
+from .motion_follow import MotionFollower, reading_args
 from .protocol import OSC_ROOT, ErrorCode, MessageType, OscAddress, ProtocolError
 from .security import AllowList
 from .service import RANDOM_SEED_LIMIT, JobSink, ServedSample, Service, WireError
@@ -43,6 +45,8 @@ log = logging.getLogger(__name__)
 RequestLog = Callable[[str], None]
 Address = tuple[str, int]
 
+#: addresses that carry a stream of frames rather than requests (not logged one line each)
+_STREAM_ADDRESSES = frozenset({f"{OSC_ROOT}/motion/joints", f"{OSC_ROOT}/motion/accel"})
 #: the most a JSON reply (status, models, history) may take in one datagram
 _MAX_JSON_BYTES = 60 * 1024
 
@@ -151,6 +155,8 @@ class OscServer:
         self._registered: dict[Address, int] = {}
         self._refused: set[str] = set()
         self.session = Session(self)
+        self.motion = MotionFollower(on_reading=self._motion_reading, on_follow=self.session.follow_tempo,
+                                     session_tempo=lambda: float(self.session.params["tempo"]))
         self.counters = {"received": 0, "errors": 0, "dropped": 0, "sent": 0}
 
     @property
@@ -173,12 +179,14 @@ class OscServer:
             raise
         sock.settimeout(0.1)  # so the loop notices stop()
         self._sock = sock
+        self.motion.start()
         self._thread = threading.Thread(target=self._loop, name="loopbridge-osc", daemon=True)
         self._thread.start()
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stopping.set()
+        self.motion.stop()
         if self._thread is not None:
             self._thread.join(timeout)
         if self._sock is not None:
@@ -313,7 +321,8 @@ class OscServer:
                 values, rest = self._arguments(entry, args)
                 request_id = str(values.get("id") or "")
                 self._serve(entry, values, rest, sender)
-                self._log(sender, entry.address, "ok", started)
+                if entry.address not in _STREAM_ADDRESSES:  # motion frames come 60 a second: no line each
+                    self._log(sender, entry.address, "ok", started)
             except Exception as exc:
                 error = WireError.from_exception(exc)
                 if error.code is ErrorCode.INTERNAL:
@@ -324,6 +333,9 @@ class OscServer:
     def _arguments(self, entry: OscAddress, args: list[Any]) -> tuple[dict[str, Any], list[Any]]:
         values: dict[str, Any] = {}
         for index, (name, kind) in enumerate(entry.args):
+            if kind.endswith("*"):  # the rest of the arguments, all of one type
+                values[name] = [lenient(name, a, kind[:-1]) for a in args[index:]]
+                return values, []
             if index >= len(args):
                 if kind.endswith("?"):
                     continue
@@ -391,8 +403,30 @@ class OscServer:
             self.send((sender[0], port), f"{OSC_ROOT}/controller/{done}", sender[0], port)
         elif verb.startswith("session/"):
             self.session.handle(verb[len("session/"):], values, sender)
+        elif verb in ("motion/joints", "motion/accel"):
+            self.motion.frame(MotionKind.JOINTS if verb == "motion/joints" else MotionKind.ACCEL, values["values"])
+        elif verb == "motion/reset":
+            self.motion.reset()
+            self._motion_reading(None)
+        elif verb == "motion/get/tempo":
+            self.send(target, f"{OSC_ROOT}/motion/tempo", *reading_args(self.motion.latest, self.motion.following))
+        elif verb == "motion/set/follow":
+            if values["value"] not in (0, 1):
+                raise RequestError("follow", values["value"], "0 (the session keeps its tempo) or 1 (it follows)")
+            self.motion.set_following(bool(values["value"]))
+            self.broadcast(sender, f"{OSC_ROOT}/motion/follow", int(self.motion.following))
         else:  # every address of the table is served above; a new one must be added here
             raise WireError(ErrorCode.UNKNOWN_TYPE, f"{address} is not served by this engine")
+
+    def _motion_reading(self, reading: TempoReading | None) -> None:
+        """Push a motion tempo estimate to registered controllers and the PUB socket."""
+        following = self.motion.following
+        self.broadcast(None, f"{OSC_ROOT}/motion/tempo", *reading_args(reading, following))
+        fields: dict[str, Any] = {"bpm": 0.0, "confidence": 0.0, "phase": 0.0}
+        if reading is not None:
+            fields = {k: v for k, v in reading.to_dict().items() if k in ("bpm", "confidence", "phase", "last_beat_s")}
+        self.service.publish(p.EventTopic.MOTION.value,
+                             {**fields, "following": following, "session_tempo_bpm": self.session.params["tempo"]})
 
     def _log(self, sender: Address, address: str, outcome: str, started: float) -> None:
         if self.request_log is not None:
@@ -522,14 +556,29 @@ class Session:
             self._run(MessageType.VARIATION, self.server.service.inputs_for(request, self.spec_from(self.params)),
                       sender)
         elif name in p.SESSION_CONFORMING_PARAMS:
-            with self._lock:
-                render_keys = [s.render_key for s in self.current]
-            if len(render_keys) == 1:
-                inputs = self.server.service.inputs_for_render(render_keys[0], self.spec_from(self.params))
-                self._run(MessageType.CONFORM, inputs, sender)
-            elif self.base is not None:
-                self._run(MessageType.VARIATION,
-                          self.server.service.inputs_for(self.base, self.spec_from(self.params)), sender)
+            self._reconform(sender)
+
+    def follow_tempo(self, bpm: float) -> None:
+        """Take ``bpm`` as the session tempo (the dancer's): pushed to every controller, and the
+        current sample re-conformed to it (no model runs)."""
+        value = lenient("tempo", bpm, "float")
+        self.spec_from({**self.params, "tempo": value})  # raises for a tempo out of range
+        self.params["tempo"] = value
+        self.server.broadcast(None, f"{OSC_ROOT}/session/tempo", value)
+        self.server.service.publish(p.EventTopic.STATE.value, {**self.server.service.state_fields(),
+                                                               "session_tempo_bpm": value})
+        self._reconform(None)
+
+    def _reconform(self, sender: Address | None) -> None:
+        """The current sample again under the session's conform settings (tempo, pitch, rate)."""
+        with self._lock:
+            render_keys = [s.render_key for s in self.current]
+        if len(render_keys) == 1:
+            inputs = self.server.service.inputs_for_render(render_keys[0], self.spec_from(self.params))
+            self._run(MessageType.CONFORM, inputs, sender)
+        elif self.base is not None:
+            self._run(MessageType.VARIATION,
+                      self.server.service.inputs_for(self.base, self.spec_from(self.params)), sender)
 
     def generate(self, sender: Address) -> None:
         seed = secrets.randbelow(RANDOM_SEED_LIMIT + 1)
@@ -584,7 +633,7 @@ class Session:
         self._prompt_cache = (stamp, prompt)
         return prompt
 
-    def _run(self, kind: MessageType, inputs: Any, sender: Address) -> None:
+    def _run(self, kind: MessageType, inputs: Any, sender: Address | None) -> None:
         with self._lock:
             previous = self._job_id
             self._job_counter += 1
@@ -601,7 +650,7 @@ class Session:
 
 
 class _SessionSink(JobSink):
-    def __init__(self, session: Session, job_id: str, sender: Address) -> None:
+    def __init__(self, session: Session, job_id: str, sender: Address | None) -> None:
         self.session = session
         self.job_id = job_id
         self.sender = sender
@@ -631,7 +680,8 @@ class _SessionSink(JobSink):
             return  # superseded by a newer knob position
         server = self.session.server
         server.broadcast(self.sender, f"{OSC_ROOT}/session/status", f"error: {error.message}")
-        server.error(server.reply_target(self.sender), self.job_id, error)
+        if self.sender is not None:  # None: the engine's own change (a tempo followed), no one to answer
+            server.error(server.reply_target(self.sender), self.job_id, error)
 
 
 __all__ = ["SESSION_DEFAULTS", "OscServer", "Session", "lenient"]

@@ -96,6 +96,7 @@ class EventTopic(StrEnum):
     STATE = "state"
     MODEL = "model"  # loaded / evicted
     PRERENDER = "prerender"
+    MOTION = "motion"  # a live motion stream's tempo; the session tempo when it follows the dancer
 
 
 #: request types that run as jobs on the scheduler (get accepted/progress messages)
@@ -424,6 +425,14 @@ OSC_ADDRESSES: tuple[OscAddress, ...] = (
                "push state feedback to the sender's host at PORT (default: the sender's port)"),
     OscAddress(f"{OSC_ROOT}/controller/unregister", (("port", "int?"),), f"{OSC_ROOT}/controller/unregistered",
                "stop feedback"),
+    OscAddress(f"{OSC_ROOT}/motion/joints", (("values", "float*"),), f"{OSC_ROOT}/motion/tempo",
+               "one frame of joint positions: x y z per joint, after an optional time in seconds"),
+    OscAddress(f"{OSC_ROOT}/motion/accel", (("values", "float*"),), f"{OSC_ROOT}/motion/tempo",
+               "one accelerometer frame: x y z, after an optional time in seconds"),
+    OscAddress(f"{OSC_ROOT}/motion/reset", (), f"{OSC_ROOT}/motion/tempo", "forget the motion received so far"),
+    OscAddress(f"{OSC_ROOT}/motion/get/tempo", (), f"{OSC_ROOT}/motion/tempo", "reply: the motion's tempo now"),
+    OscAddress(f"{OSC_ROOT}/motion/set/follow", (("value", "int"),), f"{OSC_ROOT}/motion/follow",
+               "1: the session tempo follows the dancer (the default); 0: it does not"),
     OscAddress(f"{OSC_ROOT}/session/generate", (), f"{OSC_ROOT}/session/sample",
                "generate from the session's parameters"),
     OscAddress(f"{OSC_ROOT}/session/state", (), f"{OSC_ROOT}/session/state",
@@ -461,6 +470,9 @@ OSC_OUTGOING: dict[str, tuple[str, ...]] = {
     f"{OSC_ROOT}/session/progress": ("fraction",),
     f"{OSC_ROOT}/session/status": ("text",),
     f"{OSC_ROOT}/session/state": (),  # ends the reply to /session/state: every parameter and the sample were sent
+    # the motion's tempo (0 while unknown), its confidence 0–1, the beat phase now 0–1, 1 when the session follows it
+    f"{OSC_ROOT}/motion/tempo": ("bpm", "confidence", "phase", "following"),
+    f"{OSC_ROOT}/motion/follow": ("value",),
     **{f"{OSC_ROOT}/session/{name}": ("value",) for name in SESSION_PARAMS},
     OSC_ERROR: ("id", "code", "message"),
 }

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -212,6 +212,56 @@ def arrange(
     of the pattern is given.
     """
     _check(tempo_bpm, bars, beats_per_bar, sample_rate)
+    length = loop_length_samples(tempo_bpm, bars, beats_per_bar, sample_rate)
+    return _place(parts, pattern, bars, beats_per_bar, length,
+                  lambda beat: beat_to_sample(beat, tempo_bpm, sample_rate), wrap_tails, _choke_fade(sample_rate))
+
+
+def arrange_on_grid(
+    parts: Mapping[str, np.ndarray],
+    pattern: Pattern,
+    beat_samples: np.ndarray,
+    sample_rate: int,
+    beats_per_bar: int = 4,
+    length: int | None = None,
+) -> np.ndarray:
+    """The pattern played on a grid whose tempo may change: beat ``k`` starts at ``beat_samples[k]``.
+
+    ``beat_samples`` holds the sample frame of every beat, ascending, the last entry being where the
+    last beat ends (so ``len - 1`` beats are played); a hit between beats is placed in proportion.
+    Bars start at beats ``0, beats_per_bar, ...``. Tails ring on past the last beat; the result is
+    ``length`` samples long (default: the end of the last beat plus the longest tail). Raises
+    :class:`RequestError` for a grid that is not ascending or holds fewer than two entries.
+    """
+    grid = np.asarray(beat_samples, dtype=np.float64).ravel()
+    if len(grid) < 2 or not np.all(np.isfinite(grid)) or np.any(np.diff(grid) <= 0) or grid[0] < 0:
+        raise RequestError("beat_samples", f"{len(grid)} positions", "two or more ascending sample positions ≥ 0")
+    if not BEATS_PER_BAR_RANGE[0] <= beats_per_bar <= BEATS_PER_BAR_RANGE[1]:
+        raise RequestError("beats_per_bar", beats_per_bar, f"{BEATS_PER_BAR_RANGE[0]}–{BEATS_PER_BAR_RANGE[1]}")
+    beats = len(grid) - 1
+    longest = max((np.atleast_2d(a).shape[-1] for a in parts.values()), default=0)
+    total = int(length) if length is not None else int(math.ceil(grid[-1])) + longest
+    index = np.arange(len(grid), dtype=np.float64)
+    return _place(parts, pattern, beats / beats_per_bar, beats_per_bar, total,
+                  lambda beat: int(round(float(np.interp(beat, index, grid)))), False, _choke_fade(sample_rate))
+
+
+def _choke_fade(sample_rate: int) -> int:
+    return max(1, int(round(CHOKE_FADE_S * sample_rate)))
+
+
+def _place(
+    parts: Mapping[str, np.ndarray],
+    pattern: Pattern,
+    bars: float,
+    beats_per_bar: int,
+    length: int,
+    position: Callable[[float], int],
+    wrap_tails: bool,
+    choke_fade: int,
+) -> np.ndarray:
+    """Every hit of ``bars`` bars of ``pattern`` at ``position(beat)``, in ``length`` samples;
+    ``choke_fade`` samples of fade where a choke cuts a sound."""
     shots = {name: np.atleast_2d(np.asarray(audio, dtype=np.float32)) for name, audio in parts.items()}
     playable = [p for p in pattern.parts if p in shots]
     if not playable:
@@ -220,13 +270,9 @@ def arrange(
     if len(channels) != 1:
         raise RequestError("parts", f"channel counts {sorted(channels)}", "one-shots with the same channel count")
     n_channels = channels.pop()
-    length = loop_length_samples(tempo_bpm, bars, beats_per_bar, sample_rate)
     out = np.zeros((n_channels, length), dtype=np.float32)
-    events = [
-        (beat_to_sample(beat, tempo_bpm, sample_rate), hit) for beat, hit in hit_times(pattern, bars, beats_per_bar)
-    ]
+    events = [(position(beat), hit) for beat, hit in hit_times(pattern, bars, beats_per_bar)]
     events = [(pos, hit) for pos, hit in events if hit.part in shots and pos < length]
-    choke_fade = max(1, int(round(CHOKE_FADE_S * sample_rate)))
     for pos, hit in events:
         shot = shots[hit.part] * np.float32(hit.velocity)
         # a later hit of a choking part cuts this sound (looking round the loop end when wrapping)
