@@ -36,7 +36,8 @@ def add_parser(sub: Any, engine_options: Any, number: Any, positive_int: Any) ->
     dance.add_argument("--seed", type=positive_int("seed", 0, SEED_MAX), default=None,
                        help="seed (default: a random one, printed on stderr)")
     dance.add_argument("--material", default="auto", help=f"{', '.join(MATERIALS)}: one-shots on the motion's "
-                                                          "beats, or a loop conformed bar by bar")
+                                                          "beats, a loop conformed bar by bar, or a model "
+                                                          "conditioned on the motion (auto: what the model does)")
     dance.add_argument("--sample-rate", type=positive_int("sample-rate", 1, 10**7), default=48000)
     dance.add_argument("--beats-per-bar", type=positive_int("beats-per-bar", 1, 16), default=4)
     dance.add_argument("--steps", type=positive_int("steps", 1, 1000), default=None, help="diffusion steps")
@@ -73,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
           f"(confidence {beats.confidence:.2f}); {material} material", file=sys.stderr)
     progress, close = _progress_bar(args, "rendering the track")
     try:
-        track = dance.render(beats, request, progress)
+        track = dance.render(beats, request, progress, motion=motion)
     finally:
         close()
     _write_atomically(out, encode_track(track))

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import uniform_filter1d
+from scipy.ndimage import gaussian_filter1d, uniform_filter1d
 
 from .errors import RequestError
 
@@ -51,8 +51,8 @@ EDGE_STRENGTH = 0.15
 HIT_TOLERANCE_S = 0.07
 #: every other beat this many times weaker (on average) marks a pulse twice the beat's rate
 OFFBEAT_RATIO = 1.6
-#: how far from a beat its accent is looked for (an accent curve may lag the onset)
-OFFBEAT_REACH_S = 0.06
+#: how far from a beat its strength is looked for
+OFFBEAT_REACH_S = 0.02
 #: periods evaluated per octave
 PERIODS_PER_OCTAVE = 96
 
@@ -276,16 +276,12 @@ def track_beats(
     novelty: Sequence[float] | np.ndarray,
     frame_rate_hz: float,
     tempo_range_bpm: tuple[float, float] = TEMPO_RANGE_BPM,
-    accent: Sequence[float] | np.ndarray | None = None,
 ) -> BeatTrack:
     """Beats and local tempo of a novelty curve sampled at ``frame_rate_hz``.
 
     ``novelty`` is any curve that rises where a beat is likely (onset strength, kinematic beat
-    strength), at least two seconds long; beats are placed on its peaks. ``accent``, a curve of the
-    same length, decides the tempo and the metrical level instead when given (in music: the low
-    band's kicks, which say which pulse is the beat but are too smeared in time to place it).
-    Raises :class:`RequestError` for a curve that is not a finite 1-D array, too short, or a frame
-    rate or tempo range outside what is accepted.
+    strength), at least two seconds long. Raises :class:`RequestError` for a curve that is not a
+    finite 1-D array, too short, or a frame rate or tempo range outside what is accepted.
     """
     curve = _check_curve(novelty, frame_rate_hz)
     rate = float(frame_rate_hz)
@@ -295,23 +291,18 @@ def track_beats(
     duration_s = len(curve) / rate
     if duration_s < 2.0:
         raise RequestError("novelty", f"{duration_s:.2f} s", "at least 2 s of signal to find a pulse in")
-    if accent is not None:
-        accent_curve = _check_curve(accent, frame_rate_hz)
-        if len(accent_curve) != len(curve):
-            raise RequestError("accent", f"{len(accent_curve)} frames", f"as many frames as the novelty ({len(curve)})")
     empty = np.zeros(0)
     curve = _normalise(curve, rate)
     if not np.any(curve > 0):
         return BeatTrack(empty, empty, empty, 0.0, duration_s)
-    level = curve if accent is None else _normalise(accent_curve, rate)
     periods = _periods(rate, (low, high))
-    scores, at_period, centres = _window_scores(level, periods, rate)
+    scores, at_period, centres = _window_scores(curve, periods, rate)
     path = _tempo_path(scores, periods)
     path_periods = periods[path]
     confidence = float(np.clip(np.median(at_period[np.arange(len(path)), path]), 0.0, 1.0))
     frame_period = np.interp(np.arange(len(curve)), centres, path_periods)
     beats = _dp_beats(curve, frame_period)
-    slower = _offbeat_level(level, beats, frame_period, rate, low)
+    slower = _offbeat_level(curve, beats, frame_period, rate, low)
     if slower is not None:
         frame_period, path_periods = 2.0 * frame_period, 2.0 * path_periods
         beats = slower
@@ -323,45 +314,67 @@ def track_beats(
 
 # ---- audio --------------------------------------------------------------------------------------------
 
-#: weight of the low band's flux (kicks, bass) against the transients above it in the accent curve
-LOW_BAND_WEIGHT = 2.0
+#: the low band's onsets (kicks, bass notes) count this much against the transients above it
+LOW_BAND_WEIGHT = 1.0
+#: the low band: below this (Hz)
+LOW_BAND_HZ = 200.0
 #: frame rate of :func:`onset_strength` (Hz)
 ONSET_FRAME_RATE_HZ = 200.0
 
 
-def onset_strength(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray, float]:
-    """The audio's onsets and accents at :data:`ONSET_FRAME_RATE_HZ`: ``(onsets, accents, frame_rate_hz)``.
+def low_band_onsets(audio: np.ndarray, sample_rate: int, rate_hz: float = ONSET_FRAME_RATE_HZ) -> np.ndarray:
+    """Where the low band (below :data:`LOW_BAND_HZ`) starts sounding, at ``rate_hz``: the rise of its
+    log envelope. Filtered forwards and backwards (no delay) and smoothed over a few milliseconds,
+    so a kick's onset is placed at its attack, not at the peak of its body."""
+    from scipy.signal import butter, sosfiltfilt
 
-    ``onsets``: where sound starts above the bass (the transient flux, 1 ms frames, max-pooled),
-    which marks an onset's start rather than its loudest moment, so a clap's later bursts do not
-    pull its beat late. ``accents``: the onsets plus the flux of the low band (kicks and bass mark
-    the beat in most music), each scaled to its peak; it says which pulse is the beat, but the low
-    band's 23 ms frames smear it too much in time to place beats with. Audio is float32
-    ``[channels, samples]`` (or 1-D mono).
+    from .conform import onsets
+
+    mono = onsets.to_mono(audio)
+    sos = butter(4, LOW_BAND_HZ, btype="lowpass", fs=sample_rate, output="sos")
+    envelope = np.abs(sosfiltfilt(sos, mono))
+    block = max(1, int(round(sample_rate / 1000.0)))  # 1 ms
+    frames = len(envelope) // block
+    envelope = envelope[:frames * block].reshape(frames, block).max(axis=1)
+    envelope = gaussian_filter1d(envelope, 3.0)
+    peak = float(envelope.max()) if frames else 0.0
+    if peak <= 0:
+        return np.zeros(int(len(mono) / sample_rate * rate_hz))
+    level = np.log1p(100.0 * envelope / peak)
+    rise = np.maximum(np.diff(level, prepend=level[:1]), 0.0)
+    pool = max(1, int(round(1000.0 / rate_hz)))
+    out = rise[:len(rise) // pool * pool].reshape(-1, pool).max(axis=1)
+    return out
+
+
+def onset_strength(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, float]:
+    """The audio's onset strength at :data:`ONSET_FRAME_RATE_HZ`: where sound starts above the bass
+    (the transient flux, 1 ms frames, which marks an onset's start rather than its loudest moment,
+    so a clap's later bursts do not pull its beat late) plus where the low band starts (kicks and
+    bass, which mark the beat in most music), each scaled to its peak. Audio is float32
+    ``[channels, samples]`` (or 1-D mono). Returns ``(curve, frame_rate_hz)``.
     """
     from .conform import onsets
 
     data = onsets.audio_array(audio)
     transient, hop = onsets.transient_flux(data, sample_rate)
     block = max(1, int(round(sample_rate / hop / ONSET_FRAME_RATE_HZ)))
-    frames = len(transient) // block
     rate = sample_rate / hop / block
+    frames = len(transient) // block
     curve = transient[:frames * block].reshape(frames, block).max(axis=1)
     if curve.size and curve.max() > 0:
         curve = curve / curve.max()
-    accents = curve.copy()
-    _, low_flux, low_hop = onsets.spectral_flux(data, sample_rate)
-    if low_flux.size and low_flux.max() > 0 and curve.size:
-        low = np.interp(np.arange(frames) / rate, np.arange(len(low_flux)) * low_hop / sample_rate, low_flux)
-        accents += LOW_BAND_WEIGHT * low / low_flux.max()
-    return curve, accents, rate
+    low = low_band_onsets(data, sample_rate, rate)[:frames]
+    if low.size and low.max() > 0:
+        curve[:len(low)] += LOW_BAND_WEIGHT * low / low.max()
+    return curve, rate
 
 
 def audio_beats(audio: np.ndarray, sample_rate: int,
                 tempo_range_bpm: tuple[float, float] = TEMPO_RANGE_BPM) -> BeatTrack:
     """The beats of rendered audio, detected from its onsets alone (nothing about how it was made)."""
-    curve, accents, rate = onset_strength(audio, sample_rate)
-    return track_beats(curve, rate, tempo_range_bpm, accent=accents)
+    curve, rate = onset_strength(audio, sample_rate)
+    return track_beats(curve, rate, tempo_range_bpm)
 
 
 # ---- alignment scores ------------------------------------------------------------------------------------

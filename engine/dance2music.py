@@ -33,7 +33,7 @@ import numpy as np
 from .beats import BeatScores, audio_beats, beat_scores, span_tempo
 from .errors import RequestError
 from .models.base import ProgressCallback
-from .motion import KinematicBeats
+from .motion import ANALYSIS_RATE_HZ, KinematicBeats, Motion, regular_frames
 from .patterns import PATTERNS, arrange_on_grid, pattern_for_prompt
 from .request import (
     BEATS_PER_BAR_RANGE,
@@ -46,6 +46,7 @@ from .request import (
     ConformSpec,
     GenerateRequest,
     Kind,
+    MotionPrompt,
 )
 
 #: loop material is conformed to the bar's tempo rounded to this (BPM); the rest is a cut of ≤ 0.2 %
@@ -58,9 +59,14 @@ BAR_FADE_S = 0.005
 END_FADE_S = 0.05
 #: the loudest sample of the track
 TRACK_PEAK = 0.95
-MATERIALS = ("auto", "kit", "loop")
+MATERIALS = ("auto", "kit", "loop", "learned")
+#: overlap (crossfaded) between consecutive segments a learned model renders (seconds)
+SEGMENT_FADE_S = 0.05
 #: the pattern when the prompt names none: a kick on every beat marks the beat the clearest
 DEFAULT_PATTERN = "four on the floor"
+#: the drum mix of a kit track: each part's level against the kick (kit parts come peak-normalized,
+#: and hats as loud as the kick would blur which hit is the beat)
+KIT_MIX = {"kick": 1.0, "snare": 0.8, "clap": 0.75, "tom": 0.7, "perc": 0.5, "closed hat": 0.4, "open hat": 0.45}
 
 
 @dataclass(frozen=True)
@@ -148,8 +154,13 @@ class Dance2Music:
         self.engine = engine
 
     def material_for(self, request: DanceRequest) -> str:
-        """``"kit"`` or ``"loop"``: what ``request`` will render (raises for a model that cannot)."""
+        """``"kit"``, ``"loop"`` or ``"learned"``: what ``request`` will render (raises for a model that cannot)."""
         caps = self.engine.capabilities(request.model)
+        if request.material == "learned" or (request.material == "auto" and caps.motion_prompt):
+            if not caps.motion_prompt:
+                raise RequestError("material", "learned", f"kit or loop: model {request.model!r} is not conditioned "
+                                                          "on motion")
+            return "learned"
         if request.material != "auto":
             wanted = Kind.KIT if request.material == "kit" else Kind.LOOP
             if wanted not in caps.all_kinds:
@@ -159,12 +170,14 @@ class Dance2Music:
             return request.material
         return "kit" if Kind.KIT in caps.all_kinds and caps.family == "default" else "loop"
 
-    def render(self, beats: KinematicBeats, request: DanceRequest,
-               progress: ProgressCallback | None = None) -> DanceTrack:
+    def render(self, beats: KinematicBeats, request: DanceRequest, progress: ProgressCallback | None = None,
+               motion: Motion | None = None) -> DanceTrack:
         """A track as long as the motion with its beats on the motion's beats.
 
-        Raises :class:`RequestError` when the motion has no pulse, and what the engine raises for a
-        request its model cannot serve (before anything is rendered).
+        ``motion`` (the one ``beats`` came from) is needed by a learned model, which is conditioned
+        on the motion itself. Raises :class:`RequestError` when the motion has no pulse or is missing
+        for a learned model, and what the engine raises for a request its model cannot serve
+        (before anything is rendered).
         """
         if len(beats.beats_s) < 2:
             raise RequestError("motion", f"{len(beats.beats_s)} beat(s) found (confidence {beats.confidence:.2f})",
@@ -178,6 +191,10 @@ class Dance2Music:
         grid = grid_s * rate
         if material == "kit":
             audio, info = self._kit_track(request, tempo, grid, length, progress)
+        elif material == "learned":
+            if motion is None:
+                raise RequestError("motion", None, "the motion itself: a learned model is conditioned on it")
+            audio, info = self._learned_track(request, motion, length, progress)
         else:
             audio, info = self._loop_track(request, tempo, grid, length, progress)
         fade = min(length, int(END_FADE_S * rate))
@@ -202,7 +219,8 @@ class Dance2Music:
                               guidance=request.guidance)
         samples = self.engine.generate(kit, ConformSpec(tempo_bpm=round(tempo, 2), sample_rate=request.sample_rate),
                                        progress=progress)
-        parts = {str(s.info.get("part")): s.audio for s in samples}
+        parts = {str(s.info.get("part")): s.audio * np.float32(KIT_MIX.get(str(s.info.get("part")), 0.6))
+                 for s in samples}
         channels = max(p.shape[0] for p in parts.values())
         parts = {name: np.repeat(a, channels, axis=0) if a.shape[0] < channels else a for name, a in parts.items()}
         audio = arrange_on_grid(parts, pattern, grid, request.sample_rate, request.beats_per_bar, length=length)
@@ -252,6 +270,45 @@ class Dance2Music:
                                  "tempos_bpm": sorted(conformed)}
 
 
+    # ---- learned: a model conditioned on the motion itself -------------------------------------------------
+
+    def _learned_track(self, request: DanceRequest, motion: Motion, length: int,
+                       progress: ProgressCallback | None) -> tuple[np.ndarray, dict[str, Any]]:
+        """The motion in segments of the model's longest duration, each rendered conditioned on its
+        stretch of motion (one batch), resampled and crossfaded end to end."""
+        from .conform.stretcher import resample
+
+        caps = self.engine.capabilities(request.model)
+        positions, _ = regular_frames(motion, ANALYSIS_RATE_HZ)
+        prompt = MotionPrompt(positions, ANALYSIS_RATE_HZ)
+        duration_s = length / request.sample_rate
+        fade_s = SEGMENT_FADE_S
+        segment_s = max(caps.min_duration_s, min(caps.max_duration_s, duration_s + fade_s))
+        starts = np.arange(0.0, duration_s, segment_s - fade_s) if duration_s > segment_s else np.zeros(1)
+        requests = [
+            GenerateRequest(model=request.model, kind=Kind.LOOP, seed=request.seed, variation=k,
+                            duration_s=float(segment_s), steps=request.steps, guidance=request.guidance,
+                            motion_prompt=prompt.segment(float(start), float(segment_s)))
+            for k, start in enumerate(starts)
+        ]
+        renders = self.engine.render(requests, progress)
+        rate = request.sample_rate
+        fade = int(round(fade_s * rate))
+        channels = max(r.audio.shape[0] for r in renders)
+        out = np.zeros((channels, length + int(round(segment_s * rate))), dtype=np.float32)
+        for k, (start, render) in enumerate(zip(starts, renders, strict=True)):
+            piece = resample(render.audio, render.sample_rate, rate)
+            if piece.shape[0] < channels:
+                piece = np.repeat(piece, channels, axis=0)
+            at = int(round(start * rate))
+            if k > 0:
+                piece[:, :fade] *= np.linspace(0.0, 1.0, fade, dtype=np.float32)
+            if k < len(starts) - 1:
+                piece[:, -fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
+            out[:, at:at + piece.shape[1]] += piece[:, :out.shape[1] - at]
+        return out[:, :length], {"render_keys": [r.key for r in renders], "segments": len(renders)}
+
+
 def _step(bpm: float) -> float:
     return float(np.clip(round(bpm / TEMPO_STEP_BPM) * TEMPO_STEP_BPM, TEMPO_MIN_BPM, TEMPO_MAX_BPM))
 
@@ -274,15 +331,18 @@ class MusicReport:
     music_bpm: float
     motion_confidence: float
     music_beats_s: np.ndarray
+    #: the slowest and fastest bar of the motion (BPM over each run of four beats)
+    motion_range_bpm: tuple[float, float] = (0.0, 0.0)
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.scores.to_dict(), "motion_bpm": self.motion_bpm, "music_bpm": self.music_bpm,
-                "motion_confidence": self.motion_confidence}
+                "motion_confidence": self.motion_confidence, "motion_range_bpm": list(self.motion_range_bpm)}
 
     def table(self) -> str:
         s = self.scores
         rows = [
             ("motion tempo", f"{self.motion_bpm:.2f} BPM (confidence {self.motion_confidence:.2f})"),
+            ("motion tempo range", f"{self.motion_range_bpm[0]:.2f}–{self.motion_range_bpm[1]:.2f} BPM"),
             ("music tempo (detected)", f"{self.music_bpm:.2f} BPM"),
             ("motion beats", str(s.reference_beats)),
             ("music beats (detected)", str(s.detected_beats)),
@@ -303,7 +363,16 @@ def music_report(track: DanceTrack, tolerance_s: float | None = None) -> MusicRe
     scores = beat_scores(motion, detected.beats_s, **kwargs)
     return MusicReport(scores=scores, motion_bpm=track.tempo_bpm, music_bpm=detected.bpm,
                        motion_confidence=float(track.info.get("motion_confidence", 0.0)),
-                       music_beats_s=detected.beats_s)
+                       music_beats_s=detected.beats_s, motion_range_bpm=bar_tempo_range(track.motion_beats_s))
+
+
+def bar_tempo_range(beats_s: np.ndarray, span: int = 4) -> tuple[float, float]:
+    """The slowest and fastest tempo (BPM) over runs of ``span`` beats; zeros with too few beats."""
+    beats = np.asarray(beats_s, dtype=np.float64)
+    if len(beats) <= span:
+        return (0.0, 0.0)
+    tempi = 60.0 * span / (beats[span:] - beats[:-span])
+    return (float(tempi.min()), float(tempi.max()))
 
 
 def encode_track(track: DanceTrack) -> bytes:

@@ -162,6 +162,58 @@ class AudioPrompt:
         return hash(self.digest)
 
 
+#: the longest motion a request may carry (seconds)
+MOTION_PROMPT_MAX_S = 600.0
+
+
+@dataclass(frozen=True, eq=False)
+class MotionPrompt:
+    """A dancer's motion to condition on (models that take motion: a learned Dance2Music model).
+
+    ``positions``: float32 ``[frames, joints, 3]`` on a regular grid of ``frame_rate_hz`` (gaps
+    already bridged: :func:`loopbridge.engine.motion.regular_frames`); an accelerometer is one
+    "joint". Equality and hashing go by content digest.
+    """
+
+    positions: np.ndarray
+    frame_rate_hz: float
+    digest: str = field(default="", repr=False)
+
+    def __post_init__(self) -> None:
+        _check_range("motion_prompt.frame_rate_hz", self.frame_rate_hz, 5.0, 1000.0, " frames per second")
+        positions = np.asarray(self.positions, dtype=np.float32)
+        if positions.ndim != 3 or positions.shape[2] != 3 or positions.shape[0] < 2 or positions.shape[1] < 1:
+            raise RequestError("motion_prompt", f"an array of shape {positions.shape}", "frames × joints × 3 positions")
+        if not np.all(np.isfinite(positions)):
+            raise RequestError("motion_prompt", "positions with NaN or infinite values", "finite positions")
+        if positions.shape[0] / self.frame_rate_hz > MOTION_PROMPT_MAX_S:
+            raise RequestError("motion_prompt", f"{positions.shape[0] / self.frame_rate_hz:.0f} s of motion",
+                               f"at most {MOTION_PROMPT_MAX_S:g} s")
+        positions = np.ascontiguousarray(positions)
+        positions.setflags(write=False)
+        object.__setattr__(self, "positions", positions)
+        h = hashlib.sha256(f"motion:{float(self.frame_rate_hz)}:{positions.shape}:".encode())
+        h.update(positions.tobytes())
+        object.__setattr__(self, "digest", h.hexdigest())
+
+    @property
+    def duration_s(self) -> float:
+        return self.positions.shape[0] / self.frame_rate_hz
+
+    def segment(self, start_s: float, duration_s: float) -> MotionPrompt:
+        """The motion from ``start_s`` for ``duration_s`` seconds (at least two frames)."""
+        first = max(0, int(round(start_s * self.frame_rate_hz)))
+        count = max(2, int(round(duration_s * self.frame_rate_hz)))
+        first = min(first, self.positions.shape[0] - 2)
+        return MotionPrompt(self.positions[first:first + count], self.frame_rate_hz)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, MotionPrompt) and other.digest == self.digest
+
+    def __hash__(self) -> int:
+        return hash(self.digest)
+
+
 @dataclass(frozen=True)
 class GenerateRequest:
     """What to generate. Immutable; checked at construction.
@@ -189,6 +241,7 @@ class GenerateRequest:
     morph_amount: float = 0.0
     morph_seed: int | None = None
     start_s: float = 0.0
+    motion_prompt: MotionPrompt | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", Kind.parse(self.kind))
@@ -230,6 +283,8 @@ class GenerateRequest:
         _check_range("start_s", self.start_s, 0.0, DURATION_MAX_S, " s")
         if self.audio_prompt is not None and not isinstance(self.audio_prompt, AudioPrompt):
             raise RequestError("audio_prompt", type(self.audio_prompt).__name__, "an AudioPrompt")
+        if self.motion_prompt is not None and not isinstance(self.motion_prompt, MotionPrompt):
+            raise RequestError("motion_prompt", type(self.motion_prompt).__name__, "a MotionPrompt")
 
     # ---- derived values -------------------------------------------------------------------
 
@@ -286,6 +341,8 @@ class GenerateRequest:
             "morph_seed": self.effective_morph_seed if self.morph_prompt is not None else None,
             "start_s": self.start_s,
         }
+        if self.motion_prompt is not None:  # only when present: keys of requests without one stay as they were
+            fields["motion_prompt"] = self.motion_prompt.digest
         if self.kind in (Kind.LOOP, Kind.KIT):
             fields["tempo_bpm"] = float(self.tempo_bpm)
             fields["beats_per_bar"] = self.beats_per_bar
@@ -301,6 +358,7 @@ class GenerateRequest:
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         data["kind"] = self.kind.value
         data["audio_prompt"] = self.audio_prompt.digest if self.audio_prompt else None
+        data["motion_prompt"] = self.motion_prompt.digest if self.motion_prompt else None
         return data
 
 

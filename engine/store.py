@@ -312,6 +312,8 @@ class RenderStore:
         data = json.loads(text)
         digest = data.pop("audio_prompt", None)
         data["audio_prompt"] = self.get_prompt(digest) if digest else None
+        # a motion prompt is not kept (the render's key still names it); what it made is
+        data.pop("motion_prompt", None)
         known = GenerateRequest.__dataclass_fields__
         return GenerateRequest(**{k: v for k, v in data.items() if k in known})
 

@@ -59,6 +59,8 @@ class Capabilities:
     morph: bool = False
     #: conditioned on where its output sits in a longer piece (``request.start_s``)
     start_offset: bool = False
+    #: conditioned on a dancer's motion (``request.motion_prompt``): a learned Dance2Music model
+    motion_prompt: bool = False
     kinds: frozenset[Kind] = frozenset({Kind.ONE_SHOT, Kind.LOOP, Kind.TEXTURE})
     default_steps: int = 50
     default_guidance: float | None = None
@@ -79,6 +81,7 @@ class Capabilities:
             "negative_prompt": self.negative_prompt,
             "morph": self.morph,
             "start_offset": self.start_offset,
+            "motion_prompt": self.motion_prompt,
             "kinds": sorted(k.value for k in self.all_kinds),
             "default_steps": self.default_steps,
             "default_guidance": self.default_guidance,
@@ -245,6 +248,9 @@ def check_request(caps: Capabilities, request: GenerateRequest) -> None:
         raise UnsupportedError(f"model {request.model!r} cannot morph between prompts: expected no morph prompt")
     if request.start_s and not caps.start_offset:
         raise UnsupportedError(f"model {request.model!r} cannot start at an offset: start_s must be 0")
+    if request.motion_prompt is not None and not caps.motion_prompt:
+        raise UnsupportedError(f"model {request.model!r} does not take a motion prompt: expected none "
+                               "(only learned Dance2Music models are conditioned on motion)")
     if request.negative_prompt and not caps.negative_prompt:
         raise UnsupportedError(f"model {request.model!r} does not take a negative prompt: expected none")
 

@@ -33,6 +33,7 @@ FAMILIES: dict[str, str] = {
     "audioldm": "loopbridge.engine.models.audioldm:AudioLDMBackend",
     "audioldm2": "loopbridge.engine.models.audioldm:AudioLDM2Backend",
     "stable-audio": "loopbridge.engine.models.stable_audio:StableAudioBackend",
+    "dance2music": "loopbridge.engine.models.dance2music:Dance2MusicBackend",
 }
 
 #: diffusers pipeline class (model_index.json ``_class_name``) -> family
@@ -41,6 +42,7 @@ PIPELINE_FAMILIES: dict[str, str] = {
     "AudioLDMPipeline": "audioldm",
     "AudioLDM2Pipeline": "audioldm2",
     "StableAudioPipeline": "stable-audio",
+    "Dance2MusicPipeline": "dance2music",
 }
 
 #: Stable Diffusion folders are Riffusion only when their name or marker says so

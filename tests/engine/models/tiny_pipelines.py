@@ -384,6 +384,33 @@ def mark_riffusion(folder: Path, image_width: int = 64, griffin_lim_iters: int =
     return folder
 
 
+def build_dance2music(parent: Path, seed: int = 0, name: str = "tiny-dance2music", joints: int = 17) -> Path:
+    """A learned Dance2Music folder: a motion encoder whose embedding is the UNet's class embedding,
+    with AudioLDM's mel VAE and HiFi-GAN, in the layout ``Dance2MusicBackend`` loads."""
+    from diffusers import UNet2DConditionModel
+    from loopbridge.engine.models.dance2music import MotionEncoder, MotionEncoderConfig, save_motion_encoder
+
+    torch.manual_seed(seed)
+    folder = parent / name
+    folder.mkdir(parents=True, exist_ok=True)
+    encoder = MotionEncoder(MotionEncoderConfig(joints=joints, frame_rate_hz=30.0, channels=(8,), embedding_dim=8))
+    save_motion_encoder(encoder, folder / "motion_encoder")
+    unet = UNet2DConditionModel(
+        sample_size=32, in_channels=4, out_channels=4, block_out_channels=(8, 16), layers_per_block=1,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=(8, 16), attention_head_dim=4, norm_num_groups=4,
+        class_embed_type="simple_projection", projection_class_embeddings_input_dim=8, class_embeddings_concat=True,
+    )
+    vae, vocoder = _tiny_vae_and_vocoder()
+    for part, component in (("unet", unet), ("vae", vae), ("vocoder", vocoder), ("scheduler", _audioldm_scheduler())):
+        component.save_pretrained(str(folder / part))
+    index = {"_class_name": "Dance2MusicPipeline", "motion_encoder": ["loopbridge", "MotionEncoder"],
+             "unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"],
+             "vocoder": ["transformers", "SpeechT5HifiGan"], "scheduler": ["diffusers", "DDIMScheduler"]}
+    (folder / "model_index.json").write_text(json.dumps(index, indent=2))
+    return folder
+
+
 @functools.cache
 def tiny_models_root() -> Path:
     """A models folder (built once per process, removed at exit) holding one tiny model per family.
