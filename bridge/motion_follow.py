@@ -125,10 +125,12 @@ class MotionFollower:
 
     def _loop(self) -> None:
         while not self._stopping.is_set():
-            self._wake.wait(timeout=1.0)
+            woken = self._wake.wait(timeout=1.0)
             self._wake.clear()
             if self._stopping.is_set():
                 return
+            if not woken:  # no new motion: nothing new to say
+                continue
             try:
                 self.estimate_now()
             except Exception:  # an estimate must never stop the stream
