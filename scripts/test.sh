@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs everything the tests need, then runs every check: ruff, the Python tests (engine, bridge,
+# Installs everything the tests need, then runs every check: ruff, mypy, the Python tests (engine, bridge,
 # the plugin in a real host, the Max for Live device against the real engine) and the device's Node
 # tests. Safe to run again: each step skips what is already in place. This is the README's test
 # command and what CI runs (.ci/run).
@@ -37,6 +37,7 @@ PYTHON=${PYTHON:-python3}
 .venv/bin/pip install -q -e '.[test]'
 
 .venv/bin/ruff check .
+.venv/bin/python -m mypy engine bridge
 # The VST3, its C++ tests and benchmark (incremental; tests/plugin runs the same script again)
 plugin/build.sh
 .venv/bin/python -m pytest "$@"
