@@ -6,6 +6,12 @@
 // and hands back each pointer it no longer uses through a second FIFO (`retired`); producers then
 // drop it from the pool, so the last reference always goes away on their side.
 //
+// The same sample may be published again while it is still in the pool (a Variation knob turned
+// away and back, served from the client's cache). The pool then holds one entry per hand-over,
+// and the audio side must retire every pointer takeNewest gives it once, even one it already
+// holds: a consumer that counts users per sample hands such a repeat back at once. Skipping the
+// repeat here instead would be wrong: the sample published last must be the one that plays.
+//
 // The audio thread never allocates, locks or frees here. Producers serialise among themselves with
 // `producerLock`, which the audio thread never takes.
 #pragma once
@@ -82,8 +88,8 @@ public:
         return newest;
     }
 
-    /** Hands back a sample the audio thread no longer uses. Never fails: every pooled sample is
-        retired at most once, and the FIFO holds as many as the pool. */
+    /** Hands back one hand-over of a sample the audio thread no longer needs. Never fails: each
+        pool entry is retired at most once, and the FIFO holds as many as the pool. */
     void retire (const Sample* sample) noexcept
     {
         if (sample == nullptr)

@@ -55,6 +55,14 @@ void SamplePlayer::addUser (const Sample* sample) noexcept
     jassertfalse; // more samples than voices + current: cannot happen
 }
 
+bool SamplePlayer::isHeld (const Sample* sample) const noexcept
+{
+    for (const auto& use : uses)
+        if (use.sample == sample)
+            return true;
+    return false;
+}
+
 void SamplePlayer::removeUser (const Sample* sample) noexcept
 {
     if (sample == nullptr)
@@ -75,6 +83,12 @@ void SamplePlayer::takeNewSample() noexcept
 {
     if (const auto* newest = exchange.takeNewest())
     {
+        // The exchange pools one entry per hand-over and wants each one back. A sample that comes
+        // again while it is still held here (Variation 0 -> 1 -> 0 served from the client's cache)
+        // only adds a user to the entry it already has, so that extra hand-over goes back now;
+        // the earlier one keeps it alive for as long as it plays.
+        if (isHeld (newest))
+            exchange.retire (newest);
         addUser (newest);
         removeUser (current);
         current = newest;

@@ -83,6 +83,7 @@ private:
     // Reference counts of samples that voices still play (current counts as one user).
     void addUser (const Sample* sample) noexcept;
     void removeUser (const Sample* sample) noexcept;
+    bool isHeld (const Sample* sample) const noexcept;
 
     struct Use
     {

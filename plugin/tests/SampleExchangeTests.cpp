@@ -1,6 +1,7 @@
 // The lock-free hand-over of samples to the audio thread: ordering, bounded pool, no loss, no
-// early free, and a two-thread stress run.
+// early free, the same sample handed over again while it is still in use, and a two-thread stress run.
 #include "SampleExchange.h"
+#include "SamplePlayer.h"
 #include "TestUtilities.h"
 
 #include <thread>
@@ -89,6 +90,74 @@ public:
             exchange.retire (next);
             exchange.collectGarbage();
             expectEquals (exchange.getPoolSize(), 0);
+        }
+
+        beginTest ("a sample published again while it is still in the pool takes no slot for good");
+        {
+            // Variation 0 -> 1 -> 0 within one block: the same decoded sample (the client's cache)
+            // is published a second time while the player still plays it.
+            {
+                SampleExchange exchange;
+                {
+                    SamplePlayer player (exchange);
+                    player.prepare (48000.0);
+                    juce::AudioBuffer<float> out (2, 64);
+                    juce::MidiBuffer midi;
+                    const TransportState stopped;
+                    auto block = [&] {
+                        out.clear();
+                        player.render (out, midi, SampleKind::oneShot, stopped, 0);
+                        exchange.collectGarbage();
+                    };
+
+                    const auto first = makeSample (0);
+                    const auto second = makeSample (1);
+                    exchange.publish (first);
+                    block();
+                    expect (player.getCurrent() == first.get());
+
+                    for (int cycle = 0; cycle < 3 * SampleExchange::kCapacity; ++cycle)
+                    {
+                        exchange.publish (second);
+                        exchange.publish (first);
+                        block();
+                    }
+                    expect (player.getCurrent() == first.get());
+                    expectLessOrEqual (exchange.getPoolSize(), 1, "only what the player holds");
+
+                    // ... and while the host does not call processBlock at all, then resumes.
+                    for (int cycle = 0; cycle < 3 * SampleExchange::kCapacity; ++cycle)
+                    {
+                        exchange.publish (second);
+                        exchange.publish (first);
+                    }
+                    block(); // takes what filled the pool; the newest waited as pending and goes out now
+                    block();
+                    expect (player.getCurrent() == first.get());
+                    expectLessOrEqual (exchange.getPoolSize(), 1, "only what the player holds");
+
+                    // A voice still plays a sample that arrives again: it is handed back once per hand-over.
+                    midi.addEvent (juce::MidiMessage::noteOn (1, 60, 1.0f), 0);
+                    block(); // a voice on `first`
+                    midi.clear();
+                    exchange.publish (second);
+                    block();
+                    exchange.publish (first);
+                    block();
+                    expect (player.getCurrent() == first.get());
+
+                    const auto fresh = makeSample (7);
+                    expect (exchange.publish (fresh), "room in the pool for a new sample");
+                    block();
+                    expect (player.getCurrent() == fresh.get(), "a new sample still reaches the audio thread");
+                    for (int i = 0; i < 8; ++i)
+                        block(); // the voice on `first` rings out
+                    expectLessOrEqual (exchange.getPoolSize(), 1, "only what the player holds");
+                }
+                exchange.collectGarbage(); // the player handed everything back on destruction
+                expectEquals (exchange.getPoolSize(), 0);
+            }
+            expectEquals (liveSamples.load(), 0);
         }
 
         beginTest ("two threads: every sample the audio side reads is intact, none leaks");
