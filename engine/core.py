@@ -19,9 +19,24 @@ from typing import Any
 import torch
 
 from .errors import CancelledError, OutOfMemoryError, RequestError
-from .models.base import Capabilities, LoadOptions, ProgressCallback, check_request, folder_fingerprint
+from .models.base import (
+    Capabilities,
+    LoadOptions,
+    ProgressCallback,
+    check_request,
+    folder_fingerprint,
+    settings_digest,
+)
 from .models.registry import ModelRegistry, ModelSpec, backend_class, default_data_dir
-from .request import MAX_VARIATIONS, ConformedSample, ConformSpec, GenerateRequest, Kind, Render
+from .request import (
+    MAX_VARIATIONS,
+    TEXTURE_PREROLL_S,
+    ConformedSample,
+    ConformSpec,
+    GenerateRequest,
+    Kind,
+    Render,
+)
 from .store import HistoryEntry, RenderStore, StoredSample
 from .weights import EventCallback, WeightCache
 
@@ -88,10 +103,14 @@ class Engine:
         return self.registry.resolve(model_id)
 
     def model_digest(self, model_id: str) -> str:
-        """Fingerprint of a model's weights (computed once per model per process).
+        """Fingerprint of a model as this engine runs it (computed once per model per process).
 
-        Cached by id as well as by folder: a request's render key needs it, and resolving an id
-        scans the model folders, too slow for a request served from the store.
+        The weights' fingerprint, with the engine's load settings that change the audio folded in
+        (a scheduler, a dtype: :meth:`ModelBackend.render_settings`), so a render made under one
+        sampler is never served for a request under another; under the defaults it is the weights'
+        fingerprint alone, as render keys have always used. Cached by id as well as by folder: a
+        request's render key needs it, and resolving an id scans the model folders, too slow for a
+        request served from the store.
         """
         with self._meta_lock:
             digest = self._digest_by_id.get(model_id)
@@ -99,14 +118,19 @@ class Engine:
             return digest
         spec = self.resolve(model_id)
         with self._meta_lock:
-            digest = self._digests.get(spec.path)
-        if digest is None:
+            weights = self._digests.get(spec.path)
+        if weights is None:
             loaded = self.weights.get_loaded(model_id)
-            digest = loaded.weights_digest if loaded is not None else folder_fingerprint(spec.path)
+            weights = loaded.weights_digest if loaded is not None else folder_fingerprint(spec.path)
+        digest = settings_digest(weights, self.render_settings(model_id))
         with self._meta_lock:
-            self._digests[spec.path] = digest
+            self._digests[spec.path] = weights
             self._digest_by_id[model_id] = digest
         return digest
+
+    def render_settings(self, model_id: str) -> dict[str, str]:
+        """The load settings of this engine that change what ``model_id`` makes (empty: the defaults)."""
+        return self.weights.render_settings(self.resolve(model_id).family)
 
     def capabilities(self, model_id: str) -> Capabilities:
         """What ``model_id`` can do, from the loaded model or its config files (no weights loaded)."""
@@ -200,7 +224,7 @@ class Engine:
         with self._generate_lock, self.weights.use(model_id) as backend:
             try:
                 with torch.inference_mode():
-                    outputs = backend.generate(requests, progress)
+                    outputs = backend.generate([_with_preroll(r, backend.capabilities) for r in requests], progress)
             except CancelledError:
                 raise
             except (torch.cuda.OutOfMemoryError, MemoryError) as exc:
@@ -211,10 +235,13 @@ class Engine:
                     "try fewer variations, a shorter duration or a smaller memory budget for other models"
                 ) from exc
             caps = backend.capabilities
-            digest = backend.weights_digest
+            settings = self.weights.render_settings(backend.family)
+        digest = self.model_digest(model_id)
         renders = []
         for (key, request), output in zip(batch, outputs, strict=True):
             info: dict[str, Any] = dict(output.info)
+            if settings:  # history and recall say which sampler and precision made it
+                info.setdefault("load_settings", settings)
             if request.prompt and not caps.text_prompt:
                 info.setdefault("notes", []).append(f"model {model_id!r} takes no text: the prompt was not used")
             render = Render(
@@ -242,6 +269,7 @@ class Engine:
 
         request = render.request
         source = SourceInfo(
+            duration_s=request.render_duration_s if request.kind is Kind.TEXTURE else None,
             tempo_bpm=_optional_float(render.info.get("tempo_bpm")),
             beats=_optional_float(render.info.get("beats"))
             or (request.render_duration_s * request.tempo_bpm / 60.0 if request.kind is Kind.LOOP else None),
@@ -334,6 +362,18 @@ class Engine:
         """A stored render by key (or a unique prefix of at least 6 hex digits)."""
         full = key if len(key) == 64 else self.store.find_render(key)
         return self.store.get_render(full) if full else None
+
+
+def _with_preroll(request: GenerateRequest, caps: Capabilities) -> GenerateRequest:
+    """What the model is asked for: a texture :data:`TEXTURE_PREROLL_S` longer (when the model can go
+    that long), so its conformed loop keeps the length asked for; anything else as it is. The render
+    is stored under the request as asked."""
+    if request.kind is not Kind.TEXTURE:
+        return request
+    longer = round(request.render_duration_s + TEXTURE_PREROLL_S, 6)
+    if longer > caps.max_duration_s:
+        return request
+    return request.replace(duration_s=longer, bars=None)
 
 
 def _optional_float(value: Any) -> float | None:

@@ -42,6 +42,9 @@ PITCH_RANGE_SEMITONES = (-24.0, 24.0)
 SAMPLE_RATE_RANGE = (8000, 192000)
 AUDIO_PROMPT_MAX_S = 600.0
 MAX_VARIATIONS = 64
+#: a texture is rendered this much longer than asked: the extra leads into its loop's seam, so the
+#: conformed texture is exactly as long as asked and still loops without a click
+TEXTURE_PREROLL_S = 0.25
 
 
 class Kind(StrEnum):

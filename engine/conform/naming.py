@@ -1,8 +1,9 @@
 """Human, safe file names for conformed samples.
 
-``kick-punchy_one-shot_C1_128bpm_s42v0.wav``, ``house-groove_loop_128bpm_4bars_s7v2.wav``: the
-prompt (and kit part) as a lowercase ASCII slug, the kind, the key when known, the tempo, the
-length in bars for loops, seed and variation. Only ``[A-Za-z0-9._-]``, at most
+``punchy-kick_one-shot_128bpm_s42v0.wav``, ``house-groove_loop_128bpm_4bars_s7v2.wav``,
+``bass_one-shot_A1_120bpm_up2st_44.1kHz_s3v0.wav``: the prompt (and kit part) as a lowercase ASCII
+slug, the kind, the key when known, the tempo, the length in bars for loops, a pitch shift and a
+sample rate other than 48 kHz when there is one, seed and variation. Only ``[A-Za-z0-9._-]``, at most
 :data:`FILENAME_MAX_CHARS` characters, never a leading dot, never ``..``, whatever the prompt holds:
 DAWs that find no tempo tag read the BPM from the name, and no prompt can steer the path.
 """
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from .pipeline import ConformedAudio
 
 FILENAME_MAX_CHARS = 120
+#: the sample rate a name does not mention (any other is named: ``_44.1kHz``)
+DEFAULT_NAME_RATE = 48000
 SLUG_MAX_CHARS = 48
 NOTE_NAMES = ("C", "Db", "D", "Eb", "E", "F", "Gb", "G", "Ab", "A", "Bb", "B")
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -77,6 +80,12 @@ def sample_filename(prompt: str, conformed: ConformedAudio, seed: int, variation
         bars = conformed.beats / conformed.beats_per_bar
         if math.isfinite(bars):
             fields.append(f"{_number(bars)}{'bar' if bars == 1 else 'bars'}")
+    # conform settings that change the sound but not the fields above: two files must never share a name
+    semitones = float(conformed.info.get("pitch_semitones", 0.0))
+    if semitones:
+        fields.append(f"{'up' if semitones > 0 else 'down'}{_number(abs(semitones))}st")
+    if conformed.sample_rate != DEFAULT_NAME_RATE:
+        fields.append(f"{_number(conformed.sample_rate / 1000)}kHz")
     fields.append(f"s{seed}v{variation}")
     name = _SAFE.sub("-", "_".join(fields))
     # belt and braces: nothing above can make these, but a name must never climb or hide

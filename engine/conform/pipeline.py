@@ -36,6 +36,7 @@ from ..request import (
     SAMPLE_RATE_RANGE,
     TEMPO_MAX_BPM,
     TEMPO_MIN_BPM,
+    TEXTURE_PREROLL_S,
     ConformSpec,
     Kind,
 )
@@ -63,7 +64,7 @@ SOURCE_SEAM_FADE_S = 0.015
 #: when nothing leads into the render's first downbeat: its fade-in (the end fades out instead)
 SOURCE_SEAM_FADE_IN_S = 0.0005
 #: crossfade of a texture's wrap (at most a quarter of its length)
-TEXTURE_SEAM_FADE_S = 0.25
+TEXTURE_SEAM_FADE_S = TEXTURE_PREROLL_S
 #: the farthest the stretcher's timing is searched for, and no more than this share of a beat
 MAX_OFFSET_S = 0.08
 MAX_OFFSET_BEATS = 0.3
@@ -82,12 +83,15 @@ class SourceInfo:
     ``tempo_bpm``: the exact source tempo (estimation is skipped). ``beats``: how many beats the
     render was asked to hold (a prior for the estimator, and the length of the render's own loop).
     ``downbeat_s``: where the first downbeat is. ``root_note``: MIDI note of the sound's pitch.
+    ``duration_s``: how long the sound was asked to be (a texture rendered longer keeps exactly
+    that much, the rest before it leading into its seam).
     """
 
     tempo_bpm: float | None = None
     beats: float | None = None
     downbeat_s: float | None = None
     root_note: int | None = None
+    duration_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.tempo_bpm is not None and not _is_number(self.tempo_bpm, TEMPO_MIN_BPM, TEMPO_MAX_BPM):
@@ -102,6 +106,8 @@ class SourceInfo:
             or not 0 <= self.root_note <= 127
         ):
             raise RequestError("source.root_note", self.root_note, "a MIDI note from 0 to 127")
+        if self.duration_s is not None and not (_is_number(self.duration_s, 0.0, INPUT_MAX_S) and self.duration_s > 0):
+            raise RequestError("source.duration_s", self.duration_s, f"above 0 and up to {INPUT_MAX_S:g} s")
 
     @classmethod
     def from_info(cls, info: Mapping[str, Any]) -> SourceInfo:
@@ -220,7 +226,7 @@ def conform_audio(
     if parsed_kind in (Kind.ONE_SHOT, Kind.KIT):
         result = _conform_one_shot(data, int(sample_rate), spec, options)
     elif parsed_kind is Kind.TEXTURE:
-        result = _conform_texture(data, int(sample_rate), spec, options)
+        result = _conform_texture(data, int(sample_rate), spec, options, source.duration_s)
     else:
         result = _conform_loop(data, int(sample_rate), spec, source, options)
     audio_out, kind_out, beats, loop, info = result
@@ -260,14 +266,19 @@ def _conform_one_shot(data: np.ndarray, sample_rate: int, spec: ConformSpec, opt
     return tidied, Kind.ONE_SHOT, beats, None, info
 
 
-def _conform_texture(data: np.ndarray, sample_rate: int, spec: ConformSpec, options: StretchOptions) -> _Result:
+def _conform_texture(data: np.ndarray, sample_rate: int, spec: ConformSpec, options: StretchOptions,
+                     duration_s: float | None = None) -> _Result:
     rate = spec.sample_rate
     audio = resample(data, sample_rate, rate, options.resample_quality)
     audio = pitch_shift(audio, rate, spec.pitch_semitones, options)
     audio = (audio - audio.mean(axis=1, keepdims=True)).astype(np.float32)
     fade = int(round(min(TEXTURE_SEAM_FADE_S * rate, audio.shape[1] / 4)))
     info: dict[str, Any] = {"fitted_to_bars": spec.bars is not None, "seam_fade_s": fade / rate}
-    if spec.bars is None:
+    asked = int(round(duration_s * rate)) if duration_s is not None else None
+    if spec.bars is None and asked is not None and audio.shape[1] >= asked + fade:
+        # rendered with a pre-roll: the asked-for length, its end crossfaded into what led into it
+        loop = seams.cut_loop(audio, audio.shape[1] - asked, asked, fade)
+    elif spec.bars is None:
         loop = seams.overlap_cycle(audio, fade)
     else:
         frames = _bars_to_frames(spec.bars * spec.beats_per_bar, spec.tempo_bpm, rate)

@@ -99,7 +99,8 @@ BAD_INPUT = [
     (["--model", "nope"], r"model='nope' is not available.*default"),
     (["--steps", "0"], r"steps=0.*1–1000"),
     (["--guidance", "99"], r"guidance=99\.0.*0–30"),
-    (["--strength", "2", "--audio-prompt", "missing.wav"], r"missing\.wav"),
+    (["--strength", "2"], r"audio_prompt_strength=2\.0.*0–1"),
+    (["--audio-prompt", "missing.wav"], r"missing\.wav.*not a readable file"),
     (["--negative", "hiss"], r"does not take a negative prompt"),
     (["--morph-to", "snare", "--morph", "0.5"], r"cannot morph"),
 ]
@@ -121,6 +122,26 @@ def test_bad_input_one_line_exit_2_nothing_written(
     assert re.search(message, lines[0]), lines[0]
     assert not out.exists(), "nothing written"
     assert not (Path(os.environ["LOOPBRIDGE_HOME"]) / "store").exists(), "not even the store"
+
+
+def test_a_texture_in_seconds_is_exactly_that_long_and_pitch_is_in_the_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, stdout, _ = _run(["generate", "", "--kind", "texture", "--seconds", "3", "--seed", "2", "--out",
+                            str(tmp_path), "--quiet"], capsys)
+    assert code == 0
+    texture = Path(stdout.strip())
+    assert sf.info(str(texture)).frames == 3 * 48000
+    tags = read_wav_tags(texture)
+    assert tags.acid is not None and tags.acid.beats == 6  # 3 s at 120 BPM
+    assert tags.smpl is not None and (tags.smpl.loops[0].start, tags.smpl.loops[0].end) == (0, 3 * 48000 - 1)
+    names = set()
+    for pitch in ("0", "5"):
+        code, stdout, _ = _run(["generate", "808 bass", "--seed", "5", "--pitch", pitch, "--out", str(tmp_path),
+                                "--quiet"], capsys)
+        assert code == 0
+        names.add(Path(stdout.strip()).name)
+    assert len(names) == 2, names  # the shifted file did not overwrite the plain one
 
 
 def test_out_must_be_a_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -33,6 +33,16 @@ def test_examples() -> None:
     assert sample_filename("", texture, seed=0, variation=0) == "sample_texture_128bpm_s0v0.wav"
 
 
+def test_pitch_shift_and_sample_rate_are_named_so_files_never_collide() -> None:
+    plain = _sample(Kind.ONE_SHOT, beats=0.5)
+    up = ConformedAudio(plain.audio, 48000, Kind.ONE_SHOT, 128.0, 0.5, None, None, None, {"pitch_semitones": 5.0}, 4)
+    down = ConformedAudio(plain.audio, 44100, Kind.ONE_SHOT, 128.0, 0.5, None, None, None,
+                          {"pitch_semitones": -2.5}, 4)
+    names = {sample_filename("bass", s, seed=1, variation=0) for s in (plain, up, down)}
+    assert names == {"bass_one-shot_128bpm_s1v0.wav", "bass_one-shot_128bpm_up5st_s1v0.wav",
+                     "bass_one-shot_128bpm_down2.5st_44.1kHz_s1v0.wav"}
+
+
 @pytest.mark.parametrize(("midi", "name"), [(0, "C-1"), (24, "C1"), (60, "C4"), (61, "Db4"), (69, "A4"), (127, "G9")])
 def test_note_names(midi: int, name: str) -> None:
     assert note_name(midi) == name

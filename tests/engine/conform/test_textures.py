@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from loopbridge.engine import ConformSpec, Kind
-from loopbridge.engine.conform import conform_audio
+from loopbridge.engine.conform import SourceInfo, conform_audio
 
 from .signals import dominant_frequency
 
@@ -40,6 +40,16 @@ def test_texture_without_bars_keeps_its_length_and_loops() -> None:
     assert _wrap_jump(conformed.audio) < 2.0
     assert abs(float(conformed.audio.mean())) < 0.01  # DC removed
     assert conformed.beats == pytest.approx(conformed.duration_s * 100.0 / 60.0)
+
+
+def test_texture_rendered_with_a_preroll_keeps_exactly_the_length_asked_for() -> None:
+    render = _texture(3.25)  # 3 s asked for, rendered with the engine's pre-roll in front
+    spec = ConformSpec(tempo_bpm=100.0, sample_rate=48000)
+    conformed = conform_audio(render, RATE, Kind.TEXTURE, spec, SourceInfo(duration_s=3.0))
+    assert conformed.audio.shape[1] == 3 * 48000
+    assert (conformed.loop_start, conformed.loop_end) == (0, 3 * 48000)
+    assert _wrap_jump(conformed.audio) < 2.0
+    assert conformed.beats == pytest.approx(5.0)
 
 
 @pytest.mark.parametrize("seconds", [9.0, 2.0])
