@@ -2,6 +2,11 @@
 
 A model in use (inside :meth:`WeightCache.use`) is pinned and never evicted mid-job. Loads and
 evictions are reported to an optional event callback, so a server can publish them.
+
+On a GPU, a model that would not fit in what the budget leaves beside the models in use is loaded
+with CPU offload by itself (:func:`offload_needed`): its weights stay in RAM and each component
+moves to the GPU only while it runs, slower but it runs, where loading it whole would run out of
+memory. The same happens when loading it whole runs out of memory after every idle model has gone.
 """
 
 from __future__ import annotations
@@ -14,13 +19,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .errors import ModelLoadError, OutOfMemoryError
+from .errors import LoopbridgeError, ModelLoadError, OutOfMemoryError
 from .models.base import LoadOptions, ModelBackend
 from .models.registry import ModelRegistry, ModelSpec, backend_class
 
@@ -70,11 +75,24 @@ def estimate_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and p.suffix in _WEIGHT_SUFFIXES)
 
 
+def offload_needed(device: torch.device, model_bytes: int, budget_bytes: int | None, held_bytes: int) -> bool:
+    """Whether a model of ``model_bytes`` must be loaded with CPU offload to stay within the budget.
+
+    Only on a GPU (on the CPU the weights live in RAM anyway), and only when the model is larger
+    than what ``budget_bytes`` leaves beside ``held_bytes`` (models in use, which are never evicted).
+    No budget means no limit.
+    """
+    if device.type != "cuda" or budget_bytes is None:
+        return False
+    return model_bytes > budget_bytes - held_bytes
+
+
 @dataclass
 class _Entry:
     spec: ModelSpec
     backend: ModelBackend
     bytes: int
+    offloaded: bool = False
     users: int = 0
     loaded_at: float = field(default_factory=time.monotonic)
 
@@ -138,30 +156,59 @@ class WeightCache:
                     self._entries.move_to_end(model_id)
                     return entry
             spec = self.registry.resolve(model_id)
-            self._make_room(estimate_bytes(spec.path))
+            needed = estimate_bytes(spec.path)
+            self._make_room(needed)
+            options = self.options
+            if not options.cpu_offload and offload_needed(self.device, needed, self.budget_bytes,
+                                                          self._held_bytes()):
+                options = self._offloading(model_id, needed, "it does not fit the memory budget")
             try:
-                backend = self._load(spec)
+                backend = self._load(spec, options)
             except OutOfMemoryError:
-                # other models may still hold the accelerator: evict every unpinned one, try once more
-                if not self._evict_unpinned("out of memory loading " + model_id):
-                    raise
-                backend = self._load(spec)
-            size = backend.memory_bytes() or estimate_bytes(spec.path)
+                # other models may still hold the accelerator: evict every unpinned one, try once more,
+                # and on a GPU with offload when every idle model is already gone
+                evicted = self._evict_unpinned("out of memory loading " + model_id)
+                if not evicted:
+                    if options.cpu_offload or self.device.type != "cuda":
+                        raise
+                    options = self._offloading(model_id, needed, "loading it whole ran out of GPU memory")
+                backend = self._load(spec, options)
+            offloaded = options.cpu_offload and self.device.type == "cuda"  # on the CPU it has nothing to do
+            size = backend.memory_bytes() or needed
+            if offloaded:
+                # only one component is on the GPU at a time: that is what the budget must hold
+                size = _largest_module_bytes(backend) or size
             with self._lock:
-                entry = _Entry(spec=spec, backend=backend, bytes=size, users=1)
+                entry = _Entry(spec=spec, backend=backend, bytes=size, offloaded=offloaded, users=1)
                 self._entries[model_id] = entry
-                self._emit("model_loaded", model=model_id, family=spec.family, bytes=size, device=str(self.device))
+                self._emit("model_loaded", model=model_id, family=spec.family, bytes=size, device=str(self.device),
+                           cpu_offload=offloaded)
                 self._make_room(0)
             return entry
 
-    def _load(self, spec: ModelSpec) -> ModelBackend:
+    def _held_bytes(self) -> int:
+        with self._lock:
+            return sum(e.bytes for e in self._entries.values() if e.users > 0)
+
+    def _offloading(self, model_id: str, needed: int, why: str) -> LoadOptions:
+        budget = "no" if self.budget_bytes is None else f"{self.budget_bytes / 1e9:.1f} GB"
+        log.info("model %r (%.1f GB) loads with CPU offload: %s (budget %s)", model_id, needed / 1e9, why, budget)
+        self._emit("model_offloaded", model=model_id, bytes=needed, reason=why)
+        return replace(self.options, cpu_offload=True)
+
+    def render_settings(self, family: str) -> dict[str, str]:
+        """This cache's load settings that change what ``family`` makes (see ``ModelBackend.render_settings``)."""
+        return backend_class(family).render_settings(self.device, self.dtype, self.options)
+
+    def _load(self, spec: ModelSpec, options: LoadOptions | None = None) -> ModelBackend:
         cls = backend_class(spec.family)
         started = time.perf_counter()
         try:
-            backend = cls.load(spec.path, device=self.device, dtype=self.dtype, options=self.options)
+            backend = cls.load(spec.path, device=self.device, dtype=self.dtype, options=options or self.options)
         except torch.cuda.OutOfMemoryError as exc:
             raise OutOfMemoryError(f"loading model {spec.id!r} ran out of accelerator memory") from exc
-        except (ModelLoadError, OutOfMemoryError) as exc:
+        except LoopbridgeError as exc:
+            # a bad option value (RequestError) stays what it is: the user's input, not a broken model
             self._emit("model_load_failed", model=spec.id, error=str(exc))
             raise
         except Exception as exc:  # a corrupt checkpoint raises anything from safetensors/torch/json
@@ -219,7 +266,8 @@ class WeightCache:
         """Loaded models, least recently used first."""
         with self._lock:
             return [
-                {"model": k, "family": e.spec.family, "bytes": e.bytes, "in_use": e.users > 0}
+                {"model": k, "family": e.spec.family, "bytes": e.bytes, "in_use": e.users > 0,
+                 "cpu_offload": e.offloaded}
                 for k, e in self._entries.items()
             ]
 
@@ -227,7 +275,19 @@ class WeightCache:
         with self._lock:
             return model_id in self._entries
 
+    def is_offloaded(self, model_id: str) -> bool:
+        """Whether ``model_id`` is resident with CPU offload (asked for, or switched on by the budget)."""
+        with self._lock:
+            entry = self._entries.get(model_id)
+            return entry is not None and entry.offloaded
+
     def get_loaded(self, model_id: str) -> ModelBackend | None:
         with self._lock:
             entry = self._entries.get(model_id)
             return entry.backend if entry else None
+
+
+def _largest_module_bytes(backend: ModelBackend) -> int:
+    sizes = [sum(t.numel() * t.element_size() for t in list(m.parameters()) + list(m.buffers()))
+             for m in backend.modules()]
+    return max(sizes, default=0)

@@ -152,6 +152,22 @@ class ModelBackend(ABC):
         """
         return cls.load(path).capabilities
 
+    @classmethod
+    def render_settings(cls, device: torch.device, dtype: torch.dtype, options: LoadOptions) -> dict[str, str]:
+        """The load settings beyond the weights that change what this family generates, for render keys.
+
+        Empty under the defaults (float32, the checkpoint's own scheduler), so renders made with them
+        keep the keys they always had. ``compile``, ``attention`` and ``cpu_offload`` are left out:
+        they change how fast or where a model runs, not what it makes (beyond float rounding).
+        Families override this where an option does not apply to them or names their default.
+        """
+        settings: dict[str, str] = {}
+        if options.scheduler is not None:
+            settings["scheduler"] = options.scheduler.strip().lower()
+        if dtype != torch.float32:
+            settings["dtype"] = dtype_name(dtype)
+        return settings
+
     @property
     @abstractmethod
     def capabilities(self) -> Capabilities: ...
@@ -253,6 +269,20 @@ def check_request(caps: Capabilities, request: GenerateRequest) -> None:
                                "(only learned Dance2Music models are conditioned on motion)")
     if request.negative_prompt and not caps.negative_prompt:
         raise UnsupportedError(f"model {request.model!r} does not take a negative prompt: expected none")
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """``"fp32"``, ``"fp16"``, ``"bf16"`` (the names the options take), else torch's own name."""
+    names = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
+    return names.get(dtype, str(dtype).removeprefix("torch."))
+
+
+def settings_digest(weights_digest: str, settings: Mapping[str, str]) -> str:
+    """``weights_digest`` with the audio-changing load ``settings`` folded in (unchanged when there are none)."""
+    if not settings:
+        return weights_digest
+    payload = json.dumps({"weights": weights_digest, **settings}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
 def seeded_generator(seed: int, device: torch.device) -> torch.Generator:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..audio import fit_length, match_channels, resample
-from ..errors import ModelLoadError
+from ..errors import ModelLoadError, RequestError
 from ..request import GenerateRequest, Kind
 from .base import (
     Capabilities,
@@ -82,10 +82,10 @@ class DanceDiffusionBackend(ModelBackend):
                 f"scheduler {scheduler_name!r} in {str(folder / 'scheduler')!r} is not supported: "
                 f"expected one of {', '.join(_SUPPORTED_SCHEDULERS)}"
             )
-        if options.scheduler not in (None, "ipndm"):
+        if options.scheduler is not None and options.scheduler.strip().lower() != "ipndm":
             # the checkpoints are v-objective models on continuous time; other schedulers need
             # a different noise parameterisation and would produce noise, not audio
-            raise ModelLoadError(f"scheduler={options.scheduler!r} is not supported by Dance Diffusion: expected ipndm")
+            raise RequestError("scheduler", options.scheduler, "ipndm (the only one Dance Diffusion runs)")
         _capabilities(unet_config)  # fail early on a config without a sample rate
         device = torch.device(device)
         dtype = resolve_dtype(dtype, device)
@@ -99,6 +99,13 @@ class DanceDiffusionBackend(ModelBackend):
     @classmethod
     def inspect(cls, path: Path) -> Capabilities:
         return _capabilities(read_json(Path(path) / "unet" / "config.json"))
+
+    @classmethod
+    def render_settings(cls, device: torch.device, dtype: torch.dtype, options: LoadOptions) -> dict[str, str]:
+        settings = super().render_settings(device, dtype, options)
+        if settings.get("scheduler") == "ipndm":
+            del settings["scheduler"]  # the checkpoint's own: the same audio as naming none
+        return settings
 
     @property
     def capabilities(self) -> Capabilities:

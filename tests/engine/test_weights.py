@@ -5,12 +5,15 @@ from __future__ import annotations
 import shutil
 import threading
 from pathlib import Path
+from typing import Any, ClassVar
 
+import loopbridge.engine.weights as weights_module
 import pytest
 import torch
 from loopbridge.engine import ModelLoadError
+from loopbridge.engine.models.base import Capabilities, LoadOptions, ModelBackend
 from loopbridge.engine.models.registry import ModelRegistry
-from loopbridge.engine.weights import WeightCache, default_budget_bytes
+from loopbridge.engine.weights import WeightCache, default_budget_bytes, estimate_bytes, offload_needed
 
 
 @pytest.fixture(scope="module")
@@ -117,3 +120,67 @@ def test_a_corrupt_checkpoint_is_reported_and_others_still_load(three_models: Pa
 def test_default_budget_is_a_share_of_memory() -> None:
     budget = default_budget_bytes(torch.device("cpu"))
     assert budget is None or budget > 0
+
+
+def test_offload_is_needed_only_on_a_gpu_when_the_model_does_not_fit_beside_those_in_use() -> None:
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert offload_needed(cuda, model_bytes=6, budget_bytes=10, held_bytes=0) is False
+    assert offload_needed(cuda, model_bytes=11, budget_bytes=10, held_bytes=0) is True
+    assert offload_needed(cuda, model_bytes=6, budget_bytes=10, held_bytes=5) is True, "models in use stay"
+    assert offload_needed(cuda, model_bytes=10**12, budget_bytes=None, held_bytes=0) is False, "no budget, no limit"
+    assert offload_needed(cpu, model_bytes=11, budget_bytes=10, held_bytes=0) is False, "RAM is where it lives"
+
+
+class _Recording(ModelBackend):
+    """Stands in for a family on a GPU: records the options each load was given."""
+
+    family = "recording"
+    loads: ClassVar[list[tuple[str, LoadOptions]]] = []
+
+    @classmethod
+    def load(cls, path: Path, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
+             options: LoadOptions | None = None) -> _Recording:
+        cls.loads.append((Path(path).name, options or LoadOptions()))
+        backend = cls(Path(path), torch.device(device), dtype)
+        backend.parts = [torch.nn.Linear(32, 32), torch.nn.Linear(8, 8)]
+        return backend
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(family=self.family, sample_rate=16000, channels=1, max_duration_s=1.0)
+
+    def modules(self) -> list[torch.nn.Module]:
+        return self.parts
+
+    def memory_bytes(self) -> int:
+        return estimate_bytes(self.path)  # as a real model: loaded, it takes what its files hold
+
+    def _generate(self, requests: list[Any], progress: Any) -> list[Any]:
+        raise NotImplementedError
+
+
+def test_a_model_that_would_not_fit_the_gpu_budget_loads_with_cpu_offload(
+        three_models: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(weights_module, "backend_class", lambda family: _Recording)
+    _Recording.loads.clear()
+    events: list[tuple[str, dict[str, Any]]] = []
+    registry = ModelRegistry(search_paths=[three_models], hf_cache=three_models / "no-hub", include_embedded=False)
+    size = estimate_bytes(three_models / "a")
+    cache = WeightCache(registry, device="cpu", budget_bytes=int(size * 1.5),
+                        on_event=lambda name, fields: events.append((name, fields)))
+    cache.device = torch.device("cuda")  # the decision as it is taken on a GPU; nothing here touches one
+    with cache.use("a"):
+        with cache.use("b"):  # "a" is in use: what is left of the budget cannot hold "b"
+            pass
+    assert [(name, options.cpu_offload) for name, options in _Recording.loads] == [("a", False), ("b", True)]
+    assert not cache.is_offloaded("a") and cache.is_offloaded("b")
+    offloaded = [fields for name, fields in events if name == "model_offloaded"]
+    assert [f["model"] for f in offloaded] == ["b"] and "budget" in offloaded[0]["reason"]
+    loaded = {fields["model"]: fields for name, fields in events if name == "model_loaded"}
+    assert loaded["b"]["cpu_offload"] is True
+    assert loaded["b"]["bytes"] == 32 * 33 * 4, "an offloaded model holds its largest part on the GPU at a time"
+    # with nothing else in use, a model that fits loads whole again
+    assert cache.evict("a") and cache.evict("b")
+    with cache.use("c"):
+        pass
+    assert _Recording.loads[-1] == ("c", LoadOptions())

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from ...errors import ModelLoadError
+from ...errors import ModelLoadError, RequestError
 from ...patterns import Pattern, arrange, pattern_for_prompt
 from ...request import GenerateRequest, Kind
 from ..base import (
@@ -154,18 +154,15 @@ class DefaultModel(ModelBackend):
         """Load ``config.json`` + ``model.safetensors`` from ``path``.
 
         Raises :class:`ModelLoadError` naming the file for a missing, corrupt or mismatched folder,
-        and for a scheduler other than those in :data:`SCHEDULERS`.
+        and :class:`RequestError` for a scheduler other than those in :data:`SCHEDULERS`.
         """
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         path = Path(path)
         options = options or LoadOptions()
-        if options.scheduler is not None and options.scheduler not in SCHEDULERS:
-            raise ModelLoadError(
-                f"scheduler={options.scheduler!r} is not available for the default model: expected one of "
-                f"{', '.join(SCHEDULERS)}"
-            )
+        if options.scheduler is not None and options.scheduler.strip().lower() not in SCHEDULERS:
+            raise RequestError("scheduler", options.scheduler, f"{', '.join(SCHEDULERS)} for the default model")
         if not path.is_dir():
             raise ModelLoadError(f"model folder {str(path)!r} does not exist")
         config = _read_config(path)
@@ -193,6 +190,15 @@ class DefaultModel(ModelBackend):
     @classmethod
     def inspect(cls, path: Path) -> Capabilities:
         return _capabilities(_read_config(Path(path)))
+
+    @classmethod
+    def render_settings(cls, device: torch.device, dtype: torch.dtype, options: LoadOptions) -> dict[str, str]:
+        settings = super().render_settings(device, dtype, options)
+        if settings.get("scheduler") == SCHEDULERS[0]:
+            del settings["scheduler"]  # its own sampler: naming it changes nothing
+        if torch.device(device).type != "cuda":
+            settings.pop("dtype", None)  # off a GPU it computes in float32 whatever the option says
+        return settings
 
     @property
     def capabilities(self) -> Capabilities:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from loopbridge.engine import AudioPrompt, GenerateRequest, ModelLoadError, UnsupportedError
+from loopbridge.engine import AudioPrompt, GenerateRequest, ModelLoadError, RequestError, UnsupportedError
 from loopbridge.engine.models.base import LoadOptions
 from loopbridge.engine.models.dance_diffusion import DanceDiffusionBackend
 from loopbridge.engine.models.registry import ModelRegistry, backend_class
@@ -120,7 +120,7 @@ def test_corrupt_checkpoint_is_a_clear_load_error(tiny_dd_root: Path, tmp_path: 
 
 
 def test_other_schedulers_are_refused(tiny_dd_root: Path) -> None:
-    with pytest.raises(ModelLoadError, match=r"scheduler=.dpm\+\+.*ipndm"):
+    with pytest.raises(RequestError, match=r"scheduler=.dpm\+\+.*ipndm"):
         DanceDiffusionBackend.load(tiny_dd_root / "tiny-dd", options=LoadOptions(scheduler="dpm++"))
 
 

@@ -188,7 +188,7 @@ def test_bad_requests_and_folders_are_refused(model: DefaultModel, tmp_path: Pat
     (mismatched / "config.json").write_text(json.dumps(config), encoding="utf-8")
     with pytest.raises(ModelLoadError, match="does not fit"):
         DefaultModel.load(mismatched)
-    with pytest.raises(ModelLoadError, match="scheduler"):
+    with pytest.raises(RequestError, match=r"scheduler='ddim'.*dpm\+\+"):
         DefaultModel.load(EMBEDDED_DEFAULT_DIR, options=LoadOptions(scheduler="ddim"))
 
 
