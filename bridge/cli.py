@@ -8,7 +8,8 @@
     loopbridge recall KEY [--bpm 128] [--out DIR]
     loopbridge serve [--zmq tcp://127.0.0.1:5555] [--events tcp://127.0.0.1:5556] [--osc 127.0.0.1:9000]
                      [--device cuda|cpu] [--memory-budget GB] [--keys DIR | --insecure] [--osc-allow LIST]
-    loopbridge generate ... --server tcp://HOST:5555 [--server-key KEY]   (through a running engine)
+                     [--dtype bf16] [--attention sdpa|eager] [--scheduler dpm++] [--compile] [--cpu-offload]
+    loopbridge generate ... --server tcp://HOST:5555 [--server-key KEY] [--timeout 30]   (through a running engine)
     loopbridge keys DIR
     loopbridge audition PATH|last
     loopbridge record SECONDS [--out FILE]
@@ -160,14 +161,40 @@ def _engine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     parser.add_argument("--store", type=Path, default=None, help="the render store folder (default: the data folder)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    _speed_options(parser)
+
+
+#: the speed and memory options and their defaults (``generate --server`` warns when one is changed)
+SPEED_DEFAULTS: dict[str, Any] = {"dtype": "fp32", "attention": None, "scheduler": None, "compile": False,
+                                  "cpu_offload": False}
+
+
+def _speed_options(parser: argparse.ArgumentParser) -> None:
     speed = parser.add_argument_group("speed and memory (each model family uses those that apply to it)")
     speed.add_argument("--dtype", default="fp32", help="fp32, bf16, or fp16 (fp16 needs a GPU)")
     speed.add_argument("--attention", default=None, help="attention implementation: sdpa or eager")
     speed.add_argument("--scheduler", default=None,
-                       help="a faster sampler at fewer steps, e.g. dpm++, dpm++-karras, unipc, ddim, euler")
+                       help="a faster sampler at fewer steps, e.g. dpm++, dpm++-karras, unipc, ddim, euler; "
+                            "renders made with each are kept apart in the store")
     speed.add_argument("--compile", action="store_true", help="torch.compile the denoiser (slow first run)")
     speed.add_argument("--cpu-offload", action="store_true",
-                       help="keep weights in RAM, move each part to the GPU only while it runs")
+                       help="keep weights in RAM, move each part to the GPU only while it runs (switched on by "
+                            "itself for a model that would not fit the memory budget)")
+
+
+def _load_options(args: argparse.Namespace) -> Any:
+    """The ``LoadOptions`` the speed options ask for; a value no family takes is bad input (exit 2)."""
+    from loopbridge.engine.models.base import LoadOptions
+    from loopbridge.engine.models.diffusers_support import ATTENTION_CHOICES
+
+    attention = args.attention.strip().lower() if args.attention is not None else None
+    if attention is not None and attention not in ATTENTION_CHOICES:
+        accepted = ", ".join(ATTENTION_CHOICES)
+        raise InputError(f"attention={args.attention!r} is not accepted: expected one of {accepted}")
+    if args.scheduler is not None and not args.scheduler.strip():
+        raise InputError("scheduler='' is not accepted: expected a scheduler name, e.g. dpm++, unipc, ddim, euler")
+    return LoadOptions(attention=attention, compile=args.compile, scheduler=args.scheduler,
+                       cpu_offload=args.cpu_offload)
 
 
 def _version() -> str:
@@ -224,13 +251,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _make_engine(args: argparse.Namespace) -> Any:
     from loopbridge.engine.core import Engine
-    from loopbridge.engine.models.base import LoadOptions
     from loopbridge.engine.models.diffusers_support import resolve_dtype
     from loopbridge.engine.weights import resolve_device
 
+    options = _load_options(args)
     device = resolve_device(args.device)
-    options = LoadOptions(attention=args.attention, compile=args.compile, scheduler=args.scheduler,
-                          cpu_offload=args.cpu_offload)
     return Engine(store_dir=args.store, device=device, dtype=resolve_dtype(args.dtype, device), load_options=options)
 
 
@@ -361,6 +386,8 @@ def _cmd_models(args: argparse.Namespace) -> int:
             print(f"{row['id']}  [{row['family']}]  unusable: {row['error']}")
             continue
         features = [name for name in ("text_prompt", "audio_prompt", "negative_prompt", "morph") if caps[name]]
+        if caps.get("start_offset"):
+            features.append("start offset (--start)")
         print(
             f"{row['id']}  [{row['family']}]  {caps['sample_rate']} Hz, {caps['channels']} ch, "
             f"up to {caps['max_duration_s']:g} s, kinds: {', '.join(caps['kinds'])}, "
@@ -440,6 +467,7 @@ def _add_serve_commands(sub: Any) -> None:
     serve.add_argument("--export", type=Path, default=None, metavar="DIR",
                        help="where files handed out over OSC are linked under readable names")
     serve.add_argument("--quiet", action="store_true", help="no line per request")
+    _speed_options(serve)
     serve.set_defaults(handler=_cmd_serve)
 
     keys = sub.add_parser("keys", help="make CURVE key pairs for a server reachable beyond this machine")
@@ -468,8 +496,9 @@ def _server_options(parser: argparse.ArgumentParser) -> None:
                         help="the engine's public CURVE key: 40 characters, a server.key file or its folder")
     parser.add_argument("--client-key", type=Path, default=None, metavar="FILE",
                         help="this client's secret key file (client.key_secret) when the engine lists its clients")
-    parser.add_argument("--timeout", type=_number("timeout"), default=None,
-                        help="seconds to wait for the engine (default: as long as it is alive)")
+    parser.add_argument("--timeout", type=_number("timeout"), default=DEFAULT_SILENCE_S, metavar="SECONDS",
+                        help="give up when the engine has shown no sign of life for this long (default "
+                             f"{DEFAULT_SILENCE_S:g} s); a long render is waited for while the engine is alive")
 
 
 def _configure_logging(quiet_requests: bool) -> None:
@@ -503,7 +532,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         zmq=args.zmq, events=None if args.events == "off" else args.events, osc=osc, osc_allow=args.osc_allow,
         device=args.device, memory_budget_gb=args.memory_budget, keys_dir=args.keys, insecure=args.insecure,
         store=args.store, model=args.model, prerender=args.prerender, threads=args.threads, export_dir=args.export,
-        log_requests=not args.quiet,
+        log_requests=not args.quiet, dtype=args.dtype, load_options=_load_options(args),
     )
     _configure_logging(args.quiet)
     try:
@@ -577,18 +606,43 @@ def _cmd_record(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+#: ``generate --server`` gives up after this many seconds without a sign of life from the engine
+DEFAULT_SILENCE_S = 30.0
+#: how long without any sign of life before saying that the engine is being waited for
+_WAITING_NOTICE_S = 1.0
+
+
+def _engine_side_options(args: argparse.Namespace) -> list[str]:
+    """The options given that only an engine in this process would use (``--server`` ignores them)."""
+    given = [f"--{name.replace('_', '-')}" for name, default in SPEED_DEFAULTS.items()
+             if getattr(args, name) != default]
+    if args.device != "auto":
+        given.insert(0, "--device")
+    if args.store is not None:
+        given.append("--store")
+    return given
+
+
 def _generate_remote(args: argparse.Namespace) -> int:
     """``generate --server``: the same request through a running engine; the WAVs come in the reply."""
     from loopbridge.bridge.client import Client, RemoteError
     from loopbridge.bridge.security import SecurityError, load_client_keys
 
     _check_out_dir(args.out)
+    if args.timeout <= 0:
+        raise InputError(f"timeout={args.timeout:g} is not accepted: expected more than 0 seconds")
+    ignored = _engine_side_options(args)
+    if ignored:
+        print(f"loopbridge: warning: {', '.join(ignored)} {'has' if len(ignored) == 1 else 'have'} no effect with "
+              "--server: the engine uses the settings it was started with (give them to `loopbridge serve`)",
+              file=sys.stderr)
     fields: dict[str, Any] = {
         "prompt": args.prompt, "model": args.model, "kind": args.kind, "seed": args.seed, "duration_s": args.seconds,
         "bars": args.bars, "tempo_bpm": args.bpm, "beats_per_bar": args.beats_per_bar, "steps": args.steps,
         "guidance": args.guidance, "negative_prompt": args.negative or None, "variations": args.variations,
         "pitch_semitones": args.pitch, "sample_rate": args.sample_rate,
         "morph_prompt": args.morph_to, "morph_amount": args.morph if args.morph_to else None,
+        "start_s": args.start or None,
     }
     frames: list[bytes] = []
     if args.audio_prompt is not None:
@@ -606,14 +660,15 @@ def _generate_remote(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     progress, close = _progress_bar(args, "generating")
     try:
-        reply = client.generate(progress=progress, timeout=args.timeout, frames=frames, **fields)
+        pending = client.submit("generate", fields, frames, progress)
+        reply = _await_reply(client, pending, args.server, args.timeout, close)
     except RemoteError as exc:
         close()
         _fail(exc.message)
         return EXIT_BAD_INPUT if exc.code in _BAD_INPUT_CODES else EXIT_FAILED
-    except TimeoutError:
+    except TimeoutError as exc:
         close()
-        _fail(f"no answer from the engine at {args.server} within {args.timeout:g} s")
+        _fail(str(exc))
         return EXIT_FAILED
     finally:
         client.close()
@@ -637,6 +692,39 @@ def _generate_remote(args: argparse.Namespace) -> int:
             tmp.unlink(missing_ok=True)
         print(final.resolve())
     return EXIT_OK
+
+
+def _await_reply(client: Any, pending: Any, endpoint: str, silence_s: float, clear_line: Callable[[], None]) -> Any:
+    """``pending``'s reply, waiting as long as the engine shows signs of life (heartbeats, progress).
+
+    Says on stderr that it is waiting when nothing has come for a moment; raises TimeoutError with a
+    one-line reason after ``silence_s`` seconds without a sign of life (none at all: no engine there,
+    or one with CURVE keys that this client lacks, which answers nothing).
+    """
+    import time
+
+    started = time.monotonic()
+    said_waiting = False
+    while True:
+        try:
+            return pending.result(timeout=0.1)
+        except TimeoutError:
+            pass
+        now = time.monotonic()
+        heard = client.last_heard
+        if heard is None:
+            if not said_waiting and now - started >= _WAITING_NOTICE_S:
+                clear_line()
+                print(f"loopbridge: waiting for the engine at {endpoint} (giving up after {silence_s:g} s)",
+                      file=sys.stderr)
+                said_waiting = True
+            if now - started >= silence_s:
+                raise TimeoutError(
+                    f"no answer from the engine at {endpoint} within {silence_s:g} s: is `loopbridge serve` running "
+                    "there? (an engine with CURVE keys answers only clients given its key with --server-key)")
+        elif now - heard >= silence_s:
+            raise TimeoutError(f"the engine at {endpoint} has been silent for {silence_s:g} s and may have stopped: "
+                               "try again once it is back (its store keeps what it rendered)")
 
 
 if __name__ == "__main__":

@@ -185,6 +185,8 @@ class Client:
         self.reconnects = 0
         #: whether the engine has been heard within the liveness window
         self.connected = False
+        #: when (``time.monotonic()``) the engine last sent anything, heartbeats included; None: never
+        self.last_heard: float | None = None
         self._heartbeat = p.encode_header({"type": MessageType.HEARTBEAT.value})
         now = time.monotonic()
         self._sock: zmq.Socket | None = self._socket()
@@ -439,7 +441,7 @@ class Client:
                         frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
                     except zmq.Again:
                         break
-                    self._last_heard = time.monotonic()
+                    self._last_heard = self.last_heard = time.monotonic()
                     self.connected = True
                     self._backoff = self.reconnect_initial_s
                     self._receive(frames)

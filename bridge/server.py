@@ -17,11 +17,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from loopbridge.engine.prerender import DEFAULT_DEPTH
 
 from . import protocol as p
 from .security import AllowList, CurveKeys, check_osc_bind, check_zmq_binds, load_server_keys
+
+if TYPE_CHECKING:
+    from loopbridge.engine.models.base import LoadOptions
 
 log = logging.getLogger(__name__)
 requests_log = logging.getLogger("loopbridge.requests")
@@ -46,6 +50,10 @@ class ServeOptions:
     threads: int | None = None
     export_dir: Path | None = None
     log_requests: bool = True
+    #: ``"fp32"``, ``"bf16"``, ``"fp16"`` (a GPU only): the precision every model is loaded in
+    dtype: str = "fp32"
+    #: attention, ``torch.compile``, scheduler and CPU offload for every model (None: the defaults)
+    load_options: LoadOptions | None = None
 
 
 def serve(options: ServeOptions, stop: threading.Event | None = None,
@@ -69,6 +77,7 @@ def serve(options: ServeOptions, stop: threading.Event | None = None,
     if options.threads is not None:
         torch.set_num_threads(options.threads)
     from loopbridge.engine.core import Engine
+    from loopbridge.engine.models.diffusers_support import resolve_dtype
     from loopbridge.engine.weights import default_budget_bytes, resolve_device
 
     from .osc_server import OscServer
@@ -78,7 +87,9 @@ def serve(options: ServeOptions, stop: threading.Event | None = None,
     device = resolve_device(options.device)
     budget = (int(options.memory_budget_gb * 1e9) if options.memory_budget_gb is not None
               else default_budget_bytes(device))
-    engine = Engine(store_dir=options.store, device=device, memory_budget_bytes=budget)
+    dtype = resolve_dtype(options.dtype, device)
+    engine = Engine(store_dir=options.store, device=device, dtype=dtype, memory_budget_bytes=budget,
+                    load_options=options.load_options)
     ids = [spec.id for spec in engine.models()]
     default_model = options.model or "default"
     service = Service(engine, default_model=default_model, prerender_depth=options.prerender,
@@ -96,7 +107,7 @@ def serve(options: ServeOptions, stop: threading.Event | None = None,
             osc_server.start()
         where = {"zmq": zmq_server.endpoint, "events": zmq_server.events_endpoint or "off",
                  "osc": f"{osc_server.address[0]}:{osc_server.address[1]}" if osc_server else "off",
-                 "device": str(device), "default_model": default_model,
+                 "device": str(device), "dtype": options.dtype, "default_model": default_model,
                  "store": str(engine.store.root), "curve": "on" if keys else "off"}
         print(f"{READY_LINE}: " + ", ".join(f"{k} {v}" for k, v in where.items()), file=sys.stderr, flush=True)
         if on_ready is not None:
@@ -118,7 +129,7 @@ def serve(options: ServeOptions, stop: threading.Event | None = None,
 
 
 def _warm(service: object, model: str, ids: list[str], explicit: bool) -> None:
-    from loopbridge.engine.errors import LoopbridgeError
+    from loopbridge.engine.errors import LoopbridgeError, RequestError
 
     from .service import Service
 
@@ -132,8 +143,8 @@ def _warm(service: object, model: str, ids: list[str], explicit: bool) -> None:
     try:
         service.warm(model)
     except LoopbridgeError as exc:
-        if explicit:
-            raise
+        if explicit or isinstance(exc, RequestError):
+            raise  # a bad option value (a scheduler the model lacks): said at once, not on every request
         log.warning("default model %r cannot be loaded: %s", model, exc)
         return
     log.info("model %r warm in %.1f s", model, time.monotonic() - started)
