@@ -65,9 +65,22 @@ EngineStatus EngineClient::getStatus() const
     return status;
 }
 
-void EngineClient::resyncWithSession()
+void EngineClient::adoptBaseline (const Baseline& baseline)
 {
-    resyncRequested = true;
+    // A restored project: its knobs are where the saved sample came from, so nothing is asked for
+    // them. A job still running for the project before is of no use to this one.
+    if (inFlightId.isNotEmpty() && connected)
+        send (codec::makeCancelHeader (nextId ("c"), inFlightId));
+    inFlightId.clear();
+    needsResend = false;
+    lastPressCount = baseline.presses;
+    lastVariation = baseline.settings.variation;
+    lastMorph = baseline.settings.morphAmount;
+    morphChangedAt = -1.0;
+    conformChangedAt = -1.0;
+    haveRequest = baseline.settings.prompt.isNotEmpty();
+    lastSent = baseline.settings;
+    lastConformAsked = {};
 }
 
 juce::String EngineClient::nextId (const char* prefix) { return juce::String (prefix) + "-" + juce::String (++idCounter); }
@@ -456,20 +469,20 @@ void EngineClient::checkLiveness (double now)
 
 void EngineClient::sendWantedRequests (double now)
 {
-    const auto settings = delegate.currentSettings();
-    const auto presses = delegate.generatePressCount();
-
-    if (resyncRequested.exchange (false))
+    codec::RequestSettings settings;
+    std::uint32_t presses = 0;
     {
-        // A restored project: its knobs are where the saved sample came from, so nothing is asked.
-        lastPressCount = presses;
-        lastVariation = settings.variation;
-        lastMorph = settings.morphAmount;
-        morphChangedAt = -1.0;
-        haveRequest = settings.prompt.isNotEmpty();
-        lastSent = settings;
-        lastConformAsked = {};
-        return;
+        // The knobs are read after a restore's baseline is adopted and never while a restore runs,
+        // so what is compared below is either all before or all after it. What changed since the
+        // baseline was taken (a press right after the restore) is acted on like any other change.
+        const juce::ScopedLock lock (restoreLock);
+        if (restoredBaseline != nullptr)
+        {
+            adoptBaseline (*restoredBaseline);
+            restoredBaseline.reset();
+        }
+        settings = delegate.currentSettings();
+        presses = delegate.generatePressCount();
     }
 
     if (presses != lastPressCount)

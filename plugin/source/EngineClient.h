@@ -46,7 +46,8 @@ struct EngineStatus
 class EngineClient final : private juce::Thread
 {
 public:
-    /** The processor's side. Called on the client thread only. */
+    /** The processor's side. Called on the client thread, except that restoreSession also reads
+        the settings and the press count on the thread that restores a project. */
     struct Delegate
     {
         virtual ~Delegate() = default;
@@ -72,9 +73,22 @@ public:
 
     EngineStatus getStatus() const;
 
-    /** After a project is restored: take the knobs as they are now without asking the engine
-        for anything (the restored sample is what they made). */
-    void resyncWithSession();
+    /** Restores a project: runs `restore` (which sets the knobs, the session and the sample and
+        returns whether it did), then takes the knobs and Generate's press count as they are at
+        that moment as what the client has already acted on: the restored sample is what they
+        made, so nothing is asked for them, while a press or a knob turn made after this returns
+        is sent as usual. The client thread does not read the knobs while `restore` runs, so it
+        never acts on half a project. Call it on the thread that restores (the message thread). */
+    template <typename RestoreFn>
+    bool restoreSession (RestoreFn&& restore)
+    {
+        const juce::ScopedLock lock (restoreLock);
+        if (! restore())
+            return false;
+        Baseline baseline { delegate.currentSettings(), delegate.generatePressCount() };
+        restoredBaseline = std::make_unique<Baseline> (std::move (baseline));
+        return true;
+    }
 
     /** How many variations on each side of the current one are fetched ahead and kept decoded, so
         turning Variation to a neighbour plays at the next block (0: none; any thread). */
@@ -143,7 +157,16 @@ private:
     juce::var inFlightHeader;                // resent when the engine comes (back) up
     juce::MemoryBlock inFlightAudioPrompt;
     bool needsResend = false;
-    std::atomic<bool> resyncRequested { false };
+    // A restored project's knobs and press count, taken when it was restored; the client thread
+    // adopts them at its next turn. Guarded by restoreLock (never taken on the audio thread).
+    struct Baseline
+    {
+        codec::RequestSettings settings;
+        std::uint32_t presses = 0;
+    };
+    juce::CriticalSection restoreLock;
+    std::unique_ptr<Baseline> restoredBaseline;
+    void adoptBaseline (const Baseline& baseline);
     double conformChangedAt = -1.0;
 
     struct ConformAsked

@@ -222,23 +222,27 @@ void LoopBridgeProcessor::setStateInformation (const void* data, int sizeInBytes
     const auto xml = getXmlFromBinary (data, sizeInBytes);
     if (xml == nullptr)
         return;
-    state::Restored restored;
-    if (! state::fromXml (*xml, apvts, restored))
-        return;
-    {
-        const juce::ScopedLock lock (sessionLock);
-        session.prompt = restored.session.prompt;
-        session.morphPrompt = restored.session.morphPrompt;
-        session.model = restored.session.model;
-        session.audioPrompt = restored.session.audioPrompt;
-        session.audioPromptName = restored.session.audioPromptName;
-        if (restored.session.endpoint.isNotEmpty())
-            session.endpoint = restored.session.endpoint;
-    }
-    client.setEndpoint (getSession().endpoint);
-    if (restored.sample != nullptr)
-        publishSample (std::move (restored.sample));
-    client.resyncWithSession();
+    // The client takes the knobs as restored here as its starting point: the restored sample is
+    // what they made. A Generate pressed right after this returns is still a press.
+    client.restoreSession ([&] {
+        state::Restored restored;
+        if (! state::fromXml (*xml, apvts, restored))
+            return false;
+        {
+            const juce::ScopedLock lock (sessionLock);
+            session.prompt = restored.session.prompt;
+            session.morphPrompt = restored.session.morphPrompt;
+            session.model = restored.session.model;
+            session.audioPrompt = restored.session.audioPrompt;
+            session.audioPromptName = restored.session.audioPromptName;
+            if (restored.session.endpoint.isNotEmpty())
+                session.endpoint = restored.session.endpoint;
+        }
+        client.setEndpoint (getSession().endpoint);
+        if (restored.sample != nullptr)
+            publishSample (std::move (restored.sample));
+        return true;
+    });
 }
 
 } // namespace loopbridge

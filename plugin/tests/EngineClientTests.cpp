@@ -28,10 +28,20 @@ void press (LoopBridgeProcessor& p)
     p.getParameters().generate.setValueNotifyingHost (0.0f);
 }
 
-void setVariation (LoopBridgeProcessor& p, int variation)
+void setParam (LoopBridgeProcessor& p, const juce::ParameterID& id, float plainValue)
 {
-    auto* param = p.getValueTreeState().getParameter ("variation");
-    param->setValueNotifyingHost (param->convertTo0to1 ((float) variation));
+    auto* param = p.getValueTreeState().getParameter (id.getParamID());
+    param->setValueNotifyingHost (param->convertTo0to1 (plainValue));
+}
+
+void setVariation (LoopBridgeProcessor& p, int variation) { setParam (p, ParamIDs::variation, (float) variation); }
+
+std::shared_ptr<const Sample> decode (const juce::MemoryBlock& wav, const SampleInfo& info)
+{
+    juce::String error;
+    auto sample = Sample::fromWav (wav.getData(), wav.getSize(), info, error);
+    jassert (sample != nullptr);
+    return std::shared_ptr<const Sample> (std::move (sample));
 }
 } // namespace
 
@@ -87,6 +97,55 @@ public:
             setVariation (p, 3);
             expect (waitFor ([&] { return p.getLatestSample()->variation == 3; }, 3000));
             expectEquals (peer.jobs.load(), jobsBefore + 1, "not fetched ahead: asked for");
+        }
+
+        beginTest ("a Generate or a Variation turn right after a project is restored goes out; the restore alone asks nothing");
+        {
+            test::ScriptedPeer peer (wavs);
+            juce::MemoryBlock saved;
+            {
+                LoopBridgeProcessor source;
+                source.setEndpoint (peer.endpoint); // the saved endpoint: the restore stays on the peer
+                source.setPrompt ("warm rhodes loop");
+                setVariation (source, 2);
+                SampleInfo info;
+                info.key = "k2";
+                info.renderKey = "r2";
+                info.variation = 2;
+                source.publishSample (decode (wavs[2], info));
+                source.getStateInformation (saved);
+            }
+            LoopBridgeProcessor p;
+            p.setPrefetchDepth (0);
+            p.setEndpoint (peer.endpoint);
+            expect (waitFor ([&] { return p.getEngineStatus().connection == EngineStatus::Connection::connected; }, 8000));
+
+            // As a host does it: the project is restored, and the very next thing is a press.
+            for (int round = 0; round < 3; ++round)
+            {
+                const auto before = peer.jobs.load();
+                p.setStateInformation (saved.getData(), (int) saved.getSize());
+                press (p);
+                expect (waitFor ([&] { return peer.jobs.load() == before + 1; }, 5000), "the press after restore " + juce::String (round));
+                const auto generates = peer.requestsOfType ("generate");
+                expectEquals ((int) generates.size(), round + 1);
+            }
+
+            const auto before = peer.jobs.load();
+            p.setStateInformation (saved.getData(), (int) saved.getSize());
+            setVariation (p, 3);
+            expect (waitFor ([&] { return peer.jobs.load() == before + 1; }, 5000), "the Variation turn after the restore");
+            const auto variations = peer.requestsOfType ("variation");
+            expect (variations.size() == 1 && (int) variations.back()["variation"] == 3);
+
+            expect (waitFor ([&] { return p.getLatestSample() != nullptr && p.getLatestSample()->variation == 3; }, 5000));
+            const auto quiet = peer.jobs.load();
+            const auto conforms = peer.conforms.load();
+            p.setStateInformation (saved.getData(), (int) saved.getSize());
+            juce::Thread::sleep (300); // many turns of the client's loop
+            expectEquals (peer.jobs.load(), quiet, "a restore asks for nothing: the saved sample is what its knobs made");
+            expectEquals (peer.conforms.load(), conforms);
+            expectEquals (p.getLatestSample()->renderKey, juce::String ("r2"));
         }
 
         beginTest ("an engine that goes silent: status says so, the sample plays on, the request waits and is sent on return");

@@ -1,6 +1,6 @@
 // A ZeroMQ ROUTER that answers the plugin the way the protocol says (hello, heartbeat, ping, and
-// jobs with ready-made WAV bytes), for the client's unit tests and the benchmark's "local peer".
-// It counts what it was asked, and can go silent to play an engine that vanished.
+// jobs and conforms with ready-made WAV bytes), for the client's unit tests and the benchmark's
+// "local peer". It counts and keeps what it was asked, and can go silent to play an engine that vanished.
 #pragma once
 
 #include <juce_audio_formats/juce_audio_formats.h>
@@ -34,12 +34,23 @@ public:
 
     std::string endpoint;
     std::atomic<bool> silent { false }; // receives and drops everything, answers nothing
-    std::atomic<int> jobs { 0 }, prefetches { 0 }, hellos { 0 }, heartbeats { 0 };
+    std::atomic<int> jobs { 0 }, prefetches { 0 }, hellos { 0 }, heartbeats { 0 }, conforms { 0 };
 
     std::vector<std::string> requestTypes() const
     {
         const std::lock_guard<std::mutex> lock (typesLock);
         return types;
+    }
+
+    /** The headers of every request of `type` ("generate", "conform", ...), oldest first. */
+    std::vector<juce::var> requestsOfType (const juce::String& type) const
+    {
+        const std::lock_guard<std::mutex> lock (typesLock);
+        std::vector<juce::var> found;
+        for (const auto& header : headers)
+            if (header["type"].toString() == type)
+                found.push_back (header);
+        return found;
     }
 
 private:
@@ -66,9 +77,12 @@ private:
             {
                 const std::lock_guard<std::mutex> lock (typesLock);
                 types.push_back (type.toStdString());
+                headers.push_back (header);
             }
             juce::String reply;
             const juce::MemoryBlock* wav = nullptr;
+            // Like the engine, a reply says the sample is at the tempo that was asked for.
+            const auto tempo = header.hasProperty ("tempo_bpm") ? juce::String ((double) header["tempo_bpm"]) : juce::String ("120.0");
             if (type == "hello")
             {
                 ++hellos;
@@ -91,7 +105,17 @@ private:
                 wav = &wavs[(size_t) variation % wavs.size()];
                 reply = R"({"v":1,"type":"reply","re":")" + type + R"(","id":")" + id
                         + R"(","samples":[{"key":"k)" + juce::String (variation) + R"(","render_key":"r)" + juce::String (variation)
-                        + R"(","kind":"loop","tempo_bpm":120.0,"beats":4,"variation":)" + juce::String (variation) + R"(,"frame":1}]})";
+                        + R"(","kind":"loop","tempo_bpm":)" + tempo + R"(,"beats":4,"variation":)" + juce::String (variation) + R"(,"frame":1}]})";
+            }
+            else if (type == "conform")
+            {
+                // The stored render fitted again: same render key, a new sample key.
+                const auto conform = ++conforms;
+                const auto renderKey = header["render_key"].toString();
+                wav = &wavs.front();
+                reply = R"({"v":1,"type":"reply","re":"conform","id":")" + id + R"(","samples":[{"key":")" + renderKey + "-c"
+                        + juce::String (conform) + R"(","render_key":")" + renderKey + R"(","kind":"loop","tempo_bpm":)" + tempo
+                        + R"(,"beats":4,"frame":1}]})";
             }
             else
                 continue;
@@ -109,6 +133,7 @@ private:
     std::thread thread;
     mutable std::mutex typesLock;
     std::vector<std::string> types;
+    std::vector<juce::var> headers;
 };
 
 } // namespace loopbridge::test
