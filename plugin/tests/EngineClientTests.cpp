@@ -148,6 +148,70 @@ public:
             expectEquals (p.getLatestSample()->renderKey, juce::String ("r2"));
         }
 
+        beginTest ("the host's tempo, meter and rate go with the request; a new tempo, Pitch or rate re-conforms without a model run");
+        {
+            test::ScriptedPeer peer (wavs);
+            LoopBridgeProcessor p;
+            test::TestPlayHead head;
+            p.setPlayHead (&head);
+            p.prepareToPlay (48000.0, 512);
+            p.setPrefetchDepth (0);
+            p.setEndpoint (peer.endpoint);
+            p.setPrompt ("dusty breakbeat");
+            setParam (p, ParamIDs::kind, 1.0f);
+            juce::AudioBuffer<float> out (2, 512);
+            juce::MidiBuffer midi;
+            head.set (97.0, 3, 4, 0.0, true); // neither the engine's default tempo nor its meter
+            p.processBlock (out, midi);
+            expect (waitFor ([&] { return p.getEngineStatus().connection == EngineStatus::Connection::connected; }, 8000));
+
+            press (p);
+            expect (waitFor ([&] { return p.getLatestSample() != nullptr; }, 5000));
+            const auto generates = peer.requestsOfType ("generate");
+            expectEquals ((int) generates.size(), 1);
+            if (generates.size() == 1)
+            {
+                expectEquals ((double) generates.front()["tempo_bpm"], 97.0);
+                expectEquals ((int) generates.front()["beats_per_bar"], 3);
+                expectEquals ((int) generates.front()["sample_rate"], 48000);
+                expectEquals ((double) generates.front()["bars"], 1.0, "Length \"1 bar\"");
+            }
+            expectEquals (p.getLatestSample()->tempoBpm, 97.0);
+
+            // The song's tempo changes: the stored render is fitted to it, the model does not run.
+            head.set (104.0, 3, 4, 1.0, true);
+            p.processBlock (out, midi);
+            expect (waitFor ([&] { return peer.conforms.load() == 1; }, 5000), "a conform for the new tempo");
+            auto conforms = peer.requestsOfType ("conform");
+            if (conforms.size() == 1)
+            {
+                expectEquals (conforms.back()["render_key"].toString(), juce::String ("r0"));
+                expectEquals ((double) conforms.back()["tempo_bpm"], 104.0);
+                expectEquals ((int) conforms.back()["beats_per_bar"], 3);
+                expectEquals ((int) conforms.back()["sample_rate"], 48000);
+            }
+            expect (waitFor ([&] { return p.getLatestSample()->tempoBpm == 104.0; }, 5000), "the conformed sample plays");
+            expectEquals (p.getLatestSample()->renderKey, juce::String ("r0"));
+
+            setParam (p, ParamIDs::pitch, 2.0f);
+            expect (waitFor ([&] { return peer.conforms.load() == 2; }, 5000), "a conform for the new Pitch");
+            conforms = peer.requestsOfType ("conform");
+            if (conforms.size() == 2)
+            {
+                expectEquals ((double) conforms.back()["pitch_semitones"], 2.0);
+                expectEquals ((double) conforms.back()["tempo_bpm"], 104.0);
+            }
+            expect (waitFor ([&] { return p.getLatestSample()->pitchSemitones == 2.0; }, 5000));
+
+            p.prepareToPlay (44100.0, 512); // the host's rate changes
+            expect (waitFor ([&] { return peer.conforms.load() == 3; }, 5000), "a conform for the new rate");
+            conforms = peer.requestsOfType ("conform");
+            if (conforms.size() == 3)
+                expectEquals ((int) conforms.back()["sample_rate"], 44100);
+            expectEquals (peer.jobs.load(), 1, "no model run after the first");
+            p.setPlayHead (nullptr);
+        }
+
         beginTest ("an engine that goes silent: status says so, the sample plays on, the request waits and is sent on return");
         {
             test::ScriptedPeer peer (wavs);
