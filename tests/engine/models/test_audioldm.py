@@ -109,12 +109,12 @@ def test_corrupt_checkpoint_is_named(root: Path, tmp_path: Path) -> None:
         AudioLDMBackend.load(folder)
 
 
-def test_through_the_engine_render_and_conform(root: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["tiny-audioldm", "tiny-audioldm2"], ids=["audioldm", "audioldm2"])
+def test_through_the_engine_render_and_conform(root: Path, tmp_path: Path, name: str) -> None:
     registry = ModelRegistry(search_paths=[root], hf_cache=tmp_path / "no-cache", include_embedded=False)
     engine = Engine(store_dir=tmp_path / "store", registry=registry, device="cpu")
-    assert engine.capabilities("tiny-audioldm2").sample_rate == 16000
-    request = GenerateRequest(model="tiny-audioldm2", prompt="drum loop", kind="loop", bars=1, tempo_bpm=240,
-                              steps=2, seed=4)
+    assert engine.capabilities(name).sample_rate == 16000
+    request = GenerateRequest(model=name, prompt="drum loop", kind="loop", bars=1, tempo_bpm=240, steps=2, seed=4)
     (render,) = engine.render([request])
     assert render.sample_rate == 16000 and render.audio.shape == (1, 16000)
     _require_conform_stage()
