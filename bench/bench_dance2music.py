@@ -29,13 +29,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from loopbridge.bridge.motion_follow import ESTIMATE_INTERVAL_S, WINDOW_S  # noqa: E402
-from loopbridge.engine.beats import beat_scores  # noqa: E402
-from loopbridge.engine.core import Engine  # noqa: E402
-from loopbridge.engine.dance2music import Dance2Music, DanceRequest, music_report  # noqa: E402
-from loopbridge.engine.motion import MotionKind, MotionStream, kinematic_beats  # noqa: E402
+from loopbridge.bridge.motion_follow import ESTIMATE_INTERVAL_S, WINDOW_S
+from loopbridge.engine.beats import beat_scores
+from loopbridge.engine.core import Engine
+from loopbridge.engine.dance2music import Dance2Music, DanceRequest, music_report
+from loopbridge.engine.motion import MotionKind, MotionStream, kinematic_beats
 
-from tests.engine.motion_signals import dancing_body  # noqa: E402
+from tests.engine.motion_signals import dancing_body
 
 DANCERS: list[tuple[str, list[tuple[float, float]], dict[str, object]]] = [
     ("72 BPM", [(20.0, 72.0)], {"jitter_cm": 1.0}),
