@@ -349,8 +349,14 @@ void EngineClient::handleMessage (const codec::EngineMessage& message, const std
             if (message.re == p::type::kHello || message.re == p::type::kModels)
             {
                 const auto models = codec::modelIdsFrom (message.header);
-                if (! models.isEmpty())
-                    updateStatus ([&] (EngineStatus& s) { s.models = models; });
+                updateStatus ([&] (EngineStatus& s) {
+                    if (! models.isEmpty())
+                        s.models = models;
+                    // An engine that answers a hello is reachable: an error from before (a bad
+                    // endpoint, a failed receive) no longer describes it.
+                    if (message.re == p::type::kHello)
+                        s.lastError.clear();
+                });
                 return;
             }
             for (auto it = prefetches.begin(); it != prefetches.end(); ++it)
@@ -383,6 +389,7 @@ void EngineClient::handleMessage (const codec::EngineMessage& message, const std
             updateStatus ([&] (EngineStatus& s) {
                 s.activity = "playing " + text;
                 s.progress = -1.0;
+                s.lastError.clear(); // the user's newest request worked: an older error is history
                 ++s.samplesReceived;
             });
             if (inFlightType != p::type::kConform)
@@ -514,6 +521,7 @@ void EngineClient::sendWantedRequests (double now)
                 updateStatus ([&] (EngineStatus& s) {
                     s.activity = "playing variation " + juce::String (settings.variation) + " (fetched ahead)";
                     s.progress = -1.0;
+                    s.lastError.clear();
                     ++s.samplesReceived;
                 });
                 prefetchAround (settings);

@@ -219,6 +219,35 @@ public:
             p.setPlayHead (nullptr);
         }
 
+        beginTest ("an engine error shows until the next request succeeds");
+        {
+            test::ScriptedPeer peer (wavs);
+            LoopBridgeProcessor p;
+            p.setPrefetchDepth (0);
+            p.setEndpoint (peer.endpoint);
+            p.setPrompt ("warm rhodes loop");
+            expect (waitFor ([&] { return p.getEngineStatus().connection == EngineStatus::Connection::connected; }, 8000));
+
+            peer.refuseJobs = true;
+            press (p);
+            expect (waitFor ([&] { return p.getEngineStatus().lastError.contains ("bad_request"); }, 5000), "the engine's error is shown");
+            expect (p.getEngineStatus().lastError.contains ("steps=999"), p.getEngineStatus().lastError);
+
+            peer.refuseJobs = false;
+            press (p);
+            expect (waitFor ([&] { return p.getLatestSample() != nullptr; }, 5000));
+            expectEquals (p.getEngineStatus().lastError, juce::String(), "a request that worked clears the old error");
+
+            // A variation served from what was fetched ahead is a success too.
+            peer.refuseJobs = true;
+            setVariation (p, 2);
+            expect (waitFor ([&] { return p.getEngineStatus().lastError.isNotEmpty(); }, 5000));
+            peer.refuseJobs = false;
+            setVariation (p, 0); // decoded and kept when it first arrived
+            expect (waitFor ([&] { return p.getLatestSample()->variation == 0 && p.getEngineStatus().lastError.isEmpty(); }, 5000),
+                    p.getEngineStatus().lastError);
+        }
+
         beginTest ("an engine that goes silent: status says so, the sample plays on, the request waits and is sent on return");
         {
             test::ScriptedPeer peer (wavs);

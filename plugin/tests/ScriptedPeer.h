@@ -33,7 +33,8 @@ public:
     }
 
     std::string endpoint;
-    std::atomic<bool> silent { false }; // receives and drops everything, answers nothing
+    std::atomic<bool> silent { false };     // receives and drops everything, answers nothing
+    std::atomic<bool> refuseJobs { false }; // answers generate / variation / morph with an error
     std::atomic<int> jobs { 0 }, prefetches { 0 }, hellos { 0 }, heartbeats { 0 }, conforms { 0 };
 
     std::vector<std::string> requestTypes() const
@@ -102,10 +103,15 @@ private:
                 else
                     ++jobs;
                 const int variation = (int) header["variation"];
-                wav = &wavs[(size_t) variation % wavs.size()];
-                reply = R"({"v":1,"type":"reply","re":")" + type + R"(","id":")" + id
-                        + R"(","samples":[{"key":"k)" + juce::String (variation) + R"(","render_key":"r)" + juce::String (variation)
-                        + R"(","kind":"loop","tempo_bpm":)" + tempo + R"(,"beats":4,"variation":)" + juce::String (variation) + R"(,"frame":1}]})";
+                if (refuseJobs)
+                    reply = R"({"v":1,"type":"error","id":")" + id + R"(","code":"bad_request","message":"steps=999 is not accepted: expected 0-200"})";
+                else
+                {
+                    wav = &wavs[(size_t) variation % wavs.size()];
+                    reply = R"({"v":1,"type":"reply","re":")" + type + R"(","id":")" + id
+                            + R"(","samples":[{"key":"k)" + juce::String (variation) + R"(","render_key":"r)" + juce::String (variation)
+                            + R"(","kind":"loop","tempo_bpm":)" + tempo + R"(,"beats":4,"variation":)" + juce::String (variation) + R"(,"frame":1}]})";
+                }
             }
             else if (type == "conform")
             {
