@@ -9,11 +9,17 @@ double loopPhaseBeats (const TransportState& transport, double loopBeats) noexce
     if (loopBeats <= 0.0)
         return 0.0;
     double beatsFromOrigin = transport.ppqPosition;
-    if (transport.hasLastBarStart && transport.hasBarCount && transport.timeSigDenominator > 0)
+    if (transport.hasLastBarStart && transport.timeSigNumerator > 0 && transport.timeSigDenominator > 0)
     {
-        // Counting whole bars keeps the loop on bar lines even across earlier time-signature changes.
+        // Counting whole bars of the current meter from the last bar line keeps the loop on bar
+        // lines even after earlier time-signature changes, where the song position alone would
+        // put the loop's start mid-bar. VST3 hosts give the last bar line but no bar count
+        // (JUCE's wrapper never sets it): then the bars are those of the current meter that fit
+        // before that line, which is the host's count when the meter never changed.
         const auto quartersPerBar = transport.timeSigNumerator * 4.0 / transport.timeSigDenominator;
-        beatsFromOrigin = (double) transport.barCount * quartersPerBar + (transport.ppqPosition - transport.ppqLastBarStart);
+        const auto bars = transport.hasBarCount ? (double) transport.barCount
+                                                : std::floor (transport.ppqLastBarStart / quartersPerBar + 1.0e-6);
+        beatsFromOrigin = bars * quartersPerBar + (transport.ppqPosition - transport.ppqLastBarStart);
     }
     auto phase = std::fmod (beatsFromOrigin, loopBeats);
     if (phase < 0.0)

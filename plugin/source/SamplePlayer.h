@@ -31,7 +31,8 @@ struct TransportState
 };
 
 /** Where a loop of `loopBeats` quarter notes is at `transport`, in quarter notes from its start.
-    Loops start on bar lines: the phase counts from the bar the host reports when it can. */
+    Loops start on bar lines: the phase counts from the last bar line the host reports (and its
+    bar count, where the host gives one), else from the song position. */
 double loopPhaseBeats (const TransportState& transport, double loopBeats) noexcept;
 
 class SamplePlayer

@@ -166,6 +166,36 @@ public:
             p.setPlayHead (nullptr);
         }
 
+        beginTest ("Loop mode stays on bar lines after a meter change, from the last bar line alone (as VST3 hosts report it)");
+        {
+            // One bar of 3/4, then 4/4: bar lines at 0, 3, 7, 11, ... quarter notes.
+            auto vst3 = [] (double ppq, double lastBarStart, int numerator, int denominator) {
+                return TransportState { true, 120.0, ppq, true, lastBarStart, true, 0, false, numerator, denominator };
+            };
+            expectWithinAbsoluteError (loopPhaseBeats (vst3 (3.0, 3.0, 4, 4), 4.0), 0.0, 1.0e-9);
+            expectWithinAbsoluteError (loopPhaseBeats (vst3 (5.5, 3.0, 4, 4), 4.0), 2.5, 1.0e-9);
+            expectWithinAbsoluteError (loopPhaseBeats (vst3 (7.0, 7.0, 4, 4), 4.0), 0.0, 1.0e-9);
+            // a two-bar loop starts with its first bar on the first 4/4 bar, its second bar on the next
+            expectWithinAbsoluteError (loopPhaseBeats (vst3 (3.25, 3.0, 4, 4), 8.0), 0.25, 1.0e-9);
+            expectWithinAbsoluteError (loopPhaseBeats (vst3 (7.5, 7.0, 4, 4), 8.0), 4.5, 1.0e-9);
+            // one meter throughout: the same as counting from the song's start
+            expectWithinAbsoluteError (loopPhaseBeats (vst3 (10.5, 9.0, 3, 4), 6.0), 4.5, 1.0e-9);
+            expectWithinAbsoluteError (loopPhaseBeats (vst3 (8.25, 7.0, 7, 8), 7.0), 1.25, 1.0e-9);
+
+            LoopBridgeProcessor p;
+            test::TestPlayHead head;
+            p.setPlayHead (&head);
+            p.prepareToPlay (48000.0, 512);
+            setParam (p, ParamIDs::kind, 1.0f);
+            const auto loop = decode (test::makeWav (48000.0, 96000, 2, 0.0, 120.0, 4.0, 60, true));
+            p.publishSample (loop);
+            head.setWithBarStart (120.0, 4, 4, 3.0, 3.0, true); // the first 4/4 bar begins
+            const auto out = renderBlock (p, 512);
+            for (int i = 200; i < 512; i += 50)
+                expectWithinAbsoluteError (out.getSample (0, i), loop->audio.getSample (0, i), 1.0e-4f, "the loop's start on the bar line");
+            p.setPlayHead (nullptr);
+        }
+
         beginTest ("a new sample is heard in the very next block (Loop mode)");
         {
             LoopBridgeProcessor p;

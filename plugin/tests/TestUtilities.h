@@ -65,23 +65,30 @@ inline juce::MemoryBlock makeWav (double sampleRate, int frames, int channels, d
     return bytes;
 }
 
-/** A play head whose position the test sets before each block. */
+/** A play head whose position the test sets before each block. It reports what JUCE's VST3
+    wrapper does: tempo, meter, song position and the last bar line, but no bar count. */
 struct TestPlayHead final : public juce::AudioPlayHead
 {
     juce::AudioPlayHead::PositionInfo info;
 
     juce::Optional<juce::AudioPlayHead::PositionInfo> getPosition() const override { return info; }
 
+    /** A song in one meter throughout: the last bar line follows from the position. */
     void set (double bpm, int numerator, int denominator, double ppq, bool playing)
+    {
+        const auto quartersPerBar = numerator * 4.0 / denominator;
+        setWithBarStart (bpm, numerator, denominator, ppq, std::floor (ppq / quartersPerBar) * quartersPerBar, playing);
+    }
+
+    /** Any song: the host says where the last bar line was (after meter changes, not a multiple
+        of the current bar length). */
+    void setWithBarStart (double bpm, int numerator, int denominator, double ppq, double ppqLastBarStart, bool playing)
     {
         info = {};
         info.setBpm (bpm);
         info.setTimeSignature (juce::AudioPlayHead::TimeSignature { numerator, denominator });
         info.setPpqPosition (ppq);
-        const auto quartersPerBar = numerator * 4.0 / denominator;
-        const auto bar = std::floor (ppq / quartersPerBar);
-        info.setPpqPositionOfLastBarStart (bar * quartersPerBar);
-        info.setBarCount ((juce::int64) bar);
+        info.setPpqPositionOfLastBarStart (ppqLastBarStart);
         info.setIsPlaying (playing);
     }
 };
