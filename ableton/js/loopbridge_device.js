@@ -513,6 +513,12 @@ Device.prototype.startJob = function (op, address, fields, replaces, text) {
     job.timer = this.after(this.requestTimeoutMs, function () {
         job.timer = null;
         if (!job.answered && self.jobs[id] === job) {
+            // Nothing was heard of it: let it go. A job left pending would keep a later hello from
+            // saying "ready" and hold back every re-conform; an engine that gets the request late
+            // is told to drop it, and a late answer is ignored like any finished job's.
+            self.forget(job);
+            self.engineReady = false;
+            self.send(A.JOB_CANCEL, [id]);
             self.status("No answer from the loopbridge engine at " + self.engineName() + " within " +
                 Math.round(self.requestTimeoutMs / 100) / 10 + " s. Is `loopbridge serve` running?");
         }

@@ -444,6 +444,37 @@ test("no answer from the engine: a message after the request timeout, no excepti
     assert.deepEqual(rig.live.callsOf("call", "create_audio_clip"), []);
 });
 
+test("a request that timed out is let go: a later hello says ready, a tempo change re-conforms", () => {
+    const dir = tempDir();
+    const rig = startedRig({tempo: 120});
+    rig.device.control("length", 2);  // 1 bar
+    const first = rig.device.generate();
+    completeJob(rig, first, [{path: loopFile(dir, "loop_120.wav", 4, 120), kind: "loop", tempo: 120, beats: 4, key: "rk-abc"}]);
+
+    // The engine goes away: the variation request is never answered.
+    rig.device.control("variation", 1);
+    rig.clock.advance(300);
+    const variation = rig.lastSentTo(A.JOB_VARIATION);
+    assert.ok(variation);
+    rig.clock.advance(P.REQUEST_TIMEOUT_S * 1000 + 1);
+    assert.match(rig.status(), /No answer from the loopbridge engine at 127\.0\.0\.1:9000 within 5 s/);
+    assert.equal(rig.device.activeJobs(), 0, "the unanswered job is no longer pending");
+    assert.deepEqual(rig.lastSentTo(A.JOB_CANCEL).args, [idOf(variation)], "an engine that gets it late drops it");
+
+    // The engine is back: its hello reads ready, and a late answer to the old job changes nothing.
+    rig.reply(A.HELLO_REPLY, 1, "0.1.0");
+    assert.match(rig.status(), /Engine 0\.1\.0 ready at 127\.0\.0\.1:9000/);
+    rig.reply(A.JOB_DONE, idOf(variation), 0);
+    assert.match(rig.status(), /ready/);
+
+    // No job in the way any more: a tempo change re-conforms the sample in Live.
+    rig.live.setTempo(100);
+    rig.clock.advance(300);
+    const conforms = rig.sentTo(A.JOB_CONFORM);
+    assert.equal(conforms.length, 1);
+    assert.equal(keyValues(conforms[0]).tempo_bpm, 100);
+});
+
 test("the engine's hello: ready, or a protocol version mismatch", () => {
     const rig = startedRig();
     rig.reply(A.HELLO_REPLY, 1, "0.1.0");
