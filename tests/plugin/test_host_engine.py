@@ -7,7 +7,9 @@ still renders what it has.
 
 pedalboard's play head always reports 120 BPM in 4/4, so "the host tempo reaches the engine" is
 checked as: the engine's file is tagged 120 BPM and is exactly the requested bars long at that
-tempo, at the sample rate the host ran at (44.1 kHz here, not the engine's 48 kHz default).
+tempo, at the sample rate the host ran at (44.1 kHz here, not the engine's 48 kHz default). Other
+tempos and meters in the request header, and the re-conform on a new tempo, Pitch or rate, are
+checked in plugin/tests/EngineClientTests.cpp against a scripted engine.
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ MODEL = "tiny-dd"
 STEPS = 2
 LENGTH = "1 beat"
 JOB_ERROR = re.compile(r" (?:generate|variation|morph|conform) id=\S+ error .*")
+#: the engine's request log: the plugin's background fetch of a neighbouring variation, answered
+PREFETCH_ANSWERED = re.compile(r" variation id=prefetch-\d+ ok 1 sample")
+#: ... and a variation the user's knob asked for (not fetched ahead)
+VARIATION_ASKED = re.compile(r" variation id=variation-\d+ ")
 
 
 @dataclass
@@ -50,7 +56,10 @@ class RunningEngine:
     log_path: Path
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
+        return self.log_all()[-4000:]
+
+    def log_all(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def kill(self) -> None:
         if self.process.poll() is None:
@@ -178,14 +187,28 @@ def test_generate_plays_the_engines_sample(plugin, engine: RunningEngine) -> Non
     assert correlation(out[0, : audio.shape[1]], audio[0]) > 0.99
 
 
+def wait_for_log(plugin, engine: RunningEngine, pattern: re.Pattern, timeout_s: float = 300.0) -> None:
+    """Renders silence until the engine's log has a line matching ``pattern``."""
+    deadline = time.monotonic() + timeout_s
+    while not pattern.search(engine.log_all()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"no {pattern.pattern!r} in the engine's log within {timeout_s} s:\n{engine.log()}")
+        render(plugin, [], 0.05)
+        time.sleep(0.05)
+
+
 def test_variation_change_plays_a_different_pre_rendered_sample(plugin, engine: RunningEngine) -> None:
     press_generate(plugin)
     first = wait_for_sample(plugin, engine, None)
     first_audio, _, _ = engine_file(engine, first)
+    # Variation 1 is rendered ahead and fetched in the background before the knob turns.
+    wait_for_log(plugin, engine, PREFETCH_ANSWERED)
+    render(plugin, [], 0.2)  # the reply, already sent, is decoded on the plugin's side
 
     plugin.variation = 1
     second = wait_for_sample(plugin, engine, first.get("key"))
     assert second.get("variation") == "1"
+    assert not VARIATION_ASKED.search(engine.log_all()), "the knob turn played what was rendered ahead, no model ran for it"
     second_audio, _, _ = engine_file(engine, second)
     assert second.get("render_key") != first.get("render_key")
 
