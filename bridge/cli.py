@@ -27,6 +27,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -35,6 +36,7 @@ from typing import Any, NoReturn
 from loopbridge.engine.errors import LoopbridgeError, RequestError, UnknownModelError
 from loopbridge.engine.request import (
     MAX_VARIATIONS,
+    SAMPLE_RATE_RANGE,
     SEED_MAX,
     AudioPrompt,
     ConformSpec,
@@ -82,6 +84,17 @@ def _positive_int(name: str, low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
+def _sample_rate(text: str) -> int:
+    """A whole number of Hz; its range is checked with the request (so the message names it once)."""
+    try:
+        return int(text)
+    except ValueError:
+        low, high = SAMPLE_RATE_RANGE
+        raise argparse.ArgumentTypeError(
+            f"sample-rate={text!r} is not accepted: expected a whole number of Hz, {low}–{high}"
+        ) from None
+
+
 def _number(name: str) -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:
@@ -111,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=_positive_int("seed", 0, SEED_MAX), default=None,
                      help="first seed (default: a random one, printed on stderr)")
     gen.add_argument("--pitch", type=_number("pitch"), default=0.0, help="pitch shift in semitones (−24–24)")
-    gen.add_argument("--sample-rate", type=_positive_int("sample-rate", 1, 10**7), default=48000,
+    gen.add_argument("--sample-rate", type=_sample_rate, default=48000,
                      help="sample rate of the written files (8000–192000 Hz)")
     gen.add_argument("--steps", type=_positive_int("steps", 1, 1000), default=None, help="diffusion steps")
     gen.add_argument("--guidance", type=_number("guidance"), default=None, help="guidance scale")
@@ -143,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     recall.add_argument("--bpm", type=_number("bpm"), default=None)
     recall.add_argument("--bars", type=_number("bars"), default=None)
     recall.add_argument("--pitch", type=_number("pitch"), default=0.0)
-    recall.add_argument("--sample-rate", type=_positive_int("sample-rate", 1, 10**7), default=48000)
+    recall.add_argument("--sample-rate", type=_sample_rate, default=48000)
     recall.add_argument("--out", type=Path, default=Path("."))
     _engine_options(recall)
     recall.set_defaults(handler=_cmd_recall)
@@ -244,6 +257,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # the reader of stdout went away (`| head`): not an error of ours; silence the final flush
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    except OSError as exc:  # a disk full or a folder gone mid-way: one line, not a traceback
+        where = f": {exc.filename!r}" if exc.filename else ""
+        _fail(f"{exc.strerror or exc}{where}")
+        return EXIT_FAILED
 
 
 # ---- generate ---------------------------------------------------------------------------------------
@@ -293,8 +310,20 @@ def build_request(args: argparse.Namespace) -> tuple[GenerateRequest, ConformSpe
 
 
 def _check_out_dir(out: Path) -> None:
+    """Refuse an output folder that cannot be made or written, before any work (nothing is created)."""
     if out.exists() and not out.is_dir():
         raise InputError(f"out={str(out)!r} is not accepted: expected a folder (it is a file)")
+    existing = out.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(str(existing))
+        # a probe folder made and removed at once: permission bits alone do not tell (root, /proc, read-only mounts)
+        os.rmdir(tempfile.mkdtemp(prefix=".loopbridge-probe-", dir=existing))
+    except OSError as exc:
+        raise InputError(f"out={str(out)!r} is not accepted: expected a folder this user can write "
+                         f"({str(existing)!r}: {exc.strerror or exc})") from None
 
 
 def _progress_bar(
@@ -483,7 +512,7 @@ def _add_serve_commands(sub: Any) -> None:
     record = sub.add_parser("record", help="record an audio prompt from this machine's input")
     record.add_argument("seconds", type=_number("seconds"), help="how long to record")
     record.add_argument("--out", type=Path, default=Path("prompt.wav"), help="the WAV file to write")
-    record.add_argument("--sample-rate", type=_positive_int("sample-rate", 1, 10**7), default=48000)
+    record.add_argument("--sample-rate", type=_sample_rate, default=48000)
     record.add_argument("--channels", type=_positive_int("channels", 1, 8), default=2)
     record.add_argument("--device", default=None, help="input device name or number (default: the system's)")
     record.set_defaults(handler=_cmd_record)

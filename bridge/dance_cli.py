@@ -38,7 +38,8 @@ def add_parser(sub: Any, engine_options: Any, number: Any, positive_int: Any) ->
     dance.add_argument("--material", default="auto", help=f"{', '.join(MATERIALS)}: one-shots on the motion's "
                                                           "beats, a loop conformed bar by bar, or a model "
                                                           "conditioned on the motion (auto: what the model does)")
-    dance.add_argument("--sample-rate", type=positive_int("sample-rate", 1, 10**7), default=48000)
+    dance.add_argument("--sample-rate", type=positive_int("sample-rate", 1, 10**7), default=48000,
+                       help="of the written track (8000–192000 Hz)")
     dance.add_argument("--beats-per-bar", type=positive_int("beats-per-bar", 1, 16), default=4)
     dance.add_argument("--steps", type=positive_int("steps", 1, 1000), default=None, help="diffusion steps")
     dance.add_argument("--report", action="store_true", help="print the beat scores (coverage, hit) and tempi")
@@ -50,7 +51,7 @@ def add_parser(sub: Any, engine_options: Any, number: Any, positive_int: Any) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    from loopbridge.bridge.cli import EXIT_OK, InputError, _make_engine, _progress_bar
+    from loopbridge.bridge.cli import EXIT_OK, InputError, _check_out_dir, _make_engine, _progress_bar
     from loopbridge.engine.dance2music import Dance2Music, DanceRequest, encode_track, music_report
     from loopbridge.engine.motion import kinematic_beats, read_motion
     from loopbridge.engine.request import SEED_MAX
@@ -60,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"out={str(out)!r} is not accepted: expected a WAV file path (it is a folder)")
     if out.suffix.lower() not in (".wav", ".wave"):
         raise InputError(f"out={str(out)!r} is not accepted: expected a file name ending in .wav")
+    _check_out_dir(out.parent)
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little") % (SEED_MAX + 1)
     request = DanceRequest(prompt=args.prompt, model=args.model, seed=seed, sample_rate=args.sample_rate,
                            beats_per_bar=args.beats_per_bar, material=args.material, steps=args.steps)

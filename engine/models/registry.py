@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ModelLoadError, UnknownModelError
+from ..errors import ModelLoadError, RequestError, UnknownModelError
 from .base import ModelBackend
 
 #: family name -> "module:Class" (imported on first use, so listing models stays light)
@@ -194,7 +194,8 @@ class ModelRegistry:
         if sep and family in FAMILIES and rest:
             path = Path(rest).expanduser()
             if not path.exists():
-                raise ModelLoadError(f"model folder {rest!r} does not exist")
+                raise RequestError("model", model_id,
+                                   f"FAMILY:PATH naming an existing folder ({rest!r} does not exist)")
             return ModelSpec(model_id, family, path, "path")
         path = Path(model_id).expanduser()
         if path.is_dir():

@@ -102,6 +102,8 @@ BAD_INPUT = [
     (["--strength", "2"], r"audio_prompt_strength=2\.0.*0–1"),
     (["--audio-prompt", "missing.wav"], r"missing\.wav.*not a readable file"),
     (["--negative", "hiss"], r"does not take a negative prompt"),
+    (["--model", "dance-diffusion:/nonexistent"], r"'/nonexistent' does not exist"),
+    (["--sample-rate", "44100.5"], r"sample-rate='44100\.5'.*whole number of Hz, 8000–192000"),
     (["--morph-to", "snare", "--morph", "0.5"], r"cannot morph"),
 ]
 
@@ -149,3 +151,8 @@ def test_out_must_be_a_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     blocker.write_text("x")
     code, _, stderr = _run(["generate", "kick", "--out", str(blocker)], capsys)
     assert code == 2 and "expected a folder" in stderr
+    # a folder that cannot be made is refused before anything runs, on one line
+    code, stdout, stderr = _run(["generate", "kick", "--out", str(blocker / "samples")], capsys)
+    assert code == 2 and stdout == ""
+    assert stderr.count("\n") == 1 and "expected a folder this user can write" in stderr
+    assert not (Path(os.environ["LOOPBRIDGE_HOME"]) / "store").exists()
