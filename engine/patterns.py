@@ -29,11 +29,14 @@ CHOKE_FADE_S = 0.004
 
 @dataclass(frozen=True)
 class Hit:
-    """One hit: ``part`` at ``beat`` (from the start of the pattern cycle) with ``velocity`` (0–1)."""
+    """One hit: ``part`` at ``beat`` (from the start of the pattern cycle) with ``velocity`` (0–1),
+    ``semitones`` above the one-shot's own pitch (a melodic part; played as a sampler plays a note:
+    resampled, so a higher note is also shorter)."""
 
     part: str
     beat: float
     velocity: float = 1.0
+    semitones: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,20 @@ PATTERNS: dict[str, Pattern] = {
             steps("open hat", "..............X.", accent=0.7),
         ),
     )
+}
+
+#: melodic loops of one pitched part, by the class they play: a bass line (root, octave, fifth and
+#: the minor seventh under the root) and a minor-seventh pluck arpeggio in eighths
+MELODIC_PATTERNS: dict[str, Pattern] = {
+    "bass": Pattern("bass line", 4.0, tuple(
+        Hit("bass", beat, velocity, semitones)
+        for beat, velocity, semitones in ((0.0, 1.0, 0), (0.75, 0.7, 0), (1.5, 0.8, 12), (2.0, 0.9, 0),
+                                          (2.75, 0.7, 7), (3.25, 0.7, 10), (3.5, 0.8, -2))
+    ), {"bass": ("bass",)}),  # one note at a time, as a bass is played
+    "pluck": Pattern("pluck arpeggio", 4.0, tuple(
+        Hit("pluck", 0.5 * k, 0.9 if k % 2 == 0 else 0.65, semitones)
+        for k, semitones in enumerate((0, 3, 7, 10, 12, 10, 7, 3))
+    )),
 }
 
 #: prompt phrases (lower case) that pick a pattern, longest first
@@ -246,6 +263,17 @@ def arrange_on_grid(
                   lambda beat: int(round(float(np.interp(beat, index, grid)))), False, _choke_fade(sample_rate))
 
 
+def repitch(shot: np.ndarray, semitones: float) -> np.ndarray:
+    """``shot`` ``[channels, samples]`` played ``semitones`` higher, as a sampler plays a note: read
+    faster (shorter) or slower (longer), by linear interpolation between samples."""
+    if semitones == 0:
+        return shot
+    ratio = 2.0 ** (semitones / 12.0)
+    frames = shot.shape[1]
+    positions = np.arange(int(np.floor((frames - 1) / ratio)) + 1) * ratio
+    return np.stack([np.interp(positions, np.arange(frames), row) for row in shot]).astype(np.float32)
+
+
 def _choke_fade(sample_rate: int) -> int:
     return max(1, int(round(CHOKE_FADE_S * sample_rate)))
 
@@ -273,8 +301,12 @@ def _place(
     out = np.zeros((n_channels, length), dtype=np.float32)
     events = [(position(beat), hit) for beat, hit in hit_times(pattern, bars, beats_per_bar)]
     events = [(pos, hit) for pos, hit in events if hit.part in shots and pos < length]
+    notes: dict[tuple[str, float], np.ndarray] = {}
     for pos, hit in events:
-        shot = shots[hit.part] * np.float32(hit.velocity)
+        key = (hit.part, hit.semitones)
+        if key not in notes:
+            notes[key] = repitch(shots[hit.part], hit.semitones)
+        shot = notes[key] * np.float32(hit.velocity)
         # a later hit of a choking part cuts this sound (looking round the loop end when wrapping)
         choked_by = [part for part, victims in pattern.chokes.items() if hit.part in victims]
         cut = shot.shape[1]
@@ -285,7 +317,7 @@ def _place(
             if later:
                 cut = min(cut, min(later))
         shot = shot[:, :cut].copy()
-        if cut < shots[hit.part].shape[1]:
+        if cut < notes[key].shape[1]:
             fade = min(choke_fade, shot.shape[1])
             shot[:, shot.shape[1] - fade :] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
         end = pos + shot.shape[1]

@@ -103,3 +103,29 @@ def test_bad_arguments_name_the_value() -> None:
     with pytest.raises(RequestError, match="channel"):
         arrange({"closed hat": np.ones((1, 4), np.float32), "open hat": np.ones((2, 4), np.float32)},
                 pattern, 120.0, 1, SR)
+
+
+def test_repitch_plays_a_note_higher_as_a_sampler_does() -> None:
+    from loopbridge.engine.patterns import repitch
+
+    rate = 8000
+    t = np.arange(rate) / rate
+    tone = np.sin(2 * np.pi * 100 * t).astype(np.float32)[None]
+    up = repitch(tone, 12.0)
+    assert up.shape[1] == pytest.approx(rate / 2, abs=1)  # an octave up lasts half as long
+    spectrum = np.abs(np.fft.rfft(up[0]))
+    assert np.argmax(spectrum) * rate / up.shape[1] == pytest.approx(200.0, rel=0.01)
+    assert repitch(tone, 0.0) is tone
+
+
+def test_bass_line_is_one_note_at_a_time_on_its_grid() -> None:
+    from loopbridge.engine.patterns import MELODIC_PATTERNS
+
+    rate = 8000
+    shot = np.ones((1, rate * 2), np.float32)  # a note that would ring past the next one
+    loop = arrange({"bass": shot}, MELODIC_PATTERNS["bass"], 120.0, 1, rate, wrap_tails=False)
+    # notes never overlap: a later note cuts the one ringing (with a short fade), so the level stays at one
+    assert float(np.max(np.abs(loop))) <= 1.0 + 1e-6
+    starts = [beat_to_sample(h.beat, 120.0, rate) for h in MELODIC_PATTERNS["bass"].hits]
+    for start, hit in zip(starts, MELODIC_PATTERNS["bass"].hits, strict=True):
+        assert loop[0, start + 1] == pytest.approx(hit.velocity, abs=1e-6)
