@@ -208,7 +208,8 @@ def test_variation_change_plays_a_different_pre_rendered_sample(plugin, engine: 
     plugin.variation = 1
     second = wait_for_sample(plugin, engine, first.get("key"))
     assert second.get("variation") == "1"
-    assert not VARIATION_ASKED.search(engine.log_all()), "the knob turn played what was rendered ahead, no model ran for it"
+    assert not VARIATION_ASKED.search(engine.log_all()), \
+        "the knob turn played what was rendered ahead, no model ran for it"
     second_audio, _, _ = engine_file(engine, second)
     assert second.get("render_key") != first.get("render_key")
 
