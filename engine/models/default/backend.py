@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from ...errors import ModelLoadError, RequestError
-from ...patterns import Pattern, arrange, pattern_for_prompt
+from ...patterns import MELODIC_PATTERNS, Pattern, arrange, pattern_for_prompt
 from ...request import GenerateRequest, Kind
 from ..base import (
     Capabilities,
@@ -127,6 +127,15 @@ def estimate_root_note(audio: np.ndarray, sample_rate: int) -> int | None:
     freq = sample_rate / lag
     note = int(round(69 + 12 * math.log2(freq / 440.0)))
     return note if 0 <= note <= 127 else None
+
+
+def _loop_pattern(request: GenerateRequest) -> Pattern:
+    """A loop's pattern: a bass line or a pluck arpeggio when the prompt names that class ("bass
+    loop", "pluck arp"), else the drum pattern its words (or its seed) pick."""
+    named = class_for_prompt(request.prompt)
+    if named in MELODIC_PATTERNS:
+        return MELODIC_PATTERNS[named]
+    return pattern_for_prompt(request.prompt, request.effective_seed)
 
 
 class DefaultModel(ModelBackend):
@@ -245,7 +254,7 @@ class DefaultModel(ModelBackend):
         patterns: dict[int, Pattern] = {}
         for i, request in enumerate(requests):
             if request.kind is Kind.LOOP:
-                pattern = pattern_for_prompt(request.prompt, request.effective_seed)
+                pattern = _loop_pattern(request)
                 patterns[i] = pattern
                 for part in pattern.parts:
                     voices.append(_Voice(i, self.config.classes.index(part), part))
@@ -365,12 +374,19 @@ class DefaultModel(ModelBackend):
         peak = float(np.max(np.abs(loop)))
         if peak > LOOP_PEAK:
             loop *= np.float32(LOOP_PEAK / peak)
-        info = {
+        melodic = [part for part in parts if part in PITCHED_CLASSES]
+        info: dict[str, Any] = {
             "tempo_bpm": float(request.tempo_bpm),
             "beats": bars * request.beats_per_bar,
             "pattern": pattern.name,
-            "class": "drum loop",
+            "class": f"{melodic[0]} loop" if melodic else "drum loop",
             "parts": list(parts),
             "styles": styles,
         }
+        if melodic:
+            # the loop's key is its note's: the pattern moves around the one-shot's own pitch
+            root = estimate_root_note(shots[melodic[0]][0], config.sample_rate)
+            low, high = ROOT_NOTE_RANGES.get(melodic[0], (0, 127))
+            if root is not None and low <= root <= high:
+                info["root_note"] = root
         return GeneratedAudio(audio=loop.astype(np.float32), sample_rate=config.sample_rate, info=info)
