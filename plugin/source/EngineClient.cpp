@@ -176,9 +176,11 @@ void EngineClient::sendJob (const char* type, const codec::RequestSettings& sett
     const bool sent = connected && send (inFlightHeader, &inFlightAudioPrompt);
     needsResend = ! sent;
     const auto what = juce::String (type) + (juce::String (type) == p::type::kVariation ? " " + juce::String (settings.variation) : juce::String());
+    const auto note = codec::lengthNote (settings.meterNumerator, settings.meterDenominator, settings.bars);
     updateStatus ([&] (EngineStatus& s) {
         s.activity = sent ? "requested " + what : what + ": waiting for the engine";
         s.progress = sent ? 0.0 : -1.0;
+        s.lengthNote = note;
     });
     if (! sent && socket == nullptr)
         reconnectAt = 0.0; // a user action: try the engine again now rather than after the back-off
@@ -194,9 +196,11 @@ void EngineClient::sendConform (const juce::String& renderKey, const codec::Requ
     inFlightAudioPrompt.reset();
     lastSent = settings;
     needsResend = ! (connected && send (inFlightHeader));
+    const auto note = codec::lengthNote (settings.meterNumerator, settings.meterDenominator, settings.bars);
     updateStatus ([&] (EngineStatus& s) {
         s.activity = "conforming to " + juce::String (settings.tempoBpm, 2) + " BPM";
         s.progress = 0.0;
+        s.lengthNote = note;
     });
 }
 

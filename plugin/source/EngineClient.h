@@ -38,6 +38,7 @@ struct EngineStatus
     juce::StringArray models;
     juce::String activity;       // "generating variation 3", "queued (2 ahead)", ...
     double progress = -1.0;      // 0..1 while a job runs, else < 0
+    juce::String lengthNote;     // set while the last request could not carry the Length exactly in the host's meter
     juce::String lastError;      // the last error (the engine's with its code and number); cleared by a sample that arrives or a hello answered
     double retryInSeconds = 0.0; // while not running
     juce::uint32 samplesReceived = 0;

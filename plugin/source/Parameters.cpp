@@ -2,11 +2,10 @@
 
 namespace loopbridge
 {
-double lengthInBars (int index, int beatsPerBar) noexcept
+double lengthInBars (int index, double quarterNotesPerBar) noexcept
 {
     const auto& choice = kLengthChoices[juce::jlimit (0, (int) std::size (kLengthChoices) - 1, index)];
-    const auto bars = choice.bars > 0.0 ? choice.bars : choice.beats / (double) juce::jmax (1, beatsPerBar);
-    return juce::jlimit (0.25, 64.0, bars);
+    return choice.bars > 0.0 ? choice.bars : choice.beats / (quarterNotesPerBar > 0.0 ? quarterNotesPerBar : 4.0);
 }
 
 TriggerParameter::TriggerParameter (const juce::ParameterID& id, const juce::String& parameterName)

@@ -36,7 +36,7 @@ inline constexpr float kGainMaxDb = 12.0f;
 struct LengthChoice
 {
     const char* label;
-    double beats; // > 0: a number of beats; the bars value is derived from the time signature
+    double beats; // > 0: a number of beats (quarter notes, as hosts count them); bars follow from the time signature
     double bars;  // > 0: a number of bars
 };
 
@@ -46,8 +46,9 @@ inline constexpr LengthChoice kLengthChoices[] = {
 };
 inline constexpr int kDefaultLengthIndex = 2;
 
-/** Length choice `index` in bars at `beatsPerBar` (the engine's smallest length is a quarter bar). */
-double lengthInBars (int index, int beatsPerBar) noexcept;
+/** Length choice `index` in bars of a meter whose bar is `quarterNotesPerBar` quarter notes
+    (numerator * 4 / denominator). The engine's limits are applied by codec::lengthFields. */
+double lengthInBars (int index, double quarterNotesPerBar) noexcept;
 
 enum class SampleKind
 {

@@ -282,6 +282,8 @@ void LoopBridgeEditor::refresh()
         text << "  |  " << status.activity;
     else if (status.activity.isNotEmpty())
         text << "  |  " << status.activity;
+    if (status.lengthNote.isNotEmpty())
+        text << "  |  " << status.lengthNote;
     if (status.lastError.isNotEmpty())
     {
         text << "  |  " << status.lastError;

@@ -66,8 +66,9 @@ void LoopBridgeProcessor::processBlock (juce::AudioBuffer<float>& buffer, juce::
             {
                 transport.timeSigNumerator = sig->numerator;
                 transport.timeSigDenominator = sig->denominator;
-                hostTimeSigNumerator.store (sig->numerator, std::memory_order_relaxed);
-                hostTimeSigDenominator.store (sig->denominator, std::memory_order_relaxed);
+                hostTimeSignature.store (((std::uint32_t) juce::jmin (sig->numerator, 0xffff) << 16)
+                                             | (std::uint32_t) juce::jmin (sig->denominator, 0xffff),
+                                         std::memory_order_relaxed);
             }
             if (const auto ppq = position->getPpqPosition())
             {
@@ -176,8 +177,11 @@ codec::RequestSettings LoopBridgeProcessor::currentSettings()
     s.isLoop = params.getKind() == SampleKind::loop;
     s.seed = params.getSeed();
     s.variation = params.getVariation();
-    s.beatsPerBar = juce::jlimit (1, 16, hostTimeSigNumerator.load());
-    s.bars = lengthInBars (params.getLengthIndex(), s.beatsPerBar);
+    const auto meter = hostTimeSignature.load();
+    s.meterNumerator = juce::jmax (1, (int) (meter >> 16));
+    s.meterDenominator = juce::jmax (1, (int) (meter & 0xffff));
+    // Bars of the host's meter; the request headers turn them into the engine's bars and beats.
+    s.bars = lengthInBars (params.getLengthIndex(), s.meterNumerator * 4.0 / s.meterDenominator);
     s.tempoBpm = juce::jlimit (20.0, 999.0, hostTempoBpm.load());
     s.steps = params.getQualitySteps();
     s.morphAmount = juce::jlimit (0.0, 1.0, (double) params.morph.load());

@@ -98,8 +98,8 @@ private:
 
     // What the host says, written by the audio thread, read by the network thread.
     std::atomic<double> hostTempoBpm { 120.0 };
-    std::atomic<int> hostTimeSigNumerator { 4 };
-    std::atomic<int> hostTimeSigDenominator { 4 };
+    // numerator << 16 | denominator: one word, so a meter change is never read half old, half new
+    std::atomic<std::uint32_t> hostTimeSignature { (4u << 16) | 4u };
     std::atomic<double> hostSampleRate { 0.0 };
 
     juce::LinearSmoothedValue<float> gain { 1.0f };

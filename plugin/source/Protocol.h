@@ -167,4 +167,14 @@ inline constexpr const char* kOneShot = "one-shot";
 inline constexpr const char* kLoop = "loop";
 } // namespace kind
 
+// ---- what the engine accepts for a loop's length (engine/request.py) ---------------------------
+// The engine's bar is beats_per_bar quarter notes of tempo_bpm.
+namespace limits
+{
+inline constexpr double kBarsMin = 0.25;
+inline constexpr double kBarsMax = 64.0;
+inline constexpr int kBeatsPerBarMin = 1;
+inline constexpr int kBeatsPerBarMax = 16;
+} // namespace limits
+
 } // namespace loopbridge::protocol

@@ -33,9 +33,10 @@ struct RequestSettings
     bool isLoop = false;
     int seed = 0;
     int variation = 0;
-    double bars = 1.0;
-    double tempoBpm = 120.0;
-    int beatsPerBar = 4;
+    double bars = 1.0;         // in bars of the host's meter, as the Length knob asks (see lengthFields)
+    double tempoBpm = 120.0;   // quarter notes per minute
+    int meterNumerator = 4;    // the host's time signature
+    int meterDenominator = 4;
     int steps = 0;             // 0: the model's default (field left out)
     double morphAmount = 0.0;  // sent with a morph prompt only
     double audioPromptStrength = 0.5;
@@ -43,6 +44,28 @@ struct RequestSettings
     int sampleRate = 48000;
     double pitchSemitones = 0.0;
 };
+
+/** A length as the engine takes it: `bars` of its bars, each `beatsPerBar` quarter notes of tempo_bpm. */
+struct LengthFields
+{
+    int beatsPerBar = 4;
+    double bars = 1.0;
+    bool exact = true; // false: the engine cannot be asked for exactly the length wanted (lengthNote says why)
+};
+
+/** `bars` bars of the host's meter `numerator`/`denominator` in the engine's terms, the one rule
+    behind every request header. The engine counts a bar as beats_per_bar quarter notes, while a
+    bar of the meter is q = numerator * 4 / denominator of them. A whole q of 1-16 is sent as
+    beats_per_bar with the bars as asked (6/8: 3, 2/2: 4). Any other meter sends its numerator as
+    beats_per_bar and the bars scaled by 4 / denominator, so that the length in quarter notes is
+    the same (two bars of 7/8 are one bar of 7). Bars are then clamped to the engine's range; a
+    numerator outside 1-16 falls back to the numerator clamped and the bars as asked. Either makes
+    the length inexact. A meter that is not positive counts as 4/4. */
+LengthFields lengthFields (int numerator, int denominator, double bars) noexcept;
+
+/** One line for the status when lengthFields cannot express `bars` bars of the meter exactly
+    (what the engine is asked for instead); empty when it can. */
+juce::String lengthNote (int numerator, int denominator, double bars);
 
 /** The header of a generate / variation / morph request (`type` one of those three). A background
     request (a prefetch) yields to interactive ones in the engine's queue. */

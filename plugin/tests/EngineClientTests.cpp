@@ -219,6 +219,78 @@ public:
             p.setPlayHead (nullptr);
         }
 
+        beginTest ("the meter in the engine's quarter-note bars: 4/4, 3/4, 6/8, 2/2, 7/8; the engine's 6/8 loop plays on the bar lines");
+        {
+            // One bar of 6/8 at 120 BPM, as the engine makes it: 3 quarter notes, 1.5 s.
+            const auto bar = test::makeWav (48000.0, 72000, 1, 0.0, 120.0, 3.0, 60, true);
+            test::ScriptedPeer peer ({ bar });
+            LoopBridgeProcessor p;
+            test::TestPlayHead head;
+            p.setPlayHead (&head);
+            p.prepareToPlay (48000.0, 512);
+            p.setPrefetchDepth (0);
+            p.setEndpoint (peer.endpoint);
+            p.setPrompt ("waltzing shaker");
+            setParam (p, ParamIDs::kind, 1.0f);
+            juce::AudioBuffer<float> out (2, 512);
+            juce::MidiBuffer midi;
+            head.set (120.0, 4, 4, 0.0, false);
+            p.processBlock (out, midi);
+            expect (waitFor ([&] { return p.getEngineStatus().connection == EngineStatus::Connection::connected; }, 8000));
+
+            struct Row
+            {
+                int numerator, denominator;
+                int lengthIndex; // 2: "1 bar", 3: "2 bars", 0: "1 beat"
+                int beatsPerBar;
+                double bars;
+                bool exact;
+            };
+            const Row rows[] = {
+                { 4, 4, 2, 4, 1.0, true }, { 3, 4, 2, 3, 1.0, true }, { 2, 2, 2, 4, 1.0, true },
+                { 7, 8, 3, 7, 1.0, true }, // two bars of 7/8 are 7 quarter notes
+                { 7, 8, 0, 7, 0.25, false }, // one quarter note of 7/8 is shorter than the engine goes
+                { 6, 8, 2, 3, 1.0, true }, // last: its sample is played below
+            };
+            for (const auto& row : rows)
+            {
+                const auto what = juce::String (row.numerator) + "/" + juce::String (row.denominator) + ", length choice "
+                                  + juce::String (row.lengthIndex);
+                setParam (p, ParamIDs::length, (float) row.lengthIndex);
+                head.set (120.0, row.numerator, row.denominator, 0.0, false);
+                p.processBlock (out, midi);
+                const auto before = peer.jobs.load();
+                press (p);
+                expect (waitFor ([&] { return peer.jobs.load() == before + 1; }, 5000), what);
+                const auto generates = peer.requestsOfType ("generate");
+                if (generates.empty())
+                    continue;
+                expectEquals ((int) generates.back()["beats_per_bar"], row.beatsPerBar, what);
+                expectWithinAbsoluteError ((double) generates.back()["bars"], row.bars, 1.0e-9, what);
+                expectEquals ((double) generates.back()["tempo_bpm"], 120.0, what);
+                expect (waitFor ([&] { return p.getEngineStatus().lengthNote.isEmpty() == row.exact; }, 2000),
+                        what + ", the status: " + p.getEngineStatus().lengthNote);
+            }
+            expect (waitFor ([&] { return p.getLatestSample() != nullptr && p.getLatestSample()->getLoopBeats() == 3.0; }, 5000),
+                    "the engine's one bar of 6/8 is 3 beats long");
+
+            for (const auto barLine : { 0.0, 3.0, 12.0 })
+            {
+                head.set (120.0, 6, 8, barLine, true);
+                out.clear();
+                p.processBlock (out, midi);
+                for (int i = 200; i < 512; i += 50)
+                    expectWithinAbsoluteError (out.getSample (0, i), p.getLatestSample()->audio.getSample (0, i), 1.0e-4f,
+                                               "the loop's start on the 6/8 bar line at " + juce::String (barLine));
+            }
+            head.set (120.0, 6, 8, 4.5, true); // half way through the second bar
+            out.clear();
+            p.processBlock (out, midi);
+            for (int i = 200; i < 512; i += 50)
+                expectWithinAbsoluteError (out.getSample (0, i), p.getLatestSample()->audio.getSample (0, 36000 + i), 1.0e-4f);
+            p.setPlayHead (nullptr);
+        }
+
         beginTest ("an engine error shows until the next request succeeds");
         {
             test::ScriptedPeer peer (wavs);

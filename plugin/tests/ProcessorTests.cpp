@@ -89,7 +89,8 @@ public:
 
             const auto s = p.currentSettings();
             expectEquals (s.tempoBpm, 97.0);
-            expectEquals (s.beatsPerBar, 3);
+            expectEquals (s.meterNumerator, 3);
+            expectEquals (s.meterDenominator, 4);
             expectEquals (s.sampleRate, 44100);
             expectEquals (s.bars, 2.0);
             expectEquals (s.variation, 5);
@@ -100,11 +101,15 @@ public:
 
             setParam (p, ParamIDs::length, 0.0f); // "1 beat" in 3/4: a third of a bar
             expectWithinAbsoluteError (p.currentSettings().bars, 1.0 / 3.0, 1.0e-9);
+            head.set (140.0, 6, 8, 0.0, true);
+            renderBlock (p, 512);
+            expectWithinAbsoluteError (p.currentSettings().bars, 1.0 / 3.0, 1.0e-9, "a beat is a quarter note: a third of a bar of 6/8");
             head.set (140.0, 7, 8, 0.0, true);
             renderBlock (p, 512);
             expectEquals (p.currentSettings().tempoBpm, 140.0);
-            expectEquals (p.currentSettings().beatsPerBar, 7);
-            expectEquals (p.currentSettings().bars, 0.25, "the engine's shortest length");
+            expectEquals (p.currentSettings().meterNumerator, 7);
+            expectEquals (p.currentSettings().meterDenominator, 8);
+            expectWithinAbsoluteError (p.currentSettings().bars, 1.0 / 3.5, 1.0e-9, "a quarter note of a 3.5-quarter bar");
             p.setPlayHead (nullptr);
         }
 
@@ -193,6 +198,40 @@ public:
             const auto out = renderBlock (p, 512);
             for (int i = 200; i < 512; i += 50)
                 expectWithinAbsoluteError (out.getSample (0, i), loop->audio.getSample (0, i), 1.0e-4f, "the loop's start on the bar line");
+            p.setPlayHead (nullptr);
+        }
+
+        beginTest ("Loop mode in 6/8: loops of whole bars in quarter notes start on the bar lines");
+        {
+            // 6/8: bar lines every 3 quarter notes
+            auto sixEight = [] (double ppq, double lastBarStart) {
+                return TransportState { true, 120.0, ppq, true, lastBarStart, true, 0, false, 6, 8 };
+            };
+            expectWithinAbsoluteError (loopPhaseBeats (sixEight (3.0, 3.0), 3.0), 0.0, 1.0e-9);
+            expectWithinAbsoluteError (loopPhaseBeats (sixEight (7.5, 6.0), 3.0), 1.5, 1.0e-9);
+            expectWithinAbsoluteError (loopPhaseBeats (sixEight (9.0, 9.0), 6.0), 3.0, 1.0e-9); // bar 4: the loop's second bar
+            expectWithinAbsoluteError (loopPhaseBeats (sixEight (12.0, 12.0), 6.0), 0.0, 1.0e-9);
+
+            LoopBridgeProcessor p;
+            test::TestPlayHead head;
+            p.setPlayHead (&head);
+            p.prepareToPlay (48000.0, 512);
+            setParam (p, ParamIDs::kind, 1.0f);
+            // what the engine sends for one bar of 6/8 at 120 BPM: 3 quarter notes, 1.5 s
+            const auto bar = decode (test::makeWav (48000.0, 72000, 1, 0.0, 120.0, 3.0, 60, true));
+            p.publishSample (bar);
+            for (const auto barLine : { 3.0, 9.0, 27.0 })
+            {
+                head.set (120.0, 6, 8, barLine, true);
+                const auto out = renderBlock (p, 512);
+                for (int i = 200; i < 512; i += 50)
+                    expectWithinAbsoluteError (out.getSample (0, i), bar->audio.getSample (0, i), 1.0e-4f,
+                                               "the loop's start on the bar line at " + juce::String (barLine));
+            }
+            head.set (120.0, 6, 8, 10.5, true); // half way through bar 4
+            const auto out = renderBlock (p, 512);
+            for (int i = 200; i < 512; i += 50)
+                expectWithinAbsoluteError (out.getSample (0, i), bar->audio.getSample (0, 36000 + i), 1.0e-4f);
             p.setPlayHead (nullptr);
         }
 

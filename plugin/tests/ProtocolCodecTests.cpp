@@ -119,7 +119,8 @@ public:
             s.variation = 3;
             s.bars = 2.0;
             s.tempoBpm = 97.5;
-            s.beatsPerBar = 3;
+            s.meterNumerator = 3;
+            s.meterDenominator = 4;
             s.steps = 0;
             s.sampleRate = 44100;
             s.pitchSemitones = -2.0;
@@ -158,6 +159,76 @@ public:
             expectEquals (conform["type"].toString(), juce::String ("conform"));
             expectEquals (conform["render_key"].toString(), juce::String ("abc123"));
             expectEquals ((double) conform["tempo_bpm"], 97.5);
+        }
+
+        beginTest ("the host's meter in the engine's bars of quarter notes: one rule for every header");
+        {
+            struct Row
+            {
+                int numerator, denominator;
+                double bars;
+                int beatsPerBar;
+                double engineBars;
+                bool exact;
+            };
+            const Row rows[] = {
+                { 4, 4, 2.0, 4, 2.0, true },    // the engine's default meter
+                { 3, 4, 1.0, 3, 1.0, true },
+                { 6, 8, 1.0, 3, 1.0, true },    // a bar of 6/8 is 3 quarter notes, not 6
+                { 6, 8, 4.0, 3, 4.0, true },
+                { 12, 8, 2.0, 6, 2.0, true },
+                { 2, 2, 1.0, 4, 1.0, true },    // a bar of 2/2 is 4 quarter notes, not 2
+                { 3, 2, 2.0, 6, 2.0, true },
+                { 7, 8, 2.0, 7, 1.0, true },    // 7 quarter notes: one engine bar of 7
+                { 7, 8, 1.0, 7, 0.5, true },    // 3.5 quarter notes
+                { 5, 8, 4.0, 5, 2.0, true },
+                { 9, 16, 4.0, 9, 1.0, true },
+                { 9, 2, 1.0, 9, 2.0, true },    // 18 quarter notes: more than 16 a bar
+                { 7, 8, 1.0 / 3.5, 7, 0.25, false }, // one quarter note of 7/8 is below the engine's shortest length
+                { 17, 8, 1.0, 16, 1.0, false }, // no beats_per_bar holds it: the numerator clamped, the bars as asked
+                { 0, 0, 1.0, 4, 1.0, true },    // no meter: 4/4
+            };
+            for (const auto& row : rows)
+            {
+                const auto what = juce::String (row.bars) + " bars of " + juce::String (row.numerator) + "/" + juce::String (row.denominator);
+                const auto fields = codec::lengthFields (row.numerator, row.denominator, row.bars);
+                expectEquals (fields.beatsPerBar, row.beatsPerBar, what);
+                expectWithinAbsoluteError (fields.bars, row.engineBars, 1.0e-12, what);
+                expect (fields.exact == row.exact, what);
+                if (row.exact)
+                    expectWithinAbsoluteError (fields.bars * fields.beatsPerBar,
+                                               row.bars * juce::jmax (1, row.numerator) * 4.0 / juce::jmax (1, row.denominator),
+                                               1.0e-9, what + ": the same length in quarter notes");
+                expect (codec::lengthNote (row.numerator, row.denominator, row.bars).isEmpty() == row.exact, what);
+
+                codec::RequestSettings s;
+                s.isLoop = true;
+                s.meterNumerator = row.numerator;
+                s.meterDenominator = row.denominator;
+                s.bars = row.bars;
+                for (const auto& h : { codec::makeRequestHeader (protocol::type::kGenerate, "g-1", s),
+                                       codec::makeConformHeader ("c-1", "render", s) })
+                {
+                    expectEquals ((int) h["beats_per_bar"], row.beatsPerBar, what + ": " + h["type"].toString());
+                    expectWithinAbsoluteError ((double) h["bars"], row.engineBars, 1.0e-12, what + ": " + h["type"].toString());
+                }
+            }
+            const auto note = codec::lengthNote (17, 8, 1.0);
+            expectEquals (note, juce::String ("1 bar of 17/8 cannot be sent exactly: 16 quarter notes instead of 8.5 (1 bar of 16 beats)"));
+            expectEquals (codec::lengthNote (7, 8, 1.0 / 3.5),
+                          juce::String ("0.286 bars of 7/8 cannot be sent exactly: 1.75 quarter notes instead of 1 (0.25 bars of 7 beats)"));
+
+            // A cached variation is keyed by what the engine is asked: a bar of 6/8 is a bar of 3/4
+            // to it, a bar of 6/4 is not.
+            codec::RequestSettings a, b, c;
+            a.meterNumerator = 6;
+            a.meterDenominator = 8;
+            b.meterNumerator = 3;
+            b.meterDenominator = 4;
+            c.meterNumerator = 6;
+            c.meterDenominator = 4;
+            expectEquals (codec::sampleIdentity (a, 0), codec::sampleIdentity (b, 0));
+            expect (codec::sampleIdentity (a, 0) != codec::sampleIdentity (c, 0));
         }
 
         beginTest ("engine messages: replies with samples, progress, errors");

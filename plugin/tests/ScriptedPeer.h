@@ -82,8 +82,11 @@ private:
             }
             juce::String reply;
             const juce::MemoryBlock* wav = nullptr;
-            // Like the engine, a reply says the sample is at the tempo that was asked for.
+            // Like the engine, a reply says the sample is at the tempo that was asked for, and as
+            // long as asked: bars of beats_per_bar quarter notes.
             const auto tempo = header.hasProperty ("tempo_bpm") ? juce::String ((double) header["tempo_bpm"]) : juce::String ("120.0");
+            const auto beats = juce::String ((header.hasProperty ("bars") ? (double) header["bars"] : 1.0)
+                                             * (header.hasProperty ("beats_per_bar") ? (double) header["beats_per_bar"] : 4.0));
             if (type == "hello")
             {
                 ++hellos;
@@ -110,7 +113,7 @@ private:
                     wav = &wavs[(size_t) variation % wavs.size()];
                     reply = R"({"v":1,"type":"reply","re":")" + type + R"(","id":")" + id
                             + R"(","samples":[{"key":"k)" + juce::String (variation) + R"(","render_key":"r)" + juce::String (variation)
-                            + R"(","kind":"loop","tempo_bpm":)" + tempo + R"(,"beats":4,"variation":)" + juce::String (variation) + R"(,"frame":1}]})";
+                            + R"(","kind":"loop","tempo_bpm":)" + tempo + R"(,"beats":)" + beats + R"(,"variation":)" + juce::String (variation) + R"(,"frame":1}]})";
                 }
             }
             else if (type == "conform")
@@ -121,7 +124,7 @@ private:
                 wav = &wavs.front();
                 reply = R"({"v":1,"type":"reply","re":"conform","id":")" + id + R"(","samples":[{"key":")" + renderKey + "-c"
                         + juce::String (conform) + R"(","render_key":")" + renderKey + R"(","kind":"loop","tempo_bpm":)" + tempo
-                        + R"(,"beats":4,"frame":1}]})";
+                        + R"(,"beats":)" + beats + R"(,"frame":1}]})";
             }
             else
                 continue;

@@ -142,3 +142,12 @@ def test_kind_values_are_engine_kinds() -> None:
     from loopbridge.engine.request import Kind
 
     assert set(CONSTANTS["kind"].values()) <= {k.value for k in Kind}
+
+
+def test_length_limits_are_the_engines() -> None:
+    """The plugin clamps bars and beats_per_bar to what the engine's requests accept."""
+    from loopbridge.engine import request
+
+    limits = CONSTANTS["limits"]
+    assert (limits["kBarsMin"], limits["kBarsMax"]) == (request.BARS_MIN, request.BARS_MAX)
+    assert (limits["kBeatsPerBarMin"], limits["kBeatsPerBarMax"]) == request.BEATS_PER_BAR_RANGE
