@@ -2,6 +2,8 @@
 
 #include <juce_audio_formats/juce_audio_formats.h>
 
+#include <cmath>
+
 namespace loopbridge
 {
 double Sample::getLoopBeats() const noexcept
@@ -111,6 +113,17 @@ std::unique_ptr<Sample> Sample::fromWav (const void* data, size_t numBytes, cons
             sample->loopEnd = endInclusive + 1;
             sample->isLoop = true;
         }
+    }
+
+    // The acid chunk holds whole beats, so a loop of 3.5 quarter notes (a bar of 7/8) reads as 4.
+    // Where the loop's length at the chunk's tempo is a 64th-note multiple within half a beat of
+    // it, that length is the loop's, so transport-locked playback keeps to the bar lines.
+    if (hasAcid && sample->isLoop && sample->beats > 0.0 && sample->tempoBpm > 0.0)
+    {
+        const auto measured = (double) (sample->loopEnd - sample->loopStart) / sample->sampleRate * sample->tempoBpm / 60.0;
+        const auto snapped = std::round (measured * 16.0) / 16.0;
+        if (snapped > 0.0 && std::abs (measured - snapped) < 0.01 && std::abs (snapped - sample->beats) <= 0.5)
+            sample->beats = snapped;
     }
 
     // ... then what the engine's reply says, which wins where given.

@@ -201,7 +201,7 @@ public:
             p.setPlayHead (nullptr);
         }
 
-        beginTest ("Loop mode in 6/8: loops of whole bars in quarter notes start on the bar lines");
+        beginTest ("Loop mode in 6/8 and 7/8: loops of whole bars in quarter notes start on the bar lines");
         {
             // 6/8: bar lines every 3 quarter notes
             auto sixEight = [] (double ppq, double lastBarStart) {
@@ -229,9 +229,22 @@ public:
                                                "the loop's start on the bar line at " + juce::String (barLine));
             }
             head.set (120.0, 6, 8, 10.5, true); // half way through bar 4
-            const auto out = renderBlock (p, 512);
+            auto out = renderBlock (p, 512);
             for (int i = 200; i < 512; i += 50)
                 expectWithinAbsoluteError (out.getSample (0, i), bar->audio.getSample (0, 36000 + i), 1.0e-4f);
+
+            // 7/8: one bar is 3.5 quarter notes, which the file's acid chunk can only call 4 beats
+            const auto sevenEight = decode (test::makeWav (48000.0, 84000, 1, 0.0, 120.0, 3.5, 60, true));
+            p.publishSample (sevenEight);
+            renderBlock (p, 512);
+            for (const auto barLine : { 3.5, 7.0, 35.0 })
+            {
+                head.set (120.0, 7, 8, barLine, true);
+                out = renderBlock (p, 512);
+                for (int i = 200; i < 512; i += 50)
+                    expectWithinAbsoluteError (out.getSample (0, i), sevenEight->audio.getSample (0, i), 1.0e-4f,
+                                               "the 7/8 loop's start on the bar line at " + juce::String (barLine));
+            }
             p.setPlayHead (nullptr);
         }
 

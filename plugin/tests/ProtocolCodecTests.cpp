@@ -305,6 +305,14 @@ public:
             sample = Sample::fromWav (wav.getData(), wav.getSize(), info, error);
             expect (sample != nullptr && ! sample->isLoop && sample->rootNote == 36 && sample->tempoBpm == 90.0);
 
+            // The acid chunk holds whole beats: a bar of 7/8 at 120 BPM (3.5 quarter notes, 84000
+            // frames) is tagged 4; its length at the tagged tempo says 3.5, and that is what plays.
+            const auto sevenEight = test::makeWav (48000.0, 84000, 1, 0.0, 120.0, 3.5, 60, true);
+            sample = Sample::fromWav (sevenEight.getData(), sevenEight.getSize(), {}, error);
+            expect (sample != nullptr, error);
+            expectEquals (sample->beats, 3.5);
+            expectEquals (sample->getLoopBeats(), 3.5);
+
             const char garbage[] = "RIFF....WAVEfmt this is not audio at all, just text pretending";
             expect (Sample::fromWav (garbage, sizeof (garbage), {}, error) == nullptr);
             expect (error.isNotEmpty());
