@@ -100,8 +100,9 @@ exports.CONTROLS = [
 exports.LIVE_INPUTS = [
     {name: "tempo", source: "live_set tempo (observed)", address: A.JOB_CONFORM, field: "tempo_bpm",
         summary: "sent with every request; a change re-conforms the current sample"},
-    {name: "beats_per_bar", source: "live_set signature_numerator", address: A.JOB_GENERATE, field: "beats_per_bar",
-        summary: "sent with every request"},
+    {name: "beats_per_bar", source: "live_set signature_numerator, signature_denominator", address: A.JOB_GENERATE,
+        field: "beats_per_bar",
+        summary: "sent with every request: quarter notes in a bar of the song's meter (6/8: 3), with bars to match"},
     {name: "sample_rate", source: "dspstate~", address: A.JOB_GENERATE, field: "sample_rate",
         summary: "the conformed file is written at Live's sample rate"}
 ];

@@ -42,6 +42,53 @@ function clamp(value, low, high) {
     return Math.max(low, Math.min(high, value));
 }
 
+// "0.25", "1", "3.5": up to three decimals, for the status line
+function decimal(value) {
+    return String(round(value, 3));
+}
+
+function barsText(bars) {
+    return decimal(bars) + (decimal(bars) === "1" ? " bar" : " bars");
+}
+
+// `bars` bars of the meter numerator/denominator as the engine takes them: its bar is
+// beats_per_bar quarter notes of tempo_bpm, a bar of the meter q = numerator * 4 / denominator of
+// them. A whole q of 1-16 goes as beats_per_bar with the bars as asked (6/8: 3, 2/2: 4). Any other
+// meter sends its numerator and the bars scaled by 4 / denominator, which keeps the length in
+// quarter notes (two bars of 7/8 are one bar of 7). Bars are then clamped to the engine's range;
+// a numerator outside 1-16 falls back to the numerator clamped and the bars as asked. Either
+// makes the length inexact, and `note` says what is sent instead. A meter Live does not give is 4/4.
+// Returns {beatsPerBar, bars, exact, note}.
+function lengthFields(numerator, denominator, bars) {
+    var L = protocol.LIMITS;
+    numerator = Math.round(Number(numerator));
+    denominator = Math.round(Number(denominator));
+    if (!(numerator > 0) || !(denominator > 0)) {
+        numerator = 4;
+        denominator = 4;
+    }
+    bars = Number(bars);
+    if (!(bars > 0) || !isFinite(bars)) {
+        bars = 1;
+    }
+    var quarters = numerator * 4 / denominator;
+    var out;
+    if ((numerator * 4) % denominator === 0 && quarters >= L.BEATS_PER_BAR_MIN && quarters <= L.BEATS_PER_BAR_MAX) {
+        out = {beatsPerBar: quarters, bars: bars, exact: true};
+    } else if (numerator >= L.BEATS_PER_BAR_MIN && numerator <= L.BEATS_PER_BAR_MAX) {
+        out = {beatsPerBar: numerator, bars: bars * 4 / denominator, exact: true};
+    } else {
+        out = {beatsPerBar: clamp(numerator, L.BEATS_PER_BAR_MIN, L.BEATS_PER_BAR_MAX), bars: bars, exact: false};
+    }
+    var clamped = clamp(out.bars, L.BARS_MIN, L.BARS_MAX);
+    out.exact = out.exact && clamped === out.bars;
+    out.bars = clamped;
+    out.note = out.exact ? "" : barsText(bars) + " of " + numerator + "/" + denominator + " cannot be sent exactly: " +
+        decimal(out.bars * out.beatsPerBar) + " quarter notes instead of " + decimal(bars * quarters) + " (" +
+        barsText(out.bars) + " of " + out.beatsPerBar + " beats).";
+    return out;
+}
+
 // Max hands paths around in its own style, "Volume:/folder/file.wav"; the engine and Live's
 // create_audio_clip want the operating system's. A one-letter volume is a Windows drive
 // ("C:/x.wav" already is a Windows path); on macOS the boot volume is "/" and others are under
@@ -298,11 +345,18 @@ Device.prototype.songTempo = function () {
     return this.tempoBpm;
 };
 
-Device.prototype.songBeatsPerBar = function () {
-    var beats = this.live.beatsPerBar();
-    return beats !== null ? clamp(Math.round(beats), protocol.LIMITS.BEATS_PER_BAR_MIN,
-        protocol.LIMITS.BEATS_PER_BAR_MAX) : 4;
+// `bars` bars of the song's meter now, as the engine takes them (lengthFields). Every request's
+// beats_per_bar and bars come from here.
+Device.prototype.songLength = function (bars) {
+    var meter = this.live.meter();
+    return lengthFields(meter.numerator, meter.denominator, bars);
 };
+
+// The length fields of a request for `bars` bars of the song (null: one-shots, no bars sent).
+function withLength(fields, length, sendBars) {
+    fields = setField(fields, "beats_per_bar", length.beatsPerBar);
+    return setField(fields, "bars", sendBars ? length.bars : null);
+}
 
 // The key/value fields of a generate-type request from the controls, or a reason why not.
 Device.prototype.generateFields = function (seed) {
@@ -319,18 +373,19 @@ Device.prototype.generateFields = function (seed) {
     if (tempo === null || tempo < L.TEMPO_MIN_BPM || tempo > L.TEMPO_MAX_BPM) {
         return {error: "Live's tempo " + tempo + " BPM is outside " + L.TEMPO_MIN_BPM + "-" + L.TEMPO_MAX_BPM + " BPM."};
     }
+    var length = this.songLength(v.bars);
     var fields = [
         ["prompt", v.prompt],
         ["kind", v.kind],
         ["seed", seed],
         ["variation", v.variation],
         ["tempo_bpm", round(tempo, 6)],
-        ["beats_per_bar", this.songBeatsPerBar()],
+        ["beats_per_bar", length.beatsPerBar],
         ["pitch_semitones", v.pitch_semitones]
     ];
     // one-shots take the model's natural length; everything else is cut to whole bars
     if (v.kind !== "one-shot") {
-        fields.push(["bars", v.bars]);
+        fields.push(["bars", length.bars]);
     }
     if (v.steps > 0) {
         fields.push(["steps", clamp(v.steps, L.STEPS_MIN, L.STEPS_MAX)]);
@@ -348,7 +403,8 @@ Device.prototype.generateFields = function (seed) {
     if (this.sampleRate) {
         fields.push(["sample_rate", this.sampleRate]);
     }
-    return {fields: fields};
+    return {fields: fields, songBars: v.kind !== "one-shot" ? v.bars : null,
+        lengthNote: v.kind !== "one-shot" ? length.note : ""};
 };
 
 function setField(fields, name, value) {
@@ -395,16 +451,19 @@ Device.prototype.generate = function () {
             this.status(built.error);
             return null;
         }
-        this.lastRequest = {fields: built.fields, seed: seed};
+        this.lastRequest = {fields: built.fields, seed: seed, songBars: built.songBars};
         var what = this.values.prompt ? "\"" + this.values.prompt + "\"" : "(no prompt)";
         return this.startJob("generate", A.JOB_GENERATE, built.fields, false,
-            "Generating " + this.values.kind + " " + what + " at " + round(this.tempoBpm, 2) + " BPM...");
+            "Generating " + this.values.kind + " " + what + " at " + round(this.tempoBpm, 2) + " BPM...",
+            {songBars: built.songBars, lengthNote: built.lengthNote});
     });
 };
 
-// The last request again with the live values that Variation / Morph / Pitch / tempo change.
+// The last request again with the live values that Variation / Morph / Pitch / tempo / meter change.
 Device.prototype.followUpFields = function () {
     var fields = this.lastRequest.fields;
+    var songBars = this.lastRequest.songBars;
+    fields = withLength(fields, this.songLength(songBars), songBars !== null && songBars !== undefined);
     fields = setField(fields, "variation", this.values.variation);
     fields = setField(fields, "pitch_semitones", this.values.pitch_semitones);
     var tempo = this.songTempo();
@@ -417,13 +476,21 @@ Device.prototype.followUpFields = function () {
     return fields;
 };
 
+// What a follow-up of the last request carries beside its fields: the bars asked in the song's
+// meter, and the note when the engine cannot be asked for them exactly.
+Device.prototype.followUpLength = function () {
+    var songBars = this.lastRequest.songBars;
+    var has = songBars !== null && songBars !== undefined;
+    return {songBars: has ? songBars : null, lengthNote: has ? this.songLength(songBars).note : ""};
+};
+
 Device.prototype.requestVariation = function () {
     if (!this.lastRequest) {
         this.status("Variation " + this.values.variation + ": press Generate first.");
         return null;
     }
     return this.startJob("variation", A.JOB_VARIATION, this.followUpFields(), true,
-        "Fetching variation " + this.values.variation + "...");
+        "Fetching variation " + this.values.variation + "...", this.followUpLength());
 };
 
 Device.prototype.requestMorph = function () {
@@ -439,7 +506,8 @@ Device.prototype.requestMorph = function () {
     fields = setField(fields, "morph_prompt", this.values.morph_prompt);
     fields = setField(fields, "morph_amount", this.values.morph_amount);
     return this.startJob("morph", A.JOB_MORPH, fields, true,
-        "Morphing " + Math.round(this.values.morph_amount * 100) + "% towards \"" + this.values.morph_prompt + "\"...");
+        "Morphing " + Math.round(this.values.morph_amount * 100) + "% towards \"" + this.values.morph_prompt + "\"...",
+        this.followUpLength());
 };
 
 // Re-conforms the sample in Live to the song's tempo and the Pitch dial: no model run.
@@ -456,14 +524,18 @@ Device.prototype.requestConform = function () {
     if (tempo === null) {
         return null;
     }
+    // the bars first asked for, in the song's meter as it is now
+    var songBars = this.current.kind !== "one-shot" ? this.current.songBars : null;
+    var hasBars = songBars !== null && songBars !== undefined;
+    var length = this.songLength(songBars);
     var fields = [
         ["render_key", this.current.renderKey],
         ["tempo_bpm", round(tempo, 6)],
-        ["beats_per_bar", this.songBeatsPerBar()],
+        ["beats_per_bar", length.beatsPerBar],
         ["pitch_semitones", this.values.pitch_semitones]
     ];
-    if (this.current.kind !== "one-shot" && this.current.bars) {
-        fields.push(["bars", this.current.bars]);
+    if (hasBars) {
+        fields.push(["bars", length.bars]);
     }
     if (this.sampleRate) {
         fields.push(["sample_rate", this.sampleRate]);
@@ -473,7 +545,8 @@ Device.prototype.requestConform = function () {
     }
     return this.startJob("conform", A.JOB_CONFORM, fields, true,
         "Re-conforming to " + round(tempo, 2) + " BPM" +
-        (this.values.pitch_semitones ? ", " + this.values.pitch_semitones + " st" : "") + "...");
+        (this.values.pitch_semitones ? ", " + this.values.pitch_semitones + " st" : "") + "...",
+        {songBars: hasBars ? songBars : null, lengthNote: hasBars ? length.note : ""});
 };
 
 // The song's tempo changed (from the observer). The first call only records it.
@@ -494,16 +567,19 @@ Device.prototype.nextId = function () {
 };
 
 // Sends a job request. `replaces`: its result replaces the device's clip, and it supersedes
-// (cancels) the previous replacing job still running.
-Device.prototype.startJob = function (op, address, fields, replaces, text) {
+// (cancels) the previous replacing job still running. `length`: {songBars, lengthNote}, the bars
+// asked in the song's meter and what to say when the engine cannot be asked for them exactly.
+Device.prototype.startJob = function (op, address, fields, replaces, text, length) {
     var self = this;
     var id = this.nextId();
+    length = length || {songBars: null, lengthNote: ""};
     if (replaces && this.replaceJobId && this.jobs[this.replaceJobId]) {
         var old = this.jobs[this.replaceJobId];
         old.superseded = true;
         this.send(A.JOB_CANCEL, [old.id]);
     }
-    var job = {id: id, op: op, fields: fields, replaces: replaces, samples: [], answered: false, superseded: false};
+    var job = {id: id, op: op, fields: fields, replaces: replaces, samples: [], answered: false, superseded: false,
+        songBars: length.songBars, lengthNote: length.lengthNote};
     this.jobs[id] = job;
     if (replaces) {
         this.replaceJobId = id;
@@ -524,7 +600,7 @@ Device.prototype.startJob = function (op, address, fields, replaces, text) {
         }
     });
     this.progress(0);
-    this.status(text);
+    this.status(text + (job.lengthNote ? " " + job.lengthNote : ""));
     return id;
 };
 
@@ -690,10 +766,14 @@ Device.prototype.finish = function (job) {
     var kind = fieldValue(job.fields, "kind") || (this.current ? this.current.kind : this.values.kind);
     var sample = primarySample(job.samples, kind);
     var bars = fieldValue(job.fields, "bars");
+    var keep = this.current && job.op === "conform";
     this.current = {
         renderKey: sample.renderKey,
         kind: sample.kind,
-        bars: bars !== null ? bars : (this.current && job.op === "conform" ? this.current.bars : null),
+        // the engine's bars and beats a bar (quarter notes), and the bars asked in the song's meter
+        bars: bars !== null ? bars : (keep ? this.current.bars : null),
+        beatsPerBar: bars !== null ? fieldValue(job.fields, "beats_per_bar") : (keep ? this.current.beatsPerBar : null),
+        songBars: job.songBars !== null ? job.songBars : (keep ? this.current.songBars : null),
         path: sample.path,
         beats: sample.beats,
         tempoBpm: sample.tempoBpm,
@@ -701,7 +781,8 @@ Device.prototype.finish = function (job) {
         others: job.samples.length - 1
     };
     var placement = this.placeSample(sample, job.replaces && this.placed !== null);
-    var extra = job.samples.length > 1 ? " (+" + (job.samples.length - 1) + " more files next to it)" : "";
+    var extra = (job.samples.length > 1 ? " (+" + (job.samples.length - 1) + " more files next to it)" : "") +
+        (job.lengthNote ? " " + job.lengthNote : "");
     if (placement.ok) {
         this.status(placement.text + extra);
     } else {
@@ -753,9 +834,11 @@ Device.prototype.placeSample = function (sample, replace) {
 Device.prototype.clipSettings = function (sample) {
     var warpMode = WARP_MODE_BY_KIND.hasOwnProperty(sample.kind) ? WARP_MODE_BY_KIND[sample.kind] : WARP.BEATS;
     var looping = sample.kind !== "one-shot";
+    // Live counts a clip's loop in beats of a quarter note, as the engine's `beats` and its bars
+    // of beats_per_bar quarter notes do: a bar of 6/8 loops over 3 beats.
     var beats = sample.beats;
-    if (!(beats > 0) && this.current && this.current.bars) {
-        beats = this.current.bars * this.songBeatsPerBar();
+    if (!(beats > 0) && this.current && this.current.bars && this.current.beatsPerBar) {
+        beats = this.current.bars * this.current.beatsPerBar;
     }
     var prompt = this.lastRequest ? String(fieldValue(this.lastRequest.fields, "prompt") || "") : "";
     var name = (prompt || "loopbridge") + " v" + sample.variation + " " + round(sample.tempoBpm, 2) + "bpm";
@@ -854,3 +937,4 @@ exports.Device = Device;
 exports.nativePath = nativePath;
 exports.WARP_MODE_BY_KIND = WARP_MODE_BY_KIND;
 exports.primarySample = primarySample;
+exports.lengthFields = lengthFields;

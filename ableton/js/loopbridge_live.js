@@ -123,8 +123,12 @@ LiveSeam.prototype.tempo = function () {
     return this.number("live_set", "tempo");
 };
 
-LiveSeam.prototype.beatsPerBar = function () {
-    return this.number("live_set", "signature_numerator");
+// The song's time signature, {numerator, denominator}; either is null when Live does not say.
+LiveSeam.prototype.meter = function () {
+    return {
+        numerator: this.number("live_set", "signature_numerator"),
+        denominator: this.number("live_set", "signature_denominator")
+    };
 };
 
 // The play head (Song.current_song_time), in beats.

@@ -69,6 +69,124 @@ test("generate sends the controls and Live's tempo as key/value fields of /job/g
     assert.deepEqual(rig.lastSentTo(A.CONTROLLER_REGISTER).args, [P.DEFAULT_OSC_REPLY_PORT]);
 });
 
+test("lengthFields: the engine's bar is beats_per_bar quarter notes; a bar of n/d is n * 4 / d of them", () => {
+    const {lengthFields} = modules.device;
+    for (const [n, d, bars, beatsPerBar, engineBars, exact] of [
+        [4, 4, 2, 4, 2, true],
+        [3, 4, 1, 3, 1, true],
+        [6, 8, 1, 3, 1, true],       // a bar of 6/8 is 3 quarter notes, not 6
+        [12, 8, 2, 6, 2, true],
+        [2, 2, 1, 4, 1, true],       // a bar of 2/2 is 4 quarter notes, not 2
+        [3, 2, 4, 6, 4, true],
+        [7, 8, 2, 7, 1, true],       // 7 quarter notes: one engine bar of 7
+        [7, 8, 1, 7, 0.5, true],
+        [5, 8, 4, 5, 2, true],
+        [9, 16, 4, 9, 1, true],
+        [7, 8, 0.25, 7, 0.25, false],  // 0.875 quarter notes: below the engine's shortest length
+        [17, 8, 1, 16, 1, false],      // no beats_per_bar holds it: the numerator clamped, the bars as asked
+        [null, null, 1, 4, 1, true],   // Live did not say: 4/4
+    ]) {
+        const what = `${bars} bars of ${n}/${d}`;
+        const length = lengthFields(n, d, bars);
+        assert.equal(length.beatsPerBar, beatsPerBar, what);
+        assert.ok(Number.isInteger(length.beatsPerBar), what);
+        assert.equal(length.bars, engineBars, what);
+        assert.equal(length.exact, exact, what);
+        assert.equal(length.note === "", exact, what);
+        if (exact && n) {
+            assert.equal(length.bars * length.beatsPerBar, bars * n * 4 / d, `${what}: the same quarter notes`);
+        }
+    }
+    assert.equal(lengthFields(17, 8, 1).note,
+        "1 bar of 17/8 cannot be sent exactly: 16 quarter notes instead of 8.5 (1 bar of 16 beats).");
+});
+
+for (const [n, d, lengthIndex, beatsPerBar, bars, loopEnd] of [
+    [6, 8, 2, 3, 1, 3],    // 1 bar of 6/8: 3 quarter notes
+    [6, 8, 3, 3, 2, 6],
+    [7, 8, 3, 7, 1, 7],    // 2 bars of 7/8: one engine bar of 7 quarter notes
+    [7, 8, 2, 7, 0.5, 3.5],
+    [2, 2, 2, 4, 1, 4],
+]) {
+    test(`${n}/${d}, Length ${controlsLength(lengthIndex)} bars: beats_per_bar ${beatsPerBar}, bars ${bars}, ` +
+         `the clip loops over ${loopEnd} beats`, () => {
+        const dir = tempDir();
+        const rig = startedRig({tempo: 120, numerator: n, denominator: d});
+        rig.device.control("kind", 1);
+        rig.device.control("length", lengthIndex);
+        const id = rig.device.generate();
+        const fields = keyValues(rig.lastSentTo(A.JOB_GENERATE));
+        assert.equal(fields.beats_per_bar, beatsPerBar);
+        assert.equal(fields.bars, bars);
+        assert.doesNotMatch(rig.status(), /cannot be sent exactly/);
+
+        // as the engine answers: bars of beats_per_bar quarter notes, `beats` in quarter notes
+        const beats = fields.bars * fields.beats_per_bar;
+        completeJob(rig, id, [{path: loopFile(dir, "l.wav", beats, 120), kind: "loop", tempo: 120, beats}]);
+        let clip = rig.live.clipInSlot(0, 0);
+        assert.equal(clip.loop_end, loopEnd, rig.status());
+        assert.equal(clip.end_marker, loopEnd);
+
+        // a reply without its length in beats: the clip's loop comes from the fields sent
+        rig.live.select(0, 1);
+        const again = rig.device.generate();
+        completeJob(rig, again, [{path: loopFile(dir, "m.wav", beats, 120), kind: "loop", tempo: 120, beats: 0}]);
+        clip = rig.live.clipInSlot(0, 1);
+        assert.equal(clip.loop_end, loopEnd, rig.status());
+
+        // a tempo change re-conforms the sample with the same fields
+        rig.live.setTempo(100);
+        rig.clock.advance(300);
+        const conform = keyValues(rig.lastSentTo(A.JOB_CONFORM));
+        assert.equal(conform.beats_per_bar, beatsPerBar);
+        assert.equal(conform.bars, bars);
+        assert.deepEqual(rig.live.errors, []);
+    });
+}
+
+function controlsLength(index) {
+    return modules.controls.LENGTH_BARS[index];
+}
+
+test("a length the engine cannot take in the song's meter is clamped, and the status line says so", () => {
+    const dir = tempDir();
+    const rig = startedRig({tempo: 120, numerator: 7, denominator: 8});
+    rig.device.control("kind", 1);
+    rig.device.control("length", 0);  // a quarter bar of 7/8: 0.875 quarter notes
+    const id = rig.device.generate();
+    const fields = keyValues(rig.lastSentTo(A.JOB_GENERATE));
+    assert.equal(fields.beats_per_bar, 7);
+    assert.equal(fields.bars, 0.25);
+    assert.match(rig.status(), /0\.25 bars of 7\/8 cannot be sent exactly: 1\.75 quarter notes instead of 0\.875/);
+    completeJob(rig, id, [{path: loopFile(dir, "l.wav", 1.75, 120), kind: "loop", tempo: 120, beats: 1.75}]);
+    assert.match(rig.status(), /^Placed .*cannot be sent exactly/);
+    assert.equal(rig.live.clipInSlot(0, 0).loop_end, 1.75);
+
+    // back in 4/4, the same Length is exact again
+    rig.live.song.props.signature_numerator = 4;
+    rig.live.song.props.signature_denominator = 4;
+    rig.live.select(0, 1);
+    rig.device.generate();
+    assert.equal(keyValues(rig.lastSentTo(A.JOB_GENERATE)).beats_per_bar, 4);
+    assert.doesNotMatch(rig.status(), /cannot be sent exactly/);
+});
+
+test("a Variation after a meter change asks for the bars of the new meter", () => {
+    const dir = tempDir();
+    const rig = startedRig({tempo: 120, numerator: 4, denominator: 4});
+    rig.device.control("kind", 1);
+    rig.device.control("length", 3);  // 2 bars
+    const id = rig.device.generate();
+    completeJob(rig, id, [{path: loopFile(dir, "l.wav", 8, 120), kind: "loop", tempo: 120, beats: 8}]);
+    rig.live.song.props.signature_numerator = 6;
+    rig.live.song.props.signature_denominator = 8;
+    rig.device.control("variation", 1);
+    rig.clock.advance(300);
+    const fields = keyValues(rig.lastSentTo(A.JOB_VARIATION));
+    assert.equal(fields.beats_per_bar, 3);
+    assert.equal(fields.bars, 2);
+});
+
 test("each Generate uses a fresh seed; one-shots leave the length to the model", () => {
     const rig = startedRig();
     rig.device.control("kind", 0);

@@ -59,11 +59,12 @@ class FakeLive {
      * @param {number[]} [setup.version]  [major, minor, bugfix]
      * @param {number} [setup.tempo]
      * @param {number} [setup.numerator]
+     * @param {number} [setup.denominator]
      * @param {string} [setup.view]  "Session" or "Arranger"
      * @param {{name: string, type: "audio"|"midi"|"group", frozen?: boolean, slots?: number}[]} [setup.tracks]
      * @param {number} [setup.returnTracks]
      */
-    constructor({version = [12, 1, 0], tempo = 120, numerator = 4, view = "Session", songTime = 0,
+    constructor({version = [12, 1, 0], tempo = 120, numerator = 4, denominator = 4, view = "Session", songTime = 0,
         tracks = [{name: "Audio", type: "audio"}], returnTracks = 1} = {}) {
         this.version = version;
         this.calls = [];
@@ -73,7 +74,8 @@ class FakeLive {
         this.observers = [];
         this.notifying = false;
 
-        this.song = this.add("song", {tempo, signature_numerator: numerator, current_song_time: songTime});
+        this.song = this.add("song", {tempo, signature_numerator: numerator, signature_denominator: denominator,
+            current_song_time: songTime});
         this.songView = this.add("song_view", {});
         this.app = this.add("app", {});
         this.appView = this.add("app_view", {focused_document_view: view});
