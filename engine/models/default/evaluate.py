@@ -11,6 +11,13 @@ Three measures, each against held-out synthesized one-shots (a corpus seed the t
    encoded and decoded) is shown too.
 3. Diversity: mean pairwise distance between one class's generated one-shots (one seed each), as a
    share of the mean pairwise distance inside that class of the held-out corpus.
+4. Envelope: the realism statistics average over bands and 4-frame blocks, so a one-shot whose level
+   flickers from frame to frame, or that holds its level where the corpus's sounds die away, can
+   still score well there. Per class, from each one-shot's loudness per STFT frame (11.6 ms): the
+   jitter (median absolute frame-to-frame change, 58 ms to 0.7 s) and the decay (the drop from 0.1 s
+   to 0.6 s), generated against held-out; and a Fréchet distance on envelope statistics (loudness
+   at 2-frame resolution and the mean absolute frame-to-frame change per 4-frame block) next to the
+   same baselines.
 
 Prints a table on stdout (``--json`` for a JSON object). Exit status 0, or 2 for bad arguments or an
 unloadable model folder.
@@ -60,6 +67,59 @@ def realism_features(audio: np.ndarray) -> np.ndarray:
     """``[n, 40 + 22]``: per-band means over time and the loudness envelope (band means per frame)."""
     pooled = pooled_log_mel(audio).reshape(len(audio), 40, 22)
     return np.concatenate([pooled.mean(axis=2), pooled.mean(axis=1)], axis=1)
+
+
+#: frames of the envelope measures (hop 512 at 44.1 kHz: 11.6 ms a frame)
+_JITTER_FRAMES = slice(5, 60)  # 58 ms to 0.7 s: past the attack, where the corpus's one-shots ring out
+_DECAY_FROM_S, _DECAY_TO_S = 0.1, 0.6
+#: classes whose held-out one-shots fall at least this much from 0.1 s to 0.6 s count as decaying ...
+DECAYING_DB = 10.0
+#: ... when they are still this far above silence at 0.1 s (a closed hat has all but gone by then)
+SOUNDING_DB = 30.0
+#: the loudness of silence: every band at the spectrogram's floor
+SILENCE_DB = spectral.DB_FLOOR + 10.0 * float(np.log10(spectral.N_MELS))
+#: jitter ratios divide by at least this: a held-out class that is silent by 58 ms has a jitter of 0
+JITTER_FLOOR_DB = 0.25
+
+
+def loudness_envelope(audio: np.ndarray) -> np.ndarray:
+    """``[n, 88]`` loudness per frame in dB: the power sum over the log-mel bands of ``audio`` ``[n, samples]``."""
+    db = spectral.unit_to_db(spectral.log_mel(audio)).numpy().astype(np.float64)  # [n, 80, 88]
+    return 10.0 * np.log10(np.sum(10.0 ** (db / 10.0), axis=1))
+
+
+def envelope_measures(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Jitter, decay and level in dB, one of each per one-shot of ``audio`` ``[n, samples]``.
+
+    Jitter: the median absolute frame-to-frame change of the loudness over ``_JITTER_FRAMES``.
+    Decay: the loudness at 0.1 s minus that at 0.6 s (each a 3-frame mean), positive for a falling level.
+    Level: the loudness at 0.1 s.
+    """
+    envelope = loudness_envelope(audio)
+    jitter = np.median(np.abs(np.diff(envelope[:, _JITTER_FRAMES], axis=1)), axis=1)
+
+    def level_at(seconds: float) -> np.ndarray:
+        frame = int(round(seconds * spectral.SAMPLE_RATE / spectral.HOP))
+        return envelope[:, frame - 1 : frame + 2].mean(axis=1)
+
+    level = level_at(_DECAY_FROM_S)
+    return jitter, level - level_at(_DECAY_TO_S), level
+
+
+def envelope_features(audio: np.ndarray) -> np.ndarray:
+    """``[n, 44 + 22]``: loudness averaged over 2 frames, and the mean absolute frame-to-frame change
+    of the loudness in each 4-frame block (averaging the changes' size, not the level, keeps a
+    flicker visible), both in units of 10 dB."""
+    envelope = loudness_envelope(audio) / 10.0
+    n, frames = envelope.shape
+    level = envelope[:, : frames // 2 * 2].reshape(n, -1, 2).mean(axis=2)
+    change = np.abs(np.diff(envelope, axis=1, prepend=envelope[:, :1]))
+    change = change[:, : frames // 4 * 4].reshape(n, -1, 4).mean(axis=2)
+    return np.concatenate([level, change], axis=1)
+
+
+def per_class_medians(values: np.ndarray, labels: np.ndarray, classes: Sequence[str]) -> dict[str, float]:
+    return {name: float(np.median(values[labels == c])) for c, name in enumerate(classes) if np.any(labels == c)}
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -195,19 +255,50 @@ def evaluate(model: DefaultModel, settings: EvalSettings) -> dict[str, Any]:
         "confusion": confusion.tolist(),
     }
 
-    fd = {"model": frechet_distance(realism_features(gen_audio), reference_features)}
+    # every set compared with the held-out reference: (audio, labels)
+    sets: dict[str, tuple[np.ndarray, np.ndarray]] = {"model": (gen_audio, gen_labels)}
     codec = spectral.invert(spectral.log_mel(reference.audio), generator=torch.Generator().manual_seed(1)).numpy()
-    fd["codec_floor"] = frechet_distance(realism_features(codec), reference_features)
+    sets["codec_floor"] = (codec, reference.labels)
     if "noise" in settings.baselines:
-        noise_audio, _ = class_shaped_noise(
+        sets["class_shaped_noise"] = class_shaped_noise(
             train_set.audio, train_set.labels, n_classes, settings.per_class, settings.seed
         )
-        fd["class_shaped_noise"] = frechet_distance(realism_features(noise_audio), reference_features)
     if "untrained" in settings.baselines:
         _log("generating with the untrained network")
-        raw_audio, _ = generate_class_set(untrained_model(model, settings.seed), settings.per_class, settings, 10_000)
-        fd["untrained_model"] = frechet_distance(realism_features(raw_audio), reference_features)
-    results["frechet_distance"] = fd
+        sets["untrained_model"] = generate_class_set(
+            untrained_model(model, settings.seed), settings.per_class, settings, 10_000
+        )
+    results["frechet_distance"] = {
+        key: frechet_distance(realism_features(audio), reference_features) for key, (audio, _) in sets.items()
+    }
+
+    reference_envelope = envelope_features(reference.audio)
+    held_jitter, held_decay, held_level = envelope_measures(reference.audio)
+    jitter = {"held_out": per_class_medians(held_jitter, reference.labels, classes)}
+    decay = {"held_out": per_class_medians(held_decay, reference.labels, classes)}
+    level = per_class_medians(held_level, reference.labels, classes)
+    for key, (audio, labels) in sets.items():
+        set_jitter, set_decay, _ = envelope_measures(audio)
+        jitter[key] = per_class_medians(set_jitter, labels, classes)
+        decay[key] = per_class_medians(set_decay, labels, classes)
+    jitter_ratio = {name: jitter["model"][name] / max(jitter["held_out"][name], JITTER_FLOOR_DB) for name in classes}
+    decaying = [name for name in classes
+                if decay["held_out"][name] >= DECAYING_DB and level[name] >= SILENCE_DB + SOUNDING_DB]
+    decay_ratio = {name: decay["model"][name] / decay["held_out"][name] for name in decaying}
+    results["envelope"] = {
+        "jitter_db": jitter,
+        "decay_db": decay,
+        "held_out_level_db_at_0.1_s": level,
+        "jitter_ratio": {"per_class": jitter_ratio, "max": float(max(jitter_ratio.values())),
+                         "median": float(np.median(list(jitter_ratio.values())))},
+        "decaying_classes": decaying,
+        "decay_ratio": {"per_class": decay_ratio,
+                        "min": float(min(decay_ratio.values())) if decaying else None,
+                        "median": float(np.median(list(decay_ratio.values()))) if decaying else None},
+        "frechet_distance": {
+            key: frechet_distance(envelope_features(audio), reference_envelope) for key, (audio, _) in sets.items()
+        },
+    }
 
     _log(f"diversity: {settings.diversity_seeds} seeds per class")
     diversity = {}
@@ -230,23 +321,38 @@ def format_table(results: dict[str, Any]) -> str:
     acc = results["accuracy"]
     fd = results["frechet_distance"]
     div = results["diversity"]
-    lines = ["class         accuracy  diversity", "------------  --------  ---------"]
+    env = results["envelope"]
+    jitter, decay = env["jitter_db"], env["decay_db"]
+    rule = "------------  --------  ---------  ---------------  ---------------"
+    lines = ["                                   jitter dB        decay dB",
+             "class         accuracy  diversity  model  held-out  model  held-out", rule]
     for name in results["classes"]:
-        lines.append(f"{name:12s}  {acc['per_class'][name]:8.2f}  {div['per_class'][name]:9.2f}")
-    lines.append("------------  --------  ---------")
+        lines.append(f"{name:12s}  {acc['per_class'][name]:8.2f}  {div['per_class'][name]:9.2f}  "
+                     f"{jitter['model'][name]:5.2f}  {jitter['held_out'][name]:8.2f}  "
+                     f"{decay['model'][name]:5.1f}  {decay['held_out'][name]:8.1f}")
+    lines.append(rule)
     lines.append(f"{'mean':12s}  {acc['mean']:8.2f}  {div['mean_ratio']:9.2f}")
     lines.append("")
     lines.append(f"classifier accuracy on held-out synthesized one-shots: {acc['classifier_on_held_out']:.2f}")
     lines.append("")
-    lines.append("Fréchet distance on log-mel statistics (lower is closer to the held-out corpus)")
     names = {"model": "default model", "codec_floor": "codec floor (held-out, encoded + decoded)",
              "class_shaped_noise": "baseline: class-shaped noise", "untrained_model": "baseline: untrained model"}
+    lines.append("Fréchet distance (lower is closer to the held-out corpus)")
+    lines.append(f"  {'':44s} {'log-mel':>8s} {'envelope':>9s}")
     for key, label in names.items():
         if key in fd:
-            lines.append(f"  {label:44s} {fd[key]:10.2f}")
+            lines.append(f"  {label:44s} {fd[key]:8.2f} {env['frechet_distance'][key]:9.2f}")
     lines.append("")
     lines.append(f"diversity = mean pairwise distance of one class's generated one-shots / the held-out "
                  f"corpus's (min over classes {div['min_ratio']:.2f})")
+    lines.append("jitter = median frame-to-frame loudness change, 58 ms to 0.7 s; decay = loudness drop "
+                 "from 0.1 s to 0.6 s (medians over one-shots)")
+    ratio = env["jitter_ratio"]
+    lines.append(f"jitter / held-out (held-out at least {JITTER_FLOOR_DB} dB): median {ratio['median']:.2f}, "
+                 f"max {ratio['max']:.2f}")
+    if env["decaying_classes"]:
+        lines.append(f"decay / held-out over the classes that decay ({', '.join(env['decaying_classes'])}): "
+                     f"median {env['decay_ratio']['median']:.2f}, min {env['decay_ratio']['min']:.2f}")
     lines.append(f"took {results['seconds']} s")
     return "\n".join(lines)
 

@@ -1,0 +1,51 @@
+"""The evaluation's envelope measures, on sounds whose envelopes are known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from loopbridge.engine.models.default import evaluate, spectral
+
+SR = spectral.SAMPLE_RATE
+
+
+def _tone(envelope: np.ndarray, freq_hz: float = 60.0) -> np.ndarray:
+    t = np.arange(spectral.NATIVE_SAMPLES) / SR
+    return (0.9 * np.sin(2 * np.pi * freq_hz * t) * envelope).astype(np.float32)
+
+
+def test_a_smooth_decay_has_little_jitter_and_its_decay_in_db() -> None:
+    t = np.arange(spectral.NATIVE_SAMPLES) / SR
+    # 40 dB per second: 20 dB between 0.1 s and 0.6 s
+    jitter, decay, level = evaluate.envelope_measures(_tone(10 ** (-2.0 * t))[None])
+    assert jitter[0] < 0.6
+    assert decay[0] == pytest.approx(20.0, abs=1.5)
+    assert level[0] > evaluate.SILENCE_DB + evaluate.SOUNDING_DB
+
+
+def test_a_level_that_flickers_every_frame_is_seen_as_jitter() -> None:
+    t = np.arange(spectral.NATIVE_SAMPLES) / SR
+    # the same 20 dB decay, 20 dB quieter every other pair of frames (a 2048-sample STFT window
+    # smooths a flicker at every single frame): block averages hide it, jitter does not
+    pair = (np.arange(spectral.NATIVE_SAMPLES) // (2 * spectral.HOP)) % 2
+    flicker = 10 ** (-2.0 * t) * np.where(pair == 1, 0.1, 1.0)
+    jitter, decay, _ = evaluate.envelope_measures(_tone(flicker)[None])
+    assert jitter[0] > 3.0
+    assert decay[0] == pytest.approx(20.0, abs=4.0)
+    smooth = evaluate.envelope_features(_tone(10 ** (-2.0 * t))[None])
+    flickering = evaluate.envelope_features(_tone(flicker)[None])
+    assert smooth.shape == flickering.shape == (1, 44 + 22)
+    assert flickering[0, 44:].mean() > 3 * smooth[0, 44:].mean()
+
+
+def test_silence_is_the_floor_and_a_held_level_does_not_decay() -> None:
+    silent = evaluate.loudness_envelope(np.zeros((1, spectral.NATIVE_SAMPLES), np.float32))
+    np.testing.assert_allclose(silent, evaluate.SILENCE_DB, atol=1e-6)
+    _, decay, _ = evaluate.envelope_measures(_tone(np.ones(spectral.NATIVE_SAMPLES))[None])
+    assert abs(decay[0]) < 1.0
+
+
+def test_per_class_medians_skip_absent_classes() -> None:
+    values = np.array([1.0, 3.0, 2.0, 10.0])
+    labels = np.array([0, 0, 0, 2])
+    assert evaluate.per_class_medians(values, labels, ["a", "b", "c"]) == {"a": 2.0, "c": 10.0}
