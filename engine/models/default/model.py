@@ -8,7 +8,8 @@ class embedding is added to the timestep embedding, with one extra "no class" la
 classifier-free guidance.
 
 The sampler is diffusers' ``DPMSolverMultistepScheduler`` (DPM-Solver++ 2M) over the DDPM cosine
-schedule the network was trained on, with v-prediction.
+schedule the network was trained on, with v-prediction. The network works on normalized log-mels
+(``ModelConfig.data_mean`` / ``data_std``); :func:`sample` takes and returns scaled log-mels.
 """
 
 from __future__ import annotations
@@ -47,6 +48,10 @@ class ModelConfig:
     default_steps: int = 16
     default_guidance: float = 2.0
     griffin_lim_iterations: int = 32
+    #: the network sees scaled log-mels as ``(x - data_mean) / data_std``; the defaults (no change)
+    #: are what folders written before these fields existed were trained on
+    data_mean: float = 0.0
+    data_std: float = 1.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -77,6 +82,8 @@ class ModelConfig:
                 f"config spectrogram (n_mels={config.n_mels}, hop={config.hop}, n_fft={config.n_fft}) differs "
                 f"from this code's (n_mels={spectral.N_MELS}, hop={spectral.HOP}, n_fft={spectral.N_FFT})"
             )
+        if not config.data_std > 0:
+            raise ValueError(f"data_std={config.data_std} must be positive")
         if config.frames % (2 ** (len(config.channels) - 1)):
             raise ValueError(f"frames={config.frames} must divide by {2 ** (len(config.channels) - 1)}")
         return config
@@ -166,13 +173,39 @@ def sampling_scheduler(config: ModelConfig) -> Any:
         solver_order=2,
         lower_order_final=True,
         timestep_spacing="trailing",
-        # clip every predicted clean spectrogram to [-1, 1] (-80 dB to 0 dB, a full-scale sine): an
-        # unclipped prediction can put a few bins tens of dB above anything in the corpus, which
-        # then dominate the decoded audio and, after peak normalization, leave the rest too quiet
-        thresholding=True,
-        dynamic_thresholding_ratio=0.995,
-        sample_max_value=1.0,
+        # the clean prediction is clipped by sample() itself (see _clipped), in the normalized
+        # space where the bounds are not symmetric about zero as diffusers' thresholding assumes
+        thresholding=False,
     )
+
+
+#: every predicted clean spectrogram is clipped to this range of scaled log-mels (-80 dB to 0 dB,
+#: a full-scale sine): an unclipped prediction can put a few bins tens of dB above anything in the
+#: corpus, which then dominate the decoded audio and, after peak normalization, leave the rest too
+#: quiet
+CLIP_UNIT = (-1.0, 1.0)
+
+
+def to_network(unit: torch.Tensor, config: ModelConfig) -> torch.Tensor:
+    """Scaled log-mels -> the normalized values the network is trained on."""
+    return (unit - config.data_mean) / config.data_std
+
+
+def from_network(x: torch.Tensor, config: ModelConfig) -> torch.Tensor:
+    """The inverse of :func:`to_network`."""
+    return x * config.data_std + config.data_mean
+
+
+def _clipped(v: torch.Tensor, x: torch.Tensor, alpha_bar: torch.Tensor, config: ModelConfig) -> torch.Tensor:
+    """The v-prediction whose implied clean sample is clipped to :data:`CLIP_UNIT`.
+
+    With ``x = a x0 + s eps`` and ``v = a eps - s x0`` (``a**2 + s**2 = 1``), the clean sample is
+    ``a x - s v``; the clipped one is turned back into a v the solver then reads as that sample.
+    """
+    a, s = alpha_bar.sqrt(), (1 - alpha_bar).sqrt()
+    low, high = (to_network(torch.tensor(b), config).item() for b in CLIP_UNIT)
+    x0 = (a * x - s * v).clamp(low, high)
+    return (a * x - x0) / s
 
 
 @torch.no_grad()
@@ -209,6 +242,7 @@ def sample(
     scheduler = sampling_scheduler(config)
     scheduler.set_timesteps(steps, device=device)
     timesteps = scheduler.timesteps
+    alphas_cumprod = training_scheduler(config).alphas_cumprod
     x = noise * scheduler.init_noise_sigma
     if init is not None and strength < 1.0:
         start = min(len(timesteps) - 1, int(round((1.0 - strength) * len(timesteps))))
@@ -216,7 +250,9 @@ def sample(
             return init.clone()
         timesteps = timesteps[start:]
         scheduler.set_begin_index(start)
-        x = training_scheduler(config).add_noise(init, noise, timesteps[:1].repeat(batch).cpu()).to(device)
+        x = training_scheduler(config).add_noise(
+            to_network(init, config), noise, timesteps[:1].repeat(batch).cpu()
+        ).to(device)
     for i, t in enumerate(timesteps):
         t_batch = t.repeat(batch).to(device)
         if needs_uncond:
@@ -225,7 +261,8 @@ def sample(
             prediction = uncond + scales * (cond - uncond)
         else:
             prediction = network(x, t_batch, label_tensor)
-        x = scheduler.step(prediction, t, x).prev_sample
+        alpha_bar = alphas_cumprod[int(t)].to(device=device, dtype=x.dtype)
+        x = scheduler.step(_clipped(prediction, x, alpha_bar, config), t, x).prev_sample
         if progress is not None:
             progress((i + 1) / len(timesteps))
-    return x
+    return from_network(x, config)

@@ -1,0 +1,48 @@
+"""The default model's network config and sampler: data normalization and the clip of clean predictions."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from loopbridge.engine.models.default.model import (
+    CLIP_UNIT,
+    MelUNet,
+    ModelConfig,
+    from_network,
+    sample,
+    to_network,
+)
+
+SMALL = ModelConfig(channels=(16, 32), embed_dim=32, attention_heads=2, data_mean=-0.75, data_std=0.4)
+
+
+def test_normalization_travels_in_the_config_and_older_configs_mean_none() -> None:
+    data = SMALL.to_json()
+    assert (data["data_mean"], data["data_std"]) == (-0.75, 0.4)
+    assert ModelConfig.from_json(data) == SMALL
+    del data["data_mean"], data["data_std"]
+    older = ModelConfig.from_json(data)
+    assert (older.data_mean, older.data_std) == (0.0, 1.0)
+    with pytest.raises(ValueError, match="data_std"):
+        ModelConfig.from_json({**SMALL.to_json(), "data_std": 0.0})
+    unit = torch.linspace(-1, 1, 11)
+    torch.testing.assert_close(from_network(to_network(unit, SMALL), SMALL), unit)
+    torch.testing.assert_close(to_network(torch.tensor(-0.75), SMALL), torch.tensor(0.0))
+
+
+def test_samples_come_back_as_scaled_log_mels_inside_the_clip() -> None:
+    torch.manual_seed(0)
+    network = MelUNet(SMALL).eval()
+    # a random network predicts wildly; every clean prediction, and so the result, is clipped
+    with torch.no_grad():
+        for p in network.conv_out.parameters():
+            p.mul_(50.0)
+    noise = torch.randn(3, SMALL.n_mels, SMALL.frames, generator=torch.Generator().manual_seed(1))
+    out = sample(network, SMALL, [0, 4, SMALL.null_class], noise, steps=4, guidance=2.0)
+    assert out.shape == noise.shape
+    low, high = CLIP_UNIT
+    assert out.min() >= low - 1e-4 and out.max() <= high + 1e-4
+    assert out.std() > 0.05  # not collapsed onto a bound
+    # an audio prompt at strength 0 comes back as it went in, in the same units
+    init = torch.rand(3, SMALL.n_mels, SMALL.frames) * 2 - 1
+    torch.testing.assert_close(sample(network, SMALL, [0, 0, 0], noise, 4, 1.0, init=init, strength=0.0), init)
