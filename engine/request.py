@@ -42,6 +42,8 @@ PITCH_RANGE_SEMITONES = (-24.0, 24.0)
 SAMPLE_RATE_RANGE = (8000, 192000)
 AUDIO_PROMPT_MAX_S = 600.0
 MAX_VARIATIONS = 64
+#: audio prompt files read as spectrogram images (Riffusion seed images), by suffix
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 #: a texture is rendered this much longer than asked: the extra leads into its loop's seam, so the
 #: conformed texture is exactly as long as asked and still loops without a click
 TEXTURE_PREROLL_S = 0.25
@@ -141,7 +143,8 @@ class AudioPrompt:
 
     @classmethod
     def from_file(cls, path: str | Path) -> AudioPrompt:
-        """Read an audio file (WAV, FLAC, AIFF, MP3, OGG: whatever pedalboard reads).
+        """Read an audio file (WAV, FLAC, AIFF, MP3, OGG: whatever pedalboard reads), or a spectrogram
+        image in Riffusion's format (``.png``, ``.jpg``...: a seed image, decoded to its sound).
 
         Raises :class:`AudioReadError` naming the path when it cannot be read.
         """
@@ -150,6 +153,12 @@ class AudioPrompt:
         path = Path(path)
         if not path.is_file():
             raise AudioReadError(f"audio prompt {str(path)!r} is not a readable file")
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            # a spectrogram image (a Riffusion seed image): its sound, which Riffusion turns back into it
+            from .models.riffusion.codec import audio_from_image_file
+
+            audio, rate = audio_from_image_file(path)
+            return cls(audio=audio, sample_rate=rate)
         try:
             with AudioFile(str(path)) as f:
                 audio = f.read(f.frames)

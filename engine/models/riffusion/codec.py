@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -327,3 +328,28 @@ def spectral_convergence(reference: np.ndarray, estimate: np.ndarray, codec: Spe
     ref = codec.mel_spectrogram(reference[..., :samples])
     est = codec.mel_spectrogram(estimate[..., :samples])
     return float(np.linalg.norm(ref - est)) / max(float(np.linalg.norm(ref)), 1e-12)
+
+
+def read_image(path: str | Path, params: SpectrogramParams | None = None) -> SpectrogramImage:
+    """A spectrogram image file in Riffusion's format (grayscale or RGB; 512 rows, loud = dark,
+    high frequencies at the top), as published Riffusion seed images are. Raises
+    :class:`RequestError` naming the file for an unreadable image or one of another height."""
+    from PIL import Image, UnidentifiedImageError
+
+    params = params or SpectrogramParams()
+    try:
+        with Image.open(path) as image:
+            pixels = np.asarray(image.convert("L"), dtype=np.uint8)
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        raise RequestError("audio_prompt", str(path), "a readable spectrogram image", str(exc)[:120]) from None
+    if pixels.shape[0] != params.n_mels or pixels.shape[1] < 2:
+        raise RequestError("audio_prompt", f"{path}: an image of {pixels.shape[1]}×{pixels.shape[0]} pixels",
+                           f"a spectrogram image {params.n_mels} pixels high (Riffusion's format)")
+    return SpectrogramImage(np.ascontiguousarray(pixels))
+
+
+def audio_from_image_file(path: str | Path, seed: int = 0) -> tuple[np.ndarray, int]:
+    """``(audio [1, samples], sample_rate)`` of a spectrogram image file (see :func:`read_image`), so
+    a published seed image can be used wherever audio prompts are taken."""
+    codec = SpectrogramImageCodec()
+    return codec.decode(read_image(path, codec.params), seed), codec.params.sample_rate
