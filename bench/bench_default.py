@@ -49,7 +49,7 @@ def main() -> None:
     mel = sample(model.network, model.config, [0], noise, steps, model.config.default_guidance)
     rows = [
         ("one one-shot (1 s)", 1.0, _median_s(lambda: model.generate([one]), args.repeats)),
-        ("  network only (sampler, guided)", 1.0,
+        ("  network only (sampler)", 1.0,
          _median_s(lambda: sample(model.network, model.config, [0], noise, steps, model.config.default_guidance),
                    args.repeats)),
         ("  decoder only (Griffin-Lim)", 1.0,

@@ -4,6 +4,9 @@
    scaled log-mels; cached in ``--out`` so a resumed run does not render it again.
 2. Train ``MelUNet`` with v-prediction on the DDPM cosine schedule; one label in ``--cfg-dropout``
    is replaced by "no class" so the same network also samples unconditionally (guidance).
+   Optionally (not in the shipped weights' recipe, see MODEL.md) on log-mels shifted and scaled by
+   the corpus's mean and standard deviation (``--data-norm corpus``, written to ``config.json``)
+   and with Min-SNR loss weighting (``--min-snr``).
 3. Keep an exponential moving average of the weights; save a checkpoint every ``--checkpoint-every``
    steps (weights, EMA, optimizer, step and every random state), so ``--resume`` continues the
    very same run.
@@ -33,7 +36,7 @@ import torch
 from . import spectral
 from .classes import CLASSES
 from .corpus import render_corpus
-from .model import MelUNet, ModelConfig, training_scheduler
+from .model import MelUNet, ModelConfig, to_network, training_scheduler
 
 #: corpus seeds: the training corpus and the held-out one the evaluation uses never overlap
 TRAIN_CORPUS_SEED = 1
@@ -126,6 +129,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=int, default=100, help="linear warm-up steps")
     parser.add_argument("--ema", type=float, default=0.995, help="EMA decay of the exported weights")
     parser.add_argument("--cfg-dropout", type=float, default=0.15, help="share of labels dropped to 'no class'")
+    parser.add_argument("--data-norm", choices=("corpus", "none"), default="none",
+                        help="corpus: the network sees log-mels shifted and scaled by the training corpus's "
+                             "mean and standard deviation; none: as they are")
+    # Min-SNR weighting (Hang et al., 2023) spends the loss on the middle noise levels; the floor
+    # keeps the noisiest levels, which set a one-shot's class and overall envelope, in training
+    parser.add_argument("--min-snr", type=float, default=0.0,
+                        help="loss weight min(SNR, gamma) / (SNR + 1) with this gamma; 0: plain v-prediction loss")
+    parser.add_argument("--min-snr-floor", type=float, default=0.2,
+                        help="the loss weight's SNR term is at least this (max(min(SNR, gamma), floor))")
     parser.add_argument("--checkpoint-every", type=int, default=250)
     parser.add_argument("--stop-after", type=int, default=None,
                         help="stop (with a checkpoint, without exporting) after this many steps in this call; "
@@ -150,6 +162,10 @@ def _check_args(args: argparse.Namespace) -> str | None:
         return f"--ema={args.ema} is not accepted: expected 0 <= ema < 1"
     if not 0 <= args.cfg_dropout < 1:
         return f"--cfg-dropout={args.cfg_dropout} is not accepted: expected 0 <= p < 1"
+    if args.min_snr < 0:
+        return f"--min-snr={args.min_snr} is not accepted: expected 0 (off) or a positive gamma"
+    if args.min_snr_floor < 0:
+        return f"--min-snr-floor={args.min_snr_floor} is not accepted: expected at least 0"
     return None
 
 
@@ -185,7 +201,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     mels = torch.from_numpy(mels_np.astype(np.float32)).to(device)
     labels = torch.from_numpy(labels_np).to(device)
 
-    config = ModelConfig()
+    if args.data_norm == "corpus":
+        # rounded so config.json states them exactly
+        data_mean = round(float(mels_np.mean(dtype=np.float64)), 4)
+        data_std = round(float(mels_np.std(dtype=np.float64)), 4)
+    else:
+        data_mean, data_std = 0.0, 1.0
+    config = ModelConfig(data_mean=data_mean, data_std=data_std)
+    mels = to_network(mels, config)
     torch.manual_seed(args.seed)
     network = MelUNet(config).to(device)
     ema = MelUNet(config).to(device)
@@ -196,6 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     alphas = scheduler.alphas_cumprod.to(device)
     generator = torch.Generator(device="cpu").manual_seed(args.seed)
     step = 0
+    # time spent by earlier calls of a resumed run, so the exported figures cover the whole run
+    earlier_wall_s = earlier_cpu_s = 0.0
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
                 if k not in ("out", "resume", "export", "device", "threads", "checkpoint_every", "stop_after",
                              "render_workers")}
@@ -214,13 +239,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         step = int(state["step"])
+        earlier_wall_s, earlier_cpu_s = float(state.get("wall_s", 0.0)), float(state.get("cpu_s", 0.0))
         _log(f"resumed at step {step}")
+
+    def wall_s() -> float:
+        return earlier_wall_s + time.perf_counter() - wall_start
+
+    def cpu_s() -> float:
+        return earlier_cpu_s + time.process_time() - cpu_start
 
     def save_checkpoint() -> None:
         state = {
             "network": network.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(),
             "generator": generator.get_state(), "torch_rng": torch.get_rng_state(), "step": step,
-            "settings": settings,
+            "settings": settings, "wall_s": wall_s(), "cpu_s": cpu_s(),
         }
         tmp = checkpoint_path.with_suffix(".tmp")
         torch.save(state, tmp)
@@ -244,7 +276,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         target = a.sqrt() * noise - (1 - a).sqrt() * x0  # v
         for group in optimizer.param_groups:
             group["lr"] = _lr_at(step, args)
-        loss = torch.nn.functional.mse_loss(network(noisy, t, y), target)
+        error = (network(noisy, t, y) - target).pow(2).mean(dim=(1, 2))
+        if args.min_snr > 0:
+            snr = a.view(-1) / (1 - a.view(-1))
+            error = error * snr.clamp(min=min(args.min_snr_floor, args.min_snr), max=args.min_snr) / (snr + 1)
+        loss = error.mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(network.parameters(), 1.0)
@@ -259,15 +295,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             save_checkpoint()
         if time.perf_counter() - last_report > 20 or step == args.steps:
             last_report = time.perf_counter()
-            elapsed = time.perf_counter() - wall_start
             _log(f"step {step}/{args.steps} loss {loss_avg:.4f} lr {_lr_at(step - 1, args):.2e} "
-                 f"wall {elapsed / 60:.1f} min cpu {(time.process_time() - cpu_start) / 60:.1f} min")
+                 f"wall {wall_s() / 60:.1f} min cpu {cpu_s() / 60:.1f} min")
 
     if step < args.steps:
         _log(f"stopped at step {step}/{args.steps}; continue with --resume")
         return 0
-    metadata = {**settings, "wall_s": round(time.perf_counter() - wall_start, 1),
-                "cpu_s": round(time.process_time() - cpu_start, 1), "device": device.type,
+    metadata = {**settings, "wall_s": round(wall_s(), 1), "cpu_s": round(cpu_s(), 1), "device": device.type,
                 "final_loss": round(float(loss_avg or 0.0), 5)}
     export_weights(ema, config, export_dir, metadata)
     _log(f"exported {export_dir}/model.safetensors after {step} steps")

@@ -49,3 +49,12 @@ def test_per_class_medians_skip_absent_classes() -> None:
     values = np.array([1.0, 3.0, 2.0, 10.0])
     labels = np.array([0, 0, 0, 2])
     assert evaluate.per_class_medians(values, labels, ["a", "b", "c"]) == {"a": 2.0, "c": 10.0}
+
+
+def test_a_struck_sound_has_an_attack_and_a_swell_has_none() -> None:
+    t = np.arange(spectral.NATIVE_SAMPLES) / SR
+    struck = _tone(np.exp(-t / 0.08))  # loudest at its start: about 10 dB down by 0.15 s
+    swell = _tone(np.minimum(t / 0.15, 1.0) * np.exp(-np.maximum(t - 0.15, 0.0) / 0.3))  # peaks at 0.15 s
+    attack = evaluate.attack_measures(np.stack([struck, swell]))
+    assert attack[0] > 6.0
+    assert attack[1] < -3.0

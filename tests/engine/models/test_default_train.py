@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from loopbridge.engine.models.default import DefaultModel
-from loopbridge.engine.models.default.train import main
+from loopbridge.engine.models.default.train import TRAIN_CORPUS_SEED, corpus_mels, main
 from loopbridge.engine.request import GenerateRequest
 from safetensors.torch import load_file
 
 TINY = ["--per-class", "1", "--batch-size", "4", "--steps", "4", "--checkpoint-every", "2",
-        "--render-workers", "1", "--threads", "1", "--device", "cpu"]
+        "--render-workers", "1", "--threads", "1", "--device", "cpu", "--data-norm", "corpus", "--min-snr", "5"]
 
 
 def test_a_resumed_run_ends_where_an_unbroken_run_ends(tmp_path: Path) -> None:
@@ -27,6 +29,14 @@ def test_a_resumed_run_ends_where_an_unbroken_run_ends(tmp_path: Path) -> None:
     model = DefaultModel.load(tmp_path / "straight" / "weights")
     out = model.generate([GenerateRequest(prompt="clap", steps=2)])[0]
     assert out.audio.shape == (1, 44100)
+    # the network was trained on the corpus's log-mels normalized by their own mean and spread
+    mels, _ = corpus_mels(TRAIN_CORPUS_SEED, 1, cache_dir=tmp_path / "straight")
+    assert model.config.data_mean == pytest.approx(float(mels.astype(np.float64).mean()), abs=1e-4)
+    assert model.config.data_std == pytest.approx(float(mels.astype(np.float64).std()), abs=1e-4)
+    training = json.loads((tmp_path / "straight" / "weights" / "config.json").read_text(encoding="utf-8"))["training"]
+    assert training["steps"] == 4 and training["wall_s"] > 0 and training["cpu_s"] > 0
+    assert json.loads((tmp_path / "broken" / "weights" / "config.json").read_text(encoding="utf-8"))[
+        "training"]["wall_s"] > 0
 
 
 def test_bad_arguments_exit_with_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
