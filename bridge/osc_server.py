@@ -463,6 +463,8 @@ class _OscJobSink(JobSink):
         self.server.send(self.target, f"{OSC_ROOT}/job/progress", self.request_id, float(fraction))
 
     def done(self, samples: list[ServedSample], extra: dict[str, Any]) -> None:
+        for note in extra.get("notes", ()):
+            self.server.send(self.target, f"{OSC_ROOT}/job/note", self.request_id, note)
         for index, sample in enumerate(samples):
             path = self.server.service.export(sample)
             self.server.send(self.target, f"{OSC_ROOT}/job/sample", self.request_id, index,

@@ -169,6 +169,13 @@ REQUEST_FIELDS: dict[str, str] = {
     "start_s": "float",
 }
 
+#: the host's time signature as it shows it; with these, ``bars`` counts bars of that meter and the engine
+#: works out its own bar (``beats_per_bar`` is then not sent: engine/host.py holds the rule)
+HOST_FIELDS: dict[str, str] = {
+    "meter_numerator": "int",
+    "meter_denominator": "int",
+}
+
 CONFORM_FIELDS: dict[str, str] = {
     "sample_rate": "int",
     "pitch_semitones": "float",
@@ -188,7 +195,7 @@ DELIVERY_FIELDS: dict[str, str] = {
 
 #: fields of other request types
 CONFORM_REQUEST_FIELDS: dict[str, str] = {"render_key": "str", "tempo_bpm": "float", "bars": "float",
-                                           "beats_per_bar": "int", **CONFORM_FIELDS, "audio": "bool"}
+                                           "beats_per_bar": "int", **HOST_FIELDS, **CONFORM_FIELDS, "audio": "bool"}
 HISTORY_FIELDS: dict[str, str] = {"limit": "int", "offset": "int", "model": "str"}
 RECALL_FIELDS: dict[str, str] = {"key": "str", **CONFORM_REQUEST_FIELDS}
 CANCEL_FIELDS: dict[str, str] = {"target": "str"}
@@ -199,9 +206,9 @@ FIELDS_BY_TYPE: dict[MessageType, dict[str, str]] = {
     MessageType.HELLO: HELLO_FIELDS,
     MessageType.MODELS: {},
     MessageType.CAPABILITIES: CAPABILITIES_FIELDS,
-    MessageType.GENERATE: {**REQUEST_FIELDS, **CONFORM_FIELDS, **DELIVERY_FIELDS},
-    MessageType.VARIATION: {**REQUEST_FIELDS, **CONFORM_FIELDS, **DELIVERY_FIELDS},
-    MessageType.MORPH: {**REQUEST_FIELDS, **CONFORM_FIELDS, **DELIVERY_FIELDS},
+    MessageType.GENERATE: {**REQUEST_FIELDS, **HOST_FIELDS, **CONFORM_FIELDS, **DELIVERY_FIELDS},
+    MessageType.VARIATION: {**REQUEST_FIELDS, **HOST_FIELDS, **CONFORM_FIELDS, **DELIVERY_FIELDS},
+    MessageType.MORPH: {**REQUEST_FIELDS, **HOST_FIELDS, **CONFORM_FIELDS, **DELIVERY_FIELDS},
     MessageType.CONFORM: CONFORM_REQUEST_FIELDS,
     MessageType.CANCEL: CANCEL_FIELDS,
     MessageType.HISTORY: HISTORY_FIELDS,
@@ -461,6 +468,8 @@ OSC_OUTGOING: dict[str, tuple[str, ...]] = {
     # one per sample: id, index, path, kind, tempo_bpm, beats, root_note (-1: none), variation, render_key
     f"{OSC_ROOT}/job/sample": ("id", "index", "path", "kind", "tempo_bpm", "beats", "root_note", "variation",
                                "render_key"),
+    # what could not be made exactly as asked (a meter's length out of range, a prompt a model does not take)
+    f"{OSC_ROOT}/job/note": ("id", "text"),
     f"{OSC_ROOT}/job/done": ("id", "count"),
     f"{OSC_ROOT}/job/cancelled": ("id",),
     f"{OSC_ROOT}/history/list": ("json",),

@@ -37,6 +37,7 @@ from loopbridge.engine.errors import (
     NotFoundError,
     RequestError,
 )
+from loopbridge.engine.host import HostFacts, conform_spec
 from loopbridge.engine.prerender import DEFAULT_DEPTH, Prerenderer
 from loopbridge.engine.request import (
     MAX_VARIATIONS,
@@ -44,7 +45,6 @@ from loopbridge.engine.request import (
     ConformedSample,
     ConformSpec,
     GenerateRequest,
-    Kind,
     Render,
 )
 from loopbridge.engine.scheduler import Job, Priority, Scheduler
@@ -624,12 +624,17 @@ class Service:
             values["seed"] = secrets.randbelow(RANDOM_SEED_LIMIT + 1)
         if kind is MessageType.MORPH and not values.get("morph_prompt"):
             raise RequestError("morph_prompt", values.get("morph_prompt"), "the prompt to morph towards (text)")
+        host = _host_facts(fields)
+        values.update(host.request_fields())
+        if host.notes:
+            extra["notes"] = host.notes
         audio_prompt = self._audio_prompt(fields, frames)
         request = GenerateRequest(**values, audio_prompt=audio_prompt)
         extra["seed"] = request.seed
         variations = fields.get("variations", 1)
         plan = self.engine.plan(request, variations)
-        spec = self.spec_for(request, fields)
+        spec = conform_spec(request, host.replace(bars=fields.get("conform_bars", host.bars)),
+                            pitch_semitones=fields.get("pitch_semitones", 0.0), root_note=fields.get("root_note"))
         priority = self._priority(fields)
         base = None
         if fields.get("prerender", True) and priority is Priority.INTERACTIVE:
@@ -653,20 +658,6 @@ class Service:
         return JobInputs(plan=[(part, render.request)], spec=spec, renders=[render], base=None,
                          priority=Priority.INTERACTIVE, extra={"render_key": render.key})
 
-    def spec_for(self, request: GenerateRequest, fields: Mapping[str, Any]) -> ConformSpec:
-        """The conform settings of a generate-like request: its tempo and length, at 48 kHz by default."""
-        bars = fields.get("conform_bars")
-        if bars is None and request.kind in (Kind.LOOP, Kind.TEXTURE):
-            bars = request.bars
-        return ConformSpec(
-            tempo_bpm=request.tempo_bpm,
-            bars=bars,
-            beats_per_bar=request.beats_per_bar,
-            pitch_semitones=fields.get("pitch_semitones", 0.0),
-            sample_rate=fields.get("sample_rate", 48000),
-            root_note=fields.get("root_note"),
-        )
-
     def _conform_inputs(self, kind: MessageType, fields: Mapping[str, Any]) -> JobInputs:
         name = "key" if kind is MessageType.RECALL else "render_key"
         key = fields.get(name) or fields.get("render_key") or fields.get("key")
@@ -676,20 +667,16 @@ class Service:
         if render is None:
             raise NotFoundError(f"{name}={key!r} is not accepted: no stored render has that key")
         request = render.request
-        bars = fields.get("conform_bars", fields.get("bars"))
-        if bars is None and request.kind is not Kind.ONE_SHOT:
-            bars = request.bars
-        spec = ConformSpec(
-            tempo_bpm=fields.get("tempo_bpm", request.tempo_bpm),
-            bars=bars,
-            beats_per_bar=fields.get("beats_per_bar", request.beats_per_bar),
-            pitch_semitones=fields.get("pitch_semitones", 0.0),
-            sample_rate=fields.get("sample_rate", 48000),
-            root_note=fields.get("root_note"),
-        )
+        host = _host_facts(fields)
+        host = host.replace(bars=fields.get("conform_bars", host.bars))
+        spec = conform_spec(request, host, pitch_semitones=fields.get("pitch_semitones", 0.0),
+                            root_note=fields.get("root_note"))
         part = str(render.info.get("part", ""))
+        extra: dict[str, Any] = {"render_key": render.key}
+        if host.notes:
+            extra["notes"] = host.notes
         return JobInputs(plan=[(part, request)], spec=spec, renders=[render], base=None,
-                         priority=Priority.INTERACTIVE, extra={"render_key": render.key})
+                         priority=Priority.INTERACTIVE, extra=extra)
 
     @staticmethod
     def _priority(fields: Mapping[str, Any]) -> Priority:
@@ -740,6 +727,12 @@ class Service:
             log.warning("cannot export %s to %s (%s): handing out the store's path", sample.key, folder, exc)
             return sample.path
         return final
+
+
+def _host_facts(fields: Mapping[str, Any]) -> HostFacts:
+    return HostFacts(tempo_bpm=fields.get("tempo_bpm"), meter_numerator=fields.get("meter_numerator"),
+                     meter_denominator=fields.get("meter_denominator"), beats_per_bar=fields.get("beats_per_bar"),
+                     bars=fields.get("bars"), sample_rate=fields.get("sample_rate"))
 
 
 def _job_key(namespace: str, client_id: str) -> str:

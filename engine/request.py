@@ -15,6 +15,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -40,6 +41,10 @@ STEPS_RANGE = (1, 1000)
 GUIDANCE_RANGE = (0.0, 30.0)
 PITCH_RANGE_SEMITONES = (-24.0, 24.0)
 SAMPLE_RATE_RANGE = (8000, 192000)
+#: the rate of conformed files when the host names none (the protocol, the CLI and the front ends quote it)
+DEFAULT_SAMPLE_RATE = 48000
+#: seeds drawn for a request without one stay at or below this (OSC ints and the front ends' are 32-bit signed)
+RANDOM_SEED_MAX = 2**31 - 1
 AUDIO_PROMPT_MAX_S = 600.0
 MAX_VARIATIONS = 64
 #: audio prompt files read as spectrogram images (Riffusion seed images), by suffix
@@ -70,18 +75,23 @@ class Kind(StrEnum):
         raise RequestError("kind", value, "one of: " + ", ".join(k.value for k in cls))
 
 
-def _check_range(name: str, value: float, low: float, high: float, unit: str = "") -> None:
+def check_range(name: str, value: float, low: float, high: float, unit: str = "") -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise RequestError(name, value, f"a number from {_fmt(low)} to {_fmt(high)}{unit}")
     if not low <= value <= high:
         raise RequestError(name, value, f"{_fmt(low)}–{_fmt(high)}{unit}")
 
 
-def _check_int(name: str, value: int, low: int, high: int, unit: str = "") -> None:
+def check_int(name: str, value: int, low: int, high: int, unit: str = "") -> None:
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
         raise RequestError(name, value, f"a whole number from {low} to {high}{unit}")
     if not low <= value <= high:
         raise RequestError(name, value, f"{low}–{high}{unit}")
+
+
+def random_seed() -> int:
+    """A fresh seed for a request that names none (0–:data:`RANDOM_SEED_MAX`)."""
+    return secrets.randbelow(RANDOM_SEED_MAX + 1)
 
 
 def _fmt(x: float) -> str:
@@ -126,7 +136,7 @@ class AudioPrompt:
     digest: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
-        _check_int("audio_prompt.sample_rate", self.sample_rate, *SAMPLE_RATE_RANGE, " Hz")
+        check_int("audio_prompt.sample_rate", self.sample_rate, *SAMPLE_RATE_RANGE, " Hz")
         audio = as_audio_array(self.audio, "audio_prompt")
         duration_s = audio.shape[1] / self.sample_rate
         if duration_s > AUDIO_PROMPT_MAX_S:
@@ -192,7 +202,7 @@ class MotionPrompt:
     digest: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
-        _check_range("motion_prompt.frame_rate_hz", self.frame_rate_hz, 5.0, 1000.0, " frames per second")
+        check_range("motion_prompt.frame_rate_hz", self.frame_rate_hz, 5.0, 1000.0, " frames per second")
         positions = np.asarray(self.positions, dtype=np.float32)
         if positions.ndim != 3 or positions.shape[2] != 3 or positions.shape[0] < 2 or positions.shape[1] < 1:
             raise RequestError("motion_prompt", f"an array of shape {positions.shape}", "frames × joints × 3 positions")
@@ -270,29 +280,29 @@ class GenerateRequest:
         if self.morph_prompt is not None:
             if not isinstance(self.morph_prompt, str) or len(self.morph_prompt) > PROMPT_MAX_CHARS:
                 raise RequestError("morph_prompt", self.morph_prompt, f"text of at most {PROMPT_MAX_CHARS} characters")
-        _check_int("seed", self.seed, 0, SEED_MAX)
-        _check_int("variation", self.variation, 0, VARIATION_MAX)
-        _check_range("tempo_bpm", self.tempo_bpm, TEMPO_MIN_BPM, TEMPO_MAX_BPM, " BPM")
-        _check_int("beats_per_bar", self.beats_per_bar, *BEATS_PER_BAR_RANGE)
+        check_int("seed", self.seed, 0, SEED_MAX)
+        check_int("variation", self.variation, 0, VARIATION_MAX)
+        check_range("tempo_bpm", self.tempo_bpm, TEMPO_MIN_BPM, TEMPO_MAX_BPM, " BPM")
+        check_int("beats_per_bar", self.beats_per_bar, *BEATS_PER_BAR_RANGE)
         if self.duration_s is not None and self.bars is not None:
             raise RequestError("duration_s", self.duration_s, "either a duration in seconds or bars, not both")
         if self.duration_s is not None:
-            _check_range("duration_s", self.duration_s, DURATION_MIN_S, DURATION_MAX_S, " s")
+            check_range("duration_s", self.duration_s, DURATION_MIN_S, DURATION_MAX_S, " s")
         if self.bars is not None:
-            _check_range("bars", self.bars, BARS_MIN, BARS_MAX, " bars")
+            check_range("bars", self.bars, BARS_MIN, BARS_MAX, " bars")
             if self.render_duration_s > DURATION_MAX_S:
                 raise RequestError(
                     "bars", self.bars, f"a length of at most {DURATION_MAX_S:g} s at {self.tempo_bpm:g} BPM"
                 )
         if self.steps is not None:
-            _check_int("steps", self.steps, *STEPS_RANGE)
+            check_int("steps", self.steps, *STEPS_RANGE)
         if self.guidance is not None:
-            _check_range("guidance", self.guidance, *GUIDANCE_RANGE)
-        _check_range("audio_prompt_strength", self.audio_prompt_strength, 0.0, 1.0)
-        _check_range("morph_amount", self.morph_amount, 0.0, 1.0)
+            check_range("guidance", self.guidance, *GUIDANCE_RANGE)
+        check_range("audio_prompt_strength", self.audio_prompt_strength, 0.0, 1.0)
+        check_range("morph_amount", self.morph_amount, 0.0, 1.0)
         if self.morph_seed is not None:
-            _check_int("morph_seed", self.morph_seed, 0, SEED_MAX)
-        _check_range("start_s", self.start_s, 0.0, DURATION_MAX_S, " s")
+            check_int("morph_seed", self.morph_seed, 0, SEED_MAX)
+        check_range("start_s", self.start_s, 0.0, DURATION_MAX_S, " s")
         if self.audio_prompt is not None and not isinstance(self.audio_prompt, AudioPrompt):
             raise RequestError("audio_prompt", type(self.audio_prompt).__name__, "an AudioPrompt")
         if self.motion_prompt is not None and not isinstance(self.motion_prompt, MotionPrompt):
@@ -387,18 +397,18 @@ class ConformSpec:
     bars: float | None = None
     beats_per_bar: int = 4
     pitch_semitones: float = 0.0
-    sample_rate: int = 48000
+    sample_rate: int = DEFAULT_SAMPLE_RATE
     root_note: int | None = None
 
     def __post_init__(self) -> None:
-        _check_range("tempo_bpm", self.tempo_bpm, TEMPO_MIN_BPM, TEMPO_MAX_BPM, " BPM")
-        _check_int("beats_per_bar", self.beats_per_bar, *BEATS_PER_BAR_RANGE)
+        check_range("tempo_bpm", self.tempo_bpm, TEMPO_MIN_BPM, TEMPO_MAX_BPM, " BPM")
+        check_int("beats_per_bar", self.beats_per_bar, *BEATS_PER_BAR_RANGE)
         if self.bars is not None:
-            _check_range("bars", self.bars, BARS_MIN, BARS_MAX, " bars")
-        _check_range("pitch_semitones", self.pitch_semitones, *PITCH_RANGE_SEMITONES, " semitones")
-        _check_int("sample_rate", self.sample_rate, *SAMPLE_RATE_RANGE, " Hz")
+            check_range("bars", self.bars, BARS_MIN, BARS_MAX, " bars")
+        check_range("pitch_semitones", self.pitch_semitones, *PITCH_RANGE_SEMITONES, " semitones")
+        check_int("sample_rate", self.sample_rate, *SAMPLE_RATE_RANGE, " Hz")
         if self.root_note is not None:
-            _check_int("root_note", self.root_note, 0, 127, " (MIDI note)")
+            check_int("root_note", self.root_note, 0, 127, " (MIDI note)")
 
     def key_fields(self) -> dict[str, Any]:
         return {
@@ -409,6 +419,14 @@ class ConformSpec:
             "sample_rate": self.sample_rate,
             "root_note": self.root_note,
         }
+
+    @property
+    def loop_frames(self) -> int | None:
+        """A loop's or texture's length in frames when ``bars`` is given (None otherwise):
+        ``round(bars * beats_per_bar * 60 / tempo_bpm * sample_rate)``."""
+        if self.bars is None:
+            return None
+        return int(round(self.bars * self.beats_per_bar * 60.0 / self.tempo_bpm * self.sample_rate))
 
     def conform_key(self, render_key: str) -> str:
         payload = json.dumps({"render": render_key, **self.key_fields()}, sort_keys=True)
