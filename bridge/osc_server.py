@@ -1,25 +1,26 @@
 """The engine's OSC front (UDP): the protocol's operations under ``/loopbridge/...``.
 
-One thread reads datagrams; each message is looked up in the protocol's address table (OSC
-wildcards in the incoming address are honoured), its arguments are checked leniently (an int where
-a float is expected and the other way round, as controllers send them; a float for an int is
-rounded) and it is served. Anything wrong is answered on ``/loopbridge/error`` and the server goes
-on; packets from hosts outside the allow-list are dropped without an answer.
+One thread reads datagrams. python-osc's :class:`~pythonosc.dispatcher.Dispatcher` matches each
+message's address (OSC wildcards honoured) against the protocol's address table, whose every row is
+mapped to one handler here; its arguments are checked leniently (``protocol.lenient``: an int where
+a float is expected and the other way round, as controllers send them) and it is served. Anything
+wrong is answered on ``/loopbridge/error`` and the server goes on; packets from hosts outside the
+allow-list are dropped without an answer.
 
 Replies go to the sender's host, at the port it registered with ``/loopbridge/controller/register``
 (or, when its source port changed and its host registered exactly one port, that one), else to the
-sender's own source port. Registered controllers also get the *session's* feedback: every change of
-a session parameter, the current sample, progress and status, so faders and labels follow.
+sender's own source port. Registered controllers also get the controller session's feedback
+(:mod:`.osc_session`): every change of a session parameter, the current sample, progress and status.
 
 Results over OSC are file paths on the engine's machine: readable-named links to the store's files.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
-import secrets
 import socket
 import threading
 import time
@@ -28,99 +29,32 @@ from pathlib import Path
 from typing import Any
 
 from loopbridge.engine.errors import RequestError
+from loopbridge.engine.frontdoor import Sample
 from loopbridge.engine.motion import MotionKind, TempoReading
-from loopbridge.engine.prerender import snap_morph
-from loopbridge.engine.request import AudioPrompt, ConformSpec, GenerateRequest, Kind
+from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
 
 from . import protocol as p
 from .motion_follow import MotionFollower, reading_args
-from .protocol import OSC_ROOT, ErrorCode, MessageType, OscAddress, ProtocolError
+from .osc_session import Session, sample_args
+from .protocol import OSC_ROOT, ErrorCode, MessageType, OscAddress, lenient
+from .replies import JobSink, WireError
 from .security import AllowList
-from .service import RANDOM_SEED_LIMIT, JobSink, ServedSample, Service, WireError
+from .service import Service
 
 log = logging.getLogger(__name__)
 
 RequestLog = Callable[[str], None]
 Address = tuple[str, int]
+#: a handler of one table row: (its checked arguments, trailing key/value arguments, the sender)
+Handler = Callable[[OscAddress, dict[str, Any], list[Any], Address], None]
 
 #: addresses that carry a stream of frames rather than requests (not logged one line each)
 _STREAM_ADDRESSES = frozenset({f"{OSC_ROOT}/motion/joints", f"{OSC_ROOT}/motion/accel"})
+_STAR_RUNS = re.compile(r"\*+")
 #: the most a JSON reply (status, models, history) may take in one datagram
 _MAX_JSON_BYTES = 60 * 1024
-
-SESSION_DEFAULTS: dict[str, Any] = {
-    "prompt": "",
-    "morph_prompt": "",
-    "model": "default",
-    "kind": Kind.ONE_SHOT.value,
-    "seed": 0,
-    "variation": 0,
-    "morph": 0.0,
-    "quality": 0,
-    "bars": 1.0,
-    "tempo": 120.0,
-    "beats_per_bar": 4,
-    "pitch": 0.0,
-    "strength": 0.5,
-    "sample_rate": 48000,
-    "audio_prompt": "",
-}
-
-
-def lenient(name: str, value: Any, expected: str) -> Any:
-    """``value`` as ``expected`` the way controllers mean it, then checked by the protocol's coerce.
-
-    A float for an int is rounded; an int for a float is widened; a number for text becomes text
-    only for ids; booleans from True/False, 0/1. Raises ProtocolError naming the argument.
-    """
-    kind = expected.rstrip("?")
-    if kind == "int" and isinstance(value, float) and value == value and abs(value) < 2**63:
-        value = int(round(value))
-    elif kind == "float" and isinstance(value, bool):
-        value = float(value)
-    elif kind == "str" and name == "id" and isinstance(value, int | float) and not isinstance(value, bool):
-        value = str(int(value)) if float(value).is_integer() else str(value)
-    return p.coerce(name, value, kind)
-
-
-def _pattern(address: str) -> re.Pattern[str] | None:
-    """An OSC 1.0 address pattern as a regex (None when it has no wildcard)."""
-    if not any(c in address for c in "?*[{"):
-        return None
-    out = []
-    i = 0
-    while i < len(address):
-        c = address[i]
-        if c == "*":
-            out.append("[^/]*")
-        elif c == "?":
-            out.append("[^/]")
-        elif c == "[":
-            end = address.find("]", i)
-            if end < 0:
-                raise ProtocolError(ErrorCode.MALFORMED, f"address {address!r} has an unclosed [")
-            body = address[i + 1:end]
-            negate = body.startswith("!")
-            body = body[1:] if negate else body
-            if not body:
-                raise ProtocolError(ErrorCode.MALFORMED, f"address {address!r} has an empty [] set")
-            out.append("[" + ("^" if negate else "") + re.escape(body).replace("\\-", "-") + "]")
-            i = end
-        elif c == "{":
-            end = address.find("}", i)
-            if end < 0:
-                raise ProtocolError(ErrorCode.MALFORMED, f"address {address!r} has an unclosed {{")
-            out.append("(?:" + "|".join(re.escape(x) for x in address[i + 1:end].split(",")) + ")")
-            i = end
-        else:
-            out.append(re.escape(c))
-        i += 1
-    try:
-        return re.compile("".join(out) + r"\Z")
-    except re.error as exc:  # a range like [z-a]
-        raise ProtocolError(ErrorCode.MALFORMED, f"address pattern {address!r} is not valid: {exc}") from exc
 
 
 class OscServer:
@@ -146,7 +80,6 @@ class OscServer:
         self.port = port
         self.allow = allow or AllowList()
         self.request_log = request_log
-        self.table = p.osc_table()
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -154,10 +87,14 @@ class OscServer:
         #: (host, source port) -> the port it asked feedback on
         self._registered: dict[Address, int] = {}
         self._refused: set[str] = set()
-        self.session = Session(self)
+        self.session = Session(service, self)
         self.motion = MotionFollower(on_reading=self._motion_reading, on_follow=self.session.follow_tempo,
-                                     session_tempo=lambda: float(self.session.params["tempo"]))
+                                     session_tempo=lambda: float(self.session.params["tempo_bpm"]))
         self.counters = {"received": 0, "errors": 0, "dropped": 0, "sent": 0}
+        self.dispatcher = Dispatcher()
+        handlers = self._handlers()
+        for entry in p.OSC_ADDRESSES:
+            self.dispatcher.map(entry.address, handlers[entry.address], entry)
 
     @property
     def address(self) -> Address:
@@ -287,40 +224,33 @@ class OscServer:
         started = time.perf_counter()
         target = self.reply_target(sender)
         ours = address.startswith(OSC_ROOT + "/")
-        try:
-            pattern = _pattern(address)
-        except ProtocolError as exc:
-            if ours:
-                self.error(target, "", WireError.from_exception(exc))
-            else:
-                self.counters["dropped"] += 1
-            return
-        if not ours and pattern is None:
+        wildcard = any(c in address for c in "?*[{")
+        if not ours and not wildcard:
             self.counters["dropped"] += 1  # a controller's own addresses: not ours, not an error
             return
         try:
-            if pattern is None:
-                entry = self.table.get(address)
-                entries = [entry] if entry is not None else []
-            else:
-                entries = [e for a, e in self.table.items() if pattern.match(a)]
-            if not entries:
-                if address.startswith(OSC_ROOT + "/"):
+            stars = len(_STAR_RUNS.findall(address))  # "**" matches what "*" does: a run counts once
+            if stars > p.MAX_OSC_PATTERN_STARS:
+                raise WireError(ErrorCode.MALFORMED, f"address pattern with {stars} '*' wildcards: at most "
+                                                     f"{p.MAX_OSC_PATTERN_STARS}")
+            handlers = list(self.dispatcher.handlers_for_address(address))
+            if not handlers:
+                if ours:
                     raise WireError(ErrorCode.UNKNOWN_TYPE, f"{address} is not an address of this protocol: see "
                                                             f"{OSC_ROOT}/... in PROTOCOL.md")
                 self.counters["dropped"] += 1
                 return
-        except Exception as exc:
-            error = WireError.from_exception(exc)
-            self.error(target, "", error)
-            self._log(sender, address, f"error {error.code.value}", started)
+        except WireError as refused:
+            self.error(target, "", refused)
+            self._log(sender, address, f"error {refused.code.value}", started)
             return
-        for entry in entries:
+        for handler in handlers:
+            entry: OscAddress = handler.args[0]
             request_id = ""
             try:
                 values, rest = self._arguments(entry, args)
                 request_id = str(values.get("id") or "")
-                self._serve(entry, values, rest, sender)
+                handler.callback(entry, values, rest, sender)
                 if entry.address not in _STREAM_ADDRESSES:  # motion frames come 60 a second: no line each
                     self._log(sender, entry.address, "ok", started)
             except Exception as exc:
@@ -360,63 +290,110 @@ class OscServer:
 
     # ---- operations ----------------------------------------------------------------------------------
 
-    def _serve(self, entry: OscAddress, values: dict[str, Any], rest: list[Any], sender: Address) -> None:
-        address = entry.address
-        target = self.reply_target(sender)
-        verb = address[len(OSC_ROOT) + 1:]
-        namespace = f"osc:{sender[0]}"
-        if entry.keyvalues is not None:
-            fields = self._keyvalues(entry.keyvalues, rest)
-            if entry.keyvalues is MessageType.RECALL:
-                fields["key"] = values["key"]
-            sink = _OscJobSink(self, target, values["id"])
-            self.service.start_job(namespace, entry.keyvalues, values["id"], fields, (), sink)
-        elif verb == "engine/ping":
-            self.send(target, f"{OSC_ROOT}/engine/pong", values.get("token", ""))
-        elif verb == "engine/hello":
-            self.send(target, f"{OSC_ROOT}/engine/hello", p.PROTOCOL_VERSION, self.service.hello()["engine_version"])
-        elif verb == "engine/status":
-            self.send_json(target, f"{OSC_ROOT}/engine/status", value=self.service.status())
-        elif verb == "models/list":
-            self.send_json(target, f"{OSC_ROOT}/models/list", value=self.service.models())
-        elif verb == "models/capabilities":
-            reply = self.service.quick(MessageType.CAPABILITIES, {"model": values["model"]})
-            self.send_json(target, f"{OSC_ROOT}/models/capabilities", reply["model"], value=reply["capabilities"])
-        elif verb == "job/cancel":
-            self.service.cancel(namespace, values["id"])
-            self.send(target, f"{OSC_ROOT}/job/cancelled", values["id"])
-        elif verb == "history/list":
-            entries = self.service.history({"limit": values.get("limit") or 50})
-            self.send_json(target, f"{OSC_ROOT}/history/list", value=entries)
-        elif verb in ("controller/register", "controller/unregister"):
-            port = values.get("port") or sender[1]
-            if not 0 < port < 65536:
-                raise RequestError("port", port, "a UDP port 1–65535")
-            with self._lock:
-                if verb == "controller/register":
-                    self._registered[sender] = port
-                else:
-                    self._registered.pop(sender, None)
-                    for key in [k for k, v in self._registered.items() if k[0] == sender[0] and v == port]:
-                        del self._registered[key]
-            done = "registered" if verb == "controller/register" else "unregistered"
-            self.send((sender[0], port), f"{OSC_ROOT}/controller/{done}", sender[0], port)
-        elif verb.startswith("session/"):
-            self.session.handle(verb[len("session/"):], values, sender)
-        elif verb in ("motion/joints", "motion/accel"):
-            self.motion.frame(MotionKind.JOINTS if verb == "motion/joints" else MotionKind.ACCEL, values["values"])
-        elif verb == "motion/reset":
-            self.motion.reset()
-            self._motion_reading(None)
-        elif verb == "motion/get/tempo":
-            self.send(target, f"{OSC_ROOT}/motion/tempo", *reading_args(self.motion.latest, self.motion.following))
-        elif verb == "motion/set/follow":
-            if values["value"] not in (0, 1):
-                raise RequestError("follow", values["value"], "0 (the session keeps its tempo) or 1 (it follows)")
-            self.motion.set_following(bool(values["value"]))
-            self.broadcast(sender, f"{OSC_ROOT}/motion/follow", int(self.motion.following))
-        else:  # every address of the table is served above; a new one must be added here
-            raise WireError(ErrorCode.UNKNOWN_TYPE, f"{address} is not served by this engine")
+    # ---- the dispatch table: one handler for every row of protocol.OSC_ADDRESSES -------------------------------
+
+    def _handlers(self) -> dict[str, Handler]:
+        session = self.session
+        table: dict[str, Handler] = {
+            f"{OSC_ROOT}/engine/ping": self._ping,
+            f"{OSC_ROOT}/engine/hello": self._hello,
+            f"{OSC_ROOT}/engine/status": self._status,
+            f"{OSC_ROOT}/models/list": self._models,
+            f"{OSC_ROOT}/models/capabilities": self._capabilities,
+            f"{OSC_ROOT}/job/cancel": self._cancel,
+            f"{OSC_ROOT}/history/list": self._history,
+            f"{OSC_ROOT}/controller/register": self._register,
+            f"{OSC_ROOT}/controller/unregister": self._register,
+            f"{OSC_ROOT}/motion/joints": self._motion_frame,
+            f"{OSC_ROOT}/motion/accel": self._motion_frame,
+            f"{OSC_ROOT}/motion/reset": self._motion_reset,
+            f"{OSC_ROOT}/motion/get/tempo": self._motion_tempo,
+            f"{OSC_ROOT}/motion/set/follow": self._motion_follow,
+            f"{OSC_ROOT}/session/generate": lambda entry, values, rest, sender: session.generate(sender),
+            f"{OSC_ROOT}/session/state": lambda entry, values, rest, sender: session.send_state(sender),
+        }
+        for name in [*p.SESSION_PARAMS, *p.SESSION_ALIASES]:
+            table[f"{OSC_ROOT}/session/set/{name}"] = functools.partial(self._session_set, name)
+            table[f"{OSC_ROOT}/session/get/{name}"] = functools.partial(self._session_get, name)
+        for entry in p.OSC_ADDRESSES:
+            if entry.keyvalues is not None:
+                table[entry.address] = self._job
+        return table
+
+    def _job(self, entry: OscAddress, values: dict[str, Any], rest: list[Any], sender: Address) -> None:
+        assert entry.keyvalues is not None  # only rows with key/value pairs are mapped here
+        fields = self._keyvalues(entry.keyvalues, rest)
+        if entry.keyvalues is MessageType.RECALL:
+            fields["key"] = values["key"]
+        sink = _OscJobSink(self, self.reply_target(sender), values["id"])
+        self.service.start_job(f"osc:{sender[0]}", entry.keyvalues, values["id"], fields, (), sink)
+
+    def _ping(self, entry: OscAddress, values: dict[str, Any], rest: list[Any], sender: Address) -> None:
+        self.send(self.reply_target(sender), f"{OSC_ROOT}/engine/pong", values.get("token", ""))
+
+    def _hello(self, entry: OscAddress, values: dict[str, Any], rest: list[Any], sender: Address) -> None:
+        self.send(self.reply_target(sender), f"{OSC_ROOT}/engine/hello", p.PROTOCOL_VERSION,
+                  self.service.hello()["engine_version"])
+
+    def _status(self, entry: OscAddress, values: dict[str, Any], rest: list[Any], sender: Address) -> None:
+        self.send_json(self.reply_target(sender), f"{OSC_ROOT}/engine/status", value=self.service.status())
+
+    def _models(self, entry: OscAddress, values: dict[str, Any], rest: list[Any], sender: Address) -> None:
+        self.send_json(self.reply_target(sender), f"{OSC_ROOT}/models/list", value=self.service.models())
+
+    def _capabilities(self, entry: OscAddress, values: dict[str, Any], rest: list[Any], sender: Address) -> None:
+        reply = self.service.quick(MessageType.CAPABILITIES, {"model": values["model"]})
+        self.send_json(self.reply_target(sender), f"{OSC_ROOT}/models/capabilities", reply["model"],
+                       value=reply["capabilities"])
+
+    def _cancel(self, entry: OscAddress, values: dict[str, Any], rest: list[Any], sender: Address) -> None:
+        self.service.cancel(f"osc:{sender[0]}", values["id"])
+        self.send(self.reply_target(sender), f"{OSC_ROOT}/job/cancelled", values["id"])
+
+    def _history(self, entry: OscAddress, values: dict[str, Any], rest: list[Any], sender: Address) -> None:
+        entries = self.service.history({"limit": values.get("limit") or 50})
+        self.send_json(self.reply_target(sender), f"{OSC_ROOT}/history/list", value=entries)
+
+    def _register(self, entry: OscAddress, values: dict[str, Any], rest: list[Any], sender: Address) -> None:
+        port = values.get("port") or sender[1]
+        if not 0 < port < 65536:
+            raise RequestError("port", port, "a UDP port 1–65535")
+        registering = entry.address.endswith("/register")
+        with self._lock:
+            if registering:
+                self._registered[sender] = port
+            else:
+                self._registered.pop(sender, None)
+                for key in [k for k, v in self._registered.items() if k[0] == sender[0] and v == port]:
+                    del self._registered[key]
+        done = "registered" if registering else "unregistered"
+        self.send((sender[0], port), f"{OSC_ROOT}/controller/{done}", sender[0], port)
+
+    def _session_set(self, name: str, entry: OscAddress, values: dict[str, Any], rest: list[Any],
+                     sender: Address) -> None:
+        self.session.set(name, values["value"], sender)
+
+    def _session_get(self, name: str, entry: OscAddress, values: dict[str, Any], rest: list[Any],
+                     sender: Address) -> None:
+        self.session.get(name, sender)
+
+    def _motion_frame(self, entry: OscAddress, values: dict[str, Any], rest: list[Any], sender: Address) -> None:
+        kind = MotionKind.JOINTS if entry.address.endswith("/joints") else MotionKind.ACCEL
+        self.motion.frame(kind, values["values"])
+
+    def _motion_reset(self, entry: OscAddress, values: dict[str, Any], rest: list[Any], sender: Address) -> None:
+        self.motion.reset()
+        self._motion_reading(None)
+
+    def _motion_tempo(self, entry: OscAddress, values: dict[str, Any], rest: list[Any], sender: Address) -> None:
+        self.send(self.reply_target(sender), f"{OSC_ROOT}/motion/tempo",
+                  *reading_args(self.motion.latest, self.motion.following))
+
+    def _motion_follow(self, entry: OscAddress, values: dict[str, Any], rest: list[Any], sender: Address) -> None:
+        if values["value"] not in (0, 1):
+            raise RequestError("follow", values["value"], "0 (the session keeps its tempo) or 1 (it follows)")
+        self.motion.set_following(bool(values["value"]))
+        self.broadcast(sender, f"{OSC_ROOT}/motion/follow", int(self.motion.following))
 
     def _motion_reading(self, reading: TempoReading | None) -> None:
         """Push a motion tempo estimate to registered controllers and the PUB socket."""
@@ -426,7 +403,7 @@ class OscServer:
         if reading is not None:
             fields = {k: v for k, v in reading.to_dict().items() if k in ("bpm", "confidence", "phase", "last_beat_s")}
         self.service.publish(p.EventTopic.MOTION.value,
-                             {**fields, "following": following, "session_tempo_bpm": self.session.params["tempo"]})
+                             {**fields, "following": following, "session_tempo_bpm": self.session.params["tempo_bpm"]})
 
     def _log(self, sender: Address, address: str, outcome: str, started: float) -> None:
         if self.request_log is not None:
@@ -444,12 +421,6 @@ def _osc_arg(value: Any) -> Any:
     return value
 
 
-def _sample_args(sample: ServedSample, path: Path) -> list[Any]:
-    root = sample.root_note if sample.root_note is not None else -1
-    return [str(path), sample.kind, float(sample.tempo_bpm), float(sample.beats), int(root), int(sample.variation),
-            sample.render_key]
-
-
 class _OscJobSink(JobSink):
     def __init__(self, server: OscServer, target: Address, request_id: str) -> None:
         self.server = server
@@ -462,228 +433,18 @@ class _OscJobSink(JobSink):
     def progress(self, fraction: float) -> None:
         self.server.send(self.target, f"{OSC_ROOT}/job/progress", self.request_id, float(fraction))
 
-    def done(self, samples: list[ServedSample], extra: dict[str, Any]) -> None:
+    def done(self, samples: list[Sample], extra: dict[str, Any]) -> None:
         for note in extra.get("notes", ()):
             self.server.send(self.target, f"{OSC_ROOT}/job/note", self.request_id, note)
         for index, sample in enumerate(samples):
             path = self.server.service.export(sample)
             self.server.send(self.target, f"{OSC_ROOT}/job/sample", self.request_id, index,
-                             *_sample_args(sample, path))
+                             *sample_args(sample, path))
         self.server.send(self.target, f"{OSC_ROOT}/job/done", self.request_id, len(samples))
 
     def failed(self, error: WireError) -> None:
         self.server.error(self.target, self.request_id, error)
 
 
-# ---- the session -----------------------------------------------------------------------------------------
+__all__ = ["OscServer", "lenient"]
 
-
-class Session:
-    """The parameters controllers set and get, and the sample they select.
-
-    One session per engine, shared by every controller (a phone and the Live device see one state).
-    Generating fixes a *base* request; the Variation and Morph knobs move around it and are served
-    from the store when pre-rendered; tempo, pitch and rate re-conform the current sample.
-    """
-
-    NAMESPACE = "osc-session"
-
-    def __init__(self, server: OscServer) -> None:
-        self.server = server
-        self.params: dict[str, Any] = dict(SESSION_DEFAULTS)
-        self.params["model"] = server.service.default_model
-        self.base: GenerateRequest | None = None
-        self.current: list[ServedSample] = []
-        self.current_paths: list[Path] = []
-        self._lock = threading.Lock()
-        self._job_counter = 0
-        self._job_id: str | None = None
-        self._prompt_cache: tuple[tuple[str, float], AudioPrompt] | None = None
-
-    def handle(self, verb: str, values: dict[str, Any], sender: Address) -> None:
-        if verb == "generate":
-            self.generate(sender)
-        elif verb == "state":
-            self.send_state(sender)
-        elif verb.startswith("set/"):
-            name = verb[len("set/"):]
-            self.set(name, values["value"], sender)
-        elif verb.startswith("get/"):
-            name = verb[len("get/"):]
-            self.server.send(self.server.reply_target(sender), f"{OSC_ROOT}/session/{name}", self.params[name])
-        else:
-            raise WireError(ErrorCode.UNKNOWN_TYPE, f"{OSC_ROOT}/session/{verb} is not an address of this protocol")
-
-    def send_state(self, sender: Address) -> None:
-        target = self.server.reply_target(sender)
-        for name in p.SESSION_PARAMS:
-            self.server.send(target, f"{OSC_ROOT}/session/{name}", self.params[name])
-        with self._lock:
-            current = list(zip(self.current, self.current_paths, strict=True))
-        for sample, path in current:
-            self.server.send(target, f"{OSC_ROOT}/session/sample", *_sample_args(sample, path))
-        self.server.send(target, f"{OSC_ROOT}/session/state")
-
-    def set(self, name: str, value: Any, sender: Address) -> None:
-        expected = p.SESSION_PARAMS.get(name)
-        if expected is None:
-            raise WireError(ErrorCode.UNKNOWN_TYPE, f"{name} is not a session parameter: expected one of "
-                                                    f"{', '.join(p.SESSION_PARAMS)}")
-        try:
-            value = lenient(name, value, expected)
-            if name == "morph":
-                value = snap_morph(value)
-            if name == "kind":
-                value = Kind.parse(value).value
-            trial = {**self.params, name: value}
-            self.request_from(trial)  # raises for a value outside its range
-            self.spec_from(trial)
-            if name == "model":
-                self.server.service.engine.capabilities(value)
-        except Exception:
-            # the fader that sent it snaps back to the value in force
-            self.server.send(self.server.reply_target(sender), f"{OSC_ROOT}/session/{name}", self.params[name])
-            raise
-        self.params[name] = value
-        self.server.broadcast(sender, f"{OSC_ROOT}/session/{name}", value)
-        if name in p.SESSION_SELECTING_PARAMS:
-            base = self.base or self.request_from(self.params)
-            if name == "variation":
-                request = base.with_variation(value)
-            elif base.morph_prompt is not None:
-                request = base.replace(morph_amount=value)
-            else:
-                return  # no morph target: nothing to select
-            self.base = request
-            self._run(MessageType.VARIATION, self.server.service.inputs_for(request, self.spec_from(self.params)),
-                      sender)
-        elif name in p.SESSION_CONFORMING_PARAMS:
-            self._reconform(sender)
-
-    def follow_tempo(self, bpm: float) -> None:
-        """Take ``bpm`` as the session tempo (the dancer's): pushed to every controller, and the
-        current sample re-conformed to it (no model runs)."""
-        value = lenient("tempo", bpm, "float")
-        self.spec_from({**self.params, "tempo": value})  # raises for a tempo out of range
-        self.params["tempo"] = value
-        self.server.broadcast(None, f"{OSC_ROOT}/session/tempo", value)
-        self.server.service.publish(p.EventTopic.STATE.value, {**self.server.service.state_fields(),
-                                                               "session_tempo_bpm": value})
-        self._reconform(None)
-
-    def _reconform(self, sender: Address | None) -> None:
-        """The current sample again under the session's conform settings (tempo, pitch, rate)."""
-        with self._lock:
-            render_keys = [s.render_key for s in self.current]
-        if len(render_keys) == 1:
-            inputs = self.server.service.inputs_for_render(render_keys[0], self.spec_from(self.params))
-            self._run(MessageType.CONFORM, inputs, sender)
-        elif self.base is not None:
-            self._run(MessageType.VARIATION,
-                      self.server.service.inputs_for(self.base, self.spec_from(self.params)), sender)
-
-    def generate(self, sender: Address) -> None:
-        seed = secrets.randbelow(RANDOM_SEED_LIMIT + 1)
-        request = self.request_from({**self.params, "seed": seed, "variation": 0})
-        self.params["seed"], self.params["variation"] = seed, 0
-        self.server.broadcast(sender, f"{OSC_ROOT}/session/seed", seed)
-        self.server.broadcast(sender, f"{OSC_ROOT}/session/variation", 0)
-        self.base = request
-        self._run(MessageType.GENERATE, self.server.service.inputs_for(request, self.spec_from(self.params)), sender)
-
-    def request_from(self, params: dict[str, Any]) -> GenerateRequest:
-        kind = Kind.parse(params["kind"])
-        morph_prompt = params["morph_prompt"] or None
-        return GenerateRequest(
-            prompt=params["prompt"],
-            model=params["model"],
-            kind=kind,
-            seed=params["seed"],
-            variation=params["variation"],
-            bars=params["bars"] if kind in (Kind.LOOP, Kind.TEXTURE) else None,
-            tempo_bpm=params["tempo"],
-            beats_per_bar=params["beats_per_bar"],
-            steps=params["quality"] or None,
-            audio_prompt=self._audio_prompt(params["audio_prompt"]),
-            audio_prompt_strength=params["strength"],
-            morph_prompt=morph_prompt,
-            morph_amount=params["morph"] if morph_prompt else 0.0,
-        )
-
-    def spec_from(self, params: dict[str, Any]) -> ConformSpec:
-        kind = Kind.parse(params["kind"])
-        return ConformSpec(
-            tempo_bpm=params["tempo"],
-            bars=params["bars"] if kind in (Kind.LOOP, Kind.TEXTURE) else None,
-            beats_per_bar=params["beats_per_bar"],
-            pitch_semitones=params["pitch"],
-            sample_rate=params["sample_rate"],
-        )
-
-    def _audio_prompt(self, path_text: str) -> AudioPrompt | None:
-        if not path_text:
-            return None
-        path = Path(path_text).expanduser()
-        try:
-            stamp = (str(path), path.stat().st_mtime)
-        except OSError as exc:
-            raise RequestError("audio_prompt", path_text, "a readable audio file on the engine's machine",
-                               str(exc)) from exc
-        if self._prompt_cache is not None and self._prompt_cache[0] == stamp:
-            return self._prompt_cache[1]
-        prompt = AudioPrompt.from_file(path)
-        self._prompt_cache = (stamp, prompt)
-        return prompt
-
-    def _run(self, kind: MessageType, inputs: Any, sender: Address | None) -> None:
-        with self._lock:
-            previous = self._job_id
-            self._job_counter += 1
-            job_id = f"session-{self._job_counter}"
-            self._job_id = job_id
-        if previous is not None:
-            # a knob turned on: only the newest position matters (pre-renders of it live on)
-            self.server.service.cancel_job(self.NAMESPACE, previous)
-        self.server.service.run(self.NAMESPACE, kind, job_id, inputs, _SessionSink(self, job_id, sender))
-
-    def _is_current(self, job_id: str) -> bool:
-        with self._lock:
-            return self._job_id == job_id
-
-
-class _SessionSink(JobSink):
-    def __init__(self, session: Session, job_id: str, sender: Address | None) -> None:
-        self.session = session
-        self.job_id = job_id
-        self.sender = sender
-
-    def accepted(self, position: int) -> None:
-        self.session.server.broadcast(self.sender, f"{OSC_ROOT}/session/status",
-                                      "rendering" if position == 0 else f"queued ({position} ahead)")
-
-    def progress(self, fraction: float) -> None:
-        if self.session._is_current(self.job_id):
-            self.session.server.broadcast(self.sender, f"{OSC_ROOT}/session/progress", float(fraction))
-
-    def done(self, samples: list[ServedSample], extra: dict[str, Any]) -> None:
-        if not self.session._is_current(self.job_id):
-            return
-        server = self.session.server
-        paths = [server.service.export(s) for s in samples]
-        with self.session._lock:
-            self.session.current, self.session.current_paths = list(samples), paths
-        for sample, path in zip(samples, paths, strict=True):
-            server.broadcast(self.sender, f"{OSC_ROOT}/session/sample", *_sample_args(sample, path))
-        cached = samples and all(s.cached for s in samples)
-        server.broadcast(self.sender, f"{OSC_ROOT}/session/status", "ready (from the store)" if cached else "ready")
-
-    def failed(self, error: WireError) -> None:
-        if error.code is ErrorCode.CANCELLED and not self.session._is_current(self.job_id):
-            return  # superseded by a newer knob position
-        server = self.session.server
-        server.broadcast(self.sender, f"{OSC_ROOT}/session/status", f"error: {error.message}")
-        if self.sender is not None:  # None: the engine's own change (a tempo followed), no one to answer
-            server.error(server.reply_target(self.sender), self.job_id, error)
-
-
-__all__ = ["SESSION_DEFAULTS", "OscServer", "Session", "lenient"]

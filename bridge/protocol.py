@@ -350,6 +350,23 @@ def coerce(name: str, value: Any, expected: str) -> Any:
 _TYPE_WORDS = {"str": "text", "int": "a whole number", "float": "a finite number", "bool": "true or false"}
 
 
+def lenient(name: str, value: Any, expected: str) -> Any:
+    """An OSC argument as ``expected`` the way controllers mean it, then checked by :func:`coerce`.
+
+    Controllers send floats for ints and the other way round: a float for an int is rounded; an
+    int for a float is widened; a number for text becomes text only for ids; booleans from
+    True/False, 0/1. Raises ProtocolError naming the argument.
+    """
+    kind = expected.rstrip("?")
+    if kind == "int" and isinstance(value, float) and value == value and abs(value) < 2**63:
+        value = int(round(value))
+    elif kind == "float" and isinstance(value, bool):
+        value = float(value)
+    elif kind == "str" and name == "id" and isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(int(value)) if float(value).is_integer() else str(value)
+    return coerce(name, value, kind)
+
+
 def error_header(request_id: str | None, code: ErrorCode | str, message: str, re: str | None = None,
                  **details: Any) -> dict[str, Any]:
     """The header of an error reply."""
@@ -369,6 +386,9 @@ def error_header(request_id: str | None, code: ErrorCode | str, message: str, re
 
 OSC_ROOT = "/loopbridge"
 OSC_ERROR = f"{OSC_ROOT}/error"  # args: id (or ""), code, message
+#: ``*`` wildcards one incoming address pattern may hold (runs of them count once): matching costs grow
+#: steeply with each, and no controller needs more
+MAX_OSC_PATTERN_STARS = 3
 
 
 @dataclass(frozen=True)
@@ -383,7 +403,8 @@ class OscAddress:
     keyvalues: MessageType | None = None
 
 
-#: session parameters a controller can set and get, with their types (also the feedback addresses)
+#: session parameters a controller can set and get, with their types (also the feedback addresses); the
+#: names are the request fields' own, so OSC and ZeroMQ speak one vocabulary
 SESSION_PARAMS: dict[str, str] = {
     "prompt": "str",
     "morph_prompt": "str",
@@ -391,21 +412,35 @@ SESSION_PARAMS: dict[str, str] = {
     "kind": "str",
     "seed": "int",
     "variation": "int",
-    "morph": "float",  # morph amount 0–1
-    "quality": "int",  # diffusion steps; 0 = the model's default
-    "bars": "float",
-    "tempo": "float",  # BPM
-    "beats_per_bar": "int",
-    "pitch": "float",  # semitones
-    "strength": "float",  # audio prompt strength 0–1
+    "morph_amount": "float",  # 0–1
+    "steps": "int",  # diffusion steps; 0 = the model's default
+    "bars": "float",  # bars of the session's meter
+    "tempo_bpm": "float",
+    "meter_numerator": "int",  # the song's time signature (4/4 until a controller says otherwise)
+    "meter_denominator": "int",
+    "beats_per_bar": "int",  # sets the meter to beats_per_bar/4; reads back the engine's bar in quarter notes
+    "pitch_semitones": "float",
+    "audio_prompt_strength": "float",  # 0–1
     "sample_rate": "int",
-    "audio_prompt": "str",  # a file on the engine's machine to make variations of ("" for none)
+    "audio_prompt_path": "str",  # a file on the engine's machine to make variations of ("" for none)
+}
+
+#: the session's first names for some parameters, still accepted, answered and fed back under that
+#: name too, so controllers laid out for them keep working
+SESSION_ALIASES: dict[str, str] = {
+    "tempo": "tempo_bpm",
+    "pitch": "pitch_semitones",
+    "quality": "steps",
+    "morph": "morph_amount",
+    "strength": "audio_prompt_strength",
+    "audio_prompt": "audio_prompt_path",
 }
 
 #: session parameters that, when set, serve the matching sample at once (from the store when pre-rendered)
-SESSION_SELECTING_PARAMS = frozenset({"variation", "morph"})
+SESSION_SELECTING_PARAMS = frozenset({"variation", "morph_amount"})
 #: session parameters that, when set, re-conform the current sample (no model run)
-SESSION_CONFORMING_PARAMS = frozenset({"tempo", "pitch", "sample_rate"})
+SESSION_CONFORMING_PARAMS = frozenset({"tempo_bpm", "pitch_semitones", "sample_rate", "meter_numerator",
+                                       "meter_denominator", "beats_per_bar"})
 
 OSC_ADDRESSES: tuple[OscAddress, ...] = (
     OscAddress(f"{OSC_ROOT}/engine/ping", (("token", "str?"),), f"{OSC_ROOT}/engine/pong", "round trip"),
@@ -454,6 +489,16 @@ OSC_ADDRESSES: tuple[OscAddress, ...] = (
                    f"reply: the session's {name}")
         for name in SESSION_PARAMS
     ),
+    *(
+        OscAddress(f"{OSC_ROOT}/session/set/{alias}", (("value", SESSION_PARAMS[name]),),
+                   f"{OSC_ROOT}/session/{alias}", f"as /session/set/{name} (its first name)")
+        for alias, name in SESSION_ALIASES.items()
+    ),
+    *(
+        OscAddress(f"{OSC_ROOT}/session/get/{alias}", (), f"{OSC_ROOT}/session/{alias}",
+                   f"as /session/get/{name} (its first name)")
+        for alias, name in SESSION_ALIASES.items()
+    ),
 )
 
 #: messages the engine sends over OSC (replies, job progress, feedback), with their arguments
@@ -482,7 +527,7 @@ OSC_OUTGOING: dict[str, tuple[str, ...]] = {
     # the motion's tempo (0 while unknown), its confidence 0–1, the beat phase now 0–1, 1 when the session follows it
     f"{OSC_ROOT}/motion/tempo": ("bpm", "confidence", "phase", "following"),
     f"{OSC_ROOT}/motion/follow": ("value",),
-    **{f"{OSC_ROOT}/session/{name}": ("value",) for name in SESSION_PARAMS},
+    **{f"{OSC_ROOT}/session/{name}": ("value",) for name in [*SESSION_PARAMS, *SESSION_ALIASES]},
     OSC_ERROR: ("id", "code", "message"),
 }
 
@@ -490,11 +535,6 @@ OSC_OUTGOING: dict[str, tuple[str, ...]] = {
 def osc_table() -> dict[str, OscAddress]:
     """The incoming OSC addresses, by address."""
     return {entry.address: entry for entry in OSC_ADDRESSES}
-
-
-def is_known_osc_address(address: str) -> bool:
-    """Whether ``address`` is an address of this protocol, incoming or outgoing."""
-    return address in osc_table() or address in OSC_OUTGOING
 
 
 def osc_keyvalues(op: MessageType, args: list[Any]) -> dict[str, Any]:

@@ -77,6 +77,7 @@ def serve(options: ServeOptions, stop: threading.Event | None = None,
     if options.threads is not None:
         torch.set_num_threads(options.threads)
     from loopbridge.engine.core import Engine
+    from loopbridge.engine.frontdoor import FrontDoor
     from loopbridge.engine.models.diffusers_support import resolve_dtype
     from loopbridge.engine.weights import default_budget_bytes, resolve_device
 
@@ -88,12 +89,11 @@ def serve(options: ServeOptions, stop: threading.Event | None = None,
     budget = (int(options.memory_budget_gb * 1e9) if options.memory_budget_gb is not None
               else default_budget_bytes(device))
     dtype = resolve_dtype(options.dtype, device)
-    engine = Engine(store_dir=options.store, device=device, dtype=dtype, memory_budget_bytes=budget,
-                    load_options=options.load_options)
-    ids = [spec.id for spec in engine.models()]
+    door = FrontDoor(Engine(store_dir=options.store, device=device, dtype=dtype, memory_budget_bytes=budget,
+                            load_options=options.load_options), prerender_depth=options.prerender)
+    ids = [spec.id for spec in door.models()]
     default_model = options.model or "default"
-    service = Service(engine, default_model=default_model, prerender_depth=options.prerender,
-                      export_dir=options.export_dir)
+    service = Service(door, default_model=default_model, export_dir=options.export_dir)
     _warm(service, default_model, ids, explicit=options.model is not None)
     service.start()
     log_line = requests_log.info if options.log_requests else None
@@ -108,7 +108,7 @@ def serve(options: ServeOptions, stop: threading.Event | None = None,
         where = {"zmq": zmq_server.endpoint, "events": zmq_server.events_endpoint or "off",
                  "osc": f"{osc_server.address[0]}:{osc_server.address[1]}" if osc_server else "off",
                  "device": str(device), "dtype": options.dtype, "default_model": default_model,
-                 "store": str(engine.store.root), "curve": "on" if keys else "off"}
+                 "store": str(door.store_root), "curve": "on" if keys else "off"}
         print(f"{READY_LINE}: " + ", ".join(f"{k} {v}" for k, v in where.items()), file=sys.stderr, flush=True)
         if on_ready is not None:
             on_ready(where)
@@ -122,7 +122,6 @@ def serve(options: ServeOptions, stop: threading.Event | None = None,
         zmq_server.stop()
         if osc_server is not None:
             osc_server.stop()
-        engine.store.close()
         _restore_signals(previous)
         log.info("stopped cleanly in %.1f s", time.monotonic() - started)
     return 0

@@ -21,11 +21,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import zmq
+from loopbridge.engine.frontdoor import Sample
 
 from . import protocol as p
 from .protocol import ErrorCode, MessageType, ProtocolError
+from .replies import JobSink, WireError, sample_fields
 from .security import CurveKeys
-from .service import JobSink, ServedSample, Service, WireError
+from .service import Service
 
 log = logging.getLogger(__name__)
 
@@ -368,19 +370,15 @@ class _JobSink(JobSink):
         self.server._send(self.route, {"type": p.ReplyType.PROGRESS.value, "id": self.request_id,
                                        "fraction": round(fraction, 4)})
 
-    def done(self, samples: list[ServedSample], extra: dict[str, Any]) -> None:
-        try:
-            described = []
-            binary: list[bytes] = []
-            for sample in samples:
-                fields = sample.fields()
-                if self.audio:
-                    binary.append(sample.wav_bytes())
-                    fields["frame"] = len(binary)
-                described.append(fields)
-        except WireError as error:
-            self.failed(error)
-            return
+    def done(self, samples: list[Sample], extra: dict[str, Any]) -> None:
+        described = []
+        binary: list[bytes] = []
+        for sample in samples:
+            fields = sample_fields(sample)
+            if self.audio:
+                binary.append(sample.data)
+                fields["frame"] = len(binary)
+            described.append(fields)
         header = {"type": p.ReplyType.REPLY.value, "re": self.kind.value, "id": self.request_id,
                   "count": len(samples), "samples": described, **extra}
         self.server._send(self.route, header, binary)

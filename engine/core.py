@@ -1,11 +1,11 @@
-"""The engine facade: requests in, stored renders and conformed samples out.
+"""The engine's working parts behind the front door: resident models, the render store, the conform stage.
 
-    engine = Engine()                                  # embedded default model, store in the data dir
-    samples = engine.generate(GenerateRequest("kick", kind="one-shot"), ConformSpec(tempo_bpm=128))
-
-``render`` runs models (batched, cached by render key); ``conform`` fits a render to a song
-(cached by render + tempo + bars + pitch + rate), so a tempo change never re-runs a model. The
-engine holds no per-client state: anything a second engine needs is in the request or the store.
+Clients do not call this directly: they go through :class:`loopbridge.engine.frontdoor.FrontDoor`,
+which plans a job, asks the store once, and calls :meth:`Engine.render` for what is missing and
+:meth:`Engine.conform` for what is not yet fitted to the song. Renders are keyed by what
+determines their audio, conformed files by (render, tempo, bars, pitch, rate), so a tempo change
+never re-runs a model. The engine holds no per-client state: anything a second engine needs is in
+the request or the store.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from .request import (
     Kind,
     Render,
 )
-from .store import HistoryEntry, RenderStore, StoredSample
+from .store import HistoryEntry, RenderStore
 from .weights import EventCallback, WeightCache
 
 
@@ -88,6 +88,13 @@ class Engine:
             if self._store is None:
                 self._store = RenderStore(self._store_dir)
             return self._store
+
+    def close(self) -> None:
+        """Close this thread's store connection, if the store was ever opened."""
+        with self._meta_lock:
+            store = self._store
+        if store is not None:
+            store.close()
 
     @property
     def device(self) -> torch.device:
@@ -171,42 +178,25 @@ class Engine:
     def render_key(self, request: GenerateRequest) -> str:
         return request.render_key(self.model_digest(request.model))
 
-    def cached_render(self, request: GenerateRequest) -> Render | None:
-        """The stored render for ``request`` if there is one (no model runs)."""
-        if request.kind is Kind.KIT:
-            return None
-        return self.store.get_render(self.render_key(request))
+    def render(self, items: Sequence[tuple[str, GenerateRequest]],
+               progress: ProgressCallback | None = None) -> list[Render]:
+        """Run the models for ``items`` (``(render_key, request)`` pairs planned and checked by
+        :meth:`plan`) and store each render; returns them in order. Nothing is looked up first: the
+        front door has asked the store already.
 
-    def render(self, requests: Sequence[GenerateRequest], progress: ProgressCallback | None = None) -> list[Render]:
-        """Renders for ``requests`` in order: from the store where present, the rest generated.
-
-        Missing renders of one model run as batches of up to the model's ``max_batch``. Raises
-        :class:`RequestError`/:class:`UnsupportedError` before any work when a request cannot be
-        served, :class:`CancelledError` when ``progress`` cancels (nothing of the batch is stored),
+        Requests of one model run as batches of up to the model's ``max_batch``. Raises
+        :class:`CancelledError` when ``progress`` cancels (nothing of the batch is stored),
         :class:`OutOfMemoryError` when the accelerator runs out (the engine stays usable).
         """
-        for request in requests:
-            if request.kind is Kind.KIT:
-                raise RequestError("kind", "kit", "one-shot, loop or texture here; Engine.expand splits a kit")
-            self.check(request)
-        keys = [self.render_key(r) for r in requests]
         results: dict[str, Render] = {}
-        missing: dict[str, GenerateRequest] = {}
-        for key, request in zip(keys, requests, strict=True):
-            stored = self.store.get_render(key)
-            if stored is not None:
-                results[key] = stored
-            else:
-                missing.setdefault(key, request)
-
-        batches = self._batches(missing)
+        batches = self._batches(dict(items))
         for index, batch in enumerate(batches):
             batch_progress = _scaled(progress, index, len(batches))
             for render in self._run_batch(batch, batch_progress):
                 results[render.key] = render
         if progress is not None:
             progress(1.0)
-        return [results[key] for key in keys]
+        return [results[key] for key, _ in items]
 
     def _batches(self, missing: dict[str, GenerateRequest]) -> list[list[tuple[str, GenerateRequest]]]:
         by_model: dict[str, list[tuple[str, GenerateRequest]]] = {}
@@ -256,17 +246,18 @@ class Engine:
             renders.append(render)
         return renders
 
-    # ---- conforming -----------------------------------------------------------------------------
+    # ---- conforming -----------------------------------------------------------------------------------
 
-    def conform(self, render: Render, spec: ConformSpec) -> ConformedSample:
-        """``render`` fitted to ``spec`` and stored as a tagged WAV (cached by conform key)."""
-        key = spec.conform_key(render.key)
-        stored = self.store.get_conformed(key)
-        if stored is not None:
-            return stored
-        # imported only on a miss: serving stored files needs no conform stage
+    def conform(self, render: Render, spec: ConformSpec, key: str | None = None) -> tuple[ConformedSample, bytes]:
+        """``render`` fitted to ``spec``, written to the store as a tagged WAV under ``key`` (its conform
+        key, computed when not given); returns the stored sample and the file's bytes.
+
+        A kit part's name (``render.info["part"]``) goes into the file name. Nothing is looked up
+        first: the front door conforms only what the store does not hold.
+        """
         from .conform import SourceInfo, conform_audio, encode_wav, sample_filename
 
+        key = key or spec.conform_key(render.key)
         request = render.request
         source = SourceInfo(
             duration_s=request.render_duration_s if request.kind is Kind.TEXTURE else None,
@@ -294,20 +285,12 @@ class Engine:
             render_key=render.key,
             loop_start=conformed.loop_start,
             loop_end=conformed.loop_end,
-            info={**dict(conformed.info), "filename": filename, "model": request.model, "part": part},
+            info={**dict(conformed.info), "filename": filename, "model": request.model, "part": part,
+                  **({"notes": list(render.info["notes"])} if render.info.get("notes") else {})},
         )
-        stored = self.store.put_conformed(sample, encode_wav(conformed), spec.key_fields())
-        return dataclasses.replace(stored, info={**dict(stored.info), "filename": filename})
-
-    def conform_part(self, render: Render, spec: ConformSpec, part: str = "") -> ConformedSample:
-        """:meth:`conform` for one part of a kit (the part's name goes into the file name)."""
-        if part:
-            render = dataclasses.replace(render, info={**dict(render.info), "part": part})
-        return self.conform(render, spec)
-
-    def stored_sample(self, request: GenerateRequest, spec: ConformSpec) -> StoredSample | None:
-        """The stored conformed file for ``request`` (not a kit) under ``spec``, or None; nothing runs."""
-        return self.store.stored_sample(spec.conform_key(self.render_key(request)))
+        data = encode_wav(conformed)
+        stored = self.store.put_conformed(sample, data, spec.key_fields())
+        return dataclasses.replace(stored, info={**dict(stored.info), "filename": filename}), data
 
     def plan(self, request: GenerateRequest, variations: int = 1) -> list[tuple[str, GenerateRequest]]:
         """``[(part, request)]`` to render for ``variations`` of ``request``: kits split into parts.
@@ -319,44 +302,23 @@ class Engine:
             planned += self.expand(variant)
         return planned
 
-    def default_spec(self, request: GenerateRequest, sample_rate: int = 48000) -> ConformSpec:
-        """The conform settings a request implies: its tempo, bars and meter at ``sample_rate``."""
-        return ConformSpec(
-            tempo_bpm=request.tempo_bpm,
-            bars=request.bars if request.kind in (Kind.LOOP, Kind.TEXTURE) else None,
-            beats_per_bar=request.beats_per_bar,
-            sample_rate=sample_rate,
-        )
-
-    # ---- the whole job --------------------------------------------------------------------------
-
     def variations(self, request: GenerateRequest, count: int) -> list[GenerateRequest]:
         """``count`` variations starting at ``request.variation``."""
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_VARIATIONS:
             raise RequestError("variations", count, f"1–{MAX_VARIATIONS}")
         return [request if i == 0 else request.with_variation(request.variation + i) for i in range(count)]
 
-    def generate(
-        self,
-        request: GenerateRequest,
-        spec: ConformSpec | None = None,
-        variations: int = 1,
-        progress: ProgressCallback | None = None,
-    ) -> list[ConformedSample]:
-        """Render ``variations`` of ``request`` as one batch, then conform each.
-
-        A kit yields one sample per part for each variation. ``spec`` defaults to
-        :meth:`default_spec`.
-        """
-        spec = spec or self.default_spec(request)
-        planned = self.plan(request, variations)
-        renders = self.render([r for _, r in planned], progress)
-        return [self.conform_part(render, spec, part) for (part, _), render in zip(planned, renders, strict=True)]
-
     # ---- history --------------------------------------------------------------------------------
 
     def history(self, limit: int = 50, offset: int = 0, model: str | None = None) -> list[HistoryEntry]:
         return self.store.history(limit=limit, offset=offset, model=model)
+
+    def stored_request(self, key: str) -> tuple[str, GenerateRequest, dict[str, Any]] | None:
+        """``(full key, request, model info)`` of a stored render, by key or a unique prefix of 6+ hex
+        digits, from the index (its audio is not read); None when there is no such render."""
+        full = key if len(key) == 64 else self.store.find_render(key)
+        entry = self.store.render_request(full) if full else None
+        return (full, *entry) if full and entry else None
 
     def recall(self, key: str) -> Render | None:
         """A stored render by key (or a unique prefix of at least 6 hex digits)."""

@@ -33,6 +33,9 @@ from .request import (
     BARS_MIN,
     BEATS_PER_BAR_RANGE,
     DEFAULT_SAMPLE_RATE,
+    SAMPLE_RATE_RANGE,
+    TEMPO_MAX_BPM,
+    TEMPO_MIN_BPM,
     ConformSpec,
     GenerateRequest,
     Kind,
@@ -137,7 +140,10 @@ class HostFacts:
             engine_bars(self.meter_numerator, self.meter_denominator, self.bars if self.bars is not None else 1.0)
         elif self.bars is not None:
             check_range("bars", self.bars, BARS_MIN, BARS_MAX, " bars")
-        # tempo and sample rate are checked where they land (GenerateRequest, ConformSpec)
+        if self.tempo_bpm is not None:
+            check_range("tempo_bpm", self.tempo_bpm, TEMPO_MIN_BPM, TEMPO_MAX_BPM, " BPM")
+        if self.sample_rate is not None:
+            check_int("sample_rate", self.sample_rate, *SAMPLE_RATE_RANGE, " Hz")
 
     @property
     def has_meter(self) -> bool:

@@ -12,17 +12,20 @@ nothing is queued twice: a neighbour already stored, or already on its way, is s
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .core import Engine
 from .errors import BusyError, LoopbridgeError
-from .request import VARIATION_MAX, ConformSpec, GenerateRequest
-from .scheduler import Job, Priority, Scheduler
+from .request import VARIATION_MAX, GenerateRequest
+from .scheduler import Job
+
+if TYPE_CHECKING:
+    from .frontdoor import FrontDoor, Order
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +43,7 @@ def snap_morph(amount: float, step: float = MORPH_STEP) -> float:
 
 
 class Prerenderer:
-    """Queues the neighbours of each interactive request (see the module docstring).
+    """Queues the neighbours of each interactive order through the front door (see the module docstring).
 
     ``depth`` of 0 turns pre-rendering off. ``on_event(topic, fields)`` hears ``"prerender"`` when
     a neighbour has been stored (fields: ``render_keys``, ``variation``, ``morph_amount``).
@@ -48,8 +51,7 @@ class Prerenderer:
 
     def __init__(
         self,
-        engine: Engine,
-        scheduler: Scheduler,
+        door: FrontDoor,
         depth: int = DEFAULT_DEPTH,
         morph_step: float = MORPH_STEP,
         morph_depth: int = MORPH_DEPTH,
@@ -57,14 +59,13 @@ class Prerenderer:
     ) -> None:
         if depth < 0 or morph_depth < 0 or not 0 < morph_step <= 1:
             raise ValueError(f"depth={depth}, morph_depth={morph_depth}, morph_step={morph_step}: out of range")
-        self.engine = engine
-        self.scheduler = scheduler
+        self.door = door
         self.depth = depth
         self.morph_step = morph_step
         self.morph_depth = morph_depth
         self.on_event = on_event
         self._lock = threading.Lock()
-        self._inflight: dict[tuple[str, ...], Job] = {}
+        self._inflight: dict[Order, Job] = {}
         self._ids = itertools.count(1)
         self.counters = {"queued": 0, "stored": 0, "skipped": 0, "failed": 0}
 
@@ -78,7 +79,7 @@ class Prerenderer:
             out.insert(1 if out else 0, request.with_variation(request.variation - 1))
         if request.morph_prompt is not None and self.morph_depth > 0:
             try:
-                can_morph = self.engine.capabilities(request.model).morph
+                can_morph = self.door.capabilities(request.model).morph
             except LoopbridgeError:
                 can_morph = False
             if can_morph:
@@ -89,48 +90,51 @@ class Prerenderer:
                             out.append(request.replace(morph_amount=snap_morph(amount, self.morph_step)))
         return out
 
-    def after(self, request: GenerateRequest, spec: ConformSpec) -> list[Job]:
-        """Queue the neighbours of ``request`` (conformed to ``spec``) that are not stored or on their way.
+    def after(self, order: Order) -> list[Job]:
+        """Queue the neighbours of ``order`` (a background order of one request, fitted as it is) that
+        the store does not hold and that are not on their way already.
 
         Never raises for a neighbour that cannot be made (it is skipped); returns the jobs queued.
         """
-        if self.scheduler.stopping:
-            return []
+        assert order.request is not None  # the front door pre-renders around requests only
         queued = []
-        for neighbour in self.neighbours(request):
-            try:
-                plan = self.engine.plan(neighbour)
-                conform_keys = tuple(spec.conform_key(self.engine.render_key(r)) for _, r in plan)
-            except LoopbridgeError:
-                continue
+        for neighbour in self.neighbours(order.request):
+            wanted = dataclasses.replace(order, request=neighbour)
             with self._lock:
-                inflight = self._inflight.get(conform_keys)
+                inflight = self._inflight.get(wanted)
                 if inflight is not None and not inflight.finished:
                     self.counters["skipped"] += 1
                     continue
-            if all(self.engine.store.stored_sample(key) is not None for key in conform_keys):
-                self.counters["skipped"] += 1
-                continue
-            job = Job(f"prerender-{next(self._ids)}", plan, spec, Priority.BACKGROUND,
-                      on_done=functools.partial(self._finished, request=neighbour, conform_keys=conform_keys))
             try:
-                self.scheduler.submit(job)
+                job = self.door.submit(wanted, job_id=f"prerender-{next(self._ids)}",
+                                       on_done=functools.partial(self._finished, order=wanted))
             except BusyError:
                 break
+            except LoopbridgeError:
+                continue
+            if job.answered:  # the store had it
+                with self._lock:
+                    self.counters["skipped"] += 1
+                continue
             with self._lock:
-                self._inflight[conform_keys] = job
+                if not job.finished:
+                    self._inflight[wanted] = job
                 self.counters["queued"] += 1
             queued.append(job)
         return queued
 
-    def _finished(self, job: Job, request: GenerateRequest, conform_keys: tuple[str, ...]) -> None:
+    def _finished(self, job: Job, order: Order) -> None:
+        if job.answered:
+            return  # counted as skipped by after()
         with self._lock:
-            if self._inflight.get(conform_keys) is job:
-                del self._inflight[conform_keys]
+            if self._inflight.get(order) is job:
+                del self._inflight[order]
             if job.error is None:
                 self.counters["stored"] += 1
             else:
                 self.counters["failed"] += 1
+        request = order.request
+        assert request is not None
         if job.error is not None:
             log.debug("pre-render %s of %r not stored: %s", job.id, request.prompt, job.error)
             return

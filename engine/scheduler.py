@@ -1,14 +1,12 @@
-"""One worker owns the accelerator; every model run queues here.
-
-    scheduler = Scheduler(engine)
-    scheduler.start()
-    job = scheduler.submit(Job("j1", engine.plan(request, 4), spec=ConformSpec(tempo_bpm=128)))
-    samples = job.result(timeout=60)          # list[ConformedSample]; raises the job's error
+"""One worker owns the accelerator; every model run queues here. The front door
+(:class:`loopbridge.engine.frontdoor.FrontDoor`) is its only user: it plans a job, asks the store
+what is there, and hands the scheduler the renders that are missing.
 
 A :class:`Job` is what a client asked for: the renders of one or more requests (a kit's parts, a
 batch of variations), conformed to a :class:`ConformSpec` when one is given. Inside, each render
-key is one *task*; a task wanted by several jobs (a pre-render the user then asks for) runs once,
-at the most urgent priority any of them asked for.
+key still to be made is one *task*; a task wanted by several jobs (a pre-render the user then asks
+for) runs once, at the most urgent priority any of them asked for. When a job's renders are all
+there, its finishing step (the front door's: conform, store) runs on the conform pool.
 
 - Priority: interactive tasks always go before background ones (pre-renders); within a priority,
   first come first served.
@@ -20,8 +18,9 @@ at the most urgent priority any of them asked for.
   nobody wants any of its tasks any more (nothing of it is stored).
 - Errors: a failing batch fails the jobs waiting on it with the error; the worker keeps serving.
   A batch that runs out of memory is retried one request at a time before giving up.
-- Conforming is CPU work: it runs on a small pool of its own threads, interactive first, so a
-  tempo change never waits for a pre-render batch on the accelerator.
+- Finishing (conforming) is CPU work: it runs on a small pool of its own threads, interactive first,
+  so a tempo change never waits for a pre-render batch on the accelerator. The scheduler asks the
+  store nothing; renders are written by the engine as they are made.
 
 Callbacks (``on_progress``, ``on_done``, ``on_event``) run on the scheduler's threads and must be
 quick; they must not call back into the scheduler while holding locks of their own.
@@ -42,7 +41,7 @@ from typing import Any
 
 from .core import Engine
 from .errors import BusyError, CancelledError, LoopbridgeError, OutOfMemoryError
-from .request import ConformedSample, ConformSpec, GenerateRequest, Render
+from .request import ConformSpec, GenerateRequest, Render
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +77,13 @@ EventHook = Callable[[str, dict[str, Any]], None]
 
 
 class Job:
-    """Renders for ``plan`` (``[(part, request)]``, from :meth:`Engine.plan`), conformed to ``spec``.
+    """Renders for ``plan`` (``[(part, request)]``), finished (conformed) when they are all there.
 
-    ``renders`` may hold renders already at hand (a conform-only job: re-conform stored renders),
-    index by index; ``None`` entries are rendered. Without ``spec`` the job's result is its renders.
+    Made by the front door, which has already worked out each item's ``render_keys`` and asked the
+    store: ``to_render`` lists the indices whose render is missing (queued as tasks); ``renders``
+    may hold renders already at hand, index by index. ``conform_keys`` and ``samples`` are the
+    front door's: the conformed file each item becomes (``samples[i]`` already filled where the
+    store had it). Without ``spec`` the job's result is its renders.
     ``on_progress(job, fraction)`` and ``on_done(job)`` are called from scheduler threads.
     """
 
@@ -89,33 +91,43 @@ class Job:
         self,
         job_id: str,
         plan: Sequence[tuple[str, GenerateRequest]],
+        render_keys: Sequence[str],
         spec: ConformSpec | None = None,
         priority: Priority = Priority.INTERACTIVE,
+        to_render: Sequence[int] = (),
         renders: Sequence[Render | None] | None = None,
         on_progress: ProgressHook | None = None,
         on_done: JobCallback | None = None,
     ) -> None:
         if not plan:
             raise ValueError("a job needs at least one request")
+        if len(render_keys) != len(plan):
+            raise ValueError(f"{len(render_keys)} render keys for {len(plan)} requests")
         self.id = job_id
         self.plan = list(plan)
+        self.render_keys = list(render_keys)
         self.spec = spec
         self.priority = Priority(priority)
         self.renders: list[Render | None] = list(renders) if renders is not None else [None] * len(self.plan)
         if len(self.renders) != len(self.plan):
             raise ValueError(f"{len(self.renders)} renders for {len(self.plan)} requests")
+        self.to_render = sorted(set(to_render))
+        self.conform_keys: list[str] = []
+        self.samples: list[Any] = [None] * len(self.plan)
+        #: what could not be made exactly as asked (the front door's, for the reply)
+        self.notes: list[str] = []
         self.on_progress = on_progress
         self.on_done = on_done
         self.state = JobState.QUEUED
-        self.samples: list[ConformedSample] = []
         self.error: LoopbridgeError | None = None
         #: no model ran for this job: every render came from the store
-        self.cached = True
+        self.cached = not self.to_render
+        #: the store had every sample: the job was finished as it was submitted, never queued
+        self.answered = False
         #: tasks ahead of this job when it was queued (0: it runs next)
         self.position = 0
         self.submitted_at = time.monotonic()
         self.finished_at: float | None = None
-        self._keys: list[str] = []
         self._pending: set[int] = set()
         self._fractions: dict[int, float] = {}
         self._reported = 0.0
@@ -139,10 +151,6 @@ class Job:
         if self.error is not None:
             raise self.error
         return list(self.samples) if self.spec is not None else list(self.renders)
-
-    @property
-    def render_keys(self) -> list[str]:
-        return list(self._keys)
 
     def _progress(self) -> float:
         total = len(self.plan)
@@ -235,6 +243,7 @@ class Scheduler:
     def __init__(
         self,
         engine: Engine,
+        finish: JobCallback | None = None,
         conform_workers: int | None = None,
         on_event: EventHook | None = None,
         batch_background: bool | None = None,
@@ -242,6 +251,7 @@ class Scheduler:
         max_queued_background: int = MAX_QUEUED_BACKGROUND,
     ) -> None:
         self.engine = engine
+        self.finish = finish
         self.on_event = on_event
         self.batch_background = engine.device.type == "cuda" if batch_background is None else batch_background
         self.max_queued_interactive = max_queued_interactive
@@ -258,7 +268,7 @@ class Scheduler:
         workers = conform_workers if conform_workers is not None else min(2, os.cpu_count() or 1)
         self._pool = _Pool(max(1, workers), "loopbridge-conform")
         self._started = False
-        self.counters = {"batches": 0, "rendered": 0, "failed_batches": 0, "jobs": 0, "cancelled": 0}
+        self.counters = {"batches": 0, "rendered": 0, "failed_batches": 0, "jobs": 0, "cancelled": 0, "answered": 0}
 
     # ---- life cycle -------------------------------------------------------------------------------
 
@@ -293,36 +303,30 @@ class Scheduler:
     # ---- submitting -------------------------------------------------------------------------------
 
     def submit(self, job: Job) -> Job:
-        """Queue ``job``; renders already stored are not queued again. Returns ``job``.
+        """Queue the renders ``job.to_render`` names (the front door asked the store). Returns ``job``.
 
         Raises :class:`BusyError` when the interactive queue is full or the engine is stopping,
         and ValueError when a job with the same id is still running.
         """
-        keys = [self.engine.render_key(request) if render is None else render.key
-                for (_, request), render in zip(job.plan, job.renders, strict=True)]
-        stored = [render is not None or self.engine.store.has_render(key)
-                  for key, render in zip(keys, job.renders, strict=True)]
+        keys = job.render_keys
         with self._lock:
             if self._stopping:
                 raise BusyError("the engine is shutting down: no new jobs are taken")
             old = self._jobs.get(job.id)
             if old is not None and not old.finished:
                 raise ValueError(f"id={job.id!r} is already running: expected a new id for each request")
-            fresh = [key for key, have in zip(keys, stored, strict=True)
-                     if not have and key not in self._queued and key not in self._running]
-            if job.priority is Priority.INTERACTIVE and fresh:
+            if job.priority is Priority.INTERACTIVE and job.to_render:
+                fresh = {keys[i] for i in job.to_render if keys[i] not in self._queued and keys[i] not in self._running}
                 queued = sum(1 for t in self._queued.values() if t.priority is Priority.INTERACTIVE)
                 if queued + len(fresh) > self.max_queued_interactive:
                     raise BusyError(
                         f"{queued} requests are queued: at most {self.max_queued_interactive}; try again shortly"
                     )
-            job._keys = keys
             self._jobs[job.id] = job
             self.counters["jobs"] += 1
             first_seq: int | None = None
-            for index, ((_, request), key, have) in enumerate(zip(job.plan, keys, stored, strict=True)):
-                if have:
-                    continue
+            for index in job.to_render:
+                key, (_, request) = keys[index], job.plan[index]
                 job._pending.add(index)
                 task = self._running.get(key) or self._queued.get(key)
                 if task is None:
@@ -338,7 +342,6 @@ class Scheduler:
                 if not task.running:
                     first_seq = task.seq if first_seq is None else min(first_seq, task.seq)
             if job._pending:
-                job.cached = False
                 job.position = self._position(job.priority, first_seq) if first_seq is not None else 0
                 self._trim_background()
                 self._cond.notify()
@@ -346,6 +349,15 @@ class Scheduler:
             self._to_pool(job)
         self._emit_state()
         return job
+
+    def finish_now(self, job: Job) -> None:
+        """Finish a job whose every item is already at hand (the store had them all): it never queues."""
+        with self._lock:
+            job.state = JobState.DONE
+            job.answered = True
+            job.finished_at = time.monotonic()
+            self.counters["answered"] += 1
+        self._done(job)
 
     def _position(self, priority: Priority, seq: int) -> int:
         return sum(1 for t in self._queued.values() if (t.priority, t.seq) < (priority, seq))
@@ -378,11 +390,6 @@ class Scheduler:
     def get(self, job_id: str) -> Job | None:
         with self._lock:
             return self._jobs.get(job_id)
-
-    def is_pending(self, render_key: str) -> bool:
-        """Whether ``render_key`` is queued or rendering now."""
-        with self._lock:
-            return render_key in self._queued or render_key in self._running
 
     def status(self) -> dict[str, Any]:
         with self._lock:
@@ -502,12 +509,12 @@ class Scheduler:
                 self._report(job)
 
         try:
-            return self.engine.render([t.request for t in batch], progress)
+            return self.engine.render([(t.key, t.request) for t in batch], progress)
         except OutOfMemoryError:
             if len(batch) == 1:
                 raise
             log.warning("batch of %d ran out of memory: retrying one request at a time", len(batch))
-            return [self.engine.render([t.request], progress)[0] for t in batch]
+            return [self.engine.render([(t.key, t.request)], progress)[0] for t in batch]
 
     @staticmethod
     def _jobs_of(batch: list[_Task]) -> list[Job]:
@@ -539,7 +546,7 @@ class Scheduler:
         if complete:
             self._to_pool(job)
 
-    # ---- finishing: load stored renders, conform -------------------------------------------------------
+    # ---- finishing ----------------------------------------------------------------------------------------
 
     def _to_pool(self, job: Job) -> None:
         self._pool.submit(job.priority, lambda: self._finish(job))
@@ -547,24 +554,11 @@ class Scheduler:
     def _finish(self, job: Job) -> None:
         if job.finished:
             return
+        if job.spec is not None:
+            job.state = JobState.CONFORMING
         try:
-            renders: list[Render] = []
-            for index, key in enumerate(job._keys):
-                render = job.renders[index]
-                if render is None:
-                    render = self.engine.store.get_render(key)
-                    if render is None:  # removed between submit and now (a store repair): render it again
-                        raise LoopbridgeError(f"render {key} vanished from the store: ask again")
-                    job.renders[index] = render
-                renders.append(render)
-            if job.spec is not None:
-                job.state = JobState.CONFORMING
-                samples = []
-                for (part, _), render in zip(job.plan, renders, strict=True):
-                    if job.finished:
-                        return
-                    samples.append(self.engine.conform_part(render, job.spec, part))
-                job.samples = samples
+            if self.finish is not None:
+                self.finish(job)
         except LoopbridgeError as exc:
             self._fail(job, exc)
             return
@@ -588,7 +582,7 @@ class Scheduler:
             job.finished_at = time.monotonic()
             if job.state is JobState.CANCELLED:
                 self.counters["cancelled"] += 1
-            for key in job._keys:
+            for key in job.render_keys:
                 task = self._queued.get(key) or self._running.get(key)
                 if task is None:
                     continue

@@ -23,7 +23,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -308,6 +308,13 @@ class RenderStore:
             info=json.loads(row["info_json"]),
         )
 
+    def render_request(self, key: str) -> tuple[GenerateRequest, dict[str, Any]] | None:
+        """The request and model info of the stored render ``key``, from the index (its audio is not read)."""
+        row = self._db().execute("SELECT request_json, info_json FROM renders WHERE key=?", (key,)).fetchone()
+        if row is None:
+            return None
+        return self._request_from_json(row["request_json"]), json.loads(row["info_json"])
+
     def _request_from_json(self, text: str) -> GenerateRequest:
         data = json.loads(text)
         digest = data.pop("audio_prompt", None)
@@ -379,40 +386,24 @@ class RenderStore:
             )
         return _with_path(sample, path)
 
-    def get_conformed(self, key: str) -> ConformedSample | None:
-        """The stored conformed sample, or None (also when its file has gone missing)."""
-        row = self._db().execute("SELECT * FROM conformed WHERE key=?", (key,)).fetchone()
-        if row is None:
-            return None
-        path = self.root / row["path"]
-        try:
-            audio, rate = sf.read(path, dtype="float32", always_2d=True)
-        except (OSError, RuntimeError, sf.LibsndfileError):
-            return None
-        info = json.loads(row["info_json"])
-        info["filename"] = row["filename"]
-        return ConformedSample(
-            key=key,
-            path=path,
-            audio=np.ascontiguousarray(audio.T),
-            sample_rate=rate,
-            kind=Kind(row["kind"]),
-            tempo_bpm=row["tempo_bpm"],
-            beats=row["beats"],
-            root_note=row["root_note"],
-            render_key=row["render_key"],
-            loop_start=row["loop_start"],
-            loop_end=row["loop_end"],
-            info=info,
-        )
-
-    def stored_sample(self, key: str) -> StoredSample | None:
-        """The conformed file with ``key`` from the index alone (no audio decoded), or None.
-
-        None also when the row's file has gone missing, as :meth:`get_conformed`.
-        """
-        row = self._db().execute("SELECT * FROM conformed WHERE key=?", (key,)).fetchone()
-        return self._stored_sample(row) if row is not None else None
+    def lookup(self, conform_keys: Sequence[str],
+               render_keys: Sequence[str]) -> tuple[dict[str, StoredSample], set[str]]:
+        """What the store holds for one job, in one read: the conformed files among ``conform_keys``
+        (by key; a row whose file has gone missing counts as absent) and which of ``render_keys`` are
+        stored."""
+        samples: dict[str, StoredSample] = {}
+        renders: set[str] = set()
+        db = self._db()
+        for chunk in _chunks(sorted(set(conform_keys))):
+            rows = db.execute(f"SELECT * FROM conformed WHERE key IN ({','.join('?' * len(chunk))})", chunk)
+            for row in rows.fetchall():
+                sample = self._stored_sample(row)
+                if sample is not None:
+                    samples[sample.key] = sample
+        for chunk in _chunks(sorted(set(render_keys))):
+            rows = db.execute(f"SELECT key FROM renders WHERE key IN ({','.join('?' * len(chunk))})", chunk)
+            renders.update(row["key"] for row in rows.fetchall())
+        return samples, renders
 
     def latest_samples(self, limit: int = 1) -> list[StoredSample]:
         """The most recently conformed files, newest first (those whose file still exists)."""
@@ -442,10 +433,6 @@ class RenderStore:
             created_at=row["created_at"],
         )
 
-    def conformed_for(self, render_key: str) -> list[str]:
-        rows = self._db().execute("SELECT key FROM conformed WHERE render_key=?", (render_key,))
-        return [row["key"] for row in rows]
-
     # ---- upkeep -------------------------------------------------------------------------------------
 
     def repair(self, min_age_s: float = 600.0) -> dict[str, int]:
@@ -472,17 +459,6 @@ class RenderStore:
                     removed["files"] += 1
         return removed
 
-    def verify(self) -> list[str]:
-        """Keys of indexed renders and conformed files whose audio cannot be read (empty when intact)."""
-        bad = []
-        for table in ("renders", "conformed"):
-            for row in self._db().execute(f"SELECT key, path FROM {table}").fetchall():
-                try:
-                    sf.info(str(self.root / row["path"]))
-                except (OSError, RuntimeError, sf.LibsndfileError):
-                    bad.append(row["key"])
-        return bad
-
     def stats(self) -> dict[str, int]:
         db = self._db()
         return {
@@ -490,6 +466,11 @@ class RenderStore:
             "conformed": db.execute("SELECT COUNT(*) FROM conformed").fetchone()[0],
             "prompts": db.execute("SELECT COUNT(*) FROM prompts").fetchone()[0],
         }
+
+
+def _chunks(keys: list[str], size: int = 500) -> Iterator[list[str]]:
+    for start in range(0, len(keys), size):
+        yield keys[start : start + size]
 
 
 def _process_alive(pid: int) -> bool:

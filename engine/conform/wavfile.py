@@ -234,12 +234,14 @@ def read_wav_tags(data: bytes | bytearray | memoryview | str | Path) -> WavTags:
     while position + 8 <= len(raw):
         chunk_id = raw[position : position + 4]
         (size,) = struct.unpack_from("<I", raw, position + 4)
-        payload = raw[position + 8 : position + 8 + size]
         name = chunk_id.decode("latin-1")
         chunks.append(name)
         if chunk_id == b"data":
-            data_size = len(payload)  # a file cut short keeps the frames it has
-        elif len(payload) < size:
+            data_size = min(size, len(raw) - position - 8)  # a file cut short keeps the frames it has
+            position += 8 + size + (size % 2)
+            continue
+        payload = raw[position + 8 : position + 8 + size]
+        if len(payload) < size:
             raise AudioReadError(f"WAV chunk {name!r} claims {size} bytes but only {len(payload)} remain")
         elif chunk_id == b"fmt ":
             if size < 16:

@@ -18,6 +18,7 @@ from loopbridge.bridge.osc_server import OscServer
 from loopbridge.bridge.service import Service
 from loopbridge.bridge.zmq_server import ZmqServer
 from loopbridge.engine.core import Engine
+from loopbridge.engine.frontdoor import FrontDoor
 from loopbridge.engine.models.registry import ModelRegistry
 
 #: a request the tiny model renders in a fraction of a second
@@ -39,8 +40,8 @@ def start_served(models_root: Path, root: Path, default_model: str = "tiny-dd", 
     torch.set_num_threads(1)  # the machine is shared; one thread is also the fastest for the tiny model
     registry = ModelRegistry(search_paths=[models_root], hf_cache=root / "no-hub", include_embedded=False)
     engine = Engine(store_dir=root / "store", registry=registry, device="cpu")
-    service = Service(engine, default_model=default_model, prerender_depth=prerender_depth,
-                      export_dir=root / "exports", conform_workers=1).start()
+    door = FrontDoor(engine, prerender_depth=prerender_depth, conform_workers=1)
+    service = Service(door, default_model=default_model, export_dir=root / "exports").start()
     lines: list[str] = []
     zmq_server = ZmqServer(service, "tcp://127.0.0.1:*", "tcp://127.0.0.1:*", request_log=lines.append,
                            **zmq_options).start()
@@ -104,3 +105,22 @@ def spawn_engine(models_root: Path, home: Path, *args: str, log_name: str = "eng
         time.sleep(0.05)
     process.kill()
     raise AssertionError(f"the engine did not get ready in {timeout_s} s:\n{log.read_text()}")
+
+
+def unreadable_store_files(root: Path) -> list[str]:
+    """Keys of indexed renders and conformed files whose audio cannot be read (empty when the store is
+    intact), read from the index with sqlite3 and the files with libsndfile: the store's own code is
+    not what checks it."""
+    import sqlite3
+
+    import soundfile as sf
+
+    bad = []
+    with sqlite3.connect(root / "index.sqlite") as db:
+        for table in ("renders", "conformed"):
+            for key, path in db.execute(f"SELECT key, path FROM {table}").fetchall():
+                try:
+                    sf.info(str(root / path))
+                except (OSError, RuntimeError, sf.LibsndfileError):
+                    bad.append(key)
+    return bad

@@ -22,7 +22,6 @@ from loopbridge.bridge.zmq_server import ZmqServer
 from loopbridge.engine.models.base import LoadOptions
 
 from tests.bridge.conftest import Served, start_served, stop_served
-from tests.conform_stage import requires_conform
 from tests.engine.models.tiny_pipelines import tiny_models_root
 
 
@@ -46,7 +45,6 @@ def families() -> Path:
 # ---- generate and models ---------------------------------------------------------------------------------
 
 
-@requires_conform
 def test_another_scheduler_on_the_same_store_is_another_render(families: Path, tmp_path: Path,
                                                                capsys: pytest.CaptureFixture[str],
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
@@ -231,7 +229,7 @@ class _SlowPending:
 
 def test_a_render_longer_than_the_timeout_is_waited_for_while_the_engine_lives() -> None:
     pending = _SlowPending(polls=12)  # at least 0.6 s, twice the silence allowed
-    assert cli._await_reply(_AliveClient(), pending, "tcp://x:1", 0.3, lambda: None) == "the reply"
+    assert cli.generate.await_reply(_AliveClient(), pending, "tcp://x:1", 0.3, lambda: None) == "the reply"
 
 
 def test_an_engine_that_falls_silent_is_given_up_on() -> None:
@@ -239,4 +237,4 @@ def test_an_engine_that_falls_silent_is_given_up_on() -> None:
         last_heard = time.monotonic()
 
     with pytest.raises(TimeoutError, match=r"silent for 0\.3 s"):
-        cli._await_reply(Fallen(), _SlowPending(polls=10**6), "tcp://x:1", 0.3, lambda: None)
+        cli.generate.await_reply(Fallen(), _SlowPending(polls=10**6), "tcp://x:1", 0.3, lambda: None)

@@ -38,7 +38,7 @@ def fuzzed(tiny_dd_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     served = start_served(tiny_dd_root, tmp_path_factory.mktemp("fuzz"), default_model="no-such-model",
                           osc_options={"max_packet_bytes": OSC_LIMIT})
     yield served
-    assert served.service.scheduler.counters["rendered"] == 0
+    assert served.service.door.queue()["counters"]["rendered"] == 0
     stop_served(served)
 
 

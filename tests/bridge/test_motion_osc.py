@@ -15,6 +15,7 @@ from loopbridge.bridge.osc_server import OscServer
 from loopbridge.bridge.service import Service
 from loopbridge.engine.conform import read_wav_tags
 from loopbridge.engine.core import Engine
+from loopbridge.engine.frontdoor import FrontDoor
 from loopbridge.engine.models.registry import ModelRegistry
 
 from tests.bridge.conftest import Served
@@ -29,7 +30,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     root = tmp_path_factory.mktemp("motion-engine")
     registry = ModelRegistry(search_paths=[], hf_cache=root / "no-hub", include_embedded=True)
     engine = Engine(store_dir=root / "store", registry=registry, device="cpu")
-    service = Service(engine, prerender_depth=0, export_dir=root / "exports", conform_workers=1).start()
+    service = Service(FrontDoor(engine, prerender_depth=0, conform_workers=1), export_dir=root / "exports").start()
     lines: list[str] = []
     osc = OscServer(service, "127.0.0.1", 0, request_log=lines.append).start()
     yield Served(engine, service, None, osc, root, lines)  # type: ignore[arg-type]
@@ -83,7 +84,7 @@ def test_the_session_tempo_follows_the_dancer_and_the_loop_is_reconformed(served
     assert readings, "no motion tempo was pushed"
     assert any(args[0] == pytest.approx(100.0, rel=0.02) for args in readings)  # the first section was heard
     assert tempos and tempos[-1] == pytest.approx(128.0, rel=0.02)
-    assert served.osc.session.params["tempo"] == pytest.approx(tempos[-1])
+    assert served.osc.session.params["tempo_bpm"] == pytest.approx(tempos[-1])
     # the loop the session holds now is conformed to the dancer's tempo, without a new model run
     last = samples[-1]
     assert last[2] == pytest.approx(tempos[-1]) and last[6] == first[6]
@@ -105,7 +106,7 @@ def test_with_following_off_the_tempo_is_reported_but_the_session_keeps_its_own(
     time.sleep(1.0)
     reading = peer.ask(f"{R}/motion/get/tempo")
     assert reading[0] == pytest.approx(116.0, rel=0.02) and reading[1] > 0.3 and reading[3] == 0
-    assert served.osc.session.params["tempo"] == 90.0
+    assert served.osc.session.params["tempo_bpm"] == 90.0
     # back on: the tempo heard is taken at once
     peer.send(f"{R}/motion/set/follow", 1)
     assert peer.until(f"{R}/session/tempo")[0][0] == pytest.approx(116.0, rel=0.02)

@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 from loopbridge.bridge import protocol as p
-from loopbridge.bridge.osc_server import SESSION_DEFAULTS, lenient
+from loopbridge.bridge.osc_session import SESSION_DEFAULTS
+from loopbridge.bridge.protocol import lenient
 from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
 
 from tests.bridge.conftest import TINY, Served
-from tests.conform_stage import requires_conform
 
 R = p.OSC_ROOT
 
@@ -161,12 +161,13 @@ def test_session_parameters_set_get_and_feedback_to_registered_controllers(serve
         # two controllers on one host: each registers, so each gets its own replies
         assert peer.ask(f"{R}/controller/register") == ["127.0.0.1", peer.port]
         values: dict[str, Any] = {"prompt": "dusty", "morph_prompt": "", "model": "tiny-dd", "kind": "loop",
-                                  "seed": 12, "variation": 0, "morph": 0.25, "quality": 2, "bars": 2, "tempo": 128,
-                                  "beats_per_bar": 3, "pitch": -2, "strength": 0.4, "sample_rate": 44100.0,
-                                  "audio_prompt": ""}
+                                  "seed": 12, "variation": 0, "morph_amount": 0.25, "steps": 2, "bars": 2,
+                                  "tempo_bpm": 128, "meter_numerator": 6, "meter_denominator": 8, "beats_per_bar": 3,
+                                  "pitch_semitones": -2, "audio_prompt_strength": 0.4, "sample_rate": 44100.0,
+                                  "audio_prompt_path": ""}
         assert set(values) == set(p.SESSION_PARAMS)
         for name, value in values.items():
-            if name in ("variation", "tempo", "pitch", "sample_rate", "morph"):
+            if name in p.SESSION_SELECTING_PARAMS | p.SESSION_CONFORMING_PARAMS:
                 continue  # these select or re-conform a sample: covered below
             peer.send(f"{R}/session/set/{name}", value)
             expected = lenient(name, value, p.SESSION_PARAMS[name])
@@ -174,16 +175,21 @@ def test_session_parameters_set_get_and_feedback_to_registered_controllers(serve
                 else [expected]
             assert listener.until(f"{R}/session/{name}")[0][0] == pytest.approx(expected)
             assert peer.ask(f"{R}/session/get/{name}")[0] == pytest.approx(expected)
+        # a controller laid out for the first names: set by one name, fed back under both, read by either
+        peer.send(f"{R}/session/set/quality", 3.0)
+        assert peer.until(f"{R}/session/steps")[0] == [3] and listener.until(f"{R}/session/quality")[0] == [3]
+        assert peer.ask(f"{R}/session/get/quality") == [3] == peer.ask(f"{R}/session/get/steps")
         peer.send(f"{R}/session/set/tempo", 5000)  # out of range: an error, and the fader snaps back
         (value,), _ = peer.until(f"{R}/session/tempo")
         assert value == pytest.approx(120.0)
         assert peer.until(p.OSC_ERROR)[0][1] == "bad_request"
         peer.send(f"{R}/session/state")
         names = set()
-        for _ in p.SESSION_PARAMS:
+        for _ in [*p.SESSION_PARAMS, *p.SESSION_ALIASES]:
             address, _args = peer.receive()  # type: ignore[misc]
             names.add(address.rsplit("/", 1)[1])
-        assert names == set(p.SESSION_PARAMS)
+        assert names == set(p.SESSION_PARAMS) | set(p.SESSION_ALIASES)
+        assert peer.receive()[0] == f"{R}/session/state"  # type: ignore[index]
         assert listener.ask(f"{R}/controller/unregister", feedback_port) == ["127.0.0.1", feedback_port]
         assert peer.ask(f"{R}/controller/unregister") == ["127.0.0.1", peer.port]
     finally:
@@ -192,12 +198,32 @@ def test_session_parameters_set_get_and_feedback_to_registered_controllers(serve
             served.osc.session.params[name] = value if name != "model" else "tiny-dd"
 
 
-@requires_conform
+def test_the_session_meter_is_the_hosts_and_beats_per_bar_sets_it(served: Served, peer: Peer) -> None:
+    assert peer.ask(f"{R}/controller/register") == ["127.0.0.1", peer.port]
+    try:
+        peer.send(f"{R}/session/set/meter_numerator", 7)
+        assert peer.until(f"{R}/session/meter_numerator")[0] == [7]
+        peer.send(f"{R}/session/set/meter_denominator", 8)
+        assert peer.until(f"{R}/session/meter_denominator")[0] == [8]
+        # the engine's bar follows from the meter: 7/8 has no whole number of quarter notes, so 7
+        assert peer.ask(f"{R}/session/get/beats_per_bar") == [7]
+        peer.send(f"{R}/session/set/beats_per_bar", 3)  # the older knob: the meter becomes 3/4
+        assert peer.until(f"{R}/session/meter_numerator")[0] == [3]
+        assert peer.ask(f"{R}/session/get/meter_denominator") == [4]
+        peer.send(f"{R}/session/set/meter_denominator", 3)  # no such time signature: refused, snaps back
+        assert peer.until(f"{R}/session/meter_denominator")[0] == [4]
+        _, code, message = peer.until(p.OSC_ERROR)[0]
+        assert code == "bad_request" and "meter_denominator" in message
+    finally:
+        peer.ask(f"{R}/controller/unregister")
+        served.osc.session.params.update({"meter_numerator": 4, "meter_denominator": 4, "beats_per_bar": 4})
+
+
 def test_session_generate_then_variation_and_tempo_follow(served: Served, peer: Peer) -> None:
     assert peer.ask(f"{R}/controller/register") == ["127.0.0.1", peer.port]
-    served.osc.session.params["tempo"] = 240.0
+    served.osc.session.params["tempo_bpm"] = 240.0
     # a quarter bar of texture at 240 BPM: a quarter of a second, quick for the tiny model
-    for name, value in (("quality", 2), ("kind", "texture"), ("bars", 0.25), ("model", "tiny-dd")):
+    for name, value in (("steps", 2), ("kind", "texture"), ("bars", 0.25), ("model", "tiny-dd")):
         peer.send(f"{R}/session/set/{name}", value)
         peer.until(f"{R}/session/{name}")
     peer.send(f"{R}/session/generate")
@@ -214,10 +240,9 @@ def test_session_generate_then_variation_and_tempo_follow(served: Served, peer: 
     sample = peer.until(f"{R}/session/sample", 60)[0]
     assert sample[2] == pytest.approx(90.0) and sample[5] == 1
     peer.ask(f"{R}/controller/unregister")
-    served.osc.session.params.update({"kind": "one-shot", "bars": 1.0, "tempo": 120.0, "quality": 0})
+    served.osc.session.params.update({"kind": "one-shot", "bars": 1.0, "tempo_bpm": 120.0, "steps": 0})
 
 
-@requires_conform
 def test_jobs_over_osc_give_paths_on_this_machine(peer: Peer) -> None:
     peer.send(f"{R}/job/generate", "g1", "seed", 5.0, "variations", 2, "tempo_bpm", 100, *_pairs(TINY))
     args, before = peer.until(f"{R}/job/done", 120)
@@ -240,7 +265,6 @@ def test_jobs_over_osc_give_paths_on_this_machine(peer: Peer) -> None:
     peer.until(f"{R}/job/done")
 
 
-@requires_conform
 def test_cancel_over_osc(peer: Peer) -> None:
     peer.send(f"{R}/job/generate", "long", "seed", 4242, "prerender", 0, *_pairs({**TINY, "steps": 400}))
     peer.until(f"{R}/job/progress", 60)

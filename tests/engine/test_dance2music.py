@@ -5,6 +5,7 @@ the real layout, and the beat scores measured from the rendered audio."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +15,12 @@ from loopbridge.engine.conform import read_wav_tags
 from loopbridge.engine.core import Engine
 from loopbridge.engine.dance2music import Dance2Music, DanceRequest, beat_grid, encode_track, music_report
 from loopbridge.engine.errors import ModelLoadError, RequestError, UnsupportedError
+from loopbridge.engine.frontdoor import FrontDoor
 from loopbridge.engine.models.registry import ModelRegistry
 from loopbridge.engine.motion import kinematic_beats, regular_frames
 from loopbridge.engine.request import GenerateRequest, Kind, MotionPrompt
 
+from tests.engine.doors import opened
 from tests.engine.models.tiny_pipelines import build_dance2music
 from tests.engine.motion_signals import dancing_body
 
@@ -32,9 +35,10 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def engine(models: Path, tmp_path_factory: pytest.TempPathFactory) -> Engine:
+def door(models: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FrontDoor]:
     registry = ModelRegistry(search_paths=[models], hf_cache=models / "no-hub", include_embedded=True)
-    return Engine(store_dir=tmp_path_factory.mktemp("store"), registry=registry, device="cpu")
+    with opened(Engine(store_dir=tmp_path_factory.mktemp("store"), registry=registry, device="cpu")) as door:
+        yield door
 
 
 @pytest.fixture(scope="module")
@@ -48,14 +52,14 @@ def _tempo_between(beats: np.ndarray, start: float, end: float) -> float:
     return float(60.0 * (len(inside) - 1) / (inside[-1] - inside[0]))
 
 
-def test_kit_track_follows_the_dancer(engine: Engine, dancer: tuple) -> None:
+def test_kit_track_follows_the_dancer(door: FrontDoor, dancer: tuple) -> None:
     motion, truth = dancer
     beats = kinematic_beats(motion)
     found = beats.beats_s + beats.start_s
     # the motion's tempo in each section, within 2 %
     assert _tempo_between(found, 2.0, 11.5) == pytest.approx(100.0, rel=0.02)
     assert _tempo_between(found, 14.0, 23.5) == pytest.approx(128.0, rel=0.02)
-    track = Dance2Music(engine).render(beats, DanceRequest(prompt="house", seed=3))
+    track = Dance2Music(door).render(beats, DanceRequest(prompt="house", seed=3))
     assert track.material == "kit" and track.info["pattern"] == "four on the floor"
     assert track.audio.shape[1] == int(round(beats.duration_s * track.sample_rate))
     assert not track.steady
@@ -70,10 +74,10 @@ def test_kit_track_follows_the_dancer(engine: Engine, dancer: tuple) -> None:
     assert "beat hit" in report.table()
 
 
-def test_loop_material_is_conformed_to_each_bar(engine: Engine) -> None:
+def test_loop_material_is_conformed_to_each_bar(door: FrontDoor) -> None:
     motion, _ = dancing_body([(10.0, 96.0), (10.0, 112.0)], jitter_cm=0.5, seed=12)
     beats = kinematic_beats(motion)
-    track = Dance2Music(engine).render(beats, DanceRequest(prompt="four on the floor", seed=4, material="loop",
+    track = Dance2Music(door).render(beats, DanceRequest(prompt="four on the floor", seed=4, material="loop",
                                                            sample_rate=44100))
     assert track.material == "loop"
     assert {96.0, 112.0} <= set(track.info["tempos_bpm"])
@@ -81,14 +85,14 @@ def test_loop_material_is_conformed_to_each_bar(engine: Engine) -> None:
     assert music_report(track).scores.hit >= 0.8
 
 
-def test_a_steady_track_is_tagged_with_its_tempo_and_a_changing_one_is_not(engine: Engine, dancer: tuple) -> None:
+def test_a_steady_track_is_tagged_with_its_tempo_and_a_changing_one_is_not(door: FrontDoor, dancer: tuple) -> None:
     motion, _ = dancing_body([(10.0, 122.0)], seed=13)
-    track = Dance2Music(engine).render(kinematic_beats(motion), DanceRequest(seed=5))
+    track = Dance2Music(door).render(kinematic_beats(motion), DanceRequest(seed=5))
     assert track.steady
     tags = read_wav_tags(encode_track(track))
     assert tags.bits_per_sample == 24 and tags.frames == track.audio.shape[1]
     assert tags.acid is not None and tags.acid.tempo_bpm == pytest.approx(122.0, rel=0.02)
-    changing = Dance2Music(engine).render(kinematic_beats(dancer[0]), DanceRequest(seed=5))
+    changing = Dance2Music(door).render(kinematic_beats(dancer[0]), DanceRequest(seed=5))
     assert read_wav_tags(encode_track(changing)).acid is None
 
 
@@ -99,11 +103,11 @@ def test_beat_grid_runs_on_to_the_end_of_the_motion() -> None:
         beat_grid(np.array([1.0]), 3.0)
 
 
-def test_motion_without_a_pulse_is_refused_before_rendering(engine: Engine) -> None:
+def test_motion_without_a_pulse_is_refused_before_rendering(door: FrontDoor) -> None:
     motion, _ = dancing_body([(8.0, 120.0)])
     still = type(motion)(np.repeat(motion.values[:1], len(motion.values), axis=0), motion.times_s)
     with pytest.raises(RequestError, match="no beats could be found"):
-        Dance2Music(engine).render(kinematic_beats(still), DanceRequest())
+        Dance2Music(door).render(kinematic_beats(still), DanceRequest())
 
 
 def test_bad_dance_requests_name_the_value() -> None:
@@ -118,36 +122,36 @@ def test_bad_dance_requests_name_the_value() -> None:
 # ---- the learned-model slot --------------------------------------------------------------------------------
 
 
-def test_learned_model_loads_through_the_registry_and_renders_conditioned_on_motion(engine: Engine) -> None:
-    caps = engine.capabilities("tiny-dance2music")
+def test_learned_model_loads_through_the_registry_and_renders_conditioned_on_motion(door: FrontDoor) -> None:
+    caps = door.capabilities("tiny-dance2music")
     assert caps.family == "dance2music" and caps.motion_prompt and not caps.text_prompt
     motion, _ = dancing_body([(6.0, 120.0)], seed=14)
     positions, _ = regular_frames(motion)
     prompt = MotionPrompt(positions, 100.0)
     request = GenerateRequest(model="tiny-dance2music", kind=Kind.LOOP, duration_s=1.0, steps=2, motion_prompt=prompt)
     other = request.replace(motion_prompt=prompt.segment(1.0, 3.0))
-    first, second = engine.render([request, other])
+    first, second = door.render([request, other])
     assert first.audio.shape == (1, 16000) and first.sample_rate == 16000
     assert first.key != second.key  # the motion is part of what makes the render
     # the tiny random vocoder is very quiet: compare relative to its level
     assert not np.allclose(first.audio, second.audio, rtol=1e-5, atol=0.0)
-    track = Dance2Music(engine).render(kinematic_beats(motion), DanceRequest(model="tiny-dance2music", steps=2,
+    track = Dance2Music(door).render(kinematic_beats(motion), DanceRequest(model="tiny-dance2music", steps=2,
                                                                               sample_rate=32000), motion=motion)
     assert track.material == "learned"
     assert track.audio.shape[1] == int(round(kinematic_beats(motion).duration_s * 32000))
     assert np.abs(track.audio).max() > 0
 
 
-def test_a_motion_prompt_needs_a_model_that_takes_one(engine: Engine) -> None:
+def test_a_motion_prompt_needs_a_model_that_takes_one(door: FrontDoor) -> None:
     motion, _ = dancing_body([(4.0, 120.0)])
     prompt = MotionPrompt(regular_frames(motion)[0], 100.0)
     with pytest.raises(UnsupportedError, match="does not take a motion prompt"):
-        engine.check(GenerateRequest(model="default", kind=Kind.LOOP, motion_prompt=prompt))
+        door.render([GenerateRequest(model="default", kind=Kind.LOOP, motion_prompt=prompt)])
     with pytest.raises(RequestError, match="not conditioned on motion"):
-        Dance2Music(engine).material_for(DanceRequest(material="learned"))
+        Dance2Music(door).material_for(DanceRequest(material="learned"))
     wrong = MotionPrompt(np.zeros((200, 5, 3)), 100.0)
     with pytest.raises(UnsupportedError, match="expects 17"):
-        engine.render([GenerateRequest(model="tiny-dance2music", kind=Kind.LOOP, duration_s=1.0, steps=1,
+        door.render([GenerateRequest(model="tiny-dance2music", kind=Kind.LOOP, duration_s=1.0, steps=1,
                                        motion_prompt=wrong)])
 
 

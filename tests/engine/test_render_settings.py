@@ -18,6 +18,7 @@ from loopbridge.engine.models.dance_diffusion import DanceDiffusionBackend
 from loopbridge.engine.models.default.backend import DefaultModel
 from loopbridge.engine.models.registry import ModelRegistry
 
+from tests.engine.doors import opened
 from tests.engine.models.tiny_pipelines import build_audioldm
 
 MODEL = "tiny-audioldm"
@@ -58,26 +59,30 @@ def test_keys_differ_by_scheduler_and_dtype_and_not_by_speed_options(models: Pat
 def test_one_store_two_schedulers_two_renders(models: Path, tmp_path: Path) -> None:
     store = tmp_path / "store"
     request = _request()
-    (plain,) = _engine(models, store).render([request])
+    with opened(_engine(models, store)) as door:
+        (plain,) = door.render([request])
     assert "load_settings" not in plain.info
     euler_engine = _engine(models, store, load_options=LoadOptions(scheduler="euler"))
-    assert euler_engine.cached_render(request) is None, "the default scheduler's render is not this one"
-    (euler,) = euler_engine.render([request])
-    assert euler.key != plain.key and euler.info["load_settings"] == {"scheduler": "euler"}
+    euler_key = euler_engine.render_key(request)
+    assert not euler_engine.store.has_render(euler_key), "the default scheduler's render is not this one"
+    with opened(euler_engine) as door:
+        (euler,) = door.render([request])
+    assert euler.key == euler_key != plain.key and euler.info["load_settings"] == {"scheduler": "euler"}
     assert euler.model_digest != plain.model_digest
     scale = float(np.abs(plain.audio).max())
     assert float(np.abs(euler.audio - plain.audio).max()) > 1e-3 * scale, "another sampler, other audio"
     # each is served from the store to the engine that made it
-    (again,) = _engine(models, store).render([request])
+    with opened(_engine(models, store)) as door:
+        (again,) = door.render([request])
     np.testing.assert_array_equal(again.audio, plain.audio)
-    assert euler_engine.cached_render(request) is not None
+    assert euler_engine.store.has_render(euler_key)
     assert {e.key for e in euler_engine.history()} == {plain.key, euler.key}
 
 
 def test_a_bad_scheduler_is_bad_input_not_a_broken_model(models: Path, tmp_path: Path) -> None:
     engine = _engine(models, tmp_path / "store", load_options=LoadOptions(scheduler="warp-drive"))
-    with pytest.raises(RequestError, match=r"scheduler='warp-drive'.*dpm\+\+"):
-        engine.render([_request()])
+    with opened(engine) as door, pytest.raises(RequestError, match=r"scheduler='warp-drive'.*dpm\+\+"):
+        door.render([_request()])
 
 
 def test_settings_a_family_ignores_or_already_uses_leave_its_keys_alone() -> None:

@@ -1,4 +1,5 @@
-"""The scheduler: priority, batching, dedupe, cancel, per-job errors, shutdown, on the tiny real model."""
+"""The scheduler behind the front door: priority, batching, dedupe, cancel, per-job errors, shutdown, on the
+tiny real model. (What the store already holds is the front door's question: tests/engine/test_frontdoor.py.)"""
 
 from __future__ import annotations
 
@@ -25,16 +26,19 @@ def _request(seed: int = 1, **fields) -> GenerateRequest:
     return GenerateRequest(**{"model": "tiny-dd", "duration_s": 0.05, "steps": 2, "seed": seed, **fields})
 
 
-def _job(job_id: str, *requests: GenerateRequest, priority: Priority = Priority.INTERACTIVE, **kw) -> Job:
-    return Job(job_id, [("", r) for r in requests], priority=priority, **kw)
+def _job(engine: Engine, job_id: str, *requests: GenerateRequest, priority: Priority = Priority.INTERACTIVE,
+         **kw) -> Job:
+    """A job whose every render is to be made (the front door decides that from the store)."""
+    return Job(job_id, [("", r) for r in requests], [engine.render_key(r) for r in requests], priority=priority,
+               to_render=range(len(requests)), **kw)
 
 
 def test_interactive_goes_before_background_and_same_model_requests_are_batched(engine: Engine) -> None:
     order: list[str] = []
     scheduler = Scheduler(engine, on_event=lambda topic, f: order.append(f["id"])
                           if topic == "job" and f["state"] == "running" else None)
-    background = scheduler.submit(_job("bg", _request(1), _request(2), priority=Priority.BACKGROUND))
-    interactive = [scheduler.submit(_job(f"i{n}", _request(10 + n))) for n in range(3)]
+    background = scheduler.submit(_job(engine, "bg", _request(1), _request(2), priority=Priority.BACKGROUND))
+    interactive = [scheduler.submit(_job(engine, f"i{n}", _request(10 + n))) for n in range(3)]
     assert background.position == 0 and interactive[0].position == 0 and interactive[2].position == 2
     scheduler.start()
     try:
@@ -44,17 +48,16 @@ def test_interactive_goes_before_background_and_same_model_requests_are_batched(
         # three interactive requests of one model and shape: one batch; the background pair: another
         assert scheduler.counters["batches"] == 2 and scheduler.counters["rendered"] == 5
         assert not background.cached and all(engine.store.has_render(k) for k in background.render_keys)
-        again = scheduler.submit(_job("again", _request(1)))
-        assert again.result(timeout=30)[0].key == background.render_keys[0]
-        assert again.cached and scheduler.counters["rendered"] == 5, "a stored render is not rendered again"
+        assert [r.key for r in background.result()] == background.render_keys
     finally:
         scheduler.stop()
 
 
 def test_different_shapes_go_in_different_batches(engine: Engine) -> None:
     scheduler = Scheduler(engine)
-    jobs = [scheduler.submit(_job("a", _request(1))), scheduler.submit(_job("b", _request(2, duration_s=0.06))),
-            scheduler.submit(_job("c", _request(3)))]
+    jobs = [scheduler.submit(_job(engine, "a", _request(1))),
+            scheduler.submit(_job(engine, "b", _request(2, duration_s=0.06))),
+            scheduler.submit(_job(engine, "c", _request(3)))]
     scheduler.start()
     try:
         for job in jobs:
@@ -68,10 +71,10 @@ def test_the_same_render_asked_twice_runs_once_and_a_pre_render_is_promoted(engi
     order: list[str] = []
     scheduler = Scheduler(engine, on_event=lambda topic, f: order.append(f["id"])
                           if topic == "job" and f["state"] == "running" else None)
-    first_bg = scheduler.submit(_job("bg-1", _request(5), priority=Priority.BACKGROUND))
-    wanted_bg = scheduler.submit(_job("bg-2", _request(6), priority=Priority.BACKGROUND))
-    user = scheduler.submit(_job("user", _request(6)))  # the knob reached what was only pre-rendered
-    twin = scheduler.submit(_job("twin", _request(6)))
+    first_bg = scheduler.submit(_job(engine, "bg-1", _request(5), priority=Priority.BACKGROUND))
+    wanted_bg = scheduler.submit(_job(engine, "bg-2", _request(6), priority=Priority.BACKGROUND))
+    user = scheduler.submit(_job(engine, "user", _request(6)))  # the knob reached what was only pre-rendered
+    twin = scheduler.submit(_job(engine, "twin", _request(6)))
     assert user.position == 0
     scheduler.start()
     try:
@@ -85,8 +88,8 @@ def test_the_same_render_asked_twice_runs_once_and_a_pre_render_is_promoted(engi
 
 def test_cancel_a_queued_job(engine: Engine) -> None:
     scheduler = Scheduler(engine)
-    doomed = scheduler.submit(_job("doomed", _request(7)))
-    kept = scheduler.submit(_job("kept", _request(8)))
+    doomed = scheduler.submit(_job(engine, "doomed", _request(7)))
+    kept = scheduler.submit(_job(engine, "kept", _request(8)))
     assert scheduler.cancel("doomed") and not scheduler.cancel("doomed") and not scheduler.cancel("nope")
     assert doomed.state is JobState.CANCELLED
     with pytest.raises(CancelledError):
@@ -104,14 +107,14 @@ def test_cancel_a_running_job_stores_nothing_and_the_worker_goes_on(engine: Engi
     started = threading.Event()
     scheduler = Scheduler(engine).start()
     try:
-        slow = scheduler.submit(_job("slow", _request(9, steps=500),
+        slow = scheduler.submit(_job(engine, "slow", _request(9, steps=500),
                                      on_progress=lambda job, fraction: started.set()))
         assert started.wait(120), "the render never reported progress"
         assert slow.state is JobState.RUNNING
         assert scheduler.cancel("slow")
         with pytest.raises(CancelledError):
             slow.result(timeout=5)
-        after = scheduler.submit(_job("after", _request(10)))
+        after = scheduler.submit(_job(engine, "after", _request(10)))
         after.result(timeout=120)
         assert not engine.store.has_render(slow.render_keys[0]), "a cancelled batch stores nothing"
         assert scheduler.status()["rendering"] == 0
@@ -129,11 +132,11 @@ def test_a_failing_model_fails_its_job_and_the_engine_keeps_serving(engine: Engi
     engine.registry.search_paths.append(models)
     scheduler = Scheduler(engine).start()
     try:
-        bad = scheduler.submit(_job("bad", _request(1, model="broken-dd")))
+        bad = scheduler.submit(_job(engine, "bad", _request(1, model="broken-dd")))
         with pytest.raises(ModelLoadError, match="broken-dd"):
             bad.result(timeout=60)
         assert bad.state is JobState.FAILED
-        good = scheduler.submit(_job("good", _request(1)))
+        good = scheduler.submit(_job(engine, "good", _request(1)))
         assert good.result(timeout=120)[0].request.model == "tiny-dd"
         assert scheduler.counters["failed_batches"] == 1
     finally:
@@ -142,13 +145,13 @@ def test_a_failing_model_fails_its_job_and_the_engine_keeps_serving(engine: Engi
 
 def test_a_full_queue_says_busy_and_stop_cancels_what_is_queued(engine: Engine) -> None:
     scheduler = Scheduler(engine, max_queued_interactive=2)
-    queued = scheduler.submit(_job("two", _request(1), _request(2)))
+    queued = scheduler.submit(_job(engine, "two", _request(1), _request(2)))
     with pytest.raises(BusyError, match="at most 2"):
-        scheduler.submit(_job("three", _request(3)))
-    scheduler.submit(_job("background", _request(4), priority=Priority.BACKGROUND))  # the bound is interactive
+        scheduler.submit(_job(engine, "three", _request(3)))
+    scheduler.submit(_job(engine, "background", _request(4), priority=Priority.BACKGROUND))  # the bound is interactive
     with pytest.raises(ValueError, match="already running"):
-        scheduler.submit(_job("two", _request(5)))
+        scheduler.submit(_job(engine, "two", _request(5)))
     scheduler.stop()
     assert queued.state is JobState.CANCELLED
     with pytest.raises(BusyError, match="shutting down"):
-        scheduler.submit(_job("late", _request(6)))
+        scheduler.submit(_job(engine, "late", _request(6)))

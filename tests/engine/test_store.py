@@ -67,11 +67,13 @@ def test_conformed_files(tmp_path: Path) -> None:
     sf.write(buffer, audio.T, 48000, format="WAV", subtype="PCM_24")
     stored = store.put_conformed(sample, buffer.getvalue(), {"tempo_bpm": 128.0})
     assert stored.path.is_file() and stored.path.is_relative_to(tmp_path)
-    back = store.get_conformed(sample.key)
-    assert back is not None and back.tempo_bpm == 128.0 and back.info["filename"] == "kick_one-shot_s4v0.wav"
-    assert store.conformed_for(render.key) == [sample.key]
+    found, renders = store.lookup([sample.key, "d" * 64], [render.key, "e" * 64])
+    assert set(found) == {sample.key} and renders == {render.key}
+    back = found[sample.key]
+    assert back.tempo_bpm == 128.0 and back.filename == "kick_one-shot_s4v0.wav" and back.path == stored.path
+    assert back.render_key == render.key and back.root_note == 36
     stored.path.unlink()
-    assert store.get_conformed(sample.key) is None  # a vanished file is a miss, not a crash
+    assert store.lookup([sample.key], [])[0] == {}  # a vanished file is a miss, not a crash
 
 
 def test_failed_write_leaves_no_partial_file_and_no_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

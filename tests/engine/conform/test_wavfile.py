@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 import shutil
 import struct
@@ -152,3 +153,31 @@ def test_garbage_is_reported(data: bytes) -> None:
 def test_missing_file_is_reported(tmp_path: Path) -> None:
     with pytest.raises(AudioReadError, match="cannot be read"):
         read_wav_tags(tmp_path / "nope.wav")
+
+
+def _plain_wav(subtype: str, rate: int, channels: int, frames: int) -> bytes:
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.zeros((frames, channels), np.float32), rate, format="WAV", subtype=subtype)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(("subtype", "rate", "channels", "frames"),
+                         [("PCM_16", 44100, 2, 1000), ("PCM_24", 48000, 2, 4801), ("PCM_24", 22050, 1, 3),
+                          ("FLOAT", 96000, 6, 777), ("PCM_U8", 8000, 1, 11)])
+def test_the_shape_is_read_from_the_header_as_libsndfile_reads_it(subtype: str, rate: int, channels: int,
+                                                                   frames: int) -> None:
+    tags = read_wav_tags(_plain_wav(subtype, rate, channels, frames))
+    assert (tags.sample_rate, tags.channels, tags.frames) == (rate, channels, frames)
+
+
+def test_other_chunks_are_skipped_with_their_pad_byte() -> None:
+    data = _plain_wav("PCM_24", 48000, 2, 100)
+    # an odd-sized chunk before the data (a pad byte after it), as tagged files carry chunks of their own
+    fmt_end = data.index(b"data")
+    tagged = data[:fmt_end] + b"JUNK" + struct.pack("<I", 3) + b"abc" + b"\0" + data[fmt_end:]
+    tagged = tagged[:4] + struct.pack("<I", len(tagged) - 8) + tagged[8:]
+    tags = read_wav_tags(tagged)
+    info = soundfile.info(io.BytesIO(tagged))
+    assert (tags.sample_rate, tags.channels, tags.frames) == (48000, 2, 100) == (info.samplerate, info.channels,
+                                                                                 info.frames)
+    assert tags.chunks == ("fmt ", "JUNK", "data")

@@ -20,6 +20,7 @@ from loopbridge.engine import GenerateRequest
 from loopbridge.engine.core import Engine
 from loopbridge.engine.models.registry import ModelRegistry
 
+from tests.engine.doors import opened
 from tests.engine.models.tiny_pipelines import RIFFUSION_FOLDER, tiny_models_root
 
 torch.set_num_threads(2)
@@ -75,9 +76,10 @@ def test_found_loaded_and_run_from_the_hub_cache(tmp_path: Path, folder: str, re
     assert (spec.id, spec.family, spec.source, spec.path) == (repo_id, family, "huggingface cache", snapshot)
     assert [s.id for s in registry.specs()] == [repo_id]
     engine = Engine(store_dir=tmp_path / "store", registry=registry, device="cpu")
-    caps = engine.capabilities(repo_id)
-    assert (caps.family, caps.sample_rate, caps.channels) == (family, rate, channels)
-    request = GenerateRequest(model=repo_id, prompt="rain on a tin roof", seed=2, steps=2, **fields)  # type: ignore[arg-type]
-    (render,) = engine.render([request])
+    with opened(engine) as door:
+        caps = door.capabilities(repo_id)
+        assert (caps.family, caps.sample_rate, caps.channels) == (family, rate, channels)
+        request = GenerateRequest(model=repo_id, prompt="rain on a tin roof", seed=2, steps=2, **fields)  # type: ignore[arg-type]
+        (render,) = door.render([request])
     assert render.sample_rate == rate and render.audio.shape == (channels, round(0.2 * rate))
     assert torch.isfinite(torch.from_numpy(render.audio)).all()

@@ -9,13 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from loopbridge.engine import CancelledError, ConformSpec, GenerateRequest, RequestError, UnsupportedError
+from loopbridge.engine import CancelledError, GenerateRequest, RequestError, UnsupportedError
 from loopbridge.engine.core import Engine
 from loopbridge.engine.models.registry import ModelRegistry, detect_family
 from loopbridge.engine.models.riffusion import RiffusionBackend
 from loopbridge.engine.models.riffusion.backend import clip_plan, join_clips, slerp
 from loopbridge.engine.request import AudioPrompt
 
+from tests.engine.doors import fit, opened
 from tests.engine.models.tiny_pipelines import RIFFUSION_FOLDER, tiny_models_root
 
 torch.set_num_threads(2)
@@ -160,17 +161,10 @@ def test_refusals_progress_and_cancel(backend: RiffusionBackend) -> None:
 def test_through_the_engine_render_and_conform(root: Path, tmp_path: Path) -> None:
     registry = ModelRegistry(search_paths=[root], hf_cache=tmp_path / "no-cache", include_embedded=False)
     engine = Engine(store_dir=tmp_path / "store", registry=registry, device="cpu")
-    assert engine.capabilities(RIFFUSION_FOLDER).morph
-    request = _request(duration_s=None, bars=1, tempo_bpm=480, seed=3, morph_prompt="techno", morph_amount=0.25)
-    (render,) = engine.render([request])
-    assert render.sample_rate == 44100 and render.audio.shape == (1, 22050)
-    _require_conform_stage()
-    sample = engine.conform(render, ConformSpec(tempo_bpm=240, bars=1, sample_rate=48000))
+    with opened(engine) as door:
+        assert door.capabilities(RIFFUSION_FOLDER).morph
+        request = _request(duration_s=None, bars=1, tempo_bpm=480, seed=3, morph_prompt="techno", morph_amount=0.25)
+        (render,) = door.render([request])
+        assert render.sample_rate == 44100 and render.audio.shape == (1, 22050)
+        sample = fit(door, render, tempo_bpm=240, bars=1, sample_rate=48000)
     assert sample.sample_rate == 48000 and sample.audio.shape[1] == 48000
-
-
-def _require_conform_stage() -> None:
-    import loopbridge.engine.conform as conform
-
-    if not hasattr(conform, "conform_audio"):
-        pytest.skip("the conform stage (engine/conform) has not landed on this branch yet")

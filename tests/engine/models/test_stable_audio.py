@@ -7,13 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from loopbridge.engine import ConformSpec, GenerateRequest, RequestError, UnsupportedError
+from loopbridge.engine import GenerateRequest, RequestError, UnsupportedError
 from loopbridge.engine.core import Engine
 from loopbridge.engine.models.base import LoadOptions
 from loopbridge.engine.models.registry import ModelRegistry, detect_family
 from loopbridge.engine.models.stable_audio import StableAudioBackend, prompt_with_tempo
 from loopbridge.engine.request import AudioPrompt
 
+from tests.engine.doors import fit, opened
 from tests.engine.models.tiny_pipelines import tiny_models_root
 
 torch.set_num_threads(2)
@@ -91,15 +92,8 @@ def test_through_the_engine_render_and_conform(root: Path, tmp_path: Path) -> No
     registry = ModelRegistry(search_paths=[root], hf_cache=tmp_path / "no-cache", include_embedded=False)
     engine = Engine(store_dir=tmp_path / "store", registry=registry, device="cpu")
     request = _request(kind="loop", duration_s=None, bars=0.5, tempo_bpm=240, seed=8)
-    (render,) = engine.render([request])
-    assert render.audio.shape == (2, 22050) and render.info["prompt_sent"] == "warm pad, 240 BPM"
-    _require_conform_stage()
-    sample = engine.conform(render, ConformSpec(tempo_bpm=120, bars=0.5, sample_rate=48000))
+    with opened(engine) as door:
+        (render,) = door.render([request])
+        assert render.audio.shape == (2, 22050) and render.info["prompt_sent"] == "warm pad, 240 BPM"
+        sample = fit(door, render, tempo_bpm=120, bars=0.5, sample_rate=48000)
     assert sample.sample_rate == 48000 and sample.audio.shape == (2, 48000)
-
-
-def _require_conform_stage() -> None:
-    import loopbridge.engine.conform as conform
-
-    if not hasattr(conform, "conform_audio"):
-        pytest.skip("the conform stage (engine/conform) has not landed on this branch yet")

@@ -14,16 +14,28 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import uuid
 from pathlib import Path
 from typing import Any
 
+from loopbridge.engine.request import SEED_MAX
 
-def add_parser(sub: Any, engine_options: Any, number: Any, positive_int: Any) -> None:
+from .common import (
+    EXIT_OK,
+    InputError,
+    add_sample_rate,
+    check_out_dir,
+    engine_options,
+    number,
+    open_door,
+    positive_int,
+    progress_bar,
+    write_atomically,
+)
+
+
+def add_parsers(sub: Any) -> None:
     from loopbridge.engine.dance2music import MATERIALS
-    from loopbridge.engine.request import SEED_MAX
 
     dance = sub.add_parser("dance2music", help="render a track whose beats follow a dancer's motion (keypoint file)")
     dance.add_argument("motion", type=Path, help="keypoint file: .npy, .npz, .pkl (AIST++) or .csv")
@@ -38,8 +50,7 @@ def add_parser(sub: Any, engine_options: Any, number: Any, positive_int: Any) ->
     dance.add_argument("--material", default="auto", help=f"{', '.join(MATERIALS)}: one-shots on the motion's "
                                                           "beats, a loop conformed bar by bar, or a model "
                                                           "conditioned on the motion (auto: what the model does)")
-    dance.add_argument("--sample-rate", type=positive_int("sample-rate", 1, 10**7), default=48000,
-                       help="of the written track (8000–192000 Hz)")
+    add_sample_rate(dance, "of the written track")
     dance.add_argument("--beats-per-bar", type=positive_int("beats-per-bar", 1, 16), default=4)
     dance.add_argument("--steps", type=positive_int("steps", 1, 1000), default=None, help="diffusion steps")
     dance.add_argument("--report", action="store_true", help="print the beat scores (coverage, hit) and tempi")
@@ -51,37 +62,36 @@ def add_parser(sub: Any, engine_options: Any, number: Any, positive_int: Any) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    from loopbridge.bridge.cli import EXIT_OK, InputError, _check_out_dir, _make_engine, _progress_bar
     from loopbridge.engine.dance2music import Dance2Music, DanceRequest, encode_track, music_report
     from loopbridge.engine.motion import kinematic_beats, read_motion
-    from loopbridge.engine.request import SEED_MAX
+    from loopbridge.engine.request import random_seed
 
     out: Path = args.out
     if out.exists() and out.is_dir():
         raise InputError(f"out={str(out)!r} is not accepted: expected a WAV file path (it is a folder)")
     if out.suffix.lower() not in (".wav", ".wave"):
         raise InputError(f"out={str(out)!r} is not accepted: expected a file name ending in .wav")
-    _check_out_dir(out.parent)
-    seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little") % (SEED_MAX + 1)
+    check_out_dir(out.parent)
+    seed = args.seed if args.seed is not None else random_seed()
     request = DanceRequest(prompt=args.prompt, model=args.model, seed=seed, sample_rate=args.sample_rate,
                            beats_per_bar=args.beats_per_bar, material=args.material, steps=args.steps)
     motion = read_motion(args.motion, fps=args.fps)
     beats = kinematic_beats(motion)
-    engine = _make_engine(args)
-    dance = Dance2Music(engine)
-    material = dance.material_for(request)  # every check before any work: bad input writes nothing
-    if args.seed is None:
-        print(f"loopbridge: seed {seed}", file=sys.stderr)
-    print(f"loopbridge: motion {motion.duration_s:.1f} s, {len(beats.beats_s)} beats at {beats.bpm:.1f} BPM "
-          f"(confidence {beats.confidence:.2f}); {material} material", file=sys.stderr)
-    progress, close = _progress_bar(args, "rendering the track")
-    try:
-        track = dance.render(beats, request, progress, motion=motion)
-    finally:
-        close()
-    _write_atomically(out, encode_track(track))
+    with open_door(args) as door:
+        dance = Dance2Music(door)
+        material = dance.material_for(request)  # every check before any work: bad input writes nothing
+        if args.seed is None:
+            print(f"loopbridge: seed {seed}", file=sys.stderr)
+        print(f"loopbridge: motion {motion.duration_s:.1f} s, {len(beats.beats_s)} beats at {beats.bpm:.1f} BPM "
+              f"(confidence {beats.confidence:.2f}); {material} material", file=sys.stderr)
+        progress, close = progress_bar(args, "rendering the track")
+        try:
+            track = dance.render(beats, request, progress, motion=motion)
+        finally:
+            close()
+    write_atomically(out, encode_track(track))
     if args.beats is not None:
-        _write_atomically(args.beats, "".join(f"{t:.4f}\n" for t in track.motion_beats_s).encode())
+        write_atomically(args.beats, "".join(f"{t:.4f}\n" for t in track.motion_beats_s).encode())
     print(out.resolve())
     if args.report or args.json:
         report = music_report(track)
@@ -91,13 +101,3 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(report.table())
     return EXIT_OK
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.part"
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -1,0 +1,103 @@
+"""The ``loopbridge`` command.
+
+    loopbridge generate "PROMPT" [--model ID] [--kind one-shot|loop|texture|kit] [--bpm 128]
+                        [--bars 1 | --seconds 2] [--meter 6/8 | --beats-per-bar 4] [--variations 4] [--seed N]
+                        [--pitch 0] [--sample-rate 48000] [--out DIR]
+    loopbridge models [--json]
+    loopbridge history [--limit N] [--json]
+    loopbridge recall KEY [--bpm 128] [--out DIR]
+    loopbridge serve [--zmq tcp://127.0.0.1:5555] [--events tcp://127.0.0.1:5556] [--osc 127.0.0.1:9000]
+                     [--device cuda|cpu] [--memory-budget GB] [--keys DIR | --insecure] [--osc-allow LIST]
+                     [--dtype bf16] [--attention sdpa|eager] [--scheduler dpm++] [--compile] [--cpu-offload]
+    loopbridge generate ... --server tcp://HOST:5555 [--server-key KEY] [--timeout 30]   (through a running engine)
+    loopbridge keys DIR
+    loopbridge audition PATH|last
+    loopbridge record SECONDS [--out FILE]
+    loopbridge dance2music MOTION [--out track.wav] [--prompt WORDS] [--report]
+
+Paths of written files go to stdout, one per line; progress and messages go to stderr. Bad input
+gets a one-line error naming the value and the accepted range, exit status 2, and nothing is written.
+Each command goes through the engine's front door (:mod:`loopbridge.engine.frontdoor`), in this
+process or, with ``--server``, in a running ``loopbridge serve``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+from loopbridge.engine.errors import LoopbridgeError
+
+from . import dance, generate, library, serve
+from .common import BAD_INPUT_CODES, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, InputError, Parser, fail
+
+#: subcommands implemented elsewhere, handed their own argv: name -> ("module:function", help)
+DELEGATED: dict[str, tuple[str, str]] = {
+    "train-default": ("loopbridge.engine.models.default.train:main", "train the embedded default model"),
+    "eval-default": ("loopbridge.engine.models.default.evaluate:main", "measure the default model's quality"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="loopbridge", description="AI-generated samples, conformed to your song's tempo.")
+    parser.add_argument("--version", action="version", version=f"loopbridge {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    generate.add_parsers(sub)
+    library.add_parsers(sub)
+    serve.add_parsers(sub)
+    dance.add_parsers(sub)
+    for name, (_, help_text) in DELEGATED.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("loopbridge")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and args_list[0] in DELEGATED:
+        target, _ = DELEGATED[args_list[0]]
+        module_name, _, func = target.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            fail(f"{args_list[0]} is not available in this installation: {exc}")
+            return EXIT_FAILED
+        return int(getattr(module, func)(args_list[1:]) or 0)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(args_list)
+        if getattr(args, "handler", None) is None:
+            parser.print_help(sys.stderr)
+            return EXIT_BAD_INPUT
+        return int(args.handler(args))
+    except InputError as exc:
+        fail(str(exc))
+        return EXIT_BAD_INPUT
+    except LoopbridgeError as exc:
+        fail(str(exc))
+        return EXIT_BAD_INPUT if exc.code in BAD_INPUT_CODES else EXIT_FAILED
+    except KeyboardInterrupt:
+        fail("interrupted")
+        return 130
+    except BrokenPipeError:
+        # the reader of stdout went away (`| head`): not an error of ours; silence the final flush
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except OSError as exc:  # a disk full or a folder gone mid-way: one line, not a traceback
+        where = f": {exc.filename!r}" if exc.filename else ""
+        fail(f"{exc.strerror or exc}{where}")
+        return EXIT_FAILED
+
+
+__all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_OK", "build_parser", "main"]

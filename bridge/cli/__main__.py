@@ -1,0 +1,7 @@
+"""``python -m loopbridge.bridge.cli``: the ``loopbridge`` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())

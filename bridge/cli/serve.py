@@ -1,0 +1,125 @@
+"""``loopbridge serve`` (the resident engine for plugins and controllers) and ``loopbridge keys``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from .. import protocol as p
+from .common import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_OK,
+    InputError,
+    fail,
+    load_options,
+    number,
+    positive_int,
+    speed_options,
+)
+
+
+def add_parsers(sub: Any) -> None:
+    from loopbridge.engine.prerender import DEFAULT_DEPTH
+
+    serve = sub.add_parser("serve", help="run the resident engine for plugins and controllers (ZeroMQ and OSC)")
+    serve.add_argument("--zmq", default=p.DEFAULT_ZMQ_ENDPOINT, metavar="ENDPOINT",
+                       help=f"where requests come in (default {p.DEFAULT_ZMQ_ENDPOINT})")
+    serve.add_argument("--events", default=p.DEFAULT_EVENTS_ENDPOINT, metavar="ENDPOINT",
+                       help=f"where events are published, or 'off' (default {p.DEFAULT_EVENTS_ENDPOINT})")
+    serve.add_argument("--osc", default=f"{p.DEFAULT_OSC_HOST}:{p.DEFAULT_OSC_PORT}", metavar="HOST:PORT",
+                       help=f"where OSC comes in, or 'off' (default {p.DEFAULT_OSC_HOST}:{p.DEFAULT_OSC_PORT})")
+    serve.add_argument("--osc-allow", default=None, metavar="LIST",
+                       help="controllers allowed to send OSC beyond loopback: addresses or networks, comma-separated")
+    serve.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    serve.add_argument("--memory-budget", type=number("memory-budget"), default=None, metavar="GB",
+                       help="memory for resident models, in GB (default: 80%% of the GPU's, or of free RAM)")
+    serve.add_argument("--keys", type=Path, default=None, metavar="DIR",
+                       help="CURVE keys from `loopbridge keys DIR`: required to listen beyond this machine")
+    serve.add_argument("--insecure", action="store_true",
+                       help="listen beyond this machine without keys: anyone who can reach the port may use it, "
+                            "and nothing is encrypted")
+    serve.add_argument("--store", type=Path, default=None, help="the render store folder (default: the data folder)")
+    serve.add_argument("--model", default=None, help="the model to warm and to use when a request names none "
+                                                     "(default: the embedded default model)")
+    serve.add_argument("--prerender", type=positive_int("prerender", 0, 64), default=DEFAULT_DEPTH,
+                       help=f"variations pre-rendered after each request (0 turns it off; default {DEFAULT_DEPTH})")
+    serve.add_argument("--threads", type=positive_int("threads", 1, 1024), default=None,
+                       help="CPU threads for the models (default: torch's choice)")
+    serve.add_argument("--export", type=Path, default=None, metavar="DIR",
+                       help="where files handed out over OSC are linked under readable names")
+    serve.add_argument("--quiet", action="store_true", help="no line per request")
+    speed_options(serve)
+    serve.set_defaults(handler=serve_command)
+
+    keys = sub.add_parser("keys", help="make CURVE key pairs for a server reachable beyond this machine")
+    keys.add_argument("dir", type=Path, help="folder for server.key(_secret), client.key(_secret), authorized/")
+    keys.set_defaults(handler=keys_command)
+
+
+def _configure_logging(quiet_requests: bool) -> None:
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
+    for noisy in ("diffusers", "transformers", "urllib3", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    if quiet_requests:
+        logging.getLogger("loopbridge.requests").setLevel(logging.WARNING)
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    import zmq
+    from loopbridge.bridge.security import SecurityError, parse_host_port
+    from loopbridge.bridge.server import ServeOptions, serve
+
+    osc = None
+    if args.osc != "off":
+        try:
+            osc = parse_host_port(args.osc, p.DEFAULT_OSC_PORT)
+        except ValueError as exc:
+            raise InputError(f"osc={args.osc!r} is not accepted: {exc}") from None
+    if args.memory_budget is not None and args.memory_budget <= 0:
+        raise InputError(f"memory-budget={args.memory_budget:g} is not accepted: expected more than 0 GB")
+    for name in ("zmq", "events"):
+        value = getattr(args, name)
+        if not (value == "off" and name == "events") and not value.startswith(("tcp://", "ipc://")):
+            raise InputError(f"{name}={value!r} is not accepted: expected tcp://HOST:PORT or ipc://PATH")
+    options = ServeOptions(
+        zmq=args.zmq, events=None if args.events == "off" else args.events, osc=osc, osc_allow=args.osc_allow,
+        device=args.device, memory_budget_gb=args.memory_budget, keys_dir=args.keys, insecure=args.insecure,
+        store=args.store, model=args.model, prerender=args.prerender, threads=args.threads, export_dir=args.export,
+        log_requests=not args.quiet, dtype=args.dtype, load_options=load_options(args),
+    )
+    _configure_logging(args.quiet)
+    try:
+        return serve(options)
+    except SecurityError as exc:
+        fail(str(exc))
+        return EXIT_BAD_INPUT
+    except zmq.ZMQError as exc:
+        fail(f"cannot listen on {args.zmq} / {args.events}: {exc} (is another engine running? choose other "
+             "endpoints with --zmq and --events)")
+        return EXIT_FAILED
+    except OSError as exc:
+        fail(f"cannot listen for OSC on {args.osc}: {exc} (choose another with --osc HOST:PORT, or --osc off)")
+        return EXIT_FAILED
+
+
+def keys_command(args: argparse.Namespace) -> int:
+    from loopbridge.bridge.security import SecurityError, generate_keys
+
+    try:
+        paths = generate_keys(args.dir)
+    except SecurityError as exc:
+        fail(str(exc))
+        return EXIT_FAILED
+    public = paths["server_public"].read_text(encoding="ascii")
+    server_key = next(line.split("=", 1)[1].strip().strip('"') for line in public.splitlines()
+                      if line.strip().startswith("public-key"))
+    print(f"server keys: {paths['server_secret']} (keep it on the engine's machine), {paths['server_public']}")
+    print(f"client keys: {paths['client_secret']}, authorized by {paths['authorized']}")
+    print(f"serve with:  loopbridge serve --zmq tcp://0.0.0.0:5555 --keys {args.dir}")
+    print(f"server public key (give it to clients): {server_key}")
+    return EXIT_OK
