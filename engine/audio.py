@@ -1,10 +1,61 @@
-"""Small audio helpers shared by backends and the conform stage. Audio is float32 ``[channels, samples]``."""
+"""Audio arrays, audio files, resampling and reshaping.
+
+Audio is always float32 ``[channels, samples]`` with its sample rate in Hz beside it. The request
+types, the model backends, the Riffusion codec and the conform stage all check, read and reshape
+audio through here; this module depends on nothing else in the engine but its errors, so any of
+them can import it.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 
-from .errors import RequestError
+from .errors import AudioReadError, RequestError
+
+
+def as_audio_array(audio: Any, name: str = "audio") -> np.ndarray:
+    """Return ``audio`` as a C-contiguous float32 ``[channels, samples]`` array.
+
+    A 1-D array is taken as mono. Raises :class:`RequestError` naming ``name`` for anything that is
+    not numbers, is not shaped ``[channels (1–8), samples]``, is empty or has non-finite samples.
+    """
+    try:
+        array = np.asarray(audio, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise RequestError(name, type(audio).__name__, "float audio shaped [channels, samples]") from exc
+    if array.ndim == 1:
+        array = array[None, :]
+    if array.ndim != 2 or array.shape[0] < 1 or array.shape[0] > 8:
+        raise RequestError(name, f"array of shape {array.shape}", "[channels (1–8), samples] audio")
+    if array.shape[1] == 0:
+        raise RequestError(name, "empty audio", "at least one sample")
+    if not np.all(np.isfinite(array)):
+        raise RequestError(name, "audio with NaN or infinite samples", "finite samples")
+    return np.ascontiguousarray(array)
+
+
+def read_audio_file(path: str | Path, name: str = "audio file") -> tuple[np.ndarray, int]:
+    """Read an audio file (WAV, FLAC, AIFF, MP3, OGG: whatever pedalboard reads).
+
+    Returns ``(audio, sample_rate)``: float32 ``[channels, samples]`` and the file's rate in Hz.
+    Raises :class:`AudioReadError` starting with ``name`` and the path when the path is not a
+    readable file or the file is not audio.
+    """
+    from pedalboard.io import AudioFile
+
+    path = Path(path)
+    if not path.is_file():
+        raise AudioReadError(f"{name} {str(path)!r} is not a readable file")
+    try:
+        with AudioFile(str(path)) as f:
+            audio = f.read(f.frames)
+            rate = round(f.samplerate)
+    except Exception as exc:  # pedalboard raises plain RuntimeError/ValueError for bad files
+        raise AudioReadError(f"{name} {str(path)!r} cannot be read as audio: {exc}") from exc
+    return np.ascontiguousarray(audio, dtype=np.float32), int(rate)
 
 
 def resample(audio: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
@@ -26,7 +77,7 @@ def resample(audio: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
 
 
 def fit_length(audio: np.ndarray, frames: int) -> np.ndarray:
-    """Cut or zero-pad to exactly ``frames`` frames."""
+    """Cut or zero-pad ``[channels, samples]`` audio at its end to exactly ``frames`` frames."""
     if audio.shape[1] >= frames:
         return np.ascontiguousarray(audio[:, :frames])
     pad = np.zeros((audio.shape[0], frames - audio.shape[1]), dtype=audio.dtype)

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from ..audio import as_audio_array
 from ..errors import RequestError
 from ..request import (
     DURATION_MAX_S,
@@ -43,7 +44,6 @@ from ..request import (
 from . import seams
 from .alignment import MIN_SEGMENT_STRENGTH, Retiming, onset_curves, retime
 from .oneshot import tidy_one_shot
-from .onsets import audio_array
 from .stretcher import (
     DEFAULT_STRETCH,
     StretchOptions,
@@ -171,7 +171,7 @@ def _validate(
     if not isinstance(options, StretchOptions):
         raise RequestError("options", type(options).__name__, "a StretchOptions")
     parsed_kind = Kind.parse(kind)  # type: ignore[arg-type]
-    data = audio_array(audio)
+    data = as_audio_array(audio)
     duration_s = data.shape[1] / sample_rate
     if duration_s > INPUT_MAX_S:
         raise RequestError("audio", f"{duration_s:.1f} s of audio", f"at most {INPUT_MAX_S:g} s")
