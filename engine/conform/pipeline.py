@@ -7,7 +7,7 @@ Loops
     2. The render's own loop (its whole bars from the downbeat) is made seamless, then repeated
        as needed to cover the requested bars, with a pre-roll and post-roll taken from the loop
        itself, so the stretcher sees the wrap as music running on.
-    3. That material is resampled to the song's rate (pedalboard), stretched to the song tempo
+    3. That material is resampled to the song's rate (libsoxr), stretched to the song tempo
        and pitch-shifted in one pass (Rubber Band through pedalboard).
     4. Where each beat landed is measured and the beats are put back on the grid
        (:func:`~.alignment.retime`); exactly ``bars * beats_per_bar`` beats at the song tempo are
@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from ..audio import as_audio_array
+from ..audio import as_audio_array, resample
 from ..errors import RequestError
 from ..request import (
     DURATION_MAX_S,
@@ -49,7 +49,6 @@ from .stretcher import (
     StretchOptions,
     pitch_shift,
     probe_offset,
-    resample,
     stretch,
     window_flag,
 )
@@ -253,7 +252,7 @@ _Result = tuple[np.ndarray, Kind, float, "tuple[int, int] | None", dict[str, Any
 
 def _conform_one_shot(data: np.ndarray, sample_rate: int, spec: ConformSpec, options: StretchOptions) -> _Result:
     rate = spec.sample_rate
-    audio = resample(data, sample_rate, rate, options.resample_quality)
+    audio = resample(data, sample_rate, rate)
     audio = pitch_shift(audio, rate, spec.pitch_semitones, options)
     tidied, report = tidy_one_shot(audio, rate)
     info: dict[str, Any] = {
@@ -269,7 +268,7 @@ def _conform_one_shot(data: np.ndarray, sample_rate: int, spec: ConformSpec, opt
 def _conform_texture(data: np.ndarray, sample_rate: int, spec: ConformSpec, options: StretchOptions,
                      duration_s: float | None = None) -> _Result:
     rate = spec.sample_rate
-    audio = resample(data, sample_rate, rate, options.resample_quality)
+    audio = resample(data, sample_rate, rate)
     audio = pitch_shift(audio, rate, spec.pitch_semitones, options)
     audio = (audio - audio.mean(axis=1, keepdims=True)).astype(np.float32)
     fade = int(round(min(TEXTURE_SEAM_FADE_S * rate, audio.shape[1] / 4)))
@@ -397,7 +396,7 @@ def _conform_loop(
     )
     extended = cycle[:, np.arange(-roll, span + roll) % cycle_frames]
     watch.lap("seams")
-    extended = resample(extended, sample_rate, rate, options.resample_quality)
+    extended = resample(extended, sample_rate, rate)
     watch.lap("resample")
     roll_out = roll * rate / sample_rate  # the loop's start in `extended`, at the output rate
     info.update(

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from loopbridge.engine import AudioReadError, RequestError
-from loopbridge.engine.audio import as_audio_array, fit_length, match_channels, read_audio_file
+from loopbridge.engine.audio import as_audio_array, fit_length, match_channels, read_audio_file, resample
 
 ENGINE = Path(__file__).resolve().parents[2] / "engine"
 
@@ -94,3 +94,58 @@ def test_match_channels() -> None:
     assert match_channels(stereo[:1], 2).shape == (2, 2)
     assert match_channels(stereo, 3).shape == (3, 2)
     assert match_channels(stereo, 2) is stereo
+
+
+RATES = (16000, 44100, 48000, 96000)
+RATE_PAIRS = [(a, b) for a in RATES for b in RATES if a != b]
+
+
+@pytest.mark.parametrize(("source_rate", "target_rate"), RATE_PAIRS)
+@pytest.mark.parametrize("frames", [1, 2, 17, 4410, 48001])
+def test_resample_gives_exactly_the_rounded_length(source_rate: int, target_rate: int, frames: int) -> None:
+    audio = np.random.default_rng(frames).uniform(-0.5, 0.5, (2, frames)).astype(np.float32)
+    out = resample(audio, source_rate, target_rate)
+    assert out.shape == (2, round(frames * target_rate / source_rate))
+    assert out.dtype == np.float32 and out.flags.c_contiguous
+
+
+@pytest.mark.parametrize(("source_rate", "target_rate"), RATE_PAIRS)
+def test_resample_keeps_time_at_both_ends(source_rate: int, target_rate: int) -> None:
+    # short pulses near the start, in the middle and near the end come out where they went in, whole:
+    # the resampler's own delay is removed and its tail flushed (conformed loops rely on both)
+    frames = int(0.25 * source_rate)
+    t = np.arange(frames) / source_rate
+    for centre_s in (0.002, 0.125, frames / source_rate - 0.002):
+        pulse = np.exp(-0.5 * ((t - centre_s) / 0.0003) ** 2).astype(np.float32)
+        out = resample(np.stack([pulse, -pulse]), source_rate, target_rate).astype(np.float64)
+        energy = out[0] ** 2
+        centre = float((np.arange(out.shape[1]) * energy).sum() / energy.sum())
+        assert centre == pytest.approx(centre_s * target_rate, abs=0.01)
+        assert energy.sum() / target_rate == pytest.approx((pulse.astype(np.float64) ** 2).sum() / source_rate,
+                                                           rel=1e-3)
+        np.testing.assert_array_equal(out[1], -out[0])
+
+
+@pytest.mark.parametrize(("source_rate", "target_rate"), [(16000, 48000), (48000, 44100), (96000, 16000)])
+def test_resample_passes_the_band_and_stops_aliases(source_rate: int, target_rate: int) -> None:
+    t = np.arange(source_rate // 2) / source_rate
+    low = min(source_rate, target_rate)
+    for freq in (0.05 * low, 0.45 * low):  # the passband: kept at its level
+        out = resample(np.sin(2 * np.pi * freq * t)[None], source_rate, target_rate)[0]
+        middle = out[out.size // 4 : 3 * out.size // 4]
+        assert np.sqrt(2 * np.mean(middle.astype(np.float64) ** 2)) == pytest.approx(1.0, abs=2e-3)
+    if target_rate < source_rate:  # between the two Nyquist frequencies: nothing comes out
+        freq = (target_rate + source_rate) / 4
+        out = resample(np.sin(2 * np.pi * freq * t)[None], source_rate, target_rate)[0]
+        assert np.max(np.abs(out[out.size // 4 : 3 * out.size // 4])) < 1e-5
+
+
+def test_resample_at_the_same_rate_and_bad_rates() -> None:
+    audio = np.ones((1, 10), np.float64)
+    same = resample(audio, 44100, 44100)
+    assert same.dtype == np.float32 and same.shape == (1, 10)
+    for rates, field in [((0, 48000), "source_rate"), ((44100, -1), "target_rate"), ((44100.0, 48000), "source_rate"),
+                         ((True, 48000), "source_rate")]:
+        with pytest.raises(RequestError) as caught:
+            resample(audio, *rates)  # type: ignore[arg-type]
+        assert caught.value.field == field

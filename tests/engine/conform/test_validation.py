@@ -73,7 +73,6 @@ def test_source_info_from_a_render_info_mapping() -> None:
     [
         ({"transient_mode": "sharp"}, "transient_mode"),
         ({"window": "tiny"}, "window"),
-        ({"resample_quality": "best"}, "resample_quality"),
         ({"high_quality": "yes"}, "high_quality"),
     ],
 )
