@@ -22,7 +22,6 @@ from loopbridge.bridge.zmq_server import ZmqServer
 from loopbridge.engine.models.base import LoadOptions
 
 from tests.bridge.conftest import Served, start_served, stop_served
-from tests.conform_stage import requires_conform
 from tests.engine.models.tiny_pipelines import tiny_models_root
 
 
@@ -46,7 +45,6 @@ def families() -> Path:
 # ---- generate and models ---------------------------------------------------------------------------------
 
 
-@requires_conform
 def test_another_scheduler_on_the_same_store_is_another_render(families: Path, tmp_path: Path,
                                                                capsys: pytest.CaptureFixture[str],
                                                                monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,7 +11,6 @@ from loopbridge.bridge.client import Client
 from loopbridge.engine.store import RenderStore
 
 from tests.bridge.conftest import TINY, spawn_engine
-from tests.conform_stage import requires_conform
 
 
 def _free_port() -> int:
@@ -20,7 +19,6 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@requires_conform
 def test_kill_9_mid_render_then_restart(tiny_dd_root: Path, tmp_path: Path) -> None:
     store_dir = tmp_path / "store"
     endpoint = f"tcp://127.0.0.1:{_free_port()}"

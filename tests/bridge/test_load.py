@@ -8,7 +8,6 @@ from typing import Any
 from loopbridge.bridge.client import Client, Pending
 
 from tests.bridge.conftest import TINY, Served
-from tests.conform_stage import requires_conform
 
 CLIENTS = 20
 REQUESTS = 50
@@ -59,7 +58,6 @@ def test_quick_requests_from_twenty_clients(served: Served) -> None:
     assert len(answered) == len(set(answered)) == CLIENTS * REQUESTS
 
 
-@requires_conform
 def test_cache_hits_with_audio_from_twenty_clients(served: Served) -> None:
     base = {**TINY, "prompt": "load", "seed": 5150, "prerender": False}
     with Client(served.zmq.endpoint) as client:

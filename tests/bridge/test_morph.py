@@ -18,10 +18,7 @@ from loopbridge.engine.prerender import MORPH_STEP
 
 from tests.bridge.conftest import Served, start_served, stop_served
 from tests.bridge.test_osc import Peer, _pairs
-from tests.conform_stage import requires_conform
 from tests.engine.models.tiny_pipelines import RIFFUSION_FOLDER, build_riffusion, mark_riffusion
-
-pytestmark = requires_conform
 
 R = p.OSC_ROOT
 #: a quarter-second texture from two steps of the tiny Riffusion (one 0.64 s image)

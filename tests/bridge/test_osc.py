@@ -18,7 +18,6 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
 
 from tests.bridge.conftest import TINY, Served
-from tests.conform_stage import requires_conform
 
 R = p.OSC_ROOT
 
@@ -192,7 +191,6 @@ def test_session_parameters_set_get_and_feedback_to_registered_controllers(serve
             served.osc.session.params[name] = value if name != "model" else "tiny-dd"
 
 
-@requires_conform
 def test_session_generate_then_variation_and_tempo_follow(served: Served, peer: Peer) -> None:
     assert peer.ask(f"{R}/controller/register") == ["127.0.0.1", peer.port]
     served.osc.session.params["tempo"] = 240.0
@@ -217,7 +215,6 @@ def test_session_generate_then_variation_and_tempo_follow(served: Served, peer: 
     served.osc.session.params.update({"kind": "one-shot", "bars": 1.0, "tempo": 120.0, "quality": 0})
 
 
-@requires_conform
 def test_jobs_over_osc_give_paths_on_this_machine(peer: Peer) -> None:
     peer.send(f"{R}/job/generate", "g1", "seed", 5.0, "variations", 2, "tempo_bpm", 100, *_pairs(TINY))
     args, before = peer.until(f"{R}/job/done", 120)
@@ -240,7 +237,6 @@ def test_jobs_over_osc_give_paths_on_this_machine(peer: Peer) -> None:
     peer.until(f"{R}/job/done")
 
 
-@requires_conform
 def test_cancel_over_osc(peer: Peer) -> None:
     peer.send(f"{R}/job/generate", "long", "seed", 4242, "prerender", 0, *_pairs({**TINY, "steps": 400}))
     peer.until(f"{R}/job/progress", 60)

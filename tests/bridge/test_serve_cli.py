@@ -15,7 +15,6 @@ from loopbridge.bridge.client import Client, RemoteError
 from loopbridge.engine.store import RenderStore
 
 from tests.bridge.conftest import spawn_engine
-from tests.conform_stage import conform_stage_available
 
 
 def _free_port(kind: int = socket.SOCK_STREAM) -> int:
@@ -34,12 +33,11 @@ def test_serve_generate_through_it_and_stop_on_sigterm_mid_render(tiny_dd_root: 
         assert engine.zmq == f"tcp://127.0.0.1:{zmq_port}" and engine.osc == f"127.0.0.1:{osc_port}"
         assert "model 'tiny-dd' warm" in engine.text()
         server = ["--server", engine.zmq, "--model", "tiny-dd", "--seconds", "0.05", "--steps", "2", "--quiet"]
-        if conform_stage_available():
-            assert main(["generate", *server, "--seed", "4", "--variations", "2", "--bpm", "100",
-                         "--out", str(tmp_path / "out")]) == 0
-            paths = [Path(line) for line in capsys.readouterr().out.split()]
-            assert len(paths) == 2 and all(p.is_file() and p.parent == (tmp_path / "out").resolve() for p in paths)
-            assert {sf.info(str(p)).samplerate for p in paths} == {48000}
+        assert main(["generate", *server, "--seed", "4", "--variations", "2", "--bpm", "100",
+                     "--out", str(tmp_path / "out")]) == 0
+        paths = [Path(line) for line in capsys.readouterr().out.split()]
+        assert len(paths) == 2 and all(p.is_file() and p.parent == (tmp_path / "out").resolve() for p in paths)
+        assert {sf.info(str(p)).samplerate for p in paths} == {48000}
         assert main(["generate", *server, "--bpm", "5000"]) == 2
         err = capsys.readouterr().err
         assert "tempo_bpm=5000" in err and "20–999" in err and "Traceback" not in err

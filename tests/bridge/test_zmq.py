@@ -17,7 +17,6 @@ from loopbridge.bridge import protocol as p
 from loopbridge.bridge.client import Client, Events, RemoteError
 
 from tests.bridge.conftest import TINY, Served
-from tests.conform_stage import requires_conform
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +109,6 @@ def test_cancel_of_nothing_is_not_found(client: Client) -> None:
 # ---- jobs ------------------------------------------------------------------------------------------------
 
 
-@requires_conform
 def test_generate_variation_conform_recall_history(client: Client, served: Served) -> None:
     fractions: list[float] = []
     reply = client.generate(prompt="kick", seed=7, tempo_bpm=128, sample_rate=44100, progress=fractions.append,
@@ -139,7 +137,6 @@ def test_generate_variation_conform_recall_history(client: Client, served: Serve
     assert no_audio.frames == [] and no_audio.samples[0].wav is None and "frame" not in no_audio.samples[0].fields
 
 
-@requires_conform
 def test_several_variations_come_as_one_batch_with_one_frame_each(client: Client) -> None:
     reply = client.generate(seed=100, variations=3, timeout=120, **TINY)
     assert [s.variation for s in reply.samples] == [0, 1, 2]
@@ -147,7 +144,6 @@ def test_several_variations_come_as_one_batch_with_one_frame_each(client: Client
     assert len({s.render_key for s in reply.samples}) == 3
 
 
-@requires_conform
 def test_an_audio_prompt_travels_as_a_binary_frame(client: Client) -> None:
     reply = client.generate(seed=3, audio_prompt_frame=1, audio_prompt_strength=0.3, frames=[_wav()], timeout=120,
                             **TINY)
@@ -253,7 +249,6 @@ def test_heartbeats_flow_both_ways(served: Served) -> None:
         raw.close()
 
 
-@requires_conform
 def test_events_are_published(served: Served, client: Client) -> None:
     with Events(served.zmq.events_endpoint) as events:
         time.sleep(0.3)  # a subscription takes a moment to reach the publisher

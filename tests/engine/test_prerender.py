@@ -12,8 +12,6 @@ from loopbridge.engine.models.registry import ModelRegistry
 from loopbridge.engine.prerender import Prerenderer, snap_morph
 from loopbridge.engine.scheduler import Priority, Scheduler
 
-from tests.conform_stage import requires_conform
-
 
 @pytest.fixture()
 def engine(tiny_dd_root: Path, tmp_path: Path) -> Engine:
@@ -39,7 +37,6 @@ def test_morph_positions_snap_to_the_grid() -> None:
     assert snap_morph(0.52) == 0.5 and snap_morph(0.53) == 0.55 and snap_morph(-1) == 0.0 and snap_morph(7) == 1.0
 
 
-@requires_conform
 def test_neighbours_are_stored_conformed_and_not_queued_twice(engine: Engine) -> None:
     spec = ConformSpec(tempo_bpm=128, sample_rate=22050)
     scheduler = Scheduler(engine)
