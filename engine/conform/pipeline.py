@@ -40,6 +40,7 @@ from ..request import (
     TEXTURE_PREROLL_S,
     ConformSpec,
     Kind,
+    Render,
 )
 from . import seams
 from .alignment import MIN_SEGMENT_STRENGTH, Retiming, onset_curves, retime
@@ -109,14 +110,38 @@ class SourceInfo:
             raise RequestError("source.duration_s", self.duration_s, f"above 0 and up to {INPUT_MAX_S:g} s")
 
     @classmethod
-    def from_info(cls, info: Mapping[str, Any]) -> SourceInfo:
-        """Take the fields this class knows from a render's ``info`` mapping (others are ignored)."""
+    def for_render(cls, render: Render) -> SourceInfo:
+        """What is known about a render's audio, from its model's ``info`` and its request.
+
+        ``tempo_bpm``, ``beats``, ``downbeat_s`` and ``root_note`` come from ``render.info`` (other
+        keys are ignored; a beat count of 0 counts as none). A loop whose model gave no beat count
+        holds the beats it was asked for: its render duration at the request's tempo. A texture keeps
+        the duration it was asked for (``request.render_duration_s``: the engine renders a texture a
+        little longer, the extra leading into its seam).
+        Raises :class:`RequestError` (fields ``source.*``) for a value that is no number or out of range.
+        """
+        request, info = render.request, render.info
+        beats = _info_float(info, "beats") or None
+        if beats is None and request.kind is Kind.LOOP:
+            beats = request.render_duration_s * request.tempo_bpm / 60.0
         return cls(
-            tempo_bpm=info.get("tempo_bpm"),
-            beats=info.get("beats"),
-            downbeat_s=info.get("downbeat_s"),
+            tempo_bpm=_info_float(info, "tempo_bpm"),
+            beats=beats,
+            downbeat_s=_info_float(info, "downbeat_s"),
             root_note=info.get("root_note"),
+            duration_s=request.render_duration_s if request.kind is Kind.TEXTURE else None,
         )
+
+
+def _info_float(info: Mapping[str, Any], name: str) -> float | None:
+    """``info[name]`` as a float (None when absent); RequestError naming ``source.<name>`` if it is no number."""
+    value = info.get(name)
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise RequestError(f"source.{name}", value, "a number") from None
 
 
 @dataclass(frozen=True)
