@@ -8,7 +8,8 @@ Prints, measured side by side in one run:
 2. The stretch settings one could choose instead: time ratio, how far beats land from the grid
    (click track and drum loop, stretched up and down), how clean a held bass note stays (energy
    outside the note, dB, lower is better) and how far a 5-semitone pitch shift is off (cents).
-3. The resampler qualities: time ratio and the level of a tone at 0.4 and 0.45 of the source rate.
+
+The resampler is measured on its own, against the alternatives, by ``bench/bench_resample.py``.
 
 Times are the best of ``--repeats`` runs, the settings compared taking turns within each round
 (the least disturbed by other work on the machine); the load average is printed because on a
@@ -36,7 +37,6 @@ from loopbridge.engine.conform import (
     StretchOptions,
     conform_audio,
     encode_wav,
-    resample,
     sample_filename,
 )
 
@@ -172,29 +172,6 @@ def pitch_error_cents(options: StretchOptions) -> float:
     return float(1200 * np.log2(dominant_frequency(out.audio, TARGET_RATE) / (440.0 * 2 ** (-5 / 12))))
 
 
-def resampler_rows(audio: np.ndarray, duration_s: float, repeats: int) -> list[str]:
-    qualities = ("soxr-vhq", "soxr-hq", "Lagrange", "WindowedSinc8", "WindowedSinc16", "WindowedSinc32")
-    best = dict.fromkeys(qualities, float("inf"))
-    for _ in range(repeats):
-        for quality in qualities:
-            start = time.perf_counter()
-            resample(audio, SOURCE_RATE, TARGET_RATE, quality)
-            best[quality] = min(best[quality], time.perf_counter() - start)
-    rows = []
-    for quality in qualities:
-        levels = []
-        for fraction in (0.40, 0.45):
-            freq = fraction * SOURCE_RATE
-            out = resample(tone(SOURCE_RATE, freq, 0.5, amplitude=0.5), SOURCE_RATE, TARGET_RATE, quality)[0]
-            middle = out[len(out) // 4 : 3 * len(out) // 4].astype(np.float64)
-            t = np.arange(len(middle)) / TARGET_RATE
-            basis = np.stack([np.sin(2 * np.pi * freq * t), np.cos(2 * np.pi * freq * t)], axis=1)
-            (a, b), *_ = np.linalg.lstsq(basis, middle, rcond=None)
-            levels.append(20 * np.log10(np.hypot(a, b) / 0.5))
-        rows.append(f"  {quality:16s} {best[quality] / duration_s:7.4f}x   {levels[0]:+6.2f} dB   {levels[1]:+6.2f} dB")
-    return rows
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="runs per timing (the best is kept)")
@@ -246,10 +223,6 @@ def main() -> None:
         pad = distance_to_ideal_db(options, _pad)
         cents = pitch_error_cents(options)
         print(f"  {name:20s} {total / duration_s:7.4f}x {grid:6.1f} {held:+6.1f} {bass:6.2f} {pad:6.2f} {cents:+6.1f}")
-
-    print("\nresampler (44.1 -> 48 kHz, the whole loop; level of a tone at 0.40 and 0.45 of 44.1 kHz)")
-    for row in resampler_rows(audio, duration_s, args.repeats):
-        print(row)
 
 
 if __name__ == "__main__":

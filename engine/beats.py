@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import gaussian_filter1d, uniform_filter1d
 
+from .audio import as_audio_array
 from .errors import RequestError
 
 #: tempo range searched (BPM)
@@ -356,7 +357,7 @@ def onset_strength(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, flo
     """
     from .conform import onsets
 
-    data = onsets.audio_array(audio)
+    data = as_audio_array(audio)
     transient, hop = onsets.transient_flux(data, sample_rate)
     block = max(1, int(round(sample_rate / hop / ONSET_FRAME_RATE_HZ)))
     rate = sample_rate / hop / block

@@ -259,15 +259,7 @@ class Engine:
 
         key = key or spec.conform_key(render.key)
         request = render.request
-        source = SourceInfo(
-            duration_s=request.render_duration_s if request.kind is Kind.TEXTURE else None,
-            tempo_bpm=_optional_float(render.info.get("tempo_bpm")),
-            beats=_optional_float(render.info.get("beats"))
-            or (request.render_duration_s * request.tempo_bpm / 60.0 if request.kind is Kind.LOOP else None),
-            downbeat_s=_optional_float(render.info.get("downbeat_s")),
-            root_note=render.info.get("root_note"),
-        )
-        conformed = conform_audio(render.audio, render.sample_rate, request.kind, spec, source)
+        conformed = conform_audio(render.audio, render.sample_rate, request.kind, spec, SourceInfo.for_render(render))
         part = str(render.info.get("part", ""))
         words = request.prompt
         if part and words.lower().startswith(part.lower()):
@@ -336,10 +328,6 @@ def _with_preroll(request: GenerateRequest, caps: Capabilities) -> GenerateReque
     if longer > caps.max_duration_s:
         return request
     return request.replace(duration_s=longer, bars=None)
-
-
-def _optional_float(value: Any) -> float | None:
-    return None if value is None else float(value)
 
 
 def _scaled(progress: ProgressCallback | None, index: int, count: int) -> Callable[[float], None] | None:

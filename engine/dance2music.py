@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from .audio import resample
 from .beats import BeatScores, audio_beats, beat_scores, span_tempo
 from .errors import RequestError
 from .frontdoor import FrontDoor, Order
@@ -276,8 +277,6 @@ class Dance2Music:
                        progress: ProgressCallback | None) -> tuple[np.ndarray, dict[str, Any]]:
         """The motion in segments of the model's longest duration, each rendered conditioned on its
         stretch of motion (one batch), resampled and crossfaded end to end."""
-        from .conform.stretcher import resample
-
         caps = self.door.capabilities(request.model)
         positions, _ = regular_frames(motion, ANALYSIS_RATE_HZ)
         prompt = MotionPrompt(positions, ANALYSIS_RATE_HZ)

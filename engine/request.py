@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import AudioReadError, RequestError
+from .audio import as_audio_array, read_audio_file
+from .errors import RequestError
 
 # Accepted ranges, in one place: the CLI, the protocol and the docs quote these.
 TEMPO_MIN_BPM = 20.0
@@ -98,24 +99,6 @@ def _fmt(x: float) -> str:
     return f"{x:g}"
 
 
-def as_audio_array(audio: Any, name: str = "audio") -> np.ndarray:
-    """Return ``audio`` as a C-contiguous float32 ``[channels, samples]`` array.
-
-    A 1-D array is taken as mono. Raises :class:`RequestError` for anything else, for empty audio
-    and for non-finite samples.
-    """
-    array = np.asarray(audio, dtype=np.float32)
-    if array.ndim == 1:
-        array = array[None, :]
-    if array.ndim != 2 or array.shape[0] < 1 or array.shape[0] > 8:
-        raise RequestError(name, f"array of shape {array.shape}", "[channels (1–8), samples] audio")
-    if array.shape[1] == 0:
-        raise RequestError(name, "empty audio", "at least one sample")
-    if not np.all(np.isfinite(array)):
-        raise RequestError(name, "audio with NaN or infinite samples", "finite samples")
-    return np.ascontiguousarray(array)
-
-
 def audio_digest(audio: np.ndarray, sample_rate: int) -> str:
     """A content hash of audio samples and their rate (hex sha256)."""
     h = hashlib.sha256()
@@ -156,25 +139,18 @@ class AudioPrompt:
         """Read an audio file (WAV, FLAC, AIFF, MP3, OGG: whatever pedalboard reads), or a spectrogram
         image in Riffusion's format (``.png``, ``.jpg``...: a seed image, decoded to its sound).
 
-        Raises :class:`AudioReadError` naming the path when it cannot be read.
+        Raises :class:`AudioReadError` naming the path when it cannot be read, :class:`RequestError`
+        for an image that is not a spectrogram in Riffusion's format.
         """
-        from pedalboard.io import AudioFile
-
         path = Path(path)
-        if not path.is_file():
-            raise AudioReadError(f"audio prompt {str(path)!r} is not a readable file")
-        if path.suffix.lower() in IMAGE_SUFFIXES:
+        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
             # a spectrogram image (a Riffusion seed image): its sound, which Riffusion turns back into it
+            # (the codec is imported here, on use: it loads torch)
             from .models.riffusion.codec import audio_from_image_file
 
             audio, rate = audio_from_image_file(path)
-            return cls(audio=audio, sample_rate=rate)
-        try:
-            with AudioFile(str(path)) as f:
-                audio = f.read(f.frames)
-                rate = round(f.samplerate)
-        except Exception as exc:  # pedalboard raises plain RuntimeError/ValueError for bad files
-            raise AudioReadError(f"audio prompt {str(path)!r} cannot be read as audio: {exc}") from exc
+        else:  # a missing image gets the audio reader's "not a readable file"
+            audio, rate = read_audio_file(path, "audio prompt")
         return cls(audio=audio, sample_rate=rate)
 
     def __eq__(self, other: object) -> bool:

@@ -10,7 +10,7 @@ from .alignment import Retiming, measure_offset, retime
 from .naming import note_name, sample_filename
 from .oneshot import TidyReport, tidy_one_shot
 from .pipeline import ConformedAudio, SourceInfo, conform_audio
-from .stretcher import DEFAULT_STRETCH, StretchOptions, pitch_shift, resample, stretch
+from .stretcher import DEFAULT_STRETCH, StretchOptions, pitch_shift, stretch
 from .tempo import TempoEstimate, estimate_tempo
 from .wavfile import AcidChunk, SmplChunk, SmplLoop, WavTags, encode_wav, read_wav_tags
 
@@ -33,7 +33,6 @@ __all__ = [
     "note_name",
     "pitch_shift",
     "read_wav_tags",
-    "resample",
     "retime",
     "sample_filename",
     "stretch",

@@ -17,9 +17,6 @@ import numpy as np
 import scipy.fft
 from scipy.ndimage import gaussian_filter1d, uniform_filter1d
 
-from ..errors import RequestError
-from ..request import as_audio_array
-
 #: frames per second of :func:`transient_flux`
 TRANSIENT_FRAME_RATE_HZ = 1000.0
 #: log compression in :func:`transient_flux`: enough that a quiet hat counts next to a kick, not
@@ -29,20 +26,6 @@ TRANSIENT_COMPRESSION = 10.0
 TRANSIENT_LOW_HZ = 300.0
 #: log compression of spectral magnitudes before the flux: larger makes quiet onsets count more
 FLUX_COMPRESSION = 100.0
-
-
-def audio_array(audio: object) -> np.ndarray:
-    """``audio`` as C-contiguous float32 ``[channels, samples]`` (1-D is mono).
-
-    Raises :class:`RequestError` naming ``audio`` for anything that is not numbers, is empty,
-    not finite, or not shaped ``[channels (1–8), samples]``.
-    """
-    try:
-        return as_audio_array(audio, "audio")
-    except (TypeError, ValueError) as exc:
-        if isinstance(exc, RequestError):
-            raise
-        raise RequestError("audio", type(audio).__name__, "float audio shaped [channels, samples]") from exc
 
 
 def to_mono(audio: np.ndarray) -> np.ndarray:

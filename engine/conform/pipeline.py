@@ -7,7 +7,7 @@ Loops
     2. The render's own loop (its whole bars from the downbeat) is made seamless, then repeated
        as needed to cover the requested bars, with a pre-roll and post-roll taken from the loop
        itself, so the stretcher sees the wrap as music running on.
-    3. That material is resampled to the song's rate (pedalboard), stretched to the song tempo
+    3. That material is resampled to the song's rate (libsoxr), stretched to the song tempo
        and pitch-shifted in one pass (Rubber Band through pedalboard).
     4. Where each beat landed is measured and the beats are put back on the grid
        (:func:`~.alignment.retime`); exactly ``bars * beats_per_bar`` beats at the song tempo are
@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from ..audio import as_audio_array, resample
 from ..errors import RequestError
 from ..request import (
     DURATION_MAX_S,
@@ -39,17 +40,16 @@ from ..request import (
     TEXTURE_PREROLL_S,
     ConformSpec,
     Kind,
+    Render,
 )
 from . import seams
 from .alignment import MIN_SEGMENT_STRENGTH, Retiming, onset_curves, retime
 from .oneshot import tidy_one_shot
-from .onsets import audio_array
 from .stretcher import (
     DEFAULT_STRETCH,
     StretchOptions,
     pitch_shift,
     probe_offset,
-    resample,
     stretch,
     window_flag,
 )
@@ -110,14 +110,38 @@ class SourceInfo:
             raise RequestError("source.duration_s", self.duration_s, f"above 0 and up to {INPUT_MAX_S:g} s")
 
     @classmethod
-    def from_info(cls, info: Mapping[str, Any]) -> SourceInfo:
-        """Take the fields this class knows from a render's ``info`` mapping (others are ignored)."""
+    def for_render(cls, render: Render) -> SourceInfo:
+        """What is known about a render's audio, from its model's ``info`` and its request.
+
+        ``tempo_bpm``, ``beats``, ``downbeat_s`` and ``root_note`` come from ``render.info`` (other
+        keys are ignored; a beat count of 0 counts as none). A loop whose model gave no beat count
+        holds the beats it was asked for: its render duration at the request's tempo. A texture keeps
+        the duration it was asked for (``request.render_duration_s``: the engine renders a texture a
+        little longer, the extra leading into its seam).
+        Raises :class:`RequestError` (fields ``source.*``) for a value that is no number or out of range.
+        """
+        request, info = render.request, render.info
+        beats = _info_float(info, "beats") or None
+        if beats is None and request.kind is Kind.LOOP:
+            beats = request.render_duration_s * request.tempo_bpm / 60.0
         return cls(
-            tempo_bpm=info.get("tempo_bpm"),
-            beats=info.get("beats"),
-            downbeat_s=info.get("downbeat_s"),
+            tempo_bpm=_info_float(info, "tempo_bpm"),
+            beats=beats,
+            downbeat_s=_info_float(info, "downbeat_s"),
             root_note=info.get("root_note"),
+            duration_s=request.render_duration_s if request.kind is Kind.TEXTURE else None,
         )
+
+
+def _info_float(info: Mapping[str, Any], name: str) -> float | None:
+    """``info[name]`` as a float (None when absent); RequestError naming ``source.<name>`` if it is no number."""
+    value = info.get(name)
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise RequestError(f"source.{name}", value, "a number") from None
 
 
 @dataclass(frozen=True)
@@ -171,7 +195,7 @@ def _validate(
     if not isinstance(options, StretchOptions):
         raise RequestError("options", type(options).__name__, "a StretchOptions")
     parsed_kind = Kind.parse(kind)  # type: ignore[arg-type]
-    data = audio_array(audio)
+    data = as_audio_array(audio)
     duration_s = data.shape[1] / sample_rate
     if duration_s > INPUT_MAX_S:
         raise RequestError("audio", f"{duration_s:.1f} s of audio", f"at most {INPUT_MAX_S:g} s")
@@ -253,7 +277,7 @@ _Result = tuple[np.ndarray, Kind, float, "tuple[int, int] | None", dict[str, Any
 
 def _conform_one_shot(data: np.ndarray, sample_rate: int, spec: ConformSpec, options: StretchOptions) -> _Result:
     rate = spec.sample_rate
-    audio = resample(data, sample_rate, rate, options.resample_quality)
+    audio = resample(data, sample_rate, rate)
     audio = pitch_shift(audio, rate, spec.pitch_semitones, options)
     tidied, report = tidy_one_shot(audio, rate)
     info: dict[str, Any] = {
@@ -269,7 +293,7 @@ def _conform_one_shot(data: np.ndarray, sample_rate: int, spec: ConformSpec, opt
 def _conform_texture(data: np.ndarray, sample_rate: int, spec: ConformSpec, options: StretchOptions,
                      duration_s: float | None = None) -> _Result:
     rate = spec.sample_rate
-    audio = resample(data, sample_rate, rate, options.resample_quality)
+    audio = resample(data, sample_rate, rate)
     audio = pitch_shift(audio, rate, spec.pitch_semitones, options)
     audio = (audio - audio.mean(axis=1, keepdims=True)).astype(np.float32)
     fade = int(round(min(TEXTURE_SEAM_FADE_S * rate, audio.shape[1] / 4)))
@@ -397,7 +421,7 @@ def _conform_loop(
     )
     extended = cycle[:, np.arange(-roll, span + roll) % cycle_frames]
     watch.lap("seams")
-    extended = resample(extended, sample_rate, rate, options.resample_quality)
+    extended = resample(extended, sample_rate, rate)
     watch.lap("resample")
     roll_out = roll * rate / sample_rate  # the loop's start in `extended`, at the output rate
     info.update(

@@ -1,10 +1,8 @@
-"""Resampling, time-stretch and pitch shift.
+"""Time-stretch and pitch shift.
 
 Rubber Band (``pedalboard.time_stretch``) does the stretching; where the stretched beats land is
-measured and corrected in :mod:`.alignment`. Resampling goes through libsoxr (``soxr``) by
-default: at its very-high quality it is flat further up than pedalboard's 32-point windowed sinc
-and costs a fifteenth of its 16-point one, which took over a quarter of a loop's conform time;
-pedalboard's resampler qualities stay selectable (``bench/bench_conform.py`` compares them).
+measured and corrected in :mod:`.alignment`. Resampling is the engine's one resampler,
+:func:`loopbridge.engine.audio.resample`.
 """
 
 from __future__ import annotations
@@ -14,22 +12,17 @@ from dataclasses import dataclass
 
 import numpy as np
 import pedalboard
-import soxr
-from pedalboard.io import StreamResampler
 
 from ..errors import RequestError
 from .alignment import measure_offset
 
 TRANSIENT_MODES = ("crisp", "mixed", "smooth")
 WINDOWS = ("auto", "short", "standard", "long")
-#: libsoxr's qualities, by the name a :class:`StretchOptions` takes
-SOXR_QUALITIES = {"soxr-vhq": "VHQ", "soxr-hq": "HQ"}
-RESAMPLE_QUALITIES = (*SOXR_QUALITIES, *pedalboard.Resample.Quality.__members__)
 
 
 @dataclass(frozen=True)
 class StretchOptions:
-    """How audio is stretched and resampled; passed with each call, never kept globally.
+    """How audio is stretched; passed with each call, never kept globally.
 
     ``high_quality``: Rubber Band's finer engine (R3); false takes the faster one (R2), which in
     its crisp mode smears held bass notes and chords and detunes pitch shifts by about 5 cents.
@@ -39,18 +32,14 @@ class StretchOptions:
     about three times the cost with R3), ``"long"``, or ``"auto"`` (the default): short for a
     time-stretch, standard when the pitch moves too (the short window then smears hits ahead of
     the beat). ``phase_continuity``: keep the phase relations of neighbouring frequency bins
-    (Rubber Band's default). ``resample_quality``: ``"soxr-vhq"`` (the default: libsoxr's very
-    high quality, flat to 0.45 of the sample rate), ``"soxr-hq"``, or a ``pedalboard.Resample.Quality``
-    name (``"WindowedSinc16"`` is flat to 0.4 of the rate at about fifteen times soxr-vhq's cost).
-    ``align``: measure where each stretched beat landed and put it on the grid (otherwise
-    trust the ideal time map). ``bench/bench_conform.py`` measures these choices.
+    (Rubber Band's default). ``align``: measure where each stretched beat landed and put it on the
+    grid (otherwise trust the ideal time map). ``bench/bench_conform.py`` measures these choices.
     """
 
     high_quality: bool = True
     transient_mode: str = "crisp"
     window: str = "auto"
     phase_continuity: bool = True
-    resample_quality: str = "soxr-vhq"
     align: bool = True
 
     def __post_init__(self) -> None:
@@ -62,40 +51,11 @@ class StretchOptions:
             raise RequestError("phase_continuity", self.phase_continuity, "true or false")
         if self.window not in WINDOWS:
             raise RequestError("window", self.window, "one of: " + ", ".join(WINDOWS))
-        if self.resample_quality not in RESAMPLE_QUALITIES:
-            raise RequestError("resample_quality", self.resample_quality, "one of: " + ", ".join(RESAMPLE_QUALITIES))
         if not isinstance(self.align, bool):
             raise RequestError("align", self.align, "true or false")
 
 
 DEFAULT_STRETCH = StretchOptions()
-
-
-def resample(audio: np.ndarray, source_rate: int, target_rate: int, quality: str = "soxr-vhq") -> np.ndarray:
-    """Resample float32 ``[channels, samples]`` audio with libsoxr or pedalboard's streaming resampler.
-
-    The result holds exactly ``round(samples * target_rate / source_rate)`` samples, aligned with
-    the input (both resamplers remove their own latency).
-    """
-    if source_rate == target_rate:
-        return audio
-    channels, frames = audio.shape
-    expected = int(round(frames * target_rate / source_rate))
-    if quality in SOXR_QUALITIES:
-        out = soxr.resample(np.ascontiguousarray(audio.T, dtype=np.float32), source_rate, target_rate,
-                            quality=SOXR_QUALITIES[quality]).T
-        if out.shape[1] < expected:
-            out = np.pad(out, ((0, 0), (0, expected - out.shape[1])))
-        return np.ascontiguousarray(out[:, :expected], dtype=np.float32)
-    resampler = StreamResampler(
-        float(source_rate), float(target_rate), channels, getattr(pedalboard.Resample.Quality, quality)
-    )
-    head = resampler.process(np.ascontiguousarray(audio, dtype=np.float32))
-    tail = resampler.process(None)
-    out = np.concatenate([head, tail], axis=1) if tail.size else head
-    if out.shape[1] < expected:
-        out = np.pad(out, ((0, 0), (0, expected - out.shape[1])))
-    return np.ascontiguousarray(out[:, :expected], dtype=np.float32)
 
 
 def stretch(

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..audio import as_audio_array
 from ..errors import RequestError
 from ..request import BEATS_PER_BAR_RANGE, SAMPLE_RATE_RANGE
 from . import onsets
-from .onsets import audio_array
 
 #: the tempo range searched without a hint (BPM)
 SEARCH_RANGE_BPM = (30.0, 300.0)
@@ -86,7 +86,7 @@ def _validate(audio: object, sample_rate: object, beats_hint: object, beats_per_
         raise RequestError("beats_per_bar", beats_per_bar, "a whole number of beats")
     if not BEATS_PER_BAR_RANGE[0] <= beats_per_bar <= BEATS_PER_BAR_RANGE[1]:
         raise RequestError("beats_per_bar", beats_per_bar, f"{BEATS_PER_BAR_RANGE[0]}–{BEATS_PER_BAR_RANGE[1]}")
-    return audio_array(audio)
+    return as_audio_array(audio)
 
 
 def _autocorrelation(curve: np.ndarray) -> np.ndarray:

@@ -112,7 +112,9 @@ def test_audio_prompt_is_content_addressed_and_read_only() -> None:
 def test_unreadable_audio_prompt_file(tmp_path) -> None:
     bogus = tmp_path / "prompt.wav"
     bogus.write_bytes(b"RIFF0000WAVEjunk")
-    with pytest.raises(AudioReadError, match=r"prompt\.wav"):
+    with pytest.raises(AudioReadError, match=r"^audio prompt '.*prompt\.wav' cannot be read as audio: "):
         AudioPrompt.from_file(bogus)
-    with pytest.raises(AudioReadError, match=r"missing\.wav"):
+    with pytest.raises(AudioReadError, match=r"^audio prompt '.*missing\.wav' is not a readable file$"):
         AudioPrompt.from_file(tmp_path / "missing.wav")
+    with pytest.raises(AudioReadError, match=r"^audio prompt '.*missing\.png' is not a readable file$"):
+        AudioPrompt.from_file(tmp_path / "missing.png")

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from ...audio import match_channels, resample
 from ...errors import ModelLoadError, RequestError
 from ...patterns import MELODIC_PATTERNS, Pattern, arrange, pattern_for_prompt
 from ...request import GenerateRequest, Kind
@@ -264,15 +265,10 @@ class DefaultModel(ModelBackend):
 
     def _init_mel(self, request: GenerateRequest) -> torch.Tensor:
         """Scaled log-mel ``[N_MELS, FRAMES]`` of the request's audio prompt (mono, resampled)."""
-        from scipy.signal import resample_poly
-
         prompt = request.audio_prompt
         if prompt is None:
             raise ValueError("_init_mel needs a request with an audio prompt")
-        mono = prompt.audio.mean(axis=0).astype(np.float64)
-        if prompt.sample_rate != self.config.sample_rate:
-            g = math.gcd(prompt.sample_rate, self.config.sample_rate)
-            mono = resample_poly(mono, self.config.sample_rate // g, prompt.sample_rate // g)
+        mono = resample(match_channels(prompt.audio, 1), prompt.sample_rate, self.config.sample_rate)[0]
         peak = float(np.max(np.abs(mono))) or 1.0
         mono = (mono / peak * ONE_SHOT_PEAK).astype(np.float32)
         return spectral.log_mel(mono[: spectral.NATIVE_SAMPLES])[0]

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ...audio import match_channels, resample
 from ...errors import ModelLoadError, RequestError
 from ...request import AudioPrompt, GenerateRequest, Kind
 from ..base import Capabilities, GeneratedAudio, LoadOptions, ProgressCallback, read_json, seeded_generator
@@ -124,17 +125,6 @@ def join_clips(clips: list[np.ndarray], overlap: int, total: int) -> np.ndarray:
             piece[:, -overlap:] *= fade_out
         out[:, index * hop : index * hop + length] += piece
     return out[:, :total]
-
-
-def resample_mono(audio: np.ndarray, rate: int, target_rate: int) -> np.ndarray:
-    """Average to mono and resample (polyphase) to ``target_rate``; float32 ``[1, samples]``."""
-    from scipy.signal import resample_poly
-
-    mono = np.asarray(audio, dtype=np.float32).mean(axis=0)
-    if rate != target_rate:
-        divisor = math.gcd(rate, target_rate)
-        mono = resample_poly(mono, target_rate // divisor, rate // divisor).astype(np.float32)
-    return mono[None, :]
 
 
 class RiffusionBackend(DiffusersPipelineBackend):
@@ -232,7 +222,7 @@ class RiffusionBackend(DiffusersPipelineBackend):
     def seed_image(self, prompt: AudioPrompt) -> SpectrogramImage:
         """The spectrogram image of an audio prompt's first clip (padded with silence if shorter)."""
         params = self.codec.params
-        audio = resample_mono(prompt.audio, prompt.sample_rate, params.sample_rate)
+        audio = resample(match_channels(prompt.audio, 1), prompt.sample_rate, params.sample_rate)
         samples = params.samples_for(self.image_width)
         clip = np.zeros((1, samples), dtype=np.float32)
         clip[:, : min(samples, audio.shape[1])] = audio[:, :samples]

@@ -26,8 +26,8 @@ import numpy as np
 import scipy.sparse
 import torch
 
+from ...audio import as_audio_array
 from ...errors import RequestError
-from ...request import as_audio_array
 
 
 def hz_to_mel_htk(hz: np.ndarray | float) -> np.ndarray:

@@ -63,17 +63,11 @@ def test_bad_source_info(fields: dict, field: str) -> None:
     assert caught.value.field == field
 
 
-def test_source_info_from_a_render_info_mapping() -> None:
-    info = {"tempo_bpm": 124.0, "beats": 8.0, "class": "kick", "part": "kick", "root_note": 36}
-    assert SourceInfo.from_info(info) == SourceInfo(tempo_bpm=124.0, beats=8.0, root_note=36)
-
-
 @pytest.mark.parametrize(
     ("fields", "field"),
     [
         ({"transient_mode": "sharp"}, "transient_mode"),
         ({"window": "tiny"}, "window"),
-        ({"resample_quality": "best"}, "resample_quality"),
         ({"high_quality": "yes"}, "high_quality"),
     ],
 )
