@@ -22,8 +22,6 @@ var WARP = liveModule.WARP_MODES;
 
 // Warp mode by sample kind: Beats keeps drum hits and loops tight, Complex keeps textures smooth.
 var WARP_MODE_BY_KIND = {"one-shot": WARP.BEATS, "loop": WARP.BEATS, "kit": WARP.BEATS, "texture": WARP.COMPLEX};
-// Seeds travel as OSC int32: keep them below 2^31 (the engine accepts up to SEED_MAX).
-var SEED_LIMIT = 2147483647;
 // Knob turns and tempo drags send one request once the value settles.
 var DEFAULT_SETTLE_MS = 250;
 var TEMPO_EPSILON_BPM = 1e-6;
@@ -445,7 +443,8 @@ function flatten(fields) {
 
 Device.prototype.generate = function () {
     return this.guard("generate", function () {
-        var seed = Math.floor(this.random() * SEED_LIMIT);
+        // 0 to RANDOM_SEED_MAX, as the engine draws its own: seeds travel as OSC int32
+        var seed = Math.floor(this.random() * (protocol.RANDOM_SEED_MAX + 1));
         var built = this.generateFields(seed);
         if (built.error) {
             this.status(built.error);

@@ -50,7 +50,7 @@ test("generate sends the controls and Live's tempo as key/value fields of /job/g
     assert.equal(fields.steps, 40);
     assert.equal(fields.sample_rate, 44100);
     assert.equal(fields.variation, 0);
-    assert.ok(Number.isInteger(fields.seed) && fields.seed >= 0 && fields.seed <= 2147483647);
+    assert.ok(Number.isInteger(fields.seed) && fields.seed >= 0 && fields.seed <= P.RANDOM_SEED_MAX);
     // every key is a field of generate, with a value of its declared type
     for (const [key, value] of Object.entries(fields)) {
         const type = P.FIELDS.generate[key];
