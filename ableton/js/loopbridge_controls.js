@@ -20,7 +20,7 @@ var UNIT_PERCENT = 5;
 var UNIT_SEMITONES = 7;
 var UNIT_CUSTOM = 9;
 
-// Length menu: bars per item (loop length in Live = these bars)
+// Length menu: bars of the song's meter per item (sent as they are; the engine fits its bar to the meter)
 var LENGTH_BARS = [0.25, 0.5, 1, 2, 4, 8, 16, 32];
 var LENGTH_NAMES = ["1/4", "1/2", "1", "2", "4", "8", "16", "32"];
 
@@ -55,7 +55,7 @@ exports.CONTROLS = [
         address: A.JOB_GENERATE, field: "bars",
         parameter: {type: ENUM, enum: LENGTH_NAMES, initial: 2},
         values: LENGTH_BARS,
-        summary: "bars of a loop, texture or kit; the clip's loop length in Live"
+        summary: "bars of the song's meter for a loop, texture or kit; the clip loops over them"
     },
     {
         name: "pitch", varname: "Pitch", maxclass: "live.dial", message: "pitch",
@@ -100,9 +100,12 @@ exports.CONTROLS = [
 exports.LIVE_INPUTS = [
     {name: "tempo", source: "live_set tempo (observed)", address: A.JOB_CONFORM, field: "tempo_bpm",
         summary: "sent with every request; a change re-conforms the current sample"},
-    {name: "beats_per_bar", source: "live_set signature_numerator, signature_denominator", address: A.JOB_GENERATE,
-        field: "beats_per_bar",
-        summary: "sent with every request: quarter notes in a bar of the song's meter (6/8: 3), with bars to match"},
+    {name: "meter_numerator", source: "live_set signature_numerator", address: A.JOB_GENERATE,
+        field: "meter_numerator",
+        summary: "sent with every request, as Live shows it: the Length counts bars of this meter"},
+    {name: "meter_denominator", source: "live_set signature_denominator", address: A.JOB_GENERATE,
+        field: "meter_denominator",
+        summary: "sent with every request, as Live shows it; the engine works out its bar from the two"},
     {name: "sample_rate", source: "dspstate~", address: A.JOB_GENERATE, field: "sample_rate",
         summary: "the conformed file is written at Live's sample rate"}
 ];

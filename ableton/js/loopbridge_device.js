@@ -22,8 +22,6 @@ var WARP = liveModule.WARP_MODES;
 
 // Warp mode by sample kind: Beats keeps drum hits and loops tight, Complex keeps textures smooth.
 var WARP_MODE_BY_KIND = {"one-shot": WARP.BEATS, "loop": WARP.BEATS, "kit": WARP.BEATS, "texture": WARP.COMPLEX};
-// Seeds travel as OSC int32: keep them below 2^31 (the engine accepts up to SEED_MAX).
-var SEED_LIMIT = 2147483647;
 // Knob turns and tempo drags send one request once the value settles.
 var DEFAULT_SETTLE_MS = 250;
 var TEMPO_EPSILON_BPM = 1e-6;
@@ -40,53 +38,6 @@ function basename(path) {
 
 function clamp(value, low, high) {
     return Math.max(low, Math.min(high, value));
-}
-
-// "0.25", "1", "3.5": up to three decimals, for the status line
-function decimal(value) {
-    return String(round(value, 3));
-}
-
-function barsText(bars) {
-    return decimal(bars) + (decimal(bars) === "1" ? " bar" : " bars");
-}
-
-// `bars` bars of the meter numerator/denominator as the engine takes them: its bar is
-// beats_per_bar quarter notes of tempo_bpm, a bar of the meter q = numerator * 4 / denominator of
-// them. A whole q of 1-16 goes as beats_per_bar with the bars as asked (6/8: 3, 2/2: 4). Any other
-// meter sends its numerator and the bars scaled by 4 / denominator, which keeps the length in
-// quarter notes (two bars of 7/8 are one bar of 7). Bars are then clamped to the engine's range;
-// a numerator outside 1-16 falls back to the numerator clamped and the bars as asked. Either
-// makes the length inexact, and `note` says what is sent instead. A meter Live does not give is 4/4.
-// Returns {beatsPerBar, bars, exact, note}.
-function lengthFields(numerator, denominator, bars) {
-    var L = protocol.LIMITS;
-    numerator = Math.round(Number(numerator));
-    denominator = Math.round(Number(denominator));
-    if (!(numerator > 0) || !(denominator > 0)) {
-        numerator = 4;
-        denominator = 4;
-    }
-    bars = Number(bars);
-    if (!(bars > 0) || !isFinite(bars)) {
-        bars = 1;
-    }
-    var quarters = numerator * 4 / denominator;
-    var out;
-    if ((numerator * 4) % denominator === 0 && quarters >= L.BEATS_PER_BAR_MIN && quarters <= L.BEATS_PER_BAR_MAX) {
-        out = {beatsPerBar: quarters, bars: bars, exact: true};
-    } else if (numerator >= L.BEATS_PER_BAR_MIN && numerator <= L.BEATS_PER_BAR_MAX) {
-        out = {beatsPerBar: numerator, bars: bars * 4 / denominator, exact: true};
-    } else {
-        out = {beatsPerBar: clamp(numerator, L.BEATS_PER_BAR_MIN, L.BEATS_PER_BAR_MAX), bars: bars, exact: false};
-    }
-    var clamped = clamp(out.bars, L.BARS_MIN, L.BARS_MAX);
-    out.exact = out.exact && clamped === out.bars;
-    out.bars = clamped;
-    out.note = out.exact ? "" : barsText(bars) + " of " + numerator + "/" + denominator + " cannot be sent exactly: " +
-        decimal(out.bars * out.beatsPerBar) + " quarter notes instead of " + decimal(bars * quarters) + " (" +
-        barsText(out.bars) + " of " + out.beatsPerBar + " beats).";
-    return out;
 }
 
 // Max hands paths around in its own style, "Volume:/folder/file.wav"; the engine and Live's
@@ -345,17 +296,27 @@ Device.prototype.songTempo = function () {
     return this.tempoBpm;
 };
 
-// `bars` bars of the song's meter now, as the engine takes them (lengthFields). Every request's
-// beats_per_bar and bars come from here.
-Device.prototype.songLength = function (bars) {
+// The song's time signature as Live shows it, {numerator, denominator}, or null when Live does
+// not give both as whole numbers (the engine then keeps its request's own bar). The device draws
+// no conclusion from it: requests carry it with `bars` in bars of this meter, and the engine works
+// out its own bar, saying so (/job/note) when it cannot make a length exactly (engine/host.py).
+Device.prototype.songMeter = function () {
     var meter = this.live.meter();
-    return lengthFields(meter.numerator, meter.denominator, bars);
+    if (!meter || !wholePositive(meter.numerator) || !wholePositive(meter.denominator)) {
+        return null;
+    }
+    return {numerator: meter.numerator, denominator: meter.denominator};
 };
 
-// The length fields of a request for `bars` bars of the song (null: one-shots, no bars sent).
-function withLength(fields, length, sendBars) {
-    fields = setField(fields, "beats_per_bar", length.beatsPerBar);
-    return setField(fields, "bars", sendBars ? length.bars : null);
+function wholePositive(value) {
+    return typeof value === "number" && isFinite(value) && value > 0 && Math.floor(value) === value;
+}
+
+// `fields` with `meter` (from songMeter) as meter_numerator and meter_denominator, replacing the
+// meter they were sent with; null leaves both out.
+function withMeter(fields, meter) {
+    fields = setField(fields, "meter_numerator", meter ? meter.numerator : null);
+    return setField(fields, "meter_denominator", meter ? meter.denominator : null);
 }
 
 // The key/value fields of a generate-type request from the controls, or a reason why not.
@@ -373,19 +334,17 @@ Device.prototype.generateFields = function (seed) {
     if (tempo === null || tempo < L.TEMPO_MIN_BPM || tempo > L.TEMPO_MAX_BPM) {
         return {error: "Live's tempo " + tempo + " BPM is outside " + L.TEMPO_MIN_BPM + "-" + L.TEMPO_MAX_BPM + " BPM."};
     }
-    var length = this.songLength(v.bars);
-    var fields = [
+    var fields = withMeter([
         ["prompt", v.prompt],
         ["kind", v.kind],
         ["seed", seed],
         ["variation", v.variation],
-        ["tempo_bpm", round(tempo, 6)],
-        ["beats_per_bar", length.beatsPerBar],
-        ["pitch_semitones", v.pitch_semitones]
-    ];
-    // one-shots take the model's natural length; everything else is cut to whole bars
+        ["tempo_bpm", round(tempo, 6)]
+    ], this.songMeter());
+    fields.push(["pitch_semitones", v.pitch_semitones]);
+    // one-shots take the model's natural length; everything else lasts the Length's bars of the song
     if (v.kind !== "one-shot") {
-        fields.push(["bars", length.bars]);
+        fields.push(["bars", v.bars]);
     }
     if (v.steps > 0) {
         fields.push(["steps", clamp(v.steps, L.STEPS_MIN, L.STEPS_MAX)]);
@@ -403,8 +362,7 @@ Device.prototype.generateFields = function (seed) {
     if (this.sampleRate) {
         fields.push(["sample_rate", this.sampleRate]);
     }
-    return {fields: fields, songBars: v.kind !== "one-shot" ? v.bars : null,
-        lengthNote: v.kind !== "one-shot" ? length.note : ""};
+    return {fields: fields};
 };
 
 function setField(fields, name, value) {
@@ -445,25 +403,24 @@ function flatten(fields) {
 
 Device.prototype.generate = function () {
     return this.guard("generate", function () {
-        var seed = Math.floor(this.random() * SEED_LIMIT);
+        // 0 to RANDOM_SEED_MAX, as the engine draws its own: seeds travel as OSC int32
+        var seed = Math.floor(this.random() * (protocol.RANDOM_SEED_MAX + 1));
         var built = this.generateFields(seed);
         if (built.error) {
             this.status(built.error);
             return null;
         }
-        this.lastRequest = {fields: built.fields, seed: seed, songBars: built.songBars};
+        this.lastRequest = {fields: built.fields, seed: seed};
         var what = this.values.prompt ? "\"" + this.values.prompt + "\"" : "(no prompt)";
         return this.startJob("generate", A.JOB_GENERATE, built.fields, false,
-            "Generating " + this.values.kind + " " + what + " at " + round(this.tempoBpm, 2) + " BPM...",
-            {songBars: built.songBars, lengthNote: built.lengthNote});
+            "Generating " + this.values.kind + " " + what + " at " + round(this.tempoBpm, 2) + " BPM...");
     });
 };
 
 // The last request again with the live values that Variation / Morph / Pitch / tempo / meter change.
+// Its bars stay the bars first asked for, now of the song's meter as it is.
 Device.prototype.followUpFields = function () {
-    var fields = this.lastRequest.fields;
-    var songBars = this.lastRequest.songBars;
-    fields = withLength(fields, this.songLength(songBars), songBars !== null && songBars !== undefined);
+    var fields = withMeter(this.lastRequest.fields, this.songMeter());
     fields = setField(fields, "variation", this.values.variation);
     fields = setField(fields, "pitch_semitones", this.values.pitch_semitones);
     var tempo = this.songTempo();
@@ -476,21 +433,13 @@ Device.prototype.followUpFields = function () {
     return fields;
 };
 
-// What a follow-up of the last request carries beside its fields: the bars asked in the song's
-// meter, and the note when the engine cannot be asked for them exactly.
-Device.prototype.followUpLength = function () {
-    var songBars = this.lastRequest.songBars;
-    var has = songBars !== null && songBars !== undefined;
-    return {songBars: has ? songBars : null, lengthNote: has ? this.songLength(songBars).note : ""};
-};
-
 Device.prototype.requestVariation = function () {
     if (!this.lastRequest) {
         this.status("Variation " + this.values.variation + ": press Generate first.");
         return null;
     }
     return this.startJob("variation", A.JOB_VARIATION, this.followUpFields(), true,
-        "Fetching variation " + this.values.variation + "...", this.followUpLength());
+        "Fetching variation " + this.values.variation + "...");
 };
 
 Device.prototype.requestMorph = function () {
@@ -506,8 +455,7 @@ Device.prototype.requestMorph = function () {
     fields = setField(fields, "morph_prompt", this.values.morph_prompt);
     fields = setField(fields, "morph_amount", this.values.morph_amount);
     return this.startJob("morph", A.JOB_MORPH, fields, true,
-        "Morphing " + Math.round(this.values.morph_amount * 100) + "% towards \"" + this.values.morph_prompt + "\"...",
-        this.followUpLength());
+        "Morphing " + Math.round(this.values.morph_amount * 100) + "% towards \"" + this.values.morph_prompt + "\"...");
 };
 
 // Re-conforms the sample in Live to the song's tempo and the Pitch dial: no model run.
@@ -524,18 +472,15 @@ Device.prototype.requestConform = function () {
     if (tempo === null) {
         return null;
     }
-    // the bars first asked for, in the song's meter as it is now
-    var songBars = this.current.kind !== "one-shot" ? this.current.songBars : null;
-    var hasBars = songBars !== null && songBars !== undefined;
-    var length = this.songLength(songBars);
-    var fields = [
+    var fields = withMeter([
         ["render_key", this.current.renderKey],
-        ["tempo_bpm", round(tempo, 6)],
-        ["beats_per_bar", length.beatsPerBar],
-        ["pitch_semitones", this.values.pitch_semitones]
-    ];
-    if (hasBars) {
-        fields.push(["bars", length.bars]);
+        ["tempo_bpm", round(tempo, 6)]
+    ], this.songMeter());
+    fields.push(["pitch_semitones", this.values.pitch_semitones]);
+    // the bars first asked for, of the song's meter as it is now
+    var bars = this.current.kind !== "one-shot" ? this.current.bars : null;
+    if (bars !== null && bars !== undefined) {
+        fields.push(["bars", bars]);
     }
     if (this.sampleRate) {
         fields.push(["sample_rate", this.sampleRate]);
@@ -545,8 +490,7 @@ Device.prototype.requestConform = function () {
     }
     return this.startJob("conform", A.JOB_CONFORM, fields, true,
         "Re-conforming to " + round(tempo, 2) + " BPM" +
-        (this.values.pitch_semitones ? ", " + this.values.pitch_semitones + " st" : "") + "...",
-        {songBars: hasBars ? songBars : null, lengthNote: hasBars ? length.note : ""});
+        (this.values.pitch_semitones ? ", " + this.values.pitch_semitones + " st" : "") + "...");
 };
 
 // The song's tempo changed (from the observer). The first call only records it.
@@ -567,19 +511,17 @@ Device.prototype.nextId = function () {
 };
 
 // Sends a job request. `replaces`: its result replaces the device's clip, and it supersedes
-// (cancels) the previous replacing job still running. `length`: {songBars, lengthNote}, the bars
-// asked in the song's meter and what to say when the engine cannot be asked for them exactly.
-Device.prototype.startJob = function (op, address, fields, replaces, text, length) {
+// (cancels) the previous replacing job still running.
+Device.prototype.startJob = function (op, address, fields, replaces, text) {
     var self = this;
     var id = this.nextId();
-    length = length || {songBars: null, lengthNote: ""};
     if (replaces && this.replaceJobId && this.jobs[this.replaceJobId]) {
         var old = this.jobs[this.replaceJobId];
         old.superseded = true;
         this.send(A.JOB_CANCEL, [old.id]);
     }
-    var job = {id: id, op: op, fields: fields, replaces: replaces, samples: [], answered: false, superseded: false,
-        songBars: length.songBars, lengthNote: length.lengthNote};
+    var job = {id: id, op: op, fields: fields, replaces: replaces, samples: [], notes: [], answered: false,
+        superseded: false};
     this.jobs[id] = job;
     if (replaces) {
         this.replaceJobId = id;
@@ -600,7 +542,7 @@ Device.prototype.startJob = function (op, address, fields, replaces, text, lengt
         }
     });
     this.progress(0);
-    this.status(text + (job.lengthNote ? " " + job.lengthNote : ""));
+    this.status(text);
     return id;
 };
 
@@ -660,6 +602,12 @@ Device.prototype.receive = function (address, args) {
             }
         } else if (address === A.JOB_SAMPLE) {
             job.samples.push(this.parseSample(msg));
+        } else if (address === A.JOB_NOTE) {
+            // what the engine could not make exactly as asked (a length its limits cannot hold in
+            // the song's meter): shown with the result
+            if (msg.text !== undefined && msg.text !== null && String(msg.text) !== "") {
+                job.notes.push(String(msg.text));
+            }
         } else if (address === A.JOB_DONE) {
             this.finish(job);
         } else if (address === A.JOB_CANCELLED) {
@@ -759,8 +707,9 @@ Device.prototype.finish = function (job) {
         return;
     }
     this.progress(1);
+    var notes = job.notes.length ? " " + job.notes.join(" ") : "";
     if (!job.samples.length) {
-        this.status("The engine finished without a sample.");
+        this.status("The engine finished without a sample." + notes);
         return;
     }
     var kind = fieldValue(job.fields, "kind") || (this.current ? this.current.kind : this.values.kind);
@@ -770,10 +719,8 @@ Device.prototype.finish = function (job) {
     this.current = {
         renderKey: sample.renderKey,
         kind: sample.kind,
-        // the engine's bars and beats a bar (quarter notes), and the bars asked in the song's meter
+        // the bars asked for, of the song's meter (what a re-conform asks for again)
         bars: bars !== null ? bars : (keep ? this.current.bars : null),
-        beatsPerBar: bars !== null ? fieldValue(job.fields, "beats_per_bar") : (keep ? this.current.beatsPerBar : null),
-        songBars: job.songBars !== null ? job.songBars : (keep ? this.current.songBars : null),
         path: sample.path,
         beats: sample.beats,
         tempoBpm: sample.tempoBpm,
@@ -781,8 +728,7 @@ Device.prototype.finish = function (job) {
         others: job.samples.length - 1
     };
     var placement = this.placeSample(sample, job.replaces && this.placed !== null);
-    var extra = (job.samples.length > 1 ? " (+" + (job.samples.length - 1) + " more files next to it)" : "") +
-        (job.lengthNote ? " " + job.lengthNote : "");
+    var extra = (job.samples.length > 1 ? " (+" + (job.samples.length - 1) + " more files next to it)" : "") + notes;
     if (placement.ok) {
         this.status(placement.text + extra);
     } else {
@@ -821,7 +767,8 @@ Device.prototype.placeSample = function (sample, replace) {
         this.placed = result.placed;
         var mode = liveModule.WARP_MODE_NAMES[reported.warpMode] || liveModule.WARP_MODE_NAMES[settings.warpMode];
         var beats = round(settings.lengthBeats, 3);
-        var length = settings.looping ? beats + (beats === 1 ? " beat" : " beats") + " loop" : "one-shot";
+        var length = !settings.looping ? "one-shot" : beats > 0 ? beats + (beats === 1 ? " beat" : " beats") + " loop" :
+            "loop as long as Live reads the file";
         var where = result.placed.where === "session" ?
             "'" + result.placed.trackName + "' slot " + (result.placed.slotIndex + 1) :
             "'" + result.placed.trackName + "' at beat " + round(result.placed.position, 3);
@@ -834,15 +781,13 @@ Device.prototype.placeSample = function (sample, replace) {
 Device.prototype.clipSettings = function (sample) {
     var warpMode = WARP_MODE_BY_KIND.hasOwnProperty(sample.kind) ? WARP_MODE_BY_KIND[sample.kind] : WARP.BEATS;
     var looping = sample.kind !== "one-shot";
-    // Live counts a clip's loop in beats of a quarter note, as the engine's `beats` and its bars
-    // of beats_per_bar quarter notes do: a bar of 6/8 loops over 3 beats.
+    // Live counts a clip's loop in quarter notes, as the engine's `beats` does (two bars of 6/8
+    // loop over 6 beats): the length is the engine's, never worked out here. A sample without it
+    // keeps the length Live gives the file.
     var beats = sample.beats;
-    if (!(beats > 0) && this.current && this.current.bars && this.current.beatsPerBar) {
-        beats = this.current.bars * this.current.beatsPerBar;
-    }
     var prompt = this.lastRequest ? String(fieldValue(this.lastRequest.fields, "prompt") || "") : "";
     var name = (prompt || "loopbridge") + " v" + sample.variation + " " + round(sample.tempoBpm, 2) + "bpm";
-    return {warpMode: warpMode, looping: looping, lengthBeats: beats > 0 ? beats : 0, name: name};
+    return {warpMode: warpMode, looping: looping, lengthBeats: beats > 0 && isFinite(beats) ? beats : 0, name: name};
 };
 
 // A new clip where the user points: the selected slot (Session) or the play head (Arrangement).
@@ -937,4 +882,3 @@ exports.Device = Device;
 exports.nativePath = nativePath;
 exports.WARP_MODE_BY_KIND = WARP_MODE_BY_KIND;
 exports.primarySample = primarySample;
-exports.lengthFields = lengthFields;

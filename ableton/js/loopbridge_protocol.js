@@ -23,6 +23,11 @@ exports.REQUEST_TIMEOUT_S = 5.0;
 exports.MAX_ID_CHARS = 64;
 exports.MAX_OSC_PACKET_BYTES = 65536;
 exports.OSC_ROOT = ROOT;
+// engine/request.py: the rate of conformed files when a request names none (the device sends
+// Live's rate once dspstate~ has reported it), and the largest seed the engine draws itself, which
+// the device's fresh seeds stay at or below too (OSC ints are 32-bit signed)
+exports.DEFAULT_SAMPLE_RATE = 48000;
+exports.RANDOM_SEED_MAX = 2147483647;
 
 // The addresses the device uses, by role.
 exports.ADDRESSES = {
@@ -41,6 +46,7 @@ exports.ADDRESSES = {
     JOB_ACCEPTED: ROOT + "/job/accepted",
     JOB_PROGRESS: ROOT + "/job/progress",
     JOB_SAMPLE: ROOT + "/job/sample",
+    JOB_NOTE: ROOT + "/job/note",
     JOB_DONE: ROOT + "/job/done",
     JOB_CANCELLED: ROOT + "/job/cancelled",
     ERROR: ROOT + "/error"
@@ -68,11 +74,14 @@ exports.REPLY_ARGS[A.JOB_ACCEPTED] = ["id", "position"];
 exports.REPLY_ARGS[A.JOB_PROGRESS] = ["id", "fraction"];
 exports.REPLY_ARGS[A.JOB_SAMPLE] = ["id", "index", "path", "kind", "tempo_bpm", "beats", "root_note", "variation",
     "render_key"];
+exports.REPLY_ARGS[A.JOB_NOTE] = ["id", "text"];
 exports.REPLY_ARGS[A.JOB_DONE] = ["id", "count"];
 exports.REPLY_ARGS[A.JOB_CANCELLED] = ["id"];
 exports.REPLY_ARGS[A.ERROR] = ["id", "code", "message"];
 
-// Key/value fields each job type accepts, with their types (FIELDS_BY_TYPE).
+// Key/value fields each job type accepts, with their types (FIELDS_BY_TYPE). The device sends the
+// time signature as Live shows it (meter_numerator, meter_denominator, HOST_FIELDS) with `bars` in
+// bars of it, never beats_per_bar: the engine works out its own bar (engine/host.py).
 var REQUEST_FIELDS = {
     audio: "bool",
     audio_prompt_frame: "int",
@@ -85,6 +94,8 @@ var REQUEST_FIELDS = {
     duration_s: "float",
     guidance: "float",
     kind: "str",
+    meter_denominator: "int",
+    meter_numerator: "int",
     model: "str",
     morph_amount: "float",
     morph_prompt: "str",
@@ -113,6 +124,8 @@ exports.FIELDS = {
         bars: "float",
         beats_per_bar: "int",
         conform_bars: "float",
+        meter_denominator: "int",
+        meter_numerator: "int",
         pitch_semitones: "float",
         render_key: "str",
         root_note: "int",

@@ -46,11 +46,14 @@ test("generate sends the controls and Live's tempo as key/value fields of /job/g
     assert.equal(fields.kind, "loop");
     assert.equal(fields.bars, 2);
     assert.equal(fields.tempo_bpm, 124);
-    assert.equal(fields.beats_per_bar, 3);
+    // the time signature as Live shows it, with the Length in bars of it: the engine works out its bar
+    assert.equal(fields.meter_numerator, 3);
+    assert.equal(fields.meter_denominator, 4);
+    assert.equal("beats_per_bar" in fields, false);
     assert.equal(fields.steps, 40);
     assert.equal(fields.sample_rate, 44100);
     assert.equal(fields.variation, 0);
-    assert.ok(Number.isInteger(fields.seed) && fields.seed >= 0 && fields.seed <= 2147483647);
+    assert.ok(Number.isInteger(fields.seed) && fields.seed >= 0 && fields.seed <= P.RANDOM_SEED_MAX);
     // every key is a field of generate, with a value of its declared type
     for (const [key, value] of Object.entries(fields)) {
         const type = P.FIELDS.generate[key];
@@ -69,122 +72,125 @@ test("generate sends the controls and Live's tempo as key/value fields of /job/g
     assert.deepEqual(rig.lastSentTo(A.CONTROLLER_REGISTER).args, [P.DEFAULT_OSC_REPLY_PORT]);
 });
 
-test("lengthFields: the engine's bar is beats_per_bar quarter notes; a bar of n/d is n * 4 / d of them", () => {
-    const {lengthFields} = modules.device;
-    for (const [n, d, bars, beatsPerBar, engineBars, exact] of [
-        [4, 4, 2, 4, 2, true],
-        [3, 4, 1, 3, 1, true],
-        [6, 8, 1, 3, 1, true],       // a bar of 6/8 is 3 quarter notes, not 6
-        [12, 8, 2, 6, 2, true],
-        [2, 2, 1, 4, 1, true],       // a bar of 2/2 is 4 quarter notes, not 2
-        [3, 2, 4, 6, 4, true],
-        [7, 8, 2, 7, 1, true],       // 7 quarter notes: one engine bar of 7
-        [7, 8, 1, 7, 0.5, true],
-        [5, 8, 4, 5, 2, true],
-        [9, 16, 4, 9, 1, true],
-        [7, 8, 0.25, 7, 0.25, false],  // 0.875 quarter notes: below the engine's shortest length
-        [17, 8, 1, 16, 1, false],      // no beats_per_bar holds it: the numerator clamped, the bars as asked
-        [null, null, 1, 4, 1, true],   // Live did not say: 4/4
-    ]) {
-        const what = `${bars} bars of ${n}/${d}`;
-        const length = lengthFields(n, d, bars);
-        assert.equal(length.beatsPerBar, beatsPerBar, what);
-        assert.ok(Number.isInteger(length.beatsPerBar), what);
-        assert.equal(length.bars, engineBars, what);
-        assert.equal(length.exact, exact, what);
-        assert.equal(length.note === "", exact, what);
-        if (exact && n) {
-            assert.equal(length.bars * length.beatsPerBar, bars * n * 4 / d, `${what}: the same quarter notes`);
-        }
-    }
-    assert.equal(lengthFields(17, 8, 1).note,
-        "1 bar of 17/8 cannot be sent exactly: 16 quarter notes instead of 8.5 (1 bar of 16 beats).");
-});
-
-for (const [n, d, lengthIndex, beatsPerBar, bars, loopEnd] of [
-    [6, 8, 2, 3, 1, 3],    // 1 bar of 6/8: 3 quarter notes
-    [6, 8, 3, 3, 2, 6],
-    [7, 8, 3, 7, 1, 7],    // 2 bars of 7/8: one engine bar of 7 quarter notes
-    [7, 8, 2, 7, 0.5, 3.5],
-    [2, 2, 2, 4, 1, 4],
-]) {
-    test(`${n}/${d}, Length ${controlsLength(lengthIndex)} bars: beats_per_bar ${beatsPerBar}, bars ${bars}, ` +
-         `the clip loops over ${loopEnd} beats`, () => {
-        const dir = tempDir();
+test("the meter goes as Live shows it, the Length in bars of it; the device draws no conclusion", () => {
+    for (const [n, d] of [[6, 8], [7, 8], [2, 2], [17, 8], [1, 32]]) {
         const rig = startedRig({tempo: 120, numerator: n, denominator: d});
         rig.device.control("kind", 1);
-        rig.device.control("length", lengthIndex);
-        const id = rig.device.generate();
+        rig.device.control("length", 3);  // 2 bars
+        rig.device.generate();
         const fields = keyValues(rig.lastSentTo(A.JOB_GENERATE));
-        assert.equal(fields.beats_per_bar, beatsPerBar);
-        assert.equal(fields.bars, bars);
-        assert.doesNotMatch(rig.status(), /cannot be sent exactly/);
+        assert.deepEqual([fields.meter_numerator, fields.meter_denominator, fields.bars], [n, d, 2], `${n}/${d}`);
+        assert.equal("beats_per_bar" in fields, false, `${n}/${d}`);
+        assert.match(rig.status(), /^Generating loop/);
+    }
+});
 
-        // as the engine answers: bars of beats_per_bar quarter notes, `beats` in quarter notes
-        const beats = fields.bars * fields.beats_per_bar;
-        completeJob(rig, id, [{path: loopFile(dir, "l.wav", beats, 120), kind: "loop", tempo: 120, beats}]);
-        let clip = rig.live.clipInSlot(0, 0);
-        assert.equal(clip.loop_end, loopEnd, rig.status());
-        assert.equal(clip.end_marker, loopEnd);
+test("a meter Live does not give (or gives half of) is left out; the Length still goes as bars", () => {
+    for (const missing of [["signature_numerator", "signature_denominator"], ["signature_denominator"]]) {
+        const rig = startedRig({tempo: 120});
+        for (const name of missing) {
+            delete rig.live.song.props[name];
+        }
+        rig.device.control("kind", 1);
+        rig.device.control("length", 3);
+        rig.device.generate();
+        const fields = keyValues(rig.lastSentTo(A.JOB_GENERATE));
+        for (const key of ["meter_numerator", "meter_denominator", "beats_per_bar"]) {
+            assert.equal(key in fields, false, `${key} with ${missing} missing`);
+        }
+        assert.equal(fields.bars, 2);
+    }
+});
 
-        // a reply without its length in beats: the clip's loop comes from the fields sent
-        rig.live.select(0, 1);
-        const again = rig.device.generate();
-        completeJob(rig, again, [{path: loopFile(dir, "m.wav", beats, 120), kind: "loop", tempo: 120, beats: 0}]);
-        clip = rig.live.clipInSlot(0, 1);
-        assert.equal(clip.loop_end, loopEnd, rig.status());
+test("the clip loops over the sample's beats as the engine returned them, whatever the meter", () => {
+    const dir = tempDir();
+    const rig = startedRig({tempo: 120, numerator: 7, denominator: 8});
+    rig.device.control("kind", 1);
+    rig.device.control("length", 3);  // 2 bars of 7/8
+    const id = rig.device.generate();
+    // a file of another length, so that the loop can only come from `beats`
+    completeJob(rig, id, [{path: loopFile(dir, "l.wav", 2, 120), kind: "loop", tempo: 120, beats: 7}]);
+    const clip = rig.live.clipInSlot(0, 0);
+    assert.equal(clip.loop_start, 0);
+    assert.equal(clip.loop_end, 7, rig.status());
+    assert.equal(clip.end_marker, 7);
+    assert.match(rig.status(), /7 beats loop at 120 BPM\.$/);
+    assert.deepEqual(rig.live.errors, []);
+});
 
-        // a tempo change re-conforms the sample with the same fields
-        rig.live.setTempo(100);
-        rig.clock.advance(300);
-        const conform = keyValues(rig.lastSentTo(A.JOB_CONFORM));
-        assert.equal(conform.beats_per_bar, beatsPerBar);
-        assert.equal(conform.bars, bars);
-        assert.deepEqual(rig.live.errors, []);
-    });
-}
+test("a sample without its length in beats keeps the length Live gives the file", () => {
+    const dir = tempDir();
+    const rig = startedRig({tempo: 120, numerator: 6, denominator: 8});
+    rig.device.control("kind", 1);
+    const id = rig.device.generate();
+    completeJob(rig, id, [{path: loopFile(dir, "l.wav", 3, 120), kind: "loop", tempo: 120, beats: 0}]);
+    const clip = rig.live.clipInSlot(0, 0);
+    assert.equal(clip.warping, 1, rig.status());
+    const lengthSets = rig.live.callsOf("set").filter((c) => ["loop_end", "end_marker", "looping"].includes(c.name));
+    assert.deepEqual(lengthSets, [], "no loop length of the device's own making");
+    assert.match(rig.status(), /loop as long as Live reads the file/);
+});
 
-function controlsLength(index) {
-    return modules.controls.LENGTH_BARS[index];
-}
-
-test("a length the engine cannot take in the song's meter is clamped, and the status line says so", () => {
+test("the engine's note on a length it cannot make exactly goes on the status line with the result", () => {
     const dir = tempDir();
     const rig = startedRig({tempo: 120, numerator: 7, denominator: 8});
     rig.device.control("kind", 1);
     rig.device.control("length", 0);  // a quarter bar of 7/8: 0.875 quarter notes
     const id = rig.device.generate();
     const fields = keyValues(rig.lastSentTo(A.JOB_GENERATE));
-    assert.equal(fields.beats_per_bar, 7);
-    assert.equal(fields.bars, 0.25);
-    assert.match(rig.status(), /0\.25 bars of 7\/8 cannot be sent exactly: 1\.75 quarter notes instead of 0\.875/);
-    completeJob(rig, id, [{path: loopFile(dir, "l.wav", 1.75, 120), kind: "loop", tempo: 120, beats: 1.75}]);
-    assert.match(rig.status(), /^Placed .*cannot be sent exactly/);
+    assert.deepEqual([fields.meter_numerator, fields.meter_denominator, fields.bars], [7, 8, 0.25]);
+    const note = "0.25 bars of 7/8 cannot be made exactly: 1.75 quarter notes instead of 0.875 (0.25 bars of 7 beats)";
+    rig.reply(A.JOB_ACCEPTED, id, 0);
+    rig.reply(A.JOB_NOTE, id, note);
+    rig.reply(A.JOB_SAMPLE, id, 0, loopFile(dir, "l.wav", 1.75, 120), "loop", 120, 1.75, -1, 0, "rk");
+    rig.reply(A.JOB_DONE, id, 1);
+    assert.equal(rig.status(), `Placed l.wav in 'Audio' slot 1: Beats warp, 1.75 beats loop at 120 BPM. ${note}`);
     assert.equal(rig.live.clipInSlot(0, 0).loop_end, 1.75);
 
-    // back in 4/4, the same Length is exact again
-    rig.live.song.props.signature_numerator = 4;
-    rig.live.song.props.signature_denominator = 4;
+    // a note belongs to its job: the next result, exact, has none
+    rig.live.setMeter(4, 4);
     rig.live.select(0, 1);
-    rig.device.generate();
-    assert.equal(keyValues(rig.lastSentTo(A.JOB_GENERATE)).beats_per_bar, 4);
-    assert.doesNotMatch(rig.status(), /cannot be sent exactly/);
+    const next = rig.device.generate();
+    rig.reply(A.JOB_NOTE, "someone-else", "not ours");
+    completeJob(rig, next, [{path: loopFile(dir, "m.wav", 1, 120), kind: "loop", tempo: 120, beats: 1}]);
+    assert.match(rig.status(), /^Placed m\.wav .* 1 beat loop at 120 BPM\.$/);
+
+    // a note with no sample, and a note with an error after it: the error is what the status says
+    const empty = rig.device.generate();
+    rig.reply(A.JOB_NOTE, empty, "a note");
+    rig.reply(A.JOB_DONE, empty, 0);
+    assert.equal(rig.status(), "The engine finished without a sample. a note");
+    const failed = rig.device.generate();
+    rig.reply(A.JOB_NOTE, failed, "a note");
+    rig.reply(A.ERROR, failed, "bad_request", "bars=0.1 is not accepted");
+    assert.equal(rig.status(), "Engine error (bad_request): bars=0.1 is not accepted");
 });
 
-test("a Variation after a meter change asks for the bars of the new meter", () => {
+test("a Variation after a meter change sends the new meter with the bars first asked for", () => {
     const dir = tempDir();
     const rig = startedRig({tempo: 120, numerator: 4, denominator: 4});
     rig.device.control("kind", 1);
     rig.device.control("length", 3);  // 2 bars
     const id = rig.device.generate();
     completeJob(rig, id, [{path: loopFile(dir, "l.wav", 8, 120), kind: "loop", tempo: 120, beats: 8}]);
-    rig.live.song.props.signature_numerator = 6;
-    rig.live.song.props.signature_denominator = 8;
+    rig.live.setMeter(6, 8);
     rig.device.control("variation", 1);
     rig.clock.advance(300);
     const fields = keyValues(rig.lastSentTo(A.JOB_VARIATION));
-    assert.equal(fields.beats_per_bar, 3);
-    assert.equal(fields.bars, 2);
+    assert.deepEqual([fields.meter_numerator, fields.meter_denominator, fields.bars], [6, 8, 2]);
+    assert.equal("beats_per_bar" in fields, false);
+    // and the engine's 6 quarter notes are the clip's loop
+    completeJob(rig, idOf(rig.lastSentTo(A.JOB_VARIATION)), [{path: loopFile(dir, "v.wav", 6, 120), kind: "loop",
+        tempo: 120, beats: 6, variation: 1}]);
+    assert.equal(rig.live.clipInSlot(0, 0).loop_end, 6);
+
+    // a tempo change re-conforms in the meter as it is then
+    rig.live.setMeter(7, 8);
+    rig.live.setTempo(100);
+    rig.clock.advance(300);
+    const conform = keyValues(rig.lastSentTo(A.JOB_CONFORM));
+    assert.deepEqual([conform.meter_numerator, conform.meter_denominator, conform.bars], [7, 8, 2]);
+    assert.equal("beats_per_bar" in conform, false);
 });
 
 test("each Generate uses a fresh seed; one-shots leave the length to the model", () => {
@@ -323,7 +329,8 @@ test("changing the song tempo re-conforms the current sample without generating 
     const conforms = rig.sentTo(A.JOB_CONFORM);
     assert.equal(conforms.length, 1);
     const fields = keyValues(conforms[0]);
-    assert.deepEqual(fields, {render_key: "rk-abc", tempo_bpm: 100, beats_per_bar: 4, pitch_semitones: 0, bars: 1});
+    assert.deepEqual(fields, {render_key: "rk-abc", tempo_bpm: 100, meter_numerator: 4, meter_denominator: 4,
+        pitch_semitones: 0, bars: 1});
     for (const key of Object.keys(fields)) {
         assert.ok(P.FIELDS.conform[key], `${key} is not a conform field`);
     }

@@ -11,7 +11,7 @@ const path = require("node:path");
 const {MaxHost, freeUdpPort} = require("../node/max_host");
 const {FakeLive, wavDurationS} = require("./support/fake_live");
 const {modules, tempDir} = require("./support/harness");
-const {writeWav} = require("./support/wav");
+const {writeWav, wavInfo} = require("./support/wav");
 const {unavailable, startEngine} = require("./support/engine");
 
 const P = modules.protocol;
@@ -117,6 +117,51 @@ test("the device against a real loopbridge serve", {skip: reason || false, timeo
             const status = await settled(host, since, "the audio-prompted clip");
             assert.match(status, /^Placed .* slot 2/, engine.log());
             assert.equal(fields(host.sent.filter((m) => m.address === A.JOB_GENERATE).pop()).audio_prompt_path, dropped);
+        });
+
+        await t.test("in 7/8 the device sends Live's meter; the engine's note on a length it cannot make is shown", async () => {
+            assert.ok(live.clipInSlot(0, 1), "needs the clip of the audio prompt test: a quarter bar");
+            live.setMeter(7, 8);
+            const since = host.statuses().length;
+            // the tiny model makes at most 1.024 s: two bars of 7/8 (7 quarter notes) fit at 420 BPM
+            live.setTempo(420);
+            const status = await settled(host, since, "the re-conformed clip in 7/8");
+            const conform = fields(host.sent.filter((m) => m.address === A.JOB_CONFORM).pop());
+            assert.deepEqual([conform.meter_numerator, conform.meter_denominator, conform.bars, conform.tempo_bpm],
+                [7, 8, 0.25, 420]);
+            assert.equal("beats_per_bar" in conform, false);
+            // a quarter bar of 7/8 is 0.875 quarter notes, below the engine's shortest length
+            const note = host.received.filter((m) => m.address === A.JOB_NOTE).pop();
+            assert.ok(note, engine.log());
+            assert.match(note.args[1], /^0\.25 bars of 7\/8 cannot be made exactly: 1\.75 quarter notes instead of 0\.875/);
+            assert.match(status, /^Placed .* slot 2: Beats warp, 1\.75 beats loop at 420 BPM\. /, engine.log());
+            assert.ok(status.endsWith(note.args[1]), status);
+            assert.equal(live.clipInSlot(0, 1).loop_end, 1.75);
+        });
+
+        await t.test("two bars of 7/8: the engine's seven quarter notes are the clip's loop", async () => {
+            host.message("clear_audio", 1);
+            host.message("length", 3);     // 2 bars
+            live.select(0, 2);
+            const notes = host.received.filter((m) => m.address === A.JOB_NOTE).length;
+            const since = host.statuses().length;
+            host.message("generate", 1);
+            const status = await settled(host, since, "two bars of 7/8");
+            const sent = fields(host.sent.filter((m) => m.address === A.JOB_GENERATE).pop());
+            assert.deepEqual([sent.meter_numerator, sent.meter_denominator, sent.bars, sent.tempo_bpm], [7, 8, 2, 420]);
+            assert.equal("beats_per_bar" in sent, false);
+            assert.equal("sample_rate" in sent, false, "Live's rate is not known here");
+            assert.match(status, /^Placed .* slot 3: Beats warp, 7 beats loop at 420 BPM\.$/, engine.log());
+            assert.equal(host.received.filter((m) => m.address === A.JOB_NOTE).length, notes, "an exact length has no note");
+            assert.equal(lastSample(host)[5], 7);
+            const clip = live.clipInSlot(0, 2);
+            assert.equal(clip.loop_end, 7);
+            assert.equal(clip.end_marker, 7);
+            // 7 quarter notes at 420 BPM at the engine's default rate, to the frame
+            const wav = wavInfo(clip.file_path);
+            assert.equal(wav.sampleRate, P.DEFAULT_SAMPLE_RATE);
+            assert.equal(wav.frames, Math.round(7 * 60 / 420 * P.DEFAULT_SAMPLE_RATE));
+            assert.deepEqual(live.errors, []);
         });
 
         await t.test("the engine stops: Generate gives a message, no error is thrown", async () => {

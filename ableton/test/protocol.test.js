@@ -10,10 +10,11 @@ const {pythonProtocol} = require("./support/python");
 
 const js = modules.protocol;
 
-test("scalar constants are bridge/protocol.py's", () => {
+test("scalar constants are bridge/protocol.py's and engine/request.py's", () => {
     const py = pythonProtocol();
     for (const name of ["PROTOCOL_VERSION", "DEFAULT_OSC_HOST", "DEFAULT_OSC_PORT", "DEFAULT_OSC_REPLY_PORT",
-        "REQUEST_TIMEOUT_S", "MAX_ID_CHARS", "MAX_OSC_PACKET_BYTES", "OSC_ROOT"]) {
+        "REQUEST_TIMEOUT_S", "MAX_ID_CHARS", "MAX_OSC_PACKET_BYTES", "OSC_ROOT", "DEFAULT_SAMPLE_RATE",
+        "RANDOM_SEED_MAX"]) {
         assert.equal(js[name], py[name], name);
     }
 });
@@ -40,6 +41,15 @@ test("replies: argument names and order match OSC_OUTGOING", () => {
     for (const [address, names] of Object.entries(js.REPLY_ARGS)) {
         assert.ok(address in py.OUTGOING, `${address} is not an outgoing address`);
         assert.deepEqual(names, py.OUTGOING[address], address);
+    }
+});
+
+test("the device reads every reply the engine sends about a job", () => {
+    const py = pythonProtocol();
+    const jobReplies = Object.keys(py.OUTGOING).filter((address) => address.startsWith(`${py.OSC_ROOT}/job/`));
+    assert.ok(jobReplies.length > 0);
+    for (const address of jobReplies) {
+        assert.ok(address in js.REPLY_ARGS, `${address} is not in REPLY_ARGS of loopbridge_protocol.js`);
     }
 });
 

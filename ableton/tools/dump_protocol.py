@@ -38,6 +38,8 @@ def device_protocol() -> dict[str, Any]:
         "MAX_ID_CHARS": p.MAX_ID_CHARS,
         "MAX_OSC_PACKET_BYTES": p.MAX_OSC_PACKET_BYTES,
         "OSC_ROOT": p.OSC_ROOT,
+        "DEFAULT_SAMPLE_RATE": r.DEFAULT_SAMPLE_RATE,
+        "RANDOM_SEED_MAX": r.RANDOM_SEED_MAX,
         # every incoming address with its positional arguments and the request type of its
         # trailing key/value pairs (null when it takes none)
         "INCOMING": {

@@ -48,7 +48,7 @@ def js_side() -> dict[str, Any]:
 
 
 SCALARS = ("PROTOCOL_VERSION", "DEFAULT_OSC_HOST", "DEFAULT_OSC_PORT", "DEFAULT_OSC_REPLY_PORT", "REQUEST_TIMEOUT_S",
-           "MAX_ID_CHARS", "MAX_OSC_PACKET_BYTES", "OSC_ROOT")
+           "MAX_ID_CHARS", "MAX_OSC_PACKET_BYTES", "OSC_ROOT", "DEFAULT_SAMPLE_RATE", "RANDOM_SEED_MAX")
 
 
 @pytest.mark.parametrize("name", SCALARS)
@@ -67,6 +67,12 @@ def test_request_and_reply_arguments(js_side: dict[str, Any], python_side: dict[
         assert spec == python_side["INCOMING"][address], address
     for address, names in js_side["protocol"]["REPLY_ARGS"].items():
         assert names == python_side["OUTGOING"][address], address
+
+
+def test_device_reads_every_job_reply(js_side: dict[str, Any], python_side: dict[str, Any]) -> None:
+    job_replies = {a for a in python_side["OUTGOING"] if a.startswith(python_side["OSC_ROOT"] + "/job/")}
+    assert job_replies
+    assert job_replies - set(js_side["protocol"]["REPLY_ARGS"]) == set()
 
 
 def test_fields_kinds_limits(js_side: dict[str, Any], python_side: dict[str, Any]) -> None:

@@ -444,6 +444,14 @@ class FakeLive {
         this.notify(this.song, "tempo");
     }
 
+    /** The user changes the time signature (the device reads it at each request; nobody observes it). */
+    setMeter(numerator, denominator) {
+        this.song.props.signature_numerator = numerator;
+        this.song.props.signature_denominator = denominator;
+        this.notify(this.song, "signature_numerator");
+        this.notify(this.song, "signature_denominator");
+    }
+
     notify(object, name) {
         this.notifying = true;
         try {

@@ -1,6 +1,6 @@
 "use strict";
 // Writes small 16-bit PCM WAV files for tests that need real audio files (Live's fake reads
-// their length; the device puts them into clips).
+// their length; the device puts them into clips), and reads back the format of the engine's.
 
 const fs = require("node:fs");
 
@@ -31,4 +31,26 @@ function writeWav(file, {seconds = 1, sampleRate = 48000, channels = 2, frequenc
     return file;
 }
 
-module.exports = {writeWav};
+/** {sampleRate, channels, frames} of a PCM or float WAV file (any chunks around `fmt ` and `data`). */
+function wavInfo(file) {
+    const data = fs.readFileSync(file);
+    if (data.length < 12 || data.toString("ascii", 0, 4) !== "RIFF" || data.toString("ascii", 8, 12) !== "WAVE") {
+        throw new Error(`${file} is not a WAV file`);
+    }
+    let format = null;
+    for (let offset = 12; offset + 8 <= data.length;) {
+        const id = data.toString("ascii", offset, offset + 4);
+        const size = data.readUInt32LE(offset + 4);
+        if (id === "fmt ") {
+            format = {channels: data.readUInt16LE(offset + 10), sampleRate: data.readUInt32LE(offset + 12),
+                blockAlign: data.readUInt16LE(offset + 20)};
+        } else if (id === "data" && format) {
+            const bytes = Math.min(size, data.length - offset - 8);
+            return {sampleRate: format.sampleRate, channels: format.channels, frames: bytes / format.blockAlign};
+        }
+        offset += 8 + size + (size % 2);
+    }
+    throw new Error(`${file} has no fmt and data chunks`);
+}
+
+module.exports = {writeWav, wavInfo};
