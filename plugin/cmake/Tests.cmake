@@ -23,8 +23,12 @@ loopbridge_add_dev_executable(LoopBridgeTests
     ${CMAKE_CURRENT_SOURCE_DIR}/tests/ProtocolCodecTests.cpp
     ${CMAKE_CURRENT_SOURCE_DIR}/tests/SampleExchangeTests.cpp
     ${CMAKE_CURRENT_SOURCE_DIR}/tests/ProcessorTests.cpp
-    ${CMAKE_CURRENT_SOURCE_DIR}/tests/EngineClientTests.cpp)
+    ${CMAKE_CURRENT_SOURCE_DIR}/tests/EngineClientTests.cpp
+    ${CMAKE_CURRENT_SOURCE_DIR}/tests/HostMetersTests.cpp)
 set_target_properties(LoopBridgeTests PROPERTIES OUTPUT_NAME loopbridge-tests)
+# The table of host meters that the engine's, the plugin's and the device's tests share.
+get_filename_component(LOOPBRIDGE_HOST_METERS_JSON "${CMAKE_CURRENT_SOURCE_DIR}/../tests/data/host_meters.json" ABSOLUTE)
+target_compile_definitions(LoopBridgeTests PRIVATE LOOPBRIDGE_HOST_METERS_JSON="${LOOPBRIDGE_HOST_METERS_JSON}")
 add_test(NAME unit COMMAND LoopBridgeTests)
 
 # processBlock timing while the network thread receives a sample (bench/plugin_process_block.py runs it)
@@ -34,3 +38,4 @@ set_target_properties(LoopBridgeBench PROPERTIES OUTPUT_NAME loopbridge-bench)
 # The editor painted into a PNG (scripts/screenshot.sh runs it under Xvfb)
 loopbridge_add_dev_executable(LoopBridgeSnapshot ${CMAKE_CURRENT_SOURCE_DIR}/tools/EditorSnapshot.cpp)
 set_target_properties(LoopBridgeSnapshot PROPERTIES OUTPUT_NAME loopbridge-snapshot)
+
