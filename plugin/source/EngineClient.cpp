@@ -81,6 +81,7 @@ void EngineClient::adoptBaseline (const Baseline& baseline)
     haveRequest = baseline.settings.prompt.isNotEmpty();
     lastSent = baseline.settings;
     lastConformAsked = {};
+    updateStatus ([] (EngineStatus& s) { s.notes.clear(); }); // they were about the sample before the restore
 }
 
 juce::String EngineClient::nextId (const char* prefix) { return juce::String (prefix) + "-" + juce::String (++idCounter); }
@@ -176,11 +177,9 @@ void EngineClient::sendJob (const char* type, const codec::RequestSettings& sett
     const bool sent = connected && send (inFlightHeader, &inFlightAudioPrompt);
     needsResend = ! sent;
     const auto what = juce::String (type) + (juce::String (type) == p::type::kVariation ? " " + juce::String (settings.variation) : juce::String());
-    const auto note = codec::lengthNote (settings.meterNumerator, settings.meterDenominator, settings.bars);
     updateStatus ([&] (EngineStatus& s) {
         s.activity = sent ? "requested " + what : what + ": waiting for the engine";
         s.progress = sent ? 0.0 : -1.0;
-        s.lengthNote = note;
     });
     if (! sent && socket == nullptr)
         reconnectAt = 0.0; // a user action: try the engine again now rather than after the back-off
@@ -196,11 +195,9 @@ void EngineClient::sendConform (const juce::String& renderKey, const codec::Requ
     inFlightAudioPrompt.reset();
     lastSent = settings;
     needsResend = ! (connected && send (inFlightHeader));
-    const auto note = codec::lengthNote (settings.meterNumerator, settings.meterDenominator, settings.bars);
     updateStatus ([&] (EngineStatus& s) {
         s.activity = "conforming to " + juce::String (settings.tempoBpm, 2) + " BPM";
         s.progress = 0.0;
-        s.lengthNote = note;
     });
 }
 
@@ -226,18 +223,18 @@ std::shared_ptr<const Sample> EngineClient::decodeFirstSample (const codec::Engi
     return std::shared_ptr<const Sample> (std::move (sample));
 }
 
-std::shared_ptr<const Sample> EngineClient::cached (const juce::String& identity)
+const EngineClient::CacheEntry* EngineClient::cached (const juce::String& identity)
 {
     for (auto& entry : cache)
         if (entry.identity == identity)
         {
             entry.lastUse = ++cacheClock;
-            return entry.sample;
+            return &entry;
         }
     return nullptr;
 }
 
-void EngineClient::remember (const juce::String& identity, std::shared_ptr<const Sample> sample)
+void EngineClient::remember (const juce::String& identity, std::shared_ptr<const Sample> sample, const juce::StringArray& notes)
 {
     if (sample == nullptr || cached (identity) != nullptr)
         return;
@@ -246,7 +243,7 @@ void EngineClient::remember (const juce::String& identity, std::shared_ptr<const
         auto oldest = std::min_element (cache.begin(), cache.end(), [] (const auto& a, const auto& b) { return a.lastUse < b.lastUse; });
         cache.erase (oldest);
     }
-    cache.push_back ({ identity, std::move (sample), ++cacheClock });
+    cache.push_back ({ identity, std::move (sample), notes, ++cacheClock });
 }
 
 void EngineClient::prefetchAround (const codec::RequestSettings& settings)
@@ -368,7 +365,7 @@ void EngineClient::handleMessage (const codec::EngineMessage& message, const std
                 {
                     const auto prefetch = *it;
                     prefetches.erase (it);
-                    remember (prefetch.identity, decodeFirstSample (message, frames, prefetch.settings));
+                    remember (prefetch.identity, decodeFirstSample (message, frames, prefetch.settings), message.notes);
                     return;
                 }
             if (! isCurrentJob)
@@ -388,10 +385,11 @@ void EngineClient::handleMessage (const codec::EngineMessage& message, const std
             const auto text = (sample->isLoop ? juce::String ("loop") : juce::String ("one-shot")) + ", variation "
                               + juce::String (sample->variation) + (sample->tempoBpm > 0 ? ", " + juce::String (sample->tempoBpm, 1) + " BPM" : juce::String());
             if (inFlightType != p::type::kConform)
-                remember (codec::sampleIdentity (lastSent, lastSent.variation), sample);
+                remember (codec::sampleIdentity (lastSent, lastSent.variation), sample, message.notes);
             delegate.sampleArrived (std::move (sample));
             updateStatus ([&] (EngineStatus& s) {
                 s.activity = "playing " + text;
+                s.notes = message.notes; // the engine's word on this sample's length (empty: as asked)
                 s.progress = -1.0;
                 s.lastError.clear(); // the user's newest request worked: an older error is history
                 ++s.samplesReceived;
@@ -512,8 +510,10 @@ void EngineClient::sendWantedRequests (double now)
         lastVariation = settings.variation;
         if (canVary)
         {
-            if (auto ready = cached (codec::sampleIdentity (settings, settings.variation)))
+            if (const auto* entry = cached (codec::sampleIdentity (settings, settings.variation)))
             {
+                const auto ready = entry->sample;
+                const auto notes = entry->notes;
                 // Fetched ahead: hand it over now; the audio thread plays it from its next block.
                 if (inFlightId.isNotEmpty() && connected)
                     send (codec::makeCancelHeader (nextId ("c"), inFlightId));
@@ -524,6 +524,7 @@ void EngineClient::sendWantedRequests (double now)
                 delegate.sampleArrived (ready);
                 updateStatus ([&] (EngineStatus& s) {
                     s.activity = "playing variation " + juce::String (settings.variation) + " (fetched ahead)";
+                    s.notes = notes;
                     s.progress = -1.0;
                     s.lastError.clear();
                     ++s.samplesReceived;

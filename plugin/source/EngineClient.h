@@ -38,7 +38,7 @@ struct EngineStatus
     juce::StringArray models;
     juce::String activity;       // "generating variation 3", "queued (2 ahead)", ...
     double progress = -1.0;      // 0..1 while a job runs, else < 0
-    juce::String lengthNote;     // set while the last request could not carry the Length exactly in the host's meter
+    juce::StringArray notes;     // the engine's notes on the sample that plays: what it could not make exactly as asked
     juce::String lastError;      // the last error (the engine's with its code and number); cleared by a sample that arrives or a hello answered
     double retryInSeconds = 0.0; // while not running
     juce::uint32 samplesReceived = 0;
@@ -117,8 +117,9 @@ private:
     void sendJob (const char* type, const codec::RequestSettings& settings);
     void sendConform (const juce::String& renderKey, const codec::RequestSettings& settings);
     void prefetchAround (const codec::RequestSettings& settings);
-    std::shared_ptr<const Sample> cached (const juce::String& identity);
-    void remember (const juce::String& identity, std::shared_ptr<const Sample> sample);
+    struct CacheEntry;
+    const CacheEntry* cached (const juce::String& identity);
+    void remember (const juce::String& identity, std::shared_ptr<const Sample> sample, const juce::StringArray& notes);
     std::shared_ptr<const Sample> decodeFirstSample (const codec::EngineMessage& message, const std::vector<juce::MemoryBlock>& frames,
                                                      const codec::RequestSettings& sent);
     juce::String nextId (const char* prefix);
@@ -185,6 +186,7 @@ private:
     {
         juce::String identity;
         std::shared_ptr<const Sample> sample;
+        juce::StringArray notes; // the reply's, shown again when the sample is played from here
         juce::uint32 lastUse = 0;
     };
     std::vector<CacheEntry> cache;

@@ -2,6 +2,8 @@
 // thread and the network thread read without looking anything up by name.
 #pragma once
 
+#include "Protocol.h"
+
 #include <juce_audio_processors/juce_audio_processors.h>
 
 #include <atomic>
@@ -27,6 +29,8 @@ inline const juce::ParameterID gain { "gain", 1 };
 
 inline constexpr int kVariationMax = 127;
 inline constexpr int kSeedMax = 99999;
+// A seed from the knob is one the engine could have drawn itself (the front ends' seeds are 32-bit signed).
+static_assert (kSeedMax <= protocol::kRandomSeedMax, "the Seed parameter's range must stay within the engine's random seeds");
 inline constexpr int kQualityMaxSteps = 200;
 inline constexpr int kPitchRangeSemitones = 24;
 inline constexpr float kGainMinDb = -60.0f;
@@ -47,7 +51,8 @@ inline constexpr LengthChoice kLengthChoices[] = {
 inline constexpr int kDefaultLengthIndex = 2;
 
 /** Length choice `index` in bars of a meter whose bar is `quarterNotesPerBar` quarter notes
-    (numerator * 4 / denominator). The engine's limits are applied by codec::lengthFields. */
+    (numerator * 4 / denominator). Requests send it with the meter as it is; the engine turns both
+    into its own bars and holds them to its range (engine/host.py). */
 double lengthInBars (int index, double quarterNotesPerBar) noexcept;
 
 enum class SampleKind

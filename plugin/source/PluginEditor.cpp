@@ -282,8 +282,8 @@ void LoopBridgeEditor::refresh()
         text << "  |  " << status.activity;
     else if (status.activity.isNotEmpty())
         text << "  |  " << status.activity;
-    if (status.lengthNote.isNotEmpty())
-        text << "  |  " << status.lengthNote;
+    if (! status.notes.isEmpty())
+        text << "  |  " << status.notes.joinIntoString ("; "); // the engine's: what it could not make exactly as asked
     if (status.lastError.isNotEmpty())
     {
         text << "  |  " << status.lastError;

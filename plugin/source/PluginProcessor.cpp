@@ -180,14 +180,14 @@ codec::RequestSettings LoopBridgeProcessor::currentSettings()
     const auto meter = hostTimeSignature.load();
     s.meterNumerator = juce::jmax (1, (int) (meter >> 16));
     s.meterDenominator = juce::jmax (1, (int) (meter & 0xffff));
-    // Bars of the host's meter; the request headers turn them into the engine's bars and beats.
+    // Bars of the host's meter, sent with the meter as it is: the engine works out its own bars.
     s.bars = lengthInBars (params.getLengthIndex(), s.meterNumerator * 4.0 / s.meterDenominator);
     s.tempoBpm = juce::jlimit (20.0, 999.0, hostTempoBpm.load());
     s.steps = params.getQualitySteps();
     s.morphAmount = juce::jlimit (0.0, 1.0, (double) params.morph.load());
     s.audioPromptStrength = juce::jlimit (0.0, 1.0, (double) params.strength.load());
     const auto rate = hostSampleRate.load();
-    s.sampleRate = rate > 0.0 ? juce::jlimit (8000, 192000, juce::roundToInt (rate)) : 48000;
+    s.sampleRate = rate > 0.0 ? juce::jlimit (8000, 192000, juce::roundToInt (rate)) : p::kDefaultSampleRate;
     s.pitchSemitones = (double) params.getPitchSemitones();
     return s;
 }

@@ -24,6 +24,12 @@ inline constexpr double kReconnectInitialS = 1.0;
 inline constexpr double kReconnectMaxS = 30.0;
 inline constexpr double kRequestTimeoutS = 5.0;
 
+// ---- the engine's defaults and limits (engine/request.py) -------------------------------------
+// The rate of conformed files when the host names none.
+inline constexpr int kDefaultSampleRate = 48000;
+// Seeds the engine draws for a request without one stay at or below this (32-bit signed).
+inline constexpr int kRandomSeedMax = 2147483647;
+
 // ---- sizes -------------------------------------------------------------------------------------
 inline constexpr std::int64_t kMaxHeaderBytes = 64 * 1024;
 inline constexpr std::int64_t kMaxBinaryFrameBytes = 256 * 1024 * 1024;
@@ -101,11 +107,15 @@ inline constexpr const char* kSeed = "seed";
 inline constexpr const char* kVariation = "variation";
 inline constexpr const char* kBars = "bars";
 inline constexpr const char* kTempoBpm = "tempo_bpm";
-inline constexpr const char* kBeatsPerBar = "beats_per_bar";
 inline constexpr const char* kSteps = "steps";
 inline constexpr const char* kAudioPromptStrength = "audio_prompt_strength";
 inline constexpr const char* kMorphPrompt = "morph_prompt";
 inline constexpr const char* kMorphAmount = "morph_amount";
+
+// the host's time signature as it shows it (HOST_FIELDS): with these, bars counts bars of that
+// meter and the engine works out its own bar (beats_per_bar is never sent)
+inline constexpr const char* kMeterNumerator = "meter_numerator";
+inline constexpr const char* kMeterDenominator = "meter_denominator";
 
 // conform fields (CONFORM_FIELDS)
 inline constexpr const char* kSampleRate = "sample_rate";
@@ -133,6 +143,7 @@ inline constexpr const char* kMessage = "message";
 inline constexpr const char* kFraction = "fraction";
 inline constexpr const char* kPosition = "position";
 inline constexpr const char* kField = "field";
+inline constexpr const char* kNotes = "notes"; // what could not be made exactly as asked (a list of strings)
 
 } // namespace field
 
@@ -166,15 +177,5 @@ namespace kind
 inline constexpr const char* kOneShot = "one-shot";
 inline constexpr const char* kLoop = "loop";
 } // namespace kind
-
-// ---- what the engine accepts for a loop's length (engine/request.py) ---------------------------
-// The engine's bar is beats_per_bar quarter notes of tempo_bpm.
-namespace limits
-{
-inline constexpr double kBarsMin = 0.25;
-inline constexpr double kBarsMax = 64.0;
-inline constexpr int kBeatsPerBarMin = 1;
-inline constexpr int kBeatsPerBarMax = 16;
-} // namespace limits
 
 } // namespace loopbridge::protocol

@@ -35,15 +35,6 @@ bool isNumber (const juce::var& value) { return isInteger (value) || value.isDou
 juce::var makeObject() { return juce::var (new juce::DynamicObject()); }
 
 void set (juce::var& object, const char* name, const juce::var& value) { object.getDynamicObject()->setProperty (name, value); }
-
-// "0.25", "1", "3.5": up to three decimals, for people
-juce::String decimal (double value)
-{
-    auto text = juce::String (value, 3);
-    if (text.containsChar ('.'))
-        text = text.trimCharactersAtEnd ("0").trimCharactersAtEnd (".");
-    return text;
-}
 } // namespace
 
 bool encodeHeader (const juce::var& header, juce::MemoryBlock& out, DecodeError& error)
@@ -134,63 +125,12 @@ bool decodeHeader (const void* data, size_t numBytes, juce::var& header, DecodeE
     return true;
 }
 
-LengthFields lengthFields (int numerator, int denominator, double bars) noexcept
-{
-    namespace limits = p::limits;
-    if (numerator <= 0 || denominator <= 0)
-        numerator = denominator = 4;
-    if (! std::isfinite (bars) || bars <= 0.0)
-        bars = 1.0;
-
-    LengthFields fields;
-    const auto quarters = numerator * 4;
-    if (quarters % denominator == 0 && quarters / denominator >= limits::kBeatsPerBarMin
-        && quarters / denominator <= limits::kBeatsPerBarMax)
-    {
-        fields.beatsPerBar = quarters / denominator;
-        fields.bars = bars;
-    }
-    else if (numerator >= limits::kBeatsPerBarMin && numerator <= limits::kBeatsPerBarMax)
-    {
-        // The engine's bar is then `numerator` quarter notes long, 4 / denominator of the meter's bars.
-        fields.beatsPerBar = numerator;
-        fields.bars = bars * 4.0 / denominator;
-    }
-    else
-    {
-        // beats_per_bar cannot hold the meter: the numerator (clamped) with the bars as asked, the
-        // nearest the engine gets to a bar of it.
-        fields.beatsPerBar = juce::jlimit (limits::kBeatsPerBarMin, limits::kBeatsPerBarMax, numerator);
-        fields.bars = juce::jlimit (limits::kBarsMin, limits::kBarsMax, bars);
-        fields.exact = false;
-        return fields;
-    }
-    const auto clamped = juce::jlimit (limits::kBarsMin, limits::kBarsMax, fields.bars);
-    fields.exact = clamped == fields.bars;
-    fields.bars = clamped;
-    return fields;
-}
-
-juce::String lengthNote (int numerator, int denominator, double bars)
-{
-    if (numerator <= 0 || denominator <= 0)
-        numerator = denominator = 4;
-    const auto fields = lengthFields (numerator, denominator, bars);
-    if (fields.exact)
-        return {};
-    const auto barsText = [] (double n) { return decimal (n) + (decimal (n) == "1" ? " bar" : " bars"); };
-    return barsText (bars) + " of " + juce::String (numerator) + "/" + juce::String (denominator) + " cannot be sent exactly: "
-           + decimal (fields.bars * fields.beatsPerBar) + " quarter notes instead of " + decimal (bars * numerator * 4.0 / denominator)
-           + " (" + barsText (fields.bars) + " of " + juce::String (fields.beatsPerBar) + " beats)";
-}
-
 juce::String sampleIdentity (const RequestSettings& s, int variation)
 {
-    // the length as the engine is asked for it: meters that ask for the same audio share it
-    const auto length = lengthFields (s.meterNumerator, s.meterDenominator, s.bars);
+    // the host's facts as they are sent: the engine decides what length they make
     juce::StringArray parts { s.prompt, s.morphPrompt, s.model, s.isLoop ? "loop" : "one-shot", juce::String (s.seed),
-                              juce::String (variation), juce::String (length.bars, 6), juce::String (s.tempoBpm, 6),
-                              juce::String (length.beatsPerBar), juce::String (s.steps),
+                              juce::String (variation), juce::String (s.bars, 6), juce::String (s.tempoBpm, 6),
+                              juce::String (s.meterNumerator) + "/" + juce::String (s.meterDenominator), juce::String (s.steps),
                               s.morphPrompt.isNotEmpty() ? juce::String (s.morphAmount, 6) : juce::String(),
                               s.hasAudioPrompt ? juce::String (s.audioPromptStrength, 6) : juce::String ("-"),
                               juce::String (s.sampleRate), juce::String (s.pitchSemitones, 6) };
@@ -209,10 +149,10 @@ juce::var makeRequestHeader (const char* type, const juce::String& id, const Req
     set (header, p::field::kKind, s.isLoop ? p::kind::kLoop : p::kind::kOneShot);
     set (header, p::field::kSeed, s.seed);
     set (header, p::field::kVariation, s.variation);
-    const auto length = lengthFields (s.meterNumerator, s.meterDenominator, s.bars);
-    set (header, p::field::kBars, length.bars);
+    set (header, p::field::kBars, s.bars);
     set (header, p::field::kTempoBpm, s.tempoBpm);
-    set (header, p::field::kBeatsPerBar, length.beatsPerBar);
+    set (header, p::field::kMeterNumerator, s.meterNumerator);
+    set (header, p::field::kMeterDenominator, s.meterDenominator);
     if (s.steps > 0)
         set (header, p::field::kSteps, s.steps);
     if (s.morphPrompt.isNotEmpty())
@@ -241,10 +181,10 @@ juce::var makeConformHeader (const juce::String& id, const juce::String& renderK
     set (header, p::field::kType, p::type::kConform);
     set (header, p::field::kId, id);
     set (header, p::field::kRenderKey, renderKey);
-    const auto length = lengthFields (s.meterNumerator, s.meterDenominator, s.bars);
     set (header, p::field::kTempoBpm, s.tempoBpm);
-    set (header, p::field::kBars, length.bars);
-    set (header, p::field::kBeatsPerBar, length.beatsPerBar);
+    set (header, p::field::kBars, s.bars);
+    set (header, p::field::kMeterNumerator, s.meterNumerator);
+    set (header, p::field::kMeterDenominator, s.meterDenominator);
     set (header, p::field::kSampleRate, s.sampleRate);
     set (header, p::field::kPitchSemitones, s.pitchSemitones);
     set (header, p::field::kAudio, true);
@@ -357,6 +297,26 @@ bool parseEngineMessage (const juce::var& header, int numFrames, EngineMessage& 
                 if (! readSample (array->getReference (i), i, numFrames, ref, error))
                     return false;
                 message.samples.push_back (ref);
+            }
+        }
+        const auto notes = header[p::field::kNotes];
+        if (! notes.isVoid())
+        {
+            const auto* array = notes.getArray();
+            if (array == nullptr)
+            {
+                error = { "malformed", "notes=" + juce::JSON::toString (notes, true) + ": expected a list of strings" };
+                return false;
+            }
+            for (int i = 0; i < array->size(); ++i)
+            {
+                const auto& note = array->getReference (i);
+                if (! note.isString())
+                {
+                    error = { "malformed", "notes[" + juce::String (i) + "]=" + juce::JSON::toString (note, true) + ": expected a string" };
+                    return false;
+                }
+                message.notes.add (note.toString());
             }
         }
     }

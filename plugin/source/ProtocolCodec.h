@@ -33,42 +33,22 @@ struct RequestSettings
     bool isLoop = false;
     int seed = 0;
     int variation = 0;
-    double bars = 1.0;         // in bars of the host's meter, as the Length knob asks (see lengthFields)
+    double bars = 1.0;         // in bars of the host's meter, as the Length knob asks
     double tempoBpm = 120.0;   // quarter notes per minute
-    int meterNumerator = 4;    // the host's time signature
-    int meterDenominator = 4;
+    int meterNumerator = 4;    // the host's time signature, sent as it is (4/4 when the host says nothing);
+    int meterDenominator = 4;  // the engine turns it and the bars into its own bars (engine/host.py)
     int steps = 0;             // 0: the model's default (field left out)
     double morphAmount = 0.0;  // sent with a morph prompt only
     double audioPromptStrength = 0.5;
     bool hasAudioPrompt = false; // the audio prompt travels as binary frame 1
-    int sampleRate = 48000;
+    int sampleRate = protocol::kDefaultSampleRate;
     double pitchSemitones = 0.0;
 };
 
-/** A length as the engine takes it: `bars` of its bars, each `beatsPerBar` quarter notes of tempo_bpm. */
-struct LengthFields
-{
-    int beatsPerBar = 4;
-    double bars = 1.0;
-    bool exact = true; // false: the engine cannot be asked for exactly the length wanted (lengthNote says why)
-};
-
-/** `bars` bars of the host's meter `numerator`/`denominator` in the engine's terms, the one rule
-    behind every request header. The engine counts a bar as beats_per_bar quarter notes, while a
-    bar of the meter is q = numerator * 4 / denominator of them. A whole q of 1-16 is sent as
-    beats_per_bar with the bars as asked (6/8: 3, 2/2: 4). Any other meter sends its numerator as
-    beats_per_bar and the bars scaled by 4 / denominator, so that the length in quarter notes is
-    the same (two bars of 7/8 are one bar of 7). Bars are then clamped to the engine's range; a
-    numerator outside 1-16 falls back to the numerator clamped and the bars as asked. Either makes
-    the length inexact. A meter that is not positive counts as 4/4. */
-LengthFields lengthFields (int numerator, int denominator, double bars) noexcept;
-
-/** One line for the status when lengthFields cannot express `bars` bars of the meter exactly
-    (what the engine is asked for instead); empty when it can. */
-juce::String lengthNote (int numerator, int denominator, double bars);
-
-/** The header of a generate / variation / morph request (`type` one of those three). A background
-    request (a prefetch) yields to interactive ones in the engine's queue. */
+/** The header of a generate / variation / morph request (`type` one of those three). It carries
+    the host's facts as they are: tempo, the time signature (meter_numerator / meter_denominator),
+    the Length in bars of that meter and the sample rate; never beats_per_bar, which the engine
+    works out. A background request (a prefetch) yields to interactive ones in the engine's queue. */
 juce::var makeRequestHeader (const char* type, const juce::String& id, const RequestSettings& settings, bool background = false);
 
 /** Everything in `settings` that decides the sample the engine sends, as one string (the
@@ -76,7 +56,7 @@ juce::var makeRequestHeader (const char* type, const juce::String& id, const Req
 juce::String sampleIdentity (const RequestSettings& settings, int variation);
 
 /** The header of a conform request: the stored render `renderKey` fitted to the settings' tempo,
-    bars, rate and pitch, without running a model. */
+    meter, bars, rate and pitch (the host's facts, as in makeRequestHeader), without running a model. */
 juce::var makeConformHeader (const juce::String& id, const juce::String& renderKey, const RequestSettings& settings);
 
 /** The header of a hello, heartbeat, ping or cancel. */
@@ -109,6 +89,7 @@ struct EngineMessage
     Kind kind = Kind::unknown;
     juce::String type, id, re;
     std::vector<SampleRef> samples; // reply
+    juce::StringArray notes;        // reply: what could not be made exactly as asked (empty: all was)
     juce::var header;               // the whole header (e.g. a hello reply's models)
     double fraction = 0.0;          // progress, 0..1
     int position = -1;              // accepted: place in the queue
@@ -117,7 +98,8 @@ struct EngineMessage
 };
 
 /** Interprets a decoded header with `numFrames` frames in all (header included). Fails
-    (malformed) when a sample names a frame that is not there or a field has the wrong type. */
+    (malformed) when a sample names a frame that is not there or a field has the wrong type
+    (a reply's `notes` must be a list of strings). */
 bool parseEngineMessage (const juce::var& header, int numFrames, EngineMessage& message, DecodeError& error);
 
 /** The error number the protocol gives `code` (0 when unknown). */

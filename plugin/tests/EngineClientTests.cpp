@@ -81,9 +81,11 @@ public:
             p.setEndpoint (peer.endpoint);
             p.setPrompt ("warm rhodes loop");
             expect (waitFor ([&] { return p.getEngineStatus().connection == EngineStatus::Connection::connected; }, 8000));
+            peer.setNotes ({ "made shorter than asked" });
             press (p);
             expect (waitFor ([&] { return p.getLatestSample() != nullptr; }, 5000));
             expect (waitFor ([&] { return peer.prefetches.load() >= 1; }, 3000), "variation 1 fetched in the background");
+            peer.setNotes ({});
             juce::Thread::sleep (200); // its reply decoded
             const auto jobsBefore = peer.jobs.load();
 
@@ -91,6 +93,9 @@ public:
             expect (waitFor ([&] { return p.getLatestSample()->variation == 1; }, 3000));
             expect (p.getLatestSample()->wavBytes == wavs[1]);
             expectEquals (peer.jobs.load(), jobsBefore, "served from what was fetched ahead");
+            expect (waitFor ([&] { return p.getEngineStatus().activity.contains ("fetched ahead"); }, 2000));
+            expectEquals (p.getEngineStatus().notes.joinIntoString ("; "), juce::String ("made shorter than asked"),
+                          "the notes of the reply that brought it");
 
             p.setPrefetchDepth (0);
             juce::Thread::sleep (100);
@@ -179,7 +184,9 @@ public:
             if (generates.size() == 1)
             {
                 expectEquals ((double) generates.front()["tempo_bpm"], 97.0);
-                expectEquals ((int) generates.front()["beats_per_bar"], 3);
+                expectEquals ((int) generates.front()["meter_numerator"], 3);
+                expectEquals ((int) generates.front()["meter_denominator"], 4);
+                expect (! generates.front().hasProperty ("beats_per_bar"), "the engine works out its bar");
                 expectEquals ((int) generates.front()["sample_rate"], 48000);
                 expectEquals ((double) generates.front()["bars"], 1.0, "Length \"1 bar\"");
             }
@@ -194,7 +201,10 @@ public:
             {
                 expectEquals (conforms.back()["render_key"].toString(), juce::String ("r0"));
                 expectEquals ((double) conforms.back()["tempo_bpm"], 104.0);
-                expectEquals ((int) conforms.back()["beats_per_bar"], 3);
+                expectEquals ((int) conforms.back()["meter_numerator"], 3);
+                expectEquals ((int) conforms.back()["meter_denominator"], 4);
+                expectEquals ((double) conforms.back()["bars"], 1.0);
+                expect (! conforms.back().hasProperty ("beats_per_bar"));
                 expectEquals ((int) conforms.back()["sample_rate"], 48000);
             }
             expect (waitFor ([&] { return p.getLatestSample()->tempoBpm == 104.0; }, 5000), "the conformed sample plays");
@@ -219,7 +229,7 @@ public:
             p.setPlayHead (nullptr);
         }
 
-        beginTest ("the meter in the engine's quarter-note bars: 4/4, 3/4, 6/8, 2/2, 7/8; the engine's 6/8 loop plays on the bar lines");
+        beginTest ("the host's meter goes as it is, the Length in its bars; the engine's notes reach the status; its 6/8 loop plays on the bar lines");
         {
             // One bar of 6/8 at 120 BPM, as the engine makes it: 3 quarter notes, 1.5 s.
             const auto bar = test::makeWav (48000.0, 72000, 1, 0.0, 120.0, 3.0, 60, true);
@@ -238,38 +248,46 @@ public:
             p.processBlock (out, midi);
             expect (waitFor ([&] { return p.getEngineStatus().connection == EngineStatus::Connection::connected; }, 8000));
 
+            // what engine/host.py says for it (the plugin shows it, it does not work it out)
+            const juce::String inexact ("0.286 bars of 7/8 cannot be made exactly: 1.75 quarter notes instead of 1 (0.25 bars of 7 beats)");
             struct Row
             {
                 int numerator, denominator;
                 int lengthIndex; // 2: "1 bar", 3: "2 bars", 0: "1 beat"
-                int beatsPerBar;
-                double bars;
-                bool exact;
+                double bars;     // of the host's meter
+                bool noted;      // the (scripted) engine answers with a note
             };
             const Row rows[] = {
-                { 4, 4, 2, 4, 1.0, true }, { 3, 4, 2, 3, 1.0, true }, { 2, 2, 2, 4, 1.0, true },
-                { 7, 8, 3, 7, 1.0, true }, // two bars of 7/8 are 7 quarter notes
-                { 7, 8, 0, 7, 0.25, false }, // one quarter note of 7/8 is shorter than the engine goes
-                { 6, 8, 2, 3, 1.0, true }, // last: its sample is played below
+                { 4, 4, 2, 1.0, false }, { 3, 4, 2, 1.0, false }, { 2, 2, 2, 1.0, false },
+                { 7, 8, 3, 2.0, false },
+                { 7, 8, 0, 1.0 / 3.5, true }, // one quarter note of 7/8
+                { 6, 8, 2, 1.0, false },      // last: its sample is played below
             };
             for (const auto& row : rows)
             {
                 const auto what = juce::String (row.numerator) + "/" + juce::String (row.denominator) + ", length choice "
                                   + juce::String (row.lengthIndex);
+                peer.setNotes (row.noted ? juce::StringArray (inexact) : juce::StringArray());
                 setParam (p, ParamIDs::length, (float) row.lengthIndex);
                 head.set (120.0, row.numerator, row.denominator, 0.0, false);
                 p.processBlock (out, midi);
+                const auto received = p.getEngineStatus().samplesReceived;
                 const auto before = peer.jobs.load();
                 press (p);
                 expect (waitFor ([&] { return peer.jobs.load() == before + 1; }, 5000), what);
                 const auto generates = peer.requestsOfType ("generate");
                 if (generates.empty())
                     continue;
-                expectEquals ((int) generates.back()["beats_per_bar"], row.beatsPerBar, what);
-                expectWithinAbsoluteError ((double) generates.back()["bars"], row.bars, 1.0e-9, what);
-                expectEquals ((double) generates.back()["tempo_bpm"], 120.0, what);
-                expect (waitFor ([&] { return p.getEngineStatus().lengthNote.isEmpty() == row.exact; }, 2000),
-                        what + ", the status: " + p.getEngineStatus().lengthNote);
+                const auto& h = generates.back();
+                expectEquals ((int) h["meter_numerator"], row.numerator, what);
+                expectEquals ((int) h["meter_denominator"], row.denominator, what);
+                expectWithinAbsoluteError ((double) h["bars"], row.bars, 1.0e-9, what);
+                expect (! h.hasProperty ("beats_per_bar"), what);
+                expectEquals ((double) h["tempo_bpm"], 120.0, what);
+                expect (waitFor ([&] { return p.getEngineStatus().samplesReceived > received; }, 5000), what);
+                const auto status = p.getEngineStatus();
+                expectEquals (status.notes.joinIntoString ("; "), row.noted ? inexact : juce::String(), what + ": the status shows the reply's notes");
+                expectEquals (status.lastError, juce::String(), what);
             }
             expect (waitFor ([&] { return p.getLatestSample() != nullptr && p.getLatestSample()->getLoopBeats() == 3.0; }, 5000),
                     "the engine's one bar of 6/8 is 3 beats long");

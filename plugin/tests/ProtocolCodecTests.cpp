@@ -136,7 +136,10 @@ public:
             expectEquals ((int) h["variation"], 3);
             expectEquals ((double) h["bars"], 2.0);
             expectEquals ((double) h["tempo_bpm"], 97.5);
-            expectEquals ((int) h["beats_per_bar"], 3);
+            expect (h["meter_numerator"].isInt() && h["meter_denominator"].isInt(), "the meter travels as whole numbers");
+            expectEquals ((int) h["meter_numerator"], 3);
+            expectEquals ((int) h["meter_denominator"], 4);
+            expect (! h.hasProperty ("beats_per_bar"), "the engine works out its bar from the meter");
             expectEquals ((int) h["sample_rate"], 44100);
             expectEquals ((double) h["pitch_semitones"], -2.0);
             expect (! h.hasProperty ("steps"), "steps 0 means the model's default and is left out");
@@ -159,76 +162,34 @@ public:
             expectEquals (conform["type"].toString(), juce::String ("conform"));
             expectEquals (conform["render_key"].toString(), juce::String ("abc123"));
             expectEquals ((double) conform["tempo_bpm"], 97.5);
+            expectEquals ((double) conform["bars"], 2.0);
+            expectEquals ((int) conform["meter_numerator"], 3);
+            expectEquals ((int) conform["meter_denominator"], 4);
+            expect (! conform.hasProperty ("beats_per_bar"));
+
+            expectEquals (codec::RequestSettings().sampleRate, protocol::kDefaultSampleRate, "the engine's rate until the host names one");
+            expect (codec::RequestSettings().meterNumerator == 4 && codec::RequestSettings().meterDenominator == 4,
+                    "4/4 until the host says otherwise");
         }
 
-        beginTest ("the host's meter in the engine's bars of quarter notes: one rule for every header");
+        beginTest ("a variation fetched ahead is keyed by the host's facts as they are sent");
         {
-            struct Row
-            {
-                int numerator, denominator;
-                double bars;
-                int beatsPerBar;
-                double engineBars;
-                bool exact;
-            };
-            const Row rows[] = {
-                { 4, 4, 2.0, 4, 2.0, true },    // the engine's default meter
-                { 3, 4, 1.0, 3, 1.0, true },
-                { 6, 8, 1.0, 3, 1.0, true },    // a bar of 6/8 is 3 quarter notes, not 6
-                { 6, 8, 4.0, 3, 4.0, true },
-                { 12, 8, 2.0, 6, 2.0, true },
-                { 2, 2, 1.0, 4, 1.0, true },    // a bar of 2/2 is 4 quarter notes, not 2
-                { 3, 2, 2.0, 6, 2.0, true },
-                { 7, 8, 2.0, 7, 1.0, true },    // 7 quarter notes: one engine bar of 7
-                { 7, 8, 1.0, 7, 0.5, true },    // 3.5 quarter notes
-                { 5, 8, 4.0, 5, 2.0, true },
-                { 9, 16, 4.0, 9, 1.0, true },
-                { 9, 2, 1.0, 9, 2.0, true },    // 18 quarter notes: more than 16 a bar
-                { 7, 8, 1.0 / 3.5, 7, 0.25, false }, // one quarter note of 7/8 is below the engine's shortest length
-                { 17, 8, 1.0, 16, 1.0, false }, // no beats_per_bar holds it: the numerator clamped, the bars as asked
-                { 0, 0, 1.0, 4, 1.0, true },    // no meter: 4/4
-            };
-            for (const auto& row : rows)
-            {
-                const auto what = juce::String (row.bars) + " bars of " + juce::String (row.numerator) + "/" + juce::String (row.denominator);
-                const auto fields = codec::lengthFields (row.numerator, row.denominator, row.bars);
-                expectEquals (fields.beatsPerBar, row.beatsPerBar, what);
-                expectWithinAbsoluteError (fields.bars, row.engineBars, 1.0e-12, what);
-                expect (fields.exact == row.exact, what);
-                if (row.exact)
-                    expectWithinAbsoluteError (fields.bars * fields.beatsPerBar,
-                                               row.bars * juce::jmax (1, row.numerator) * 4.0 / juce::jmax (1, row.denominator),
-                                               1.0e-9, what + ": the same length in quarter notes");
-                expect (codec::lengthNote (row.numerator, row.denominator, row.bars).isEmpty() == row.exact, what);
-
-                codec::RequestSettings s;
-                s.isLoop = true;
-                s.meterNumerator = row.numerator;
-                s.meterDenominator = row.denominator;
-                s.bars = row.bars;
-                for (const auto& h : { codec::makeRequestHeader (protocol::type::kGenerate, "g-1", s),
-                                       codec::makeConformHeader ("c-1", "render", s) })
-                {
-                    expectEquals ((int) h["beats_per_bar"], row.beatsPerBar, what + ": " + h["type"].toString());
-                    expectWithinAbsoluteError ((double) h["bars"], row.engineBars, 1.0e-12, what + ": " + h["type"].toString());
-                }
-            }
-            const auto note = codec::lengthNote (17, 8, 1.0);
-            expectEquals (note, juce::String ("1 bar of 17/8 cannot be sent exactly: 16 quarter notes instead of 8.5 (1 bar of 16 beats)"));
-            expectEquals (codec::lengthNote (7, 8, 1.0 / 3.5),
-                          juce::String ("0.286 bars of 7/8 cannot be sent exactly: 1.75 quarter notes instead of 1 (0.25 bars of 7 beats)"));
-
-            // A cached variation is keyed by what the engine is asked: a bar of 6/8 is a bar of 3/4
-            // to it, a bar of 6/4 is not.
+            // 6/8 and 3/4 may well make the same audio, but that is the engine's to say: the
+            // plugin keys on the meter and bars it sends.
             codec::RequestSettings a, b, c;
             a.meterNumerator = 6;
             a.meterDenominator = 8;
             b.meterNumerator = 3;
             b.meterDenominator = 4;
-            c.meterNumerator = 6;
-            c.meterDenominator = 4;
-            expectEquals (codec::sampleIdentity (a, 0), codec::sampleIdentity (b, 0));
+            c = a;
+            expectEquals (codec::sampleIdentity (a, 0), codec::sampleIdentity (c, 0));
+            expect (codec::sampleIdentity (a, 0) != codec::sampleIdentity (b, 0));
+            c.bars = 2.0;
             expect (codec::sampleIdentity (a, 0) != codec::sampleIdentity (c, 0));
+            c = a;
+            c.meterNumerator = 7;
+            expect (codec::sampleIdentity (a, 0) != codec::sampleIdentity (c, 0));
+            expect (codec::sampleIdentity (a, 0) != codec::sampleIdentity (a, 1));
         }
 
         beginTest ("engine messages: replies with samples, progress, errors");
@@ -248,6 +209,23 @@ public:
 
             expect (! codec::parseEngineMessage (header, 1, m, error), "a sample pointing past the frames");
             expectEquals (error.code, juce::String ("malformed"));
+
+            expect (m.notes.isEmpty(), "no notes: everything was made as asked");
+
+            // notes: what the engine could not make exactly as asked, one string each
+            header = decodeText (R"json({"v":1,"type":"reply","id":"g-1","re":"generate","samples":[],"notes":["100 bars of 4/4 cannot be made exactly: 256 quarter notes instead of 400 (64 bars of 4 beats)","another"]})json", error, ok);
+            expect (codec::parseEngineMessage (header, 1, m, error), error.message);
+            expectEquals (m.notes.size(), 2);
+            expectEquals (m.notes[0], juce::String ("100 bars of 4/4 cannot be made exactly: 256 quarter notes instead of 400 (64 bars of 4 beats)"));
+            header = decodeText (R"({"v":1,"type":"reply","id":"g-1","re":"generate","samples":[],"notes":[]})", error, ok);
+            expect (codec::parseEngineMessage (header, 1, m, error) && m.notes.isEmpty());
+            for (const auto* bad : { R"("notes":"one note")", R"("notes":[1,2])", R"("notes":["ok",null])", R"("notes":{"a":"b"})" })
+            {
+                header = decodeText (R"({"v":1,"type":"reply","id":"g-1","re":"generate",)" + juce::String (bad) + "}", error, ok);
+                expect (ok, bad);
+                expect (! codec::parseEngineMessage (header, 1, m, error), juce::String ("accepted ") + bad);
+                expectEquals (error.code, juce::String ("malformed"), bad);
+            }
 
             header = decodeText (R"({"v":1,"type":"reply","id":"g-1","re":"generate","samples":[{"frame":0}]})", error, ok);
             expect (! codec::parseEngineMessage (header, 2, m, error), "frame 0 is the header, never a sample");

@@ -43,6 +43,13 @@ public:
         return types;
     }
 
+    /** Notes every later job or conform reply carries (the engine's "could not make exactly as asked"). */
+    void setNotes (const juce::StringArray& notes)
+    {
+        const std::lock_guard<std::mutex> lock (typesLock);
+        notesToSend = notes;
+    }
+
     /** The headers of every request of `type` ("generate", "conform", ...), oldest first. */
     std::vector<juce::var> requestsOfType (const juce::String& type) const
     {
@@ -83,10 +90,25 @@ private:
             juce::String reply;
             const juce::MemoryBlock* wav = nullptr;
             // Like the engine, a reply says the sample is at the tempo that was asked for, and as
-            // long as asked: bars of beats_per_bar quarter notes.
+            // long as asked: bars of the host's meter, in quarter notes (beats_per_bar without a
+            // meter is the engine's own bar; both together it refuses).
             const auto tempo = header.hasProperty ("tempo_bpm") ? juce::String ((double) header["tempo_bpm"]) : juce::String ("120.0");
-            const auto beats = juce::String ((header.hasProperty ("bars") ? (double) header["bars"] : 1.0)
-                                             * (header.hasProperty ("beats_per_bar") ? (double) header["beats_per_bar"] : 4.0));
+            const bool hasMeter = header.hasProperty ("meter_numerator") && header.hasProperty ("meter_denominator");
+            const auto quartersPerBar = hasMeter ? (double) header["meter_numerator"] * 4.0 / (double) header["meter_denominator"]
+                                                 : (header.hasProperty ("beats_per_bar") ? (double) header["beats_per_bar"] : 4.0);
+            const auto beats = juce::String ((header.hasProperty ("bars") ? (double) header["bars"] : 1.0) * quartersPerBar);
+            const bool bothLengths = hasMeter && header.hasProperty ("beats_per_bar");
+            juce::String notes;
+            {
+                const std::lock_guard<std::mutex> lock (typesLock);
+                if (! notesToSend.isEmpty())
+                {
+                    juce::Array<juce::var> list;
+                    for (const auto& note : notesToSend)
+                        list.add (note);
+                    notes = R"(,"notes":)" + juce::JSON::toString (juce::var (list), true);
+                }
+            }
             if (type == "hello")
             {
                 ++hellos;
@@ -108,12 +130,14 @@ private:
                 const int variation = (int) header["variation"];
                 if (refuseJobs)
                     reply = R"({"v":1,"type":"error","id":")" + id + R"(","code":"bad_request","message":"steps=999 is not accepted: expected 0-200"})";
+                else if (bothLengths)
+                    reply = R"({"v":1,"type":"error","id":")" + id + R"(","code":"bad_request","field":"beats_per_bar","message":"beats_per_bar is not accepted with the host's meter"})";
                 else
                 {
                     wav = &wavs[(size_t) variation % wavs.size()];
                     reply = R"({"v":1,"type":"reply","re":")" + type + R"(","id":")" + id
                             + R"(","samples":[{"key":"k)" + juce::String (variation) + R"(","render_key":"r)" + juce::String (variation)
-                            + R"(","kind":"loop","tempo_bpm":)" + tempo + R"(,"beats":)" + beats + R"(,"variation":)" + juce::String (variation) + R"(,"frame":1}]})";
+                            + R"(","kind":"loop","tempo_bpm":)" + tempo + R"(,"beats":)" + beats + R"(,"variation":)" + juce::String (variation) + R"(,"frame":1}])" + notes + "}";
                 }
             }
             else if (type == "conform")
@@ -121,10 +145,15 @@ private:
                 // The stored render fitted again: same render key, a new sample key.
                 const auto conform = ++conforms;
                 const auto renderKey = header["render_key"].toString();
-                wav = &wavs.front();
-                reply = R"({"v":1,"type":"reply","re":"conform","id":")" + id + R"(","samples":[{"key":")" + renderKey + "-c"
-                        + juce::String (conform) + R"(","render_key":")" + renderKey + R"(","kind":"loop","tempo_bpm":)" + tempo
-                        + R"(,"beats":)" + beats + R"(,"frame":1}]})";
+                if (bothLengths)
+                    reply = R"({"v":1,"type":"error","id":")" + id + R"(","code":"bad_request","field":"beats_per_bar","message":"beats_per_bar is not accepted with the host's meter"})";
+                else
+                {
+                    wav = &wavs.front();
+                    reply = R"({"v":1,"type":"reply","re":"conform","id":")" + id + R"(","samples":[{"key":")" + renderKey + "-c"
+                            + juce::String (conform) + R"(","render_key":")" + renderKey + R"(","kind":"loop","tempo_bpm":)" + tempo
+                            + R"(,"beats":)" + beats + R"(,"frame":1}])" + notes + "}";
+                }
             }
             else
                 continue;
@@ -143,6 +172,7 @@ private:
     mutable std::mutex typesLock;
     std::vector<std::string> types;
     std::vector<juce::var> headers;
+    juce::StringArray notesToSend;
 };
 
 } // namespace loopbridge::test

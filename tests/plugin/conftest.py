@@ -56,3 +56,12 @@ def unit_test_binary(vst3_path: Path) -> Path:
     if not binary.exists():
         pytest.fail(f"{binary} was not built by plugin/build.sh")
     return binary
+
+
+@pytest.fixture(scope="session")
+def test_host_binary(vst3_path: Path) -> Path:
+    """``loopbridge-test-host``: a VST3 host whose play head the test sets (any tempo and meter)."""
+    binary = BUILD_DIR / "loopbridge-test-host"
+    if not binary.exists():
+        pytest.fail(f"{binary} was not built by plugin/build.sh")
+    return binary

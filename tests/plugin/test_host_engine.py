@@ -7,13 +7,16 @@ still renders what it has.
 
 pedalboard's play head always reports 120 BPM in 4/4, so "the host tempo reaches the engine" is
 checked as: the engine's file is tagged 120 BPM and is exactly the requested bars long at that
-tempo, at the sample rate the host ran at (44.1 kHz here, not the engine's 48 kHz default). Other
-tempos and meters in the request header, and the re-conform on a new tempo, Pitch or rate, are
-checked in plugin/tests/EngineClientTests.cpp against a scripted engine.
+tempo, at the sample rate the host ran at (44.1 kHz here, not the engine's 48 kHz default). For a
+meter other than 4/4 the same built bundle runs in ``loopbridge-test-host`` (plugin/tools/TestHost.cpp),
+a JUCE VST3 host whose play head says what the test asks, and the engine's loop is checked against
+tests/data/host_meters.json. Other tempos and meters in the request header, and the re-conform on a
+new tempo, Pitch or rate, are checked in plugin/tests/EngineClientTests.cpp against a scripted engine.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -27,12 +30,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .plugin_state import read_state, read_wav, write_state
+from .plugin_state import PluginState, plugin_blob_from_raw_state, read_state, read_wav, write_state
 
 pedalboard = pytest.importorskip("pedalboard", reason="pedalboard hosts the VST3 in these tests")
 
 HOST_RATE = 44100
 BLOCK = 512
+#: meters and bar counts with the length the engine must make of them (engine/host.py's tests read it too)
+HOST_METERS = Path(__file__).resolve().parents[1] / "data" / "host_meters.json"
 
 
 READY = re.compile(r"loopbridge serve: ready: zmq (\S+), events (\S+), osc (\S+),")
@@ -263,3 +268,54 @@ def test_unknown_model_is_reported_and_nothing_is_lost(plugin, engine: RunningEn
     assert read_state(plugin).sample_attributes.get("key") == attributes.get("key")
 
 
+def host_meter_row(numerator: int, denominator: int, bars: float, tempo_bpm: float, sample_rate: int) -> dict:
+    rows = json.loads(HOST_METERS.read_text(encoding="utf-8"))["cases"]
+    for row in rows:
+        if (row["numerator"], row["denominator"], row["bars"], row["tempo_bpm"], row["sample_rate"]) == \
+                (numerator, denominator, bars, tempo_bpm, sample_rate):
+            return row
+    pytest.fail(f"{HOST_METERS} has no row for {bars} bars of {numerator}/{denominator} "
+                f"at {tempo_bpm} BPM, {sample_rate} Hz")
+
+
+def test_a_host_meter_other_than_4_4_gives_the_tables_loop(plugin, engine: RunningEngine, vst3_path: Path,
+                                                           test_host_binary: Path, tmp_path: Path) -> None:
+    """One bar of 3/8 in a host whose play head says 3/8: the plugin sends the meter as it is, the
+    engine makes its bar of it (1.5 quarter notes: half a bar of 3), and the loop the plugin holds
+    is the table's frames long. (A bar of 3/8 at 120 BPM, 0.75 s, is within what the tiny model
+    renders, 1.024 s; two bars of 6/8 or 7/8 are not.)"""
+    row = host_meter_row(3, 8, 1, 120, 48000)
+    plugin.kind = "Loop"
+    plugin.length = "1 bar"
+    state_in, state_out = tmp_path / "before.state", tmp_path / "after.state"
+    state_in.write_bytes(plugin.raw_state)
+
+    meter = f"{row['numerator']}/{row['denominator']}"
+    host = subprocess.Popen(
+        [str(test_host_binary), str(vst3_path), str(state_in), str(state_out), "--tempo", str(row["tempo_bpm"]),
+         "--meter", meter, "--rate", str(row["sample_rate"]), "--timeout-s", "300"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        while host.poll() is None:
+            failed = JOB_ERROR.search(engine.log())
+            if failed:
+                pytest.fail(f"the engine refused the plugin's request:{failed.group(0)}\n{engine.log()}")
+            time.sleep(0.1)
+    finally:
+        if host.poll() is None:
+            host.kill()
+        stdout, stderr = host.communicate(timeout=60)
+    assert host.returncode == 0, f"{stdout}\n{stderr[-3000:]}\n{engine.log()}"
+
+    state = PluginState.from_plugin_blob(plugin_blob_from_raw_state(state_out.read_bytes()))
+    attributes, wav = state.sample_attributes, state.sample_wav
+    assert wav is not None, attributes
+    audio, rate = read_wav(wav)
+    assert rate == row["sample_rate"]
+    assert audio.shape[1] == row["frames"], f"the loop for {row}"
+    assert attributes.get("kind") == "loop"
+    assert float(attributes["tempo_bpm"]) == pytest.approx(row["tempo_bpm"])
+    assert float(attributes["beats"]) == pytest.approx(row["quarter_notes"]), "the reply's length in quarter notes"
+    assert float(attributes["loop_end"]) - float(attributes["loop_start"]) == row["frames"], "it loops over all of it"
+    _, _, engine_bytes = engine_file(engine, attributes)
+    assert engine_bytes == wav, "the plugin holds the engine's file, byte for byte"

@@ -1,4 +1,5 @@
-"""The plugin's C++ copy of the protocol constants (plugin/source/Protocol.h) matches bridge/protocol.py.
+"""The plugin's C++ copy of the protocol constants (plugin/source/Protocol.h) matches bridge/protocol.py
+(and, for the engine's defaults and limits it quotes, engine/request.py).
 
 The header is parsed as text (no compiler needed): ``inline constexpr <type> kName = <value>;`` lines
 inside named namespaces, and the ``{"code", number},`` rows of the error table.
@@ -83,6 +84,21 @@ def test_scalar_constants_match(cpp_name: str, python_value: object) -> None:
     assert cpp_value == python_value, f"{cpp_name}: C++ {cpp_value!r}, Python {python_value!r}"
 
 
+@pytest.mark.parametrize(
+    ("cpp_name", "python_name"),
+    [
+        ("kDefaultSampleRate", "DEFAULT_SAMPLE_RATE"),
+        ("kRandomSeedMax", "RANDOM_SEED_MAX"),
+    ],
+)
+def test_engine_defaults_and_limits_match(cpp_name: str, python_name: str) -> None:
+    from loopbridge.engine import request
+
+    assert cpp_name in CONSTANTS[""], f"{cpp_name} missing from {HEADER.name}"
+    cpp_value, python_value = CONSTANTS[""][cpp_name], getattr(request, python_name)
+    assert cpp_value == python_value, f"{cpp_name}: C++ {cpp_value!r}, engine/request.py {python_name} {python_value!r}"
+
+
 def test_message_types_match() -> None:
     assert set(CONSTANTS["type"].values()) == {t.value for t in protocol.MessageType}
 
@@ -103,25 +119,41 @@ def test_request_field_names_are_protocol_fields() -> None:
     for fields in protocol.FIELDS_BY_TYPE.values():
         known |= set(fields)
     request_side = CONSTANTS["field"]
-    reply_only = {"re", "samples", "code", "number", "message", "fraction", "position", "field"}
+    # bridge/protocol.py has no table of reply fields; these are the ones the plugin reads
+    reply_only = {"re", "samples", "code", "number", "message", "fraction", "position", "field", "notes"}
     unknown = {name: value for name, value in request_side.items() if value not in known and value not in reply_only}
     assert not unknown, f"fields in Protocol.h that bridge/protocol.py does not define: {unknown}"
 
 
-def test_fields_the_plugin_sends_fit_their_message_types() -> None:
+@pytest.mark.parametrize("message_type", [protocol.MessageType.GENERATE, protocol.MessageType.VARIATION,
+                                          protocol.MessageType.MORPH])
+def test_fields_the_plugin_sends_fit_their_message_types(message_type: protocol.MessageType) -> None:
     fields = CONSTANTS["field"]
-    generate = protocol.FIELDS_BY_TYPE[protocol.MessageType.GENERATE]
-    for name in ("kPrompt", "kModel", "kKind", "kSeed", "kVariation", "kBars", "kTempoBpm", "kBeatsPerBar",
-                 "kSteps", "kAudioPromptStrength", "kMorphPrompt", "kMorphAmount", "kSampleRate", "kPitchSemitones",
-                 "kVariations", "kAudio", "kAudioPromptFrame"):
-        assert fields[name] in generate, f"{name}={fields[name]!r} is not a generate field"
+    accepted = protocol.FIELDS_BY_TYPE[message_type]
+    for name in ("kPrompt", "kModel", "kKind", "kSeed", "kVariation", "kBars", "kTempoBpm", "kMeterNumerator",
+                 "kMeterDenominator", "kSteps", "kAudioPromptStrength", "kMorphPrompt", "kMorphAmount", "kSampleRate",
+                 "kPitchSemitones", "kVariations", "kAudio", "kAudioPromptFrame", "kPriority"):
+        assert fields[name] in accepted, f"{name}={fields[name]!r} is not a {message_type.value} field"
+
+
+def test_fields_of_the_other_requests_the_plugin_sends() -> None:
+    fields = CONSTANTS["field"]
     conform = protocol.FIELDS_BY_TYPE[protocol.MessageType.CONFORM]
-    for name in ("kRenderKey", "kTempoBpm", "kBars", "kBeatsPerBar", "kSampleRate", "kPitchSemitones", "kAudio"):
+    for name in ("kRenderKey", "kTempoBpm", "kBars", "kMeterNumerator", "kMeterDenominator", "kSampleRate",
+                 "kPitchSemitones", "kAudio"):
         assert fields[name] in conform, f"{name}={fields[name]!r} is not a conform field"
     assert fields["kTarget"] in protocol.FIELDS_BY_TYPE[protocol.MessageType.CANCEL]
     assert {fields["kClient"], fields["kClientVersion"]} <= set(protocol.FIELDS_BY_TYPE[protocol.MessageType.HELLO])
     assert fields["kToken"] in protocol.FIELDS_BY_TYPE[protocol.MessageType.PING]
     assert (fields["kVersion"], fields["kType"], fields["kId"]) == protocol.COMMON_FIELDS
+
+
+def test_the_host_meter_fields_are_the_protocols() -> None:
+    """The plugin sends the host's time signature by the protocol's names, and never beats_per_bar
+    (the engine works that out from the meter and refuses both together)."""
+    fields = CONSTANTS["field"]
+    assert (fields["kMeterNumerator"], fields["kMeterDenominator"]) == tuple(protocol.HOST_FIELDS)
+    assert "beats_per_bar" not in fields.values()
 
 
 def test_sample_fields_match() -> None:
@@ -142,12 +174,3 @@ def test_kind_values_are_engine_kinds() -> None:
     from loopbridge.engine.request import Kind
 
     assert set(CONSTANTS["kind"].values()) <= {k.value for k in Kind}
-
-
-def test_length_limits_are_the_engines() -> None:
-    """The plugin clamps bars and beats_per_bar to what the engine's requests accept."""
-    from loopbridge.engine import request
-
-    limits = CONSTANTS["limits"]
-    assert (limits["kBarsMin"], limits["kBarsMax"]) == (request.BARS_MIN, request.BARS_MAX)
-    assert (limits["kBeatsPerBarMin"], limits["kBeatsPerBarMax"]) == request.BEATS_PER_BAR_RANGE
