@@ -1,9 +1,10 @@
 """Engine benchmarks, measured side by side in one run (ratios, not absolute times).
 
-1. Engine overhead: one render through ``Engine.render`` (validation, render key, batching, store
-   write) vs. calling the same Dance Diffusion model directly through diffusers'
-   ``DanceDiffusionPipeline``. Target ≤ 1.05×.
-2. Batching: 8 variations as one request vs. 8 single requests, through the engine.
+1. Engine overhead: one render through the front door (``FrontDoor.render``: validation, render
+   key, the store lookup, the scheduler's queue and worker thread, batching, the store write) vs.
+   calling the same Dance Diffusion model directly through diffusers' ``DanceDiffusionPipeline``.
+   Target ≤ 1.05×.
+2. Batching: 8 variations as one request vs. 8 single requests, through the front door.
 
     python bench/bench_engine.py [--repeats 7] [--seconds 0.25] [--steps 8] [--threads 2]
 
@@ -26,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from loopbridge.engine import GenerateRequest
 from loopbridge.engine.core import Engine
+from loopbridge.engine.frontdoor import FrontDoor
 from loopbridge.engine.models.registry import ModelRegistry
 
 from tests.engine.models.tiny_dance_diffusion import build_tiny_dance_diffusion
@@ -50,7 +52,8 @@ def main() -> None:
             registry=ModelRegistry(search_paths=[root / "models"], hf_cache=root / "none", include_embedded=False),
             device="cpu",
         )
-        engine.warm("bench-dd")
+        door = FrontDoor(engine, prerender_depth=0).start()
+        door.warm("bench-dd")
         unet = UNet1DModel.from_pretrained(folder / "unet", time_embedding_dim=16).eval()
         pipe = DanceDiffusionPipeline(unet=unet, scheduler=IPNDMScheduler.from_pretrained(folder / "scheduler"))
         pipe.set_progress_bar_config(disable=True)
@@ -69,19 +72,21 @@ def main() -> None:
                      generator=torch.Generator().manual_seed(seed[0]))
 
         def through_engine() -> None:
-            engine.render([next_request()])
+            door.render([next_request()])
 
         def batched() -> None:
-            engine.render(engine.variations(next_request(), 8))
+            request = next_request()
+            door.render([request.with_variation(v) for v in range(8)])
 
         def singles() -> None:
             for _ in range(8):
-                engine.render([next_request()])
+                door.render([next_request()])
 
         for warmup in (direct, through_engine):
             warmup()
         overhead = _interleaved(direct, through_engine, args.repeats)
         batching = _interleaved(singles, batched, max(3, args.repeats // 2))
+        door.stop()
 
     print(f"renders of {args.seconds:g} s at 16 kHz stereo, {args.steps} steps, {args.threads} threads, CPU")
     print(f"{'measure':44s} {'A median s':>11s} {'B median s':>11s} {'ratio':>7s}")

@@ -17,7 +17,7 @@
    includes the benchmark's own interpreter lock.
 
     python bench/bench_serve.py [--only zmq|osc|prerender|load] [--requests 500] [--turns 50] [--pause 0.5]
-        [--load-s 30] [--idle-s 10] [--hit-clients 10] [--miss-clients 10] [--knob-pause 0.1]
+        [--load-s 30] [--idle-s 10] [--hit-clients 10] [--miss-clients 10] [--knob-pause 0.1] [--load-prerender]
         [--threads 1] [--device cpu]
 
 The engine runs as ``loopbridge serve`` in its own process, as it does for a plugin; the bare
@@ -348,7 +348,8 @@ def hit_under_load(args: argparse.Namespace, endpoint: str, processes: list[subp
 
     hitters = [LoadClient(endpoint, "hit", KNOB_REQUEST, "--variations", str(args.knob_variations),
                           "--pause", str(args.knob_pause), "--offset", str(i)) for i in range(args.hit_clients)]
-    renderers = [LoadClient(endpoint, "miss", LOAD_REQUEST, "--first-seed", str(MISS_SEED_STRIDE * (i + 1)))
+    miss_request = {**LOAD_REQUEST, "prerender": args.load_prerender}
+    renderers = [LoadClient(endpoint, "miss", miss_request, "--first-seed", str(MISS_SEED_STRIDE * (i + 1)))
                  for i in range(args.miss_clients)]
     processes += [c.process for c in hitters + renderers]
     for c in hitters + renderers:
@@ -394,7 +395,8 @@ def hit_under_load(args: argparse.Namespace, endpoint: str, processes: list[subp
           f"{args.knob_pause:g} s apart")
     print(f"   {args.miss_clients} render clients: a {LOAD_REQUEST['kind']} of {LOAD_REQUEST['duration_s']:g} s, "
           f"{LOAD_REQUEST['steps']} steps, a fresh seed each time, back to back (one render alone: {alone_s:.2f} s)")
-    print(f"   every client in a process of its own, pre-rendering off; idle over {args.idle_s:g} s just before, "
+    prerendering = "render clients' neighbours pre-rendered" if args.load_prerender else "pre-rendering off"
+    print(f"   every client in a process of its own, {prerendering}; idle over {args.idle_s:g} s just before, "
           f"under load over {args.load_s:g} s")
     print(describe(f"   cache hit, idle engine ({len(idle_ms)} turns)", idle_ms))
     print(describe(f"   cache hit, under load ({len(loaded_ms)} turns)", loaded_ms))
@@ -426,6 +428,8 @@ def main() -> None:
     parser.add_argument("--miss-clients", type=int, default=10, help="4: clients asking for fresh renders")
     parser.add_argument("--knob-pause", type=float, default=0.1, help="4: seconds between a knob client's turns")
     parser.add_argument("--knob-variations", type=int, default=4, help="4: stored variations the knob turns over")
+    parser.add_argument("--load-prerender", action="store_true",
+                        help="4: the render clients' requests queue their neighbours too (as a plugin's do)")
     parser.add_argument("--threads", type=int, default=1, help="the engine's torch threads (on a shared CPU, "
                                                                 "one is fastest for the small model)")
     parser.add_argument("--device", default="cpu", help="the engine's device: cpu or cuda")

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 from loopbridge.engine.errors import AudioReadError, RequestError
-from loopbridge.engine.request import AUDIO_PROMPT_MAX_S, SAMPLE_RATE_RANGE
+from loopbridge.engine.request import AUDIO_PROMPT_MAX_S, DEFAULT_SAMPLE_RATE, SAMPLE_RATE_RANGE
 
 
 class AudioDeviceError(Exception):
@@ -81,7 +81,7 @@ def play(path: str | Path, device: str | int | None = None) -> float:
     return audio.shape[0] / rate
 
 
-def record(seconds: float, path: str | Path, sample_rate: int = 48000, channels: int = 2,
+def record(seconds: float, path: str | Path, sample_rate: int = DEFAULT_SAMPLE_RATE, channels: int = 2,
            device: str | int | None = None) -> Path:
     """Record ``seconds`` from ``device`` (default input) into a 24-bit WAV at ``path`` (atomic).
 

@@ -95,6 +95,9 @@ class OscServer:
         handlers = self._handlers()
         for entry in p.OSC_ADDRESSES:
             self.dispatcher.map(entry.address, handlers[entry.address], entry)
+        # an address without wildcards (nearly every message) is its own key: no pattern to match
+        self._exact = {entry.address: list(self.dispatcher.handlers_for_address(entry.address))
+                       for entry in p.OSC_ADDRESSES}
 
     @property
     def address(self) -> Address:
@@ -233,7 +236,8 @@ class OscServer:
             if stars > p.MAX_OSC_PATTERN_STARS:
                 raise WireError(ErrorCode.MALFORMED, f"address pattern with {stars} '*' wildcards: at most "
                                                      f"{p.MAX_OSC_PATTERN_STARS}")
-            handlers = list(self.dispatcher.handlers_for_address(address))
+            handlers = self._exact.get(address, []) if not wildcard else \
+                list(self.dispatcher.handlers_for_address(address))
             if not handlers:
                 if ours:
                     raise WireError(ErrorCode.UNKNOWN_TYPE, f"{address} is not an address of this protocol: see "

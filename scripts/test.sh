@@ -37,7 +37,7 @@ PYTHON=${PYTHON:-python3}
 .venv/bin/pip install -q -e '.[test]'
 
 .venv/bin/ruff check .
-.venv/bin/python -m mypy engine bridge
+scripts/typecheck.sh
 # The VST3, its C++ tests and benchmark (incremental; tests/plugin runs the same script again)
 plugin/build.sh
 .venv/bin/python -m pytest "$@"

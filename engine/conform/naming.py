@@ -18,14 +18,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import RequestError
-from ..request import SEED_MAX, VARIATION_MAX, Kind
+from ..request import DEFAULT_SAMPLE_RATE, SEED_MAX, VARIATION_MAX, Kind
 
 if TYPE_CHECKING:
     from .pipeline import ConformedAudio
 
 FILENAME_MAX_CHARS = 120
-#: the sample rate a name does not mention (any other is named: ``_44.1kHz``)
-DEFAULT_NAME_RATE = 48000
 SLUG_MAX_CHARS = 48
 NOTE_NAMES = ("C", "Db", "D", "Eb", "E", "F", "Gb", "G", "Ab", "A", "Bb", "B")
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -84,7 +82,7 @@ def sample_filename(prompt: str, conformed: ConformedAudio, seed: int, variation
     semitones = float(conformed.info.get("pitch_semitones", 0.0))
     if semitones:
         fields.append(f"{'up' if semitones > 0 else 'down'}{_number(abs(semitones))}st")
-    if conformed.sample_rate != DEFAULT_NAME_RATE:
+    if conformed.sample_rate != DEFAULT_SAMPLE_RATE:  # the default rate is not named; any other is: ``_44.1kHz``
         fields.append(f"{_number(conformed.sample_rate / 1000)}kHz")
     fields.append(f"s{seed}v{variation}")
     name = _SAFE.sub("-", "_".join(fields))

@@ -74,6 +74,17 @@ def test_history_and_recall_at_a_new_tempo(tmp_path: Path, capsys: pytest.Captur
     assert sf.info(str(recalled)).frames == round(4 * 60 / 100 * 48000)
 
 
+def test_the_songs_meter_decides_the_loops_length(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # two bars of 7/8 at 120 BPM: seven quarter notes, 3.5 s (the engine's rule; the plugin and device use it too)
+    code, stdout, _ = _run(["generate", "groove", "--kind", "loop", "--bpm", "120", "--bars", "2", "--meter", "7/8",
+                            "--seed", "6", "--out", str(tmp_path), "--quiet"], capsys)
+    assert code == 0
+    path = Path(stdout.strip())
+    assert sf.info(str(path)).frames == 7 * 24000
+    tags = read_wav_tags(path)
+    assert tags.acid is not None and tags.acid.beats == 7
+
+
 def test_models_lists_the_embedded_default(capsys: pytest.CaptureFixture[str]) -> None:
     code, stdout, _ = _run(["models", "--json"], capsys)
     assert code == 0
@@ -105,6 +116,9 @@ BAD_INPUT = [
     (["--model", "dance-diffusion:/nonexistent"], r"'/nonexistent' does not exist"),
     (["--sample-rate", "44100.5"], r"sample-rate='44100\.5'.*whole number of Hz, 8000–192000"),
     (["--morph-to", "snare", "--morph", "0.5"], r"cannot morph"),
+    (["--meter", "7/3", "--kind", "loop"], r"meter_denominator=3.*one of 1, 2, 4, 8, 16, 32"),
+    (["--meter", "seven"], r"meter='seven'.*time signature such as 4/4"),
+    (["--meter", "4/4", "--beats-per-bar", "3"], r"not allowed with argument"),
 ]
 
 

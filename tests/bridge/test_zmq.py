@@ -289,3 +289,22 @@ def test_the_client_reconnects_to_an_engine_that_came_back(tiny_dd_root: Any, tm
             second.osc.stop()
     finally:
         client.close()
+
+
+def test_the_hosts_meter_goes_in_as_it_is_and_the_engine_decides_the_loop(client: Client) -> None:
+    """What the plugin and the device send: the time signature and bars of it; the engine's bar comes back."""
+    loop = {"model": "tiny-dd", "kind": "loop", "steps": 2, "seed": 71, "sample_rate": 16000, "prerender": False}
+    reply = client.generate(timeout=120, tempo_bpm=600.0, meter_numerator=7, meter_denominator=8, bars=2, **loop)
+    (sample,) = reply.samples
+    # two bars of 7/8 at 600 BPM: one bar of 7 quarter notes, 0.7 s
+    assert sample.beats == 7 and sample.frames == 7 * 1600 and "notes" not in reply.header
+    wav, rate = sf.read(io.BytesIO(sample.wav))
+    assert rate == 16000 and len(wav) == 7 * 1600
+    # a length the engine cannot hold is made as near as it can, and the reply says so
+    reply = client.generate(timeout=120, tempo_bpm=240.0, meter_numerator=1, meter_denominator=32, bars=1, **loop)
+    assert reply.samples[0].beats == 0.25
+    assert reply["notes"] == ["1 bar of 1/32 cannot be made exactly: 0.25 quarter notes instead of 0.125 "
+                              "(0.25 bars of 1 beat)"]
+    with pytest.raises(RemoteError) as caught:
+        client.generate(timeout=30, tempo_bpm=600.0, meter_numerator=7, beats_per_bar=3, bars=2, **loop)
+    assert caught.value.code == "bad_request" and caught.value.header["field"] == "meter_denominator"

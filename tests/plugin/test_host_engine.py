@@ -77,16 +77,9 @@ def _serve_command() -> list[str]:
     return [os.environ.get("LOOPBRIDGE_SERVE_PYTHON", sys.executable), "-m", "loopbridge.bridge.cli", "serve"]
 
 
-def _serve_available() -> bool:
-    result = subprocess.run([*_serve_command(), "--help"], capture_output=True, text=True)
-    return result.returncode == 0
-
-
 @pytest.fixture()
 def engine(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[RunningEngine]:
     """A real ``loopbridge serve`` in its own process: free loopback ports, its own store, the tiny model."""
-    if not _serve_available():
-        pytest.skip("`loopbridge serve` is not in this checkout yet (it lands with the serve branch)")
     tiny_dd_root: Path = request.getfixturevalue("tiny_dd_root")
     home = tmp_path / "home"
     home.mkdir()
