@@ -101,50 +101,50 @@ class ZmqServer:
     # ---- life cycle --------------------------------------------------------------------------------
 
     def start(self) -> ZmqServer:
-        ctx = self.ctx
         if self.keys is not None:
             self._start_authenticator()
-        router = ctx.socket(zmq.ROUTER)
-        router.linger = 0
-        router.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes)
-        router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a client reconnecting under its id takes it over
-        router.rcvhwm = 10000
-        router.sndhwm = 10000
-        self._secure(router)
+        opened: list[zmq.Socket] = []
         try:
-            router.bind(self.endpoint)
+            router = self._open(zmq.ROUTER, opened, hwm=10000, public=True)
+            router.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes)
+            router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a client reconnecting under its id takes it over
+            self.endpoint = self._bind(router, self.endpoint)
+            if self.events_endpoint:
+                pub = self._open(zmq.PUB, opened, hwm=10000, public=True)
+                self.events_endpoint = self._bind(pub, self.events_endpoint)
+                self._pub = pub
         except zmq.ZMQError:
-            router.close(0)
+            for sock in opened:
+                sock.close(0)
             raise
         self._router = router
-        self.endpoint = router.getsockopt_string(zmq.LAST_ENDPOINT)
-        if self.events_endpoint:
-            pub = ctx.socket(zmq.PUB)
-            pub.linger = 0
-            pub.sndhwm = 10000
-            self._secure(pub)
-            try:
-                pub.bind(self.events_endpoint)
-            except zmq.ZMQError:
-                pub.close(0)
-                router.close(0)
-                raise
-            self._pub = pub
-            self.events_endpoint = pub.getsockopt_string(zmq.LAST_ENDPOINT)
-        pull = ctx.socket(zmq.PULL)
-        pull.linger = 0
-        pull.rcvhwm = 0
-        pull.bind(self._outbox)
-        self._pull = pull
-        push = ctx.socket(zmq.PUSH)
-        push.linger = 0
-        push.sndhwm = 0
-        push.connect(self._outbox)
-        self._push = push
+        # replies made on other threads come to the socket thread through an unbounded inproc pair
+        self._pull = self._open(zmq.PULL, opened, hwm=0, public=False)
+        self._pull.bind(self._outbox)
+        self._push = self._open(zmq.PUSH, opened, hwm=0, public=False)
+        self._push.connect(self._outbox)
         self.service.add_listener(self._on_event)
         self._thread = threading.Thread(target=self._loop, name="loopbridge-zmq", daemon=True)
         self._thread.start()
         return self
+
+    def _open(self, kind: int, opened: list[zmq.Socket], hwm: int, public: bool) -> zmq.Socket:
+        """A socket of ``kind`` with linger 0 and both high-water marks at ``hwm``; CURVE when it is
+        ``public`` and the server has keys."""
+        sock = self.ctx.socket(kind)
+        opened.append(sock)
+        sock.linger = 0
+        sock.sndhwm = hwm
+        sock.rcvhwm = hwm
+        if public:
+            self._secure(sock)
+        return sock
+
+    @staticmethod
+    def _bind(sock: zmq.Socket, endpoint: str) -> str:
+        """Bind ``sock``; returns the endpoint it is bound to (a ``:*`` port filled in)."""
+        sock.bind(endpoint)
+        return str(sock.getsockopt_string(zmq.LAST_ENDPOINT))
 
     def _start_authenticator(self) -> None:
         import zmq.auth

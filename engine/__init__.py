@@ -18,7 +18,7 @@ from .errors import (
     UnknownModelError,
     UnsupportedError,
 )
-from .request import AudioPrompt, ConformedSample, ConformSpec, GenerateRequest, Kind, Render
+from .request import AudioPrompt, ConformSpec, GenerateRequest, Kind, Render
 
 __all__ = [
     "AudioPrompt",
@@ -26,7 +26,6 @@ __all__ = [
     "BusyError",
     "CancelledError",
     "ConformSpec",
-    "ConformedSample",
     "GenerateRequest",
     "Kind",
     "LoopbridgeError",

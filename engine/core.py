@@ -10,7 +10,6 @@ the request or the store.
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -31,13 +30,12 @@ from .models.registry import ModelRegistry, ModelSpec, backend_class, default_da
 from .request import (
     MAX_VARIATIONS,
     TEXTURE_PREROLL_S,
-    ConformedSample,
     ConformSpec,
     GenerateRequest,
     Kind,
     Render,
 )
-from .store import HistoryEntry, RenderStore
+from .store import HistoryEntry, RenderStore, StoredSample
 from .weights import EventCallback, WeightCache
 
 
@@ -248,7 +246,7 @@ class Engine:
 
     # ---- conforming -----------------------------------------------------------------------------------
 
-    def conform(self, render: Render, spec: ConformSpec, key: str | None = None) -> tuple[ConformedSample, bytes]:
+    def conform(self, render: Render, spec: ConformSpec, key: str | None = None) -> tuple[StoredSample, bytes]:
         """``render`` fitted to ``spec``, written to the store as a tagged WAV under ``key`` (its conform
         key, computed when not given); returns the stored sample and the file's bytes.
 
@@ -257,7 +255,6 @@ class Engine:
         """
         from .conform import SourceInfo, conform_audio, encode_wav, sample_filename
 
-        key = key or spec.conform_key(render.key)
         request = render.request
         conformed = conform_audio(render.audio, render.sample_rate, request.kind, spec, SourceInfo.for_render(render))
         part = str(render.info.get("part", ""))
@@ -265,24 +262,16 @@ class Engine:
         if part and words.lower().startswith(part.lower()):
             words = words[len(part) :].strip()  # a kit part's prompt leads with the part's name
         filename = sample_filename(words, conformed, seed=request.seed, variation=request.variation, part=part)
-        sample = ConformedSample(
-            key=key,
-            path=Path(filename),
-            audio=conformed.audio,
-            sample_rate=conformed.sample_rate,
-            kind=conformed.kind,
-            tempo_bpm=conformed.tempo_bpm,
-            beats=conformed.beats,
-            root_note=conformed.root_note,
-            render_key=render.key,
-            loop_start=conformed.loop_start,
-            loop_end=conformed.loop_end,
-            info={**dict(conformed.info), "filename": filename, "model": request.model, "part": part,
-                  **({"notes": list(render.info["notes"])} if render.info.get("notes") else {})},
+        notes = {"notes": list(render.info["notes"])} if render.info.get("notes") else {}
+        sample = StoredSample(
+            key=key or spec.conform_key(render.key), path=Path(filename), render_key=render.key, kind=conformed.kind,
+            tempo_bpm=conformed.tempo_bpm, beats=conformed.beats, root_note=conformed.root_note,
+            loop_start=conformed.loop_start, loop_end=conformed.loop_end, sample_rate=conformed.sample_rate,
+            filename=filename, info={**dict(conformed.info), "model": request.model, "part": part, **notes},
+            created_at=0.0,
         )
         data = encode_wav(conformed)
-        stored = self.store.put_conformed(sample, data, spec.key_fields())
-        return dataclasses.replace(stored, info={**dict(stored.info), "filename": filename}), data
+        return self.store.put_conformed(sample, data, spec.key_fields()), data
 
     def plan(self, request: GenerateRequest, variations: int = 1) -> list[tuple[str, GenerateRequest]]:
         """``[(part, request)]`` to render for ``variations`` of ``request``: kits split into parts.

@@ -35,7 +35,7 @@ import itertools
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -50,7 +50,7 @@ from .host import HostFacts, conform_spec
 from .models.base import Capabilities, ProgressCallback
 from .models.registry import ModelSpec
 from .prerender import DEFAULT_DEPTH, Prerenderer
-from .request import ConformedSample, ConformSpec, GenerateRequest, Kind, Render
+from .request import ConformSpec, GenerateRequest, Kind, Render
 from .scheduler import Job, Priority, Scheduler
 from .store import HistoryEntry, StoredSample
 
@@ -96,31 +96,16 @@ class Order:
 
 
 @dataclass(frozen=True)
-class Sample:
-    """One conformed file as the front door hands it out: where it is, what it is, and its bytes.
+class Sample(StoredSample):
+    """One conformed file as the front door hands it out: the stored file, which item of the order it
+    answers (``variation``, ``part``), whether a model ran for it (``cached``: no), its shape, and its
+    bytes (``data``: the tagged WAV the store holds and the wire carries; :attr:`audio` decodes them)."""
 
-    ``key`` is its conform key; ``variation`` and ``part`` say which item of the order it answers;
-    ``cached``: no model ran for it. ``data`` is the tagged WAV file's bytes (what the store holds and
-    the wire carries); :attr:`audio` decodes them on first use.
-    """
-
-    key: str
-    render_key: str
-    path: Path
-    filename: str
-    kind: Kind
-    tempo_bpm: float
-    beats: float
-    root_note: int | None
-    loop_start: int | None
-    loop_end: int | None
-    sample_rate: int
-    channels: int
-    frames: int
-    variation: int
-    part: str
-    cached: bool
-    info: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    channels: int = 0
+    frames: int = 0
+    variation: int = 0
+    part: str = ""
+    cached: bool = True
     data: bytes = field(default=b"", repr=False, compare=False)
 
     @functools.cached_property
@@ -137,29 +122,15 @@ class Sample:
         return [str(n) for n in self.info.get("notes", ())]
 
     @classmethod
-    def from_stored(cls, stored: StoredSample, data: bytes) -> Sample:
+    def from_stored(cls, stored: StoredSample, data: bytes, cached: bool = True) -> Sample:
+        """``stored`` with its file's bytes (its shape read from their header)."""
         from .conform.wavfile import read_wav_tags
 
         tags = read_wav_tags(data)
-        return cls(
-            key=stored.key, render_key=stored.render_key, path=stored.path,
-            filename=_leaf(stored.filename, stored.path), kind=stored.kind, tempo_bpm=float(stored.tempo_bpm),
-            beats=float(stored.beats), root_note=stored.root_note,
-            loop_start=stored.loop_start, loop_end=stored.loop_end, sample_rate=tags.sample_rate,
-            channels=tags.channels, frames=tags.frames, variation=0, part=str(stored.info.get("part", "")),
-            cached=True, info=stored.info, data=data,
-        )
-
-    @classmethod
-    def from_conformed(cls, conformed: ConformedSample, data: bytes) -> Sample:
-        return cls(
-            key=conformed.key, render_key=conformed.render_key, path=conformed.path,
-            filename=_leaf(conformed.info.get("filename"), conformed.path), kind=conformed.kind,
-            tempo_bpm=float(conformed.tempo_bpm), beats=float(conformed.beats), root_note=conformed.root_note,
-            loop_start=conformed.loop_start, loop_end=conformed.loop_end, sample_rate=int(conformed.sample_rate),
-            channels=int(conformed.audio.shape[0]), frames=int(conformed.audio.shape[1]), variation=0,
-            part=str(conformed.info.get("part", "")), cached=False, info=conformed.info, data=data,
-        )
+        described = {f.name: getattr(stored, f.name) for f in dataclasses.fields(StoredSample)}
+        described["filename"] = _leaf(stored.filename, stored.path)
+        return cls(**described, channels=tags.channels, frames=tags.frames, part=str(stored.info.get("part", "")),
+                   cached=cached, data=data)
 
     def answering(self, variation: int, part: str, cached: bool) -> Sample:
         """This file as the answer to one item of an order."""
@@ -400,8 +371,8 @@ class FrontDoor:
                     render = job.renders[index] or self._stored_render(key)
                     if part and render.info.get("part") != part:
                         render = dataclasses.replace(render, info={**dict(render.info), "part": part})
-                    conformed, data = self._engine.conform(render, job.spec, conform_key)
-                    sample = Sample.from_conformed(conformed, data)
+                    stored, data = self._engine.conform(render, job.spec, conform_key)
+                    sample = Sample.from_stored(stored, data, cached=False)
                     self._cache.put(sample)
             job.samples[index] = sample.answering(request.variation, part, job.cached)
 

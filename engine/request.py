@@ -435,29 +435,3 @@ class Render:
     @property
     def channels(self) -> int:
         return int(self.audio.shape[0])
-
-
-@dataclass(frozen=True, eq=False)
-class ConformedSample:
-    """A render fitted to a song and written as a tagged WAV file.
-
-    ``loop_start`` and ``loop_end`` are sample frames (end exclusive); for one-shots both are
-    ``None``. ``beats`` is the length in beats at ``tempo_bpm``.
-    """
-
-    key: str
-    path: Path
-    audio: np.ndarray
-    sample_rate: int
-    kind: Kind
-    tempo_bpm: float
-    beats: float
-    root_note: int | None
-    render_key: str
-    loop_start: int | None = None
-    loop_end: int | None = None
-    info: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def duration_s(self) -> float:
-        return self.audio.shape[1] / self.sample_rate

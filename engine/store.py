@@ -16,6 +16,7 @@ name nor a row naming a missing file. Several processes may share one store (SQL
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -33,7 +34,7 @@ import numpy as np
 import soundfile as sf
 
 from .errors import StoreError
-from .request import AudioPrompt, ConformedSample, GenerateRequest, Kind, Render
+from .request import AudioPrompt, GenerateRequest, Kind, Render
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS renders (
@@ -113,7 +114,7 @@ class HistoryEntry:
 class StoredSample:
     """A conformed file in the store, described from the index without decoding its audio.
 
-    Servers answer a cache hit from this and the file's bytes; ``path`` is absolute.
+    ``path`` is absolute; ``filename`` the readable name to hand it out under; ``info`` how it was made.
     """
 
     key: str
@@ -358,10 +359,12 @@ class RenderStore:
 
     # ---- conformed files --------------------------------------------------------------------------
 
-    def put_conformed(self, sample: ConformedSample, wav_bytes: bytes, spec: Mapping[str, Any]) -> ConformedSample:
-        """Store the tagged WAV of a conformed sample; returns it with its stored ``path``."""
+    def put_conformed(self, sample: StoredSample, wav_bytes: bytes, spec: Mapping[str, Any]) -> StoredSample:
+        """Store ``wav_bytes``, the tagged WAV ``sample`` describes, under its key; returns the sample as
+        stored (its ``path`` in the store, its ``created_at``)."""
         rel = self._shard("conformed", sample.key)
         path = self._write_atomic(rel, wav_bytes)
+        created_at = time.time()
         with self._transaction() as db:
             db.execute(
                 "INSERT OR REPLACE INTO conformed (key, render_key, spec_json, kind, tempo_bpm, beats, root_note, "
@@ -378,13 +381,13 @@ class RenderStore:
                     sample.loop_start,
                     sample.loop_end,
                     sample.sample_rate,
-                    sample.path.name,
+                    sample.filename,
                     json.dumps(dict(sample.info), default=_json_default),
                     rel,
-                    time.time(),
+                    created_at,
                 ),
             )
-        return _with_path(sample, path)
+        return dataclasses.replace(sample, path=path, created_at=created_at)
 
     def lookup(self, conform_keys: Sequence[str],
                render_keys: Sequence[str]) -> tuple[dict[str, StoredSample], set[str]]:
@@ -483,12 +486,6 @@ def _process_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _with_path(sample: ConformedSample, path: Path) -> ConformedSample:
-    from dataclasses import replace
-
-    return replace(sample, path=path)
 
 
 def _float_wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:

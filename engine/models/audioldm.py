@@ -17,17 +17,14 @@ import torch
 
 from ..audio import fit_length
 from ..request import GenerateRequest, Kind
-from .base import Capabilities, GeneratedAudio, LoadOptions, ProgressCallback, batch_noise, read_json
+from .base import Capabilities, GeneratedAudio, ProgressCallback, batch_noise, read_json
 from .diffusers_support import (
-    DISCRETE_SCHEDULERS,
     DiffusersPipelineBackend,
     StepProgress,
-    apply_load_options,
     check_pipeline_folder,
     group_requests,
     load_pipeline,
     oom_guard,
-    resolve_dtype,
     seeded_generators,
 )
 
@@ -42,36 +39,12 @@ class _AudioLDMFamily(DiffusersPipelineBackend):
     pipeline_class_name: ClassVar[str]
     default_steps: ClassVar[int]
     default_guidance: ClassVar[float]
-    schedulers = DISCRETE_SCHEDULERS
-
-    def __init__(self, path: Path | None, device: torch.device, dtype: torch.dtype, capabilities: Capabilities) -> None:
-        super().__init__(path, device, dtype)
-        self._capabilities = capabilities
 
     @classmethod
-    def _pipeline_class(cls) -> type:
+    def _load_pipeline(cls, path: Path, dtype: torch.dtype) -> Any:
         import diffusers
 
-        pipeline_class: type = getattr(diffusers, cls.pipeline_class_name)
-        return pipeline_class
-
-    @classmethod
-    def load(
-        cls,
-        path: Path,
-        device: torch.device | str = "cpu",
-        dtype: torch.dtype = torch.float32,
-        options: LoadOptions | None = None,
-    ) -> _AudioLDMFamily:
-        device = torch.device(device)
-        dtype = resolve_dtype(dtype, device)
-        capabilities = cls.inspect(path)
-        pipeline = load_pipeline(cls._pipeline_class(), Path(path), dtype)
-        with oom_guard(f"loading {cls.family} from {path}"):
-            apply_load_options(pipeline, device, options or LoadOptions(), denoiser="unet", schedulers=cls.schedulers)
-        backend = cls(Path(path), device, dtype, capabilities)
-        backend._init_pipeline(pipeline)
-        return backend
+        return load_pipeline(getattr(diffusers, cls.pipeline_class_name), path, dtype)
 
     @classmethod
     def inspect(cls, path: Path) -> Capabilities:
@@ -102,10 +75,6 @@ class _AudioLDMFamily(DiffusersPipelineBackend):
         scale = 2 ** (len(vae.get("block_out_channels", [0])) - 1)
         hop = float(np.prod(vocoder.get("upsample_rates", [160])))
         return max(0.05, scale * hop / float(vocoder.get("sampling_rate", 16000)))
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return self._capabilities
 
     # ---- generation -------------------------------------------------------------------------
 

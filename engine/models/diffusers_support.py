@@ -18,15 +18,16 @@ from __future__ import annotations
 import contextlib
 import importlib
 import threading
+from abc import abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import torch
 
 from ..errors import ModelLoadError, OutOfMemoryError, RequestError
-from .base import LoadOptions, ModelBackend, ProgressCallback, read_json
+from .base import Capabilities, LoadOptions, ModelBackend, ProgressCallback, read_json
 
 # ---- names accepted in LoadOptions -------------------------------------------------------------
 
@@ -380,17 +381,54 @@ def group_requests(requests: list[Any], key: Callable[[Any], Any]) -> list[tuple
 
 
 class DiffusersPipelineBackend(ModelBackend):
-    """Common parts of backends that hold one diffusers pipeline.
+    """Common parts of backends that hold one diffusers pipeline: how they load, what they hold.
 
-    Generation is serialised by a lock: a diffusers scheduler keeps its timesteps on itself, so two
-    calls at once on one pipeline would interfere. Per-request settings still travel as arguments.
+    :meth:`load` is the same for every such family: the folder is inspected (capabilities, no
+    weights), the family's pipeline is read (:meth:`_load_pipeline`), the speed options are applied
+    to its :attr:`denoiser`, and the backend is made (:meth:`_create`). Generation is serialised by a
+    lock: a diffusers scheduler keeps its timesteps on itself, so two calls at once on one pipeline
+    would interfere. Per-request settings still travel as arguments.
     """
 
+    #: the pipeline's denoiser attribute, which attention and compile options apply to
+    denoiser: ClassVar[str] = "unet"
+    #: the samplers ``LoadOptions.scheduler`` may name for this family
+    schedulers: ClassVar[Mapping[str, SchedulerChoice]] = DISCRETE_SCHEDULERS
     pipeline: Any
+    _lock: threading.Lock
 
-    def _init_pipeline(self, pipeline: Any) -> None:
-        self.pipeline = pipeline
-        self._lock = threading.Lock()
+    def __init__(self, path: Path | None, device: torch.device, dtype: torch.dtype, capabilities: Capabilities) -> None:
+        super().__init__(path, device, dtype)
+        self._capabilities = capabilities
+
+    @classmethod
+    def load(cls, path: Path, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
+             options: LoadOptions | None = None) -> Self:
+        device = torch.device(device)
+        dtype = resolve_dtype(dtype, device)
+        capabilities = cls.inspect(path)
+        pipeline = cls._load_pipeline(Path(path), dtype)
+        with oom_guard(f"loading {cls.family} from {path}"):
+            apply_load_options(pipeline, device, options or LoadOptions(), denoiser=cls.denoiser,
+                               schedulers=cls.schedulers)
+        backend = cls._create(Path(path), device, dtype, capabilities)
+        backend.pipeline = pipeline
+        backend._lock = threading.Lock()
+        return backend
+
+    @classmethod
+    @abstractmethod
+    def _load_pipeline(cls, path: Path, dtype: torch.dtype) -> Any:
+        """The family's pipeline, read from ``path`` in ``dtype`` (:func:`load_pipeline` with its class)."""
+
+    @classmethod
+    def _create(cls, path: Path, device: torch.device, dtype: torch.dtype, capabilities: Capabilities) -> Self:
+        """The backend around a loaded pipeline (a family with settings of its own reads them here)."""
+        return cls(path, device, dtype, capabilities)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self._capabilities
 
     def modules(self) -> list[torch.nn.Module]:
         return pipeline_modules(self.pipeline)

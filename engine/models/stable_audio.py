@@ -22,17 +22,15 @@ import torch
 from ..audio import fit_length
 from ..errors import RequestError
 from ..request import GenerateRequest, Kind
-from .base import Capabilities, GeneratedAudio, LoadOptions, ProgressCallback, batch_noise, read_json
+from .base import Capabilities, GeneratedAudio, ProgressCallback, batch_noise, read_json
 from .diffusers_support import (
     DiffusersPipelineBackend,
     SchedulerChoice,
     StepProgress,
-    apply_load_options,
     check_pipeline_folder,
     group_requests,
     load_pipeline,
     oom_guard,
-    resolve_dtype,
     seeded_generators,
 )
 
@@ -62,32 +60,13 @@ class StableAudioBackend(DiffusersPipelineBackend):
 
     family = "stable-audio"
     schedulers = SCHEDULERS
-
-    def __init__(self, path: Path | None, device: torch.device, dtype: torch.dtype, capabilities: Capabilities) -> None:
-        super().__init__(path, device, dtype)
-        self._capabilities = capabilities
+    denoiser = "transformer"
 
     @classmethod
-    def load(
-        cls,
-        path: Path,
-        device: torch.device | str = "cpu",
-        dtype: torch.dtype = torch.float32,
-        options: LoadOptions | None = None,
-    ) -> StableAudioBackend:
+    def _load_pipeline(cls, path: Path, dtype: torch.dtype) -> Any:
         from diffusers import StableAudioPipeline
 
-        device = torch.device(device)
-        dtype = resolve_dtype(dtype, device)
-        capabilities = cls.inspect(path)
-        pipeline = load_pipeline(StableAudioPipeline, Path(path), dtype)
-        with oom_guard(f"loading stable-audio from {path}"):
-            apply_load_options(
-                pipeline, device, options or LoadOptions(), denoiser="transformer", schedulers=SCHEDULERS
-            )
-        backend = cls(Path(path), device, dtype, capabilities)
-        backend._init_pipeline(pipeline)
-        return backend
+        return load_pipeline(StableAudioPipeline, path, dtype)
 
     @classmethod
     def inspect(cls, path: Path) -> Capabilities:
@@ -115,10 +94,6 @@ class StableAudioBackend(DiffusersPipelineBackend):
             default_guidance=7.0,
             max_batch=4,
         )
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return self._capabilities
 
     def check(self, request: GenerateRequest) -> None:
         super().check(request)

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from loopbridge.engine import AudioPrompt, ConformedSample, GenerateRequest, Kind, Render, StoreError
-from loopbridge.engine.store import RenderStore
+from loopbridge.engine import AudioPrompt, GenerateRequest, Kind, Render, StoreError
+from loopbridge.engine.store import RenderStore, StoredSample
 
 
 def _render(seed: int = 0, frames: int = 4410, prompt: str = "kick", **fields) -> Render:
@@ -58,15 +58,16 @@ def test_conformed_files(tmp_path: Path) -> None:
     store = RenderStore(tmp_path)
     render = _render(4)
     store.put_render(render)
+    sample = StoredSample(key="c" * 64, path=Path("anywhere.wav"), render_key=render.key, kind=Kind.ONE_SHOT,
+                          tempo_bpm=128.0, beats=0.0, root_note=36, loop_start=None, loop_end=None, sample_rate=48000,
+                          filename="kick_one-shot_s4v0.wav", info={"part": ""}, created_at=0.0)
     audio = np.zeros((2, 480), np.float32)
-    sample = ConformedSample(key="c" * 64, path=Path("kick_one-shot_s4v0.wav"), audio=audio, sample_rate=48000,
-                             kind=Kind.ONE_SHOT, tempo_bpm=128.0, beats=0.0, root_note=36, render_key=render.key)
     import io
 
     buffer = io.BytesIO()
     sf.write(buffer, audio.T, 48000, format="WAV", subtype="PCM_24")
     stored = store.put_conformed(sample, buffer.getvalue(), {"tempo_bpm": 128.0})
-    assert stored.path.is_file() and stored.path.is_relative_to(tmp_path)
+    assert stored.path.is_file() and stored.path.is_relative_to(tmp_path) and stored.created_at > 0
     found, renders = store.lookup([sample.key, "d" * 64], [render.key, "e" * 64])
     assert set(found) == {sample.key} and renders == {render.key}
     back = found[sample.key]

@@ -26,7 +26,7 @@ import inspect as pyinspect
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import torch
@@ -34,17 +34,14 @@ import torch
 from ...audio import match_channels, resample
 from ...errors import ModelLoadError, RequestError
 from ...request import AudioPrompt, GenerateRequest, Kind
-from ..base import Capabilities, GeneratedAudio, LoadOptions, ProgressCallback, read_json, seeded_generator
+from ..base import Capabilities, GeneratedAudio, ProgressCallback, read_json, seeded_generator
 from ..diffusers_support import (
-    DISCRETE_SCHEDULERS,
     DiffusersPipelineBackend,
     StepProgress,
-    apply_load_options,
     check_pipeline_folder,
     group_requests,
     load_pipeline,
     oom_guard,
-    resolve_dtype,
 )
 from .codec import SpectrogramImage, SpectrogramImageCodec, SpectrogramParams
 
@@ -131,7 +128,6 @@ class RiffusionBackend(DiffusersPipelineBackend):
     """Riffusion (``riffusion/riffusion-model-v1`` and other spectrogram fine-tunes of Stable Diffusion)."""
 
     family = "riffusion"
-    schedulers = DISCRETE_SCHEDULERS
 
     def __init__(
         self,
@@ -142,8 +138,7 @@ class RiffusionBackend(DiffusersPipelineBackend):
         image_width: int = DEFAULT_IMAGE_WIDTH,
         griffin_lim_iters: int = SpectrogramParams().griffin_lim_iters,
     ) -> None:
-        super().__init__(path, device, dtype)
-        self._capabilities = capabilities
+        super().__init__(path, device, dtype, capabilities)
         self.image_width = image_width
         self.codec = SpectrogramImageCodec(SpectrogramParams(griffin_lim_iters=griffin_lim_iters), device=device)
 
@@ -163,28 +158,16 @@ class RiffusionBackend(DiffusersPipelineBackend):
         return width, iters
 
     @classmethod
-    def load(
-        cls,
-        path: Path,
-        device: torch.device | str = "cpu",
-        dtype: torch.dtype = torch.float32,
-        options: LoadOptions | None = None,
-    ) -> RiffusionBackend:
+    def _load_pipeline(cls, path: Path, dtype: torch.dtype) -> Any:
         from diffusers import StableDiffusionPipeline
 
-        device = torch.device(device)
-        dtype = resolve_dtype(dtype, device)
-        capabilities = cls.inspect(path)
         # the safety checker judges photographs; on spectrograms it only blanks random clips
-        pipeline = load_pipeline(
-            StableDiffusionPipeline, Path(path), dtype, safety_checker=None, feature_extractor=None,
-            requires_safety_checker=False,
-        )
-        with oom_guard(f"loading riffusion from {path}"):
-            apply_load_options(pipeline, device, options or LoadOptions(), denoiser="unet", schedulers=cls.schedulers)
-        backend = cls(Path(path), device, dtype, capabilities, *cls._folder_settings(path))
-        backend._init_pipeline(pipeline)
-        return backend
+        return load_pipeline(StableDiffusionPipeline, path, dtype, safety_checker=None, feature_extractor=None,
+                             requires_safety_checker=False)
+
+    @classmethod
+    def _create(cls, path: Path, device: torch.device, dtype: torch.dtype, capabilities: Capabilities) -> Self:
+        return cls(path, device, dtype, capabilities, *cls._folder_settings(path))
 
     @classmethod
     def inspect(cls, path: Path) -> Capabilities:
@@ -206,10 +189,6 @@ class RiffusionBackend(DiffusersPipelineBackend):
             default_guidance=7.0,
             max_batch=4,
         )
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return self._capabilities
 
     @property
     def clip_s(self) -> float:
