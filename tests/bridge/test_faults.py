@@ -10,7 +10,8 @@ from pathlib import Path
 from loopbridge.bridge.client import Client
 from loopbridge.engine.store import RenderStore
 
-from tests.bridge.conftest import TINY, spawn_engine, unreadable_store_files
+from tests.bridge.conftest import TINY, spawn_engine
+from tests.store_files import unreadable_store_files
 
 
 def _free_port() -> int:

@@ -13,7 +13,8 @@ import soundfile as sf
 from loopbridge.bridge.cli import main
 from loopbridge.bridge.client import Client, RemoteError
 
-from tests.bridge.conftest import spawn_engine, unreadable_store_files
+from tests.bridge.conftest import spawn_engine
+from tests.store_files import unreadable_store_files
 
 
 def _free_port(kind: int = socket.SOCK_STREAM) -> int:
