@@ -236,8 +236,10 @@ class OscServer:
             if stars > p.MAX_OSC_PATTERN_STARS:
                 raise WireError(ErrorCode.MALFORMED, f"address pattern with {stars} '*' wildcards: at most "
                                                      f"{p.MAX_OSC_PATTERN_STARS}")
+            # python-osc matches a pattern by regular expression, a "*" as "[^/]*": a run of them would
+            # backtrack without need, so the run is matched as the one "*" it means
             handlers = self._exact.get(address, []) if not wildcard else \
-                list(self.dispatcher.handlers_for_address(address))
+                list(self.dispatcher.handlers_for_address(_STAR_RUNS.sub("*", address)))
             if not handlers:
                 if ours:
                     raise WireError(ErrorCode.UNKNOWN_TYPE, f"{address} is not an address of this protocol: see "

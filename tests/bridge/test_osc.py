@@ -140,6 +140,15 @@ def test_wildcards_and_bundles(peer: Peer) -> None:
     assert [peer.until(f"{R}/engine/pong")[0][0] for _ in range(2)] == ["b1", "b2"]
 
 
+def test_wildcard_patterns_that_would_backtrack_are_matched_as_meant_or_refused(peer: Peer) -> None:
+    # a run of stars means one star: matched as one (a regular expression per star would backtrack for hours)
+    _, code, message = peer.ask(f"{R}/session/set/" + "*" * 18 + "Z", 1, reply=p.OSC_ERROR)
+    assert code == "unknown_type" and "not an address" in message
+    _, code, message = peer.ask(f"{R}/*/*a*a*Z", 1, reply=p.OSC_ERROR)
+    assert code == "malformed" and f"at most {p.MAX_OSC_PATTERN_STARS}" in message
+    assert peer.ask(f"{R}/engine/p*ng", "still", reply=f"{R}/engine/pong") == ["still"]
+
+
 def test_ints_and_floats_are_taken_either_way() -> None:
     assert lenient("tempo", 128, "float") == 128.0
     assert lenient("variation", 2.0, "int") == 2 and lenient("variation", 2.6, "int") == 3
