@@ -50,18 +50,20 @@ def vst3_path() -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def unit_test_binary(vst3_path: Path) -> Path:
-    binary = BUILD_DIR / "loopbridge-tests"
+def _built(name: str) -> Path:
+    """A program plugin/build.sh makes beside the VST3 (a failure, not a skip, when it is missing)."""
+    binary = BUILD_DIR / name
     if not binary.exists():
         pytest.fail(f"{binary} was not built by plugin/build.sh")
     return binary
+
+
+@pytest.fixture(scope="session")
+def unit_test_binary(vst3_path: Path) -> Path:
+    return _built("loopbridge-tests")
 
 
 @pytest.fixture(scope="session")
 def test_host_binary(vst3_path: Path) -> Path:
     """``loopbridge-test-host``: a VST3 host whose play head the test sets (any tempo and meter)."""
-    binary = BUILD_DIR / "loopbridge-test-host"
-    if not binary.exists():
-        pytest.fail(f"{binary} was not built by plugin/build.sh")
-    return binary
+    return _built("loopbridge-test-host")
