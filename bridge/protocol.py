@@ -262,6 +262,9 @@ def decode_header(frame: bytes) -> dict[str, Any]:
         header = json.loads(text, parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError) as exc:
         raise ProtocolError(ErrorCode.MALFORMED, f"header is not UTF-8 JSON: {exc}") from exc
+    except RecursionError:
+        raise ProtocolError(ErrorCode.MALFORMED, "header nests lists or objects too deeply: expected a flat "
+                                                 "JSON object of fields") from None
     if not isinstance(header, dict):
         raise ProtocolError(ErrorCode.MALFORMED, f"header is a JSON {type(header).__name__}: expected an object")
     version = header.get("v")
@@ -285,6 +288,52 @@ def decode_header(frame: bytes) -> dict[str, Any]:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
+
+
+def peek_id(frame: bytes) -> str | None:
+    """The ``id`` of a header :func:`decode_header` refused (too large, not a version it speaks...), when it
+    can still be read, so the error reply finds its request; None otherwise.
+
+    Only the first ``MAX_HEADER_BYTES`` are read, one top-level member at a time up to the first that is
+    cut off or not JSON: an id ahead of an oversized field is found, one behind it is not.
+    """
+    prefix = bytes(frame[:MAX_HEADER_BYTES])
+    try:
+        text = prefix.decode("utf-8")
+    except UnicodeDecodeError as exc:  # cut inside a character, or not UTF-8 from there on
+        text = prefix[:exc.start].decode("utf-8")
+    decoder = json.JSONDecoder(parse_constant=_reject_constant)
+    pos = _skip_space(text, 0)
+    if not text.startswith("{", pos):
+        return None
+    found: Any = None
+    pos += 1
+    while True:
+        pos = _skip_space(text, pos)
+        if not text.startswith('"', pos):
+            break
+        try:
+            name, pos = decoder.raw_decode(text, pos)  # a string: it starts with a quote
+            pos = _skip_space(text, pos)
+            if not text.startswith(":", pos):
+                break
+            pos = _skip_space(text, pos + 1)
+            value, pos = decoder.raw_decode(text, pos)
+        except (ValueError, RecursionError):
+            break
+        if name == "id":
+            found = value  # the last one, as json.loads takes it
+        pos = _skip_space(text, pos)
+        if not text.startswith(",", pos):
+            break
+        pos += 1
+    return found if isinstance(found, str) and 0 < len(found) <= MAX_ID_CHARS else None
+
+
+def _skip_space(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in " \t\n\r":
+        pos += 1
+    return pos
 
 
 def request_type(header: Mapping[str, Any]) -> MessageType:

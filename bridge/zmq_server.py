@@ -297,13 +297,13 @@ class ZmqServer:
             if not rest or len(rest[0]) == 0:
                 raise WireError(ErrorCode.MALFORMED, "empty message: expected a JSON header frame first")
             if len(rest) > p.MAX_FRAMES:
-                request_id = _peek_id(rest[0])
+                request_id = p.peek_id(rest[0].bytes)
                 raise WireError(ErrorCode.TOO_LARGE, f"{len(rest)} frames: at most {p.MAX_FRAMES} (a header and "
                                                      f"{p.MAX_FRAMES - 1} binary frames)")
             try:
                 header = p.decode_header(rest[0].bytes)
             except ProtocolError:
-                request_id = _peek_id(rest[0])
+                request_id = p.peek_id(rest[0].bytes)
                 raise
             request_id = header.get("id")
             kind = p.request_type(header)
@@ -394,18 +394,6 @@ class _JobSink(JobSink):
 
 def identity_text(identity: bytes) -> str:
     return identity.hex()
-
-
-def _peek_id(frame: zmq.Frame) -> str | None:
-    """The id of a header that failed to decode, when one can still be read (so the error finds its request)."""
-    if len(frame) > p.MAX_HEADER_BYTES:
-        return None
-    try:
-        data = json.loads(frame.bytes)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    ident = data.get("id") if isinstance(data, dict) else None
-    return ident if isinstance(ident, str) and 0 < len(ident) <= p.MAX_ID_CHARS else None
 
 
 def _fit_header(header: dict[str, Any]) -> bytes:

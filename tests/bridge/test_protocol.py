@@ -44,12 +44,37 @@ def test_header_round_trip() -> None:
         (b'{"v":1,"type":"ping","token":NaN}', ErrorCode.MALFORMED),
         (b'{"v":1,"type":"ping","token":Infinity}', ErrorCode.MALFORMED),
         (b" " * (p.MAX_HEADER_BYTES + 1), ErrorCode.TOO_LARGE),
+        (b'{"v":1,"type":"ping","id":"x","token":' + b"[" * 20000 + b"]" * 20000 + b"}", ErrorCode.MALFORMED),
+        (b'{"v":1,"type":"ping","id":"x","token":' + b'{"a":' * 10000 + b"1" + b"}" * 10001, ErrorCode.MALFORMED),
     ],
 )
 def test_bad_headers(raw: bytes, code: ErrorCode) -> None:
     with pytest.raises(ProtocolError) as caught:
         p.decode_header(raw)
     assert caught.value.code is code and caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b'{"v":99,"type":"ping","id":"a"}', "a"),
+        (b' {\n "v" : 1 , "id" : "b" ', "b"),  # cut short after the id
+        (json.dumps({"v": 1, "type": "ping", "id": "c", "token": "x" * 10_000_000}).encode(), "c"),
+        (json.dumps({"v": 1, "type": "ping", "token": "x" * p.MAX_HEADER_BYTES, "id": "d"}).encode(), None),
+        (b'{"v":1,"id":"e","token":' + b"[" * 30000, "e"),  # deep, and cut
+        (b'{"id":"f","id":"g"}', "g"),  # the last, as json.loads reads it
+        ('{"id":"ü","token":"'.encode() + "ü".encode()[:1], "ü"),  # cut inside a character
+        (b'{"id":7}', None),
+        (b'{"id":""}', None),
+        (json.dumps({"id": "x" * (p.MAX_ID_CHARS + 1)}).encode(), None),
+        (b"[1, 2]", None),
+        (b"", None),
+        (b"\xff\xfe", None),
+        (b'{"v":1,"id"', None),
+    ],
+)
+def test_the_id_of_a_refused_header_is_read_back_when_it_can_be(raw: bytes, expected: str | None) -> None:
+    assert p.peek_id(raw) == expected
 
 
 def test_encoding_refuses_what_the_other_side_could_not_read() -> None:

@@ -209,7 +209,10 @@ def test_cancel_a_running_render(client: Client, served: Served) -> None:
         ([_header(type="status")], "malformed", None),  # no id
         ([_header(type="history", id="e", limit="ten")], "bad_request", "e"),
         ([_header(type="history", id="f", colour="red")], "bad_request", "f"),
-        ([_header(type="ping", id="g", token="x" * (p.MAX_HEADER_BYTES + 1))], "too_large", None),
+        ([_header(type="ping", id="g", token="x" * (p.MAX_HEADER_BYTES + 1))], "too_large", "g"),
+        ([_header(type="ping", id="g2", token="x" * 10_000_000)], "too_large", "g2"),  # the id is read back
+        ([_header(type="ping", token="x" * (p.MAX_HEADER_BYTES + 1), id="g3")], "too_large", None),  # too far in
+        ([b'{"v":1,"type":"ping","id":"deep","token":' + b"[" * 20000 + b"]" * 20000 + b"}"], "malformed", "deep"),
         ([_header(type="ping", id="h"), *[b"x"] * p.MAX_FRAMES], "too_large", "h"),
         ([b""], "malformed", None),
         ([_header(type="ping", id="i", token=float("nan"))], "malformed", "i"),  # NaN is not JSON
