@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 #: most entries one history reply carries
 MAX_HISTORY_LIMIT = 1000
+#: the furthest a history request may skip (SQLite's largest integer)
+MAX_HISTORY_OFFSET = 2**63 - 1
 #: state events are coalesced to at most one per this many seconds
 STATE_EVENT_INTERVAL_S = 0.1
 
@@ -203,8 +205,8 @@ class Service:
         offset = fields.get("offset", 0)
         if not 1 <= limit <= MAX_HISTORY_LIMIT:
             raise RequestError("limit", limit, f"1–{MAX_HISTORY_LIMIT}")
-        if offset < 0:
-            raise RequestError("offset", offset, "0 or more")
+        if not 0 <= offset <= MAX_HISTORY_OFFSET:
+            raise RequestError("offset", offset, f"0–{MAX_HISTORY_OFFSET}")
         return [e.to_dict() for e in self.door.history(limit=limit, offset=offset, model=fields.get("model"))]
 
     def status(self) -> dict[str, Any]:

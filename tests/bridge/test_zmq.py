@@ -98,6 +98,11 @@ def test_history_and_its_bounds(client: Client) -> None:
     with pytest.raises(RemoteError) as caught:
         client.history(limit=0)
     assert caught.value.code == "bad_request" and caught.value.field == "limit"
+    assert client.history(offset=2**63 - 1) == []  # SQLite's largest integer
+    for offset in (2**63, 10**30, -1):
+        with pytest.raises(RemoteError) as caught:
+            client.history(offset=offset)
+        assert caught.value.code == "bad_request" and caught.value.field == "offset", caught.value.header
 
 
 def test_cancel_of_nothing_is_not_found(client: Client) -> None:
