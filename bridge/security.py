@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 import os
 import socket
@@ -100,26 +101,50 @@ class CurveKeys:
 def generate_keys(folder: str | Path) -> dict[str, Path]:
     """Write ``server.key``/``server.key_secret`` and ``client.key``/``client.key_secret`` in ``folder``,
     and the client's public key in ``folder/authorized/``. Existing key files are not overwritten
-    (raises SecurityError). Secret files are readable by their owner only.
+    (raises SecurityError).
+
+    Secret files are created readable by their owner only (never written first and narrowed after), and
+    the folders this makes (``folder`` when it is new, ``authorized/``) are its owner's only: whoever can
+    write to ``authorized/`` decides who gets in.
     """
-    import zmq.auth
+    import zmq
 
     folder = Path(folder).expanduser()
     targets = [folder / f"{name}{suffix}" for name in (SERVER_KEY_NAME, CLIENT_KEY_NAME)
                for suffix in (".key", ".key_secret")]
-    existing = [str(t) for t in targets if t.exists()]
+    existing = [str(t) for t in targets if t.exists() or t.is_symlink()]
     if existing:
         raise SecurityError(f"key files already exist: {', '.join(existing)}; remove them or choose another folder")
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / AUTHORIZED_DIR).mkdir(exist_ok=True)
-    server_public, server_secret = zmq.auth.create_certificates(str(folder), SERVER_KEY_NAME)
-    client_public, client_secret = zmq.auth.create_certificates(str(folder), CLIENT_KEY_NAME)
-    for secret in (server_secret, client_secret):
-        os.chmod(secret, 0o600)
+    if not folder.exists():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700)
+    (folder / AUTHORIZED_DIR).mkdir(mode=0o700, exist_ok=True)
+    paths: dict[str, Path] = {}
+    for name in (SERVER_KEY_NAME, CLIENT_KEY_NAME):
+        public, secret = zmq.curve_keypair()
+        paths[f"{name}_public"] = _write_certificate(folder / f"{name}.key", public)
+        paths[f"{name}_secret"] = _write_certificate(folder / f"{name}.key_secret", public, secret)
     authorized = folder / AUTHORIZED_DIR / f"{CLIENT_KEY_NAME}.key"
-    authorized.write_bytes(Path(client_public).read_bytes())
-    return {"server_public": Path(server_public), "server_secret": Path(server_secret),
-            "client_public": Path(client_public), "client_secret": Path(client_secret), "authorized": authorized}
+    if authorized.exists() or authorized.is_symlink():
+        authorized.unlink()  # the key of an earlier client pair, gone from the folder: this one replaces it
+    paths["authorized"] = _write_certificate(authorized, public)
+    return paths
+
+
+def _write_certificate(path: Path, public: bytes, secret: bytes | None = None) -> Path:
+    """A key file in zmq's certificate format (what ``zmq.auth.load_certificate`` reads), created with
+    its final mode: 0600 when it holds a secret. Raises FileExistsError rather than write through an
+    existing file or link."""
+    kind = "Secret" if secret is not None else "Public"
+    lines = [f"#   ****  Generated on {datetime.datetime.now():%Y-%m-%d %H:%M:%S} by loopbridge  ****",
+             f"#   ZeroMQ CURVE {kind} Certificate",
+             *(["#   Keep this file to yourself: it is readable by its owner only."] if secret is not None else []),
+             "", "metadata", "curve", f'    public-key = "{public.decode("ascii")}"',
+             *([f'    secret-key = "{secret.decode("ascii")}"'] if secret is not None else [])]
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if secret is not None else 0o644)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write("\n".join(lines) + "\n")
+    return path
 
 
 def load_server_keys(folder: str | Path) -> CurveKeys:

@@ -129,6 +129,34 @@ def test_keys_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
         load_public_key(tmp_path / "nothing" / "server.key")
 
 
+def test_key_files_are_private_from_the_moment_they_exist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Secrets are created 0600 and the folders 0700, not written under the umask and narrowed after: with
+    the widest umask and no chmod at all, nothing is ever readable by others."""
+    monkeypatch.setattr(os, "chmod", lambda *args, **kwargs: None)
+    old_umask = os.umask(0)
+    try:
+        paths = generate_keys(tmp_path / "fresh" / "keys")
+    finally:
+        os.umask(old_umask)
+    for secret in ("server_secret", "client_secret"):
+        assert stat.S_IMODE(os.stat(paths[secret]).st_mode) == 0o600, secret
+    for folder in (tmp_path / "fresh" / "keys", tmp_path / "fresh" / "keys" / "authorized"):
+        assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700, folder
+    public, secret = load_client_keys(paths["client_secret"])
+    assert load_public_key(paths["authorized"]) == public == load_public_key(paths["client_public"])
+    assert len(secret) == 40 and load_server_keys(tmp_path / "fresh" / "keys").authorized_dir is not None
+
+
+def test_keys_never_write_through_a_link(tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere"
+    folder = tmp_path / "keys"
+    folder.mkdir()
+    (folder / "server.key_secret").symlink_to(target)  # dangling: exists() alone would miss it
+    with pytest.raises(SecurityError, match="already exist"):
+        generate_keys(folder)
+    assert not target.exists()
+
+
 @pytest.mark.parametrize(
     ("endpoint", "loopback"),
     [("tcp://127.0.0.1:5555", True), ("tcp://localhost:5555", True), ("tcp://[::1]:5555", True),
