@@ -11,9 +11,11 @@ reply to the request it answers), so a request costs no hand-over between thread
 threads waiting, one drives and the others sleep until their reply is in. A small background
 thread keeps things going while nobody waits: it sends heartbeats, counts the engine's (a liveness
 counter), and when the engine falls silent the socket is closed, and after a pause (1 s doubling
-to 30 s, from the protocol) connected again, and every unanswered request sent again. Requests are
-safe to repeat: a render is keyed by its content, so the engine answers a repeat from its store or
-from the job already on its way. The client is thread-safe.
+to 30 s, from the protocol) a new one connected, and every unanswered request sent again. Each
+socket presents a routing id of its own, random and never reused: the engine ties a job to the
+connection that asked for it, so a new connection has nothing to take over and asks again. Requests
+are safe to repeat: a render is keyed by its content, so the engine answers a repeat from its store
+or by joining the render already on its way. The client is thread-safe.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import itertools
 import logging
 import os
 import queue
+import secrets
 import socket
 import threading
 import time
@@ -163,7 +166,6 @@ class Client:
             self._server_key = server_key if isinstance(server_key, bytes) else load_public_key(server_key)
             self._client_keys = client_keys or zmq.curve_keypair()
         self._ctx = zmq.Context()
-        self._identity = b"lb-" + uuid.uuid4().bytes[:12]
         self._outgoing: queue.SimpleQueue[Pending] = queue.SimpleQueue()
         self._pending: dict[str, Pending] = {}
         self._lock = threading.Lock()  # guards _pending
@@ -356,7 +358,9 @@ class Client:
     def _socket(self) -> zmq.Socket:
         sock = self._ctx.socket(zmq.DEALER)
         sock.linger = 0
-        sock.routing_id = self._identity
+        # unguessable, and new for each connection: nobody can present it, and no reply to an earlier
+        # connection's request can reach this one
+        sock.routing_id = b"lb-" + secrets.token_bytes(16)
         sock.setsockopt(zmq.MAXMSGSIZE, p.MAX_MESSAGE_BYTES)
         sock.sndhwm = 10000
         sock.rcvhwm = 10000
@@ -465,7 +469,7 @@ class Client:
         if sock is None:
             if now < self._reconnect_at:
                 return
-            # the pause is over: a new socket under the same routing id, and every unanswered request again
+            # the pause is over: a new socket (a new routing id, a new connection), and every unanswered request again
             sock = self._sock = self._socket()
             self.reconnects += 1
             self._last_heard = now

@@ -4,8 +4,12 @@
   the server proven to clients), unless the operator says ``--insecure`` outright.
 - ``loopbridge keys DIR`` writes a server key pair and a client key pair in zmq's certificate
   format, and puts the client's public key in ``DIR/authorized/``. With ``authorized/`` present,
-  only clients whose public keys are in it get through (checked by a ZAP handler,
-  ``zmq.auth``); without it, any client that knows the server's public key does.
+  only clients whose public keys are in it get through (checked by the engine's ZAP handler,
+  :class:`ZapHandler`); without it, any client that knows the server's public key does.
+- Every connection the ZeroMQ server admits, with keys or without, passes the ZAP handler, which
+  gives it a fresh random id in its metadata (:data:`CONNECTION_PROPERTY`) and, under CURVE, the
+  client's public key as its ``User-Id``. The server ties each job to both, never to the routing id
+  a peer presents.
 - OSC has no keys: beyond loopback, an allow-list of controller addresses (hosts or networks).
 """
 
@@ -14,7 +18,9 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
+import secrets
 import socket
+import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +28,17 @@ from pathlib import Path
 SERVER_KEY_NAME = "server"
 CLIENT_KEY_NAME = "client"
 AUTHORIZED_DIR = "authorized"
+
+#: where libzmq asks a context's ZAP handler (RFC 27) whether to admit a connection
+ZAP_ENDPOINT = "inproc://zeromq.zap.01"
+#: the ZAP domain of the engine's sockets: with one set, libzmq asks the handler about NULL connections too
+ZAP_DOMAIN = "loopbridge"
+#: the metadata property the ZAP handler gives each connection it admits: a fresh random id, carried by
+#: every message of that connection. A peer cannot set it: libzmq keeps the ZAP handler's properties
+#: over any of the same name that the peer sends in its handshake.
+CONNECTION_PROPERTY = "Loopbridge-Connection"
+#: the metadata property libzmq fills with the ZAP handler's user id (here: the client's z85 public key)
+USER_PROPERTY = "User-Id"
 
 
 class SecurityError(Exception):
@@ -195,6 +212,67 @@ def _load_pair(path: Path, what: str) -> tuple[bytes, bytes]:
     if not public or not secret:
         raise SecurityError(f"{str(path)!r} is not a secret key file: expected the *.key_secret file")
     return public, secret
+
+
+# ---- ZAP: who gets in, and which connection a message came on ------------------------------------------
+
+
+class ZapHandler:
+    """Answers libzmq's ZAP requests (RFC 27) for the engine's sockets; the ZeroMQ server binds a REP
+    socket at :data:`ZAP_ENDPOINT` in its context and hands each request to :meth:`answer`.
+
+    ``keys`` None: the sockets speak NULL (loopback, or ``--insecure``) and every NULL connection is
+    admitted. With keys: only CURVE connections are, and when ``keys.authorized_dir`` is given only
+    clients whose public keys are in it (read once, here). Every admitted connection gets a fresh
+    random :data:`CONNECTION_PROPERTY`; a CURVE connection's ``User-Id`` is its z85 public key.
+    """
+
+    def __init__(self, keys: CurveKeys | None) -> None:
+        self.curve = keys is not None
+        self.authorized: frozenset[bytes] | None = None
+        if keys is not None and keys.authorized_dir is not None:
+            self.authorized = load_authorized_keys(keys.authorized_dir)
+        self.counters = {"admitted": 0, "refused": 0}
+
+    def answer(self, request: list[bytes]) -> list[bytes]:
+        """The reply frames to one ZAP request ``[version, request_id, domain, address, identity,
+        mechanism, credentials...]``; a request that is not one is refused."""
+        from zmq.utils import z85
+
+        if len(request) < 6 or request[0] != b"1.0":
+            self.counters["refused"] += 1
+            request_id = request[1] if len(request) > 1 else b""
+            return [b"1.0", request_id, b"500", b"not a ZAP 1.0 request", b"", b""]
+        request_id, mechanism, credentials = request[1], request[5], request[6:]
+        if mechanism == b"NULL" and not self.curve:
+            user = b""
+        elif mechanism == b"CURVE" and self.curve and len(credentials) == 1 and len(credentials[0]) == 32:
+            user = z85.encode(credentials[0])
+            if self.authorized is not None and user not in self.authorized:
+                self.counters["refused"] += 1
+                return [b"1.0", request_id, b"400", b"this client key is not authorized", b"", b""]
+        else:
+            self.counters["refused"] += 1
+            return [b"1.0", request_id, b"400", b"mechanism " + mechanism[:16] + b" is not accepted", b"", b""]
+        self.counters["admitted"] += 1
+        connection = secrets.token_hex(12).encode("ascii")
+        return [b"1.0", request_id, b"200", b"OK", user, _metadata({CONNECTION_PROPERTY: connection})]
+
+
+def load_authorized_keys(folder: Path) -> frozenset[bytes]:
+    """The z85 public keys of the ``*.key`` files in ``folder``. Raises SecurityError when it cannot be read."""
+    import zmq.auth
+
+    try:
+        return frozenset(zmq.auth.load_certificates(str(folder)))
+    except (OSError, ValueError) as exc:
+        raise SecurityError(f"authorized keys in {str(folder)!r} cannot be read ({exc})") from exc
+
+
+def _metadata(properties: dict[str, bytes]) -> bytes:
+    """ZMTP metadata: per property a 1-byte name length, the name, a 4-byte value length, the value."""
+    return b"".join(bytes([len(name)]) + name.encode("ascii") + struct.pack(">I", len(value)) + value
+                    for name, value in properties.items())
 
 
 # ---- OSC allow-list ----------------------------------------------------------------------------------------

@@ -142,8 +142,9 @@ class Service:
 
     # ---- quick operations ----------------------------------------------------------------------------
 
-    def quick(self, kind: MessageType, fields: Mapping[str, Any]) -> dict[str, Any]:
-        """Answer a request that is not a job; returns the reply's fields. Raises WireError."""
+    def quick(self, kind: MessageType, fields: Mapping[str, Any], namespace: str | None = None) -> dict[str, Any]:
+        """Answer a request that is not a job; returns the reply's fields. ``namespace`` is the asking
+        client's (its jobs are the ones ``status`` lists). Raises WireError."""
         try:
             if kind is MessageType.HELLO:
                 return self.hello()
@@ -155,7 +156,7 @@ class Service:
             if kind is MessageType.HISTORY:
                 return {"entries": self.history(fields)}
             if kind is MessageType.STATUS:
-                return self.status()
+                return self.status(namespace)
             if kind is MessageType.PING:
                 return {"token": fields.get("token", "")}
         except WireError:
@@ -209,9 +210,17 @@ class Service:
             raise RequestError("offset", offset, f"0–{MAX_HISTORY_OFFSET}")
         return [e.to_dict() for e in self.door.history(limit=limit, offset=offset, model=fields.get("model"))]
 
-    def status(self) -> dict[str, Any]:
+    def status(self, namespace: str | None = None) -> dict[str, Any]:
+        """The engine's status as the client of ``namespace`` may see it: the ids of its own running jobs
+        (as it sent them) in ``queue.running_jobs``, and only totals for everyone else's (none listed
+        without a namespace)."""
+        status = self.door.status()
+        queue = dict(status["queue"])
+        prefix = _job_key(namespace, "") if namespace is not None else None
+        queue["running_jobs"] = [job_id[len(prefix):] for job_id in queue.get("running_jobs", ())
+                                 if prefix is not None and job_id.startswith(prefix)]
         return {"default_model": self.default_model, "uptime_s": round(time.time() - self.started_at, 3),
-                **self.door.status()}
+                **status, "queue": queue}
 
     def cancel(self, namespace: str, target: str) -> dict[str, Any]:
         if not self.door.cancel(_job_key(namespace, target)):

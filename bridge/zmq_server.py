@@ -6,15 +6,27 @@ failure to decode or serve one message is answered with an error (or, for a fram
 other threads (a job finishing on the scheduler) reach the socket thread through an inproc PUSH
 socket, so only that thread ever touches the ROUTER and the PUB.
 
+Who owns a job: the connection that asked for it, never the routing id it presents (a peer picks
+that itself, and libzmq's automatic ones count up). The same thread answers the context's ZAP
+requests (:class:`~.security.ZapHandler`), which give every connection a fresh random id that its
+messages carry as metadata, and under CURVE the client's public key as its ``User-Id``; a job's id
+is scoped to both. A second connection presenting a routing id in use is ignored by the ROUTER
+(``ROUTER_HANDOVER`` stays off), and a job's replies go to its routing id only while the last
+message heard on that id came from the job's connection within the liveness window: once another
+connection has spoken under it, or nobody has for that long, they are dropped.
+
 Heartbeats: every client that sent anything within ``liveness`` intervals gets a heartbeat each
-interval; one that falls silent longer is forgotten (its queued replies are dropped by ZeroMQ).
+interval; one that falls silent longer is forgotten: its jobs' replies are dropped (a client that
+heartbeats, as the protocol asks, is never silent that long while it waits).
 """
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import json
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -26,7 +38,7 @@ from loopbridge.engine.frontdoor import Sample
 from . import protocol as p
 from .protocol import ErrorCode, MessageType, ProtocolError
 from .replies import JobSink, WireError, sample_fields
-from .security import CurveKeys
+from .security import CONNECTION_PROPERTY, USER_PROPERTY, ZAP_DOMAIN, ZAP_ENDPOINT, CurveKeys, ZapHandler
 from .service import Service
 
 log = logging.getLogger(__name__)
@@ -41,20 +53,39 @@ RequestLog = Callable[[str], None]
 
 
 class _Route:
-    """Where a reply goes: the peer's routing id, and whether it framed its message with an empty frame."""
+    """Where a reply goes: the peer's routing id, whether it framed its message with an empty frame,
+    and who asked: the connection (its ZAP-given id) and, under CURVE, the client's public key."""
 
-    __slots__ = ("delimiter", "identity")
+    __slots__ = ("connection", "delimiter", "identity", "user")
 
-    def __init__(self, identity: bytes, delimiter: bool) -> None:
+    def __init__(self, identity: bytes, delimiter: bool, connection: str, user: str = "") -> None:
         self.identity = identity
         self.delimiter = delimiter
+        self.connection = connection
+        self.user = user
 
     def frames(self, header: bytes, binary: Sequence[bytes] = ()) -> list[Any]:
         return [self.identity, *([b""] if self.delimiter else []), header, *binary]
 
     @property
+    def owner(self) -> str:
+        """The namespace of this connection's job ids: its connection id, and its client key under CURVE."""
+        return f"zmq:{self.connection}" + (f":{self.user}" if self.user else "")
+
+    @property
     def peer(self) -> str:
         return self.identity.hex()[:10]
+
+
+class _Peer:
+    """A routing id heard from: when, how it frames its messages, and which connection spoke under it last."""
+
+    __slots__ = ("connection", "delimiter", "seen")
+
+    def __init__(self, seen: float, delimiter: bool, connection: str) -> None:
+        self.seen = seen
+        self.delimiter = delimiter
+        self.connection = connection
 
 
 class ZmqServer:
@@ -85,7 +116,8 @@ class ZmqServer:
         self.liveness = liveness
         self.request_log = request_log
         self.ctx = zmq.Context()
-        self._auth: Any = None
+        self._zap_handler = ZapHandler(keys)
+        self._zap: zmq.Socket | None = None
         self._router: zmq.Socket | None = None
         self._pub: zmq.Socket | None = None
         self._pull: zmq.Socket | None = None
@@ -95,19 +127,24 @@ class ZmqServer:
         self._thread: threading.Thread | None = None
         self._thread_id: int | None = None
         self._stopping = threading.Event()
-        self._clients: dict[bytes, tuple[float, bool]] = {}
-        self.counters = {"received": 0, "errors": 0, "replies": 0}
+        self._peers: dict[bytes, _Peer] = {}
+        #: ``orphaned``: job replies dropped: their routing id was another connection's by then, or silent
+        self.counters = {"received": 0, "errors": 0, "replies": 0, "orphaned": 0}
 
     # ---- life cycle --------------------------------------------------------------------------------
 
     def start(self) -> ZmqServer:
-        if self.keys is not None:
-            self._start_authenticator()
         opened: list[zmq.Socket] = []
         try:
+            # bound before any socket that asks it: a connection is only admitted through it
+            self._zap = self._open(zmq.REP, opened, hwm=0, public=False)
+            self._zap.bind(ZAP_ENDPOINT)
+            _seed_routing_ids()
             router = self._open(zmq.ROUTER, opened, hwm=10000, public=True)
             router.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes)
-            router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a client reconnecting under its id takes it over
+            # off (libzmq's default, said outright): a second connection presenting a routing id in use is
+            # ignored, so no one takes over a live route
+            router.setsockopt(zmq.ROUTER_HANDOVER, 0)
             self.endpoint = self._bind(router, self.endpoint)
             if self.events_endpoint:
                 pub = self._open(zmq.PUB, opened, hwm=10000, public=True)
@@ -146,18 +183,10 @@ class ZmqServer:
         sock.bind(endpoint)
         return str(sock.getsockopt_string(zmq.LAST_ENDPOINT))
 
-    def _start_authenticator(self) -> None:
-        import zmq.auth
-        from zmq.auth.thread import ThreadAuthenticator
-
-        assert self.keys is not None  # checked by the caller: only called with keys
-        auth = ThreadAuthenticator(self.ctx)
-        auth.start()
-        location = str(self.keys.authorized_dir) if self.keys.authorized_dir is not None else zmq.auth.CURVE_ALLOW_ANY
-        auth.configure_curve(domain="*", location=location)
-        self._auth = auth
-
     def _secure(self, sock: zmq.Socket) -> None:
+        """Every connection to a public socket goes through the ZAP handler (a ZAP domain makes libzmq ask
+        it about NULL connections too); with keys, CURVE."""
+        sock.zap_domain = ZAP_DOMAIN.encode()
         if self.keys is None:
             return
         sock.curve_server = True
@@ -171,12 +200,10 @@ class ZmqServer:
         if self._thread is not None:
             self._thread.join(timeout)
         with self._push_lock:
-            for sock in (self._push, self._pull, self._pub, self._router):
+            for sock in (self._push, self._pull, self._pub, self._router, self._zap):
                 if sock is not None:
                     sock.close(0)
             self._push = None
-        if self._auth is not None:
-            self._auth.stop()
         self.ctx.term()
 
     # ---- sending -----------------------------------------------------------------------------------
@@ -188,11 +215,25 @@ class ZmqServer:
             raw = _fit_header(header)
         frames = route.frames(raw, binary)
         if threading.get_ident() == self._thread_id:
-            self._router_send(frames)
+            self._deliver(route.connection, frames)
             return
         with self._push_lock:
             if self._push is not None:
-                self._push.send_multipart([b"R", *frames], copy=False)
+                self._push.send_multipart([b"R", route.connection.encode(), *frames], copy=False)
+
+    def _deliver(self, connection: str, frames: list[Any]) -> None:
+        """Send a reply to ``connection``'s request while the last message under its routing id came from that
+        connection, within the liveness window; else drop it: another connection spoke under the id since
+        (it is not who asked), or nobody did for so long that whoever holds the id now may be someone else.
+        On the socket thread only."""
+        identity = frames[0] if isinstance(frames[0], bytes) else frames[0].bytes  # a Frame when forwarded
+        peer = self._peers.get(identity)
+        if peer is None or peer.connection != connection:
+            self.counters["orphaned"] += 1
+            log.debug("reply for connection %s dropped: routing id %s is %s", connection[:8], identity.hex()[:10],
+                      "silent" if peer is None else "another connection's now")
+            return
+        self._router_send(frames)
 
     def _router_send(self, frames: list[Any]) -> None:
         assert self._router is not None  # only called on the socket thread while it runs
@@ -225,9 +266,10 @@ class ZmqServer:
 
     def _loop(self) -> None:
         self._thread_id = threading.get_ident()
-        router, pull = self._router, self._pull
-        assert router is not None and pull is not None  # start() made them
+        router, pull, zap = self._router, self._pull, self._zap
+        assert router is not None and pull is not None and zap is not None  # start() made them
         poller = zmq.Poller()
+        poller.register(zap, zmq.POLLIN)
         poller.register(router, zmq.POLLIN)
         poller.register(pull, zmq.POLLIN)
         next_beat = time.monotonic() + self.heartbeat_interval_s
@@ -239,6 +281,9 @@ class ZmqServer:
                 if exc.errno == zmq.ETERM:
                     return
                 raise
+            if ready.get(zap):
+                self._answer_zap(zap)
+            backlog = False
             if ready.get(router):
                 for _ in range(_BATCH):
                     try:
@@ -246,6 +291,8 @@ class ZmqServer:
                     except zmq.Again:
                         break
                     self._handle(frames)
+                else:
+                    backlog = True  # heartbeats may wait in it: nobody counts as silent before they are read
             if ready.get(pull):
                 for _ in range(_BATCH * 4):
                     try:
@@ -255,29 +302,39 @@ class ZmqServer:
                     self._forward(out)
             now = time.monotonic()
             if now >= next_beat:
-                self._heartbeat(now)
+                self._heartbeat(now, forget=not backlog)
                 next_beat = now + self.heartbeat_interval_s
+
+    def _answer_zap(self, zap: zmq.Socket) -> None:
+        for _ in range(_BATCH):
+            try:
+                request = zap.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            zap.send_multipart(self._zap_handler.answer(request))
 
     def _forward(self, out: list[zmq.Frame]) -> None:
         kind = out[0].bytes
         if kind == b"R":
-            self._router_send(out[1:])
+            self._deliver(out[1].bytes.decode(), out[2:])
         elif kind == b"P" and self._pub is not None:
             try:
                 self._pub.send_multipart(out[1:], zmq.NOBLOCK)
             except zmq.ZMQError:
                 pass
 
-    def _heartbeat(self, now: float) -> None:
+    def _heartbeat(self, now: float, forget: bool = True) -> None:
+        """A heartbeat to every peer heard within the liveness window; with ``forget``, the others are
+        forgotten (their jobs' replies are dropped from then on)."""
         horizon = now - self.heartbeat_interval_s * self.liveness
-        gone = [identity for identity, (seen, _) in self._clients.items() if seen < horizon]
+        gone = [identity for identity, peer in self._peers.items() if peer.seen < horizon] if forget else []
         for identity in gone:
-            del self._clients[identity]
-        if not self._clients:
+            del self._peers[identity]
+        if not self._peers:
             return
         raw = p.encode_header({"type": p.ReplyType.HEARTBEAT.value})
-        for identity, (_, delimiter) in self._clients.items():
-            self._router_send(_Route(identity, delimiter).frames(raw))
+        for identity, peer in self._peers.items():
+            self._router_send([identity, *([b""] if peer.delimiter else []), raw])
 
     # ---- one message ---------------------------------------------------------------------------------
 
@@ -286,11 +343,17 @@ class ZmqServer:
         self.counters["received"] += 1
         identity = frames[0].bytes
         rest = frames[1:]
+        first = frames[1] if len(frames) > 1 else frames[0]  # the routing id frame is the ROUTER's own
+        connection, user = _property(first, CONNECTION_PROPERTY), _property(first, USER_PROPERTY)
+        if not connection:  # admitted without the ZAP handler: nothing to tie its jobs to
+            log.error("message from %s without a connection id dropped: was it admitted without ZAP?",
+                      identity.hex()[:10])
+            return
         delimiter = len(rest) >= 2 and len(rest[0]) == 0
         if delimiter:
             rest = rest[1:]
-        route = _Route(identity, delimiter)
-        self._clients[identity] = (time.monotonic(), delimiter)
+        route = _Route(identity, delimiter, connection, user)
+        self._heard(identity, delimiter, connection)
         request_id: str | None = None
         kind: MessageType | None = None
         try:
@@ -325,9 +388,19 @@ class ZmqServer:
             self.error(route, request_id, error, kind.value if kind is not None else None)
             self._log(route, kind.value if kind else "?", request_id, f"error {error.code.value}", started)
 
+    def _heard(self, identity: bytes, delimiter: bool, connection: str) -> None:
+        peer = self._peers.get(identity)
+        if peer is None:
+            self._peers[identity] = _Peer(time.monotonic(), delimiter, connection)
+            return
+        if peer.connection != connection:
+            log.info("routing id %s is another connection's now: replies to the earlier one's jobs are dropped",
+                     identity.hex()[:10])
+        peer.seen, peer.delimiter, peer.connection = time.monotonic(), delimiter, connection
+
     def _dispatch(self, route: _Route, kind: MessageType, request_id: str, fields: dict[str, Any],
                   binary: list[memoryview], started: float) -> None:
-        namespace = "zmq:" + identity_text(route.identity)
+        namespace = route.owner
         if kind in p.JOB_TYPES:
             sink = _JobSink(self, route, request_id, kind, fields.get("audio", True), started)
             self.service.start_job(namespace, kind, request_id, fields, binary, sink)
@@ -342,7 +415,7 @@ class ZmqServer:
             self._log(route, kind.value, request_id, "ok", started)
             return
         else:
-            reply = self.service.quick(kind, fields)
+            reply = self.service.quick(kind, fields, namespace)
         self._send(route, {"type": p.ReplyType.REPLY.value, "re": kind.value, "id": request_id, **reply})
         self._log(route, kind.value, request_id, "ok", started)
 
@@ -392,8 +465,23 @@ class _JobSink(JobSink):
                          self.started)
 
 
-def identity_text(identity: bytes) -> str:
-    return identity.hex()
+def _property(frame: zmq.Frame, name: str) -> str:
+    """A metadata property of the connection ``frame`` came on ("" when it has none)."""
+    try:
+        return str(frame.get(name) or "")
+    except zmq.ZMQError:
+        return ""
+
+
+def _seed_routing_ids() -> None:
+    """Make the ROUTER's automatic routing ids unguessable: libzmq counts them up from ``rand()``, which it
+    never seeds, so the first one is the same in every process (``006b8b4567`` with glibc). Seeding the C
+    library's generator here, just before the ROUTER is made, starts the count at a random 32-bit number.
+    Where the C library cannot be reached the ids stay libzmq's; jobs never depend on them."""
+    try:
+        ctypes.CDLL(None).srand(ctypes.c_uint(secrets.randbits(32)))
+    except (OSError, AttributeError, TypeError) as exc:
+        log.debug("automatic routing ids keep libzmq's start: %s", exc)
 
 
 def _fit_header(header: dict[str, Any]) -> bytes:

@@ -19,8 +19,11 @@ from loopbridge.bridge.cli import main
 from loopbridge.bridge.client import Client, Events
 from loopbridge.bridge.osc_server import OscServer
 from loopbridge.bridge.security import (
+    CONNECTION_PROPERTY,
     AllowList,
+    CurveKeys,
     SecurityError,
+    ZapHandler,
     check_osc_bind,
     check_zmq_binds,
     generate_keys,
@@ -155,6 +158,35 @@ def test_keys_never_write_through_a_link(tmp_path: Path) -> None:
     with pytest.raises(SecurityError, match="already exist"):
         generate_keys(folder)
     assert not target.exists()
+
+
+def _zap(mechanism: bytes, *credentials: bytes) -> list[bytes]:
+    return [b"1.0", b"req-1", b"loopbridge", b"127.0.0.1", b"", mechanism, *credentials]
+
+
+def test_the_zap_handler_admits_by_mechanism_and_key_and_names_each_connection(keys: Path) -> None:
+    from zmq.utils import z85
+
+    plain = ZapHandler(None)
+    first, second = plain.answer(_zap(b"NULL")), plain.answer(_zap(b"NULL"))
+    assert first[:4] == [b"1.0", b"req-1", b"200", b"OK"] and first[4] == b""
+    assert first[5] != second[5] and CONNECTION_PROPERTY.encode() in first[5], "a fresh id per connection"
+    assert plain.answer(_zap(b"CURVE", b"k" * 32))[2] == b"400", "no keys: no CURVE"
+    assert plain.answer(_zap(b"PLAIN", b"user", b"password"))[2] == b"400"
+    assert plain.answer([b"0.9", b"x"])[:3] == [b"1.0", b"x", b"500"]
+    assert plain.answer([])[2] == b"500"
+
+    server_keys = load_server_keys(keys)
+    authorized_public, _ = load_client_keys(keys)
+    curve = ZapHandler(server_keys)
+    admitted = curve.answer(_zap(b"CURVE", z85.decode(authorized_public)))
+    assert admitted[2] == b"200" and admitted[4] == authorized_public, "the client's key is its User-Id"
+    stranger, _ = zmq.curve_keypair()
+    assert curve.answer(_zap(b"CURVE", z85.decode(stranger)))[2] == b"400"
+    assert curve.answer(_zap(b"NULL"))[2] == b"400", "keys: NULL connections are not admitted"
+    assert curve.answer(_zap(b"CURVE", b"short"))[2] == b"400"
+    anyone = ZapHandler(CurveKeys(server_keys.public, server_keys.secret, None))
+    assert anyone.answer(_zap(b"CURVE", z85.decode(stranger)))[4] == stranger
 
 
 @pytest.mark.parametrize(
