@@ -475,9 +475,11 @@ def _property(frame: zmq.Frame, name: str) -> str:
 
 def _seed_routing_ids() -> None:
     """Make the ROUTER's automatic routing ids unguessable: libzmq counts them up from ``rand()``, which it
-    never seeds, so the first one is the same in every process (``006b8b4567`` with glibc). Seeding the C
-    library's generator here, just before the ROUTER is made, starts the count at a random 32-bit number.
-    Where the C library cannot be reached the ids stay libzmq's; jobs never depend on them."""
+    never seeds, so the first one is the same in every process (``006b8b4567`` with glibc). A peer could
+    present the next one itself, and libzmq aborts the process when it then gives that id to a peer that
+    chose none. Seeding the C library's generator here, just before the ROUTER is made, starts the count
+    at a random 32-bit number. Where the C library cannot be reached the ids stay libzmq's (jobs never
+    depend on them)."""
     try:
         ctypes.CDLL(None).srand(ctypes.c_uint(secrets.randbits(32)))
     except (OSError, AttributeError, TypeError) as exc:

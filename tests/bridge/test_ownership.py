@@ -293,37 +293,60 @@ def test_the_python_client_that_loses_the_engine_mid_render_asks_again_and_is_an
     assert after["rendered"] == counters["rendered"] + 1, "the request sent again joined the render"
 
 
-def test_automatic_routing_ids_differ_from_run_to_run() -> None:
-    """libzmq counts automatic routing ids up from an unseeded ``rand()``: the same in every process unless
-    the engine seeds it. Two engines in two processes give their first client different ids."""
-    script = """
+#: an engine alone in a fresh process (a ping never reaches its service), as ``loopbridge serve`` starts
+#: one; ``ping(routing_id)`` pings it from a new socket and returns the routing id it was heard under
+FRESH_ENGINE = """
 import time, zmq
 from loopbridge.bridge.zmq_server import ZmqServer
 
-class Service:  # a ping never reaches the service
+class Service:
     def add_listener(self, listener): pass
     def remove_listener(self, listener): pass
 
 lines = []
 server = ZmqServer(Service(), "tcp://127.0.0.1:*", None, request_log=lines.append).start()
 ctx = zmq.Context()
-sock = ctx.socket(zmq.DEALER)
-sock.linger = 0
-sock.connect(server.endpoint)
-sock.send(b'{"v":1,"type":"ping","id":"first"}')
-assert sock.poll(30000)
-deadline = time.monotonic() + 10
-while not lines and time.monotonic() < deadline:
-    time.sleep(0.01)
-print(lines[0].split()[1])
-sock.close(0)
-ctx.term()
-server.stop()
+
+def ping(routing_id=None):
+    sock = ctx.socket(zmq.DEALER)
+    sock.linger = 0
+    if routing_id is not None:
+        sock.routing_id = routing_id
+    sock.connect(server.endpoint)
+    heard = len(lines)
+    sock.send(b'{"v":1,"type":"ping","id":"p"}')
+    assert sock.poll(30000), "no pong"
+    deadline = time.monotonic() + 10
+    while len(lines) == heard and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return lines[heard].split()[1]
 """
-    firsts = [subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
-              .stdout.strip() for _ in range(2)]
+
+#: the first automatic routing id libzmq gives when nobody seeds ``rand()`` (glibc's first ``rand()``)
+UNSEEDED_FIRST_ID = "006b8b4567"
+
+
+def _in_a_fresh_engine(body: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", FRESH_ENGINE + body], capture_output=True, text=True, timeout=120)
+
+
+def test_automatic_routing_ids_differ_from_run_to_run() -> None:
+    """libzmq counts automatic routing ids up from an unseeded ``rand()``: the same in every process unless
+    the engine seeds it. Two engines in two processes give their first client different ids."""
+    runs = [_in_a_fresh_engine("print(ping())") for _ in range(2)]
+    assert all(run.returncode == 0 for run in runs), [run.stderr[-2000:] for run in runs]
+    firsts = [run.stdout.strip() for run in runs]
     assert all(len(first) == 10 and first.startswith("00") for first in firsts), firsts
-    assert firsts[0] != firsts[1] and "006b8b4567" not in firsts, firsts
+    assert firsts[0] != firsts[1] and UNSEEDED_FIRST_ID not in firsts, firsts
+
+
+def test_a_socket_squatting_the_next_automatic_routing_id_does_not_bring_the_engine_down() -> None:
+    """libzmq aborts the process when it gives a new peer an automatic id that a peer chose for itself; with
+    the count's start predictable, one socket presenting it killed the engine at the next plain connect."""
+    run = _in_a_fresh_engine(f"print(ping(bytes.fromhex('{UNSEEDED_FIRST_ID}')), ping())")
+    assert run.returncode == 0, run.stderr[-2000:]
+    squatter, plain = run.stdout.split()
+    assert squatter == UNSEEDED_FIRST_ID and plain != squatter
 
 
 # ---- under CURVE --------------------------------------------------------------------------------------------
