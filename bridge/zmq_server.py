@@ -311,7 +311,12 @@ class ZmqServer:
                 request = zap.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            zap.send_multipart(self._zap_handler.answer(request))
+            try:
+                reply = self._zap_handler.answer(request)
+            except Exception:  # a REP socket must answer what it received, or it takes no more requests
+                log.exception("ZAP request refused: the handler failed")
+                reply = [b"1.0", request[1] if len(request) > 1 else b"", b"500", b"ZAP handler failed", b"", b""]
+            zap.send_multipart(reply)
 
     def _forward(self, out: list[zmq.Frame]) -> None:
         kind = out[0].bytes
