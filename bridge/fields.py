@@ -11,7 +11,6 @@ draws every musical conclusion from them (``engine/host.py``).
 
 from __future__ import annotations
 
-import io
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -132,12 +131,6 @@ class OrderBuilder:
 
 
 def decode_audio(data: bytes | memoryview, where: str) -> AudioPrompt:
-    """An audio prompt sent as file bytes (WAV, FLAC, AIFF or OGG). Raises AudioReadError."""
-    import numpy as np
-    import soundfile as sf
-
-    try:
-        audio, rate = sf.read(io.BytesIO(bytes(data)), dtype="float32", always_2d=True)
-    except Exception as exc:  # libsndfile raises its own error types for anything unreadable
-        raise AudioReadError(f"audio prompt in {where} is not readable audio (WAV, FLAC, AIFF or OGG): {exc}") from exc
-    return AudioPrompt(np.ascontiguousarray(audio.T), int(rate))
+    """An audio prompt sent as bytes: an audio file's (WAV, FLAC, AIFF, OGG, MP3) or a spectrogram
+    image's (a Riffusion seed image: PNG, JPEG, WebP, BMP). Raises AudioReadError or RequestError."""
+    return AudioPrompt.from_bytes(data, f"audio prompt in {where}")
