@@ -188,7 +188,7 @@ DELIVERY_FIELDS: dict[str, str] = {
     "audio": "bool",  # attach WAV bytes as binary frames (default true over ZeroMQ)
     "prerender": "bool",  # queue neighbouring variations afterwards (default true)
     "audio_prompt_frame": "int",  # index of the binary frame holding the audio prompt (WAV/FLAC/AIFF bytes)
-    "audio_prompt_path": "str",  # or a file on the engine's machine (OSC, same machine)
+    "audio_prompt_path": "str",  # or a file on the engine's machine, inside a folder it allows (the inbox...)
     "audio_prompt_key": "str",  # or a stored render, by key
     "priority": "str",  # "interactive" (default) | "background"
 }
@@ -422,7 +422,7 @@ SESSION_PARAMS: dict[str, str] = {
     "pitch_semitones": "float",
     "audio_prompt_strength": "float",  # 0–1
     "sample_rate": "int",
-    "audio_prompt_path": "str",  # a file on the engine's machine to make variations of ("" for none)
+    "audio_prompt_path": "str",  # a file in a folder the engine allows (its inbox...) to vary ("" for none)
 }
 
 #: the session's first names for some parameters, still accepted, answered and fed back under that
