@@ -8,9 +8,9 @@ turns checked fields into a front-door :class:`~loopbridge.engine.frontdoor.Orde
 (pitch, root note) and the delivery options (variations, priority, pre-rendering). The engine
 draws every musical conclusion from them (``engine/host.py``).
 
-A builder for network clients (``allowed`` given) takes an audio prompt file only inside the
-allowed folders (:mod:`.paths`); the command line's builder (``allowed=None``) reads any file its
-user names.
+A builder for network clients (``allowed`` given) takes a model by an id that ``models`` lists and
+an audio prompt file only inside the allowed folders (:mod:`.paths`); the command line's builder
+(``allowed=None``) takes what its user names: a model folder, ``FAMILY:PATH``, any file.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from loopbridge.engine.errors import NotFoundError, RequestError
+from loopbridge.engine.errors import NotFoundError, RequestError, UnknownModelError
 from loopbridge.engine.frontdoor import FrontDoor, Order
 from loopbridge.engine.host import HostFacts
 from loopbridge.engine.request import AudioPrompt, GenerateRequest, random_seed
@@ -59,8 +59,8 @@ def priority(fields: Mapping[str, Any]) -> Priority:
 class OrderBuilder:
     """Orders from wire fields for one front door. ``default_model`` serves requests that name none.
 
-    ``allowed``: the folders whose files network clients may name; None for the command line, whose
-    user may name any file.
+    ``allowed``: the folders whose files network clients may name, and models by listed id only;
+    None for the command line, whose user may name any file and any model folder.
 
     Audio prompts come from a binary frame, a stored render's key, or a file on the engine's machine
     (the last file read is kept while it is unchanged, so a controller's knob turns do not read it
@@ -73,6 +73,19 @@ class OrderBuilder:
         self.allowed = allowed
         self._lock = threading.Lock()
         self._last_file: tuple[FileStamp, AudioPrompt] | None = None
+        self._model_ids: frozenset[str] = frozenset()
+
+    def model(self, value: str) -> str:
+        """``value`` when a client may ask for that model: for network clients an id that ``models``
+        lists (never a folder path or ``FAMILY:PATH``). Raises UnknownModelError listing the ids."""
+        if self.allowed is None or not value or value in self._model_ids:
+            return value  # "" is the request's own error
+        ids = [spec.id for spec in self.door.models()]  # a scan of the model folders: only for an id not seen
+        with self._lock:
+            self._model_ids = frozenset(ids)
+        if value not in ids:
+            raise UnknownModelError(value, ids)
+        return value
 
     def order(self, kind: MessageType, fields: Mapping[str, Any], frames: Sequence[bytes | memoryview] = ()) -> Order:
         """The order that a ``kind`` message with checked ``fields`` asks for.
@@ -97,7 +110,7 @@ class OrderBuilder:
                        frames: Sequence[bytes | memoryview]) -> Order:
         # the host's facts (tempo, meter, bars) go to the front door, which puts them in the request
         values = {name: fields[name] for name in p.REQUEST_FIELDS if name in fields and name not in HOST_FACTS}
-        values.setdefault("model", self.default_model)
+        values["model"] = self.model(values.get("model", self.default_model))
         if "seed" not in values and kind is MessageType.GENERATE:
             values["seed"] = random_seed()
         if kind is MessageType.MORPH and not values.get("morph_prompt"):

@@ -53,7 +53,7 @@ class Service:
     ``default_model`` is used when a request names none. ``export_dir`` is where files handed out
     as paths (OSC) are linked under their readable names (default ``<store>/../exports``). Clients
     may name files by path only inside the store, the inbox (``inbox``, default ``<store>/../inbox``,
-    made here) and ``allowed_paths`` (:mod:`.paths`).
+    made here) and ``allowed_paths`` (:mod:`.paths`), and models only by the ids ``models`` lists.
     """
 
     def __init__(self, door: FrontDoor, *, default_model: str = "default",
@@ -156,7 +156,7 @@ class Service:
             if kind is MessageType.MODELS:
                 return {"models": self.models()}
             if kind is MessageType.CAPABILITIES:
-                model = fields.get("model") or self.default_model
+                model = self.orders.model(fields.get("model") or self.default_model)
                 return {"model": model, "capabilities": self.door.capabilities(model).to_dict()}
             if kind is MessageType.HISTORY:
                 return {"entries": self.history(fields)}

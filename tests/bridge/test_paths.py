@@ -1,11 +1,13 @@
-"""Paths from the network: a file only inside the folders the user allowed (the store, the
+"""Paths and models from the network: a file only inside the folders the user allowed (the store, the
 inbox, ``--allow-path``), symlinks resolved first, one answer for every path outside whether or not a
-file is there. Over ZeroMQ, over OSC jobs and over the OSC session's audio prompt."""
+file is there; a model only by an id that ``models`` lists. Over ZeroMQ, over OSC jobs and over the
+OSC session's audio prompt."""
 
 from __future__ import annotations
 
 import io
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -194,7 +196,30 @@ def test_allowed_folders_unit(tmp_path: Path) -> None:
         assert caught.value.accepted == OUTSIDE
 
 
-# ---- serve --allow-path -----------------------------------------------------------------------------------
+# ---- models by id ------------------------------------------------------------------------------------------
+
+
+def test_a_model_folder_over_the_network_is_refused_while_its_id_works(served: Served, client: Client,
+                                                                        peer: Peer, tiny_dd_root: Path) -> None:
+    folder = str(tiny_dd_root / "tiny-dd")
+    for model in (folder, f"dance-diffusion:{folder}"):
+        error = _refusal(client, model=model)
+        assert error.code == "unknown_model" and "tiny-dd" in error.message
+        with pytest.raises(RemoteError) as caught:
+            client.capabilities(model)
+        assert caught.value.code == "unknown_model"
+        peer.send(f"{R}/session/set/model", model)
+        assert peer.until(f"{R}/session/model")[0] == ["tiny-dd"]  # snaps back
+        assert peer.until(p.OSC_ERROR)[0][1] == "unknown_model"
+        peer.send(f"{R}/models/capabilities", model)
+        assert peer.until(p.OSC_ERROR)[0][1] == "unknown_model"
+    # the same model by its id
+    assert client.capabilities("tiny-dd")["family"] == "dance-diffusion"
+    assert client.generate(seed=2, timeout=120, **TINY).samples
+    assert served.osc.session.params["model"] == "tiny-dd"
+
+
+# ---- serve --allow-path and serve --model FOLDER -----------------------------------------------------------
 
 
 def test_serve_allow_path_adds_a_folder(tiny_dd_root: Path, tmp_path: Path, outside: Path) -> None:
@@ -228,3 +253,25 @@ def test_serve_allow_path_must_be_a_folder(tmp_path: Path, capsys: pytest.Captur
     assert status == 2 and "allow-path=" in err and "expected an existing folder" in err, err
     assert time.monotonic() - started < 30
 
+
+def test_serve_model_folder_is_listed_under_an_id_that_clients_use(tiny_dd_root: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(tiny_dd_root / "tiny-dd", elsewhere / "tiny-dd")  # a second folder of that name
+    home = tmp_path / "home"
+    home.mkdir()
+    engine = spawn_engine(tiny_dd_root, home, "--zmq", "tcp://127.0.0.1:*", "--events", "off", "--osc", "off",
+                          "--prerender", "0", "--model", str(elsewhere / "tiny-dd"))
+    try:
+        assert "default_model tiny-dd-2" in engine.text()
+        with Client(engine.zmq) as client:
+            assert client.hello()["default_model"] == "tiny-dd-2"
+            listed = {m["id"]: m["path"] for m in client.models()}
+            assert listed["tiny-dd-2"] == str((elsewhere / "tiny-dd").resolve()) and "tiny-dd" in listed
+            assert client.generate(timeout=120, **{**TINY, "model": "tiny-dd-2", "seed": 4}).samples
+            assert client.generate(timeout=120, **{**TINY, "model": None, "seed": 4}).samples  # the default
+            with pytest.raises(RemoteError) as caught:
+                client.generate(timeout=60, **{**TINY, "model": str(elsewhere / "tiny-dd")})
+            assert caught.value.code == "unknown_model"
+    finally:
+        engine.process.terminate()
+        engine.process.wait(60)
