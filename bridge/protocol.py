@@ -445,7 +445,7 @@ SESSION_CONFORMING_PARAMS = frozenset({"tempo_bpm", "pitch_semitones", "sample_r
 OSC_ADDRESSES: tuple[OscAddress, ...] = (
     OscAddress(f"{OSC_ROOT}/engine/ping", (("token", "str?"),), f"{OSC_ROOT}/engine/pong", "round trip"),
     OscAddress(f"{OSC_ROOT}/engine/hello", (), f"{OSC_ROOT}/engine/hello",
-               "reply: protocol version, engine version"),
+               "reply: protocol version, engine version, the inbox folder"),
     OscAddress(f"{OSC_ROOT}/engine/status", (), f"{OSC_ROOT}/engine/status", "reply: status as one JSON string"),
     OscAddress(f"{OSC_ROOT}/models/list", (), f"{OSC_ROOT}/models/list", "reply: models as one JSON string"),
     OscAddress(f"{OSC_ROOT}/models/capabilities", (("model", "str"),), f"{OSC_ROOT}/models/capabilities",
@@ -504,7 +504,7 @@ OSC_ADDRESSES: tuple[OscAddress, ...] = (
 #: messages the engine sends over OSC (replies, job progress, feedback), with their arguments
 OSC_OUTGOING: dict[str, tuple[str, ...]] = {
     f"{OSC_ROOT}/engine/pong": ("token",),
-    f"{OSC_ROOT}/engine/hello": ("protocol_version", "engine_version"),
+    f"{OSC_ROOT}/engine/hello": ("protocol_version", "engine_version", "inbox"),
     f"{OSC_ROOT}/engine/status": ("json",),
     f"{OSC_ROOT}/models/list": ("json",),
     f"{OSC_ROOT}/models/capabilities": ("model", "json"),
