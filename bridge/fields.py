@@ -7,29 +7,37 @@ turns checked fields into a front-door :class:`~loopbridge.engine.frontdoor.Orde
 (what to make), the host's facts (the song: tempo, meter, bars, rate), the user's conform choices
 (pitch, root note) and the delivery options (variations, priority, pre-rendering). The engine
 draws every musical conclusion from them (``engine/host.py``).
+
+A builder for network clients (``allowed`` given) takes a model by an id that ``models`` lists and
+an audio prompt file only inside the allowed folders (:mod:`.paths`); the command line's builder
+(``allowed=None``) takes what its user names: a model folder, ``FAMILY:PATH``, any file.
 """
 
 from __future__ import annotations
 
-import io
+import os
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from loopbridge.engine.errors import AudioReadError, NotFoundError, RequestError
+from loopbridge.engine.errors import NotFoundError, RequestError, UnknownModelError
 from loopbridge.engine.frontdoor import FrontDoor, Order
 from loopbridge.engine.host import HostFacts
 from loopbridge.engine.request import AudioPrompt, GenerateRequest, random_seed
 from loopbridge.engine.scheduler import Priority
 
 from . import protocol as p
+from .paths import AllowedFolders
 from .protocol import MessageType
 
 #: request fields that are the host's facts about the song (with the meter: protocol.HOST_FIELDS)
 HOST_FACTS = frozenset({"tempo_bpm", "beats_per_bar", "bars"})
 #: where an audio prompt may come from, one at a time
 AUDIO_PROMPT_SOURCES = ("audio_prompt_frame", "audio_prompt_path", "audio_prompt_key")
+
+#: what tells a file read before from a changed one: (path, inode, mtime in ns, size)
+FileStamp = tuple[str, int, int, int]
 
 
 def host_facts(fields: Mapping[str, Any]) -> HostFacts:
@@ -51,16 +59,33 @@ def priority(fields: Mapping[str, Any]) -> Priority:
 class OrderBuilder:
     """Orders from wire fields for one front door. ``default_model`` serves requests that name none.
 
+    ``allowed``: the folders whose files network clients may name, and models by listed id only;
+    None for the command line, whose user may name any file and any model folder.
+
     Audio prompts come from a binary frame, a stored render's key, or a file on the engine's machine
     (the last file read is kept while it is unchanged, so a controller's knob turns do not read it
     again).
     """
 
-    def __init__(self, door: FrontDoor, default_model: str = "default") -> None:
+    def __init__(self, door: FrontDoor, default_model: str = "default", *, allowed: AllowedFolders | None) -> None:
         self.door = door
         self.default_model = default_model
+        self.allowed = allowed
         self._lock = threading.Lock()
-        self._last_file: tuple[tuple[str, float, int], AudioPrompt] | None = None
+        self._last_file: tuple[FileStamp, AudioPrompt] | None = None
+        self._model_ids: frozenset[str] = frozenset()
+
+    def model(self, value: str) -> str:
+        """``value`` when a client may ask for that model: for network clients an id that ``models``
+        lists (never a folder path or ``FAMILY:PATH``). Raises UnknownModelError listing the ids."""
+        if self.allowed is None or not value or value in self._model_ids:
+            return value  # "" is the request's own error
+        ids = [spec.id for spec in self.door.models()]  # a scan of the model folders: only for an id not seen
+        with self._lock:
+            self._model_ids = frozenset(ids)
+        if value not in ids:
+            raise UnknownModelError(value, ids)
+        return value
 
     def order(self, kind: MessageType, fields: Mapping[str, Any], frames: Sequence[bytes | memoryview] = ()) -> Order:
         """The order that a ``kind`` message with checked ``fields`` asks for.
@@ -85,7 +110,7 @@ class OrderBuilder:
                        frames: Sequence[bytes | memoryview]) -> Order:
         # the host's facts (tempo, meter, bars) go to the front door, which puts them in the request
         values = {name: fields[name] for name in p.REQUEST_FIELDS if name in fields and name not in HOST_FACTS}
-        values.setdefault("model", self.default_model)
+        values["model"] = self.model(values.get("model", self.default_model))
         if "seed" not in values and kind is MessageType.GENERATE:
             values["seed"] = random_seed()
         if kind is MessageType.MORPH and not values.get("morph_prompt"):
@@ -110,34 +135,48 @@ class OrderBuilder:
                                    else "no binary frame was sent")
             return decode_audio(frames[value - 1], f"frame {value}")
         if name == "audio_prompt_path":
-            return self._file_prompt(Path(value).expanduser())
+            return self._file_prompt(value)
         render = self.door.recall(value)
         if render is None:
             raise NotFoundError(f"audio_prompt_key={value!r} is not accepted: no stored render has that key")
         return AudioPrompt(render.audio, render.sample_rate)
 
-    def _file_prompt(self, path: Path) -> AudioPrompt:
-        try:
-            status = path.stat()
-        except OSError as exc:
-            raise AudioReadError(f"audio prompt {str(path)!r} is not a readable file") from exc
-        stamp = (str(path), status.st_mtime, status.st_size)
+    def _file_prompt(self, value: str) -> AudioPrompt:
+        if self.allowed is None:  # the command line: its user's own files, wherever they are
+            path = Path(value).expanduser()
+            try:
+                status = path.stat()
+            except OSError:
+                status = None  # read anyway: the reader's "is not a readable file" names the path
+            stamp = None if status is None else (str(path), status.st_ino, status.st_mtime_ns, status.st_size)
+            return self._recall(stamp) or self._keep(stamp, AudioPrompt.from_file(path))
+        fd, real = self.allowed.open("audio_prompt_path", value)
+        with os.fdopen(fd, "rb") as f:
+            status = os.fstat(f.fileno())
+            stamp = (str(real), status.st_ino, status.st_mtime_ns, status.st_size)
+            known = self._recall(stamp)
+            if known is not None:
+                return known
+            if status.st_size > p.MAX_BINARY_FRAME_BYTES:
+                raise RequestError("audio_prompt_path", value,
+                                   f"a file of at most {p.MAX_BINARY_FRAME_BYTES} bytes (as a binary frame)")
+            data = f.read(p.MAX_BINARY_FRAME_BYTES)
+        return self._keep(stamp, AudioPrompt.from_bytes(data, f"audio prompt {str(real)!r}"))
+
+    def _recall(self, stamp: FileStamp | None) -> AudioPrompt | None:
         with self._lock:
-            if self._last_file is not None and self._last_file[0] == stamp:
+            if stamp is not None and self._last_file is not None and self._last_file[0] == stamp:
                 return self._last_file[1]
-        prompt = AudioPrompt.from_file(path)
-        with self._lock:
-            self._last_file = (stamp, prompt)
+        return None
+
+    def _keep(self, stamp: FileStamp | None, prompt: AudioPrompt) -> AudioPrompt:
+        if stamp is not None:
+            with self._lock:
+                self._last_file = (stamp, prompt)
         return prompt
 
 
 def decode_audio(data: bytes | memoryview, where: str) -> AudioPrompt:
-    """An audio prompt sent as file bytes (WAV, FLAC, AIFF or OGG). Raises AudioReadError."""
-    import numpy as np
-    import soundfile as sf
-
-    try:
-        audio, rate = sf.read(io.BytesIO(bytes(data)), dtype="float32", always_2d=True)
-    except Exception as exc:  # libsndfile raises its own error types for anything unreadable
-        raise AudioReadError(f"audio prompt in {where} is not readable audio (WAV, FLAC, AIFF or OGG): {exc}") from exc
-    return AudioPrompt(np.ascontiguousarray(audio.T), int(rate))
+    """An audio prompt sent as bytes: an audio file's (WAV, FLAC, AIFF, OGG, MP3) or a spectrogram
+    image's (a Riffusion seed image: PNG, JPEG, WebP, BMP). Raises AudioReadError or RequestError."""
+    return AudioPrompt.from_bytes(data, f"audio prompt in {where}")

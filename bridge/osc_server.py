@@ -338,8 +338,9 @@ class OscServer:
         self.send(self.reply_target(sender), f"{OSC_ROOT}/engine/pong", values.get("token", ""))
 
     def _hello(self, entry: OscAddress, values: dict[str, Any], rest: list[Any], sender: Address) -> None:
-        self.send(self.reply_target(sender), f"{OSC_ROOT}/engine/hello", p.PROTOCOL_VERSION,
-                  self.service.hello()["engine_version"])
+        hello = self.service.hello()
+        self.send(self.reply_target(sender), f"{OSC_ROOT}/engine/hello", p.PROTOCOL_VERSION, hello["engine_version"],
+                  hello["inbox"])
 
     def _status(self, entry: OscAddress, values: dict[str, Any], rest: list[Any], sender: Address) -> None:
         self.send_json(self.reply_target(sender), f"{OSC_ROOT}/engine/status", value=self.service.status())

@@ -188,7 +188,7 @@ DELIVERY_FIELDS: dict[str, str] = {
     "audio": "bool",  # attach WAV bytes as binary frames (default true over ZeroMQ)
     "prerender": "bool",  # queue neighbouring variations afterwards (default true)
     "audio_prompt_frame": "int",  # index of the binary frame holding the audio prompt (WAV/FLAC/AIFF bytes)
-    "audio_prompt_path": "str",  # or a file on the engine's machine (OSC, same machine)
+    "audio_prompt_path": "str",  # or a file on the engine's machine, inside a folder it allows (the inbox...)
     "audio_prompt_key": "str",  # or a stored render, by key
     "priority": "str",  # "interactive" (default) | "background"
 }
@@ -471,7 +471,7 @@ SESSION_PARAMS: dict[str, str] = {
     "pitch_semitones": "float",
     "audio_prompt_strength": "float",  # 0–1
     "sample_rate": "int",
-    "audio_prompt_path": "str",  # a file on the engine's machine to make variations of ("" for none)
+    "audio_prompt_path": "str",  # a file in a folder the engine allows (its inbox...) to vary ("" for none)
 }
 
 #: the session's first names for some parameters, still accepted, answered and fed back under that
@@ -494,7 +494,7 @@ SESSION_CONFORMING_PARAMS = frozenset({"tempo_bpm", "pitch_semitones", "sample_r
 OSC_ADDRESSES: tuple[OscAddress, ...] = (
     OscAddress(f"{OSC_ROOT}/engine/ping", (("token", "str?"),), f"{OSC_ROOT}/engine/pong", "round trip"),
     OscAddress(f"{OSC_ROOT}/engine/hello", (), f"{OSC_ROOT}/engine/hello",
-               "reply: protocol version, engine version"),
+               "reply: protocol version, engine version, the inbox folder"),
     OscAddress(f"{OSC_ROOT}/engine/status", (), f"{OSC_ROOT}/engine/status", "reply: status as one JSON string"),
     OscAddress(f"{OSC_ROOT}/models/list", (), f"{OSC_ROOT}/models/list", "reply: models as one JSON string"),
     OscAddress(f"{OSC_ROOT}/models/capabilities", (("model", "str"),), f"{OSC_ROOT}/models/capabilities",
@@ -553,7 +553,7 @@ OSC_ADDRESSES: tuple[OscAddress, ...] = (
 #: messages the engine sends over OSC (replies, job progress, feedback), with their arguments
 OSC_OUTGOING: dict[str, tuple[str, ...]] = {
     f"{OSC_ROOT}/engine/pong": ("token",),
-    f"{OSC_ROOT}/engine/hello": ("protocol_version", "engine_version"),
+    f"{OSC_ROOT}/engine/hello": ("protocol_version", "engine_version", "inbox"),
     f"{OSC_ROOT}/engine/status": ("json",),
     f"{OSC_ROOT}/models/list": ("json",),
     f"{OSC_ROOT}/models/capabilities": ("model", "json"),

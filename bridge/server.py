@@ -54,6 +54,8 @@ class ServeOptions:
     dtype: str = "fp32"
     #: attention, ``torch.compile``, scheduler and CPU offload for every model (None: the defaults)
     load_options: LoadOptions | None = None
+    #: folders whose files clients may name by path, besides the store and the inbox (``--allow-path``)
+    allow_paths: tuple[Path, ...] = ()
 
 
 def serve(options: ServeOptions, stop: threading.Event | None = None,
@@ -79,6 +81,7 @@ def serve(options: ServeOptions, stop: threading.Event | None = None,
     from loopbridge.engine.core import Engine
     from loopbridge.engine.frontdoor import FrontDoor
     from loopbridge.engine.models.diffusers_support import resolve_dtype
+    from loopbridge.engine.models.registry import ModelRegistry
     from loopbridge.engine.weights import default_budget_bytes, resolve_device
 
     from .osc_server import OscServer
@@ -89,11 +92,18 @@ def serve(options: ServeOptions, stop: threading.Event | None = None,
     budget = (int(options.memory_budget_gb * 1e9) if options.memory_budget_gb is not None
               else default_budget_bytes(device))
     dtype = resolve_dtype(options.dtype, device)
-    door = FrontDoor(Engine(store_dir=options.store, device=device, dtype=dtype, memory_budget_bytes=budget,
-                            load_options=options.load_options), prerender_depth=options.prerender)
+    registry = ModelRegistry()
+    # a folder or FAMILY:PATH named here is listed under an id: clients name models by id only
+    default_model = registry.pin(options.model) if options.model else "default"
+    if options.model and default_model != options.model:
+        log.info("model %s is listed as %r", options.model, default_model)
+    door = FrontDoor(Engine(store_dir=options.store, registry=registry, device=device, dtype=dtype,
+                            memory_budget_bytes=budget, load_options=options.load_options),
+                     prerender_depth=options.prerender)
     ids = [spec.id for spec in door.models()]
-    default_model = options.model or "default"
-    service = Service(door, default_model=default_model, export_dir=options.export_dir)
+    service = Service(door, default_model=default_model, export_dir=options.export_dir,
+                      allowed_paths=options.allow_paths)
+    log.info("clients may name files inside: %s", ", ".join(str(folder) for folder in service.allowed.folders))
     _warm(service, default_model, ids, explicit=options.model is not None)
     service.start()
     log_line = requests_log.info if options.log_requests else None
@@ -108,7 +118,7 @@ def serve(options: ServeOptions, stop: threading.Event | None = None,
         where = {"zmq": zmq_server.endpoint, "events": zmq_server.events_endpoint or "off",
                  "osc": f"{osc_server.address[0]}:{osc_server.address[1]}" if osc_server else "off",
                  "device": str(device), "dtype": options.dtype, "default_model": default_model,
-                 "store": str(door.store_root), "curve": "on" if keys else "off"}
+                 "store": str(door.store_root), "curve": "on" if keys else "off", "inbox": str(service.inbox)}
         print(f"{READY_LINE}: " + ", ".join(f"{k} {v}" for k, v in where.items()), file=sys.stderr, flush=True)
         if on_ready is not None:
             on_ready(where)

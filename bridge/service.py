@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from loopbridge.engine.request import MAX_VARIATIONS
 
 from . import protocol as p
 from .fields import OrderBuilder
+from .paths import INBOX_NAME, AllowedFolders
 from .protocol import ErrorCode, MessageType, ProtocolError
 from .replies import JobSink, OrderedSink, WireError, export, sample_fields
 
@@ -52,15 +53,22 @@ class Service:
     """The front door behind the protocol's operations.
 
     ``default_model`` is used when a request names none. ``export_dir`` is where files handed out
-    as paths (OSC) are linked under their readable names (default ``<store>/../exports``).
+    as paths (OSC) are linked under their readable names (default ``<store>/../exports``). Clients
+    may name files by path only inside the store, the inbox (``inbox``, default ``<store>/../inbox``,
+    made here) and ``allowed_paths`` (:mod:`.paths`), and models only by the ids ``models`` lists.
     """
 
     def __init__(self, door: FrontDoor, *, default_model: str = "default",
-                 export_dir: str | Path | None = None) -> None:
+                 export_dir: str | Path | None = None, inbox: str | Path | None = None,
+                 allowed_paths: Iterable[str | Path] = ()) -> None:
         self.door = door
         self.default_model = default_model
-        self.orders = OrderBuilder(door, default_model)
         self.export_dir = Path(export_dir) if export_dir is not None else door.store_root.parent / "exports"
+        inbox = Path(inbox).expanduser() if inbox is not None else door.store_root.parent / INBOX_NAME
+        inbox.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.inbox = inbox.resolve()  # as the front ends on this machine write to it
+        self.allowed = AllowedFolders([door.store_root, self.inbox, *allowed_paths])
+        self.orders = OrderBuilder(door, default_model, allowed=self.allowed)
         self._listeners: list[Listener] = []
         self._listeners_lock = threading.Lock()
         self._state_lock = threading.Lock()
@@ -151,7 +159,7 @@ class Service:
             if kind is MessageType.MODELS:
                 return {"models": self.models()}
             if kind is MessageType.CAPABILITIES:
-                model = fields.get("model") or self.default_model
+                model = self.orders.model(fields.get("model") or self.default_model)
                 return {"model": model, "capabilities": self.door.capabilities(model).to_dict()}
             if kind is MessageType.HISTORY:
                 return {"entries": self.history(fields)}
@@ -176,6 +184,7 @@ class Service:
             "device": self.door.device,
             "default_model": self.default_model,
             "models": [spec.id for spec in self.door.models()],
+            "inbox": str(self.inbox),
             "limits": {
                 "max_header_bytes": p.MAX_HEADER_BYTES,
                 "max_binary_frame_bytes": p.MAX_BINARY_FRAME_BYTES,

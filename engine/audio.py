@@ -62,6 +62,33 @@ def read_audio_file(path: str | Path, name: str = "audio file") -> tuple[np.ndar
     return np.ascontiguousarray(audio, dtype=np.float32), int(rate)
 
 
+def read_audio_bytes(data: bytes | memoryview, name: str = "audio", max_duration_s: float | None = None,
+                     field: str = "audio") -> tuple[np.ndarray, int]:
+    """Read an audio file's bytes (WAV, FLAC, AIFF, OGG, MP3: whatever libsndfile reads), as a client
+    sends them in a message.
+
+    Returns ``(audio, sample_rate)`` like :func:`read_audio_file`. Raises :class:`AudioReadError`
+    starting with ``name`` for bytes that are not audio, and :class:`RequestError` naming ``field``
+    for audio longer than ``max_duration_s`` (checked before the samples are decoded, so a long file
+    costs no memory).
+    """
+    import io
+
+    import soundfile as sf
+
+    try:
+        with sf.SoundFile(io.BytesIO(bytes(data))) as f:
+            rate = int(f.samplerate)
+            if max_duration_s is not None and rate > 0 and f.frames / rate > max_duration_s:
+                raise RequestError(field, f"{f.frames / rate:.1f} s of audio", f"at most {max_duration_s:g} s")
+            audio = f.read(dtype="float32", always_2d=True)
+    except RequestError:
+        raise
+    except Exception as exc:  # libsndfile raises its own error types for anything unreadable
+        raise AudioReadError(f"{name} is not readable audio (WAV, FLAC, AIFF, OGG or MP3): {exc}") from exc
+    return np.ascontiguousarray(audio.T), rate
+
+
 def resample(audio: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
     """Resample float32 ``[channels, samples]`` audio from ``source_rate`` to ``target_rate`` (Hz).
 

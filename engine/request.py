@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
 import math
 import secrets
@@ -24,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .audio import as_audio_array, read_audio_file
+from .audio import as_audio_array, read_audio_bytes, read_audio_file
 from .errors import RequestError
 
 # Accepted ranges, in one place: the CLI, the protocol and the docs quote these.
@@ -50,6 +51,8 @@ AUDIO_PROMPT_MAX_S = 600.0
 MAX_VARIATIONS = 64
 #: audio prompt files read as spectrogram images (Riffusion seed images), by suffix
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+#: the first bytes of those image formats: audio prompt bytes that start so are read as a spectrogram image
+IMAGE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"BM")
 #: a texture is rendered this much longer than asked: the extra leads into its loop's seam, so the
 #: conformed texture is exactly as long as asked and still loops without a click
 TEXTURE_PREROLL_S = 0.25
@@ -151,6 +154,24 @@ class AudioPrompt:
             audio, rate = audio_from_image_file(path)
         else:  # a missing image gets the audio reader's "not a readable file"
             audio, rate = read_audio_file(path, "audio prompt")
+        return cls(audio=audio, sample_rate=rate)
+
+    @classmethod
+    def from_bytes(cls, data: bytes | memoryview, name: str = "audio prompt") -> AudioPrompt:
+        """An audio file's bytes (WAV, FLAC, AIFF, OGG, MP3), or a spectrogram image's in Riffusion's
+        format (PNG, JPEG, WebP, BMP: a seed image, told by its first bytes), as a client sends them.
+
+        Raises :class:`AudioReadError` starting with ``name`` for bytes that are not audio,
+        :class:`RequestError` for an image that is not a spectrogram in Riffusion's format and for
+        audio longer than :data:`AUDIO_PROMPT_MAX_S` (refused before it is decoded).
+        """
+        data = bytes(data)
+        if data.startswith(IMAGE_SIGNATURES) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP"):
+            from .models.riffusion.codec import audio_from_image_file
+
+            audio, rate = audio_from_image_file(io.BytesIO(data), name=name)
+        else:
+            audio, rate = read_audio_bytes(data, name, max_duration_s=AUDIO_PROMPT_MAX_S, field="audio_prompt")
         return cls(audio=audio, sample_rate=rate)
 
     def __eq__(self, other: object) -> bool:

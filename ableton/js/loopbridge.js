@@ -61,7 +61,47 @@ function applyPorts() {
     outlet(OUT_RECEIVER, "port", settings.replyPort);
 }
 
+// Max's js has no call that copies a file; its File object reads and writes bytes, so a dropped
+// file reaches the engine's inbox in chunks (well under what one readbytes call returns).
+var COPY_CHUNK_BYTES = 16384;
+
 function makeDevice() {
+    // The engine's paths are the system's; Max's File takes "C:/..." on Windows, not backslashes.
+    function maxPath(path) {
+        return String(path).replace(/\\/g, "/");
+    }
+
+    function copyFile(source, destination) {
+        var from = new File(source, "read");
+        if (!from.isopen) {
+            throw new Error("cannot open " + source);
+        }
+        var to = null;
+        try {
+            to = new File(maxPath(destination), "write");
+            if (!to.isopen) {
+                throw new Error("cannot write " + destination);
+            }
+            to.eof = 0;
+            var size = from.eof;
+            while (from.position < size) {
+                var bytes = from.readbytes(Math.min(COPY_CHUNK_BYTES, size - from.position));
+                if (!bytes || !bytes.length) {
+                    throw new Error("reading stopped at byte " + from.position + " of " + size);
+                }
+                to.writebytes(bytes);
+            }
+            if (to.eof !== size) {
+                throw new Error("wrote " + to.eof + " bytes of " + size);
+            }
+        } finally {
+            from.close();
+            if (to) {
+                to.close();
+            }
+        }
+    }
+
     var seams = {
         live: new liveModule.LiveSeam(LiveAPI),
         send: function (address, values) {
@@ -80,7 +120,8 @@ function makeDevice() {
                 task.cancel();
             }
         },
-        log: log
+        log: log,
+        copyFile: copyFile
     };
     return new deviceModule.Device(seams, {
         engineHost: settings.host,

@@ -8,6 +8,7 @@
 //   after   after(ms, fn) -> handle; cancel(handle): timers (Max: Task; Node: setTimeout)
 //   log     log(text): the Max window
 //   random  random(): a number in [0, 1) for fresh seeds
+//   copyFile  copyFile(source, destination): copies a dropped file into the engine's inbox
 // Every public method catches what goes wrong, shows it on the status line and returns: an
 // engine that is down, a malformed reply or a refusing Live never throws into Max.
 //
@@ -34,6 +35,22 @@ function round(value, digits) {
 function basename(path) {
     var parts = String(path).split(/[\\\/]/);
     return parts[parts.length - 1];
+}
+
+// A dropped file's copy in the engine's inbox: "<device id>audio<n>-<its name>", with only
+// characters that every file system takes.
+var STAGED_NAME_MAX_CHARS = 100;
+
+function stagedName(prefix, n, source) {
+    var name = basename(source).replace(/[^A-Za-z0-9._ -]/g, "_");
+    return (prefix + "audio" + n + "-" + name).substring(0, STAGED_NAME_MAX_CHARS);
+}
+
+// `name` in `folder`, with the folder's own separator (the engine's machine is this one).
+function joinPath(folder, name) {
+    var text = String(folder);
+    var sep = text.indexOf("\\") >= 0 && text.indexOf("/") < 0 ? "\\" : "/";
+    return text.replace(/[\\\/]+$/, "") + sep + name;
 }
 
 function clamp(value, low, high) {
@@ -65,6 +82,7 @@ function Device(seams, options) {
     this.cancelTimer = seams.cancel;
     this.log = seams.log || function () {};
     this.random = seams.random || Math.random;
+    this.copyFile = seams.copyFile || null;
 
     this.engineHost = options.engineHost || protocol.DEFAULT_OSC_HOST;
     this.enginePort = options.enginePort || protocol.DEFAULT_OSC_PORT;
@@ -94,6 +112,11 @@ function Device(seams, options) {
     this.timers = {};
     this.engineReady = false;
     this.helloTimer = null;
+    this.inbox = null;         // the engine's folder for files it is to read (its hello reply)
+    this.promptSource = "";    // the dropped file as Max gave it (what its File object opens)
+    this.staged = null;        // the dropped file's copy in the inbox: {source, inbox, path}
+    this.stagedCount = 0;
+    this.generateAfterHello = false;
     this.lastRequest = null;   // {fields, seed}: what Variation and Morph vary
     this.current = null;       // the sample in Live now: {renderKey, kind, bars, path, beats, tempoBpm, ...}
     this.placed = null;        // where the device put it: {where, trackPath, trackName, slotPath, slotIndex, clipId, file, position}
@@ -169,6 +192,7 @@ Device.prototype.hello = function () {
     this.cancelTimer(this.helloTimer);
     this.helloTimer = this.after(this.requestTimeoutMs, function () {
         self.helloTimer = null;
+        self.generateAfterHello = false;
         if (!self.engineReady) {
             self.status("No answer from the loopbridge engine at " + self.engineName() +
                 ". Start it with `loopbridge serve`; Generate tries again.");
@@ -255,6 +279,8 @@ Device.prototype.control = function (name, raw) {
             this.values.steps = Math.max(0, Math.round(Number(raw) || 0));
             return;
         case "audio_prompt":
+            this.promptSource = raw ? String(raw) : "";
+            this.staged = null;  // dropped again: copied again, as it is now
             this.values.audio_prompt_path = raw ? nativePath(raw, this.bootVolume) : "";
             if (this.values.audio_prompt_path && !this.restoring) {
                 this.status("Audio prompt: " + basename(this.values.audio_prompt_path) +
@@ -264,6 +290,8 @@ Device.prototype.control = function (name, raw) {
         case "clear_audio":
             if (!this.restoring) {
                 this.values.audio_prompt_path = "";
+                this.promptSource = "";
+                this.staged = null;
                 this.status("Audio prompt cleared.");
             }
             return;
@@ -410,11 +438,49 @@ Device.prototype.generate = function () {
             this.status(built.error);
             return null;
         }
+        if (this.values.audio_prompt_path) {
+            if (!this.inbox) {
+                // the engine takes dropped files from its inbox: ask where that is, then generate
+                this.generateAfterHello = true;
+                this.hello();
+                this.status("Asking the engine where to put the audio prompt...");
+                return null;
+            }
+            var staged = this.stageAudioPrompt();
+            if (staged.error) {
+                this.status(staged.error);
+                return null;
+            }
+            built.fields = setField(built.fields, "audio_prompt_path", staged.path);
+        }
         this.lastRequest = {fields: built.fields, seed: seed};
         var what = this.values.prompt ? "\"" + this.values.prompt + "\"" : "(no prompt)";
         return this.startJob("generate", A.JOB_GENERATE, built.fields, false,
             "Generating " + this.values.kind + " " + what + " at " + round(this.tempoBpm, 2) + " BPM...");
     });
+};
+
+// The dropped file as the engine reads it: a copy in the engine's inbox (the engine refuses paths
+// outside the folders its user allowed, and the inbox is the one it names). Copied once per drop
+// and inbox; {path} or {error}.
+Device.prototype.stageAudioPrompt = function () {
+    var source = this.values.audio_prompt_path;
+    if (this.staged && this.staged.source === source && this.staged.inbox === this.inbox) {
+        return {path: this.staged.path};
+    }
+    if (!this.copyFile) {
+        return {error: "This device cannot copy files: the audio prompt stays unused."};
+    }
+    this.stagedCount += 1;
+    var path = joinPath(this.inbox, stagedName(this.idPrefix, this.stagedCount, source));
+    try {
+        this.copyFile(this.promptSource || source, path);
+    } catch (err) {
+        return {error: "Could not copy the audio prompt " + basename(source) + " into the engine's inbox " +
+            this.inbox + ": " + (err && err.message ? err.message : String(err))};
+    }
+    this.staged = {source: source, inbox: this.inbox, path: path};
+    return {path: path};
 };
 
 // The last request again with the live values that Variation / Morph / Pitch / tempo / meter change.
@@ -624,8 +690,19 @@ Device.prototype.onHello = function (msg) {
     this.cancelTimer(this.helloTimer);
     this.helloTimer = null;
     if (Number(msg.protocol_version) !== protocol.PROTOCOL_VERSION) {
+        this.generateAfterHello = false;
         this.status("The engine at " + this.engineName() + " speaks protocol " + msg.protocol_version +
             "; this device speaks " + protocol.PROTOCOL_VERSION + ". Update one of them.");
+        return;
+    }
+    this.inbox = msg.inbox ? String(msg.inbox) : null;
+    if (this.generateAfterHello) {
+        this.generateAfterHello = false;
+        if (this.inbox) {
+            this.generate();
+        } else {
+            this.status("The engine at " + this.engineName() + " names no inbox for audio prompts: update it.");
+        }
         return;
     }
     if (this.activeJobs() === 0) {
@@ -880,5 +957,7 @@ Device.prototype.replaceClip = function (sample) {
 
 exports.Device = Device;
 exports.nativePath = nativePath;
+exports.joinPath = joinPath;
+exports.stagedName = stagedName;
 exports.WARP_MODE_BY_KIND = WARP_MODE_BY_KIND;
 exports.primarySample = primarySample;

@@ -68,7 +68,7 @@ exports.REQUEST_ARGS[A.JOB_CANCEL] = {args: [["id", "str"]], keyvalues: null};
 
 // Arguments of the replies the device handles, in order (OSC_OUTGOING in bridge/protocol.py).
 exports.REPLY_ARGS = {};
-exports.REPLY_ARGS[A.HELLO_REPLY] = ["protocol_version", "engine_version"];
+exports.REPLY_ARGS[A.HELLO_REPLY] = ["protocol_version", "engine_version", "inbox"];
 exports.REPLY_ARGS[A.REGISTERED] = ["host", "port"];
 exports.REPLY_ARGS[A.JOB_ACCEPTED] = ["id", "position"];
 exports.REPLY_ARGS[A.JOB_PROGRESS] = ["id", "fraction"];

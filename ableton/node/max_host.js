@@ -1,6 +1,6 @@
 "use strict";
 // Runs the device's `js` script (ableton/js/loopbridge.js) in Node with what the patch gives it
-// inside Live: Max's js globals (outlet, post, Task, messagename, inlet, LiveAPI), udpsend on
+// inside Live: Max's js globals (outlet, post, Task, File, messagename, inlet, LiveAPI), udpsend on
 // outlet 0 and udpreceive (behind deferlow) on inlet 0 as real UDP sockets speaking OSC, and the
 // status / progress outlet recorded. The LiveAPI is whatever the caller passes (the tests' fake).
 //
@@ -25,6 +25,69 @@ function atomsOf(args) {
         return Array.from(args[0]);
     }
     return Array.from(args);
+}
+
+/**
+ * Max's js File object, as far as the device uses it, over the file system (system paths only, not
+ * Max's "Volume:/..." style): opened by the constructor ("read": an existing file; "write" and
+ * "readwrite": created when missing and not emptied, the stricter reading of Max's documentation,
+ * so a script has to set `eof = 0` itself), `isopen`, `position`, `eof` (set: the file is cut or
+ * grown to it), `readbytes(count)` (an array of up to count numbers 0-255, or null at the end),
+ * `writebytes(numbers)` and `close()`.
+ */
+class MaxFile {
+    constructor(filename, access = "read") {
+        this.filename = String(filename);
+        this.access = access;
+        this.position = 0;
+        this.fd = null;
+        try {
+            this.fd = access === "read" ? fs.openSync(this.filename, "r") :
+                fs.openSync(this.filename, fs.constants.O_RDWR | fs.constants.O_CREAT);
+        } catch (err) {
+            this.fd = null;
+        }
+    }
+
+    get isopen() {
+        return this.fd !== null;
+    }
+
+    get eof() {
+        return this.fd === null ? 0 : fs.fstatSync(this.fd).size;
+    }
+
+    set eof(size) {
+        if (this.fd !== null && this.access !== "read") {
+            fs.ftruncateSync(this.fd, size);
+            this.position = Math.min(this.position, size);
+        }
+    }
+
+    readbytes(count) {
+        if (this.fd === null) {
+            return null;
+        }
+        const buffer = Buffer.alloc(Math.max(0, Number(count) || 0));
+        const read = fs.readSync(this.fd, buffer, 0, buffer.length, this.position);
+        this.position += read;
+        return read ? Array.from(buffer.subarray(0, read)) : null;
+    }
+
+    writebytes(numbers) {
+        if (this.fd === null || this.access === "read") {
+            return;
+        }
+        const buffer = Buffer.from(Array.from(numbers, (n) => n & 0xff));
+        this.position += fs.writeSync(this.fd, buffer, 0, buffer.length, this.position);
+    }
+
+    close() {
+        if (this.fd !== null) {
+            fs.closeSync(this.fd);
+            this.fd = null;
+        }
+    }
 }
 
 class MaxHost {
@@ -73,6 +136,7 @@ class MaxHost {
         this.context = vm.createContext({
             LiveAPI,
             Task,
+            File: MaxFile,
             post: (...parts) => this.posts.push(parts.join(" ")),
             outlet: (index, ...args) => this.outlet(index, atomsOf(args)),
             setinletassist: () => {},

@@ -519,15 +519,73 @@ test("Variation before any Generate says so and sends nothing", () => {
     assert.equal(rig.sentTo(A.JOB_VARIATION).length, 0);
 });
 
-test("an audio prompt travels as audio_prompt_path until cleared", () => {
+test("a dropped file is copied into the engine's inbox and travels as that copy's path until cleared", () => {
     const rig = startedRig();
+    rig.reply(A.HELLO_REPLY, 1, "0.1.0", "/data/loopbridge/inbox");
     rig.device.control("audio_prompt", "/Users/me/Samples/break 1.wav");
     assert.match(rig.status(), /Audio prompt: break 1\.wav/);
     rig.device.generate();
-    assert.equal(keyValues(rig.lastSentTo(A.JOB_GENERATE)).audio_prompt_path, "/Users/me/Samples/break 1.wav");
+    const copy = "/data/loopbridge/inbox/t-audio1-break 1.wav";
+    assert.equal(keyValues(rig.lastSentTo(A.JOB_GENERATE)).audio_prompt_path, copy);
+    assert.deepEqual(rig.copied, [["/Users/me/Samples/break 1.wav", copy]]);
+    rig.device.generate();  // copied once per drop
+    assert.equal(keyValues(rig.lastSentTo(A.JOB_GENERATE)).audio_prompt_path, copy);
+    assert.equal(rig.copied.length, 1);
+    rig.device.control("audio_prompt", "/Users/me/Samples/break 1.wav");  // dropped again: copied as it is now
+    rig.device.generate();
+    assert.equal(keyValues(rig.lastSentTo(A.JOB_GENERATE)).audio_prompt_path,
+        "/data/loopbridge/inbox/t-audio2-break 1.wav");
     rig.device.control("clear_audio", 1);
     rig.device.generate();
     assert.equal("audio_prompt_path" in keyValues(rig.lastSentTo(A.JOB_GENERATE)), false);
+    assert.equal(rig.copied.length, 2);
+});
+
+test("with a dropped file and no inbox known yet, Generate asks the engine first, then generates", () => {
+    const rig = startedRig();
+    rig.device.control("audio_prompt", "C:/Samples/kick.wav");
+    const hellos = rig.sentTo(A.ENGINE_HELLO).length;
+    assert.equal(rig.device.generate(), null);
+    assert.equal(rig.sentTo(A.JOB_GENERATE).length, 0);
+    assert.equal(rig.sentTo(A.ENGINE_HELLO).length, hellos + 1);
+    assert.match(rig.status(), /Asking the engine where to put the audio prompt/);
+    rig.reply(A.HELLO_REPLY, 1, "0.1.0", "C:\\Users\\me\\AppData\\Local\\loopbridge\\inbox\\");
+    assert.equal(keyValues(rig.lastSentTo(A.JOB_GENERATE)).audio_prompt_path,
+        "C:\\Users\\me\\AppData\\Local\\loopbridge\\inbox\\t-audio1-kick.wav");
+
+    // no answer: nothing is generated when a hello comes in later
+    const late = startedRig();
+    late.device.control("audio_prompt", "/x/kick.wav");
+    late.device.generate();
+    late.clock.advance(P.REQUEST_TIMEOUT_S * 1000 + 1);
+    assert.match(late.status(), /No answer from the loopbridge engine/);
+    late.reply(A.HELLO_REPLY, 1, "0.1.0", "/inbox");
+    assert.equal(late.sentTo(A.JOB_GENERATE).length, 0);
+    assert.match(late.status(), /ready/);
+});
+
+test("a dropped file that cannot be copied is said so and nothing is sent", () => {
+    const rig = startedRig();
+    rig.reply(A.HELLO_REPLY, 1, "0.1.0", "/inbox");
+    rig.device.control("audio_prompt", "/Users/me/kick.wav");
+    rig.copyError = "cannot open /Users/me/kick.wav";
+    assert.equal(rig.device.generate(), null);
+    assert.equal(rig.status(), "Could not copy the audio prompt kick.wav into the engine's inbox /inbox: " +
+        "cannot open /Users/me/kick.wav");
+    assert.equal(rig.sentTo(A.JOB_GENERATE).length, 0);
+    rig.copyError = null;
+    rig.device.generate();
+    assert.equal(keyValues(rig.lastSentTo(A.JOB_GENERATE)).audio_prompt_path, "/inbox/t-audio2-kick.wav");
+});
+
+test("copies get names every file system takes, in the inbox's own style", () => {
+    const {stagedName, joinPath} = modules.device;
+    assert.equal(stagedName("m4l1-", 3, "/a/b/k\u00e9 \u00fc?*.wav"), "m4l1-audio3-k_ ___.wav");
+    assert.equal(stagedName("m4l1-", 1, "C:\\drums\\snare.aif"), "m4l1-audio1-snare.aif");
+    assert.equal(stagedName("p-", 1, "x".repeat(300) + ".wav").length, 100);
+    assert.equal(joinPath("/data/inbox/", "a.wav"), "/data/inbox/a.wav");
+    assert.equal(joinPath("C:\\data\\inbox", "a.wav"), "C:\\data\\inbox\\a.wav");
+    assert.equal(joinPath("C:/data/inbox", "a.wav"), "C:/data/inbox/a.wav");
 });
 
 test("the model setting travels as the model field; empty means the engine's default", () => {
@@ -546,9 +604,13 @@ test("Max-style paths from live.drop become the operating system's", () => {
     assert.equal(nativePath("C:/Users/me/kick.wav", ""), "C:/Users/me/kick.wav");
     assert.equal(nativePath("/Users/me/kick.wav", "Macintosh HD"), "/Users/me/kick.wav");
     const rig = startedRig({}, {bootVolume: "Macintosh HD"});
+    rig.reply(A.HELLO_REPLY, 1, "0.1.0", "/inbox");
     rig.device.control("audio_prompt", "Macintosh HD:/Users/me/break.wav");
+    assert.match(rig.status(), /Audio prompt: break\.wav/);
     rig.device.generate();
-    assert.equal(keyValues(rig.lastSentTo(A.JOB_GENERATE)).audio_prompt_path, "/Users/me/break.wav");
+    // Max's File opens the path as Max gave it; the engine gets the copy's
+    assert.deepEqual(rig.copied, [["Macintosh HD:/Users/me/break.wav", "/inbox/t-audio1-break.wav"]]);
+    assert.equal(keyValues(rig.lastSentTo(A.JOB_GENERATE)).audio_prompt_path, "/inbox/t-audio1-break.wav");
 });
 
 test("a prompt over the engine's limit is refused before sending", () => {
@@ -587,7 +649,7 @@ test("a request that timed out is let go: a later hello says ready, a tempo chan
     assert.deepEqual(rig.lastSentTo(A.JOB_CANCEL).args, [idOf(variation)], "an engine that gets it late drops it");
 
     // The engine is back: its hello reads ready, and a late answer to the old job changes nothing.
-    rig.reply(A.HELLO_REPLY, 1, "0.1.0");
+    rig.reply(A.HELLO_REPLY, 1, "0.1.0", "/inbox");
     assert.match(rig.status(), /Engine 0\.1\.0 ready at 127\.0\.0\.1:9000/);
     rig.reply(A.JOB_DONE, idOf(variation), 0);
     assert.match(rig.status(), /ready/);
@@ -602,11 +664,11 @@ test("a request that timed out is let go: a later hello says ready, a tempo chan
 
 test("the engine's hello: ready, or a protocol version mismatch", () => {
     const rig = startedRig();
-    rig.reply(A.HELLO_REPLY, 1, "0.1.0");
+    rig.reply(A.HELLO_REPLY, 1, "0.1.0", "/inbox");
     assert.match(rig.status(), /Engine 0\.1\.0 ready at 127\.0\.0\.1:9000/);
     rig.clock.advance(10000);
     assert.match(rig.status(), /ready/);
-    rig.reply(A.HELLO_REPLY, 2, "9.0.0");
+    rig.reply(A.HELLO_REPLY, 2, "9.0.0", "/inbox");
     assert.match(rig.status(), /speaks protocol 2; this device speaks 1/);
 });
 

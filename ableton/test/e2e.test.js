@@ -116,7 +116,11 @@ test("the device against a real loopbridge serve", {skip: reason || false, timeo
             host.message("generate", 1);
             const status = await settled(host, since, "the audio-prompted clip");
             assert.match(status, /^Placed .* slot 2/, engine.log());
-            assert.equal(fields(host.sent.filter((m) => m.address === A.JOB_GENERATE).pop()).audio_prompt_path, dropped);
+            // the engine reads files only in the folders it allows: the device sent a copy in its inbox
+            const inbox = host.received.filter((m) => m.address === A.HELLO_REPLY).pop().args[2];
+            const sent = fields(host.sent.filter((m) => m.address === A.JOB_GENERATE).pop()).audio_prompt_path;
+            assert.equal(path.dirname(sent), inbox);
+            assert.deepEqual(fs.readFileSync(sent), fs.readFileSync(dropped));
         });
 
         await t.test("in 7/8 the device sends Live's meter; the engine's note on a length it cannot make is shown", async () => {

@@ -7,12 +7,14 @@
 const test = require("node:test");
 const assert = require("node:assert/strict");
 const dgram = require("node:dgram");
+const fs = require("node:fs");
 const path = require("node:path");
 
 const osc = require("../node/osc");
 const {MaxHost, freeUdpPort} = require("../node/max_host");
 const {FakeLive} = require("./support/fake_live");
 const {modules, tempDir, loopFile} = require("./support/harness");
+const {writeWav} = require("./support/wav");
 const {pythonProtocol} = require("./support/python");
 
 const P = modules.protocol;
@@ -89,7 +91,7 @@ test("Generate over UDP: OSC to the engine's port, replies on the registered por
         assert.deepEqual(register.args, [replyPort]);
         await peer.next(A.ENGINE_HELLO);
         peer.replyTo = replyPort;
-        peer.send(A.HELLO_REPLY, 1, "0.1.0");
+        peer.send(A.HELLO_REPLY, 1, "0.1.0", dir);
         await host.waitFor(() => /ready/.test(host.lastStatus()), 3000, "the hello reply");
 
         host.textedit(1, "four on the floor");
@@ -163,34 +165,47 @@ test("engine down: a clear message after the request timeout, no error thrown, n
     }
 });
 
-test("values that arrive before live.thisdevice are kept and send nothing", async () => {
-    const peer = await udpPeer();
-    const live = new FakeLive();
-    const host = new MaxHost({LiveAPI: live.LiveAPI});
-    try {
-        host.message("variation", 7);
-        host.message("pitch", 3);
-        host.textedit(2, "string pad");
-        host.message("audio_prompt", path.join("/tmp", "drop me.wav"));
-        host.message("sample_rate", 44100);
-        host.message("engine", "127.0.0.1", peer.port);
-        host.message("reply_port", await freeUdpPort());
-        assert.deepEqual(host.sent, []);  // no Live API, no OSC before init
-        host.message("init");
-        await peer.next(A.ENGINE_HELLO);
-        assert.equal(host.sent.filter((m) => m.address.startsWith(`${P.OSC_ROOT}/job/`)).length, 0);
-        host.message("generate");
-        const sent = fields(await peer.next(A.JOB_GENERATE));
-        assert.equal(sent.variation, 7);
-        assert.equal(sent.pitch_semitones, 3);
-        assert.equal(sent.audio_prompt_path, "/tmp/drop me.wav");
-        assert.equal(sent.sample_rate, 44100);
-        assert.deepEqual(host.errors, []);
-    } finally {
-        await host.close();
-        await peer.close();
-    }
-});
+test("values that arrive before live.thisdevice are kept and send nothing; a dropped file goes to the inbox",
+    async () => {
+        const dir = tempDir();
+        const inbox = path.join(dir, "inbox");
+        fs.mkdirSync(inbox);
+        const dropped = writeWav(path.join(dir, "drop me.wav"), {seconds: 2, sampleRate: 8000, channels: 2});  // 4 copy chunks
+        const peer = await udpPeer();
+        const live = new FakeLive();
+        const host = new MaxHost({LiveAPI: live.LiveAPI});
+        try {
+            host.message("variation", 7);
+            host.message("pitch", 3);
+            host.textedit(2, "string pad");
+            host.message("audio_prompt", dropped);
+            host.message("sample_rate", 44100);
+            host.message("engine", "127.0.0.1", peer.port);
+            const replyPort = await freeUdpPort();
+            host.message("reply_port", replyPort);
+            assert.deepEqual(host.sent, []);  // no Live API, no OSC before init
+            host.message("init");
+            await peer.next(A.ENGINE_HELLO);
+            assert.equal(host.sent.filter((m) => m.address.startsWith(`${P.OSC_ROOT}/job/`)).length, 0);
+            // the engine has not said where its inbox is: Generate asks, and generates on the answer
+            host.message("generate");
+            await peer.next(A.ENGINE_HELLO);
+            await host.receiverReady;
+            peer.replyTo = replyPort;
+            peer.send(A.HELLO_REPLY, 1, "0.1.0", inbox);
+            const sent = fields(await peer.next(A.JOB_GENERATE));
+            assert.equal(sent.variation, 7);
+            assert.equal(sent.pitch_semitones, 3);
+            assert.equal(path.dirname(sent.audio_prompt_path), inbox);
+            assert.match(path.basename(sent.audio_prompt_path), /-drop me\.wav$/);
+            assert.deepEqual(fs.readFileSync(sent.audio_prompt_path), fs.readFileSync(dropped));
+            assert.equal(sent.sample_rate, 44100);
+            assert.deepEqual(host.errors, []);
+        } finally {
+            await host.close();
+            await peer.close();
+        }
+    });
 
 test("the engine's address and the reply port can be changed; the device registers the new port", async () => {
     const first = await udpPeer();
@@ -211,13 +226,13 @@ test("the engine's address and the reply port can be changed; the device registe
             }
         }
         second.replyTo = newReply;
-        second.send(A.HELLO_REPLY, 1, "0.1.0");
+        second.send(A.HELLO_REPLY, 1, "0.1.0", "/inbox");
         await host.waitFor(() => /ready at 127\.0\.0\.1:\d+/.test(host.lastStatus()), 3000, "hello on the new port");
         // a datagram that is not OSC is dropped by udpreceive, and the device carries on
         const raw = dgram.createSocket("udp4");
         await new Promise((resolve) => raw.send(Buffer.from("garbage!"), newReply, "127.0.0.1", resolve));
         raw.close();
-        second.send(A.HELLO_REPLY, 1, "0.1.1");
+        second.send(A.HELLO_REPLY, 1, "0.1.1", "/inbox");
         await host.waitFor(() => /0\.1\.1 ready/.test(host.lastStatus()), 3000, "the next reply");
         assert.ok(host.posts.some((p) => /udpreceive:/.test(p)));
         assert.deepEqual(host.errors, []);

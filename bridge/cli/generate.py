@@ -137,7 +137,7 @@ def generate(args: argparse.Namespace) -> int:
     check_out_dir(args.out)
     with open_door(args) as door:
         # every check before any work, so bad input writes nothing
-        order = OrderBuilder(door, args.model).order(MessageType.GENERATE, fields)
+        order = OrderBuilder(door, args.model, allowed=None).order(MessageType.GENERATE, fields)
         assert order.request is not None
         progress, close = _lazy_bar(args)
         job = door.submit(order, on_progress=lambda job, fraction: progress(job, fraction))
@@ -175,7 +175,8 @@ def recall_render(args: argparse.Namespace) -> int:
               "sample_rate": args.sample_rate, **meter_fields(args.meter)}
     check_out_dir(args.out)
     with open_door(args) as door:
-        order = OrderBuilder(door).order(MessageType.RECALL, {k: v for k, v in fields.items() if v is not None})
+        given = {k: v for k, v in fields.items() if v is not None}
+        order = OrderBuilder(door, allowed=None).order(MessageType.RECALL, given)
         (sample,) = door.generate(order)
     print(write_sample(sample.data, args.out, sample.filename))
     return EXIT_OK

@@ -42,14 +42,18 @@ def add_parsers(sub: Any) -> None:
                        help="listen beyond this machine without keys: anyone who can reach the port may use it, "
                             "and nothing is encrypted")
     serve.add_argument("--store", type=Path, default=None, help="the render store folder (default: the data folder)")
-    serve.add_argument("--model", default=None, help="the model to warm and to use when a request names none "
-                                                     "(default: the embedded default model)")
+    serve.add_argument("--model", default=None, help="the model to warm and to use when a request names none: an id, "
+                                                     "a folder or FAMILY:PATH, which clients then name by the id the "
+                                                     "ready line gives (default: the embedded default model)")
     serve.add_argument("--prerender", type=positive_int("prerender", 0, 64), default=DEFAULT_DEPTH,
                        help=f"variations pre-rendered after each request (0 turns it off; default {DEFAULT_DEPTH})")
     serve.add_argument("--threads", type=positive_int("threads", 1, 1024), default=None,
                        help="CPU threads for the models (default: torch's choice)")
     serve.add_argument("--export", type=Path, default=None, metavar="DIR",
                        help="where files handed out over OSC are linked under readable names")
+    serve.add_argument("--allow-path", type=Path, action="append", default=[], metavar="DIR",
+                       help="a folder whose files clients may name by path (audio_prompt_path), besides the store "
+                            "and the inbox; repeatable. Clients on other machines send audio as bytes")
     serve.add_argument("--quiet", action="store_true", help="no line per request")
     speed_options(serve)
     serve.set_defaults(handler=serve_command)
@@ -86,11 +90,15 @@ def serve_command(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if not (value == "off" and name == "events") and not value.startswith(("tcp://", "ipc://")):
             raise InputError(f"{name}={value!r} is not accepted: expected tcp://HOST:PORT or ipc://PATH")
+    for folder in args.allow_path:
+        if not folder.expanduser().is_dir():
+            raise InputError(f"allow-path={str(folder)!r} is not accepted: expected an existing folder")
     options = ServeOptions(
         zmq=args.zmq, events=None if args.events == "off" else args.events, osc=osc, osc_allow=args.osc_allow,
         device=args.device, memory_budget_gb=args.memory_budget, keys_dir=args.keys, insecure=args.insecure,
         store=args.store, model=args.model, prerender=args.prerender, threads=args.threads, export_dir=args.export,
         log_requests=not args.quiet, dtype=args.dtype, load_options=load_options(args),
+        allow_paths=tuple(folder.expanduser() for folder in args.allow_path),
     )
     _configure_logging(args.quiet)
     try:

@@ -8,7 +8,9 @@ Models are found, never downloaded, in three places:
 3. the Hugging Face hub cache (``$HF_HUB_CACHE``, ``$HF_HOME/hub`` or ``~/.cache/huggingface/hub``):
    ``models--harmonai--maestro-150k`` becomes id ``harmonai/maestro-150k``.
 
-A model id may also be a path to a folder, or ``family:path`` to name the family outright.
+A model id may also be a path to a folder, or ``family:path`` to name the family outright (the
+command line's choice; :meth:`ModelRegistry.pin` lists such a model under an id of its own, which
+is how the engine serves one to network clients, who name models by id only).
 A folder's family comes from a ``loopbridge.json`` (``{"family": "..."}``) if present, else from
 the pipeline class in diffusers' ``model_index.json``.
 """
@@ -153,6 +155,7 @@ class ModelRegistry:
         self.search_paths = [Path(p) for p in (search_paths if search_paths is not None else default_search_paths())]
         self.hf_cache = Path(hf_cache) if hf_cache is not None else default_hf_cache()
         self.include_embedded = include_embedded
+        self._pinned: list[ModelSpec] = []
 
     def specs(self) -> list[ModelSpec]:
         """Every model found now, embedded first; ids are unique (first found wins)."""
@@ -164,6 +167,7 @@ class ModelRegistry:
     def _scan(self) -> Iterable[ModelSpec]:
         if self.include_embedded and (EMBEDDED_DEFAULT_DIR / "config.json").is_file():
             yield ModelSpec("default", "default", EMBEDDED_DEFAULT_DIR, "embedded")
+        yield from self._pinned
         for root in self.search_paths:
             if not root.is_dir():
                 continue
@@ -180,6 +184,29 @@ class ModelRegistry:
                 family = detect_family(snapshot, name_hint=repo_id)
                 if family:
                     yield ModelSpec(repo_id, family, snapshot, "huggingface cache")
+
+    def pin(self, model: str) -> str:
+        """List ``model`` (an id, a folder path or ``family:path``, as the user named it) among
+        :meth:`specs` and return its id: a folder keeps the id it is found under, else it is listed
+        under its folder's name (``-2``, ``-3``... added when another model has that id).
+
+        Raises what :meth:`resolve` raises for a model that cannot be found.
+        """
+        spec = self.resolve(model)
+        if spec.source != "path":
+            return spec.id
+        folder = spec.path.expanduser().resolve()
+        specs = self.specs()
+        for known in specs:
+            if known.family == spec.family and known.path.expanduser().resolve() == folder:
+                return known.id
+        taken = {known.id for known in specs}
+        name = folder.name or spec.family
+        model_id, n = name, 2
+        while model_id in taken:
+            model_id, n = f"{name}-{n}", n + 1
+        self._pinned.append(ModelSpec(model_id, spec.family, folder, "path"))
+        return model_id
 
     def resolve(self, model_id: str) -> ModelSpec:
         """The spec for ``model_id`` (an id, a folder path, or ``family:path``).

@@ -88,8 +88,8 @@ def _pairs(fields: dict[str, Any]) -> list[Any]:
 def test_engine_and_models_addresses(peer: Peer) -> None:
     assert peer.ask(f"{R}/engine/ping", "t1") == ["t1"]
     assert peer.ask(f"{R}/engine/ping") == [""]
-    version, engine_version = peer.ask(f"{R}/engine/hello")
-    assert version == p.PROTOCOL_VERSION and engine_version
+    version, engine_version, inbox = peer.ask(f"{R}/engine/hello")
+    assert version == p.PROTOCOL_VERSION and engine_version and Path(inbox).is_dir()
     status = json.loads(peer.ask(f"{R}/engine/status")[0])
     assert status["device"] == "cpu" and status["default_model"] == "tiny-dd"
     models = json.loads(peer.ask(f"{R}/models/list")[0])

@@ -109,6 +109,33 @@ def test_audio_prompt_is_content_addressed_and_read_only() -> None:
         AudioPrompt(np.zeros((2, 2, 2), np.float32), 44100)
 
 
+def test_audio_prompt_from_bytes_audio_or_a_spectrogram_image() -> None:
+    import io
+
+    import soundfile as sf
+    from PIL import Image
+
+    wav = io.BytesIO()
+    sf.write(wav, np.full((800, 2), 0.25, np.float32), 16000, format="WAV", subtype="FLOAT")
+    prompt = AudioPrompt.from_bytes(wav.getvalue(), "audio prompt in frame 1")
+    assert prompt.sample_rate == 16000 and prompt.audio.shape == (2, 800) and np.allclose(prompt.audio, 0.25)
+    png = io.BytesIO()
+    Image.fromarray(np.full((512, 8), 255, np.uint8)).save(png, format="PNG")  # a silent seed image
+    image = AudioPrompt.from_bytes(memoryview(png.getvalue()))
+    assert image.sample_rate == 44100 and image.audio.shape[0] == 1
+    with pytest.raises(AudioReadError, match=r"^audio prompt in frame 2 is not readable audio "):
+        AudioPrompt.from_bytes(b"RIFF0000WAVEjunk", "audio prompt in frame 2")
+    with pytest.raises(RequestError, match="512 pixels high"):
+        short = io.BytesIO()
+        Image.fromarray(np.zeros((10, 8), np.uint8)).save(short, format="PNG")
+        AudioPrompt.from_bytes(short.getvalue())
+    # an over-long prompt is refused from its header, before its samples are decoded
+    long = io.BytesIO()
+    sf.write(long, np.zeros(8000 * 700, np.float32), 8000, format="FLAC")  # 700 s of silence: a few kB
+    with pytest.raises(RequestError, match=r"^audio_prompt='700\.0 s of audio' is not accepted"):
+        AudioPrompt.from_bytes(long.getvalue())
+
+
 def test_unreadable_audio_prompt_file(tmp_path) -> None:
     bogus = tmp_path / "prompt.wav"
     bogus.write_bytes(b"RIFF0000WAVEjunk")

@@ -60,6 +60,7 @@ function makeRig(liveSetup = {}, options = {}) {
     const clock = new ManualClock();
     const sent = [];
     const ui = [];
+    const copied = [];  // [source, destination] of each file the device copied
     const device = new modules.device.Device({
         live: new modules.live.LiveSeam(live.LiveAPI),
         send: (address, args) => sent.push({address, args: Array.from(args)}),
@@ -68,9 +69,15 @@ function makeRig(liveSetup = {}, options = {}) {
         cancel: (timer) => timer && clock.cancel(timer),
         log: () => {},
         random: seededRandom(7),
+        copyFile: (source, destination) => {
+            if (rig.copyError) {
+                throw new Error(rig.copyError);
+            }
+            copied.push([source, destination]);
+        },
     }, {idPrefix: "t-", settleMs: 250, ...options});
     const rig = {
-        live, clock, sent, ui, device,
+        live, clock, sent, ui, device, copied, copyError: null,
         statuses: () => ui.filter(([n]) => n === "status").map(([, t]) => t),
         status: () => {
             const all = rig.statuses();

@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import scipy.sparse
@@ -330,26 +330,30 @@ def spectral_convergence(reference: np.ndarray, estimate: np.ndarray, codec: Spe
     return float(np.linalg.norm(ref - est)) / max(float(np.linalg.norm(ref)), 1e-12)
 
 
-def read_image(path: str | Path, params: SpectrogramParams | None = None) -> SpectrogramImage:
+def read_image(path: str | Path | BinaryIO, params: SpectrogramParams | None = None,
+               name: str | None = None) -> SpectrogramImage:
     """A spectrogram image file in Riffusion's format (grayscale or RGB; 512 rows, loud = dark,
-    high frequencies at the top), as published Riffusion seed images are. Raises
-    :class:`RequestError` naming the file for an unreadable image or one of another height."""
+    high frequencies at the top), as published Riffusion seed images are: a path, or an open binary
+    file (bytes a client sent). Raises :class:`RequestError` naming the file (or ``name``) for an
+    unreadable image or one of another height."""
     from PIL import Image, UnidentifiedImageError
 
     params = params or SpectrogramParams()
+    shown = name if name is not None else str(path)
     try:
         with Image.open(path) as image:
             pixels = np.asarray(image.convert("L"), dtype=np.uint8)
     except (OSError, UnidentifiedImageError, ValueError) as exc:
-        raise RequestError("audio_prompt", str(path), "a readable spectrogram image", str(exc)[:120]) from None
+        raise RequestError("audio_prompt", shown, "a readable spectrogram image", str(exc)[:120]) from None
     if pixels.shape[0] != params.n_mels or pixels.shape[1] < 2:
-        raise RequestError("audio_prompt", f"{path}: an image of {pixels.shape[1]}×{pixels.shape[0]} pixels",
+        raise RequestError("audio_prompt", f"{shown}: an image of {pixels.shape[1]}×{pixels.shape[0]} pixels",
                            f"a spectrogram image {params.n_mels} pixels high (Riffusion's format)")
     return SpectrogramImage(np.ascontiguousarray(pixels))
 
 
-def audio_from_image_file(path: str | Path, seed: int = 0) -> tuple[np.ndarray, int]:
-    """``(audio [1, samples], sample_rate)`` of a spectrogram image file (see :func:`read_image`), so
-    a published seed image can be used wherever audio prompts are taken."""
+def audio_from_image_file(path: str | Path | BinaryIO, seed: int = 0, name: str | None = None,
+                          ) -> tuple[np.ndarray, int]:
+    """``(audio [1, samples], sample_rate)`` of a spectrogram image file, a path or an open binary file
+    (see :func:`read_image`), so a published seed image can be used wherever audio prompts are taken."""
     codec = SpectrogramImageCodec()
-    return codec.decode(read_image(path, codec.params), seed), codec.params.sample_rate
+    return codec.decode(read_image(path, codec.params, name), seed), codec.params.sample_rate
