@@ -1,11 +1,11 @@
 """The engine's OSC front (UDP): the protocol's operations under ``/loopbridge/...``.
 
-One thread reads datagrams. python-osc's :class:`~pythonosc.dispatcher.Dispatcher` matches each
-message's address (OSC wildcards honoured) against the protocol's address table, whose every row is
-mapped to one handler here; its arguments are checked leniently (``protocol.lenient``: an int where
-a float is expected and the other way round, as controllers send them) and it is served. Anything
-wrong is answered on ``/loopbridge/error`` and the server goes on; packets from hosts outside the
-allow-list are dropped without an answer.
+One thread reads datagrams. Each message's address is looked up in the protocol's address table,
+whose every row is mapped to one handler here (a pattern with OSC wildcards is matched against the
+table by :mod:`.osc_pattern`, in time linear in the pattern); its arguments are checked leniently
+(``protocol.lenient``: an int where a float is expected and the other way round, as controllers
+send them) and it is served. Anything wrong is answered on ``/loopbridge/error`` and the server goes
+on; packets from hosts outside the allow-list are dropped without an answer.
 
 Replies go to the sender's host, at the port it registered with ``/loopbridge/controller/register``
 (or, when its source port changed and its host registered exactly one port, that one), else to the
@@ -20,7 +20,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import re
 import socket
 import threading
 import time
@@ -31,12 +30,12 @@ from typing import Any
 from loopbridge.engine.errors import RequestError
 from loopbridge.engine.frontdoor import Sample
 from loopbridge.engine.motion import MotionKind, TempoReading
-from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
 
 from . import protocol as p
 from .motion_follow import MotionFollower, reading_args
+from .osc_pattern import AddressTable, PatternError, is_pattern
 from .osc_session import Session, sample_args
 from .protocol import OSC_ROOT, ErrorCode, MessageType, OscAddress, lenient
 from .replies import JobSink, WireError
@@ -52,7 +51,6 @@ Handler = Callable[[OscAddress, dict[str, Any], list[Any], Address], None]
 
 #: addresses that carry a stream of frames rather than requests (not logged one line each)
 _STREAM_ADDRESSES = frozenset({f"{OSC_ROOT}/motion/joints", f"{OSC_ROOT}/motion/accel"})
-_STAR_RUNS = re.compile(r"\*+")
 #: the most a JSON reply (status, models, history) may take in one datagram
 _MAX_JSON_BYTES = 60 * 1024
 
@@ -91,13 +89,10 @@ class OscServer:
         self.motion = MotionFollower(on_reading=self._motion_reading, on_follow=self.session.follow_tempo,
                                      session_tempo=lambda: float(self.session.params["tempo_bpm"]))
         self.counters = {"received": 0, "errors": 0, "dropped": 0, "sent": 0}
-        self.dispatcher = Dispatcher()
         handlers = self._handlers()
-        for entry in p.OSC_ADDRESSES:
-            self.dispatcher.map(entry.address, handlers[entry.address], entry)
-        # an address without wildcards (nearly every message) is its own key: no pattern to match
-        self._exact = {entry.address: list(self.dispatcher.handlers_for_address(entry.address))
-                       for entry in p.OSC_ADDRESSES}
+        #: every incoming address: its row and its handler
+        self._rows = {entry.address: (entry, handlers[entry.address]) for entry in p.OSC_ADDRESSES}
+        self._table = AddressTable(self._rows)
 
     @property
     def address(self) -> Address:
@@ -227,36 +222,33 @@ class OscServer:
         started = time.perf_counter()
         target = self.reply_target(sender)
         ours = address.startswith(OSC_ROOT + "/")
-        wildcard = any(c in address for c in "?*[{")
+        wildcard = is_pattern(address)
         if not ours and not wildcard:
             self.counters["dropped"] += 1  # a controller's own addresses: not ours, not an error
             return
         try:
-            stars = len(_STAR_RUNS.findall(address))  # "**" matches what "*" does: a run counts once
-            if stars > p.MAX_OSC_PATTERN_STARS:
-                raise WireError(ErrorCode.MALFORMED, f"address pattern with {stars} '*' wildcards: at most "
-                                                     f"{p.MAX_OSC_PATTERN_STARS}")
-            # python-osc matches a pattern by regular expression, a "*" as "[^/]*": a run of them would
-            # backtrack without need, so the run is matched as the one "*" it means
-            handlers = self._exact.get(address, []) if not wildcard else \
-                list(self.dispatcher.handlers_for_address(_STAR_RUNS.sub("*", address)))
-            if not handlers:
+            try:
+                # an address without wildcards (nearly every message) is its own key: no pattern to match
+                matched = self._table.match(address) if wildcard else [address] if address in self._rows else []
+            except PatternError as exc:
+                raise WireError(ErrorCode.MALFORMED, f"address pattern {_shown(address)}: {exc}") from None
+            if not matched:
                 if ours:
-                    raise WireError(ErrorCode.UNKNOWN_TYPE, f"{address} is not an address of this protocol: see "
-                                                            f"{OSC_ROOT}/... in PROTOCOL.md")
+                    raise WireError(ErrorCode.UNKNOWN_TYPE, f"{_shown(address)} is not an address of this "
+                                                            f"protocol: see {OSC_ROOT}/... in PROTOCOL.md")
                 self.counters["dropped"] += 1
                 return
         except WireError as refused:
             self.error(target, "", refused)
             self._log(sender, address, f"error {refused.code.value}", started)
             return
-        for handler in handlers:
-            entry: OscAddress = handler.args[0]
+        for row in matched:
+            entry, handler = self._rows[row]
             request_id = ""
             try:
                 values, rest = self._arguments(entry, args)
                 request_id = str(values.get("id") or "")
-                handler.callback(entry, values, rest, sender)
+                handler(entry, values, rest, sender)
                 if entry.address not in _STREAM_ADDRESSES:  # motion frames come 60 a second: no line each
                     self._log(sender, entry.address, "ok", started)
             except Exception as exc:
@@ -416,6 +408,11 @@ class OscServer:
         if self.request_log is not None:
             elapsed_ms = (time.perf_counter() - started) * 1000
             self.request_log(f"osc {sender[0]}:{sender[1]} {address} {outcome} {elapsed_ms:.1f} ms")
+
+
+def _shown(address: str) -> str:
+    """An address as an error message quotes it: a long one cut short."""
+    return address if len(address) <= 80 else address[:77] + "..."
 
 
 def _osc_arg(value: Any) -> Any:

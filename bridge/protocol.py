@@ -435,9 +435,6 @@ def error_header(request_id: str | None, code: ErrorCode | str, message: str, re
 
 OSC_ROOT = "/loopbridge"
 OSC_ERROR = f"{OSC_ROOT}/error"  # args: id (or ""), code, message
-#: ``*`` wildcards one incoming address pattern may hold (runs of them count once): matching costs grow
-#: steeply with each, and no controller needs more
-MAX_OSC_PATTERN_STARS = 3
 
 
 @dataclass(frozen=True)
