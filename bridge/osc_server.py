@@ -271,6 +271,9 @@ class OscServer:
                 raise WireError(ErrorCode.BAD_REQUEST, f"{entry.address} needs {len(entry.args)} argument(s): "
                                                        f"{wanted}", name)
             values[name] = lenient(name, args[index], kind)
+            if name == "id" and not 0 < len(values[name]) <= p.MAX_ID_CHARS:
+                raise WireError(ErrorCode.BAD_REQUEST, f"id of {len(values[name])} characters: expected 1–"
+                                                       f"{p.MAX_ID_CHARS}", "id")
         rest = args[len(entry.args):]
         if rest and entry.keyvalues is None:
             raise WireError(ErrorCode.BAD_REQUEST, f"{entry.address} takes {len(entry.args)} argument(s), "
@@ -324,7 +327,7 @@ class OscServer:
         if entry.keyvalues is MessageType.RECALL:
             fields["key"] = values["key"]
         sink = _OscJobSink(self, self.reply_target(sender), values["id"])
-        self.service.start_job(f"osc:{sender[0]}", entry.keyvalues, values["id"], fields, (), sink)
+        self.service.start_job(_owner(sender), entry.keyvalues, values["id"], fields, (), sink)
 
     def _ping(self, entry: OscAddress, values: dict[str, Any], rest: list[Any], sender: Address) -> None:
         self.send(self.reply_target(sender), f"{OSC_ROOT}/engine/pong", values.get("token", ""))
@@ -346,7 +349,7 @@ class OscServer:
                        value=reply["capabilities"])
 
     def _cancel(self, entry: OscAddress, values: dict[str, Any], rest: list[Any], sender: Address) -> None:
-        self.service.cancel(f"osc:{sender[0]}", values["id"])
+        self.service.cancel(_owner(sender), values["id"])  # one of its own jobs: another sender's is not found
         self.send(self.reply_target(sender), f"{OSC_ROOT}/job/cancelled", values["id"])
 
     def _history(self, entry: OscAddress, values: dict[str, Any], rest: list[Any], sender: Address) -> None:
@@ -408,6 +411,12 @@ class OscServer:
         if self.request_log is not None:
             elapsed_ms = (time.perf_counter() - started) * 1000
             self.request_log(f"osc {sender[0]}:{sender[1]} {address} {outcome} {elapsed_ms:.1f} ms")
+
+
+def _owner(sender: Address) -> str:
+    """Whose jobs a sender's are: its host and source port's, so two senders' ids never meet (the same
+    id from two controllers is two jobs) and a cancel reaches only the sender's own."""
+    return f"osc:[{sender[0]}]:{sender[1]}"
 
 
 def _shown(address: str) -> str:

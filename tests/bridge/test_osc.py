@@ -287,6 +287,34 @@ def test_cancel_over_osc(peer: Peer) -> None:
     assert any(address == p.OSC_ERROR and args[:2] == ["long", "cancelled"] for address, args in got)
 
 
+def test_a_job_belongs_to_its_sender(served: Served, peer: Peer) -> None:
+    other = Peer(served)  # a second controller on the same host
+    try:
+        # the same id from two senders is two jobs, and each sender gets its own reply
+        for controller, seed in ((peer, 11), (other, 12)):
+            controller.send(f"{R}/job/generate", "same-id", "seed", seed, "prerender", 0,
+                            *_pairs({**TINY, "steps": 30}))
+        mine, theirs = [c.until(f"{R}/job/sample", 60)[0] for c in (peer, other)]
+        assert mine[0] == theirs[0] == "same-id" and mine[8] != theirs[8]  # two renders, one per seed
+        assert peer.until(f"{R}/job/done")[0] == other.until(f"{R}/job/done")[0] == ["same-id", 1]
+        # a sender may cancel only the jobs it started
+        peer.send(f"{R}/job/generate", "mine", "seed", 4343, "prerender", 0, *_pairs({**TINY, "steps": 400}))
+        peer.until(f"{R}/job/progress", 60)
+        _, code, _ = other.ask(f"{R}/job/cancel", "mine", reply=p.OSC_ERROR)
+        assert code == "not_found"
+        peer.send(f"{R}/job/cancel", "mine")  # still running, so its own sender finds it
+        got: list[tuple[str, list[Any]]] = []
+        while len(got) < 2:  # the cancel's reply and the job's own error, in either order
+            message = peer.receive(30)
+            assert message is not None, got
+            if message[0] != f"{R}/job/progress":
+                got.append(message)
+        assert (f"{R}/job/cancelled", ["mine"]) in got
+        assert any(address == p.OSC_ERROR and args[:2] == ["mine", "cancelled"] for address, args in got)
+    finally:
+        other.close()
+
+
 # ---- an independent peer: liblo's command-line tools ------------------------------------------------------------
 
 
