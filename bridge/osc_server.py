@@ -7,18 +7,19 @@ table by :mod:`.osc_pattern`, in time linear in the pattern); its arguments are 
 send them) and it is served. Anything wrong is answered on ``/loopbridge/error`` and the server goes
 on; packets from hosts outside the allow-list are dropped without an answer.
 
-Replies go to the sender's host, at the port it registered with ``/loopbridge/controller/register``
-(or, when its source port changed and its host registered exactly one port, that one), else to the
-sender's own source port. Registered controllers also get the controller session's feedback
-(:mod:`.osc_session`): every change of a session parameter, the current sample, progress and status.
+Who gets what (:mod:`.osc_routes`): replies go to their sender only — at the port it registered
+with ``/loopbridge/controller/register`` from the socket it sends from, else at its source port —
+and no more bytes of them than one packet may draw; registered controllers also get the controller
+session's feedback (:mod:`.osc_session`): every change of a session parameter, the current sample,
+progress and status. A job belongs to the sender that started it.
 
 Results over OSC are file paths on the engine's machine: readable-named links to the store's files.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-import json
 import logging
 import socket
 import threading
@@ -36,6 +37,7 @@ from pythonosc.osc_packet import OscPacket
 from . import protocol as p
 from .motion_follow import MotionFollower, reading_args
 from .osc_pattern import AddressTable, PatternError, is_pattern
+from .osc_routes import NOTICE_BYTES, Address, Registrations, ReplyBudget, Sender, fit_json
 from .osc_session import Session, sample_args
 from .protocol import OSC_ROOT, ErrorCode, MessageType, OscAddress, lenient
 from .replies import JobSink, WireError
@@ -45,14 +47,15 @@ from .service import Service
 log = logging.getLogger(__name__)
 
 RequestLog = Callable[[str], None]
-Address = tuple[str, int]
 #: a handler of one table row: (its checked arguments, trailing key/value arguments, the sender)
-Handler = Callable[[OscAddress, dict[str, Any], list[Any], Address], None]
+Handler = Callable[[OscAddress, dict[str, Any], list[Any], Sender], None]
 
 #: addresses that carry a stream of frames rather than requests (not logged one line each)
 _STREAM_ADDRESSES = frozenset({f"{OSC_ROOT}/motion/joints", f"{OSC_ROOT}/motion/accel"})
-#: the most a JSON reply (status, models, history) may take in one datagram
-_MAX_JSON_BYTES = 60 * 1024
+#: hosts outside the allow-list logged by name (forged source addresses must not grow the set for ever)
+_REFUSED_LOGGED = 256
+#: the longest error message sent
+_MAX_ERROR_CHARS = 300
 
 
 class OscServer:
@@ -81,14 +84,12 @@ class OscServer:
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
-        self._lock = threading.Lock()
-        #: (host, source port) -> the port it asked feedback on
-        self._registered: dict[Address, int] = {}
+        self.registrations = Registrations()
         self._refused: set[str] = set()
         self.session = Session(service, self)
         self.motion = MotionFollower(on_reading=self._motion_reading, on_follow=self.session.follow_tempo,
                                      session_tempo=lambda: float(self.session.params["tempo_bpm"]))
-        self.counters = {"received": 0, "errors": 0, "dropped": 0, "sent": 0}
+        self.counters = {"received": 0, "errors": 0, "dropped": 0, "sent": 0, "cut": 0}
         handlers = self._handlers()
         #: every incoming address: its row and its handler
         self._rows = {entry.address: (entry, handlers[entry.address]) for entry in p.OSC_ADDRESSES}
@@ -130,52 +131,57 @@ class OscServer:
     # ---- sending -----------------------------------------------------------------------------------
 
     def send(self, target: Address, address: str, *args: Any) -> None:
-        builder = OscMessageBuilder(address)
-        for arg in args:
-            builder.add_arg(_osc_arg(arg))
+        """One message to ``target``, counted against nothing: feedback to a registered controller."""
+        dgram = _build(address, args)
+        if dgram is not None:
+            self._sendto(dgram, target)
+
+    def reply(self, sender: Sender, address: str, *args: Any, request_id: str = "") -> None:
+        """One message to ``sender``, within what its packet may still draw; the first one that does not
+        fit is replaced by an error saying so (with ``request_id``), and nothing is sent after it."""
+        dgram = _build(address, args)
+        if dgram is None:
+            return
+        verdict = sender.budget.admit(len(dgram), sender.limit)
+        if verdict == "send":
+            self._sendto(dgram, sender.target)
+        elif verdict == "notice":
+            self.counters["cut"] += 1
+            advice = f": register ({OSC_ROOT}/controller/register) to get them all" if not sender.registered else \
+                ": ask for less in one packet"
+            notice = _build(p.OSC_ERROR, [request_id[:p.MAX_ID_CHARS], ErrorCode.TOO_LARGE.value,
+                                          f"replies to one packet stop at {sender.limit} bytes{advice}"])
+            if notice is not None and len(notice) <= NOTICE_BYTES:
+                self._sendto(notice, sender.target)
+
+    def reply_json(self, sender: Sender, address: str, *lead: Any, value: Any) -> None:
+        """A reply whose last argument is ``value`` as JSON, cut to fit (lists lose their tail)."""
+        overhead = len(_build(address, [*lead, ""]) or b"") + 4  # the text's own terminator and padding
+        room = min(p.MAX_OSC_JSON_BYTES, sender.budget.room(sender.limit) - overhead)
+        self.reply(sender, address, *lead, fit_json(value, max(0, room)))
+
+    def error(self, sender: Sender, request_id: str, error: WireError) -> None:
+        self.counters["errors"] += 1
+        message = error.message
+        if len(message) > _MAX_ERROR_CHARS:
+            message = message[:_MAX_ERROR_CHARS - 3] + "..."
+        self.reply(sender, p.OSC_ERROR, request_id or "", error.code.value, message, request_id=request_id or "")
+
+    def broadcast(self, sender: Sender | None, address: str, *args: Any) -> None:
+        """Feedback: to every registered controller, and (as a reply) to the sender that caused it."""
+        for target in self.registrations.targets():
+            if sender is None or target != sender.target:
+                self.send(target, address, *args)
+        if sender is not None:
+            self.reply(sender, address, *args)
+
+    def _sendto(self, dgram: bytes, target: Address) -> None:
         try:
-            dgram = builder.build().dgram
             if self._sock is not None:
                 self._sock.sendto(dgram, target)
                 self.counters["sent"] += 1
-        except (OSError, ValueError) as exc:  # a controller gone, a reply too large: never fatal
-            log.debug("OSC %s to %s not sent: %s", address, target, exc)
-
-    def send_json(self, target: Address, address: str, *lead: Any, value: Any) -> None:
-        text = json.dumps(value, default=str, separators=(",", ":"))
-        if len(text.encode()) > _MAX_JSON_BYTES and isinstance(value, list):
-            while value and len(text.encode()) > _MAX_JSON_BYTES:
-                value = value[: max(0, len(value) * 3 // 4)]
-                text = json.dumps(value, default=str, separators=(",", ":"))
-        self.send(target, address, *lead, text)
-
-    def error(self, target: Address, request_id: str, error: WireError) -> None:
-        self.counters["errors"] += 1
-        self.send(target, p.OSC_ERROR, request_id or "", error.code.value, error.message)
-
-    def reply_target(self, sender: Address) -> Address:
-        """Where replies to ``sender`` go: its registered port; its own port when that is a registered
-        one; the one port its host registered (a sender whose source port changes, as oscsend's and
-        Max's do); else its source port."""
-        host, port = sender[0], sender[1]
-        with self._lock:
-            registered = self._registered.get((host, port))
-            if registered is None:
-                ports = {p_ for (h, _), p_ in self._registered.items() if h == host}
-                if port not in ports and len(ports) == 1:
-                    registered = ports.pop()
-        return (host, registered) if registered is not None else (host, port)
-
-    def feedback_targets(self, sender: Address | None = None) -> list[Address]:
-        with self._lock:
-            targets = {(host, port) for (host, _), port in self._registered.items()}
-        if sender is not None:
-            targets.add(self.reply_target(sender))
-        return sorted(targets)
-
-    def broadcast(self, sender: Address | None, address: str, *args: Any) -> None:
-        for target in self.feedback_targets(sender):
-            self.send(target, address, *args)
+        except OSError as exc:  # a controller gone: never fatal
+            log.debug("OSC to %s not sent: %s", target, exc)
 
     # ---- the loop ----------------------------------------------------------------------------------
 
@@ -196,31 +202,31 @@ class OscServer:
             except Exception:  # a bug must not stop the server: log it, answer nothing more
                 log.exception("OSC packet from %s failed", sender)
 
-    def _packet(self, data: bytes, sender: Address) -> None:
+    def _packet(self, data: bytes, source: Address) -> None:
         self.counters["received"] += 1
-        if not self.allow.allows(sender[0]):
+        if not self.allow.allows(source[0]):
             self.counters["dropped"] += 1
-            if sender[0] not in self._refused:
-                self._refused.add(sender[0])
-                log.warning("OSC from %s dropped: not in the allow-list (--osc-allow)", sender[0])
+            if source[0] not in self._refused and len(self._refused) < _REFUSED_LOGGED:
+                self._refused.add(source[0])
+                log.warning("OSC from %s dropped: not in the allow-list (--osc-allow)", source[0])
             return
-        target = self.reply_target(sender)
+        budget = ReplyBudget()  # what this packet may draw back, its bundle's messages and jobs together
         if len(data) > self.max_packet_bytes:
-            self.error(target, "", WireError(ErrorCode.TOO_LARGE, f"packet of {len(data)} bytes: at most "
-                                                                   f"{self.max_packet_bytes}"))
+            self.error(self.registrations.sender(source, budget), "", WireError(
+                ErrorCode.TOO_LARGE, f"packet of {len(data)} bytes: at most {self.max_packet_bytes}"))
             return
         try:
             packet = OscPacket(data)
         except Exception as exc:  # python-osc raises ParseError, but also struct/Index/Unicode errors
-            self.error(target, "", WireError(ErrorCode.MALFORMED, f"not an OSC packet ({type(exc).__name__}: "
-                                                                   f"{str(exc)[:120]})"))
+            self.error(self.registrations.sender(source, budget), "", WireError(
+                ErrorCode.MALFORMED, f"not an OSC packet ({type(exc).__name__}: {str(exc)[:120]})"))
             return
         for timed in packet.messages:
-            self._message(timed.message.address, list(timed.message.params), sender)
+            # the sender's route is looked up for each message: a bundle may register, then ask
+            self._message(timed.message.address, list(timed.message.params), self.registrations.sender(source, budget))
 
-    def _message(self, address: str, args: list[Any], sender: Address) -> None:
+    def _message(self, address: str, args: list[Any], sender: Sender) -> None:
         started = time.perf_counter()
-        target = self.reply_target(sender)
         ours = address.startswith(OSC_ROOT + "/")
         wildcard = is_pattern(address)
         if not ours and not wildcard:
@@ -239,8 +245,8 @@ class OscServer:
                 self.counters["dropped"] += 1
                 return
         except WireError as refused:
-            self.error(target, "", refused)
-            self._log(sender, address, f"error {refused.code.value}", started)
+            self.error(sender, "", refused)
+            self._log(sender, _shown(address), f"error {refused.code.value}", started)
             return
         for row in matched:
             entry, handler = self._rows[row]
@@ -255,7 +261,7 @@ class OscServer:
                 error = WireError.from_exception(exc)
                 if error.code is ErrorCode.INTERNAL:
                     log.exception("OSC %s failed", entry.address)
-                self.error(target, request_id, error)
+                self.error(sender, request_id, error)
                 self._log(sender, entry.address, f"error {error.code.value}: {error.message}", started)
 
     def _arguments(self, entry: OscAddress, args: list[Any]) -> tuple[dict[str, Any], list[Any]]:
@@ -321,77 +327,73 @@ class OscServer:
                 table[entry.address] = self._job
         return table
 
-    def _job(self, entry: OscAddress, values: dict[str, Any], rest: list[Any], sender: Address) -> None:
+    def _job(self, entry: OscAddress, values: dict[str, Any], rest: list[Any], sender: Sender) -> None:
         assert entry.keyvalues is not None  # only rows with key/value pairs are mapped here
         fields = self._keyvalues(entry.keyvalues, rest)
         if entry.keyvalues is MessageType.RECALL:
             fields["key"] = values["key"]
-        sink = _OscJobSink(self, self.reply_target(sender), values["id"])
-        self.service.start_job(_owner(sender), entry.keyvalues, values["id"], fields, (), sink)
+        sink = _OscJobSink(self, sender, values["id"])
+        self.service.start_job(_owner(sender.address), entry.keyvalues, values["id"], fields, (), sink)
 
-    def _ping(self, entry: OscAddress, values: dict[str, Any], rest: list[Any], sender: Address) -> None:
-        self.send(self.reply_target(sender), f"{OSC_ROOT}/engine/pong", values.get("token", ""))
+    def _ping(self, entry: OscAddress, values: dict[str, Any], rest: list[Any], sender: Sender) -> None:
+        self.reply(sender, f"{OSC_ROOT}/engine/pong", values.get("token", ""))
 
-    def _hello(self, entry: OscAddress, values: dict[str, Any], rest: list[Any], sender: Address) -> None:
+    def _hello(self, entry: OscAddress, values: dict[str, Any], rest: list[Any], sender: Sender) -> None:
         hello = self.service.hello()
-        self.send(self.reply_target(sender), f"{OSC_ROOT}/engine/hello", p.PROTOCOL_VERSION, hello["engine_version"],
-                  hello["inbox"])
+        self.reply(sender, f"{OSC_ROOT}/engine/hello", p.PROTOCOL_VERSION, hello["engine_version"], hello["inbox"])
 
-    def _status(self, entry: OscAddress, values: dict[str, Any], rest: list[Any], sender: Address) -> None:
-        self.send_json(self.reply_target(sender), f"{OSC_ROOT}/engine/status", value=self.service.status())
+    def _status(self, entry: OscAddress, values: dict[str, Any], rest: list[Any], sender: Sender) -> None:
+        self.reply_json(sender, f"{OSC_ROOT}/engine/status", value=self.service.status(_owner(sender.address)))
 
-    def _models(self, entry: OscAddress, values: dict[str, Any], rest: list[Any], sender: Address) -> None:
-        self.send_json(self.reply_target(sender), f"{OSC_ROOT}/models/list", value=self.service.models())
+    def _models(self, entry: OscAddress, values: dict[str, Any], rest: list[Any], sender: Sender) -> None:
+        self.reply_json(sender, f"{OSC_ROOT}/models/list", value=self.service.models())
 
-    def _capabilities(self, entry: OscAddress, values: dict[str, Any], rest: list[Any], sender: Address) -> None:
+    def _capabilities(self, entry: OscAddress, values: dict[str, Any], rest: list[Any], sender: Sender) -> None:
         reply = self.service.quick(MessageType.CAPABILITIES, {"model": values["model"]})
-        self.send_json(self.reply_target(sender), f"{OSC_ROOT}/models/capabilities", reply["model"],
-                       value=reply["capabilities"])
+        self.reply_json(sender, f"{OSC_ROOT}/models/capabilities", reply["model"], value=reply["capabilities"])
 
-    def _cancel(self, entry: OscAddress, values: dict[str, Any], rest: list[Any], sender: Address) -> None:
-        self.service.cancel(_owner(sender), values["id"])  # one of its own jobs: another sender's is not found
-        self.send(self.reply_target(sender), f"{OSC_ROOT}/job/cancelled", values["id"])
+    def _cancel(self, entry: OscAddress, values: dict[str, Any], rest: list[Any], sender: Sender) -> None:
+        self.service.cancel(_owner(sender.address), values["id"])  # its own jobs only: another's is not found
+        self.reply(sender, f"{OSC_ROOT}/job/cancelled", values["id"], request_id=values["id"])
 
-    def _history(self, entry: OscAddress, values: dict[str, Any], rest: list[Any], sender: Address) -> None:
-        entries = self.service.history({"limit": values.get("limit") or 50})
-        self.send_json(self.reply_target(sender), f"{OSC_ROOT}/history/list", value=entries)
+    def _history(self, entry: OscAddress, values: dict[str, Any], rest: list[Any], sender: Sender) -> None:
+        entries = self.service.history({"limit": values.get("limit") or 50, "offset": values.get("offset") or 0})
+        self.reply_json(sender, f"{OSC_ROOT}/history/list", value=entries)
 
-    def _register(self, entry: OscAddress, values: dict[str, Any], rest: list[Any], sender: Address) -> None:
-        port = values.get("port") or sender[1]
+    def _register(self, entry: OscAddress, values: dict[str, Any], rest: list[Any], sender: Sender) -> None:
+        host = sender.address[0]
+        port = values.get("port") or sender.address[1]
         if not 0 < port < 65536:
             raise RequestError("port", port, "a UDP port 1–65535")
-        registering = entry.address.endswith("/register")
-        with self._lock:
-            if registering:
-                self._registered[sender] = port
-            else:
-                self._registered.pop(sender, None)
-                for key in [k for k, v in self._registered.items() if k[0] == sender[0] and v == port]:
-                    del self._registered[key]
-        done = "registered" if registering else "unregistered"
-        self.send((sender[0], port), f"{OSC_ROOT}/controller/{done}", sender[0], port)
+        if entry.address.endswith("/register"):
+            self.registrations.register(sender.address, port)
+            self.reply(self.registrations.sender(sender.address, sender.budget), f"{OSC_ROOT}/controller/registered",
+                       host, port)
+        else:
+            self.registrations.unregister(sender.address, port)
+            self.reply(dataclasses.replace(sender, target=(host, port)), f"{OSC_ROOT}/controller/unregistered",
+                       host, port)
 
     def _session_set(self, name: str, entry: OscAddress, values: dict[str, Any], rest: list[Any],
-                     sender: Address) -> None:
+                     sender: Sender) -> None:
         self.session.set(name, values["value"], sender)
 
     def _session_get(self, name: str, entry: OscAddress, values: dict[str, Any], rest: list[Any],
-                     sender: Address) -> None:
+                     sender: Sender) -> None:
         self.session.get(name, sender)
 
-    def _motion_frame(self, entry: OscAddress, values: dict[str, Any], rest: list[Any], sender: Address) -> None:
+    def _motion_frame(self, entry: OscAddress, values: dict[str, Any], rest: list[Any], sender: Sender) -> None:
         kind = MotionKind.JOINTS if entry.address.endswith("/joints") else MotionKind.ACCEL
         self.motion.frame(kind, values["values"])
 
-    def _motion_reset(self, entry: OscAddress, values: dict[str, Any], rest: list[Any], sender: Address) -> None:
+    def _motion_reset(self, entry: OscAddress, values: dict[str, Any], rest: list[Any], sender: Sender) -> None:
         self.motion.reset()
         self._motion_reading(None)
 
-    def _motion_tempo(self, entry: OscAddress, values: dict[str, Any], rest: list[Any], sender: Address) -> None:
-        self.send(self.reply_target(sender), f"{OSC_ROOT}/motion/tempo",
-                  *reading_args(self.motion.latest, self.motion.following))
+    def _motion_tempo(self, entry: OscAddress, values: dict[str, Any], rest: list[Any], sender: Sender) -> None:
+        self.reply(sender, f"{OSC_ROOT}/motion/tempo", *reading_args(self.motion.latest, self.motion.following))
 
-    def _motion_follow(self, entry: OscAddress, values: dict[str, Any], rest: list[Any], sender: Address) -> None:
+    def _motion_follow(self, entry: OscAddress, values: dict[str, Any], rest: list[Any], sender: Sender) -> None:
         if values["value"] not in (0, 1):
             raise RequestError("follow", values["value"], "0 (the session keeps its tempo) or 1 (it follows)")
         self.motion.set_following(bool(values["value"]))
@@ -407,10 +409,10 @@ class OscServer:
         self.service.publish(p.EventTopic.MOTION.value,
                              {**fields, "following": following, "session_tempo_bpm": self.session.params["tempo_bpm"]})
 
-    def _log(self, sender: Address, address: str, outcome: str, started: float) -> None:
+    def _log(self, sender: Sender, address: str, outcome: str, started: float) -> None:
         if self.request_log is not None:
             elapsed_ms = (time.perf_counter() - started) * 1000
-            self.request_log(f"osc {sender[0]}:{sender[1]} {address} {outcome} {elapsed_ms:.1f} ms")
+            self.request_log(f"osc {sender.address[0]}:{sender.address[1]} {address} {outcome} {elapsed_ms:.1f} ms")
 
 
 def _owner(sender: Address) -> str:
@@ -424,6 +426,18 @@ def _shown(address: str) -> str:
     return address if len(address) <= 80 else address[:77] + "..."
 
 
+def _build(address: str, args: Any) -> bytes | None:
+    """One OSC message's bytes (None, logged, when an argument cannot be sent)."""
+    builder = OscMessageBuilder(address)
+    try:
+        for arg in args:
+            builder.add_arg(_osc_arg(arg))
+        return bytes(builder.build().dgram)
+    except (ValueError, TypeError) as exc:
+        log.debug("OSC %s not built: %s", address, exc)
+        return None
+
+
 def _osc_arg(value: Any) -> Any:
     if value is None:
         return ""
@@ -435,29 +449,33 @@ def _osc_arg(value: Any) -> Any:
 
 
 class _OscJobSink(JobSink):
-    def __init__(self, server: OscServer, target: Address, request_id: str) -> None:
+    """A job's messages to the sender that started it, within what its packet may draw; progress
+    only to a registered sender (fifty of them would leave an unregistered one no room for its result)."""
+
+    def __init__(self, server: OscServer, sender: Sender, request_id: str) -> None:
         self.server = server
-        self.target = target
+        self.sender = sender
         self.request_id = request_id
 
+    def _reply(self, address: str, *args: Any) -> None:
+        self.server.reply(self.sender, address, self.request_id, *args, request_id=self.request_id)
+
     def accepted(self, position: int) -> None:
-        self.server.send(self.target, f"{OSC_ROOT}/job/accepted", self.request_id, position)
+        self._reply(f"{OSC_ROOT}/job/accepted", position)
 
     def progress(self, fraction: float) -> None:
-        self.server.send(self.target, f"{OSC_ROOT}/job/progress", self.request_id, float(fraction))
+        if self.sender.registered:
+            self._reply(f"{OSC_ROOT}/job/progress", float(fraction))
 
     def done(self, samples: list[Sample], extra: dict[str, Any]) -> None:
         for note in extra.get("notes", ()):
-            self.server.send(self.target, f"{OSC_ROOT}/job/note", self.request_id, note)
+            self._reply(f"{OSC_ROOT}/job/note", note)
         for index, sample in enumerate(samples):
-            path = self.server.service.export(sample)
-            self.server.send(self.target, f"{OSC_ROOT}/job/sample", self.request_id, index,
-                             *sample_args(sample, path))
-        self.server.send(self.target, f"{OSC_ROOT}/job/done", self.request_id, len(samples))
+            self._reply(f"{OSC_ROOT}/job/sample", index, *sample_args(sample, self.server.service.export(sample)))
+        self._reply(f"{OSC_ROOT}/job/done", len(samples))
 
     def failed(self, error: WireError) -> None:
-        self.server.error(self.target, self.request_id, error)
+        self.server.error(self.sender, self.request_id, error)
 
 
 __all__ = ["OscServer", "lenient"]
-

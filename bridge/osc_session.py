@@ -8,7 +8,8 @@ ZeroMQ one (:class:`~.fields.OrderBuilder`). Generating fixes a *base* request; 
 Morph knobs move around it and are served from the store when pre-rendered; tempo, meter, pitch and
 rate re-conform the current sample.
 
-The session knows no sockets: it talks through a :class:`Controllers` (the OSC server).
+The session knows no sockets: it talks through a :class:`Controllers` (the OSC server), and answers
+each :class:`~.osc_routes.Sender` the way the server routes it.
 """
 
 from __future__ import annotations
@@ -23,11 +24,10 @@ from loopbridge.engine.prerender import snap_morph
 from loopbridge.engine.request import DEFAULT_SAMPLE_RATE, GenerateRequest, Kind, random_seed
 
 from . import protocol as p
+from .osc_routes import Sender
 from .protocol import OSC_ROOT, ErrorCode, MessageType
 from .replies import JobSink, WireError
 from .service import Service
-
-Address = tuple[str, int]
 
 SESSION_DEFAULTS: dict[str, Any] = {
     "prompt": "",
@@ -54,15 +54,15 @@ _METER = ("meter_numerator", "meter_denominator", "beats_per_bar")
 
 
 class Controllers(Protocol):
-    """How the session reaches controllers (the OSC server implements it)."""
+    """How the session reaches controllers (the OSC server implements it): a reply to the sender of a
+    message; feedback to every registered controller and (as a reply) to the sender that caused it,
+    None for the engine's own changes; an error to a sender."""
 
-    def send(self, target: Address, address: str, *args: Any) -> None: ...
+    def reply(self, sender: Sender, address: str, *args: Any, request_id: str = "") -> None: ...
 
-    def broadcast(self, sender: Address | None, address: str, *args: Any) -> None: ...
+    def broadcast(self, sender: Sender | None, address: str, *args: Any) -> None: ...
 
-    def reply_target(self, sender: Address) -> Address: ...
-
-    def error(self, target: Address, request_id: str, error: WireError) -> None: ...
+    def error(self, sender: Sender, request_id: str, error: WireError) -> None: ...
 
 
 def sample_args(sample: Sample, path: Path) -> list[Any]:
@@ -96,22 +96,20 @@ class Session:
         """A parameter's name as the session keeps it (a first name becomes the request field's)."""
         return p.SESSION_ALIASES.get(name, name)
 
-    def get(self, name: str, sender: Address) -> None:
-        self.controllers.send(self.controllers.reply_target(sender), f"{OSC_ROOT}/session/{name}",
-                              self.params[self.name_of(name)])
+    def get(self, name: str, sender: Sender) -> None:
+        self.controllers.reply(sender, f"{OSC_ROOT}/session/{name}", self.params[self.name_of(name)])
 
-    def send_state(self, sender: Address) -> None:
+    def send_state(self, sender: Sender) -> None:
         """Every parameter (under each of its names), the current sample, then ``/session/state``."""
-        target = self.controllers.reply_target(sender)
         for name in [*p.SESSION_PARAMS, *p.SESSION_ALIASES]:
-            self.controllers.send(target, f"{OSC_ROOT}/session/{name}", self.params[self.name_of(name)])
+            self.controllers.reply(sender, f"{OSC_ROOT}/session/{name}", self.params[self.name_of(name)])
         with self._lock:
             current = list(zip(self.current, self.current_paths, strict=True))
         for sample, path in current:
-            self.controllers.send(target, f"{OSC_ROOT}/session/sample", *sample_args(sample, path))
-        self.controllers.send(target, f"{OSC_ROOT}/session/state")
+            self.controllers.reply(sender, f"{OSC_ROOT}/session/sample", *sample_args(sample, path))
+        self.controllers.reply(sender, f"{OSC_ROOT}/session/state")
 
-    def set(self, name: str, value: Any, sender: Address) -> None:
+    def set(self, name: str, value: Any, sender: Sender) -> None:
         """Set a parameter (by either of its names); feedback to every controller; a selecting or
         conforming parameter serves the matching sample. A value out of range is refused (raises)
         and the sender's fader snaps back to the value in force."""
@@ -127,8 +125,7 @@ class Session:
             if field == "model":
                 self.service.door.capabilities(value)
         except Exception:
-            self.controllers.send(self.controllers.reply_target(sender), f"{OSC_ROOT}/session/{name}",
-                                  self.params[field])
+            self.controllers.reply(sender, f"{OSC_ROOT}/session/{name}", self.params[field])
             raise
         changed = [n for n in p.SESSION_PARAMS if trial[n] != self.params[n]] or [field]
         self.params = trial
@@ -162,7 +159,7 @@ class Session:
                                                   1.0).beats_per_bar
         return params
 
-    def _feedback(self, sender: Address | None, field: str) -> None:
+    def _feedback(self, sender: Sender | None, field: str) -> None:
         for name in (field, *[alias for alias, to in p.SESSION_ALIASES.items() if to == field]):
             self.controllers.broadcast(sender, f"{OSC_ROOT}/session/{name}", self.params[field])
 
@@ -191,7 +188,7 @@ class Session:
         order = self.service.orders.order(MessageType.GENERATE, self.fields(params))
         return order if request is None else Order(request, order.host, pitch_semitones=order.pitch_semitones)
 
-    def generate(self, sender: Address) -> None:
+    def generate(self, sender: Sender) -> None:
         seed = random_seed()
         order = self.order({**self.params, "seed": seed, "variation": 0})
         self.params["seed"], self.params["variation"] = seed, 0
@@ -210,7 +207,7 @@ class Session:
         self.service.publish(p.EventTopic.STATE.value, {**self.service.state_fields(), "session_tempo_bpm": value})
         self._reconform(None)
 
-    def _reconform(self, sender: Address | None) -> None:
+    def _reconform(self, sender: Sender | None) -> None:
         """The current sample again under the session's conform settings (tempo, meter, pitch, rate)."""
         with self._lock:
             render_keys = [s.render_key for s in self.current]
@@ -224,7 +221,7 @@ class Session:
         elif self.base is not None:
             self._run(MessageType.VARIATION, self.order(self.params, self.base), sender)
 
-    def _run(self, kind: MessageType, order: Order, sender: Address | None) -> None:
+    def _run(self, kind: MessageType, order: Order, sender: Sender | None) -> None:
         with self._lock:
             previous = self._job_id
             self._job_counter += 1
@@ -241,7 +238,7 @@ class Session:
 
 
 class _SessionSink(JobSink):
-    def __init__(self, session: Session, job_id: str, sender: Address | None) -> None:
+    def __init__(self, session: Session, job_id: str, sender: Sender | None) -> None:
         self.session = session
         self.controllers = session.controllers
         self.job_id = job_id
@@ -252,8 +249,10 @@ class _SessionSink(JobSink):
                                    "rendering" if position == 0 else f"queued ({position} ahead)")
 
     def progress(self, fraction: float) -> None:
+        # to registered controllers only (the sender among them when it registered): fifty of these would
+        # leave an unregistered sender no room for the sample
         if self.session._is_current(self.job_id):
-            self.controllers.broadcast(self.sender, f"{OSC_ROOT}/session/progress", float(fraction))
+            self.controllers.broadcast(None, f"{OSC_ROOT}/session/progress", float(fraction))
 
     def done(self, samples: list[Sample], extra: dict[str, Any]) -> None:
         if not self.session._is_current(self.job_id):
@@ -273,7 +272,7 @@ class _SessionSink(JobSink):
             return  # superseded by a newer knob position
         self.controllers.broadcast(self.sender, f"{OSC_ROOT}/session/status", f"error: {error.message}")
         if self.sender is not None:  # None: the engine's own change (a tempo followed), no one to answer
-            self.controllers.error(self.controllers.reply_target(self.sender), self.job_id, error)
+            self.controllers.error(self.sender, self.job_id, error)
 
 
 __all__ = ["SESSION_DEFAULTS", "Controllers", "Session", "sample_args"]

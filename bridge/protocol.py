@@ -56,6 +56,18 @@ MAX_FRAMES = 1 + 64
 MAX_MESSAGE_BYTES = MAX_BINARY_FRAME_BYTES
 MAX_ID_CHARS = 64
 MAX_OSC_PACKET_BYTES = 64 * 1024
+#: the most one OSC packet draws back to a sender that did not register (/loopbridge/controller/register):
+#: a bundle's replies and the messages of the jobs it starts, together, so that a small packet from a
+#: forged source address draws little more than itself
+MAX_OSC_UNREGISTERED_REPLY_BYTES = 1024
+#: the same for a registered controller
+MAX_OSC_REPLY_BYTES = 64 * 1024
+#: the longest JSON text one OSC reply carries (status, models, history): lists lose their tail
+MAX_OSC_JSON_BYTES = 8 * 1024
+#: registered OSC controllers one host may hold (a new one replaces the host's oldest)
+MAX_OSC_CONTROLLERS_PER_HOST = 8
+#: registered OSC controllers the engine holds (beyond them, a new host's registration is refused)
+MAX_OSC_CONTROLLERS = 64
 
 
 class MessageType(StrEnum):
@@ -505,14 +517,14 @@ OSC_ADDRESSES: tuple[OscAddress, ...] = (
     OscAddress(f"{OSC_ROOT}/job/conform", (("id", "str"),), f"{OSC_ROOT}/job/sample",
                "re-conform a stored render; key/value pairs: render_key, tempo_bpm, bars, ...", MessageType.CONFORM),
     OscAddress(f"{OSC_ROOT}/job/cancel", (("id", "str"),), f"{OSC_ROOT}/job/cancelled", "cancel a job"),
-    OscAddress(f"{OSC_ROOT}/history/list", (("limit", "int?"),), f"{OSC_ROOT}/history/list",
+    OscAddress(f"{OSC_ROOT}/history/list", (("limit", "int?"), ("offset", "int?")), f"{OSC_ROOT}/history/list",
                "reply: history as one JSON string"),
     OscAddress(f"{OSC_ROOT}/history/recall", (("id", "str"), ("key", "str")), f"{OSC_ROOT}/job/sample",
                "recall a render by key (then key/value conform fields)", MessageType.RECALL),
     OscAddress(f"{OSC_ROOT}/controller/register", (("port", "int?"),), f"{OSC_ROOT}/controller/registered",
-               "push state feedback to the sender's host at PORT (default: the sender's port)"),
+               "send this sender's replies, and feedback, to PORT on its host (default: its source port)"),
     OscAddress(f"{OSC_ROOT}/controller/unregister", (("port", "int?"),), f"{OSC_ROOT}/controller/unregistered",
-               "stop feedback"),
+               "forget this sender's registration and PORT's on its host"),
     OscAddress(f"{OSC_ROOT}/motion/joints", (("values", "float*"),), f"{OSC_ROOT}/motion/tempo",
                "one frame of joint positions: x y z per joint, after an optional time in seconds"),
     OscAddress(f"{OSC_ROOT}/motion/accel", (("values", "float*"),), f"{OSC_ROOT}/motion/tempo",

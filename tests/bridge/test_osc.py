@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import queue
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -62,6 +64,17 @@ class Peer:
                 return got[1], before
             before.append(got)
         raise AssertionError(f"no {address} within {timeout_s} s; got {before}")
+
+    def collect(self, count: int, skip: str, timeout_s: float = 30.0) -> list[tuple[str, list[Any]]]:
+        """The next ``count`` messages not at ``skip`` (progress, say)."""
+        got: list[tuple[str, list[Any]]] = []
+        deadline = time.monotonic() + timeout_s
+        while len(got) < count:
+            message = self.receive(max(0.01, deadline - time.monotonic()))
+            assert message is not None, f"{len(got)} of {count} messages within {timeout_s} s: {got}"
+            if message[0] != skip:
+                got.append(message)
+        return got
 
     def ask(self, address: str, *args: Any, reply: str | None = None) -> list[Any]:
         self.send(address, *args)
@@ -279,16 +292,19 @@ def test_jobs_over_osc_give_paths_on_this_machine(peer: Peer) -> None:
 
 
 def test_cancel_over_osc(peer: Peer) -> None:
+    assert peer.ask(f"{R}/controller/register") == ["127.0.0.1", peer.port]  # progress goes to registered senders
     peer.send(f"{R}/job/generate", "long", "seed", 4242, "prerender", 0, *_pairs({**TINY, "steps": 400}))
     peer.until(f"{R}/job/progress", 60)
     peer.send(f"{R}/job/cancel", "long")
-    got = [peer.receive(30), peer.receive(30)]  # the job's own error and the cancel's reply, in either order
-    assert (f"{R}/job/cancelled", ["long"]) in got
+    got = peer.collect(2, skip=f"{R}/job/progress")
+    assert (f"{R}/job/cancelled", ["long"]) in got  # with the job's own error, in either order
     assert any(address == p.OSC_ERROR and args[:2] == ["long", "cancelled"] for address, args in got)
+    peer.ask(f"{R}/controller/unregister")
 
 
 def test_a_job_belongs_to_its_sender(served: Served, peer: Peer) -> None:
     other = Peer(served)  # a second controller on the same host
+    assert peer.ask(f"{R}/controller/register") == ["127.0.0.1", peer.port]  # to hear its job's progress
     try:
         # the same id from two senders is two jobs, and each sender gets its own reply
         for controller, seed in ((peer, 11), (other, 12)):
@@ -300,19 +316,149 @@ def test_a_job_belongs_to_its_sender(served: Served, peer: Peer) -> None:
         # a sender may cancel only the jobs it started
         peer.send(f"{R}/job/generate", "mine", "seed", 4343, "prerender", 0, *_pairs({**TINY, "steps": 400}))
         peer.until(f"{R}/job/progress", 60)
+        # status names a sender's own running jobs, and no one else's
+        assert json.loads(peer.ask(f"{R}/engine/status")[0])["queue"]["running_jobs"] == ["mine"]
+        assert json.loads(other.ask(f"{R}/engine/status")[0])["queue"]["running_jobs"] == []
         _, code, _ = other.ask(f"{R}/job/cancel", "mine", reply=p.OSC_ERROR)
         assert code == "not_found"
         peer.send(f"{R}/job/cancel", "mine")  # still running, so its own sender finds it
-        got: list[tuple[str, list[Any]]] = []
-        while len(got) < 2:  # the cancel's reply and the job's own error, in either order
-            message = peer.receive(30)
-            assert message is not None, got
-            if message[0] != f"{R}/job/progress":
-                got.append(message)
+        got = peer.collect(2, skip=f"{R}/job/progress")  # the cancel's reply and the job's error, either order
         assert (f"{R}/job/cancelled", ["mine"]) in got
         assert any(address == p.OSC_ERROR and args[:2] == ["mine", "cancelled"] for address, args in got)
     finally:
         other.close()
+        peer.ask(f"{R}/controller/unregister")
+
+
+# ---- who gets what: replies to their sender only, and no more of them than a packet may draw ----------------
+
+
+def _message(address: str, *args: Any) -> bytes:
+    builder = OscMessageBuilder(address)
+    for arg in args:
+        builder.add_arg(arg)
+    return bytes(builder.build().dgram)
+
+
+def _bundle(message: bytes, size: int) -> bytes:
+    """A bundle of ``message`` repeated to about ``size`` bytes."""
+    bundle = OscBundleBuilder(IMMEDIATELY)
+    for _ in range(size // (len(message) + 4)):
+        bundle.add_content(OscPacket(message).messages[0].message)  # type: ignore[arg-type]
+    return bytes(bundle.build().dgram)
+
+
+def _drawn(sock: socket.socket, quiet_s: float = 1.0) -> list[bytes]:
+    """Every datagram ``sock`` receives until ``quiet_s`` pass without one."""
+    got = []
+    sock.settimeout(quiet_s)
+    while True:
+        try:
+            got.append(sock.recvfrom(70000)[0])
+        except TimeoutError:
+            return got
+
+
+def _drawn_by(served: Served, packet: bytes, quiet_s: float = 1.0) -> list[bytes]:
+    """What one packet from a fresh, unregistered socket draws back to it."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.sendto(packet, served.osc.address)
+        return _drawn(sock, quiet_s)
+
+
+def _said(dgrams: list[bytes]) -> list[tuple[str, list[Any]]]:
+    return [(m.message.address, list(m.message.params)) for d in dgrams for m in OscPacket(d).messages]
+
+
+def test_a_small_packet_from_an_unregistered_sender_draws_little(served: Served) -> None:
+    bound = p.MAX_OSC_UNREGISTERED_REPLY_BYTES
+    status = _message(f"{R}/*/status")  # 28 bytes
+    assert len(status) == 28
+    for packet in (status, _message(f"{R}/*/*/*"), _message("/*/*/*/*"), _message(f"{R}/session/state"),
+                   _bundle(status, 18_000), _bundle(_message(f"{R}/session/get/*"), 18_000)):
+        dgrams = _drawn_by(served, packet)
+        assert dgrams and sum(len(d) for d in dgrams) <= bound, (packet[:40], sum(len(d) for d in dgrams))
+    # what did not fit is said, once, last; what fitted is whole
+    said = _said(_drawn_by(served, _message(f"{R}/session/state")))
+    assert [a for a, _ in said[:-1]] == [f"{R}/session/{name}" for name in [*p.SESSION_PARAMS, *p.SESSION_ALIASES]
+                                         ][:len(said) - 1]
+    assert said[-1][0] == p.OSC_ERROR and said[-1][1][1] == "too_large" and "register" in said[-1][1][2]
+    (address, (text,)), = _said(_drawn_by(served, status))
+    assert address == f"{R}/engine/status" and json.loads(text)["default_model"] == "tiny-dd"
+
+
+def test_an_unregistered_senders_job_is_answered_within_the_bound(served: Served) -> None:
+    request = _message(f"{R}/job/generate", "many", "seed", 77, "variations", 8, "prerender", 0, *_pairs(TINY))
+    dgrams = _drawn_by(served, request, quiet_s=20)
+    said = _said(dgrams)
+    assert sum(len(d) for d in dgrams) <= p.MAX_OSC_UNREGISTERED_REPLY_BYTES
+    assert said[0][0] == f"{R}/job/sample" or said[0] == (f"{R}/job/accepted", ["many", 0])
+    assert all(address != f"{R}/job/progress" for address, _ in said)  # progress: registered senders only
+    samples = [args for address, args in said if address == f"{R}/job/sample"]
+    assert 0 < len(samples) < 8 and [s[1] for s in samples] == list(range(len(samples)))
+    assert said[-1][0] == p.OSC_ERROR and said[-1][1][:2] == ["many", "too_large"]
+
+
+def test_a_registered_controller_gets_more_but_still_a_bounded_amount(served: Served, peer: Peer,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    assert peer.ask(f"{R}/controller/register") == ["127.0.0.1", peer.port]
+    try:
+        peer.send(f"{R}/session/state")
+        _, before = peer.until(f"{R}/session/state")  # the whole state: more than an unregistered sender gets
+        names = [address.rsplit("/", 1)[1] for address, _ in before if address != f"{R}/session/sample"]
+        assert names == [*p.SESSION_PARAMS, *p.SESSION_ALIASES]
+        # a status of any size comes as JSON of at most MAX_OSC_JSON_BYTES, its longest list cut
+        huge = {**served.service.status(), "queue": {"running_jobs": [f"job-{i:060d}" for i in range(5000)]}}
+        monkeypatch.setattr(served.service, "status", lambda: huge)
+        (text,) = peer.ask(f"{R}/engine/status")
+        assert len(text.encode()) <= p.MAX_OSC_JSON_BYTES
+        status = json.loads(text)
+        assert status["truncated"] is True and 0 < len(status["queue"]["running_jobs"]) < 5000
+        # a bundle's replies together stop at MAX_OSC_REPLY_BYTES
+        peer.send_raw(_bundle(_message(f"{R}/engine/status"), 18_000))  # 500 of them
+        dgrams = _drawn(peer.sock)
+        assert sum(len(d) for d in dgrams) <= p.MAX_OSC_REPLY_BYTES
+        assert _said(dgrams)[-1][1][1] == "too_large"
+    finally:
+        peer.ask(f"{R}/controller/unregister")
+
+
+def test_replies_go_to_their_sender_only(served: Served, peer: Peer) -> None:
+    listener = Peer(served)  # a controller that registered a port on this host
+    try:
+        assert listener.ask(f"{R}/controller/register") == ["127.0.0.1", listener.port]
+        # another sender of the same host, unregistered, is answered at its own port, not the registered one
+        assert peer.ask(f"{R}/engine/ping", "mine") == ["mine"]
+        peer.send(f"{R}/job/generate", "g-own", "seed", 9, *_pairs(TINY))
+        assert peer.until(f"{R}/job/done", 60)[0] == ["g-own", 1]
+        # feedback is what registered controllers share
+        peer.send(f"{R}/session/set/prompt", "shared")
+        assert peer.until(f"{R}/session/prompt")[0] == ["shared"] == listener.until(f"{R}/session/prompt")[0]
+        assert listener.receive(0.5) is None  # the ping's pong and the job's messages went to peer alone
+    finally:
+        listener.ask(f"{R}/controller/unregister")
+        listener.close()
+        served.osc.session.params["prompt"] = ""
+
+
+def test_registrations_are_bounded_per_host(served: Served) -> None:
+    peers = [Peer(served) for _ in range(p.MAX_OSC_CONTROLLERS_PER_HOST + 2)]
+    try:
+        for controller in peers:
+            assert controller.ask(f"{R}/controller/register") == ["127.0.0.1", controller.port]
+        kept = [port for _, port in served.osc.registrations.targets()]
+        assert kept == sorted(c.port for c in peers[2:])  # the host's oldest made room
+        assert peers[0].ask(f"{R}/engine/ping", "still") == ["still"]  # and it is answered all the same
+    finally:
+        for controller in peers:
+            controller.ask(f"{R}/controller/unregister")
+            controller.close()
+
+
+def test_an_id_is_at_most_max_id_chars(peer: Peer) -> None:
+    rid, code, message = peer.ask(f"{R}/job/generate", "x" * (p.MAX_ID_CHARS + 1), *_pairs(TINY), reply=p.OSC_ERROR)
+    assert (rid, code) == ("", "bad_request") and f"1–{p.MAX_ID_CHARS}" in message
 
 
 # ---- an independent peer: liblo's command-line tools ------------------------------------------------------------
@@ -324,34 +470,55 @@ def _free_udp_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_liblo_oscsend_and_oscdump(served: Served) -> None:
-    if shutil.which("oscsend") is None or shutil.which("oscdump") is None:
-        pytest.skip("liblo-tools (oscsend, oscdump) are not installed: apt-get install liblo-tools")
+def test_liblo_oscsend_and_oscdump(served: Served, tmp_path: Path) -> None:
+    missing = [tool for tool in ("oscsend", "oscsendfile", "oscdump") if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"liblo-tools ({', '.join(missing)}) are not installed: apt-get install liblo-tools")
     host, port = served.osc.address
     dump_port = _free_udp_port()
     dump = subprocess.Popen(["oscdump", "-L", str(dump_port)], stdout=subprocess.PIPE, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line.strip()) for line in dump.stdout or ()], daemon=True).start()
+    seen: list[str] = []
+
+    def dumped(text: str) -> str:
+        """oscdump's lines until one holding ``text``; all of them."""
+        deadline = time.monotonic() + 20
+        while not any(text in line for line in seen):
+            assert time.monotonic() < deadline, f"oscdump printed no {text!r}: {seen}"
+            try:
+                seen.append(lines.get(timeout=0.2))
+            except queue.Empty:
+                pass
+        return "\n".join(seen)
+
+    def oscsend(address: str, types: str = "", *values: str) -> None:
+        subprocess.run(["oscsend", host, str(port), address, types, *values], check=True, timeout=10)
+
     try:
         time.sleep(0.3)
-
-        def oscsend(address: str, types: str = "", *values: str) -> None:
-            subprocess.run(["oscsend", host, str(port), address, types, *values], check=True, timeout=10)
-
-        # oscsend sends from a new port each time: the registered port of its host is where replies go
-        oscsend(f"{R}/controller/register", "i", str(dump_port))
-        oscsend(f"{R}/engine/ping", "s", "from-liblo")
-        oscsend(f"{R}/session/set/bars", "i", "4")  # an int for a float parameter
-        oscsend(f"{R}/models/capabilities", "s", "tiny-dd")
-        lines: list[str] = []
-        deadline = time.monotonic() + 20
-        assert dump.stdout is not None
-        while time.monotonic() < deadline and not any("capabilities" in line for line in lines):
-            lines.append(dump.stdout.readline().strip())
-        text = "\n".join(lines)
+        # oscsendfile sends a file's messages from one socket (as one bundle): that socket registers
+        # oscdump's port, so the replies to its later messages go there
+        messages = tmp_path / "messages.txt"
+        messages.write_text(f"{R}/controller/register i {dump_port}\n{R}/engine/ping s \"from-liblo\"\n"
+                            f"{R}/session/set/bars i 4\n{R}/models/capabilities s \"tiny-dd\"\n")
+        subprocess.run(["oscsendfile", host, str(port), str(messages)], check=True, timeout=10)
+        text = dumped("capabilities")
         assert f'{R}/controller/registered si "127.0.0.1" {dump_port}' in text
         assert f'{R}/engine/pong s "from-liblo"' in text
-        assert f"{R}/session/bars f 4.0" in text
+        assert f"{R}/session/bars f 4.0" in text  # an int for a float parameter
         assert f'{R}/models/capabilities ss "tiny-dd"' in text
-        oscsend(f"{R}/controller/unregister", "i", str(dump_port))
+        # oscsend sends each message from a new port, which no registration follows: its replies go to
+        # that port (closed by then), never to another sender's; the session's feedback still reaches
+        # every registered controller, oscdump among them
+        oscsend(f"{R}/engine/ping", "s", "from-oscsend")
+        oscsend(f"{R}/session/set/bars", "f", "2.0")
+        text = dumped(f"{R}/session/bars f 2.0")  # served in order: the ping was answered before this
+        assert "from-oscsend" not in text
+        oscsend(f"{R}/controller/unregister", "i", str(dump_port))  # names the port: it has no other way
+        assert f'{R}/controller/unregistered si "127.0.0.1" {dump_port}' in dumped("unregistered")
+        assert served.osc.registrations.targets() == []
     finally:
         dump.kill()
         dump.wait(10)
+        served.osc.session.params["bars"] = 1.0
