@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import ipaddress
 import logging
 import socket
 import threading
@@ -109,6 +110,9 @@ class OscServer:
         family, _, _, _, sockaddr = infos[0]
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
+            if family == socket.AF_INET6 and ipaddress.ip_address(sockaddr[0]).is_unspecified:
+                # [::] hears IPv4 too (as ::ffff:a.b.c.d), as on Linux by default, on every system
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
             sock.bind(sockaddr)
         except OSError:
             sock.close()

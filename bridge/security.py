@@ -66,14 +66,21 @@ def is_loopback_host(host: str) -> bool:
     if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return is_loopback_address(ipaddress.ip_address(host))
     except ValueError:
         pass
     try:
         infos = socket.getaddrinfo(host, None)
     except OSError:
         return False  # an interface name or an unknown host: treat it as reachable from outside
-    return bool(infos) and all(ipaddress.ip_address(info[4][0]).is_loopback for info in infos)
+    return bool(infos) and all(is_loopback_address(ipaddress.ip_address(info[4][0])) for info in infos)
+
+
+def is_loopback_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Loopback, IPv4 as a dual-stack (``[::]``) socket sees it too: ``::ffff:127.0.0.1``."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
 
 
 def is_loopback_endpoint(endpoint: str) -> bool:
@@ -314,11 +321,10 @@ class AllowList:
             address = ipaddress.ip_address(host.split("%")[0])
         except ValueError:
             return False
-        if address.is_loopback:
-            return True
+        # a dual-stack socket ([::]) sees an IPv4 sender as ::ffff:a.b.c.d: read it as the IPv4 it is
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
             address = address.ipv4_mapped
-        return any(address in network for network in self.networks)
+        return address.is_loopback or any(address in network for network in self.networks)
 
 
 def check_osc_bind(host: str, allow: AllowList) -> None:

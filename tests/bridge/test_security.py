@@ -28,6 +28,7 @@ from loopbridge.bridge.security import (
     check_zmq_binds,
     generate_keys,
     is_loopback_endpoint,
+    is_loopback_host,
     load_client_keys,
     load_public_key,
     load_server_keys,
@@ -35,6 +36,7 @@ from loopbridge.bridge.security import (
 )
 from loopbridge.bridge.zmq_server import ZmqServer
 from pythonosc.osc_message_builder import OscMessageBuilder
+from pythonosc.osc_packet import OscPacket
 
 from tests.bridge.conftest import Served, start_served, stop_served
 
@@ -219,6 +221,9 @@ def test_allow_list() -> None:
     allow = AllowList.parse("192.168.1.20, 10.0.0.0/24,localhost")
     assert allow.allows("192.168.1.20") and allow.allows("10.0.0.77") and allow.allows("127.0.0.1")
     assert allow.allows("::1") and allow.allows("::ffff:10.0.0.5")
+    # a dual-stack socket ([::]) sees IPv4 loopback as ::ffff:127.0.0.1: still loopback
+    assert AllowList().allows("::ffff:127.0.0.1") and not AllowList().allows("::ffff:192.168.1.20")
+    assert is_loopback_host("::ffff:127.0.0.1") and not is_loopback_host("::ffff:192.168.1.20")
     assert not allow.allows("10.0.1.1") and not allow.allows("8.8.8.8") and not allow.allows("not an address")
     assert AllowList().allows("127.0.0.1") and not AllowList().allows("192.168.1.20")
     with pytest.raises(SecurityError, match="allow-list entry"):
@@ -262,6 +267,30 @@ def test_osc_from_outside_the_allow_list_is_dropped(tiny_dd_root: Path, tmp_path
                 server.stop()
         assert results == {False: False, True: True}, "dropped without the allow-list, answered with it"
     finally:
+        stop_served(served)
+
+
+def test_ipv4_loopback_reaches_a_dual_stack_osc_bind(tiny_dd_root: Path, tmp_path: Path) -> None:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
+            probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            probe.bind(("::", 0))
+    except OSError as exc:
+        pytest.skip(f"this machine cannot bind a dual-stack IPv6 socket: {exc}")
+    served = start_served(tiny_dd_root, tmp_path)
+    server = OscServer(served.service, "::", 0).start()  # no allow-list: loopback only
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as controller:
+            controller.bind(("127.0.0.1", 0))
+            controller.settimeout(10)
+            builder = OscMessageBuilder(f"{p.OSC_ROOT}/engine/ping")
+            builder.add_arg("v4 to [::]")
+            controller.sendto(builder.build().dgram, ("127.0.0.1", server.address[1]))
+            message = OscPacket(controller.recvfrom(65536)[0]).messages[0].message
+        assert (message.address, list(message.params)) == (f"{p.OSC_ROOT}/engine/pong", ["v4 to [::]"])
+        assert server.counters["dropped"] == 0
+    finally:
+        server.stop()
         stop_served(served)
 
 
