@@ -80,9 +80,16 @@ def resample(audio: np.ndarray, source_rate: int, target_rate: int) -> np.ndarra
     if source_rate == target_rate:
         return audio
     frames = int(round(audio.shape[1] * target_rate / source_rate))
-    # soxr takes [samples, channels]; its one-shot mode removes the filter's delay and flushes the tail
-    out = soxr.resample(np.ascontiguousarray(audio.T), int(source_rate), int(target_rate), quality=RESAMPLE_QUALITY)
-    return fit_length(np.ascontiguousarray(out.T, dtype=np.float32), frames)
+    out = np.empty((audio.shape[0], frames), dtype=np.float32)
+    # one channel at a time, into the result: the same samples as soxr's interleaved call, without
+    # interleaved copies of the input and the output (long audio at a high rate is gigabytes); its
+    # one-shot mode removes the filter's delay and flushes the tail
+    for channel, samples in enumerate(audio):
+        resampled = soxr.resample(samples, int(source_rate), int(target_rate), quality=RESAMPLE_QUALITY)
+        kept = min(frames, len(resampled))
+        out[channel, :kept] = resampled[:kept]
+        out[channel, kept:] = 0.0
+    return out
 
 
 def fit_length(audio: np.ndarray, frames: int) -> np.ndarray:
