@@ -218,11 +218,13 @@ def _root_after_shift(root_note: int | None, semitones: float) -> tuple[int | No
 
 
 def _limit_peak(audio: np.ndarray) -> tuple[np.ndarray, float]:
-    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    """``audio`` (float32, changed in place) at most :data:`CLIP_LIMIT`, and the gain applied (dB)."""
+    peak = max(float(audio.max()), -float(audio.min())) if audio.size else 0.0
     if peak <= CLIP_LIMIT:
         return audio, 0.0
     gain = CLIP_LIMIT / peak
-    return (audio * gain).astype(np.float32), float(20 * np.log10(gain))
+    np.multiply(audio, gain, out=audio)
+    return audio, float(20 * np.log10(gain))
 
 
 def conform_audio(
@@ -295,7 +297,7 @@ def _conform_texture(data: np.ndarray, sample_rate: int, spec: ConformSpec, opti
     rate = spec.sample_rate
     audio = resample(data, sample_rate, rate)
     audio = pitch_shift(audio, rate, spec.pitch_semitones, options)
-    audio = (audio - audio.mean(axis=1, keepdims=True)).astype(np.float32)
+    audio = (audio - audio.mean(axis=1, keepdims=True)).astype(np.float32, copy=False)
     fade = int(round(min(TEXTURE_SEAM_FADE_S * rate, audio.shape[1] / 4)))
     info: dict[str, Any] = {"fitted_to_bars": spec.bars is not None, "seam_fade_s": fade / rate}
     asked = int(round(duration_s * rate)) if duration_s is not None else None
@@ -311,8 +313,8 @@ def _conform_texture(data: np.ndarray, sample_rate: int, spec: ConformSpec, opti
             loop = seams.cut_loop(audio, fade, frames, fade)
         else:
             cycle = seams.overlap_cycle(audio, fade)
-            repeats = (frames + 2 * cycle.shape[1] - 1) // cycle.shape[1] + 1
-            loop = seams.cut_loop(np.tile(cycle, (1, repeats)), cycle.shape[1], frames, fade)
+            del audio
+            loop = seams.repeat_loop(cycle, frames, fade)
             info["repeated"] = True
     loop, limit_db = _limit_peak(loop)
     if limit_db:
@@ -419,7 +421,8 @@ def _conform_loop(
         int(round(SOURCE_SEAM_FADE_S * sample_rate)),
         int(round(SOURCE_SEAM_FADE_IN_S * sample_rate)),
     )
-    extended = cycle[:, np.arange(-roll, span + roll) % cycle_frames]
+    extended = seams.wrapped(cycle, -roll, span + 2 * roll)
+    del cycle
     watch.lap("seams")
     extended = resample(extended, sample_rate, rate)
     watch.lap("resample")
@@ -437,6 +440,7 @@ def _conform_loop(
         info["alignment"] = "not stretched"
         loop = seams.cut_loop(extended, int(round(roll_out)), out_frames, seam_fade)
     else:
+        # each array from here on is as long as the song's loop: each goes as soon as it is used
         stretched = stretch(extended, rate, factor, semitones, options)
         watch.lap("stretch")
         info["stretch_engine"] = "rubberband-r3" if options.high_quality else "rubberband-r2"
@@ -444,6 +448,7 @@ def _conform_loop(
         info["transient_mode"] = options.transient_mode
         if options.align:
             expected, actual, hop = onset_curves(extended, stretched, rate, factor)
+            del extended
 
             def place(fallback: float | None) -> tuple[np.ndarray, Retiming]:
                 return retime(
@@ -470,8 +475,11 @@ def _conform_loop(
             info["alignment_offset_ms"] = round(1000.0 * placed.global_lag / rate, 3)
             info["alignment_lags_ms"] = [round(1000.0 * lag / rate, 3) for lag in placed.lags]
             watch.lap("align")
+            del stretched
             loop = seams.cut_loop(stream, seam_fade, out_frames, seam_fade)
+            del stream
         else:
+            del extended
             info["alignment"] = "none"
             loop = seams.cut_loop(stretched, int(round(roll_out / factor)), out_frames, seam_fade)
     loop, limit_db = _limit_peak(loop)
