@@ -316,7 +316,7 @@ class FrontDoor:
         return [render for render in job.result() if render is not None]
 
     def job(self, job_id: str) -> Job | None:
-        """A job by id while the engine remembers it (unfinished ones always)."""
+        """An unfinished job by id (None once it has finished: its caller holds it and its samples)."""
         return self._scheduler.get(job_id)
 
     def cancel(self, job_id: str) -> bool:
