@@ -20,7 +20,7 @@ from typing import Any
 from loopbridge.engine.errors import AudioReadError, NotFoundError, RequestError
 from loopbridge.engine.frontdoor import FrontDoor, Order
 from loopbridge.engine.host import HostFacts
-from loopbridge.engine.request import AudioPrompt, GenerateRequest, random_seed
+from loopbridge.engine.request import AudioPrompt, GenerateRequest, check_audio_prompt_size, random_seed
 from loopbridge.engine.scheduler import Priority
 
 from . import protocol as p
@@ -137,7 +137,13 @@ def decode_audio(data: bytes | memoryview, where: str) -> AudioPrompt:
     import soundfile as sf
 
     try:
-        audio, rate = sf.read(io.BytesIO(bytes(data)), dtype="float32", always_2d=True)
+        with sf.SoundFile(io.BytesIO(bytes(data))) as f:
+            # the header first: a small compressed frame can decode to gigabytes
+            check_audio_prompt_size(f.frames, f.channels, f.samplerate)
+            audio = f.read(dtype="float32", always_2d=True)
+            rate = f.samplerate
+    except RequestError:
+        raise
     except Exception as exc:  # libsndfile raises its own error types for anything unreadable
         raise AudioReadError(f"audio prompt in {where} is not readable audio (WAV, FLAC, AIFF or OGG): {exc}") from exc
     return AudioPrompt(np.ascontiguousarray(audio.T), int(rate))

@@ -8,6 +8,7 @@ any of them can import it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,12 +42,14 @@ def as_audio_array(audio: Any, name: str = "audio") -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
-def read_audio_file(path: str | Path, name: str = "audio file") -> tuple[np.ndarray, int]:
+def read_audio_file(path: str | Path, name: str = "audio file",
+                    check: Callable[[int, int, int], None] | None = None) -> tuple[np.ndarray, int]:
     """Read an audio file (WAV, FLAC, AIFF, MP3, OGG: whatever pedalboard reads).
 
     Returns ``(audio, sample_rate)``: float32 ``[channels, samples]`` and the file's rate in Hz.
-    Raises :class:`AudioReadError` starting with ``name`` and the path when the path is not a
-    readable file or the file is not audio.
+    ``check(frames, channels, sample_rate)`` sees the file's header before anything is decoded (and
+    may raise to refuse it). Raises :class:`AudioReadError` starting with ``name`` and the path when
+    the path is not a readable file or the file is not audio.
     """
     from pedalboard.io import AudioFile
 
@@ -55,8 +58,12 @@ def read_audio_file(path: str | Path, name: str = "audio file") -> tuple[np.ndar
         raise AudioReadError(f"{name} {str(path)!r} is not a readable file")
     try:
         with AudioFile(str(path)) as f:
-            audio = f.read(f.frames)
             rate = round(f.samplerate)
+            if check is not None:
+                check(int(f.frames), int(f.num_channels), int(rate))
+            audio = f.read(f.frames)
+    except RequestError:
+        raise
     except Exception as exc:  # pedalboard raises plain RuntimeError/ValueError for bad files
         raise AudioReadError(f"{name} {str(path)!r} cannot be read as audio: {exc}") from exc
     return np.ascontiguousarray(audio, dtype=np.float32), int(rate)

@@ -159,6 +159,18 @@ def test_bad_audio_prompts_are_refused_with_the_reason(client: Client) -> None:
     assert caught.value.code == "bad_request" and caught.value.field == "audio_prompt_frame"
 
 
+def test_an_audio_prompt_over_its_samples_is_too_large_before_it_is_decoded(client: Client,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from loopbridge.engine import request
+
+    monkeypatch.setattr(request, "AUDIO_PROMPT_MAX_SAMPLES", 1000)
+    monkeypatch.setattr(sf.SoundFile, "read", lambda *_, **__: pytest.fail("decoded before the check"))
+    with pytest.raises(RemoteError) as caught:
+        client.generate(seed=3, audio_prompt_frame=1, frames=[_wav()], timeout=30, **TINY)
+    assert caught.value.code == "too_large" and caught.value.field == "audio_prompt"
+    assert "at most 1000 samples" in caught.value.message
+
+
 def test_morph_on_a_model_that_cannot_morph_and_without_a_target(client: Client) -> None:
     with pytest.raises(RemoteError) as caught:
         client.morph(morph_prompt="snare", morph_amount=0.5, timeout=30, **TINY)
