@@ -51,6 +51,10 @@ AUDIO_PROMPT_MAX_S = 600.0
 #: as float32). Every model takes at most two channels at 48 kHz, and less than a minute of them; a
 #: prompt is held whole while its job waits, and this bounds it (and the binary frame that carries it)
 AUDIO_PROMPT_MAX_SAMPLES = int(AUDIO_PROMPT_MAX_S) * 48000 * 2
+#: the most samples (frames × channels) one conformed file may hold: the longest loop
+#: (DURATION_MAX_S) in stereo at the highest rate; its 24-bit WAV (691 MB) is the largest binary
+#: frame of a reply
+CONFORMED_MAX_SAMPLES = int(DURATION_MAX_S) * SAMPLE_RATE_RANGE[1] * 2
 MAX_VARIATIONS = 64
 #: audio prompt files read as spectrogram images (Riffusion seed images), by suffix
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
