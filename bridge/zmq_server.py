@@ -72,6 +72,7 @@ class ZmqServer:
         events_endpoint: str | None = p.DEFAULT_EVENTS_ENDPOINT,
         keys: CurveKeys | None = None,
         max_message_bytes: int = p.MAX_MESSAGE_BYTES,
+        max_frame_bytes: int = p.MAX_BINARY_FRAME_BYTES,
         heartbeat_interval_s: float = p.HEARTBEAT_INTERVAL_S,
         liveness: int = p.HEARTBEAT_LIVENESS,
         request_log: RequestLog | None = None,
@@ -81,6 +82,7 @@ class ZmqServer:
         self.events_endpoint = events_endpoint
         self.keys = keys
         self.max_message_bytes = max_message_bytes
+        self.max_frame_bytes = max_frame_bytes
         self.heartbeat_interval_s = heartbeat_interval_s
         self.liveness = liveness
         self.request_log = request_log
@@ -106,7 +108,8 @@ class ZmqServer:
         opened: list[zmq.Socket] = []
         try:
             router = self._open(zmq.ROUTER, opened, hwm=10000, public=True)
-            router.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes)
+            # libzmq bounds each frame before reading it; the whole message is checked as it arrives
+            router.setsockopt(zmq.MAXMSGSIZE, min(self.max_frame_bytes, self.max_message_bytes))
             router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a client reconnecting under its id takes it over
             self.endpoint = self._bind(router, self.endpoint)
             if self.events_endpoint:
@@ -301,6 +304,11 @@ class ZmqServer:
                 raise WireError(ErrorCode.TOO_LARGE, f"{len(rest)} frames: at most {p.MAX_FRAMES} (a header and "
                                                      f"{p.MAX_FRAMES - 1} binary frames)")
             try:
+                p.check_message_size([len(f) for f in rest], self.max_frame_bytes, self.max_message_bytes)
+            except ProtocolError:
+                request_id = _peek_id(rest[0])
+                raise
+            try:
                 header = p.decode_header(rest[0].bytes)
             except ProtocolError:
                 request_id = _peek_id(rest[0])
@@ -312,10 +320,6 @@ class ZmqServer:
             if request_id is None:
                 raise WireError(ErrorCode.MALFORMED, f"a {kind.value} request needs an id: a string of "
                                                      f"1–{p.MAX_ID_CHARS} characters the reply will carry", "id")
-            for index, frame in enumerate(rest[1:], start=1):
-                if len(frame) > p.MAX_BINARY_FRAME_BYTES:
-                    raise WireError(ErrorCode.TOO_LARGE, f"frame {index} holds {len(frame)} bytes: at most "
-                                                         f"{p.MAX_BINARY_FRAME_BYTES}")
             fields = p.check_fields(kind, header)
             self._dispatch(route, kind, request_id, fields, [f.buffer for f in rest[1:]], started)
         except Exception as exc:
