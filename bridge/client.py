@@ -210,14 +210,17 @@ class Client:
         progress: ProgressCallback | None = None,
         request_id: str | None = None,
     ) -> Pending:
-        """Send a request; returns at once. Raises ProtocolError for a header that cannot be encoded."""
+        """Send a request; returns at once. Raises ProtocolError for a header that cannot be encoded and
+        for frames over the protocol's size limits (the engine would drop them unread)."""
         if self._closing.is_set():
             raise RuntimeError("the client is closed")
         kind = MessageType(kind)
         request_id = request_id or f"{self._id_prefix}{next(self._counter)}"
         header = {"v": p.PROTOCOL_VERSION, "type": kind.value, "id": request_id,
                   **{k: v for k, v in (fields or {}).items() if v is not None}}
-        pending = Pending(request_id, kind, [p.encode_header(header), *[bytes(f) for f in frames]], progress, self)
+        encoded = [p.encode_header(header), *[bytes(f) for f in frames]]
+        p.check_message_size([len(f) for f in encoded])
+        pending = Pending(request_id, kind, encoded, progress, self)
         with self._lock:
             if request_id in self._pending:
                 raise ValueError(f"id={request_id!r} is already waiting for a reply")
@@ -361,7 +364,7 @@ class Client:
         # unguessable, and new for each connection: nobody can present it, and no reply to an earlier
         # connection's request can reach this one
         sock.routing_id = b"lb-" + secrets.token_bytes(16)
-        sock.setsockopt(zmq.MAXMSGSIZE, p.MAX_MESSAGE_BYTES)
+        sock.setsockopt(zmq.MAXMSGSIZE, p.MAX_REPLY_FRAME_BYTES)
         sock.sndhwm = 10000
         sock.rcvhwm = 10000
         if self._server_key is not None:

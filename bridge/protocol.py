@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -48,12 +48,23 @@ RECONNECT_MAX_S = 30.0
 REQUEST_TIMEOUT_S = 5.0
 
 # ---- sizes -------------------------------------------------------------------------------------
+# From what the engine accepts (engine/request.py; tests/bridge/test_protocol.py keeps them in line):
+# a request's only binary frame is an audio prompt's file, a reply's are conformed WAV files.
 
 MAX_HEADER_BYTES = 64 * 1024
-MAX_BINARY_FRAME_BYTES = 256 * 1024 * 1024
+#: the largest binary frame of a request: the file of the largest audio prompt the engine takes
+#: (AUDIO_PROMPT_MAX_SAMPLES: ten minutes of stereo at 48 kHz) as 32-bit samples, and 1 MiB for its
+#: header and metadata chunks; ZMQ_MAXMSGSIZE on the engine's sockets, so libzmq drops a larger frame
+#: (with its connection) before reading it
+MAX_BINARY_FRAME_BYTES = 600 * 48000 * 2 * 4 + 1024 * 1024
+#: a header and at most 64 binary frames (a reply's 64 variations)
 MAX_FRAMES = 1 + 64
-#: ZMQ_MAXMSGSIZE on the engine's sockets: no single frame beyond this is even received
-MAX_MESSAGE_BYTES = MAX_BINARY_FRAME_BYTES
+#: the most one request may hold, all its frames together: a header and one audio prompt. libzmq
+#: bounds frames only, so this is checked as a message arrives, before anything in it is decoded
+MAX_MESSAGE_BYTES = MAX_HEADER_BYTES + MAX_BINARY_FRAME_BYTES
+#: the largest binary frame of a reply: the 24-bit WAV file of the largest conformed sample
+#: (CONFORMED_MAX_SAMPLES: 600 s of stereo at 192 kHz) and 1 MiB for its chunks; ZMQ_MAXMSGSIZE on clients
+MAX_REPLY_FRAME_BYTES = 600 * 192000 * 2 * 3 + 1024 * 1024
 MAX_ID_CHARS = 64
 MAX_OSC_PACKET_BYTES = 64 * 1024
 #: the most one OSC packet draws back to a sender that did not register (/loopbridge/controller/register):
@@ -296,6 +307,25 @@ def decode_header(frame: bytes) -> dict[str, Any]:
         raise ProtocolError(ErrorCode.MALFORMED, f"id={ident!r}: expected a string of 1–{MAX_ID_CHARS} characters",
                             "id")
     return header
+
+
+def check_message_size(frame_bytes: Sequence[int], max_frame_bytes: int | None = None,
+                       max_message_bytes: int | None = None) -> None:
+    """Refuse a request of frames this long (the header's first): ProtocolError(too_large) naming
+    the limit, for a binary frame over ``max_frame_bytes`` (default MAX_BINARY_FRAME_BYTES) or a
+    message over ``max_message_bytes`` (default MAX_MESSAGE_BYTES). The client checks before it
+    sends, the engine as a message arrives."""
+    max_frame_bytes = MAX_BINARY_FRAME_BYTES if max_frame_bytes is None else max_frame_bytes
+    max_message_bytes = MAX_MESSAGE_BYTES if max_message_bytes is None else max_message_bytes
+    total = sum(frame_bytes)
+    if total > max_message_bytes:
+        raise ProtocolError(ErrorCode.TOO_LARGE, f"a message of {total} bytes in {len(frame_bytes)} frames: at most "
+                                                 f"{max_message_bytes} bytes (MAX_MESSAGE_BYTES: a header and one "
+                                                 "audio prompt)")
+    for index, size in enumerate(frame_bytes[1:], start=1):
+        if size > max_frame_bytes:
+            raise ProtocolError(ErrorCode.TOO_LARGE, f"frame {index} holds {size} bytes: at most {max_frame_bytes} "
+                                                     "(MAX_BINARY_FRAME_BYTES)")
 
 
 def _reject_constant(name: str) -> Any:

@@ -49,7 +49,9 @@ class WireError(Exception):
             value = exc.value
             if not (value is None or isinstance(value, str | int | float | bool)):
                 value = str(value)
-            return cls(ErrorCode.BAD_REQUEST, str(exc), exc.field, value, exc.accepted)
+            # bad_request, or too_large for a request over a size or memory limit (TooLargeError)
+            wire = ErrorCode(exc.code) if exc.code in ErrorCode._value2member_map_ else ErrorCode.BAD_REQUEST
+            return cls(wire, str(exc), exc.field, value, exc.accepted)
         if isinstance(exc, LoopbridgeError):
             code = exc.code if exc.code in ErrorCode._value2member_map_ else ErrorCode.INTERNAL
             return cls(ErrorCode(code), str(exc))

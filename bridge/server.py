@@ -42,6 +42,8 @@ class ServeOptions:
     osc_allow: str | None = None
     device: str = "auto"
     memory_budget_gb: float | None = None
+    #: RAM for conforms running together (None: a quarter of the RAM available at start)
+    conform_memory_gb: float | None = None
     keys_dir: Path | None = None
     insecure: bool = False
     store: Path | None = None
@@ -78,6 +80,7 @@ def serve(options: ServeOptions, stop: threading.Event | None = None,
 
     if options.threads is not None:
         torch.set_num_threads(options.threads)
+    from loopbridge.engine.conform import default_conform_memory_bytes
     from loopbridge.engine.core import Engine
     from loopbridge.engine.frontdoor import FrontDoor
     from loopbridge.engine.models.diffusers_support import resolve_dtype
@@ -89,8 +92,13 @@ def serve(options: ServeOptions, stop: threading.Event | None = None,
     from .zmq_server import ZmqServer
 
     device = resolve_device(options.device)
+    conform_memory = (int(options.conform_memory_gb * 1e9) if options.conform_memory_gb is not None
+                      else default_conform_memory_bytes())
     budget = (int(options.memory_budget_gb * 1e9) if options.memory_budget_gb is not None
               else default_budget_bytes(device))
+    if options.memory_budget_gb is None and budget is not None and device.type == "cpu" and conform_memory:
+        # on a CPU the weights live in the same RAM as the conforms: the default leaves that room to them
+        budget = max(1, budget - conform_memory)
     dtype = resolve_dtype(options.dtype, device)
     registry = ModelRegistry()
     # a folder or FAMILY:PATH named here is listed under an id: clients name models by id only
@@ -99,7 +107,7 @@ def serve(options: ServeOptions, stop: threading.Event | None = None,
         log.info("model %s is listed as %r", options.model, default_model)
     door = FrontDoor(Engine(store_dir=options.store, registry=registry, device=device, dtype=dtype,
                             memory_budget_bytes=budget, load_options=options.load_options),
-                     prerender_depth=options.prerender)
+                     prerender_depth=options.prerender, conform_memory_bytes=conform_memory)
     ids = [spec.id for spec in door.models()]
     service = Service(door, default_model=default_model, export_dir=options.export_dir,
                       allowed_paths=options.allow_paths)
@@ -118,7 +126,8 @@ def serve(options: ServeOptions, stop: threading.Event | None = None,
         where = {"zmq": zmq_server.endpoint, "events": zmq_server.events_endpoint or "off",
                  "osc": f"{osc_server.address[0]}:{osc_server.address[1]}" if osc_server else "off",
                  "device": str(device), "dtype": options.dtype, "default_model": default_model,
-                 "store": str(door.store_root), "curve": "on" if keys else "off", "inbox": str(service.inbox)}
+                 "store": str(door.store_root), "curve": "on" if keys else "off", "inbox": str(service.inbox),
+                 "conform_memory": f"{conform_memory / 1e9:.1f} GB" if conform_memory else "unbounded"}
         print(f"{READY_LINE}: " + ", ".join(f"{k} {v}" for k, v in where.items()), file=sys.stderr, flush=True)
         if on_ready is not None:
             on_ready(where)

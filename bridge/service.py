@@ -188,6 +188,8 @@ class Service:
             "limits": {
                 "max_header_bytes": p.MAX_HEADER_BYTES,
                 "max_binary_frame_bytes": p.MAX_BINARY_FRAME_BYTES,
+                "max_message_bytes": p.MAX_MESSAGE_BYTES,
+                "max_reply_frame_bytes": p.MAX_REPLY_FRAME_BYTES,
                 "max_frames": p.MAX_FRAMES,
                 "max_id_chars": p.MAX_ID_CHARS,
                 "max_osc_packet_bytes": p.MAX_OSC_PACKET_BYTES,

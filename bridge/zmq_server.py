@@ -103,6 +103,7 @@ class ZmqServer:
         events_endpoint: str | None = p.DEFAULT_EVENTS_ENDPOINT,
         keys: CurveKeys | None = None,
         max_message_bytes: int = p.MAX_MESSAGE_BYTES,
+        max_frame_bytes: int = p.MAX_BINARY_FRAME_BYTES,
         heartbeat_interval_s: float = p.HEARTBEAT_INTERVAL_S,
         liveness: int = p.HEARTBEAT_LIVENESS,
         request_log: RequestLog | None = None,
@@ -112,6 +113,7 @@ class ZmqServer:
         self.events_endpoint = events_endpoint
         self.keys = keys
         self.max_message_bytes = max_message_bytes
+        self.max_frame_bytes = max_frame_bytes
         self.heartbeat_interval_s = heartbeat_interval_s
         self.liveness = liveness
         self.request_log = request_log
@@ -141,7 +143,8 @@ class ZmqServer:
             self._zap.bind(ZAP_ENDPOINT)
             _seed_routing_ids()
             router = self._open(zmq.ROUTER, opened, hwm=10000, public=True)
-            router.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes)
+            # libzmq bounds each frame before reading it; the whole message is checked as it arrives
+            router.setsockopt(zmq.MAXMSGSIZE, min(self.max_frame_bytes, self.max_message_bytes))
             # off (libzmq's default, said outright): a second connection presenting a routing id in use is
             # ignored, so no one takes over a live route
             router.setsockopt(zmq.ROUTER_HANDOVER, 0)
@@ -369,6 +372,11 @@ class ZmqServer:
                 raise WireError(ErrorCode.TOO_LARGE, f"{len(rest)} frames: at most {p.MAX_FRAMES} (a header and "
                                                      f"{p.MAX_FRAMES - 1} binary frames)")
             try:
+                p.check_message_size([len(f) for f in rest], self.max_frame_bytes, self.max_message_bytes)
+            except ProtocolError:
+                request_id = p.peek_id(rest[0].bytes)
+                raise
+            try:
                 header = p.decode_header(rest[0].bytes)
             except ProtocolError:
                 request_id = p.peek_id(rest[0].bytes)
@@ -380,10 +388,6 @@ class ZmqServer:
             if request_id is None:
                 raise WireError(ErrorCode.MALFORMED, f"a {kind.value} request needs an id: a string of "
                                                      f"1–{p.MAX_ID_CHARS} characters the reply will carry", "id")
-            for index, frame in enumerate(rest[1:], start=1):
-                if len(frame) > p.MAX_BINARY_FRAME_BYTES:
-                    raise WireError(ErrorCode.TOO_LARGE, f"frame {index} holds {len(frame)} bytes: at most "
-                                                         f"{p.MAX_BINARY_FRAME_BYTES}")
             fields = p.check_fields(kind, header)
             self._dispatch(route, kind, request_id, fields, [f.buffer for f in rest[1:]], started)
         except Exception as exc:

@@ -15,6 +15,7 @@ from .errors import (
     OutOfMemoryError,
     RequestError,
     StoreError,
+    TooLargeError,
     UnknownModelError,
     UnsupportedError,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "Render",
     "RequestError",
     "StoreError",
+    "TooLargeError",
     "UnknownModelError",
     "UnsupportedError",
 ]

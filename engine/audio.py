@@ -8,6 +8,7 @@ any of them can import it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,12 +42,14 @@ def as_audio_array(audio: Any, name: str = "audio") -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
-def read_audio_file(path: str | Path, name: str = "audio file") -> tuple[np.ndarray, int]:
+def read_audio_file(path: str | Path, name: str = "audio file",
+                    check: Callable[[int, int, int], None] | None = None) -> tuple[np.ndarray, int]:
     """Read an audio file (WAV, FLAC, AIFF, MP3, OGG: whatever pedalboard reads).
 
     Returns ``(audio, sample_rate)``: float32 ``[channels, samples]`` and the file's rate in Hz.
-    Raises :class:`AudioReadError` starting with ``name`` and the path when the path is not a
-    readable file or the file is not audio.
+    ``check(frames, channels, sample_rate)`` sees the file's header before anything is decoded (and
+    may raise to refuse it). Raises :class:`AudioReadError` starting with ``name`` and the path when
+    the path is not a readable file or the file is not audio.
     """
     from pedalboard.io import AudioFile
 
@@ -55,22 +58,26 @@ def read_audio_file(path: str | Path, name: str = "audio file") -> tuple[np.ndar
         raise AudioReadError(f"{name} {str(path)!r} is not a readable file")
     try:
         with AudioFile(str(path)) as f:
-            audio = f.read(f.frames)
             rate = round(f.samplerate)
+            if check is not None:
+                check(int(f.frames), int(f.num_channels), int(rate))
+            audio = f.read(f.frames)
+    except RequestError:
+        raise
     except Exception as exc:  # pedalboard raises plain RuntimeError/ValueError for bad files
         raise AudioReadError(f"{name} {str(path)!r} cannot be read as audio: {exc}") from exc
     return np.ascontiguousarray(audio, dtype=np.float32), int(rate)
 
 
-def read_audio_bytes(data: bytes | memoryview, name: str = "audio", max_duration_s: float | None = None,
-                     field: str = "audio") -> tuple[np.ndarray, int]:
+def read_audio_bytes(data: bytes | memoryview, name: str = "audio",
+                     check: Callable[[int, int, int], None] | None = None) -> tuple[np.ndarray, int]:
     """Read an audio file's bytes (WAV, FLAC, AIFF, OGG, MP3: whatever libsndfile reads), as a client
     sends them in a message.
 
-    Returns ``(audio, sample_rate)`` like :func:`read_audio_file`. Raises :class:`AudioReadError`
-    starting with ``name`` for bytes that are not audio, and :class:`RequestError` naming ``field``
-    for audio longer than ``max_duration_s`` (checked before the samples are decoded, so a long file
-    costs no memory).
+    Returns ``(audio, sample_rate)`` like :func:`read_audio_file`; ``check(frames, channels,
+    sample_rate)`` sees the header before the samples are decoded (a few megabytes of FLAC can hold
+    gigabytes of samples) and may raise to refuse it. Raises :class:`AudioReadError` starting with
+    ``name`` for bytes that are not audio.
     """
     import io
 
@@ -79,8 +86,8 @@ def read_audio_bytes(data: bytes | memoryview, name: str = "audio", max_duration
     try:
         with sf.SoundFile(io.BytesIO(bytes(data))) as f:
             rate = int(f.samplerate)
-            if max_duration_s is not None and rate > 0 and f.frames / rate > max_duration_s:
-                raise RequestError(field, f"{f.frames / rate:.1f} s of audio", f"at most {max_duration_s:g} s")
+            if check is not None:
+                check(int(f.frames), int(f.channels), rate)
             audio = f.read(dtype="float32", always_2d=True)
     except RequestError:
         raise
@@ -107,9 +114,16 @@ def resample(audio: np.ndarray, source_rate: int, target_rate: int) -> np.ndarra
     if source_rate == target_rate:
         return audio
     frames = int(round(audio.shape[1] * target_rate / source_rate))
-    # soxr takes [samples, channels]; its one-shot mode removes the filter's delay and flushes the tail
-    out = soxr.resample(np.ascontiguousarray(audio.T), int(source_rate), int(target_rate), quality=RESAMPLE_QUALITY)
-    return fit_length(np.ascontiguousarray(out.T, dtype=np.float32), frames)
+    out = np.empty((audio.shape[0], frames), dtype=np.float32)
+    # one channel at a time, into the result: the same samples as soxr's interleaved call, without
+    # interleaved copies of the input and the output (long audio at a high rate is gigabytes); its
+    # one-shot mode removes the filter's delay and flushes the tail
+    for channel, samples in enumerate(audio):
+        resampled = soxr.resample(samples, int(source_rate), int(target_rate), quality=RESAMPLE_QUALITY)
+        kept = min(frames, len(resampled))
+        out[channel, :kept] = resampled[:kept]
+        out[channel, kept:] = 0.0
+    return out
 
 
 def fit_length(audio: np.ndarray, frames: int) -> np.ndarray:

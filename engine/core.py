@@ -246,17 +246,21 @@ class Engine:
 
     # ---- conforming -----------------------------------------------------------------------------------
 
-    def conform(self, render: Render, spec: ConformSpec, key: str | None = None) -> tuple[StoredSample, bytes]:
+    def conform(self, render: Render, spec: ConformSpec, key: str | None = None,
+                reserve: Callable[[int], None] | None = None) -> tuple[StoredSample, bytes]:
         """``render`` fitted to ``spec``, written to the store as a tagged WAV under ``key`` (its conform
         key, computed when not given); returns the stored sample and the file's bytes.
 
         A kit part's name (``render.info["part"]``) goes into the file name. Nothing is looked up
-        first: the front door conforms only what the store does not hold.
+        first: the front door conforms only what the store does not hold. ``reserve(nbytes)`` hears
+        the most memory the conform and its WAV file will hold, before the work (it may wait or
+        refuse: :func:`loopbridge.engine.conform.conform_audio`).
         """
         from .conform import SourceInfo, conform_audio, encode_wav, sample_filename
 
         request = render.request
-        conformed = conform_audio(render.audio, render.sample_rate, request.kind, spec, SourceInfo.for_render(render))
+        conformed = conform_audio(render.audio, render.sample_rate, request.kind, spec, SourceInfo.for_render(render),
+                                  reserve=reserve)
         part = str(render.info.get("part", ""))
         words = request.prompt
         if part and words.lower().startswith(part.lower()):

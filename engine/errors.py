@@ -36,6 +36,16 @@ class RequestError(LoopbridgeError, ValueError):
         super().__init__(f"{field}={shown} is not accepted{why}: expected {accepted}")
 
 
+class TooLargeError(RequestError):
+    """A request whose values are each in range asks for more audio, or more memory, than the
+    engine takes at once (a conformed file over its size limit, a conform over the conform memory).
+
+    ``field`` names what to change, ``accepted`` states the limit.
+    """
+
+    code = "too_large"
+
+
 class UnknownModelError(LoopbridgeError, LookupError):
     """No model with this id is registered or installed."""
 

@@ -18,7 +18,9 @@ touches its store or its weight cache. One order goes down one path:
    not wait behind a render.
 3. **Render what is missing** on the scheduler (priority, batching, one worker that owns the
    accelerator); conform on its pool of threads what is rendered or stored but not yet fitted to the
-   song; store it; finish the job.
+   song; store it; finish the job. The conform memory bounds what conforms hold at once: an order
+   whose files and conform could never fit in it is refused when it is planned (``too_large``), and
+   each conform waits until the memory it needs, beside its job's files so far, is free.
 4. **Pre-render.** After an interactive order the neighbouring variations and morph positions are
    queued in the background (:mod:`.prerender`), so the next knob turn is in the store.
 
@@ -44,13 +46,15 @@ from typing import Any
 
 import numpy as np
 
+from .conform import ConformMemory, SourceInfo, conform_size
+from .conform.memory import Lease
 from .core import Engine
-from .errors import LoopbridgeError, NotFoundError, RequestError
+from .errors import LoopbridgeError, NotFoundError, RequestError, TooLargeError
 from .host import HostFacts, conform_spec
 from .models.base import Capabilities, ProgressCallback
 from .models.registry import ModelSpec
 from .prerender import DEFAULT_DEPTH, Prerenderer
-from .request import ConformSpec, GenerateRequest, Kind, Render
+from .request import TEXTURE_PREROLL_S, ConformSpec, GenerateRequest, Kind, Render
 from .scheduler import Job, Priority, Scheduler
 from .store import HistoryEntry, StoredSample
 
@@ -139,6 +143,12 @@ class Sample(StoredSample):
         return dataclasses.replace(self, variation=variation, part=part, cached=cached)
 
 
+def _held_bytes(job: Job) -> int:
+    """What a job holds in memory: its renders and the files it answers with so far."""
+    renders = sum(int(render.audio.nbytes) for render in job.renders if render is not None)
+    return renders + sum(len(sample.data) for sample in job.samples if sample is not None)
+
+
 def _leaf(name: Any, path: Path) -> str:
     leaf = Path(str(name)).name if name else ""
     if not leaf or leaf.startswith(".") or any(ord(c) < 32 for c in leaf):
@@ -208,7 +218,9 @@ class FrontDoor:
     """The engine behind one entrance (see the module docstring).
 
     ``prerender_depth`` variations are pre-rendered after each interactive order (0: none).
-    ``conform_workers`` threads conform (default: up to 2). ``on_event(topic, fields)`` hears
+    ``conform_workers`` threads conform (default: up to 2), within ``conform_memory_bytes`` of memory
+    together (None: no bound; ``loopbridge serve`` gives a quarter of the memory available when it
+    starts: :func:`~loopbridge.engine.conform.default_conform_memory_bytes`). ``on_event(topic, fields)`` hears
     ``"model"`` (loaded / evicted), ``"state"`` (queue sizes changed), ``"job"`` and
     ``"prerender"`` (a neighbour was stored); it is called from engine threads and must be quick.
     """
@@ -219,10 +231,12 @@ class FrontDoor:
         *,
         prerender_depth: int = DEFAULT_DEPTH,
         conform_workers: int | None = None,
+        conform_memory_bytes: int | None = None,
         cache_bytes: int = SAMPLE_CACHE_BYTES,
         on_event: EventHook | None = None,
     ) -> None:
         self._engine = engine
+        self._memory = ConformMemory(conform_memory_bytes)
         self.on_event = on_event
         engine.weights.on_event = self._model_event  # the front door is the engine's one user
         self._scheduler = Scheduler(engine, finish=self._finish, conform_workers=conform_workers,
@@ -264,11 +278,13 @@ class FrontDoor:
 
         Raises what the order's request, facts or model refuse (:class:`RequestError`,
         :class:`UnsupportedError`, :class:`UnknownModelError`, :class:`NotFoundError` for an unknown
-        render key) before any work, :class:`BusyError` when the queue is full, and ValueError for
-        a ``job_id`` that is still running.
+        render key; :class:`TooLargeError` for files or a conform that could never fit the conform
+        memory) before any work, :class:`BusyError` when the queue is full, and ValueError for a
+        ``job_id`` that is still running.
         """
         job_id = job_id or f"job-{next(self._ids)}"
-        plan, keys, spec, notes = self._plan(order)
+        plan, keys, spec, notes, infos = self._plan(order)
+        self._check_memory(plan, infos, spec)
         conform_keys = [spec.conform_key(key) for key in keys]
         found: list[Sample | None] = [self._cache.get(key) for key in conform_keys]
         to_render: list[int] = []
@@ -316,15 +332,17 @@ class FrontDoor:
         return [render for render in job.result() if render is not None]
 
     def job(self, job_id: str) -> Job | None:
-        """A job by id while the engine remembers it (unfinished ones always)."""
+        """An unfinished job by id (None once it has finished: its caller holds it and its samples)."""
         return self._scheduler.get(job_id)
 
     def cancel(self, job_id: str) -> bool:
         """Cancel a queued or running job; False when no unfinished job has that id."""
         return self._scheduler.cancel(job_id)
 
-    def _plan(self, order: Order) -> tuple[list[tuple[str, GenerateRequest]], list[str], ConformSpec, list[str]]:
-        """The order's items (``(part, request)``), their render keys, its conform spec and its notes."""
+    def _plan(self, order: Order) -> tuple[list[tuple[str, GenerateRequest]], list[str], ConformSpec, list[str],
+                                           list[dict[str, Any]]]:
+        """The order's items (``(part, request)``), their render keys, its conform spec, its notes and
+        what each item's render says of itself (a stored render's model info; empty before rendering)."""
         host = order.host
         spec_host = host if order.conform_bars is None else host.replace(bars=order.conform_bars)
         if order.render_key is not None:
@@ -333,13 +351,51 @@ class FrontDoor:
                 raise NotFoundError(f"render_key={order.render_key!r} is not accepted: no stored render has that key")
             key, request, info = entry
             spec = conform_spec(request, spec_host, pitch_semitones=order.pitch_semitones, root_note=order.root_note)
-            return [(str(info.get("part", "")), request)], [key], spec, spec_host.notes
+            return [(str(info.get("part", "")), request)], [key], spec, spec_host.notes, [info]
         assert order.request is not None  # Order checks that one of the two is given
         fields = host.request_fields()
         request = order.request.replace(**fields) if fields else order.request
         plan = self._engine.plan(request, order.variations)
         spec = conform_spec(request, spec_host, pitch_semitones=order.pitch_semitones, root_note=order.root_note)
-        return plan, [self._engine.render_key(r) for _, r in plan], spec, spec_host.notes
+        return plan, [self._engine.render_key(r) for _, r in plan], spec, spec_host.notes, [{} for _ in plan]
+
+    def _check_memory(self, plan: Sequence[tuple[str, GenerateRequest]], infos: Sequence[dict[str, Any]],
+                      spec: ConformSpec) -> None:
+        """Refuse an order whose conformed files could never be made within the conform memory:
+        its renders and files (all held until the reply takes them) beside its largest conform.
+
+        Sizes come from the model's capabilities (its rate and channels) and the request's length,
+        before anything is rendered or read; an item whose model is gone (a stored render of a model
+        since removed) is left to the conform stage, which checks the render itself. Raises
+        :class:`TooLargeError` naming ``variations`` when one item fits but not all of them.
+        """
+        peaks, kept = [], []
+        for (_, request), info in zip(plan, infos, strict=True):
+            try:
+                caps = self._engine.capabilities(request.model)
+            except LoopbridgeError:
+                continue
+            duration_s = request.render_duration_s
+            if request.kind is Kind.TEXTURE and duration_s + TEXTURE_PREROLL_S <= caps.max_duration_s:
+                duration_s += TEXTURE_PREROLL_S
+            frames = max(1, int(round(duration_s * caps.sample_rate)))
+            kind = Kind.ONE_SHOT if request.kind is Kind.KIT else request.kind
+            size = conform_size(kind, caps.channels, frames, caps.sample_rate, spec,
+                                SourceInfo.for_request(request, info))
+            peaks.append(size.peak_bytes)
+            kept.append(size.wav_bytes + caps.channels * frames * 4)
+        if not peaks:
+            return
+        total = sum(kept) + max(peaks)
+        budget = self._memory.budget_bytes
+        if budget is None or total <= budget:
+            return
+        if len(peaks) > 1 and max(peaks) + max(kept) <= budget:
+            fits = max(1, (budget - max(peaks)) // max(kept))
+            raise TooLargeError("variations", len(plan), f"at most {fits} at this length and rate: the order's files "
+                                f"take {total / 1e9:.2f} GB, this engine's conform memory is {budget / 1e9:.2f} GB "
+                                "(loopbridge serve --conform-memory)")
+        self._memory.check(total, "the conform and its files")
 
     def _read(self, stored: StoredSample) -> Sample:
         """A stored file with its bytes (read once: they go on the wire as they are), kept in memory."""
@@ -371,7 +427,15 @@ class FrontDoor:
                     render = job.renders[index] or self._stored_render(key)
                     if part and render.info.get("part") != part:
                         render = dataclasses.replace(render, info={**dict(render.info), "part": part})
-                    stored, data = self._engine.conform(render, job.spec, conform_key)
+                    # the conform's own peak beside the job's renders and files so far; the memory is
+                    # given back once it is stored (held between conforms, it could wait on a key
+                    # another job holds while waiting for memory)
+                    with self._memory.lease() as lease:
+
+                        def reserve(peak: int, held: int = _held_bytes(job), lease: Lease = lease) -> None:
+                            lease.need(held + peak)
+
+                        stored, data = self._engine.conform(render, job.spec, conform_key, reserve=reserve)
                     sample = Sample.from_stored(stored, data, cached=False)
                     self._cache.put(sample)
             job.samples[index] = sample.answering(request.variation, part, job.cached)
@@ -474,6 +538,7 @@ class FrontDoor:
             "resident": weights.resident(),
             "resident_bytes": weights.resident_bytes(),
             "budget_bytes": weights.budget_bytes,
+            "conform_memory": self._memory.status(),
             "store": {"root": str(store.root), **store.stats()},
             "prerender": self._prerenderer.status(),
         }

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from .audio import as_audio_array, read_audio_bytes, read_audio_file
-from .errors import RequestError
+from .errors import RequestError, TooLargeError
 
 # Accepted ranges, in one place: the CLI, the protocol and the docs quote these.
 TEMPO_MIN_BPM = 20.0
@@ -48,6 +48,14 @@ DEFAULT_SAMPLE_RATE = 48000
 #: seeds drawn for a request without one stay at or below this (OSC ints and the front ends' are 32-bit signed)
 RANDOM_SEED_MAX = 2**31 - 1
 AUDIO_PROMPT_MAX_S = 600.0
+#: the most samples (frames × channels) an audio prompt may hold: ten minutes of stereo at 48 kHz (230 MB
+#: as float32). Every model takes at most two channels at 48 kHz, and less than a minute of them; a
+#: prompt is held whole while its job waits, and this bounds it (and the binary frame that carries it)
+AUDIO_PROMPT_MAX_SAMPLES = int(AUDIO_PROMPT_MAX_S) * 48000 * 2
+#: the most samples (frames × channels) one conformed file may hold: the longest loop
+#: (DURATION_MAX_S) in stereo at the highest rate; its 24-bit WAV (691 MB) is the largest binary
+#: frame of a reply
+CONFORMED_MAX_SAMPLES = int(DURATION_MAX_S) * SAMPLE_RATE_RANGE[1] * 2
 MAX_VARIATIONS = 64
 #: audio prompt files read as spectrogram images (Riffusion seed images), by suffix
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -106,8 +114,23 @@ def audio_digest(audio: np.ndarray, sample_rate: int) -> str:
     """A content hash of audio samples and their rate (hex sha256)."""
     h = hashlib.sha256()
     h.update(f"{sample_rate}:{audio.shape}:".encode())
-    h.update(np.ascontiguousarray(audio, dtype=np.float32).tobytes())
+    h.update(np.ascontiguousarray(audio, dtype=np.float32).data.cast("B"))  # hashed in place, not copied
     return h.hexdigest()
+
+
+def check_audio_prompt_size(frames: int, channels: int, sample_rate: int) -> None:
+    """Refuse an audio prompt longer than :data:`AUDIO_PROMPT_MAX_S` (RequestError) or of more than
+    :data:`AUDIO_PROMPT_MAX_SAMPLES` samples (TooLargeError); called with a file's header, before
+    it is decoded, and again on the decoded audio."""
+    duration_s = frames / sample_rate
+    if duration_s > AUDIO_PROMPT_MAX_S:
+        raise RequestError("audio_prompt", f"{duration_s:.1f} s of audio", f"at most {AUDIO_PROMPT_MAX_S:g} s")
+    if frames * channels > AUDIO_PROMPT_MAX_SAMPLES:
+        raise TooLargeError(
+            "audio_prompt",
+            f"{duration_s:.1f} s of {channels} channels at {sample_rate} Hz ({frames * channels} samples)",
+            f"at most {AUDIO_PROMPT_MAX_SAMPLES} samples (frames × channels: ten minutes of stereo at 48 kHz)",
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -124,11 +147,7 @@ class AudioPrompt:
     def __post_init__(self) -> None:
         check_int("audio_prompt.sample_rate", self.sample_rate, *SAMPLE_RATE_RANGE, " Hz")
         audio = as_audio_array(self.audio, "audio_prompt")
-        duration_s = audio.shape[1] / self.sample_rate
-        if duration_s > AUDIO_PROMPT_MAX_S:
-            raise RequestError(
-                "audio_prompt", f"{duration_s:.1f} s of audio", f"at most {AUDIO_PROMPT_MAX_S:g} s"
-            )
+        check_audio_prompt_size(audio.shape[1], audio.shape[0], self.sample_rate)
         audio.setflags(write=False)
         object.__setattr__(self, "audio", audio)
         object.__setattr__(self, "digest", audio_digest(audio, self.sample_rate))
@@ -153,7 +172,7 @@ class AudioPrompt:
 
             audio, rate = audio_from_image_file(path)
         else:  # a missing image gets the audio reader's "not a readable file"
-            audio, rate = read_audio_file(path, "audio prompt")
+            audio, rate = read_audio_file(path, "audio prompt", check_audio_prompt_size)
         return cls(audio=audio, sample_rate=rate)
 
     @classmethod
@@ -171,7 +190,7 @@ class AudioPrompt:
 
             audio, rate = audio_from_image_file(io.BytesIO(data), name=name)
         else:
-            audio, rate = read_audio_bytes(data, name, max_duration_s=AUDIO_PROMPT_MAX_S, field="audio_prompt")
+            audio, rate = read_audio_bytes(data, name, check_audio_prompt_size)
         return cls(audio=audio, sample_rate=rate)
 
     def __eq__(self, other: object) -> bool:

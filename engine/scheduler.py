@@ -388,6 +388,7 @@ class Scheduler:
         return self._fail(job, CancelledError(why))
 
     def get(self, job_id: str) -> Job | None:
+        """An unfinished job by id (None once it has finished)."""
         with self._lock:
             return self._jobs.get(job_id)
 
@@ -597,10 +598,10 @@ class Scheduler:
         job._done.set()
         self._event("job", id=job.id, state=job.state.value)
         with self._lock:
-            # keep a bounded memory of finished jobs (ids may be looked up for a while)
-            if len(self._jobs) > 4096:
-                for old_id in [i for i, j in self._jobs.items() if j.finished][:1024]:
-                    self._jobs.pop(old_id, None)
+            # a finished job is forgotten: it holds its renders and its files' bytes, which are its
+            # caller's now (a table of thousands of finished jobs held gigabytes nobody asked for)
+            if self._jobs.get(job.id) is job:
+                del self._jobs[job.id]
         if job.on_done is not None:
             try:
                 job.on_done(job)

@@ -35,7 +35,11 @@ def add_parsers(sub: Any) -> None:
                        help="controllers allowed to send OSC beyond loopback: addresses or networks, comma-separated")
     serve.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     serve.add_argument("--memory-budget", type=number("memory-budget"), default=None, metavar="GB",
-                       help="memory for resident models, in GB (default: 80%% of the GPU's, or of free RAM)")
+                       help="memory for resident models, in GB (default: 80%% of the GPU's; on a CPU, 80%% of the "
+                            "RAM available less the conform memory)")
+    serve.add_argument("--conform-memory", type=number("conform-memory"), default=None, metavar="GB",
+                       help="RAM for fitting samples to the song, in GB, for all conforms at once: a larger order is "
+                            "refused, conforms wait for their turn (default: 25%% of the RAM available at start)")
     serve.add_argument("--keys", type=Path, default=None, metavar="DIR",
                        help="CURVE keys from `loopbridge keys DIR`: required to listen beyond this machine")
     serve.add_argument("--insecure", action="store_true",
@@ -84,8 +88,10 @@ def serve_command(args: argparse.Namespace) -> int:
             osc = parse_host_port(args.osc, p.DEFAULT_OSC_PORT)
         except ValueError as exc:
             raise InputError(f"osc={args.osc!r} is not accepted: {exc}") from None
-    if args.memory_budget is not None and args.memory_budget <= 0:
-        raise InputError(f"memory-budget={args.memory_budget:g} is not accepted: expected more than 0 GB")
+    for name in ("memory_budget", "conform_memory"):
+        value = getattr(args, name)
+        if value is not None and not value > 0:
+            raise InputError(f"{name.replace('_', '-')}={value:g} is not accepted: expected more than 0 GB")
     for name in ("zmq", "events"):
         value = getattr(args, name)
         if not (value == "off" and name == "events") and not value.startswith(("tcp://", "ipc://")):
@@ -95,7 +101,8 @@ def serve_command(args: argparse.Namespace) -> int:
             raise InputError(f"allow-path={str(folder)!r} is not accepted: expected an existing folder")
     options = ServeOptions(
         zmq=args.zmq, events=None if args.events == "off" else args.events, osc=osc, osc_allow=args.osc_allow,
-        device=args.device, memory_budget_gb=args.memory_budget, keys_dir=args.keys, insecure=args.insecure,
+        device=args.device, memory_budget_gb=args.memory_budget, conform_memory_gb=args.conform_memory,
+        keys_dir=args.keys, insecure=args.insecure,
         store=args.store, model=args.model, prerender=args.prerender, threads=args.threads, export_dir=args.export,
         log_requests=not args.quiet, dtype=args.dtype, load_options=load_options(args),
         allow_paths=tuple(folder.expanduser() for folder in args.allow_path),

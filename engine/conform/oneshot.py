@@ -47,30 +47,38 @@ def tidy_one_shot(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, Tidy
 
     Raises :class:`RequestError` when the audio is silent (peak below -120 dBFS).
     """
+    # float64 throughout, as the arithmetic has always been, but changed in place: a long one-shot at
+    # a high rate is hundreds of megabytes of float64
     data = audio.astype(np.float64)
     dc = data.mean(axis=1, keepdims=True)
-    data = data - dc
-    peak = float(np.max(np.abs(data)))
+    data -= dc
+    peak = max(float(data.max()), -float(data.min()))
     if peak < SILENCE_PEAK:
         raise RequestError("audio", f"silence (peak {peak:.2g})", "a sound louder than -120 dBFS to make a one-shot of")
-    envelope = np.max(np.abs(data), axis=0)
+    envelope = np.abs(data[0])
+    for channel in data[1:]:
+        np.maximum(envelope, np.abs(channel), out=envelope)
     first = int(np.argmax(envelope > peak * 10 ** (LEAD_THRESHOLD_DB / 20)))
     last = len(envelope) - 1 - int(np.argmax(envelope[::-1] > peak * 10 ** (TAIL_THRESHOLD_DB / 20)))
     start = max(0, first - int(round(LEAD_MARGIN_S * sample_rate)))
     stop = min(len(envelope), last + 1 + int(round(TAIL_MARGIN_S * sample_rate)))
+    del envelope
+    total = data.shape[1]
     body = data[:, start:stop]
     # the DC of what is kept (a decaying sound's mean differs from the whole buffer's)
-    body = body - body.mean(axis=1, keepdims=True)
+    body -= body.mean(axis=1, keepdims=True)
     frames = body.shape[1]
     fade_in = max(first - start, int(round(MIN_FADE_IN_S * sample_rate)))
     fade_out = int(round(min(TAIL_FADE_S * sample_rate, frames / 5)))
-    body = fade_edges(body, min(fade_in, frames // 2), fade_out).astype(np.float64)
-    body_peak = float(np.max(np.abs(body)))
+    out = fade_edges(body, min(fade_in, frames // 2), fade_out)  # float32
+    del data, body
+    body_peak = max(float(out.max()), -float(out.min()))
     gain = 10 ** (PEAK_TARGET_DBFS / 20) / body_peak if body_peak > 0 else 1.0
-    out = (body * gain).astype(np.float32)
+    # the gain in float64, rounded to float32 once
+    np.multiply(out, gain, out=out, dtype=np.float64, casting="same_kind")
     report = TidyReport(
         trimmed_start=start,
-        trimmed_end=data.shape[1] - stop,
+        trimmed_end=total - stop,
         gain_db=float(20 * np.log10(gain)),
         dc_offset=tuple(float(v) for v in dc[:, 0]),
     )

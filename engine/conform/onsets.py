@@ -24,6 +24,9 @@ TRANSIENT_FRAME_RATE_HZ = 1000.0
 TRANSIENT_COMPRESSION = 10.0
 #: :func:`transient_flux` ignores what happens below this (held bass notes, the body of a kick)
 TRANSIENT_LOW_HZ = 300.0
+#: :func:`transient_flux` keeps a spectrum up to this size (a minute of audio at 48 kHz); a larger one is
+#: computed twice rather than held
+TRANSIENT_SPECTRUM_KEPT_BYTES = 64 * 1024 * 1024
 #: log compression of spectral magnitudes before the flux: larger makes quiet onsets count more
 FLUX_COMPRESSION = 100.0
 
@@ -31,6 +34,14 @@ FLUX_COMPRESSION = 100.0
 def to_mono(audio: np.ndarray) -> np.ndarray:
     """Mean of the channels of ``[channels, samples]`` audio, as float64 ``[samples]``."""
     return np.asarray(audio).mean(axis=0, dtype=np.float64)
+
+
+def mix_to_mono(audio: np.ndarray, out: np.ndarray, block: int = 1 << 18) -> np.ndarray:
+    """:func:`to_mono` written into ``out`` (float32 ``[samples]``), a block at a time, so no
+    float64 copy of the whole signal is made."""
+    for first in range(0, audio.shape[-1], block):
+        out[first : first + block] = audio[:, first : first + block].mean(axis=0, dtype=np.float64)
+    return out
 
 
 def transient_flux(audio: np.ndarray, sample_rate: int, smooth_ms: float = 1.5) -> tuple[np.ndarray, int]:
@@ -43,30 +54,55 @@ def transient_flux(audio: np.ndarray, sample_rate: int, smooth_ms: float = 1.5) 
     every few milliseconds like a row of tiny hits; per frequency bin, above the bass, a held
     note is steady and a hit is not. The curve is lightly smoothed (``smooth_ms``, Gaussian) so
     that peaks can be interpolated. Returns ``(curve, hop)``.
+
+    Memory: the audio is mixed and analysed a block of frames at a time. The spectrum of a long
+    signal (a stretched loop of minutes at 192 kHz holds gigabytes of it) is never held whole: past
+    :data:`TRANSIENT_SPECTRUM_KEPT_BYTES` it is computed twice, once for its peak (the compression's
+    reference) and once for the flux, with the same result.
     """
-    mono = to_mono(audio).astype(np.float32)
+    data = np.asarray(audio)
+    samples = data.shape[-1]
     n_fft = int(2 ** round(np.log2(0.0107 * sample_rate)))
     hop = max(1, int(round(sample_rate / TRANSIENT_FRAME_RATE_HZ)))
-    frames = max(1, len(mono) // hop)
+    frames = max(1, samples // hop)
     # frame i is centred a quarter window before i * hop: the flux of a sharp onset peaks when it
     # is a quarter window past the frame's centre, so the peak then falls on the onset itself
     lead = 3 * n_fft // 4
-    padded = np.concatenate([np.zeros(lead, np.float32), mono, np.zeros(n_fft + hop, np.float32)])
     window = np.hanning(n_fft).astype(np.float32)
     low_bin = int(np.ceil(TRANSIENT_LOW_HZ * n_fft / sample_rate))
-    view = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop][:frames]
-    mags = np.empty((frames, n_fft // 2 + 1 - low_bin), dtype=np.float32)
+    bins = n_fft // 2 + 1 - low_bin
     block = 2048
+
+    def spectrum(first: int, last: int) -> np.ndarray:
+        # the block's frames from its stretch of the mono mix (silence before and after the audio)
+        start = first * hop - lead
+        segment = np.zeros((last - first - 1) * hop + n_fft, np.float32)
+        a, b = max(0, start), min(samples, start + len(segment))
+        if b > a:
+            mix_to_mono(data[:, a:b], out=segment[a - start : b - start])
+        view = np.lib.stride_tricks.sliding_window_view(segment, n_fft)[::hop]
+        return np.abs(scipy.fft.rfft(view * window, axis=1))[:, low_bin:]
+
+    kept = np.empty((frames, bins), dtype=np.float32) if frames * bins * 4 <= TRANSIENT_SPECTRUM_KEPT_BYTES else None
+    reference = 0.0
     for first in range(0, frames, block):
-        last = min(frames, first + block)
-        mags[first:last] = np.abs(scipy.fft.rfft(view[first:last] * window, axis=1))[:, low_bin:]
-    reference = float(mags.max())
+        mags = spectrum(first, min(frames, first + block))
+        reference = max(reference, float(mags.max()))
+        if kept is not None:
+            kept[first : first + len(mags)] = mags
     if reference <= 0.0:
         return np.zeros(frames), hop
-    np.multiply(mags, TRANSIENT_COMPRESSION / reference, out=mags)
-    np.log1p(mags, out=mags)
-    # silence precedes the first frame, so a sound that starts at sample 0 is an onset
-    flux = positive_flux(mags)
+    scale = TRANSIENT_COMPRESSION / reference
+    flux = np.empty(frames, dtype=np.float64)
+    previous: np.ndarray | None = None
+    for first in range(0, frames, block):
+        last = min(frames, first + block)
+        mags = kept[first:last] if kept is not None else spectrum(first, last)
+        np.multiply(mags, scale, out=mags)
+        np.log1p(mags, out=mags)
+        # silence precedes the first frame, so a sound that starts at sample 0 is an onset
+        positive_flux(mags, out=flux[first:last], previous=previous)
+        previous = mags[-1].copy()
     if smooth_ms > 0:
         flux = gaussian_filter1d(flux, sigma=smooth_ms * 1e-3 * sample_rate / hop, mode="constant")
     return flux, hop
@@ -109,13 +145,20 @@ def spectral_flux(
     return np.maximum(detrended, 0.0), low_flux, hop
 
 
-def positive_flux(mags: np.ndarray) -> np.ndarray:
+def positive_flux(mags: np.ndarray, out: np.ndarray | None = None,
+                  previous: np.ndarray | None = None) -> np.ndarray:
     """Per frame, the summed rise of every bin over the frame before (the first frame's: over
-    silence), as float64 ``[frames]``; computed in the magnitudes' own float32."""
-    flux = np.empty(mags.shape[0], dtype=np.float64)
+    silence, or over ``previous``, the frame before a block), as float64 ``[frames]`` (written into
+    ``out`` when given); computed in the magnitudes' own float32."""
+    flux = np.empty(mags.shape[0], dtype=np.float64) if out is None else out
     if not len(flux):
         return flux
-    flux[0] = float(mags[0].sum())
+    if previous is None:
+        flux[0] = float(mags[0].sum())
+    else:
+        rise = np.subtract(mags[0], previous)
+        np.maximum(rise, 0.0, out=rise)
+        flux[0] = rise[None].sum(axis=1)[0]
     rise = np.subtract(mags[1:], mags[:-1])
     np.maximum(rise, 0.0, out=rise)
     flux[1:] = rise.sum(axis=1)

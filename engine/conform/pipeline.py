@@ -24,25 +24,27 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ..audio import as_audio_array, resample
-from ..errors import RequestError
+from ..errors import RequestError, TooLargeError
 from ..request import (
+    CONFORMED_MAX_SAMPLES,
     DURATION_MAX_S,
     SAMPLE_RATE_RANGE,
     TEMPO_MAX_BPM,
     TEMPO_MIN_BPM,
     TEXTURE_PREROLL_S,
     ConformSpec,
+    GenerateRequest,
     Kind,
     Render,
 )
-from . import seams
+from . import memory, seams
 from .alignment import MIN_SEGMENT_STRENGTH, Retiming, onset_curves, retime
 from .oneshot import tidy_one_shot
 from .stretcher import (
@@ -53,7 +55,7 @@ from .stretcher import (
     stretch,
     window_flag,
 )
-from .tempo import BEATS_HINT_MAX, estimate_tempo
+from .tempo import ANALYSIS_MAX_S, BEATS_HINT_MAX, estimate_tempo
 
 #: longest input accepted (a render is at most DURATION_MAX_S; audio prompts are as long)
 INPUT_MAX_S = 2 * DURATION_MAX_S
@@ -120,7 +122,12 @@ class SourceInfo:
         little longer, the extra leading into its seam).
         Raises :class:`RequestError` (fields ``source.*``) for a value that is no number or out of range.
         """
-        request, info = render.request, render.info
+        return cls.for_request(render.request, render.info)
+
+    @classmethod
+    def for_request(cls, request: GenerateRequest, info: Mapping[str, Any]) -> SourceInfo:
+        """:meth:`for_render` from a render's request and model info alone (a stored render's index
+        row, or what a request's render will say), without its audio."""
         beats = _info_float(info, "beats") or None
         if beats is None and request.kind is Kind.LOOP:
             beats = request.render_duration_s * request.tempo_bpm / 60.0
@@ -218,11 +225,13 @@ def _root_after_shift(root_note: int | None, semitones: float) -> tuple[int | No
 
 
 def _limit_peak(audio: np.ndarray) -> tuple[np.ndarray, float]:
-    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    """``audio`` (float32, changed in place) at most :data:`CLIP_LIMIT`, and the gain applied (dB)."""
+    peak = max(float(audio.max()), -float(audio.min())) if audio.size else 0.0
     if peak <= CLIP_LIMIT:
         return audio, 0.0
     gain = CLIP_LIMIT / peak
-    return (audio * gain).astype(np.float32), float(20 * np.log10(gain))
+    np.multiply(audio, gain, out=audio)
+    return audio, float(20 * np.log10(gain))
 
 
 def conform_audio(
@@ -233,6 +242,7 @@ def conform_audio(
     source: SourceInfo = SourceInfo(),
     *,
     options: StretchOptions = DEFAULT_STRETCH,
+    reserve: Callable[[int], None] | None = None,
 ) -> ConformedAudio:
     """Fit float32 ``[channels, samples]`` audio at ``sample_rate`` to ``spec`` (see the module doc).
 
@@ -240,19 +250,31 @@ def conform_audio(
     part at a time). The result is at ``spec.sample_rate``; a loop holds exactly
     ``round(bars * beats_per_bar * 60 / tempo_bpm * sample_rate)`` samples.
 
+    ``reserve(nbytes)`` is called with the most memory the conform and the WAV file written from it
+    will hold at once (:func:`conform_peak_bytes`, for the render's own tempo once it is known) before
+    any array of the song's length is made; it may wait for the memory, or raise to refuse.
+
     Raises :class:`RequestError` naming the value for empty, non-finite or wrongly shaped audio, a
     sample rate outside 8–192 kHz, audio longer than :data:`INPUT_MAX_S`, a one-shot that is silent,
-    or a loop longer than the engine's longest duration.
+    or a loop longer than the engine's longest duration; :class:`TooLargeError` for a result of more
+    than :data:`CONFORMED_MAX_SAMPLES` samples.
     """
     data, parsed_kind = _validate(audio, sample_rate, kind, spec, source, options)
     root_in = spec.root_note if spec.root_note is not None else source.root_note
     root_note, root_info = _root_after_shift(root_in, spec.pitch_semitones)
-    if parsed_kind in (Kind.ONE_SHOT, Kind.KIT):
-        result = _conform_one_shot(data, int(sample_rate), spec, options)
-    elif parsed_kind is Kind.TEXTURE:
-        result = _conform_texture(data, int(sample_rate), spec, options, source.duration_s)
+    if parsed_kind is Kind.LOOP:
+        if reserve is not None and source.tempo_bpm is None:
+            # estimating the tempo takes memory too, and the estimate may be far from the song's
+            reserve(conform_peak_bytes(parsed_kind, data.shape[0], data.shape[1], int(sample_rate), spec, source))
+        result = _conform_loop(data, int(sample_rate), spec, source, options, reserve)
     else:
-        result = _conform_loop(data, int(sample_rate), spec, source, options)
+        peak = conform_peak_bytes(parsed_kind, data.shape[0], data.shape[1], int(sample_rate), spec, source)
+        if reserve is not None:
+            reserve(peak)
+        if parsed_kind is Kind.TEXTURE:
+            result = _conform_texture(data, int(sample_rate), spec, options, source.duration_s)
+        else:
+            result = _conform_one_shot(data, int(sample_rate), spec, options)
     audio_out, kind_out, beats, loop, info = result
     info.update(root_info)
     info["pitch_semitones"] = float(spec.pitch_semitones)
@@ -295,7 +317,7 @@ def _conform_texture(data: np.ndarray, sample_rate: int, spec: ConformSpec, opti
     rate = spec.sample_rate
     audio = resample(data, sample_rate, rate)
     audio = pitch_shift(audio, rate, spec.pitch_semitones, options)
-    audio = (audio - audio.mean(axis=1, keepdims=True)).astype(np.float32)
+    audio = (audio - audio.mean(axis=1, keepdims=True)).astype(np.float32, copy=False)
     fade = int(round(min(TEXTURE_SEAM_FADE_S * rate, audio.shape[1] / 4)))
     info: dict[str, Any] = {"fitted_to_bars": spec.bars is not None, "seam_fade_s": fade / rate}
     asked = int(round(duration_s * rate)) if duration_s is not None else None
@@ -311,8 +333,8 @@ def _conform_texture(data: np.ndarray, sample_rate: int, spec: ConformSpec, opti
             loop = seams.cut_loop(audio, fade, frames, fade)
         else:
             cycle = seams.overlap_cycle(audio, fade)
-            repeats = (frames + 2 * cycle.shape[1] - 1) // cycle.shape[1] + 1
-            loop = seams.cut_loop(np.tile(cycle, (1, repeats)), cycle.shape[1], frames, fade)
+            del audio
+            loop = seams.repeat_loop(cycle, frames, fade)
             info["repeated"] = True
     loop, limit_db = _limit_peak(loop)
     if limit_db:
@@ -376,20 +398,141 @@ class _Stopwatch:
         self._last = now
 
 
-def _conform_loop(
-    data: np.ndarray, sample_rate: int, spec: ConformSpec, source: SourceInfo, options: StretchOptions
-) -> _Result:
+@dataclass(frozen=True)
+class ConformSize:
+    """What a conform makes and holds: ``output_frames`` of ``channels`` at the song's rate (at
+    most: a one-shot's tidying only shortens it) and ``peak_bytes``, the most memory it holds at
+    once, the render and the WAV file written from it included."""
+
+    channels: int
+    output_frames: int
+    peak_bytes: int
+
+    @property
+    def wav_bytes(self) -> int:
+        """Bytes of its 24-bit WAV file (headers aside)."""
+        return memory.wav_bytes(self.channels, self.output_frames)
+
+
+def conform_size(
+    kind: Kind,
+    channels: int,
+    frames: int,
+    sample_rate: int,
+    spec: ConformSpec,
+    source: SourceInfo = SourceInfo(),
+    source_tempo_bpm: float | None = None,
+) -> ConformSize:
+    """What :func:`conform_audio` makes of ``frames`` of ``channels`` at ``sample_rate`` (the render)
+    fitted to ``spec``, and the most memory it and writing its WAV file hold at once (:class:`ConformSize`).
+    Nothing is computed on audio: the frames each step makes are worked out the way the steps work
+    them out, and :mod:`.memory` adds up what is held at once.
+
+    A loop's source tempo is ``source_tempo_bpm``, else ``source.tempo_bpm``, else a guess on the slow
+    side of what estimating it may give (the stage charges the loop again once it knows the tempo).
+    Raises :class:`TooLargeError` for a result over :data:`CONFORMED_MAX_SAMPLES` samples and
+    :class:`RequestError` for a loop longer than :data:`DURATION_MAX_S`.
+    """
     rate = spec.sample_rate
+    resampled = int(round(frames * rate / sample_rate))
+    shifted = spec.pitch_semitones != 0.0
+    if kind is Kind.LOOP:
+        tempo = source_tempo_bpm or source.tempo_bpm
+        analysed = 0
+        if tempo is None:
+            # to be estimated: assume it comes out on the slow side of what the estimator settles on
+            # (a slower source is more of it to stretch): a quarter octave under the tempo its beats
+            # imply, else the most it folds away from the song's (half an octave)
+            analysed = min(frames, int(ANALYSIS_MAX_S * sample_rate))
+            hinted = source.beats * 60.0 * sample_rate / frames if source.beats else None
+            tempo = float(np.clip(hinted / 2**0.25 if hinted else spec.tempo_bpm / math.sqrt(2),
+                                  TEMPO_MIN_BPM, TEMPO_MAX_BPM))
+        plan = _loop_plan(frames, sample_rate, spec, source, tempo, source.downbeat_s or 0.0)
+        steps = _loop_frames(plan, channels, frames, sample_rate, spec, analysed)
+        return ConformSize(channels, plan.out_frames, memory.loop_peak_bytes(channels, steps))
+    if kind is Kind.TEXTURE:
+        output = (_bars_to_frames(spec.bars * spec.beats_per_bar, spec.tempo_bpm, rate) if spec.bars is not None
+                  else resampled)
+        _check_output(channels, output, spec, "bars" if spec.bars is not None else "duration_s")
+        return ConformSize(channels, output, memory.texture_peak_bytes(channels, frames, resampled, output, shifted))
+    _check_output(channels, resampled, spec, "duration_s")
+    return ConformSize(channels, resampled, memory.one_shot_peak_bytes(channels, frames, resampled, shifted))
+
+
+def conform_peak_bytes(
+    kind: Kind,
+    channels: int,
+    frames: int,
+    sample_rate: int,
+    spec: ConformSpec,
+    source: SourceInfo = SourceInfo(),
+    source_tempo_bpm: float | None = None,
+) -> int:
+    """:attr:`ConformSize.peak_bytes` of :func:`conform_size`: the most memory conforming ``frames`` of
+    ``channels`` at ``sample_rate`` to ``spec`` and writing its WAV file hold at once, in bytes."""
+    return conform_size(kind, channels, frames, sample_rate, spec, source, source_tempo_bpm).peak_bytes
+
+
+def _check_output(channels: int, frames: int, spec: ConformSpec, field: str) -> None:
+    """Refuse a conformed file of more than :data:`CONFORMED_MAX_SAMPLES` samples (frames × channels)."""
+    if channels * frames > CONFORMED_MAX_SAMPLES:
+        rate = spec.sample_rate
+        longest = CONFORMED_MAX_SAMPLES / channels / rate
+        raise TooLargeError(
+            field, f"{frames / rate:.1f} s of {channels} channels at {rate} Hz ({channels * frames} samples)",
+            f"at most {CONFORMED_MAX_SAMPLES} samples (frames × channels) in one file: {longest:.1f} s of "
+            f"{channels} channels at {rate} Hz",
+        )
+
+
+def _loop_frames(plan: _LoopPlan, channels: int, frames_in: int, sample_rate: int, spec: ConformSpec,
+                 analysed: int = 0) -> memory.LoopFrames:
+    """The frames each step of a loop's conform makes (for :mod:`.memory`); refuses a loop over
+    :data:`CONFORMED_MAX_SAMPLES` samples."""
+    rate = spec.sample_rate
+    _check_output(channels, plan.out_frames, spec, "bars")
+    extended_out = int(round(plan.extended_frames * rate / sample_rate))
+    stretched = plan.factor != 1.0 or spec.pitch_semitones != 0.0
+    return memory.LoopFrames(
+        input=frames_in,
+        analysed=analysed,
+        cycle=plan.cycle_frames,
+        extended=plan.extended_frames,
+        extended_out=extended_out,
+        stretched=int(math.ceil(extended_out / plan.factor)) + 1 if stretched else 0,
+        stream=plan.out_frames + int(round(LOOP_SEAM_FADE_S * rate)),
+        output=plan.out_frames,
+        rate=rate,
+    )
+
+
+@dataclass(frozen=True)
+class _LoopPlan:
+    """How a loop is made, in frames: the render's own loop (``cycle_frames`` from ``downbeat``, in
+    source frames) repeated over ``extended_frames`` source frames (the loop's ``out_beats`` and a
+    ``roll`` before and after), stretched by ``factor`` into ``out_frames`` at the song's rate."""
+
+    source_tempo: float
+    downbeat: int
+    cycle_beats: float
+    cycle_frames: int
+    out_beats: float
+    out_frames: int
+    factor: float
+    max_offset_s: float
+    roll: int
+    extended_frames: int
+
+
+def _loop_plan(frames_in: int, sample_rate: int, spec: ConformSpec, source: SourceInfo, source_tempo: float,
+               downbeat_s: float) -> _LoopPlan:
+    """The frames of a loop's conform (:class:`_LoopPlan`), worked out before any audio is made.
+
+    Raises :class:`RequestError` for a loop longer than :data:`DURATION_MAX_S`.
+    """
     beats_per_bar = spec.beats_per_bar
-    timings: dict[str, Any] = {}
-    watch = _Stopwatch(timings)
-    source_tempo, downbeat_s, info = _source_tempo(data, sample_rate, spec, source)
-    info.update(timings)
-    watch.lap("tempo")
-    frames_in = data.shape[1]
     beat_in = 60.0 / source_tempo * sample_rate  # source samples per beat
     downbeat = int(round(downbeat_s * sample_rate))
-
     # the render's own loop: the beats it was made to hold, else its whole bars from the downbeat
     available_beats = (frames_in - downbeat) / beat_in
     if source.beats is not None:
@@ -403,15 +546,35 @@ def _conform_loop(
         out_beats = float(spec.bars) * beats_per_bar
     else:
         out_beats = float(beats_per_bar * max(1, round(cycle_beats / beats_per_bar)))
-    out_frames = _bars_to_frames(out_beats, spec.tempo_bpm, rate)
-
+    out_frames = _bars_to_frames(out_beats, spec.tempo_bpm, spec.sample_rate)
     factor = float(spec.tempo_bpm) / source_tempo
-    semitones = float(spec.pitch_semitones)
     max_offset_s = min(MAX_OFFSET_S, MAX_OFFSET_BEATS * 60.0 / float(spec.tempo_bpm))
     # pre- and post-roll, in source samples, long enough in stretched time for the stretcher to
     # settle, for the timing search and for the wrap crossfade
     roll = int(math.ceil((max_offset_s + LOOP_SEAM_FADE_S + STRETCH_SETTLE_S) * factor * sample_rate)) + 1
     span = int(math.ceil(out_beats * beat_in))
+    return _LoopPlan(source_tempo, downbeat, cycle_beats, cycle_frames, out_beats, out_frames, factor, max_offset_s,
+                     roll, span + 2 * roll)
+
+
+def _conform_loop(
+    data: np.ndarray, sample_rate: int, spec: ConformSpec, source: SourceInfo, options: StretchOptions,
+    reserve: Callable[[int], None] | None = None,
+) -> _Result:
+    rate = spec.sample_rate
+    timings: dict[str, Any] = {}
+    watch = _Stopwatch(timings)
+    source_tempo, downbeat_s, info = _source_tempo(data, sample_rate, spec, source)
+    info.update(timings)
+    watch.lap("tempo")
+    plan = _loop_plan(data.shape[1], sample_rate, spec, source, source_tempo, downbeat_s)
+    peak = memory.loop_peak_bytes(data.shape[0], _loop_frames(plan, data.shape[0], data.shape[1], sample_rate, spec))
+    if reserve is not None:
+        reserve(peak)
+    downbeat, cycle_beats, cycle_frames = plan.downbeat, plan.cycle_beats, plan.cycle_frames
+    out_beats, out_frames, factor, roll = plan.out_beats, plan.out_frames, plan.factor, plan.roll
+    semitones = float(spec.pitch_semitones)
+    max_offset_s = plan.max_offset_s
     cycle = seams.circular_cycle(
         data,
         downbeat,
@@ -419,7 +582,8 @@ def _conform_loop(
         int(round(SOURCE_SEAM_FADE_S * sample_rate)),
         int(round(SOURCE_SEAM_FADE_IN_S * sample_rate)),
     )
-    extended = cycle[:, np.arange(-roll, span + roll) % cycle_frames]
+    extended = seams.wrapped(cycle, -roll, plan.extended_frames)
+    del cycle
     watch.lap("seams")
     extended = resample(extended, sample_rate, rate)
     watch.lap("resample")
@@ -437,6 +601,7 @@ def _conform_loop(
         info["alignment"] = "not stretched"
         loop = seams.cut_loop(extended, int(round(roll_out)), out_frames, seam_fade)
     else:
+        # each array from here on is as long as the song's loop: each goes as soon as it is used
         stretched = stretch(extended, rate, factor, semitones, options)
         watch.lap("stretch")
         info["stretch_engine"] = "rubberband-r3" if options.high_quality else "rubberband-r2"
@@ -444,6 +609,7 @@ def _conform_loop(
         info["transient_mode"] = options.transient_mode
         if options.align:
             expected, actual, hop = onset_curves(extended, stretched, rate, factor)
+            del extended
 
             def place(fallback: float | None) -> tuple[np.ndarray, Retiming]:
                 return retime(
@@ -470,8 +636,11 @@ def _conform_loop(
             info["alignment_offset_ms"] = round(1000.0 * placed.global_lag / rate, 3)
             info["alignment_lags_ms"] = [round(1000.0 * lag / rate, 3) for lag in placed.lags]
             watch.lap("align")
+            del stretched
             loop = seams.cut_loop(stream, seam_fade, out_frames, seam_fade)
+            del stream
         else:
+            del extended
             info["alignment"] = "none"
             loop = seams.cut_loop(stretched, int(round(roll_out / factor)), out_frames, seam_fade)
     loop, limit_db = _limit_peak(loop)

@@ -58,6 +58,21 @@ def circular_cycle(audio: np.ndarray, start: int, length: int, fade: int, fade_i
     return fade_edges(cycle, min(fade_in, length // 4), fade)
 
 
+def wrapped(audio: np.ndarray, start: int, length: int) -> np.ndarray:
+    """``length`` samples of ``audio`` from ``start``, taken modulo its length (``start`` may be
+    negative): ``audio[:, (start + arange(length)) % samples]``, copied block by block with no
+    index array (which would take twice the float32 result's memory)."""
+    frames = audio.shape[1]
+    out = np.empty((audio.shape[0], length), dtype=audio.dtype)
+    position, filled = start % frames, 0
+    while filled < length:
+        count = min(frames - position, length - filled)
+        out[:, filled : filled + count] = audio[:, position : position + count]
+        filled += count
+        position = 0
+    return out
+
+
 def overlap_cycle(audio: np.ndarray, fade: int) -> np.ndarray:
     """Loop audio that has no pulse by overlapping its last ``fade`` samples onto its start.
 
@@ -86,6 +101,16 @@ def cut_loop(stream: np.ndarray, start: int, length: int, fade: int) -> np.ndarr
         loop = np.pad(loop, ((0, 0), (0, length - loop.shape[1])))
     if fade >= 2:
         loop[:, -fade:] = crossfade(loop[:, -fade:], stream[:, start - fade : start])
+    return loop
+
+
+def repeat_loop(cycle: np.ndarray, length: int, fade: int) -> np.ndarray:
+    """``length`` samples of ``cycle`` repeated, its end crossfaded into the cycle's end that leads
+    into it: :func:`cut_loop` of the cycle tiled, from its second repeat, made without the tiled copy."""
+    fade = int(min(fade, length // 4, cycle.shape[1]))
+    loop = wrapped(cycle, 0, length)
+    if fade >= 2:
+        loop[:, -fade:] = crossfade(loop[:, -fade:], cycle[:, cycle.shape[1] - fade :])
     return loop
 
 

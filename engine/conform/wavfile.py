@@ -14,6 +14,7 @@ loop cue id, type (0 forward), start, end (inclusive), fraction, play count (0 e
 
 from __future__ import annotations
 
+import io
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,8 @@ WAVE_FORMAT_EXTENSIBLE = 0xFFFE
 _PCM_GUID_TAIL = bytes.fromhex("000000001000800000aa00389b71")
 _INT24_SCALE = 2**23
 _RIFF_MAX = 2**32 - 1
+#: frames converted to 24-bit PCM at a time when a WAV file is written
+PCM_BLOCK_FRAMES = 1 << 16
 #: MIDI note written when none is known (middle C); the acid root-set flag stays off then
 DEFAULT_ROOT_NOTE = 60
 
@@ -150,17 +153,28 @@ def pcm24_bytes(audio: np.ndarray) -> bytes:
 
 
 def write_wav_bytes(audio: np.ndarray, sample_rate: int, acid: AcidChunk | None, smpl: SmplChunk | None) -> bytes:
-    """A complete 24-bit WAV file of float32 ``[channels, samples]`` audio with optional chunks."""
-    channels = audio.shape[0]
-    body = _fmt_chunk(channels, sample_rate)
+    """A complete 24-bit WAV file of float32 ``[channels, samples]`` audio with optional chunks.
+
+    The samples are converted :data:`PCM_BLOCK_FRAMES` at a time straight into the file's bytes, so
+    writing holds the file and one block beside the audio (not float64 and int32 copies of it all).
+    """
+    channels, frames = audio.shape
+    head = _fmt_chunk(channels, sample_rate)
     if acid is not None:
-        body += _chunk(b"acid", acid.pack())
+        head += _chunk(b"acid", acid.pack())
     if smpl is not None:
-        body += _chunk(b"smpl", smpl.pack())
-    body += _chunk(b"data", pcm24_bytes(audio))
-    if len(body) + 4 > _RIFF_MAX:
-        raise RequestError("audio", f"{audio.shape[1]} frames of {channels} channels", "a WAV file under 4 GiB")
-    return b"RIFF" + struct.pack("<I", len(body) + 4) + b"WAVE" + body
+        head += _chunk(b"smpl", smpl.pack())
+    data_bytes = frames * channels * 3
+    pad = data_bytes % 2
+    riff_bytes = 4 + len(head) + 8 + data_bytes + pad
+    if riff_bytes > _RIFF_MAX:
+        raise RequestError("audio", f"{frames} frames of {channels} channels", "a WAV file under 4 GiB")
+    out = io.BytesIO()  # its getvalue() hands over the buffer it filled, no copy
+    out.write(b"RIFF" + struct.pack("<I", riff_bytes) + b"WAVE" + head + b"data" + struct.pack("<I", data_bytes))
+    for first in range(0, frames, PCM_BLOCK_FRAMES):
+        out.write(pcm24_bytes(audio[:, first : first + PCM_BLOCK_FRAMES]))
+    out.write(b"\x00" * pad)
+    return out.getvalue()
 
 
 def tags_for(conformed: ConformedAudio) -> tuple[AcidChunk, SmplChunk]:

@@ -94,7 +94,7 @@ void EngineClient::openSocket (double now)
     {
         socket = std::make_unique<zmq::socket_t> (*context, zmq::socket_type::dealer);
         socket->set (zmq::sockopt::linger, 0);
-        socket->set (zmq::sockopt::maxmsgsize, (int64_t) p::kMaxMessageBytes);
+        socket->set (zmq::sockopt::maxmsgsize, (int64_t) p::kMaxReplyFrameBytes);
         // Queue nothing for a peer that is not there: a send then fails at once and the job waits
         // here for the engine instead of in a socket buffer that a reconnect would throw away.
         socket->set (zmq::sockopt::immediate, 1);

@@ -32,9 +32,15 @@ inline constexpr int kRandomSeedMax = 2147483647;
 
 // ---- sizes -------------------------------------------------------------------------------------
 inline constexpr std::int64_t kMaxHeaderBytes = 64 * 1024;
-inline constexpr std::int64_t kMaxBinaryFrameBytes = 256 * 1024 * 1024;
+// A request's binary frame: an audio prompt's file, at most ten minutes of stereo at 48 kHz as
+// 32-bit samples and 1 MiB of chunks.
+inline constexpr std::int64_t kMaxBinaryFrameBytes = 600 * 48000 * 2 * 4 + 1024 * 1024;
 inline constexpr int kMaxFrames = 1 + 64;
-inline constexpr std::int64_t kMaxMessageBytes = 256 * 1024 * 1024;
+// A whole request: a header and one audio prompt.
+inline constexpr std::int64_t kMaxMessageBytes = 64 * 1024 + 600 * 48000 * 2 * 4 + 1024 * 1024;
+// A reply's binary frame: the largest conformed WAV (600 s of stereo at 192 kHz, 24-bit); the
+// socket's ZMQ_MAXMSGSIZE.
+inline constexpr std::int64_t kMaxReplyFrameBytes = 600 * 192000 * 2 * 3 + 1024 * 1024;
 inline constexpr int kMaxIdChars = 64;
 
 // ---- message types a client sends (MessageType) ------------------------------------------------

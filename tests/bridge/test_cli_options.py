@@ -139,6 +139,54 @@ def test_serve_builds_its_engine_with_them(tiny_dd_root: Path, tmp_path: Path,
     assert kwargs["load_options"] == LoadOptions(scheduler="ipndm", attention="sdpa")
 
 
+def test_serve_gives_the_front_door_its_conform_memory_and_the_weights_the_rest(
+        tiny_dd_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--conform-memory goes to the front door; on a CPU the weights' default budget (80 % of the RAM
+    available) leaves it out, as both live in the same RAM."""
+    from loopbridge.engine import frontdoor as frontdoor_module
+    from loopbridge.engine import weights as weights_module
+
+    seen: list[ServeOptions] = []
+    monkeypatch.setattr(server_module, "serve", lambda options: seen.append(options) or 0)
+    assert main(["serve", "--osc", "off", "--conform-memory", "1.5", "--quiet"]) == 0
+    assert seen[0].conform_memory_gb == 1.5
+    monkeypatch.undo()
+    engines: list[dict[str, Any]] = []
+    doors: list[dict[str, Any]] = []
+
+    class Recording(core_module.Engine):
+        def __init__(self, **kwargs: Any) -> None:
+            engines.append(kwargs)
+            super().__init__(**kwargs)
+
+    class RecordingDoor(frontdoor_module.FrontDoor):
+        def __init__(self, engine: Any, **kwargs: Any) -> None:
+            doors.append(kwargs)
+            super().__init__(engine, **kwargs)
+
+    monkeypatch.setattr(core_module, "Engine", Recording)
+    monkeypatch.setattr(frontdoor_module, "FrontDoor", RecordingDoor)
+    monkeypatch.setattr(weights_module, "default_budget_bytes", lambda device: 8_000_000_000)  # 80 % of 10 GB
+    monkeypatch.setenv("LOOPBRIDGE_MODELS", str(tiny_dd_root))
+    stop, ready = threading.Event(), threading.Event()
+    where: dict[str, str] = {}
+
+    def on_ready(fields: dict[str, str]) -> None:
+        where.update(fields)
+        ready.set()
+        stop.set()
+
+    options = ServeOptions(zmq="tcp://127.0.0.1:*", events=None, osc=None, device="cpu", store=tmp_path / "store",
+                           model="tiny-dd", prerender=0, log_requests=False, conform_memory_gb=1.5)
+    status: list[int] = []
+    runner = threading.Thread(target=lambda: status.append(serve(options, stop=stop, on_ready=on_ready)))
+    runner.start()
+    runner.join(180)
+    assert ready.is_set() and status == [0]
+    assert doors[0]["conform_memory_bytes"] == 1_500_000_000 and where["conform_memory"] == "1.5 GB"
+    assert engines[0]["memory_budget_bytes"] == 8_000_000_000 - 1_500_000_000
+
+
 @pytest.mark.parametrize(
     ("options", "says"),
     [

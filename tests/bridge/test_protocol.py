@@ -116,6 +116,46 @@ def test_error_header_numbers_every_code() -> None:
     assert p.error_header(None, "made-up", "x")["code"] == "internal"
 
 
+MIB = 1024 * 1024
+
+
+def test_the_size_limits_follow_from_what_the_engine_accepts() -> None:
+    """A request's one binary frame is an audio prompt's file, a reply's are conformed WAV files: the limits
+    are the largest of each the engine takes or makes, with 1 MiB for a file's chunks, and a whole request
+    is a header and one prompt (the limits allowed 64 frames of 256 MiB in one message before)."""
+    import numpy as np
+    from loopbridge.engine.conform.wavfile import AcidChunk, SmplChunk, SmplLoop, write_wav_bytes
+    from loopbridge.engine.request import AUDIO_PROMPT_MAX_SAMPLES, CONFORMED_MAX_SAMPLES
+
+    assert p.MAX_BINARY_FRAME_BYTES == AUDIO_PROMPT_MAX_SAMPLES * 4 + MIB  # as 32-bit samples
+    assert p.MAX_MESSAGE_BYTES == p.MAX_HEADER_BYTES + p.MAX_BINARY_FRAME_BYTES < 256 * MIB
+    assert p.MAX_REPLY_FRAME_BYTES == CONFORMED_MAX_SAMPLES * 3 + MIB  # 24-bit PCM
+    tags = (AcidChunk(0, 60, 4, 4, 4, 120.0), SmplChunk(60, 5208, (SmplLoop(0, 0),)))
+    assert len(write_wav_bytes(np.zeros((2, 1), np.float32), 192000, *tags)) - 2 * 3 < MIB
+
+
+@pytest.mark.parametrize(
+    ("sizes", "says"),
+    [
+        ([], None),
+        ([100], None),
+        ([100, p.MAX_BINARY_FRAME_BYTES], None),
+        ([p.MAX_HEADER_BYTES, p.MAX_BINARY_FRAME_BYTES], None),
+        ([100, p.MAX_BINARY_FRAME_BYTES + 1], "frame 1 holds"),
+        ([100, 10, p.MAX_BINARY_FRAME_BYTES // 2, p.MAX_BINARY_FRAME_BYTES // 2 + 70_000], "MAX_MESSAGE_BYTES"),
+        ([100, *[200_000_000] * 4], f"a message of {100 + 800_000_000} bytes in 5 frames: at most "
+                                    f"{p.MAX_MESSAGE_BYTES} bytes"),
+    ],
+)
+def test_message_sizes(sizes: list[int], says: str | None) -> None:
+    if says is None:
+        p.check_message_size(sizes)
+        return
+    with pytest.raises(ProtocolError, match=re.escape(says)) as caught:
+        p.check_message_size(sizes)
+    assert caught.value.code is ErrorCode.TOO_LARGE
+
+
 # ---- PROTOCOL.md says the same ------------------------------------------------------------------------------
 
 

@@ -93,6 +93,7 @@ def test_ctrl_c_stops_it_the_default_model_is_warm_and_an_unknown_model_is_said_
         (["--zmq", "udp://127.0.0.1:5"], "expected tcp://"),
         (["--osc", "127.0.0.1:99999"], "port from 1 to 65535"),
         (["--memory-budget", "0"], "more than 0 GB"),
+        (["--conform-memory", "-1"], "conform-memory=-1 is not accepted: expected more than 0 GB"),
         (["--keys", "{home}/no-keys-here"], "loopbridge keys DIR"),
     ],
 )

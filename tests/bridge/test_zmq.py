@@ -7,6 +7,7 @@ import json
 import threading
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,7 @@ import zmq
 from loopbridge.bridge import protocol as p
 from loopbridge.bridge.client import Client, Events, RemoteError
 
-from tests.bridge.conftest import TINY, Served
+from tests.bridge.conftest import TINY, Served, start_served, stop_served
 
 
 @pytest.fixture(scope="module")
@@ -164,6 +165,18 @@ def test_bad_audio_prompts_are_refused_with_the_reason(client: Client) -> None:
     assert caught.value.code == "bad_request" and caught.value.field == "audio_prompt_frame"
 
 
+def test_an_audio_prompt_over_its_samples_is_too_large_before_it_is_decoded(client: Client,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from loopbridge.engine import request
+
+    monkeypatch.setattr(request, "AUDIO_PROMPT_MAX_SAMPLES", 1000)
+    monkeypatch.setattr(sf.SoundFile, "read", lambda *_, **__: pytest.fail("decoded before the check"))
+    with pytest.raises(RemoteError) as caught:
+        client.generate(seed=3, audio_prompt_frame=1, frames=[_wav()], timeout=30, **TINY)
+    assert caught.value.code == "too_large" and caught.value.field == "audio_prompt"
+    assert "at most 1000 samples" in caught.value.message
+
+
 def test_morph_on_a_model_that_cannot_morph_and_without_a_target(client: Client) -> None:
     with pytest.raises(RemoteError) as caught:
         client.morph(morph_prompt="snare", morph_amount=0.5, timeout=30, **TINY)
@@ -200,6 +213,52 @@ def test_cancel_a_running_render(client: Client, served: Served) -> None:
 
 
 # ---- the wire itself ------------------------------------------------------------------------------------------
+
+
+def test_a_message_over_its_total_is_too_large_before_anything_in_it_is_decoded(tiny_dd_root: Path,
+                                                                               tmp_path: Path) -> None:
+    """libzmq bounds each frame (ZMQ_MAXMSGSIZE); the engine bounds the whole message as it arrives, before
+    the header is decoded or a prompt read, and answers naming the limit; the connection goes on."""
+    served = start_served(tiny_dd_root, tmp_path, max_message_bytes=1_000_000, max_frame_bytes=600_000)
+    raw = Raw(served.zmq.endpoint)
+    try:
+        raw.send(_header(type="generate", id="big", audio_prompt_frame=1, **TINY), *[b"\0" * 400_000] * 4)
+        error = raw.recv_header()
+        assert error is not None and error["type"] == "error" and error["id"] == "big", error
+        assert error["code"] == "too_large" and "at most 1000000 bytes (MAX_MESSAGE_BYTES" in error["message"]
+        raw.send(_header(type="ping", id="after"))
+        pong = raw.recv_header()
+        assert pong is not None and pong["type"] == "pong"
+    finally:
+        raw.close()
+        stop_served(served)
+
+
+@pytest.mark.slow
+def test_the_reported_message_of_four_200_mb_frames_is_refused(served: Served) -> None:
+    """The report's message, four frames of 200 MB (RSS went from 0.6 to 1.37 GB): each frame is under
+    MAX_BINARY_FRAME_BYTES, their sum over MAX_MESSAGE_BYTES; refused as it arrives, naming the limit."""
+    assert 200_000_000 < p.MAX_BINARY_FRAME_BYTES < 2 * 200_000_000
+    raw = Raw(served.zmq.endpoint)
+    try:
+        frame = b"\0" * 200_000_000
+        raw.send(_header(type="generate", id="four", audio_prompt_frame=1, **TINY), frame, frame, frame, frame)
+        del frame
+        error = raw.recv_header(timeout_s=60)
+        assert error is not None and error["code"] == "too_large" and error["id"] == "four", error
+        assert f"at most {p.MAX_MESSAGE_BYTES} bytes" in error["message"]
+    finally:
+        raw.close()
+
+
+def test_the_client_refuses_to_send_what_the_engine_would_drop(client: Client,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(p, "MAX_MESSAGE_BYTES", 10_000)
+    with pytest.raises(p.ProtocolError, match="MAX_MESSAGE_BYTES") as caught:
+        client.submit("generate", {"audio_prompt_frame": 1, **TINY}, [b"\0" * 20_000])
+    assert caught.value.code is p.ErrorCode.TOO_LARGE
+    monkeypatch.undo()
+    assert client.ping("still").get("token") == "still"
 
 
 @pytest.mark.parametrize(

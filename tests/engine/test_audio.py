@@ -149,3 +149,16 @@ def test_resample_at_the_same_rate_and_bad_rates() -> None:
         with pytest.raises(RequestError) as caught:
             resample(audio, *rates)  # type: ignore[arg-type]
         assert caught.value.field == field
+
+
+@pytest.mark.parametrize("channels", [2, 3])
+def test_resample_a_channel_at_a_time_gives_soxrs_interleaved_samples(channels: int) -> None:
+    """Each channel is resampled on its own into the result: the very samples of soxr's call on
+    the interleaved channels (which needed interleaved copies of the input and the output)."""
+    import soxr
+    from loopbridge.engine.audio import RESAMPLE_QUALITY
+
+    rng = np.random.default_rng(channels)
+    audio = (rng.standard_normal((channels, 44100)) * 0.3).astype(np.float32)
+    interleaved = soxr.resample(np.ascontiguousarray(audio.T), 44100, 96000, quality=RESAMPLE_QUALITY).T
+    assert np.array_equal(resample(audio, 44100, 96000), fit_length(np.ascontiguousarray(interleaved), 96000))

@@ -17,13 +17,14 @@ from loopbridge.engine import (
     NotFoundError,
     OutOfMemoryError,
     RequestError,
+    TooLargeError,
     UnknownModelError,
     UnsupportedError,
 )
 from loopbridge.engine.core import Engine
 from loopbridge.engine.frontdoor import FrontDoor, HostFacts, Order
 from loopbridge.engine.models.registry import ModelRegistry
-from loopbridge.engine.request import DEFAULT_SAMPLE_RATE, Kind
+from loopbridge.engine.request import DEFAULT_SAMPLE_RATE, ConformSpec, Kind
 
 
 @pytest.fixture()
@@ -159,9 +160,9 @@ def test_two_jobs_that_need_one_file_render_and_conform_it_once(engine: Engine,
     conforms: list[str] = []
     original = engine.conform
 
-    def counting(render: Any, spec: Any, key: Any = None) -> Any:
+    def counting(render: Any, spec: Any, key: Any = None, **options: Any) -> Any:
         conforms.append(key)
-        return original(render, spec, key)
+        return original(render, spec, key, **options)
 
     monkeypatch.setattr(engine, "conform", counting)
     order = Order(_request(seed=300), HostFacts(tempo_bpm=128))
@@ -243,3 +244,96 @@ def test_checking_a_request_writes_nothing(tiny_dd_root: Path, tmp_path: Path) -
     with pytest.raises(RequestError):
         FrontDoor(lazy).submit(Order(_request(duration_s=30.0)))
     assert not (tmp_path / "lazy-store").exists()
+
+
+# ---- the conform memory ---------------------------------------------------------------------------------------
+
+
+def test_an_order_that_could_never_fit_the_conform_memory_is_refused_before_any_work(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its files (each held until the reply takes them) and its largest conform, from the model's rate and
+    channels and the request's length: refused as it is submitted, nothing rendered, asked of the store or
+    conformed; the error says which field to change and the limit."""
+    from loopbridge.engine.conform import conform_size
+
+    caps = engine.capabilities("tiny-dd")  # 16 kHz stereo, renders of at most 1.024 s
+    request = _request(kind="loop", duration_s=None, bars=0.5, tempo_bpm=120.0)
+    spec = ConformSpec(tempo_bpm=120.0, bars=16, beats_per_bar=4, sample_rate=192000)
+    one = conform_size(Kind.LOOP, caps.channels, caps.sample_rate, caps.sample_rate, spec)
+    kept = one.wav_bytes + caps.channels * caps.sample_rate * 4
+    budget = one.peak_bytes + 3 * kept
+    door = FrontDoor(engine, prerender_depth=0, conform_workers=1, conform_memory_bytes=budget).start()
+    try:
+        (render,) = door.render([request])
+        monkeypatch.setattr(engine.store, "lookup", lambda *_: pytest.fail("the store was asked"))
+        monkeypatch.setattr(engine, "conform", lambda *_a, **_k: pytest.fail("a conform started"))
+        # the report's conform: 8 bars of 16 beats at 20 BPM at 192 kHz
+        long_loop = Order(render_key=render.key, host=HostFacts(tempo_bpm=20, beats_per_bar=16, bars=8,
+                                                                 sample_rate=192000))
+        with pytest.raises(TooLargeError, match=r"^conform_memory=.*--conform-memory") as caught:
+            door.submit(long_loop)
+        assert caught.value.code == "too_large" and caught.value.field == "conform_memory"
+        # one of these fits, sixty-four do not: the field to change is the variations
+        many = Order(request, HostFacts(tempo_bpm=120.0, bars=0.5, sample_rate=192000), conform_bars=16,
+                     variations=64)
+        with pytest.raises(TooLargeError, match=r"^variations=64.*at most [34] at this length and rate") as caught:
+            door.submit(many)
+        assert caught.value.field == "variations"
+        assert door.status()["conform_memory"] == {"budget_bytes": budget, "held_bytes": 0}
+    finally:
+        door.stop()
+
+
+def test_conforms_running_together_stay_within_the_conform_memory(engine: Engine,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two conform workers and a conform memory that holds one conform at a time: the conforms take turns,
+    and what they hold together never passes the budget."""
+    from loopbridge.engine.conform import ConformMemory, conform_size
+
+    caps = engine.capabilities("tiny-dd")
+    spec = ConformSpec(tempo_bpm=120, bars=0.5, beats_per_bar=4, sample_rate=48000)
+    request = _request(kind="loop", duration_s=None, bars=0.5, tempo_bpm=120)
+    frames = int(round(request.render_duration_s * caps.sample_rate))
+    one = conform_size(Kind.LOOP, caps.channels, frames, caps.sample_rate, spec).peak_bytes
+    budget = int(1.5 * one)
+    door = FrontDoor(engine, prerender_depth=0, conform_workers=2, conform_memory_bytes=budget)
+    held: list[int] = []
+    taking = ConformMemory._take
+
+    def watched(self: ConformMemory, nbytes: int) -> None:
+        taking(self, nbytes)
+        held.append(self.held_bytes)
+
+    monkeypatch.setattr(ConformMemory, "_take", watched)
+    running, most = [0], [0]
+    lock = threading.Lock()
+    original = engine.conform
+
+    def counting(*args: Any, **options: Any) -> Any:
+        reserve, started = options["reserve"], []
+
+        def reserving(nbytes: int) -> None:  # called again once a loop's tempo is estimated
+            reserve(nbytes)
+            with lock:
+                if not started:
+                    started.append(True)
+                    running[0] += 1
+                    most[0] = max(most[0], running[0])
+
+        try:
+            return original(*args, **{**options, "reserve": reserving})
+        finally:
+            with lock:
+                running[0] -= len(started)
+
+    monkeypatch.setattr(engine, "conform", counting)
+    door.start()
+    try:
+        jobs = [door.submit(Order(request.replace(seed=400 + n), HostFacts(tempo_bpm=120, bars=0.5)))
+                for n in range(4)]
+        for job in jobs:
+            assert len(job.result(timeout=300)) == 1
+    finally:
+        door.stop()
+    assert len(held) == 4 and max(held) <= budget and most[0] == 1
+    assert door.status()["conform_memory"]["held_bytes"] == 0

@@ -6,7 +6,15 @@ import math
 
 import numpy as np
 import pytest
-from loopbridge.engine import AudioPrompt, AudioReadError, ConformSpec, GenerateRequest, Kind, RequestError
+from loopbridge.engine import (
+    AudioPrompt,
+    AudioReadError,
+    ConformSpec,
+    GenerateRequest,
+    Kind,
+    RequestError,
+    TooLargeError,
+)
 
 BAD_REQUESTS = [
     ({"tempo_bpm": 19.9}, r"tempo_bpm=19\.9.*20–999 BPM"),
@@ -134,6 +142,32 @@ def test_audio_prompt_from_bytes_audio_or_a_spectrogram_image() -> None:
     sf.write(long, np.zeros(8000 * 700, np.float32), 8000, format="FLAC")  # 700 s of silence: a few kB
     with pytest.raises(RequestError, match=r"^audio_prompt='700\.0 s of audio' is not accepted"):
         AudioPrompt.from_bytes(long.getvalue())
+
+
+def test_an_audio_prompt_is_held_to_its_length_and_its_samples(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At most AUDIO_PROMPT_MAX_S, and at most AUDIO_PROMPT_MAX_SAMPLES (frames × channels: ten minutes of
+    stereo at 48 kHz) however they are made of frames and channels; a file is refused from its header,
+    before it is decoded."""
+    import soundfile as sf
+    from loopbridge.engine import request
+
+    assert request.AUDIO_PROMPT_MAX_SAMPLES == 600 * 48000 * 2
+    request.check_audio_prompt_size(600 * 48000, 2, 48000)
+    request.check_audio_prompt_size(600 * 12000, 8, 12000)
+    too_many = r"audio_prompt=.*8 channels at 192000 Hz.*at most 57600000 samples"
+    with pytest.raises(TooLargeError, match=too_many) as caught:
+        request.check_audio_prompt_size(60 * 192000, 8, 192000)
+    assert caught.value.code == "too_large" and isinstance(caught.value, RequestError)
+    with pytest.raises(RequestError, match=r"audio_prompt='600\.1 s of audio'.*at most 600 s"):
+        request.check_audio_prompt_size(int(600.1 * 8000), 1, 8000)
+    monkeypatch.setattr(request, "AUDIO_PROMPT_MAX_SAMPLES", 1000)
+    with pytest.raises(TooLargeError, match="at most 1000 samples"):
+        AudioPrompt(np.zeros((2, 501), np.float32), 44100)
+    path = tmp_path / "long.flac"
+    sf.write(path, np.zeros((600, 2), np.float32), 44100)
+    monkeypatch.setattr("pedalboard.io.ReadableAudioFile.read", lambda *_: pytest.fail("decoded before the check"))
+    with pytest.raises(TooLargeError):
+        AudioPrompt.from_file(path)
 
 
 def test_unreadable_audio_prompt_file(tmp_path) -> None:

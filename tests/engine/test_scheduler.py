@@ -155,3 +155,23 @@ def test_a_full_queue_says_busy_and_stop_cancels_what_is_queued(engine: Engine) 
     assert queued.state is JobState.CANCELLED
     with pytest.raises(BusyError, match="shutting down"):
         scheduler.submit(_job(engine, "late", _request(6)))
+
+
+def test_a_finished_job_is_forgotten_with_its_renders(engine: Engine) -> None:
+    """The scheduler keeps unfinished jobs only: a finished one (and the renders and files it holds) is its
+    caller's, whatever the outcome."""
+    scheduler = Scheduler(engine)
+    done = scheduler.submit(_job(engine, "done", _request(41)))
+    cancelled = scheduler.submit(_job(engine, "cancelled", _request(42, duration_s=0.06)))
+    assert scheduler.get("done") is done and scheduler.status()["active_jobs"] == 2
+    assert scheduler.cancel("cancelled") and scheduler.get("cancelled") is None and cancelled.finished
+    scheduler.start()
+    try:
+        assert len(done.result(timeout=120)) == 1
+        assert scheduler.get("done") is None and scheduler.status()["active_jobs"] == 0
+        assert not scheduler.cancel("done")
+        assert done.renders[0] is not None  # the caller still has what it asked for
+        again = scheduler.submit(_job(engine, "done", _request(41)))  # an id is free again once finished
+        assert len(again.result(timeout=120)) == 1
+    finally:
+        scheduler.stop()

@@ -75,6 +75,7 @@ def test_header_was_read() -> None:
         ("kMaxBinaryFrameBytes", protocol.MAX_BINARY_FRAME_BYTES),
         ("kMaxFrames", protocol.MAX_FRAMES),
         ("kMaxMessageBytes", protocol.MAX_MESSAGE_BYTES),
+        ("kMaxReplyFrameBytes", protocol.MAX_REPLY_FRAME_BYTES),
         ("kMaxIdChars", protocol.MAX_ID_CHARS),
     ],
 )

@@ -181,3 +181,18 @@ def test_other_chunks_are_skipped_with_their_pad_byte() -> None:
     assert (tags.sample_rate, tags.channels, tags.frames) == (48000, 2, 100) == (info.samplerate, info.channels,
                                                                                  info.frames)
     assert tags.chunks == ("fmt ", "JUNK", "data")
+
+
+def test_a_file_written_a_block_at_a_time_holds_the_same_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writer converts blocks of frames; the file is the one a single block makes (odd sizes,
+    three channels, an odd byte count padded)."""
+    from loopbridge.engine.conform import wavfile
+
+    rng = np.random.default_rng(7)
+    audio = (rng.standard_normal((3, 10_001)) * 0.6).astype(np.float32)
+    acid = wavfile.AcidChunk(0, 60, 4, 4, 4, 120.0)
+    whole = wavfile.write_wav_bytes(audio, 44100, acid, None)
+    assert len(whole) % 2 == 0
+    monkeypatch.setattr(wavfile, "PCM_BLOCK_FRAMES", 7)
+    assert wavfile.write_wav_bytes(audio, 44100, acid, None) == whole
+    assert whole.endswith(wavfile.pcm24_bytes(audio) + b"\0")
