@@ -410,7 +410,7 @@ def test_a_registered_controller_gets_more_but_still_a_bounded_amount(served: Se
         assert names == [*p.SESSION_PARAMS, *p.SESSION_ALIASES]
         # a status of any size comes as JSON of at most MAX_OSC_JSON_BYTES, its longest list cut
         huge = {**served.service.status(), "queue": {"running_jobs": [f"job-{i:060d}" for i in range(5000)]}}
-        monkeypatch.setattr(served.service, "status", lambda: huge)
+        monkeypatch.setattr(served.service, "status", lambda *_args, **_kw: huge)
         (text,) = peer.ask(f"{R}/engine/status")
         assert len(text.encode()) <= p.MAX_OSC_JSON_BYTES
         status = json.loads(text)
