@@ -517,7 +517,8 @@ Device.prototype.fitFile = function (raw) {
     if (this.sampleRate) {
         fields.push(["sample_rate", this.sampleRate]);
     }
-    return this.startJob("conform_file", A.JOB_CONFORM_FILE, fields, true,
+    // a new sample, as Generate's: a clip of its own in the selected slot
+    return this.startJob("conform_file", A.JOB_CONFORM_FILE, fields, false,
         "Fitting " + basename(path) + " to the song at " + round(tempo, 2) + " BPM...", [staged]);
 };
 
