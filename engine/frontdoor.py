@@ -79,7 +79,8 @@ class Order:
     runs) and ``audio`` (a user's own file to fit to the song, stored as a render of its own:
     :mod:`.user_audio`; no model runs). ``host`` is what the host says about the song;
     ``conform_bars`` (bars of the host's meter) makes the conformed file a different length from the
-    render; ``pitch_semitones`` and ``root_note`` are the user's. ``variations`` of a request are rendered as one batch.
+    render; ``pitch_semitones`` and ``root_note`` are the user's. ``variations`` of a request are
+    rendered as one batch.
     ``prerender``: queue the neighbours afterwards (interactive orders only).
     """
 
@@ -290,8 +291,7 @@ class FrontDoor:
         ``job_id`` that is still running.
         """
         job_id = job_id or f"job-{next(self._ids)}"
-        plan, keys, spec, notes, infos = self._plan(order)
-        imported = self._imported(order, plan)
+        plan, keys, spec, notes, infos, imported = self._plan(order)
         self._check_memory(plan, infos, spec)
         conform_keys = [spec.conform_key(key) for key in keys]
         found: list[Sample | None] = [self._cache.get(key) for key in conform_keys]
@@ -351,9 +351,10 @@ class FrontDoor:
         return self._scheduler.cancel(job_id)
 
     def _plan(self, order: Order) -> tuple[list[tuple[str, GenerateRequest]], list[str], ConformSpec, list[str],
-                                           list[dict[str, Any]]]:
-        """The order's items (``(part, request)``), their render keys, its conform spec, its notes and
-        what each item's render says of itself (a stored render's model info; empty before rendering)."""
+                                           list[dict[str, Any]], list[Render] | None]:
+        """The order's items (``(part, request)``), their render keys, its conform spec, its notes, what
+        each item's render says of itself (a stored render's model info; empty before rendering) and,
+        for a file order, its one render: the user's audio (stored when it is conformed)."""
         host = order.host
         spec_host = host if order.conform_bars is None else host.replace(bars=order.conform_bars)
         if order.render_key is not None:
@@ -362,28 +363,20 @@ class FrontDoor:
                 raise NotFoundError(f"render_key={order.render_key!r} is not accepted: no stored render has that key")
             key, request, info = entry
             spec = conform_spec(request, spec_host, pitch_semitones=order.pitch_semitones, root_note=order.root_note)
-            return [(str(info.get("part", "")), request)], [key], spec, spec_host.notes, [info]
+            return [(str(info.get("part", "")), request)], [key], spec, spec_host.notes, [info], None
         if order.audio is not None:
             beats_per_bar, _, _ = host.length()
             tempo_bpm = host.tempo_bpm if host.tempo_bpm is not None else GenerateRequest().tempo_bpm
             render = order.audio.render(tempo_bpm, beats_per_bar if beats_per_bar is not None else 4)
             spec = conform_spec(render.request, spec_host, pitch_semitones=order.pitch_semitones,
                                 root_note=order.root_note)
-            return [("", render.request)], [render.key], spec, spec_host.notes, [dict(render.info)]
-        assert order.request is not None  # Order checks that one of the two is given
+            return [("", render.request)], [render.key], spec, spec_host.notes, [dict(render.info)], [render]
+        assert order.request is not None  # Order checks that one of the three is given
         fields = host.request_fields()
         request = order.request.replace(**fields) if fields else order.request
         plan = self._engine.plan(request, order.variations)
         spec = conform_spec(request, spec_host, pitch_semitones=order.pitch_semitones, root_note=order.root_note)
-        return plan, [self._engine.render_key(r) for _, r in plan], spec, spec_host.notes, [{} for _ in plan]
-
-    @staticmethod
-    def _imported(order: Order, plan: Sequence[tuple[str, GenerateRequest]]) -> list[Render] | None:
-        """A file order's one render, its user's audio (stored when it is conformed); None for other orders."""
-        if order.audio is None:
-            return None
-        (_, request), = plan
-        return [order.audio.render(request.tempo_bpm, request.beats_per_bar)]
+        return plan, [self._engine.render_key(r) for _, r in plan], spec, spec_host.notes, [{} for _ in plan], None
 
     def _check_memory(self, plan: Sequence[tuple[str, GenerateRequest]], infos: Sequence[dict[str, Any]],
                       spec: ConformSpec) -> None:
