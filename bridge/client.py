@@ -283,6 +283,12 @@ class Client:
     def conform(self, render_key: str, timeout: float | None = None, **fields: Any) -> Reply:
         return self.request(MessageType.CONFORM, {"render_key": render_key, **fields}, timeout=timeout)
 
+    def conform_file(self, data: bytes, timeout: float | None = None, **fields: Any) -> Reply:
+        """Fit an audio file's bytes (WAV, FLAC, AIFF, OGG, MP3) to the song; ``fields`` as the protocol's
+        conform_file fields (``tempo_bpm``, ``bars``, ``name``, ``source_tempo_bpm``...). The reply says how
+        sure the engine was of the file's tempo (``tempo_confidence``, ``low_confidence``)."""
+        return self.request(MessageType.CONFORM_FILE, {"audio_frame": 1, **fields}, [data], timeout=timeout)
+
     def recall(self, key: str, timeout: float | None = None, **fields: Any) -> Reply:
         return self.request(MessageType.RECALL, {"key": key, **fields}, timeout=timeout)
 

@@ -26,6 +26,7 @@ from loopbridge.engine.frontdoor import FrontDoor, Order
 from loopbridge.engine.host import HostFacts
 from loopbridge.engine.request import AudioPrompt, GenerateRequest, random_seed
 from loopbridge.engine.scheduler import Priority
+from loopbridge.engine.user_audio import UserAudio
 
 from . import protocol as p
 from .paths import AllowedFolders
@@ -35,6 +36,11 @@ from .protocol import MessageType
 HOST_FACTS = frozenset({"tempo_bpm", "beats_per_bar", "bars"})
 #: where an audio prompt may come from, one at a time
 AUDIO_PROMPT_SOURCES = ("audio_prompt_frame", "audio_prompt_path", "audio_prompt_key")
+#: where a client's own audio to fit to the song comes from, one of them
+USER_AUDIO_SOURCES = ("audio_frame", "audio_path")
+#: a conform_file request's fields of what the client knows of its audio -> UserAudio's fields
+USER_AUDIO_FIELDS = {"kind": "kind", "source_tempo_bpm": "tempo_bpm", "source_downbeat_s": "downbeat_s",
+                     "source_bars": "bars"}
 
 #: what tells a file read before from a changed one: (path, inode, mtime in ns, size)
 FileStamp = tuple[str, int, int, int]
@@ -95,6 +101,10 @@ class OrderBuilder:
         """
         if kind in (MessageType.GENERATE, MessageType.VARIATION, MessageType.MORPH):
             return self._request_order(kind, fields, frames)
+        if kind is MessageType.CONFORM_FILE:
+            return Order(audio=self.user_audio(fields, frames), host=host_facts(fields),
+                         pitch_semitones=fields.get("pitch_semitones", 0.0), root_note=fields.get("root_note"),
+                         priority=priority(fields), prerender=False)
         if kind in (MessageType.CONFORM, MessageType.RECALL):
             name = "key" if kind is MessageType.RECALL else "render_key"
             key = fields.get(name) or fields.get("render_key") or fields.get("key")
@@ -104,7 +114,7 @@ class OrderBuilder:
                 raise NotFoundError(f"{name}={key!r} is not accepted: no stored render has that key")
             return Order(render_key=key, host=host_facts(fields), conform_bars=fields.get("conform_bars"),
                          pitch_semitones=fields.get("pitch_semitones", 0.0), root_note=fields.get("root_note"))
-        raise RequestError("type", kind.value, "generate, variation, morph, conform or recall")
+        raise RequestError("type", kind.value, "generate, variation, morph, conform, conform_file or recall")
 
     def _request_order(self, kind: MessageType, fields: Mapping[str, Any],
                        frames: Sequence[bytes | memoryview]) -> Order:
@@ -162,6 +172,39 @@ class OrderBuilder:
                                    f"a file of at most {p.MAX_BINARY_FRAME_BYTES} bytes (as a binary frame)")
             data = f.read(p.MAX_BINARY_FRAME_BYTES)
         return self._keep(stamp, AudioPrompt.from_bytes(data, f"audio prompt {str(real)!r}"))
+
+    def user_audio(self, fields: Mapping[str, Any], frames: Sequence[bytes | memoryview]) -> UserAudio:
+        """The audio a ``conform_file`` request brings, with what its client knows of it: from a binary
+        frame (``audio_frame``) or a file (``audio_path``: for network clients inside the allowed folders).
+
+        Raises RequestError naming the field, AudioReadError for what is not readable audio.
+        """
+        given = [name for name in USER_AUDIO_SOURCES if fields.get(name) not in (None, "")]
+        if len(given) != 1:
+            name = given[1] if given else USER_AUDIO_SOURCES[0]
+            raise RequestError(name, fields.get(name), "the audio to fit, one of: audio_frame (the index of a binary "
+                                                       "frame holding the file) or audio_path (a file)")
+        what: dict[str, Any] = {field: fields[name] for name, field in USER_AUDIO_FIELDS.items()
+                                if fields.get(name) not in (None, "")}
+        if fields.get("name"):
+            what["name"] = fields["name"]
+        name = given[0]
+        value = fields[name]
+        if name == "audio_frame":
+            if not 1 <= value <= len(frames):
+                raise RequestError(name, value, f"the index of a binary frame: 1–{len(frames)}" if frames
+                                   else "no binary frame was sent")
+            return UserAudio.from_bytes(frames[value - 1], f"audio in frame {value}", **what)
+        if self.allowed is None:  # the command line: its user's own files, wherever they are
+            return UserAudio.from_file(Path(value).expanduser(), **what)
+        fd, real = self.allowed.open(name, value)
+        with os.fdopen(fd, "rb") as f:
+            if os.fstat(f.fileno()).st_size > p.MAX_BINARY_FRAME_BYTES:
+                raise RequestError(name, value,
+                                   f"a file of at most {p.MAX_BINARY_FRAME_BYTES} bytes (as a binary frame)")
+            data = f.read(p.MAX_BINARY_FRAME_BYTES)
+        what.setdefault("name", real.stem)
+        return UserAudio.from_bytes(data, f"audio file {str(real)!r}", **what)
 
     def _recall(self, stamp: FileStamp | None) -> AudioPrompt | None:
         with self._lock:

@@ -336,6 +336,8 @@ class OscServer:
         fields = self._keyvalues(entry.keyvalues, rest)
         if entry.keyvalues is MessageType.RECALL:
             fields["key"] = values["key"]
+        elif entry.keyvalues is MessageType.CONFORM_FILE:
+            fields["audio_path"] = values["path"]
         sink = _OscJobSink(self, sender, values["id"])
         self.service.start_job(_owner(sender.address), entry.keyvalues, values["id"], fields, (), sink)
 

@@ -91,6 +91,7 @@ class MessageType(StrEnum):
     VARIATION = "variation"  # select variation k of a request: served from the store when pre-rendered
     MORPH = "morph"  # a position between prompt A and B (models that can morph)
     CONFORM = "conform"  # re-conform a stored render to a new tempo / rate / bars / pitch, no model run
+    CONFORM_FILE = "conform_file"  # fit the client's own audio (bytes in a binary frame, or an allowed path)
     CANCEL = "cancel"  # {"target": id} cancels a queued or running job
     HISTORY = "history"  # past renders, newest first
     RECALL = "recall"  # a past render by key, conformed
@@ -124,7 +125,7 @@ class EventTopic(StrEnum):
 
 #: request types that run as jobs on the scheduler (get accepted/progress messages)
 JOB_TYPES = frozenset({MessageType.GENERATE, MessageType.VARIATION, MessageType.MORPH, MessageType.CONFORM,
-                       MessageType.RECALL})
+                       MessageType.CONFORM_FILE, MessageType.RECALL})
 
 
 class ErrorCode(StrEnum):
@@ -219,6 +220,20 @@ DELIVERY_FIELDS: dict[str, str] = {
 #: fields of other request types
 CONFORM_REQUEST_FIELDS: dict[str, str] = {"render_key": "str", "tempo_bpm": "float", "bars": "float",
                                            "beats_per_bar": "int", **HOST_FIELDS, **CONFORM_FIELDS, "audio": "bool"}
+#: a client's own audio to fit to the song: the audio (one of the two), what the client knows of it (each
+#: optional: the source's tempo, first downbeat and bars override the engine's estimates), the host's facts
+CONFORM_FILE_FIELDS: dict[str, str] = {
+    "audio_frame": "int",  # index of the binary frame holding the file (WAV/FLAC/AIFF/OGG/MP3 bytes)
+    "audio_path": "str",  # or a file on the engine's machine, inside a folder it allows (the inbox...)
+    "name": "str",  # what to call it (the file's name: history, the conformed file's name)
+    "kind": "str",  # loop | one-shot | texture (default: a loop, or a one-shot for a short hit)
+    "source_tempo_bpm": "float",  # the file's own tempo: not estimated
+    "source_downbeat_s": "float",  # where its first downbeat is, seconds from its start
+    "source_bars": "float",  # how many bars it holds (a prior for the tempo estimate)
+    "tempo_bpm": "float", "bars": "float", "beats_per_bar": "int", **HOST_FIELDS,
+    "sample_rate": "int", "pitch_semitones": "float", "root_note": "int",
+    "audio": "bool", "priority": "str",
+}
 HISTORY_FIELDS: dict[str, str] = {"limit": "int", "offset": "int", "model": "str"}
 RECALL_FIELDS: dict[str, str] = {"key": "str", **CONFORM_REQUEST_FIELDS}
 CANCEL_FIELDS: dict[str, str] = {"target": "str"}
@@ -233,6 +248,7 @@ FIELDS_BY_TYPE: dict[MessageType, dict[str, str]] = {
     MessageType.VARIATION: {**REQUEST_FIELDS, **HOST_FIELDS, **CONFORM_FIELDS, **DELIVERY_FIELDS},
     MessageType.MORPH: {**REQUEST_FIELDS, **HOST_FIELDS, **CONFORM_FIELDS, **DELIVERY_FIELDS},
     MessageType.CONFORM: CONFORM_REQUEST_FIELDS,
+    MessageType.CONFORM_FILE: CONFORM_FILE_FIELDS,
     MessageType.CANCEL: CANCEL_FIELDS,
     MessageType.HISTORY: HISTORY_FIELDS,
     MessageType.RECALL: RECALL_FIELDS,
@@ -546,6 +562,9 @@ OSC_ADDRESSES: tuple[OscAddress, ...] = (
                "a morph position; key/value pairs as generate", MessageType.MORPH),
     OscAddress(f"{OSC_ROOT}/job/conform", (("id", "str"),), f"{OSC_ROOT}/job/sample",
                "re-conform a stored render; key/value pairs: render_key, tempo_bpm, bars, ...", MessageType.CONFORM),
+    OscAddress(f"{OSC_ROOT}/job/conform_file", (("id", "str"), ("path", "str")), f"{OSC_ROOT}/job/sample",
+               "fit a file in a folder the engine allows (its inbox...) to the song; key/value pairs: tempo_bpm, "
+               "bars, kind, source_tempo_bpm, source_downbeat_s, ...", MessageType.CONFORM_FILE),
     OscAddress(f"{OSC_ROOT}/job/cancel", (("id", "str"),), f"{OSC_ROOT}/job/cancelled", "cancel a job"),
     OscAddress(f"{OSC_ROOT}/history/list", (("limit", "int?"), ("offset", "int?")), f"{OSC_ROOT}/history/list",
                "reply: history as one JSON string"),

@@ -21,6 +21,7 @@ from typing import Any
 from loopbridge.engine.errors import LoopbridgeError, RequestError
 from loopbridge.engine.frontdoor import FrontDoor, Job, Order
 from loopbridge.engine.request import MAX_VARIATIONS
+from loopbridge.engine.user_audio import FILE_MODEL, confidence
 
 from . import protocol as p
 from .fields import OrderBuilder
@@ -323,9 +324,24 @@ def reply_extra(job: Job, order: Order) -> dict[str, Any]:
     notes = list(job.notes)
     for sample in job.samples:
         notes += [note for note in (sample.notes if sample is not None else ()) if note not in notes]
+    first = job.samples[0] if job.samples else None
+    if first is not None and (order.audio is not None or first.info.get("model") == FILE_MODEL):
+        # a user's file: how sure the conform stage was of its tempo and downbeat
+        sure = confidence(first.info)
+        extra.update(sure)
+        if sure.get("low_confidence"):
+            notes.append(low_confidence_note(sure))
     if notes:
         extra["notes"] = notes
     return extra
+
+
+def low_confidence_note(sure: Mapping[str, Any]) -> str:
+    """The note of a reply whose file's tempo or downbeat was found with low confidence."""
+    found = ", ".join(f"{name.split('_')[0]} {sure[name]:.2f}" for name in ("tempo_confidence", "downbeat_confidence")
+                      if name in sure)
+    return (f"the file's tempo and downbeat were found with low confidence ({found or 'no pulse'}): if it does not "
+            "sit in time, send its tempo (source_tempo_bpm) or its first downbeat (source_downbeat_s)")
 
 
 def _job_key(namespace: str, client_id: str) -> str:

@@ -257,15 +257,21 @@ class Engine:
         refuse: :func:`loopbridge.engine.conform.conform_audio`).
         """
         from .conform import SourceInfo, conform_audio, encode_wav, sample_filename
+        from .user_audio import is_user_render, user_filename
+        from .user_audio import source_info as user_source_info
 
         request = render.request
-        conformed = conform_audio(render.audio, render.sample_rate, request.kind, spec, SourceInfo.for_render(render),
-                                  reserve=reserve)
+        user_file = is_user_render(render.info)
+        # a user's file was asked to hold no length: the conform stage hears only what its user said
+        source = user_source_info(render.info) if user_file else SourceInfo.for_render(render)
+        conformed = conform_audio(render.audio, render.sample_rate, request.kind, spec, source, reserve=reserve)
         part = str(render.info.get("part", ""))
         words = request.prompt
         if part and words.lower().startswith(part.lower()):
             words = words[len(part) :].strip()  # a kit part's prompt leads with the part's name
         filename = sample_filename(words, conformed, seed=request.seed, variation=request.variation, part=part)
+        if user_file:
+            filename = user_filename(filename, render.key)
         notes = {"notes": list(render.info["notes"])} if render.info.get("notes") else {}
         sample = StoredSample(
             key=key or spec.conform_key(render.key), path=Path(filename), render_key=render.key, kind=conformed.kind,

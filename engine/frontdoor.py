@@ -57,6 +57,8 @@ from .prerender import DEFAULT_DEPTH, Prerenderer
 from .request import TEXTURE_PREROLL_S, ConformSpec, GenerateRequest, Kind, Render
 from .scheduler import Job, Priority, Scheduler
 from .store import HistoryEntry, StoredSample
+from .user_audio import UserAudio, is_user_render
+from .user_audio import source_info as user_source_info
 
 log = logging.getLogger(__name__)
 
@@ -72,17 +74,20 @@ DoneHook = Callable[[Job], None]
 class Order:
     """What a client asks the front door for.
 
-    Either ``request`` (what to make; the host's facts are applied to it) or ``render_key`` (a stored
+    One of ``request`` (what to make; the host's facts are applied to it), ``render_key`` (a stored
     render, or a unique prefix of 6+ hex digits, fitted again: recall, a tempo change; no model
-    runs). ``host`` is what the host says about the song; ``conform_bars`` (bars of the host's
-    meter) makes the conformed file a different length from the render; ``pitch_semitones`` and
-    ``root_note`` are the user's. ``variations`` of a request are rendered as one batch.
+    runs) and ``audio`` (a user's own file to fit to the song, stored as a render of its own:
+    :mod:`.user_audio`; no model runs). ``host`` is what the host says about the song;
+    ``conform_bars`` (bars of the host's meter) makes the conformed file a different length from the
+    render; ``pitch_semitones`` and ``root_note`` are the user's. ``variations`` of a request are
+    rendered as one batch.
     ``prerender``: queue the neighbours afterwards (interactive orders only).
     """
 
     request: GenerateRequest | None = None
     host: HostFacts = field(default_factory=HostFacts)
     render_key: str | None = None
+    audio: UserAudio | None = None
     conform_bars: float | None = None
     pitch_semitones: float = 0.0
     root_note: int | None = None
@@ -91,10 +96,13 @@ class Order:
     prerender: bool = True
 
     def __post_init__(self) -> None:
-        if (self.request is None) == (self.render_key is None):
-            raise RequestError("render_key", self.render_key, "either a request or the key of a stored render")
-        if self.render_key is not None and self.variations != 1:
-            raise RequestError("variations", self.variations, "1 when fitting a stored render again")
+        if sum(given is not None for given in (self.request, self.render_key, self.audio)) != 1:
+            raise RequestError("render_key", self.render_key,
+                               "one of a request, the key of a stored render or a user's audio")
+        if self.request is None and self.variations != 1:
+            raise RequestError("variations", self.variations, "1 when fitting a stored render or a file")
+        if self.audio is not None and not isinstance(self.audio, UserAudio):
+            raise RequestError("audio", type(self.audio).__name__, "UserAudio")
         if not isinstance(self.host, HostFacts):
             raise RequestError("host", type(self.host).__name__, "HostFacts")
 
@@ -283,7 +291,7 @@ class FrontDoor:
         ``job_id`` that is still running.
         """
         job_id = job_id or f"job-{next(self._ids)}"
-        plan, keys, spec, notes, infos = self._plan(order)
+        plan, keys, spec, notes, infos, imported = self._plan(order)
         self._check_memory(plan, infos, spec)
         conform_keys = [spec.conform_key(key) for key in keys]
         found: list[Sample | None] = [self._cache.get(key) for key in conform_keys]
@@ -295,9 +303,12 @@ class FrontDoor:
                 hit = stored.get(conform_keys[i])
                 if hit is not None:
                     found[i] = self._read(hit)
-                elif keys[i] not in have:
+                elif keys[i] not in have and imported is None:
+                    if is_user_render(infos[i]):  # no model can make a user's file again
+                        raise NotFoundError(f"render_key={keys[i][:12]!r} is not accepted: the file it was made "
+                                            "from is no longer in the store; conform the file again")
                     to_render.append(i)  # (a stored render that has vanished is made again: same key, same audio)
-        job = Job(job_id, plan, keys, spec, order.priority, to_render=to_render,
+        job = Job(job_id, plan, keys, spec, order.priority, to_render=to_render, renders=imported,
                   on_progress=on_progress, on_done=functools.partial(self._done, order=order, on_done=on_done))
         job.conform_keys = conform_keys
         job.notes = notes
@@ -340,9 +351,10 @@ class FrontDoor:
         return self._scheduler.cancel(job_id)
 
     def _plan(self, order: Order) -> tuple[list[tuple[str, GenerateRequest]], list[str], ConformSpec, list[str],
-                                           list[dict[str, Any]]]:
-        """The order's items (``(part, request)``), their render keys, its conform spec, its notes and
-        what each item's render says of itself (a stored render's model info; empty before rendering)."""
+                                           list[dict[str, Any]], list[Render] | None]:
+        """The order's items (``(part, request)``), their render keys, its conform spec, its notes, what
+        each item's render says of itself (a stored render's model info; empty before rendering) and,
+        for a file order, its one render: the user's audio (stored when it is conformed)."""
         host = order.host
         spec_host = host if order.conform_bars is None else host.replace(bars=order.conform_bars)
         if order.render_key is not None:
@@ -351,13 +363,20 @@ class FrontDoor:
                 raise NotFoundError(f"render_key={order.render_key!r} is not accepted: no stored render has that key")
             key, request, info = entry
             spec = conform_spec(request, spec_host, pitch_semitones=order.pitch_semitones, root_note=order.root_note)
-            return [(str(info.get("part", "")), request)], [key], spec, spec_host.notes, [info]
-        assert order.request is not None  # Order checks that one of the two is given
+            return [(str(info.get("part", "")), request)], [key], spec, spec_host.notes, [info], None
+        if order.audio is not None:
+            beats_per_bar, _, _ = host.length()
+            tempo_bpm = host.tempo_bpm if host.tempo_bpm is not None else GenerateRequest().tempo_bpm
+            render = order.audio.render(tempo_bpm, beats_per_bar if beats_per_bar is not None else 4)
+            spec = conform_spec(render.request, spec_host, pitch_semitones=order.pitch_semitones,
+                                root_note=order.root_note)
+            return [("", render.request)], [render.key], spec, spec_host.notes, [dict(render.info)], [render]
+        assert order.request is not None  # Order checks that one of the three is given
         fields = host.request_fields()
         request = order.request.replace(**fields) if fields else order.request
         plan = self._engine.plan(request, order.variations)
         spec = conform_spec(request, spec_host, pitch_semitones=order.pitch_semitones, root_note=order.root_note)
-        return plan, [self._engine.render_key(r) for _, r in plan], spec, spec_host.notes, [{} for _ in plan]
+        return plan, [self._engine.render_key(r) for _, r in plan], spec, spec_host.notes, [{} for _ in plan], None
 
     def _check_memory(self, plan: Sequence[tuple[str, GenerateRequest]], infos: Sequence[dict[str, Any]],
                       spec: ConformSpec) -> None:
@@ -371,19 +390,24 @@ class FrontDoor:
         """
         peaks, kept = [], []
         for (_, request), info in zip(plan, infos, strict=True):
-            try:
-                caps = self._engine.capabilities(request.model)
-            except LoopbridgeError:
-                continue
-            duration_s = request.render_duration_s
-            if request.kind is Kind.TEXTURE and duration_s + TEXTURE_PREROLL_S <= caps.max_duration_s:
-                duration_s += TEXTURE_PREROLL_S
-            frames = max(1, int(round(duration_s * caps.sample_rate)))
+            if is_user_render(info):  # a user's file: its own shape, what its user said of it
+                channels, frames, rate = int(info["channels"]), int(info["frames"]), int(info["sample_rate"])
+                source = user_source_info(info)
+            else:
+                try:
+                    caps = self._engine.capabilities(request.model)
+                except LoopbridgeError:
+                    continue
+                duration_s = request.render_duration_s
+                if request.kind is Kind.TEXTURE and duration_s + TEXTURE_PREROLL_S <= caps.max_duration_s:
+                    duration_s += TEXTURE_PREROLL_S
+                channels, rate = caps.channels, caps.sample_rate
+                frames = max(1, int(round(duration_s * rate)))
+                source = SourceInfo.for_request(request, info)
             kind = Kind.ONE_SHOT if request.kind is Kind.KIT else request.kind
-            size = conform_size(kind, caps.channels, frames, caps.sample_rate, spec,
-                                SourceInfo.for_request(request, info))
+            size = conform_size(kind, channels, frames, rate, spec, source)
             peaks.append(size.peak_bytes)
-            kept.append(size.wav_bytes + caps.channels * frames * 4)
+            kept.append(size.wav_bytes + channels * frames * 4)
         if not peaks:
             return
         total = sum(kept) + max(peaks)
@@ -425,6 +449,9 @@ class FrontDoor:
                 sample = self._cache.get(conform_key)  # another job may just have made it
                 if sample is None:
                     render = job.renders[index] or self._stored_render(key)
+                    if job.renders[index] is not None and is_user_render(render.info):
+                        # a user's file is stored here, off the caller's thread, before what is made from it
+                        self._engine.store.put_render(render)
                     if part and render.info.get("part") != part:
                         render = dataclasses.replace(render, info={**dict(render.info), "part": part})
                     # the conform's own peak beside the job's renders and files so far; the memory is
@@ -544,4 +571,4 @@ class FrontDoor:
         }
 
 
-__all__ = ["FrontDoor", "HostFacts", "Job", "Order", "Priority", "Sample"]
+__all__ = ["FrontDoor", "HostFacts", "Job", "Order", "Priority", "Sample", "UserAudio"]

@@ -445,6 +445,46 @@
 			},
 			{
 				"box" : {
+					"id" : "obj-40",
+					"maxclass" : "live.text",
+					"varname" : "Drop Mode",
+					"mode" : 1,
+					"text" : "Vary it",
+					"texton" : "Fit to song",
+					"numinlets" : 1,
+					"numoutlets" : 2,
+					"outlettype" : [ "", "" ],
+					"parameter_enable" : 1,
+					"patching_rect" : [ 840, 100, 100, 16 ],
+					"presentation" : 1,
+					"presentation_rect" : [ 300, 90, 80, 18 ],
+					"annotation" : "what a dropped file is for: Vary it (an audio prompt for Generate) or Fit to song (the file itself, conformed at once to the song's tempo and meter)",
+					"saved_attribute_attributes" : {
+						"valueof" : {
+							"parameter_longname" : "Drop Mode",
+							"parameter_shortname" : "Drop",
+							"parameter_type" : 2,
+							"parameter_enum" : [ "Vary it", "Fit to song" ],
+							"parameter_mmax" : 1,
+							"parameter_initial_enable" : 1,
+							"parameter_initial" : [ 0 ]
+						}
+					}
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-41",
+					"maxclass" : "newobj",
+					"text" : "prepend drop_mode",
+					"numinlets" : 1,
+					"numoutlets" : 1,
+					"outlettype" : [ "" ],
+					"patching_rect" : [ 840, 170, 120, 22 ]
+				}
+			},
+			{
+				"box" : {
 					"id" : "obj-23",
 					"maxclass" : "comment",
 					"numinlets" : 1,
@@ -756,6 +796,18 @@
 			},
 			{
 				"patchline" : {
+					"destination" : [ "obj-41", 0 ],
+					"source" : [ "obj-40", 0 ]
+				}
+			},
+			{
+				"patchline" : {
+					"destination" : [ "obj-25", 0 ],
+					"source" : [ "obj-41", 0 ]
+				}
+			},
+			{
+				"patchline" : {
 					"destination" : [ "obj-25", 1 ],
 					"source" : [ "obj-2", 0 ]
 				}
@@ -879,6 +931,7 @@
 			"obj-17" : [ "Generate", "Generate", 0 ],
 			"obj-19" : [ "Audio Prompt", "Audio", 0 ],
 			"obj-21" : [ "Clear Audio", "Clear", 0 ],
+			"obj-40" : [ "Drop Mode", "Drop", 0 ],
 			"inherited_shortname" : 1
 		},
 		"latency" : 0,

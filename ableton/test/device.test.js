@@ -725,3 +725,51 @@ test("stop unregisters the reply port and leaves no timers behind", () => {
     assert.deepEqual(rig.lastSentTo(A.CONTROLLER_UNREGISTER).args, [P.DEFAULT_OSC_REPLY_PORT]);
     assert.deepEqual(rig.clock.pending, []);
 });
+
+test("Fit to song: a dropped file is copied to the inbox and fitted at once; a tempo change re-conforms it", () => {
+    const dir = tempDir();
+    const rig = startedRig({tempo: 124});
+    rig.device.control("length", 3);  // 2 bars
+    rig.device.control("drop_mode", 1);
+    assert.match(rig.status(), /fit it to the song/);
+    rig.device.control("audio_prompt", "Macintosh HD:/Users/me/Samples/my break.wav");
+    // the inbox is not known yet: the engine is asked first, and nothing is fitted before its answer
+    assert.equal(rig.sentTo(A.JOB_CONFORM_FILE).length, 0);
+    rig.reply(A.HELLO_REPLY, 1, "0.1.0", "/data/loopbridge/inbox");
+    const copy = "/data/loopbridge/inbox/t-audio1-my break.wav";
+    assert.deepEqual(rig.copied, [["Macintosh HD:/Users/me/Samples/my break.wav", copy]]);
+    const [sent] = rig.sentTo(A.JOB_CONFORM_FILE);
+    const [id, path, ...pairs] = sent.args;
+    assert.equal(path, copy);
+    const fields = {};
+    for (let i = 0; i < pairs.length; i += 2) {
+        fields[pairs[i]] = pairs[i + 1];
+    }
+    assert.deepEqual(fields, {tempo_bpm: 124, meter_numerator: 4, meter_denominator: 4, bars: 2, name: "my break",
+        pitch_semitones: 0});
+    for (const key of Object.keys(fields)) {
+        assert.ok(P.FIELDS.conform_file[key], `${key} is not a conform_file field`);
+    }
+    assert.deepEqual(P.REQUEST_ARGS[A.JOB_CONFORM_FILE].args, [["id", "str"], ["path", "str"]]);
+    assert.equal(rig.sentTo(A.JOB_GENERATE).length, 0);  // no model runs, and no audio prompt was set
+    const fitted = loopFile(dir, "my-break_loop_124bpm_2bars.wav", 8, 124);
+    completeJob(rig, id, [{path: fitted, kind: "loop", tempo: 124, beats: 8, key: "rk-file"}]);
+    const clip = rig.live.clipInSlot(0, 0);
+    assert.equal(clip.file_path, fitted);
+    assert.equal(clip.warping, 1);
+    assert.equal(clip.loop_end, 8);
+
+    rig.live.setTempo(100);
+    rig.clock.advance(300);
+    const [conform] = rig.sentTo(A.JOB_CONFORM);
+    assert.deepEqual(keyValues(conform), {render_key: "rk-file", tempo_bpm: 100, meter_numerator: 4,
+        meter_denominator: 4, pitch_semitones: 0, bars: 2});
+
+    // back to Vary it: a drop is an audio prompt again, sent with Generate
+    rig.device.control("drop_mode", 0);
+    rig.device.control("audio_prompt", "/Users/me/kick.wav");
+    assert.equal(rig.sentTo(A.JOB_CONFORM_FILE).length, 1);
+    rig.device.generate();
+    assert.equal(keyValues(rig.lastSentTo(A.JOB_GENERATE)).audio_prompt_path, "/data/loopbridge/inbox/t-audio2-kick.wav");
+    assert.deepEqual(rig.live.errors, []);
+});

@@ -171,6 +171,39 @@ test("the device against a real loopbridge serve", {skip: reason || false, timeo
             assert.deepEqual(live.errors, []);
         });
 
+        await t.test("Fit to song: a dropped file is fitted to the song as it is, then follows the tempo", async () => {
+            const dir = tempDir();
+            const dropped = writeWav(path.join(dir, "my pad.wav"), {seconds: 1.5, sampleRate: 44100, channels: 2});
+            live.select(0, 3);
+            host.message("drop_mode", 1);
+            const generates = host.sent.filter((m) => m.address === A.JOB_GENERATE).length;
+            let since = host.statuses().length;
+            host.message("audio_prompt", dropped);
+            let status = await settled(host, since, "the fitted clip");
+            assert.match(status, /^Placed .* slot 4: Beats warp, 7 beats loop at 420 BPM/, engine.log());
+            const [, copy, ...pairs] = host.sent.filter((m) => m.address === A.JOB_CONFORM_FILE).pop().args;
+            const inbox = host.received.filter((m) => m.address === A.HELLO_REPLY).pop().args[2];
+            assert.equal(path.dirname(copy), inbox);
+            assert.deepEqual(fs.readFileSync(copy), fs.readFileSync(dropped));
+            assert.ok(pairs.includes("name") && pairs[pairs.indexOf("name") + 1] === "my pad");
+            assert.equal(host.sent.filter((m) => m.address === A.JOB_GENERATE).length, generates, "no model ran");
+            const renderKey = lastSample(host)[8];
+            let wav = wavInfo(live.clipInSlot(0, 3).file_path);
+            assert.equal(wav.frames, Math.round(7 * 60 / 420 * P.DEFAULT_SAMPLE_RATE));
+            // the song's tempo changes: the stored file is fitted again, not sent again
+            const uploads = host.sent.filter((m) => m.address === A.JOB_CONFORM_FILE).length;
+            since = host.statuses().length;
+            live.setTempo(210);
+            status = await settled(host, since, "the fitted clip at the new tempo");
+            assert.match(status, /^Placed .* slot 4: Beats warp, 7 beats loop at 210 BPM/, engine.log());
+            assert.equal(fields(host.sent.filter((m) => m.address === A.JOB_CONFORM).pop()).render_key, renderKey);
+            assert.equal(host.sent.filter((m) => m.address === A.JOB_CONFORM_FILE).length, uploads);
+            wav = wavInfo(live.clipInSlot(0, 3).file_path);
+            assert.equal(wav.frames, Math.round(7 * 60 / 210 * P.DEFAULT_SAMPLE_RATE));
+            host.message("drop_mode", 0);
+            assert.deepEqual(live.errors, []);
+        });
+
         await t.test("the engine stops: Generate gives a message, no error is thrown", async () => {
             await engine.stop();
             const clips = live.callsOf("call", "create_audio_clip").length;

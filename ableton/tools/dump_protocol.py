@@ -23,6 +23,7 @@ DEVICE_JOB_TYPES = {
     "variation": p.MessageType.VARIATION,
     "morph": p.MessageType.MORPH,
     "conform": p.MessageType.CONFORM,
+    "conform_file": p.MessageType.CONFORM_FILE,
 }
 
 

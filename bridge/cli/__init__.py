@@ -6,6 +6,9 @@
     loopbridge models [--json]
     loopbridge history [--limit N] [--json]
     loopbridge recall KEY [--bpm 128] [--out DIR]
+    loopbridge conform FILE... --bpm 128 [--bars 2 | --beats 8] [--beats-per-bar 4] [--sample-rate 48000]
+                       [--source-bpm BPM] [--downbeat SECONDS] [--source-bars N] [--kind loop|one-shot|texture]
+                       [--out DIR]
     loopbridge serve [--zmq tcp://127.0.0.1:5555] [--events tcp://127.0.0.1:5556] [--osc 127.0.0.1:9000]
                      [--device cuda|cpu] [--memory-budget GB] [--conform-memory GB] [--keys DIR | --insecure]
                      [--osc-allow LIST]
@@ -32,7 +35,7 @@ from collections.abc import Sequence
 
 from loopbridge.engine.errors import LoopbridgeError
 
-from . import dance, generate, library, serve
+from . import conform, dance, generate, library, serve
 from .common import BAD_INPUT_CODES, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, InputError, Parser, fail
 
 #: subcommands implemented elsewhere, handed their own argv: name -> ("module:function", help)
@@ -47,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"loopbridge {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     generate.add_parsers(sub)
+    conform.add_parsers(sub)
     library.add_parsers(sub)
     serve.add_parsers(sub)
     dance.add_parsers(sub)

@@ -24,7 +24,8 @@ loopbridge_add_dev_executable(LoopBridgeTests
     ${CMAKE_CURRENT_SOURCE_DIR}/tests/SampleExchangeTests.cpp
     ${CMAKE_CURRENT_SOURCE_DIR}/tests/ProcessorTests.cpp
     ${CMAKE_CURRENT_SOURCE_DIR}/tests/EngineClientTests.cpp
-    ${CMAKE_CURRENT_SOURCE_DIR}/tests/HostMetersTests.cpp)
+    ${CMAKE_CURRENT_SOURCE_DIR}/tests/HostMetersTests.cpp
+    ${CMAKE_CURRENT_SOURCE_DIR}/tests/RealEngineTests.cpp)
 set_target_properties(LoopBridgeTests PROPERTIES OUTPUT_NAME loopbridge-tests)
 # The table of host meters that the engine's, the plugin's and the device's tests share.
 get_filename_component(LOOPBRIDGE_HOST_METERS_JSON "${CMAKE_CURRENT_SOURCE_DIR}/../tests/data/host_meters.json" ABSOLUTE)

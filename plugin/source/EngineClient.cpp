@@ -201,6 +201,26 @@ void EngineClient::sendConform (const juce::String& renderKey, const codec::Requ
     });
 }
 
+void EngineClient::sendConformFile (const juce::String& name, juce::MemoryBlock bytes, const codec::RequestSettings& settings)
+{
+    if (inFlightId.isNotEmpty() && connected)
+        send (codec::makeCancelHeader (nextId ("c"), inFlightId)); // the newest request wins
+    inFlightId = nextId ("fit");
+    inFlightType = p::type::kConformFile;
+    inFlightHeader = codec::makeConformFileHeader (inFlightId, name, settings);
+    inFlightAudioPrompt = std::move (bytes); // the file travels as binary frame 1, and again on a resend
+    lastSent = settings;
+    const bool sent = connected && send (inFlightHeader, &inFlightAudioPrompt);
+    needsResend = ! sent;
+    updateStatus ([&] (EngineStatus& s) {
+        s.activity = sent ? "fitting " + name + " to " + juce::String (settings.tempoBpm, 2) + " BPM"
+                          : "fitting " + name + ": waiting for the engine";
+        s.progress = sent ? 0.0 : -1.0;
+    });
+    if (! sent && socket == nullptr)
+        reconnectAt = 0.0; // a user action: try the engine again now rather than after the back-off
+}
+
 std::shared_ptr<const Sample> EngineClient::decodeFirstSample (const codec::EngineMessage& message,
                                                                const std::vector<juce::MemoryBlock>& frames,
                                                                const codec::RequestSettings& sent)
@@ -384,7 +404,9 @@ void EngineClient::handleMessage (const codec::EngineMessage& message, const std
             }
             const auto text = (sample->isLoop ? juce::String ("loop") : juce::String ("one-shot")) + ", variation "
                               + juce::String (sample->variation) + (sample->tempoBpm > 0 ? ", " + juce::String (sample->tempoBpm, 1) + " BPM" : juce::String());
-            if (inFlightType != p::type::kConform)
+            // a conform, or a file fitted, is no variation of the request: not kept for the Variation knob
+            const bool fitted = inFlightType == p::type::kConform || inFlightType == p::type::kConformFile;
+            if (! fitted)
                 remember (codec::sampleIdentity (lastSent, lastSent.variation), sample, message.notes);
             delegate.sampleArrived (std::move (sample));
             updateStatus ([&] (EngineStatus& s) {
@@ -394,7 +416,7 @@ void EngineClient::handleMessage (const codec::EngineMessage& message, const std
                 s.lastError.clear(); // the user's newest request worked: an older error is history
                 ++s.samplesReceived;
             });
-            if (inFlightType != p::type::kConform)
+            if (! fitted)
                 prefetchAround (lastSent);
             return;
         }
@@ -502,6 +524,19 @@ void EngineClient::sendWantedRequests (double now)
         morphChangedAt = -1.0;
         sendJob (p::type::kGenerate, settings);
         return;
+    }
+
+    const auto fits = delegate.fitFileCount();
+    if (fits != lastFitCount)
+    {
+        lastFitCount = fits;
+        juce::String name;
+        auto bytes = delegate.fitFileBytes (name);
+        if (bytes.getSize() > 0)
+        {
+            sendConformFile (name, std::move (bytes), settings);
+            return;
+        }
     }
 
     const bool canVary = haveRequest || settings.prompt.isNotEmpty();

@@ -60,6 +60,14 @@ public:
         virtual std::shared_ptr<const Sample> latestSample() = 0;
         virtual void sampleArrived (std::shared_ptr<const Sample> sample) = 0;
         virtual void housekeeping() = 0;
+        /** How many files the user has dropped to fit to the song; a new count sends the newest. */
+        virtual std::uint32_t fitFileCount() { return 0; }
+        /** The newest file to fit: its bytes as they are (WAV, FLAC, AIFF, OGG, MP3), and its name. */
+        virtual juce::MemoryBlock fitFileBytes (juce::String& name)
+        {
+            name.clear();
+            return {};
+        }
     };
 
     EngineClient (Delegate& delegate, juce::String endpoint);
@@ -116,6 +124,7 @@ private:
     void sendWantedRequests (double now);
     void sendJob (const char* type, const codec::RequestSettings& settings);
     void sendConform (const juce::String& renderKey, const codec::RequestSettings& settings);
+    void sendConformFile (const juce::String& name, juce::MemoryBlock bytes, const codec::RequestSettings& settings);
     void prefetchAround (const codec::RequestSettings& settings);
     struct CacheEntry;
     const CacheEntry* cached (const juce::String& identity);
@@ -150,6 +159,7 @@ private:
     bool engineMissing = false; // it missed its heartbeats; cleared when it answers again
 
     std::uint32_t lastPressCount = 0;
+    std::uint32_t lastFitCount = 0;
     int lastVariation = 0;
     double lastMorph = 0.0;
     double morphChangedAt = -1.0;

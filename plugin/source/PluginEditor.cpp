@@ -169,6 +169,17 @@ LoopBridgeEditor::LoopBridgeEditor (LoopBridgeProcessor& p) : AudioProcessorEdit
     };
     addAndMakeVisible (clearAudioPromptButton);
 
+    dropModeButton.setClickingTogglesState (true);
+    dropModeButton.setToggleState (processor.getDropFits(), juce::dontSendNotification);
+    dropModeButton.setTooltip ("What a dropped file is for: Vary it (an audio prompt for Generate) or Fit to song "
+                               "(the file itself, fitted to the host's tempo, meter and Length)");
+    dropModeButton.onClick = [this] {
+        processor.setDropFits (dropModeButton.getToggleState());
+        audioPromptMessage.clear();
+        refresh();
+    };
+    addAndMakeVisible (dropModeButton);
+
     addAndMakeVisible (waveform);
 
     setSize (760, 470);
@@ -198,7 +209,7 @@ void LoopBridgeEditor::paint (juce::Graphics& g)
 {
     g.fillAll (kBackground);
     g.setColour (kPanel);
-    g.fillRoundedRectangle (getLocalBounds().reduced (8).withTrimmedTop (44).removeFromTop (112).toFloat(), 6.0f);
+    g.fillRoundedRectangle (getLocalBounds().reduced (8).withTrimmedTop (44).removeFromTop (124).toFloat(), 6.0f);
 }
 
 void LoopBridgeEditor::resized()
@@ -209,7 +220,7 @@ void LoopBridgeEditor::resized()
     statusLabel.setBounds (top);
     area.removeFromTop (10);
 
-    auto fields = area.removeFromTop (104).reduced (6, 4);
+    auto fields = area.removeFromTop (116).reduced (6, 4);
     auto row = [&fields] { return fields.removeFromTop (24); };
     auto place = [] (juce::Rectangle<int> r, juce::Label& label, juce::Component& editor) {
         label.setBounds (r.removeFromLeft (96));
@@ -227,6 +238,8 @@ void LoopBridgeEditor::resized()
     endpointEditor.setBounds (modelRow);
     fields.removeFromTop (4);
     auto promptRow = row();
+    dropModeButton.setBounds (promptRow.removeFromLeft (96));
+    promptRow.removeFromLeft (8);
     clearAudioPromptButton.setBounds (promptRow.removeFromRight (24));
     audioPromptLabel.setBounds (promptRow);
 
@@ -302,8 +315,12 @@ void LoopBridgeEditor::refresh()
         modelBox.setText (current, juce::dontSendNotification);
     }
 
-    const auto prompt = session.audioPromptName.isNotEmpty() ? "Audio prompt: " + session.audioPromptName + " (Prompt strength knob)"
-                                                             : juce::String ("Drop a WAV here to vary it (audio prompt)");
+    const bool fits = processor.getDropFits();
+    dropModeButton.setButtonText (fits ? "Fit to song" : "Vary it");
+    dropModeButton.setToggleState (fits, juce::dontSendNotification);
+    const auto prompt = fits ? juce::String ("Drop an audio file here to fit it to the song (its tempo, meter and Length)")
+                        : session.audioPromptName.isNotEmpty() ? "Audio prompt: " + session.audioPromptName + " (Prompt strength knob)"
+                                                               : juce::String ("Drop a WAV here to vary it (audio prompt)");
     audioPromptLabel.setText (audioPromptMessage.isNotEmpty() ? audioPromptMessage : prompt, juce::dontSendNotification);
     clearAudioPromptButton.setVisible (session.audioPromptName.isNotEmpty());
 
@@ -313,13 +330,27 @@ void LoopBridgeEditor::refresh()
 
 bool LoopBridgeEditor::isInterestedInFileDrag (const juce::StringArray& files)
 {
-    return files.size() == 1 && files[0].endsWithIgnoreCase (".wav");
+    if (files.size() != 1)
+        return false;
+    if (! processor.getDropFits())
+        return files[0].endsWithIgnoreCase (".wav"); // an audio prompt is read here, as a WAV
+    // a file to fit goes to the engine as it is: whatever it reads
+    for (const auto* suffix : { ".wav", ".flac", ".aif", ".aiff", ".ogg", ".mp3" })
+        if (files[0].endsWithIgnoreCase (suffix))
+            return true;
+    return false;
 }
 
 void LoopBridgeEditor::filesDropped (const juce::StringArray& files, int, int)
 {
-    const auto error = processor.setAudioPromptFile (juce::File (files[0]));
-    audioPromptMessage = error;
+    const juce::File file (files[0]);
+    if (processor.getDropFits())
+    {
+        const auto error = processor.fitFile (file);
+        audioPromptMessage = error.isNotEmpty() ? error : "Fitting " + file.getFileName() + " to the song...";
+    }
+    else
+        audioPromptMessage = processor.setAudioPromptFile (file);
     refresh();
 }
 

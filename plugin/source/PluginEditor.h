@@ -64,6 +64,7 @@ private:
     std::unique_ptr<juce::AudioProcessorValueTreeState::ComboBoxAttachment> lengthAttachment, kindAttachment;
     juce::TextButton generateButton { "Generate" };
     juce::TextButton clearAudioPromptButton { "x" };
+    juce::TextButton dropModeButton; // what a dropped file is for: "Vary it" (audio prompt) or "Fit to song"
     Knob variation, morph, seed, quality, pitch, strength, gain;
     WaveformView waveform { processor };
     juce::StringArray shownModels;

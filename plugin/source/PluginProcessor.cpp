@@ -151,6 +151,31 @@ juce::String LoopBridgeProcessor::setAudioPromptFile (const juce::File& file)
     return {};
 }
 
+juce::String LoopBridgeProcessor::fitFile (const juce::File& file)
+{
+    if (! file.existsAsFile())
+        return "cannot read " + file.getFullPathName();
+    if (file.getSize() > (juce::int64) p::kMaxBinaryFrameBytes)
+        return file.getFileName() + ": larger than the engine takes (" + juce::String (p::kMaxBinaryFrameBytes) + " bytes)";
+    juce::MemoryBlock bytes;
+    if (! file.loadFileAsData (bytes) || bytes.getSize() == 0)
+        return "cannot read " + file.getFullPathName();
+    {
+        const juce::ScopedLock lock (sessionLock);
+        fitBytes = std::move (bytes);
+        fitName = file.getFileNameWithoutExtension();
+    }
+    fitCount.fetch_add (1);
+    return {};
+}
+
+juce::MemoryBlock LoopBridgeProcessor::fitFileBytes (juce::String& name)
+{
+    const juce::ScopedLock lock (sessionLock);
+    name = fitName;
+    return fitBytes;
+}
+
 void LoopBridgeProcessor::clearAudioPrompt()
 {
     const juce::ScopedLock lock (sessionLock);

@@ -56,6 +56,16 @@ public:
     /** Reads a WAV to vary from; returns an error message, empty when it worked. */
     juce::String setAudioPromptFile (const juce::File& file);
     void clearAudioPrompt();
+    /** Sends a file to the engine to fit to the song (the host's tempo, meter, Length and rate): the
+        sample that comes back plays, and follows the host's tempo like any other. Its bytes go as
+        they are (WAV, FLAC, AIFF, OGG, MP3: the engine reads them). Returns an error message, empty
+        when the file was handed to the engine's connection. */
+    juce::String fitFile (const juce::File& file);
+    /** What a file dropped on the editor is for: varied (an audio prompt), or fitted to the song. */
+    void setDropFits (bool fits) noexcept { dropFits.store (fits); }
+    bool getDropFits() const noexcept { return dropFits.load(); }
+    /** Files handed to fitFile so far. */
+    std::uint32_t fitFileCount() override { return fitCount.load(); }
 
     EngineStatus getEngineStatus() const { return client.getStatus(); }
     std::shared_ptr<const Sample> getLatestSample() const { return exchange.latest(); }
@@ -83,6 +93,7 @@ private:
     // ---- EngineClient::Delegate (network thread) -----------------------------------------
     std::uint32_t generatePressCount() override { return params.generate.getPressCount(); }
     juce::MemoryBlock audioPromptBytes() override;
+    juce::MemoryBlock fitFileBytes (juce::String& name) override;
     std::shared_ptr<const Sample> latestSample() override { return exchange.latest(); }
     void sampleArrived (std::shared_ptr<const Sample> sample) override { publishSample (std::move (sample)); }
     void housekeeping() override { exchange.collectGarbage(); }
@@ -95,6 +106,11 @@ private:
 
     mutable juce::CriticalSection sessionLock;
     Session session;
+    // the newest file to fit (under sessionLock; not saved with the project: its sample is)
+    juce::MemoryBlock fitBytes;
+    juce::String fitName;
+    std::atomic<std::uint32_t> fitCount { 0 };
+    std::atomic<bool> dropFits { false };
 
     // What the host says, written by the audio thread, read by the network thread.
     std::atomic<double> hostTempoBpm { 120.0 };

@@ -53,6 +53,7 @@ inline constexpr const char* kGenerate = "generate";
 inline constexpr const char* kVariation = "variation";
 inline constexpr const char* kMorph = "morph";
 inline constexpr const char* kConform = "conform";
+inline constexpr const char* kConformFile = "conform_file";
 inline constexpr const char* kCancel = "cancel";
 inline constexpr const char* kHistory = "history";
 inline constexpr const char* kRecall = "recall";
@@ -135,6 +136,8 @@ inline constexpr const char* kPriority = "priority";
 
 // other request types
 inline constexpr const char* kRenderKey = "render_key";   // conform
+inline constexpr const char* kAudioFrame = "audio_frame";  // conform_file: the frame holding the file
+inline constexpr const char* kName = "name";               // conform_file: the file's name
 inline constexpr const char* kTarget = "target";          // cancel
 inline constexpr const char* kClient = "client";          // hello
 inline constexpr const char* kClientVersion = "client_version"; // hello
@@ -150,6 +153,8 @@ inline constexpr const char* kFraction = "fraction";
 inline constexpr const char* kPosition = "position";
 inline constexpr const char* kField = "field";
 inline constexpr const char* kNotes = "notes"; // what could not be made exactly as asked (a list of strings)
+inline constexpr const char* kTempoConfidence = "tempo_confidence"; // conform_file: 0-1
+inline constexpr const char* kLowConfidence = "low_confidence";     // conform_file: the file's timing may be off
 
 } // namespace field
 

@@ -191,6 +191,25 @@ juce::var makeConformHeader (const juce::String& id, const juce::String& renderK
     return header;
 }
 
+juce::var makeConformFileHeader (const juce::String& id, const juce::String& name, const RequestSettings& s)
+{
+    auto header = makeObject();
+    set (header, p::field::kVersion, p::kProtocolVersion);
+    set (header, p::field::kType, p::type::kConformFile);
+    set (header, p::field::kId, id);
+    set (header, p::field::kAudioFrame, 1);
+    if (name.isNotEmpty())
+        set (header, p::field::kName, name);
+    set (header, p::field::kTempoBpm, s.tempoBpm);
+    set (header, p::field::kBars, s.bars);
+    set (header, p::field::kMeterNumerator, s.meterNumerator);
+    set (header, p::field::kMeterDenominator, s.meterDenominator);
+    set (header, p::field::kSampleRate, s.sampleRate);
+    set (header, p::field::kPitchSemitones, s.pitchSemitones);
+    set (header, p::field::kAudio, true);
+    return header;
+}
+
 juce::var makePingHeader (const juce::String& id)
 {
     auto header = makeObject();

@@ -59,6 +59,12 @@ juce::String sampleIdentity (const RequestSettings& settings, int variation);
     meter, bars, rate and pitch (the host's facts, as in makeRequestHeader), without running a model. */
 juce::var makeConformHeader (const juce::String& id, const juce::String& renderKey, const RequestSettings& settings);
 
+/** The header of a conform_file request: the user's own file (its bytes as binary frame 1, named
+    `name`) fitted to the settings' tempo, meter, bars, rate and pitch; the engine decides whether it
+    is a loop or a one-shot, and stores it like a render (later tempo changes are conforms of its
+    render key). */
+juce::var makeConformFileHeader (const juce::String& id, const juce::String& name, const RequestSettings& settings);
+
 /** The header of a hello, heartbeat, ping or cancel. */
 juce::var makeHelloHeader (const juce::String& id, const juce::String& clientVersion);
 juce::var makeHeartbeatHeader();

@@ -229,6 +229,55 @@ public:
             p.setPlayHead (nullptr);
         }
 
+        beginTest ("a file dropped to fit the song goes as its bytes; its sample plays and a new tempo re-conforms it");
+        {
+            test::ScriptedPeer peer (wavs);
+            LoopBridgeProcessor p;
+            test::TestPlayHead head;
+            p.setPlayHead (&head);
+            p.prepareToPlay (48000.0, 512);
+            p.setPrefetchDepth (0);
+            p.setEndpoint (peer.endpoint);
+            juce::AudioBuffer<float> out (2, 512);
+            juce::MidiBuffer midi;
+            head.set (93.0, 4, 4, 0.0, true);
+            p.processBlock (out, midi);
+            expect (waitFor ([&] { return p.getEngineStatus().connection == EngineStatus::Connection::connected; }, 8000));
+
+            const juce::TemporaryFile temp (".flac");
+            const auto file = temp.getFile().getSiblingFile ("my break.flac");
+            const auto bytes = test::makeWav (44100.0, 44100, 2, 330.0, 120.0, 1.0, 60, true); // any bytes: the engine reads them
+            expect (file.replaceWithData (bytes.getData(), bytes.getSize()));
+            expectEquals (p.fitFile (file.getSiblingFile ("missing.wav")), "cannot read " + file.getSiblingFile ("missing.wav").getFullPathName());
+            expectEquals (p.fitFile (file), juce::String());
+            expect (waitFor ([&] { return p.getLatestSample() != nullptr; }, 5000), "the fitted sample plays");
+            const auto sent = peer.requestsOfType ("conform_file");
+            expectEquals ((int) sent.size(), 1);
+            if (sent.size() == 1)
+            {
+                expectEquals (sent.front()["name"].toString(), juce::String ("my break"));
+                expectEquals ((double) sent.front()["tempo_bpm"], 93.0);
+                expectEquals ((int) sent.front()["audio_frame"], 1);
+            }
+            const auto files = peer.fittedFiles();
+            expect (files.size() == 1 && files.front() == bytes, "the file's bytes as they are, in binary frame 1");
+            expectEquals (p.getLatestSample()->renderKey, juce::String ("file-r1"));
+            expectEquals (peer.jobs.load(), 0, "no model runs");
+
+            head.set (101.0, 4, 4, 1.0, true);
+            p.processBlock (out, midi);
+            expect (waitFor ([&] { return peer.conforms.load() == 1; }, 5000), "a conform of the file's render for the new tempo");
+            const auto conforms = peer.requestsOfType ("conform");
+            if (conforms.size() == 1)
+            {
+                expectEquals (conforms.back()["render_key"].toString(), juce::String ("file-r1"));
+                expectEquals ((double) conforms.back()["tempo_bpm"], 101.0);
+            }
+            expect (waitFor ([&] { return p.getLatestSample()->tempoBpm == 101.0; }, 5000));
+            file.deleteFile();
+            p.setPlayHead (nullptr);
+        }
+
         beginTest ("the host's meter goes as it is, the Length in its bars; the engine's notes reach the status; its 6/8 loop plays on the bar lines");
         {
             // One bar of 6/8 at 120 BPM, as the engine makes it: 3 quarter notes, 1.5 s.

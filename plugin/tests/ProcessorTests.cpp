@@ -411,6 +411,28 @@ public:
                 for (int x = 0; x < image.getWidth() && ! drewSomething; x += 5)
                     drewSomething = image.getPixelAt (x, y) != image.getPixelAt (0, 0);
             expect (drewSomething, "the editor paints headless");
+
+            // The drop zone: a file is varied (an audio prompt, WAV) or fitted to the song (any audio file)
+            const auto folder = juce::File::createTempFile ("drops");
+            folder.createDirectory();
+            const auto wavFile = folder.getChildFile ("hit.wav");
+            const auto flacFile = folder.getChildFile ("break.flac");
+            wavFile.replaceWithData (sample->wavBytes.getData(), sample->wavBytes.getSize());
+            flacFile.replaceWithData (sample->wavBytes.getData(), sample->wavBytes.getSize());
+            expect (! p.getDropFits(), "Vary it until the user says otherwise");
+            expect (editor.isInterestedInFileDrag ({ wavFile.getFullPathName() }));
+            expect (! editor.isInterestedInFileDrag ({ flacFile.getFullPathName() }), "an audio prompt is a WAV");
+            editor.filesDropped ({ wavFile.getFullPathName() }, 0, 0);
+            expectEquals (p.getSession().audioPromptName, juce::String ("hit.wav"));
+            expectEquals ((int) p.fitFileCount(), 0);
+
+            p.setDropFits (true);
+            editor.refresh();
+            expect (editor.isInterestedInFileDrag ({ flacFile.getFullPathName() }), "a file to fit goes as it is");
+            editor.filesDropped ({ flacFile.getFullPathName() }, 0, 0);
+            expectEquals ((int) p.fitFileCount(), 1);
+            expectEquals (p.getSession().audioPromptName, juce::String ("hit.wav"), "the audio prompt stays as it was");
+            folder.deleteRecursively();
         }
     }
 };

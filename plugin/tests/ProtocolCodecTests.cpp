@@ -167,6 +167,17 @@ public:
             expectEquals ((int) conform["meter_denominator"], 4);
             expect (! conform.hasProperty ("beats_per_bar"));
 
+            const auto fit = codec::makeConformFileHeader ("fit-10", "my break", s);
+            expectEquals (fit["type"].toString(), juce::String ("conform_file"));
+            expectEquals ((int) fit["audio_frame"], 1, "the file is binary frame 1");
+            expectEquals (fit["name"].toString(), juce::String ("my break"));
+            expectEquals ((double) fit["tempo_bpm"], 97.5);
+            expectEquals ((double) fit["bars"], 2.0);
+            expectEquals ((int) fit["meter_numerator"], 3);
+            expectEquals ((int) fit["meter_denominator"], 4);
+            expect (! fit.hasProperty ("kind"), "the engine tells a loop from a one-shot");
+            expect (! fit.hasProperty ("beats_per_bar") && ! fit.hasProperty ("render_key"));
+
             expectEquals (codec::RequestSettings().sampleRate, protocol::kDefaultSampleRate, "the engine's rate until the host names one");
             expect (codec::RequestSettings().meterNumerator == 4 && codec::RequestSettings().meterDenominator == 4,
                     "4/4 until the host says otherwise");

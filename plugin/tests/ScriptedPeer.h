@@ -35,7 +35,14 @@ public:
     std::string endpoint;
     std::atomic<bool> silent { false };     // receives and drops everything, answers nothing
     std::atomic<bool> refuseJobs { false }; // answers generate / variation / morph with an error
-    std::atomic<int> jobs { 0 }, prefetches { 0 }, hellos { 0 }, heartbeats { 0 }, conforms { 0 };
+    std::atomic<int> jobs { 0 }, prefetches { 0 }, hellos { 0 }, heartbeats { 0 }, conforms { 0 }, fits { 0 };
+
+    /** The binary frames of every conform_file request (the files the plugin sent), oldest first. */
+    std::vector<juce::MemoryBlock> fittedFiles() const
+    {
+        const std::lock_guard<std::mutex> lock (typesLock);
+        return files;
+    }
 
     std::vector<std::string> requestTypes() const
     {
@@ -140,6 +147,24 @@ private:
                             + R"(","kind":"loop","tempo_bpm":)" + tempo + R"(,"beats":)" + beats + R"(,"variation":)" + juce::String (variation) + R"(,"frame":1}])" + notes + "}";
                 }
             }
+            else if (type == "conform_file")
+            {
+                // The client's own file, stored as a render of its own: "file-r<n>"; a loop at the tempo asked.
+                const auto fit = ++fits;
+                {
+                    const std::lock_guard<std::mutex> lock (typesLock);
+                    files.emplace_back (frames.size() > 2 ? frames[2].data() : nullptr, frames.size() > 2 ? frames[2].size() : 0);
+                }
+                if (frames.size() < 3 || (int) header["audio_frame"] != 1)
+                    reply = R"({"v":1,"type":"error","id":")" + id + R"(","code":"bad_request","field":"audio_frame","message":"audio_frame: no binary frame was sent"})";
+                else
+                {
+                    wav = &wavs.front();
+                    reply = R"({"v":1,"type":"reply","re":"conform_file","id":")" + id + R"(","samples":[{"key":"file-k)" + juce::String (fit)
+                            + R"(","render_key":"file-r)" + juce::String (fit) + R"(","kind":"loop","tempo_bpm":)" + tempo + R"(,"beats":)" + beats
+                            + R"(,"frame":1}],"render_key":"file-r)" + juce::String (fit) + R"(","tempo_confidence":0.8,"low_confidence":false)" + notes + "}";
+                }
+            }
             else if (type == "conform")
             {
                 // The stored render fitted again: same render key, a new sample key.
@@ -172,6 +197,7 @@ private:
     mutable std::mutex typesLock;
     std::vector<std::string> types;
     std::vector<juce::var> headers;
+    std::vector<juce::MemoryBlock> files;
     juce::StringArray notesToSend;
 };
 

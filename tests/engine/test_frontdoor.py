@@ -137,7 +137,7 @@ def test_a_stored_render_fitted_again_by_key_or_prefix(door: FrontDoor, engine: 
     assert door.history()[0].key == first.render_key
     with pytest.raises(NotFoundError, match="render_key='abcdef12'"):
         door.submit(Order(render_key="abcdef12"))
-    with pytest.raises(RequestError, match="either a request or the key"):
+    with pytest.raises(RequestError, match="one of a request, the key of a stored render or a user's audio"):
         Order()
 
 

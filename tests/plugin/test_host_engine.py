@@ -312,3 +312,31 @@ def test_a_host_meter_other_than_4_4_gives_the_tables_loop(plugin, engine: Runni
     assert float(attributes["loop_end"]) - float(attributes["loop_start"]) == row["frames"], "it loops over all of it"
     _, _, engine_bytes = engine_file(engine, attributes)
     assert engine_bytes == wav, "the plugin holds the engine's file, byte for byte"
+
+
+def test_a_file_dropped_to_fit_the_song_through_the_real_engine(engine: RunningEngine, unit_test_binary: Path,
+                                                                tmp_path: Path) -> None:
+    """The plugin's Fit to song path (its processor, as the editor's drop zone calls it) against this engine:
+    the file's bytes in, the engine's loop out at the host's tempo and rate, then re-conformed to a new tempo
+    from the store (plugin/tests/RealEngineTests.cpp). A Sonic Pi recording when installed, else a drum loop
+    written here."""
+    amen = Path("/usr/share/sonic-pi/samples/loop_amen.flac")
+    if amen.is_file():
+        source = amen
+    else:
+        import soundfile as sf
+
+        from tests.engine.conform.signals import drum_pattern
+
+        source = tmp_path / "groove.flac"
+        sf.write(str(source), drum_pattern(44100, 128.0, 1).T, 44100)
+    env = {**os.environ, "LOOPBRIDGE_TEST_ENGINE": engine.endpoint, "LOOPBRIDGE_TEST_FILE": str(source)}
+    result = subprocess.run([str(unit_test_binary), "loopbridge-real-engine"], capture_output=True, text=True,
+                            timeout=600, env=env)
+    summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
+    failures = [line for line in result.stdout.splitlines() if line.startswith("!!!")]
+    assert result.returncode == 0, f"{summary}\n" + "\n".join(failures) + f"\n{engine.log()}"
+    assert summary.endswith(" 0 failed") and not summary.startswith("0 passed"), summary
+    log = engine.log_all()
+    assert re.search(r" conform_file id=fit-\d+ ok 1 sample", log), log[-2000:]
+    assert re.search(r" conform id=conform-\d+ ok 1 sample", log), log[-2000:]

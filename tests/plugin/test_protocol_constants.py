@@ -121,7 +121,8 @@ def test_request_field_names_are_protocol_fields() -> None:
         known |= set(fields)
     request_side = CONSTANTS["field"]
     # bridge/protocol.py has no table of reply fields; these are the ones the plugin reads
-    reply_only = {"re", "samples", "code", "number", "message", "fraction", "position", "field", "notes"}
+    reply_only = {"re", "samples", "code", "number", "message", "fraction", "position", "field", "notes",
+                  "tempo_confidence", "low_confidence"}
     unknown = {name: value for name, value in request_side.items() if value not in known and value not in reply_only}
     assert not unknown, f"fields in Protocol.h that bridge/protocol.py does not define: {unknown}"
 
@@ -143,6 +144,10 @@ def test_fields_of_the_other_requests_the_plugin_sends() -> None:
     for name in ("kRenderKey", "kTempoBpm", "kBars", "kMeterNumerator", "kMeterDenominator", "kSampleRate",
                  "kPitchSemitones", "kAudio"):
         assert fields[name] in conform, f"{name}={fields[name]!r} is not a conform field"
+    conform_file = protocol.FIELDS_BY_TYPE[protocol.MessageType.CONFORM_FILE]
+    for name in ("kAudioFrame", "kName", "kTempoBpm", "kBars", "kMeterNumerator", "kMeterDenominator", "kSampleRate",
+                 "kKind", "kAudio"):
+        assert fields[name] in conform_file, f"{name}={fields[name]!r} is not a conform_file field"
     assert fields["kTarget"] in protocol.FIELDS_BY_TYPE[protocol.MessageType.CANCEL]
     assert {fields["kClient"], fields["kClientVersion"]} <= set(protocol.FIELDS_BY_TYPE[protocol.MessageType.HELLO])
     assert fields["kToken"] in protocol.FIELDS_BY_TYPE[protocol.MessageType.PING]
