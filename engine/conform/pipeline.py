@@ -45,7 +45,15 @@ from ..request import (
     Render,
 )
 from . import memory, seams
-from .alignment import MIN_SEGMENT_STRENGTH, Retiming, onset_curves, retime
+from .alignment import (
+    MIN_SEGMENT_STRENGTH,
+    PRE_ECHO_BLOCK_S,
+    Retiming,
+    level_blocks,
+    limit_pre_echo,
+    onset_curves,
+    retime,
+)
 from .oneshot import tidy_one_shot
 from .stretcher import (
     DEFAULT_STRETCH,
@@ -628,6 +636,8 @@ def _conform_loop(
         info["transient_mode"] = options.transient_mode
         if options.align:
             expected, actual, hop = onset_curves(extended, stretched, rate, factor)
+            level_block = max(1, int(round(PRE_ECHO_BLOCK_S * rate)))
+            source_levels = level_blocks(extended, level_block)
             del extended
 
             def place(fallback: float | None) -> tuple[np.ndarray, Retiming]:
@@ -654,6 +664,9 @@ def _conform_loop(
             info["alignment_strength"] = round(placed.strength, 3)
             info["alignment_offset_ms"] = round(1000.0 * placed.global_lag / rate, 3)
             info["alignment_lags_ms"] = [round(1000.0 * lag / rate, 3) for lag in placed.lags]
+            info["pre_echo_limited"] = round(
+                limit_pre_echo(stream, source_levels, level_block, loop_start=roll_out, factor=factor,
+                               pre_frames=seam_fade), 4)
             watch.lap("align")
             del stretched
             loop = seams.cut_loop(stream, seam_fade, out_frames, seam_fade)
