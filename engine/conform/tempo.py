@@ -116,9 +116,9 @@ class TempoEstimate:
     other tempo's). ``downbeat_confidence``: how sure the downbeat is (0–1; 1 when it was given).
     ``downbeat_rule``: how it was found: ``"given"``, ``"start"`` (the file's first sample),
     ``"lead-in"`` (the first attack after silence) or ``"pickup"`` (the first kick after a pickup).
-    ``whole_bars``: the tempo was set to the one at which the audio from its downbeat (the file's
-    first sample, or a given one) holds exactly a whole number of bars, the fit agreeing within
-    :data:`WHOLE_BARS_TOLERANCE`.
+    ``whole_bars``: the tempo was set to the one at which the audio from its downbeat (after a
+    lead-in, or from its first sample, whichever the fit is nearer) holds exactly a whole number of
+    bars, the fit agreeing within :data:`WHOLE_BARS_TOLERANCE`.
     """
 
     bpm: float
@@ -544,13 +544,21 @@ def estimate_tempo(
     else:
         downbeat, downbeat_confidence, rule = _downbeat(curves, duration_s, period_s, phase_s, beats_per_bar, counts)
     whole_bars = False
-    if not snapped and rule in ("start", "given"):
+    if not snapped and rule != "pickup":
         # a loop that starts on its downbeat and holds whole bars within the tolerance holds them
-        # exactly: its length is known to the sample, a fit over a few swung beats is not
-        held = (duration_s - downbeat) / period_s
-        count = float(counts[np.argmin(np.abs(np.log(held / counts)))])
-        if abs(math.log(held / count)) <= WHOLE_BARS_TOLERANCE:
-            period_s, whole_bars = (duration_s - downbeat) / count, True
+        # exactly: its length is known to the sample, a fit over a few swung beats is not. After a
+        # lead-in, the file's end may be trimmed as its start was, or not: of the lengths from the
+        # downbeat and from the first sample, the one whose whole bars come nearest the fit
+        spans = [duration_s - downbeat] if rule != "lead-in" else [duration_s - downbeat, duration_s]
+        best: tuple[float, float] | None = None
+        for span in spans:
+            held = span / period_s
+            count = float(counts[np.argmin(np.abs(np.log(held / counts)))])
+            distance = abs(math.log(held / count))
+            if distance <= WHOLE_BARS_TOLERANCE and (best is None or distance < best[0]):
+                best = (distance, span / count)
+        if best is not None:
+            period_s, whole_bars = best[1], True
             bpm = 60.0 / period_s
     return TempoEstimate(
         bpm=float(np.clip(bpm, 20.0, 999.0)),
