@@ -298,9 +298,14 @@ def _first_sound_s(data: np.ndarray, sample_rate: int) -> float:
     return float(above[0]) / sample_rate if len(above) else 0.0
 
 
-def _curves(analysed: np.ndarray, sample_rate: int) -> _Curves:
+def _curves(analysed: np.ndarray, sample_rate: int, transients: bool = True) -> _Curves:
+    """The onset curves; without ``transients`` the 1 ms transient curve is left empty (it is the
+    costlier one, and a known tempo's downbeat needs it only after a pickup)."""
     flux, low_flux, flux_hop = onsets.spectral_flux(analysed, sample_rate, DOWNBEAT_LOW_HZ)
-    energy, energy_hop = onsets.transient_flux(analysed, sample_rate)
+    if transients:
+        energy, energy_hop = onsets.transient_flux(analysed, sample_rate)
+    else:
+        energy, energy_hop = np.zeros(0), max(1, int(round(sample_rate / onsets.TRANSIENT_FRAME_RATE_HZ)))
     flux_rate, energy_rate = sample_rate / flux_hop, sample_rate / energy_hop
     return _Curves(
         flux=flux,
@@ -416,13 +421,20 @@ def find_downbeat(
         raise RequestError("tempo_bpm", tempo_bpm, "a tempo above 0 and up to 999 BPM")
     duration_s = data.shape[1] / sample_rate
     analysed = data[:, : int(ANALYSIS_MAX_S * sample_rate)]
-    curves = _curves(analysed, sample_rate)
+    curves = _curves(analysed, sample_rate, transients=False)
     if not np.any(curves.flux > 0):
         return 0.0, 0.0, "start"
     period_s = 60.0 / float(tempo_bpm)
+    counts = _beat_counts(beats_per_bar, None)
+    found = _downbeat(curves, duration_s, period_s, None, beats_per_bar, counts)
+    opening_low = _peak_after(curves.low_flux, curves.flux_rate, found[0] if found[2] == "lead-in" else 0.0)
+    if found[2] != "pickup" and not opening_low < PICKUP_LOW_RATIO * curves.strong_low:
+        return found
+    # maybe a pickup: its kick is looked for on the beat grid the transients give
+    curves = _curves(analysed, sample_rate)
     fitted = _fit_grid(curves.energy, period_s * curves.energy_rate, len(curves.energy))
     phase_s = None if fitted is None else fitted[0] / curves.energy_rate
-    return _downbeat(curves, duration_s, period_s, phase_s, beats_per_bar, _beat_counts(beats_per_bar, None))
+    return _downbeat(curves, duration_s, period_s, phase_s, beats_per_bar, counts)
 
 
 def estimate_tempo(
