@@ -10,8 +10,10 @@ cd "$(dirname "$0")/.."
 # oscsend/oscdump are an independent OSC peer; PortAudio (sounddevice) plays and records; the
 # VST3 plugin's build (JUCE 7 with CMake support, ZeroMQ, the X11/font headers JUCE compiles against)
 # and its editor screenshot (Xvfb). plugin/install-deps.sh lists the plugin's share with reasons.
-# sonic-pi-samples: real recorded loops and one-shots that `loopbridge conform` is tested on.
-APT_PACKAGES=(sndfile-programs liblo-tools libportaudio2 sonic-pi-samples
+# sonic-pi-samples (recorded loops) and hydrogen-drumkits (recorded drum one-shots) are the real
+# recordings the conform stage's tempo, downbeat and timing are tested on (tests/data/real_loops.json),
+# and that `loopbridge conform` fits.
+APT_PACKAGES=(sndfile-programs liblo-tools libportaudio2 sonic-pi-samples hydrogen-drumkits
   cmake g++ pkg-config ccache juce-modules-source libzmq3-dev cppzmq-dev
   libx11-dev libxrandr-dev libxinerama-dev libxcursor-dev libxext-dev libxcomposite-dev
   libfreetype-dev libfontconfig1-dev libpng-dev libjpeg-dev libasound2-dev xvfb)

@@ -45,7 +45,15 @@ from ..request import (
     Render,
 )
 from . import memory, seams
-from .alignment import MIN_SEGMENT_STRENGTH, Retiming, onset_curves, retime
+from .alignment import (
+    MIN_SEGMENT_STRENGTH,
+    PRE_ECHO_BLOCK_S,
+    Retiming,
+    level_blocks,
+    limit_pre_echo,
+    onset_curves,
+    retime,
+)
 from .oneshot import tidy_one_shot
 from .stretcher import (
     DEFAULT_STRETCH,
@@ -55,7 +63,7 @@ from .stretcher import (
     stretch,
     window_flag,
 )
-from .tempo import ANALYSIS_MAX_S, BEATS_HINT_MAX, estimate_tempo
+from .tempo import ANALYSIS_MAX_S, BEATS_HINT_MAX, estimate_tempo, find_downbeat, is_low_confidence
 
 #: longest input accepted (a render is at most DURATION_MAX_S; audio prompts are as long)
 INPUT_MAX_S = 2 * DURATION_MAX_S
@@ -354,35 +362,54 @@ def _bars_to_frames(beats: float, tempo_bpm: float, sample_rate: int) -> int:
 def _source_tempo(
     data: np.ndarray, sample_rate: int, spec: ConformSpec, source: SourceInfo
 ) -> tuple[float, float, dict[str, Any]]:
-    """Source tempo (BPM) and downbeat (s), with what was done to find them."""
+    """Source tempo (BPM) and downbeat (s), with what was done to find them and how sure it is
+    (``tempo_confidence``, ``downbeat_confidence``, ``low_confidence``: either under
+    :data:`~.tempo.LOW_CONFIDENCE`)."""
     if source.tempo_bpm is not None:
-        downbeat_s = source.downbeat_s or 0.0
-        return float(source.tempo_bpm), downbeat_s, {"estimated": False, "tempo_confidence": 1.0}
-    estimate = estimate_tempo(data, sample_rate, source.beats, beats_per_bar=spec.beats_per_bar)
+        if source.downbeat_s is not None:
+            downbeat_s, downbeat_confidence, rule = float(source.downbeat_s), 1.0, "given"
+        else:
+            # the tempo is known, the downbeat not: the file's start, unless a lead-in precedes it
+            downbeat_s, downbeat_confidence, rule = find_downbeat(
+                data, sample_rate, float(source.tempo_bpm), beats_per_bar=spec.beats_per_bar
+            )
+        return float(source.tempo_bpm), downbeat_s, {
+            "estimated": False,
+            "tempo_confidence": 1.0,
+            "downbeat_confidence": round(downbeat_confidence, 3),
+            "downbeat_rule": rule,
+            "low_confidence": is_low_confidence(1.0, downbeat_confidence),
+        }
+    estimate = estimate_tempo(
+        data, sample_rate, source.beats, beats_per_bar=spec.beats_per_bar, downbeat_s=_inside(source.downbeat_s, data,
+                                                                                           sample_rate)
+    )
     info: dict[str, Any] = {
         "estimated": True,
-        "tempo_confidence": estimate.confidence,
+        "tempo_confidence": round(estimate.tempo_confidence, 3),
+        "pulse_strength": round(estimate.confidence, 3),
+        "downbeat_confidence": round(estimate.downbeat_confidence, 3),
+        "downbeat_rule": estimate.downbeat_rule,
+        "low_confidence": estimate.low_confidence,
         "estimated_tempo_bpm": estimate.bpm,
         "tempo_snapped": estimate.snapped,
+        "tempo_whole_bars": estimate.whole_bars,
     }
-    downbeat_s = source.downbeat_s if source.downbeat_s is not None else estimate.downbeat_s
+    downbeat_s = estimate.downbeat_s
     if estimate.confidence < MIN_TEMPO_CONFIDENCE:
         # no pulse to follow: take the render as made for the tempo it was asked for
         tempo = estimate.hinted_bpm if estimate.hinted_bpm is not None else float(spec.tempo_bpm)
         info["no_pulse"] = True
+        info["low_confidence"] = True
         return float(np.clip(tempo, TEMPO_MIN_BPM, TEMPO_MAX_BPM)), 0.0, info
-    tempo = estimate.bpm
-    if source.beats is None:
-        # without a prior, double and half tempo are equally plausible: take the one nearest the song
-        folded = tempo
-        while folded / spec.tempo_bpm > math.sqrt(2) and folded / 2 >= TEMPO_MIN_BPM:
-            folded /= 2
-        while spec.tempo_bpm / folded > math.sqrt(2) and folded * 2 <= TEMPO_MAX_BPM:
-            folded *= 2
-        if folded != tempo:
-            info["tempo_folded_from"] = tempo
-        tempo = folded
-    return tempo, downbeat_s, info
+    return float(np.clip(estimate.bpm, TEMPO_MIN_BPM, TEMPO_MAX_BPM)), downbeat_s, info
+
+
+def _inside(downbeat_s: float | None, data: np.ndarray, sample_rate: int) -> float | None:
+    """A given downbeat, when it falls inside the audio (one past its end is no downbeat of it)."""
+    if downbeat_s is None or downbeat_s >= data.shape[1] / sample_rate:
+        return None
+    return float(downbeat_s)
 
 
 class _Stopwatch:
@@ -609,6 +636,8 @@ def _conform_loop(
         info["transient_mode"] = options.transient_mode
         if options.align:
             expected, actual, hop = onset_curves(extended, stretched, rate, factor)
+            level_block = max(1, int(round(PRE_ECHO_BLOCK_S * rate)))
+            source_levels = level_blocks(extended, level_block)
             del extended
 
             def place(fallback: float | None) -> tuple[np.ndarray, Retiming]:
@@ -635,6 +664,9 @@ def _conform_loop(
             info["alignment_strength"] = round(placed.strength, 3)
             info["alignment_offset_ms"] = round(1000.0 * placed.global_lag / rate, 3)
             info["alignment_lags_ms"] = [round(1000.0 * lag / rate, 3) for lag in placed.lags]
+            info["pre_echo_limited"] = round(
+                limit_pre_echo(stream, source_levels, level_block, loop_start=roll_out, factor=factor,
+                               pre_frames=seam_fade), 4)
             watch.lap("align")
             del stretched
             loop = seams.cut_loop(stream, seam_fade, out_frames, seam_fade)

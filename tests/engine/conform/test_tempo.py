@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from loopbridge.engine import RequestError
 from loopbridge.engine.conform import estimate_tempo
+from loopbridge.engine.conform.tempo import find_downbeat
 
 from .signals import click_track, drum_pattern
 
@@ -103,3 +104,25 @@ def test_bad_input_names_the_value(audio: np.ndarray, rate: int, hint: float | N
     with pytest.raises(RequestError) as caught:
         estimate_tempo(audio, rate, hint)
     assert caught.value.field == field
+
+
+def test_a_known_tempo_takes_the_start_or_finds_the_downbeat_after_a_lead_in() -> None:
+    loop = drum_pattern(RATE, 120.0, 4)
+    assert find_downbeat(loop, RATE, 120.0) == (0.0, 1.0, "start")
+    # silence first: the downbeat is where the first attack starts
+    late = np.concatenate([np.zeros((2, int(0.03 * RATE)), np.float32), loop], axis=1)
+    downbeat_s, _, rule = find_downbeat(late, RATE, 120.0)
+    assert rule == "lead-in" and downbeat_s == pytest.approx(0.03, abs=0.001)
+    # a beat of snare before the bar: the kick on the next beat
+    downbeat_s, confidence, rule = find_downbeat(np.roll(loop, RATE // 2, axis=1), RATE, 120.0)
+    assert rule == "pickup" and downbeat_s == pytest.approx(0.5, abs=0.003) and confidence > 0.5
+
+
+def test_a_given_downbeat_is_kept_and_whole_bars_counted_from_it() -> None:
+    loop = np.concatenate([np.zeros((2, RATE // 4), np.float32), drum_pattern(RATE, 100.0, 4)], axis=1)
+    estimate = estimate_tempo(loop, RATE, downbeat_s=0.25)
+    assert estimate.downbeat_s == 0.25 and estimate.downbeat_rule == "given" and estimate.downbeat_confidence == 1.0
+    assert estimate.bpm == pytest.approx(100.0, rel=1e-6) and estimate.whole_bars
+    with pytest.raises(RequestError) as caught:
+        estimate_tempo(loop, RATE, downbeat_s=60.0)
+    assert caught.value.field == "downbeat_s"

@@ -1,0 +1,126 @@
+"""Real-loop benchmark: the conform stage's estimated path on recorded loops, against the truth written
+down by hand in ``tests/data/real_loops.json`` (Debian's sonic-pi-samples; scripts/test.sh installs them).
+
+Prints, over the set in one run:
+
+1. Tempo right (within 1 %, so no octave or 2:3 reading; target: at least 95 % of loops) and downbeat
+   right (within 5 ms; target 95 %), without a prior (a user's file) and with the beats a render was
+   asked for; with each loop's tempo confidence and whether it was reported low.
+2. Where the hits land against the song's grid after conforming each loop to three tempi (-15 %,
+   +10 %, +30 % of its own), measured by librosa's onset detector (not the engine's): the median
+   offset (target within ±5 ms) and the 95th percentile of the offsets' size (target at most
+   10 ms), on the estimated path and, side by side, on the known path (tempo and downbeat given).
+3. The detector's own error on hits placed to the sample (a pattern played from hydrogen-drumkits
+   one-shots), its constant delay removed.
+4. Conform time as a ratio of the loop's duration for a 4-bar stereo 44.1 kHz loop (loop_amen_full,
+   140 BPM, to 128 BPM at 48 kHz), estimated and known (target: at most 0.05x), best of ``--repeats``.
+
+    python bench/bench_real_loops.py [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from loopbridge.engine import ConformSpec, Kind
+from loopbridge.engine.conform import SourceInfo, conform_audio, estimate_tempo
+
+from tests.engine.conform.real_audio import (
+    TEMPO_RATIOS,
+    detector_error_ms,
+    grid_offsets,
+    real_loops,
+    real_loops_available,
+)
+
+TEMPO_TOLERANCE = 0.01
+DOWNBEAT_TOLERANCE_S = 0.005
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    if not real_loops_available():
+        sys.exit("Debian's sonic-pi-samples are not installed (apt-get install sonic-pi-samples hydrogen-drumkits)")
+    # librosa warns about empty mel filters at small FFT sizes; the detector's settings are deliberate
+    warnings.filterwarnings("ignore", category=UserWarning)
+    load = os.getloadavg()
+    print(f"machine: {os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    loops = real_loops()
+
+    print("\n1. tempo and downbeat (truth: tests/data/real_loops.json)")
+    print(f"   {'loop':16s} {'true BPM':>9s} {'no prior':>9s} {'beats':>9s} {'downbeat':>9s} {'found':>9s}"
+          f" {'rule':>8s} {'tempo conf':>10s} {'low':>5s}")
+    right = {"tempo": 0, "downbeat": 0, "tempo_hinted": 0, "downbeat_hinted": 0}
+    for loop in loops:
+        free = estimate_tempo(loop.audio, loop.sample_rate)
+        hinted = estimate_tempo(loop.audio, loop.sample_rate, loop.beats)
+        right["tempo"] += abs(free.bpm / loop.tempo_bpm - 1) <= TEMPO_TOLERANCE
+        right["downbeat"] += abs(free.downbeat_s - loop.downbeat_s) <= DOWNBEAT_TOLERANCE_S
+        right["tempo_hinted"] += abs(hinted.bpm / loop.tempo_bpm - 1) <= TEMPO_TOLERANCE
+        right["downbeat_hinted"] += abs(hinted.downbeat_s - loop.downbeat_s) <= DOWNBEAT_TOLERANCE_S
+        print(f"   {loop.name:16s} {loop.tempo_bpm:9.2f} {free.bpm:9.2f} {hinted.bpm:9.2f}"
+              f" {1000 * loop.downbeat_s:7.1f}ms {1000 * free.downbeat_s:7.1f}ms {free.downbeat_rule:>8s}"
+              f" {free.tempo_confidence:10.2f} {free.low_confidence!s:>5s}")
+    count = len(loops)
+    print(f"   tempo right: {right['tempo']}/{count} ({100 * right['tempo'] / count:.0f} %) without a prior, "
+          f"{right['tempo_hinted']}/{count} with the beats asked for (target >= 95 %)")
+    print(f"   downbeat right: {right['downbeat']}/{count} ({100 * right['downbeat'] / count:.0f} %) without a prior, "
+          f"{right['downbeat_hinted']}/{count} with the beats asked for (target >= 95 %)")
+
+    print("\n2. hits against the song's grid (librosa's onsets), conformed to -15 %, +10 %, +30 %")
+    pooled: dict[str, list[np.ndarray]] = {"estimated": [], "known": []}
+    missed = {"estimated": 0, "known": 0}
+    print(f"   {'loop':16s} {'ratio':>6s} {'est median':>11s} {'est p95':>8s} {'known median':>13s} {'known p95':>10s}")
+    for loop in loops:
+        for ratio in TEMPO_RATIOS:
+            target = round(loop.tempo_bpm * ratio, 2)
+            spec = ConformSpec(tempo_bpm=target, bars=loop.beats / 4, sample_rate=loop.sample_rate)
+            row = []
+            for path, source in (("estimated", SourceInfo()),
+                                 ("known", SourceInfo(tempo_bpm=loop.tempo_bpm, downbeat_s=loop.downbeat_s))):
+                conformed = conform_audio(loop.audio, loop.sample_rate, Kind.LOOP, spec, source)
+                offsets = grid_offsets(loop.audio, loop.sample_rate, loop.tempo_bpm, loop.beats, loop.downbeat_s,
+                                       conformed.audio, conformed.sample_rate, target)
+                pooled[path].append(offsets.offsets_ms)
+                missed[path] += offsets.missed
+                row.append(f"{offsets.median_ms:+9.2f}ms {offsets.p95_ms:6.2f}ms")
+            print(f"   {loop.name:16s} {ratio:6.2f} {row[0]:>21s} {row[1]:>25s}")
+    for path in ("estimated", "known"):
+        values = np.concatenate(pooled[path])
+        print(f"   {path:9s} path, {len(values)} hits ({missed[path]} not found within 30 ms): "
+              f"median {np.median(values):+.2f} ms (target within ±5), "
+              f"p95 {np.percentile(np.abs(values), 95):.2f} ms (target <= 10)")
+
+    print("\n3. the detector's own error on hits placed to the sample (hydrogen-drumkits, 92/124/168 BPM)")
+    errors = np.abs(detector_error_ms())
+    print(f"   {len(errors)} hits: median {np.median(errors):.2f} ms, p95 {np.percentile(errors, 95):.2f} ms, "
+          f"max {errors.max():.2f} ms")
+
+    print("\n4. conform time, 4-bar stereo 44.1 kHz loop (loop_amen_full, 140 -> 128 BPM at 48 kHz)")
+    amen = next(loop for loop in loops if loop.name == "loop_amen_full")
+    duration_s = amen.audio.shape[1] / amen.sample_rate
+    spec = ConformSpec(tempo_bpm=128.0, bars=4, sample_rate=48000)
+    best = {"estimated": float("inf"), "known": float("inf")}
+    for _ in range(args.repeats):
+        for path, source in (("estimated", SourceInfo()), ("known", SourceInfo(tempo_bpm=amen.tempo_bpm))):
+            start = time.perf_counter()
+            conform_audio(amen.audio, amen.sample_rate, Kind.LOOP, spec, source)
+            best[path] = min(best[path], time.perf_counter() - start)
+    for path, seconds in best.items():
+        print(f"   {path:9s}: {seconds * 1000:7.1f} ms = {seconds / duration_s:.4f}x the loop's "
+              f"{duration_s:.2f} s (target <= 0.05x)")
+
+
+if __name__ == "__main__":
+    main()
