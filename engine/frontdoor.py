@@ -75,8 +75,9 @@ class Order:
     Either ``request`` (what to make; the host's facts are applied to it) or ``render_key`` (a stored
     render, or a unique prefix of 6+ hex digits, fitted again: recall, a tempo change; no model
     runs). ``host`` is what the host says about the song; ``conform_bars`` (bars of the host's
-    meter) makes the conformed file a different length from the render; ``pitch_semitones`` and
-    ``root_note`` are the user's. ``variations`` of a request are rendered as one batch.
+    meter) makes the conformed file a different length from the render; ``pitch_semitones``,
+    ``root_note`` and ``loudness_lufs`` (loops and textures; None: the engine's default) are the
+    user's. ``variations`` of a request are rendered as one batch.
     ``prerender``: queue the neighbours afterwards (interactive orders only).
     """
 
@@ -86,6 +87,7 @@ class Order:
     conform_bars: float | None = None
     pitch_semitones: float = 0.0
     root_note: int | None = None
+    loudness_lufs: float | None = None
     variations: int = 1
     priority: Priority = Priority.INTERACTIVE
     prerender: bool = True
@@ -350,13 +352,15 @@ class FrontDoor:
             if entry is None:
                 raise NotFoundError(f"render_key={order.render_key!r} is not accepted: no stored render has that key")
             key, request, info = entry
-            spec = conform_spec(request, spec_host, pitch_semitones=order.pitch_semitones, root_note=order.root_note)
+            spec = conform_spec(request, spec_host, pitch_semitones=order.pitch_semitones, root_note=order.root_note,
+                                loudness_lufs=order.loudness_lufs)
             return [(str(info.get("part", "")), request)], [key], spec, spec_host.notes, [info]
         assert order.request is not None  # Order checks that one of the two is given
         fields = host.request_fields()
         request = order.request.replace(**fields) if fields else order.request
         plan = self._engine.plan(request, order.variations)
-        spec = conform_spec(request, spec_host, pitch_semitones=order.pitch_semitones, root_note=order.root_note)
+        spec = conform_spec(request, spec_host, pitch_semitones=order.pitch_semitones, root_note=order.root_note,
+                            loudness_lufs=order.loudness_lufs)
         return plan, [self._engine.render_key(r) for _, r in plan], spec, spec_host.notes, [{} for _ in plan]
 
     def _check_memory(self, plan: Sequence[tuple[str, GenerateRequest]], infos: Sequence[dict[str, Any]],

@@ -11,6 +11,8 @@ Loops and textures
        the peaks of the 4x oversampled signal (BS.1770 Annex 2), read around the loop's wrap, so
        the gain at the seam is the same on both sides of it; the length is never changed. When
        limiting took the loudness down, the gain is raised and the loop limited again (twice at most).
+       The limiter never takes more than :data:`MAX_LIMIT_DB` off the loudest peak: material that
+       would need more (sparse hits) stays quieter than the target, its transients intact.
 One-shots
     Brought to the true-peak ceiling (a static gain, no limiter: a drum hit keeps its attack). A
     hi-hat and a kick at one loudness would make the hat stand out; sample packs peak-normalize
@@ -57,6 +59,9 @@ BLOCK_FRAMES = 1 << 16
 LIMITER_RAMP_S = 0.005
 #: the most gain loudness normalization applies (a near-silent render is not raised into noise)
 MAX_GAIN_DB = 40.0
+#: the deepest the limiter may cut a peak to reach the loudness target: sparse hits (a click, a
+#: lone snare) stay short of the target rather than be flattened; sample-pack loops are limited lightly
+MAX_LIMIT_DB = 6.0
 #: limiting again when the loudness fell this far under the target
 RETARGET_LU = 0.1
 #: BS.1770 gating: block length, step, absolute gate, relative gate
@@ -191,29 +196,34 @@ def integrated_loudness(audio: np.ndarray, sample_rate: int, circular: bool = Fa
     return -0.691 + 10.0 * math.log10(float(weighted[kept].mean()))
 
 
-def _hann(width: int) -> np.ndarray:
-    window = np.hanning(2 * width + 3)[1:-1]
-    return window / window.sum()
+def _moving_mean(values: np.ndarray, half: int) -> np.ndarray:
+    """The mean of ``values`` over ``2 * half + 1`` frames around each, where the window fits
+    (``len(values) - 2 * half`` values), from a running sum in float64."""
+    sums = np.concatenate([[0.0], np.cumsum(values, dtype=np.float64)])
+    return (sums[2 * half + 1 :] - sums[: len(sums) - 2 * half - 1]) / (2 * half + 1)
 
 
-def limit(audio: np.ndarray, sample_rate: int, ceiling: float, circular: bool) -> float:
+def limit(audio: np.ndarray, sample_rate: int, ceiling: float, circular: bool,
+          peaks: np.ndarray | None = None) -> float:
     """Limit float32 ``[channels, frames]`` audio in place so its true peak stays under ``ceiling``
     (linear), one gain for all channels; returns the deepest gain reduction in dB (0 when none).
+    ``peaks``: the audio's :func:`frame_peaks` when they are known already.
 
     The gain each frame needs is taken as the least over ``±ramp`` frames around it, then smoothed
-    with a Hann window of the same reach, so it is never above what any frame needs and it moves
-    over :data:`LIMITER_RAMP_S`. A loop's gain is worked out around its wrap.
+    with a triangular window of the same reach (two moving means), so it is never above what any
+    frame needs and it moves over :data:`LIMITER_RAMP_S`. A loop's gain is worked out around its wrap.
     """
     frames = audio.shape[1]
-    peaks = frame_peaks(audio, circular)
+    if peaks is None:
+        peaks = frame_peaks(audio, circular)
     need = np.ones(frames, dtype=np.float32)
     over = peaks > ceiling
     if not over.any():
         return 0.0
     need[over] = ceiling / peaks[over]
     del peaks, over
-    ramp = max(1, int(round(LIMITER_RAMP_S * sample_rate)))
-    kernel = _hann(ramp)
+    half = max(1, int(round(LIMITER_RAMP_S * sample_rate / 2)))
+    ramp = 2 * half
     deepest = 1.0
     pad = 2 * ramp
     for first in range(0, frames, BLOCK_FRAMES):
@@ -226,7 +236,8 @@ def limit(audio: np.ndarray, sample_rate: int, ceiling: float, circular: bool) -
             inside = (index >= 0) & (index < frames)
             segment[inside] = need[index[inside]]
         held = minimum_filter1d(segment, 2 * ramp + 1, mode="nearest")
-        gain = np.convolve(held.astype(np.float64), kernel, mode="valid")[ramp : ramp + last - first]
+        # frames first - ramp .. last + ramp of `held` are exact; their smoothing gives first .. last
+        gain = _moving_mean(_moving_mean(held[ramp : len(held) - ramp], half), half)
         deepest = min(deepest, float(gain.min()))
         audio[:, first:last] *= gain.astype(np.float32)
     return -_db(deepest)
@@ -257,33 +268,44 @@ def level_audio(audio: np.ndarray, sample_rate: int, kind: Kind, loudness_lufs: 
         peak = true_peak(audio, wrap)
         gain = ceiling / peak if peak > 0 else 1.0
         audio *= np.float32(gain)
-        return audio, LevelReport((0.0,) * audio.shape[0], None, None, _db(gain), 0.0,
-                                  _db(true_peak(audio, wrap)))
+        return audio, LevelReport((0.0,) * audio.shape[0], None, None, _db(gain), 0.0, _db(peak * gain))
     dc = _remove_dc(audio)
+    peaks = frame_peaks(audio, wrap)
     measurable = wrap or audio.shape[1] >= GATE_BLOCK_S * sample_rate
     before = integrated_loudness(audio, sample_rate, wrap) if measurable else -math.inf
     total_db = 0.0
-    deepest_db = 0.0
-    after: float | None = before if math.isfinite(before) else None
+    most_db = 0.0
     if math.isfinite(before):
-        total_db = min(MAX_GAIN_DB, loudness_lufs - before)
+        # the most gain that leaves the limiter at most MAX_LIMIT_DB to take off the loudest peak
+        most_db = min(MAX_GAIN_DB, MAX_LIMIT_DB + _db(ceiling / float(peaks.max())))
+        total_db = min(most_db, loudness_lufs - before)
         audio *= np.float32(10 ** (total_db / 20))
-        for attempt in range(3):
-            deepest_db = max(deepest_db, limit(audio, sample_rate, ceiling, wrap))
-            after = integrated_loudness(audio, sample_rate, wrap)
-            short = loudness_lufs - after
-            if attempt == 2 or short <= RETARGET_LU or total_db + short > MAX_GAIN_DB or not math.isfinite(after):
-                break
-            audio *= np.float32(10 ** (short / 20))
-            total_db += short
-    else:
-        deepest_db = limit(audio, sample_rate, ceiling, wrap)
-    peak = true_peak(audio, wrap)
+        peaks *= np.float32(10 ** (total_db / 20))
+    deepest_db = 0.0
+    after = before + total_db  # a static gain moves the loudness by as much
+    known: np.ndarray | None = peaks  # the frame peaks while they are those of the audio as it is
+    for attempt in range(3):
+        reduction_db = limit(audio, sample_rate, ceiling, wrap, known)
+        if not reduction_db:
+            break
+        deepest_db = max(deepest_db, reduction_db)
+        known = None
+        if not math.isfinite(before):
+            break
+        after = integrated_loudness(audio, sample_rate, wrap)
+        short = min(loudness_lufs - after, most_db - total_db)
+        if attempt == 2 or short <= RETARGET_LU:
+            break
+        audio *= np.float32(10 ** (short / 20))
+        total_db += short
+        known = frame_peaks(audio, wrap)
+    peak = float(known.max()) if known is not None else true_peak(audio, wrap)
     if peak > ceiling:
-        # the gain moved a little between frames: what is left over goes with a static gain
+        # the limiter's gain moved a little between frames: what is left over goes with a static gain
         audio *= np.float32(ceiling / peak)
         total_db += _db(ceiling / peak)
-        peak = true_peak(audio, wrap)
-        if after is not None:
-            after = integrated_loudness(audio, sample_rate, wrap)
-    return audio, LevelReport(dc, before if math.isfinite(before) else None, after, total_db, deepest_db, _db(peak))
+        after += _db(ceiling / peak)
+        peak = ceiling
+    finite = math.isfinite(before)
+    return audio, LevelReport(dc, before if finite else None, after if finite else None, total_db, deepest_db,
+                              _db(peak))
