@@ -94,6 +94,14 @@ class Kind(StrEnum):
         raise RequestError("kind", value, "one of: " + ", ".join(k.value for k in cls))
 
 
+def check_loudness(value: object, name: str = "loudness_lufs") -> None:
+    """Raise :class:`RequestError` unless ``value`` is an integrated loudness in :data:`LOUDNESS_RANGE_LUFS`."""
+    low, high = LOUDNESS_RANGE_LUFS
+    if (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
+            or not low <= value <= high):
+        raise RequestError(name, value, f"an integrated loudness from {low:g} to {high:g} LUFS")
+
+
 def check_range(name: str, value: float, low: float, high: float, unit: str = "") -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise RequestError(name, value, f"a number from {_fmt(low)} to {_fmt(high)}{unit}")
@@ -429,7 +437,7 @@ class ConformSpec:
     def __post_init__(self) -> None:
         check_range("tempo_bpm", self.tempo_bpm, TEMPO_MIN_BPM, TEMPO_MAX_BPM, " BPM")
         check_int("beats_per_bar", self.beats_per_bar, *BEATS_PER_BAR_RANGE)
-        check_range("loudness_lufs", self.loudness_lufs, *LOUDNESS_RANGE_LUFS, " LUFS")
+        check_loudness(self.loudness_lufs)
         if self.bars is not None:
             check_range("bars", self.bars, BARS_MIN, BARS_MAX, " bars")
         check_range("pitch_semitones", self.pitch_semitones, *PITCH_RANGE_SEMITONES, " semitones")

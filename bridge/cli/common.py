@@ -89,7 +89,8 @@ def check_loudness(value: float | None) -> None:
     """``--loudness`` in range (for a command that checks it before it starts an engine)."""
     low, high = LOUDNESS_RANGE_LUFS
     if value is not None and not (math.isfinite(value) and low <= value <= high):
-        raise InputError(f"loudness={value:g} is not accepted: expected {low:g} to {high:g} LUFS")
+        raise InputError(f"loudness={value:g} is not accepted: expected an integrated loudness from {low:g} to "
+                         f"{high:g} LUFS")
 
 
 def add_sample_rate(parser: argparse.ArgumentParser, help_text: str) -> None:

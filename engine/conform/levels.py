@@ -33,7 +33,7 @@ from pyloudnorm.iirfilter import IIRfilter
 from scipy.ndimage import minimum_filter1d
 from scipy.signal import lfilter, lfilter_zi, resample_poly
 
-from ..request import DEFAULT_LOUDNESS_LUFS, LOUDNESS_RANGE_LUFS, Kind, check_range
+from ..request import DEFAULT_LOUDNESS_LUFS, LOUDNESS_RANGE_LUFS, Kind, check_loudness
 
 __all__ = [
     "DEFAULT_LOUDNESS_LUFS",
@@ -263,7 +263,7 @@ def level_audio(audio: np.ndarray, sample_rate: int, kind: Kind, loudness_lufs: 
     counted (``circular`` says otherwise); anything else is brought to the true-peak ceiling.
     Raises :class:`RequestError` for a loudness outside :data:`LOUDNESS_RANGE_LUFS`.
     """
-    check_range("loudness_lufs", loudness_lufs, *LOUDNESS_RANGE_LUFS, " LUFS")
+    check_loudness(loudness_lufs)
     ceiling = 10 ** ((TRUE_PEAK_CEILING_DBTP - TRUE_PEAK_MARGIN_DB) / 20)
     looped = kind in (Kind.LOOP, Kind.TEXTURE)
     wrap = looped if circular is None else circular
