@@ -54,7 +54,7 @@ from .host import HostFacts, conform_spec
 from .models.base import Capabilities, ProgressCallback
 from .models.registry import ModelSpec
 from .prerender import DEFAULT_DEPTH, Prerenderer
-from .request import TEXTURE_PREROLL_S, ConformSpec, GenerateRequest, Kind, Render
+from .request import TEXTURE_PREROLL_S, ConformSpec, GenerateRequest, Kind, Render, check_loudness
 from .scheduler import Job, Priority, Scheduler
 from .store import HistoryEntry, StoredSample
 
@@ -99,6 +99,8 @@ class Order:
             raise RequestError("variations", self.variations, "1 when fitting a stored render again")
         if not isinstance(self.host, HostFacts):
             raise RequestError("host", type(self.host).__name__, "HostFacts")
+        if self.loudness_lufs is not None:
+            check_loudness(self.loudness_lufs)
 
 
 @dataclass(frozen=True)
