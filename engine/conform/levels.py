@@ -313,6 +313,10 @@ def level_audio(audio: np.ndarray, sample_rate: int, kind: Kind, loudness_lufs: 
         audio *= np.float32(10 ** (step / 20))
         total_db += step
         known = frame_peaks(audio, wrap)
+    if limited:
+        # a gain that moves with the signal leaves a little DC of its own on lopsided hits: gone again
+        residual = _remove_dc(audio)
+        dc = tuple(a + b for a, b in zip(dc, residual, strict=True))
     peak = float(known.max()) if known is not None else true_peak(audio, wrap)
     if peak > ceiling:
         # the limiter's gain moved a little between frames: what is left over goes with a static gain
