@@ -5,7 +5,7 @@ session and the command line all speak the protocol's field names (``bridge/prot
 ``REQUEST_FIELDS``, ``HOST_FIELDS``, ``CONFORM_FIELDS``, ``DELIVERY_FIELDS``). :class:`OrderBuilder`
 turns checked fields into a front-door :class:`~loopbridge.engine.frontdoor.Order`: the request
 (what to make), the host's facts (the song: tempo, meter, bars, rate), the user's conform choices
-(pitch, root note) and the delivery options (variations, priority, pre-rendering). The engine
+(pitch, root note, loudness) and the delivery options (variations, priority, pre-rendering). The engine
 draws every musical conclusion from them (``engine/host.py``).
 
 A builder for network clients (``allowed`` given) takes a model by an id that ``models`` lists and
@@ -63,7 +63,8 @@ def priority(fields: Mapping[str, Any]) -> Priority:
 
 
 class OrderBuilder:
-    """Orders from wire fields for one front door. ``default_model`` serves requests that name none.
+    """Orders from wire fields for one front door. ``default_model`` serves requests that name none,
+    ``default_loudness_lufs`` those that name no loudness (None: the engine's default).
 
     ``allowed``: the folders whose files network clients may name, and models by listed id only;
     None for the command line, whose user may name any file and any model folder.
@@ -73,9 +74,11 @@ class OrderBuilder:
     again).
     """
 
-    def __init__(self, door: FrontDoor, default_model: str = "default", *, allowed: AllowedFolders | None) -> None:
+    def __init__(self, door: FrontDoor, default_model: str = "default", *, allowed: AllowedFolders | None,
+                 default_loudness_lufs: float | None = None) -> None:
         self.door = door
         self.default_model = default_model
+        self.default_loudness_lufs = default_loudness_lufs
         self.allowed = allowed
         self._lock = threading.Lock()
         self._last_file: tuple[FileStamp, AudioPrompt] | None = None
@@ -104,6 +107,7 @@ class OrderBuilder:
         if kind is MessageType.CONFORM_FILE:
             return Order(audio=self.user_audio(fields, frames), host=host_facts(fields),
                          pitch_semitones=fields.get("pitch_semitones", 0.0), root_note=fields.get("root_note"),
+                         loudness_lufs=fields.get("loudness_lufs", self.default_loudness_lufs),
                          priority=priority(fields), prerender=False)
         if kind in (MessageType.CONFORM, MessageType.RECALL):
             name = "key" if kind is MessageType.RECALL else "render_key"
@@ -113,7 +117,8 @@ class OrderBuilder:
             if len(key) < 6 or any(c not in "0123456789abcdef" for c in key):
                 raise NotFoundError(f"{name}={key!r} is not accepted: no stored render has that key")
             return Order(render_key=key, host=host_facts(fields), conform_bars=fields.get("conform_bars"),
-                         pitch_semitones=fields.get("pitch_semitones", 0.0), root_note=fields.get("root_note"))
+                         pitch_semitones=fields.get("pitch_semitones", 0.0), root_note=fields.get("root_note"),
+                         loudness_lufs=fields.get("loudness_lufs", self.default_loudness_lufs))
         raise RequestError("type", kind.value, "generate, variation, morph, conform, conform_file or recall")
 
     def _request_order(self, kind: MessageType, fields: Mapping[str, Any],
@@ -128,6 +133,7 @@ class OrderBuilder:
         request = GenerateRequest(**values, audio_prompt=self.audio_prompt(fields, frames))
         return Order(request, host_facts(fields), conform_bars=fields.get("conform_bars"),
                      pitch_semitones=fields.get("pitch_semitones", 0.0), root_note=fields.get("root_note"),
+                     loudness_lufs=fields.get("loudness_lufs", self.default_loudness_lufs),
                      variations=fields.get("variations", 1), priority=priority(fields),
                      prerender=fields.get("prerender", True))
 

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from loopbridge.engine.frontdoor import Order, Sample
 from loopbridge.engine.host import engine_bars
 from loopbridge.engine.prerender import snap_morph
-from loopbridge.engine.request import DEFAULT_SAMPLE_RATE, GenerateRequest, Kind, random_seed
+from loopbridge.engine.request import DEFAULT_LOUDNESS_LUFS, DEFAULT_SAMPLE_RATE, GenerateRequest, Kind, random_seed
 
 from . import protocol as p
 from .osc_routes import Sender
@@ -44,6 +44,7 @@ SESSION_DEFAULTS: dict[str, Any] = {
     "meter_denominator": 4,
     "beats_per_bar": 4,
     "pitch_semitones": 0.0,
+    "loudness_lufs": DEFAULT_LOUDNESS_LUFS,
     "audio_prompt_strength": 0.5,
     "sample_rate": DEFAULT_SAMPLE_RATE,
     "audio_prompt_path": "",
@@ -82,6 +83,8 @@ class Session:
         self.controllers = controllers
         self.params: dict[str, Any] = dict(SESSION_DEFAULTS)
         self.params["model"] = service.default_model
+        if service.orders.default_loudness_lufs is not None:
+            self.params["loudness_lufs"] = service.orders.default_loudness_lufs
         self.base: GenerateRequest | None = None
         self.current: list[Sample] = []
         self.current_paths: list[Path] = []
@@ -170,7 +173,7 @@ class Session:
         kind = Kind.parse(params["kind"])
         fields: dict[str, Any] = {name: params[name] for name in (
             "prompt", "model", "seed", "variation", "tempo_bpm", "meter_numerator", "meter_denominator",
-            "pitch_semitones", "audio_prompt_strength", "sample_rate")}
+            "pitch_semitones", "loudness_lufs", "audio_prompt_strength", "sample_rate")}
         fields["kind"] = kind.value
         if kind in (Kind.LOOP, Kind.TEXTURE):  # one-shots and kits keep their own length
             fields["bars"] = params["bars"]
@@ -186,7 +189,8 @@ class Session:
         """The order ``params`` make (for ``request`` when given: a base moved by a knob). Raises for a
         value out of range."""
         order = self.service.orders.order(MessageType.GENERATE, self.fields(params))
-        return order if request is None else Order(request, order.host, pitch_semitones=order.pitch_semitones)
+        return order if request is None else Order(request, order.host, pitch_semitones=order.pitch_semitones,
+                                                   loudness_lufs=order.loudness_lufs)
 
     def generate(self, sender: Sender) -> None:
         seed = random_seed()
@@ -215,7 +219,8 @@ class Session:
         if len(render_keys) == 1:
             order = self.service.orders.order(MessageType.CONFORM, {
                 "render_key": render_keys[0], **{name: fields[name] for name in (
-                    "tempo_bpm", "meter_numerator", "meter_denominator", "bars", "sample_rate", "pitch_semitones")
+                    "tempo_bpm", "meter_numerator", "meter_denominator", "bars", "sample_rate", "pitch_semitones",
+                    "loudness_lufs")
                     if name in fields}})
             self._run(MessageType.CONFORM, order, sender)
         elif self.base is not None:

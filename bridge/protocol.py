@@ -205,6 +205,7 @@ CONFORM_FIELDS: dict[str, str] = {
     "pitch_semitones": "float",
     "root_note": "int",
     "conform_bars": "float",  # bars of the conformed file when it differs from the render's
+    "loudness_lufs": "float",  # integrated loudness of loops and textures (default -14 LUFS or serve --loudness)
 }
 
 DELIVERY_FIELDS: dict[str, str] = {
@@ -231,7 +232,7 @@ CONFORM_FILE_FIELDS: dict[str, str] = {
     "source_downbeat_s": "float",  # where its first downbeat is, seconds from its start
     "source_bars": "float",  # how many bars it holds (a prior for the tempo estimate)
     "tempo_bpm": "float", "bars": "float", "beats_per_bar": "int", **HOST_FIELDS,
-    "sample_rate": "int", "pitch_semitones": "float", "root_note": "int",
+    "sample_rate": "int", "pitch_semitones": "float", "root_note": "int", "loudness_lufs": "float",
     "audio": "bool", "priority": "str",
 }
 HISTORY_FIELDS: dict[str, str] = {"limit": "int", "offset": "int", "model": "str"}
@@ -524,6 +525,7 @@ SESSION_PARAMS: dict[str, str] = {
     "meter_denominator": "int",
     "beats_per_bar": "int",  # sets the meter to beats_per_bar/4; reads back the engine's bar in quarter notes
     "pitch_semitones": "float",
+    "loudness_lufs": "float",  # integrated loudness of loops and textures (LUFS)
     "audio_prompt_strength": "float",  # 0–1
     "sample_rate": "int",
     "audio_prompt_path": "str",  # a file in a folder the engine allows (its inbox...) to vary ("" for none)
@@ -543,8 +545,8 @@ SESSION_ALIASES: dict[str, str] = {
 #: session parameters that, when set, serve the matching sample at once (from the store when pre-rendered)
 SESSION_SELECTING_PARAMS = frozenset({"variation", "morph_amount"})
 #: session parameters that, when set, re-conform the current sample (no model run)
-SESSION_CONFORMING_PARAMS = frozenset({"tempo_bpm", "pitch_semitones", "sample_rate", "meter_numerator",
-                                       "meter_denominator", "beats_per_bar"})
+SESSION_CONFORMING_PARAMS = frozenset({"tempo_bpm", "pitch_semitones", "loudness_lufs", "sample_rate",
+                                       "meter_numerator", "meter_denominator", "beats_per_bar"})
 
 OSC_ADDRESSES: tuple[OscAddress, ...] = (
     OscAddress(f"{OSC_ROOT}/engine/ping", (("token", "str?"),), f"{OSC_ROOT}/engine/pong", "round trip"),

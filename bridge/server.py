@@ -58,6 +58,8 @@ class ServeOptions:
     load_options: LoadOptions | None = None
     #: folders whose files clients may name by path, besides the store and the inbox (``--allow-path``)
     allow_paths: tuple[Path, ...] = ()
+    #: integrated loudness of loops and textures for requests that name none (``--loudness``; None: -14 LUFS)
+    loudness_lufs: float | None = None
 
 
 def serve(options: ServeOptions, stop: threading.Event | None = None,
@@ -110,7 +112,7 @@ def serve(options: ServeOptions, stop: threading.Event | None = None,
                      prerender_depth=options.prerender, conform_memory_bytes=conform_memory)
     ids = [spec.id for spec in door.models()]
     service = Service(door, default_model=default_model, export_dir=options.export_dir,
-                      allowed_paths=options.allow_paths)
+                      allowed_paths=options.allow_paths, default_loudness_lufs=options.loudness_lufs)
     log.info("clients may name files inside: %s", ", ".join(str(folder) for folder in service.allowed.folders))
     _warm(service, default_model, ids, explicit=options.model is not None)
     service.start()

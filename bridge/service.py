@@ -53,7 +53,8 @@ def engine_version() -> str:
 class Service:
     """The front door behind the protocol's operations.
 
-    ``default_model`` is used when a request names none. ``export_dir`` is where files handed out
+    ``default_model`` is used when a request names none, ``default_loudness_lufs`` when it names no
+    loudness (None: the engine's default). ``export_dir`` is where files handed out
     as paths (OSC) are linked under their readable names (default ``<store>/../exports``). Clients
     may name files by path only inside the store, the inbox (``inbox``, default ``<store>/../inbox``,
     made here) and ``allowed_paths`` (:mod:`.paths`), and models only by the ids ``models`` lists.
@@ -61,7 +62,7 @@ class Service:
 
     def __init__(self, door: FrontDoor, *, default_model: str = "default",
                  export_dir: str | Path | None = None, inbox: str | Path | None = None,
-                 allowed_paths: Iterable[str | Path] = ()) -> None:
+                 allowed_paths: Iterable[str | Path] = (), default_loudness_lufs: float | None = None) -> None:
         self.door = door
         self.default_model = default_model
         self.export_dir = Path(export_dir) if export_dir is not None else door.store_root.parent / "exports"
@@ -69,7 +70,8 @@ class Service:
         inbox.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.inbox = inbox.resolve()  # as the front ends on this machine write to it
         self.allowed = AllowedFolders([door.store_root, self.inbox, *allowed_paths])
-        self.orders = OrderBuilder(door, default_model, allowed=self.allowed)
+        self.orders = OrderBuilder(door, default_model, allowed=self.allowed,
+                                   default_loudness_lufs=default_loudness_lufs)
         self._listeners: list[Listener] = []
         self._listeners_lock = threading.Lock()
         self._state_lock = threading.Lock()

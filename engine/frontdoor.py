@@ -54,7 +54,7 @@ from .host import HostFacts, conform_spec
 from .models.base import Capabilities, ProgressCallback
 from .models.registry import ModelSpec
 from .prerender import DEFAULT_DEPTH, Prerenderer
-from .request import TEXTURE_PREROLL_S, ConformSpec, GenerateRequest, Kind, Render
+from .request import TEXTURE_PREROLL_S, ConformSpec, GenerateRequest, Kind, Render, check_loudness
 from .scheduler import Job, Priority, Scheduler
 from .store import HistoryEntry, StoredSample
 from .user_audio import UserAudio, is_user_render
@@ -79,7 +79,9 @@ class Order:
     runs) and ``audio`` (a user's own file to fit to the song, stored as a render of its own:
     :mod:`.user_audio`; no model runs). ``host`` is what the host says about the song;
     ``conform_bars`` (bars of the host's meter) makes the conformed file a different length from the
-    render; ``pitch_semitones`` and ``root_note`` are the user's. ``variations`` of a request are
+    render; ``pitch_semitones``,
+    ``root_note`` and ``loudness_lufs`` (loops and textures; None: the engine's default) are the
+    user's. ``variations`` of a request are
     rendered as one batch.
     ``prerender``: queue the neighbours afterwards (interactive orders only).
     """
@@ -91,6 +93,7 @@ class Order:
     conform_bars: float | None = None
     pitch_semitones: float = 0.0
     root_note: int | None = None
+    loudness_lufs: float | None = None
     variations: int = 1
     priority: Priority = Priority.INTERACTIVE
     prerender: bool = True
@@ -105,6 +108,8 @@ class Order:
             raise RequestError("audio", type(self.audio).__name__, "UserAudio")
         if not isinstance(self.host, HostFacts):
             raise RequestError("host", type(self.host).__name__, "HostFacts")
+        if self.loudness_lufs is not None:
+            check_loudness(self.loudness_lufs)
 
 
 @dataclass(frozen=True)
@@ -362,20 +367,23 @@ class FrontDoor:
             if entry is None:
                 raise NotFoundError(f"render_key={order.render_key!r} is not accepted: no stored render has that key")
             key, request, info = entry
-            spec = conform_spec(request, spec_host, pitch_semitones=order.pitch_semitones, root_note=order.root_note)
+            spec = conform_spec(request, spec_host, pitch_semitones=order.pitch_semitones, root_note=order.root_note,
+                                loudness_lufs=order.loudness_lufs)
             return [(str(info.get("part", "")), request)], [key], spec, spec_host.notes, [info], None
         if order.audio is not None:
             beats_per_bar, _, _ = host.length()
             tempo_bpm = host.tempo_bpm if host.tempo_bpm is not None else GenerateRequest().tempo_bpm
             render = order.audio.render(tempo_bpm, beats_per_bar if beats_per_bar is not None else 4)
             spec = conform_spec(render.request, spec_host, pitch_semitones=order.pitch_semitones,
-                                root_note=order.root_note)
+                                root_note=order.root_note,
+                                loudness_lufs=order.loudness_lufs)
             return [("", render.request)], [render.key], spec, spec_host.notes, [dict(render.info)], [render]
         assert order.request is not None  # Order checks that one of the three is given
         fields = host.request_fields()
         request = order.request.replace(**fields) if fields else order.request
         plan = self._engine.plan(request, order.variations)
-        spec = conform_spec(request, spec_host, pitch_semitones=order.pitch_semitones, root_note=order.root_note)
+        spec = conform_spec(request, spec_host, pitch_semitones=order.pitch_semitones, root_note=order.root_note,
+                                loudness_lufs=order.loudness_lufs)
         return plan, [self._engine.render_key(r) for _, r in plan], spec, spec_host.notes, [{} for _ in plan], None
 
     def _check_memory(self, plan: Sequence[tuple[str, GenerateRequest]], infos: Sequence[dict[str, Any]],

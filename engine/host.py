@@ -32,6 +32,7 @@ from .request import (
     BARS_MAX,
     BARS_MIN,
     BEATS_PER_BAR_RANGE,
+    DEFAULT_LOUDNESS_LUFS,
     DEFAULT_SAMPLE_RATE,
     SAMPLE_RATE_RANGE,
     TEMPO_MAX_BPM,
@@ -185,12 +186,14 @@ def conform_spec(
     *,
     pitch_semitones: float = 0.0,
     root_note: int | None = None,
+    loudness_lufs: float | None = None,
 ) -> ConformSpec:
     """How to fit renders of ``request`` to the song ``host`` describes: the one place a spec is made.
 
     What the host does not say comes from the request: its tempo, its bar and, for loops and
     textures, its bars (one-shots keep their own length). Files are written at the host's sample
-    rate, else :data:`DEFAULT_SAMPLE_RATE`. Raises :class:`RequestError` for a value out of range.
+    rate, else :data:`DEFAULT_SAMPLE_RATE`; loops and textures are brought to ``loudness_lufs``, else
+    :data:`DEFAULT_LOUDNESS_LUFS`. Raises :class:`RequestError` for a value out of range.
     """
     host = host or HostFacts()
     beats_per_bar, bars, _ = host.length()
@@ -203,4 +206,5 @@ def conform_spec(
         pitch_semitones=pitch_semitones,
         sample_rate=host.sample_rate if host.sample_rate is not None else DEFAULT_SAMPLE_RATE,
         root_note=root_note,
+        loudness_lufs=DEFAULT_LOUDNESS_LUFS if loudness_lufs is None else loudness_lufs,
     )

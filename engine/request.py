@@ -45,6 +45,13 @@ PITCH_RANGE_SEMITONES = (-24.0, 24.0)
 SAMPLE_RATE_RANGE = (8000, 192000)
 #: the rate of conformed files when the host names none (the protocol, the CLI and the front ends quote it)
 DEFAULT_SAMPLE_RATE = 48000
+#: integrated loudness (LUFS, ITU-R BS.1770) loops and textures are brought to when the request names
+#: none: a finished track's level (streaming masters sit near -14), so a loop dropped into a session
+#: sits with the music around it and layers without clipping under a -1 dBTP ceiling
+DEFAULT_LOUDNESS_LUFS = -14.0
+#: loudness targets accepted: quieter than -40 is near the noise of a 24-bit file's gain staging, and
+#: louder than -6 LUFS cannot be reached under a -1 dBTP ceiling without crushing the sound
+LOUDNESS_RANGE_LUFS = (-40.0, -6.0)
 #: seeds drawn for a request without one stay at or below this (OSC ints and the front ends' are 32-bit signed)
 RANDOM_SEED_MAX = 2**31 - 1
 AUDIO_PROMPT_MAX_S = 600.0
@@ -85,6 +92,14 @@ class Kind(StrEnum):
             if kind.value == text:
                 return kind
         raise RequestError("kind", value, "one of: " + ", ".join(k.value for k in cls))
+
+
+def check_loudness(value: object, name: str = "loudness_lufs") -> None:
+    """Raise :class:`RequestError` unless ``value`` is an integrated loudness in :data:`LOUDNESS_RANGE_LUFS`."""
+    low, high = LOUDNESS_RANGE_LUFS
+    if (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
+            or not low <= value <= high):
+        raise RequestError(name, value, f"an integrated loudness from {low:g} to {high:g} LUFS")
 
 
 def check_range(name: str, value: float, low: float, high: float, unit: str = "") -> None:
@@ -406,7 +421,9 @@ class ConformSpec:
 
     ``bars`` of ``None`` keeps a loop's own length rounded to whole bars at the new tempo; one-shots
     and textures ignore ``bars`` unless given (then a texture is cut or padded to that length).
-    ``root_note`` is a MIDI note; ``None`` keeps what the model reported (or none).
+    ``root_note`` is a MIDI note; ``None`` keeps what the model reported (or none). ``loudness_lufs``:
+    the integrated loudness loops and textures are brought to (one-shots are brought to the true-peak
+    ceiling instead: ``conform/levels.py``).
     """
 
     tempo_bpm: float = 120.0
@@ -415,10 +432,12 @@ class ConformSpec:
     pitch_semitones: float = 0.0
     sample_rate: int = DEFAULT_SAMPLE_RATE
     root_note: int | None = None
+    loudness_lufs: float = DEFAULT_LOUDNESS_LUFS
 
     def __post_init__(self) -> None:
         check_range("tempo_bpm", self.tempo_bpm, TEMPO_MIN_BPM, TEMPO_MAX_BPM, " BPM")
         check_int("beats_per_bar", self.beats_per_bar, *BEATS_PER_BAR_RANGE)
+        check_loudness(self.loudness_lufs)
         if self.bars is not None:
             check_range("bars", self.bars, BARS_MIN, BARS_MAX, " bars")
         check_range("pitch_semitones", self.pitch_semitones, *PITCH_RANGE_SEMITONES, " semitones")
@@ -434,6 +453,7 @@ class ConformSpec:
             "pitch_semitones": float(self.pitch_semitones),
             "sample_rate": self.sample_rate,
             "root_note": self.root_note,
+            "loudness_lufs": float(self.loudness_lufs),
         }
 
     @property

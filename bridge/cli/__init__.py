@@ -2,16 +2,16 @@
 
     loopbridge generate "PROMPT" [--model ID] [--kind one-shot|loop|texture|kit] [--bpm 128]
                         [--bars 1 | --seconds 2] [--meter 6/8 | --beats-per-bar 4] [--variations 4] [--seed N]
-                        [--pitch 0] [--sample-rate 48000] [--out DIR]
+                        [--pitch 0] [--sample-rate 48000] [--loudness -14] [--out DIR]
     loopbridge models [--json]
     loopbridge history [--limit N] [--json]
-    loopbridge recall KEY [--bpm 128] [--out DIR]
+    loopbridge recall KEY [--bpm 128] [--loudness -14] [--out DIR]
     loopbridge conform FILE... --bpm 128 [--bars 2 | --beats 8] [--beats-per-bar 4] [--sample-rate 48000]
                        [--source-bpm BPM] [--downbeat SECONDS] [--source-bars N] [--kind loop|one-shot|texture]
-                       [--out DIR]
+                       [--loudness -14] [--out DIR]
     loopbridge serve [--zmq tcp://127.0.0.1:5555] [--events tcp://127.0.0.1:5556] [--osc 127.0.0.1:9000]
                      [--device cuda|cpu] [--memory-budget GB] [--conform-memory GB] [--keys DIR | --insecure]
-                     [--osc-allow LIST]
+                     [--osc-allow LIST] [--loudness -14]
                      [--dtype bf16] [--attention sdpa|eager] [--scheduler dpm++] [--compile] [--cpu-offload]
     loopbridge generate ... --server tcp://HOST:5555 [--server-key KEY] [--timeout 30]   (through a running engine)
     loopbridge keys DIR

@@ -4,6 +4,7 @@ options, the front door a command works through, output folders and progress bar
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import tempfile
@@ -13,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from loopbridge.engine.request import DEFAULT_SAMPLE_RATE, SAMPLE_RATE_RANGE
+from loopbridge.engine.request import DEFAULT_LOUDNESS_LUFS, DEFAULT_SAMPLE_RATE, LOUDNESS_RANGE_LUFS, SAMPLE_RATE_RANGE
 
 if TYPE_CHECKING:
     from loopbridge.engine.frontdoor import FrontDoor
@@ -75,6 +76,21 @@ def number(name: str) -> Callable[[str], float]:
             raise argparse.ArgumentTypeError(f"{name}={text!r} is not accepted: expected a number") from None
 
     return parse
+
+
+def add_loudness(parser: argparse.ArgumentParser, help_text: str) -> None:
+    low, high = LOUDNESS_RANGE_LUFS
+    parser.add_argument("--loudness", type=number("loudness"), default=None, metavar="LUFS",
+                        help=f"{help_text} ({low:g} to {high:g} LUFS, default {DEFAULT_LOUDNESS_LUFS:g}; one-shots "
+                             "are brought to a -1 dBTP peak instead)")
+
+
+def check_loudness(value: float | None) -> None:
+    """``--loudness`` in range (for a command that checks it before it starts an engine)."""
+    low, high = LOUDNESS_RANGE_LUFS
+    if value is not None and not (math.isfinite(value) and low <= value <= high):
+        raise InputError(f"loudness={value:g} is not accepted: expected an integrated loudness from {low:g} to "
+                         f"{high:g} LUFS")
 
 
 def add_sample_rate(parser: argparse.ArgumentParser, help_text: str) -> None:

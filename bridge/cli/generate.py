@@ -24,6 +24,7 @@ from .common import (
     EXIT_OK,
     SPEED_DEFAULTS,
     InputError,
+    add_loudness,
     add_sample_rate,
     check_out_dir,
     engine_options,
@@ -61,6 +62,7 @@ def add_parsers(sub: Any) -> None:
                      help="first seed (default: a random one, printed on stderr)")
     gen.add_argument("--pitch", type=number("pitch"), default=0.0, help="pitch shift in semitones (−24–24)")
     add_sample_rate(gen, "sample rate of the written files")
+    add_loudness(gen, "integrated loudness of loops and textures")
     gen.add_argument("--steps", type=positive_int("steps", 1, 1000), default=None, help="diffusion steps")
     gen.add_argument("--guidance", type=number("guidance"), default=None, help="guidance scale")
     gen.add_argument("--negative", default="", help="negative prompt (models that take one)")
@@ -84,6 +86,7 @@ def add_parsers(sub: Any) -> None:
                         help="the song's time signature (--bars then counts its bars)")
     recall.add_argument("--pitch", type=number("pitch"), default=0.0)
     add_sample_rate(recall, "sample rate of the written file")
+    add_loudness(recall, "integrated loudness of a loop or texture")
     recall.add_argument("--out", type=Path, default=Path("."))
     engine_options(recall)
     recall.set_defaults(handler=recall_render)
@@ -119,7 +122,7 @@ def request_fields(args: argparse.Namespace) -> dict[str, Any]:
         "guidance": args.guidance, "negative_prompt": args.negative or None, "variations": args.variations,
         "pitch_semitones": args.pitch, "sample_rate": args.sample_rate, "morph_prompt": args.morph_to,
         "morph_amount": args.morph if args.morph_to else None, "start_s": args.start or None,
-        "audio_prompt_strength": args.strength,
+        "audio_prompt_strength": args.strength, "loudness_lufs": args.loudness,
         **meter_fields(args.meter),
     }
     return {name: value for name, value in fields.items() if value is not None}
@@ -172,7 +175,7 @@ def recall_render(args: argparse.Namespace) -> int:
     from loopbridge.bridge.fields import OrderBuilder
 
     fields = {"key": args.key, "tempo_bpm": args.bpm, "bars": args.bars, "pitch_semitones": args.pitch,
-              "sample_rate": args.sample_rate, **meter_fields(args.meter)}
+              "sample_rate": args.sample_rate, "loudness_lufs": args.loudness, **meter_fields(args.meter)}
     check_out_dir(args.out)
     with open_door(args) as door:
         given = {k: v for k, v in fields.items() if v is not None}

@@ -13,6 +13,8 @@ from .common import (
     EXIT_FAILED,
     EXIT_OK,
     InputError,
+    add_loudness,
+    check_loudness,
     fail,
     load_options,
     number,
@@ -58,6 +60,7 @@ def add_parsers(sub: Any) -> None:
     serve.add_argument("--allow-path", type=Path, action="append", default=[], metavar="DIR",
                        help="a folder whose files clients may name by path (audio_prompt_path), besides the store "
                             "and the inbox; repeatable. Clients on other machines send audio as bytes")
+    add_loudness(serve, "integrated loudness of loops and textures for requests that name none")
     serve.add_argument("--quiet", action="store_true", help="no line per request")
     speed_options(serve)
     serve.set_defaults(handler=serve_command)
@@ -96,6 +99,7 @@ def serve_command(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if not (value == "off" and name == "events") and not value.startswith(("tcp://", "ipc://")):
             raise InputError(f"{name}={value!r} is not accepted: expected tcp://HOST:PORT or ipc://PATH")
+    check_loudness(args.loudness)
     for folder in args.allow_path:
         if not folder.expanduser().is_dir():
             raise InputError(f"allow-path={str(folder)!r} is not accepted: expected an existing folder")
@@ -105,7 +109,7 @@ def serve_command(args: argparse.Namespace) -> int:
         keys_dir=args.keys, insecure=args.insecure,
         store=args.store, model=args.model, prerender=args.prerender, threads=args.threads, export_dir=args.export,
         log_requests=not args.quiet, dtype=args.dtype, load_options=load_options(args),
-        allow_paths=tuple(folder.expanduser() for folder in args.allow_path),
+        allow_paths=tuple(folder.expanduser() for folder in args.allow_path), loudness_lufs=args.loudness,
     )
     _configure_logging(args.quiet)
     try:

@@ -52,6 +52,12 @@ def wav_bytes(channels: int, frames: int) -> int:
     return channels * frames * PCM24
 
 
+def level_bytes(frames: int) -> int:
+    """What setting the levels of ``frames`` holds beside the audio (:mod:`.levels`: the gain each
+    frame needs, float32 and mono; its blocks are in :data:`FIXED_OVERHEAD_BYTES`)."""
+    return FLOAT32 * frames
+
+
 def stretch_bytes(channels: int, input_frames: int, output_frames: int) -> float:
     """What stretching ``input_frames`` into ``output_frames`` holds, its input included."""
     held = (1.0 + STRETCHER_INPUT_COPIES) * input_frames + STRETCHER_OUTPUT_COPIES * output_frames
@@ -107,6 +113,7 @@ def loop_peak_bytes(channels: int, frames: LoopFrames) -> int:
         ]
     else:
         steps.append(c * f * (frames.extended_out + frames.output))
+    steps.append(c * f * frames.output + level_bytes(frames.output))  # its levels set
     steps.append(c * f * frames.output + wav_bytes(c, frames.output))  # the WAV file written
     return _with_margin(c * f * frames.input + max(steps))
 
@@ -118,7 +125,8 @@ def texture_peak_bytes(channels: int, input_frames: int, resampled_frames: int, 
     steps: list[float] = [c * f * r + f * r, 2 * c * f * r]  # resampled; its DC removed
     if pitch_shifted:
         steps.append(stretch_bytes(c, r, r))
-    steps += [c * f * (r + o), c * f * o + wav_bytes(c, o)]  # the loop cut or repeated; the WAV file
+    # the loop cut or repeated; its levels set; the WAV file
+    steps += [c * f * (r + o), c * f * o + level_bytes(o), c * f * o + wav_bytes(c, o)]
     return _with_margin(c * f * n + max(steps))
 
 
@@ -128,7 +136,7 @@ def one_shot_peak_bytes(channels: int, input_frames: int, resampled_frames: int,
     steps: list[float] = [c * f * r + f * r]
     if pitch_shifted:
         steps.append(stretch_bytes(c, r, r))
-    steps += [c * f * r + 8 * c * r + 16 * r + c * f * r, c * f * r + wav_bytes(c, r)]
+    steps += [c * f * r + 8 * c * r + 16 * r + c * f * r, c * f * r + level_bytes(r), c * f * r + wav_bytes(c, r)]
     return _with_margin(c * f * n + max(steps))
 
 

@@ -18,6 +18,10 @@ One-shots (and kit parts)
 Textures
     Never stretched (no pulse): cut (or looped) to ``bars`` at the song tempo when given, with a
     long crossfaded seam so they loop.
+Levels, last, for every kind (:func:`~.levels.level_audio`)
+    DC removed, loops and textures brought to ``spec.loudness_lufs`` (BS.1770), the true peak held
+    under -1 dBTP by a look-ahead limiter that reads around the loop's wrap; one-shots brought to
+    the true-peak ceiling. Lengths never change.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ from .alignment import (
     onset_curves,
     retime,
 )
+from .levels import level_audio
 from .oneshot import tidy_one_shot
 from .stretcher import (
     DEFAULT_STRETCH,
@@ -82,8 +87,6 @@ MAX_OFFSET_BEATS = 0.3
 STRETCH_SETTLE_S = 0.1
 #: an estimate below this confidence found no pulse: the render is not stretched
 MIN_TEMPO_CONFIDENCE = 0.1
-#: the loudest sample a loop or texture may have (a stretch can overshoot full scale)
-CLIP_LIMIT = 0.999
 
 
 @dataclass(frozen=True)
@@ -232,16 +235,6 @@ def _root_after_shift(root_note: int | None, semitones: float) -> tuple[int | No
     return note, info
 
 
-def _limit_peak(audio: np.ndarray) -> tuple[np.ndarray, float]:
-    """``audio`` (float32, changed in place) at most :data:`CLIP_LIMIT`, and the gain applied (dB)."""
-    peak = max(float(audio.max()), -float(audio.min())) if audio.size else 0.0
-    if peak <= CLIP_LIMIT:
-        return audio, 0.0
-    gain = CLIP_LIMIT / peak
-    np.multiply(audio, gain, out=audio)
-    return audio, float(20 * np.log10(gain))
-
-
 def conform_audio(
     audio: np.ndarray,
     sample_rate: int,
@@ -284,6 +277,12 @@ def conform_audio(
         else:
             result = _conform_one_shot(data, int(sample_rate), spec, options)
     audio_out, kind_out, beats, loop, info = result
+    started = time.perf_counter()
+    audio_out, report = level_audio(audio_out, spec.sample_rate, kind_out, spec.loudness_lufs)
+    info["levels"] = report.info()
+    info.setdefault("timings_s", {})["levels"] = time.perf_counter() - started
+    if kind_out is not Kind.ONE_SHOT:
+        info["loudness_target_lufs"] = float(spec.loudness_lufs)
     info.update(root_info)
     info["pitch_semitones"] = float(spec.pitch_semitones)
     if int(sample_rate) != spec.sample_rate:
@@ -344,9 +343,6 @@ def _conform_texture(data: np.ndarray, sample_rate: int, spec: ConformSpec, opti
             del audio
             loop = seams.repeat_loop(cycle, frames, fade)
             info["repeated"] = True
-    loop, limit_db = _limit_peak(loop)
-    if limit_db:
-        info["limited_db"] = limit_db
     beats = loop.shape[1] / rate * spec.tempo_bpm / 60.0
     return loop, Kind.TEXTURE, beats, (0, loop.shape[1]), info
 
@@ -675,8 +671,5 @@ def _conform_loop(
             del extended
             info["alignment"] = "none"
             loop = seams.cut_loop(stretched, int(round(roll_out / factor)), out_frames, seam_fade)
-    loop, limit_db = _limit_peak(loop)
-    if limit_db:
-        info["limited_db"] = limit_db
     watch.lap("seams")
     return loop, Kind.LOOP, out_beats, (0, out_frames), info

@@ -139,6 +139,21 @@ def test_serve_builds_its_engine_with_them(tiny_dd_root: Path, tmp_path: Path,
     assert kwargs["load_options"] == LoadOptions(scheduler="ipndm", attention="sdpa")
 
 
+def test_serve_takes_a_default_loudness_and_refuses_one_out_of_range(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    seen: list[ServeOptions] = []
+    monkeypatch.setattr(server_module, "serve", lambda options: seen.append(options) or 0)
+    assert main(["serve", "--osc", "off", "--loudness", "-18", "--quiet"]) == 0
+    assert seen[0].loudness_lufs == -18.0
+    assert main(["serve", "--osc", "off", "--quiet"]) == 0
+    assert seen[1].loudness_lufs is None  # the engine's default, -14 LUFS
+    capsys.readouterr()
+    assert main(["serve", "--osc", "off", "--loudness", "-60", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "loudness=-60 is not accepted: expected an integrated loudness from -40 to -6 LUFS" in err
+    assert len(seen) == 2  # refused before anything started
+
+
 def test_serve_gives_the_front_door_its_conform_memory_and_the_weights_the_rest(
         tiny_dd_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """--conform-memory goes to the front door; on a CPU the weights' default budget (80 % of the RAM

@@ -189,7 +189,8 @@ def test_session_parameters_set_get_and_feedback_to_registered_controllers(serve
         values: dict[str, Any] = {"prompt": "dusty", "morph_prompt": "", "model": "tiny-dd", "kind": "loop",
                                   "seed": 12, "variation": 0, "morph_amount": 0.25, "steps": 2, "bars": 2,
                                   "tempo_bpm": 128, "meter_numerator": 6, "meter_denominator": 8, "beats_per_bar": 3,
-                                  "pitch_semitones": -2, "audio_prompt_strength": 0.4, "sample_rate": 44100.0,
+                                  "pitch_semitones": -2, "loudness_lufs": -18, "audio_prompt_strength": 0.4,
+                                  "sample_rate": 44100.0,
                                   "audio_prompt_path": ""}
         assert set(values) == set(p.SESSION_PARAMS)
         for name, value in values.items():
@@ -265,8 +266,17 @@ def test_session_generate_then_variation_and_tempo_follow(served: Served, peer: 
     assert peer.until(f"{R}/session/tempo")[0] == [pytest.approx(90.0)]
     sample = peer.until(f"{R}/session/sample", 60)[0]
     assert sample[2] == pytest.approx(90.0) and sample[5] == 1
+    assert "LUFS" not in Path(sample[0]).name
+    peer.send(f"{R}/session/set/loudness_lufs", -20)  # another loudness: re-conformed, another file
+    assert peer.until(f"{R}/session/loudness_lufs")[0] == [pytest.approx(-20.0)]
+    quieter = peer.until(f"{R}/session/sample", 60)[0]
+    assert quieter[5] == 1 and quieter[6] == sample[6] and "_-20LUFS_" in Path(quieter[0]).name
+    peer.send(f"{R}/session/set/loudness_lufs", -3)  # out of range: refused, snaps back
+    assert peer.until(f"{R}/session/loudness_lufs")[0] == [pytest.approx(-20.0)]
+    assert "loudness_lufs" in peer.until(p.OSC_ERROR)[0][2]
     peer.ask(f"{R}/controller/unregister")
-    served.osc.session.params.update({"kind": "one-shot", "bars": 1.0, "tempo_bpm": 120.0, "steps": 0})
+    served.osc.session.params.update({"kind": "one-shot", "bars": 1.0, "tempo_bpm": 120.0, "steps": 0,
+                                      "loudness_lufs": -14.0})
 
 
 def test_jobs_over_osc_give_paths_on_this_machine(peer: Peer) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyloudnorm
 import pytest
 import torch
 from loopbridge.engine import (
@@ -139,6 +140,24 @@ def test_a_stored_render_fitted_again_by_key_or_prefix(door: FrontDoor, engine: 
         door.submit(Order(render_key="abcdef12"))
     with pytest.raises(RequestError, match="one of a request, the key of a stored render or a user's audio"):
         Order()
+
+
+def test_another_loudness_is_another_file_and_is_not_answered_with_the_old_one(
+        door: FrontDoor, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a loop of 0.75 s (two bars of 3/4 at 480 BPM: the tiny model renders at most 1 s)
+    host = HostFacts(tempo_bpm=480, meter_numerator=3, meter_denominator=4, bars=2, sample_rate=16000)
+    (first,) = door.generate(Order(_request(kind="loop", duration_s=None), host), timeout=120)
+    calls = _count_backend_calls(engine, monkeypatch)
+    (quiet,) = door.generate(Order(render_key=first.render_key, host=host, loudness_lufs=-24.0), timeout=120)
+    (again,) = door.generate(Order(render_key=first.render_key, host=host, loudness_lufs=-24.0), timeout=120)
+    assert calls == []  # no model ran: the render was fitted again
+    assert quiet.key != first.key and again.key == quiet.key and again.cached
+    assert "_3-4_" in first.filename and "-24LUFS" in quiet.filename and "LUFS" not in first.filename
+    assert first.frames == quiet.frames == 12000
+    meter = pyloudnorm.Meter(16000)
+    loud, soft = (meter.integrated_loudness(s.audio.T.astype(np.float64)) for s in (first, quiet))
+    assert soft == pytest.approx(-24.0, abs=0.5)
+    assert loud - soft > 5.0
 
 
 def test_the_hosts_meter_decides_the_loop(door: FrontDoor) -> None:

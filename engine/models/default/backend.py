@@ -113,21 +113,62 @@ def estimate_root_note(audio: np.ndarray, sample_rate: int) -> int | None:
     low, high = int(sample_rate / 2000), int(sample_rate / 27.5)
     if high >= window.size:
         high = window.size - 1
-    lag = low + int(np.argmax(ac[low:high]))
-    if ac[lag] < 0.5:
+    # the search starts where the fall from lag 0 ends: a low sound's autocorrelation is still
+    # falling at the shortest lag searched, and that slope is no period
+    rising = np.flatnonzero(np.diff(ac[low:high]) > 0)
+    if rising.size == 0:
         return None
-    # prefer the shortest lag whose peak is nearly as strong (avoids octave-low answers)
-    for divisor in (4, 3, 2):
-        candidate = int(round(lag / divisor))
-        if candidate >= low:
-            lo, hi = max(low, candidate - 2), candidate + 3
-            best = lo + int(np.argmax(ac[lo:hi]))
-            if ac[best] >= 0.9 * ac[lag]:
-                lag = best
-                break
+    start = low + int(rising[0])
+    strongest = float(ac[start:high].max())
+    if strongest < 0.5:
+        return None
+    # the period is the shortest lag whose peak is nearly as strong as the strongest: the taper's
+    # correction lifts the peaks at its multiples too (an octave or more low otherwise)
+    segment = ac[start:high]
+    peaks = np.flatnonzero((segment[1:-1] >= segment[:-2]) & (segment[1:-1] >= segment[2:])) + 1
+    strong = peaks[segment[peaks] >= 0.9 * strongest]
+    lag = start + int(strong[0] if strong.size else np.argmax(segment))
     freq = sample_rate / lag
     note = int(round(69 + 12 * math.log2(freq / 440.0)))
     return note if 0 <= note <= 127 else None
+
+
+def strongest_note(audio: np.ndarray, sample_rate: int, low: int, high: int) -> int | None:
+    """The MIDI note from ``low`` to ``high`` whose first five harmonics hold the most of the spectrum
+    of ``audio`` ``[samples]`` over 20–300 ms after its start; None for silence.
+
+    The fallback when :func:`estimate_root_note` finds no clear period: a sound of a pitched class
+    still has a strongest note, and every variation of a melodic request then carries a root.
+    """
+    x = np.asarray(audio, dtype=np.float64)
+    start = int(0.02 * sample_rate)
+    window = x[start : start + int(0.28 * sample_rate)]
+    if window.size < 2048 or not np.any(window):
+        return None
+    window = (window - window.mean()) * np.hanning(window.size)
+    size = 1 << int(math.ceil(math.log2(4 * window.size)))  # bins of a few Hz: a semitone apart at 27.5 Hz
+    magnitude = np.abs(np.fft.rfft(window, size))
+    notes = np.arange(low, high + 1)
+    f0 = 440.0 * 2.0 ** ((notes - 69) / 12.0)
+    score = np.zeros(len(notes))
+    for k in range(1, 6):
+        bins = np.round(k * f0 * size / sample_rate).astype(int)
+        score += np.where(bins < len(magnitude), magnitude[np.minimum(bins, len(magnitude) - 1)], 0.0)
+    return int(notes[int(np.argmax(score))]) if score.max() > 0 else None
+
+
+def root_note_for(audio: np.ndarray, sample_rate: int, class_name: str) -> int | None:
+    """The root of a sound of a pitched class: its period's note (:func:`estimate_root_note`) when it
+    lies in the class's range or an octave from it (an octave error), else its strongest note in that
+    range (:func:`strongest_note`: a period found further off is a partial or noise); None only for
+    silence."""
+    low, high = ROOT_NOTE_RANGES.get(class_name, (0, 127))
+    root = estimate_root_note(audio, sample_rate)
+    if root is not None:
+        for note in (root, root - 12, root + 12):
+            if low <= note <= high:
+                return note
+    return strongest_note(audio, sample_rate, low, high)
 
 
 def _loop_pattern(request: GenerateRequest) -> Pattern:
@@ -349,10 +390,8 @@ class DefaultModel(ModelBackend):
             audio = audio * np.float32(ONE_SHOT_PEAK / peak)
         info: dict[str, Any] = {"class": class_name, "styles": styles}
         if class_name in PITCHED_CLASSES:
-            root = estimate_root_note(audio, config.sample_rate)
-            # a note outside the class's range in the corpus is a harmonic or noise, not the root
-            low, high = ROOT_NOTE_RANGES.get(class_name, (0, 127))
-            if root is not None and low <= root <= high:
+            root = root_note_for(audio, config.sample_rate, class_name)
+            if root is not None:
                 info["root_note"] = root
         return GeneratedAudio(audio=audio[None].astype(np.float32), sample_rate=config.sample_rate, info=info)
 
@@ -381,8 +420,7 @@ class DefaultModel(ModelBackend):
         }
         if melodic:
             # the loop's key is its note's: the pattern moves around the one-shot's own pitch
-            root = estimate_root_note(shots[melodic[0]][0], config.sample_rate)
-            low, high = ROOT_NOTE_RANGES.get(melodic[0], (0, 127))
-            if root is not None and low <= root <= high:
+            root = root_note_for(shots[melodic[0]][0], config.sample_rate, melodic[0])
+            if root is not None:
                 info["root_note"] = root
         return GeneratedAudio(audio=loop.astype(np.float32), sample_rate=config.sample_rate, info=info)

@@ -59,15 +59,22 @@ def test_drum_loop_lands_on_the_grid(source_bpm: float, target_bpm: float) -> No
 def test_exact_tempo_skips_estimation() -> None:
     # clicks at 100 BPM, but the model says 120: its word is taken, nothing is estimated
     source = click_track(44100, 100.0, 8)
-    spec = ConformSpec(tempo_bpm=120.0, bars=1, sample_rate=44100)
+    # (a quiet loudness target: the level stage then only removes DC and applies one gain)
+    spec = ConformSpec(tempo_bpm=120.0, bars=1, sample_rate=44100, loudness_lufs=-30.0)
     conformed = conform_audio(source, 44100, Kind.LOOP, spec, SourceInfo(tempo_bpm=120.0))
     assert conformed.info["estimated"] is False
     assert conformed.info["source_tempo_bpm"] == 120.0
     assert conformed.info["alignment"] == "not stretched"
-    # at the same tempo and rate nothing is stretched: the first bar comes out sample for sample,
-    # but for the half-millisecond fade-in at its start and the wrap's crossfade at its end
+    levels = conformed.info["levels"]
+    assert "limited_db" not in levels
+    # at the same tempo and rate nothing is stretched: the first bar comes out sample for sample (but
+    # for its DC and the level's gain), but for the half-millisecond fade-in at its start and the
+    # wrap's crossfade at its end
     frames = _bars_frames(1, 120.0, 44100)
-    np.testing.assert_array_equal(conformed.audio[:, 30 : frames - 500], source[:, 30 : frames - 500])
+    gain = 10 ** (levels["gain_db"] / 20)
+    dc = np.array(levels["dc_offset"])[:, None]
+    np.testing.assert_allclose(conformed.audio[:, 30 : frames - 500] / gain + dc, source[:, 30 : frames - 500],
+                               rtol=1e-4, atol=1e-5)  # the gain as info keeps it (to 0.001 dB)
 
 
 def test_bars_none_keeps_the_renders_whole_bars() -> None:

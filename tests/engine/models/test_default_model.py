@@ -11,7 +11,13 @@ import pytest
 from loopbridge.engine.errors import CancelledError, ModelLoadError, RequestError, UnsupportedError
 from loopbridge.engine.models.base import LoadOptions
 from loopbridge.engine.models.default import CLASSES, DefaultModel
-from loopbridge.engine.models.default.backend import estimate_root_note, seed_class
+from loopbridge.engine.models.default.backend import (
+    ROOT_NOTE_RANGES,
+    estimate_root_note,
+    root_note_for,
+    seed_class,
+    strongest_note,
+)
 from loopbridge.engine.models.registry import EMBEDDED_DEFAULT_DIR, ModelRegistry, backend_class
 from loopbridge.engine.patterns import PATTERNS, loop_length_samples
 from loopbridge.engine.request import AudioPrompt, GenerateRequest, Kind
@@ -169,15 +175,23 @@ def test_audio_prompt_variations_follow_the_prompt_audio(model: DefaultModel) ->
 
 
 def test_pitched_classes_report_a_root_note(model: DefaultModel) -> None:
+    # every variation of a pitched class carries a root in its class's range, clear period or not
     out = model.generate([GenerateRequest(prompt="bass", seed=s, steps=FAST) for s in range(3)])
     assert all(o.info["class"] == "bass" for o in out)
-    for o in out:
-        if "root_note" in o.info:
-            assert 0 <= o.info["root_note"] <= 127
+    assert all(ROOT_NOTE_RANGES["bass"][0] <= o.info["root_note"] <= ROOT_NOTE_RANGES["bass"][1] for o in out)
+    base = GenerateRequest(prompt="pluck arp", kind=Kind.LOOP, tempo_bpm=128.0, bars=1, seed=7, steps=FAST)
+    loops = model.generate([base.with_variation(v) for v in range(2)])
+    assert all(ROOT_NOTE_RANGES["pluck"][0] <= o.info["root_note"] <= ROOT_NOTE_RANGES["pluck"][1] for o in loops)
     t = np.arange(44100) / 44100
     tone = np.sin(2 * np.pi * 110.0 * t) * np.exp(-t / 0.5)
     assert estimate_root_note(tone, 44100) == 45
     assert estimate_root_note(np.random.default_rng(0).standard_normal(44100) * 0.1, 44100) is None
+    # no clear period (a saw whose fundamental is weaker than its partials, in noise): its strongest
+    # harmonic series still names the note; an octave-high period is brought into the class's range
+    saw = sum(np.sin(2 * np.pi * 55.0 * k * t) / k * (0.2 if k == 1 else 1.0) for k in range(1, 12))
+    noisy = (saw + 2.0 * np.random.default_rng(1).standard_normal(t.size)) * np.exp(-t / 0.5)
+    assert strongest_note(noisy, 44100, *ROOT_NOTE_RANGES["bass"]) == 33
+    assert root_note_for(tone * 0.5 + np.sin(2 * np.pi * 220.0 * t) * np.exp(-t / 0.5), 44100, "bass") in (45, 33)
 
 
 def test_bad_requests_and_folders_are_refused(model: DefaultModel, tmp_path: Path) -> None:

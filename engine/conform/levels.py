@@ -1,0 +1,331 @@
+"""Levels of conformed samples: DC removed, loudness (ITU-R BS.1770) normalized, true peak limited.
+
+Every file the conform stage writes ends here (:func:`level_audio`):
+
+Loops and textures
+    1. DC removed: each channel's mean over the loop (what a loop played over and over sits on).
+    2. Loudness normalized: the integrated loudness (BS.1770-4: K-weighting, 400 ms blocks, 75 %
+       overlap, absolute and relative gates) is brought to the target (:data:`DEFAULT_LOUDNESS_LUFS`
+       unless the request names another), so variations of one request sit at one loudness.
+    3. True peak limited to :data:`TRUE_PEAK_CEILING_DBTP`: a look-ahead limiter whose gain follows
+       the peaks of the 4x oversampled signal (BS.1770 Annex 2), read around the loop's wrap, so
+       the gain at the seam is the same on both sides of it; the length is never changed. When
+       limiting took the loudness down, the gain is raised and the loop limited again (up to
+       :data:`LIMIT_PASSES` passes).
+       The limiter never takes more than :data:`MAX_LIMIT_DB` off the loudest peak: material that
+       would need more (sparse hits) stays quieter than the target, its transients intact.
+One-shots
+    Brought to the true-peak ceiling (a static gain, no limiter: a drum hit keeps its attack). A
+    hi-hat and a kick at one loudness would make the hat stand out; sample packs peak-normalize
+    one-shots, and a sampler's velocity then starts from full level.
+
+The measurements work a block of frames at a time, so a long loop at a high rate holds one more
+mono float32 array (the gain each frame needs) beside its audio, not oversampled copies of it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from pyloudnorm.iirfilter import IIRfilter
+from scipy.ndimage import minimum_filter1d
+from scipy.signal import lfilter, lfilter_zi, resample_poly
+
+from ..request import DEFAULT_LOUDNESS_LUFS, LOUDNESS_RANGE_LUFS, Kind, check_loudness
+
+__all__ = [
+    "DEFAULT_LOUDNESS_LUFS",
+    "LOUDNESS_RANGE_LUFS",
+    "TRUE_PEAK_CEILING_DBTP",
+    "LevelReport",
+    "integrated_loudness",
+    "level_audio",
+    "true_peak",
+]
+
+#: the highest true peak a written file may have (dBTP): the usual delivery ceiling
+TRUE_PEAK_CEILING_DBTP = -1.0
+#: the stage aims this far under the ceiling, for 24-bit rounding and other meters' filters
+TRUE_PEAK_MARGIN_DB = 0.02
+#: oversampling of the true-peak meter (BS.1770-4 Annex 2)
+OVERSAMPLING = 4  # frame_peaks takes the four phases apart
+#: frames read either side of a block by the oversampling filter (resample_poly's reaches 10 at 4x)
+_FILTER_PAD = 32
+#: frames measured or gained at a time
+BLOCK_FRAMES = 1 << 16
+#: the limiter's gain falls over this long before a peak and holds it as long after, then recovers
+#: over as long again (its look-ahead; a 5 ms ramp keeps the gain's movement below the audio's pitch)
+LIMITER_RAMP_S = 0.005
+#: the most gain loudness normalization applies (a near-silent render is not raised into noise)
+MAX_GAIN_DB = 40.0
+#: the deepest the limiter may cut the loudest peak to reach the loudness target: sparse hits (a
+#: click a bar) stay short of the target rather than be flattened. The default model's drum loops
+#: and plucks have 16-24 dB between their true peak and their loudness: reaching -14 LUFS under
+#: -1 dBTP takes up to 10 dB off their loudest transients
+MAX_LIMIT_DB = 12.0
+#: passes of limiting and raising the gain again at most (the gain's next step is scaled by how much
+#: the loudness rose for the last one, as the limiter takes back part of each raise)
+LIMIT_PASSES = 6
+#: limiting again when the loudness fell this far under the target
+RETARGET_LU = 0.15
+#: BS.1770 gating: block length, step, absolute gate, relative gate
+GATE_BLOCK_S = 0.4
+GATE_STEP_S = 0.1
+ABSOLUTE_GATE_LUFS = -70.0
+RELATIVE_GATE_LU = -10.0
+#: BS.1770 channel weights (L, R, C, Ls, Rs); channels beyond five weigh 1
+CHANNEL_WEIGHTS = (1.0, 1.0, 1.0, 1.41, 1.41)
+
+
+@dataclass(frozen=True)
+class LevelReport:
+    """What :func:`level_audio` did: DC removed per channel, loudness before and after (LUFS; None for
+    a one-shot or silence), the gain applied (dB), how far the limiter took the loudest peak down (dB,
+    0 when it did nothing) and the true peak written (dBTP)."""
+
+    dc_offset: tuple[float, ...]
+    loudness_in_lufs: float | None
+    loudness_lufs: float | None
+    gain_db: float
+    limited_db: float
+    true_peak_dbtp: float
+
+    def info(self) -> dict[str, object]:
+        """The report as ``ConformedAudio.info`` keeps it."""
+        out: dict[str, object] = {"gain_db": round(self.gain_db, 3), "true_peak_dbtp": round(self.true_peak_dbtp, 3),
+                                  "dc_offset": [round(v, 6) for v in self.dc_offset]}
+        if self.loudness_lufs is not None:
+            out["loudness_lufs"] = round(self.loudness_lufs, 3)
+        if self.loudness_in_lufs is not None:
+            out["loudness_in_lufs"] = round(self.loudness_in_lufs, 3)
+        if self.limited_db:
+            out["limited_db"] = round(self.limited_db, 3)
+        return out
+
+
+def _db(value: float) -> float:
+    return 20.0 * math.log10(value) if value > 0 else -math.inf
+
+
+def _frames(audio: np.ndarray, start: int, stop: int, circular: bool) -> np.ndarray:
+    """Frames ``start``..``stop`` of ``audio`` (float32): wrapped around for a loop, zeros past the
+    ends otherwise."""
+    frames = audio.shape[1]
+    if circular:
+        if 0 <= start and stop <= frames:
+            return audio[:, start:stop].astype(np.float32)
+        return audio[:, np.arange(start, stop) % frames].astype(np.float32)
+    out = np.zeros((audio.shape[0], stop - start), dtype=np.float32)
+    low, high = max(start, 0), min(stop, frames)
+    if high > low:
+        out[:, low - start : high - start] = audio[:, low:high]
+    return out
+
+
+def frame_peaks(audio: np.ndarray, circular: bool) -> np.ndarray:
+    """float32 ``[frames]``: for each frame, the largest magnitude of the 4x oversampled signal from
+    it to the next frame, over all channels (a loop's last frame looks at its first)."""
+    channels, frames = audio.shape
+    peaks = np.empty(frames, dtype=np.float32)
+    for first in range(0, frames, BLOCK_FRAMES):
+        last = min(frames, first + BLOCK_FRAMES)
+        block = _frames(audio, first - _FILTER_PAD, last + _FILTER_PAD, circular)
+        up = resample_poly(block, OVERSAMPLING, 1, axis=1)
+        inner = np.abs(up[:, OVERSAMPLING * _FILTER_PAD : OVERSAMPLING * (_FILTER_PAD + last - first)])
+        loudest = inner.max(axis=0) if channels > 1 else inner[0]  # over channels first: contiguous
+        per_frame = np.maximum(np.maximum(loudest[0::4], loudest[1::4]), np.maximum(loudest[2::4], loudest[3::4]))
+        np.maximum(per_frame, np.abs(block[:, _FILTER_PAD : _FILTER_PAD + last - first]).max(axis=0), out=per_frame)
+        peaks[first:last] = per_frame
+    return peaks
+
+
+def true_peak(audio: np.ndarray, circular: bool = False) -> float:
+    """The true peak of float ``[channels, frames]`` audio, linear (4x oversampled, BS.1770-4 Annex 2)."""
+    if audio.size == 0:
+        return 0.0
+    return float(frame_peaks(audio, circular).max())
+
+
+def integrated_loudness(audio: np.ndarray, sample_rate: int, circular: bool = False) -> float:
+    """Integrated loudness of float ``[channels, frames]`` audio in LUFS (BS.1770-4; -inf for silence).
+
+    A loop shorter than one 400 ms gating block is measured as it plays: repeated to fill one.
+    Raises :class:`ValueError` for audio shorter than one gating block that is no loop.
+    """
+    channels, frames = audio.shape
+    block = int(round(GATE_BLOCK_S * sample_rate))
+    if frames < block:
+        if not circular or frames == 0:
+            raise ValueError(f"{frames} frames is shorter than one {GATE_BLOCK_S:g} s gating block")
+        audio = np.tile(audio, (1, -(-block // frames)))
+        frames = audio.shape[1]
+    stages = [IIRfilter(4.0, 1 / math.sqrt(2), 1500.0, sample_rate, "high_shelf"),
+              IIRfilter(0.0, 0.5, 38.0, sample_rate, "high_pass")]
+    # energy per 100 ms step, per channel: the gating blocks are sums of four of them
+    step_bounds = np.array([int(GATE_STEP_S * k * sample_rate)
+                            for k in range(int(frames / (GATE_STEP_S * sample_rate)) + 2)])
+    step_bounds = step_bounds[step_bounds <= frames]
+    energy = np.zeros((channels, len(step_bounds) - 1))
+    for channel in range(channels):
+        states = [lfilter_zi(stage.b, stage.a) * 0.0 for stage in stages]
+        cumulative = np.zeros(len(step_bounds))
+        total = 0.0
+        for first in range(0, frames, BLOCK_FRAMES):
+            last = min(frames, first + BLOCK_FRAMES)
+            x = audio[channel, first:last].astype(np.float64)
+            for i, stage in enumerate(stages):
+                x, states[i] = lfilter(stage.b, stage.a, x, zi=states[i])
+                x *= stage.passband_gain
+            running = np.cumsum(np.square(x)) + total
+            inside = (step_bounds > first) & (step_bounds <= last)
+            cumulative[inside] = running[step_bounds[inside] - first - 1]
+            total = float(running[-1])
+        energy[channel] = np.diff(cumulative)
+    steps = energy.shape[1]
+    per_block = int(round(GATE_BLOCK_S / GATE_STEP_S))
+    blocks = steps - per_block + 1
+    if blocks < 1:
+        return -math.inf
+    sums = np.cumsum(np.concatenate([np.zeros((channels, 1)), energy], axis=1), axis=1)
+    z = (sums[:, per_block:] - sums[:, :blocks]) / block  # mean square per block and channel
+    weights = np.array([CHANNEL_WEIGHTS[c] if c < len(CHANNEL_WEIGHTS) else 1.0 for c in range(channels)])
+    weighted = weights @ z
+    with np.errstate(divide="ignore"):
+        loudness = -0.691 + 10.0 * np.log10(weighted)
+    gated = loudness >= ABSOLUTE_GATE_LUFS
+    if not gated.any():
+        return -math.inf
+    relative = -0.691 + 10.0 * math.log10(float(weighted[gated].mean())) + RELATIVE_GATE_LU
+    kept = gated & (loudness > relative)
+    return -0.691 + 10.0 * math.log10(float(weighted[kept].mean()))
+
+
+def _moving_mean(values: np.ndarray, half: int) -> np.ndarray:
+    """The mean of ``values`` over ``2 * half + 1`` frames around each, where the window fits
+    (``len(values) - 2 * half`` values), from a running sum in float64."""
+    sums = np.concatenate([[0.0], np.cumsum(values, dtype=np.float64)])
+    return (sums[2 * half + 1 :] - sums[: len(sums) - 2 * half - 1]) / (2 * half + 1)
+
+
+def limit(audio: np.ndarray, sample_rate: int, ceiling: float, circular: bool,
+          peaks: np.ndarray | None = None) -> float:
+    """Limit float32 ``[channels, frames]`` audio in place so its true peak stays under ``ceiling``
+    (linear), one gain for all channels; returns the deepest gain reduction in dB (0 when none).
+    ``peaks``: the audio's :func:`frame_peaks` when they are known already.
+
+    The gain each frame needs is taken as the least over ``±ramp`` frames around it, then smoothed
+    with a triangular window of the same reach (two moving means), so it is never above what any
+    frame needs and it moves over :data:`LIMITER_RAMP_S`. A loop's gain is worked out around its wrap.
+    """
+    frames = audio.shape[1]
+    if peaks is None:
+        peaks = frame_peaks(audio, circular)
+    need = np.ones(frames, dtype=np.float32)
+    over = peaks > ceiling
+    if not over.any():
+        return 0.0
+    need[over] = ceiling / peaks[over]
+    del peaks, over
+    half = max(1, int(round(LIMITER_RAMP_S * sample_rate / 2)))
+    ramp = 2 * half
+    deepest = 1.0
+    pad = 2 * ramp
+    for first in range(0, frames, BLOCK_FRAMES):
+        last = min(frames, first + BLOCK_FRAMES)
+        index = np.arange(first - pad, last + pad)
+        if circular:
+            segment = need[index % frames]
+        else:
+            segment = np.ones(len(index), dtype=np.float32)
+            inside = (index >= 0) & (index < frames)
+            segment[inside] = need[index[inside]]
+        held = minimum_filter1d(segment, 2 * ramp + 1, mode="nearest")
+        # frames first - ramp .. last + ramp of `held` are exact; their smoothing gives first .. last
+        gain = _moving_mean(_moving_mean(held[ramp : len(held) - ramp], half), half)
+        deepest = min(deepest, float(gain.min()))
+        audio[:, first:last] *= gain.astype(np.float32)
+    return -_db(deepest)
+
+
+def _remove_dc(audio: np.ndarray) -> tuple[float, ...]:
+    dc = audio.mean(axis=1, dtype=np.float64)
+    audio -= dc[:, None].astype(np.float32)
+    return tuple(float(v) for v in dc)
+
+
+def level_audio(audio: np.ndarray, sample_rate: int, kind: Kind, loudness_lufs: float = DEFAULT_LOUDNESS_LUFS,
+                *, circular: bool | None = None) -> tuple[np.ndarray, LevelReport]:
+    """Level float32 ``[channels, frames]`` audio in place (see the module doc) and say what was done.
+
+    ``kind``: a LOOP or TEXTURE is loudness-normalized to ``loudness_lufs`` and limited, its wrap
+    counted (``circular`` says otherwise); anything else is brought to the true-peak ceiling.
+    Raises :class:`RequestError` for a loudness outside :data:`LOUDNESS_RANGE_LUFS`.
+    """
+    check_loudness(loudness_lufs)
+    ceiling = 10 ** ((TRUE_PEAK_CEILING_DBTP - TRUE_PEAK_MARGIN_DB) / 20)
+    looped = kind in (Kind.LOOP, Kind.TEXTURE)
+    wrap = looped if circular is None else circular
+    if audio.size == 0:
+        return audio, LevelReport((), None, None, 0.0, 0.0, -math.inf)
+    if not looped:
+        # a one-shot: its DC went when it was tidied; a static gain to the ceiling
+        peak = true_peak(audio, wrap)
+        gain = ceiling / peak if peak > 0 else 1.0
+        audio *= np.float32(gain)
+        return audio, LevelReport((0.0,) * audio.shape[0], None, None, _db(gain), 0.0, _db(peak * gain))
+    dc = _remove_dc(audio)
+    peaks = frame_peaks(audio, wrap)
+    peak_in = float(peaks.max())
+    measurable = wrap or audio.shape[1] >= GATE_BLOCK_S * sample_rate
+    before = integrated_loudness(audio, sample_rate, wrap) if measurable else -math.inf
+    total_db = 0.0
+    most_db = 0.0
+    if math.isfinite(before):
+        # the most gain that leaves the limiter at most MAX_LIMIT_DB to take off the loudest peak
+        most_db = min(MAX_GAIN_DB, MAX_LIMIT_DB + _db(ceiling / peak_in))
+        total_db = min(most_db, loudness_lufs - before)
+        audio *= np.float32(10 ** (total_db / 20))
+        peaks *= np.float32(10 ** (total_db / 20))
+    limited = False
+    after = before + total_db  # a static gain moves the loudness by as much
+    known: np.ndarray | None = peaks  # the frame peaks while they are those of the audio as it is
+    raised: tuple[float, float] | None = None  # the last raise (dB) and the loudness before it
+    for attempt in range(LIMIT_PASSES):
+        reduction_db = limit(audio, sample_rate, ceiling, wrap, known)
+        if not reduction_db:
+            break
+        limited = True
+        known = None
+        if not math.isfinite(before):
+            break
+        after = integrated_loudness(audio, sample_rate, wrap)
+        short = loudness_lufs - after
+        if attempt == LIMIT_PASSES - 1 or short <= RETARGET_LU or most_db - total_db <= RETARGET_LU:
+            break
+        step = short
+        if raised is not None and after - raised[1] > 0.05:
+            # the limiter kept part of the last raise: ask for as much more as that took
+            step = short * min(4.0, max(1.0, raised[0] / (after - raised[1])))
+        step = min(step, most_db - total_db)
+        raised = (step, after)
+        audio *= np.float32(10 ** (step / 20))
+        total_db += step
+        known = frame_peaks(audio, wrap)
+    if limited:
+        # a gain that moves with the signal leaves a little DC of its own on lopsided hits: gone again
+        residual = _remove_dc(audio)
+        dc = tuple(a + b for a, b in zip(dc, residual, strict=True))
+    peak = float(known.max()) if known is not None else true_peak(audio, wrap)
+    if peak > ceiling:
+        # the limiter's gain moved a little between frames: what is left over goes with a static gain
+        audio *= np.float32(ceiling / peak)
+        total_db += _db(ceiling / peak)
+        after += _db(ceiling / peak)
+        peak = ceiling
+    finite = math.isfinite(before)
+    # how far the limiter took the loudest peak down, all passes together
+    deepest_db = max(0.0, total_db + _db(peak_in) - _db(peak)) if limited and peak_in > 0 else 0.0
+    return audio, LevelReport(dc, before if finite else None, after if finite else None, total_db, deepest_db,
+                              _db(peak))

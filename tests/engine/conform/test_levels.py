@@ -1,0 +1,141 @@
+"""Levels of conformed files: true peak, DC, loudness and its spread, measured independently.
+
+The true peak is measured by ``signals.true_peak_dbtp`` (scipy's polyphase resampler, 4x, on the
+whole file) and the loudness by pyloudnorm's own meter, not by the engine's code.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pyloudnorm
+import pytest
+import soundfile as sf
+from loopbridge.engine import ConformSpec, Kind, RequestError
+from loopbridge.engine.conform import SourceInfo, conform_audio, encode_wav
+from loopbridge.engine.conform.levels import MAX_LIMIT_DB, frame_peaks, limit
+
+from .signals import drum_pattern, true_peak_dbtp
+
+RATE = 48000
+CEILING_DBTP = -1.0
+
+
+def _hot_quarter_rate(rate: int, seconds: float, channels: int = 2) -> np.ndarray:
+    """A sine at a quarter of the rate, phased so every sample misses its crests: sample peaks at
+    full scale, true peak 3 dB above it (+3 dBTP), plus a DC offset of 0.05."""
+    t = np.arange(int(seconds * rate)) / rate
+    wave = np.sin(2 * np.pi * rate / 4 * t + np.pi / 4)
+    wave *= 0.999 / np.abs(wave).max()
+    return (np.stack([wave] * channels) + 0.05).astype(np.float32)
+
+
+def _hot_drums(rate: int, tempo_bpm: float, seed: int, level: float) -> np.ndarray:
+    """Two bars of drums at ``level`` times full scale, a transient clipped square wave under them
+    (crests between samples), on a DC offset."""
+    drums = drum_pattern(rate, tempo_bpm, 2, seed=seed)
+    drums = drums / np.abs(drums).max()
+    t = np.arange(drums.shape[1]) / rate
+    buzz = np.clip(3 * np.sin(2 * np.pi * 5512.5 * t + 0.3), -1, 1) * 0.3
+    mixed = np.clip(drums + buzz, -1, 1) * level + 0.02
+    return mixed.astype(np.float32)
+
+
+def _written(conformed: object) -> np.ndarray:
+    """The samples of the 24-bit WAV file written, as a DAW reads them: float64 ``[channels, frames]``."""
+    data, _ = sf.read(io.BytesIO(encode_wav(conformed)), dtype="float64", always_2d=True)  # type: ignore[arg-type]
+    return data.T
+
+
+def _loudness(audio: np.ndarray, rate: int) -> float:
+    return float(pyloudnorm.Meter(rate).integrated_loudness(audio.T))
+
+
+@pytest.mark.parametrize("kind", [Kind.LOOP, Kind.TEXTURE, Kind.ONE_SHOT])
+def test_material_that_overshoots_between_samples_is_written_under_minus_1_dbtp(kind: Kind) -> None:
+    hot = _hot_quarter_rate(RATE, 2.0)
+    assert true_peak_dbtp(hot - 0.05) > 2.5  # +3 dBTP before, with every sample under full scale
+    spec = ConformSpec(tempo_bpm=120.0, bars=1, sample_rate=RATE)
+    source = SourceInfo(tempo_bpm=120.0) if kind is Kind.LOOP else SourceInfo()
+    conformed = conform_audio(hot, RATE, kind, spec, source)
+    written = _written(conformed)
+    assert true_peak_dbtp(written, looped=kind is not Kind.ONE_SHOT) <= CEILING_DBTP
+    if kind is not Kind.ONE_SHOT:
+        assert written.shape[1] == spec.loop_frames  # the level stage never changes a loop's length
+
+
+@pytest.mark.parametrize("kind", [Kind.LOOP, Kind.TEXTURE])
+@pytest.mark.parametrize("target", [-14.0, -20.0, -10.0])
+def test_loops_and_textures_reach_their_loudness_under_the_ceiling_without_dc(kind: Kind, target: float) -> None:
+    tempo = 124.0
+    spec = ConformSpec(tempo_bpm=tempo, bars=2, sample_rate=RATE, loudness_lufs=target)
+    source = SourceInfo(tempo_bpm=tempo) if kind is Kind.LOOP else SourceInfo()
+    conformed = conform_audio(_hot_drums(44100, tempo, seed=3, level=0.98), 44100, kind, spec, source)
+    written = _written(conformed)
+    assert written.shape[1] == spec.loop_frames
+    assert true_peak_dbtp(written, looped=True) <= CEILING_DBTP
+    assert np.abs(written.mean(axis=1)).max() < 1e-4  # DC (0.02 in) removed
+    assert _loudness(written, RATE) == pytest.approx(target, abs=0.5)
+    assert conformed.info["loudness_target_lufs"] == target
+    if kind is Kind.LOOP:  # (a texture's DC goes before it is cut, the level stage finds none left)
+        assert conformed.info["levels"]["dc_offset"][0] == pytest.approx(0.02, abs=0.005)
+
+
+def test_variations_of_a_request_sit_within_one_lu_of_each_other() -> None:
+    # four "variations": different patterns at levels 20 dB apart, one of them hot; all 2 bars at 128
+    tempo = 128.0
+    spec = ConformSpec(tempo_bpm=tempo, bars=2, sample_rate=RATE)
+    loudness = []
+    for seed, level in ((0, 0.05), (1, 0.3), (2, 0.98), (3, 0.5)):
+        render = _hot_drums(RATE, tempo, seed=seed, level=level)
+        written = _written(conform_audio(render, RATE, Kind.LOOP, spec, SourceInfo(tempo_bpm=tempo, beats=8)))
+        assert true_peak_dbtp(written, looped=True) <= CEILING_DBTP
+        loudness.append(_loudness(written, RATE))
+    assert max(loudness) - min(loudness) <= 1.0, loudness
+    assert np.mean(loudness) == pytest.approx(-14.0, abs=0.5)
+
+
+def test_sparse_hits_are_limited_by_at_most_12_db_and_stay_quieter_than_asked() -> None:
+    # one short click a bar: reaching -8 LUFS would flatten it, so it stays short of the target
+    frames = int(2.0 * RATE)
+    clicks = np.zeros((1, frames), np.float32)
+    for start in range(0, frames, RATE):
+        clicks[0, start : start + 48] = np.hanning(48) * 0.9
+    spec = ConformSpec(tempo_bpm=120.0, bars=1, sample_rate=RATE, loudness_lufs=-8.0)
+    conformed = conform_audio(clicks, RATE, Kind.TEXTURE, spec)
+    levels = conformed.info["levels"]
+    assert levels.get("limited_db", 0.0) <= MAX_LIMIT_DB + 0.01
+    assert levels["loudness_lufs"] < -8.0 - 1.0
+    written = _written(conformed)
+    assert true_peak_dbtp(written, looped=True) <= CEILING_DBTP
+    assert _loudness(np.tile(written, (1, 2)), RATE) == pytest.approx(levels["loudness_lufs"], abs=0.5)
+
+
+def test_the_limiter_reads_around_the_wrap_so_the_seam_is_like_any_other_point() -> None:
+    # a hot loop limited as it is, and turned by a few hundred frames first: the same gain, turned,
+    # so the frames either side of the seam are gained as they would be anywhere else in the loop
+    loop = _hot_drums(RATE, 120.0, seed=5, level=0.98) * np.float32(2.0)
+    ceiling = 10 ** (-1.02 / 20)
+    shift = 337
+    plain = loop.copy()
+    turned = np.roll(loop, shift, axis=1)
+    deepest = limit(plain, RATE, ceiling, circular=True)
+    limit(turned, RATE, ceiling, circular=True)
+    assert deepest > 3.0
+    np.testing.assert_allclose(turned, np.roll(plain, shift, axis=1), atol=2e-5)
+    # and the loop, wrapped around, has no true peak over the ceiling at its seam
+    assert float(frame_peaks(plain, circular=True).max()) <= ceiling * 1.001
+
+
+def test_a_loudness_out_of_range_is_refused_naming_the_value() -> None:
+    with pytest.raises(RequestError) as caught:
+        ConformSpec(loudness_lufs=-3.0)
+    assert caught.value.field == "loudness_lufs" and "-40" in str(caught.value) and "-6" in str(caught.value)
+    with pytest.raises(RequestError, match="loudness_lufs"):
+        ConformSpec(loudness_lufs=float("nan"))
+
+
+def test_the_loudness_target_is_part_of_the_conform_key() -> None:
+    assert ConformSpec(loudness_lufs=-14.0).conform_key("r") != ConformSpec(loudness_lufs=-20.0).conform_key("r")
+    assert ConformSpec().conform_key("r") == ConformSpec(loudness_lufs=-14.0).conform_key("r")
