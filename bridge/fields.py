@@ -203,7 +203,7 @@ class OrderBuilder:
             return UserAudio.from_bytes(frames[value - 1], f"audio in frame {value}", **what)
         if self.allowed is None:  # the command line: its user's own files, wherever they are
             return UserAudio.from_file(Path(value).expanduser(), **what)
-        fd, real = self.allowed.open(name, value)
+        fd, real = self.allowed.open(name, value, "audio file")
         with os.fdopen(fd, "rb") as f:
             if os.fstat(f.fileno()).st_size > p.MAX_BINARY_FRAME_BYTES:
                 raise RequestError(name, value,

@@ -53,21 +53,21 @@ class AllowedFolders:
                 return real, folder
         raise refused
 
-    def open(self, field: str, value: str) -> tuple[int, Path]:
+    def open(self, field: str, value: str, what: str = "audio prompt") -> tuple[int, Path]:
         """An open descriptor (read-only) of the regular file ``value`` names inside an allowed folder,
         and its resolved path. The caller closes it.
 
-        Raises :class:`RequestError` (see :meth:`resolve`) and :class:`AudioReadError` for a path
-        inside an allowed folder that is not a readable regular file.
+        Raises :class:`RequestError` (see :meth:`resolve`) and :class:`AudioReadError` (starting with
+        ``what``) for a path inside an allowed folder that is not a readable regular file.
         """
         real, folder = self.resolve(field, value)
         try:
             fd = _open_beneath(folder, real)
         except OSError as exc:
-            raise AudioReadError(f"audio prompt {str(real)!r} is not a readable file") from exc
+            raise AudioReadError(f"{what} {str(real)!r} is not a readable file") from exc
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise AudioReadError(f"audio prompt {str(real)!r} is not a readable file")
+                raise AudioReadError(f"{what} {str(real)!r} is not a readable file")
         except BaseException:
             os.close(fd)
             raise
