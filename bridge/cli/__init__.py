@@ -7,7 +7,7 @@
     loopbridge history [--limit N] [--json]
     loopbridge recall KEY [--bpm 128] [--out DIR]
     loopbridge serve [--zmq tcp://127.0.0.1:5555] [--events tcp://127.0.0.1:5556] [--osc 127.0.0.1:9000]
-                     [--device cuda|cpu] [--memory-budget GB] [--conform-memory GB] [--keys DIR | --insecure]
+                     [--device auto|cuda|mps|cpu] [--memory-budget GB] [--conform-memory GB] [--keys DIR | --insecure]
                      [--osc-allow LIST]
                      [--dtype bf16] [--attention sdpa|eager] [--scheduler dpm++] [--compile] [--cpu-offload]
     loopbridge generate ... --server tcp://HOST:5555 [--server-key KEY] [--timeout 30]   (through a running engine)
