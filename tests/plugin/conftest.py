@@ -67,3 +67,12 @@ def unit_test_binary(vst3_path: Path) -> Path:
 def test_host_binary(vst3_path: Path) -> Path:
     """``loopbridge-test-host``: a VST3 host whose play head the test sets (any tempo and meter)."""
     return _built("loopbridge-test-host")
+
+
+@pytest.fixture(scope="session")
+def validator_binary(vst3_path: Path) -> Path:
+    """Steinberg's VST3 validator, built from the VST3 SDK by plugin/build.sh."""
+    binary = REPO / "plugin" / "build-validator" / "bin" / "Release" / "validator"
+    if not binary.exists():
+        pytest.fail(f"{binary} was not built by plugin/build.sh")
+    return binary
