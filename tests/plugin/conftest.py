@@ -76,3 +76,12 @@ def validator_binary(vst3_path: Path) -> Path:
     if not binary.exists():
         pytest.fail(f"{binary} was not built by plugin/build.sh")
     return binary
+
+
+def load_vst3(path: Path):
+    """``pedalboard.load_plugin`` without its wait for sound: by default it renders silence for up to
+    ``initialization_timeout`` (10 s) until the plugin makes a sound, which an instrument with no
+    sample yet never does, so every load took 10 s."""
+    import pedalboard
+
+    return pedalboard.load_plugin(str(path), initialization_timeout=0)
