@@ -3,7 +3,7 @@
 # with the test host and Steinberg's validator, all linked statically (no MinGW DLLs beside them):
 #   plugin/build-windows.sh -> plugin/build-windows/LoopBridge_artefacts/Release/VST3/loopbridge.vst3
 #                              plugin/build-windows/loopbridge-test-host.exe
-#                              plugin/build-validator-windows/bin/Release/validator.exe
+#                              plugin/build-validator-windows/bin/validator.exe
 # JUCE 7.0.5 and libzmq 4.3.5 come from LOOPBRIDGE_VENDOR_DIR (default ../shared/vendor) when the
 # archives are there, else from GitHub (plugin/cmake/Dependencies.cmake). Wine runs what it builds
 # (tests/plugin/test_windows_build.py).
