@@ -10,6 +10,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 toolchain="$PWD/plugin/cmake/mingw-w64-x86_64.cmake"
+# JUCE builds its juceaide tool in a CMake run of its own at configure time: these reach it too
+# (through the environment), so it compiles through ccache and on both cores like the rest.
+export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}"
+if command -v ccache >/dev/null 2>&1; then
+  export CMAKE_C_COMPILER_LAUNCHER="${CMAKE_C_COMPILER_LAUNCHER:-ccache}" CMAKE_CXX_COMPILER_LAUNCHER="${CMAKE_CXX_COMPILER_LAUNCHER:-ccache}"
+fi
 vendor=()
 [ -n "${LOOPBRIDGE_VENDOR_DIR:-}" ] && vendor=("-DLOOPBRIDGE_VENDOR_DIR=$LOOPBRIDGE_VENDOR_DIR")
 cmake -S plugin -B plugin/build-windows -DCMAKE_TOOLCHAIN_FILE="$toolchain" -DCMAKE_BUILD_TYPE=Release "${vendor[@]}"
