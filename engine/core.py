@@ -47,9 +47,10 @@ class Engine:
     """Resident models, a render store and the conform stage behind one API.
 
     ``store_dir`` defaults to ``<data dir>/store`` (``$LOOPBRIDGE_HOME`` overrides the data dir).
-    ``device`` is ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``. ``memory_budget_bytes``
-    bounds resident weights (None: no bound). ``on_event(name, fields)`` hears model loads and
-    evictions. Thread-safe; generation is serialised per engine (one accelerator, one worker).
+    ``device`` is ``"auto"`` (CUDA, else Apple's MPS, else the CPU), ``"cpu"``, ``"cuda"`` or
+    ``"mps"``. ``memory_budget_bytes`` bounds resident weights (None: no bound).
+    ``on_event(name, fields)`` hears model loads and evictions. Thread-safe; generation is
+    serialised per engine (one accelerator, one worker).
     """
 
     def __init__(

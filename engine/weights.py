@@ -36,25 +36,50 @@ EventCallback = Callable[[str, dict[str, Any]], None]
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pt", ".pth")
 
 
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``"auto"``/None → CUDA when present, else CPU; anything else as given (checked)."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        from .errors import RequestError
+def mps_available() -> bool:
+    """Whether Apple's Metal (MPS) backend can run here: a Mac with Apple silicon or a Metal GPU,
+    and a torch built with it."""
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
 
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``"auto"``/None → CUDA when present, else Apple's MPS when present, else the CPU; ``"cpu"``,
+    ``"cuda"``/``"cuda:N"`` or ``"mps"`` as given, checked.
+
+    Raises :class:`RequestError` for a device this machine lacks or a name torch does not know.
+    """
+    from .errors import RequestError
+
+    accepted = "auto, cpu, cuda (a CUDA GPU) or mps (Apple's Metal on a Mac)"
+    if device is None or str(device) == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps" if mps_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise RequestError("device", str(device), accepted) from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
         raise RequestError("device", str(device), "cpu, or cuda on a machine with a CUDA GPU")
+    if dev.type == "mps" and not mps_available():
+        raise RequestError("device", str(device), "cpu, or mps on a Mac whose torch has Metal (MPS)")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise RequestError("device", str(device), accepted)
     return dev
 
 
 def default_budget_bytes(device: torch.device, fraction: float = 0.8) -> int | None:
     """A memory budget for resident weights when none is given: ``fraction`` of the GPU's memory on
-    CUDA, of the memory available now on a CPU (None when that cannot be read).
+    CUDA, of the memory Metal recommends for the GPU on MPS, of the memory available now on a CPU
+    (None when that cannot be read).
     """
     if device.type == "cuda":
         index = device.index if device.index is not None else torch.cuda.current_device()
         return int(torch.cuda.get_device_properties(index).total_memory * fraction)
+    if device.type == "mps":
+        # The GPU shares the Mac's memory: Metal says how much of it the GPU should use.
+        return int(torch.mps.recommended_max_memory() * fraction)
     try:
         with open("/proc/meminfo", encoding="ascii") as f:
             for line in f:

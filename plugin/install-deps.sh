@@ -8,6 +8,8 @@ packages=(
     libx11-dev libxrandr-dev libxinerama-dev libxcursor-dev libxext-dev libxcomposite-dev
     libfreetype-dev libfontconfig1-dev libpng-dev libjpeg-dev libasound2-dev
     xvfb                                      # the editor screenshot
+    g++-mingw-w64-x86-64-posix                # the Windows x64 cross-build (plugin/build-windows.sh)
+    wine                                      # runs the Windows build's validator and test host
 )
 missing=()
 for package in "${packages[@]}"; do

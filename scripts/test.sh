@@ -9,14 +9,16 @@ cd "$(dirname "$0")/.."
 # Debian packages the tests use: libsndfile's sndfile-info reads WAV chunks independently; liblo's
 # oscsend/oscdump are an independent OSC peer; PortAudio (sounddevice) plays and records; the
 # VST3 plugin's build (JUCE 7 with CMake support, ZeroMQ, the X11/font headers JUCE compiles against)
-# and its editor screenshot (Xvfb). plugin/install-deps.sh lists the plugin's share with reasons.
+# and its editor screenshot (Xvfb); the plugin's Windows cross-build (MinGW-w64) and Wine, which
+# runs the Windows build's checks. plugin/install-deps.sh lists the plugin's share with reasons.
 # sonic-pi-samples (recorded loops) and hydrogen-drumkits (recorded drum one-shots) are the real
 # recordings the conform stage's tempo, downbeat and timing are tested on (tests/data/real_loops.json),
 # and that `loopbridge conform` fits.
 APT_PACKAGES=(sndfile-programs liblo-tools libportaudio2 sonic-pi-samples hydrogen-drumkits
   cmake g++ pkg-config ccache juce-modules-source libzmq3-dev cppzmq-dev
   libx11-dev libxrandr-dev libxinerama-dev libxcursor-dev libxext-dev libxcomposite-dev
-  libfreetype-dev libfontconfig1-dev libpng-dev libjpeg-dev libasound2-dev xvfb)
+  libfreetype-dev libfontconfig1-dev libpng-dev libjpeg-dev libasound2-dev xvfb
+  g++-mingw-w64-x86-64-posix wine)
 
 # Node.js runs the Max for Live device's JavaScript tests (the machine's own Node if it has one)
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)
@@ -41,8 +43,11 @@ PYTHON=${PYTHON:-python3}
 
 .venv/bin/ruff check .
 scripts/typecheck.sh
-# The VST3, its C++ tests and benchmark (incremental; tests/plugin runs the same script again)
+# The VST3, its C++ tests and benchmark, Steinberg's validator (incremental; tests/plugin runs the
+# same script again), and the Windows build (plugin/build-windows.sh; its checks run under Wine in
+# tests/plugin/test_windows_build.py)
 plugin/build.sh
+plugin/build-windows.sh
 .venv/bin/python -m pytest "$@"
 # the Max for Live device: its JavaScript against a fake Live API and the real engine over OSC
 (cd ableton && npm ci --no-audit --no-fund --loglevel=error && LOOPBRIDGE_PYTHON="$PWD/../.venv/bin/python" npm test)

@@ -10,7 +10,7 @@
                        [--source-bpm BPM] [--downbeat SECONDS] [--source-bars N] [--kind loop|one-shot|texture]
                        [--loudness -14] [--out DIR]
     loopbridge serve [--zmq tcp://127.0.0.1:5555] [--events tcp://127.0.0.1:5556] [--osc 127.0.0.1:9000]
-                     [--device cuda|cpu] [--memory-budget GB] [--conform-memory GB] [--keys DIR | --insecure]
+                     [--device auto|cuda|mps|cpu] [--memory-budget GB] [--conform-memory GB] [--keys DIR | --insecure]
                      [--osc-allow LIST] [--loudness -14]
                      [--dtype bf16] [--attention sdpa|eager] [--scheduler dpm++] [--compile] [--cpu-offload]
     loopbridge generate ... --server tcp://HOST:5555 [--server-key KEY] [--timeout 30]   (through a running engine)

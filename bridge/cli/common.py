@@ -106,7 +106,8 @@ SPEED_DEFAULTS: dict[str, Any] = {"dtype": "fp32", "attention": None, "scheduler
 
 
 def engine_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    parser.add_argument("--device", default="auto",
+                        help="auto (CUDA, else Apple's MPS, else the CPU), cpu, cuda or mps")
     parser.add_argument("--store", type=Path, default=None, help="the render store folder (default: the data folder)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     speed_options(parser)
@@ -114,7 +115,8 @@ def engine_options(parser: argparse.ArgumentParser) -> None:
 
 def speed_options(parser: argparse.ArgumentParser) -> None:
     speed = parser.add_argument_group("speed and memory (each model family uses those that apply to it)")
-    speed.add_argument("--dtype", default="fp32", help="fp32, bf16, or fp16 (fp16 needs a GPU)")
+    speed.add_argument("--dtype", default="fp32",
+                       help="fp32, bf16, or fp16 (fp16 needs CUDA or MPS; bf16 on MPS needs macOS 14)")
     speed.add_argument("--attention", default=None, help="attention implementation: sdpa or eager")
     speed.add_argument("--scheduler", default=None,
                        help="a faster sampler at fewer steps, e.g. dpm++, dpm++-karras, unipc, ddim, euler; "

@@ -35,7 +35,7 @@ def add_parsers(sub: Any) -> None:
                        help=f"where OSC comes in, or 'off' (default {p.DEFAULT_OSC_HOST}:{p.DEFAULT_OSC_PORT})")
     serve.add_argument("--osc-allow", default=None, metavar="LIST",
                        help="controllers allowed to send OSC beyond loopback: addresses or networks, comma-separated")
-    serve.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    serve.add_argument("--device", default="auto", help="auto (CUDA, else Apple's MPS, else the CPU), cpu, cuda or mps")
     serve.add_argument("--memory-budget", type=number("memory-budget"), default=None, metavar="GB",
                        help="memory for resident models, in GB (default: 80%% of the GPU's; on a CPU, 80%% of the "
                             "RAM available less the conform memory)")

@@ -73,7 +73,8 @@ def resolve_dtype(dtype: torch.dtype | str, device: torch.device | str) -> torch
 
     Accepts a torch dtype or ``"fp32"``, ``"fp16"``, ``"bf16"`` (and their long names). Half
     precision needs an accelerator: float16 on the CPU raises :class:`RequestError` (most CPU
-    kernels lack it; bfloat16 is accepted there).
+    kernels lack it; bfloat16 is accepted there). Apple's MPS computes float32 and float16;
+    bfloat16 only from macOS 14 on (:func:`mps_supports_bf16`), else :class:`RequestError`.
     """
     device = torch.device(device)
     if isinstance(dtype, str):
@@ -85,7 +86,19 @@ def resolve_dtype(dtype: torch.dtype | str, device: torch.device | str) -> torch
         raise RequestError("dtype", str(dtype), "one of: fp32, fp16, bf16")
     if dtype == torch.float16 and device.type == "cpu":
         raise RequestError("dtype", "fp16", "fp32 or bf16 on the CPU (fp16 needs a GPU)")
+    if dtype == torch.bfloat16 and device.type == "mps" and not mps_supports_bf16():
+        raise RequestError("dtype", "bf16", "fp32 or fp16 on Apple's MPS before macOS 14")
     return dtype
+
+
+def mps_supports_bf16() -> bool:
+    """Whether Apple's MPS backend computes bfloat16 here (macOS 14 and later)."""
+    import platform
+
+    if platform.system() != "Darwin":
+        return False
+    is_macos_or_newer = getattr(torch.backends.mps, "is_macos_or_newer", None)
+    return bool(is_macos_or_newer is not None and is_macos_or_newer(14, 0))
 
 
 # ---- checking a folder before loading -----------------------------------------------------------

@@ -16,6 +16,8 @@ target_compile_definitions(SharedCode INTERFACE
     JUCE_WEB_BROWSER=0
     JUCE_USE_CURL=0
     JUCE_VST3_CAN_REPLACE_VST2=0
+    # no 16 x 130 hidden "MIDI CC" parameters in the host's list: the plugin plays notes and reads no controllers
+    JUCE_VST3_EMULATE_MIDI_CC_WITH_PARAMETERS=0
     JUCE_DISPLAY_SPLASH_SCREEN=0
     JUCE_REPORT_APP_USAGE=0
     # WAV is all the plugin reads; this also keeps Debian's JUCE off the system FLAC/Ogg libraries

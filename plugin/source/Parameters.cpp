@@ -24,29 +24,40 @@ void TriggerParameter::valueChanged (bool isOn)
 juce::AudioProcessorValueTreeState::ParameterLayout createParameterLayout()
 {
     using namespace juce;
-    AudioProcessorValueTreeState::ParameterLayout layout;
+    // Grouped for hosts that show parameters in folders (VST3 units). The order within and across
+    // groups is the order of the parameters' indices, which hosts that address parameters by index
+    // (Ardour's Lua, automation lanes) have recorded: it stays as it was.
+    auto generating = std::make_unique<AudioProcessorParameterGroup> ("generate", "Generate", " | ");
+    generating->addChild (std::make_unique<TriggerParameter> (ParamIDs::generate, "Generate"));
+    generating->addChild (std::make_unique<AudioParameterInt> (ParamIDs::variation, "Variation", 0, kVariationMax, 0));
+    generating->addChild (std::make_unique<AudioParameterFloat> (ParamIDs::morph, "Morph", NormalisableRange<float> (0.0f, 1.0f, 0.01f), 0.0f));
+    generating->addChild (std::make_unique<AudioParameterInt> (ParamIDs::seed, "Seed", 0, kSeedMax, 0));
+    generating->addChild (std::make_unique<AudioParameterInt> (ParamIDs::quality, "Quality", 0, kQualityMaxSteps, 0,
+                                                               AudioParameterIntAttributes()
+                                                                   .withLabel ("steps")
+                                                                   .withStringFromValueFunction ([] (int steps, int) {
+                                                                       return steps == 0 ? String ("auto") : String (steps); // auto: the model's default
+                                                                   })));
 
-    layout.add (std::make_unique<TriggerParameter> (ParamIDs::generate, "Generate"));
-    layout.add (std::make_unique<AudioParameterInt> (ParamIDs::variation, "Variation", 0, kVariationMax, 0));
-    layout.add (std::make_unique<AudioParameterFloat> (ParamIDs::morph, "Morph", NormalisableRange<float> (0.0f, 1.0f, 0.01f), 0.0f));
-    layout.add (std::make_unique<AudioParameterInt> (ParamIDs::seed, "Seed", 0, kSeedMax, 0));
-    layout.add (std::make_unique<AudioParameterInt> (ParamIDs::quality, "Quality", 0, kQualityMaxSteps, 0,
-                                                     AudioParameterIntAttributes()
-                                                         .withLabel ("steps")
-                                                         .withStringFromValueFunction ([] (int steps, int) {
-                                                             return steps == 0 ? String ("auto") : String (steps); // auto: the model's default
-                                                         })));
+    auto sample = std::make_unique<AudioProcessorParameterGroup> ("sample", "Sample", " | ");
     StringArray lengthLabels;
     for (const auto& choice : kLengthChoices)
         lengthLabels.add (choice.label);
-    layout.add (std::make_unique<AudioParameterChoice> (ParamIDs::length, "Length", lengthLabels, kDefaultLengthIndex));
-    layout.add (std::make_unique<AudioParameterChoice> (ParamIDs::kind, "Kind", StringArray { "One-shot", "Loop" }, 0));
-    layout.add (std::make_unique<AudioParameterInt> (ParamIDs::pitch, "Pitch", -kPitchRangeSemitones, kPitchRangeSemitones, 0,
-                                                     AudioParameterIntAttributes().withLabel ("st")));
-    layout.add (std::make_unique<AudioParameterFloat> (ParamIDs::strength, "Audio-prompt strength",
-                                                       NormalisableRange<float> (0.0f, 1.0f, 0.01f), 0.5f));
-    layout.add (std::make_unique<AudioParameterFloat> (ParamIDs::gain, "Gain", NormalisableRange<float> (kGainMinDb, kGainMaxDb, 0.1f), 0.0f,
-                                                       AudioParameterFloatAttributes().withLabel ("dB")));
+    sample->addChild (std::make_unique<AudioParameterChoice> (ParamIDs::length, "Length", lengthLabels, kDefaultLengthIndex));
+    sample->addChild (std::make_unique<AudioParameterChoice> (ParamIDs::kind, "Kind", StringArray { "One-shot", "Loop" }, 0));
+    sample->addChild (std::make_unique<AudioParameterInt> (ParamIDs::pitch, "Pitch", -kPitchRangeSemitones, kPitchRangeSemitones, 0,
+                                                           AudioParameterIntAttributes().withLabel ("st")));
+
+    auto audioPrompt = std::make_unique<AudioProcessorParameterGroup> ("audio_prompt", "Audio prompt", " | ");
+    audioPrompt->addChild (std::make_unique<AudioParameterFloat> (ParamIDs::strength, "Audio-prompt strength",
+                                                                  NormalisableRange<float> (0.0f, 1.0f, 0.01f), 0.5f));
+
+    auto output = std::make_unique<AudioProcessorParameterGroup> ("output", "Output", " | ");
+    output->addChild (std::make_unique<AudioParameterFloat> (ParamIDs::gain, "Gain", NormalisableRange<float> (kGainMinDb, kGainMaxDb, 0.1f), 0.0f,
+                                                             AudioParameterFloatAttributes().withLabel ("dB")));
+
+    AudioProcessorValueTreeState::ParameterLayout layout;
+    layout.add (std::move (generating), std::move (sample), std::move (audioPrompt), std::move (output));
     return layout;
 }
 

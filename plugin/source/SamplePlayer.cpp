@@ -215,6 +215,7 @@ void SamplePlayer::renderTransportLoop (juce::AudioBuffer<float>& buffer, Sample
 
     if (! shouldPlay && loopFade <= 0.0f)
     {
+        loopCountedSample = nullptr;
         transportLoopActive.store (false, std::memory_order_relaxed);
         return;
     }
@@ -226,10 +227,21 @@ void SamplePlayer::renderTransportLoop (juce::AudioBuffer<float>& buffer, Sample
     const auto* s = loopSample;
     const auto loopFrames = (double) (s->loopEnd - s->loopStart);
     const auto framesPerBeat = loopFrames / s->getLoopBeats();
-    // The position comes from the host for every block, so the loop follows jumps, loops and
-    // tempo changes of the transport; within the block it advances at the host's tempo.
-    auto position = loopPhaseBeats (transport, s->getLoopBeats()) * framesPerBeat;
     const auto increment = (transport.bpm > 0.0 ? transport.bpm : 120.0) / 60.0 / hostSampleRate * framesPerBeat;
+    // While the transport plays on, the loop advances by samples from where the last block left
+    // it: hosts round the song position they report, and a phase recomputed from it at every
+    // block would jump by a few frames at each block's start. The host's position takes over when
+    // it differs by more than that rounding (a relocation, a cycle's wrap, a tempo or meter change
+    // that moved the bar lines), and after a stop or with a new sample. A tempo change the host's
+    // position follows smoothly needs no re-sync: the next block counts at the new tempo.
+    auto position = loopPhaseBeats (transport, s->getLoopBeats()) * framesPerBeat;
+    if (shouldPlay && loopCountedSample == s)
+    {
+        auto difference = position - loopNextPosition;
+        difference -= loopFrames * std::round (difference / loopFrames); // the nearer way round the loop
+        if (std::abs (difference) <= kLoopResyncToleranceQuarterNotes * framesPerBeat)
+            position = loopNextPosition;
+    }
     const auto outChannels = buffer.getNumChannels();
     const auto sourceChannels = s->audio.getNumChannels();
     const auto step = shouldPlay ? clickFadeStep : -clickFadeStep;
@@ -250,6 +262,10 @@ void SamplePlayer::renderTransportLoop (juce::AudioBuffer<float>& buffer, Sample
         }
         position += increment;
     }
+    if (position >= loopFrames)
+        position -= loopFrames;
+    loopNextPosition = position;
+    loopCountedSample = shouldPlay ? s : nullptr;
     transportLoopActive.store (loopFade > 0.0f, std::memory_order_relaxed);
 }
 

@@ -35,6 +35,13 @@ struct TransportState
     bar count, where the host gives one), else from the song position. */
 double loopPhaseBeats (const TransportState& transport, double loopBeats) noexcept;
 
+/** How far (in quarter notes) the host's loop position may stray from the one the loop reached by
+    counting samples, and still be taken for the same place. Hosts round the song position they
+    report to a grid of ticks, by at most half a tick: Ardour to 1/1920 quarter note (±6 frames at
+    120 BPM and 48 kHz), coarser hosts to 960 ticks a quarter note. One whole tick of the coarser
+    grid is tolerated; a relocation, a cycle's wrap or a stop moves the position further. */
+inline constexpr double kLoopResyncToleranceQuarterNotes = 1.0 / 960.0;
+
 class SamplePlayer
 {
 public:
@@ -103,6 +110,10 @@ private:
     // the transport-locked loop
     const Sample* loopSample = nullptr;
     float loopFade = 0.0f;
+    // Where the loop will be at the next block's first sample, counted in the sample's frames from
+    // its loop start, and which sample that count belongs to (nullptr: no count; take the host's).
+    double loopNextPosition = 0.0;
+    const Sample* loopCountedSample = nullptr;
 };
 
 } // namespace loopbridge

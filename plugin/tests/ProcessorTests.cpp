@@ -171,6 +171,77 @@ public:
             p.setPlayHead (nullptr);
         }
 
+        beginTest ("Loop mode plays sample-continuously in a host that rounds its song position (as Ardour does)");
+        {
+            // Ardour reports the song position rounded to 1/1920 quarter note: at 120 BPM and
+            // 48 kHz up to 6 frames off at each block's start. The loop must not follow that jitter.
+            constexpr double rate = 48000.0, bpm = 120.0, ticksPerQuarter = 1920.0;
+            const auto roundedPpq = [&] (juce::int64 frame) {
+                return std::round ((double) frame / rate * bpm / 60.0 * ticksPerQuarter) / ticksPerQuarter;
+            };
+            LoopBridgeProcessor p;
+            test::TestPlayHead head;
+            p.setPlayHead (&head);
+            p.prepareToPlay (rate, 1024);
+            setParam (p, ParamIDs::kind, 1.0f);
+            // 4 beats at 120 BPM; a 1 kHz sine moves by up to 0.065 a frame, so a frame's slip shows
+            const auto loop = decode (test::makeWav (rate, 96000, 1, 1000.0, bpm, 4.0, 60, true));
+            p.publishSample (loop);
+            const auto& source = loop->audio;
+
+            // Hosts' block sizes vary; these never divide the loop, so block starts fall anywhere.
+            const int blockSizes[] = { 512, 441, 1024, 37, 700 };
+            juce::int64 frame = 0;
+            float worst = 0.0f, worstAtBlockStart = 0.0f;
+            juce::int64 roundedAway = 0;
+            for (int block = 0; frame < 3 * 96000; ++block) // three times round the loop
+            {
+                const auto size = blockSizes[block % (int) std::size (blockSizes)];
+                const auto ppq = roundedPpq (frame);
+                roundedAway = std::max (roundedAway, (juce::int64) std::llround (std::abs (ppq * 60.0 / bpm * rate - (double) frame)));
+                head.set (bpm, 4, 4, ppq, true);
+                const auto out = renderBlock (p, size);
+                for (int i = frame == 0 ? 128 : 0; i < size; ++i) // (past the 2 ms fade-in at the start)
+                {
+                    const auto error = std::abs (out.getSample (0, i) - source.getSample (0, (int) ((frame + i) % 96000)));
+                    worst = std::max (worst, error);
+                    if (i == 0)
+                        worstAtBlockStart = std::max (worstAtBlockStart, error);
+                }
+                frame += size;
+            }
+            expect (roundedAway >= 5, "the host's rounding moves block starts by frames (" + juce::String (roundedAway) + ")");
+            expectWithinAbsoluteError (worst, 0.0f, 1.0e-3f, "every frame is the loop's own, block starts included");
+            expectWithinAbsoluteError (worstAtBlockStart, 0.0f, 1.0e-3f);
+
+            // A relocation (the user clicks bar 9, beat 3) is followed at once, and the count goes on from there.
+            const auto jumpedTo = (juce::int64) (34.0 * 60.0 / bpm * rate); // 34 quarter notes: two beats into the loop
+            for (int block = 0; block < 4; ++block)
+            {
+                head.set (bpm, 4, 4, roundedPpq (jumpedTo + block * 512), true);
+                const auto out = renderBlock (p, 512);
+                for (int i = 0; i < 512; i += 7)
+                    expectWithinAbsoluteError (out.getSample (0, i), source.getSample (0, (int) ((48000 + block * 512 + i) % 96000)), 1.0e-3f,
+                                               "after the relocation, block " + juce::String (block));
+            }
+
+            // A cycle's wrap (back to bar 1) and a stop and restart each start the count afresh from the host.
+            head.set (bpm, 4, 4, 0.0, true);
+            auto out = renderBlock (p, 512);
+            for (int i = 0; i < 512; i += 7)
+                expectWithinAbsoluteError (out.getSample (0, i), source.getSample (0, i), 1.0e-3f, "after the cycle's wrap");
+            head.set (bpm, 4, 4, 0.0, false);
+            for (int block = 0; block < 4; ++block)
+                renderBlock (p, 512); // stopped: the loop fades out
+            head.set (bpm, 4, 4, 1.0, true); // restarted a beat in
+            renderBlock (p, 512);
+            head.set (bpm, 4, 4, roundedPpq (24000 + 512), true);
+            out = renderBlock (p, 512);
+            for (int i = 0; i < 512; i += 7)
+                expectWithinAbsoluteError (out.getSample (0, i), source.getSample (0, 24512 + i), 1.0e-3f, "after a stop and a restart");
+            p.setPlayHead (nullptr);
+        }
+
         beginTest ("Loop mode stays on bar lines after a meter change, from the last bar line alone (as VST3 hosts report it)");
         {
             // One bar of 3/4, then 4/4: bar lines at 0, 3, 7, 11, ... quarter notes.

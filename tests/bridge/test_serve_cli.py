@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
+import torch
 from loopbridge.bridge.cli import main
 from loopbridge.bridge.client import Client, RemoteError
 
@@ -124,3 +125,18 @@ def test_generate_through_an_engine_that_is_not_there(capsys: pytest.CaptureFixt
     status = main(["generate", "--server", f"tcp://127.0.0.1:{_free_port()}", "--timeout", "2", "--quiet"])
     err = capsys.readouterr().err
     assert status == 1 and "no answer from the engine" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("device", ["banana", "mps", "cuda"])
+def test_a_device_this_machine_lacks_is_refused_by_name_before_anything_starts(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, device: str) -> None:
+    from loopbridge.engine.weights import mps_available
+
+    if (device == "mps" and mps_available()) or (device == "cuda" and torch.cuda.is_available()):
+        pytest.skip(f"this machine has {device}")
+    monkeypatch.setenv("LOOPBRIDGE_HOME", str(tmp_path))
+    status = main(["serve", "--osc", "off", "--zmq", f"tcp://127.0.0.1:{_free_port()}", "--events", "off",
+                   "--device", device, "--quiet"])
+    err = capsys.readouterr().err
+    assert status == 2 and f"device={device!r} is not accepted" in err and "Traceback" not in err
+    assert "expected" in err and err.count("\n") == 1, "one line that says what is accepted"

@@ -11,9 +11,17 @@ import loopbridge.engine.weights as weights_module
 import pytest
 import torch
 from loopbridge.engine import ModelLoadError
+from loopbridge.engine.errors import RequestError
 from loopbridge.engine.models.base import Capabilities, LoadOptions, ModelBackend
 from loopbridge.engine.models.registry import ModelRegistry
-from loopbridge.engine.weights import WeightCache, default_budget_bytes, estimate_bytes, offload_needed
+from loopbridge.engine.weights import (
+    WeightCache,
+    default_budget_bytes,
+    estimate_bytes,
+    mps_available,
+    offload_needed,
+    resolve_device,
+)
 
 
 @pytest.fixture(scope="module")
@@ -184,3 +192,34 @@ def test_a_model_that_would_not_fit_the_gpu_budget_loads_with_cpu_offload(
     with cache.use("c"):
         pass
     assert _Recording.loads[-1] == ("c", LoadOptions())
+
+
+def test_auto_device_is_cuda_then_apples_mps_then_the_cpu() -> None:
+    expected = "cuda" if torch.cuda.is_available() else ("mps" if mps_available() else "cpu")
+    assert resolve_device("auto").type == expected
+    assert resolve_device(None).type == expected
+    assert resolve_device("cpu") == torch.device("cpu")
+
+
+@pytest.mark.parametrize("name", ["mps", "cuda", "cuda:0"])
+def test_an_explicit_device_this_machine_lacks_is_refused_by_name(name: str) -> None:
+    present = mps_available() if name == "mps" else torch.cuda.is_available()
+    if present:
+        assert resolve_device(name).type == name.split(":")[0]
+    else:
+        with pytest.raises(RequestError) as caught:
+            resolve_device(name)
+        assert caught.value.field == "device" and caught.value.value == name
+        assert name.split(":")[0] in caught.value.accepted
+
+
+@pytest.mark.parametrize("name", ["banana", "xpu", "meta"])
+def test_a_device_the_engine_does_not_run_on_is_refused(name: str) -> None:
+    with pytest.raises(RequestError, match=r"auto, cpu, cuda .* or mps") as caught:
+        resolve_device(name)
+    assert caught.value.value == name
+
+
+@pytest.mark.skipif(not mps_available(), reason="Apple's MPS is not available on this machine")
+def test_the_default_budget_on_mps_is_a_share_of_what_metal_recommends() -> None:
+    assert default_budget_bytes(torch.device("mps"), 0.5) == int(torch.mps.recommended_max_memory() * 0.5)

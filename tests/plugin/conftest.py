@@ -67,3 +67,21 @@ def unit_test_binary(vst3_path: Path) -> Path:
 def test_host_binary(vst3_path: Path) -> Path:
     """``loopbridge-test-host``: a VST3 host whose play head the test sets (any tempo and meter)."""
     return _built("loopbridge-test-host")
+
+
+@pytest.fixture(scope="session")
+def validator_binary(vst3_path: Path) -> Path:
+    """Steinberg's VST3 validator, built from the VST3 SDK by plugin/build.sh."""
+    binary = REPO / "plugin" / "build-validator" / "bin" / "Release" / "validator"
+    if not binary.exists():
+        pytest.fail(f"{binary} was not built by plugin/build.sh")
+    return binary
+
+
+def load_vst3(path: Path):
+    """``pedalboard.load_plugin`` without its wait for sound: by default it renders silence for up to
+    ``initialization_timeout`` (10 s) until the plugin makes a sound, which an instrument with no
+    sample yet never does, so every load took 10 s."""
+    import pedalboard
+
+    return pedalboard.load_plugin(str(path), initialization_timeout=0)

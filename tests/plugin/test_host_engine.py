@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from .conftest import load_vst3
 from .plugin_state import PluginState, plugin_blob_from_raw_state, read_state, read_wav, write_state
 
 pedalboard = pytest.importorskip("pedalboard", reason="pedalboard hosts the VST3 in these tests")
@@ -118,7 +119,7 @@ def engine(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[RunningEn
 def plugin(vst3_path: Path, engine: RunningEngine, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("LOOPBRIDGE_ENDPOINT", engine.endpoint)
     monkeypatch.delenv("DISPLAY", raising=False)
-    loaded = pedalboard.load_plugin(str(vst3_path))
+    loaded = load_vst3(vst3_path)
     state = read_state(loaded)
     state.set_session(prompt="punchy kick", model=MODEL, endpoint=engine.endpoint)
     write_state(loaded, state)

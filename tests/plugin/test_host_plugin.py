@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from .conftest import load_vst3
 from .plugin_state import read_state, read_wav, tagged_wav, write_state
 
 pedalboard = pytest.importorskip("pedalboard", reason="pedalboard hosts the VST3 in these tests")
@@ -34,7 +35,7 @@ def plugin(vst3_path: Path, monkeypatch: pytest.MonkeyPatch):
     # No engine for these tests: point the plugin at a port where nothing listens.
     monkeypatch.setenv("LOOPBRIDGE_ENDPOINT", closed_endpoint())
     monkeypatch.delenv("DISPLAY", raising=False)  # the processor must not need an X server
-    return pedalboard.load_plugin(str(vst3_path))
+    return load_vst3(vst3_path)
 
 
 def note(pitch: int, start_s: float = 0.0, length_s: float = 0.5, velocity: int = 127) -> list:
@@ -144,7 +145,7 @@ def test_sample_prompts_and_knobs_survive_save_and_reopen(vst3_path: Path, plugi
     first = render(plugin, note(62), 0.8)
     saved = plugin.raw_state
 
-    reopened = pedalboard.load_plugin(str(vst3_path))
+    reopened = load_vst3(vst3_path)
     reopened.raw_state = saved
     again = render(reopened, note(62), 0.8)
     assert np.allclose(first, again, atol=1e-6)

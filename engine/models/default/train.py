@@ -86,11 +86,11 @@ def corpus_mels(
 
 
 def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {name!r}: no CUDA device is present (use auto or cpu)")
-    return torch.device(name)
+    """``--device``: auto (CUDA, else Apple's MPS, else the CPU), cpu, cuda[:N] or mps; ValueError
+    (a RequestError) for a device this machine lacks."""
+    from ...weights import resolve_device
+
+    return resolve_device(name)
 
 
 def export_weights(network: MelUNet, config: ModelConfig, folder: Path, metadata: dict[str, Any]) -> None:
@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "--resume continues the same run")
     parser.add_argument("--render-workers", type=int, default=min(2, os.cpu_count() or 1),
                         help="processes rendering the corpus")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda[:N] or mps")
     # one thread: on a shared 2-core machine two OpenMP threads stall each other (several times
     # slower per step than one); on an idle machine --threads 2 is faster
     parser.add_argument("--threads", type=int, default=1,

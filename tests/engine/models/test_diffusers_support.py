@@ -18,6 +18,7 @@ from loopbridge.engine.models.diffusers_support import (
     load_component,
     load_pipeline,
     make_scheduler,
+    mps_supports_bf16,
     oom_guard,
     resolve_dtype,
     set_attention,
@@ -47,6 +48,18 @@ def test_dtype_names_and_half_precision_needs_a_gpu() -> None:
         resolve_dtype("fp16", "cpu")
     with pytest.raises(RequestError, match="fp32, fp16, bf16"):
         resolve_dtype("int8", "cpu")
+
+
+def test_dtypes_on_apples_mps_are_those_metal_computes() -> None:
+    """float32 and float16 on MPS; bfloat16 only where Metal has it (macOS 14 and later)."""
+    assert resolve_dtype("fp32", "mps") is torch.float32
+    assert resolve_dtype("fp16", "mps") is torch.float16
+    if mps_supports_bf16():
+        assert resolve_dtype("bf16", "mps") is torch.bfloat16
+    else:
+        with pytest.raises(RequestError, match="fp32 or fp16 on Apple's MPS before macOS 14") as caught:
+            resolve_dtype("bf16", "mps")
+        assert caught.value.value == "bf16"
 
 
 def test_a_complete_folder_passes_its_check(root: Path) -> None:
