@@ -10,10 +10,13 @@ cd "$(dirname "$0")/.."
 # oscsend/oscdump are an independent OSC peer; PortAudio (sounddevice) plays and records; the
 # VST3 plugin's build (JUCE 7 with CMake support, ZeroMQ, the X11/font headers JUCE compiles against)
 # and its editor screenshot (Xvfb). plugin/install-deps.sh lists the plugin's share with reasons.
+# Ardour 7 (Debian 12: 7.3, which tests/plugin/test_ardour.py checks for) hosts the VST3 in a real DAW
+# session, headless through ardour7-lua.
 APT_PACKAGES=(sndfile-programs liblo-tools libportaudio2
   cmake g++ pkg-config ccache juce-modules-source libzmq3-dev cppzmq-dev
   libx11-dev libxrandr-dev libxinerama-dev libxcursor-dev libxext-dev libxcomposite-dev
-  libfreetype-dev libfontconfig1-dev libpng-dev libjpeg-dev libasound2-dev xvfb)
+  libfreetype-dev libfontconfig1-dev libpng-dev libjpeg-dev libasound2-dev xvfb
+  ardour)
 
 # Node.js runs the Max for Live device's JavaScript tests (the machine's own Node if it has one)
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)
