@@ -117,7 +117,7 @@ def _last_words(result: subprocess.CompletedProcess) -> str:
     """Where a crashed step got to: its last line of output, and its last words on stderr."""
     said = [line for line in (result.stdout or "").splitlines() if line.strip()]
     errors = [line for line in (result.stderr or "").splitlines() if line.strip()]
-    return f" after {said[-1]!r}" * bool(said) + f", {errors[-1][:160]!r}" * bool(errors)
+    return (f" after {said[-1]!r}" if said else "") + (f", {errors[-1][:160]!r}" if errors else "")
 
 
 def run_ardour(command: list[str], env: dict[str, str], what: str, log: HostLog, timeout_s: float,
