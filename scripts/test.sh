@@ -13,12 +13,13 @@ cd "$(dirname "$0")/.."
 # runs the Windows build's checks. plugin/install-deps.sh lists the plugin's share with reasons.
 # sonic-pi-samples (recorded loops) and hydrogen-drumkits (recorded drum one-shots) are the real
 # recordings the conform stage's tempo, downbeat and timing are tested on (tests/data/real_loops.json),
-# and that `loopbridge conform` fits.
+# and that `loopbridge conform` fits. Ardour 7 (Debian 12: 7.3, which tests/plugin/test_ardour.py
+# checks for) hosts the VST3 in a real DAW session, headless through ardour7-lua.
 APT_PACKAGES=(sndfile-programs liblo-tools libportaudio2 sonic-pi-samples hydrogen-drumkits
   cmake g++ pkg-config ccache juce-modules-source libzmq3-dev cppzmq-dev
   libx11-dev libxrandr-dev libxinerama-dev libxcursor-dev libxext-dev libxcomposite-dev
   libfreetype-dev libfontconfig1-dev libpng-dev libjpeg-dev libasound2-dev xvfb
-  g++-mingw-w64-x86-64-posix wine)
+  g++-mingw-w64-x86-64-posix wine ardour)
 
 # Node.js runs the Max for Live device's JavaScript tests (the machine's own Node if it has one)
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)

@@ -19,18 +19,16 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from .conftest import load_vst3
+from .engine_process import JOB_ERROR, RunningEngine, start_engine
 from .plugin_state import PluginState, plugin_blob_from_raw_state, read_state, read_wav, write_state
 
 pedalboard = pytest.importorskip("pedalboard", reason="pedalboard hosts the VST3 in these tests")
@@ -41,78 +39,26 @@ BLOCK = 512
 HOST_METERS = Path(__file__).resolve().parents[1] / "data" / "host_meters.json"
 
 
-READY = re.compile(r"loopbridge serve: ready: zmq (\S+), events (\S+), osc (\S+),")
 #: the tiny Dance Diffusion checkpoint tests/conftest.py builds; two steps keep a render short, and
 #: one beat at pedalboard's 120 BPM (0.5 s) is within its longest render (1.024 s)
 MODEL = "tiny-dd"
 STEPS = 2
 LENGTH = "1 beat"
-JOB_ERROR = re.compile(r" (?:generate|variation|morph|conform) id=\S+ error .*")
 #: the engine's request log: the plugin's background fetch of a neighbouring variation, answered
 PREFETCH_ANSWERED = re.compile(r" variation id=prefetch-\d+ ok 1 sample")
 #: ... and a variation the user's knob asked for (not fetched ahead)
 VARIATION_ASKED = re.compile(r" variation id=variation-\d+ ")
 
 
-@dataclass
-class RunningEngine:
-    process: subprocess.Popen
-    endpoint: str
-    store_dir: Path
-    log_path: Path
-
-    def log(self) -> str:
-        return self.log_all()[-4000:]
-
-    def log_all(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=30)
-
-
-def _serve_command() -> list[str]:
-    # LOOPBRIDGE_SERVE_PYTHON runs the engine from another checkout's environment (its own install).
-    return [os.environ.get("LOOPBRIDGE_SERVE_PYTHON", sys.executable), "-m", "loopbridge.bridge.cli", "serve"]
-
-
 @pytest.fixture()
 def engine(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[RunningEngine]:
     """A real ``loopbridge serve`` in its own process: free loopback ports, its own store, the tiny model."""
     tiny_dd_root: Path = request.getfixturevalue("tiny_dd_root")
-    home = tmp_path / "home"
-    home.mkdir()
-    store_dir = tmp_path / "store"
-    log_path = tmp_path / "serve.log"
-    env = {**os.environ, "LOOPBRIDGE_MODELS": str(tiny_dd_root), "LOOPBRIDGE_HOME": str(home), "HF_HUB_OFFLINE": "1",
-           "HF_HUB_CACHE": str(home / "hf"), "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    command = [*_serve_command(), "--zmq", "tcp://127.0.0.1:*", "--events", "tcp://127.0.0.1:*", "--osc", "off",
-               "--store", str(store_dir), "--device", "cpu", "--threads", "1", "--model", MODEL]
-    with log_path.open("w") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-    running = RunningEngine(process, "", store_dir, log_path)
+    running = start_engine(tmp_path, tiny_dd_root, ["--model", MODEL])
     try:
-        deadline = time.monotonic() + 180
-        while not running.endpoint:
-            found = READY.search(log_path.read_text(errors="replace"))
-            if found:
-                running.endpoint = found.group(1)
-            elif process.poll() is not None:
-                pytest.fail(f"loopbridge serve exited with {process.returncode}:\n{running.log()}")
-            elif time.monotonic() > deadline:
-                pytest.fail(f"loopbridge serve was not ready within 180 s:\n{running.log()}")
-            else:
-                time.sleep(0.05)
         yield running
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                running.kill()
+        running.stop()
 
 
 @pytest.fixture()

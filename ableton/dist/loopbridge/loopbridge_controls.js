@@ -1,0 +1,130 @@
+// loopbridge — the device's controls, declared once (AbletonOSC style: one table, no logic).
+//
+// Each row names a control of the patch (its Max `varname`), the message the patch sends to the
+// `js` object when it changes, how its value becomes a request value, and the address of the
+// bridge's OSC table that the change maps to (with the key/value field it fills). Tests check
+// this table against the patch (every control is in both, ranges and menus agree) and against
+// bridge/protocol.py (every address exists, every field belongs to that address's request type).
+//
+// ES5, runs in Max's `js` object and in Node. Copyright the loopbridge developers. GPL-3.0-or-later.
+
+var protocol = require("loopbridge_protocol");
+var A = protocol.ADDRESSES;
+
+// live.dial parameter types and unit styles (Max's parameter_type / parameter_unitstyle numbers)
+var FLOAT = 0;
+var INT = 1;
+var ENUM = 2;
+var UNIT_INT = 0;
+var UNIT_PERCENT = 5;
+var UNIT_SEMITONES = 7;
+var UNIT_CUSTOM = 9;
+
+// Length menu: bars of the song's meter per item (sent as they are; the engine fits its bar to the meter)
+var LENGTH_BARS = [0.25, 0.5, 1, 2, 4, 8, 16, 32];
+var LENGTH_NAMES = ["1/4", "1/2", "1", "2", "4", "8", "16", "32"];
+
+exports.LENGTH_BARS = LENGTH_BARS;
+
+exports.CONTROLS = [
+    {
+        name: "prompt", varname: "Prompt", maxclass: "textedit", inlet: 1,
+        address: A.JOB_GENERATE, field: "prompt",
+        summary: "what to generate; sent with every generate, variation and morph request"
+    },
+    {
+        name: "morph_prompt", varname: "Morph Target", maxclass: "textedit", inlet: 2,
+        address: A.JOB_MORPH, field: "morph_prompt",
+        summary: "the prompt the Morph dial moves towards"
+    },
+    {
+        name: "variation", varname: "Variation", maxclass: "live.dial", message: "variation",
+        address: A.JOB_VARIATION, field: "variation",
+        parameter: {type: INT, min: 0, max: 99, initial: 0, unitstyle: UNIT_INT},
+        summary: "turning it fetches variation k of the last request (pre-rendered ones come from the store)"
+    },
+    {
+        name: "morph", varname: "Morph", maxclass: "live.dial", message: "morph",
+        address: A.JOB_MORPH, field: "morph_amount",
+        parameter: {type: FLOAT, min: 0, max: 100, initial: 0, unitstyle: UNIT_PERCENT},
+        scale: 0.01,
+        summary: "turning it fetches the sample this far between Prompt and Morph Target"
+    },
+    {
+        name: "length", varname: "Length", maxclass: "live.dial", message: "length",
+        address: A.JOB_GENERATE, field: "bars",
+        parameter: {type: ENUM, enum: LENGTH_NAMES, initial: 2},
+        values: LENGTH_BARS,
+        summary: "bars of the song's meter for a loop, texture or kit; the clip loops over them"
+    },
+    {
+        name: "pitch", varname: "Pitch", maxclass: "live.dial", message: "pitch",
+        address: A.JOB_CONFORM, field: "pitch_semitones",
+        parameter: {type: INT, min: -24, max: 24, initial: 0, unitstyle: UNIT_SEMITONES},
+        summary: "turning it re-conforms the current sample (no model run)"
+    },
+    {
+        name: "kind", varname: "Kind", maxclass: "live.dial", message: "kind",
+        address: A.JOB_GENERATE, field: "kind",
+        parameter: {type: ENUM, enum: protocol.KINDS.slice(), initial: 1},
+        values: protocol.KINDS.slice(),
+        summary: "one-shot, loop, texture or kit; also picks the clip's warp mode"
+    },
+    {
+        name: "quality", varname: "Quality", maxclass: "live.dial", message: "quality",
+        address: A.JOB_GENERATE, field: "steps",
+        parameter: {type: INT, min: 0, max: 200, initial: 0, unitstyle: UNIT_CUSTOM, units: "steps"},
+        summary: "diffusion steps; 0 = the model's default"
+    },
+    {
+        name: "generate", varname: "Generate", maxclass: "live.text", message: "generate",
+        address: A.JOB_GENERATE, field: null,
+        parameter: {type: ENUM, enum: ["off", "on"], initial: 0},
+        summary: "sends a generate request with a fresh seed; the result becomes a clip"
+    },
+    {
+        name: "audio_prompt", varname: "Audio Prompt", maxclass: "live.drop", message: "audio_prompt",
+        address: A.JOB_GENERATE, field: "audio_prompt_path",
+        parameter: {type: 4},
+        summary: "drop a clip or file to ask for variations of it"
+    },
+    {
+        name: "clear_audio", varname: "Clear Audio", maxclass: "live.text", message: "clear_audio",
+        address: A.JOB_GENERATE, field: "audio_prompt_path",
+        parameter: {type: ENUM, enum: ["off", "on"], initial: 0},
+        summary: "forgets the dropped audio prompt"
+    }
+];
+
+// What the device reads from Live rather than from a control, and where each value goes.
+exports.LIVE_INPUTS = [
+    {name: "tempo", source: "live_set tempo (observed)", address: A.JOB_CONFORM, field: "tempo_bpm",
+        summary: "sent with every request; a change re-conforms the current sample"},
+    {name: "meter_numerator", source: "live_set signature_numerator", address: A.JOB_GENERATE,
+        field: "meter_numerator",
+        summary: "sent with every request, as Live shows it: the Length counts bars of this meter"},
+    {name: "meter_denominator", source: "live_set signature_denominator", address: A.JOB_GENERATE,
+        field: "meter_denominator",
+        summary: "sent with every request, as Live shows it; the engine works out its bar from the two"},
+    {name: "sample_rate", source: "dspstate~", address: A.JOB_GENERATE, field: "sample_rate",
+        summary: "the conformed file is written at Live's sample rate"}
+];
+
+// Settings a Max user sends to the script as messages (no control in the device's view).
+exports.SETTINGS = [
+    {name: "model", message: "model", address: A.JOB_GENERATE, field: "model",
+        summary: "\"model ID\": the engine's model to use (default: the engine's default model)"},
+    {name: "engine", message: "engine", address: A.ENGINE_HELLO, field: null,
+        summary: "\"engine HOST PORT\": where the engine listens (default 127.0.0.1 and the protocol's OSC port)"},
+    {name: "reply_port", message: "reply_port", address: A.CONTROLLER_REGISTER, field: null,
+        summary: "\"reply_port PORT\": where this device listens for replies (one port per device in a set)"}
+];
+
+exports.byName = function (name) {
+    for (var i = 0; i < exports.CONTROLS.length; i++) {
+        if (exports.CONTROLS[i].name === name) {
+            return exports.CONTROLS[i];
+        }
+    }
+    return null;
+};

@@ -1,0 +1,86 @@
+"""A real ``loopbridge serve`` in its own process, for the tests that host the built VST3."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+READY = re.compile(r"loopbridge serve: ready: zmq (\S+), events (\S+), osc (\S+),")
+JOB_ERROR = re.compile(r" (?:generate|variation|morph|conform) id=\S+ error .*")
+
+
+@dataclass
+class RunningEngine:
+    process: subprocess.Popen
+    endpoint: str
+    store_dir: Path
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_all()[-4000:]
+
+    def log_all(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        """SIGTERM (running jobs finish or are cancelled), SIGKILL after 30 s."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def serve_command() -> list[str]:
+    # LOOPBRIDGE_SERVE_PYTHON runs the engine from another checkout's environment (its own install).
+    return [os.environ.get("LOOPBRIDGE_SERVE_PYTHON", sys.executable), "-m", "loopbridge.bridge.cli", "serve"]
+
+
+def start_engine(folder: Path, models_root: Path | None, extra_args: list[str],
+                 ready_timeout_s: float = 180.0) -> RunningEngine:
+    """``loopbridge serve`` on free loopback ports with its own home and store in ``folder`` (OSC off).
+
+    Returns once its ready line names the ZeroMQ endpoint; fails the test if it exits or stays
+    silent for ``ready_timeout_s``. Stop it with :meth:`RunningEngine.stop`.
+    """
+    home = folder / "home"
+    home.mkdir(parents=True)
+    store_dir = folder / "store"
+    log_path = folder / "serve.log"
+    env = {**os.environ, "LOOPBRIDGE_MODELS": str(models_root or ""), "LOOPBRIDGE_HOME": str(home),
+           "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(home / "hf"), "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    command = [*serve_command(), "--zmq", "tcp://127.0.0.1:*", "--events", "tcp://127.0.0.1:*", "--osc", "off",
+               "--store", str(store_dir), "--device", "cpu", "--threads", "1", *extra_args]
+    with log_path.open("w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    running = RunningEngine(process, "", store_dir, log_path)
+    try:
+        deadline = time.monotonic() + ready_timeout_s
+        while not running.endpoint:
+            found = READY.search(log_path.read_text(errors="replace"))
+            if found:
+                running.endpoint = found.group(1)
+            elif process.poll() is not None:
+                pytest.fail(f"loopbridge serve exited with {process.returncode}:\n{running.log()}")
+            elif time.monotonic() > deadline:
+                pytest.fail(f"loopbridge serve was not ready within {ready_timeout_s:.0f} s:\n{running.log()}")
+            else:
+                time.sleep(0.05)
+    except BaseException:
+        running.stop()
+        raise
+    return running
