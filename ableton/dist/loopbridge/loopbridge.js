@@ -207,6 +207,10 @@ function clear_audio() {
     setControl("clear_audio", 1);
 }
 
+function drop_mode(value) {
+    setControl("drop_mode", value);
+}
+
 function audio_prompt() {
     setControl("audio_prompt", args(arguments).join(" "));
 }

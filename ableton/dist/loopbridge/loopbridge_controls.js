@@ -20,6 +20,12 @@ var UNIT_PERCENT = 5;
 var UNIT_SEMITONES = 7;
 var UNIT_CUSTOM = 9;
 
+// What a file dropped on Audio Prompt is for: varied (an audio prompt) or fitted to the song as it is
+var DROP_MODES = ["vary", "fit"];
+var DROP_MODE_NAMES = ["Vary it", "Fit to song"];
+
+exports.DROP_MODES = DROP_MODES;
+
 // Length menu: bars of the song's meter per item (sent as they are; the engine fits its bar to the meter)
 var LENGTH_BARS = [0.25, 0.5, 1, 2, 4, 8, 16, 32];
 var LENGTH_NAMES = ["1/4", "1/2", "1", "2", "4", "8", "16", "32"];
@@ -86,7 +92,16 @@ exports.CONTROLS = [
         name: "audio_prompt", varname: "Audio Prompt", maxclass: "live.drop", message: "audio_prompt",
         address: A.JOB_GENERATE, field: "audio_prompt_path",
         parameter: {type: 4},
-        summary: "drop a clip or file to ask for variations of it"
+        summary: "drop a clip or file: Vary it asks for variations of it; Fit to song fits the file itself to the " +
+            "song's tempo and meter (the Length's bars for a loop)"
+    },
+    {
+        name: "drop_mode", varname: "Drop Mode", maxclass: "live.text", message: "drop_mode",
+        address: A.JOB_CONFORM_FILE, field: null,
+        parameter: {type: ENUM, enum: DROP_MODE_NAMES, initial: 0},
+        values: DROP_MODES,
+        summary: "what a dropped file is for: Vary it (an audio prompt for Generate) or Fit to song (the file " +
+            "itself, conformed at once to the song's tempo and meter, re-conformed when the tempo changes)"
     },
     {
         name: "clear_audio", varname: "Clear Audio", maxclass: "live.text", message: "clear_audio",

@@ -9,6 +9,9 @@
 //   log     log(text): the Max window
 //   random  random(): a number in [0, 1) for fresh seeds
 //   copyFile  copyFile(source, destination): copies a dropped file into the engine's inbox
+// A dropped file is either an audio prompt (Drop Mode "Vary it": Generate asks for variations of
+// it) or fitted to the song as it is (Drop Mode "Fit to song": /job/conform_file at once, then
+// re-conformed like any sample when the tempo changes).
 // Every public method catches what goes wrong, shows it on the status line and returns: an
 // engine that is down, a malformed reply or a refusing Live never throws into Max.
 //
@@ -117,6 +120,8 @@ function Device(seams, options) {
     this.staged = null;        // the dropped file's copy in the inbox: {source, inbox, path}
     this.stagedCount = 0;
     this.generateAfterHello = false;
+    this.dropMode = "vary";    // what a dropped file is for: "vary" (an audio prompt) or "fit" (conformed as it is)
+    this.fitPending = null;    // a file dropped to fit while the engine's inbox is not known yet: {raw, path}
     this.lastRequest = null;   // {fields, seed}: what Variation and Morph vary
     this.current = null;       // the sample in Live now: {renderKey, kind, bars, path, beats, tempoBpm, ...}
     this.placed = null;        // where the device put it: {where, trackPath, trackName, slotPath, slotIndex, clipId, file, position}
@@ -193,6 +198,7 @@ Device.prototype.hello = function () {
     this.helloTimer = this.after(this.requestTimeoutMs, function () {
         self.helloTimer = null;
         self.generateAfterHello = false;
+        self.fitPending = null;
         if (!self.engineReady) {
             self.status("No answer from the loopbridge engine at " + self.engineName() +
                 ". Start it with `loopbridge serve`; Generate tries again.");
@@ -278,7 +284,22 @@ Device.prototype.control = function (name, raw) {
         case "quality":
             this.values.steps = Math.max(0, Math.round(Number(raw) || 0));
             return;
+        case "drop_mode":
+            var mode = clamp(Math.round(Number(raw) || 0), 0, row.values.length - 1);
+            this.dropMode = row.values[mode];
+            if (!this.restoring) {
+                this.status(this.dropMode === "fit" ?
+                    "Drop a file to fit it to the song's tempo and meter." :
+                    "Drop a file to make variations of it with Generate.");
+            }
+            return;
         case "audio_prompt":
+            if (this.dropMode === "fit") {
+                if (raw && !this.restoring) {
+                    this.fitFile(String(raw));
+                }
+                return;  // the audio prompt stays as it was
+            }
             this.promptSource = raw ? String(raw) : "";
             this.staged = null;  // dropped again: copied again, as it is now
             this.values.audio_prompt_path = raw ? nativePath(raw, this.bootVolume) : "";
@@ -460,6 +481,47 @@ Device.prototype.generate = function () {
     });
 };
 
+// A file dropped in Fit to song mode: copied into the engine's inbox and fitted to the song's tempo,
+// meter and the Length's bars (a loop; the engine keeps a one-shot's own length) at Live's rate.
+Device.prototype.fitFile = function (raw) {
+    var path = nativePath(raw, this.bootVolume);
+    if (!this.inbox) {
+        this.fitPending = {raw: raw, path: path};
+        this.hello();
+        this.status("Asking the engine where to put " + basename(path) + "...");
+        return null;
+    }
+    this.fitPending = null;
+    var tempo = this.songTempo();
+    if (tempo === null) {
+        this.status("Live's tempo is not known yet: drop the file again in a moment.");
+        return null;
+    }
+    if (!this.copyFile) {
+        this.status("This device cannot copy files: " + basename(path) + " cannot reach the engine.");
+        return null;
+    }
+    this.stagedCount += 1;
+    var staged = joinPath(this.inbox, stagedName(this.idPrefix, this.stagedCount, path));
+    try {
+        this.copyFile(raw, staged);
+    } catch (err) {
+        this.status("Could not copy " + basename(path) + " into the engine's inbox " + this.inbox + ": " +
+            (err && err.message ? err.message : String(err)));
+        return null;
+    }
+    var fields = withMeter([["tempo_bpm", round(tempo, 6)]], this.songMeter());
+    fields.push(["bars", this.values.bars]);
+    fields.push(["name", basename(path).replace(/\.[^.]*$/, "")]);
+    fields.push(["pitch_semitones", this.values.pitch_semitones]);
+    if (this.sampleRate) {
+        fields.push(["sample_rate", this.sampleRate]);
+    }
+    // a new sample, as Generate's: a clip of its own in the selected slot
+    return this.startJob("conform_file", A.JOB_CONFORM_FILE, fields, false,
+        "Fitting " + basename(path) + " to the song at " + round(tempo, 2) + " BPM...", [staged]);
+};
+
 // The dropped file as the engine reads it: a copy in the engine's inbox (the engine refuses paths
 // outside the folders its user allowed, and the inbox is the one it names). Copied once per drop
 // and inbox; {path} or {error}.
@@ -577,8 +639,9 @@ Device.prototype.nextId = function () {
 };
 
 // Sends a job request. `replaces`: its result replaces the device's clip, and it supersedes
-// (cancels) the previous replacing job still running.
-Device.prototype.startJob = function (op, address, fields, replaces, text) {
+// (cancels) the previous replacing job still running. `positional`: the address's arguments after
+// the id (conform_file's path), before the key/value fields.
+Device.prototype.startJob = function (op, address, fields, replaces, text, positional) {
     var self = this;
     var id = this.nextId();
     if (replaces && this.replaceJobId && this.jobs[this.replaceJobId]) {
@@ -593,7 +656,7 @@ Device.prototype.startJob = function (op, address, fields, replaces, text) {
         this.replaceJobId = id;
     }
     this.register();
-    this.send(address, [id].concat(flatten(fields)));
+    this.send(address, [id].concat(positional || [], flatten(fields)));
     job.timer = this.after(this.requestTimeoutMs, function () {
         job.timer = null;
         if (!job.answered && self.jobs[id] === job) {
@@ -696,6 +759,16 @@ Device.prototype.onHello = function (msg) {
         return;
     }
     this.inbox = msg.inbox ? String(msg.inbox) : null;
+    if (this.fitPending) {
+        var pending = this.fitPending;
+        this.fitPending = null;
+        if (this.inbox) {
+            this.fitFile(pending.raw);
+        } else {
+            this.status("The engine at " + this.engineName() + " names no inbox for files: update it.");
+        }
+        return;
+    }
     if (this.generateAfterHello) {
         this.generateAfterHello = false;
         if (this.inbox) {

@@ -39,6 +39,7 @@ exports.ADDRESSES = {
     JOB_VARIATION: ROOT + "/job/variation",
     JOB_MORPH: ROOT + "/job/morph",
     JOB_CONFORM: ROOT + "/job/conform",
+    JOB_CONFORM_FILE: ROOT + "/job/conform_file",
     JOB_CANCEL: ROOT + "/job/cancel",
     // engine -> device
     HELLO_REPLY: ROOT + "/engine/hello",
@@ -64,6 +65,7 @@ exports.REQUEST_ARGS[A.JOB_GENERATE] = {args: [["id", "str"]], keyvalues: "gener
 exports.REQUEST_ARGS[A.JOB_VARIATION] = {args: [["id", "str"]], keyvalues: "variation"};
 exports.REQUEST_ARGS[A.JOB_MORPH] = {args: [["id", "str"]], keyvalues: "morph"};
 exports.REQUEST_ARGS[A.JOB_CONFORM] = {args: [["id", "str"]], keyvalues: "conform"};
+exports.REQUEST_ARGS[A.JOB_CONFORM_FILE] = {args: [["id", "str"], ["path", "str"]], keyvalues: "conform_file"};
 exports.REQUEST_ARGS[A.JOB_CANCEL] = {args: [["id", "str"]], keyvalues: null};
 
 // Arguments of the replies the device handles, in order (OSC_OUTGOING in bridge/protocol.py).
@@ -94,6 +96,7 @@ var REQUEST_FIELDS = {
     duration_s: "float",
     guidance: "float",
     kind: "str",
+    loudness_lufs: "float",
     meter_denominator: "int",
     meter_numerator: "int",
     model: "str",
@@ -124,12 +127,34 @@ exports.FIELDS = {
         bars: "float",
         beats_per_bar: "int",
         conform_bars: "float",
+        loudness_lufs: "float",
         meter_denominator: "int",
         meter_numerator: "int",
         pitch_semitones: "float",
         render_key: "str",
         root_note: "int",
         sample_rate: "int",
+        tempo_bpm: "float"
+    },
+    // a dropped file fitted to the song (the file is a path in the engine's inbox, the address's argument)
+    conform_file: {
+        audio: "bool",
+        audio_frame: "int",
+        audio_path: "str",
+        bars: "float",
+        beats_per_bar: "int",
+        kind: "str",
+        loudness_lufs: "float",
+        meter_denominator: "int",
+        meter_numerator: "int",
+        name: "str",
+        pitch_semitones: "float",
+        priority: "str",
+        root_note: "int",
+        sample_rate: "int",
+        source_bars: "float",
+        source_downbeat_s: "float",
+        source_tempo_bpm: "float",
         tempo_bpm: "float"
     }
 };
