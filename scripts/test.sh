@@ -44,6 +44,19 @@ PYTHON=${PYTHON:-python3}
 
 .venv/bin/ruff check .
 scripts/typecheck.sh
+# Upstream sources no registry here carries (JUCE 7.0.5, libzmq 4.3.5 and the VST3 SDK for the
+# validator and the Windows build): ../shared/vendor beside this checkout or, for a clone of a
+# local repository, beside the repository it was cloned from; without one the builds fetch them.
+if [ -z "${LOOPBRIDGE_VENDOR_DIR:-}" ]; then
+  origin=$(git config --get remote.origin.url 2>/dev/null || true)
+  for candidate in "../shared/vendor" ${origin:+"$origin/../shared/vendor"}; do
+    if [ -d "$candidate" ]; then
+      LOOPBRIDGE_VENDOR_DIR=$(cd "$candidate" && pwd)
+      export LOOPBRIDGE_VENDOR_DIR
+      break
+    fi
+  done
+fi
 # The VST3, its C++ tests and benchmark, Steinberg's validator (incremental; tests/plugin runs the
 # same script again), and the Windows build (plugin/build-windows.sh; its checks run under Wine in
 # tests/plugin/test_windows_build.py)
