@@ -174,13 +174,9 @@ juce::var makeRequestHeader (const char* type, const juce::String& id, const Req
     return header;
 }
 
-juce::var makeConformHeader (const juce::String& id, const juce::String& renderKey, const RequestSettings& s)
+/** What a conformed file is fitted to (the song, as the host has it), and its WAV attached. */
+static void setSongFields (juce::var& header, const RequestSettings& s)
 {
-    auto header = makeObject();
-    set (header, p::field::kVersion, p::kProtocolVersion);
-    set (header, p::field::kType, p::type::kConform);
-    set (header, p::field::kId, id);
-    set (header, p::field::kRenderKey, renderKey);
     set (header, p::field::kTempoBpm, s.tempoBpm);
     set (header, p::field::kBars, s.bars);
     set (header, p::field::kMeterNumerator, s.meterNumerator);
@@ -188,6 +184,16 @@ juce::var makeConformHeader (const juce::String& id, const juce::String& renderK
     set (header, p::field::kSampleRate, s.sampleRate);
     set (header, p::field::kPitchSemitones, s.pitchSemitones);
     set (header, p::field::kAudio, true);
+}
+
+juce::var makeConformHeader (const juce::String& id, const juce::String& renderKey, const RequestSettings& s)
+{
+    auto header = makeObject();
+    set (header, p::field::kVersion, p::kProtocolVersion);
+    set (header, p::field::kType, p::type::kConform);
+    set (header, p::field::kId, id);
+    set (header, p::field::kRenderKey, renderKey);
+    setSongFields (header, s);
     return header;
 }
 
@@ -200,13 +206,7 @@ juce::var makeConformFileHeader (const juce::String& id, const juce::String& nam
     set (header, p::field::kAudioFrame, 1);
     if (name.isNotEmpty())
         set (header, p::field::kName, name);
-    set (header, p::field::kTempoBpm, s.tempoBpm);
-    set (header, p::field::kBars, s.bars);
-    set (header, p::field::kMeterNumerator, s.meterNumerator);
-    set (header, p::field::kMeterDenominator, s.meterDenominator);
-    set (header, p::field::kSampleRate, s.sampleRate);
-    set (header, p::field::kPitchSemitones, s.pitchSemitones);
-    set (header, p::field::kAudio, true);
+    setSongFields (header, s);
     return header;
 }
 
