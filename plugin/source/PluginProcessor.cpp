@@ -80,6 +80,11 @@ void LoopBridgeProcessor::processBlock (juce::AudioBuffer<float>& buffer, juce::
                 transport.ppqLastBarStart = *barStart;
                 transport.hasLastBarStart = true;
             }
+            if (const auto samples = position->getTimeInSamples())
+            {
+                transport.timeInSamples = *samples;
+                transport.hasTimeInSamples = true;
+            }
             if (const auto bars = position->getBarCount())
             {
                 transport.barCount = *bars;

@@ -27,6 +27,17 @@ double loopPhaseBeats (const TransportState& transport, double loopBeats) noexce
     return phase;
 }
 
+bool exactSongPosition (const TransportState& transport, double sampleRate, double& quarterNotes) noexcept
+{
+    if (! transport.hasTimeInSamples || ! transport.hasPpq || transport.bpm <= 0.0 || sampleRate <= 0.0)
+        return false;
+    const auto fromSamples = (double) transport.timeInSamples * transport.bpm / (60.0 * sampleRate);
+    if (std::abs (fromSamples - transport.ppqPosition) > 0.5 * kLoopResyncToleranceQuarterNotes)
+        return false;
+    quarterNotes = fromSamples;
+    return true;
+}
+
 SamplePlayer::~SamplePlayer()
 {
     // Hand everything back so the exchange can free it (the processor destroys us off the audio thread).
@@ -234,8 +245,12 @@ void SamplePlayer::renderTransportLoop (juce::AudioBuffer<float>& buffer, Sample
     // it differs by more than that rounding (a relocation, a cycle's wrap, a tempo or meter change
     // that moved the bar lines), and after a stop or with a new sample. A tempo change the host's
     // position follows smoothly needs no re-sync: the next block counts at the new tempo.
-    auto position = loopPhaseBeats (transport, s->getLoopBeats()) * framesPerBeat;
-    if (shouldPlay && loopCountedSample == s)
+    // Where the host's sample position is the exact form of its song position, it is taken as it
+    // is: a count begun from a rounded position would keep that rounding for the whole roll.
+    auto song = transport;
+    const auto exact = exactSongPosition (transport, hostSampleRate, song.ppqPosition);
+    auto position = loopPhaseBeats (song, s->getLoopBeats()) * framesPerBeat;
+    if (shouldPlay && loopCountedSample == s && ! exact)
     {
         auto difference = position - loopNextPosition;
         difference -= loopFrames * std::round (difference / loopFrames); // the nearer way round the loop

@@ -28,6 +28,8 @@ struct TransportState
     bool hasBarCount = false;
     int timeSigNumerator = 4;
     int timeSigDenominator = 4;
+    juce::int64 timeInSamples = 0; // the host's sample position at the block's first sample
+    bool hasTimeInSamples = false;
 };
 
 /** Where a loop of `loopBeats` quarter notes is at `transport`, in quarter notes from its start.
@@ -41,6 +43,15 @@ double loopPhaseBeats (const TransportState& transport, double loopBeats) noexce
     120 BPM and 48 kHz), coarser hosts to 960 ticks a quarter note. One whole tick of the coarser
     grid is tolerated; a relocation, a cycle's wrap or a stop moves the position further. */
 inline constexpr double kLoopResyncToleranceQuarterNotes = 1.0 / 960.0;
+
+/** The song position of `transport` in quarter notes from the host's sample position, where that
+    is the same place as the PPQ position it reports (within half a tick of the coarser grid): the
+    song has then run at this tempo from its start, and the sample count is exact where the PPQ
+    position is rounded (Ardour's roll can start on a PPQ position 5 frames off the sample it
+    plays). Returns false, and leaves `quarterNotes` alone, where there is no sample position or it
+    disagrees (a tempo change earlier in the song, a host whose sample count starts elsewhere, or
+    a position before the song's start, which JUCE's VST3 wrapper reports as sample 0). */
+bool exactSongPosition (const TransportState& transport, double sampleRate, double& quarterNotes) noexcept;
 
 class SamplePlayer
 {

@@ -242,6 +242,63 @@ public:
             p.setPlayHead (nullptr);
         }
 
+        beginTest ("Loop mode starts on the exact frame where a roll begins on rounded song positions (Ardour's export, as measured)");
+        {
+            // What Ardour 7.3 handed the plugin when exporting from bar 1 at 128 BPM and 48 kHz:
+            // the roll starts 1776 frames before the song (blocks of 1024, 752, then 272 frames up
+            // to the next 1024-frame cycle), the song position is rounded to 1/1920 quarter note
+            // (-1781.25 frames for the first block, 5.25 frames early) and the sample position
+            // reads 0 until the song starts (JUCE's VST3 wrapper). A loop whose phase is taken
+            // once from that first rounded position and then counted on plays 5.25 frames late.
+            constexpr double rate = 48000.0, bpm = 128.0, ticksPerQuarter = 1920.0;
+            constexpr int loopFrames = 90000; // 4 beats at 128 BPM
+            const auto roundedPpq = [&] (juce::int64 frame) {
+                return std::round ((double) frame / rate * bpm / 60.0 * ticksPerQuarter) / ticksPerQuarter;
+            };
+            expectWithinAbsoluteError (roundedPpq (-1776) * 60.0 / bpm * rate, -1781.25, 1.0e-6, "the measured first position");
+            expectWithinAbsoluteError (roundedPpq (272), 0.011979167, 1.0e-9, "the measured position of the first full block");
+
+            const auto loop = decode (test::makeWav (rate, loopFrames, 1, 1000.0, bpm, 4.0, 60, true));
+            const auto& source = loop->audio;
+            // the frames from `firstFrame` on that differ from the loop's own by more than the interpolation's error
+            const auto play = [&] (juce::int64 start, std::initializer_list<int> firstBlocks, juce::int64 firstFrame, bool withSamplePosition) {
+                LoopBridgeProcessor p;
+                test::TestPlayHead head;
+                p.setPlayHead (&head);
+                p.prepareToPlay (rate, 1024);
+                setParam (p, ParamIDs::kind, 1.0f);
+                p.publishSample (loop);
+                auto frame = start;
+                auto sizes = std::vector<int> (firstBlocks);
+                int wrong = 0;
+                while (frame < firstFrame + 2 * loopFrames)
+                {
+                    const auto size = sizes.size() > 0 ? sizes.front() : 1024;
+                    if (! sizes.empty())
+                        sizes.erase (sizes.begin());
+                    head.set (bpm, 4, 4, roundedPpq (frame), true);
+                    if (withSamplePosition)
+                        head.setTimeInSamples (frame);
+                    const auto out = renderBlock (p, size);
+                    for (int i = 0; i < size; ++i)
+                        if (frame + i >= firstFrame)
+                        {
+                            const auto expected = source.getSample (0, (int) (((frame + i) % loopFrames + loopFrames) % loopFrames));
+                            wrong += std::abs (out.getSample (0, i) - expected) > 1.0e-3f ? 1 : 0;
+                        }
+                    frame += size;
+                }
+                p.setPlayHead (nullptr);
+                return wrong;
+            };
+            expectEquals (play (-1776, { 1024, 752, 272 }, 0, true), 0, "every frame from the song's start is the loop's own");
+            // a roll started mid-song, off the tick grid (its position rounds 4.9 frames early): exact from its first block (past the fade-in)
+            expectWithinAbsoluteError (roundedPpq (1000001) * 60.0 / bpm * rate - 1000001.0, -4.90625, 1.0e-6);
+            expectEquals (play (1000001, {}, 1000001 + 128, true), 0, "every frame of a roll started off the tick grid");
+            // without a sample position the rounded song position is all there is: the count keeps its rounding
+            expect (play (1000001, {}, 1000001 + 128, false) > loopFrames, "no sample position: the rounding stays");
+        }
+
         beginTest ("Loop mode stays on bar lines after a meter change, from the last bar line alone (as VST3 hosts report it)");
         {
             // One bar of 3/4, then 4/4: bar lines at 0, 3, 7, 11, ... quarter notes.

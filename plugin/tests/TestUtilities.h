@@ -91,6 +91,10 @@ struct TestPlayHead final : public juce::AudioPlayHead
         info.setPpqPositionOfLastBarStart (ppqLastBarStart);
         info.setIsPlaying (playing);
     }
+
+    /** The host's sample position too, after set(): as JUCE's VST3 wrapper reports it, where a
+        position before the song's start reads as sample 0. */
+    void setTimeInSamples (juce::int64 samples) { info.setTimeInSamples (samples > 0 ? samples : 0); }
 };
 
 } // namespace loopbridge::test
