@@ -76,8 +76,8 @@ GENERATE_ANSWERED = re.compile(r" generate id=generate-\d+ ok 1 sample")
 ENGINE_TIMEOUT_S = 300
 #: Ardour's garbage comes in one channel every 2048 frames
 GARBAGE_PERIOD = 2048
-#: the loop mode's target: the transport-locked loop is the engine's file, bar for bar
-LOOP_CORRELATION_TARGET = 0.99
+#: the loop mode's target: the transport-locked loop is the engine's file, frame for frame
+LOOP_CORRELATION_TARGET = 0.9999
 
 
 # ---- running Ardour's tools ---------------------------------------------------------------------
@@ -536,11 +536,11 @@ def test_one_shot_note_plays_the_engines_sample_to_the_frame(ardour_session: Ard
     assert np.max(np.abs(played - expected)) < 1e-4, "the engine's samples, as they are"
 
 
-@pytest.mark.xfail(reason="in Ardour 7.3 Loop mode plays 5 frames late (correlation 0.97-0.98; 0.997 once shifted "
-                          "back), also when its phase comes from the host's sample count: the block-start jumps "
-                          "are gone, the constant offset is not found yet", strict=False)
 def test_loop_mode_plays_the_engines_loop_on_the_bars(ardour_session: ArdourSession) -> None:
-    """Loop mode, the transport rolling from bar 1: the engine's 2-bar loop, twice, on the bars."""
+    """Loop mode, the transport rolling from bar 1: the engine's 2-bar loop, twice, on the bars, as
+    it is. Ardour's roll starts before bar 1 on a song position rounded to 1/1920 quarter note (5.25
+    frames early at 128 BPM); the plugin takes its phase from the host's sample position, which is
+    exact, so the loop is not those frames late."""
     loop = ardour_session.files["loop"]
     out = ardour_session.exports["loop"]
     passes = RANGE_BARS // LOOP_BARS
@@ -550,11 +550,15 @@ def test_loop_mode_plays_the_engines_loop_on_the_bars(ardour_session: ArdourSess
     value = correlation(played, expected)
     per_pass = [correlation(played[k * loop.audio.shape[1]:(k + 1) * loop.audio.shape[1]], _mono(loop.audio))
                 for k in range(passes)]
-    ardour_session.log.say(f"loop mode: correlation {value:.4f} with the engine's loop repeated "
-                           f"(passes: {', '.join(f'{c:.4f}' for c in per_pass)}), offset {lag} frames")
+    stereo = loop.audio if loop.audio.shape[0] == 2 else np.repeat(loop.audio[:1], 2, axis=0)
+    difference = float(np.max(np.abs(out - np.tile(stereo, (1, passes)))))
+    ardour_session.log.say(f"loop mode: correlation {value:.6f} with the engine's loop repeated "
+                           f"(passes: {', '.join(f'{c:.6f}' for c in per_pass)}), offset {lag} frames, "
+                           f"largest difference {difference:.2e}")
     assert lag == 0, "the loop starts on bar 1"
     assert value > LOOP_CORRELATION_TARGET, \
-        f"Loop mode in Ardour plays the engine's loop at correlation {value:.4f}: expected > {LOOP_CORRELATION_TARGET}"
+        f"Loop mode in Ardour plays the engine's loop at correlation {value:.6f}: expected > {LOOP_CORRELATION_TARGET}"
+    assert difference < 1e-4, "the engine's samples, frame for frame, from bar 1 on"
 
 
 def test_an_imported_loop_spans_its_bars_on_the_grid(ardour_session: ArdourSession) -> None:
