@@ -44,7 +44,6 @@ from .core import Engine
 from .errors import CancelledError, LoopbridgeError, ModelLoadError
 from .models.base import GeneratedAudio, LoadOptions, ProgressCallback
 from .models.registry import ModelRegistry
-from .replica import ReplicaConfig
 from .request import GenerateRequest
 
 log = logging.getLogger(__name__)
@@ -237,7 +236,7 @@ class ClusterEngine(Engine):
             ray = import_ray()
             from ray import serve
 
-            from .replica import MAX_MODELS_PER_REPLICA, ModelReplica
+            from .replica import MAX_MODELS_PER_REPLICA, ModelReplica, ReplicaConfig
 
             options = self.cluster.options
             models = tuple(spec for spec in self.models() if spec.family == family)

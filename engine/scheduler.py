@@ -15,7 +15,8 @@ there, its finishing step (the front door's: conform, store) runs on the conform
   device background tasks ride along with an interactive batch (nearly free there); on a CPU they
   do not (each row costs as much as a whole request, and the interactive reply would wait).
 - Workers: one per slot of the engine's pools (:meth:`Engine.pools`). In process that is one pool
-  with one slot: the accelerator. Behind a cluster (:mod:`.cluster`) each model family is a pool
+  with one slot: the accelerator. Where several slots of a pool are free, what could be one batch
+  is shared out between them. Behind a cluster (:mod:`.cluster`) each model family is a pool
   with a slot per replica, so at most one batch is in flight per replica and everything else waits
   here, in priority order, where an interactive request can still overtake it.
 - Cancel: a queued job is dropped at once; a running batch stops at its next progress step when
@@ -546,6 +547,10 @@ class Scheduler:
                 break
             if task.shape() == shape and task.wanted:
                 batch.append(task)
+        pool = self._pool_of(head)
+        free = self._slots[pool] - self._busy[pool]
+        if free > 1:  # other slots are free: the work is shared between them rather than run as one batch
+            batch = batch[: -(-len(batch) // free)]
         for task in batch[1:]:
             self._queued.pop(task.key)
         if len(self._heap) > 4 * (len(self._queued) + 16):  # drop stale heap entries now and then
