@@ -28,6 +28,7 @@ only when a cluster is started or joined.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
@@ -248,20 +249,43 @@ class ClusterEngine(Engine):
                                    threads=options.threads)
             gpus = 1 if self.cluster.gpus and options.device in ("auto", "cuda") else 0
             name = f"loopbridge-{family}"
-            deployment: Any = serve.deployment(
-                ModelReplica, name=name, num_replicas=self.cluster.replicas,
-                max_ongoing_requests=1, ray_actor_options={"num_cpus": 1, "num_gpus": gpus},
-                health_check_period_s=2, graceful_shutdown_timeout_s=5)
-            started = time.monotonic()
-            try:
-                handle = serve.run(deployment.bind(config), name=name, route_prefix=None)
-            except ray.exceptions.RayError as exc:
-                raise ModelLoadError(f"the model workers of family {family!r} did not start: {exc}") from None
-            log.info("family %r: %d replica(s) ready in %.1f s (max %d checkpoints each)", family,
-                     self.cluster.replicas, time.monotonic() - started, MAX_MODELS_PER_REPLICA)
+            fingerprint = hashlib.sha256(repr((config, gpus, self.cluster.replicas)).encode()).hexdigest()
+            handle = self._running(name, fingerprint)
+            if handle is None:
+                deployment: Any = serve.deployment(
+                    ModelReplica, name=name, num_replicas=self.cluster.replicas,
+                    max_ongoing_requests=1, ray_actor_options={"num_cpus": 1, "num_gpus": gpus},
+                    health_check_period_s=2, graceful_shutdown_timeout_s=5)
+                started = time.monotonic()
+                try:
+                    handle = serve.run(deployment.bind(config, fingerprint), name=name, route_prefix=None)
+                except ray.exceptions.RayError as exc:
+                    raise ModelLoadError(f"the model workers of family {family!r} did not start: {exc}") from None
+                log.info("family %r: %d replica(s) ready in %.1f s (max %d checkpoints each)", family,
+                         self.cluster.replicas, time.monotonic() - started, MAX_MODELS_PER_REPLICA)
+            else:
+                log.info("family %r: %d replica(s) already running with these settings", family,
+                         self.cluster.replicas)
             self._handles[family] = handle
             self._cluster_event("deployed", family=family, replicas=self.cluster.replicas)
             return handle
+
+    @staticmethod
+    def _running(name: str, fingerprint: str) -> Any:
+        """The handle of application ``name`` when its replicas run with the settings ``fingerprint``
+        names (a gateway started again, or another one: its replicas and their loaded models are
+        kept), else None (it is deployed, or deployed again with these settings)."""
+        ray = import_ray()
+        from ray import serve
+        from ray.serve.exceptions import RayServeException
+
+        try:
+            handle = serve.get_app_handle(name)
+            theirs = handle.fingerprint.remote().result(timeout_s=60)
+        except (RayServeException, ray.exceptions.RayError, TimeoutError) as exc:
+            log.debug("application %r is not running as wanted: %s", name, exc)
+            return None
+        return handle if theirs == fingerprint else None
 
     def warm(self, model_id: str = "default") -> None:
         """Deploy ``model_id``'s family and load it on a replica (each replica loads the models it was

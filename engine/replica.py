@@ -77,7 +77,7 @@ class _Registry(ModelRegistry):
 class ModelReplica:
     """One replica: an engine without a store, rendering the batches the gateway sends."""
 
-    def __init__(self, config: ReplicaConfig) -> None:
+    def __init__(self, config: ReplicaConfig, fingerprint: str = "") -> None:
         import torch
 
         from .core import Engine
@@ -88,6 +88,7 @@ class ModelReplica:
             torch.set_num_threads(config.threads)
         device = resolve_device(config.device)
         self.config = config
+        self._fingerprint = fingerprint
         # a store folder that is never opened: the engine's store is the gateway's alone
         self.engine = Engine(store_dir=Path(tempfile.gettempdir()) / "loopbridge-replica-no-store",
                              registry=_Registry(config.models), device=device,
@@ -103,6 +104,10 @@ class ModelReplica:
     async def _resident(self, model_id: str) -> str:
         await asyncio.to_thread(self.engine.warm, model_id)
         return model_id
+
+    def fingerprint(self) -> str:
+        """The gateway's fingerprint of the settings this replica was started with."""
+        return self._fingerprint
 
     def digest(self, model_id: str) -> str:
         """The fingerprint this replica renders ``model_id`` under (the gateway checks it is its own)."""
