@@ -479,6 +479,8 @@ class Scheduler:
                     batch = self._take_batch()
                 if not batch:
                     return
+                if self._queued:
+                    self._cond.notify()  # what is left may go to another free slot now
                 pool = self._pool_of(batch[0])
                 self._busy[pool] += 1
                 record = _Batch(pool, batch)

@@ -40,7 +40,9 @@ def door(cluster_engine: Any) -> Iterator[FrontDoor]:
 
 
 def test_the_same_request_gives_the_same_audio_as_in_process(door: FrontDoor, tmp_path: Path) -> None:
-    order = Order(one_shot(1001, prompt="snare"), HostFacts(tempo_bpm=120), variations=2)
+    # one request: a request batched with others differs from it alone by ~1e-5 (torch's batched
+    # kernels), in process as on the cluster, and the cluster shares a batch out between free replicas
+    order = Order(one_shot(1001, prompt="snare"), HostFacts(tempo_bpm=120))
     fractions: list[float] = []
     remote = door.submit(order, on_progress=lambda _job, fraction: fractions.append(fraction)).result(TIMEOUT_S)
     renders = door.render([one_shot(1001, prompt="snare")])
