@@ -178,8 +178,9 @@ class ClusterEngine(Engine):
     """An :class:`Engine` whose models run on the cluster's replicas (see the module docstring).
 
     ``on_cluster_event(name, fields)`` hears ``"deployed"`` (a family's replicas are up),
-    ``"started"`` (a batch reached a replica: its ``pid`` and ``replica``) and ``"retry"`` (a
-    replica died under a batch, which is sent again).
+    ``"started"`` (a batch reached a replica: its ``pid`` and ``replica``), ``"done"`` (its audio is
+    back: ``model_s``, the seconds the model ran there) and ``"retry"`` (a replica died under a
+    batch, which is sent again).
     """
 
     def __init__(self, cluster: Cluster, store_dir: str | Path | None = None,
@@ -341,6 +342,8 @@ class ClusterEngine(Engine):
                 elif kind == "done":
                     if model_id not in self._checked:
                         self._check_same(model_id, payload["digest"])
+                    self._cluster_event("done", model=model_id, batch=len(batch),
+                                        model_s=float(payload.get("model_s", 0.0)))
                     return [GeneratedAudio(audio=np.asarray(audio), sample_rate=int(rate), info=info)
                             for audio, rate, info in payload["outputs"]]
         except CancelledError:

@@ -11,7 +11,8 @@ where it can, and the replica's weight cache keeps the most recently used within
   names the replica in its logs; ``stopped``: batches this replica has stopped on a cancel so far);
 - ``("progress", fraction)`` while the model runs (throttled to :data:`PROGRESS_STEP`);
 - ``("error", {"type": ..., "message": ...})`` for an engine error (the gateway raises it again);
-- ``("done", {"outputs": [(audio, sample_rate, info)], "digest": ...})`` with the audio.
+- ``("done", {"outputs": [(audio, sample_rate, info)], "digest": ..., "model_s": ...})`` with the
+  audio (``model_s``: the seconds the model ran, the same work as in process).
 
 Cancelling the call on the gateway cancels the replica's task: the flag it sets is read by the
 model's progress callback at its next step, as in process, so a cancelled batch stops there.
@@ -26,6 +27,7 @@ import logging
 import os
 import tempfile
 import threading
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,9 +144,10 @@ class ModelReplica:
 
         def run() -> None:
             try:
+                started = time.perf_counter()
                 outputs = self.engine.generate(model_id, requests, progress)
                 done = {"outputs": [(o.audio, o.sample_rate, dict(o.info)) for o in outputs],
-                        "digest": self.engine.model_digest(model_id)}
+                        "digest": self.engine.model_digest(model_id), "model_s": time.perf_counter() - started}
                 loop.call_soon_threadsafe(events.put_nowait, ("done", done))
             except CancelledError as exc:
                 self.stopped += 1
