@@ -353,3 +353,92 @@ def parse_host_port(text: str, default_port: int) -> tuple[str, int]:
             raise ValueError(f"{text!r}: expected HOST:PORT with a port from 1 to 65535")
         port = int(port_text)
     return host or "127.0.0.1", port
+
+
+# ---- the model workers' cluster (Ray) --------------------------------------------------------------------
+
+#: where ``loopbridge worker --head`` listens by default (Ray's own default port)
+DEFAULT_CLUSTER_PORT = 6379
+#: the files a cluster's TLS folder holds: the certificate authority, this node's certificate and key
+CLUSTER_TLS_FILES = ("ca.crt", "node.crt", "node.key")
+
+
+@dataclass(frozen=True)
+class ClusterSecurity:
+    """How a Ray node or a gateway proves itself to the cluster: a shared token (Ray's token
+    authentication) and TLS between every Ray process (a folder of :data:`CLUSTER_TLS_FILES`).
+
+    Without either, the cluster is for this machine alone (loopback): Ray without a token lets anyone
+    who reaches its ports run code.
+    """
+
+    token_file: Path | None = None
+    tls_dir: Path | None = None
+
+    @classmethod
+    def load(cls, token_file: str | Path | None, tls_dir: str | Path | None) -> ClusterSecurity:
+        """Check that the token file and the TLS folder's files exist; raises SecurityError naming what is missing."""
+        token = Path(token_file).expanduser().resolve() if token_file is not None else None
+        tls = Path(tls_dir).expanduser().resolve() if tls_dir is not None else None
+        if token is not None and (not token.is_file() or not token.read_text(encoding="ascii").strip()):
+            raise SecurityError(f"cluster-token={str(token_file)!r} is not accepted: expected a file holding the "
+                                "cluster's token (make one: python -c 'import secrets; print(secrets.token_hex(32))')")
+        if tls is not None:
+            missing = [name for name in CLUSTER_TLS_FILES if not (tls / name).is_file()]
+            if missing:
+                raise SecurityError(f"cluster-tls={str(tls_dir)!r} is not accepted: expected a folder holding "
+                                    f"{', '.join(CLUSTER_TLS_FILES)} ({', '.join(missing)} missing)")
+        return cls(token, tls)
+
+    @property
+    def complete(self) -> bool:
+        return self.token_file is not None and self.tls_dir is not None
+
+    def environment(self) -> dict[str, str]:
+        """Ray's settings for this process and the Ray processes it starts: token authentication and TLS
+        where given (authentication off otherwise: Ray would write a token of its own under ~/.ray),
+        and no usage statistics sent anywhere."""
+        env = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token" if self.token_file else "disabled"}
+        if self.token_file is not None:
+            env["RAY_AUTH_TOKEN_PATH"] = str(self.token_file)
+        if self.tls_dir is not None:
+            env.update(RAY_USE_TLS="1", RAY_TLS_CA_CERT=str(self.tls_dir / "ca.crt"),
+                       RAY_TLS_SERVER_CERT=str(self.tls_dir / "node.crt"),
+                       RAY_TLS_SERVER_KEY=str(self.tls_dir / "node.key"))
+        return env
+
+
+def default_cluster_token(folder: Path) -> Path:
+    """``folder/auth_token``, made (a random token, readable by this user only) when it is missing.
+
+    Ray binds its ports on every interface whatever address a node is given, so even a cluster for
+    this machine alone runs with token authentication: nobody who reaches its ports without the
+    token runs code on it.
+    """
+    path = folder / "auth_token"
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w", encoding="ascii") as out:
+            out.write(secrets.token_hex(32) + "\n")
+    return path
+
+
+def check_cluster_host(host: str, security: ClusterSecurity, what: str) -> None:
+    """Raise SecurityError when ``host`` (a Ray node's bind, or the head a gateway or worker joins) is
+    beyond loopback without both a token and TLS: ``what`` names the option the user gave."""
+    if is_loopback_host(host) or security.complete:
+        return
+    needed = [name for name, given in (("--cluster-token FILE", security.token_file),
+                                        ("--cluster-tls DIR", security.tls_dir)) if given is None]
+    raise SecurityError(
+        f"{what}={host!r} reaches beyond this machine: a Ray cluster without a token and TLS runs code for anyone "
+        f"who reaches it; give {' and '.join(needed)} (README: a two-box studio)")
+
+
+def cluster_host(address: str) -> str:
+    """The host of a cluster ``HOST:PORT`` address (``local``: loopback)."""
+    if address == "local":
+        return "127.0.0.1"
+    host, _ = parse_host_port(address, DEFAULT_CLUSTER_PORT)
+    return host

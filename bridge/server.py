@@ -25,6 +25,8 @@ from . import protocol as p
 from .security import AllowList, CurveKeys, check_osc_bind, check_zmq_binds, load_server_keys
 
 if TYPE_CHECKING:
+    import torch
+    from loopbridge.engine.core import Engine
     from loopbridge.engine.models.base import LoadOptions
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,10 @@ class ServeOptions:
     allow_paths: tuple[Path, ...] = ()
     #: integrated loudness of loops and textures for requests that name none (``--loudness``; None: -14 LUFS)
     loudness_lufs: float | None = None
+    #: render on a Ray cluster's model workers: ``"local"`` (started here) or a head's HOST:PORT; None: in process
+    cluster: str | None = None
+    #: replicas per model family on the cluster (None: one per GPU, else one)
+    replicas: int | None = None
 
 
 def serve(options: ServeOptions, stop: threading.Event | None = None,
@@ -84,16 +90,12 @@ def serve(options: ServeOptions, stop: threading.Event | None = None,
         torch.set_num_threads(options.threads)
     from loopbridge.engine.conform import default_conform_memory_bytes
     from loopbridge.engine.core import Engine
-    from loopbridge.engine.frontdoor import FrontDoor
     from loopbridge.engine.models.diffusers_support import resolve_dtype
     from loopbridge.engine.models.registry import ModelRegistry
     from loopbridge.engine.weights import default_budget_bytes, resolve_device
 
-    from .osc_server import OscServer
-    from .service import Service
-    from .zmq_server import ZmqServer
-
-    device = resolve_device(options.device)
+    # with a cluster, --device is the model workers' (a GPU there, none here)
+    device = resolve_device(options.device if options.cluster is None else "cpu")
     conform_memory = (int(options.conform_memory_gb * 1e9) if options.conform_memory_gb is not None
                       else default_conform_memory_bytes())
     budget = (int(options.memory_budget_gb * 1e9) if options.memory_budget_gb is not None
@@ -101,15 +103,46 @@ def serve(options: ServeOptions, stop: threading.Event | None = None,
     if options.memory_budget_gb is None and budget is not None and device.type == "cpu" and conform_memory:
         # on a CPU the weights live in the same RAM as the conforms: the default leaves that room to them
         budget = max(1, budget - conform_memory)
-    dtype = resolve_dtype(options.dtype, device)
     registry = ModelRegistry()
     # a folder or FAMILY:PATH named here is listed under an id: clients name models by id only
     default_model = registry.pin(options.model) if options.model else "default"
     if options.model and default_model != options.model:
         log.info("model %s is listed as %r", options.model, default_model)
-    door = FrontDoor(Engine(store_dir=options.store, registry=registry, device=device, dtype=dtype,
-                            memory_budget_bytes=budget, load_options=options.load_options),
-                     prerender_depth=options.prerender, conform_memory_bytes=conform_memory)
+    cluster = None
+    if options.cluster is None:
+        dtype = resolve_dtype(options.dtype, device)
+        engine = Engine(store_dir=options.store, registry=registry, device=device, dtype=dtype,
+                        memory_budget_bytes=budget, load_options=options.load_options)
+    else:
+        from loopbridge.engine.cluster import Cluster, ClusterEngine, ClusterOptions
+
+        cluster = Cluster(ClusterOptions(
+            address=options.cluster, replicas=options.replicas, device=options.device, dtype=options.dtype,
+            load_options=options.load_options, threads=options.threads,
+            memory_budget_bytes=int(options.memory_budget_gb * 1e9) if options.memory_budget_gb is not None else None))
+        try:
+            engine = ClusterEngine(cluster, store_dir=options.store, registry=registry,
+                                   warm=[default_model] if default_model in {s.id for s in registry.specs()} else [])
+        except BaseException:
+            cluster.close()
+            raise
+    try:
+        return _serve(options, engine, stop, on_ready, keys, allow, default_model, device, conform_memory)
+    finally:
+        if cluster is not None:
+            cluster.close()
+
+
+def _serve(options: ServeOptions, engine: Engine, stop: threading.Event,
+           on_ready: Callable[[dict[str, str]], None] | None, keys: CurveKeys | None, allow: AllowList,
+           default_model: str, device: torch.device, conform_memory: int | None) -> int:
+    from loopbridge.engine.frontdoor import FrontDoor
+
+    from .osc_server import OscServer
+    from .service import Service
+    from .zmq_server import ZmqServer
+
+    door = FrontDoor(engine, prerender_depth=options.prerender, conform_memory_bytes=conform_memory)
     ids = [spec.id for spec in door.models()]
     service = Service(door, default_model=default_model, export_dir=options.export_dir,
                       allowed_paths=options.allow_paths, default_loudness_lufs=options.loudness_lufs)
@@ -127,9 +160,12 @@ def serve(options: ServeOptions, stop: threading.Event | None = None,
             osc_server.start()
         where = {"zmq": zmq_server.endpoint, "events": zmq_server.events_endpoint or "off",
                  "osc": f"{osc_server.address[0]}:{osc_server.address[1]}" if osc_server else "off",
-                 "device": str(device), "dtype": options.dtype, "default_model": default_model,
+                 "device": str(device) if options.cluster is None else options.device, "dtype": options.dtype,
+                 "default_model": default_model,
                  "store": str(door.store_root), "curve": "on" if keys else "off", "inbox": str(service.inbox),
                  "conform_memory": f"{conform_memory / 1e9:.1f} GB" if conform_memory else "unbounded"}
+        if options.cluster is not None:
+            where["cluster"] = options.cluster
         print(f"{READY_LINE}: " + ", ".join(f"{k} {v}" for k, v in where.items()), file=sys.stderr, flush=True)
         if on_ready is not None:
             on_ready(where)

@@ -20,6 +20,7 @@ import torch
 from .errors import CancelledError, OutOfMemoryError, RequestError
 from .models.base import (
     Capabilities,
+    GeneratedAudio,
     LoadOptions,
     ProgressCallback,
     check_request,
@@ -210,22 +211,10 @@ class Engine:
     def _run_batch(self, batch: list[tuple[str, GenerateRequest]], progress: ProgressCallback | None) -> list[Render]:
         model_id = batch[0][1].model
         requests = [request for _, request in batch]
-        with self._generate_lock, self.weights.use(model_id) as backend:
-            try:
-                with torch.inference_mode():
-                    outputs = backend.generate([_with_preroll(r, backend.capabilities) for r in requests], progress)
-            except CancelledError:
-                raise
-            except (torch.cuda.OutOfMemoryError, MemoryError) as exc:
-                if self.device.type == "cuda":
-                    torch.cuda.empty_cache()
-                raise OutOfMemoryError(
-                    f"model {model_id!r} ran out of memory on {self.device} for a batch of {len(requests)}: "
-                    "try fewer variations, a shorter duration or a smaller memory budget for other models"
-                ) from exc
-            caps = backend.capabilities
-            settings = self.weights.render_settings(backend.family)
+        outputs = self.generate(model_id, requests, progress)
         digest = self.model_digest(model_id)
+        caps = self.capabilities(model_id)
+        settings = self.render_settings(model_id)
         renders = []
         for (key, request), output in zip(batch, outputs, strict=True):
             info: dict[str, Any] = dict(output.info)
@@ -244,6 +233,50 @@ class Engine:
             self.store.put_render(render)
             renders.append(render)
         return renders
+
+    def generate(self, model_id: str, requests: Sequence[GenerateRequest],
+                 progress: ProgressCallback | None = None) -> list[GeneratedAudio]:
+        """Run ``model_id`` on ``requests`` (one batch, checked already); nothing is stored.
+
+        What a cluster's model worker calls (:mod:`.replica`); :meth:`render` stores what it returns.
+        Raises :class:`CancelledError` when ``progress`` cancels, :class:`OutOfMemoryError` when the
+        accelerator runs out (the engine stays usable).
+        """
+        with self._generate_lock, self.weights.use(model_id) as backend:
+            try:
+                with torch.inference_mode():
+                    return backend.generate([_with_preroll(r, backend.capabilities) for r in requests], progress)
+            except CancelledError:
+                raise
+            except (torch.cuda.OutOfMemoryError, MemoryError) as exc:
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                raise OutOfMemoryError(
+                    f"model {model_id!r} ran out of memory on {self.device} for a batch of {len(requests)}: "
+                    "try fewer variations, a shorter duration or a smaller memory budget for other models"
+                ) from exc
+
+    # ---- where batches run (the scheduler's workers) ----------------------------------------------
+
+    @property
+    def accelerated(self) -> bool:
+        """Models run on a CUDA device (background renders may then ride along with interactive ones)."""
+        return self.device.type == "cuda"
+
+    @property
+    def preempts_background(self) -> bool:
+        """An interactive request stops a running batch of pre-renders when no slot is free (see
+        :mod:`.scheduler`). Not here: with one accelerator the interactive batch runs next anyway, and
+        what a pre-render did so far would be lost."""
+        return False
+
+    def pools(self) -> dict[str, int]:
+        """Where batches run, by name, and how many may run at once in each: here, one accelerator."""
+        return {"": 1}
+
+    def pool(self, model_id: str) -> str:
+        """The pool ``model_id``'s batches run in (one of :meth:`pools`)."""
+        return ""
 
     # ---- conforming -----------------------------------------------------------------------------------
 

@@ -10,12 +10,21 @@ there, its finishing step (the front door's: conform, store) runs on the conform
 
 - Priority: interactive tasks always go before background ones (pre-renders); within a priority,
   first come first served.
-- Batching: the worker takes the most urgent task and adds queued tasks of the same model and the
+- Batching: a worker takes the most urgent task and adds queued tasks of the same model and the
   same shape (duration, steps, audio prompt or not) up to the model's ``max_batch``. On a CUDA
   device background tasks ride along with an interactive batch (nearly free there); on a CPU they
   do not (each row costs as much as a whole request, and the interactive reply would wait).
+- Workers: one per slot of the engine's pools (:meth:`Engine.pools`). In process that is one pool
+  with one slot: the accelerator. Where several slots of a pool are free, what could be one batch
+  is shared out between them. Behind a cluster (:mod:`.cluster`) each model family is a pool
+  with a slot per replica, so at most one batch is in flight per replica and everything else waits
+  here, in priority order, where an interactive request can still overtake it.
 - Cancel: a queued job is dropped at once; a running batch stops at its next progress step when
   nobody wants any of its tasks any more (nothing of it is stored).
+- Pre-emption (where the engine asks for it: :attr:`Engine.preempts_background`, a cluster's
+  replicas): an interactive job that finds every slot of its pool busy stops one running batch of
+  pre-renders only at its next progress step; those pre-renders go back to the queue, in their
+  place, and the interactive request takes the slot.
 - Errors: a failing batch fails the jobs waiting on it with the error; the worker keeps serving.
   A batch that runs out of memory is retried one request at a time before giving up.
 - Finishing (conforming) is CPU work: it runs on a small pool of its own threads, interactive first,
@@ -165,7 +174,7 @@ class Job:
 class _Task:
     """One render key to produce, wanted by one or more jobs."""
 
-    __slots__ = ("key", "priority", "request", "running", "seq", "waiters")
+    __slots__ = ("batch", "key", "priority", "request", "running", "seq", "waiters")
 
     def __init__(self, key: str, request: GenerateRequest, priority: Priority, seq: int) -> None:
         self.key = key
@@ -174,6 +183,7 @@ class _Task:
         self.seq = seq
         self.waiters: list[tuple[Job, int]] = []
         self.running = False
+        self.batch: _Batch | None = None
 
     @property
     def wanted(self) -> bool:
@@ -182,6 +192,27 @@ class _Task:
     def shape(self) -> tuple[Any, ...]:
         r = self.request
         return (r.model, round(r.render_duration_s, 6), r.steps, r.audio_prompt is not None)
+
+
+class _Batch:
+    """Tasks running together in one slot of ``pool``."""
+
+    __slots__ = ("pool", "preempted", "tasks")
+
+    def __init__(self, pool: str, tasks: list[_Task]) -> None:
+        self.pool = pool
+        self.tasks = tasks
+        self.preempted = False
+
+    @property
+    def background(self) -> bool:
+        """Only pre-renders: no interactive job waits on any of its tasks (one may have joined it running)."""
+        return all(task.priority is Priority.BACKGROUND and all(job.priority is Priority.BACKGROUND
+                                                                for job, _ in task.waiters) for task in self.tasks)
+
+
+class _Preempted(CancelledError):
+    """A batch of pre-renders stopped to free its slot for an interactive request (its tasks queue again)."""
 
 
 class _Pool:
@@ -253,7 +284,7 @@ class Scheduler:
         self.engine = engine
         self.finish = finish
         self.on_event = on_event
-        self.batch_background = engine.device.type == "cuda" if batch_background is None else batch_background
+        self.batch_background = engine.accelerated if batch_background is None else batch_background
         self.max_queued_interactive = max_queued_interactive
         self.max_queued_background = max_queued_background
         self._lock = threading.RLock()
@@ -261,14 +292,20 @@ class Scheduler:
         self._heap: list[tuple[int, int, str]] = []
         self._queued: dict[str, _Task] = {}
         self._running: dict[str, _Task] = {}
+        self._batches: list[_Batch] = []
+        self.preempt = engine.preempts_background
         self._jobs: dict[str, Job] = {}
         self._seq = itertools.count()
         self._stopping = False
-        self._worker = threading.Thread(target=self._work, name="loopbridge-worker", daemon=True)
+        self._slots = dict(engine.pools())
+        self._busy = dict.fromkeys(self._slots, 0)
+        names = [f"loopbridge-worker-{pool or 'local'}-{i}" for pool, n in self._slots.items() for i in range(n)]
+        self._workers = [threading.Thread(target=self._work, name=name, daemon=True) for name in names]
         workers = conform_workers if conform_workers is not None else min(2, os.cpu_count() or 1)
         self._pool = _Pool(max(1, workers), "loopbridge-conform")
         self._started = False
-        self.counters = {"batches": 0, "rendered": 0, "failed_batches": 0, "jobs": 0, "cancelled": 0, "answered": 0}
+        self.counters = {"batches": 0, "rendered": 0, "failed_batches": 0, "jobs": 0, "cancelled": 0, "answered": 0,
+                         "preempted": 0}
 
     # ---- life cycle -------------------------------------------------------------------------------
 
@@ -276,7 +313,8 @@ class Scheduler:
         with self._lock:
             if not self._started:
                 self._started = True
-                self._worker.start()
+                for worker in self._workers:
+                    worker.start()
                 self._pool.start()
         return self
 
@@ -293,7 +331,8 @@ class Scheduler:
             self._cancel_job(job, "the engine is shutting down")
         deadline = time.monotonic() + timeout
         if self._started:
-            self._worker.join(max(0.0, deadline - time.monotonic()))
+            for worker in self._workers:
+                worker.join(max(0.0, deadline - time.monotonic()))
         self._pool.stop(max(0.0, deadline - time.monotonic()))
 
     @property
@@ -344,6 +383,8 @@ class Scheduler:
             if job._pending:
                 job.position = self._position(job.priority, first_seq) if first_seq is not None else 0
                 self._trim_background()
+                if self.preempt and job.priority is Priority.INTERACTIVE:
+                    self._preempt_for(job)
                 self._cond.notify()
         if not job._pending:
             self._to_pool(job)
@@ -358,6 +399,24 @@ class Scheduler:
             job.finished_at = time.monotonic()
             self.counters["answered"] += 1
         self._done(job)
+
+    def _preempt_for(self, job: Job) -> None:
+        """Stop a running batch of pre-renders in each pool where ``job``'s queued tasks find no free slot."""
+        pools = {self._pool_of(task) for i in job.to_render
+                 if (task := self._queued.get(job.render_keys[i])) is not None and not task.running}
+        for pool in pools:
+            if self._busy.get(pool, 0) < self._slots.get(pool, 1):
+                continue
+            waiting = sum(1 for t in self._queued.values() if t.priority is Priority.INTERACTIVE
+                          and self._pool_of(t) == pool)
+            stopping = sum(1 for b in self._batches if b.pool == pool and b.preempted)
+            if stopping >= waiting:
+                continue  # enough slots are being freed for what waits
+            for batch in self._batches:
+                if batch.pool == pool and not batch.preempted and batch.background:
+                    batch.preempted = True
+                    self.counters["preempted"] += 1
+                    break
 
     def _position(self, priority: Priority, seq: int) -> int:
         return sum(1 for t in self._queued.values() if (t.priority, t.seq) < (priority, seq))
@@ -409,7 +468,7 @@ class Scheduler:
                 "stopping": self._stopping,
             }
 
-    # ---- the worker -------------------------------------------------------------------------------
+    # ---- the workers ------------------------------------------------------------------------------
 
     def _work(self) -> None:
         while True:
@@ -420,28 +479,60 @@ class Scheduler:
                     batch = self._take_batch()
                 if not batch:
                     return
+                if self._queued:
+                    self._cond.notify()  # what is left may go to another free slot now
+                pool = self._pool_of(batch[0])
+                self._busy[pool] += 1
+                record = _Batch(pool, batch)
+                self._batches.append(record)
                 for task in batch:
                     task.running = True
+                    task.batch = record
                     self._running[task.key] = task
             self._emit_state()
             try:
-                self._run(batch)
+                self._run(batch, record)
             finally:
                 with self._lock:
+                    self._busy[pool] -= 1
+                    self._batches.remove(record)
                     for task in batch:
-                        self._running.pop(task.key, None)
+                        if task.batch is record:  # (a pre-empted task queued again may be running elsewhere now)
+                            task.running = False
+                            task.batch = None
+                            self._running.pop(task.key, None)
+                    self._cond.notify_all()  # a slot is free: a worker waiting on this pool may go
                 self._emit_state()
+
+    def _pool_of(self, task: _Task) -> str:
+        try:
+            pool = self.engine.pool(task.request.model)
+        except LoopbridgeError:
+            pool = next(iter(self._slots))  # an unknown model fails where it runs, with its own error
+        if pool not in self._slots:  # a family the cluster was not started with: its calls queue there
+            self._slots[pool] = 1
+            self._busy[pool] = 0
+        return pool
 
     def _take_batch(self) -> list[_Task]:
         head: _Task | None = None
+        full: list[tuple[int, int, str]] = []  # the heads of pools whose every slot is busy: kept queued
         while self._heap:
-            priority, seq, key = heapq.heappop(self._heap)
+            entry = heapq.heappop(self._heap)
+            priority, seq, key = entry
             task = self._queued.get(key)
             if task is not None and task.priority == priority and task.seq == seq:
-                if task.wanted:
-                    head = task
-                    break
-                self._queued.pop(key)  # nobody wants it any more
+                if not task.wanted:
+                    self._queued.pop(key)  # nobody wants it any more
+                    continue
+                pool = self._pool_of(task)
+                if self._busy[pool] >= self._slots[pool]:
+                    full.append(entry)
+                    continue
+                head = task
+                break
+        for entry in full:
+            heapq.heappush(self._heap, entry)
         if head is None:
             return []
         self._queued.pop(head.key)
@@ -458,6 +549,10 @@ class Scheduler:
                 break
             if task.shape() == shape and task.wanted:
                 batch.append(task)
+        pool = self._pool_of(head)
+        free = self._slots[pool] - self._busy[pool]
+        if free > 1:  # other slots are free: the work is shared between them rather than run as one batch
+            batch = batch[: -(-len(batch) // free)]
         for task in batch[1:]:
             self._queued.pop(task.key)
         if len(self._heap) > 4 * (len(self._queued) + 16):  # drop stale heap entries now and then
@@ -465,13 +560,18 @@ class Scheduler:
             heapq.heapify(self._heap)
         return batch
 
-    def _run(self, batch: list[_Task]) -> None:
+    def _run(self, batch: list[_Task], record: _Batch | None = None) -> None:
         for job in self._jobs_of(batch):
             if job.state is JobState.QUEUED:
                 job.state = JobState.RUNNING
                 self._event("job", id=job.id, state=job.state.value)
         try:
-            renders = self._render(batch)
+            renders = self._render(batch, record)
+        except _Preempted:
+            log.info("batch of %d pre-renders for model %r stopped for an interactive request: queued again",
+                     len(batch), batch[0].request.model)
+            self._requeue(batch, record)
+            return
         except CancelledError as exc:
             log.info("batch of %d for model %r stopped: %s", len(batch), batch[0].request.model, exc)
             for task in batch:
@@ -499,10 +599,26 @@ class Scheduler:
             for job, index in list(task.waiters):
                 self._resolve(job, index, render)
 
-    def _render(self, batch: list[_Task]) -> list[Render]:
+    def _requeue(self, batch: list[_Task], record: _Batch | None) -> None:
+        with self._lock:
+            for task in batch:
+                if task.batch is not record or not task.wanted:
+                    continue
+                task.running = False
+                task.batch = None
+                self._running.pop(task.key, None)
+                self._queued[task.key] = task  # in its old place: its priority and sequence are kept
+                heapq.heappush(self._heap, (task.priority, task.seq, task.key))
+                for job, index in task.waiters:
+                    job._fractions.pop(index, None)
+            self._cond.notify_all()
+
+    def _render(self, batch: list[_Task], record: _Batch | None = None) -> list[Render]:
         def progress(fraction: float) -> None:
             if self._stopping or not any(t.wanted for t in batch):
                 raise CancelledError("nobody is waiting for this batch any more")
+            if record is not None and record.preempted and fraction < 1.0:
+                raise _Preempted("an interactive request needs this slot")
             for task in batch:
                 for job, index in task.waiters:
                     job._fractions[index] = fraction

@@ -40,7 +40,7 @@ PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 # torch first, pinned: an unpinned torch requirement would pull several GB of CUDA packages
 .venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/pip install -q torch==2.13.0
-.venv/bin/pip install -q -e '.[test]'
+.venv/bin/pip install -q -e '.[test,cluster]'
 
 .venv/bin/ruff check .
 scripts/typecheck.sh

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
+
+from tests.cluster_head import Head, start_head
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -35,3 +38,9 @@ def tiny_dd_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("models")
     build_tiny_dance_diffusion(root / "tiny-dd")
     return root
+
+
+@pytest.fixture(scope="session")
+def ray_head() -> Iterator[Head]:
+    """A Ray cluster on loopback for the whole session (tests/cluster_head.py); skipped without Ray."""
+    yield from start_head()

@@ -14,6 +14,9 @@
                      [--osc-allow LIST] [--loudness -14]
                      [--dtype bf16] [--attention sdpa|eager] [--scheduler dpm++] [--compile] [--cpu-offload]
     loopbridge generate ... --server tcp://HOST:5555 [--server-key KEY] [--timeout 30]   (through a running engine)
+    loopbridge serve ... --cluster local|HOST:PORT [--replicas N] [--cluster-token FILE --cluster-tls DIR]
+    loopbridge worker --head | --join HOST:PORT [--host 127.0.0.1] [--port 6379] [--num-cpus N] [--num-gpus N]
+                      [--cluster-token FILE --cluster-tls DIR] [--temp-dir DIR]
     loopbridge keys DIR
     loopbridge audition PATH|last
     loopbridge record SECONDS [--out FILE]
@@ -35,7 +38,7 @@ from collections.abc import Sequence
 
 from loopbridge.engine.errors import LoopbridgeError
 
-from . import conform, dance, generate, library, serve
+from . import conform, dance, generate, library, serve, worker
 from .common import BAD_INPUT_CODES, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, InputError, Parser, fail
 
 #: subcommands implemented elsewhere, handed their own argv: name -> ("module:function", help)
@@ -53,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     conform.add_parsers(sub)
     library.add_parsers(sub)
     serve.add_parsers(sub)
+    worker.add_parsers(sub)
     dance.add_parsers(sub)
     for name, (_, help_text) in DELEGATED.items():
         sub.add_parser(name, help=help_text, add_help=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,16 @@ def add_parsers(sub: Any) -> None:
     serve.add_argument("--allow-path", type=Path, action="append", default=[], metavar="DIR",
                        help="a folder whose files clients may name by path (audio_prompt_path), besides the store "
                             "and the inbox; repeatable. Clients on other machines send audio as bytes")
+    serve.add_argument("--cluster", default=None, metavar="ADDRESS",
+                       help="render on the model workers of a Ray cluster: 'local' starts one here, HOST:PORT joins "
+                            "the head `loopbridge worker --head` started (needs loopbridge[cluster]); the store, "
+                            "queue and conforming stay here")
+    serve.add_argument("--cluster-token", type=Path, default=None, metavar="FILE",
+                       help="the cluster's token (Ray token authentication): required for a head beyond this machine")
+    serve.add_argument("--cluster-tls", type=Path, default=None, metavar="DIR",
+                       help="TLS for the cluster (ca.crt, node.crt, node.key): required for a head beyond this machine")
+    serve.add_argument("--replicas", type=positive_int("replicas", 1, 256), default=None,
+                       help="model workers per model family on the cluster (default: one per GPU, else one)")
     add_loudness(serve, "integrated loudness of loops and textures for requests that name none")
     serve.add_argument("--quiet", action="store_true", help="no line per request")
     speed_options(serve)
@@ -84,6 +95,7 @@ def serve_command(args: argparse.Namespace) -> int:
     import zmq
     from loopbridge.bridge.security import SecurityError, parse_host_port
     from loopbridge.bridge.server import ServeOptions, serve
+    from loopbridge.engine.errors import LoopbridgeError
 
     osc = None
     if args.osc != "off":
@@ -100,6 +112,32 @@ def serve_command(args: argparse.Namespace) -> int:
         if not (value == "off" and name == "events") and not value.startswith(("tcp://", "ipc://")):
             raise InputError(f"{name}={value!r} is not accepted: expected tcp://HOST:PORT or ipc://PATH")
     check_loudness(args.loudness)
+    if args.replicas is not None and args.cluster is None:
+        raise InputError(f"replicas={args.replicas} is not accepted without --cluster: expected --cluster ADDRESS")
+    cluster_env: dict[str, str] = {}
+    if args.cluster is not None:
+        from loopbridge.bridge.security import (
+            ClusterSecurity,
+            SecurityError,
+            check_cluster_host,
+            cluster_host,
+            default_cluster_token,
+        )
+        from loopbridge.engine.cluster import default_temp_dir
+
+        try:
+            # without --cluster-token: the token a head on this machine made in the same data folder (a
+            # local cluster makes it), as `loopbridge worker --head` does
+            token = args.cluster_token
+            if token is None and (args.cluster == "local" or (default_temp_dir() / "auth_token").exists()):
+                token = default_cluster_token(default_temp_dir())
+            security = ClusterSecurity.load(token, args.cluster_tls)
+            check_cluster_host(cluster_host(args.cluster), security, "cluster")
+        except (SecurityError, ValueError) as exc:
+            raise InputError(str(exc)) from None
+        cluster_env = security.environment()
+    elif args.cluster_token is not None or args.cluster_tls is not None:
+        raise InputError("cluster-token and cluster-tls are not accepted without --cluster: expected --cluster ADDRESS")
     for folder in args.allow_path:
         if not folder.expanduser().is_dir():
             raise InputError(f"allow-path={str(folder)!r} is not accepted: expected an existing folder")
@@ -110,13 +148,20 @@ def serve_command(args: argparse.Namespace) -> int:
         store=args.store, model=args.model, prerender=args.prerender, threads=args.threads, export_dir=args.export,
         log_requests=not args.quiet, dtype=args.dtype, load_options=load_options(args),
         allow_paths=tuple(folder.expanduser() for folder in args.allow_path), loudness_lufs=args.loudness,
+        cluster=args.cluster, replicas=args.replicas,
     )
+    os.environ.update(cluster_env)  # Ray reads its settings from the environment, here and in what it starts
     _configure_logging(args.quiet)
     try:
         return serve(options)
     except SecurityError as exc:
         fail(str(exc))
         return EXIT_BAD_INPUT
+    except LoopbridgeError as exc:
+        if args.cluster is None:
+            raise
+        fail(f"cluster={args.cluster!r}: {exc}")
+        return EXIT_FAILED
     except zmq.ZMQError as exc:
         fail(f"cannot listen on {args.zmq} / {args.events}: {exc} (is another engine running? choose other "
              "endpoints with --zmq and --events)")

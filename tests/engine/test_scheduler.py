@@ -175,3 +175,54 @@ def test_a_finished_job_is_forgotten_with_its_renders(engine: Engine) -> None:
         assert len(again.result(timeout=120)) == 1
     finally:
         scheduler.stop()
+
+
+class _SlotsEngine(Engine):
+    """The real engine with the scheduler's view of a cluster: ``slots`` batches at once in one pool, and
+    pre-renders stopped for interactive requests (engine/cluster.py's ClusterEngine answers the same)."""
+
+    def __init__(self, *args, slots: int = 2, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.slots = slots
+
+    @property
+    def preempts_background(self) -> bool:
+        return True
+
+    def pools(self) -> dict[str, int]:
+        return {"": self.slots}
+
+
+def _slots_engine(engine: Engine, slots: int) -> _SlotsEngine:
+    return _SlotsEngine(store_dir=engine.store.root, registry=engine.registry, device="cpu", slots=slots)
+
+
+def test_free_slots_share_out_what_would_be_one_batch(engine: Engine) -> None:
+    two = _slots_engine(engine, 2)
+    scheduler = Scheduler(two)
+    job = scheduler.submit(_job(two, "four", *[_request(40 + n) for n in range(4)]))
+    scheduler.start()
+    try:
+        assert len(job.result(timeout=120)) == 4
+        assert scheduler.counters["batches"] == 2 and scheduler.counters["rendered"] == 4
+    finally:
+        scheduler.stop()
+
+
+def test_an_interactive_job_stops_running_prerenders_which_queue_again(engine: Engine) -> None:
+    one = _slots_engine(engine, 1)
+    finished: list[str] = []
+    running = threading.Event()
+    scheduler = Scheduler(one, on_event=lambda topic, f: finished.append(f["id"])
+                          if topic == "job" and f["state"] == "done" else None).start()
+    try:
+        background = scheduler.submit(_job(one, "bg", _request(50, steps=400), priority=Priority.BACKGROUND,
+                                           on_progress=lambda _job, _fraction: running.set()))
+        assert running.wait(120)
+        interactive = scheduler.submit(_job(one, "now", _request(51)))
+        interactive.result(timeout=120)
+        assert len(background.result(timeout=120)) == 1  # queued again, then made whole
+        assert finished == ["now", "bg"]
+        assert scheduler.counters["preempted"] == 1 and scheduler.counters["rendered"] == 2
+    finally:
+        scheduler.stop()

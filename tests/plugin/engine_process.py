@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cluster_head import Head
+
 READY = re.compile(r"loopbridge serve: ready: zmq (\S+), events (\S+), osc (\S+),")
 JOB_ERROR = re.compile(r" (?:generate|variation|morph|conform) id=\S+ error .*")
 
@@ -51,8 +53,9 @@ def serve_command() -> list[str]:
 
 
 def start_engine(folder: Path, models_root: Path | None, extra_args: list[str],
-                 ready_timeout_s: float = 180.0) -> RunningEngine:
-    """``loopbridge serve`` on free loopback ports with its own home and store in ``folder`` (OSC off).
+                 ready_timeout_s: float = 180.0, cluster: Head | None = None) -> RunningEngine:
+    """``loopbridge serve`` on free loopback ports with its own home and store in ``folder`` (OSC off);
+    with ``cluster``, rendering on one replica of the model's family there (``serve --cluster``).
 
     Returns once its ready line names the ZeroMQ endpoint; fails the test if it exits or stays
     silent for ``ready_timeout_s``. Stop it with :meth:`RunningEngine.stop`.
@@ -65,6 +68,8 @@ def start_engine(folder: Path, models_root: Path | None, extra_args: list[str],
            "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(home / "hf"), "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     command = [*serve_command(), "--zmq", "tcp://127.0.0.1:*", "--events", "tcp://127.0.0.1:*", "--osc", "off",
                "--store", str(store_dir), "--device", "cpu", "--threads", "1", *extra_args]
+    if cluster is not None:
+        command += cluster.serve_args(replicas=1)
     with log_path.open("w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     running = RunningEngine(process, "", store_dir, log_path)

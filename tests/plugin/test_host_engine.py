@@ -50,11 +50,13 @@ PREFETCH_ANSWERED = re.compile(r" variation id=prefetch-\d+ ok 1 sample")
 VARIATION_ASKED = re.compile(r" variation id=variation-\d+ ")
 
 
-@pytest.fixture()
+@pytest.fixture(params=["in-process", "cluster"])
 def engine(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[RunningEngine]:
-    """A real ``loopbridge serve`` in its own process: free loopback ports, its own store, the tiny model."""
+    """A real ``loopbridge serve`` in its own process: free loopback ports, its own store, the tiny model;
+    rendering in process, or on a replica of the session's Ray cluster (``serve --cluster``)."""
     tiny_dd_root: Path = request.getfixturevalue("tiny_dd_root")
-    running = start_engine(tmp_path, tiny_dd_root, ["--model", MODEL])
+    head = request.getfixturevalue("ray_head") if request.param == "cluster" else None
+    running = start_engine(tmp_path, tiny_dd_root, ["--model", MODEL], cluster=head)
     try:
         yield running
     finally:

@@ -1,0 +1,205 @@
+"""Cluster benchmark: the front door over Ray Serve model workers (``serve --cluster``), on this machine.
+
+Prints, measured in one run on local clusters (``--cluster local``: started here, stopped at the end):
+
+1. Throughput, ``--callers`` callers each asking for default-model one-shots one after another: two
+   replicas vs one, in renders per second (target: at least 1.6x on a 2-core machine).
+2. Per-render overhead of the cluster vs the in-process engine: one caller, renders taking turns
+   between a one-replica cluster and an in-process engine with the same torch thread count (median
+   of each), and, less exposed to other work on the machine, what the cluster adds to the model's
+   own time on the replica (the gateway's wall time less the seconds the replica's model ran;
+   target: at most 5 ms).
+3. An interactive request's latency while 20 pre-renders are queued on two replicas, against one
+   render of the same request alone (target: at most one render + 20 ms), with its parts: the wait
+   for a replica (a running pre-render batch stops at its next step) and the render itself, which on
+   a CPU shares the cores with the other replica's pre-renders.
+
+Every render is of a new seed (nothing comes from the store). The load average is printed: on a
+shared machine every figure scales with it.
+
+    python bench/bench_cluster.py [--callers 8] [--renders 3] [--repeats 9] [--steps 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a cluster on loopback that lives for this run only
+
+import torch
+from loopbridge.engine.cluster import Cluster, ClusterEngine, ClusterOptions
+from loopbridge.engine.core import Engine
+from loopbridge.engine.frontdoor import FrontDoor, Order
+from loopbridge.engine.request import GenerateRequest, Kind
+from loopbridge.engine.scheduler import Priority
+
+_seeds = itertools.count(10_000_000 + int(time.time()) % 1_000_000 * 64)
+
+
+def one_shot(steps: int) -> GenerateRequest:
+    return GenerateRequest("kick", kind=Kind.ONE_SHOT, duration_s=0.5, seed=next(_seeds), steps=steps)
+
+
+class Events:
+    """The cluster engine's events, with the time each came."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[float, str, dict[str, Any]]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, name: str, fields: dict[str, Any]) -> None:
+        with self._lock:
+            self.items.append((time.perf_counter(), name, fields))
+
+    def since(self, t: float, name: str) -> list[tuple[float, dict[str, Any]]]:
+        with self._lock:
+            return [(when, fields) for when, n, fields in self.items if when >= t and n == name]
+
+
+EVENTS = Events()
+
+
+@contextmanager
+def cluster_door(replicas: int, folder: Path) -> Iterator[FrontDoor]:
+    started = time.perf_counter()
+    cluster = Cluster(ClusterOptions(address="local", replicas=replicas, threads=1, temp_dir=folder / "ray"))
+    try:
+        engine = ClusterEngine(cluster, store_dir=folder / f"store-{replicas}", warm=["default"],
+                               on_cluster_event=EVENTS)
+        engine.warm("default")
+        print(f"  (a local cluster with {replicas} replica(s) ready in {time.perf_counter() - started:.1f} s)",
+              flush=True)
+        door = FrontDoor(engine, prerender_depth=0).start()
+        try:
+            yield door
+        finally:
+            door.stop()
+    finally:
+        cluster.close()
+
+
+def render_once(door: FrontDoor, steps: int) -> float:
+    started = time.perf_counter()
+    door.render([one_shot(steps)])
+    return time.perf_counter() - started
+
+
+def throughput(door: FrontDoor, callers: int, renders: int, steps: int) -> float:
+    """Renders per second with ``callers`` threads each asking for ``renders`` one-shots in turn."""
+    render_once(door, steps)  # warm: the model is loaded, torch's first call is behind us
+    errors: list[BaseException] = []
+
+    def caller() -> None:
+        try:
+            for _ in range(renders):
+                door.render([one_shot(steps)])
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=caller) for _ in range(callers)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise errors[0]
+    return callers * renders / elapsed
+
+
+def overhead(cluster: FrontDoor, local: FrontDoor, repeats: int, steps: int) -> tuple[float, float, float]:
+    """Median render time on the cluster and in process, taking turns, and the median of what the
+    cluster added to its replica's model time (seconds)."""
+    render_once(cluster, steps)
+    render_once(local, steps)
+    remote, here, added = [], [], []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        remote.append(render_once(cluster, steps))
+        [(_, done)] = EVENTS.since(started, "done")
+        added.append(remote[-1] - done["model_s"])
+        here.append(render_once(local, steps))
+    return statistics.median(remote), statistics.median(here), statistics.median(added)
+
+
+def interactive_latency(door: FrontDoor, repeats: int, steps: int) -> tuple[float, float, float, float]:
+    """Medians: the latency of an interactive one-shot with 20 pre-renders queued, of one render alone,
+    and the interactive one's wait for a replica and its model time there (seconds)."""
+    alone = statistics.median(render_once(door, steps) for _ in range(repeats))
+    latencies, waits, models = [], [], []
+    for _ in range(max(3, repeats // 3)):
+        queued = time.perf_counter()
+        background = [door.submit(Order(one_shot(steps), priority=Priority.BACKGROUND, prerender=False))
+                      for _ in range(20)]
+        wait_until(lambda t=queued: len(EVENTS.since(t, "started")) >= 2)  # both replicas busy with pre-renders
+        started = time.perf_counter()
+        door.render([one_shot(steps)])
+        latencies.append(time.perf_counter() - started)
+        # the interactive batch is the one of one request that started after it was asked for
+        [(reached, _)] = [(when, f) for when, f in EVENTS.since(started, "started")][:1]
+        done = [f for _, f in EVENTS.since(started, "done") if f["batch"] == 1]
+        waits.append(reached - started)
+        models.append(done[0]["model_s"])
+        for job in background:
+            job.wait(600)
+    return statistics.median(latencies), alone, statistics.median(waits), statistics.median(models)
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the cluster did not start the pre-renders")
+        time.sleep(0.005)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--callers", type=int, default=8)
+    parser.add_argument("--renders", type=int, default=3, help="renders per caller in the throughput test")
+    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--steps", type=int, default=50, help="diffusion steps per render (the model's default: 50)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)  # as each replica runs (one CPU each): the in-process engine makes the same audio
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; default model, 0.5 s one-shots, "
+          f"{args.steps} steps", flush=True)
+    with tempfile.TemporaryDirectory(prefix="lbbench-", dir="/tmp") as tmp:
+        folder = Path(tmp)
+        local = FrontDoor(Engine(store_dir=folder / "local", device="cpu"), prerender_depth=0).start()
+        try:
+            with cluster_door(1, folder) as door:
+                one = throughput(door, args.callers, args.renders, args.steps)
+                remote_s, local_s, added_s = overhead(door, local, args.repeats, args.steps)
+        finally:
+            local.stop()
+        with cluster_door(2, folder) as door:
+            two = throughput(door, args.callers, args.renders, args.steps)
+            latency_s, alone_s, wait_s, model_s = interactive_latency(door, args.repeats, args.steps)
+    print(f"1. throughput, {args.callers} callers: 1 replica {one:.2f} renders/s, 2 replicas {two:.2f} renders/s: "
+          f"{two / one:.2f}x (target >= 1.6x)")
+    print(f"2. one render: cluster {remote_s * 1e3:.1f} ms, in process {local_s * 1e3:.1f} ms: "
+          f"{(remote_s - local_s) * 1e3:+.1f} ms, {remote_s / local_s:.3f}x; the cluster's own share (gateway "
+          f"wall time less the replica's model time): {added_s * 1e3:.1f} ms (target <= 5 ms)")
+    print(f"3. interactive with 20 pre-renders queued: {latency_s * 1e3:.0f} ms vs one render alone "
+          f"{alone_s * 1e3:.0f} ms: one render {(latency_s - alone_s) * 1e3:+.0f} ms, {latency_s / alone_s:.2f}x "
+          f"(target <= one render + 20 ms); of it: {wait_s * 1e3:.0f} ms until a replica took it, "
+          f"{model_s * 1e3:.0f} ms of model time there")
+    print(f"load average {os.getloadavg()[0]:.2f} at the end")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,372 @@
+"""Renders on model workers of a Ray cluster, behind the same front door (``loopbridge serve --cluster``).
+
+The gateway keeps everything but the model runs: the front door, the scheduler (priorities,
+batching, pre-rendering), the store (its one writer) and the conform stage. A
+:class:`ClusterEngine` is an :class:`~.core.Engine` whose :meth:`~ClusterEngine.generate` sends a
+batch to a Ray Serve deployment of the model's family (:mod:`.replica`) and stores what comes back,
+as in process. Its own weights are never loaded: it reads model configs (capabilities) and
+fingerprints (render keys) from the same folders the workers load.
+
+- One deployment per model family (``loopbridge-<family>``), deployed when the family is first
+  used; replicas take a GPU each where the cluster has GPUs (``num_gpus``), and several checkpoints
+  of a family share a replica (Serve's model multiplexing).
+- Serve queues requests first come first served per replica and does not stop a running call. So
+  the gateway keeps at most one batch in flight per replica (the scheduler has one slot per
+  replica: :meth:`ClusterEngine.pools`, and each replica takes one request at a time): everything
+  else waits in the scheduler, where an interactive request overtakes queued pre-renders. When
+  every replica is busy with pre-renders, one of them stops at its next step and its pre-renders
+  queue again (the scheduler's pre-emption), so an interactive request waits for a step, not a render.
+- Cancel: a queued job never leaves the scheduler; a running batch's call is cancelled and the
+  replica's model stops at its next progress step.
+- A replica that dies mid-render fails its call; the batch is sent again (at most
+  :data:`MAX_ATTEMPTS` times in all) to a live replica, so the client sees one answer.
+- Progress streams from the replica to the scheduler's progress callback (the existing events).
+
+Ray is an optional extra (``pip install 'loopbridge[cluster]'``): importing this module needs it
+only when a cluster is started or joined.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import errors as engine_errors
+from .core import Engine
+from .errors import CancelledError, LoopbridgeError, ModelLoadError
+from .models.base import GeneratedAudio, LoadOptions, ProgressCallback
+from .models.registry import ModelRegistry
+from .request import GenerateRequest
+
+log = logging.getLogger(__name__)
+
+#: sends of one batch in all, when replicas die under it
+MAX_ATTEMPTS = 3
+#: Ray's namespace for loopbridge's actors and applications
+NAMESPACE = "loopbridge"
+#: the install hint when Ray is missing
+INSTALL_HINT = "pip install 'loopbridge[cluster]'"
+#: a replica's start (torch import, model load) may take this long before a deploy is given up
+DEPLOY_TIMEOUT_S = 300.0
+
+ClusterEvent = Callable[[str, dict[str, Any]], None]
+
+
+def import_ray() -> Any:
+    """``ray`` (with Serve), or a :class:`LoopbridgeError` saying how to install it."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # never report usage from a studio's machines
+    try:
+        import ray
+        from ray import serve  # noqa: F401
+    except ImportError as exc:
+        raise LoopbridgeError(f"the cluster backend needs Ray Serve, which is not installed: {INSTALL_HINT} "
+                              f"({exc})") from None
+    return ray
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    """Where the workers are and how each family's replicas are started.
+
+    ``address``: ``"local"`` starts a cluster in this process (stopped with it) on ``num_cpus``
+    logical CPUs (None: this machine's count, at least two per replica), else a running cluster's
+    address (``HOST:PORT`` of its head, as ``loopbridge worker`` prints it). ``replicas`` per family
+    (None: one per GPU of the cluster, else one). ``device``, ``dtype``, ``load_options``,
+    ``memory_budget_bytes`` and ``threads`` are each replica's, as ``serve`` takes them.
+    """
+
+    address: str = "local"
+    replicas: int | None = None
+    num_cpus: int | None = None
+    device: str = "auto"
+    dtype: str = "fp32"
+    load_options: LoadOptions | None = None
+    memory_budget_bytes: int | None = None
+    threads: int | None = None
+    temp_dir: Path | None = None
+
+
+class Cluster:
+    """A connection to a Ray cluster with Serve running on it (no HTTP proxy: the gateway is the door).
+
+    ``close()`` disconnects; a cluster this process started (``address="local"``) stops with it,
+    replicas and all. A joined cluster keeps its deployments, warm for the next gateway.
+    """
+
+    def __init__(self, options: ClusterOptions) -> None:
+        ray = import_ray()
+        from ray import serve
+
+        self.options = options
+        self.local = options.address == "local"
+        if ray.is_initialized():
+            raise LoopbridgeError("this process is already connected to a Ray cluster: one gateway per process")
+        kwargs: dict[str, Any] = {"namespace": NAMESPACE, "configure_logging": False, "log_to_driver": False}
+        if self.local:
+            cpus = options.num_cpus or max(os.cpu_count() or 1, 2 * (options.replicas or 1))
+            temp_dir = options.temp_dir or default_temp_dir()
+            temp_dir.mkdir(parents=True, exist_ok=True)
+            kwargs.update(num_cpus=cpus, include_dashboard=False, _temp_dir=str(temp_dir), _node_ip_address="127.0.0.1")
+        else:
+            kwargs["address"] = options.address
+            host = options.address.rsplit(":", 1)[0].strip("[]")
+            if host in ("127.0.0.1", "localhost", "::1"):
+                kwargs["_node_ip_address"] = "127.0.0.1"  # the node `loopbridge worker` started here, on loopback
+        _read_settings(ray)
+        started = time.monotonic()
+        try:
+            ray.init(**kwargs)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise LoopbridgeError(f"cluster={options.address!r} cannot be reached: {exc} (start one with "
+                                  "`loopbridge worker --head`, or use --cluster local)") from None
+        try:
+            serve.start(proxy_location="Disabled")  # no HTTP or gRPC proxy: the gateway is the only way in
+        except BaseException:
+            ray.shutdown()
+            raise
+        resources = ray.cluster_resources()
+        self.gpus = int(resources.get("GPU", 0))
+        log.info("cluster %s: %d CPUs, %d GPUs, connected in %.1f s", "local" if self.local else options.address,
+                 int(resources.get("CPU", 0)), self.gpus, time.monotonic() - started)
+
+    @property
+    def replicas(self) -> int:
+        return self.options.replicas or max(1, self.gpus)
+
+    def close(self) -> None:
+        ray = import_ray()
+        if ray.is_initialized():
+            # a local cluster goes down with this driver, Serve and replicas included: no separate
+            # Serve shutdown, which waits 30 s for a controller that Ctrl-C in a terminal has already
+            # stopped (the signal reaches Ray's processes too)
+            ray.shutdown()
+
+
+def _read_settings(ray: Any) -> None:
+    """Have Ray read its settings (token authentication) from the environment as it is now: they were
+    read when Ray was imported, maybe before the gateway set them."""
+    try:
+        from ray._raylet import Config  # type: ignore[attr-defined]
+
+        Config.initialize("")
+    except (ImportError, AttributeError):  # another Ray version: it reads them at import only
+        log.debug("Ray %s reads its settings at import only", getattr(ray, "__version__", "?"))
+
+
+def default_temp_dir() -> Path:
+    """Ray's own temp folder for loopbridge (sessions, logs, sockets), not the shared ``/tmp/ray``."""
+    from .models.registry import default_data_dir
+
+    return default_data_dir() / "ray"
+
+
+class ClusterEngine(Engine):
+    """An :class:`Engine` whose models run on the cluster's replicas (see the module docstring).
+
+    ``on_cluster_event(name, fields)`` hears ``"deployed"`` (a family's replicas are up),
+    ``"started"`` (a batch reached a replica: its ``pid`` and ``replica``), ``"done"`` (its audio is
+    back: ``model_s``, the seconds the model ran there) and ``"retry"`` (a replica died under a
+    batch, which is sent again).
+    """
+
+    def __init__(self, cluster: Cluster, store_dir: str | Path | None = None,
+                 registry: ModelRegistry | None = None, warm: Sequence[str] = (),
+                 on_cluster_event: ClusterEvent | None = None) -> None:
+        # the gateway's engine loads no weights: it plans, keys, stores and conforms on its CPU
+        super().__init__(store_dir=store_dir, registry=registry, device="cpu")
+        self.cluster = cluster
+        self.on_cluster_event = on_cluster_event
+        self._warm = tuple(warm)
+        self._handles: dict[str, Any] = {}
+        self._checked: set[str] = set()
+        self._deploy_lock = threading.Lock()
+
+    # ---- where batches run -----------------------------------------------------------------------
+
+    @property
+    def accelerated(self) -> bool:
+        return self.cluster.gpus > 0
+
+    @property
+    def preempts_background(self) -> bool:
+        # every replica may be busy with pre-renders: one stops at its next step for an interactive request
+        return True
+
+    def pools(self) -> dict[str, int]:
+        families = {spec.family for spec in self.models()} | {self.pool(model) for model in self._warm}
+        return dict.fromkeys(sorted(families), self.cluster.replicas)
+
+    def pool(self, model_id: str) -> str:
+        return self.resolve(model_id).family
+
+    def render_settings(self, model_id: str) -> dict[str, str]:
+        """The replicas' load settings that change what ``model_id`` makes (their precision, sampler)."""
+        import torch
+
+        from .models.diffusers_support import resolve_dtype
+        from .models.registry import backend_class
+        from .weights import resolve_device
+
+        options = self.cluster.options
+        device = torch.device("cuda") if options.device == "auto" and self.cluster.gpus else \
+            resolve_device("cpu" if options.device == "auto" else options.device)
+        return backend_class(self.resolve(model_id).family).render_settings(
+            device, resolve_dtype(options.dtype, device), options.load_options or LoadOptions())
+
+    # ---- deployments ------------------------------------------------------------------------------
+
+    def deploy(self, family: str) -> Any:
+        """The Serve handle of ``family``'s deployment, deployed (and its replicas started) if needed."""
+        with self._deploy_lock:
+            handle = self._handles.get(family)
+            if handle is not None:
+                return handle
+            ray = import_ray()
+            from ray import serve
+
+            from .replica import MAX_MODELS_PER_REPLICA, ModelReplica, ReplicaConfig
+
+            options = self.cluster.options
+            models = tuple(spec for spec in self.models() if spec.family == family)
+            if not models:
+                raise LoopbridgeError(f"no model of family {family!r} is installed")
+            config = ReplicaConfig(family=family, models=models, device=options.device, dtype=options.dtype,
+                                   load_options=options.load_options, memory_budget_bytes=options.memory_budget_bytes,
+                                   warm=tuple(m for m in self._warm if self.resolve(m).family == family),
+                                   threads=options.threads)
+            gpus = 1 if self.cluster.gpus and options.device in ("auto", "cuda") else 0
+            name = f"loopbridge-{family}"
+            fingerprint = hashlib.sha256(repr((config, gpus, self.cluster.replicas)).encode()).hexdigest()
+            handle = self._running(name, fingerprint)
+            if handle is None:
+                deployment: Any = serve.deployment(
+                    ModelReplica, name=name, num_replicas=self.cluster.replicas,
+                    max_ongoing_requests=1, ray_actor_options={"num_cpus": 1, "num_gpus": gpus},
+                    health_check_period_s=2, graceful_shutdown_timeout_s=5)
+                started = time.monotonic()
+                try:
+                    handle = serve.run(deployment.bind(config, fingerprint), name=name, route_prefix=None)
+                except ray.exceptions.RayError as exc:
+                    raise ModelLoadError(f"the model workers of family {family!r} did not start: {exc}") from None
+                log.info("family %r: %d replica(s) ready in %.1f s (max %d checkpoints each)", family,
+                         self.cluster.replicas, time.monotonic() - started, MAX_MODELS_PER_REPLICA)
+            else:
+                log.info("family %r: %d replica(s) already running with these settings", family,
+                         self.cluster.replicas)
+            self._handles[family] = handle
+            self._cluster_event("deployed", family=family, replicas=self.cluster.replicas)
+            return handle
+
+    @staticmethod
+    def _running(name: str, fingerprint: str) -> Any:
+        """The handle of application ``name`` when its replicas run with the settings ``fingerprint``
+        names (a gateway started again, or another one: its replicas and their loaded models are
+        kept), else None (it is deployed, or deployed again with these settings)."""
+        ray = import_ray()
+        from ray import serve
+        from ray.serve.exceptions import RayServeException
+
+        try:
+            handle = serve.get_app_handle(name)
+            theirs = handle.fingerprint.remote().result(timeout_s=60)
+        except (RayServeException, ray.exceptions.RayError, TimeoutError) as exc:
+            log.debug("application %r is not running as wanted: %s", name, exc)
+            return None
+        return handle if theirs == fingerprint else None
+
+    def warm(self, model_id: str = "default") -> None:
+        """Deploy ``model_id``'s family and load it on a replica (each replica loads the models it was
+        started with at start); checks the replicas render it under this gateway's fingerprint."""
+        handle = self.deploy(self.pool(model_id))
+        self._check_digest(handle, model_id)
+
+    def _check_digest(self, handle: Any, model_id: str) -> None:
+        if model_id in self._checked:
+            return
+        theirs = handle.options(multiplexed_model_id=model_id).digest.remote(model_id).result()
+        self._check_same(model_id, theirs)
+
+    def _check_same(self, model_id: str, theirs: str) -> None:
+        ours = self.model_digest(model_id)
+        if theirs != ours:
+            raise ModelLoadError(f"model {model_id!r} differs on the model workers (fingerprint {theirs[:12]}) from "
+                                 f"this gateway's ({ours[:12]}): install the same checkpoint and settings on both")
+        self._checked.add(model_id)
+
+    # ---- rendering ---------------------------------------------------------------------------------
+
+    def generate(self, model_id: str, requests: Sequence[GenerateRequest],
+                 progress: ProgressCallback | None = None) -> list[GeneratedAudio]:
+        """One batch on a replica of ``model_id``'s family; sent again when the replica dies under it."""
+        ray = import_ray()
+        handle = self.deploy(self.pool(model_id)).options(stream=True, multiplexed_model_id=model_id)
+        batch = list(requests)
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                return self._send(handle, model_id, batch, progress)
+            except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
+                if attempt == MAX_ATTEMPTS:
+                    raise LoopbridgeError(f"model workers of {model_id!r} died under this batch {attempt} times: "
+                                          f"{type(exc).__name__}") from None
+                log.warning("a model worker died under a batch of %d for %r (%s): sending it again (%d of %d)",
+                            len(batch), model_id, type(exc).__name__, attempt + 1, MAX_ATTEMPTS)
+                self._cluster_event("retry", model=model_id, attempt=attempt + 1)
+        raise AssertionError("unreachable")
+
+    def _send(self, handle: Any, model_id: str, batch: list[GenerateRequest],
+              progress: ProgressCallback | None) -> list[GeneratedAudio]:
+        stream = handle.render.remote(batch)
+        try:
+            for kind, payload in stream:
+                if kind == "progress":
+                    if progress is not None:
+                        progress(min(float(payload), 0.999))  # 1.0 is said once the audio is here
+                elif kind == "started":
+                    self._cluster_event("started", **{"model": model_id, **payload})
+                elif kind == "error":
+                    raise _engine_error(payload)
+                elif kind == "done":
+                    if model_id not in self._checked:
+                        self._check_same(model_id, payload["digest"])
+                    self._cluster_event("done", model=model_id, batch=len(batch),
+                                        model_s=float(payload.get("model_s", 0.0)))
+                    return [GeneratedAudio(audio=np.asarray(audio), sample_rate=int(rate), info=info)
+                            for audio, rate, info in payload["outputs"]]
+        except CancelledError:
+            stream.cancel()  # the replica's model stops at its next step
+            raise
+        raise LoopbridgeError(f"the model worker's stream for {model_id!r} ended without audio")
+
+    def _cluster_event(self, name: str, **fields: Any) -> None:
+        if self.on_cluster_event is not None:
+            try:
+                self.on_cluster_event(name, fields)
+            except Exception:
+                log.exception("cluster event callback failed on %s", name)
+
+    def close(self) -> None:
+        super().close()
+
+
+def _engine_error(payload: dict[str, str]) -> LoopbridgeError:
+    """A replica's engine error as the same class here (one that needs more than a message: its base)."""
+    message = str(payload.get("message", "the model worker failed"))
+    cls = getattr(engine_errors, str(payload.get("type", "")), None)
+    if isinstance(cls, type) and issubclass(cls, LoopbridgeError):
+        try:
+            return cls(message)
+        except TypeError:
+            pass
+    return LoopbridgeError(message)
+
+
+__all__ = ["MAX_ATTEMPTS", "Cluster", "ClusterEngine", "ClusterOptions", "import_ray"]
