@@ -28,7 +28,15 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..errors import LoopbridgeError, ModelLoadError, RequestError, UnknownModelError
-from .registry import FAMILIES, PIPELINE_FAMILIES, ModelRegistry, ModelSpec, default_hf_cache, detect_family
+from .registry import (
+    FAMILIES,
+    PIPELINE_FAMILIES,
+    ModelRegistry,
+    ModelSpec,
+    backend_class,
+    default_hf_cache,
+    detect_family,
+)
 
 #: a model id on the hub: OWNER/NAME, each letters, digits, '-', '_' and '.', not starting with '.' or '-'
 _REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}")
@@ -147,8 +155,10 @@ def size_on_disk(spec: ModelSpec) -> int:
 def missing_files(spec: ModelSpec) -> list[str]:
     """Files a pull of ``spec`` would fetch that its snapshot lacks (a pull that stopped part way).
 
-    Told offline from the file listing the hub client keeps beside a snapshot; an entry without one
-    (laid out by other means) counts as whole. Empty for a model that is not from the hub cache.
+    Told offline from the file listing the hub client keeps beside a snapshot; without one (a pull
+    that stopped before its listing, a cache laid out by other means) the component folders the
+    pipeline's index names and the snapshot lacks, as ``NAME/``. Empty for a model that is not from
+    the hub cache.
     """
     if spec.source != "huggingface cache":
         return []
@@ -156,19 +166,23 @@ def missing_files(spec: ModelSpec) -> list[str]:
     from huggingface_hub.errors import CachedRepoTreeNotFoundError
 
     snapshot = Path(spec.path)
-    try:
-        tree = get_cached_repo_tree(spec.id, revision=snapshot.name, cache_dir=snapshot.parents[2])
-    except (CachedRepoTreeNotFoundError, OSError, ValueError):
-        return []
-    names = [entry.path for entry in tree]
     model_index: dict[str, Any] | None = None
-    if "loopbridge.json" not in names and (snapshot / "model_index.json").is_file():
+    if not (snapshot / "loopbridge.json").is_file() and (snapshot / "model_index.json").is_file():
         try:
             loaded = json.loads((snapshot / "model_index.json").read_text(encoding="utf-8"))
             model_index = loaded if isinstance(loaded, dict) else None
         except (OSError, ValueError):
             model_index = None
-    return [name for name in select_files(names, model_index) if not (snapshot / name).is_file()]
+    skipped = skipped_components(spec.family) if spec.family in FAMILIES else ()
+    try:
+        tree = get_cached_repo_tree(spec.id, revision=snapshot.name, cache_dir=snapshot.parents[2])
+    except (CachedRepoTreeNotFoundError, OSError, ValueError):
+        # no listing (a pull that stopped before it began, or a cache laid out by other means): a
+        # component folder the index names and the snapshot lacks is what can still be told
+        components = _components(model_index) if model_index is not None else []
+        return [f"{name}/" for name in components if name not in skipped and not (snapshot / name).is_dir()]
+    names = [entry.path for entry in tree]
+    return [name for name in select_files(names, model_index, skipped) if not (snapshot / name).is_file()]
 
 
 def cached_repo_ids(cache: Path | None = None) -> list[str]:
@@ -219,20 +233,20 @@ def _components(model_index: dict[str, Any]) -> list[str]:
             if not name.startswith("_") and isinstance(entry, list) and len(entry) == 2 and entry[0] is not None]
 
 
-def select_files(files: list[str], model_index: dict[str, Any] | None) -> list[str]:
+def select_files(files: list[str], model_index: dict[str, Any] | None, skipped: tuple[str, ...] = ()) -> list[str]:
     """The files of a repository a loader reads, in the repository's order.
 
     With a diffusers ``model_index``: the index, the model card and licence, and the folders of the
-    components it names; in each folder one weight format (safetensors when there is one) and no
-    precision variants (``*.fp16.safetensors``) beside a plain file. Without one (a loopbridge
-    layout): every file but other frameworks' weights.
+    components it names but ``skipped`` (those the family never loads); in each folder one weight
+    format (safetensors when there is one) and no precision variants (``*.fp16.safetensors``) beside
+    a plain file. Without one (a loopbridge layout): every file but other frameworks' weights.
     """
     def foreign(path: str) -> bool:
         return path.lower().endswith(_FOREIGN_WEIGHTS)
 
     if model_index is None:
         return [f for f in files if not foreign(f)]
-    components = set(_components(model_index))
+    components = set(_components(model_index)) - set(skipped)
     chosen: list[str] = []
     by_folder: dict[str, list[str]] = {}
     for path in files:
@@ -260,6 +274,11 @@ def select_files(files: list[str], model_index: dict[str, Any] | None) -> list[s
 
 
 # ---- pulling ------------------------------------------------------------------------------------
+
+
+def skipped_components(family: str) -> tuple[str, ...]:
+    """The published components ``family``'s backend never loads."""
+    return tuple(getattr(backend_class(family), "skipped_components", ()))
 
 
 def _endpoint(endpoint: str | None) -> str:
@@ -386,7 +405,7 @@ def plan_pull(repo_id: str, revision: str | None = None, *, token: str | None = 
         class_name = (model_index or {}).get("_class_name", "?")
         raise _not_loadable(repo_id, f"it is a {class_name}" if marker == "model_index.json"
                             else "its loopbridge.json names no family of this installation")
-    files = select_files(names, model_index if marker == "model_index.json" else None)
+    files = select_files(names, model_index if marker == "model_index.json" else None, skipped_components(family))
     return PullPlan(repo_id, revision, family, tuple(files), sum(sizes[f] for f in files))
 
 

@@ -17,9 +17,11 @@ from loopbridge.engine.models.hub import (
     check_repo_id,
     entry_folder,
     folder_size,
+    missing_files,
     remove,
     select_files,
     size_on_disk,
+    skipped_components,
 )
 from loopbridge.engine.models.registry import FAMILIES, PIPELINE_FAMILIES, ModelRegistry
 
@@ -57,6 +59,31 @@ def test_a_pull_takes_what_the_loader_reads() -> None:
         "tokenizer/tokenizer_config.json",
         "scheduler/scheduler_config.json",
     ]
+
+
+def test_components_a_family_never_loads_are_left_out() -> None:
+    files = ["model_index.json", "unet/config.json", "unet/diffusion_pytorch_model.safetensors",
+             "safety_checker/config.json", "safety_checker/model.safetensors",
+             "feature_extractor/preprocessor_config.json", "riffusion-model-v1.ckpt"]
+    index = {"_class_name": "StableDiffusionPipeline", "unet": ["diffusers", "UNet2DConditionModel"],
+             "safety_checker": ["stable_diffusion", "StableDiffusionSafetyChecker"],
+             "feature_extractor": ["transformers", "CLIPImageProcessor"]}
+    assert skipped_components("riffusion") == ("safety_checker", "feature_extractor")
+    assert select_files(files, index, skipped_components("riffusion")) == files[:3]
+    assert skipped_components("stable-audio") == ()
+
+
+def test_a_pull_that_stopped_before_its_listing_names_the_missing_components(tmp_path: Path,
+                                                                            tiny_dd_root: Path) -> None:
+    cache = tmp_path / "hub"
+    snapshot = hub_cache_layout(tiny_dd_root / "tiny-dd", cache, "someone/model")
+    registry = ModelRegistry(search_paths=[], hf_cache=cache, include_embedded=False)
+    assert missing_files(registry.resolve("someone/model")) == []
+    for link in (snapshot / "unet").iterdir():
+        link.unlink()
+    (snapshot / "unet").rmdir()
+    assert missing_files(registry.resolve("someone/model")) == ["unet/"]
+    assert missing_files(ModelRegistry(search_paths=[tiny_dd_root], hf_cache=cache).resolve("tiny-dd")) == []
 
 
 def test_a_component_published_only_in_an_older_format_or_a_variant_is_still_taken() -> None:
