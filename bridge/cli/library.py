@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -154,7 +156,7 @@ def _read_token(path: Path | None) -> str | None:
 
 
 def pull_command(args: argparse.Namespace) -> int:
-    from loopbridge.engine.models.hub import PullPlan, check_repo_id, pull
+    from loopbridge.engine.models.hub import PullPlan, check_repo_id, discard_partial_files, pull
 
     check_repo_id(args.id)
     token = _read_token(args.token_file)
@@ -163,6 +165,16 @@ def pull_command(args: argparse.Namespace) -> int:
         print(f"pulling {plan.repo_id} ({plan.family}) at {plan.revision}: {len(plan.files)} files, "
               f"{_megabytes(plan.size_bytes)}", file=sys.stderr)
 
+    def interrupted(_signum: int, _frame: object) -> None:
+        # at once: a KeyboardInterrupt would wait for the hub client's download threads to finish their files
+        discard_partial_files(args.id)
+        fail("interrupted: the files finished are kept; run the same command again to fetch the rest")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # a background job started ignoring it keeps to that
+        signal.signal(signal.SIGINT, interrupted)
     result = pull(args.id, args.revision, token=token, progress=not args.quiet, on_plan=announce)
     print(f"{result.repo_id} is here: commit {result.commit[:12]}, {_megabytes(result.size_on_disk)} on disk; "
           f"generate with --model {result.repo_id}", file=sys.stderr)

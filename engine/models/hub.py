@@ -419,6 +419,9 @@ def pull(repo_id: str, revision: str | None = None, *, token: str | None = None,
     ``HF_ENDPOINT``). ``progress``: the client's progress bars on stderr. ``on_plan`` hears what will
     be fetched before the weights are.
 
+    The client downloads in threads it waits for: a KeyboardInterrupt reaches the caller only once
+    the files being fetched are done (a command stops at once with :func:`discard_partial_files`).
+
     Raises RequestError (a malformed id, a repository no backend loads, an unknown revision),
     UnknownModelError (no such repository), GatedModelError (a licence to accept, a token to give),
     HubUnreachableError (no network, or the client switched off) and HubError (the server failed).
@@ -445,6 +448,13 @@ def pull(repo_id: str, revision: str | None = None, *, token: str | None = None,
         raise HubError(f"the pull of {repo_id} ended without {', '.join(missing[:3])}: run the same command again")
     return PullResult(repo_id, plan.revision, snapshot.name, plan.family, snapshot, len(plan.files),
                       folder_size(entry_folder(repo_id, cache)))
+
+
+def discard_partial_files(repo_id: str, cache: Path | None = None) -> None:
+    """Delete the files a pull of ``repo_id`` was still writing (named for that pull alone, so no
+    later pull resumes them); the files it finished stay."""
+    for partial in (entry_folder(repo_id, cache) / "blobs").glob("*.incomplete"):
+        partial.unlink(missing_ok=True)
 
 
 def family_loadable(family: str) -> bool:

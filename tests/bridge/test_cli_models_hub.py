@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -149,6 +150,40 @@ def test_a_pull_that_stopped_keeps_its_files_and_the_next_fetches_only_the_rest(
     fetched = {r.path.rpartition(f"/{COMMIT}/")[2] for r in hub.log[before:] if r.method == "GET"
                and "/resolve/" in r.path and f"/{COMMIT}/" in r.path}
     assert fetched == {WEIGHTS}
+
+
+def test_an_interrupted_pull_stops_at_once_keeping_finished_files_and_no_partial_ones(tmp_path: Path,
+                                                                                      hub: HubServer) -> None:
+    hub.stall_next_get(REPO, WEIGHTS, after_bytes=CHUNK + 2**20)
+    # the client waits on the stalled server (its default 10 s read timeout would retry by range instead)
+    env = {**hub_env(tmp_path, hub.url), "HF_HUB_DOWNLOAD_TIMEOUT": "600"}
+    # a process started in the background inherits SIGINT ignored; a terminal's Ctrl-C reaches a command with
+    # the default disposition, which Python turns into KeyboardInterrupt
+    pulling = subprocess.Popen([sys.executable, "-m", "loopbridge.bridge.cli", "models", "pull", REPO], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        assert hub.stalled.wait(timeout=300), "the weights' download began"
+        entry = tmp_path / "hub-cache" / "models--harmonai--maestro-150k"
+        partial = []
+        for _ in range(600):  # the client has written its first 10 MiB chunk
+            partial = [p for p in (entry / "blobs").glob("*.incomplete") if p.stat().st_size >= CHUNK]
+            if partial:
+                break
+            subprocess.run(["sleep", "0.1"], check=True)
+        assert partial
+        pulling.send_signal(signal.SIGINT)
+        _, stderr = pulling.communicate(timeout=60)  # while the server still holds the download open
+    finally:
+        if pulling.poll() is None:
+            pulling.kill()
+            pulling.wait()
+    assert pulling.returncode == 130
+    assert "interrupted: the files finished are kept; run the same command again" in stderr
+    assert list((entry / "blobs").glob("*.incomplete")) == []
+    snapshot = entry / "snapshots" / COMMIT
+    assert {p.relative_to(snapshot).as_posix() for p in snapshot.rglob("*") if not p.is_dir()} \
+        == LOADER_FILES - {WEIGHTS}
 
 
 def test_a_gated_model_says_where_to_accept_the_licence_and_how_to_give_a_token(tmp_path: Path) -> None:

@@ -6,13 +6,14 @@ each file (``HEAD``/``GET /OWNER/NAME/resolve/REV/PATH``, with ``X-Repo-Commit``
 ``ETag``, ``Content-Length`` and ``Range`` requests answered with 206). Refusals carry the hub's
 ``X-Error-Code`` header (``RepoNotFound``, ``RevisionNotFound``, ``GatedRepo``), which the client
 turns into its typed errors. A gated repository answers 401 without a token and 403 with a token it
-has not granted. A test can make the next ``GET`` of a file drop the connection after some bytes, or fail with a
-server error.
+has not granted. A test can make the next ``GET`` of a file drop the connection after some bytes, stall
+after some bytes until released, or fail with a server error.
 Every request is logged (method, path, range, whether a token came, body bytes sent).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import threading
@@ -60,6 +61,9 @@ class HubServer:
         self.log: list[Logged] = []
         self._drops: dict[tuple[str, str], int] = {}
         self._failures: dict[tuple[str, str], int] = {}
+        self._stalls: dict[tuple[str, str], int] = {}
+        self.stalled = threading.Event()  # set when a stalled GET has sent its bytes
+        self.release = threading.Event()  # set to let stalled GETs end (the connection is then cut)
         self._lock = threading.Lock()
         server = self
 
@@ -87,6 +91,7 @@ class HubServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.release.set()
         self._httpd.shutdown()
         self._httpd.server_close()
 
@@ -100,6 +105,10 @@ class HubServer:
     def drop_next_get(self, repo_id: str, path: str, after_bytes: int) -> None:
         """The next GET of ``path`` sends ``after_bytes`` of its body, then the connection is cut."""
         self._drops[(repo_id, path)] = after_bytes
+
+    def stall_next_get(self, repo_id: str, path: str, after_bytes: int) -> None:
+        """The next GET of ``path`` sends ``after_bytes`` of its body, then waits for :attr:`release`."""
+        self._stalls[(repo_id, path)] = after_bytes
 
     def fail_next_get(self, repo_id: str, path: str, status: int = 500) -> None:
         """The next GET of ``path`` is answered ``status`` (a server error), once."""
@@ -240,6 +249,17 @@ class HubServer:
             return
         with self._lock:
             cut = self._drops.pop((repo.repo_id, file_path), None)
+            stall = self._stalls.pop((repo.repo_id, file_path), None)
+        if stall is not None:
+            handler.wfile.write(body[:stall])
+            handler.wfile.flush()
+            self.stalled.set()
+            self.release.wait(timeout=120)
+            with contextlib.suppress(OSError):  # the client may have gone already
+                handler.connection.shutdown(2)
+            handler.close_connection = True
+            self._record(handler, method, 206 if start else 200, stall)
+            return
         if cut is not None and cut < len(body):
             handler.wfile.write(body[:cut])
             handler.wfile.flush()
