@@ -266,8 +266,7 @@ def select_files(files: list[str], model_index: dict[str, Any] | None, skipped: 
             variant = _VARIANT.match(name)
             if variant and f"{variant['stem']}.{variant['ext']}" in names:
                 continue  # a precision variant beside the plain file
-            if has_safetensors and name.endswith(_WEIGHT_SUFFIXES) and not name.endswith(".safetensors") \
-                    and not name.endswith(".json"):
+            if has_safetensors and name.endswith(_WEIGHT_SUFFIXES) and not name.endswith(".safetensors"):
                 continue  # the same weights in an older format
             keep.add(path)
     return [f for f in files if f in keep or f in chosen]
@@ -330,6 +329,9 @@ def _hub_errors(repo_id: str, revision: str, endpoint: str, token_given: bool) -
             f"cannot reach {endpoint} to pull {repo_id} ({_reason(exc)}): check the network connection "
             f"(and HF_ENDPOINT if set); {kept}"
         ) from None
+    except errors.FileMetadataError as exc:
+        raise HubError(f"{endpoint} does not answer like a Hugging Face hub while pulling {repo_id} "
+                       f"({_reason(exc)}): check HF_ENDPOINT; {kept}") from None
     except httpx2.RemoteProtocolError as exc:
         raise HubError(f"the connection to {endpoint} kept dropping while pulling {repo_id} ({exc}); {kept}") from None
     except errors.HfHubHTTPError as exc:
