@@ -3,7 +3,9 @@
     loopbridge generate "PROMPT" [--model ID] [--kind one-shot|loop|texture|kit] [--bpm 128]
                         [--bars 1 | --seconds 2] [--meter 6/8 | --beats-per-bar 4] [--variations 4] [--seed N]
                         [--pitch 0] [--sample-rate 48000] [--loudness -14] [--out DIR]
-    loopbridge models [--json]
+    loopbridge models [--json] [--available]
+    loopbridge models pull ID [--revision R] [--token-file FILE] [--quiet]   (the one command that uses the network)
+    loopbridge models remove ID
     loopbridge history [--limit N] [--json]
     loopbridge recall KEY [--bpm 128] [--loudness -14] [--out DIR]
     loopbridge conform FILE... --bpm 128 [--bars 2 | --beats 8] [--beats-per-bar 4] [--sample-rate 48000]
@@ -72,9 +74,19 @@ def _version() -> str:
         return "unknown"
 
 
+def hub_offline() -> None:
+    """Switch the Hugging Face client off for this process: generating, serving and listing read the
+    hub cache only, and a component's loader that tried the network would fail here instead.
+
+    Set before the client is imported (it reads the variable once); ``models pull`` alone skips it.
+    """
+    os.environ["HF_HUB_OFFLINE"] = "1"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list and args_list[0] in DELEGATED:
+        hub_offline()
         target, _ = DELEGATED[args_list[0]]
         module_name, _, func = target.partition(":")
         try:
@@ -86,6 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(args_list)
+        if not getattr(args, "network", False):
+            hub_offline()
         if getattr(args, "handler", None) is None:
             parser.print_help(sys.stderr)
             return EXIT_BAD_INPUT

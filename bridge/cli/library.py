@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,9 +17,23 @@ from .common import EXIT_FAILED, EXIT_OK, InputError, add_sample_rate, fail, num
 
 
 def add_parsers(sub: Any) -> None:
-    models = sub.add_parser("models", help="list the models available and where each comes from")
+    models = sub.add_parser("models", help="list the models here (or --available ones), pull or remove one")
     models.add_argument("--json", action="store_true", help="machine-readable output")
+    models.add_argument("--available", action="store_true",
+                        help="list checkpoints known to work, per family, and which are already here")
     models.set_defaults(handler=models_command)
+    actions = models.add_subparsers(dest="action", metavar="ACTION", parser_class=type(models))
+    pull = actions.add_parser("pull", help="download a checkpoint from the Hugging Face hub into its cache")
+    pull.add_argument("id", metavar="ID", help="the model's id on the hub, OWNER/NAME")
+    pull.add_argument("--revision", default=None, help="a branch, tag or commit (default: main)")
+    pull.add_argument("--token-file", type=Path, default=None,
+                      help="a file holding a hub token (default: HF_TOKEN, else the token `hf auth login` stored)")
+    pull.add_argument("--quiet", action="store_true", help="no progress bar")
+    # the one command that may reach the network (every other leaves the hub client offline)
+    pull.set_defaults(handler=pull_command, network=True)
+    remove = actions.add_parser("remove", help="delete a pulled checkpoint from the Hugging Face cache")
+    remove.add_argument("id", metavar="ID", help="the model's id, as `loopbridge models` lists it")
+    remove.set_defaults(handler=remove_command)
 
     hist = sub.add_parser("history", help="list past renders, newest first")
     hist.add_argument("--limit", type=positive_int("limit", 1, 10000), default=20)
@@ -40,11 +56,23 @@ def add_parsers(sub: Any) -> None:
     record.set_defaults(handler=record_command)
 
 
+def _megabytes(size: int) -> str:
+    if size >= 10**9:
+        return f"{size / 10**9:.2f} GB"
+    return f"{size / 10**6:.1f} MB"
+
+
 def models_command(args: argparse.Namespace) -> int:
+    from loopbridge.engine.models.hub import missing_files, size_on_disk
+
+    if args.available:
+        return available_command(args)
     rows = []
     with open_door(args, start=False) as door:
         for spec in door.models():
             row: dict[str, Any] = spec.to_dict()
+            row["size_on_disk"] = size_on_disk(spec)
+            row["missing_files"] = missing_files(spec)
             try:
                 row["capabilities"] = door.capabilities(spec.id).to_dict()
             except (LoopbridgeError, ImportError) as exc:
@@ -58,6 +86,11 @@ def models_command(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     for row in rows:
         caps = row.get("capabilities")
+        if row["missing_files"]:
+            print(f"{row['id']}  [{row['family']}]  a pull that stopped part way: {len(row['missing_files'])} "
+                  f"files missing ({_megabytes(row['size_on_disk'])} on disk); run `loopbridge models pull "
+                  f"{row['id']}` to finish")
+            continue
         if caps is None:
             print(f"{row['id']}  [{row['family']}]  unusable: {row['error']}")
             continue
@@ -71,7 +104,90 @@ def models_command(args: argparse.Namespace) -> int:
         )
         if caps["classes"]:
             print(f"    classes: {', '.join(caps['classes'])}")
-        print(f"    from {row['source']}: {row['path']}")
+        print(f"    from {row['source']}: {row['path']}  ({_megabytes(row['size_on_disk'])} on disk)")
+    return EXIT_OK
+
+
+def available_command(args: argparse.Namespace) -> int:
+    """The catalogue, each entry marked present (pulled whole), partial (a pull that stopped) or neither."""
+    from loopbridge.engine.models.catalogue import CATALOGUE
+    from loopbridge.engine.models.hub import entry_folder, family_loadable, folder_size, missing_files
+    from loopbridge.engine.models.registry import ModelRegistry
+
+    registry = ModelRegistry()
+    listed = {spec.id for spec in registry.specs() if not missing_files(spec)}
+    rows = []
+    for entry in CATALOGUE:
+        row: dict[str, Any] = entry.to_dict()
+        folder = entry_folder(entry.id, registry.hf_cache)
+        row["status"] = "present" if entry.id in listed else "partial" if folder.is_dir() else "absent"
+        row["size_on_disk"] = folder_size(folder)
+        row["backend"] = family_loadable(entry.family)
+        rows.append(row)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    print("checkpoints known to work, as published on the Hugging Face hub (read each licence on its page):")
+    for row in rows:
+        mark = {"present": "[here]", "partial": "[part]", "absent": "[    ]"}[row["status"]]
+        print(f"{mark} {row['id']}  [{row['family']}]  {row['size']}  licence: {row['licence']}"
+              f"{'  (gated: accept it on the hub first)' if row['gated'] else ''}")
+        print(f"       {row['good_for']}")
+        if row["status"] != "absent":
+            note = "" if row["status"] == "present" else f": run `loopbridge models pull {row['id']}` to finish"
+            print(f"       {_megabytes(row['size_on_disk'])} on disk{note}")
+        if not row["backend"]:
+            print(f"       needs the {row['family']} backend, which this installation does not have")
+    return EXIT_OK
+
+
+def _read_token(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"token-file={str(path)!r} is not accepted: expected a readable file holding a hub token "
+                         f"({getattr(exc, 'strerror', None) or exc})") from None
+    if not token or len(token.split()) != 1:
+        raise InputError(f"token-file={str(path)!r} is not accepted: expected one token on its own (the file is "
+                         f"{'empty' if not token else 'more than one word'})")
+    return token
+
+
+def pull_command(args: argparse.Namespace) -> int:
+    from loopbridge.engine.models.hub import PullPlan, check_repo_id, discard_partial_files, pull
+
+    check_repo_id(args.id)
+    token = _read_token(args.token_file)
+
+    def announce(plan: PullPlan) -> None:
+        print(f"pulling {plan.repo_id} ({plan.family}) at {plan.revision}: {len(plan.files)} files, "
+              f"{_megabytes(plan.size_bytes)}", file=sys.stderr)
+
+    def interrupted(_signum: int, _frame: object) -> None:
+        # at once: a KeyboardInterrupt would wait for the hub client's download threads to finish their files
+        discard_partial_files(args.id)
+        fail("interrupted: the files finished are kept; run the same command again to fetch the rest")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # a background job started ignoring it keeps to that
+        signal.signal(signal.SIGINT, interrupted)
+    result = pull(args.id, args.revision, token=token, progress=not args.quiet, on_plan=announce)
+    print(f"{result.repo_id} is here: commit {result.commit[:12]}, {_megabytes(result.size_on_disk)} on disk; "
+          f"generate with --model {result.repo_id}", file=sys.stderr)
+    print(result.path)
+    return EXIT_OK
+
+
+def remove_command(args: argparse.Namespace) -> int:
+    from loopbridge.engine.models.hub import remove
+    from loopbridge.engine.models.registry import ModelRegistry
+
+    freed = remove(args.id, ModelRegistry())
+    print(f"removed {args.id} from the Hugging Face cache: {_megabytes(freed)} freed", file=sys.stderr)
     return EXIT_OK
 
 

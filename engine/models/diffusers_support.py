@@ -407,6 +407,8 @@ class DiffusersPipelineBackend(ModelBackend):
     denoiser: ClassVar[str] = "unet"
     #: the samplers ``LoadOptions.scheduler`` may name for this family
     schedulers: ClassVar[Mapping[str, SchedulerChoice]] = DISCRETE_SCHEDULERS
+    #: components of the published pipeline this family never loads (``models pull`` leaves them out)
+    skipped_components: ClassVar[tuple[str, ...]] = ()
     pipeline: Any
     _lock: threading.Lock
 

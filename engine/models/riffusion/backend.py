@@ -128,6 +128,8 @@ class RiffusionBackend(DiffusersPipelineBackend):
     """Riffusion (``riffusion/riffusion-model-v1`` and other spectrogram fine-tunes of Stable Diffusion)."""
 
     family = "riffusion"
+    # the safety checker judges photographs; on spectrograms it only blanks random clips
+    skipped_components = ("safety_checker", "feature_extractor")
 
     def __init__(
         self,
@@ -161,9 +163,8 @@ class RiffusionBackend(DiffusersPipelineBackend):
     def _load_pipeline(cls, path: Path, dtype: torch.dtype) -> Any:
         from diffusers import StableDiffusionPipeline
 
-        # the safety checker judges photographs; on spectrograms it only blanks random clips
-        return load_pipeline(StableDiffusionPipeline, path, dtype, safety_checker=None, feature_extractor=None,
-                             requires_safety_checker=False)
+        skipped: dict[str, Any] = dict.fromkeys(cls.skipped_components)
+        return load_pipeline(StableDiffusionPipeline, path, dtype, requires_safety_checker=False, **skipped)
 
     @classmethod
     def _create(cls, path: Path, device: torch.device, dtype: torch.dtype, capabilities: Capabilities) -> Self:
@@ -172,7 +173,7 @@ class RiffusionBackend(DiffusersPipelineBackend):
     @classmethod
     def inspect(cls, path: Path) -> Capabilities:
         path = Path(path)
-        check_pipeline_folder(path, expected_classes=PIPELINE_CLASSES, skip=("safety_checker", "feature_extractor"))
+        check_pipeline_folder(path, expected_classes=PIPELINE_CLASSES, skip=cls.skipped_components)
         cls._folder_settings(path)
         return Capabilities(
             family=cls.family,

@@ -9,17 +9,19 @@ import torch
 
 
 def build_tiny_dance_diffusion(folder: Path, sample_rate: int = 16000, sample_size: int = 4096, seed: int = 0,
-                               legacy_config: bool = True) -> Path:
+                               legacy_config: bool = True,
+                               block_out_channels: tuple[int, int, int] = (32, 32, 64)) -> Path:
     """Save a randomly initialised DanceDiffusionPipeline (UNet1DModel + IPNDMScheduler) to ``folder``.
 
     With ``legacy_config`` the UNet config is written the way Harmonai's published checkpoints are,
-    without ``time_embedding_dim``, so the loader's handling of that is exercised too.
+    without ``time_embedding_dim``, so the loader's handling of that is exercised too. Wider
+    ``block_out_channels`` make a larger weight file ((64, 96, 128): 13 MiB).
     """
     from diffusers import DanceDiffusionPipeline, IPNDMScheduler, UNet1DModel
 
     torch.manual_seed(seed)
     unet = UNet1DModel(
-        block_out_channels=(32, 32, 64),
+        block_out_channels=block_out_channels,
         extra_in_channels=16,
         time_embedding_dim=16,
         sample_size=sample_size,
