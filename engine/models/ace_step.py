@@ -17,7 +17,8 @@ onto the pipeline's ``task_type``:
 - ``add`` → ``lego``: a new ``track`` that fits the source, alone (conformed on the source's grid).
 
 The autoencoder draws its latents from torch's global generator when it encodes a source; that draw is
-seeded from the request (inside a forked generator state), so a task renders the same every time.
+seeded from the source's digest (inside a forked generator state), so a task renders the same every
+time, and each variation the same alone or in a batch.
 """
 
 from __future__ import annotations
@@ -127,7 +128,9 @@ class AceStepBackend(DiffusersPipelineBackend):
                 frames = output_frames(first, rate)
                 latent_length = math.ceil(frames / hop)
                 kwargs: dict[str, Any] = dict(
-                    prompt=[r.prompt for r in group], lyrics="", audio_duration=latent_length * hop / rate,
+                    # one lyrics entry a row: a single string is taken for the first row only
+                    prompt=[r.prompt for r in group], lyrics=[""] * len(group),
+                    audio_duration=latent_length * hop / rate,
                     num_inference_steps=steps, guidance_scale=guidance,
                     latents=batch_noise(group, (latent_length, acoustic), device, pipe.transformer.dtype),
                     generator=seeded_generators([r.effective_seed for r in group], device),
@@ -148,7 +151,8 @@ class AceStepBackend(DiffusersPipelineBackend):
                         kwargs["track_name"] = first.track
                     forked = [device.index or 0] if device.type == "cuda" else []
                     with torch.random.fork_rng(devices=forked):
-                        torch.manual_seed(first.effective_seed)
+                        # drawn from the source alone: a variation sounds the same rendered alone or in a batch
+                        torch.manual_seed(int(first.audio_prompt.digest[:8], 16) if first.audio_prompt else 0)
                         result = pipe(**kwargs)
                 else:
                     result = pipe(**kwargs)

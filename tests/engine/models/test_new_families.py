@@ -197,12 +197,23 @@ def test_transform_with_a_strength(door: FrontDoor, model: str) -> None:
 @pytest.mark.parametrize("task", ["extract", "add"])
 def test_ace_step_extracts_and_adds_a_part_on_the_same_grid(door: FrontDoor, task: str) -> None:
     request = task_request(ACE, task, track="bass" if task == "add" else "drums")
-    (sample,) = door.generate(Order(request, host=HostFacts(tempo_bpm=TEMPO, sample_rate=48000, bars=4)),
-                              timeout=600)
+    sample, second = door.generate(Order(request, host=HostFacts(tempo_bpm=TEMPO, sample_rate=48000, bars=4),
+                                         variations=2), timeout=600)
+    assert not np.allclose(sample.audio, second.audio)
     # the source's one bar (not the host's four): the part lies on the source's grid
     assert sample.audio.shape == (2, 48000) and sample.beats == 4 and sample.tempo_bpm == TEMPO
     render = door.recall(sample.render_key)
     assert render is not None and render.info["track"] == request.track and render.info["task"] == task
+
+
+@pytest.mark.parametrize("model", [SA3, ACE])
+def test_each_variation_of_a_batch_is_the_one_it_would_be_alone(root: Path, model: str) -> None:
+    backend = (StableAudio3Backend if model == SA3 else AceStepBackend).load(root / model)
+    request = task_request(model, "continue", continue_bars=0.5)
+    both = backend.generate([request, request.with_variation(1)])
+    (alone,) = backend.generate([request.with_variation(1)])
+    assert not np.allclose(both[0].audio, both[1].audio)
+    np.testing.assert_allclose(alone.audio, both[1].audio, atol=1e-4 * max(1.0, float(np.abs(alone.audio).max())))
 
 
 def test_a_task_result_lands_like_any_sample(door: FrontDoor) -> None:
