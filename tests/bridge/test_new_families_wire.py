@@ -86,3 +86,22 @@ def test_the_command_line_takes_a_file(models: Path, tmp_path: Path, monkeypatch
     listing = capsys.readouterr().out
     assert "tasks on your audio (--task with --audio-prompt): continue, replace, transform, extract, add; tempo, " \
            "key and meter as conditions" in listing
+
+
+def test_osc_jobs_take_a_task_on_a_file_in_the_inbox(served: Served) -> None:
+    from loopbridge.bridge import protocol as p
+
+    from tests.bridge.test_osc import Peer
+
+    inside = served.service.inbox / "groove.wav"
+    inside.write_bytes(_wav(48000, bars=1.0))
+    peer = Peer(served)
+    try:
+        assert peer.ask(f"{p.OSC_ROOT}/controller/register") == ["127.0.0.1", peer.port]
+        peer.send(f"{p.OSC_ROOT}/job/generate", "t1", "model", "tiny-ace-step", "task", "add", "track", "bass",
+                  "audio_prompt_path", str(inside), "kind", "loop", "tempo_bpm", TEMPO, "steps", 2, "prerender", 0)
+        args, _ = peer.until(f"{p.OSC_ROOT}/job/sample", 300)
+        assert args[0] == "t1" and args[3] == "loop" and args[4] == pytest.approx(TEMPO)
+        assert sf.info(args[2]).frames == 48000  # the source's one bar at 240 BPM
+    finally:
+        peer.close()
