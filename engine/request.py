@@ -316,6 +316,8 @@ class GenerateRequest:
     Length is either ``duration_s`` or ``bars`` at ``tempo_bpm`` (``beats_per_bar`` beats a bar);
     with neither, each kind has a default (:meth:`render_duration_s`). ``steps`` and ``guidance``
     of ``None`` mean the model's defaults. Variation ``k`` of a request uses seed ``seed + k``.
+    A ``task`` other than ``generate`` works on ``audio_prompt`` (the user's audio, at ``tempo_bpm``
+    and ``beats_per_bar``): its length is the source's (plus ``continue_bars``); see :class:`Task`.
     """
 
     prompt: str = ""
