@@ -130,8 +130,12 @@ class OrderBuilder:
             values["seed"] = random_seed()
         if kind is MessageType.MORPH and not values.get("morph_prompt"):
             raise RequestError("morph_prompt", values.get("morph_prompt"), "the prompt to morph towards (text)")
+        host = host_facts(fields)
+        if values.get("task", "generate") != "generate":
+            # a task's bars are counted in its source at the song's tempo and bar: they are checked with them
+            values.update(host.request_fields())
         request = GenerateRequest(**values, audio_prompt=self.audio_prompt(fields, frames))
-        return Order(request, host_facts(fields), conform_bars=fields.get("conform_bars"),
+        return Order(request, host, conform_bars=fields.get("conform_bars"),
                      pitch_semitones=fields.get("pitch_semitones", 0.0), root_note=fields.get("root_note"),
                      loudness_lufs=fields.get("loudness_lufs", self.default_loudness_lufs),
                      variations=fields.get("variations", 1), priority=priority(fields),

@@ -191,6 +191,11 @@ REQUEST_FIELDS: dict[str, str] = {
     "morph_amount": "float",
     "morph_seed": "int",
     "start_s": "float",
+    "task": "str",  # generate | continue | replace | transform | extract | add (on the audio prompt)
+    "continue_bars": "float",  # continue: bars to add after the audio prompt
+    "replace_from_bar": "float",  # replace: the bars to make anew, positions from 0 at the prompt's start
+    "replace_to_bar": "float",
+    "track": "str",  # extract / add: the part (drums, bass, ...)
 }
 
 #: the host's time signature as it shows it; with these, ``bars`` counts bars of that meter and the engine

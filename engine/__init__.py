@@ -19,7 +19,7 @@ from .errors import (
     UnknownModelError,
     UnsupportedError,
 )
-from .request import AudioPrompt, ConformSpec, GenerateRequest, Kind, Render
+from .request import AudioPrompt, ConformSpec, GenerateRequest, Kind, Render, Task
 
 __all__ = [
     "AudioPrompt",
@@ -36,6 +36,7 @@ __all__ = [
     "Render",
     "RequestError",
     "StoreError",
+    "Task",
     "TooLargeError",
     "UnknownModelError",
     "UnsupportedError",

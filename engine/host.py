@@ -197,7 +197,11 @@ def conform_spec(
     """
     host = host or HostFacts()
     beats_per_bar, bars, _ = host.length()
-    if bars is None and request.kind in (Kind.LOOP, Kind.TEXTURE):
+    if request.output_bars is not None and request.kind in (Kind.LOOP, Kind.TEXTURE):
+        # a task's result holds its source's bars (and the new ones): the host's bar count sized the
+        # source, and the result keeps the grid the source sits on
+        bars = request.output_bars
+    elif bars is None and request.kind in (Kind.LOOP, Kind.TEXTURE):
         bars = request.bars
     return ConformSpec(
         tempo_bpm=host.tempo_bpm if host.tempo_bpm is not None else request.tempo_bpm,

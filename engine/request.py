@@ -267,6 +267,48 @@ class MotionPrompt:
         return hash(self.digest)
 
 
+class Task(StrEnum):
+    """What a request does with the user's audio (``audio_prompt``, the source), or ``generate`` (none).
+
+    - ``generate``: text (and the host's tempo, key and meter) to audio;
+    - ``continue``: the source followed by ``continue_bars`` new bars (the source kept to the sample);
+    - ``replace``: bars ``replace_from_bar``–``replace_to_bar`` of the source made anew, the rest kept
+      to the sample;
+    - ``transform``: the source remade after the prompt, ``audio_prompt_strength`` how far (0 keeps it);
+    - ``extract``: one ``track`` (drums, bass...) pulled out of the source;
+    - ``add``: a new part (``track``, and the prompt) that fits the source, alone.
+
+    Bar positions count from the source's start at the request's tempo and bar: the source is the
+    current sample, already at the song's tempo with its first downbeat at its start.
+    """
+
+    GENERATE = "generate"
+    CONTINUE = "continue"
+    REPLACE = "replace"
+    TRANSFORM = "transform"
+    EXTRACT = "extract"
+    ADD = "add"
+
+    @classmethod
+    def parse(cls, value: Task | str) -> Task:
+        if isinstance(value, Task):
+            return value
+        text = str(value).strip().lower()
+        aliases = {"text": "generate", "outpaint": "continue", "extend": "continue", "inpaint": "replace",
+                   "repaint": "replace", "cover": "transform", "audio-to-audio": "transform", "stem": "extract",
+                   "lego": "add"}
+        text = aliases.get(text, text)
+        for task in cls:
+            if task.value == text:
+                return task
+        raise RequestError("task", value, "one of: " + ", ".join(t.value for t in cls))
+
+
+#: the parts ``extract`` and ``add`` name (ACE-Step's track names)
+TRACKS: tuple[str, ...] = ("vocals", "backing_vocals", "drums", "bass", "guitar", "keyboard", "percussion",
+                           "strings", "synth", "fx", "brass", "woodwinds")
+
+
 @dataclass(frozen=True)
 class GenerateRequest:
     """What to generate. Immutable; checked at construction.
@@ -274,6 +316,8 @@ class GenerateRequest:
     Length is either ``duration_s`` or ``bars`` at ``tempo_bpm`` (``beats_per_bar`` beats a bar);
     with neither, each kind has a default (:meth:`render_duration_s`). ``steps`` and ``guidance``
     of ``None`` mean the model's defaults. Variation ``k`` of a request uses seed ``seed + k``.
+    A ``task`` other than ``generate`` works on ``audio_prompt`` (the user's audio, at ``tempo_bpm``
+    and ``beats_per_bar``): its length is the source's (plus ``continue_bars``); see :class:`Task`.
     """
 
     prompt: str = ""
@@ -295,9 +339,15 @@ class GenerateRequest:
     morph_seed: int | None = None
     start_s: float = 0.0
     motion_prompt: MotionPrompt | None = None
+    task: Task = Task.GENERATE
+    continue_bars: float | None = None
+    replace_from_bar: float | None = None
+    replace_to_bar: float | None = None
+    track: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", Kind.parse(self.kind))
+        object.__setattr__(self, "task", Task.parse(self.task))
         if not isinstance(self.model, str) or not self.model.strip():
             raise RequestError("model", self.model, "a model id (see `loopbridge models`)")
         for name in ("prompt", "negative_prompt"):
@@ -338,6 +388,47 @@ class GenerateRequest:
             raise RequestError("audio_prompt", type(self.audio_prompt).__name__, "an AudioPrompt")
         if self.motion_prompt is not None and not isinstance(self.motion_prompt, MotionPrompt):
             raise RequestError("motion_prompt", type(self.motion_prompt).__name__, "a MotionPrompt")
+        self._check_task()
+
+    def _check_task(self) -> None:
+        """The task's own fields: given where the task takes them, absent elsewhere, within the source."""
+        task = self.task
+        if task is not Task.GENERATE:
+            if self.audio_prompt is None:
+                raise RequestError("audio_prompt", None, f"the audio to {task.value} (a file, or bytes on the wire)")
+            if self.kind is Kind.KIT:
+                raise RequestError("kind", self.kind.value, f"one-shot, loop or texture for task {task.value!r}")
+        if (self.continue_bars is not None) != (task is Task.CONTINUE):
+            raise RequestError("continue_bars", self.continue_bars,
+                               "a number of bars for task 'continue', and none for other tasks")
+        if self.continue_bars is not None:
+            check_range("continue_bars", self.continue_bars, BARS_MIN, BARS_MAX, " bars")
+        start, end = self.replace_from_bar, self.replace_to_bar
+        if task is Task.REPLACE:
+            if start is None or end is None:
+                raise RequestError("replace_from_bar" if start is None else "replace_to_bar", None,
+                                   "the bars to replace: replace_from_bar and replace_to_bar (bar positions from 0)")
+            source_bars = self.source_bars
+            check_range("replace_from_bar", start, 0.0, source_bars, " (a bar position from 0)")
+            check_range("replace_to_bar", end, start, source_bars + 1e-6,
+                        f" (after replace_from_bar, within the source's {source_bars:.3g} bars)")
+            if end - start < 1e-6:
+                raise RequestError("replace_to_bar", end, f"a bar position after replace_from_bar={start:g}")
+        elif start is not None or end is not None:
+            raise RequestError("replace_from_bar", self.replace_from_bar, "none unless the task is 'replace'")
+        if not isinstance(self.track, str):
+            raise RequestError("track", self.track, "one of: " + ", ".join(TRACKS))
+        track = self.track.strip().lower().replace(" ", "_").replace("-", "_")
+        if track and track not in TRACKS:
+            raise RequestError("track", self.track, "one of: " + ", ".join(TRACKS))
+        object.__setattr__(self, "track", track)
+        if task is Task.EXTRACT and not track:
+            raise RequestError("track", self.track, "the part to extract, one of: " + ", ".join(TRACKS))
+        if track and task not in (Task.EXTRACT, Task.ADD):
+            raise RequestError("track", self.track, "none unless the task is 'extract' or 'add'")
+        if task is Task.TRANSFORM and self.audio_prompt_strength <= 0.0:
+            raise RequestError("audio_prompt_strength", self.audio_prompt_strength,
+                               "more than 0 for task 'transform' (0 would keep the audio as it is)")
 
     # ---- derived values -------------------------------------------------------------------
 
@@ -353,8 +444,31 @@ class GenerateRequest:
         return (base + self.variation) % (SEED_MAX + 1)
 
     @property
+    def bar_s(self) -> float:
+        """Seconds in one bar at the request's tempo."""
+        return self.beats_per_bar * 60.0 / float(self.tempo_bpm)
+
+    @property
+    def source_bars(self) -> float:
+        """How many bars the task's source holds at the request's tempo (0 without a source)."""
+        if self.audio_prompt is None:
+            return 0.0
+        return self.audio_prompt.duration_s / self.bar_s
+
+    @property
+    def output_bars(self) -> float | None:
+        """The bars a task's result holds (the source's, plus the new ones of ``continue``), to the
+        nearest quarter bar within the engine's range; None for ``generate``."""
+        if self.task is Task.GENERATE:
+            return None
+        bars = self.render_duration_s / self.bar_s
+        return min(max(round(bars * 4.0) / 4.0, BARS_MIN), BARS_MAX)
+
+    @property
     def render_duration_s(self) -> float:
-        """Seconds of audio to generate."""
+        """Seconds of audio to generate (a task's: its source's length, plus the new bars of ``continue``)."""
+        if self.task is not Task.GENERATE and self.audio_prompt is not None:
+            return self.audio_prompt.duration_s + (self.continue_bars or 0.0) * self.bar_s
         if self.duration_s is not None:
             return float(self.duration_s)
         if self.bars is not None:
@@ -396,6 +510,10 @@ class GenerateRequest:
         }
         if self.motion_prompt is not None:  # only when present: keys of requests without one stay as they were
             fields["motion_prompt"] = self.motion_prompt.digest
+        if self.task is not Task.GENERATE:  # the same: a text request keeps the key it always had
+            fields.update(task=self.task.value, continue_bars=self.continue_bars,
+                          replace_from_bar=self.replace_from_bar, replace_to_bar=self.replace_to_bar, track=self.track,
+                          tempo_bpm=float(self.tempo_bpm), beats_per_bar=self.beats_per_bar)
         if self.kind in (Kind.LOOP, Kind.KIT):
             fields["tempo_bpm"] = float(self.tempo_bpm)
             fields["beats_per_bar"] = self.beats_per_bar
@@ -410,6 +528,7 @@ class GenerateRequest:
         """JSON-ready description (the audio prompt appears as its digest only)."""
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         data["kind"] = self.kind.value
+        data["task"] = self.task.value
         data["audio_prompt"] = self.audio_prompt.digest if self.audio_prompt else None
         data["motion_prompt"] = self.motion_prompt.digest if self.motion_prompt else None
         return data

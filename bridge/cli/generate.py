@@ -66,9 +66,18 @@ def add_parsers(sub: Any) -> None:
     gen.add_argument("--steps", type=positive_int("steps", 1, 1000), default=None, help="diffusion steps")
     gen.add_argument("--guidance", type=number("guidance"), default=None, help="guidance scale")
     gen.add_argument("--negative", default="", help="negative prompt (models that take one)")
-    gen.add_argument("--audio-prompt", type=Path, default=None, help="an audio file to make variations of")
+    gen.add_argument("--audio-prompt", type=Path, default=None,
+                     help="an audio file to make variations of, or the user's audio a --task works on")
     gen.add_argument("--strength", type=number("strength"), default=0.5,
-                     help="how far variations of the audio prompt may stray (0–1)")
+                     help="how far variations of the audio prompt (or a transform) may stray (0–1)")
+    gen.add_argument("--task", default=None,
+                     help="what to do with --audio-prompt (at --bpm, its first downbeat at its start): continue, "
+                          "replace, transform, extract or add (models that list it; default: generate)")
+    gen.add_argument("--continue-bars", type=number("continue-bars"), default=None,
+                     help="--task continue: how many bars to add")
+    gen.add_argument("--replace", default=None, metavar="FROM:TO",
+                     help="--task replace: the bar positions to make anew, from 0 (1:2 is the second bar)")
+    gen.add_argument("--track", default=None, help="--task extract / add: the part (drums, bass, vocals, ...)")
     gen.add_argument("--morph-to", default=None, help="a second prompt to morph towards (models that morph)")
     gen.add_argument("--morph", type=number("morph"), default=0.0, help="morph position 0 (prompt) – 1 (morph-to)")
     gen.add_argument("--start", type=number("start"), default=0.0,
@@ -123,9 +132,28 @@ def request_fields(args: argparse.Namespace) -> dict[str, Any]:
         "pitch_semitones": args.pitch, "sample_rate": args.sample_rate, "morph_prompt": args.morph_to,
         "morph_amount": args.morph if args.morph_to else None, "start_s": args.start or None,
         "audio_prompt_strength": args.strength, "loudness_lufs": args.loudness,
-        **meter_fields(args.meter),
+        **meter_fields(args.meter), **task_fields(args),
     }
     return {name: value for name, value in fields.items() if value is not None}
+
+
+def task_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """``--task`` and its options as the protocol's fields; a task's sample is a loop unless --kind says."""
+    if args.task is None and args.continue_bars is None and args.replace is None and args.track is None:
+        return {}
+    fields: dict[str, Any] = {"task": args.task, "continue_bars": args.continue_bars, "track": args.track}
+    if args.task not in (None, "generate") and args.kind is None:
+        fields["kind"] = "loop"
+    if args.replace is not None:
+        start, colon, end = args.replace.partition(":")
+        try:
+            fields["replace_from_bar"], fields["replace_to_bar"] = float(start), float(end)
+        except ValueError:
+            raise InputError(f"replace={args.replace!r} is not accepted: expected FROM:TO bar positions "
+                             "such as 1:2") from None
+        if not colon:
+            raise InputError(f"replace={args.replace!r} is not accepted: expected FROM:TO bar positions such as 1:2")
+    return fields
 
 
 def generate(args: argparse.Namespace) -> int:

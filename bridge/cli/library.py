@@ -104,6 +104,10 @@ def models_command(args: argparse.Namespace) -> int:
         )
         if caps["classes"]:
             print(f"    classes: {', '.join(caps['classes'])}")
+        tasks = [task for task in caps.get("tasks", ["generate"]) if task != "generate"]
+        if tasks:
+            conditioning = "; tempo, key and meter as conditions" if caps.get("musical_conditioning") else ""
+            print(f"    tasks on your audio (--task with --audio-prompt): {', '.join(tasks)}{conditioning}")
         print(f"    from {row['source']}: {row['path']}  ({_megabytes(row['size_on_disk'])} on disk)")
     return EXIT_OK
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import RequestError, UnsupportedError
-from ..request import GenerateRequest, Kind
+from ..request import GenerateRequest, Kind, Task
 
 #: called with the fraction done (0–1); may raise :class:`~loopbridge.engine.errors.CancelledError`
 ProgressCallback = Callable[[float], None]
@@ -68,6 +68,10 @@ class Capabilities:
     classes: tuple[str, ...] = ()
     #: how many requests one call of ``generate`` handles at once before memory runs short
     max_batch: int = 8
+    #: what the model does with a user's audio besides generating (:class:`~loopbridge.engine.request.Task`)
+    tasks: frozenset[Task] = frozenset({Task.GENERATE})
+    #: conditioned on the song's tempo, key and meter as values of their own (not only through the prompt)
+    musical_conditioning: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -87,6 +91,8 @@ class Capabilities:
             "default_guidance": self.default_guidance,
             "classes": list(self.classes),
             "max_batch": self.max_batch,
+            "tasks": [t.value for t in Task if t in self.tasks],
+            "musical_conditioning": self.musical_conditioning,
         }
 
     @property
@@ -258,7 +264,11 @@ def check_request(caps: Capabilities, request: GenerateRequest) -> None:
             round(duration, 3),
             f"{caps.min_duration_s:g}–{caps.max_duration_s:g} s for model {request.model!r}",
         )
-    if request.audio_prompt is not None and not caps.audio_prompt:
+    if request.task not in caps.tasks:
+        accepted = ", ".join(t.value for t in Task if t in caps.tasks)
+        raise UnsupportedError(f"task={request.task.value!r} is not supported by model {request.model!r}: "
+                               f"expected {accepted}")
+    if request.task is Task.GENERATE and request.audio_prompt is not None and not caps.audio_prompt:
         raise UnsupportedError(f"model {request.model!r} does not take an audio prompt: expected no audio prompt")
     if request.morph_prompt is not None and not caps.morph:
         raise UnsupportedError(f"model {request.model!r} cannot morph between prompts: expected no morph prompt")

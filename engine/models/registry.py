@@ -35,6 +35,8 @@ FAMILIES: dict[str, str] = {
     "audioldm": "loopbridge.engine.models.audioldm:AudioLDMBackend",
     "audioldm2": "loopbridge.engine.models.audioldm:AudioLDM2Backend",
     "stable-audio": "loopbridge.engine.models.stable_audio:StableAudioBackend",
+    "stable-audio-3": "loopbridge.engine.models.stable_audio_3:StableAudio3Backend",
+    "ace-step": "loopbridge.engine.models.ace_step:AceStepBackend",
     "dance2music": "loopbridge.engine.models.dance2music:Dance2MusicBackend",
 }
 
@@ -44,6 +46,10 @@ PIPELINE_FAMILIES: dict[str, str] = {
     "AudioLDMPipeline": "audioldm",
     "AudioLDM2Pipeline": "audioldm2",
     "StableAudioPipeline": "stable-audio",
+    "StableAudio3Pipeline": "stable-audio-3",
+    "StableAudio3InpaintPipeline": "stable-audio-3",
+    "StableAudio3AudioToAudioPipeline": "stable-audio-3",
+    "AceStepPipeline": "ace-step",
     "Dance2MusicPipeline": "dance2music",
 }
 
