@@ -69,3 +69,6 @@ def test_a_users_file_in_a_key_is_refitted_to_another_by_its_render_key(door: Fr
     assert moved.music_key == "Dm" and moved.info["key_shift_semitones"] == 4 and moved.info["detected_key"] == "Bbm"
     assert moved.frames == round(4 * 4 * 60 / 100 * rate) and moved.filename.endswith("_Dm.wav")
     assert moved.key_confidence is not None and 0.0 <= moved.key_confidence <= 1.0
+    # the history names the render's own key, before any shift
+    (entry,) = door.history()
+    assert entry.music_key == "Bbm" and entry.to_dict()["music_key"] == "Bbm" and entry.key == own.render_key
