@@ -16,6 +16,7 @@ import hashlib
 import io
 import json
 import math
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -307,6 +308,8 @@ class Task(StrEnum):
 #: the parts ``extract`` and ``add`` name (ACE-Step's track names)
 TRACKS: tuple[str, ...] = ("vocals", "backing_vocals", "drums", "bass", "guitar", "keyboard", "percussion",
                            "strings", "synth", "fx", "brass", "woodwinds")
+#: a key named in a prompt ("in A minor", "F# major", "Ebm"): the song's key is then not added
+_KEY_IN_PROMPT = re.compile(r"(?<![\w#])[A-G][#b]?\s*(?:m|min|minor|maj|major)(?![\w#])")
 
 
 @dataclass(frozen=True)
@@ -344,10 +347,16 @@ class GenerateRequest:
     replace_from_bar: float | None = None
     replace_to_bar: float | None = None
     track: str = ""
+    #: the song's key a text model is asked for (canonical, "Am"); set by the front door for models that take
+    #: free text, None for the others (their render does not depend on it: the conform stage matches the key)
+    key: str | None = None
 
     def __post_init__(self) -> None:
+        from .conform.key import key_name
+
         object.__setattr__(self, "kind", Kind.parse(self.kind))
         object.__setattr__(self, "task", Task.parse(self.task))
+        object.__setattr__(self, "key", key_name(self.key))
         if not isinstance(self.model, str) or not self.model.strip():
             raise RequestError("model", self.model, "a model id (see `loopbridge models`)")
         for name in ("prompt", "negative_prompt"):
@@ -486,6 +495,19 @@ class GenerateRequest:
     def with_variation(self, variation: int) -> GenerateRequest:
         return self.replace(variation=variation)
 
+    @property
+    def model_prompt(self) -> str:
+        """The prompt a text model hears: with :attr:`key`, the key in words ("house groove, in A minor"),
+        unless the prompt names a key already."""
+        from .conform.key import parse_key
+
+        key = parse_key(self.key)
+        prompt = self.prompt.strip()
+        if key is None or _KEY_IN_PROMPT.search(prompt):
+            return prompt
+        words = f"in {key.name.rstrip('m')} {key.mode}"
+        return f"{prompt}, {words}" if prompt else words
+
     def render_fields(self) -> dict[str, Any]:
         """Everything that determines the generated audio, as plain JSON values.
 
@@ -514,6 +536,8 @@ class GenerateRequest:
             fields.update(task=self.task.value, continue_bars=self.continue_bars,
                           replace_from_bar=self.replace_from_bar, replace_to_bar=self.replace_to_bar, track=self.track,
                           tempo_bpm=float(self.tempo_bpm), beats_per_bar=self.beats_per_bar)
+        if self.key is not None:  # likewise: a text model asked for a key hears another prompt
+            fields["key"] = self.key
         if self.kind in (Kind.LOOP, Kind.KIT):
             fields["tempo_bpm"] = float(self.tempo_bpm)
             fields["beats_per_bar"] = self.beats_per_bar
@@ -542,7 +566,9 @@ class ConformSpec:
     and textures ignore ``bars`` unless given (then a texture is cut or padded to that length).
     ``root_note`` is a MIDI note; ``None`` keeps what the model reported (or none). ``loudness_lufs``:
     the integrated loudness loops and textures are brought to (one-shots are brought to the true-peak
-    ceiling instead: ``conform/levels.py``).
+    ceiling instead: ``conform/levels.py``). ``key``: the song's key pitched material is moved to by
+    the smallest shift (``conform/key.py``; any spelling it takes, kept canonical: "Am", "F#"), None
+    for no key matching.
     """
 
     tempo_bpm: float = 120.0
@@ -552,8 +578,12 @@ class ConformSpec:
     sample_rate: int = DEFAULT_SAMPLE_RATE
     root_note: int | None = None
     loudness_lufs: float = DEFAULT_LOUDNESS_LUFS
+    key: str | None = None
 
     def __post_init__(self) -> None:
+        from .conform.key import key_name
+
+        object.__setattr__(self, "key", key_name(self.key))
         check_range("tempo_bpm", self.tempo_bpm, TEMPO_MIN_BPM, TEMPO_MAX_BPM, " BPM")
         check_int("beats_per_bar", self.beats_per_bar, *BEATS_PER_BAR_RANGE)
         check_loudness(self.loudness_lufs)
@@ -565,7 +595,9 @@ class ConformSpec:
             check_int("root_note", self.root_note, 0, 127, " (MIDI note)")
 
     def key_fields(self) -> dict[str, Any]:
-        return {
+        # the song's key only when one is asked for, so files conformed without one keep their keys
+        key = {"key": self.key} if self.key is not None else {}
+        return {**key,
             "tempo_bpm": float(self.tempo_bpm),
             "bars": None if self.bars is None else float(self.bars),
             "beats_per_bar": self.beats_per_bar,

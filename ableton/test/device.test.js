@@ -19,7 +19,8 @@ function completeJob(rig, id, samples) {
     rig.reply(A.JOB_ACCEPTED, id, 0);
     rig.reply(A.JOB_PROGRESS, id, 0.5);
     samples.forEach((s, index) => {
-        rig.reply(A.JOB_SAMPLE, id, index, s.path, s.kind, s.tempo, s.beats, -1, s.variation || 0, s.key || "render-1");
+        rig.reply(A.JOB_SAMPLE, id, index, s.path, s.kind, s.tempo, s.beats, -1, s.variation || 0, s.key || "render-1",
+            s.musicKey || "", s.musicKey ? 0.9 : -1);
     });
     rig.reply(A.JOB_DONE, id, samples.length);
 }
@@ -142,7 +143,7 @@ test("the engine's note on a length it cannot make exactly goes on the status li
     const note = "0.25 bars of 7/8 cannot be made exactly: 1.75 quarter notes instead of 0.875 (0.25 bars of 7 beats)";
     rig.reply(A.JOB_ACCEPTED, id, 0);
     rig.reply(A.JOB_NOTE, id, note);
-    rig.reply(A.JOB_SAMPLE, id, 0, loopFile(dir, "l.wav", 1.75, 120), "loop", 120, 1.75, -1, 0, "rk");
+    rig.reply(A.JOB_SAMPLE, id, 0, loopFile(dir, "l.wav", 1.75, 120), "loop", 120, 1.75, -1, 0, "rk", "", -1);
     rig.reply(A.JOB_DONE, id, 1);
     assert.equal(rig.status(), `Placed l.wav in 'Audio' slot 1: Beats warp, 1.75 beats loop at 120 BPM. ${note}`);
     assert.equal(rig.live.clipInSlot(0, 0).loop_end, 1.75);
@@ -683,14 +684,14 @@ test("error replies and malformed replies become status messages, never exceptio
 
     id = rig.device.generate();
     rig.reply(A.JOB_SAMPLE, id, 0, "/tmp/x.wav");  // too few arguments
-    assert.match(rig.status(), /sent \/loopbridge\/job\/sample with 3 arguments: expected 9/);
-    rig.reply(A.JOB_SAMPLE, id, 0, "", "loop", 120, 4, -1, 0, "rk");  // no path
+    assert.match(rig.status(), /sent \/loopbridge\/job\/sample with 3 arguments: expected 11/);
+    rig.reply(A.JOB_SAMPLE, id, 0, "", "loop", 120, 4, -1, 0, "rk", "", -1);  // no path
     assert.match(rig.status(), /a sample without a file path/);
     rig.reply(A.JOB_DONE, id, 1);
     assert.match(rig.status(), /finished without a sample/);
 
     id = rig.device.generate();
-    rig.reply(A.JOB_SAMPLE, id, 0, "/nonexistent/file.wav", "loop", 120, 4, -1, 0, "rk");
+    rig.reply(A.JOB_SAMPLE, id, 0, "/nonexistent/file.wav", "loop", 120, 4, -1, 0, "rk", "", -1);
     rig.reply(A.JOB_DONE, id, 1);
     assert.match(rig.status(), /Live did not create the clip in slot 1 of 'Audio'.*File: \/nonexistent\/file\.wav/);
     assert.equal(rig.live.errors.length, 1);  // Live itself refused the file (its message goes to the Max window)

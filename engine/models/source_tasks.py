@@ -13,37 +13,29 @@ model's rate. The new audio comes in over a short crossfade inside the new span 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from ..audio import fit_length, match_channels, resample
+from ..errors import LoopbridgeError
 from ..request import GenerateRequest, Task
 
 #: the crossfade that brings new audio in and out of a kept source
 SPLICE_FADE_S = 0.01
 
-_NOTES = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
-_NOTE_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
-_KEY = re.compile(r"^\s*([a-g])\s*([#b♯♭]?)\s*(maj(?:or)?|min(?:or)?|m)?\s*$", re.IGNORECASE)
-
-
 def key_name(request: GenerateRequest) -> str | None:
     """The song's key as a model's caption and metadata write it (``"A minor"``, ``"F# major"``), from
     the request's ``key`` when its type has one (``"Am"``, ``"A minor"``, ``"F#"``...); None without one
     or for a value that names no key."""
-    value = getattr(request, "key", None)
-    if not isinstance(value, str) or not value.strip():
+    from ..conform.key import parse_key
+
+    try:
+        key = parse_key(getattr(request, "key", None))
+    except LoopbridgeError:
         return None
-    match = _KEY.match(value)
-    if match is None:
-        return None
-    letter, accidental, mode = match.groups()
-    pitch = _NOTES[letter.lower()] + {"#": 1, "♯": 1, "b": -1, "♭": -1}.get(accidental, 0)
-    minor = mode is not None and mode.lower().startswith("m") and not mode.lower().startswith("maj")
-    return f"{_NOTE_NAMES[pitch % 12]} {'minor' if minor else 'major'}"
+    return None if key is None else f"{key.name.removesuffix('m')} {key.mode}"
 
 
 def meter_name(request: GenerateRequest) -> str:

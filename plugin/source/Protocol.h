@@ -161,7 +161,9 @@ inline constexpr const char* kLowConfidence = "low_confidence";     // conform_f
 // ---- what a sample in a reply's samples list holds (SAMPLE_FIELDS) ------------------------------
 namespace sample_field
 {
-inline constexpr const char* kKey = "key";
+inline constexpr const char* kSampleKey = "sample_key"; // the conformed file's key in the store
+inline constexpr const char* kKey = "key";                // the sound's musical key ("Am", "F#"; null: none)
+inline constexpr const char* kKeyConfidence = "key_confidence";
 inline constexpr const char* kRenderKey = "render_key";
 inline constexpr const char* kFilename = "filename";
 inline constexpr const char* kPath = "path";

@@ -275,7 +275,9 @@ bool readSample (const juce::var& item, int index, int numFrames, SampleRef& out
     out.frame = (int) frame;
     auto text = [&] (const char* name) { return item[name].isString() ? item[name].toString() : juce::String(); };
     auto number = [&] (const char* name, double fallback) { return isNumber (item[name]) ? (double) item[name] : fallback; };
-    out.info.key = text (p::sample_field::kKey);
+    // the file's store key (an engine before the song's key was a field sent it as "key")
+    out.info.key = item.hasProperty (p::sample_field::kSampleKey) ? text (p::sample_field::kSampleKey)
+                                                                   : text (p::sample_field::kKey);
     out.info.renderKey = text (p::sample_field::kRenderKey);
     out.info.fileName = text (p::sample_field::kFilename);
     out.info.enginePath = text (p::sample_field::kPath);
