@@ -3,7 +3,6 @@ the front door and the conform stage; a continuation's join and a replacement's 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,13 +26,6 @@ torch.set_num_threads(2)
 SA3, ACE = "tiny-stable-audio-3", "tiny-ace-step"
 TEMPO = 240.0  # one bar of 4/4 is one second
 RATES = {SA3: 44100, ACE: 48000}
-
-
-@dataclasses.dataclass(frozen=True)
-class KeyedRequest(GenerateRequest):
-    """A request type that carries the song's key (as the key-aware engine's will)."""
-
-    key: str = ""
 
 
 @pytest.fixture(scope="module")
@@ -88,11 +80,13 @@ def test_models_lists_both_with_their_capabilities(door: FrontDoor) -> None:
 
 
 def test_key_and_meter_in_each_models_terms() -> None:
-    assert key_name(KeyedRequest(key="Am")) == "A minor"
-    assert key_name(KeyedRequest(key="f# major")) == "F# major"
-    assert key_name(KeyedRequest(key="Bb")) == "Bb major"
-    assert key_name(KeyedRequest(key="not a key")) is None and key_name(GenerateRequest()) is None
-    loop = KeyedRequest(model=SA3, prompt="warm pad", kind="loop", tempo_bpm=128, beats_per_bar=3, key="Em")
+    assert key_name(GenerateRequest(key="Am")) == "A minor"
+    assert key_name(GenerateRequest(key="f# major")) == "F# major"
+    assert key_name(GenerateRequest(key="Bb")) == "Bb major"
+    assert key_name(GenerateRequest(key="off")) is None and key_name(GenerateRequest()) is None
+    with pytest.raises(RequestError, match="key='not a key'"):
+        GenerateRequest(key="not a key")
+    loop = GenerateRequest(model=SA3, prompt="warm pad", kind="loop", tempo_bpm=128, beats_per_bar=3, key="Em")
     assert caption(loop) == "warm pad, 128 BPM, E minor, 3/4"
     assert caption(GenerateRequest(prompt="kick", kind="one-shot")) == "kick"
     assert caption(GenerateRequest(prompt="house 124 BPM", kind="loop")) == "house 124 BPM"
@@ -130,7 +124,7 @@ def test_a_text_request_keeps_the_render_key_it_always_had() -> None:
 @pytest.mark.parametrize("model", [SA3, ACE])
 def test_text_to_audio_at_the_hosts_tempo_conformed(door: FrontDoor, model: str) -> None:
     host = HostFacts(tempo_bpm=TEMPO, meter_numerator=3, meter_denominator=4, bars=1, sample_rate=48000)
-    (sample,) = door.generate(Order(KeyedRequest(model=model, prompt="deep bass", kind="loop", steps=2, key="Am"),
+    (sample,) = door.generate(Order(GenerateRequest(model=model, prompt="deep bass", kind="loop", steps=2, key="Am"),
                                     host=host), timeout=600)
     assert sample.audio.shape == (2, 36000)  # one bar of 3/4 at 240 BPM
     assert sample.tempo_bpm == TEMPO and sample.beats == 3
