@@ -71,7 +71,7 @@ def test_loads_headless_as_an_instrument_with_its_parameters(plugin) -> None:
     names = set(plugin.parameters)
     # pedalboard names parameters after their name and unit label
     assert {"generate", "variation", "morph", "seed", "quality_steps", "length", "kind", "pitch_st",
-            "audio_prompt_strength", "gain_db"} <= names, sorted(names)
+            "audio_prompt_strength", "gain_db", "key", "loudness_lufs"} <= names, sorted(names)
     plugin.variation = 5
     plugin.kind = "Loop"
     plugin.length = "2 bars"
