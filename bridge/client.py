@@ -290,7 +290,7 @@ class Client:
         return self.request(MessageType.CONFORM_FILE, {"audio_frame": 1, **fields}, [data], timeout=timeout)
 
     def recall(self, key: str, timeout: float | None = None, **fields: Any) -> Reply:
-        return self.request(MessageType.RECALL, {"key": key, **fields}, timeout=timeout)
+        return self.request(MessageType.RECALL, {"render_key": key, **fields}, timeout=timeout)
 
     def cancel(self, target: str, timeout: float | None = None) -> Reply:
         return self.request(MessageType.CANCEL, {"target": target}, timeout=self._quick(timeout))

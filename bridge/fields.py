@@ -47,10 +47,17 @@ FileStamp = tuple[str, int, int, int]
 
 
 def host_facts(fields: Mapping[str, Any]) -> HostFacts:
-    """What the client says about the song (each fact optional). Raises RequestError for a bad one."""
+    """What the client says about the song (each fact optional; ``key`` "off" or "" is no key). Raises
+    RequestError for a bad one."""
     return HostFacts(tempo_bpm=fields.get("tempo_bpm"), meter_numerator=fields.get("meter_numerator"),
                      meter_denominator=fields.get("meter_denominator"), beats_per_bar=fields.get("beats_per_bar"),
-                     bars=fields.get("bars"), sample_rate=fields.get("sample_rate"))
+                     bars=fields.get("bars"), sample_rate=fields.get("sample_rate"), key=fields.get("key"))
+
+
+def is_render_key(value: Any) -> bool:
+    """Whether ``value`` reads as a render key or a prefix of one: 6+ lowercase hex digits (no musical key
+    does: "Bbm", "A minor")."""
+    return isinstance(value, str) and len(value) >= 6 and all(c in "0123456789abcdef" for c in value)
 
 
 def priority(fields: Mapping[str, Any]) -> Priority:
@@ -110,11 +117,14 @@ class OrderBuilder:
                          loudness_lufs=fields.get("loudness_lufs", self.default_loudness_lufs),
                          priority=priority(fields), prerender=False)
         if kind in (MessageType.CONFORM, MessageType.RECALL):
-            name = "key" if kind is MessageType.RECALL else "render_key"
-            key = fields.get(name) or fields.get("render_key") or fields.get("key")
+            name, key = "render_key", fields.get("render_key")
+            if not key and kind is MessageType.RECALL and is_render_key(fields.get("key")):
+                # a recall that names its render by "key", as clients did before the song's key was a field
+                name, key = "key", fields["key"]
+                fields = {n: v for n, v in fields.items() if n != "key"}
             if not key:
                 raise RequestError(name, key, "a render key (from a reply's render_key, or history)")
-            if len(key) < 6 or any(c not in "0123456789abcdef" for c in key):
+            if not is_render_key(key):
                 raise NotFoundError(f"{name}={key!r} is not accepted: no stored render has that key")
             return Order(render_key=key, host=host_facts(fields), conform_bars=fields.get("conform_bars"),
                          pitch_semitones=fields.get("pitch_semitones", 0.0), root_note=fields.get("root_note"),

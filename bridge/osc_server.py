@@ -335,7 +335,7 @@ class OscServer:
         assert entry.keyvalues is not None  # only rows with key/value pairs are mapped here
         fields = self._keyvalues(entry.keyvalues, rest)
         if entry.keyvalues is MessageType.RECALL:
-            fields["key"] = values["key"]
+            fields["render_key"] = values["render_key"]
         elif entry.keyvalues is MessageType.CONFORM_FILE:
             fields["audio_path"] = values["path"]
         sink = _OscJobSink(self, sender, values["id"])

@@ -18,6 +18,7 @@ import threading
 from pathlib import Path
 from typing import Any, Protocol
 
+from loopbridge.engine.conform.key import key_name
 from loopbridge.engine.frontdoor import Order, Sample
 from loopbridge.engine.host import engine_bars
 from loopbridge.engine.prerender import snap_morph
@@ -48,6 +49,7 @@ SESSION_DEFAULTS: dict[str, Any] = {
     "audio_prompt_strength": 0.5,
     "sample_rate": DEFAULT_SAMPLE_RATE,
     "audio_prompt_path": "",
+    "key": "off",
 }
 
 #: parameters that follow from others: the engine's bar from the meter, the meter from beats_per_bar
@@ -69,8 +71,10 @@ class Controllers(Protocol):
 def sample_args(sample: Sample, path: Path) -> list[Any]:
     """The arguments of ``/job/sample`` (after id and index) and ``/session/sample``."""
     root = sample.root_note if sample.root_note is not None else -1
+    confidence = sample.key_confidence
     return [str(path), sample.kind.value, float(sample.tempo_bpm), float(sample.beats), int(root),
-            int(sample.variation), sample.render_key]
+            int(sample.variation), sample.render_key, sample.music_key or "",
+            float(confidence) if confidence is not None else -1.0]
 
 
 class Session:
@@ -155,6 +159,8 @@ class Session:
             params["morph_amount"] = snap_morph(value)
         elif field == "kind":
             params["kind"] = Kind.parse(value).value
+        elif field == "key":
+            params["key"] = key_name(value) or "off"  # fed back in the canonical spelling ("a minor" -> "Am")
         elif field == "beats_per_bar":
             params["meter_numerator"], params["meter_denominator"] = value, 4  # N beats of a quarter note
         if field in _METER:
@@ -175,6 +181,8 @@ class Session:
             "prompt", "model", "seed", "variation", "tempo_bpm", "meter_numerator", "meter_denominator",
             "pitch_semitones", "loudness_lufs", "audio_prompt_strength", "sample_rate")}
         fields["kind"] = kind.value
+        if params["key"] != "off":
+            fields["key"] = params["key"]
         if kind in (Kind.LOOP, Kind.TEXTURE):  # one-shots and kits keep their own length
             fields["bars"] = params["bars"]
         if params["steps"]:
@@ -220,7 +228,7 @@ class Session:
             order = self.service.orders.order(MessageType.CONFORM, {
                 "render_key": render_keys[0], **{name: fields[name] for name in (
                     "tempo_bpm", "meter_numerator", "meter_denominator", "bars", "sample_rate", "pitch_semitones",
-                    "loudness_lufs")
+                    "loudness_lufs", "key")
                     if name in fields}})
             self._run(MessageType.CONFORM, order, sender)
         elif self.base is not None:

@@ -206,6 +206,7 @@ CONFORM_FIELDS: dict[str, str] = {
     "root_note": "int",
     "conform_bars": "float",  # bars of the conformed file when it differs from the render's
     "loudness_lufs": "float",  # integrated loudness of loops and textures (default -14 LUFS or serve --loudness)
+    "key": "str",  # the song's key pitched material is moved to: "Am", "F#", "Bbm", "A minor"...; "off" or "": none
 }
 
 DELIVERY_FIELDS: dict[str, str] = {
@@ -232,11 +233,13 @@ CONFORM_FILE_FIELDS: dict[str, str] = {
     "source_downbeat_s": "float",  # where its first downbeat is, seconds from its start
     "source_bars": "float",  # how many bars it holds (a prior for the tempo estimate)
     "tempo_bpm": "float", "bars": "float", "beats_per_bar": "int", **HOST_FIELDS,
-    "sample_rate": "int", "pitch_semitones": "float", "root_note": "int", "loudness_lufs": "float",
+    "sample_rate": "int", "pitch_semitones": "float", "root_note": "int", "loudness_lufs": "float", "key": "str",
     "audio": "bool", "priority": "str",
 }
 HISTORY_FIELDS: dict[str, str] = {"limit": "int", "offset": "int", "model": "str"}
-RECALL_FIELDS: dict[str, str] = {"key": "str", **CONFORM_REQUEST_FIELDS}
+#: a recall names its render by ``render_key``; ``key`` is the song's key as in every other request (a ``key``
+#: of 6+ hex digits with no ``render_key`` is taken for the render's key, as clients before the song's key sent it)
+RECALL_FIELDS: dict[str, str] = {**CONFORM_REQUEST_FIELDS}
 CANCEL_FIELDS: dict[str, str] = {"target": "str"}
 CAPABILITIES_FIELDS: dict[str, str] = {"model": "str"}
 HELLO_FIELDS: dict[str, str] = {"client": "str", "client_version": "str"}
@@ -262,8 +265,11 @@ FIELDS_BY_TYPE: dict[MessageType, dict[str, str]] = {
 COMMON_FIELDS = ("v", "type", "id")
 
 #: what a sample in a reply's ``samples`` list holds (the order of the binary frames follows the list)
-SAMPLE_FIELDS = ("key", "render_key", "filename", "path", "kind", "tempo_bpm", "beats", "root_note", "loop_start",
-                 "loop_end", "sample_rate", "channels", "frames", "variation", "part", "cached", "frame")
+#: (``key``: the sample's musical key, canonical ("Am", "F#") or null when it has none; ``key_confidence`` 0–1 or
+#: null; ``sample_key``: the conformed file's key in the store)
+SAMPLE_FIELDS = ("sample_key", "render_key", "filename", "path", "kind", "tempo_bpm", "beats", "root_note", "key",
+                 "key_confidence", "loop_start", "loop_end", "sample_rate", "channels", "frames", "variation", "part",
+                 "cached", "frame")
 
 
 class ProtocolError(Exception):
@@ -529,6 +535,7 @@ SESSION_PARAMS: dict[str, str] = {
     "audio_prompt_strength": "float",  # 0–1
     "sample_rate": "int",
     "audio_prompt_path": "str",  # a file in a folder the engine allows (its inbox...) to vary ("" for none)
+    "key": "str",  # the song's key pitched samples are moved to ("Am", "F#"...; "off": none), fed back canonical
 }
 
 #: the session's first names for some parameters, still accepted, answered and fed back under that
@@ -546,7 +553,7 @@ SESSION_ALIASES: dict[str, str] = {
 SESSION_SELECTING_PARAMS = frozenset({"variation", "morph_amount"})
 #: session parameters that, when set, re-conform the current sample (no model run)
 SESSION_CONFORMING_PARAMS = frozenset({"tempo_bpm", "pitch_semitones", "loudness_lufs", "sample_rate",
-                                       "meter_numerator", "meter_denominator", "beats_per_bar"})
+                                       "meter_numerator", "meter_denominator", "beats_per_bar", "key"})
 
 OSC_ADDRESSES: tuple[OscAddress, ...] = (
     OscAddress(f"{OSC_ROOT}/engine/ping", (("token", "str?"),), f"{OSC_ROOT}/engine/pong", "round trip"),
@@ -570,7 +577,7 @@ OSC_ADDRESSES: tuple[OscAddress, ...] = (
     OscAddress(f"{OSC_ROOT}/job/cancel", (("id", "str"),), f"{OSC_ROOT}/job/cancelled", "cancel a job"),
     OscAddress(f"{OSC_ROOT}/history/list", (("limit", "int?"), ("offset", "int?")), f"{OSC_ROOT}/history/list",
                "reply: history as one JSON string"),
-    OscAddress(f"{OSC_ROOT}/history/recall", (("id", "str"), ("key", "str")), f"{OSC_ROOT}/job/sample",
+    OscAddress(f"{OSC_ROOT}/history/recall", (("id", "str"), ("render_key", "str")), f"{OSC_ROOT}/job/sample",
                "recall a render by key (then key/value conform fields)", MessageType.RECALL),
     OscAddress(f"{OSC_ROOT}/controller/register", (("port", "int?"),), f"{OSC_ROOT}/controller/registered",
                "send this sender's replies, and feedback, to PORT on its host (default: its source port)"),
@@ -619,9 +626,10 @@ OSC_OUTGOING: dict[str, tuple[str, ...]] = {
     f"{OSC_ROOT}/models/capabilities": ("model", "json"),
     f"{OSC_ROOT}/job/accepted": ("id", "position"),
     f"{OSC_ROOT}/job/progress": ("id", "fraction"),
-    # one per sample: id, index, path, kind, tempo_bpm, beats, root_note (-1: none), variation, render_key
+    # one per sample: id, index, path, kind, tempo_bpm, beats, root_note (-1: none), variation, render_key, key
+    # ("Am", "F#"; "" for none), key_confidence (0–1; -1 with no key)
     f"{OSC_ROOT}/job/sample": ("id", "index", "path", "kind", "tempo_bpm", "beats", "root_note", "variation",
-                               "render_key"),
+                               "render_key", "key", "key_confidence"),
     # what could not be made exactly as asked (a meter's length out of range, a prompt a model does not take)
     f"{OSC_ROOT}/job/note": ("id", "text"),
     f"{OSC_ROOT}/job/done": ("id", "count"),
@@ -629,7 +637,8 @@ OSC_OUTGOING: dict[str, tuple[str, ...]] = {
     f"{OSC_ROOT}/history/list": ("json",),
     f"{OSC_ROOT}/controller/registered": ("host", "port"),
     f"{OSC_ROOT}/controller/unregistered": ("host", "port"),
-    f"{OSC_ROOT}/session/sample": ("path", "kind", "tempo_bpm", "beats", "root_note", "variation", "render_key"),
+    f"{OSC_ROOT}/session/sample": ("path", "kind", "tempo_bpm", "beats", "root_note", "variation", "render_key",
+                                   "key", "key_confidence"),
     f"{OSC_ROOT}/session/progress": ("fraction",),
     f"{OSC_ROOT}/session/status": ("text",),
     f"{OSC_ROOT}/session/state": (),  # ends the reply to /session/state: every parameter and the sample were sent

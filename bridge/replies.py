@@ -75,9 +75,10 @@ class WireError(Exception):
 def sample_fields(sample: Sample) -> dict[str, Any]:
     """A sample as a reply describes it (``protocol.SAMPLE_FIELDS`` but the frame index)."""
     return {
-        "key": sample.key, "render_key": sample.render_key, "filename": sample.filename, "path": str(sample.path),
-        "kind": sample.kind.value, "tempo_bpm": sample.tempo_bpm, "beats": sample.beats,
-        "root_note": sample.root_note, "loop_start": sample.loop_start, "loop_end": sample.loop_end,
+        "sample_key": sample.key, "render_key": sample.render_key, "filename": sample.filename,
+        "path": str(sample.path), "kind": sample.kind.value, "tempo_bpm": sample.tempo_bpm, "beats": sample.beats,
+        "root_note": sample.root_note, "key": sample.music_key, "key_confidence": sample.key_confidence,
+        "loop_start": sample.loop_start, "loop_end": sample.loop_end,
         "sample_rate": sample.sample_rate, "channels": sample.channels, "frames": sample.frames,
         "variation": sample.variation, "part": sample.part, "cached": sample.cached,
     }

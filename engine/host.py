@@ -27,6 +27,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from .conform.key import key_name
 from .errors import RequestError
 from .request import (
     BARS_MAX,
@@ -117,7 +118,9 @@ class HostFacts:
     ``meter_numerator``/``meter_denominator`` are the time signature as the host shows it, and then
     ``bars`` counts bars of that meter. Without a meter, ``beats_per_bar`` may give the engine's bar
     directly (quarter notes; the command line's ``--beats-per-bar``) and ``bars`` counts those.
-    ``sample_rate`` is the rate of the files to write. Checked at construction (RequestError).
+    ``sample_rate`` is the rate of the files to write. ``key`` is the song's key when renders should
+    be matched to it (any spelling :func:`~.conform.key.parse_key` takes; kept in its canonical
+    spelling, "Am", "F#"; None or "off": no key matching). Checked at construction (RequestError).
     """
 
     tempo_bpm: float | None = None
@@ -126,8 +129,10 @@ class HostFacts:
     beats_per_bar: int | None = None
     bars: float | None = None
     sample_rate: int | None = None
+    key: str | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "key", key_name(self.key))
         given = (self.meter_numerator is not None, self.meter_denominator is not None)
         if given[0] != given[1]:
             missing = "meter_denominator" if given[0] else "meter_numerator"
@@ -193,7 +198,8 @@ def conform_spec(
     What the host does not say comes from the request: its tempo, its bar and, for loops and
     textures, its bars (one-shots keep their own length). Files are written at the host's sample
     rate, else :data:`DEFAULT_SAMPLE_RATE`; loops and textures are brought to ``loudness_lufs``, else
-    :data:`DEFAULT_LOUDNESS_LUFS`. Raises :class:`RequestError` for a value out of range.
+    :data:`DEFAULT_LOUDNESS_LUFS`; pitched material is moved to the host's key when it names one.
+    Raises :class:`RequestError` for a value out of range.
     """
     host = host or HostFacts()
     beats_per_bar, bars, _ = host.length()
@@ -207,4 +213,5 @@ def conform_spec(
         sample_rate=host.sample_rate if host.sample_rate is not None else DEFAULT_SAMPLE_RATE,
         root_note=root_note,
         loudness_lufs=DEFAULT_LOUDNESS_LUFS if loudness_lufs is None else loudness_lufs,
+        key=host.key,
     )

@@ -423,7 +423,9 @@ class ConformSpec:
     and textures ignore ``bars`` unless given (then a texture is cut or padded to that length).
     ``root_note`` is a MIDI note; ``None`` keeps what the model reported (or none). ``loudness_lufs``:
     the integrated loudness loops and textures are brought to (one-shots are brought to the true-peak
-    ceiling instead: ``conform/levels.py``).
+    ceiling instead: ``conform/levels.py``). ``key``: the song's key pitched material is moved to by
+    the smallest shift (``conform/key.py``; any spelling it takes, kept canonical: "Am", "F#"), None
+    for no key matching.
     """
 
     tempo_bpm: float = 120.0
@@ -433,8 +435,12 @@ class ConformSpec:
     sample_rate: int = DEFAULT_SAMPLE_RATE
     root_note: int | None = None
     loudness_lufs: float = DEFAULT_LOUDNESS_LUFS
+    key: str | None = None
 
     def __post_init__(self) -> None:
+        from .conform.key import key_name
+
+        object.__setattr__(self, "key", key_name(self.key))
         check_range("tempo_bpm", self.tempo_bpm, TEMPO_MIN_BPM, TEMPO_MAX_BPM, " BPM")
         check_int("beats_per_bar", self.beats_per_bar, *BEATS_PER_BAR_RANGE)
         check_loudness(self.loudness_lufs)
@@ -446,7 +452,9 @@ class ConformSpec:
             check_int("root_note", self.root_note, 0, 127, " (MIDI note)")
 
     def key_fields(self) -> dict[str, Any]:
-        return {
+        # the song's key only when one is asked for, so files conformed without one keep their keys
+        key = {"key": self.key} if self.key is not None else {}
+        return {**key,
             "tempo_bpm": float(self.tempo_bpm),
             "bars": None if self.bars is None else float(self.bars),
             "beats_per_bar": self.beats_per_bar,

@@ -131,6 +131,19 @@ class StoredSample:
     info: Mapping[str, Any]
     created_at: float
 
+    @property
+    def music_key(self) -> str | None:
+        """The sound's musical key, canonical ("Am", "F#"), or None when it has none (drums, noise, a
+        one-shot) or was conformed before keys were detected."""
+        value = self.info.get("key")
+        return str(value) if value else None
+
+    @property
+    def key_confidence(self) -> float | None:
+        """How sure the key detection is of :attr:`music_key`, 0–1 (None without a key)."""
+        value = self.info.get("key_confidence")
+        return float(value) if value is not None and self.music_key is not None else None
+
 
 def _json_default(value: Any) -> Any:
     if isinstance(value, np.generic):

@@ -78,6 +78,24 @@ def number(name: str) -> Callable[[str], float]:
     return parse
 
 
+def musical_key(text: str) -> str:
+    """``--key``: a key in any spelling the engine takes, as its canonical name ("off" for none)."""
+    from loopbridge.engine.conform.key import key_name
+    from loopbridge.engine.errors import RequestError
+
+    try:
+        return key_name(text) or "off"
+    except RequestError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_key(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument("--key", type=musical_key, default=None, metavar="KEY",
+                        help=f"{help_text}: C, F#, Bb ... (major), Am, C#m, Bbm ... (minor), or words such as "
+                             "'A minor'; off (the default) leaves every sound in its own key. Drums and noise "
+                             "are never shifted")
+
+
 def add_loudness(parser: argparse.ArgumentParser, help_text: str) -> None:
     low, high = LOUDNESS_RANGE_LUFS
     parser.add_argument("--loudness", type=number("loudness"), default=None, metavar="LUFS",

@@ -22,6 +22,7 @@ from .common import (
     EXIT_FAILED,
     EXIT_OK,
     InputError,
+    add_key,
     add_loudness,
     add_sample_rate,
     check_out_dir,
@@ -60,6 +61,7 @@ def add_parsers(sub: Any) -> None:
                          help="how many bars the file holds (helps the tempo estimate)")
     conform.add_argument("--pitch", type=number("pitch"), default=0.0, help="pitch shift in semitones (−24–24)")
     add_loudness(conform, "integrated loudness of loops and textures")
+    add_key(conform, "the song's key: a pitched file is moved to it by the smallest shift")
     conform.add_argument("--out", type=Path, default=Path("."), help="folder for the files (default: here)")
     conform.add_argument("--store", type=Path, default=None, help="the render store folder (default: the data folder)")
     conform.set_defaults(handler=conform_files)
@@ -76,7 +78,7 @@ def file_fields(args: argparse.Namespace, path: str) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "audio_path": path, "kind": args.kind, "tempo_bpm": args.bpm, "bars": bars,
         "beats_per_bar": args.beats_per_bar, "sample_rate": args.sample_rate, "pitch_semitones": args.pitch,
-        "loudness_lufs": args.loudness,
+        "loudness_lufs": args.loudness, "key": args.key,
         "source_tempo_bpm": args.source_bpm, "source_downbeat_s": args.downbeat, "source_bars": args.source_bars,
         **meter_fields(args.meter),
     }

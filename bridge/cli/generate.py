@@ -24,6 +24,7 @@ from .common import (
     EXIT_OK,
     SPEED_DEFAULTS,
     InputError,
+    add_key,
     add_loudness,
     add_sample_rate,
     check_out_dir,
@@ -63,6 +64,7 @@ def add_parsers(sub: Any) -> None:
     gen.add_argument("--pitch", type=number("pitch"), default=0.0, help="pitch shift in semitones (−24–24)")
     add_sample_rate(gen, "sample rate of the written files")
     add_loudness(gen, "integrated loudness of loops and textures")
+    add_key(gen, "the song's key: pitched samples are moved to it by the smallest shift")
     gen.add_argument("--steps", type=positive_int("steps", 1, 1000), default=None, help="diffusion steps")
     gen.add_argument("--guidance", type=number("guidance"), default=None, help="guidance scale")
     gen.add_argument("--negative", default="", help="negative prompt (models that take one)")
@@ -79,7 +81,8 @@ def add_parsers(sub: Any) -> None:
     gen.set_defaults(handler=generate)
 
     recall = sub.add_parser("recall", help="write a past render again, conformed to a tempo")
-    recall.add_argument("key", help="render key (or its first 6+ characters, from `loopbridge history`)")
+    recall.add_argument("render_key", metavar="RENDER_KEY",
+                        help="render key (or its first 6+ characters, from `loopbridge history`)")
     recall.add_argument("--bpm", type=number("bpm"), default=None)
     recall.add_argument("--bars", type=number("bars"), default=None)
     recall.add_argument("--meter", default=None, metavar="N/D",
@@ -87,6 +90,7 @@ def add_parsers(sub: Any) -> None:
     recall.add_argument("--pitch", type=number("pitch"), default=0.0)
     add_sample_rate(recall, "sample rate of the written file")
     add_loudness(recall, "integrated loudness of a loop or texture")
+    add_key(recall, "the song's key: a pitched render is moved to it by the smallest shift")
     recall.add_argument("--out", type=Path, default=Path("."))
     engine_options(recall)
     recall.set_defaults(handler=recall_render)
@@ -122,7 +126,7 @@ def request_fields(args: argparse.Namespace) -> dict[str, Any]:
         "guidance": args.guidance, "negative_prompt": args.negative or None, "variations": args.variations,
         "pitch_semitones": args.pitch, "sample_rate": args.sample_rate, "morph_prompt": args.morph_to,
         "morph_amount": args.morph if args.morph_to else None, "start_s": args.start or None,
-        "audio_prompt_strength": args.strength, "loudness_lufs": args.loudness,
+        "audio_prompt_strength": args.strength, "loudness_lufs": args.loudness, "key": args.key,
         **meter_fields(args.meter),
     }
     return {name: value for name, value in fields.items() if value is not None}
@@ -174,8 +178,9 @@ def _lazy_bar(args: argparse.Namespace) -> tuple[Callable[[Any, float], None], C
 def recall_render(args: argparse.Namespace) -> int:
     from loopbridge.bridge.fields import OrderBuilder
 
-    fields = {"key": args.key, "tempo_bpm": args.bpm, "bars": args.bars, "pitch_semitones": args.pitch,
-              "sample_rate": args.sample_rate, "loudness_lufs": args.loudness, **meter_fields(args.meter)}
+    fields = {"render_key": args.render_key, "key": args.key, "tempo_bpm": args.bpm, "bars": args.bars,
+              "pitch_semitones": args.pitch, "sample_rate": args.sample_rate, "loudness_lufs": args.loudness,
+              **meter_fields(args.meter)}
     check_out_dir(args.out)
     with open_door(args) as door:
         given = {k: v for k, v in fields.items() if v is not None}

@@ -6,7 +6,8 @@ prompt (and kit part) as a lowercase ASCII slug, the kind, the tempo, for loops 
 and a meter other than 4/4 (the engine's bar in quarter notes, as the ``acid`` chunk records it:
 ``3-4``, ``7-4``), then what else makes the sound differ (a pitch shift, a sample rate other than
 48 kHz, a loudness other than the default: ``-10LUFS``), seed and variation, and the key as a
-suffix when known (the root's note, ``_Bb4``), as sample libraries name it.
+suffix when known, as sample libraries name it: a loop's or texture's key (``_Am``, ``_F#``), or a
+one-shot's root note (``_Bb4``).
 
 Only letters, digits, ``_``, ``-``, ``#`` and a decimal point inside a number (``127.5bpm``,
 ``44.1kHz``: a tempo read from the name must read as the number it is), at most
@@ -95,7 +96,10 @@ def sample_filename(prompt: str, conformed: ConformedAudio, seed: int, variation
     if loudness is not None and float(loudness) != DEFAULT_LOUDNESS_LUFS:  # loops and textures only
         fields.append(f"{_number(float(loudness))}LUFS")
     fields.append(f"s{seed}v{variation}")
-    if conformed.root_note is not None:
+    key = conformed.info.get("key")
+    if key:  # a sound in a key is named by it ("_Am", "_F#"), a pitched one-shot by its root note ("_F1")
+        fields.append(str(key))
+    elif conformed.root_note is not None:
         fields.append(note_name(conformed.root_note))
     tail = _clean("_".join(fields))
     stem_max = FILENAME_MAX_CHARS - len(".wav")

@@ -39,6 +39,7 @@ from ..errors import RequestError, TooLargeError
 from ..request import (
     CONFORMED_MAX_SAMPLES,
     DURATION_MAX_S,
+    PITCH_RANGE_SEMITONES,
     SAMPLE_RATE_RANGE,
     TEMPO_MAX_BPM,
     TEMPO_MIN_BPM,
@@ -58,6 +59,7 @@ from .alignment import (
     onset_curves,
     retime,
 )
+from .key import MusicalKey, detect_key, key_shift, parse_key
 from .levels import level_audio
 from .oneshot import tidy_one_shot
 from .stretcher import (
@@ -97,7 +99,9 @@ class SourceInfo:
     render was asked to hold (a prior for the estimator, and the length of the render's own loop).
     ``downbeat_s``: where the first downbeat is. ``root_note``: MIDI note of the sound's pitch.
     ``duration_s``: how long the sound was asked to be (a texture rendered longer keeps exactly
-    that much, the rest before it leading into its seam).
+    that much, the rest before it leading into its seam). ``pitched``: False when the model says the
+    sound has no pitch (drums: no key is detected and it is never shifted to the song's key), None
+    when it does not say (the key detection decides).
     """
 
     tempo_bpm: float | None = None
@@ -105,6 +109,7 @@ class SourceInfo:
     downbeat_s: float | None = None
     root_note: int | None = None
     duration_s: float | None = None
+    pitched: bool | None = None
 
     def __post_init__(self) -> None:
         if self.tempo_bpm is not None and not _is_number(self.tempo_bpm, TEMPO_MIN_BPM, TEMPO_MAX_BPM):
@@ -148,7 +153,24 @@ class SourceInfo:
             downbeat_s=_info_float(info, "downbeat_s"),
             root_note=info.get("root_note"),
             duration_s=request.render_duration_s if request.kind is Kind.TEXTURE else None,
+            pitched=pitched_from_info(request, info),
         )
+
+
+#: the classes models give (``Render.info["class"]``) of sounds with no pitch: never shifted to a key
+UNPITCHED_CLASSES = frozenset({"kick", "snare", "clap", "closed hat", "open hat", "hat", "hihat", "tom", "perc",
+                               "percussion", "drum loop", "drums", "noise"})
+
+
+def pitched_from_info(request: GenerateRequest, info: Mapping[str, Any]) -> bool | None:
+    """False when the render is known to have no pitch (a kit's part, a drum class, ``info["pitched"]``
+    False), True when ``info["pitched"]`` says so, None when nothing says (its key is detected)."""
+    given = info.get("pitched")
+    if isinstance(given, bool):
+        return given
+    if request.kind is Kind.KIT or str(info.get("class") or "").lower() in UNPITCHED_CLASSES:
+        return False
+    return None
 
 
 def _info_float(info: Mapping[str, Any], name: str) -> float | None:
@@ -235,6 +257,71 @@ def _root_after_shift(root_note: int | None, semitones: float) -> tuple[int | No
     return note, info
 
 
+#: the octave a key's tonic is written in as the root note (MIDI 48-59: C3 to B3)
+KEY_ROOT_OCTAVE_C = 48
+
+
+@dataclass(frozen=True)
+class KeyMatch:
+    """What :func:`match_key` decided: the sound's ``key`` after the conform (None: it has none),
+    the ``shift`` in semitones that moves it to the song's key (0 without one), and ``info`` for the
+    conform info (``key``, ``key_confidence``, ``detected_key``, ``key_shift_semitones``...)."""
+
+    key: MusicalKey | None
+    shift: int
+    info: dict[str, Any]
+
+
+def match_key(data: np.ndarray, sample_rate: int, kind: Kind, spec: ConformSpec, source: SourceInfo,
+              root_note: int | None) -> KeyMatch:
+    """The key of a render and the shift that matches it to ``spec.key``.
+
+    Loops and textures: detected (:func:`~.key.detect_key`) unless the model says they have no pitch;
+    with a key found and ``spec.key`` given, the smallest shift (−6…+5 semitones, a relative key counting
+    as a match) onto it, on top of the user's ``pitch_semitones``. One-shots carry a root note, not a
+    key: with ``spec.key`` a pitched one-shot's root is moved onto the key's tonic by the smallest shift.
+    Drums and sounds with no key are never shifted. The shift is held so the total stays within ±24.
+    """
+    target = parse_key(spec.key)
+    user_shift = int(round(spec.pitch_semitones))
+    info: dict[str, Any] = {"key": None, "key_confidence": None}
+    if target is not None:
+        info["key_requested"] = target.name
+    if source.pitched is False:
+        info["key_rule"] = "no pitch (the model's word)"
+        return KeyMatch(None, 0, info)
+    if kind is Kind.ONE_SHOT or kind is Kind.KIT:
+        if target is None or root_note is None:
+            return KeyMatch(None, 0, info)
+        shift = _held(key_shift(MusicalKey((root_note + user_shift) % 12), MusicalKey(target.tonic)), spec)
+        info["key_shift_semitones"] = shift
+        info["key_rule"] = "one-shot root moved to the tonic"
+        return KeyMatch(None, shift, info)
+    estimate = detect_key(data, sample_rate)
+    info["tonalness"] = estimate.tonalness
+    if estimate.key is None:
+        info["key_rule"] = "no key (unpitched)"
+        return KeyMatch(None, 0, info)
+    own = estimate.key.transposed(user_shift)
+    info["detected_key"] = estimate.key.name
+    shift = 0 if target is None else _held(key_shift(own, target), spec)
+    key = own.transposed(shift)
+    info.update({"key": key.name, "key_confidence": estimate.confidence, "key_shift_semitones": shift,
+                 "key_rule": "detected" if target is None else "detected and matched"})
+    return KeyMatch(key, shift, info)
+
+
+def _held(shift: int, spec: ConformSpec) -> int:
+    """``shift`` or the same key an octave the other way, so the total shift stays within ±24 semitones."""
+    low, high = PITCH_RANGE_SEMITONES
+    total = spec.pitch_semitones + shift
+    if total > high:
+        return shift - 12
+    if total < low:
+        return shift + 12
+    return shift
+
+
 def conform_audio(
     audio: np.ndarray,
     sample_rate: int,
@@ -262,7 +349,17 @@ def conform_audio(
     """
     data, parsed_kind = _validate(audio, sample_rate, kind, spec, source, options)
     root_in = spec.root_note if spec.root_note is not None else source.root_note
+    started = time.perf_counter()
+    found = match_key(data, int(sample_rate), parsed_kind, spec, source, root_in)
+    key_seconds = time.perf_counter() - started
+    if found.shift:
+        spec = spec.replace(pitch_semitones=spec.pitch_semitones + found.shift)
     root_note, root_info = _root_after_shift(root_in, spec.pitch_semitones)
+    if found.key is not None and spec.root_note is None:
+        # a sound in a key is rooted on its tonic (a one-shot keeps the root of its own pitch)
+        root_note = found.key.tonic_note(KEY_ROOT_OCTAVE_C)
+        if root_in is not None and root_note % 12 == round(root_in + spec.pitch_semitones) % 12:
+            root_note = int(np.clip(round(root_in + spec.pitch_semitones), 0, 127))
     if parsed_kind is Kind.LOOP:
         if reserve is not None and source.tempo_bpm is None:
             # estimating the tempo takes memory too, and the estimate may be far from the song's
@@ -284,7 +381,9 @@ def conform_audio(
     if kind_out is not Kind.ONE_SHOT:
         info["loudness_target_lufs"] = float(spec.loudness_lufs)
     info.update(root_info)
-    info["pitch_semitones"] = float(spec.pitch_semitones)
+    info.update(found.info)
+    info["timings_s"]["key"] = key_seconds
+    info["pitch_semitones"] = float(spec.pitch_semitones - found.shift)  # the user's own shift
     if int(sample_rate) != spec.sample_rate:
         info["resampled_from"] = int(sample_rate)
     return ConformedAudio(
@@ -458,7 +557,7 @@ def conform_size(
     """
     rate = spec.sample_rate
     resampled = int(round(frames * rate / sample_rate))
-    shifted = spec.pitch_semitones != 0.0
+    shifted = spec.pitch_semitones != 0.0 or spec.key is not None  # a key may shift it
     if kind is Kind.LOOP:
         tempo = source_tempo_bpm or source.tempo_bpm
         analysed = 0
@@ -515,7 +614,7 @@ def _loop_frames(plan: _LoopPlan, channels: int, frames_in: int, sample_rate: in
     rate = spec.sample_rate
     _check_output(channels, plan.out_frames, spec, "bars")
     extended_out = int(round(plan.extended_frames * rate / sample_rate))
-    stretched = plan.factor != 1.0 or spec.pitch_semitones != 0.0
+    stretched = plan.factor != 1.0 or spec.pitch_semitones != 0.0 or spec.key is not None
     return memory.LoopFrames(
         input=frames_in,
         analysed=analysed,

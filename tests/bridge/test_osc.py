@@ -191,7 +191,7 @@ def test_session_parameters_set_get_and_feedback_to_registered_controllers(serve
                                   "tempo_bpm": 128, "meter_numerator": 6, "meter_denominator": 8, "beats_per_bar": 3,
                                   "pitch_semitones": -2, "loudness_lufs": -18, "audio_prompt_strength": 0.4,
                                   "sample_rate": 44100.0,
-                                  "audio_prompt_path": ""}
+                                  "audio_prompt_path": "", "key": "Am"}
         assert set(values) == set(p.SESSION_PARAMS)
         for name, value in values.items():
             if name in p.SESSION_SELECTING_PARAMS | p.SESSION_CONFORMING_PARAMS:
@@ -255,7 +255,10 @@ def test_session_generate_then_variation_and_tempo_follow(served: Served, peer: 
         peer.until(f"{R}/session/{name}")
     peer.send(f"{R}/session/generate")
     seed = peer.until(f"{R}/session/seed")[0][0]
-    path, kind, tempo, _beats, root, variation, render_key = peer.until(f"{R}/session/sample", 120)[0]
+    path, kind, tempo, _beats, root, variation, render_key, key, key_confidence = peer.until(
+        f"{R}/session/sample", 120)[0]
+    # a sound's key and how sure the engine is of it, or "" and -1 when it has none
+    assert isinstance(key, str) and (key == "") == (key_confidence == -1.0)
     assert Path(path).is_file() and kind == "texture" and variation == 0 and tempo == pytest.approx(240)
     assert root == -1 and len(render_key) == 64 and isinstance(seed, int)
     peer.send(f"{R}/session/set/variation", 1.0)  # a float where an int is expected

@@ -83,7 +83,7 @@ exports.REPLY_ARGS[A.REGISTERED] = ["host", "port"];
 exports.REPLY_ARGS[A.JOB_ACCEPTED] = ["id", "position"];
 exports.REPLY_ARGS[A.JOB_PROGRESS] = ["id", "fraction"];
 exports.REPLY_ARGS[A.JOB_SAMPLE] = ["id", "index", "path", "kind", "tempo_bpm", "beats", "root_note", "variation",
-    "render_key"];
+    "render_key", "key", "key_confidence"];
 exports.REPLY_ARGS[A.JOB_NOTE] = ["id", "text"];
 exports.REPLY_ARGS[A.JOB_DONE] = ["id", "count"];
 exports.REPLY_ARGS[A.JOB_CANCELLED] = ["id"];
@@ -103,6 +103,7 @@ var REQUEST_FIELDS = {
     conform_bars: "float",
     duration_s: "float",
     guidance: "float",
+    key: "str",
     kind: "str",
     loudness_lufs: "float",
     meter_denominator: "int",
@@ -135,6 +136,7 @@ exports.FIELDS = {
         bars: "float",
         beats_per_bar: "int",
         conform_bars: "float",
+        key: "str",
         loudness_lufs: "float",
         meter_denominator: "int",
         meter_numerator: "int",
@@ -151,6 +153,7 @@ exports.FIELDS = {
         audio_path: "str",
         bars: "float",
         beats_per_bar: "int",
+        key: "str",
         kind: "str",
         loudness_lufs: "float",
         meter_denominator: "int",

@@ -19,8 +19,12 @@ def _render(request: GenerateRequest, **info: Any) -> Render:
 def test_the_model_info_is_taken_and_other_keys_ignored() -> None:
     request = GenerateRequest(kind=Kind.ONE_SHOT, duration_s=1.0)
     render = _render(request, tempo_bpm=124, beats=8, downbeat_s=0.25, root_note=36, part="kick", **{"class": "kick"})
-    assert SourceInfo.for_render(render) == SourceInfo(tempo_bpm=124.0, beats=8.0, downbeat_s=0.25, root_note=36)
+    # a kick's class says it has no pitch: never matched to a key
+    assert SourceInfo.for_render(render) == SourceInfo(tempo_bpm=124.0, beats=8.0, downbeat_s=0.25, root_note=36,
+                                                       pitched=False)
     assert SourceInfo.for_render(_render(request)) == SourceInfo()
+    assert SourceInfo.for_render(_render(request, pitched=True, **{"class": "kick"})).pitched is True
+    assert SourceInfo.for_render(_render(GenerateRequest(kind=Kind.KIT))).pitched is False
 
 
 def test_a_loop_without_a_beat_count_holds_the_beats_it_was_asked_for() -> None:
