@@ -24,6 +24,11 @@ var liveModule = require("loopbridge_live");
 var A = protocol.ADDRESSES;
 var WARP = liveModule.WARP_MODES;
 
+// Reply arguments an engine before them does not send (the sample's key came later): a reply
+// without them is read as saying nothing about the key.
+var OPTIONAL_REPLY_ARGS = {};
+OPTIONAL_REPLY_ARGS[A.JOB_SAMPLE] = ["key", "key_confidence"];
+
 // Warp mode by sample kind: Beats keeps drum hits and loops tight, Complex keeps textures smooth.
 var WARP_MODE_BY_KIND = {"one-shot": WARP.BEATS, "loop": WARP.BEATS, "kit": WARP.BEATS, "texture": WARP.COMPLEX};
 // Knob turns and tempo drags send one request once the value settles.
@@ -822,9 +827,10 @@ Device.prototype.receive = function (address, args) {
             }
             return;
         }
-        if (args.length < names.length) {
+        var optional = OPTIONAL_REPLY_ARGS.hasOwnProperty(address) ? OPTIONAL_REPLY_ARGS[address].length : 0;
+        if (args.length < names.length - optional) {
             this.status("The engine sent " + address + " with " + args.length + " arguments: expected " +
-                names.length + " (" + names.join(", ") + ").");
+                (optional ? "at least " + (names.length - optional) : names.length) + " (" + names.join(", ") + ").");
             return;
         }
         var msg = named(address, args);

@@ -116,7 +116,7 @@ test("the clip loops over the sample's beats as the engine returned them, whatev
     assert.equal(clip.loop_start, 0);
     assert.equal(clip.loop_end, 7, rig.status());
     assert.equal(clip.end_marker, 7);
-    assert.match(rig.status(), /7 beats loop at 120 BPM\.$/);
+    assert.match(rig.status(), /7 beats loop at 120 BPM, no key\.$/);
     assert.deepEqual(rig.live.errors, []);
 });
 
@@ -155,7 +155,7 @@ test("the engine's note on a length it cannot make exactly goes on the status li
     const next = rig.device.generate();
     rig.reply(A.JOB_NOTE, "someone-else", "not ours");
     completeJob(rig, next, [{path: loopFile(dir, "m.wav", 1, 120), kind: "loop", tempo: 120, beats: 1}]);
-    assert.match(rig.status(), /^Placed m\.wav .* 1 beat loop at 120 BPM\.$/);
+    assert.match(rig.status(), /^Placed m\.wav .* 1 beat loop at 120 BPM, no key\.$/);
 
     // a note with no sample, and a note with an error after it: the error is what the status says
     const empty = rig.device.generate();
@@ -514,8 +514,8 @@ test("a new song key re-conforms the sample in Live (no model run); the status s
     const sentBefore = rig.sent.length;
     rig.live.setScale({rootNote: 5});
     rig.clock.advance(300);
-    assert.equal(rig.sentTo(A.JOB_CONFORM).length, 3);
-    assert.ok(rig.sent.length === sentBefore);
+    assert.equal(rig.sentTo(A.JOB_CONFORM).length, 2);
+    assert.equal(rig.sent.length, sentBefore);
 });
 
 test("a key change while the engine works: the sample is re-conformed to it when it lands", () => {
@@ -833,7 +833,7 @@ test("error replies and malformed replies become status messages, never exceptio
 
     id = rig.device.generate();
     rig.reply(A.JOB_SAMPLE, id, 0, "/tmp/x.wav");  // too few arguments
-    assert.match(rig.status(), /sent \/loopbridge\/job\/sample with 3 arguments: expected 9/);
+    assert.match(rig.status(), /sent \/loopbridge\/job\/sample with 3 arguments: expected at least 9 \(/);
     rig.reply(A.JOB_SAMPLE, id, 0, "", "loop", 120, 4, -1, 0, "rk");  // no path
     assert.match(rig.status(), /a sample without a file path/);
     rig.reply(A.JOB_DONE, id, 1);

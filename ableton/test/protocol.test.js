@@ -62,3 +62,7 @@ test("kinds and limits match engine/request.py", () => {
     assert.deepEqual(js.KINDS, py.KINDS);
     assert.deepEqual(js.LIMITS, py.LIMITS);
 });
+
+test("key names are the engine's (engine/conform/key.py), by root from C", () => {
+    assert.deepEqual(js.KEY_NAMES, pythonProtocol().KEY_NAMES);
+});
