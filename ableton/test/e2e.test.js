@@ -230,6 +230,31 @@ test("the device against a real loopbridge serve", {skip: reason || false, timeo
             assert.deepEqual(live.errors, []);
         });
 
+        await t.test("a pitched file fitted in Live's key: the engine moves it there (C major to D major)", async () => {
+            // I-IV-V-I in C major, twice: bass and triad, one chord a beat at 120 BPM
+            const progression = [[48, 60, 64, 67], [53, 60, 65, 69], [55, 59, 62, 67], [48, 60, 64, 67]];
+            const dir = tempDir();
+            const dropped = writeWav(path.join(dir, "chords in C.wav"), {seconds: 4, sampleRate: 44100, channels: 2,
+                chords: progression.concat(progression)});
+            let since = host.statuses().length;
+            live.setScale({rootNote: 2, scaleName: "Major", scaleMode: true});  // D major; the clip in Live follows
+            await settled(host, since, "the clip in Live conformed to D");
+            live.select(0, 4);
+            host.message("drop_mode", 1);
+            since = host.statuses().length;
+            host.message("audio_prompt", dropped);
+            const status = await settled(host, since, "the fitted chords");
+            const fit = host.sent.filter((m) => m.address === A.JOB_CONFORM_FILE).pop().args;
+            assert.equal(fit[fit.indexOf("key") + 1], "D");
+            const sample = lastSample(host);
+            // shifted up a whole tone: D major (its relative B minor would count as a match too)
+            assert.match(String(sample[9]), /^(D|Bm)$/, engine.log());
+            assert.ok(sample[10] > 0 && sample[10] <= 1, String(sample[10]));
+            assert.match(status, new RegExp(`^Placed .* slot 5: .*, in ${sample[9]}\\.`), status);
+            host.message("drop_mode", 0);
+            assert.deepEqual(live.errors, []);
+        });
+
         await t.test("the engine stops: Generate gives a message, no error is thrown", async () => {
             await engine.stop();
             const clips = live.callsOf("call", "create_audio_clip").length;
