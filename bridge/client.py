@@ -289,8 +289,10 @@ class Client:
         sure the engine was of the file's tempo (``tempo_confidence``, ``low_confidence``)."""
         return self.request(MessageType.CONFORM_FILE, {"audio_frame": 1, **fields}, [data], timeout=timeout)
 
-    def recall(self, key: str, timeout: float | None = None, **fields: Any) -> Reply:
-        return self.request(MessageType.RECALL, {"render_key": key, **fields}, timeout=timeout)
+    def recall(self, render_key: str, timeout: float | None = None, **fields: Any) -> Reply:
+        """A stored render by key (or a prefix of 6+ hex digits) conformed to ``fields`` (``tempo_bpm``, the
+        song's ``key``...)."""
+        return self.request(MessageType.RECALL, {"render_key": render_key, **fields}, timeout=timeout)
 
     def cancel(self, target: str, timeout: float | None = None) -> Reply:
         return self.request(MessageType.CANCEL, {"target": target}, timeout=self._quick(timeout))

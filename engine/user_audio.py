@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -251,11 +252,8 @@ def source_info(info: Mapping[str, Any]) -> SourceInfo:
 def user_filename(filename: str, render_key: str) -> str:
     """A conformed file name (:func:`~.conform.sample_filename`, made with seed 0, variation 0) for a
     user's file: its ``_s0v0`` becomes the render's short key, so two files of one name never share
-    a conformed name, and the name says what ``recall`` takes."""
-    generated = "_s0v0.wav"
-    if filename.endswith(generated):
-        return f"{filename[: -len(generated)]}_{render_key[:8]}.wav"
-    return filename
+    a conformed name, and the name says what ``recall`` takes (before the key's suffix: ``_3fa2b1c0_Am.wav``)."""
+    return re.sub(r"_s0v0(?=(_[A-Za-z0-9#]+)?\.wav$)", f"_{render_key[:8]}", filename, count=1)
 
 
 def confidence(info: Mapping[str, Any]) -> dict[str, Any]:

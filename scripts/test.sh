@@ -14,8 +14,10 @@ cd "$(dirname "$0")/.."
 # sonic-pi-samples (recorded loops) and hydrogen-drumkits (recorded drum one-shots) are the real
 # recordings the conform stage's tempo, downbeat and timing are tested on (tests/data/real_loops.json),
 # and that `loopbridge conform` fits. Ardour 7 (Debian 12: 7.3, which tests/plugin/test_ardour.py
-# checks for) hosts the VST3 in a real DAW session, headless through ardour7-lua.
-APT_PACKAGES=(sndfile-programs liblo-tools libportaudio2 sonic-pi-samples hydrogen-drumkits
+# checks for) hosts the VST3 in a real DAW session, headless through ardour7-lua. fluidsynth with the
+# FluidR3 General MIDI sound font (fluid-soundfont-gm) plays the MIDI the key tests write: real sampled
+# instruments in known keys, and recorded drum kits (tests/engine/conform/instruments.py).
+APT_PACKAGES=(sndfile-programs liblo-tools libportaudio2 sonic-pi-samples hydrogen-drumkits fluidsynth fluid-soundfont-gm
   cmake g++ pkg-config ccache juce-modules-source libzmq3-dev cppzmq-dev
   libx11-dev libxrandr-dev libxinerama-dev libxcursor-dev libxext-dev libxcomposite-dev
   libfreetype-dev libfontconfig1-dev libpng-dev libjpeg-dev libasound2-dev xvfb
