@@ -380,11 +380,22 @@ class FrontDoor:
             return [("", render.request)], [render.key], spec, spec_host.notes, [dict(render.info)], [render]
         assert order.request is not None  # Order checks that one of the three is given
         fields = host.request_fields()
+        if host.key is not None and self._takes_free_text(order.request.model):
+            fields["key"] = host.key  # a text model is asked for the song's key in words, then matched to it
         request = order.request.replace(**fields) if fields else order.request
         plan = self._engine.plan(request, order.variations)
         spec = conform_spec(request, spec_host, pitch_semitones=order.pitch_semitones, root_note=order.root_note,
                                 loudness_lufs=order.loudness_lufs)
         return plan, [self._engine.render_key(r) for _, r in plan], spec, spec_host.notes, [{} for _ in plan], None
+
+    def _takes_free_text(self, model_id: str) -> bool:
+        """Whether ``model_id`` is led by free text (not the default model's class words); False when it is
+        not known (the plan then says why)."""
+        try:
+            caps = self._engine.capabilities(model_id)
+        except LoopbridgeError:
+            return False
+        return caps.text_prompt and not caps.classes
 
     def _check_memory(self, plan: Sequence[tuple[str, GenerateRequest]], infos: Sequence[dict[str, Any]],
                       spec: ConformSpec) -> None:

@@ -16,6 +16,7 @@ import hashlib
 import io
 import json
 import math
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -267,6 +268,10 @@ class MotionPrompt:
         return hash(self.digest)
 
 
+#: a key named in a prompt ("in A minor", "F# major", "Ebm"): the song's key is then not added
+_KEY_IN_PROMPT = re.compile(r"(?<![\w#])[A-G][#b]?\s*(?:m|min|minor|maj|major)(?![\w#])")
+
+
 @dataclass(frozen=True)
 class GenerateRequest:
     """What to generate. Immutable; checked at construction.
@@ -295,9 +300,15 @@ class GenerateRequest:
     morph_seed: int | None = None
     start_s: float = 0.0
     motion_prompt: MotionPrompt | None = None
+    #: the song's key a text model is asked for (canonical, "Am"); set by the front door for models that take
+    #: free text, None for the others (their render does not depend on it: the conform stage matches the key)
+    key: str | None = None
 
     def __post_init__(self) -> None:
+        from .conform.key import key_name
+
         object.__setattr__(self, "kind", Kind.parse(self.kind))
+        object.__setattr__(self, "key", key_name(self.key))
         if not isinstance(self.model, str) or not self.model.strip():
             raise RequestError("model", self.model, "a model id (see `loopbridge models`)")
         for name in ("prompt", "negative_prompt"):
@@ -372,6 +383,19 @@ class GenerateRequest:
     def with_variation(self, variation: int) -> GenerateRequest:
         return self.replace(variation=variation)
 
+    @property
+    def model_prompt(self) -> str:
+        """The prompt a text model hears: with :attr:`key`, the key in words ("house groove, in A minor"),
+        unless the prompt names a key already."""
+        from .conform.key import parse_key
+
+        key = parse_key(self.key)
+        prompt = self.prompt.strip()
+        if key is None or _KEY_IN_PROMPT.search(prompt):
+            return prompt
+        words = f"in {key.name.rstrip('m')} {key.mode}"
+        return f"{prompt}, {words}" if prompt else words
+
     def render_fields(self) -> dict[str, Any]:
         """Everything that determines the generated audio, as plain JSON values.
 
@@ -396,6 +420,8 @@ class GenerateRequest:
         }
         if self.motion_prompt is not None:  # only when present: keys of requests without one stay as they were
             fields["motion_prompt"] = self.motion_prompt.digest
+        if self.key is not None:  # likewise: a text model asked for a key hears another prompt
+            fields["key"] = self.key
         if self.kind in (Kind.LOOP, Kind.KIT):
             fields["tempo_bpm"] = float(self.tempo_bpm)
             fields["beats_per_bar"] = self.beats_per_bar

@@ -82,7 +82,12 @@ CREATE TABLE IF NOT EXISTS prompts (
 
 @dataclass(frozen=True)
 class HistoryEntry:
-    """One row of the render history (newest first in :meth:`RenderStore.history`)."""
+    """One row of the render history (newest first in :meth:`RenderStore.history`).
+
+    ``music_key`` is the render's own musical key ("Am", "F#") as its latest conform detected it, before any
+    shift to a song's key; None when it has none, or was never conformed with keys detected.
+    ``key_confidence`` 0–1 goes with it.
+    """
 
     key: str
     model: str
@@ -94,6 +99,8 @@ class HistoryEntry:
     created_at: float
     request: Mapping[str, Any]
     info: Mapping[str, Any]
+    music_key: str | None = None
+    key_confidence: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -107,6 +114,8 @@ class HistoryEntry:
             "created_at": self.created_at,
             "request": dict(self.request),
             "info": dict(self.info),
+            "music_key": self.music_key,
+            "key_confidence": self.key_confidence,
         }
 
 
@@ -143,6 +152,15 @@ class StoredSample:
         """How sure the key detection is of :attr:`music_key`, 0–1 (None without a key)."""
         value = self.info.get("key_confidence")
         return float(value) if value is not None and self.music_key is not None else None
+
+
+def _detected_key(info_json: str | None) -> dict[str, Any]:
+    """``music_key`` and ``key_confidence`` of a render, from its latest conform's info (JSON text or None)."""
+    info = json.loads(info_json) if info_json else {}
+    key = info.get("detected_key")
+    confidence = info.get("key_confidence")
+    return {"music_key": str(key) if key else None,
+            "key_confidence": float(confidence) if key and confidence is not None else None}
 
 
 def _json_default(value: Any) -> Any:
@@ -340,7 +358,9 @@ class RenderStore:
 
     def history(self, limit: int = 50, offset: int = 0, model: str | None = None) -> list[HistoryEntry]:
         """Renders, newest first."""
-        query = "SELECT * FROM renders"
+        # the render's own key, as the latest of its conforms detected it
+        query = ("SELECT *, (SELECT c.info_json FROM conformed c WHERE c.render_key = renders.key "
+                 "ORDER BY c.created_at DESC, c.rowid DESC LIMIT 1) AS conformed_info FROM renders")
         args: list[Any] = []
         if model is not None:
             query += " WHERE model=?"
@@ -349,6 +369,7 @@ class RenderStore:
         args += [int(limit), int(offset)]
         return [
             HistoryEntry(
+                **_detected_key(row["conformed_info"]),
                 key=row["key"],
                 model=row["model"],
                 prompt=row["prompt"],

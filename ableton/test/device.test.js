@@ -144,9 +144,9 @@ test("the engine's note on a length it cannot make exactly goes on the status li
     const note = "0.25 bars of 7/8 cannot be made exactly: 1.75 quarter notes instead of 0.875 (0.25 bars of 7 beats)";
     rig.reply(A.JOB_ACCEPTED, id, 0);
     rig.reply(A.JOB_NOTE, id, note);
-    rig.reply(A.JOB_SAMPLE, id, 0, loopFile(dir, "l.wav", 1.75, 120), "loop", 120, 1.75, -1, 0, "rk");
+    rig.reply(A.JOB_SAMPLE, id, 0, loopFile(dir, "l.wav", 1.75, 120), "loop", 120, 1.75, -1, 0, "rk", "", -1);
     rig.reply(A.JOB_DONE, id, 1);
-    assert.equal(rig.status(), `Placed l.wav in 'Audio' slot 1: Beats warp, 1.75 beats loop at 120 BPM. ${note}`);
+    assert.equal(rig.status(), `Placed l.wav in 'Audio' slot 1: Beats warp, 1.75 beats loop at 120 BPM, no key. ${note}`);
     assert.equal(rig.live.clipInSlot(0, 0).loop_end, 1.75);
 
     // a note belongs to its job: the next result, exact, has none
@@ -822,6 +822,16 @@ test("the engine's hello: ready, or a protocol version mismatch", () => {
     assert.match(rig.status(), /speaks protocol 2; this device speaks 1/);
 });
 
+test("a sample from an engine that sends no key (nine arguments) is placed, and nothing is said of its key", () => {
+    const dir = tempDir();
+    const rig = startedRig();
+    const id = rig.device.generate();
+    rig.reply(A.JOB_SAMPLE, id, 0, loopFile(dir, "l.wav", 4, 120), "loop", 120, 4, -1, 0, "rk");
+    rig.reply(A.JOB_DONE, id, 1);
+    assert.equal(rig.status(), "Placed l.wav in 'Audio' slot 1: Beats warp, 4 beats loop at 120 BPM.");
+    assert.ok(rig.live.clipInSlot(0, 0));
+});
+
 test("error replies and malformed replies become status messages, never exceptions", () => {
     const dir = tempDir();
     const rig = startedRig();
@@ -834,13 +844,13 @@ test("error replies and malformed replies become status messages, never exceptio
     id = rig.device.generate();
     rig.reply(A.JOB_SAMPLE, id, 0, "/tmp/x.wav");  // too few arguments
     assert.match(rig.status(), /sent \/loopbridge\/job\/sample with 3 arguments: expected at least 9 \(/);
-    rig.reply(A.JOB_SAMPLE, id, 0, "", "loop", 120, 4, -1, 0, "rk");  // no path
+    rig.reply(A.JOB_SAMPLE, id, 0, "", "loop", 120, 4, -1, 0, "rk", "", -1);  // no path
     assert.match(rig.status(), /a sample without a file path/);
     rig.reply(A.JOB_DONE, id, 1);
     assert.match(rig.status(), /finished without a sample/);
 
     id = rig.device.generate();
-    rig.reply(A.JOB_SAMPLE, id, 0, "/nonexistent/file.wav", "loop", 120, 4, -1, 0, "rk");
+    rig.reply(A.JOB_SAMPLE, id, 0, "/nonexistent/file.wav", "loop", 120, 4, -1, 0, "rk", "", -1);
     rig.reply(A.JOB_DONE, id, 1);
     assert.match(rig.status(), /Live did not create the clip in slot 1 of 'Audio'.*File: \/nonexistent\/file\.wav/);
     assert.equal(rig.live.errors.length, 1);  // Live itself refused the file (its message goes to the Max window)

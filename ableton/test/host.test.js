@@ -110,7 +110,7 @@ test("Generate over UDP: OSC to the engine's port, replies on the registered por
         const file = loopFile(dir, "four_126bpm.wav", 8, 126);
         peer.send(A.JOB_ACCEPTED, id, 0);
         peer.send(A.JOB_PROGRESS, id, 0.25);
-        peer.send(A.JOB_SAMPLE, id, 0, file, "loop", 126.0, 8.0, -1, 0, "rk-1");
+        peer.send(A.JOB_SAMPLE, id, 0, file, "loop", 126.0, 8.0, -1, 0, "rk-1", "", -1);
         peer.send(A.JOB_DONE, id, 1);
         await host.waitFor(() => /^Placed/.test(host.lastStatus()), 3000, "the clip");
         const clip = live.clipInSlot(0, 0);
@@ -126,7 +126,7 @@ test("Generate over UDP: OSC to the engine's port, replies on the registered por
         assert.equal(fields(conform).render_key, "rk-1");
         assert.equal(fields(conform).tempo_bpm, 100);
         const slower = loopFile(dir, "four_100bpm.wav", 8, 100);
-        peer.send(A.JOB_SAMPLE, conform.args[0], 0, slower, "loop", 100.0, 8.0, -1, 0, "rk-1");
+        peer.send(A.JOB_SAMPLE, conform.args[0], 0, slower, "loop", 100.0, 8.0, -1, 0, "rk-1", "", -1);
         peer.send(A.JOB_DONE, conform.args[0], 1);
         await host.waitFor(() => live.clipInSlot(0, 0) && live.clipInSlot(0, 0).file_path === slower, 3000,
             "the re-conformed clip");

@@ -69,7 +69,7 @@ function assertHostFacts(fields, row, tempo, what) {
 
 function answer(rig, id, file, tempo, beats) {
     rig.reply(A.JOB_ACCEPTED, id, 0);
-    rig.reply(A.JOB_SAMPLE, id, 0, file, "loop", tempo, beats, -1, 0, "rk-meter");
+    rig.reply(A.JOB_SAMPLE, id, 0, file, "loop", tempo, beats, -1, 0, "rk-meter", "", -1);
     rig.reply(A.JOB_DONE, id, 1);
 }
 

@@ -83,7 +83,7 @@ def history_command(args: argparse.Namespace) -> int:
         return EXIT_OK
     for e in entries:
         print(f"{e.key[:12]}  {e.model}  {e.kind:8s}  seed {e.seed:<10d} v{e.variation:<3d} {e.duration_s:6.2f} s  "
-              f"{e.prompt!r}")
+              f"{e.music_key or '-':4s}  {e.prompt!r}")
     return EXIT_OK
 
 

@@ -279,7 +279,8 @@ def match_key(data: np.ndarray, sample_rate: int, kind: Kind, spec: ConformSpec,
     Loops and textures: detected (:func:`~.key.detect_key`) unless the model says they have no pitch;
     with a key found and ``spec.key`` given, the smallest shift (−6…+5 semitones, a relative key counting
     as a match) onto it, on top of the user's ``pitch_semitones``. One-shots carry a root note, not a
-    key: with ``spec.key`` a pitched one-shot's root is moved onto the key's tonic by the smallest shift.
+    key: with ``spec.key`` a pitched one-shot's root is moved onto the key's tonic by the smallest shift,
+    and so is the model's root of a loop in which no key is heard.
     Drums and sounds with no key are never shifted. The shift is held so the total stays within ±24.
     """
     target = parse_key(spec.key)
@@ -290,18 +291,21 @@ def match_key(data: np.ndarray, sample_rate: int, kind: Kind, spec: ConformSpec,
     if source.pitched is False:
         info["key_rule"] = "no pitch (the model's word)"
         return KeyMatch(None, 0, info)
-    if kind is Kind.ONE_SHOT or kind is Kind.KIT:
+    def root_to_tonic(rule: str) -> KeyMatch:
         if target is None or root_note is None:
             return KeyMatch(None, 0, info)
         shift = _held(key_shift(MusicalKey((root_note + user_shift) % 12), MusicalKey(target.tonic)), spec)
-        info["key_shift_semitones"] = shift
-        info["key_rule"] = "one-shot root moved to the tonic"
+        info.update({"key_shift_semitones": shift, "key_rule": rule})
         return KeyMatch(None, shift, info)
+
+    if kind is Kind.ONE_SHOT or kind is Kind.KIT:
+        return root_to_tonic("one-shot root moved to the tonic")
     estimate = detect_key(data, sample_rate)
     info["tonalness"] = estimate.tonalness
     if estimate.key is None:
         info["key_rule"] = "no key (unpitched)"
-        return KeyMatch(None, 0, info)
+        # a loop the model built on one note (the default model's bass and pluck loops) keeps that root
+        return root_to_tonic("no key heard: the model's root moved to the tonic")
     own = estimate.key.transposed(user_shift)
     info["detected_key"] = estimate.key.name
     shift = 0 if target is None else _held(key_shift(own, target), spec)

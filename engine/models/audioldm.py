@@ -111,7 +111,7 @@ class _AudioLDMFamily(DiffusersPipelineBackend):
                 latents = batch_noise(group, self._latent_shape(duration_s), device, self.pipeline.unet.dtype)
                 negative = [r.negative_prompt for r in group] if any(r.negative_prompt for r in group) else None
                 result = self.pipeline(
-                    prompt=[r.prompt for r in group],
+                    prompt=[r.model_prompt for r in group],  # the song's key in words, when asked
                     negative_prompt=negative,
                     audio_length_in_s=duration_s,
                     num_inference_steps=steps,

@@ -47,8 +47,9 @@ _TEMPO_IN_PROMPT = re.compile(r"\d+(?:\.\d+)?\s*bpm\b", re.IGNORECASE)
 
 
 def prompt_with_tempo(request: GenerateRequest) -> str:
-    """The prompt sent to the model: a loop's prompt gains ``", <tempo> BPM"`` unless it names a tempo."""
-    prompt = request.prompt.strip()
+    """The prompt sent to the model: a loop's prompt gains ``", <tempo> BPM"`` unless it names a tempo (and
+    the song's key in words, when one is asked: :attr:`~loopbridge.engine.request.GenerateRequest.model_prompt`)."""
+    prompt = request.model_prompt
     if request.kind is not Kind.LOOP or _TEMPO_IN_PROMPT.search(prompt):
         return prompt
     tempo = f"{request.tempo_bpm:.2f}".rstrip("0").rstrip(".")

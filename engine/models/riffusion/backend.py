@@ -314,7 +314,8 @@ class RiffusionBackend(DiffusersPipelineBackend):
         tracker = StepProgress(progress, sum(run_steps(key[0], key[2]) for key, _ in batches))
         images: dict[tuple[int, int], SpectrogramImage] = {}
         with self._lock, oom_guard("generating with riffusion"), torch.no_grad():
-            texts = [r.prompt for r in requests] + [r.morph_prompt or r.prompt for r in requests]
+            # the song's key in words, when asked (GenerateRequest.model_prompt)
+            texts = [r.model_prompt for r in requests] + [r.morph_prompt or r.model_prompt for r in requests]
             texts += [r.negative_prompt for r in requests]
             embeddings = self._encode_texts(texts)
             seeds: dict[int, torch.Tensor] = {}
@@ -325,8 +326,8 @@ class RiffusionBackend(DiffusersPipelineBackend):
                 cond, uncond, noise, init = [], [], [], []
                 for r, c in members:
                     request, clip = requests[r], plans[r][c]
-                    start = embeddings[request.prompt]
-                    end = embeddings[request.morph_prompt or request.prompt]
+                    start = embeddings[request.model_prompt]
+                    end = embeddings[request.morph_prompt or request.model_prompt]
                     cond.append(torch.lerp(start, end, clip.text_amount))
                     uncond.append(embeddings[request.negative_prompt])
                     noise.append(slerp(self._noise(request.effective_seed, latent_shape),

@@ -157,6 +157,21 @@ def tonal_loop(key: MusicalKey, arrangement: str, folder: Path, progression: str
     return render(notes, {0: harmony, 1: melody, 2: bass}, folder, name, tempo_bpm, bars=bars)
 
 
+#: instruments whose notes start with a clear attack (onset timing is measured on them): piano, harpsichord,
+#: marimba, xylophone, nylon guitar, pizzicato strings
+STACCATO_PROGRAMS = (0, 6, 12, 13, 24, 45)
+
+
+def staccato_loop(key: MusicalKey, program: int, folder: Path, tempo_bpm: float = 120.0,
+                  bars: int = 4) -> tuple[np.ndarray, int]:
+    """The melody and the bass of :func:`tonal_notes` in ``key``, short notes on one instrument, no held
+    chords: every note starts on the eighth-note grid with an attack an onset detector finds."""
+    notes = [Note(n.start, min(n.length, TICKS // 3), n.pitch, 0, n.velocity)
+             for n in tonal_notes(key, bars=bars) if n.channel != 0]
+    name = f"staccato-{program}-{key.name.replace('#', 's')}-{tempo_bpm:g}"
+    return render(notes, {0: program}, folder, name, tempo_bpm, bars=bars)
+
+
 def drum_loop(pattern: str, kit: int, folder: Path, tempo_bpm: float = 120.0, bars: int = 4) -> tuple[np.ndarray, int]:
     """Four bars of a General MIDI drum pattern on one of the sound font's kits."""
     name = f"drums-{pattern.replace(' ', '-')}-{kit}-{tempo_bpm:g}"

@@ -209,3 +209,14 @@ def test_a_pitched_one_shot_keeps_its_root_and_moves_it_to_the_tonic() -> None:
     assert shot.info["key_shift_semitones"] == 2 and shot.root_note == 31  # G1
     assert shot.info["key"] is None, "a one-shot has a root note, not a key"
     assert sample_filename("bass", shot, 1, 0).endswith("_G1.wav")
+
+
+def test_a_loop_with_no_key_heard_moves_the_models_root_to_the_tonic() -> None:
+    # the default model's bass and pluck loops play one sound around its own note: the model gives the root
+    sound = (np.random.default_rng(4).standard_normal((1, 44100 * 2)) * 0.1).astype(np.float32)
+    spec = ConformSpec(tempo_bpm=120.0, sample_rate=44100, key="Am")
+    moved = conform_audio(sound, 44100, Kind.TEXTURE, spec, SourceInfo(root_note=47))  # B2
+    assert moved.info["key"] is None and moved.info["key_shift_semitones"] == -2 and moved.root_note == 45
+    assert sample_filename("pluck", moved, 1, 0).endswith("_A2.wav")
+    unrooted = conform_audio(sound, 44100, Kind.TEXTURE, spec, SourceInfo())
+    assert "key_shift_semitones" not in unrooted.info and unrooted.root_note is None
