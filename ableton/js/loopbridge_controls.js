@@ -70,6 +70,13 @@ exports.CONTROLS = [
         summary: "turning it re-conforms the current sample (no model run)"
     },
     {
+        name: "loudness", varname: "Loudness", maxclass: "live.dial", message: "loudness",
+        address: A.JOB_CONFORM, field: "loudness_lufs",
+        parameter: {type: FLOAT, min: -30, max: -6, initial: -14, unitstyle: UNIT_CUSTOM, units: "LUFS"},
+        summary: "integrated loudness of loops and textures (BS.1770; the engine's -14 by default); turning it " +
+            "re-conforms the current sample (no model run)"
+    },
+    {
         name: "kind", varname: "Kind", maxclass: "live.dial", message: "kind",
         address: A.JOB_GENERATE, field: "kind",
         parameter: {type: ENUM, enum: protocol.KINDS.slice(), initial: 1},
@@ -122,7 +129,11 @@ exports.LIVE_INPUTS = [
         field: "meter_denominator",
         summary: "sent with every request, as Live shows it; the engine works out its bar from the two"},
     {name: "sample_rate", source: "dspstate~", address: A.JOB_GENERATE, field: "sample_rate",
-        summary: "the conformed file is written at Live's sample rate"}
+        summary: "the conformed file is written at Live's sample rate"},
+    {name: "key", source: "live_set root_note, scale_name, scale_mode (observed)", address: A.JOB_CONFORM,
+        field: "key",
+        summary: "the song's key (Scale Mode on, a major or minor scale: C ... B, Cm ... Bm), sent with every " +
+            "request; a change re-conforms the current sample"}
 ];
 
 // Settings a Max user sends to the script as messages (no control in the device's view).

@@ -158,6 +158,59 @@ LiveSeam.prototype.observeTempo = function (onTempo) {
     return observer;
 };
 
+// The song's key and scale as Live 12 shows them: {rootNote (0 = C ... 11 = B), scaleName ("Minor",
+// "Dorian", ...), scaleMode (whether Scale Mode is on)}; each null when Live does not say (before 12).
+LiveSeam.prototype.songScale = function () {
+    var song = this.hasSongScale() ? this.object("live_set") : null;
+    if (!song) {
+        return {rootNote: null, scaleName: null, scaleMode: null};
+    }
+    var root = asNumber(song.get("root_note"));
+    var mode = asNumber(song.get("scale_mode"));
+    var name = song.get("scale_name");
+    return {
+        rootNote: root,
+        scaleName: name === undefined || name === null ? null : asText(name),
+        scaleMode: mode === null ? null : mode !== 0
+    };
+};
+
+// Song.root_note, scale_name and scale_mode came with Live 12 (asking an older Live for them only
+// fills the Max window with errors). Asked of Live once: the answer is needed inside observers'
+// notifications too, where the device calls no functions of Live's.
+LiveSeam.prototype.hasSongScale = function () {
+    if (this.songScaleKnown === undefined) {
+        var version = this.version();
+        if (version === null) {
+            return false;  // Live is not ready to say: asked again next time
+        }
+        this.songScaleKnown = versionAtLeast(version, [12, 0, 0]);
+    }
+    return this.songScaleKnown;
+};
+
+// Calls onChange() whenever the song's root note, scale or Scale Mode changes (as observeTempo);
+// nothing before Live 12.
+LiveSeam.prototype.observeSongScale = function (onChange) {
+    var properties = ["root_note", "scale_name", "scale_mode"];
+    var made = [];
+    if (!this.hasSongScale()) {
+        return made;
+    }
+    for (var i = 0; i < properties.length; i++) {
+        var observer = new this.LiveAPI(function (args) {
+            var values = Array.prototype.slice.call(args || []);
+            if (values.length > 1 && properties.indexOf(values[0]) >= 0) {
+                onChange();
+            }
+        }, "live_set");
+        observer.property = properties[i];
+        this.observers.push(observer);
+        made.push(observer);
+    }
+    return made;
+};
+
 // The selected track: {id, path, index, name, regular, isAudio, isMidi, isGroup, isFrozen}, or null.
 // `regular` is false for the master and return tracks (no clip slots, no clips).
 LiveSeam.prototype.selectedTrack = function () {

@@ -28,6 +28,14 @@ exports.OSC_ROOT = ROOT;
 // the device's fresh seeds stay at or below too (OSC ints are 32-bit signed)
 exports.DEFAULT_SAMPLE_RATE = 48000;
 exports.RANDOM_SEED_MAX = 2147483647;
+// engine/request.py: the integrated loudness (LUFS) of loops and textures when a request names none
+exports.DEFAULT_LOUDNESS_LUFS = -14.0;
+// The keys a request's `key` names, as the engine spells them (engine/conform/key.py MAJOR_NAMES,
+// MINOR_NAMES), by root from C; a request without `key` asks for none.
+exports.KEY_NAMES = {
+    MAJOR: ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"],
+    MINOR: ["Cm", "C#m", "Dm", "Ebm", "Em", "Fm", "F#m", "Gm", "G#m", "Am", "Bbm", "Bm"]
+};
 
 // The addresses the device uses, by role.
 exports.ADDRESSES = {
@@ -181,5 +189,7 @@ exports.LIMITS = {
     PITCH_MIN_SEMITONES: -24.0,
     PITCH_MAX_SEMITONES: 24.0,
     SAMPLE_RATE_MIN: 8000,
-    SAMPLE_RATE_MAX: 192000
+    SAMPLE_RATE_MAX: 192000,
+    LOUDNESS_MIN_LUFS: -40.0,
+    LOUDNESS_MAX_LUFS: -6.0
 };

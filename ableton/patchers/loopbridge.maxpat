@@ -30,7 +30,7 @@
 		"boxanimatetime" : 500,
 		"enablehscroll" : 1,
 		"enablevscroll" : 1,
-		"devicewidth" : 494,
+		"devicewidth" : 542,
 		"description" : "loopbridge: type a prompt, turn the knobs, press Generate; the sample lands as a warped clip at the song's tempo.",
 		"digest" : "AI-generated samples at the song's tempo",
 		"tags" : "loopbridge",
@@ -341,7 +341,7 @@
 					"parameter_enable" : 1,
 					"patching_rect" : [ 460, 100, 80, 36 ],
 					"presentation" : 1,
-					"presentation_rect" : [ 300, 48, 80, 36 ],
+					"presentation_rect" : [ 348, 48, 80, 36 ],
 					"annotation" : "sends a generate request with a fresh seed; the result becomes a clip",
 					"saved_attribute_attributes" : {
 						"valueof" : {
@@ -380,7 +380,7 @@
 					"parameter_enable" : 1,
 					"patching_rect" : [ 580, 100, 110, 50 ],
 					"presentation" : 1,
-					"presentation_rect" : [ 388, 44, 102, 48 ],
+					"presentation_rect" : [ 436, 44, 102, 48 ],
 					"annotation" : "drop a clip or file to ask for variations of it",
 					"saved_attribute_attributes" : {
 						"valueof" : {
@@ -417,7 +417,7 @@
 					"parameter_enable" : 1,
 					"patching_rect" : [ 710, 100, 100, 16 ],
 					"presentation" : 1,
-					"presentation_rect" : [ 388, 94, 102, 14 ],
+					"presentation_rect" : [ 436, 94, 102, 14 ],
 					"annotation" : "forgets the dropped audio prompt",
 					"saved_attribute_attributes" : {
 						"valueof" : {
@@ -457,7 +457,7 @@
 					"parameter_enable" : 1,
 					"patching_rect" : [ 840, 100, 100, 16 ],
 					"presentation" : 1,
-					"presentation_rect" : [ 300, 90, 80, 18 ],
+					"presentation_rect" : [ 348, 90, 80, 18 ],
 					"annotation" : "what a dropped file is for: Vary it (an audio prompt for Generate) or Fit to song (the file itself, conformed at once to the song's tempo and meter)",
 					"saved_attribute_attributes" : {
 						"valueof" : {
@@ -485,6 +485,45 @@
 			},
 			{
 				"box" : {
+					"id" : "obj-42",
+					"maxclass" : "live.dial",
+					"varname" : "Loudness",
+					"numinlets" : 1,
+					"numoutlets" : 2,
+					"outlettype" : [ "", "float" ],
+					"parameter_enable" : 1,
+					"patching_rect" : [ 1000, 100, 44, 48 ],
+					"presentation" : 1,
+					"presentation_rect" : [ 292, 44, 44, 48 ],
+					"annotation" : "integrated loudness of loops and textures (BS.1770; the engine's -14 by default); turning it re-conforms the current sample (no model run)",
+					"saved_attribute_attributes" : {
+						"valueof" : {
+							"parameter_longname" : "Loudness",
+							"parameter_shortname" : "Loudness",
+							"parameter_type" : 0,
+							"parameter_mmin" : -30,
+							"parameter_mmax" : -6,
+							"parameter_unitstyle" : 9,
+							"parameter_units" : "LUFS",
+							"parameter_initial_enable" : 1,
+							"parameter_initial" : [ -14 ]
+						}
+					}
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-43",
+					"maxclass" : "newobj",
+					"text" : "prepend loudness",
+					"numinlets" : 1,
+					"numoutlets" : 1,
+					"outlettype" : [ "" ],
+					"patching_rect" : [ 1000, 170, 110, 22 ]
+				}
+			},
+			{
+				"box" : {
 					"id" : "obj-23",
 					"maxclass" : "comment",
 					"numinlets" : 1,
@@ -494,7 +533,7 @@
 					"varname" : "status",
 					"linecount" : 2,
 					"presentation" : 1,
-					"presentation_rect" : [ 4, 112, 486, 32 ]
+					"presentation_rect" : [ 4, 112, 534, 32 ]
 				}
 			},
 			{
@@ -512,7 +551,7 @@
 					"orientation" : 1,
 					"patching_rect" : [ 30, 520, 486, 8 ],
 					"presentation" : 1,
-					"presentation_rect" : [ 4, 148, 486, 8 ]
+					"presentation_rect" : [ 4, 148, 534, 8 ]
 				}
 			},
 			{
@@ -808,6 +847,18 @@
 			},
 			{
 				"patchline" : {
+					"destination" : [ "obj-43", 0 ],
+					"source" : [ "obj-42", 0 ]
+				}
+			},
+			{
+				"patchline" : {
+					"destination" : [ "obj-25", 0 ],
+					"source" : [ "obj-43", 0 ]
+				}
+			},
+			{
+				"patchline" : {
 					"destination" : [ "obj-25", 1 ],
 					"source" : [ "obj-2", 0 ]
 				}
@@ -932,6 +983,7 @@
 			"obj-19" : [ "Audio Prompt", "Audio", 0 ],
 			"obj-21" : [ "Clear Audio", "Clear", 0 ],
 			"obj-40" : [ "Drop Mode", "Drop", 0 ],
+			"obj-42" : [ "Loudness", "Loudness", 0 ],
 			"inherited_shortname" : 1
 		},
 		"latency" : 0,

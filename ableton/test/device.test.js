@@ -14,13 +14,14 @@ function idOf(message) {
     return message.args[0];
 }
 
-/** Sends the engine's replies for job `id`: accepted, progress, one sample per entry, done. */
+/** Sends the engine's replies for job `id`: accepted, progress, one sample per entry (`key`: its
+ *  render key; `musicalKey`: the key the engine hears, "" for none), done. */
 function completeJob(rig, id, samples) {
     rig.reply(A.JOB_ACCEPTED, id, 0);
     rig.reply(A.JOB_PROGRESS, id, 0.5);
     samples.forEach((s, index) => {
         rig.reply(A.JOB_SAMPLE, id, index, s.path, s.kind, s.tempo, s.beats, -1, s.variation || 0, s.key || "render-1",
-            s.musicKey || "", s.musicKey ? 0.9 : -1);
+            s.musicalKey === undefined ? "" : s.musicalKey, s.musicalKey ? 0.9 : -1);
     });
     rig.reply(A.JOB_DONE, id, samples.length);
 }
@@ -115,7 +116,7 @@ test("the clip loops over the sample's beats as the engine returned them, whatev
     assert.equal(clip.loop_start, 0);
     assert.equal(clip.loop_end, 7, rig.status());
     assert.equal(clip.end_marker, 7);
-    assert.match(rig.status(), /7 beats loop at 120 BPM\.$/);
+    assert.match(rig.status(), /7 beats loop at 120 BPM, no key\.$/);
     assert.deepEqual(rig.live.errors, []);
 });
 
@@ -145,7 +146,7 @@ test("the engine's note on a length it cannot make exactly goes on the status li
     rig.reply(A.JOB_NOTE, id, note);
     rig.reply(A.JOB_SAMPLE, id, 0, loopFile(dir, "l.wav", 1.75, 120), "loop", 120, 1.75, -1, 0, "rk", "", -1);
     rig.reply(A.JOB_DONE, id, 1);
-    assert.equal(rig.status(), `Placed l.wav in 'Audio' slot 1: Beats warp, 1.75 beats loop at 120 BPM. ${note}`);
+    assert.equal(rig.status(), `Placed l.wav in 'Audio' slot 1: Beats warp, 1.75 beats loop at 120 BPM, no key. ${note}`);
     assert.equal(rig.live.clipInSlot(0, 0).loop_end, 1.75);
 
     // a note belongs to its job: the next result, exact, has none
@@ -154,7 +155,7 @@ test("the engine's note on a length it cannot make exactly goes on the status li
     const next = rig.device.generate();
     rig.reply(A.JOB_NOTE, "someone-else", "not ours");
     completeJob(rig, next, [{path: loopFile(dir, "m.wav", 1, 120), kind: "loop", tempo: 120, beats: 1}]);
-    assert.match(rig.status(), /^Placed m\.wav .* 1 beat loop at 120 BPM\.$/);
+    assert.match(rig.status(), /^Placed m\.wav .* 1 beat loop at 120 BPM, no key\.$/);
 
     // a note with no sample, and a note with an error after it: the error is what the status says
     const empty = rig.device.generate();
@@ -331,7 +332,7 @@ test("changing the song tempo re-conforms the current sample without generating 
     assert.equal(conforms.length, 1);
     const fields = keyValues(conforms[0]);
     assert.deepEqual(fields, {render_key: "rk-abc", tempo_bpm: 100, meter_numerator: 4, meter_denominator: 4,
-        pitch_semitones: 0, bars: 1});
+        pitch_semitones: 0, loudness_lufs: -14, bars: 1});
     for (const key of Object.keys(fields)) {
         assert.ok(P.FIELDS.conform[key], `${key} is not a conform field`);
     }
@@ -402,6 +403,154 @@ test("the Pitch dial re-conforms with pitch_semitones", () => {
     rig.device.control("variation", 1);
     rig.clock.advance(300);
     assert.equal(keyValues(rig.lastSentTo(A.JOB_VARIATION)).pitch_semitones, -3);
+});
+
+// ---- the song's key (Live 12) and the Loudness dial ----------------------------------------------
+
+const D = modules.device;
+
+test("Live's scale becomes a major or minor key by its tonic triad; other scales ask for none", () => {
+    const on = (rootNote, scaleName) => D.songKeyFromScale({rootNote, scaleName, scaleMode: true});
+    const cases = [
+        [9, "Minor", "Am"], [0, "Major", "C"], [6, "Major", "F#"], [10, "Major", "Bb"], [8, "Minor", "G#m"],
+        [3, "Minor", "Ebm"], [2, "Dorian", "Dm"], [4, "Phrygian", "Em"], [5, "Lydian", "F"], [7, "Mixolydian", "G"],
+        [11, "Harmonic Minor", "Bm"], [1, "Melodic Minor", "C#m"], [0, "Major Pentatonic", "C"],
+        [9, "Minor Pentatonic", "Am"], [9, "Minor Blues", "Am"], [4, "Phrygian Dominant", "E"],
+        [2, "Hungarian Minor", "Dm"], [7, "Lydian Dominant", "G"], [1, "Bhairav", "C#"],
+    ];
+    for (const [root, name, key] of cases) {
+        assert.deepEqual(on(root, name), {key, why: ""}, `${root} ${name}`);
+    }
+    for (const name of ["Locrian", "Whole Tone", "Half-whole Dim.", "Whole-half Dim.", "Super Locrian", "In-Sen",
+        "Iwato", "Pelog Tembung", "Messiaen 3", "Lydian Augmented", "8-Tone Spanish"]) {
+        const found = on(0, name);
+        assert.equal(found.key, null, name);
+        assert.match(found.why, new RegExp(`^Live's scale C ${name.replace(/[.#]/g, "\\$&")} is neither major nor minor`),
+            name);
+    }
+    assert.equal(on(0, "Gamelan X").key, null);
+    assert.match(on(0, "Gamelan X").why, /Gamelan X is not one the device knows/);
+    // Scale Mode off (a new set shows C Major then), or a Live without a song key: none, nothing said
+    assert.deepEqual(D.songKeyFromScale({rootNote: 9, scaleName: "Minor", scaleMode: false}), {key: null, why: ""});
+    assert.deepEqual(D.songKeyFromScale({rootNote: null, scaleName: null, scaleMode: null}), {key: null, why: ""});
+    // the table itself: intervals above the root, ascending, within the octave
+    for (const [name, intervals] of Object.entries(D.LIVE_SCALES)) {
+        assert.equal(intervals[0], 0, name);
+        for (let i = 1; i < intervals.length; i++) {
+            assert.ok(intervals[i] > intervals[i - 1] && intervals[i] < 12, name);
+        }
+    }
+    // every key asked for is one the engine spells
+    for (const name of P.KEY_NAMES.MAJOR.concat(P.KEY_NAMES.MINOR)) {
+        assert.match(name, /^[A-G][#b]?m?$/);
+    }
+});
+
+test("the song's key and the Loudness go with every request; none when Scale Mode is off", () => {
+    const dir = tempDir();
+    const rig = startedRig({scale: {rootNote: 9, scaleName: "Minor", scaleMode: true}});
+    rig.device.control("kind", 1);
+    const id = rig.device.generate();
+    let fields = keyValues(rig.lastSentTo(A.JOB_GENERATE));
+    assert.equal(fields.key, "Am");
+    assert.equal(fields.loudness_lufs, -14);
+    for (const key of Object.keys(fields)) {
+        assert.ok(P.FIELDS.generate[key], `${key} is not a generate field`);
+    }
+    completeJob(rig, id, [{path: loopFile(dir, "l.wav", 4, 120), kind: "loop", tempo: 120, beats: 4,
+        musicalKey: "Am"}]);
+    rig.device.control("variation", 1);
+    rig.clock.advance(300);
+    fields = keyValues(rig.lastSentTo(A.JOB_VARIATION));
+    assert.equal(fields.key, "Am");
+    assert.equal(fields.loudness_lufs, -14);
+
+    const off = startedRig({scale: {rootNote: 9, scaleName: "Minor", scaleMode: false}});
+    off.device.generate();
+    assert.equal("key" in keyValues(off.lastSentTo(A.JOB_GENERATE)), false);
+    assert.deepEqual(off.live.errors, []);
+});
+
+test("a new song key re-conforms the sample in Live (no model run); the status shows the sample's key", () => {
+    const dir = tempDir();
+    const rig = startedRig({scale: {rootNote: 0, scaleName: "Major", scaleMode: false}});
+    rig.device.control("kind", 1);
+    const id = rig.device.generate();
+    completeJob(rig, id, [{path: loopFile(dir, "l.wav", 4, 120), kind: "loop", tempo: 120, beats: 4, key: "rk",
+        musicalKey: "F#m"}]);
+    assert.match(rig.status(), /at 120 BPM, in F#m\.$/);
+    const generates = rig.sentTo(A.JOB_GENERATE).length;
+
+    // the user picks D minor: root, scale and Scale Mode arrive one by one; one conform once they settle
+    rig.live.setScale({rootNote: 2, scaleName: "Minor", scaleMode: true});
+    assert.deepEqual(rig.live.errors, []);
+    assert.equal(rig.sentTo(A.JOB_CONFORM).length, 0);
+    rig.clock.advance(300);
+    const conforms = rig.sentTo(A.JOB_CONFORM);
+    assert.equal(conforms.length, 1);
+    const fields = keyValues(conforms[0]);
+    assert.equal(fields.key, "Dm");
+    assert.equal(fields.render_key, "rk");
+    for (const key of Object.keys(fields)) {
+        assert.ok(P.FIELDS.conform[key], `${key} is not a conform field`);
+    }
+    assert.match(rig.status(), /in Dm\.\.\.$/);
+    completeJob(rig, idOf(conforms[0]), [{path: loopFile(dir, "l_Dm.wav", 4, 120), kind: "loop", tempo: 120, beats: 4,
+        key: "rk", musicalKey: "Dm"}]);
+    assert.match(rig.status(), /, in Dm\.$/);
+    assert.equal(rig.sentTo(A.JOB_GENERATE).length, generates);
+
+    // a scale that is neither major nor minor: the sample goes back to its own key, and the status says why
+    rig.live.setScale({scaleName: "Whole Tone"});
+    rig.clock.advance(300);
+    const back = rig.lastSentTo(A.JOB_CONFORM);
+    assert.notEqual(back, conforms[0]);
+    assert.equal("key" in keyValues(back), false);
+    completeJob(rig, idOf(back), [{path: loopFile(dir, "l2.wav", 4, 120), kind: "loop", tempo: 120, beats: 4,
+        key: "rk", musicalKey: ""}]);
+    assert.match(rig.status(), /, no key\. Live's scale D Whole Tone is neither major nor minor: no key asked\.$/);
+
+    // the root moves while the scale still gives no key: nothing to re-conform
+    const sentBefore = rig.sent.length;
+    rig.live.setScale({rootNote: 5});
+    rig.clock.advance(300);
+    assert.equal(rig.sentTo(A.JOB_CONFORM).length, 2);
+    assert.equal(rig.sent.length, sentBefore);
+});
+
+test("a key change while the engine works: the sample is re-conformed to it when it lands", () => {
+    const dir = tempDir();
+    const rig = startedRig({scale: {rootNote: 0, scaleName: "Major", scaleMode: true}});
+    const id = rig.device.generate();
+    assert.equal(keyValues(rig.lastSentTo(A.JOB_GENERATE)).key, "C");
+    rig.live.setScale({rootNote: 7});
+    rig.clock.advance(300);
+    assert.equal(rig.sentTo(A.JOB_CONFORM).length, 0);  // nothing in Live to re-conform yet
+    completeJob(rig, id, [{path: loopFile(dir, "l.wav", 4, 120), kind: "loop", tempo: 120, beats: 4, key: "rk",
+        musicalKey: "C"}]);
+    rig.clock.advance(300);
+    assert.equal(keyValues(rig.lastSentTo(A.JOB_CONFORM)).key, "G");
+});
+
+test("the Loudness dial re-conforms with loudness_lufs, and later requests carry it", () => {
+    const dir = tempDir();
+    const rig = startedRig();
+    const id = rig.device.generate();
+    completeJob(rig, id, [{path: loopFile(dir, "l.wav", 4, 120), kind: "loop", tempo: 120, beats: 4, key: "rk"}]);
+    rig.device.control("loudness", -22.5);
+    rig.device.control("loudness", -20);
+    rig.clock.advance(300);
+    assert.equal(rig.sentTo(A.JOB_CONFORM).length, 1);
+    assert.equal(keyValues(rig.lastSentTo(A.JOB_CONFORM)).loudness_lufs, -20);
+    rig.device.control("variation", 1);
+    rig.clock.advance(300);
+    assert.equal(keyValues(rig.lastSentTo(A.JOB_VARIATION)).loudness_lufs, -20);
+    rig.device.generate();
+    assert.equal(keyValues(rig.lastSentTo(A.JOB_GENERATE)).loudness_lufs, -20);
+    // a value outside the dial (a controller's) is held to it
+    rig.device.control("loudness", -80);
+    rig.device.generate();
+    assert.equal(keyValues(rig.lastSentTo(A.JOB_GENERATE)).loudness_lufs, -30);
 });
 
 test("the Variation dial asks for variation k of the last request and swaps the clip", () => {
@@ -673,6 +822,16 @@ test("the engine's hello: ready, or a protocol version mismatch", () => {
     assert.match(rig.status(), /speaks protocol 2; this device speaks 1/);
 });
 
+test("a sample from an engine that sends no key (nine arguments) is placed, and nothing is said of its key", () => {
+    const dir = tempDir();
+    const rig = startedRig();
+    const id = rig.device.generate();
+    rig.reply(A.JOB_SAMPLE, id, 0, loopFile(dir, "l.wav", 4, 120), "loop", 120, 4, -1, 0, "rk");
+    rig.reply(A.JOB_DONE, id, 1);
+    assert.equal(rig.status(), "Placed l.wav in 'Audio' slot 1: Beats warp, 4 beats loop at 120 BPM.");
+    assert.ok(rig.live.clipInSlot(0, 0));
+});
+
 test("error replies and malformed replies become status messages, never exceptions", () => {
     const dir = tempDir();
     const rig = startedRig();
@@ -684,7 +843,7 @@ test("error replies and malformed replies become status messages, never exceptio
 
     id = rig.device.generate();
     rig.reply(A.JOB_SAMPLE, id, 0, "/tmp/x.wav");  // too few arguments
-    assert.match(rig.status(), /sent \/loopbridge\/job\/sample with 3 arguments: expected 11/);
+    assert.match(rig.status(), /sent \/loopbridge\/job\/sample with 3 arguments: expected at least 9 \(/);
     rig.reply(A.JOB_SAMPLE, id, 0, "", "loop", 120, 4, -1, 0, "rk", "", -1);  // no path
     assert.match(rig.status(), /a sample without a file path/);
     rig.reply(A.JOB_DONE, id, 1);
@@ -747,7 +906,7 @@ test("Fit to song: a dropped file is copied to the inbox and fitted at once; a t
         fields[pairs[i]] = pairs[i + 1];
     }
     assert.deepEqual(fields, {tempo_bpm: 124, meter_numerator: 4, meter_denominator: 4, bars: 2, name: "my break",
-        pitch_semitones: 0});
+        pitch_semitones: 0, loudness_lufs: -14});
     for (const key of Object.keys(fields)) {
         assert.ok(P.FIELDS.conform_file[key], `${key} is not a conform_file field`);
     }
@@ -764,7 +923,7 @@ test("Fit to song: a dropped file is copied to the inbox and fitted at once; a t
     rig.clock.advance(300);
     const [conform] = rig.sentTo(A.JOB_CONFORM);
     assert.deepEqual(keyValues(conform), {render_key: "rk-file", tempo_bpm: 100, meter_numerator: 4,
-        meter_denominator: 4, pitch_semitones: 0, bars: 2});
+        meter_denominator: 4, pitch_semitones: 0, loudness_lufs: -14, bars: 2});
 
     // back to Vary it: a drop is an audio prompt again, sent with Generate
     rig.device.control("drop_mode", 0);

@@ -98,6 +98,31 @@ test("the device against a real loopbridge serve", {skip: reason || false, timeo
             assert.deepEqual(live.errors, []);
         });
 
+        await t.test("Live's song key re-conforms the sample to it: no new generate; the status names the sample's key", async () => {
+            assert.ok(live.clipInSlot(0, 0), "needs the clip of the Generate test");
+            const generates = host.sent.filter((m) => m.address === A.JOB_GENERATE).length;
+            const renderKey = lastSample(host)[8];
+            const since = host.statuses().length;
+            live.setScale({rootNote: 9, scaleName: "Dorian", scaleMode: true});  // A Dorian: a minor key
+            const status = await settled(host, since, "the clip conformed to the song's key");
+            assert.match(status, /^Placed .* at 100 BPM, (in [A-G][#b]?m?|no key)\./, engine.log());
+            const conform = fields(host.sent.filter((m) => m.address === A.JOB_CONFORM).pop());
+            assert.equal(conform.key, "Am");
+            assert.equal(conform.render_key, renderKey);
+            assert.equal(host.sent.filter((m) => m.address === A.JOB_GENERATE).length, generates);
+            // the engine's word on the sample's key: a key name, or "" (with confidence -1) for none
+            const sample = lastSample(host);
+            assert.match(String(sample[9]), /^([A-G][#b]?m?)?$/);
+            assert.equal(sample[9] === "", sample[10] === -1, `${sample[9]} ${sample[10]}`);
+            assert.deepEqual(live.errors, []);
+
+            // Scale Mode off: the sample back in the key it was made in
+            const again = host.statuses().length;
+            live.setScale({scaleMode: false});
+            await settled(host, again, "the clip without a key");
+            assert.equal("key" in fields(host.sent.filter((m) => m.address === A.JOB_CONFORM).pop()), false);
+        });
+
         await t.test("the Variation dial swaps in variation k", async () => {
             const since = host.statuses().length;
             host.message("variation", 1);
@@ -138,7 +163,7 @@ test("the device against a real loopbridge serve", {skip: reason || false, timeo
             const note = host.received.filter((m) => m.address === A.JOB_NOTE && /cannot be made/.test(m.args[1])).pop();
             assert.ok(note, engine.log());
             assert.match(note.args[1], /^0\.25 bars of 7\/8 cannot be made exactly: 1\.75 quarter notes instead of 0\.875/);
-            assert.match(status, /^Placed .* slot 2: Beats warp, 1\.75 beats loop at 420 BPM\. /, engine.log());
+            assert.match(status, /^Placed .* slot 2: Beats warp, 1\.75 beats loop at 420 BPM, no key\. /, engine.log());
             assert.ok(status.includes(note.args[1]), status);
             assert.equal(live.clipInSlot(0, 1).loop_end, 1.75);
         });
@@ -158,7 +183,8 @@ test("the device against a real loopbridge serve", {skip: reason || false, timeo
             // an exact length has no note of its own; the engine still says its model takes no text
             const newNotes = host.received.filter((m) => m.address === A.JOB_NOTE).slice(notes).map((m) => m.args[1]);
             assert.deepEqual(newNotes, ["model 'tiny-dd' takes no text: the prompt was not used"], engine.log());
-            assert.match(status, /^Placed .* slot 3: Beats warp, 7 beats loop at 420 BPM\. model 'tiny-dd' takes no text/,
+            // the tiny model's noise has no key, and the engine says so
+            assert.match(status, /^Placed .* slot 3: Beats warp, 7 beats loop at 420 BPM, no key\. model 'tiny-dd' takes no text/,
                 engine.log());
             assert.equal(lastSample(host)[5], 7);
             const clip = live.clipInSlot(0, 2);
@@ -200,6 +226,31 @@ test("the device against a real loopbridge serve", {skip: reason || false, timeo
             assert.equal(host.sent.filter((m) => m.address === A.JOB_CONFORM_FILE).length, uploads);
             wav = wavInfo(live.clipInSlot(0, 3).file_path);
             assert.equal(wav.frames, Math.round(7 * 60 / 210 * P.DEFAULT_SAMPLE_RATE));
+            host.message("drop_mode", 0);
+            assert.deepEqual(live.errors, []);
+        });
+
+        await t.test("a pitched file fitted in Live's key: the engine moves it there (C major to D major)", async () => {
+            // I-IV-V-I in C major, twice: bass and triad, one chord a beat at 120 BPM
+            const progression = [[48, 60, 64, 67], [53, 60, 65, 69], [55, 59, 62, 67], [48, 60, 64, 67]];
+            const dir = tempDir();
+            const dropped = writeWav(path.join(dir, "chords in C.wav"), {seconds: 4, sampleRate: 44100, channels: 2,
+                chords: progression.concat(progression)});
+            let since = host.statuses().length;
+            live.setScale({rootNote: 2, scaleName: "Major", scaleMode: true});  // D major; the clip in Live follows
+            await settled(host, since, "the clip in Live conformed to D");
+            live.select(0, 4);
+            host.message("drop_mode", 1);
+            since = host.statuses().length;
+            host.message("audio_prompt", dropped);
+            const status = await settled(host, since, "the fitted chords");
+            const fit = host.sent.filter((m) => m.address === A.JOB_CONFORM_FILE).pop().args;
+            assert.equal(fit[fit.indexOf("key") + 1], "D");
+            const sample = lastSample(host);
+            // shifted up a whole tone: D major (its relative B minor would count as a match too)
+            assert.match(String(sample[9]), /^(D|Bm)$/, engine.log());
+            assert.ok(sample[10] > 0 && sample[10] <= 1, String(sample[10]));
+            assert.match(status, new RegExp(`^Placed .* slot 5: .*, in ${sample[9]}\\.`), status);
             host.message("drop_mode", 0);
             assert.deepEqual(live.errors, []);
         });

@@ -14,7 +14,7 @@ test("scalar constants are bridge/protocol.py's and engine/request.py's", () => 
     const py = pythonProtocol();
     for (const name of ["PROTOCOL_VERSION", "DEFAULT_OSC_HOST", "DEFAULT_OSC_PORT", "DEFAULT_OSC_REPLY_PORT",
         "REQUEST_TIMEOUT_S", "MAX_ID_CHARS", "MAX_OSC_PACKET_BYTES", "OSC_ROOT", "DEFAULT_SAMPLE_RATE",
-        "RANDOM_SEED_MAX"]) {
+        "RANDOM_SEED_MAX", "DEFAULT_LOUDNESS_LUFS"]) {
         assert.equal(js[name], py[name], name);
     }
 });
@@ -61,4 +61,8 @@ test("kinds and limits match engine/request.py", () => {
     const py = pythonProtocol();
     assert.deepEqual(js.KINDS, py.KINDS);
     assert.deepEqual(js.LIMITS, py.LIMITS);
+});
+
+test("key names are the engine's (engine/conform/key.py), by root from C", () => {
+    assert.deepEqual(js.KEY_NAMES, pythonProtocol().KEY_NAMES);
 });

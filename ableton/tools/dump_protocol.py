@@ -16,6 +16,7 @@ from typing import Any
 
 from loopbridge.bridge import protocol as p
 from loopbridge.engine import request as r
+from loopbridge.engine.conform import key as k
 
 #: request types the device sends as jobs, by the name the JavaScript module uses
 DEVICE_JOB_TYPES = {
@@ -41,6 +42,9 @@ def device_protocol() -> dict[str, Any]:
         "OSC_ROOT": p.OSC_ROOT,
         "DEFAULT_SAMPLE_RATE": r.DEFAULT_SAMPLE_RATE,
         "RANDOM_SEED_MAX": r.RANDOM_SEED_MAX,
+        "DEFAULT_LOUDNESS_LUFS": r.DEFAULT_LOUDNESS_LUFS,
+        # the keys a request's `key` names, as the engine spells them, by root from C
+        "KEY_NAMES": {"MAJOR": list(k.MAJOR_NAMES), "MINOR": list(k.MINOR_NAMES)},
         # every incoming address with its positional arguments and the request type of its
         # trailing key/value pairs (null when it takes none)
         "INCOMING": {
@@ -71,6 +75,8 @@ def device_protocol() -> dict[str, Any]:
             "PITCH_MAX_SEMITONES": r.PITCH_RANGE_SEMITONES[1],
             "SAMPLE_RATE_MIN": r.SAMPLE_RATE_RANGE[0],
             "SAMPLE_RATE_MAX": r.SAMPLE_RATE_RANGE[1],
+            "LOUDNESS_MIN_LUFS": r.LOUDNESS_RANGE_LUFS[0],
+            "LOUDNESS_MAX_LUFS": r.LOUDNESS_RANGE_LUFS[1],
         },
     }
 

@@ -51,14 +51,15 @@ def demo_state(endpoint: str) -> bytes:
     root = ET.Element("LOOPBRIDGE", {"version": "1"})
     parameters = ET.SubElement(root, "PARAMETERS")
     for param_id, value in {"variation": 3, "morph": 0.35, "seed": 1207, "quality": 40, "length": 2, "kind": 1,
-                            "pitch": 0, "strength": 0.5, "gain": -3.0}.items():
+                            "pitch": 0, "strength": 0.5, "gain": -3.0, "key": 22, "loudness": -14.0}.items():
         ET.SubElement(parameters, "PARAM", {"id": param_id, "value": str(value)})
     state = PluginState(root)
     state.set_session(prompt="dusty boom-bap drum loop, vinyl crackle",
                       morph_prompt="bright four-on-the-floor house loop", model="default", endpoint=endpoint)
     rate, tempo = 48000, 92.0
     state.set_sample(tagged_wav(demo_loop(rate, tempo, 1), rate, tempo_bpm=tempo, beats=4, root_note=60, loop=True),
-                     kind="loop", variation="3", tempo_bpm=str(tempo), beats="4", filename="dusty-boom-bap-92bpm.wav")
+                     kind="loop", variation="3", tempo_bpm=str(tempo), beats="4", filename="dusty-boom-bap-92bpm.wav",
+                     no_key="1", key_asked="Am")  # drums: no key, so the song's A minor leaves them as they are
     return state.to_plugin_blob()
 
 

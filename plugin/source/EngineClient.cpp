@@ -12,6 +12,14 @@ namespace
 {
 double nowSeconds() { return juce::Time::getMillisecondCounterHiRes() * 0.001; }
 
+/** ", Am" / ", no key" / "": the sample's key as the engine heard it, for the status line. */
+juce::String keyText (const Sample& sample)
+{
+    if (sample.musicalKey.isNotEmpty())
+        return ", " + sample.musicalKey;
+    return sample.saysNoKey ? ", no key" : juce::String();
+}
+
 } // namespace
 
 EngineClient::EngineClient (Delegate& d, juce::String initialEndpoint)
@@ -196,7 +204,7 @@ void EngineClient::sendConform (const juce::String& renderKey, const codec::Requ
     lastSent = settings;
     needsResend = ! (connected && send (inFlightHeader));
     updateStatus ([&] (EngineStatus& s) {
-        s.activity = "conforming to " + juce::String (settings.tempoBpm, 2) + " BPM";
+        s.activity = "conforming to " + juce::String (settings.tempoBpm, 2) + " BPM" + (settings.key.isNotEmpty() ? " in " + settings.key : juce::String());
         s.progress = 0.0;
     });
 }
@@ -230,6 +238,8 @@ std::shared_ptr<const Sample> EngineClient::decodeFirstSample (const codec::Engi
     const auto& ref = message.samples.front();
     auto info = ref.info;
     info.pitchSemitones = sent.pitchSemitones;
+    info.keyAsked = sent.key;
+    info.loudnessLufs = sent.loudnessLufs;
     if (info.variation < 0)
         info.variation = sent.variation;
     const auto& wav = frames[(size_t) ref.frame];
@@ -403,7 +413,8 @@ void EngineClient::handleMessage (const codec::EngineMessage& message, const std
                 return;
             }
             const auto text = (sample->isLoop ? juce::String ("loop") : juce::String ("one-shot")) + ", variation "
-                              + juce::String (sample->variation) + (sample->tempoBpm > 0 ? ", " + juce::String (sample->tempoBpm, 1) + " BPM" : juce::String());
+                              + juce::String (sample->variation) + (sample->tempoBpm > 0 ? ", " + juce::String (sample->tempoBpm, 1) + " BPM" : juce::String())
+                              + keyText (*sample);
             // a conform, or a file fitted, is no variation of the request: not kept for the Variation knob
             const bool fitted = inFlightType == p::type::kConform || inFlightType == p::type::kConformFile;
             if (! fitted)
@@ -558,7 +569,7 @@ void EngineClient::sendWantedRequests (double now)
                 haveRequest = true;
                 delegate.sampleArrived (ready);
                 updateStatus ([&] (EngineStatus& s) {
-                    s.activity = "playing variation " + juce::String (settings.variation) + " (fetched ahead)";
+                    s.activity = "playing variation " + juce::String (settings.variation) + keyText (*ready) + " (fetched ahead)";
                     s.notes = notes;
                     s.progress = -1.0;
                     s.lastError.clear();
@@ -587,7 +598,8 @@ void EngineClient::sendWantedRequests (double now)
         }
     }
 
-    // A new host tempo, rate or Pitch re-conforms the current sample (the engine does not run the model).
+    // A new host tempo, rate, Pitch, Key or Loudness re-conforms the current sample (the engine does
+    // not run the model).
     if (inFlightId.isEmpty())
     {
         const auto latest = delegate.latestSample();
@@ -596,17 +608,21 @@ void EngineClient::sendWantedRequests (double now)
             const bool tempoMoved = latest->isLoop && latest->tempoBpm > 0.0 && std::abs (latest->tempoBpm - settings.tempoBpm) > 0.01;
             const bool rateMoved = juce::roundToInt (latest->sampleRate) != settings.sampleRate;
             const bool pitchMoved = std::abs (latest->pitchSemitones - settings.pitchSemitones) > 1.0e-6;
+            const bool keyMoved = latest->keyAsked != settings.key;
+            const bool loudnessMoved = std::abs (latest->loudnessLufs - settings.loudnessLufs) > 1.0e-3;
             const bool alreadyAsked = lastConformAsked.renderKey == latest->renderKey && lastConformAsked.tempoBpm == settings.tempoBpm
                                       && lastConformAsked.sampleRate == settings.sampleRate
-                                      && lastConformAsked.pitchSemitones == settings.pitchSemitones;
-            if ((tempoMoved || rateMoved || pitchMoved) && ! alreadyAsked)
+                                      && lastConformAsked.pitchSemitones == settings.pitchSemitones && lastConformAsked.key == settings.key
+                                      && lastConformAsked.loudnessLufs == settings.loudnessLufs;
+            if ((tempoMoved || rateMoved || pitchMoved || keyMoved || loudnessMoved) && ! alreadyAsked)
             {
                 if (conformChangedAt < 0.0)
                     conformChangedAt = now;
                 else if (now - conformChangedAt >= kSettleSeconds)
                 {
                     conformChangedAt = -1.0;
-                    lastConformAsked = { latest->renderKey, settings.tempoBpm, settings.sampleRate, settings.pitchSemitones };
+                    lastConformAsked = { latest->renderKey, settings.tempoBpm, settings.sampleRate, settings.pitchSemitones, settings.key,
+                                         settings.loudnessLufs };
                     sendConform (latest->renderKey, settings);
                 }
             }

@@ -1,5 +1,6 @@
 // The plugin's connection to the loopbridge engine: one background thread that owns a ZeroMQ
-// DEALER socket, sends requests when the user asks (Generate, Variation, Morph, a new host tempo),
+// DEALER socket, sends requests when the user asks (Generate, Variation, Morph, a new host tempo,
+// Key or Loudness),
 // heartbeats the engine, reconnects when it goes away, and decodes the WAV bytes it receives.
 //
 // Nothing here runs on the audio thread. The thread learns what to send by polling the delegate
@@ -187,6 +188,8 @@ private:
         double tempoBpm = 0.0;
         int sampleRate = 0;
         double pitchSemitones = 0.0;
+        juce::String key;
+        double loudnessLufs = 0.0;
     };
     ConformAsked lastConformAsked;
 

@@ -8,6 +8,19 @@ double lengthInBars (int index, double quarterNotesPerBar) noexcept
     return choice.bars > 0.0 ? choice.bars : choice.beats / (quarterNotesPerBar > 0.0 ? quarterNotesPerBar : 4.0);
 }
 
+juce::String keyWireName (int index)
+{
+    return index > 0 && index < kNumKeyChoices ? juce::String (protocol::key::kNames[index - 1]) : juce::String();
+}
+
+juce::String keyLabel (int index)
+{
+    const auto name = keyWireName (index);
+    if (name.isEmpty())
+        return "Off";
+    return name.endsWith ("m") ? name.dropLastCharacters (1) + " minor" : name + " major";
+}
+
 TriggerParameter::TriggerParameter (const juce::ParameterID& id, const juce::String& parameterName)
     : juce::AudioParameterBool (id, parameterName, false)
 {
@@ -56,8 +69,18 @@ juce::AudioProcessorValueTreeState::ParameterLayout createParameterLayout()
     output->addChild (std::make_unique<AudioParameterFloat> (ParamIDs::gain, "Gain", NormalisableRange<float> (kGainMinDb, kGainMaxDb, 0.1f), 0.0f,
                                                              AudioParameterFloatAttributes().withLabel ("dB")));
 
+    // Added after the others, so the indices hosts have recorded stay where they were.
+    auto song = std::make_unique<AudioProcessorParameterGroup> ("song", "Song", " | ");
+    StringArray keyLabels;
+    for (int index = 0; index < kNumKeyChoices; ++index)
+        keyLabels.add (keyLabel (index));
+    song->addChild (std::make_unique<AudioParameterChoice> (ParamIDs::key, "Key", keyLabels, 0));
+    song->addChild (std::make_unique<AudioParameterFloat> (ParamIDs::loudness, "Loudness",
+                                                           NormalisableRange<float> (kLoudnessMinLufs, kLoudnessMaxLufs, 0.5f),
+                                                           kDefaultLoudnessLufs, AudioParameterFloatAttributes().withLabel ("LUFS")));
+
     AudioProcessorValueTreeState::ParameterLayout layout;
-    layout.add (std::move (generating), std::move (sample), std::move (audioPrompt), std::move (output));
+    layout.add (std::move (generating), std::move (sample), std::move (audioPrompt), std::move (output), std::move (song));
     return layout;
 }
 
@@ -81,7 +104,9 @@ ParameterPointers::ParameterPointers (juce::AudioProcessorValueTreeState& apvts)
       kind (raw (apvts, ParamIDs::kind)),
       pitch (raw (apvts, ParamIDs::pitch)),
       strength (raw (apvts, ParamIDs::strength)),
-      gainDb (raw (apvts, ParamIDs::gain))
+      gainDb (raw (apvts, ParamIDs::gain)),
+      key (raw (apvts, ParamIDs::key)),
+      loudnessLufs (raw (apvts, ParamIDs::loudness))
 {
 }
 

@@ -7,6 +7,7 @@
 #include <juce_audio_processors/juce_audio_processors.h>
 
 #include <atomic>
+#include <iterator>
 #include <cstdint>
 
 namespace loopbridge
@@ -25,6 +26,8 @@ inline const juce::ParameterID kind { "kind", 1 };
 inline const juce::ParameterID pitch { "pitch", 1 };
 inline const juce::ParameterID strength { "strength", 1 };
 inline const juce::ParameterID gain { "gain", 1 };
+inline const juce::ParameterID key { "key", 1 };
+inline const juce::ParameterID loudness { "loudness", 1 };
 } // namespace ParamIDs
 
 inline constexpr int kVariationMax = 127;
@@ -35,6 +38,24 @@ inline constexpr int kQualityMaxSteps = 200;
 inline constexpr int kPitchRangeSemitones = 24;
 inline constexpr float kGainMinDb = -60.0f;
 inline constexpr float kGainMaxDb = 12.0f;
+// Integrated loudness (BS.1770) the engine brings loops and textures to. The wire takes -40 to -6
+// LUFS; below -30 a loop is quieter than sample packs ship, so the knob stops there. Its default is
+// the engine's.
+inline constexpr float kLoudnessMinLufs = -30.0f;
+inline constexpr float kLoudnessMaxLufs = -6.0f;
+inline constexpr float kDefaultLoudnessLufs = (float) protocol::kDefaultLoudnessLufs;
+static_assert (kLoudnessMinLufs >= protocol::kLoudnessMinLufs && kLoudnessMaxLufs <= protocol::kLoudnessMaxLufs,
+               "the Loudness parameter's range must stay within what the engine takes");
+
+/** The Key parameter's choices: Off, then protocol::key::kNames (the twelve major keys, then the
+    twelve minor keys), shown as "C major" ... "B minor". Off sends no key, so the engine leaves the
+    sample in the key it was made in. */
+inline constexpr int kNumKeyChoices = 1 + (int) std::size (protocol::key::kNames);
+
+/** What the host shows for Key choice `index`: "Off", "C major", "F# minor". */
+juce::String keyLabel (int index);
+
+juce::String keyWireName (int index);
 
 /** Length choices, in the order of the Length parameter. */
 struct LengthChoice
@@ -97,6 +118,8 @@ struct ParameterPointers
     std::atomic<float>& pitch;
     std::atomic<float>& strength;
     std::atomic<float>& gainDb;
+    std::atomic<float>& key;
+    std::atomic<float>& loudnessLufs;
 
     int getVariation() const noexcept { return juce::roundToInt (variation.load()); }
     int getSeed() const noexcept { return juce::roundToInt (seed.load()); }
@@ -104,6 +127,7 @@ struct ParameterPointers
     int getLengthIndex() const noexcept { return juce::roundToInt (length.load()); }
     SampleKind getKind() const noexcept { return kind.load() >= 0.5f ? SampleKind::loop : SampleKind::oneShot; }
     int getPitchSemitones() const noexcept { return juce::roundToInt (pitch.load()); }
+    int getKeyIndex() const noexcept { return juce::roundToInt (key.load()); }
 };
 
 } // namespace loopbridge

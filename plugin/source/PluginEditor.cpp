@@ -67,6 +67,10 @@ void WaveformView::paint (juce::Graphics& g)
         caption << "  ·  " << juce::String (sample->tempoBpm, 1) << " BPM";
     if (sample->beats > 0)
         caption << "  ·  " << juce::String (sample->beats, 2) << " beats";
+    if (sample->musicalKey.isNotEmpty())
+        caption << "  ·  " << sample->musicalKey;
+    else if (sample->saysNoKey)
+        caption << "  ·  no key";
     caption << "  ·  " << juce::String (sample->getDurationSeconds(), 2) << " s  ·  " << juce::roundToInt (sample->sampleRate) << " Hz";
     g.drawText (caption, getLocalBounds().reduced (10, 2).removeFromTop (16), juce::Justification::centredLeft);
     g.drawText ("drag to your DAW", getLocalBounds().reduced (10, 2).removeFromBottom (16), juce::Justification::centredRight);
@@ -141,6 +145,11 @@ LoopBridgeEditor::LoopBridgeEditor (LoopBridgeProcessor& p) : AudioProcessorEdit
     addAndMakeVisible (kindBox);
     lengthAttachment = std::make_unique<juce::AudioProcessorValueTreeState::ComboBoxAttachment> (apvts, ParamIDs::length.getParamID(), lengthBox);
     kindAttachment = std::make_unique<juce::AudioProcessorValueTreeState::ComboBoxAttachment> (apvts, ParamIDs::kind.getParamID(), kindBox);
+    setupLabel (keyLabel, "Key");
+    for (int index = 0; index < kNumKeyChoices; ++index)
+        keyBox.addItem (loopbridge::keyLabel (index), index + 1);
+    addAndMakeVisible (keyBox);
+    keyAttachment = std::make_unique<juce::AudioProcessorValueTreeState::ComboBoxAttachment> (apvts, ParamIDs::key.getParamID(), keyBox);
 
     addKnob (variation, ParamIDs::variation, "Variation");
     addKnob (morph, ParamIDs::morph, "Morph A-B");
@@ -149,6 +158,7 @@ LoopBridgeEditor::LoopBridgeEditor (LoopBridgeProcessor& p) : AudioProcessorEdit
     addKnob (pitch, ParamIDs::pitch, "Pitch");
     addKnob (strength, ParamIDs::strength, "Prompt strength");
     addKnob (gain, ParamIDs::gain, "Gain");
+    addKnob (loudness, ParamIDs::loudness, "Loudness");
 
     generateButton.setColour (juce::TextButton::buttonColourId, kAccent.darker (0.4f));
     generateButton.onClick = [this] {
@@ -182,7 +192,7 @@ LoopBridgeEditor::LoopBridgeEditor (LoopBridgeProcessor& p) : AudioProcessorEdit
 
     addAndMakeVisible (waveform);
 
-    setSize (760, 470);
+    setSize (820, 470);
     refresh();
     startTimerHz (15);
 }
@@ -253,8 +263,12 @@ void LoopBridgeEditor::resized()
     kindBox.setBounds (combos.reduced (2, 0));
     kindLabel.setBounds (lengthLabel.getBounds().withX (kindBox.getX()));
     lengthLabel.setBounds (lengthLabel.getBounds().withWidth (72));
+    side.removeFromTop (4);
+    auto keyRow = side.removeFromTop (26);
+    keyLabel.setBounds (keyRow.removeFromLeft (36));
+    keyBox.setBounds (keyRow.reduced (2, 0));
 
-    Knob* knobs[] = { &variation, &morph, &seed, &quality, &pitch, &strength, &gain };
+    Knob* knobs[] = { &variation, &morph, &seed, &quality, &pitch, &strength, &gain, &loudness };
     const auto knobWidth = controls.getWidth() / (int) std::size (knobs);
     for (auto* knob : knobs)
     {

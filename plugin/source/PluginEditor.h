@@ -59,13 +59,13 @@ private:
 
     juce::Label title, statusLabel, promptLabel, morphPromptLabel, modelLabel, endpointLabel, audioPromptLabel, dragHint;
     juce::TextEditor promptEditor, morphPromptEditor, endpointEditor;
-    juce::ComboBox modelBox, lengthBox, kindBox;
-    juce::Label lengthLabel, kindLabel;
-    std::unique_ptr<juce::AudioProcessorValueTreeState::ComboBoxAttachment> lengthAttachment, kindAttachment;
+    juce::ComboBox modelBox, lengthBox, kindBox, keyBox;
+    juce::Label lengthLabel, kindLabel, keyLabel;
+    std::unique_ptr<juce::AudioProcessorValueTreeState::ComboBoxAttachment> lengthAttachment, kindAttachment, keyAttachment;
     juce::TextButton generateButton { "Generate" };
     juce::TextButton clearAudioPromptButton { "x" };
     juce::TextButton dropModeButton; // what a dropped file is for: "Vary it" (audio prompt) or "Fit to song"
-    Knob variation, morph, seed, quality, pitch, strength, gain;
+    Knob variation, morph, seed, quality, pitch, strength, gain, loudness;
     WaveformView waveform { processor };
     juce::StringArray shownModels;
     juce::String audioPromptMessage;

@@ -219,6 +219,8 @@ codec::RequestSettings LoopBridgeProcessor::currentSettings()
     const auto rate = hostSampleRate.load();
     s.sampleRate = rate > 0.0 ? juce::jlimit (8000, 192000, juce::roundToInt (rate)) : p::kDefaultSampleRate;
     s.pitchSemitones = (double) params.getPitchSemitones();
+    s.key = keyWireName (params.getKeyIndex());
+    s.loudnessLufs = juce::jlimit (protocol::kLoudnessMinLufs, protocol::kLoudnessMaxLufs, (double) params.loudnessLufs.load());
     return s;
 }
 

@@ -61,6 +61,11 @@ std::unique_ptr<juce::XmlElement> toXml (juce::AudioProcessorValueTreeState& apv
         e->setAttribute ("root_note", sample->rootNote);
         e->setAttribute ("variation", sample->variation);
         e->setAttribute ("pitch_semitones", sample->pitchSemitones);
+        e->setAttribute ("musical_key", sample->musicalKey);
+        e->setAttribute ("no_key", sample->saysNoKey);
+        e->setAttribute ("key_confidence", sample->keyConfidence);
+        e->setAttribute ("key_asked", sample->keyAsked);
+        e->setAttribute ("loudness_lufs", sample->loudnessLufs);
         e->setAttribute ("loop_start", (double) sample->loopStart);
         e->setAttribute ("loop_end", (double) sample->loopEnd);
         e->addTextElement (sample->wavBytes.toBase64Encoding());
@@ -127,6 +132,12 @@ bool fromXml (const juce::XmlElement& xml, juce::AudioProcessorValueTreeState& a
             info.rootNote = e->getIntAttribute ("root_note", -1);
             info.variation = e->getIntAttribute ("variation", -1);
             info.pitchSemitones = e->getDoubleAttribute ("pitch_semitones", 0.0);
+            // a project saved before keys and loudness were asked for: no key, the default loudness
+            info.musicalKey = e->getStringAttribute ("musical_key");
+            info.saysNoKey = e->getBoolAttribute ("no_key", false);
+            info.keyConfidence = e->getDoubleAttribute ("key_confidence", -1.0);
+            info.keyAsked = e->getStringAttribute ("key_asked");
+            info.loudnessLufs = e->getDoubleAttribute ("loudness_lufs", protocol::kDefaultLoudnessLufs);
             info.loopStart = (juce::int64) e->getDoubleAttribute ("loop_start", -1.0);
             info.loopEnd = (juce::int64) e->getDoubleAttribute ("loop_end", -1.0);
             juce::String error;

@@ -29,6 +29,11 @@ inline constexpr double kRequestTimeoutS = 5.0;
 inline constexpr int kDefaultSampleRate = 48000;
 // Seeds the engine draws for a request without one stay at or below this (32-bit signed).
 inline constexpr int kRandomSeedMax = 2147483647;
+// The integrated loudness (BS.1770) loops and textures are brought to when a request names none,
+// and the range a request may name.
+inline constexpr double kDefaultLoudnessLufs = -14.0;
+inline constexpr double kLoudnessMinLufs = -40.0;
+inline constexpr double kLoudnessMaxLufs = -6.0;
 
 // ---- sizes -------------------------------------------------------------------------------------
 inline constexpr std::int64_t kMaxHeaderBytes = 64 * 1024;
@@ -127,6 +132,8 @@ inline constexpr const char* kMeterDenominator = "meter_denominator";
 // conform fields (CONFORM_FIELDS)
 inline constexpr const char* kSampleRate = "sample_rate";
 inline constexpr const char* kPitchSemitones = "pitch_semitones";
+inline constexpr const char* kLoudnessLufs = "loudness_lufs";
+inline constexpr const char* kKey = "key"; // the song's key: "C", "F#", "Am", "Ebm"; left out for none
 
 // delivery fields (DELIVERY_FIELDS)
 inline constexpr const char* kVariations = "variations";
@@ -176,6 +183,15 @@ inline constexpr const char* kFrame = "frame";
 inline constexpr const char* kLoopStart = "loop_start";
 inline constexpr const char* kLoopEnd = "loop_end";
 } // namespace sample_field
+
+// ---- the keys a request's `key` names, as the engine spells them (engine/conform/key.py
+// MAJOR_NAMES, MINOR_NAMES): the twelve major keys from C, then the twelve minor keys from C
+namespace key
+{
+inline constexpr const char* kNames[] = { "C",  "C#",  "D",  "Eb",  "E",  "F",  "F#",  "G",  "Ab",  "A",  "Bb",  "B",
+                                          "Cm", "C#m", "Dm", "Ebm", "Em", "Fm", "F#m", "Gm", "G#m", "Am", "Bbm", "Bm" };
+inline constexpr const char* kOff = "off"; // no key matching (what leaving the field out means too)
+} // namespace key
 
 // ---- values of the priority field --------------------------------------------------------------
 namespace priority

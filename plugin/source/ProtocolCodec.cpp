@@ -133,9 +133,12 @@ juce::String sampleIdentity (const RequestSettings& s, int variation)
                               juce::String (s.meterNumerator) + "/" + juce::String (s.meterDenominator), juce::String (s.steps),
                               s.morphPrompt.isNotEmpty() ? juce::String (s.morphAmount, 6) : juce::String(),
                               s.hasAudioPrompt ? juce::String (s.audioPromptStrength, 6) : juce::String ("-"),
-                              juce::String (s.sampleRate), juce::String (s.pitchSemitones, 6) };
+                              juce::String (s.sampleRate), juce::String (s.pitchSemitones, 6), s.key.isNotEmpty() ? s.key : juce::String ("-"),
+                              juce::String (s.loudnessLufs, 2) };
     return parts.joinIntoString (juce::String::charToString (0x1f));
 }
+
+static void setLevelAndKeyFields (juce::var& header, const RequestSettings& s);
 
 juce::var makeRequestHeader (const char* type, const juce::String& id, const RequestSettings& s, bool background)
 {
@@ -167,11 +170,20 @@ juce::var makeRequestHeader (const char* type, const juce::String& id, const Req
     }
     set (header, p::field::kSampleRate, s.sampleRate);
     set (header, p::field::kPitchSemitones, s.pitchSemitones);
+    setLevelAndKeyFields (header, s);
     set (header, p::field::kVariations, 1);
     set (header, p::field::kAudio, true);
     if (background)
         set (header, p::field::kPriority, p::priority::kBackground);
     return header;
+}
+
+/** How the engine levels the sample and which key it moves it to (none: the key it was made in). */
+static void setLevelAndKeyFields (juce::var& header, const RequestSettings& s)
+{
+    set (header, p::field::kLoudnessLufs, s.loudnessLufs);
+    if (s.key.isNotEmpty())
+        set (header, p::field::kKey, s.key);
 }
 
 /** What a conformed file is fitted to (the song, as the host has it), and its WAV attached. */
@@ -183,6 +195,7 @@ static void setSongFields (juce::var& header, const RequestSettings& s)
     set (header, p::field::kMeterDenominator, s.meterDenominator);
     set (header, p::field::kSampleRate, s.sampleRate);
     set (header, p::field::kPitchSemitones, s.pitchSemitones);
+    setLevelAndKeyFields (header, s);
     set (header, p::field::kAudio, true);
 }
 
@@ -256,6 +269,18 @@ int errorNumberFor (const juce::String& code)
     return 0;
 }
 
+bool isKeyName (const juce::String& text)
+{
+    // a letter, an optional sharp or flat, an optional "m" for minor: "C", "F#", "Bb", "Am", "C#m"
+    const auto n = text.length();
+    if (n < 1 || n > 3 || text[0] < 'A' || text[0] > 'G')
+        return false;
+    auto rest = text.substring (1);
+    if (rest.startsWithChar ('#') || rest.startsWithChar ('b'))
+        rest = rest.substring (1);
+    return rest.isEmpty() || rest == "m";
+}
+
 namespace
 {
 bool readSample (const juce::var& item, int index, int numFrames, SampleRef& out, DecodeError& error)
@@ -278,6 +303,13 @@ bool readSample (const juce::var& item, int index, int numFrames, SampleRef& out
     // the file's store key (an engine before the song's key was a field sent it as "key")
     out.info.key = item.hasProperty (p::sample_field::kSampleKey) ? text (p::sample_field::kSampleKey)
                                                                    : text (p::sample_field::kKey);
+    // `key` names the sample's musical key ("Am", "F#"; null: none); an engine before keys sent its
+    // store's key of the file there (hex digits), which is no key name and not shown as one.
+    const auto musicalKey = item[p::sample_field::kKey];
+    if (isKeyName (musicalKey.toString()))
+        out.info.musicalKey = musicalKey.toString();
+    out.info.saysNoKey = item.hasProperty (p::sample_field::kKey) && musicalKey.isVoid();
+    out.info.keyConfidence = isNumber (item[p::sample_field::kKeyConfidence]) ? juce::jlimit (0.0, 1.0, (double) item[p::sample_field::kKeyConfidence]) : -1.0;
     out.info.renderKey = text (p::sample_field::kRenderKey);
     out.info.fileName = text (p::sample_field::kFilename);
     out.info.enginePath = text (p::sample_field::kPath);

@@ -43,6 +43,8 @@ struct RequestSettings
     bool hasAudioPrompt = false; // the audio prompt travels as binary frame 1
     int sampleRate = protocol::kDefaultSampleRate;
     double pitchSemitones = 0.0;
+    juce::String key;          // the song's key as the engine names it ("Am", "F#"); empty: no key matching (left out)
+    double loudnessLufs = protocol::kDefaultLoudnessLufs; // loops' and textures' integrated loudness
 };
 
 /** The header of a generate / variation / morph request (`type` one of those three). It carries
@@ -107,6 +109,10 @@ struct EngineMessage
     (malformed) when a sample names a frame that is not there or a field has the wrong type
     (a reply's `notes` must be a list of strings). */
 bool parseEngineMessage (const juce::var& header, int numFrames, EngineMessage& message, DecodeError& error);
+
+/** Whether `text` reads as a key name: a letter A-G, then an optional # or b, then an optional m
+    (minor). */
+bool isKeyName (const juce::String& text);
 
 /** The error number the protocol gives `code` (0 when unknown). */
 int errorNumberFor (const juce::String& code);

@@ -142,6 +142,11 @@ std::unique_ptr<Sample> Sample::fromWav (const void* data, size_t numBytes, cons
     }
     sample->variation = info.variation;
     sample->pitchSemitones = info.pitchSemitones;
+    sample->musicalKey = info.musicalKey;
+    sample->keyConfidence = info.keyConfidence;
+    sample->saysNoKey = info.saysNoKey;
+    sample->keyAsked = info.keyAsked;
+    sample->loudnessLufs = info.loudnessLufs;
     sample->key = info.key;
     sample->renderKey = info.renderKey;
     sample->fileName = info.fileName;

@@ -1,6 +1,8 @@
 // One decoded sample: audio, what the engine said about it, and the WAV bytes it came from.
 #pragma once
 
+#include "Protocol.h"
+
 #include <juce_audio_basics/juce_audio_basics.h>
 #include <juce_core/juce_core.h>
 
@@ -20,6 +22,11 @@ struct SampleInfo
     int variation = -1;
     double pitchSemitones = 0.0; // the pitch shift the engine applied when conforming
     juce::int64 loopStart = -1, loopEnd = -1;
+    juce::String musicalKey;     // the key the engine hears in the sample ("Am", "F#"); empty: none or not said
+    double keyConfidence = -1.0; // 0..1, < 0: not given
+    bool saysNoKey = false;      // the engine said the sample has no key (drums, noise)
+    juce::String keyAsked;       // the song's key the sample was conformed to (a request's `key`); empty: none
+    double loudnessLufs = protocol::kDefaultLoudnessLufs; // the loudness asked when conforming
 };
 
 /** Immutable once built. Created and destroyed off the audio thread only (see SampleExchange). */
@@ -34,6 +41,11 @@ struct Sample
     juce::int64 loopStart = 0, loopEnd = 0; // frames, end exclusive; the whole file unless tagged
     int variation = -1;
     double pitchSemitones = 0.0;
+    juce::String musicalKey;     // as in SampleInfo
+    double keyConfidence = -1.0;
+    bool saysNoKey = false;
+    juce::String keyAsked;
+    double loudnessLufs = protocol::kDefaultLoudnessLufs;
     juce::String key, renderKey, fileName, enginePath;
     juce::MemoryBlock wavBytes;      // exactly what arrived: saved with the project, dragged out
     std::vector<float> peaks;        // min/max pairs for the waveform view (kWaveformBins pairs)

@@ -229,6 +229,80 @@ public:
             p.setPlayHead (nullptr);
         }
 
+        beginTest ("Key and Loudness go with every request; a change re-conforms without a model run; the status shows the sample's key");
+        {
+            test::ScriptedPeer peer (wavs);
+            LoopBridgeProcessor p;
+            test::TestPlayHead head;
+            p.setPlayHead (&head);
+            p.prepareToPlay (48000.0, 512);
+            p.setPrefetchDepth (0);
+            p.setEndpoint (peer.endpoint);
+            p.setPrompt ("pluck arp");
+            setParam (p, ParamIDs::kind, 1.0f);
+            juce::AudioBuffer<float> out (2, 512);
+            juce::MidiBuffer midi;
+            head.set (120.0, 4, 4, 0.0, true);
+            p.processBlock (out, midi);
+            expect (waitFor ([&] { return p.getEngineStatus().connection == EngineStatus::Connection::connected; }, 8000));
+
+            // Key Off: no key asked; the engine hears none in this sample, and the status says so
+            press (p);
+            expect (waitFor ([&] { return p.getLatestSample() != nullptr; }, 5000));
+            auto generates = peer.requestsOfType ("generate");
+            expectEquals ((int) generates.size(), 1);
+            if (generates.size() == 1)
+            {
+                expect (! generates.front().hasProperty ("key"), "Off: no key");
+                expectEquals ((double) generates.front()["loudness_lufs"], -14.0);
+            }
+            expect (p.getLatestSample()->saysNoKey);
+            expect (waitFor ([&] { return p.getEngineStatus().activity.endsWith (", no key"); }, 2000), p.getEngineStatus().activity);
+
+            // A key is picked: the current sample is conformed to it, the model does not run
+            setParam (p, ParamIDs::key, 22.0f); // A minor
+            expect (waitFor ([&] { return peer.conforms.load() == 1; }, 5000), "a conform for the new key");
+            auto conforms = peer.requestsOfType ("conform");
+            if (conforms.size() == 1)
+            {
+                expectEquals (conforms.back()["key"].toString(), juce::String ("Am"));
+                expectEquals (conforms.back()["render_key"].toString(), juce::String ("r0"));
+                expectEquals ((double) conforms.back()["tempo_bpm"], 120.0);
+            }
+            expect (waitFor ([&] { return p.getLatestSample()->musicalKey == "Am"; }, 5000), "the sample in A minor plays");
+            expectEquals (p.getLatestSample()->keyAsked, juce::String ("Am"));
+            expect (waitFor ([&] { return p.getEngineStatus().activity.endsWith (", Am"); }, 2000), p.getEngineStatus().activity);
+            juce::Thread::sleep (150);
+            expectEquals (peer.conforms.load(), 1, "one conform: the sample now is in the key asked");
+
+            // Loudness: a re-conform too, with the key still asked
+            setParam (p, ParamIDs::loudness, -20.0f);
+            expect (waitFor ([&] { return peer.conforms.load() == 2; }, 5000), "a conform for the new loudness");
+            conforms = peer.requestsOfType ("conform");
+            if (conforms.size() == 2)
+            {
+                expectEquals ((double) conforms.back()["loudness_lufs"], -20.0);
+                expectEquals (conforms.back()["key"].toString(), juce::String ("Am"));
+            }
+            expect (waitFor ([&] { return p.getLatestSample()->loudnessLufs == -20.0; }, 5000));
+
+            // Generate and Variation carry the key too
+            setVariation (p, 1);
+            expect (waitFor ([&] { return p.getLatestSample()->variation == 1; }, 5000));
+            const auto variations = peer.requestsOfType ("variation");
+            expect (! variations.empty() && variations.back()["key"].toString() == "Am" && (double) variations.back()["loudness_lufs"] == -20.0);
+
+            // Off again: the sample goes back to the key it was made in
+            setParam (p, ParamIDs::key, 0.0f);
+            expect (waitFor ([&] { return peer.conforms.load() == 3; }, 5000), "a conform without a key");
+            conforms = peer.requestsOfType ("conform");
+            if (conforms.size() == 3)
+                expect (! conforms.back().hasProperty ("key"));
+            expect (waitFor ([&] { return p.getLatestSample()->keyAsked.isEmpty(); }, 5000));
+            expectEquals (peer.jobs.load(), 2, "the model ran for Generate and Variation only");
+            p.setPlayHead (nullptr);
+        }
+
         beginTest ("a file dropped to fit the song goes as its bytes; its sample plays and a new tempo re-conforms it");
         {
             test::ScriptedPeer peer (wavs);

@@ -48,7 +48,14 @@ public:
         beginTest ("parameters: versioned IDs, automatable, Generate counts presses");
         {
             LoopBridgeProcessor p;
-            const juce::StringArray expected { "generate", "variation", "morph", "seed", "quality", "length", "kind", "pitch", "strength", "gain" };
+            const juce::StringArray expected { "generate", "variation", "morph", "seed", "quality", "length", "kind", "pitch", "strength", "gain",
+                                               "key", "loudness" };
+            // the order of the indices hosts record: new parameters come after the old ones
+            const auto ordered = static_cast<juce::AudioProcessor&> (p).getParameters();
+            expectEquals (ordered.size(), expected.size());
+            for (int i = 0; i < juce::jmin (ordered.size(), expected.size()); ++i)
+                if (auto* withId = dynamic_cast<juce::AudioProcessorParameterWithID*> (ordered[i]))
+                    expectEquals (withId->getParameterID(), expected[i]);
             for (const auto& id : expected)
             {
                 auto* param = p.getValueTreeState().getParameter (id);
@@ -60,6 +67,36 @@ public:
                 }
             }
             expectEquals (p.getParameters().length.load(), (float) kDefaultLengthIndex);
+
+            // Key: Off, the twelve major keys, the twelve minor keys, named as the engine takes them
+            auto* key = dynamic_cast<juce::AudioParameterChoice*> (p.getValueTreeState().getParameter ("key"));
+            expect (key != nullptr);
+            if (key != nullptr)
+            {
+                expectEquals (key->choices.size(), 25);
+                expectEquals (key->getIndex(), 0, "Off unless the user picks a key");
+                expectEquals (key->choices[0], juce::String ("Off"));
+                expectEquals (key->choices[1], juce::String ("C major"));
+                expectEquals (key->choices[7], juce::String ("F# major"));
+                expectEquals (key->choices[13], juce::String ("C minor"));
+                expectEquals (key->choices[22], juce::String ("A minor"));
+            }
+            expectEquals (keyWireName (0), juce::String());
+            expectEquals (keyWireName (7), juce::String ("F#"));
+            expectEquals (keyWireName (10), juce::String ("A"));
+            expectEquals (keyWireName (16), juce::String ("Ebm"));
+            expectEquals (keyWireName (22), juce::String ("Am"));
+            expectEquals (keyWireName (25), juce::String());
+            // Loudness: LUFS, the engine's default
+            auto* loudness = dynamic_cast<juce::AudioParameterFloat*> (p.getValueTreeState().getParameter ("loudness"));
+            expect (loudness != nullptr);
+            if (loudness != nullptr)
+            {
+                expectEquals (loudness->get(), -14.0f);
+                expectEquals (loudness->range.start, -30.0f);
+                expectEquals (loudness->range.end, -6.0f);
+                expectEquals (loudness->getLabel(), juce::String ("LUFS"));
+            }
 
             auto& trigger = p.getParameters().generate;
             const auto before = trigger.getPressCount();
@@ -98,6 +135,12 @@ public:
             expectEquals (s.pitchSemitones, -3.0);
             expectEquals (s.steps, 30);
             expectEquals (s.prompt, juce::String ("dusty breakbeat"));
+            expect (s.key.isEmpty(), "Key Off: no key asked");
+            expectEquals (s.loudnessLufs, -14.0);
+            setParam (p, ParamIDs::key, 22.0f); // A minor
+            setParam (p, ParamIDs::loudness, -18.5f);
+            expectEquals (p.currentSettings().key, juce::String ("Am"));
+            expectEquals (p.currentSettings().loudnessLufs, -18.5);
 
             setParam (p, ParamIDs::length, 0.0f); // "1 beat" in 3/4: a third of a bar
             expectWithinAbsoluteError (p.currentSettings().bars, 1.0 / 3.0, 1.0e-9);
@@ -410,10 +453,16 @@ public:
                 setParam (p, ParamIDs::variation, 7.0f);
                 setParam (p, ParamIDs::morph, 0.3f);
                 setParam (p, ParamIDs::gain, -6.0f);
+                setParam (p, ParamIDs::key, 16.0f); // Eb minor
+                setParam (p, ParamIDs::loudness, -20.0f);
                 SampleInfo info;
                 info.key = "abc";
                 info.renderKey = "render-abc";
                 info.variation = 7;
+                info.musicalKey = "Ebm";
+                info.keyConfidence = 0.7;
+                info.keyAsked = "Ebm";
+                info.loudnessLufs = -20.0;
                 p.publishSample (decode (wav, info));
                 p.getParameters().generate.setValueNotifyingHost (1.0f); // saved while "pressed"
                 p.getStateInformation (saved);
@@ -429,11 +478,19 @@ public:
             expectEquals (q.getParameters().getVariation(), 7);
             expectWithinAbsoluteError (q.getParameters().morph.load(), 0.3f, 1.0e-6f);
             expectWithinAbsoluteError (q.getParameters().gainDb.load(), -6.0f, 1.0e-4f);
+            expectEquals (q.getParameters().getKeyIndex(), 16);
+            expectEquals (q.currentSettings().key, juce::String ("Ebm"));
+            expectWithinAbsoluteError (q.getParameters().loudnessLufs.load(), -20.0f, 1.0e-4f);
             const auto restored = q.getLatestSample();
             expect (restored != nullptr && restored->wavBytes == wav, "the exact WAV bytes");
             expectEquals (restored->renderKey, juce::String ("render-abc"));
             expectEquals (restored->rootNote, 50);
             expectEquals (restored->variation, 7);
+            // what the sample was conformed to, so the restored project asks for no re-conform
+            expectEquals (restored->musicalKey, juce::String ("Ebm"));
+            expectEquals (restored->keyAsked, juce::String ("Ebm"));
+            expectEquals (restored->keyConfidence, 0.7);
+            expectEquals (restored->loudnessLufs, -20.0);
 
             q.prepareToPlay (48000.0, 256);
             setParam (q, ParamIDs::gain, 0.0f);

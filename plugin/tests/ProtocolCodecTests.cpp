@@ -145,6 +145,8 @@ public:
             expect (! h.hasProperty ("steps"), "steps 0 means the model's default and is left out");
             expect (! h.hasProperty ("morph_prompt") && ! h.hasProperty ("morph_amount"));
             expect (! h.hasProperty ("audio_prompt_frame"));
+            expectEquals ((double) h["loudness_lufs"], protocol::kDefaultLoudnessLufs, "the engine's loudness unless asked otherwise");
+            expect (! h.hasProperty ("key"), "no key: the engine keeps the key the sample was made in");
 
             s.steps = 25;
             s.morphPrompt = "glassy bell";
@@ -178,6 +180,16 @@ public:
             expect (! fit.hasProperty ("kind"), "the engine tells a loop from a one-shot");
             expect (! fit.hasProperty ("beats_per_bar") && ! fit.hasProperty ("render_key"));
 
+            // the song's key and the loudness go with every request that makes or fits a sample
+            s.key = "F#m";
+            s.loudnessLufs = -20.5;
+            for (const auto& header : { codec::makeRequestHeader (protocol::type::kGenerate, "g-11", s), codec::makeConformHeader ("conform-12", "abc123", s),
+                                        codec::makeConformFileHeader ("fit-13", "my break", s) })
+            {
+                expectEquals (header["key"].toString(), juce::String ("F#m"), header["type"].toString());
+                expectEquals ((double) header["loudness_lufs"], -20.5, header["type"].toString());
+            }
+
             expectEquals (codec::RequestSettings().sampleRate, protocol::kDefaultSampleRate, "the engine's rate until the host names one");
             expect (codec::RequestSettings().meterNumerator == 4 && codec::RequestSettings().meterDenominator == 4,
                     "4/4 until the host says otherwise");
@@ -201,6 +213,12 @@ public:
             c.meterNumerator = 7;
             expect (codec::sampleIdentity (a, 0) != codec::sampleIdentity (c, 0));
             expect (codec::sampleIdentity (a, 0) != codec::sampleIdentity (a, 1));
+            c = a;
+            c.key = "Am";
+            expect (codec::sampleIdentity (a, 0) != codec::sampleIdentity (c, 0), "another key is another sample");
+            c = a;
+            c.loudnessLufs = -18.0;
+            expect (codec::sampleIdentity (a, 0) != codec::sampleIdentity (c, 0), "another loudness is another sample");
         }
 
         beginTest ("engine messages: replies with samples, progress, errors");
@@ -263,6 +281,29 @@ public:
             header = decodeText (R"({"v":1,"type":"something-new","id":"x"})", error, ok);
             expect (codec::parseEngineMessage (header, 1, m, error));
             expect (m.kind == codec::EngineMessage::Kind::unknown);
+
+            // the sample's key as the engine hears it: a key name, or null for none; an engine that
+            // sent its store's key of the file there (hex) names no musical key
+            header = decodeText (R"({"v":1,"type":"reply","id":"g-1","re":"generate","samples":[{"key":"F#m","key_confidence":0.83,"frame":1},{"key":null,"key_confidence":null,"frame":1},{"key":"3fa9c0d2e1","frame":1},{"frame":1}]})", error, ok);
+            expect (codec::parseEngineMessage (header, 2, m, error), error.message);
+            expectEquals ((int) m.samples.size(), 4);
+            if (m.samples.size() == 4)
+            {
+                expectEquals (m.samples[0].info.musicalKey, juce::String ("F#m"));
+                expectEquals (m.samples[0].info.keyConfidence, 0.83);
+                expect (! m.samples[0].info.saysNoKey);
+                expect (m.samples[1].info.musicalKey.isEmpty() && m.samples[1].info.saysNoKey, "null: the engine hears no key");
+                expect (m.samples[1].info.keyConfidence < 0.0);
+                expect (m.samples[2].info.musicalKey.isEmpty() && ! m.samples[2].info.saysNoKey, "a store key is no musical key");
+                expectEquals (m.samples[2].info.key, juce::String ("3fa9c0d2e1"));
+                expect (m.samples[3].info.musicalKey.isEmpty() && ! m.samples[3].info.saysNoKey, "not said");
+            }
+            for (const auto* name : { "C", "C#", "Eb", "Bb", "Am", "C#m", "Ebm", "G#m" })
+                expect (codec::isKeyName (name), name);
+            for (const auto* name : { "", "H", "c", "Amaj", "A minor", "C##", "Cmm", "off", "3fa9c0" })
+                expect (! codec::isKeyName (name), name);
+            for (const auto* name : protocol::key::kNames)
+                expect (codec::isKeyName (name), name);
 
             for (const auto& entry : protocol::kErrorCodes)
                 expectEquals (codec::errorNumberFor (entry.code), entry.number);

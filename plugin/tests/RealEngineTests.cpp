@@ -1,6 +1,7 @@
 // The plugin's Fit to song path against a real `loopbridge serve`: run by tests/plugin/test_host_engine.py,
 // which starts the engine and names it and an audio file in LOOPBRIDGE_TEST_ENGINE and LOOPBRIDGE_TEST_FILE
-// (`loopbridge-tests loopbridge-real-engine`; not in the default category, which needs no engine).
+// (`loopbridge-tests loopbridge-real-engine`, and `loopbridge-real-engine-key` with chords in C major;
+// not in the default category, which needs no engine).
 #include "PluginProcessor.h"
 #include "TestUtilities.h"
 
@@ -74,5 +75,62 @@ public:
 };
 
 static RealEngineTests realEngineTests;
+
+class RealEngineKeyTests final : public juce::UnitTest
+{
+public:
+    RealEngineKeyTests() : juce::UnitTest ("Plugin's Key against a real engine", "loopbridge-real-engine-key") {}
+
+    void runTest() override
+    {
+        beginTest ("chords in C fitted with Key D major come back in D; Key Off brings them back to C, no upload");
+        const auto endpoint = juce::SystemStats::getEnvironmentVariable ("LOOPBRIDGE_TEST_ENGINE", {});
+        const juce::File file (juce::SystemStats::getEnvironmentVariable ("LOOPBRIDGE_TEST_FILE", {}));
+        expect (endpoint.isNotEmpty() && file.existsAsFile(), "LOOPBRIDGE_TEST_ENGINE names a running engine, LOOPBRIDGE_TEST_FILE chords in C major");
+        if (endpoint.isEmpty() || ! file.existsAsFile())
+            return;
+
+        LoopBridgeProcessor p;
+        test::TestPlayHead head;
+        p.setPlayHead (&head);
+        p.prepareToPlay (44100.0, 512);
+        p.setPrefetchDepth (0);
+        p.setEndpoint (endpoint);
+        auto setParam = [&p] (const juce::ParameterID& id, float plainValue) {
+            auto* param = p.getValueTreeState().getParameter (id.getParamID());
+            param->setValueNotifyingHost (param->convertTo0to1 (plainValue));
+        };
+        setParam (ParamIDs::length, 3.0f); // 2 bars: the file's eight beats
+        setParam (ParamIDs::key, 3.0f);    // D major
+        juce::AudioBuffer<float> out (2, 512);
+        juce::MidiBuffer midi;
+        head.set (120.0, 4, 4, 0.0, true);
+        p.processBlock (out, midi);
+        expect (waitUntil ([&] { return p.getEngineStatus().connection == EngineStatus::Connection::connected; }, 30000), "connected");
+
+        p.setDropFits (true);
+        expectEquals (p.fitFile (file), juce::String());
+        expect (waitUntil ([&] { return p.getLatestSample() != nullptr; }, 120000), "the engine's answer: " + p.getEngineStatus().lastError);
+        const auto inD = p.getLatestSample();
+        if (inD == nullptr)
+            return;
+        expectEquals (inD->keyAsked, juce::String ("D"));
+        // moved up a whole tone (B minor, D's relative, would be a match too)
+        expect (inD->musicalKey == "D" || inD->musicalKey == "Bm", "the engine hears " + inD->musicalKey);
+        expect (inD->keyConfidence > 0.0 && inD->keyConfidence <= 1.0);
+        expect (waitUntil ([&] { return p.getEngineStatus().activity.endsWith (", " + inD->musicalKey); }, 5000),
+                "the status names the key: " + p.getEngineStatus().activity);
+
+        setParam (ParamIDs::key, 0.0f); // Off: the file's own key again, from the store
+        expect (waitUntil ([&] { const auto s = p.getLatestSample(); return s != inD && s->keyAsked.isEmpty(); }, 120000),
+                "re-conformed without a key: " + p.getEngineStatus().lastError);
+        const auto own = p.getLatestSample();
+        expectEquals (own->renderKey, inD->renderKey, "the same stored file, fitted again: no new upload");
+        expect (own->musicalKey == "C" || own->musicalKey == "Am", "the file's own key, C major: the engine hears " + own->musicalKey);
+        p.setPlayHead (nullptr);
+    }
+};
+
+static RealEngineKeyTests realEngineKeyTests;
 
 } // namespace loopbridge

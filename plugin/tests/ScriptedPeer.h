@@ -105,6 +105,12 @@ private:
                                                  : (header.hasProperty ("beats_per_bar") ? (double) header["beats_per_bar"] : 4.0);
             const auto beats = juce::String ((header.hasProperty ("bars") ? (double) header["bars"] : 1.0) * quartersPerBar);
             const bool bothLengths = hasMeter && header.hasProperty ("beats_per_bar");
+            // Like the engine, a sample is in the song's key when one was asked for (sure of it);
+            // without one, this peer says it hears no key, as the engine does for drums.
+            const auto askedKey = header["key"].toString();
+            const auto sampleKey = askedKey.isNotEmpty() && askedKey != "off"
+                                       ? R"("key":")" + askedKey + R"(","key_confidence":0.9)"
+                                       : juce::String (R"("key":null,"key_confidence":null)");
             juce::String notes;
             {
                 const std::lock_guard<std::mutex> lock (typesLock);
@@ -143,7 +149,7 @@ private:
                 {
                     wav = &wavs[(size_t) variation % wavs.size()];
                     reply = R"({"v":1,"type":"reply","re":")" + type + R"(","id":")" + id
-                            + R"(","samples":[{"key":"k)" + juce::String (variation) + R"(","render_key":"r)" + juce::String (variation)
+                            + R"(","samples":[{)" + sampleKey + R"(,"render_key":"r)" + juce::String (variation)
                             + R"(","kind":"loop","tempo_bpm":)" + tempo + R"(,"beats":)" + beats + R"(,"variation":)" + juce::String (variation) + R"(,"frame":1}])" + notes + "}";
                 }
             }
@@ -160,23 +166,23 @@ private:
                 else
                 {
                     wav = &wavs.front();
-                    reply = R"({"v":1,"type":"reply","re":"conform_file","id":")" + id + R"(","samples":[{"key":"file-k)" + juce::String (fit)
-                            + R"(","render_key":"file-r)" + juce::String (fit) + R"(","kind":"loop","tempo_bpm":)" + tempo + R"(,"beats":)" + beats
+                    reply = R"({"v":1,"type":"reply","re":"conform_file","id":")" + id + R"(","samples":[{)" + sampleKey
+                            + R"(,"render_key":"file-r)" + juce::String (fit) + R"(","kind":"loop","tempo_bpm":)" + tempo + R"(,"beats":)" + beats
                             + R"(,"frame":1}],"render_key":"file-r)" + juce::String (fit) + R"(","tempo_confidence":0.8,"low_confidence":false)" + notes + "}";
                 }
             }
             else if (type == "conform")
             {
-                // The stored render fitted again: same render key, a new sample key.
-                const auto conform = ++conforms;
+                // The stored render fitted again: same render key.
+                ++conforms;
                 const auto renderKey = header["render_key"].toString();
                 if (bothLengths)
                     reply = R"({"v":1,"type":"error","id":")" + id + R"(","code":"bad_request","field":"beats_per_bar","message":"beats_per_bar is not accepted with the host's meter"})";
                 else
                 {
                     wav = &wavs.front();
-                    reply = R"({"v":1,"type":"reply","re":"conform","id":")" + id + R"(","samples":[{"key":")" + renderKey + "-c"
-                            + juce::String (conform) + R"(","render_key":")" + renderKey + R"(","kind":"loop","tempo_bpm":)" + tempo
+                    reply = R"({"v":1,"type":"reply","re":"conform","id":")" + id + R"(","samples":[{)" + sampleKey
+                            + R"(,"render_key":")" + renderKey + R"(","kind":"loop","tempo_bpm":)" + tempo
                             + R"(,"beats":)" + beats + R"(,"frame":1}])" + notes + "}";
                 }
             }

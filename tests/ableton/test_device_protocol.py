@@ -48,7 +48,8 @@ def js_side() -> dict[str, Any]:
 
 
 SCALARS = ("PROTOCOL_VERSION", "DEFAULT_OSC_HOST", "DEFAULT_OSC_PORT", "DEFAULT_OSC_REPLY_PORT", "REQUEST_TIMEOUT_S",
-           "MAX_ID_CHARS", "MAX_OSC_PACKET_BYTES", "OSC_ROOT", "DEFAULT_SAMPLE_RATE", "RANDOM_SEED_MAX")
+           "MAX_ID_CHARS", "MAX_OSC_PACKET_BYTES", "OSC_ROOT", "DEFAULT_SAMPLE_RATE", "RANDOM_SEED_MAX",
+           "DEFAULT_LOUDNESS_LUFS")
 
 
 @pytest.mark.parametrize("name", SCALARS)
@@ -79,6 +80,7 @@ def test_fields_kinds_limits(js_side: dict[str, Any], python_side: dict[str, Any
     assert js_side["protocol"]["FIELDS"] == python_side["FIELDS"]
     assert js_side["protocol"]["KINDS"] == python_side["KINDS"]
     assert js_side["protocol"]["LIMITS"] == python_side["LIMITS"]
+    assert js_side["protocol"]["KEY_NAMES"] == python_side["KEY_NAMES"]
 
 
 def test_every_control_maps_to_a_field_of_its_address(js_side: dict[str, Any], python_side: dict[str, Any]) -> None:

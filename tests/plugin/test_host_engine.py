@@ -182,6 +182,36 @@ def test_host_tempo_and_rate_reach_the_engine(plugin, engine: RunningEngine) -> 
     assert audio.shape[1] == pytest.approx(one_beat_frames, abs=2)
 
 
+#: a key as the engine names a sample's key in its reply ("Am", "F#")
+KEY_NAME = re.compile(r"^[A-G][#b]?m?$")
+
+
+def test_key_and_loudness_reach_the_engine_and_re_conform(plugin, engine: RunningEngine) -> None:
+    """Key and Loudness go to the real engine with the request; a change of either is a conform of the
+    stored render (the model does not run again), and the plugin keeps the engine's word on the
+    sample's key (a key, or none for the tiny model's noise)."""
+    plugin.kind = "Loop"
+    press_generate(plugin)
+    first = wait_for_sample(plugin, engine, None)
+    assert first.get("key_asked", "") == "", "Key Off: none asked"
+    assert float(first["loudness_lufs"]) == pytest.approx(-14.0)
+
+    plugin.key = "A minor"
+    second = wait_for_sample(plugin, engine, first.get("key"))
+    assert second["render_key"] == first["render_key"], "the same render, conformed again"
+    assert second["key_asked"] == "Am"
+    assert KEY_NAME.match(second.get("musical_key", "")) or second.get("no_key") == "1", second
+
+    plugin.loudness_lufs = -20.0
+    third = wait_for_sample(plugin, engine, second.get("key"))
+    assert third["render_key"] == first["render_key"]
+    assert float(third["loudness_lufs"]) == pytest.approx(-20.0)
+    assert third["key_asked"] == "Am", "the key still asked"
+    log = engine.log_all()
+    assert len(re.findall(r" generate id=generate-\d+ ", log)) == 1, log[-4000:]
+    assert len(re.findall(r" conform id=conform-\d+ ", log)) >= 2, log[-4000:]
+
+
 def test_with_the_engine_killed_it_keeps_playing(plugin, engine: RunningEngine) -> None:
     press_generate(plugin)
     attributes = wait_for_sample(plugin, engine, None)
@@ -288,4 +318,41 @@ def test_a_file_dropped_to_fit_the_song_through_the_real_engine(engine: RunningE
     assert summary.endswith(" 0 failed") and not summary.startswith("0 passed"), summary
     log = engine.log_all()
     assert re.search(r" conform_file id=fit-\d+ ok 1 sample", log), log[-2000:]
+    assert re.search(r" conform id=conform-\d+ ok 1 sample", log), log[-2000:]
+
+
+def chords_in_c_major(sample_rate: int, tempo_bpm: float) -> np.ndarray:
+    """I-IV-V-I in C major twice, a chord a beat (bass and triad, five harmonics, a plucked decay): [2, frames]."""
+    beat = int(round(60.0 / tempo_bpm * sample_rate))
+    t = np.arange(beat) / sample_rate
+    envelope = np.minimum(1.0, t * 200.0) * np.exp(-t * 1.5)
+
+    def note(midi: int) -> np.ndarray:
+        f = 440.0 * 2.0 ** ((midi - 69) / 12.0)
+        return sum(np.sin(2 * np.pi * f * k * t) / k for k in range(1, 6)) * envelope
+
+    chords = [[48, 60, 64, 67], [53, 60, 65, 69], [55, 59, 62, 67], [48, 60, 64, 67]] * 2
+    mono = np.concatenate([sum(note(n) for n in chord) for chord in chords])
+    mono = mono / (np.max(np.abs(mono)) * 1.25)
+    return np.stack([mono, mono]).astype(np.float32)
+
+
+def test_the_key_parameter_moves_a_pitched_file_through_the_real_engine(engine: RunningEngine,
+                                                                         unit_test_binary: Path,
+                                                                         tmp_path: Path) -> None:
+    """The plugin's Key parameter against this engine (plugin/tests/RealEngineTests.cpp): chords in C
+    fitted with Key D major come back in D; Key Off re-conforms them from the store to their own key."""
+    import soundfile as sf
+
+    source = tmp_path / "chords in C.wav"
+    sf.write(str(source), chords_in_c_major(44100, 120.0).T, 44100)
+    env = {**os.environ, "LOOPBRIDGE_TEST_ENGINE": engine.endpoint, "LOOPBRIDGE_TEST_FILE": str(source)}
+    result = subprocess.run([str(unit_test_binary), "loopbridge-real-engine-key"], capture_output=True, text=True,
+                            timeout=600, env=env)
+    summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
+    failures = [line for line in result.stdout.splitlines() if line.startswith("!!!")]
+    assert result.returncode == 0, f"{summary}\n" + "\n".join(failures) + f"\n{engine.log()}"
+    assert summary.endswith(" 0 failed") and not summary.startswith("0 passed"), summary
+    log = engine.log_all()
+    assert len(re.findall(r" conform_file id=fit-\d+ ok 1 sample", log)) == 1, log[-2000:]
     assert re.search(r" conform id=conform-\d+ ok 1 sample", log), log[-2000:]

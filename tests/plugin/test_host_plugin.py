@@ -71,7 +71,7 @@ def test_loads_headless_as_an_instrument_with_its_parameters(plugin) -> None:
     names = set(plugin.parameters)
     # pedalboard names parameters after their name and unit label
     assert {"generate", "variation", "morph", "seed", "quality_steps", "length", "kind", "pitch_st",
-            "audio_prompt_strength", "gain_db"} <= names, sorted(names)
+            "audio_prompt_strength", "gain_db", "key", "loudness_lufs"} <= names, sorted(names)
     plugin.variation = 5
     plugin.kind = "Loop"
     plugin.length = "2 bars"
@@ -79,6 +79,12 @@ def test_loads_headless_as_an_instrument_with_its_parameters(plugin) -> None:
     assert read_state(plugin).parameter("variation") == 5
     assert read_state(plugin).parameter("kind") == 1
     assert read_state(plugin).parameter("length") == 3
+    # Key and Loudness: saved in the project like the others
+    assert plugin.key == "Off" and plugin.loudness_lufs == pytest.approx(-14.0)
+    plugin.key = "F# minor"
+    plugin.loudness_lufs = -20.0
+    assert read_state(plugin).parameter("key") == 19
+    assert read_state(plugin).parameter("loudness") == pytest.approx(-20.0)
 
 
 def test_midi_note_plays_the_sample_at_its_root(plugin) -> None:

@@ -90,6 +90,7 @@ def test_scalar_constants_match(cpp_name: str, python_value: object) -> None:
     [
         ("kDefaultSampleRate", "DEFAULT_SAMPLE_RATE"),
         ("kRandomSeedMax", "RANDOM_SEED_MAX"),
+        ("kDefaultLoudnessLufs", "DEFAULT_LOUDNESS_LUFS"),
     ],
 )
 def test_engine_defaults_and_limits_match(cpp_name: str, python_name: str) -> None:
@@ -98,6 +99,13 @@ def test_engine_defaults_and_limits_match(cpp_name: str, python_name: str) -> No
     assert cpp_name in CONSTANTS[""], f"{cpp_name} missing from {HEADER.name}"
     cpp_value, python_value = CONSTANTS[""][cpp_name], getattr(request, python_name)
     assert cpp_value == python_value, f"{cpp_name}: C++ {cpp_value!r}, engine/request.py {python_name} {python_value!r}"
+
+
+def test_loudness_range_matches() -> None:
+    from loopbridge.engine import request
+
+    cpp_range = (CONSTANTS[""]["kLoudnessMinLufs"], CONSTANTS[""]["kLoudnessMaxLufs"])
+    assert cpp_range == request.LOUDNESS_RANGE_LUFS, f"C++ {cpp_range}, engine/request.py {request.LOUDNESS_RANGE_LUFS}"
 
 
 def test_message_types_match() -> None:
@@ -134,7 +142,7 @@ def test_fields_the_plugin_sends_fit_their_message_types(message_type: protocol.
     accepted = protocol.FIELDS_BY_TYPE[message_type]
     for name in ("kPrompt", "kModel", "kKind", "kSeed", "kVariation", "kBars", "kTempoBpm", "kMeterNumerator",
                  "kMeterDenominator", "kSteps", "kAudioPromptStrength", "kMorphPrompt", "kMorphAmount", "kSampleRate",
-                 "kPitchSemitones", "kVariations", "kAudio", "kAudioPromptFrame", "kPriority"):
+                 "kPitchSemitones", "kLoudnessLufs", "kKey", "kVariations", "kAudio", "kAudioPromptFrame", "kPriority"):
         assert fields[name] in accepted, f"{name}={fields[name]!r} is not a {message_type.value} field"
 
 
@@ -142,11 +150,11 @@ def test_fields_of_the_other_requests_the_plugin_sends() -> None:
     fields = CONSTANTS["field"]
     conform = protocol.FIELDS_BY_TYPE[protocol.MessageType.CONFORM]
     for name in ("kRenderKey", "kTempoBpm", "kBars", "kMeterNumerator", "kMeterDenominator", "kSampleRate",
-                 "kPitchSemitones", "kAudio"):
+                 "kPitchSemitones", "kLoudnessLufs", "kKey", "kAudio"):
         assert fields[name] in conform, f"{name}={fields[name]!r} is not a conform field"
     conform_file = protocol.FIELDS_BY_TYPE[protocol.MessageType.CONFORM_FILE]
     for name in ("kAudioFrame", "kName", "kTempoBpm", "kBars", "kMeterNumerator", "kMeterDenominator", "kSampleRate",
-                 "kKind", "kAudio"):
+                 "kKind", "kLoudnessLufs", "kKey", "kAudio"):
         assert fields[name] in conform_file, f"{name}={fields[name]!r} is not a conform_file field"
     assert fields["kTarget"] in protocol.FIELDS_BY_TYPE[protocol.MessageType.CANCEL]
     assert {fields["kClient"], fields["kClientVersion"]} <= set(protocol.FIELDS_BY_TYPE[protocol.MessageType.HELLO])
@@ -165,6 +173,20 @@ def test_the_host_meter_fields_are_the_protocols() -> None:
 def test_sample_fields_match() -> None:
     sample_fields = set(CONSTANTS["sample_field"].values())
     assert sample_fields <= set(protocol.SAMPLE_FIELDS), sample_fields - set(protocol.SAMPLE_FIELDS)
+
+
+def test_key_names_are_the_engines() -> None:
+    """The plugin's Key choices name keys as the engine spells them: its major keys from C, then its minor keys."""
+    from loopbridge.engine.conform import key
+
+    text = HEADER.read_text(encoding="utf-8")
+    table = re.search(r"kNames\[\]\s*=\s*\{([^}]*)\}", text)
+    assert table is not None, "no key::kNames in Protocol.h"
+    names = re.findall(r'"([^"]+)"', table.group(1))
+    assert names == list(key.MAJOR_NAMES) + list(key.MINOR_NAMES)
+    assert CONSTANTS["key"]["kOff"] in key.NO_KEY_WORDS
+    for name in names:
+        assert key.key_name(name) == name, f"{name} is not the engine's own spelling"
 
 
 def test_priority_values_are_the_documented_ones() -> None:

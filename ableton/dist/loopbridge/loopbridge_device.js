@@ -24,11 +24,93 @@ var liveModule = require("loopbridge_live");
 var A = protocol.ADDRESSES;
 var WARP = liveModule.WARP_MODES;
 
+// Reply arguments an engine before them does not send (the sample's key came later): a reply
+// without them is read as saying nothing about the key.
+var OPTIONAL_REPLY_ARGS = {};
+OPTIONAL_REPLY_ARGS[A.JOB_SAMPLE] = ["key", "key_confidence"];
+
 // Warp mode by sample kind: Beats keeps drum hits and loops tight, Complex keeps textures smooth.
 var WARP_MODE_BY_KIND = {"one-shot": WARP.BEATS, "loop": WARP.BEATS, "kit": WARP.BEATS, "texture": WARP.COMPLEX};
 // Knob turns and tempo drags send one request once the value settles.
 var DEFAULT_SETTLE_MS = 250;
 var TEMPO_EPSILON_BPM = 1e-6;
+
+// Live 12's scales (Song.scale_name) with their intervals above the root, in semitones. The engine
+// matches major and minor keys, so a scale counts as the key of its tonic triad: a major third and
+// a perfect fifth above the root make it major (Lydian, Mixolydian, Major Pentatonic...), a minor
+// third and a perfect fifth minor (Dorian, Phrygian, Harmonic Minor, Minor Blues...). A scale with
+// both thirds, or without a third or a fifth (Locrian, Whole Tone, the diminished and most of
+// Messiaen's modes, In-Sen, Iwato, Pelog Tembung), is neither: the device then asks for no key and
+// says so, rather than shifting a sample towards a key the song is not in.
+var LIVE_SCALES = {
+    "Major": [0, 2, 4, 5, 7, 9, 11],
+    "Minor": [0, 2, 3, 5, 7, 8, 10],
+    "Dorian": [0, 2, 3, 5, 7, 9, 10],
+    "Mixolydian": [0, 2, 4, 5, 7, 9, 10],
+    "Lydian": [0, 2, 4, 6, 7, 9, 11],
+    "Phrygian": [0, 1, 3, 5, 7, 8, 10],
+    "Locrian": [0, 1, 3, 5, 6, 8, 10],
+    "Whole Tone": [0, 2, 4, 6, 8, 10],
+    "Half-whole Dim.": [0, 1, 3, 4, 6, 7, 9, 10],
+    "Whole-half Dim.": [0, 2, 3, 5, 6, 8, 9, 11],
+    "Minor Blues": [0, 3, 5, 6, 7, 10],
+    "Minor Pentatonic": [0, 3, 5, 7, 10],
+    "Major Pentatonic": [0, 2, 4, 7, 9],
+    "Harmonic Minor": [0, 2, 3, 5, 7, 8, 11],
+    "Harmonic Major": [0, 2, 4, 5, 7, 8, 11],
+    "Dorian #4": [0, 2, 3, 6, 7, 9, 10],
+    "Phrygian Dominant": [0, 1, 4, 5, 7, 8, 10],
+    "Melodic Minor": [0, 2, 3, 5, 7, 9, 11],
+    "Lydian Augmented": [0, 2, 4, 6, 8, 9, 11],
+    "Lydian Dominant": [0, 2, 4, 6, 7, 9, 10],
+    "Super Locrian": [0, 1, 3, 4, 6, 8, 10],
+    "8-Tone Spanish": [0, 1, 3, 4, 5, 6, 8, 10],
+    "Bhairav": [0, 1, 4, 5, 7, 8, 11],
+    "Hungarian Minor": [0, 2, 3, 6, 7, 8, 11],
+    "Hirajoshi": [0, 2, 3, 7, 8],
+    "In-Sen": [0, 1, 5, 7, 10],
+    "Iwato": [0, 1, 5, 6, 10],
+    "Kumoi": [0, 2, 3, 7, 9],
+    "Pelog Selisir": [0, 1, 3, 7, 8],
+    "Pelog Tembung": [0, 1, 5, 7, 8],
+    "Messiaen 3": [0, 2, 3, 4, 6, 7, 8, 10, 11],
+    "Messiaen 4": [0, 1, 2, 5, 6, 7, 8, 11],
+    "Messiaen 5": [0, 1, 5, 6, 7, 11],
+    "Messiaen 6": [0, 2, 4, 5, 6, 8, 10, 11],
+    "Messiaen 7": [0, 1, 2, 3, 5, 6, 7, 8, 9, 11]
+};
+
+// "major", "minor" or null (neither) for a scale's intervals, by its tonic triad (LIVE_SCALES).
+function scaleFamily(intervals) {
+    var minorThird = intervals.indexOf(3) >= 0;
+    var majorThird = intervals.indexOf(4) >= 0;
+    if (intervals.indexOf(7) < 0 || minorThird === majorThird) {
+        return null;
+    }
+    return majorThird ? "major" : "minor";
+}
+
+// The key to ask for, from Live's song scale ({rootNote, scaleName, scaleMode}, as LiveSeam.songScale
+// gives it): {key: "Am" | null, why: what the status line says when a scale is set but gives no key}.
+// Scale Mode off means the song has no key set (Live shows C Major then too), and Live before 12
+// has no song key: no key, and nothing to say about it.
+function songKeyFromScale(scale) {
+    if (!scale || scale.rootNote === null || scale.scaleName === null || scale.scaleMode === null ||
+            !scale.scaleMode) {
+        return {key: null, why: ""};
+    }
+    var intervals = LIVE_SCALES.hasOwnProperty(scale.scaleName) ? LIVE_SCALES[scale.scaleName] : null;
+    var root = Math.round(scale.rootNote);
+    if (!intervals || !(root >= 0 && root <= 11)) {
+        return {key: null, why: "Live's scale " + scale.scaleName + " is not one the device knows: no key asked"};
+    }
+    var family = scaleFamily(intervals);
+    if (family === null) {
+        return {key: null, why: "Live's scale " + protocol.KEY_NAMES.MAJOR[root] + " " + scale.scaleName +
+            " is neither major nor minor: no key asked"};
+    }
+    return {key: (family === "minor" ? protocol.KEY_NAMES.MINOR : protocol.KEY_NAMES.MAJOR)[root], why: ""};
+}
 
 function round(value, digits) {
     var scale = Math.pow(10, digits);
@@ -106,9 +188,12 @@ function Device(seams, options) {
         kind: "loop",
         steps: 0,
         audio_prompt_path: "",
-        model: ""
+        model: "",
+        loudness_lufs: protocol.DEFAULT_LOUDNESS_LUFS
     };
     this.tempoBpm = null;
+    this.songKey = null;       // the song's key as the engine names it ("Am", "F#"), or null: none asked
+    this.songKeyWhy = "";      // why there is none (Scale Mode off, a scale neither major nor minor)
     this.sampleRate = null;
     this.jobs = {};
     this.jobCount = 0;
@@ -165,6 +250,10 @@ Device.prototype.start = function () {
         var self = this;
         this.live.observeTempo(function (bpm) {
             self.tempoChanged(bpm);
+        });
+        this.readSongKey();
+        this.live.observeSongScale(function () {
+            self.songScaleChanged();
         });
         this.hello();
     });
@@ -284,6 +373,13 @@ Device.prototype.control = function (name, raw) {
         case "quality":
             this.values.steps = Math.max(0, Math.round(Number(raw) || 0));
             return;
+        case "loudness":
+            var lufs = Number(raw);
+            if (isFinite(lufs)) {
+                this.values.loudness_lufs = round(clamp(lufs, row.parameter.min, row.parameter.max), 2);
+                this.settle("loudness", this.requestConform);
+            }
+            return;
         case "drop_mode":
             var mode = clamp(Math.round(Number(raw) || 0), 0, row.values.length - 1);
             this.dropMode = row.values[mode];
@@ -391,6 +487,7 @@ Device.prototype.generateFields = function (seed) {
         ["tempo_bpm", round(tempo, 6)]
     ], this.songMeter());
     fields.push(["pitch_semitones", v.pitch_semitones]);
+    fields = this.withSongKeyAndLoudness(fields);
     // one-shots take the model's natural length; everything else lasts the Length's bars of the song
     if (v.kind !== "one-shot") {
         fields.push(["bars", v.bars]);
@@ -412,6 +509,13 @@ Device.prototype.generateFields = function (seed) {
         fields.push(["sample_rate", this.sampleRate]);
     }
     return {fields: fields};
+};
+
+// `fields` with the song's key (left out when there is none: the sample keeps the key it was made
+// in) and the Loudness control's value.
+Device.prototype.withSongKeyAndLoudness = function (fields) {
+    fields = setField(fields, "key", this.songKey);
+    return setField(fields, "loudness_lufs", this.values.loudness_lufs);
 };
 
 function setField(fields, name, value) {
@@ -514,6 +618,7 @@ Device.prototype.fitFile = function (raw) {
     fields.push(["bars", this.values.bars]);
     fields.push(["name", basename(path).replace(/\.[^.]*$/, "")]);
     fields.push(["pitch_semitones", this.values.pitch_semitones]);
+    fields = this.withSongKeyAndLoudness(fields);
     if (this.sampleRate) {
         fields.push(["sample_rate", this.sampleRate]);
     }
@@ -551,6 +656,7 @@ Device.prototype.followUpFields = function () {
     var fields = withMeter(this.lastRequest.fields, this.songMeter());
     fields = setField(fields, "variation", this.values.variation);
     fields = setField(fields, "pitch_semitones", this.values.pitch_semitones);
+    fields = this.withSongKeyAndLoudness(fields);
     var tempo = this.songTempo();
     if (tempo !== null) {
         fields = setField(fields, "tempo_bpm", round(tempo, 6));
@@ -605,6 +711,7 @@ Device.prototype.requestConform = function () {
         ["tempo_bpm", round(tempo, 6)]
     ], this.songMeter());
     fields.push(["pitch_semitones", this.values.pitch_semitones]);
+    fields = this.withSongKeyAndLoudness(fields);
     // the bars first asked for, of the song's meter as it is now
     var bars = this.current.kind !== "one-shot" ? this.current.bars : null;
     if (bars !== null && bars !== undefined) {
@@ -615,10 +722,12 @@ Device.prototype.requestConform = function () {
     }
     if (this.lastRequest) {
         this.lastRequest.fields = setField(this.lastRequest.fields, "pitch_semitones", this.values.pitch_semitones);
+        this.lastRequest.fields = this.withSongKeyAndLoudness(this.lastRequest.fields);
     }
     return this.startJob("conform", A.JOB_CONFORM, fields, true,
         "Re-conforming to " + round(tempo, 2) + " BPM" +
-        (this.values.pitch_semitones ? ", " + this.values.pitch_semitones + " st" : "") + "...");
+        (this.values.pitch_semitones ? ", " + this.values.pitch_semitones + " st" : "") +
+        (this.songKey ? " in " + this.songKey : "") + "...");
 };
 
 // The song's tempo changed (from the observer). The first call only records it.
@@ -630,6 +739,26 @@ Device.prototype.tempoChanged = function (bpm) {
             return;
         }
         this.settle("tempo", this.requestConform);
+    });
+};
+
+// Reads Live's song scale into songKey / songKeyWhy; true when the key to ask for changed.
+Device.prototype.readSongKey = function () {
+    var found = songKeyFromScale(this.live.songScale());
+    var changed = found.key !== this.songKey;
+    this.songKey = found.key;
+    this.songKeyWhy = found.why;
+    return changed;
+};
+
+// Live's root note, scale or Scale Mode changed (from the observers): a new key re-conforms the
+// sample in Live, as a tempo change does (the model does not run).
+Device.prototype.songScaleChanged = function () {
+    return this.guard("follow the song's key", function () {
+        if (!this.readSongKey() || !this.current) {
+            return;
+        }
+        this.settle("key", this.requestConform);
     });
 };
 
@@ -698,9 +827,10 @@ Device.prototype.receive = function (address, args) {
             }
             return;
         }
-        if (args.length < names.length) {
+        var optional = OPTIONAL_REPLY_ARGS.hasOwnProperty(address) ? OPTIONAL_REPLY_ARGS[address].length : 0;
+        if (args.length < names.length - optional) {
             this.status("The engine sent " + address + " with " + args.length + " arguments: expected " +
-                names.length + " (" + names.join(", ") + ").");
+                (optional ? "at least " + (names.length - optional) : names.length) + " (" + names.join(", ") + ").");
             return;
         }
         var msg = named(address, args);
@@ -813,7 +943,10 @@ Device.prototype.parseSample = function (msg) {
         beats: Number(msg.beats),
         rootNote: Number(msg.root_note),
         variation: Number(msg.variation) || 0,
-        renderKey: String(msg.render_key)
+        renderKey: String(msg.render_key),
+        // the key the engine hears in the sample ("Am"; "" for drums and noise); undefined from an
+        // engine before keys
+        musicalKey: msg.key === undefined || msg.key === null ? null : String(msg.key)
     };
 };
 
@@ -887,8 +1020,11 @@ Device.prototype.finish = function (job) {
     // the tempo or the Pitch dial moved while the engine worked: fit the sample to them now
     var askedTempo = fieldValue(job.fields, "tempo_bpm");
     var askedPitch = fieldValue(job.fields, "pitch_semitones");
+    var askedLoudness = fieldValue(job.fields, "loudness_lufs");
     if ((this.tempoBpm !== null && askedTempo !== null && Math.abs(askedTempo - this.tempoBpm) > 1e-3) ||
-            (askedPitch !== null && askedPitch !== this.values.pitch_semitones)) {
+            (askedPitch !== null && askedPitch !== this.values.pitch_semitones) ||
+            fieldValue(job.fields, "key") !== this.songKey ||
+            (askedLoudness !== null && askedLoudness !== this.values.loudness_lufs)) {
         this.settle("tempo", this.requestConform);
     }
 };
@@ -923,10 +1059,19 @@ Device.prototype.placeSample = function (sample, replace) {
             "'" + result.placed.trackName + "' slot " + (result.placed.slotIndex + 1) :
             "'" + result.placed.trackName + "' at beat " + round(result.placed.position, 3);
         result.text = "Placed " + basename(sample.path) + " in " + where + ": " + mode + " warp, " + length +
-            " at " + round(sample.tempoBpm, 2) + " BPM.";
+            " at " + round(sample.tempoBpm, 2) + " BPM" + keyText(sample) + "." +
+            (this.songKeyWhy && sample.kind !== "one-shot" ? " " + this.songKeyWhy + "." : "");
     }
     return result;
 };
+
+// ", in Am" / ", no key" / "": the sample's key as the engine heard it, for the status line.
+function keyText(sample) {
+    if (sample.musicalKey === null) {
+        return "";
+    }
+    return sample.musicalKey ? ", in " + sample.musicalKey : ", no key";
+}
 
 Device.prototype.clipSettings = function (sample) {
     var warpMode = WARP_MODE_BY_KIND.hasOwnProperty(sample.kind) ? WARP_MODE_BY_KIND[sample.kind] : WARP.BEATS;
@@ -1034,3 +1179,6 @@ exports.joinPath = joinPath;
 exports.stagedName = stagedName;
 exports.WARP_MODE_BY_KIND = WARP_MODE_BY_KIND;
 exports.primarySample = primarySample;
+exports.LIVE_SCALES = LIVE_SCALES;
+exports.scaleFamily = scaleFamily;
+exports.songKeyFromScale = songKeyFromScale;

@@ -3,6 +3,8 @@
 // object calls `LiveAPI`: Song (tempo, signature, play head), Song.View (selected track,
 // highlighted clip slot), Application (version) and its View (focused document view), Track,
 // ClipSlot and Clip, with the rules of the Live Object Model documentation that matter here:
+//   - Song.root_note (0 = C ... 11 = B), scale_name ("Major", "Minor", "Dorian"...) and scale_mode
+//     (Scale Mode on or off) exist from Live 12 (a new set: C, Major, Scale Mode off);
 //   - ClipSlot.create_audio_clip(path): Live 12.0.5 or later, an audio track, an empty slot, a
 //     readable audio file; Track.create_audio_clip(path, position): an audio track that is not
 //     frozen, a position in [0, 1576800] beats, a readable audio file;
@@ -60,12 +62,14 @@ class FakeLive {
      * @param {number} [setup.tempo]
      * @param {number} [setup.numerator]
      * @param {number} [setup.denominator]
+     * @param {{rootNote: number, scaleName: string, scaleMode: boolean}} [setup.scale]  Live 12's song scale
      * @param {string} [setup.view]  "Session" or "Arranger"
      * @param {{name: string, type: "audio"|"midi"|"group", frozen?: boolean, slots?: number}[]} [setup.tracks]
      * @param {number} [setup.returnTracks]
      */
     constructor({version = [12, 1, 0], tempo = 120, numerator = 4, denominator = 4, view = "Session", songTime = 0,
-        tracks = [{name: "Audio", type: "audio"}], returnTracks = 1} = {}) {
+        tracks = [{name: "Audio", type: "audio"}], returnTracks = 1,
+        scale = {rootNote: 0, scaleName: "Major", scaleMode: false}} = {}) {
         this.version = version;
         this.calls = [];
         this.errors = [];
@@ -76,6 +80,10 @@ class FakeLive {
 
         this.song = this.add("song", {tempo, signature_numerator: numerator, signature_denominator: denominator,
             current_song_time: songTime});
+        if (version[0] >= 12) {
+            Object.assign(this.song.props, {root_note: scale.rootNote, scale_name: scale.scaleName,
+                scale_mode: scale.scaleMode ? 1 : 0});
+        }
         this.songView = this.add("song_view", {});
         this.app = this.add("app", {});
         this.appView = this.add("app_view", {focused_document_view: view});
@@ -442,6 +450,18 @@ class FakeLive {
     setTempo(bpm) {
         this.song.props.tempo = bpm;
         this.notify(this.song, "tempo");
+    }
+
+    /** The user sets the song's key in Live 12 (each property observers hear, as Live notifies them). */
+    setScale({rootNote, scaleName, scaleMode}) {
+        const props = this.song.props;
+        for (const [name, value] of [["root_note", rootNote], ["scale_name", scaleName],
+            ["scale_mode", scaleMode === undefined ? undefined : (scaleMode ? 1 : 0)]]) {
+            if (value !== undefined && props[name] !== value) {
+                props[name] = value;
+                this.notify(this.song, name);
+            }
+        }
     }
 
     /** The user changes the time signature (the device reads it at each request; nobody observes it). */

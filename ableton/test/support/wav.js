@@ -4,11 +4,31 @@
 
 const fs = require("node:fs");
 
-function writeWav(file, {seconds = 1, sampleRate = 48000, channels = 2, frequencyHz = 220} = {}) {
+/** A note's sound: five harmonics, a 5 ms attack, an exponential decay (a plucked or struck string). */
+function noteSample(midi, t) {
+    const f = 440 * Math.pow(2, (midi - 69) / 12);
+    let value = 0;
+    for (let k = 1; k <= 5; k++) {
+        value += Math.sin(2 * Math.PI * f * k * t) / k;
+    }
+    return value * Math.min(1, t * 200) * Math.exp(-t * 1.5);
+}
+
+/** A sine of `frequencyHz`, or with `chords` (lists of MIDI notes) those chords one after another,
+ *  evenly over `seconds`: pitched material whose key a test knows. */
+function writeWav(file, {seconds = 1, sampleRate = 48000, channels = 2, frequencyHz = 220, chords = null} = {}) {
     const frames = Math.round(seconds * sampleRate);
     const data = Buffer.alloc(frames * channels * 2);
+    const chordFrames = chords ? Math.floor(frames / chords.length) : 0;
     for (let i = 0; i < frames; i++) {
-        const value = Math.round(Math.sin(2 * Math.PI * frequencyHz * i / sampleRate) * 8000);
+        let value;
+        if (chords) {
+            const chord = chords[Math.min(chords.length - 1, Math.floor(i / chordFrames))];
+            const t = (i - Math.floor(i / chordFrames) * chordFrames) / sampleRate;
+            value = Math.round(chord.reduce((sum, midi) => sum + noteSample(midi, t), 0) * 2500);
+        } else {
+            value = Math.round(Math.sin(2 * Math.PI * frequencyHz * i / sampleRate) * 8000);
+        }
         for (let c = 0; c < channels; c++) {
             data.writeInt16LE(value, (i * channels + c) * 2);
         }
