@@ -167,8 +167,9 @@ def overhead(args: argparse.Namespace, chosen: list[str]) -> int:
             def through_engine(seed: int, model_id: str = model_id, kind: str = kind,
                                duration_s: float = duration_s) -> None:
                 prompt = "jazz piano" if model_id == RIFFUSION_FOLDER else "rain on a tin roof"
-                engine.render([GenerateRequest(prompt=prompt, model=model_id, kind=kind, duration_s=duration_s,
-                                               steps=steps, seed=seed)])
+                request = GenerateRequest(prompt=prompt, model=model_id, kind=kind, duration_s=duration_s,
+                                          steps=steps, seed=seed)
+                engine.render([(engine.render_key(request), request)])
 
             through_engine(seed)  # warm both paths once
             direct(seed)
@@ -273,7 +274,7 @@ def _timed_render(engine: Engine, device: torch.device, model_id: str, seconds: 
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     started = time.perf_counter()
-    engine.render([request])
+    engine.render([(engine.render_key(request), request)])
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return time.perf_counter() - started
