@@ -19,7 +19,9 @@ Every recording is mixed to mono, resampled to 44.1 kHz, trimmed of leading sile
 before the first sample within 50 dB of the peak), cut at :data:`MAX_SECONDS` (textures
 :data:`MAX_TEXTURE_SECONDS`) with a 10 ms fade, its silent tail dropped, peak-normalized to -1 dBFS
 and written as 16-bit WAV. A recording identical to one already written (velocity layers of one
-sample that differ only in gain) is dropped.
+sample that differ only in gain) is dropped, and so is a held-out recording whose normalized
+cross-correlation with a training recording of its class reaches :data:`NEAR_COPY_NCC` (a sample
+that two kits share).
 
 Layout (read by ``train-default --data``)::
 
@@ -141,10 +143,17 @@ HELD_OUT_GROUPS: frozenset[str] = frozenset({
     "hydrogen-BJA-Pacific", "hydrogen-circAfrique-v4", "hydrogen-ForzeeStereo",  # evaluation only
     "hydrogen-Gimme-A-Hand-1.0", "hydrogen-HardElectro1", "hydrogen-The-Black-Pearl-1.0",
     "fluid-kit-TR-808", "freepats-kit-Standard", "sonic-pi-bd", "sonic-pi-sn",
-    "fluid-Fretless-Bass", "fluid-Synth-Bass-2", "freepats-Slap-Bass-1", "sonic-pi-bass",
-    "fluid-Vibraphone", "fluid-Harp", "fluid-Steel-Guitar", "fluid-Electric-Piano-2", "freepats-Xylophone",
-    "fluid-Pad-Warm", "fluid-Pad-Halo", "fluid-Seashore", "freepats-Pad-Sweep", "sonic-pi-ambi",
+    # an instrument is held out in both sound fonts, so the training never hears it
+    "fluid-Fretless-Bass", "freepats-Fretless-Bass", "fluid-Synth-Bass-2", "fluid-Slap-Bass-1",
+    "freepats-Slap-Bass-1", "sonic-pi-bass",
+    "fluid-Vibraphone", "fluid-Harp", "freepats-Harp", "fluid-Steel-Guitar", "freepats-Steel-Guitar",
+    "fluid-Electric-Piano-2", "freepats-Electric-Piano-2", "fluid-Xylophone", "freepats-Xylophone",
+    "fluid-Pad-Warm", "fluid-Pad-Halo", "freepats-Pad-Halo", "fluid-Pad-Sweep", "freepats-Pad-Sweep",
+    "fluid-Seashore", "freepats-Seashore", "sonic-pi-ambi",
 })
+#: a held-out recording this close to a training one (best normalized cross-correlation, same class)
+#: is the same sample in another kit (the sound fonts' kits share some) and is dropped
+NEAR_COPY_NCC = 0.97
 
 
 # ---- labels -------------------------------------------------------------------------------------
@@ -626,6 +635,8 @@ def build_corpus(out: Path, groups: Sequence[str] | None = None, log: Callable[[
             files.append({"path": rel, "class": rec.label, "group": rec.group, "source": rec.source,
                           "licence": rec.licence, "shippable": rec.shippable, "split": split, "origin": rec.origin,
                           "seconds": round(len(pcm) / SAMPLE_RATE, 3), "sha1": digest})
+    near_copies = _drop_near_copies(out, files)
+    files = [f for f in files if f["path"] not in {c["file"] for c in near_copies}]
     files.sort(key=lambda f: str(f["path"]))
     manifest: dict[str, object] = {
         "version": 1,
@@ -640,11 +651,41 @@ def build_corpus(out: Path, groups: Sequence[str] | None = None, log: Callable[[
         "held_out_groups": sorted({str(f["group"]) for f in files if f["split"] == "held-out"}),
         "excluded": [e.__dict__ for e in plan.excluded if _matches(e.group, groups)],
         "duplicates_dropped": duplicates,
+        "near_copies_dropped": near_copies,
         "missing_sources": plan.missing,
         "groups": list(groups) if groups is not None else None,
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest
+
+
+def _drop_near_copies(out: Path, files: list[dict[str, object]]) -> list[dict[str, object]]:
+    """Delete the held-out files whose best normalized cross-correlation with a training file of the
+    same class is at least :data:`NEAR_COPY_NCC`; returns what was dropped and what it matched."""
+    from .evaluate import best_correlations
+
+    held = [f for f in files if f["split"] == "held-out"]
+    train = [f for f in files if f["split"] == "train"]
+    if not held or not train:
+        return []
+    names = list(FOLDERS)
+
+    def native(rows: list[dict[str, object]]) -> tuple[np.ndarray, np.ndarray]:
+        length = int(1.0 * SAMPLE_RATE)
+        audio = np.zeros((len(rows), length), dtype=np.float32)
+        for i, f in enumerate(rows):
+            data, _ = sf.read(str(out / str(f["path"])), dtype="float32")
+            audio[i, : min(len(data), length)] = data[:length]
+        return audio, np.array([names.index(str(f["class"])) for f in rows])
+
+    held_audio, held_labels = native(held)
+    train_audio, train_labels = native(train)
+    best, match = best_correlations(held_audio, held_labels, train_audio, train_labels)
+    dropped = []
+    for i in np.flatnonzero(best >= NEAR_COPY_NCC):
+        (out / str(held[i]["path"])).unlink()
+        dropped.append({"file": held[i]["path"], "same_as": train[match[i]]["path"], "ncc": round(float(best[i]), 3)})
+    return dropped
 
 
 def counts(files: Sequence[dict[str, object]]) -> dict[str, dict[str, int]]:
