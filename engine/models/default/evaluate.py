@@ -514,15 +514,18 @@ def best_correlations(audio: np.ndarray, labels: np.ndarray, against: np.ndarray
     n = 2 * x.shape[1]
     fx = torch.fft.rfft(x, n=n)
     for c in np.unique(labels):
-        rows = np.flatnonzero(labels == c)
         pool = np.flatnonzero(against_labels == c)
         for start in range(0, len(pool), chunk):
             fy = torch.fft.rfft(prepared(against[pool[start:start + chunk]]), n=n)
-            corr = torch.fft.irfft(fx[rows][:, None, :] * fy[None].conj(), n=n)  # [rows, chunk, n]
-            peak, where = corr.abs().amax(dim=2).max(dim=1)
-            better = peak.numpy() > best[rows]
-            best[rows[better]] = peak.numpy()[better]
-            best_index[rows[better]] = pool[start + where.numpy()[better]]
+            # a block of rows at a time: [rows, chunk, n] stays within about 100 MB
+            class_rows = np.flatnonzero(labels == c)
+            for first in range(0, len(class_rows), 16):
+                rows = class_rows[first:first + 16]
+                corr = torch.fft.irfft(fx[rows][:, None, :] * fy[None].conj(), n=n)
+                peak, where = corr.abs().amax(dim=2).max(dim=1)
+                better = peak.numpy() > best[rows]
+                best[rows[better]] = peak.numpy()[better]
+                best_index[rows[better]] = pool[start + where.numpy()[better]]
     return best, best_index
 
 

@@ -635,6 +635,7 @@ def build_corpus(out: Path, groups: Sequence[str] | None = None, log: Callable[[
             files.append({"path": rel, "class": rec.label, "group": rec.group, "source": rec.source,
                           "licence": rec.licence, "shippable": rec.shippable, "split": split, "origin": rec.origin,
                           "seconds": round(len(pcm) / SAMPLE_RATE, 3), "sha1": digest})
+    log("  checking the held-out recordings for samples a training kit shares")
     near_copies = _drop_near_copies(out, files)
     files = [f for f in files if f["path"] not in {c["file"] for c in near_copies}]
     files.sort(key=lambda f: str(f["path"]))
