@@ -199,6 +199,19 @@ function generate() {
     }
 }
 
+// Run Task pressed: the Task control's task on the current sample
+function run_task() {
+    var values = args(arguments);
+    if (values.length && Number(values[0]) === 0) {
+        return;
+    }
+    if (device) {
+        device.runTask();
+    } else {
+        log("Run Task before the device is ready: ignored");
+    }
+}
+
 function clear_audio() {
     var values = args(arguments);
     if (values.length && Number(values[0]) === 0) {

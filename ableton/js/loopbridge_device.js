@@ -12,6 +12,11 @@
 // A dropped file is either an audio prompt (Drop Mode "Vary it": Generate asks for variations of
 // it) or fitted to the song as it is (Drop Mode "Fit to song": /job/conform_file at once, then
 // re-conformed like any sample when the tempo changes).
+// Run Task works on the current sample (the clip the device made or fitted last, already at the
+// song's tempo with its first downbeat at its start): continue it, replace bars of it, transform it,
+// extract a track or add a part, as the model's capabilities offer (/models/capabilities). The
+// sample's file is copied into the engine's inbox and sent as the audio prompt; the result lands
+// as a new clip and is re-conformed like any sample.
 // Every public method catches what goes wrong, shows it on the status line and returns: an
 // engine that is down, a malformed reply or a refusing Live never throws into Max.
 //
@@ -189,7 +194,14 @@ function Device(seams, options) {
         steps: 0,
         audio_prompt_path: "",
         model: "",
-        loudness_lufs: protocol.DEFAULT_LOUDNESS_LUFS
+        loudness_lufs: protocol.DEFAULT_LOUDNESS_LUFS,
+        // Run Task's settings
+        task: "continue",
+        continue_bars: 1,
+        replace_from_bar: 0,
+        replace_to_bar: 1,
+        track: "drums",
+        audio_prompt_strength: 0.5
     };
     this.tempoBpm = null;
     this.songKey = null;       // the song's key as the engine names it ("Am", "F#"), or null: none asked
@@ -211,6 +223,9 @@ function Device(seams, options) {
     this.current = null;       // the sample in Live now: {renderKey, kind, bars, path, beats, tempoBpm, ...}
     this.placed = null;        // where the device put it: {where, trackPath, trackName, slotPath, slotIndex, clipId, file, position}
     this.replaceJobId = null;  // newest variation / morph / conform job (older ones are superseded)
+    this.offered = null;       // what the model does to a sample: {model, tasks, tracks} (its capabilities)
+    this.capabilitiesAsked = null;  // the model whose capabilities were asked for last ("" = the default)
+    this.taskPending = false;  // Run Task pressed before the engine named its inbox and the model's tasks
 }
 
 // ---- status ------------------------------------------------------------------------------------
@@ -288,6 +303,7 @@ Device.prototype.hello = function () {
         self.helloTimer = null;
         self.generateAfterHello = false;
         self.fitPending = null;
+        self.taskPending = false;
         if (!self.engineReady) {
             self.status("No answer from the loopbridge engine at " + self.engineName() +
                 ". Start it with `loopbridge serve`; Generate tries again.");
@@ -318,7 +334,21 @@ Device.prototype.setEngine = function (host, port, replyPort) {
 
 // "" = the engine's default model
 Device.prototype.setModel = function (model) {
+    var changed = this.values.model !== (model === undefined || model === null ? "" : String(model));
     this.values.model = model === undefined || model === null ? "" : String(model);
+    if (changed) {
+        this.offered = null;
+        if (this.inbox !== null) {
+            this.askCapabilities();  // the engine answered before: ask what this model does
+        }
+    }
+};
+
+// Asks the engine what the model does to a sample; the answer sets `offered` (onCapabilities).
+Device.prototype.askCapabilities = function () {
+    this.capabilitiesAsked = this.values.model;
+    this.register();
+    this.send(A.MODELS_CAPABILITIES, [this.values.model]);
 };
 
 Device.prototype.setSampleRate = function (rate) {
@@ -402,6 +432,26 @@ Device.prototype.control = function (name, raw) {
             if (this.values.audio_prompt_path && !this.restoring) {
                 this.status("Audio prompt: " + basename(this.values.audio_prompt_path) +
                     ". Generate asks for variations of it.");
+            }
+            return;
+        case "task":
+        case "track":
+            var choice = clamp(Math.round(Number(raw) || 0), 0, row.values.length - 1);
+            this.values[row.field] = row.values[choice];
+            return;
+        case "task_bars":
+        case "from_bar":
+        case "to_bar":
+            var bars = Number(raw);
+            if (isFinite(bars)) {
+                // whole steps of a quarter bar, as the engine counts them
+                this.values[row.field] = clamp(Math.round(bars / row.step) * row.step, row.parameter.min, row.parameter.max);
+            }
+            return;
+        case "strength":
+            var amount = Number(raw);
+            if (isFinite(amount)) {
+                this.values.audio_prompt_strength = round(clamp(amount * row.scale, 0, 1), 4);
             }
             return;
         case "clear_audio":
@@ -627,6 +677,141 @@ Device.prototype.fitFile = function (raw) {
         "Fitting " + basename(path) + " to the song at " + round(tempo, 2) + " BPM...", [staged]);
 };
 
+var TASK_NAMES = {continue: "Continue", replace: "Replace", transform: "Transform", extract: "Extract", add: "Add a part"};
+
+// The task names a model offers, as the Task menu shows them ("Continue, Replace").
+function taskList(tasks) {
+    var names = [];
+    for (var i = 0; i < tasks.length; i++) {
+        if (TASK_NAMES.hasOwnProperty(tasks[i])) {
+            names.push(TASK_NAMES[tasks[i]]);
+        }
+    }
+    return names.join(", ");
+}
+
+// Run Task: the Task control's task on the current sample, as the model offers it. The sample's
+// file (already at the song's tempo, starting on a downbeat) is copied into the engine's inbox and
+// sent as the audio prompt; the result becomes a new clip.
+Device.prototype.runTask = function () {
+    return this.guard("run the task", function () {
+        var v = this.values;
+        var name = TASK_NAMES[v.task];
+        if (!this.current) {
+            this.status(name + ": no sample yet. Generate one, or drop a file in Fit to song mode, first.");
+            return null;
+        }
+        if (v.pitch_semitones !== 0) {
+            // the sample's file carries the shift; its result would be shifted again at every re-conform
+            this.status(name + ": set Pitch to 0 first (a task works on the sample as it was made).");
+            return null;
+        }
+        if (!this.inbox || !this.offered) {
+            this.taskPending = true;
+            if (!this.inbox) {
+                this.hello();
+            } else {
+                this.askCapabilities();
+            }
+            this.status("Asking the engine what " + (v.model || "its default model") + " does to a sample...");
+            return null;
+        }
+        var offered = this.offered;
+        if (offered.tasks.indexOf(v.task) < 0) {
+            this.status(name + ": " + offered.model + " cannot do that to a sample" +
+                (offered.tasks.length ? " (it offers: " + taskList(offered.tasks) + ")." : "; choose a model that can."));
+            return null;
+        }
+        if ((v.task === "extract" || v.task === "add") && offered.tracks.indexOf(v.track) < 0) {
+            this.status(name + ": " + offered.model + " takes no track " + v.track + " (it takes: " +
+                offered.tracks.join(", ") + ").");
+            return null;
+        }
+        var tempo = this.songTempo();
+        if (tempo === null) {
+            this.status(name + ": Live's tempo is not known yet.");
+            return null;
+        }
+        if (!this.copyFile) {
+            this.status("This device cannot copy files: the sample cannot reach the engine.");
+            return null;
+        }
+        this.stagedCount += 1;
+        var staged = joinPath(this.inbox, stagedName(this.idPrefix, this.stagedCount, this.current.path));
+        try {
+            this.copyFile(this.current.path, staged);
+        } catch (err) {
+            this.status("Could not copy the sample into the engine's inbox " + this.inbox + ": " +
+                (err && err.message ? err.message : String(err)));
+            return null;
+        }
+        var seed = Math.floor(this.random() * (protocol.RANDOM_SEED_MAX + 1));
+        var fields = withMeter([
+            ["prompt", v.prompt],
+            ["kind", "loop"],
+            ["seed", seed],
+            ["tempo_bpm", round(tempo, 6)]
+        ], this.songMeter());
+        fields.push(["task", v.task]);
+        if (v.task === "continue") {
+            fields.push(["continue_bars", v.continue_bars]);
+        } else if (v.task === "replace") {
+            fields.push(["replace_from_bar", v.replace_from_bar]);
+            fields.push(["replace_to_bar", v.replace_to_bar]);
+        } else if (v.task === "transform") {
+            fields.push(["audio_prompt_strength", v.audio_prompt_strength]);
+        } else {
+            fields.push(["track", v.track]);
+        }
+        fields.push(["audio_prompt_path", staged]);
+        fields.push(["pitch_semitones", 0]);
+        fields = this.withSongKeyAndLoudness(fields);
+        if (v.steps > 0) {
+            fields.push(["steps", clamp(v.steps, protocol.LIMITS.STEPS_MIN, protocol.LIMITS.STEPS_MAX)]);
+        }
+        if (v.model) {
+            fields.push(["model", v.model]);
+        }
+        if (this.sampleRate) {
+            fields.push(["sample_rate", this.sampleRate]);
+        }
+        var what = v.task === "continue" ? "Continuing the sample by " + v.continue_bars + " bars" :
+            v.task === "replace" ? "Replacing bars " + v.replace_from_bar + "-" + v.replace_to_bar + " of the sample" :
+                v.task === "transform" ? "Transforming the sample " + Math.round(v.audio_prompt_strength * 100) + "%" :
+                    v.task === "extract" ? "Extracting the " + v.track + " from the sample" :
+                        "Adding a " + v.track + " part to the sample";
+        // a new sample, as Generate's: a clip of its own in the selected slot
+        return this.startJob("task", A.JOB_GENERATE, fields, false, what + " with " + offered.model + "...");
+    });
+};
+
+// The engine's /models/capabilities answer: what the model does to a sample.
+Device.prototype.onCapabilities = function (msg) {
+    if (this.capabilitiesAsked === null) {
+        return;  // another controller asked
+    }
+    var asked = this.capabilitiesAsked;
+    if (asked !== "" && String(msg.model) !== asked) {
+        return;  // about a model asked for before the latest
+    }
+    var caps = JSON.parse(String(msg.json));
+    var tasks = [];
+    var listed = caps && caps.tasks && caps.tasks.length ? caps.tasks : [];
+    for (var i = 0; i < listed.length; i++) {
+        if (String(listed[i]) !== "generate") {
+            tasks.push(String(listed[i]));
+        }
+    }
+    this.capabilitiesAsked = null;
+    this.offered = {model: String(msg.model), tasks: tasks, tracks: caps && caps.tracks ? caps.tracks.slice() : []};
+    this.ui("tasks", tasks.length ? "Run Task with " + this.offered.model + ": " + taskList(tasks) + "." :
+        this.offered.model + " does nothing to a sample: Run Task needs a model that does (Stable Audio 3, ACE-Step).");
+    if (this.taskPending) {
+        this.taskPending = false;
+        this.runTask();
+    }
+};
+
 // The dropped file as the engine reads it: a copy in the engine's inbox (the engine refuses paths
 // outside the folders its user allowed, and the inbox is the one it names). Copied once per drop
 // and inbox; {path} or {error}.
@@ -841,6 +1026,10 @@ Device.prototype.receive = function (address, args) {
         if (address === A.REGISTERED) {
             return;
         }
+        if (address === A.MODELS_CAPABILITIES) {
+            this.onCapabilities(msg);
+            return;
+        }
         if (address === A.ERROR) {
             this.onError(msg);
             return;
@@ -884,11 +1073,13 @@ Device.prototype.onHello = function (msg) {
     this.helloTimer = null;
     if (Number(msg.protocol_version) !== protocol.PROTOCOL_VERSION) {
         this.generateAfterHello = false;
+        this.taskPending = false;
         this.status("The engine at " + this.engineName() + " speaks protocol " + msg.protocol_version +
             "; this device speaks " + protocol.PROTOCOL_VERSION + ". Update one of them.");
         return;
     }
     this.inbox = msg.inbox ? String(msg.inbox) : null;
+    this.askCapabilities();
     if (this.fitPending) {
         var pending = this.fitPending;
         this.fitPending = null;
@@ -996,6 +1187,8 @@ Device.prototype.finish = function (job) {
         return;
     }
     var kind = fieldValue(job.fields, "kind") || (this.current ? this.current.kind : this.values.kind);
+    // a task's result keeps the source's grid: its own bars (the engine's), whatever a re-conform says
+    var task = fieldValue(job.fields, "task");
     var sample = primarySample(job.samples, kind);
     var bars = fieldValue(job.fields, "bars");
     var keep = this.current && job.op === "conform";
@@ -1003,7 +1196,7 @@ Device.prototype.finish = function (job) {
         renderKey: sample.renderKey,
         kind: sample.kind,
         // the bars asked for, of the song's meter (what a re-conform asks for again)
-        bars: bars !== null ? bars : (keep ? this.current.bars : null),
+        bars: task !== null ? null : bars !== null ? bars : (keep ? this.current.bars : null),
         path: sample.path,
         beats: sample.beats,
         tempoBpm: sample.tempoBpm,

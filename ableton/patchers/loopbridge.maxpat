@@ -30,7 +30,7 @@
 		"boxanimatetime" : 500,
 		"enablehscroll" : 1,
 		"enablevscroll" : 1,
-		"devicewidth" : 542,
+		"devicewidth" : 922,
 		"description" : "loopbridge: type a prompt, turn the knobs, press Generate; the sample lands as a warped clip at the song's tempo.",
 		"digest" : "AI-generated samples at the song's tempo",
 		"tags" : "loopbridge",
@@ -524,6 +524,311 @@
 			},
 			{
 				"box" : {
+					"id" : "obj-44",
+					"maxclass" : "live.dial",
+					"varname" : "Task",
+					"numinlets" : 1,
+					"numoutlets" : 2,
+					"outlettype" : [ "", "float" ],
+					"parameter_enable" : 1,
+					"patching_rect" : [ 1120, 100, 44, 48 ],
+					"presentation" : 1,
+					"presentation_rect" : [ 546, 44, 44, 48 ],
+					"annotation" : "what Run Task does to the current sample: continue it, replace bars of it, transform it, extract a track from it or add a part to it (those the model offers)",
+					"saved_attribute_attributes" : {
+						"valueof" : {
+							"parameter_longname" : "Task",
+							"parameter_shortname" : "Task",
+							"parameter_type" : 2,
+							"parameter_enum" : [ "Continue", "Replace", "Transform", "Extract", "Add a part" ],
+							"parameter_mmax" : 4,
+							"parameter_initial_enable" : 1,
+							"parameter_initial" : [ 0 ]
+						}
+					}
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-45",
+					"maxclass" : "newobj",
+					"text" : "prepend task",
+					"numinlets" : 1,
+					"numoutlets" : 1,
+					"outlettype" : [ "" ],
+					"patching_rect" : [ 1120, 170, 110, 22 ]
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-46",
+					"maxclass" : "live.dial",
+					"varname" : "Task Bars",
+					"numinlets" : 1,
+					"numoutlets" : 2,
+					"outlettype" : [ "", "float" ],
+					"parameter_enable" : 1,
+					"patching_rect" : [ 1190, 100, 44, 48 ],
+					"presentation" : 1,
+					"presentation_rect" : [ 594, 44, 44, 48 ],
+					"annotation" : "Continue: bars of the song's meter to add after the sample",
+					"saved_attribute_attributes" : {
+						"valueof" : {
+							"parameter_longname" : "Task Bars",
+							"parameter_shortname" : "Bars",
+							"parameter_type" : 0,
+							"parameter_mmin" : 0.25,
+							"parameter_mmax" : 64,
+							"parameter_unitstyle" : 9,
+							"parameter_units" : "bars",
+							"parameter_initial_enable" : 1,
+							"parameter_initial" : [ 1 ]
+						}
+					}
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-47",
+					"maxclass" : "newobj",
+					"text" : "prepend task_bars",
+					"numinlets" : 1,
+					"numoutlets" : 1,
+					"outlettype" : [ "" ],
+					"patching_rect" : [ 1190, 170, 110, 22 ]
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-48",
+					"maxclass" : "live.dial",
+					"varname" : "From Bar",
+					"numinlets" : 1,
+					"numoutlets" : 2,
+					"outlettype" : [ "", "float" ],
+					"parameter_enable" : 1,
+					"patching_rect" : [ 1260, 100, 44, 48 ],
+					"presentation" : 1,
+					"presentation_rect" : [ 642, 44, 44, 48 ],
+					"annotation" : "Replace: where the bars made anew start, a bar position from 0 at the sample's start",
+					"saved_attribute_attributes" : {
+						"valueof" : {
+							"parameter_longname" : "From Bar",
+							"parameter_shortname" : "From",
+							"parameter_type" : 0,
+							"parameter_mmin" : 0,
+							"parameter_mmax" : 63.75,
+							"parameter_unitstyle" : 9,
+							"parameter_units" : "bar",
+							"parameter_initial_enable" : 1,
+							"parameter_initial" : [ 0 ]
+						}
+					}
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-49",
+					"maxclass" : "newobj",
+					"text" : "prepend from_bar",
+					"numinlets" : 1,
+					"numoutlets" : 1,
+					"outlettype" : [ "" ],
+					"patching_rect" : [ 1260, 170, 110, 22 ]
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-50",
+					"maxclass" : "live.dial",
+					"varname" : "To Bar",
+					"numinlets" : 1,
+					"numoutlets" : 2,
+					"outlettype" : [ "", "float" ],
+					"parameter_enable" : 1,
+					"patching_rect" : [ 1330, 100, 44, 48 ],
+					"presentation" : 1,
+					"presentation_rect" : [ 690, 44, 44, 48 ],
+					"annotation" : "Replace: where they end (after From Bar, within the sample)",
+					"saved_attribute_attributes" : {
+						"valueof" : {
+							"parameter_longname" : "To Bar",
+							"parameter_shortname" : "To",
+							"parameter_type" : 0,
+							"parameter_mmin" : 0.25,
+							"parameter_mmax" : 64,
+							"parameter_unitstyle" : 9,
+							"parameter_units" : "bar",
+							"parameter_initial_enable" : 1,
+							"parameter_initial" : [ 1 ]
+						}
+					}
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-51",
+					"maxclass" : "newobj",
+					"text" : "prepend to_bar",
+					"numinlets" : 1,
+					"numoutlets" : 1,
+					"outlettype" : [ "" ],
+					"patching_rect" : [ 1330, 170, 110, 22 ]
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-52",
+					"maxclass" : "live.dial",
+					"varname" : "Track",
+					"numinlets" : 1,
+					"numoutlets" : 2,
+					"outlettype" : [ "", "float" ],
+					"parameter_enable" : 1,
+					"patching_rect" : [ 1400, 100, 44, 48 ],
+					"presentation" : 1,
+					"presentation_rect" : [ 738, 44, 44, 48 ],
+					"annotation" : "Extract: the track to pull out of the sample; Add a part: the track to make for it",
+					"saved_attribute_attributes" : {
+						"valueof" : {
+							"parameter_longname" : "Track",
+							"parameter_shortname" : "Track",
+							"parameter_type" : 2,
+							"parameter_enum" : [ "Vocals", "Backing vocals", "Drums", "Bass", "Guitar", "Keyboard", "Percussion", "Strings", "Synth", "FX", "Brass", "Woodwinds" ],
+							"parameter_mmax" : 11,
+							"parameter_initial_enable" : 1,
+							"parameter_initial" : [ 2 ]
+						}
+					}
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-53",
+					"maxclass" : "newobj",
+					"text" : "prepend track",
+					"numinlets" : 1,
+					"numoutlets" : 1,
+					"outlettype" : [ "" ],
+					"patching_rect" : [ 1400, 170, 110, 22 ]
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-54",
+					"maxclass" : "live.dial",
+					"varname" : "Strength",
+					"numinlets" : 1,
+					"numoutlets" : 2,
+					"outlettype" : [ "", "float" ],
+					"parameter_enable" : 1,
+					"patching_rect" : [ 1470, 100, 44, 48 ],
+					"presentation" : 1,
+					"presentation_rect" : [ 786, 44, 44, 48 ],
+					"annotation" : "Transform: how far the sample is remade after the prompt (0 keeps it, 100 % ignores it)",
+					"saved_attribute_attributes" : {
+						"valueof" : {
+							"parameter_longname" : "Strength",
+							"parameter_shortname" : "Strength",
+							"parameter_type" : 0,
+							"parameter_mmin" : 0,
+							"parameter_mmax" : 100,
+							"parameter_unitstyle" : 5,
+							"parameter_initial_enable" : 1,
+							"parameter_initial" : [ 50 ]
+						}
+					}
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-55",
+					"maxclass" : "newobj",
+					"text" : "prepend strength",
+					"numinlets" : 1,
+					"numoutlets" : 1,
+					"outlettype" : [ "" ],
+					"patching_rect" : [ 1470, 170, 110, 22 ]
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-56",
+					"maxclass" : "live.text",
+					"varname" : "Run Task",
+					"mode" : 0,
+					"text" : "Run Task",
+					"texton" : "Run Task",
+					"numinlets" : 1,
+					"numoutlets" : 2,
+					"outlettype" : [ "", "" ],
+					"parameter_enable" : 1,
+					"patching_rect" : [ 1540, 100, 80, 36 ],
+					"presentation" : 1,
+					"presentation_rect" : [ 838, 48, 76, 36 ],
+					"annotation" : "runs the Task on the current sample (the clip the device made or fitted last); the result becomes a new clip and follows the tempo like any sample",
+					"saved_attribute_attributes" : {
+						"valueof" : {
+							"parameter_longname" : "Run Task",
+							"parameter_shortname" : "Run Task",
+							"parameter_type" : 2,
+							"parameter_enum" : [ "off", "on" ],
+							"parameter_mmax" : 1,
+							"parameter_initial_enable" : 1,
+							"parameter_initial" : [ 0 ]
+						}
+					}
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-57",
+					"maxclass" : "newobj",
+					"text" : "prepend run_task",
+					"numinlets" : 1,
+					"numoutlets" : 1,
+					"outlettype" : [ "" ],
+					"patching_rect" : [ 1540, 170, 110, 22 ]
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-60",
+					"maxclass" : "comment",
+					"numinlets" : 1,
+					"numoutlets" : 0,
+					"patching_rect" : [ 1120, 20, 200, 18 ],
+					"text" : "On the current sample",
+					"presentation" : 1,
+					"presentation_rect" : [ 546, 2, 200, 18 ]
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-58",
+					"maxclass" : "newobj",
+					"text" : "prepend set",
+					"numinlets" : 1,
+					"numoutlets" : 1,
+					"outlettype" : [ "" ],
+					"patching_rect" : [ 500, 420, 75, 22 ]
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-59",
+					"maxclass" : "comment",
+					"varname" : "tasks",
+					"numinlets" : 1,
+					"numoutlets" : 0,
+					"patching_rect" : [ 540, 470, 360, 34 ],
+					"text" : "Tasks on the sample: as the model offers them",
+					"presentation" : 1,
+					"presentation_rect" : [ 546, 112, 364, 32 ]
+				}
+			},
+			{
+				"box" : {
 					"id" : "obj-23",
 					"maxclass" : "comment",
 					"numinlets" : 1,
@@ -661,11 +966,11 @@
 				"box" : {
 					"id" : "obj-34",
 					"maxclass" : "newobj",
-					"text" : "route status progress",
+					"text" : "route status progress tasks",
 					"numinlets" : 2,
-					"numoutlets" : 3,
-					"outlettype" : [ "", "", "" ],
-					"patching_rect" : [ 300, 380, 130, 22 ]
+					"numoutlets" : 4,
+					"outlettype" : [ "", "", "", "" ],
+					"patching_rect" : [ 300, 380, 170, 22 ]
 				}
 			},
 			{
@@ -970,6 +1275,102 @@
 					"destination" : [ "obj-38", 1 ],
 					"source" : [ "obj-37", 1 ]
 				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-44", 0 ],
+					"destination" : [ "obj-45", 0 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-45", 0 ],
+					"destination" : [ "obj-25", 0 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-46", 0 ],
+					"destination" : [ "obj-47", 0 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-47", 0 ],
+					"destination" : [ "obj-25", 0 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-48", 0 ],
+					"destination" : [ "obj-49", 0 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-49", 0 ],
+					"destination" : [ "obj-25", 0 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-50", 0 ],
+					"destination" : [ "obj-51", 0 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-51", 0 ],
+					"destination" : [ "obj-25", 0 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-52", 0 ],
+					"destination" : [ "obj-53", 0 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-53", 0 ],
+					"destination" : [ "obj-25", 0 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-54", 0 ],
+					"destination" : [ "obj-55", 0 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-55", 0 ],
+					"destination" : [ "obj-25", 0 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-56", 0 ],
+					"destination" : [ "obj-57", 0 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-57", 0 ],
+					"destination" : [ "obj-25", 0 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-34", 2 ],
+					"destination" : [ "obj-58", 0 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-58", 0 ],
+					"destination" : [ "obj-59", 0 ]
+				}
 			}
 		],
 		"parameters" : {
@@ -984,6 +1385,13 @@
 			"obj-21" : [ "Clear Audio", "Clear", 0 ],
 			"obj-40" : [ "Drop Mode", "Drop", 0 ],
 			"obj-42" : [ "Loudness", "Loudness", 0 ],
+			"obj-44" : [ "Task", "Task", 0 ],
+			"obj-46" : [ "Task Bars", "Bars", 0 ],
+			"obj-48" : [ "From Bar", "From", 0 ],
+			"obj-50" : [ "To Bar", "To", 0 ],
+			"obj-52" : [ "Track", "Track", 0 ],
+			"obj-54" : [ "Strength", "Strength", 0 ],
+			"obj-56" : [ "Run Task", "Run Task", 0 ],
 			"inherited_shortname" : 1
 		},
 		"latency" : 0,

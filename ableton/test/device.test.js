@@ -4,6 +4,7 @@
 
 const test = require("node:test");
 const assert = require("node:assert/strict");
+const path = require("node:path");
 
 const {modules, makeRig, keyValues, tempDir, loopFile} = require("./support/harness");
 
@@ -932,4 +933,132 @@ test("Fit to song: a dropped file is copied to the inbox and fitted at once; a t
     rig.device.generate();
     assert.equal(keyValues(rig.lastSentTo(A.JOB_GENERATE)).audio_prompt_path, "/data/loopbridge/inbox/t-audio2-kick.wav");
     assert.deepEqual(rig.live.errors, []);
+});
+
+// ---- Run Task: the model's tasks on the current sample ---------------------------------------------
+
+const ACE_STEP_CAPABILITIES = JSON.stringify({family: "ace-step", tasks: ["generate", "continue", "replace", "transform",
+    "extract", "add"], tracks: P.TRACKS});
+const STABLE_AUDIO_3_CAPABILITIES = JSON.stringify({family: "stable-audio-3", tasks: ["generate", "continue", "replace",
+    "transform"], tracks: []});
+
+/** A started rig whose engine named its inbox and said what `model` does; a loop placed from it. */
+function taskRig(dir, capabilities, model = "tiny-ace-step") {
+    const rig = startedRig({tempo: 120});
+    rig.device.setModel(model);
+    rig.reply(A.HELLO_REPLY, 1, "0.1.0", "/data/loopbridge/inbox");
+    assert.deepEqual(rig.lastSentTo(A.MODELS_CAPABILITIES).args, [model]);
+    rig.reply(A.MODELS_CAPABILITIES, model, capabilities);
+    rig.device.control("kind", 1);
+    rig.device.control("length", 3);  // 2 bars
+    const id = rig.device.generate();
+    completeJob(rig, id, [{path: loopFile(dir, "groove.wav", 4, 120), kind: "loop", tempo: 120, beats: 8, key: "rk-groove"}]);
+    return rig;
+}
+
+test("Run Task: the current sample's file goes through the inbox with the task's own fields", () => {
+    const dir = tempDir();
+    const rig = taskRig(dir, ACE_STEP_CAPABILITIES);
+    const tasksLine = rig.ui.filter(([name]) => name === "tasks").pop();
+    assert.equal(tasksLine[1], "Run Task with tiny-ace-step: Continue, Replace, Transform, Extract, Add a part.");
+    const source = path.join(dir, "groove.wav");
+    rig.device.control("prompt", "rolling bass");
+    const cases = [
+        [0, {task: "continue", continue_bars: 2}, () => rig.device.control("task_bars", 2.1)],
+        [1, {task: "replace", replace_from_bar: 1, replace_to_bar: 1.5},
+            () => { rig.device.control("from_bar", 1); rig.device.control("to_bar", 1.4); }],
+        [2, {task: "transform", audio_prompt_strength: 0.3}, () => rig.device.control("strength", 30)],
+        [3, {task: "extract", track: "drums"}, () => {}],
+        [4, {task: "add", track: "bass"}, () => rig.device.control("track", 3)],
+    ];
+    for (const [index, own, set] of cases) {
+        rig.device.control("task", index);
+        set();
+        const before = rig.copied.length;
+        const id = rig.device.runTask();
+        assert.ok(id, rig.status());
+        const copy = rig.copied[before];
+        assert.equal(copy[0], source, "the sample in Live is what the task works on");
+        assert.match(copy[1], /^\/data\/loopbridge\/inbox\/t-audio\d+-groove\.wav$/);
+        const fields = keyValues(rig.lastSentTo(A.JOB_GENERATE));
+        assert.deepEqual(fields, {prompt: "rolling bass", kind: "loop", seed: fields.seed, tempo_bpm: 120,
+            meter_numerator: 4, meter_denominator: 4, ...own, audio_prompt_path: copy[1], pitch_semitones: 0,
+            loudness_lufs: -14, model: "tiny-ace-step"}, own.task);
+        assert.equal("key" in fields, false);
+        for (const key of Object.keys(fields)) {
+            assert.ok(P.FIELDS.generate[key], `${key} is not a generate field`);
+        }
+        rig.reply(A.JOB_CANCELLED, id);
+    }
+});
+
+test("a task's result lands like any sample: a new clip, re-conformed on a tempo change with its own bars", () => {
+    const dir = tempDir();
+    const rig = taskRig(dir, ACE_STEP_CAPABILITIES);
+    rig.live.select(0, 1);
+    rig.device.control("task", 0);  // continue
+    rig.device.control("task_bars", 2);
+    const id = rig.device.runTask();
+    assert.match(rig.status(), /^Continuing the sample by 2 bars with tiny-ace-step/);
+    const longer = loopFile(dir, "groove-continued.wav", 8, 120);
+    completeJob(rig, id, [{path: longer, kind: "loop", tempo: 120, beats: 16, key: "rk-continued"}]);
+    const clip = rig.live.clipInSlot(0, 1);
+    assert.equal(clip.file_path, longer);
+    assert.equal(clip.loop_end, 16, rig.status());
+    assert.equal(rig.live.clipInSlot(0, 0).file_path, path.join(dir, "groove.wav"), "the source's clip stays");
+    rig.live.setTempo(100);
+    rig.clock.advance(300);
+    // the result keeps the source's grid (its own bars, the engine's): no Length goes with it
+    assert.deepEqual(keyValues(rig.lastSentTo(A.JOB_CONFORM)), {render_key: "rk-continued", tempo_bpm: 100,
+        meter_numerator: 4, meter_denominator: 4, pitch_semitones: 0, loudness_lufs: -14});
+    assert.deepEqual(rig.live.errors, []);
+});
+
+test("Run Task offers what the model's capabilities list, and says why it sends nothing", () => {
+    const dir = tempDir();
+    const rig = taskRig(dir, STABLE_AUDIO_3_CAPABILITIES, "tiny-stable-audio-3");
+    assert.equal(rig.ui.filter(([name]) => name === "tasks").pop()[1],
+        "Run Task with tiny-stable-audio-3: Continue, Replace, Transform.");
+    const sent = rig.sentTo(A.JOB_GENERATE).length;
+    rig.device.control("task", 3);  // extract
+    assert.equal(rig.device.runTask(), null);
+    assert.equal(rig.status(), "Extract: tiny-stable-audio-3 cannot do that to a sample (it offers: Continue, Replace, Transform).");
+    rig.device.control("task", 0);
+    rig.device.control("pitch", 3);
+    assert.equal(rig.device.runTask(), null);
+    assert.match(rig.status(), /^Continue: set Pitch to 0 first/);
+    assert.equal(rig.sentTo(A.JOB_GENERATE).length, sent);
+
+    // a model that does nothing to a sample: said on the tasks line, and by Run Task
+    rig.device.control("pitch", 0);
+    rig.device.setModel("tiny-dd");
+    assert.deepEqual(rig.lastSentTo(A.MODELS_CAPABILITIES).args, ["tiny-dd"]);
+    rig.reply(A.MODELS_CAPABILITIES, "tiny-dd", JSON.stringify({tasks: ["generate"]}));
+    assert.match(rig.ui.filter(([name]) => name === "tasks").pop()[1], /^tiny-dd does nothing to a sample/);
+    assert.equal(rig.device.runTask(), null);
+    assert.equal(rig.status(), "Continue: tiny-dd cannot do that to a sample; choose a model that can.");
+
+    // no sample yet
+    const empty = startedRig();
+    empty.reply(A.HELLO_REPLY, 1, "0.1.0", "/inbox");
+    empty.reply(A.MODELS_CAPABILITIES, "tiny-ace-step", ACE_STEP_CAPABILITIES);
+    assert.equal(empty.device.runTask(), null);
+    assert.match(empty.status(), /^Continue: no sample yet/);
+    assert.equal(empty.sentTo(A.JOB_GENERATE).length, 0);
+});
+
+test("Run Task before the engine said what the model does: asked first, then sent", () => {
+    const dir = tempDir();
+    const rig = startedRig({tempo: 120});
+    rig.reply(A.HELLO_REPLY, 1, "0.1.0", "/inbox");
+    const id = rig.device.generate();
+    completeJob(rig, id, [{path: loopFile(dir, "a.wav", 1, 120), kind: "loop", tempo: 120, beats: 2, key: "rk-a"}]);
+    rig.device.setModel("tiny-ace-step");  // a new model: what it does is asked again
+    assert.equal(rig.device.runTask(), null);
+    assert.match(rig.status(), /^Asking the engine what tiny-ace-step does to a sample/);
+    assert.equal(rig.sentTo(A.JOB_GENERATE).length, 1);
+    rig.reply(A.MODELS_CAPABILITIES, "tiny-stable-audio-3", STABLE_AUDIO_3_CAPABILITIES);  // about another model
+    assert.equal(rig.sentTo(A.JOB_GENERATE).length, 1);
+    rig.reply(A.MODELS_CAPABILITIES, "tiny-ace-step", ACE_STEP_CAPABILITIES);
+    assert.equal(keyValues(rig.lastSentTo(A.JOB_GENERATE)).task, "continue");
 });

@@ -270,3 +270,77 @@ test("the device against a real loopbridge serve", {skip: reason || false, timeo
         await engine.remove();
     }
 });
+
+test("Run Task against a real loopbridge serve with a tiny ACE-Step model", {skip: reason || false, timeout: 900000}, async (t) => {
+    const engine = await startEngine({model: "tiny-ace-step"});
+    // 240 BPM: one bar of 4/4 is one second, as the Python tests of the task models have it
+    const live = new FakeLive({tempo: 240, tracks: [{name: "Loops", type: "audio"}]});
+    const host = new MaxHost({LiveAPI: live.LiveAPI});
+    host.message("engine", "127.0.0.1", engine.oscPort);
+    host.message("reply_port", await freeUdpPort());
+    host.message("model", engine.model);
+    host.message("init");
+    const tasksLine = () => host.ui.filter(([name]) => name === "tasks").map(([, text]) => text).pop();
+    try {
+        await t.test("the engine's capabilities of the model say what Run Task offers", async () => {
+            await host.waitFor(() => tasksLine() !== undefined, 30000, "the model's capabilities");
+            assert.equal(tasksLine(), "Run Task with tiny-ace-step: Continue, Replace, Transform, Extract, Add a part.");
+        });
+
+        await t.test("a loop from the model, then Continue by a bar: the sample and one more bar, a new clip", async () => {
+            host.textedit(1, "drum loop");
+            host.message("kind", 1);       // loop
+            host.message("length", 2);     // 1 bar
+            host.message("quality", 2);    // two steps
+            let since = host.statuses().length;
+            host.message("generate", 1);
+            let status = await settled(host, since, "the generated loop");
+            assert.match(status, /^Placed .* slot 1: Beats warp, 4 beats loop at 240 BPM/, engine.log());
+            const source = live.clipInSlot(0, 0).file_path;
+
+            live.select(0, 1);
+            host.message("task", 0);       // Continue
+            host.message("task_bars", 1);
+            since = host.statuses().length;
+            host.message("run_task", 1);
+            status = await settled(host, since, "the continued loop");
+            assert.match(status, /^Placed .* slot 2: Beats warp, 8 beats loop at 240 BPM/, engine.log());
+            const sent = fields(host.sent.filter((m) => m.address === A.JOB_GENERATE).pop());
+            assert.deepEqual([sent.task, sent.continue_bars, sent.kind], ["continue", 1, "loop"]);
+            // the sample in Live travelled as a copy in the engine's inbox, as it is
+            const inbox = host.received.filter((m) => m.address === A.HELLO_REPLY).pop().args[2];
+            assert.equal(path.dirname(sent.audio_prompt_path), inbox);
+            assert.deepEqual(fs.readFileSync(sent.audio_prompt_path), fs.readFileSync(source));
+            const wav = wavInfo(live.clipInSlot(0, 1).file_path);
+            assert.equal(wav.frames, 2 * P.DEFAULT_SAMPLE_RATE, "two bars of 240 BPM, to the frame");
+            assert.deepEqual(live.errors, []);
+        });
+
+        await t.test("Extract drums from the continued loop; a tempo change re-conforms the result, no model run", async () => {
+            live.select(0, 2);
+            host.message("task", 3);       // Extract
+            host.message("track", 2);      // drums
+            let since = host.statuses().length;
+            host.message("run_task", 1);
+            let status = await settled(host, since, "the extracted drums");
+            assert.match(status, /^Placed .* slot 3: Beats warp, 8 beats loop at 240 BPM/, engine.log());
+            assert.deepEqual([fields(host.sent.filter((m) => m.address === A.JOB_GENERATE).pop()).task,
+                fields(host.sent.filter((m) => m.address === A.JOB_GENERATE).pop()).track], ["extract", "drums"]);
+            const renderKey = lastSample(host)[8];
+            const generates = host.sent.filter((m) => m.address === A.JOB_GENERATE).length;
+            since = host.statuses().length;
+            live.setTempo(120);
+            status = await settled(host, since, "the drums at 120 BPM");
+            assert.match(status, /^Placed .* slot 3: Beats warp, 8 beats loop at 120 BPM/, engine.log());
+            assert.equal(fields(host.sent.filter((m) => m.address === A.JOB_CONFORM).pop()).render_key, renderKey);
+            assert.equal(host.sent.filter((m) => m.address === A.JOB_GENERATE).length, generates);
+            assert.equal(wavInfo(live.clipInSlot(0, 2).file_path).frames, 4 * P.DEFAULT_SAMPLE_RATE);
+            assert.deepEqual(live.errors, []);
+        });
+
+        assert.deepEqual(host.errors, []);
+    } finally {
+        await host.close();
+        await engine.remove();
+    }
+});

@@ -118,6 +118,14 @@ test("control ranges stay inside what the engine accepts", () => {
     assert.deepEqual(byName("kind").values, P.KINDS);
     assert.deepEqual(byName("kind").parameter.enum, P.KINDS);
     assert.equal(byName("morph").parameter.max * byName("morph").scale, 1);
+    // Run Task's controls: the engine's tasks (but generate) and tracks, bars within its range
+    assert.deepEqual(byName("task").values, P.TASKS.filter((task) => task !== "generate"));
+    assert.deepEqual(byName("track").values, P.TRACKS);
+    for (const name of ["task_bars", "to_bar"]) {
+        assert.ok(byName(name).parameter.min >= L.BARS_MIN && byName(name).parameter.max <= L.BARS_MAX, name);
+    }
+    assert.ok(byName("from_bar").parameter.min >= 0 && byName("from_bar").parameter.max < L.BARS_MAX);
+    assert.equal(byName("strength").parameter.max * byName("strength").scale, 1);
 });
 
 test("each control reaches the script with the message the script handles", () => {
@@ -151,14 +159,19 @@ test("the wiring around the script: udpsend, udpreceive, status, live.thisdevice
     assert.equal(deferred.to.text, "deferlow");
     assert.deepEqual(patch.from(deferred.to.id, 0).map((c) => [c.to, c.inlet]), [[jsBox, 0]]);
     const [route] = patch.from(jsBox.id, 2).map((c) => c.to);
-    assert.equal(route.text, "route status progress");
+    assert.equal(route.text, "route status progress tasks");
     const status = patch.byVarname("status");
     const progress = patch.byVarname("progress");
+    const tasks = patch.byVarname("tasks");
     const setStatus = patch.from(route.id, 0)[0].to;
     const setProgress = patch.from(route.id, 1)[0].to;
-    assert.deepEqual([setStatus.text, setProgress.text], ["prepend set", "prepend set"]);
+    const setTasks = patch.from(route.id, 2)[0].to;
+    assert.deepEqual([setStatus.text, setProgress.text, setTasks.text], ["prepend set", "prepend set", "prepend set"]);
     assert.equal(patch.from(setStatus.id)[0].to, status);
     assert.equal(patch.from(setProgress.id)[0].to, progress);
+    // what Run Task offers with the chosen model (the device's "tasks" line)
+    assert.equal(patch.from(setTasks.id)[0].to, tasks);
+    assert.equal(tasks.maxclass, "comment");
     // live.thisdevice -> ... -> "init": the Live API is usable only from then on
     const [thisdevice] = patch.byText("live.thisdevice");
     const seen = new Set();

@@ -60,6 +60,8 @@ test("request fields and their types match FIELDS_BY_TYPE", () => {
 test("kinds and limits match engine/request.py", () => {
     const py = pythonProtocol();
     assert.deepEqual(js.KINDS, py.KINDS);
+    assert.deepEqual(js.TASKS, py.TASKS);
+    assert.deepEqual(js.TRACKS, py.TRACKS);
     assert.deepEqual(js.LIMITS, py.LIMITS);
 });
 

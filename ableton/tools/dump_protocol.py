@@ -59,6 +59,9 @@ def device_protocol() -> dict[str, Any]:
         "FIELDS": {name: dict(sorted(p.FIELDS_BY_TYPE[kind].items())) for name, kind in DEVICE_JOB_TYPES.items()},
         "ERROR_CODES": sorted(code.value for code in p.ErrorCode),
         "KINDS": [kind.value for kind in r.Kind],
+        # what a generate does with the user's audio, and the parts extract and add name
+        "TASKS": [task.value for task in r.Task],
+        "TRACKS": list(r.TRACKS),
         "LIMITS": {
             "TEMPO_MIN_BPM": r.TEMPO_MIN_BPM,
             "TEMPO_MAX_BPM": r.TEMPO_MAX_BPM,

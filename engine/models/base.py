@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import RequestError, UnsupportedError
-from ..request import GenerateRequest, Kind, Task
+from ..request import TRACKS, GenerateRequest, Kind, Task
 
 #: called with the fraction done (0–1); may raise :class:`~loopbridge.engine.errors.CancelledError`
 ProgressCallback = Callable[[float], None]
@@ -93,7 +93,13 @@ class Capabilities:
             "max_batch": self.max_batch,
             "tasks": [t.value for t in Task if t in self.tasks],
             "musical_conditioning": self.musical_conditioning,
+            "tracks": list(self.tracks),
         }
+
+    @property
+    def tracks(self) -> tuple[str, ...]:
+        """The parts ``extract`` and ``add`` name (``request.track``), when the model does either; else none."""
+        return TRACKS if self.tasks & {Task.EXTRACT, Task.ADD} else ()
 
     @property
     def all_kinds(self) -> frozenset[Kind]:

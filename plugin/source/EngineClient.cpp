@@ -37,6 +37,7 @@ void EngineClient::start()
     // The baseline is taken here, before the thread runs, so a press made right after start() counts.
     const auto settings = delegate.currentSettings();
     lastPressCount = delegate.generatePressCount();
+    lastTaskCount = delegate.taskPressCount();
     lastVariation = settings.variation;
     lastMorph = settings.morphAmount;
     haveRequest = settings.prompt.isNotEmpty();
@@ -82,6 +83,7 @@ void EngineClient::adoptBaseline (const Baseline& baseline)
     inFlightId.clear();
     needsResend = false;
     lastPressCount = baseline.presses;
+    lastTaskCount = baseline.taskPresses;
     lastVariation = baseline.settings.variation;
     lastMorph = baseline.settings.morphAmount;
     morphChangedAt = -1.0;
@@ -177,6 +179,7 @@ void EngineClient::sendJob (const char* type, const codec::RequestSettings& sett
 
     inFlightId = nextId (type);
     inFlightType = type;
+    inFlightIsTask = false;
     inFlightHeader = codec::makeRequestHeader (type, inFlightId, settings);
     inFlightAudioPrompt = settings.hasAudioPrompt ? delegate.audioPromptBytes() : juce::MemoryBlock();
     lastSent = settings;
@@ -199,6 +202,7 @@ void EngineClient::sendConform (const juce::String& renderKey, const codec::Requ
         return; // a job in flight answers with the current settings anyway
     inFlightId = nextId ("conform");
     inFlightType = p::type::kConform;
+    inFlightIsTask = false;
     inFlightHeader = codec::makeConformHeader (inFlightId, renderKey, settings);
     inFlightAudioPrompt.reset();
     lastSent = settings;
@@ -215,6 +219,7 @@ void EngineClient::sendConformFile (const juce::String& name, juce::MemoryBlock 
         send (codec::makeCancelHeader (nextId ("c"), inFlightId)); // the newest request wins
     inFlightId = nextId ("fit");
     inFlightType = p::type::kConformFile;
+    inFlightIsTask = false;
     inFlightHeader = codec::makeConformFileHeader (inFlightId, name, settings);
     inFlightAudioPrompt = std::move (bytes); // the file travels as binary frame 1, and again on a resend
     lastSent = settings;
@@ -223,6 +228,62 @@ void EngineClient::sendConformFile (const juce::String& name, juce::MemoryBlock 
     updateStatus ([&] (EngineStatus& s) {
         s.activity = sent ? "fitting " + name + " to " + juce::String (settings.tempoBpm, 2) + " BPM"
                           : "fitting " + name + ": waiting for the engine";
+        s.progress = sent ? 0.0 : -1.0;
+    });
+    if (! sent && socket == nullptr)
+        reconnectAt = 0.0; // a user action: try the engine again now rather than after the back-off
+}
+
+void EngineClient::sendTask (const codec::RequestSettings& settings)
+{
+    const auto task = settings.task;
+    const auto refuse = [&] (const juce::String& why) {
+        updateStatus ([&] (EngineStatus& s) {
+            s.lastError = task + ": " + why;
+            s.progress = -1.0;
+        });
+    };
+    // The sample that plays is the user's audio: what the engine sent last (a generated sample, a
+    // dropped file fitted to the song, an earlier task's result), already at the host's tempo and
+    // starting on a downbeat, as a task takes it.
+    const auto source = delegate.latestSample();
+    if (source == nullptr || source->wavBytes.getSize() == 0)
+        return refuse ("no sample to work on (Generate one, or drop a file to fit to the song, first)");
+    if (source->wavBytes.getSize() > (size_t) p::kMaxBinaryFrameBytes)
+        return refuse ("the sample is larger than the engine takes (" + juce::String (p::kMaxBinaryFrameBytes) + " bytes)");
+    if (std::abs (source->pitchSemitones) > 1.0e-6)
+        return refuse ("set Pitch to 0 first (a task works on the sample as it was made: its result would be shifted again)");
+    std::map<juce::String, codec::ModelTasks> known;
+    {
+        const juce::ScopedLock lock (statusLock);
+        known = status.modelTasks;
+    }
+    const auto model = known.find (settings.model);
+    if (model == known.end())
+        return refuse (known.empty() ? juce::String ("the engine has not said yet what its models can do")
+                                     : "the engine lists no model '" + settings.model + "'");
+    if (! model->second.tasks.contains (task))
+    {
+        auto offered = model->second.tasks;
+        offered.removeString (p::task::kGenerate);
+        return refuse (settings.model + " cannot " + task + " ("
+                       + (offered.isEmpty() ? juce::String ("it works on no user audio") : "it can: " + offered.joinIntoString (", ")) + ")");
+    }
+    if ((task == p::task::kExtract || task == p::task::kAdd) && ! model->second.tracks.contains (settings.track))
+        return refuse (settings.model + " takes no track '" + settings.track + "' (it takes: " + model->second.tracks.joinIntoString (", ") + ")");
+
+    if (inFlightId.isNotEmpty() && connected)
+        send (codec::makeCancelHeader (nextId ("c"), inFlightId)); // the newest request wins
+    inFlightId = nextId (task.toRawUTF8());
+    inFlightType = task;
+    inFlightIsTask = true;
+    inFlightHeader = codec::makeTaskHeader (inFlightId, settings);
+    inFlightAudioPrompt = source->wavBytes; // the sample travels as binary frame 1, and again on a resend
+    lastSent = settings;
+    const bool sent = connected && send (inFlightHeader, &inFlightAudioPrompt);
+    needsResend = ! sent;
+    updateStatus ([&] (EngineStatus& s) {
+        s.activity = sent ? "requested " + task + " of the sample" : task + ": waiting for the engine";
         s.progress = sent ? 0.0 : -1.0;
     });
     if (! sent && socket == nullptr)
@@ -380,9 +441,14 @@ void EngineClient::handleMessage (const codec::EngineMessage& message, const std
             if (message.re == p::type::kHello || message.re == p::type::kModels)
             {
                 const auto models = codec::modelIdsFrom (message.header);
+                // A hello lists ids only: ask for each model's capabilities (what the task buttons offer).
+                if (message.re == p::type::kHello)
+                    send (codec::makeModelsHeader (nextId ("models")));
                 updateStatus ([&] (EngineStatus& s) {
                     if (! models.isEmpty())
                         s.models = models;
+                    if (message.re == p::type::kModels)
+                        s.modelTasks = codec::modelTasksFrom (message.header);
                     // An engine that answers a hello is reachable: an error from before (a bad
                     // endpoint, a failed receive) no longer describes it.
                     if (message.re == p::type::kHello)
@@ -412,11 +478,12 @@ void EngineClient::handleMessage (const codec::EngineMessage& message, const std
                 });
                 return;
             }
-            const auto text = (sample->isLoop ? juce::String ("loop") : juce::String ("one-shot")) + ", variation "
+            const auto text = (inFlightIsTask ? inFlightType + " result: " : juce::String()) + (sample->isLoop ? juce::String ("loop") : juce::String ("one-shot")) + ", variation "
                               + juce::String (sample->variation) + (sample->tempoBpm > 0 ? ", " + juce::String (sample->tempoBpm, 1) + " BPM" : juce::String())
                               + keyText (*sample);
             // a conform, or a file fitted, is no variation of the request: not kept for the Variation knob
-            const bool fitted = inFlightType == p::type::kConform || inFlightType == p::type::kConformFile;
+            // nor is a task's result
+            const bool fitted = inFlightType == p::type::kConform || inFlightType == p::type::kConformFile || inFlightIsTask;
             if (! fitted)
                 remember (codec::sampleIdentity (lastSent, lastSent.variation), sample, message.notes);
             delegate.sampleArrived (std::move (sample));
@@ -534,6 +601,14 @@ void EngineClient::sendWantedRequests (double now)
         lastMorph = settings.morphAmount;
         morphChangedAt = -1.0;
         sendJob (p::type::kGenerate, settings);
+        return;
+    }
+
+    const auto tasks = delegate.taskPressCount();
+    if (tasks != lastTaskCount)
+    {
+        lastTaskCount = tasks;
+        sendTask (settings);
         return;
     }
 

@@ -14,6 +14,7 @@
 #include <juce_core/juce_core.h>
 
 #include <atomic>
+#include <map>
 #include <memory>
 
 namespace zmq
@@ -37,6 +38,9 @@ struct EngineStatus
     Connection connection = Connection::connecting;
     juce::String endpoint;
     juce::StringArray models;
+    /** What each model does with the user's audio (its capabilities' tasks and tracks), from the
+        engine's models reply; empty until it has answered. */
+    std::map<juce::String, codec::ModelTasks> modelTasks;
     juce::String activity;       // "generating variation 3", "queued (2 ahead)", ...
     double progress = -1.0;      // 0..1 while a job runs, else < 0
     juce::StringArray notes;     // the engine's notes on the sample that plays: what it could not make exactly as asked
@@ -61,6 +65,9 @@ public:
         virtual std::shared_ptr<const Sample> latestSample() = 0;
         virtual void sampleArrived (std::shared_ptr<const Sample> sample) = 0;
         virtual void housekeeping() = 0;
+        /** How many times Run task was pressed; a new count sends the current settings' task on the
+            sample that plays now (latestSample's WAV bytes). */
+        virtual std::uint32_t taskPressCount() { return 0; }
         /** How many files the user has dropped to fit to the song; a new count sends the newest. */
         virtual std::uint32_t fitFileCount() { return 0; }
         /** The newest file to fit: its bytes as they are (WAV, FLAC, AIFF, OGG, MP3), and its name. */
@@ -95,7 +102,7 @@ public:
         const juce::ScopedLock lock (restoreLock);
         if (! restore())
             return false;
-        Baseline baseline { delegate.currentSettings(), delegate.generatePressCount() };
+        Baseline baseline { delegate.currentSettings(), delegate.generatePressCount(), delegate.taskPressCount() };
         restoredBaseline = std::make_unique<Baseline> (std::move (baseline));
         return true;
     }
@@ -125,6 +132,7 @@ private:
     void sendWantedRequests (double now);
     void sendJob (const char* type, const codec::RequestSettings& settings);
     void sendConform (const juce::String& renderKey, const codec::RequestSettings& settings);
+    void sendTask (const codec::RequestSettings& settings);
     void sendConformFile (const juce::String& name, juce::MemoryBlock bytes, const codec::RequestSettings& settings);
     void prefetchAround (const codec::RequestSettings& settings);
     struct CacheEntry;
@@ -161,12 +169,14 @@ private:
 
     std::uint32_t lastPressCount = 0;
     std::uint32_t lastFitCount = 0;
+    std::uint32_t lastTaskCount = 0;
     int lastVariation = 0;
     double lastMorph = 0.0;
     double morphChangedAt = -1.0;
     bool haveRequest = false;                // a generate (or restored session) exists to vary
     codec::RequestSettings lastSent;         // the settings of the newest job sent
     juce::String inFlightId, inFlightType;
+    bool inFlightIsTask = false;             // a task's result is no variation of the request
     juce::var inFlightHeader;                // resent when the engine comes (back) up
     juce::MemoryBlock inFlightAudioPrompt;
     bool needsResend = false;
@@ -176,6 +186,7 @@ private:
     {
         codec::RequestSettings settings;
         std::uint32_t presses = 0;
+        std::uint32_t taskPresses = 0;
     };
     juce::CriticalSection restoreLock;
     std::unique_ptr<Baseline> restoredBaseline;

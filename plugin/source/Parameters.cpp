@@ -21,8 +21,16 @@ juce::String keyLabel (int index)
     return name.endsWith ("m") ? name.dropLastCharacters (1) + " minor" : name + " major";
 }
 
-TriggerParameter::TriggerParameter (const juce::ParameterID& id, const juce::String& parameterName)
-    : juce::AudioParameterBool (id, parameterName, false)
+juce::String taskWireName (int index) { return kTaskChoices[juce::jlimit (0, kNumTaskChoices - 1, index)].wireName; }
+
+juce::String trackLabel (int index)
+{
+    const auto name = juce::String (protocol::track::kTrackNames[juce::jlimit (0, kNumTrackChoices - 1, index)]).replaceCharacter ('_', ' ');
+    return name == "fx" ? juce::String ("FX") : name.substring (0, 1).toUpperCase() + name.substring (1);
+}
+
+TriggerParameter::TriggerParameter (const juce::ParameterID& id, const juce::String& parameterName, bool automatable)
+    : juce::AudioParameterBool (id, parameterName, false, juce::AudioParameterBoolAttributes().withAutomatable (automatable))
 {
 }
 
@@ -79,8 +87,28 @@ juce::AudioProcessorValueTreeState::ParameterLayout createParameterLayout()
                                                            NormalisableRange<float> (kLoudnessMinLufs, kLoudnessMaxLufs, 0.5f),
                                                            kDefaultLoudnessLufs, AudioParameterFloatAttributes().withLabel ("LUFS")));
 
+    // The task buttons' settings: saved with the project, never automated (they act on a click).
+    auto tasks = std::make_unique<AudioProcessorParameterGroup> ("task", "Task", " | ");
+    StringArray taskLabels, trackLabels;
+    for (const auto& choice : kTaskChoices)
+        taskLabels.add (choice.label);
+    for (int index = 0; index < kNumTrackChoices; ++index)
+        trackLabels.add (trackLabel (index));
+    const auto barsAttributes = AudioParameterFloatAttributes().withAutomatable (false);
+    tasks->addChild (std::make_unique<TriggerParameter> (ParamIDs::runTask, "Run task", false));
+    tasks->addChild (std::make_unique<AudioParameterChoice> (ParamIDs::task, "Task", taskLabels, 0,
+                                                            AudioParameterChoiceAttributes().withAutomatable (false)));
+    tasks->addChild (std::make_unique<AudioParameterFloat> (ParamIDs::continueBars, "Continue bars",
+                                                           NormalisableRange<float> (kTaskBarsMin, kTaskBarsMax, 0.25f), 1.0f, barsAttributes));
+    tasks->addChild (std::make_unique<AudioParameterFloat> (ParamIDs::replaceFrom, "Replace from bar",
+                                                           NormalisableRange<float> (0.0f, kTaskBarsMax - kTaskBarsMin, 0.25f), 0.0f, barsAttributes));
+    tasks->addChild (std::make_unique<AudioParameterFloat> (ParamIDs::replaceTo, "Replace to bar",
+                                                           NormalisableRange<float> (kTaskBarsMin, kTaskBarsMax, 0.25f), 1.0f, barsAttributes));
+    tasks->addChild (std::make_unique<AudioParameterChoice> (ParamIDs::track, "Track", trackLabels, 2, // drums
+                                                            AudioParameterChoiceAttributes().withAutomatable (false)));
+
     AudioProcessorValueTreeState::ParameterLayout layout;
-    layout.add (std::move (generating), std::move (sample), std::move (audioPrompt), std::move (output), std::move (song));
+    layout.add (std::move (generating), std::move (sample), std::move (audioPrompt), std::move (output), std::move (song), std::move (tasks));
     return layout;
 }
 
@@ -106,7 +134,13 @@ ParameterPointers::ParameterPointers (juce::AudioProcessorValueTreeState& apvts)
       strength (raw (apvts, ParamIDs::strength)),
       gainDb (raw (apvts, ParamIDs::gain)),
       key (raw (apvts, ParamIDs::key)),
-      loudnessLufs (raw (apvts, ParamIDs::loudness))
+      loudnessLufs (raw (apvts, ParamIDs::loudness)),
+      runTask (*dynamic_cast<TriggerParameter*> (apvts.getParameter (ParamIDs::runTask.getParamID()))),
+      task (raw (apvts, ParamIDs::task)),
+      continueBars (raw (apvts, ParamIDs::continueBars)),
+      replaceFrom (raw (apvts, ParamIDs::replaceFrom)),
+      replaceTo (raw (apvts, ParamIDs::replaceTo)),
+      track (raw (apvts, ParamIDs::track))
 {
 }
 

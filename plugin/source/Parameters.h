@@ -28,6 +28,13 @@ inline const juce::ParameterID strength { "strength", 1 };
 inline const juce::ParameterID gain { "gain", 1 };
 inline const juce::ParameterID key { "key", 1 };
 inline const juce::ParameterID loudness { "loudness", 1 };
+// what the task buttons do to the sample that plays (not automatable: a click is the action)
+inline const juce::ParameterID task { "task", 1 };
+inline const juce::ParameterID continueBars { "continue_bars", 1 };
+inline const juce::ParameterID replaceFrom { "replace_from", 1 };
+inline const juce::ParameterID replaceTo { "replace_to", 1 };
+inline const juce::ParameterID track { "track", 1 };
+inline const juce::ParameterID runTask { "run_task", 1 };
 } // namespace ParamIDs
 
 inline constexpr int kVariationMax = 127;
@@ -76,6 +83,27 @@ inline constexpr int kDefaultLengthIndex = 2;
     into its own bars and holds them to its range (engine/host.py). */
 double lengthInBars (int index, double quarterNotesPerBar) noexcept;
 
+/** The Task parameter's choices, in its order, with the protocol's name of each. */
+struct TaskChoice
+{
+    const char* label;
+    const char* wireName;
+};
+inline constexpr TaskChoice kTaskChoices[] = {
+    { "Continue", protocol::task::kContinue }, { "Replace", protocol::task::kReplace }, { "Transform", protocol::task::kTransform },
+    { "Extract", protocol::task::kExtract },   { "Add a part", protocol::task::kAdd },
+};
+inline constexpr int kNumTaskChoices = (int) std::size (kTaskChoices);
+inline constexpr int kNumTrackChoices = (int) std::size (protocol::track::kTrackNames);
+// Bars a task reaches: the wire takes 0.25-64 (continue_bars; a replace within the sample).
+inline constexpr float kTaskBarsMin = 0.25f;
+inline constexpr float kTaskBarsMax = 64.0f;
+
+/** The Task choice `index` as the protocol names it ("continue" ...). */
+juce::String taskWireName (int index);
+/** What the host shows for Track choice `index`: "Backing vocals" for backing_vocals. */
+juce::String trackLabel (int index);
+
 enum class SampleKind
 {
     oneShot = 0,
@@ -90,7 +118,7 @@ enum class SampleKind
 class TriggerParameter final : public juce::AudioParameterBool
 {
 public:
-    TriggerParameter (const juce::ParameterID& id, const juce::String& parameterName);
+    TriggerParameter (const juce::ParameterID& id, const juce::String& parameterName, bool automatable = true);
 
     std::uint32_t getPressCount() const noexcept { return presses.load (std::memory_order_acquire); }
 
@@ -120,6 +148,12 @@ struct ParameterPointers
     std::atomic<float>& gainDb;
     std::atomic<float>& key;
     std::atomic<float>& loudnessLufs;
+    TriggerParameter& runTask;
+    std::atomic<float>& task;
+    std::atomic<float>& continueBars;
+    std::atomic<float>& replaceFrom;
+    std::atomic<float>& replaceTo;
+    std::atomic<float>& track;
 
     int getVariation() const noexcept { return juce::roundToInt (variation.load()); }
     int getSeed() const noexcept { return juce::roundToInt (seed.load()); }
@@ -128,6 +162,8 @@ struct ParameterPointers
     SampleKind getKind() const noexcept { return kind.load() >= 0.5f ? SampleKind::loop : SampleKind::oneShot; }
     int getPitchSemitones() const noexcept { return juce::roundToInt (pitch.load()); }
     int getKeyIndex() const noexcept { return juce::roundToInt (key.load()); }
+    int getTaskIndex() const noexcept { return juce::jlimit (0, kNumTaskChoices - 1, juce::roundToInt (task.load())); }
+    int getTrackIndex() const noexcept { return juce::jlimit (0, kNumTrackChoices - 1, juce::roundToInt (track.load())); }
 };
 
 } // namespace loopbridge

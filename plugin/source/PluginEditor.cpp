@@ -190,9 +190,41 @@ LoopBridgeEditor::LoopBridgeEditor (LoopBridgeProcessor& p) : AudioProcessorEdit
     };
     addAndMakeVisible (dropModeButton);
 
+    setupLabel (taskLabel, "On the sample");
+    setupLabel (continueBarsLabel, "bars");
+    setupLabel (replaceLabel, "bars, to");
+    const juce::StringArray tooltips {
+        "Continue: the sample, then Continue bars more of it (prompt: what comes next)",
+        "Replace: make bars From to To of the sample anew (prompt: what goes there); the rest stays as it is",
+        "Transform: the sample remade after the prompt; Prompt strength says how far",
+        "Extract: pull the chosen track (drums, bass, vocals...) out of the sample",
+        "Add a part: a new track (the chosen one, and the prompt) that fits the sample, alone",
+    };
+    for (int index = 0; index < kNumTaskChoices; ++index)
+    {
+        auto* button = taskButtons.add (new juce::TextButton (kTaskChoices[index].label));
+        button->setTooltip (tooltips[index]);
+        button->onClick = [this, index] { processor.runTask (index); };
+        addChildComponent (button);
+    }
+    for (auto* slider : { &continueBarsSlider, &replaceFromSlider, &replaceToSlider })
+    {
+        slider->setSliderStyle (juce::Slider::LinearBar);
+        slider->setColour (juce::Slider::trackColourId, kAccent.withAlpha (0.4f));
+        addChildComponent (slider);
+    }
+    continueBarsAttachment = std::make_unique<juce::AudioProcessorValueTreeState::SliderAttachment> (apvts, ParamIDs::continueBars.getParamID(), continueBarsSlider);
+    replaceFromAttachment = std::make_unique<juce::AudioProcessorValueTreeState::SliderAttachment> (apvts, ParamIDs::replaceFrom.getParamID(), replaceFromSlider);
+    replaceToAttachment = std::make_unique<juce::AudioProcessorValueTreeState::SliderAttachment> (apvts, ParamIDs::replaceTo.getParamID(), replaceToSlider);
+    for (int index = 0; index < kNumTrackChoices; ++index)
+        trackBox.addItem (trackLabel (index), index + 1);
+    trackBox.setTooltip ("The track Extract pulls out and Add a part makes");
+    addChildComponent (trackBox);
+    trackAttachment = std::make_unique<juce::AudioProcessorValueTreeState::ComboBoxAttachment> (apvts, ParamIDs::track.getParamID(), trackBox);
+
     addAndMakeVisible (waveform);
 
-    setSize (820, 470);
+    setSize (820, 506);
     refresh();
     startTimerHz (15);
 }
@@ -278,6 +310,27 @@ void LoopBridgeEditor::resized()
     }
 
     area.removeFromTop (8);
+    auto tasks = area.removeFromTop (28);
+    taskLabel.setBounds (tasks.removeFromLeft (96));
+    for (int index = 0; index < taskButtons.size(); ++index)
+    {
+        auto* button = taskButtons[index];
+        button->setBounds (tasks.removeFromLeft (index == 4 ? 84 : 76).reduced (2, 1));
+        if (index == 0)
+        {
+            continueBarsSlider.setBounds (tasks.removeFromLeft (52).reduced (2, 3));
+            continueBarsLabel.setBounds (tasks.removeFromLeft (32));
+        }
+        else if (index == 1)
+        {
+            replaceFromSlider.setBounds (tasks.removeFromLeft (52).reduced (2, 3));
+            replaceLabel.setBounds (tasks.removeFromLeft (52));
+            replaceToSlider.setBounds (tasks.removeFromLeft (52).reduced (2, 3));
+        }
+    }
+    trackBox.setBounds (tasks.reduced (2, 2));
+
+    area.removeFromTop (8);
     waveform.setBounds (area);
 }
 
@@ -338,7 +391,29 @@ void LoopBridgeEditor::refresh()
     audioPromptLabel.setText (audioPromptMessage.isNotEmpty() ? audioPromptMessage : prompt, juce::dontSendNotification);
     clearAudioPromptButton.setVisible (session.audioPromptName.isNotEmpty());
 
+    // The task buttons the chosen model offers (its capabilities' tasks), on a sample that is there.
+    const auto offered = processor.currentModelTasks();
     const auto latest = processor.getLatestSample();
+    bool anyTask = false, trackTask = false;
+    for (int index = 0; index < taskButtons.size(); ++index)
+    {
+        const auto wire = taskWireName (index);
+        const bool shown = offered.tasks.contains (wire);
+        taskButtons[index]->setVisible (shown);
+        taskButtons[index]->setEnabled (latest != nullptr);
+        anyTask = anyTask || shown;
+        trackTask = trackTask || (shown && (wire == protocol::task::kExtract || wire == protocol::task::kAdd));
+    }
+    continueBarsSlider.setVisible (offered.tasks.contains (protocol::task::kContinue));
+    continueBarsLabel.setVisible (continueBarsSlider.isVisible());
+    replaceFromSlider.setVisible (offered.tasks.contains (protocol::task::kReplace));
+    replaceToSlider.setVisible (replaceFromSlider.isVisible());
+    replaceLabel.setVisible (replaceFromSlider.isVisible());
+    trackBox.setVisible (trackTask);
+    for (int index = 0; index < kNumTrackChoices; ++index)
+        trackBox.setItemEnabled (index + 1, offered.tracks.contains (protocol::track::kTrackNames[index]));
+    taskLabel.setText (anyTask ? "On the sample" : "", juce::dontSendNotification);
+
     waveform.setSample (latest, latest != nullptr && processor.getPlayingSampleIdentity() == latest.get());
 }
 

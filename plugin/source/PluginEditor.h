@@ -66,6 +66,14 @@ private:
     juce::TextButton clearAudioPromptButton { "x" };
     juce::TextButton dropModeButton; // what a dropped file is for: "Vary it" (audio prompt) or "Fit to song"
     Knob variation, morph, seed, quality, pitch, strength, gain, loudness;
+    // Actions on the sample that plays, shown when the chosen model offers them (its capabilities' tasks)
+    juce::Label taskLabel;
+    juce::OwnedArray<juce::TextButton> taskButtons; // one per kTaskChoices entry, in its order
+    juce::Slider continueBarsSlider, replaceFromSlider, replaceToSlider;
+    juce::Label continueBarsLabel, replaceLabel;
+    juce::ComboBox trackBox;
+    std::unique_ptr<juce::AudioProcessorValueTreeState::SliderAttachment> continueBarsAttachment, replaceFromAttachment, replaceToAttachment;
+    std::unique_ptr<juce::AudioProcessorValueTreeState::ComboBoxAttachment> trackAttachment;
     WaveformView waveform { processor };
     juce::StringArray shownModels;
     juce::String audioPromptMessage;

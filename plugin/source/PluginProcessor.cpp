@@ -174,6 +174,22 @@ juce::String LoopBridgeProcessor::fitFile (const juce::File& file)
     return {};
 }
 
+void LoopBridgeProcessor::runTask (int taskIndex)
+{
+    auto* task = apvts.getParameter (ParamIDs::task.getParamID());
+    task->setValueNotifyingHost (task->convertTo0to1 ((float) juce::jlimit (0, kNumTaskChoices - 1, taskIndex)));
+    // a press is the off -> on edge; released at once, like a click on Generate
+    params.runTask.setValueNotifyingHost (1.0f);
+    params.runTask.setValueNotifyingHost (0.0f);
+}
+
+codec::ModelTasks LoopBridgeProcessor::currentModelTasks() const
+{
+    const auto status = client.getStatus();
+    const auto found = status.modelTasks.find (getSession().model);
+    return found != status.modelTasks.end() ? found->second : codec::ModelTasks {};
+}
+
 juce::MemoryBlock LoopBridgeProcessor::fitFileBytes (juce::String& name)
 {
     const juce::ScopedLock lock (sessionLock);
@@ -221,6 +237,11 @@ codec::RequestSettings LoopBridgeProcessor::currentSettings()
     s.pitchSemitones = (double) params.getPitchSemitones();
     s.key = keyWireName (params.getKeyIndex());
     s.loudnessLufs = juce::jlimit (protocol::kLoudnessMinLufs, protocol::kLoudnessMaxLufs, (double) params.loudnessLufs.load());
+    s.task = taskWireName (params.getTaskIndex());
+    s.continueBars = (double) params.continueBars.load();
+    s.replaceFromBar = (double) params.replaceFrom.load();
+    s.replaceToBar = (double) params.replaceTo.load();
+    s.track = protocol::track::kTrackNames[params.getTrackIndex()];
     return s;
 }
 

@@ -65,6 +65,12 @@ public:
     /** What a file dropped on the editor is for: varied (an audio prompt), or fitted to the song. */
     void setDropFits (bool fits) noexcept { dropFits.store (fits); }
     bool getDropFits() const noexcept { return dropFits.load(); }
+    /** Runs Task choice `taskIndex` (kTaskChoices) on the sample that plays, with the task knobs as
+        they are: sets Task and presses Run task, as a host or the editor's buttons do. The
+        engine's reply (or the reason it was not sent) shows in the status like any request's. */
+    void runTask (int taskIndex);
+    /** What the model chosen now can do with the user's audio (empty until the engine says). */
+    codec::ModelTasks currentModelTasks() const;
     /** Files handed to fitFile so far. */
     std::uint32_t fitFileCount() override { return fitCount.load(); }
 
@@ -93,6 +99,7 @@ public:
 private:
     // ---- EngineClient::Delegate (network thread) -----------------------------------------
     std::uint32_t generatePressCount() override { return params.generate.getPressCount(); }
+    std::uint32_t taskPressCount() override { return params.runTask.getPressCount(); }
     juce::MemoryBlock audioPromptBytes() override;
     juce::MemoryBlock fitFileBytes (juce::String& name) override;
     std::shared_ptr<const Sample> latestSample() override { return exchange.latest(); }

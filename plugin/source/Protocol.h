@@ -141,6 +141,13 @@ inline constexpr const char* kAudio = "audio";
 inline constexpr const char* kAudioPromptFrame = "audio_prompt_frame";
 inline constexpr const char* kPriority = "priority";
 
+// what to do with the user's audio (REQUEST_FIELDS; see "Tasks on the user's audio")
+inline constexpr const char* kTask = "task";
+inline constexpr const char* kContinueBars = "continue_bars";
+inline constexpr const char* kReplaceFromBar = "replace_from_bar";
+inline constexpr const char* kReplaceToBar = "replace_to_bar";
+inline constexpr const char* kTrack = "track";
+
 // other request types
 inline constexpr const char* kRenderKey = "render_key";   // conform
 inline constexpr const char* kAudioFrame = "audio_frame";  // conform_file: the frame holding the file
@@ -199,6 +206,24 @@ namespace priority
 inline constexpr const char* kInteractive = "interactive";
 inline constexpr const char* kBackground = "background";
 } // namespace priority
+
+// ---- values of the task field (engine Task): what a generate does with its audio prompt ----------
+namespace task
+{
+inline constexpr const char* kGenerate = "generate";
+inline constexpr const char* kContinue = "continue";
+inline constexpr const char* kReplace = "replace";
+inline constexpr const char* kTransform = "transform";
+inline constexpr const char* kExtract = "extract";
+inline constexpr const char* kAdd = "add";
+} // namespace task
+
+// ---- the parts `extract` and `add` name (engine/request.py TRACKS), in the engine's order -------
+namespace track
+{
+inline constexpr const char* kTrackNames[] = { "vocals", "backing_vocals", "drums", "bass", "guitar", "keyboard",
+                                               "percussion", "strings", "synth", "fx", "brass", "woodwinds" };
+} // namespace track
 
 // ---- values of the kind field (engine Kind) ----------------------------------------------------
 namespace kind

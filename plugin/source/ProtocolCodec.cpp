@@ -178,6 +178,59 @@ juce::var makeRequestHeader (const char* type, const juce::String& id, const Req
     return header;
 }
 
+juce::var makeTaskHeader (const juce::String& id, const RequestSettings& s)
+{
+    auto settings = s;
+    settings.isLoop = true; // the result is a loop on the sample's grid, whatever the Kind knob says
+    settings.hasAudioPrompt = true;
+    settings.morphPrompt.clear();
+    auto header = makeRequestHeader (p::type::kGenerate, id, settings);
+    set (header, p::field::kTask, s.task);
+    if (s.task == p::task::kContinue)
+        set (header, p::field::kContinueBars, s.continueBars);
+    else if (s.task == p::task::kReplace)
+    {
+        set (header, p::field::kReplaceFromBar, s.replaceFromBar);
+        set (header, p::field::kReplaceToBar, s.replaceToBar);
+    }
+    else if (s.task == p::task::kExtract || (s.task == p::task::kAdd && s.track.isNotEmpty()))
+        set (header, p::field::kTrack, s.track);
+    if (s.task != p::task::kTransform)
+        header.getDynamicObject()->removeProperty (p::field::kAudioPromptStrength); // transform's alone
+    return header;
+}
+
+std::map<juce::String, ModelTasks> modelTasksFrom (const juce::var& header)
+{
+    std::map<juce::String, ModelTasks> result;
+    if (const auto* models = header["models"].getArray())
+        for (const auto& model : *models)
+        {
+            const auto caps = model["capabilities"];
+            if (! model["id"].isString() || ! caps.isObject())
+                continue;
+            const auto strings = [&caps] (const char* name) {
+                juce::StringArray values;
+                if (const auto* list = caps[name].getArray())
+                    for (const auto& value : *list)
+                        if (value.isString())
+                            values.addIfNotAlreadyThere (value.toString());
+                return values;
+            };
+            result[model["id"].toString()] = ModelTasks { strings ("tasks"), strings ("tracks") };
+        }
+    return result;
+}
+
+juce::var makeModelsHeader (const juce::String& id)
+{
+    auto header = makeObject();
+    set (header, p::field::kVersion, p::kProtocolVersion);
+    set (header, p::field::kType, p::type::kModels);
+    set (header, p::field::kId, id);
+    return header;
+}
+
 /** How the engine levels the sample and which key it moves it to (none: the key it was made in). */
 static void setLevelAndKeyFields (juce::var& header, const RequestSettings& s)
 {

@@ -7,6 +7,7 @@
 
 #include <juce_core/juce_core.h>
 
+#include <map>
 #include <vector>
 
 namespace loopbridge::codec
@@ -45,6 +46,13 @@ struct RequestSettings
     double pitchSemitones = 0.0;
     juce::String key;          // the song's key as the engine names it ("Am", "F#"); empty: no key matching (left out)
     double loudnessLufs = protocol::kDefaultLoudnessLufs; // loops' and textures' integrated loudness
+
+    // What a task on the user's audio would do (sent by makeTaskHeader only; a plain generate,
+    // variation or morph never carries them).
+    juce::String task;         // protocol::task: continue, replace, transform, extract, add
+    double continueBars = 1.0; // continue: bars to add after the sample
+    double replaceFromBar = 0.0, replaceToBar = 1.0; // replace: the bars made anew, from 0 at the sample's start
+    juce::String track;        // extract / add: the part (protocol::track::kTrackNames)
 };
 
 /** The header of a generate / variation / morph request (`type` one of those three). It carries
@@ -52,6 +60,27 @@ struct RequestSettings
     the Length in bars of that meter and the sample rate; never beats_per_bar, which the engine
     works out. A background request (a prefetch) yields to interactive ones in the engine's queue. */
 juce::var makeRequestHeader (const char* type, const juce::String& id, const RequestSettings& settings, bool background = false);
+
+/** The header of a generate that works on the user's audio (the sample as binary frame 1):
+    `settings.task` with the fields that task takes (continue_bars; replace_from_bar and
+    replace_to_bar; audio_prompt_strength for transform; track for extract and add), as a loop
+    at the host's tempo and meter, the audio taken to start on a downbeat. */
+juce::var makeTaskHeader (const juce::String& id, const RequestSettings& settings);
+
+/** What one model can do with the user's audio, from its capabilities: tasks besides generate,
+    and the parts extract / add name. */
+struct ModelTasks
+{
+    juce::StringArray tasks;  // protocol::task values the model lists (generate included)
+    juce::StringArray tracks; // protocol::track names it takes (empty: none)
+};
+
+/** Each model's tasks from a models reply (`models`: objects with `id` and `capabilities`);
+    models without capabilities (an `error` instead) are left out. */
+std::map<juce::String, ModelTasks> modelTasksFrom (const juce::var& header);
+
+/** The header of a models request. */
+juce::var makeModelsHeader (const juce::String& id);
 
 /** Everything in `settings` that decides the sample the engine sends, as one string (the
     plugin's cache key for a variation of it). */

@@ -50,22 +50,44 @@ public:
             LoopBridgeProcessor p;
             const juce::StringArray expected { "generate", "variation", "morph", "seed", "quality", "length", "kind", "pitch", "strength", "gain",
                                                "key", "loudness" };
+            // the task buttons' settings: saved with the project, not automatable (a click is the action)
+            const juce::StringArray taskSettings { "run_task", "task", "continue_bars", "replace_from", "replace_to", "track" };
             // the order of the indices hosts record: new parameters come after the old ones
             const auto ordered = static_cast<juce::AudioProcessor&> (p).getParameters();
-            expectEquals (ordered.size(), expected.size());
-            for (int i = 0; i < juce::jmin (ordered.size(), expected.size()); ++i)
+            expectEquals (ordered.size(), expected.size() + taskSettings.size());
+            auto all = expected;
+            all.addArray (taskSettings);
+            for (int i = 0; i < juce::jmin (ordered.size(), all.size()); ++i)
                 if (auto* withId = dynamic_cast<juce::AudioProcessorParameterWithID*> (ordered[i]))
-                    expectEquals (withId->getParameterID(), expected[i]);
-            for (const auto& id : expected)
+                    expectEquals (withId->getParameterID(), all[i]);
+            for (const auto& id : all)
             {
                 auto* param = p.getValueTreeState().getParameter (id);
                 expect (param != nullptr, id);
                 if (param != nullptr)
                 {
-                    expect (param->isAutomatable(), id);
+                    expect (param->isAutomatable() == expected.contains (id), id);
                     expectEquals (param->getVersionHint(), 1, id);
                 }
             }
+            // Task and Track name what the engine takes, in its order
+            auto* task = dynamic_cast<juce::AudioParameterChoice*> (p.getValueTreeState().getParameter ("task"));
+            auto* track = dynamic_cast<juce::AudioParameterChoice*> (p.getValueTreeState().getParameter ("track"));
+            expect (task != nullptr && track != nullptr);
+            if (task != nullptr && track != nullptr)
+            {
+                expectEquals (task->choices.joinIntoString (","), juce::String ("Continue,Replace,Transform,Extract,Add a part"));
+                for (int i = 0; i < kNumTaskChoices; ++i)
+                    expectEquals (taskWireName (i), juce::String (kTaskChoices[i].wireName));
+                expectEquals (track->choices.size(), (int) std::size (protocol::track::kTrackNames));
+                expectEquals (track->getCurrentChoiceName(), juce::String ("Drums"));
+                expectEquals (trackLabel (1), juce::String ("Backing vocals"));
+            }
+            // Run task counts presses like Generate
+            const auto runs = p.getParameters().runTask.getPressCount();
+            p.getParameters().runTask.setValueNotifyingHost (1.0f);
+            p.getParameters().runTask.setValueNotifyingHost (0.0f);
+            expectEquals ((int) (p.getParameters().runTask.getPressCount() - runs), 1);
             expectEquals (p.getParameters().length.load(), (float) kDefaultLengthIndex);
 
             // Key: Off, the twelve major keys, the twelve minor keys, named as the engine takes them

@@ -195,6 +195,82 @@ public:
                     "4/4 until the host says otherwise");
         }
 
+        beginTest ("a task's header: a generate of a loop with the sample as frame 1 and the task's own fields only");
+        {
+            codec::RequestSettings s;
+            s.prompt = "rolling bass";
+            s.model = "tiny-ace-step";
+            s.tempoBpm = 240.0;
+            s.morphPrompt = "never sent with a task";
+            s.continueBars = 2.0;
+            s.replaceFromBar = 1.0;
+            s.replaceToBar = 1.5;
+            s.track = "bass";
+            s.audioPromptStrength = 0.3;
+            const auto fieldsOf = [] (const juce::var& header) {
+                juce::StringArray names;
+                for (const auto& property : header.getDynamicObject()->getProperties())
+                    names.add (property.name.toString());
+                return names;
+            };
+            struct Case
+            {
+                const char* task;
+                juce::StringArray own;
+            };
+            const Case cases[] = {
+                { protocol::task::kContinue, { "continue_bars" } },
+                { protocol::task::kReplace, { "replace_from_bar", "replace_to_bar" } },
+                { protocol::task::kTransform, { "audio_prompt_strength" } },
+                { protocol::task::kExtract, { "track" } },
+                { protocol::task::kAdd, { "track" } },
+            };
+            const juce::StringArray taskFields { "continue_bars", "replace_from_bar", "replace_to_bar", "track", "audio_prompt_strength" };
+            for (const auto& c : cases)
+            {
+                s.task = c.task;
+                const auto header = codec::makeTaskHeader ("t-1", s);
+                expectEquals (header["type"].toString(), juce::String ("generate"), c.task);
+                expectEquals (header["task"].toString(), juce::String (c.task));
+                expectEquals (header["kind"].toString(), juce::String ("loop"), "a task's result is a loop on the sample's grid");
+                expectEquals ((int) header["audio_prompt_frame"], 1);
+                expect (! header.hasProperty ("morph_prompt"));
+                for (const auto& name : taskFields)
+                    expect (header.hasProperty (name) == c.own.contains (name), juce::String (c.task) + " " + name);
+                juce::MemoryBlock out;
+                codec::DecodeError error;
+                expect (codec::encodeHeader (header, out, error), error.message);
+                expect (fieldsOf (header).contains ("tempo_bpm"));
+            }
+            s.task = protocol::task::kContinue;
+            expectEquals ((double) codec::makeTaskHeader ("t-2", s)["continue_bars"], 2.0);
+            s.task = protocol::task::kReplace;
+            expectEquals ((double) codec::makeTaskHeader ("t-3", s)["replace_to_bar"], 1.5);
+            s.task = protocol::task::kAdd;
+            expectEquals (codec::makeTaskHeader ("t-4", s)["track"].toString(), juce::String ("bass"));
+            // a plain generate never carries the task's fields
+            const auto plain = codec::makeRequestHeader (protocol::type::kGenerate, "g-5", s);
+            for (const auto& name : taskFields)
+                expect (! plain.hasProperty (name) || name == "audio_prompt_strength", name);
+            expect (! plain.hasProperty ("task"));
+        }
+
+        beginTest ("each model's tasks and tracks from a models reply; models without capabilities left out");
+        {
+            const auto header = juce::JSON::parse (R"({"v":1,"type":"reply","re":"models","id":"models-1","models":[
+                {"id":"tiny-ace-step","capabilities":{"tasks":["generate","continue","extract"],"tracks":["drums","bass"]}},
+                {"id":"tiny-dd","capabilities":{"tasks":["generate"]}},
+                {"id":"broken","error":"model_load_failed"},
+                {"capabilities":{"tasks":["continue"]}}]})");
+            const auto tasks = codec::modelTasksFrom (header);
+            expectEquals ((int) tasks.size(), 2);
+            expectEquals (tasks.at ("tiny-ace-step").tasks.joinIntoString (","), juce::String ("generate,continue,extract"));
+            expectEquals (tasks.at ("tiny-ace-step").tracks.joinIntoString (","), juce::String ("drums,bass"));
+            expect (tasks.at ("tiny-dd").tracks.isEmpty());
+            expect (codec::modelTasksFrom (juce::var()).empty());
+            expectEquals (codec::makeModelsHeader ("models-2")["type"].toString(), juce::String ("models"));
+        }
+
         beginTest ("a variation fetched ahead is keyed by the host's facts as they are sent");
         {
             // 6/8 and 3/4 may well make the same audio, but that is the engine's to say: the

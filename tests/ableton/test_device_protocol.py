@@ -81,6 +81,8 @@ def test_fields_kinds_limits(js_side: dict[str, Any], python_side: dict[str, Any
     assert js_side["protocol"]["KINDS"] == python_side["KINDS"]
     assert js_side["protocol"]["LIMITS"] == python_side["LIMITS"]
     assert js_side["protocol"]["KEY_NAMES"] == python_side["KEY_NAMES"]
+    assert js_side["protocol"]["TASKS"] == python_side["TASKS"]
+    assert js_side["protocol"]["TRACKS"] == python_side["TRACKS"]
 
 
 def test_every_control_maps_to_a_field_of_its_address(js_side: dict[str, Any], python_side: dict[str, Any]) -> None:

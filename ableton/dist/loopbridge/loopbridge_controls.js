@@ -32,6 +32,15 @@ var LENGTH_NAMES = ["1/4", "1/2", "1", "2", "4", "8", "16", "32"];
 
 exports.LENGTH_BARS = LENGTH_BARS;
 
+// Task menu: what Run Task does to the clip in the device (protocol.TASKS but generate), and its names
+var TASKS = ["continue", "replace", "transform", "extract", "add"];
+var TASK_NAMES = ["Continue", "Replace", "Transform", "Extract", "Add a part"];
+// Track menu: the parts extract and add name (protocol.TRACKS), as Live shows them
+var TRACK_NAMES = ["Vocals", "Backing vocals", "Drums", "Bass", "Guitar", "Keyboard", "Percussion", "Strings",
+    "Synth", "FX", "Brass", "Woodwinds"];
+
+exports.TASKS = TASKS;
+
 exports.CONTROLS = [
     {
         name: "prompt", varname: "Prompt", maxclass: "textedit", inlet: 1,
@@ -115,6 +124,56 @@ exports.CONTROLS = [
         address: A.JOB_GENERATE, field: "audio_prompt_path",
         parameter: {type: ENUM, enum: ["off", "on"], initial: 0},
         summary: "forgets the dropped audio prompt"
+    },
+    {
+        name: "task", varname: "Task", maxclass: "live.dial", message: "task",
+        address: A.JOB_GENERATE, field: "task",
+        parameter: {type: ENUM, enum: TASK_NAMES, initial: 0},
+        values: TASKS,
+        summary: "what Run Task does to the current sample: continue it, replace bars of it, transform it, " +
+            "extract a track from it or add a part to it (those the model offers)"
+    },
+    {
+        name: "task_bars", varname: "Task Bars", maxclass: "live.dial", message: "task_bars",
+        address: A.JOB_GENERATE, field: "continue_bars",
+        parameter: {type: FLOAT, min: 0.25, max: 64, initial: 1, unitstyle: UNIT_CUSTOM, units: "bars"},
+        step: 0.25,
+        summary: "Continue: bars of the song's meter to add after the sample"
+    },
+    {
+        name: "from_bar", varname: "From Bar", maxclass: "live.dial", message: "from_bar",
+        address: A.JOB_GENERATE, field: "replace_from_bar",
+        parameter: {type: FLOAT, min: 0, max: 63.75, initial: 0, unitstyle: UNIT_CUSTOM, units: "bar"},
+        step: 0.25,
+        summary: "Replace: where the bars made anew start, a bar position from 0 at the sample's start"
+    },
+    {
+        name: "to_bar", varname: "To Bar", maxclass: "live.dial", message: "to_bar",
+        address: A.JOB_GENERATE, field: "replace_to_bar",
+        parameter: {type: FLOAT, min: 0.25, max: 64, initial: 1, unitstyle: UNIT_CUSTOM, units: "bar"},
+        step: 0.25,
+        summary: "Replace: where they end (after From Bar, within the sample)"
+    },
+    {
+        name: "track", varname: "Track", maxclass: "live.dial", message: "track",
+        address: A.JOB_GENERATE, field: "track",
+        parameter: {type: ENUM, enum: TRACK_NAMES, initial: 2},
+        values: protocol.TRACKS.slice(),
+        summary: "Extract: the track to pull out of the sample; Add a part: the track to make for it"
+    },
+    {
+        name: "strength", varname: "Strength", maxclass: "live.dial", message: "strength",
+        address: A.JOB_GENERATE, field: "audio_prompt_strength",
+        parameter: {type: FLOAT, min: 0, max: 100, initial: 50, unitstyle: UNIT_PERCENT},
+        scale: 0.01,
+        summary: "Transform: how far the sample is remade after the prompt (0 keeps it, 100 % ignores it)"
+    },
+    {
+        name: "run_task", varname: "Run Task", maxclass: "live.text", message: "run_task",
+        address: A.JOB_GENERATE, field: "task",
+        parameter: {type: ENUM, enum: ["off", "on"], initial: 0},
+        summary: "runs the Task on the current sample (the clip the device made or fitted last); the result " +
+            "becomes a new clip and follows the tempo like any sample"
     }
 ];
 

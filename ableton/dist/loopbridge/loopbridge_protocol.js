@@ -49,6 +49,7 @@ exports.ADDRESSES = {
     JOB_CONFORM: ROOT + "/job/conform",
     JOB_CONFORM_FILE: ROOT + "/job/conform_file",
     JOB_CANCEL: ROOT + "/job/cancel",
+    MODELS_CAPABILITIES: ROOT + "/models/capabilities",  // and its reply: the model id, its capabilities as JSON
     // engine -> device
     HELLO_REPLY: ROOT + "/engine/hello",
     REGISTERED: ROOT + "/controller/registered",
@@ -75,6 +76,7 @@ exports.REQUEST_ARGS[A.JOB_MORPH] = {args: [["id", "str"]], keyvalues: "morph"};
 exports.REQUEST_ARGS[A.JOB_CONFORM] = {args: [["id", "str"]], keyvalues: "conform"};
 exports.REQUEST_ARGS[A.JOB_CONFORM_FILE] = {args: [["id", "str"], ["path", "str"]], keyvalues: "conform_file"};
 exports.REQUEST_ARGS[A.JOB_CANCEL] = {args: [["id", "str"]], keyvalues: null};
+exports.REQUEST_ARGS[A.MODELS_CAPABILITIES] = {args: [["model", "str"]], keyvalues: null};
 
 // Arguments of the replies the device handles, in order (OSC_OUTGOING in bridge/protocol.py).
 exports.REPLY_ARGS = {};
@@ -88,6 +90,7 @@ exports.REPLY_ARGS[A.JOB_NOTE] = ["id", "text"];
 exports.REPLY_ARGS[A.JOB_DONE] = ["id", "count"];
 exports.REPLY_ARGS[A.JOB_CANCELLED] = ["id"];
 exports.REPLY_ARGS[A.ERROR] = ["id", "code", "message"];
+exports.REPLY_ARGS[A.MODELS_CAPABILITIES] = ["model", "json"];
 
 // Key/value fields each job type accepts, with their types (FIELDS_BY_TYPE). The device sends the
 // time signature as Live shows it (meter_numerator, meter_denominator, HOST_FIELDS) with `bars` in
@@ -177,6 +180,12 @@ exports.FIELDS = {
 
 // Sample kinds the engine knows (engine/request.py Kind), in its order.
 exports.KINDS = ["one-shot", "loop", "texture", "kit"];
+
+// What a generate does with the user's audio (engine/request.py Task), in its order, and the parts
+// `extract` and `add` name (engine/request.py TRACKS).
+exports.TASKS = ["generate", "continue", "replace", "transform", "extract", "add"];
+exports.TRACKS = ["vocals", "backing_vocals", "drums", "bass", "guitar", "keyboard", "percussion", "strings",
+    "synth", "fx", "brass", "woodwinds"];
 
 // Accepted ranges of request values (engine/request.py); the device's controls stay inside them.
 exports.LIMITS = {

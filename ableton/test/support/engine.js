@@ -49,11 +49,18 @@ function unavailable() {
     return null;
 }
 
-function buildTinyModel(models) {
-    const script = "import sys; from pathlib import Path\n" +
-        "from tests.engine.models.tiny_dance_diffusion import build_tiny_dance_diffusion\n" +
-        "build_tiny_dance_diffusion(Path(sys.argv[1]))\n";
-    const result = spawnSync(pythonExecutable(), ["-c", script, path.join(models, TINY_MODEL)], {cwd: REPO,
+// The tiny models the Python tests build, by id: a Dance Diffusion checkpoint (the default), and an
+// ACE-Step pipeline of the real classes (tests/engine/models/tiny_new_families.py) for Run Task.
+const TINY_BUILDERS = {
+    [TINY_MODEL]: "from tests.engine.models.tiny_dance_diffusion import build_tiny_dance_diffusion\n" +
+        "build_tiny_dance_diffusion(Path(sys.argv[1]) / sys.argv[2])\n",
+    "tiny-ace-step": "from tests.engine.models.tiny_new_families import build_ace_step\n" +
+        "build_ace_step(Path(sys.argv[1]), name=sys.argv[2])\n",
+};
+
+function buildTinyModel(models, model) {
+    const script = "import sys; from pathlib import Path\n" + TINY_BUILDERS[model];
+    const result = spawnSync(pythonExecutable(), ["-c", script, models, model], {cwd: REPO,
         encoding: "utf8", timeout: 300000});
     if (result.status !== 0) {
         throw new Error(`building the tiny model failed: ${result.stderr}`);
@@ -105,12 +112,12 @@ async function waitForHello(port, timeoutMs) {
     }
 }
 
-/** A running engine: {oscPort, home, models, log(), stop()}. */
-async function startEngine({readyTimeoutMs = 180000} = {}) {
+/** A running engine: {oscPort, home, models, log(), stop()}, serving `model` (one of TINY_BUILDERS). */
+async function startEngine({readyTimeoutMs = 180000, model = TINY_MODEL} = {}) {
     const home = fs.mkdtempSync(path.join(os.tmpdir(), "loopbridge-e2e-home-"));
     const models = fs.mkdtempSync(path.join(os.tmpdir(), "loopbridge-e2e-models-"));
     try {
-        buildTinyModel(models);
+        buildTinyModel(models, model);
     } catch (err) {
         fs.rmSync(home, {recursive: true, force: true});
         fs.rmSync(models, {recursive: true, force: true});
@@ -119,7 +126,7 @@ async function startEngine({readyTimeoutMs = 180000} = {}) {
     const oscPort = await freeUdpPort();
     // free ports throughout: other sessions on this machine may hold the defaults
     const args = [...CLI, "serve", "--osc", `127.0.0.1:${oscPort}`, "--zmq", `tcp://127.0.0.1:${await freeTcpPort()}`,
-        "--events", "off", "--model", TINY_MODEL, "--prerender", "0"];
+        "--events", "off", "--model", model, "--prerender", "0"];
     if (serveHelp().text.includes("--threads")) {
         args.push("--threads", "2");
     }
@@ -139,7 +146,7 @@ async function startEngine({readyTimeoutMs = 180000} = {}) {
     });
     const exited = new Promise((resolve) => child.once("exit", resolve));
     const engine = {
-        oscPort, home, models, model: TINY_MODEL, child,
+        oscPort, home, models, model, child,
         log: () => output,
         async stop() {
             if (child.exitCode === null && child.signalCode === null) {

@@ -16,7 +16,7 @@ from loopbridge.engine.models.ace_step import AceStepBackend
 from loopbridge.engine.models.registry import ModelRegistry, detect_family
 from loopbridge.engine.models.source_tasks import SPLICE_FADE_S, key_name
 from loopbridge.engine.models.stable_audio_3 import StableAudio3Backend, caption
-from loopbridge.engine.request import AudioPrompt, Task
+from loopbridge.engine.request import TRACKS, AudioPrompt, Task
 
 from tests.engine.doors import opened
 from tests.engine.models.tiny_new_families import build_ace_step, build_stable_audio_3
@@ -71,6 +71,8 @@ def test_capabilities_come_from_the_configs(root: Path) -> None:
     assert (ace.sample_rate, ace.channels, ace.default_steps, ace.default_guidance) == (48000, 2, 8, 1.0)
     assert ace.to_dict()["tasks"] == ["generate", "continue", "replace", "transform", "extract", "add"]
     assert ace.musical_conditioning and not sa3.musical_conditioning
+    # the parts a front end offers for extract and add: the engine's own list, for the model that does them
+    assert ace.to_dict()["tracks"] == list(TRACKS) and sa3.to_dict()["tracks"] == []
 
 
 def test_models_lists_both_with_their_capabilities(door: FrontDoor) -> None:
