@@ -8,7 +8,8 @@ Loops
        as needed to cover the requested bars, with a pre-roll and post-roll taken from the loop
        itself, so the stretcher sees the wrap as music running on.
     3. That material is resampled to the song's rate (libsoxr), stretched to the song tempo
-       and pitch-shifted in one pass (Rubber Band through pedalboard).
+       and pitch-shifted in one pass (Rubber Band through pedalboard; the pitch by resampling its
+       result, see :mod:`.stretcher`).
     4. Where each beat landed is measured and the beats are put back on the grid
        (:func:`~.alignment.retime`); exactly ``bars * beats_per_bar`` beats at the song tempo are
        cut, to the sample, and the loop's end is crossfaded into the stretched pre-roll so the
@@ -65,8 +66,10 @@ from .oneshot import tidy_one_shot
 from .stretcher import (
     DEFAULT_STRETCH,
     StretchOptions,
+    pitch_method,
     pitch_shift,
     probe_offset,
+    rubberband_semitones,
     stretch,
     window_flag,
 )
@@ -731,7 +734,11 @@ def _conform_loop(
         stretched = stretch(extended, rate, factor, semitones, options)
         watch.lap("stretch")
         info["stretch_engine"] = "rubberband-r3" if options.high_quality else "rubberband-r2"
-        info["fft_window"] = {False: "short", None: "standard", True: "long"}[window_flag(options.window, semitones)]
+        method = pitch_method(options.pitch, looped=True)
+        window = window_flag(options.window, rubberband_semitones(semitones, method))
+        info["fft_window"] = {False: "short", None: "standard", True: "long"}[window]
+        if semitones != 0.0:
+            info["pitch_method"] = method
         info["transient_mode"] = options.transient_mode
         if options.align:
             expected, actual, hop = onset_curves(extended, stretched, rate, factor)
