@@ -60,7 +60,7 @@ from .alignment import (
     onset_curves,
     retime,
 )
-from .key import MusicalKey, detect_key, key_shift, parse_key
+from .key import KEY_SHIFT_RANGE, MusicalKey, detect_key, key_shift, parse_key
 from .levels import level_audio
 from .oneshot import tidy_one_shot
 from .stretcher import (
@@ -622,6 +622,10 @@ def _loop_frames(plan: _LoopPlan, channels: int, frames_in: int, sample_rate: in
     _check_output(channels, plan.out_frames, spec, "bars")
     extended_out = int(round(plan.extended_frames * rate / sample_rate))
     stretched = plan.factor != 1.0 or spec.pitch_semitones != 0.0 or spec.key is not None
+    # a pitch shift is the stretcher's result resampled by the pitch ratio: it makes that much more
+    # first (with a key, charged for the highest shift onto it, on top of the user's own)
+    highest = spec.pitch_semitones + (max(KEY_SHIFT_RANGE) if spec.key is not None else 0)
+    ratio = 2.0 ** (max(0.0, highest) / 12.0) if spec.pitch_semitones != 0.0 or spec.key is not None else 0.0
     return memory.LoopFrames(
         input=frames_in,
         analysed=analysed,
@@ -632,6 +636,7 @@ def _loop_frames(plan: _LoopPlan, channels: int, frames_in: int, sample_rate: in
         stream=plan.out_frames + int(round(LOOP_SEAM_FADE_S * rate)),
         output=plan.out_frames,
         rate=rate,
+        shifted=int(math.ceil(extended_out * ratio / plan.factor)) + 1 if ratio else 0,
     )
 
 
