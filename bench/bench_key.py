@@ -19,10 +19,13 @@ Prints:
    the detected key of the result equals the key asked for or its relative (target at least 95 %), the
    length exact to the sample, and the onsets against the song's grid (librosa's onset detector on the
    source and the result alike: median and 95th percentile of the offsets; target within ±5 ms).
+   Onsets are measured without a key and moved to a key each way a shift can be made: Rubber Band's
+   own shift with its standard window, and the default, Rubber Band's stretch resampled by the pitch
+   ratio (:mod:`loopbridge.engine.conform.stretcher`).
 4. The cost of detection and of the shift for a 4-bar stereo 44.1 kHz loop, as a ratio of its duration
    (target: at most 0.05x), best of ``--repeats``: detection alone, and the shift as what a conform with
    it costs over one without, at the song's own tempo (the shift alone makes Rubber Band run) and at
-   another (the shift rides on the tempo's stretch).
+   another (the shift rides on the tempo's stretch), for each way of shifting.
 
     python bench/bench_key.py [--per-key 3] [--repeats 3]
 """
@@ -177,8 +180,12 @@ def main() -> None:
           f"drawn at random (mean shift {np.mean(shifts):.2f} semitones)")
     print(f"  detected key == asked or its relative  {matched / len(renders):.1%} (target >= 95 %)")
     print(f"  length exact to the sample             {exact_length} of {len(renders)}")
-    # timing, where notes have attacks to find: melody and bass on staccato instruments, without a key and moved
-    offsets: dict[str, list[float]] = {"without a key": [], "moved to a key": []}
+    # timing, where notes have attacks to find: melody and bass on staccato instruments, without a key and
+    # moved to one each way a shift is made (the same key for both)
+    ways = {"without a key": DEFAULT_STRETCH,
+            "moved, Rubber Band's shift (standard window)": StretchOptions(pitch="rubberband"),
+            "moved, stretch + resample (default)": DEFAULT_STRETCH}
+    offsets: dict[str, list[float]] = {label: [] for label in ways}
     missed = dict.fromkeys(offsets, 0)
     staccato = 0
     for index, key in enumerate(all_keys()):
@@ -186,17 +193,18 @@ def main() -> None:
         audio, rate = instruments.staccato_loop(key, program, folder)
         asked = all_keys()[int(rng.integers(24))]
         staccato += 1
-        for label, wanted in (("without a key", None), ("moved to a key", asked.name)):
+        for label, options in ways.items():
+            wanted = None if label == "without a key" else asked.name
             spec = ConformSpec(tempo_bpm=target_bpm, bars=bars, sample_rate=rate, key=wanted)
-            out = conform_audio(audio, rate, Kind.LOOP, spec, source)
+            out = conform_audio(audio, rate, Kind.LOOP, spec, source, options=options)
             grid = grid_offsets(audio, rate, 120.0, 16, 0.0, out.audio, rate, target_bpm)
             offsets[label].extend(grid.offsets_ms.tolist())
             missed[label] += grid.missed
+    print(f"  onsets vs the grid ({staccato} staccato renders, librosa's detector; target median within +-5 ms):")
     for label, values in offsets.items():
         found = np.asarray(values)
-        print(f"  onsets vs the grid, {label:15s}  median {np.median(found):+.2f} ms, p95 |offset| "
-              f"{np.percentile(np.abs(found), 95):.2f} ms ({len(found)} onsets, {missed[label]} missed; "
-              f"{staccato} staccato renders, librosa's detector; target median within +-5 ms)")
+        print(f"    {label:46s} median {np.median(found):+.2f} ms, p95 |offset| "
+              f"{np.percentile(np.abs(found), 95):.2f} ms ({len(found)} onsets, {missed[label]} missed)")
 
     # 4. cost for a 4-bar stereo 44.1 kHz loop
     key = MusicalKey(2)
@@ -216,17 +224,18 @@ def main() -> None:
     print(f"\n4. Cost for a {bars}-bar stereo 44.1 kHz loop ({duration:.2f} s; best of {args.repeats}; "
           f"{os.cpu_count()} CPUs, shared)")
     print(f"  detection                                  {detect_s / duration:.4f}x")
-    short = StretchOptions(window="short")
+    ways = (("Rubber Band's shift, standard window", StretchOptions(pitch="rubberband")),
+            ("Rubber Band's shift, short window", StretchOptions(pitch="rubberband", window="short")),
+            ("stretch + resample (default)", DEFAULT_STRETCH))
     for tempo in (120.0, 126.0):
-        for window, options in (("standard", DEFAULT_STRETCH), ("short", short)):
-            plain = best(lambda tempo=tempo, options=options: conform_audio(audio, rate, Kind.LOOP, ConformSpec(
-                tempo_bpm=tempo, bars=bars, sample_rate=rate), source, options=options))
+        plain = best(lambda tempo=tempo: conform_audio(audio, rate, Kind.LOOP, ConformSpec(
+            tempo_bpm=tempo, bars=bars, sample_rate=rate), source))
+        print(f"  conform 120 -> {tempo:g} BPM without a key {plain / duration:.4f}x; moved D -> F:")
+        for name, options in ways:
             moved = best(lambda tempo=tempo, options=options: conform_audio(audio, rate, Kind.LOOP, ConformSpec(
                 tempo_bpm=tempo, bars=bars, sample_rate=rate, key="F"), source, options=options))
-            print(f"  conform 120 -> {tempo:g} BPM, {window:8s} window: without a key {plain / duration:.4f}x, "
-                  f"moved D -> F {moved / duration:.4f}x; detection + shift {(moved - plain) / duration:+.4f}x")
-    print("  (the engine shifts pitch with the standard window, as for --pitch; the short one is the cheaper choice)")
-
+            print(f"    {name:38s} {moved / duration:.4f}x; detection + shift {(moved - plain) / duration:+.4f}x")
+    print("  (at the loop's own tempo a shift alone makes Rubber Band run; at another it rides on the tempo's stretch)")
 
 if __name__ == "__main__":
     main()

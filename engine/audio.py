@@ -126,6 +126,27 @@ def resample(audio: np.ndarray, source_rate: int, target_rate: int) -> np.ndarra
     return out
 
 
+def resample_by(audio: np.ndarray, ratio: float) -> np.ndarray:
+    """Play float32 ``[channels, samples]`` audio ``ratio`` times as fast: pitch up by ``ratio`` (down
+    below 1), ``round(samples / ratio)`` frames long, time-aligned like :func:`resample` (output frame
+    ``k`` is input frame ``k * ratio``), by the same libsoxr settings. Raises :class:`RequestError` for a
+    ratio that is no finite number from 1/4 to 4."""
+    if isinstance(ratio, bool) or not isinstance(ratio, int | float | np.floating) or not 0.25 <= ratio <= 4.0:
+        raise RequestError("ratio", ratio, "a number from 0.25 to 4")
+    audio = np.ascontiguousarray(audio, dtype=np.float32)
+    if ratio == 1.0:
+        return audio
+    frames = int(round(audio.shape[1] / ratio))
+    out = np.empty((audio.shape[0], frames), dtype=np.float32)
+    for channel, samples in enumerate(audio):
+        # the rates are only their ratio: the input as if recorded at ratio times the output's rate
+        resampled = soxr.resample(samples, 48000.0 * float(ratio), 48000.0, quality=RESAMPLE_QUALITY)
+        kept = min(frames, len(resampled))
+        out[channel, :kept] = resampled[:kept]
+        out[channel, kept:] = 0.0
+    return out
+
+
 def fit_length(audio: np.ndarray, frames: int) -> np.ndarray:
     """Cut or zero-pad ``[channels, samples]`` audio at its end to exactly ``frames`` frames."""
     if audio.shape[1] >= frames:

@@ -129,6 +129,10 @@ def key_name(value: object) -> str | None:
     return None if key is None else key.name
 
 
+#: the shifts :func:`key_shift` gives, lowest and highest
+KEY_SHIFT_RANGE = (-6, 5)
+
+
 def key_shift(detected: MusicalKey, target: MusicalKey) -> int:
     """Semitones (−6…+5) that move ``detected`` onto ``target`` or its relative, whichever has
     ``detected``'s mode (a relative major or minor is a match: no shift)."""

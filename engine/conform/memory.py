@@ -81,7 +81,8 @@ class LoopFrames:
     ``input``, ``cycle`` and ``extended`` at the render's rate (``analysed``: frames of it a tempo
     estimate reads, 0 when the tempo is known); ``extended_out`` that material at the song's rate
     ``rate``, ``stretched`` after the stretch (0 when the loop is not stretched), ``output`` the loop
-    and ``stream`` the loop with its pre-roll.
+    and ``stream`` the loop with its pre-roll. ``shifted``: what the stretcher makes before its result
+    is resampled by the pitch ratio (0 when no pitch moves: see :mod:`.stretcher`).
     """
 
     input: int
@@ -93,6 +94,7 @@ class LoopFrames:
     stream: int
     output: int
     rate: int
+    shifted: int = 0
 
 
 def loop_peak_bytes(channels: int, frames: LoopFrames) -> int:
@@ -103,6 +105,11 @@ def loop_peak_bytes(channels: int, frames: LoopFrames) -> int:
         c * f * (frames.cycle + frames.extended),  # the render's loop repeated over the song's beats
         c * f * (frames.extended + frames.extended_out) + f * frames.extended_out,  # resampled, a channel at a time
     ]
+    if frames.shifted:
+        steps += [
+            stretch_bytes(c, frames.extended_out, frames.shifted),
+            c * f * (frames.extended_out + frames.shifted + frames.stretched) + f * frames.stretched,  # resampled
+        ]
     if frames.stretched:
         steps += [
             stretch_bytes(c, frames.extended_out, frames.stretched),

@@ -8,7 +8,8 @@ Loops
        as needed to cover the requested bars, with a pre-roll and post-roll taken from the loop
        itself, so the stretcher sees the wrap as music running on.
     3. That material is resampled to the song's rate (libsoxr), stretched to the song tempo
-       and pitch-shifted in one pass (Rubber Band through pedalboard).
+       and pitch-shifted in one pass (Rubber Band through pedalboard; the pitch by resampling its
+       result, see :mod:`.stretcher`).
     4. Where each beat landed is measured and the beats are put back on the grid
        (:func:`~.alignment.retime`); exactly ``bars * beats_per_bar`` beats at the song tempo are
        cut, to the sample, and the loop's end is crossfaded into the stretched pre-roll so the
@@ -59,14 +60,16 @@ from .alignment import (
     onset_curves,
     retime,
 )
-from .key import MusicalKey, detect_key, key_shift, parse_key
+from .key import KEY_SHIFT_RANGE, MusicalKey, detect_key, key_shift, parse_key
 from .levels import level_audio
 from .oneshot import tidy_one_shot
 from .stretcher import (
     DEFAULT_STRETCH,
     StretchOptions,
+    pitch_method,
     pitch_shift,
     probe_offset,
+    rubberband_semitones,
     stretch,
     window_flag,
 )
@@ -619,6 +622,10 @@ def _loop_frames(plan: _LoopPlan, channels: int, frames_in: int, sample_rate: in
     _check_output(channels, plan.out_frames, spec, "bars")
     extended_out = int(round(plan.extended_frames * rate / sample_rate))
     stretched = plan.factor != 1.0 or spec.pitch_semitones != 0.0 or spec.key is not None
+    # a pitch shift is the stretcher's result resampled by the pitch ratio: it makes that much more
+    # first (with a key, charged for the highest shift onto it, on top of the user's own)
+    highest = spec.pitch_semitones + (max(KEY_SHIFT_RANGE) if spec.key is not None else 0)
+    ratio = 2.0 ** (max(0.0, highest) / 12.0) if spec.pitch_semitones != 0.0 or spec.key is not None else 0.0
     return memory.LoopFrames(
         input=frames_in,
         analysed=analysed,
@@ -629,6 +636,7 @@ def _loop_frames(plan: _LoopPlan, channels: int, frames_in: int, sample_rate: in
         stream=plan.out_frames + int(round(LOOP_SEAM_FADE_S * rate)),
         output=plan.out_frames,
         rate=rate,
+        shifted=int(math.ceil(extended_out * ratio / plan.factor)) + 1 if ratio else 0,
     )
 
 
@@ -731,7 +739,11 @@ def _conform_loop(
         stretched = stretch(extended, rate, factor, semitones, options)
         watch.lap("stretch")
         info["stretch_engine"] = "rubberband-r3" if options.high_quality else "rubberband-r2"
-        info["fft_window"] = {False: "short", None: "standard", True: "long"}[window_flag(options.window, semitones)]
+        method = pitch_method(options.pitch, looped=True)
+        window = window_flag(options.window, rubberband_semitones(semitones, method))
+        info["fft_window"] = {False: "short", None: "standard", True: "long"}[window]
+        if semitones != 0.0:
+            info["pitch_method"] = method
         info["transient_mode"] = options.transient_mode
         if options.align:
             expected, actual, hop = onset_curves(extended, stretched, rate, factor)

@@ -2,7 +2,16 @@
 
 Rubber Band (``pedalboard.time_stretch``) does the stretching; where the stretched beats land is
 measured and corrected in :mod:`.alignment`. Resampling is the engine's one resampler,
-:func:`loopbridge.engine.audio.resample`.
+:func:`loopbridge.engine.audio.resample` (:func:`~loopbridge.engine.audio.resample_by` for a ratio).
+
+A loop's pitch moves in the same pass as its tempo, one of two ways (:attr:`StretchOptions.pitch`):
+Rubber Band stretches by the tempo ratio times the pitch ratio with its short window and the result is
+resampled by the pitch ratio (``"resample"``, a loop's default: the shift costs a resampling, about
+0.002x the audio's duration, and a stretch the tempo needed anyway; the hits keep the short window's
+timing), or Rubber Band moves the pitch itself (``"rubberband"``: with its standard window, as the
+short one smears hits ahead of the beat when it shifts, at about three times the short window's cost).
+Either way the pitch is not formant-corrected (Rubber Band's own shift resamples too). One-shots and
+textures, never stretched, are shifted by Rubber Band (their held notes keep the standard window).
 """
 
 from __future__ import annotations
@@ -13,11 +22,13 @@ from dataclasses import dataclass
 import numpy as np
 import pedalboard
 
+from ..audio import resample_by
 from ..errors import RequestError
 from .alignment import measure_offset
 
 TRANSIENT_MODES = ("crisp", "mixed", "smooth")
 WINDOWS = ("auto", "short", "standard", "long")
+PITCH_METHODS = ("auto", "resample", "rubberband")
 
 
 @dataclass(frozen=True)
@@ -33,7 +44,11 @@ class StretchOptions:
     time-stretch, standard when the pitch moves too (the short window then smears hits ahead of
     the beat). ``phase_continuity``: keep the phase relations of neighbouring frequency bins
     (Rubber Band's default). ``align``: measure where each stretched beat landed and put it on the
-    grid (otherwise trust the ideal time map). ``bench/bench_conform.py`` measures these choices.
+    grid (otherwise trust the ideal time map). ``pitch``: how a pitch shift is made (see the module
+    doc): ``"resample"`` (Rubber Band only stretches, resampling moves the pitch), ``"rubberband"``
+    (Rubber Band moves it) or ``"auto"`` (the default: resample for a loop's :func:`stretch`, Rubber
+    Band for :func:`pitch_shift`). ``bench/bench_conform.py`` and ``bench/bench_key.py`` measure
+    these choices.
     """
 
     high_quality: bool = True
@@ -41,6 +56,7 @@ class StretchOptions:
     window: str = "auto"
     phase_continuity: bool = True
     align: bool = True
+    pitch: str = "auto"
 
     def __post_init__(self) -> None:
         if not isinstance(self.high_quality, bool):
@@ -53,6 +69,8 @@ class StretchOptions:
             raise RequestError("window", self.window, "one of: " + ", ".join(WINDOWS))
         if not isinstance(self.align, bool):
             raise RequestError("align", self.align, "true or false")
+        if self.pitch not in PITCH_METHODS:
+            raise RequestError("pitch", self.pitch, "one of: " + ", ".join(PITCH_METHODS))
 
 
 DEFAULT_STRETCH = StretchOptions()
@@ -65,25 +83,50 @@ def stretch(
     semitones: float = 0.0,
     options: StretchOptions = DEFAULT_STRETCH,
 ) -> np.ndarray:
-    """Rubber Band time-stretch (``factor`` > 1 shortens: the new tempo over the old) and pitch shift.
+    """Rubber Band time-stretch (``factor`` > 1 shortens: the new tempo over the old) and pitch shift,
+    made as ``options.pitch`` says (``"auto"``: resampled, see the module doc).
 
     Returns float32 ``[channels, about samples / factor]``.
     """
+    return _stretch(audio, sample_rate, factor, semitones, options, pitch_method(options.pitch, looped=True))
+
+
+def pitch_method(pitch: str, looped: bool) -> str:
+    """How a shift is made for the ``pitch`` choice: ``"resample"`` or ``"rubberband"`` (``"auto"``:
+    resample when ``looped`` (a loop's stretch), Rubber Band for a one-shot or texture)."""
+    if pitch == "auto":
+        return "resample" if looped else "rubberband"
+    return pitch
+
+
+def rubberband_semitones(semitones: float, method: str) -> float:
+    """The shift Rubber Band itself makes: none when resampling moves the pitch."""
+    return float(semitones) if method == "rubberband" else 0.0
+
+
+def _stretch(
+    audio: np.ndarray, sample_rate: int, factor: float, semitones: float, options: StretchOptions, method: str
+) -> np.ndarray:
+    ratio = 2.0 ** (float(semitones) / 12.0) if method == "resample" else 1.0
+    shift = rubberband_semitones(semitones, method)
     out = pedalboard.time_stretch(
         np.ascontiguousarray(audio, dtype=np.float32),
         float(sample_rate),
-        stretch_factor=float(factor),
-        pitch_shift_in_semitones=float(semitones),
+        # resampling by the pitch ratio shortens by it too: Rubber Band stretches that much longer
+        stretch_factor=float(factor) / ratio,
+        pitch_shift_in_semitones=shift,
         high_quality=options.high_quality,
         transient_mode=options.transient_mode,
-        use_long_fft_window=window_flag(options.window, semitones),
+        use_long_fft_window=window_flag(options.window, shift),
         retain_phase_continuity=options.phase_continuity,
     )
-    return np.ascontiguousarray(out, dtype=np.float32)
+    out = np.ascontiguousarray(out, dtype=np.float32)
+    return resample_by(out, ratio) if ratio != 1.0 else out
 
 
 def window_flag(window: str, semitones: float) -> bool | None:
-    """pedalboard's ``use_long_fft_window`` for a window choice: False short, None standard, True long."""
+    """pedalboard's ``use_long_fft_window`` for a window choice and the shift Rubber Band itself makes
+    (:func:`rubberband_semitones`): False short, None standard, True long."""
     if window == "auto":
         window = "short" if semitones == 0 else "standard"
     return {"short": False, "standard": None, "long": True}[window]
@@ -92,10 +135,11 @@ def window_flag(window: str, semitones: float) -> bool | None:
 def pitch_shift(
     audio: np.ndarray, sample_rate: int, semitones: float, options: StretchOptions = DEFAULT_STRETCH
 ) -> np.ndarray:
-    """Shift pitch by ``semitones`` without changing the length (exactly as many samples)."""
+    """Shift pitch by ``semitones`` without changing the length (exactly as many samples); made as
+    ``options.pitch`` says (``"auto"``: by Rubber Band, see the module doc)."""
     if semitones == 0:
         return audio
-    out = stretch(audio, sample_rate, 1.0, semitones, options)
+    out = _stretch(audio, sample_rate, 1.0, semitones, options, pitch_method(options.pitch, looped=False))
     frames = audio.shape[1]
     if out.shape[1] < frames:
         out = np.pad(out, ((0, 0), (0, frames - out.shape[1])))

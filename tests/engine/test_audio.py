@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 from loopbridge.engine import AudioReadError, RequestError
-from loopbridge.engine.audio import as_audio_array, fit_length, match_channels, read_audio_file, resample
+from loopbridge.engine.audio import (
+    as_audio_array,
+    fit_length,
+    match_channels,
+    read_audio_file,
+    resample,
+    resample_by,
+)
 
 ENGINE = Path(__file__).resolve().parents[2] / "engine"
 
@@ -149,6 +156,38 @@ def test_resample_at_the_same_rate_and_bad_rates() -> None:
         with pytest.raises(RequestError) as caught:
             resample(audio, *rates)  # type: ignore[arg-type]
         assert caught.value.field == field
+
+
+@pytest.mark.parametrize("semitones", [-7, -1, 1, 5, 12])
+def test_resample_by_moves_the_pitch_shortens_by_the_ratio_and_keeps_time(semitones: int) -> None:
+    # a tone comes out at ratio times its frequency and its level, round(frames / ratio) long; a pulse
+    # at input frame k comes out at k / ratio (no delay: the stretcher's timing is measured around it)
+    ratio = 2.0 ** (semitones / 12)
+    rate, frames = 48000, 48000
+    t = np.arange(frames) / rate
+    tone = (0.5 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32)
+    out = resample_by(np.stack([tone, -tone]), ratio)
+    assert out.shape == (2, round(frames / ratio)) and out.dtype == np.float32
+    np.testing.assert_array_equal(out[1], -out[0])
+    middle = out[0, out.shape[1] // 4 : 3 * out.shape[1] // 4].astype(np.float64)
+    spectrum = np.abs(np.fft.rfft(middle * np.hanning(middle.size), 8 * middle.size))
+    assert np.argmax(spectrum) * rate / (8 * middle.size) == pytest.approx(440.0 * ratio, rel=1e-4)
+    assert np.sqrt(2 * np.mean(middle**2)) == pytest.approx(0.5, abs=2e-3)
+    for centre_s in (0.01, 0.5, 0.98):
+        pulse = np.exp(-0.5 * ((t - centre_s) / 0.0005) ** 2).astype(np.float32)
+        energy = resample_by(pulse[None], ratio)[0].astype(np.float64) ** 2
+        centre = float((np.arange(energy.size) * energy).sum() / energy.sum())
+        assert centre == pytest.approx(centre_s * rate / ratio, abs=0.05)
+
+
+def test_resample_by_one_and_bad_ratios() -> None:
+    audio = np.ones((1, 10), np.float64)
+    same = resample_by(audio, 1.0)
+    assert same.dtype == np.float32 and same.shape == (1, 10)
+    for ratio in (0.2, 4.5, 0.0, -1.0, float("nan"), True, "2"):
+        with pytest.raises(RequestError) as caught:
+            resample_by(audio, ratio)  # type: ignore[arg-type]
+        assert caught.value.field == "ratio" and "0.25 to 4" in str(caught.value)
 
 
 @pytest.mark.parametrize("channels", [2, 3])

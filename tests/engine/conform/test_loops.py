@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from loopbridge.engine import ConformSpec, Kind, RequestError
-from loopbridge.engine.conform import SourceInfo, conform_audio
+from loopbridge.engine.conform import SourceInfo, StretchOptions, conform_audio
 
 from .signals import click_track, dominant_frequency, drum_pattern, onset_errors_ms, pad_with_kicks, tone
 
@@ -150,6 +150,35 @@ def test_loop_pitch_shift_moves_tone_and_root_and_keeps_time() -> None:
     clicks = conform_audio(click_track(rate, 120.0, 8), rate, Kind.LOOP, spec, SourceInfo(tempo_bpm=120.0))
     errors = onset_errors_ms(clicks.audio, rate, 128.0, 8)
     assert np.abs(errors).max() <= GRID_TOLERANCE_MS, errors
+
+
+@pytest.mark.parametrize("pitch", ["resample", "rubberband"])
+def test_both_ways_of_shifting_a_loop_move_it_alike(pitch: str) -> None:
+    # Rubber Band's own shift (standard window) and its short-window stretch resampled by the pitch
+    # ratio (the default): the same interval, the same length, the hits on the grid
+    rate = 44100
+    options = StretchOptions(pitch=pitch)
+    spec = ConformSpec(tempo_bpm=126.0, bars=2, pitch_semitones=3.0, sample_rate=rate)
+    for tempo in (120.0, 126.0):  # with a tempo's stretch, and at the loop's own tempo
+        held = conform_audio(tone(rate, 220.0, 4.0 * 126.0 / tempo, channels=2), rate, Kind.LOOP, spec,
+                             SourceInfo(tempo_bpm=tempo), options=options)
+        assert held.audio.shape == (2, _bars_frames(2, 126.0, rate))
+        assert dominant_frequency(held.audio, rate) == pytest.approx(220.0 * 2 ** (3 / 12), rel=0.003)
+        assert held.info["pitch_method"] == pitch
+        assert held.info["fft_window"] == ("short" if pitch == "resample" else "standard")
+        clicks = conform_audio(click_track(rate, tempo, 8), rate, Kind.LOOP, spec, SourceInfo(tempo_bpm=tempo),
+                               options=options)
+        errors = onset_errors_ms(clicks.audio, rate, 126.0, 8)
+        assert np.abs(errors).max() <= GRID_TOLERANCE_MS, (tempo, errors)
+
+
+def test_the_default_shift_of_a_loop_is_resampled() -> None:
+    spec = ConformSpec(tempo_bpm=126.0, bars=1, pitch_semitones=-2.0, sample_rate=44100)
+    out = conform_audio(tone(44100, 330.0, 2.0, channels=2), 44100, Kind.LOOP, spec, SourceInfo(tempo_bpm=120.0))
+    assert out.info["pitch_method"] == "resample" and out.info["fft_window"] == "short"
+    plain = conform_audio(tone(44100, 330.0, 2.0, channels=2), 44100, Kind.LOOP, spec.replace(pitch_semitones=0.0),
+                          SourceInfo(tempo_bpm=120.0))
+    assert "pitch_method" not in plain.info
 
 
 def test_held_notes_are_not_cut_into_pieces() -> None:

@@ -69,6 +69,7 @@ def test_bad_source_info(fields: dict, field: str) -> None:
         ({"transient_mode": "sharp"}, "transient_mode"),
         ({"window": "tiny"}, "window"),
         ({"high_quality": "yes"}, "high_quality"),
+        ({"pitch": "formant"}, "pitch"),
     ],
 )
 def test_bad_stretch_options(fields: dict, field: str) -> None:
