@@ -72,7 +72,9 @@ ClusterEvent = Callable[[str, dict[str, Any]], None]
 
 def import_ray() -> Any:
     """``ray`` (with Serve), or a :class:`LoopbridgeError` saying how to install it."""
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # never report usage from a studio's machines
+    from .replica import ray_settings
+
+    ray_settings()
     try:
         import ray
         from ray import serve  # noqa: F401
@@ -374,13 +376,19 @@ class ClusterEngine(Engine):
                         self._check_same(model_id, payload["digest"])
                     self._cluster_event("done", model=model_id, batch=len(batch),
                                         model_s=float(payload.get("model_s", 0.0)))
-                    return [GeneratedAudio(audio=np.asarray(audio), sample_rate=int(rate), info=info)
-                            for audio, rate, info in payload["outputs"]]
+                    outputs = [GeneratedAudio(audio=np.asarray(audio), sample_rate=int(rate), info=info)
+                               for audio, rate, info in payload["outputs"]]
+                    # the call's end follows at once: until Serve has seen it, the replica counts as busy
+                    # and the next batch sent there would wait out the router's back-off (25 ms and more)
+                    _drain(stream)
+                    return outputs
         except CancelledError:
             stream.cancel()  # the replica's model stops at its next step
+            _drain(stream)
             raise
         except BaseException:
             if flight.stop is not None:  # the watcher cancelled the call: the scheduler's reason, not Ray's
+                _drain(stream)
                 raise flight.stop from None
             raise
         finally:
@@ -455,6 +463,15 @@ class _Flight:
         self.fraction = 0.0
         self.stop: CancelledError | None = None
         self.lock = threading.Lock()
+
+
+def _drain(stream: Any) -> None:
+    """Wait for the end of a call's stream (its replica is free then), whatever ends it."""
+    try:
+        for _ in stream:
+            pass
+    except Exception as exc:  # cancelled, or its replica died: the call has ended either way
+        log.debug("stream ended with %s", type(exc).__name__)
 
 
 def _engine_error(payload: dict[str, str]) -> LoopbridgeError:

@@ -268,6 +268,19 @@ class ModelReplica:
             await _finished(worker)
 
 
+#: Serve's first back-off when every replica a call may go to is busy (it doubles each time; Serve's
+#: own, 25 ms, is longer than a diffusion step): a batch sent as its replica frees tries again soon
+ROUTER_RETRY_S = 0.002
+
+
+def ray_settings() -> None:
+    """Settings Ray and Serve read from the environment as they are imported: set before the first import."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # never report usage from a studio's machines
+    os.environ.setdefault("RAY_SERVE_ROUTER_RETRY_INITIAL_BACKOFF_S", str(ROUTER_RETRY_S))
+
+
+ray_settings()
+
 try:  # Serve knows which replica holds which checkpoint, and routes requests for it there
     from ray import serve as _serve
 except ImportError:  # without the cluster extra: the class is there, nothing deploys it
@@ -308,5 +321,5 @@ def _error(exc: LoopbridgeError) -> dict[str, str]:
     return {"type": type(exc).__name__, "message": str(exc)}
 
 
-__all__ = ["MAX_MODELS_PER_REPLICA", "PROGRESS_INTERVAL_S", "PROGRESS_STEP", "DeviceShare", "ModelReplica",
-           "ReplicaConfig", "device_share"]
+__all__ = ["MAX_MODELS_PER_REPLICA", "PROGRESS_INTERVAL_S", "PROGRESS_STEP", "ROUTER_RETRY_S", "DeviceShare",
+           "ModelReplica", "ReplicaConfig", "device_share", "ray_settings"]
