@@ -204,6 +204,7 @@ class ClusterEngine(Engine):
         self._checked: set[str] = set()
         self._deploy_lock = threading.Lock()
         self._flights: set[_Flight] = set()
+        self._ending: set[threading.Event] = set()
         self._watch_cond = threading.Condition()
         self._watcher: threading.Thread | None = None
         self._closing = False
@@ -357,6 +358,7 @@ class ClusterEngine(Engine):
 
     def _send(self, handle: Any, model_id: str, batch: list[GenerateRequest],
               progress: ProgressCallback | None, background: bool) -> list[GeneratedAudio]:
+        self._ended()
         stream = handle.render.remote(batch, background)
         flight = _Flight(stream, progress)
         self._watch(flight)
@@ -379,8 +381,9 @@ class ClusterEngine(Engine):
                     outputs = [GeneratedAudio(audio=np.asarray(audio), sample_rate=int(rate), info=info)
                                for audio, rate, info in payload["outputs"]]
                     # the call's end follows at once: until Serve has seen it, the replica counts as busy
-                    # and the next batch sent there would wait out the router's back-off (25 ms and more)
-                    _drain(stream)
+                    # and the next batch sent there would wait out the router's back-off; the audio goes
+                    # on to the store meanwhile, and the next call waits for the end (:meth:`_ended`)
+                    self._end_later(stream)
                     return outputs
         except CancelledError:
             stream.cancel()  # the replica's model stops at its next step
@@ -394,6 +397,30 @@ class ClusterEngine(Engine):
         finally:
             self._unwatch(flight)
         raise LoopbridgeError(f"the model worker's stream for {model_id!r} ended without audio")
+
+    def _end_later(self, stream: Any) -> None:
+        ended = threading.Event()
+        with self._watch_cond:
+            self._ending.add(ended)
+
+        def drain() -> None:
+            try:
+                _drain(stream)
+            finally:
+                with self._watch_cond:
+                    self._ending.discard(ended)
+                ended.set()
+
+        threading.Thread(target=drain, name="loopbridge-cluster-end", daemon=True).start()
+
+    def _ended(self, timeout_s: float = 1.0) -> None:
+        """Wait (a moment at most) until the calls whose audio came back have ended: their replicas
+        are free then, and Serve sends the next call to one at once."""
+        with self._watch_cond:
+            ending = list(self._ending)
+        deadline = time.monotonic() + timeout_s
+        for ended in ending:
+            ended.wait(max(0.0, deadline - time.monotonic()))
 
     # ---- the watcher: cancel and pre-emption reach a replica at once ------------------------------------
 

@@ -63,17 +63,17 @@ def test_the_same_request_gives_the_same_audio_as_in_process(door: FrontDoor, tm
 
 def test_an_interactive_request_overtakes_queued_prerenders(door: FrontDoor, cluster_events: Events) -> None:
     mark = cluster_events.mark()
-    # few steps: twenty renders' worth of pre-renders take a while on two CPU replicas
+    # few steps and a dozen: pre-renders take a while on two CPU replicas
     background = [door.submit(Order(one_shot(2000 + i, steps=20), priority=Priority.BACKGROUND, prerender=False))
-                  for i in range(20)]
+                  for i in range(12)]
     cluster_events.wait(mark, "started", count=2)  # both replicas busy with pre-renders
     states: dict[str, JobState] = {}
     interactive = door.submit(Order(one_shot(2100, steps=20, prompt="clap")),
                               on_done=lambda _job: states.update({job.id: job.state for job in background}))
     interactive.result(TIMEOUT_S)
     unfinished = [job_id for job_id, state in states.items() if state not in (JobState.DONE, JobState.FAILED)]
-    # first come first served would have answered it after all twenty
-    assert len(unfinished) >= 10, states
+    # first come first served would have answered it after all twelve
+    assert len(unfinished) >= 6, states
     for job in background:
         assert len(job.result(TIMEOUT_S)) == 1  # pre-renders stopped for it were queued again and made
     assert door.queue()["counters"]["preempted"] >= 1
