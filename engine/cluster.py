@@ -17,7 +17,14 @@ fingerprints (render keys) from the same folders the workers load.
   every replica is busy with pre-renders, one of them stops at its next step and its pre-renders
   queue again (the scheduler's pre-emption), so an interactive request waits for a step, not a render.
 - Cancel: a queued job never leaves the scheduler; a running batch's call is cancelled and the
-  replica's model stops at its next progress step.
+  replica's model stops at its next progress step. The gateway asks the scheduler whether each batch
+  in flight is still wanted every :data:`WATCH_INTERVAL_S` (one thread for all), so a cancel or a
+  pre-emption reaches the replica at once, not with its next progress event.
+- Interactive work first on a shared device: each batch says whether it is only pre-renders; while
+  an interactive batch runs, pre-render batches on other replicas of its device pause at their next
+  step (:mod:`.replica`): on a CPU node the interactive render has the cores to itself, as in
+  process. Replicas on separate GPUs do not pause each other: they share no compute, and pausing
+  would only cost the pre-renders' throughput.
 - A replica that dies mid-render fails its call; the batch is sent again (at most
   :data:`MAX_ATTEMPTS` times in all) to a live replica, so the client sees one answer.
 - Progress streams from the replica to the scheduler's progress callback (the existing events).
@@ -57,13 +64,17 @@ NAMESPACE = "loopbridge"
 INSTALL_HINT = "pip install 'loopbridge[cluster]'"
 #: a replica's start (torch import, model load) may take this long before a deploy is given up
 DEPLOY_TIMEOUT_S = 300.0
+#: how often the gateway asks whether the batches in flight are still wanted (cancel, pre-emption)
+WATCH_INTERVAL_S = 0.005
 
 ClusterEvent = Callable[[str, dict[str, Any]], None]
 
 
 def import_ray() -> Any:
     """``ray`` (with Serve), or a :class:`LoopbridgeError` saying how to install it."""
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # never report usage from a studio's machines
+    from .replica import ray_settings
+
+    ray_settings()
     try:
         import ray
         from ray import serve  # noqa: F401
@@ -187,8 +198,16 @@ class ClusterEngine(Engine):
         self.on_cluster_event = on_cluster_event
         self._warm = tuple(warm)
         self._handles: dict[str, Any] = {}
+        self._streams: dict[str, Any] = {}
+        self._pools: dict[str, str] = {}
+        self._settings: dict[str, dict[str, str]] = {}
         self._checked: set[str] = set()
         self._deploy_lock = threading.Lock()
+        self._flights: set[_Flight] = set()
+        self._ending: set[threading.Event] = set()
+        self._watch_cond = threading.Condition()
+        self._watcher: threading.Thread | None = None
+        self._closing = False
 
     # ---- where batches run -----------------------------------------------------------------------
 
@@ -206,10 +225,21 @@ class ClusterEngine(Engine):
         return dict.fromkeys(sorted(families), self.cluster.replicas)
 
     def pool(self, model_id: str) -> str:
-        return self.resolve(model_id).family
+        # asked for each queued task as the scheduler looks for a free slot: resolving an id scans the
+        # model folders, so each id's family is looked up once (as its fingerprint is)
+        family = self._pools.get(model_id)
+        if family is None:
+            family = self._pools[model_id] = self.resolve(model_id).family
+        return family
 
     def render_settings(self, model_id: str) -> dict[str, str]:
         """The replicas' load settings that change what ``model_id`` makes (their precision, sampler)."""
+        settings = self._settings.get(model_id)
+        if settings is None:
+            settings = self._settings[model_id] = self._render_settings(model_id)
+        return settings
+
+    def _render_settings(self, model_id: str) -> dict[str, str]:
         import torch
 
         from .models.diffusers_support import resolve_dtype
@@ -305,14 +335,18 @@ class ClusterEngine(Engine):
     # ---- rendering ---------------------------------------------------------------------------------
 
     def generate(self, model_id: str, requests: Sequence[GenerateRequest],
-                 progress: ProgressCallback | None = None) -> list[GeneratedAudio]:
-        """One batch on a replica of ``model_id``'s family; sent again when the replica dies under it."""
+                 progress: ProgressCallback | None = None, *, background: bool = False) -> list[GeneratedAudio]:
+        """One batch on a replica of ``model_id``'s family; sent again when the replica dies under it.
+        A batch of pre-renders (``background``) pauses there while interactive work has its device."""
         ray = import_ray()
-        handle = self.deploy(self.pool(model_id)).options(stream=True, multiplexed_model_id=model_id)
+        handle = self._streams.get(model_id)
+        if handle is None:
+            handle = self._streams[model_id] = self.deploy(self.pool(model_id)).options(
+                stream=True, multiplexed_model_id=model_id)
         batch = list(requests)
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                return self._send(handle, model_id, batch, progress)
+                return self._send(handle, model_id, batch, progress, background)
             except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
                 if attempt == MAX_ATTEMPTS:
                     raise LoopbridgeError(f"model workers of {model_id!r} died under this batch {attempt} times: "
@@ -323,13 +357,18 @@ class ClusterEngine(Engine):
         raise AssertionError("unreachable")
 
     def _send(self, handle: Any, model_id: str, batch: list[GenerateRequest],
-              progress: ProgressCallback | None) -> list[GeneratedAudio]:
-        stream = handle.render.remote(batch)
+              progress: ProgressCallback | None, background: bool) -> list[GeneratedAudio]:
+        self._ended()
+        stream = handle.render.remote(batch, background)
+        flight = _Flight(stream, progress)
+        self._watch(flight)
         try:
             for kind, payload in stream:
                 if kind == "progress":
                     if progress is not None:
-                        progress(min(float(payload), 0.999))  # 1.0 is said once the audio is here
+                        with flight.lock:
+                            flight.fraction = min(float(payload), 0.999)  # 1.0 is said once the audio is here
+                            progress(flight.fraction)
                 elif kind == "started":
                     self._cluster_event("started", **{"model": model_id, **payload})
                 elif kind == "error":
@@ -339,12 +378,91 @@ class ClusterEngine(Engine):
                         self._check_same(model_id, payload["digest"])
                     self._cluster_event("done", model=model_id, batch=len(batch),
                                         model_s=float(payload.get("model_s", 0.0)))
-                    return [GeneratedAudio(audio=np.asarray(audio), sample_rate=int(rate), info=info)
-                            for audio, rate, info in payload["outputs"]]
+                    outputs = [GeneratedAudio(audio=np.asarray(audio), sample_rate=int(rate), info=info)
+                               for audio, rate, info in payload["outputs"]]
+                    # the call's end follows at once: until Serve has seen it, the replica counts as busy
+                    # and the next batch sent there would wait out the router's back-off; the audio goes
+                    # on to the store meanwhile, and the next call waits for the end (:meth:`_ended`)
+                    self._end_later(stream)
+                    return outputs
         except CancelledError:
             stream.cancel()  # the replica's model stops at its next step
+            _drain(stream)
             raise
+        except BaseException:
+            if flight.stop is not None:  # the watcher cancelled the call: the scheduler's reason, not Ray's
+                _drain(stream)
+                raise flight.stop from None
+            raise
+        finally:
+            self._unwatch(flight)
         raise LoopbridgeError(f"the model worker's stream for {model_id!r} ended without audio")
+
+    def _end_later(self, stream: Any) -> None:
+        ended = threading.Event()
+        with self._watch_cond:
+            self._ending.add(ended)
+
+        def drain() -> None:
+            try:
+                _drain(stream)
+            finally:
+                with self._watch_cond:
+                    self._ending.discard(ended)
+                ended.set()
+
+        threading.Thread(target=drain, name="loopbridge-cluster-end", daemon=True).start()
+
+    def _ended(self, timeout_s: float = 1.0) -> None:
+        """Wait (a moment at most) until the calls whose audio came back have ended: their replicas
+        are free then, and Serve sends the next call to one at once."""
+        with self._watch_cond:
+            ending = list(self._ending)
+        deadline = time.monotonic() + timeout_s
+        for ended in ending:
+            ended.wait(max(0.0, deadline - time.monotonic()))
+
+    # ---- the watcher: cancel and pre-emption reach a replica at once ------------------------------------
+
+    def _watch(self, flight: _Flight) -> None:
+        if flight.progress is None:
+            return
+        with self._watch_cond:
+            self._flights.add(flight)
+            if self._watcher is None:
+                self._watcher = threading.Thread(target=self._watch_loop, name="loopbridge-cluster-watch",
+                                                 daemon=True)
+                self._watcher.start()
+            self._watch_cond.notify()
+
+    def _unwatch(self, flight: _Flight) -> None:
+        with self._watch_cond:
+            self._flights.discard(flight)
+
+    def _watch_loop(self) -> None:
+        """Ask each batch in flight's progress callback (the scheduler's) whether it is still wanted:
+        one that raises :class:`CancelledError` (cancelled, or pre-empted for an interactive request)
+        has its call cancelled now, and its sender raises that error once the stream ends."""
+        while True:
+            with self._watch_cond:
+                while not self._flights and not self._closing:
+                    self._watch_cond.wait()
+                if self._closing:
+                    return
+                flights = list(self._flights)
+            for flight in flights:
+                if flight.stop is not None or flight.progress is None or not flight.lock.acquire(blocking=False):
+                    continue  # (its sender is reporting progress right now: it hears the same answer)
+                try:
+                    flight.progress(flight.fraction)
+                except CancelledError as exc:
+                    flight.stop = exc
+                    flight.stream.cancel()
+                except Exception:
+                    log.exception("progress callback failed")
+                finally:
+                    flight.lock.release()
+            time.sleep(WATCH_INTERVAL_S)
 
     def _cluster_event(self, name: str, **fields: Any) -> None:
         if self.on_cluster_event is not None:
@@ -354,7 +472,33 @@ class ClusterEngine(Engine):
                 log.exception("cluster event callback failed on %s", name)
 
     def close(self) -> None:
+        with self._watch_cond:
+            self._closing = True
+            self._watch_cond.notify_all()
         super().close()
+
+
+class _Flight:
+    """A batch's call in flight: its stream, the scheduler's progress callback and the fraction last
+    reported; ``stop``: the error the callback raised when the watcher asked (the call is cancelled)."""
+
+    __slots__ = ("fraction", "lock", "progress", "stop", "stream")
+
+    def __init__(self, stream: Any, progress: ProgressCallback | None) -> None:
+        self.stream = stream
+        self.progress = progress
+        self.fraction = 0.0
+        self.stop: CancelledError | None = None
+        self.lock = threading.Lock()
+
+
+def _drain(stream: Any) -> None:
+    """Wait for the end of a call's stream (its replica is free then), whatever ends it."""
+    try:
+        for _ in stream:
+            pass
+    except Exception as exc:  # cancelled, or its replica died: the call has ended either way
+        log.debug("stream ended with %s", type(exc).__name__)
 
 
 def _engine_error(payload: dict[str, str]) -> LoopbridgeError:

@@ -179,10 +179,11 @@ class Engine:
         return request.render_key(self.model_digest(request.model))
 
     def render(self, items: Sequence[tuple[str, GenerateRequest]],
-               progress: ProgressCallback | None = None) -> list[Render]:
+               progress: ProgressCallback | None = None, *, background: bool = False) -> list[Render]:
         """Run the models for ``items`` (``(render_key, request)`` pairs planned and checked by
         :meth:`plan`) and store each render; returns them in order. Nothing is looked up first: the
-        front door has asked the store already.
+        front door has asked the store already. ``background``: only pre-renders wait on them (a
+        cluster's replicas let interactive work on their device go first).
 
         Requests of one model run as batches of up to the model's ``max_batch``. Raises
         :class:`CancelledError` when ``progress`` cancels (nothing of the batch is stored),
@@ -192,7 +193,7 @@ class Engine:
         batches = self._batches(dict(items))
         for index, batch in enumerate(batches):
             batch_progress = _scaled(progress, index, len(batches))
-            for render in self._run_batch(batch, batch_progress):
+            for render in self._run_batch(batch, batch_progress, background):
                 results[render.key] = render
         if progress is not None:
             progress(1.0)
@@ -208,10 +209,11 @@ class Engine:
             batches += [items[i : i + size] for i in range(0, len(items), size)]
         return batches
 
-    def _run_batch(self, batch: list[tuple[str, GenerateRequest]], progress: ProgressCallback | None) -> list[Render]:
+    def _run_batch(self, batch: list[tuple[str, GenerateRequest]], progress: ProgressCallback | None,
+                   background: bool = False) -> list[Render]:
         model_id = batch[0][1].model
         requests = [request for _, request in batch]
-        outputs = self.generate(model_id, requests, progress)
+        outputs = self.generate(model_id, requests, progress, background=background)
         digest = self.model_digest(model_id)
         caps = self.capabilities(model_id)
         settings = self.render_settings(model_id)
@@ -235,8 +237,9 @@ class Engine:
         return renders
 
     def generate(self, model_id: str, requests: Sequence[GenerateRequest],
-                 progress: ProgressCallback | None = None) -> list[GeneratedAudio]:
+                 progress: ProgressCallback | None = None, *, background: bool = False) -> list[GeneratedAudio]:
         """Run ``model_id`` on ``requests`` (one batch, checked already); nothing is stored.
+        ``background`` (only pre-renders) changes nothing here: one accelerator runs one batch at a time.
 
         What a cluster's model worker calls (:mod:`.replica`); :meth:`render` stores what it returns.
         Raises :class:`CancelledError` when ``progress`` cancels, :class:`OutOfMemoryError` when the

@@ -9,7 +9,8 @@ where it can, and the replica's weight cache keeps the most recently used within
 
 - ``("started", {"pid": ..., "replica": ..., "stopped": ...})`` as the batch starts (a gateway
   names the replica in its logs; ``stopped``: batches this replica has stopped on a cancel so far);
-- ``("progress", fraction)`` while the model runs (throttled to :data:`PROGRESS_STEP`);
+- ``("progress", fraction)`` while the model runs (at most one each :data:`PROGRESS_INTERVAL_S`: each
+  event is a message through Ray, and the gateway stops a batch without waiting for one);
 - ``("error", {"type": ..., "message": ...})`` for an engine error (the gateway raises it again);
 - ``("done", {"outputs": [(audio, sample_rate, info)], "digest": ..., "model_s": ...})`` with the
   audio (``model_s``: the seconds the model ran, the same work as in process).
@@ -17,18 +18,26 @@ where it can, and the replica's weight cache keeps the most recently used within
 Cancelling the call on the gateway cancels the replica's task: the flag it sets is read by the
 model's progress callback at its next step, as in process, so a cancelled batch stops there.
 
+Interactive work first on a shared device: while an interactive batch (``background=False``) runs on
+a replica, batches of pre-renders on other replicas of the same device of the same node (the CPUs of
+a machine, one GPU shared by fractional replicas) pause at their next progress step and go on when it
+is done, as in process an interactive request never shares the accelerator with pre-renders. Replicas
+on separate GPUs share nothing worth pausing for and never pause each other (:class:`DeviceShare`).
+
 Imports Ray only where it runs: this module is importable without the ``cluster`` extra.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import logging
 import os
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +51,10 @@ log = logging.getLogger(__name__)
 
 #: smallest change in progress worth sending to the gateway
 PROGRESS_STEP = 0.02
+#: least time between two progress events sent to the gateway (a progress bar needs no more)
+PROGRESS_INTERVAL_S = 0.1
+#: how often a paused batch of pre-renders looks whether the interactive work on its device is done
+PAUSE_POLL_S = 0.005
 #: checkpoints of one family a replica keeps loaded (its weight cache's budget bounds them too)
 MAX_MODELS_PER_REPLICA = 4
 
@@ -76,6 +89,77 @@ class _Registry(ModelRegistry):
         return list(self._models)
 
 
+class DeviceShare:
+    """The interactive batches running on one device of one node, as files in ``folder`` (one per
+    batch, named by the replica's pid): a replica's batch of pre-renders looks at it at each step.
+
+    A file is removed when its batch ends; one left by a replica that was killed is removed by the
+    first replica that sees its pid gone, so a pre-render never waits for a dead replica.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self._names = itertools.count()
+
+    @contextlib.contextmanager
+    def interactive(self) -> Iterator[None]:
+        """Mark an interactive batch of this process as running on the device while in the block."""
+        path = self.folder / f"{os.getpid()}-{next(self._names)}"
+        path.touch()
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)
+
+    def busy(self) -> bool:
+        """Whether another live replica runs an interactive batch on this device now."""
+        try:
+            names = os.listdir(self.folder)
+        except OSError:
+            return False
+        own = os.getpid()
+        for name in names:
+            pid = int(name.partition("-")[0]) if name.partition("-")[0].isdigit() else 0
+            if pid == own or pid <= 0:
+                continue
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:  # its replica died mid-batch
+                (self.folder / name).unlink(missing_ok=True)
+                continue
+            except PermissionError:  # alive, another user's process
+                pass
+            return True
+        return False
+
+
+def device_share(device: Any) -> DeviceShare:
+    """The :class:`DeviceShare` of this replica's device (``device``: its torch device) on its node:
+    the CPUs of the node, or the GPUs Ray gave this replica (replicas on separate GPUs never meet)."""
+    try:
+        import ray
+
+        node = ray.get_runtime_context().get_node_id()
+        gpus = ",".join(str(g) for g in ray.get_gpu_ids())
+    except Exception:  # outside Ray (a replica object built directly): this process alone
+        node, gpus = f"pid-{os.getpid()}", ""
+    name = "cpu" if getattr(device, "type", "cpu") == "cpu" else f"gpu-{gpus or getattr(device, 'index', 0)}"
+    return DeviceShare(_node_folder(node) / f"interactive-{name}")
+
+
+def _node_folder(node_id: str) -> Path:
+    """This node's folder for loopbridge's replicas: in Ray's session folder (removed with it), else
+    in the temp folder under the node's id (unique to each start of a cluster)."""
+    try:
+        from ray._private import worker as ray_worker
+
+        node: Any = ray_worker._global_node
+        return Path(node.get_session_dir_path()) / "loopbridge"
+    except Exception:  # another Ray version
+        return Path(tempfile.gettempdir()) / f"loopbridge-node-{node_id}"
+
+
 class ModelReplica:
     """One replica: an engine without a store, rendering the batches the gateway sends."""
 
@@ -99,6 +183,7 @@ class ModelReplica:
         for model_id in config.warm:
             self.engine.warm(model_id)
         self._replica = _replica_name()
+        self._share = device_share(device)
         #: batches whose model stopped at a progress step because the gateway cancelled them
         self.stopped = 0
         self._last: asyncio.Future[None] | None = None
@@ -119,8 +204,9 @@ class ModelReplica:
         """Load the request's model (its multiplexed id) now."""
         return await self._resident(_model_id())
 
-    async def render(self, requests: list[GenerateRequest]) -> AsyncIterator[tuple[str, Any]]:
-        """Render one batch of the request's model (events: see the module docstring)."""
+    async def render(self, requests: list[GenerateRequest], background: bool = False) -> AsyncIterator[tuple[str, Any]]:
+        """Render one batch of the request's model (events: see the module docstring); a batch of
+        pre-renders (``background``) pauses while an interactive batch runs on its device."""
         model_id = _model_id()
         if self._last is not None:  # a cancelled batch's model stops at its next step: this one starts after
             await _finished(self._last)
@@ -133,19 +219,28 @@ class ModelReplica:
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         cancelled = threading.Event()
-        reported = [0.0]
+        reported = [0.0, time.monotonic()]  # the fraction last sent, and when
+        share = self._share
 
         def progress(fraction: float) -> None:
             if cancelled.is_set():
                 raise CancelledError("the gateway cancelled this batch")
-            if fraction - reported[0] >= PROGRESS_STEP or (fraction >= 1.0 > reported[0]):
-                reported[0] = fraction
+            if background and fraction < 1.0:
+                while share.busy():  # interactive work has the device: go on when it is done
+                    if cancelled.is_set():
+                        raise CancelledError("the gateway cancelled this batch")
+                    time.sleep(PAUSE_POLL_S)
+            now = time.monotonic()
+            if (fraction - reported[0] >= PROGRESS_STEP and now - reported[1] >= PROGRESS_INTERVAL_S) or \
+                    (fraction >= 1.0 > reported[0]):
+                reported[:] = [fraction, now]
                 loop.call_soon_threadsafe(events.put_nowait, ("progress", fraction))
 
         def run() -> None:
             try:
                 started = time.perf_counter()
-                outputs = self.engine.generate(model_id, requests, progress)
+                with contextlib.nullcontext() if background else share.interactive():
+                    outputs = self.engine.generate(model_id, requests, progress)
                 done = {"outputs": [(o.audio, o.sample_rate, dict(o.info)) for o in outputs],
                         "digest": self.engine.model_digest(model_id), "model_s": time.perf_counter() - started}
                 loop.call_soon_threadsafe(events.put_nowait, ("done", done))
@@ -172,6 +267,19 @@ class ModelReplica:
             cancelled.set()
             await _finished(worker)
 
+
+#: Serve's first back-off when every replica a call may go to is busy (it doubles each time; Serve's
+#: own, 25 ms, is longer than a diffusion step): a batch sent as its replica frees tries again soon
+ROUTER_RETRY_S = 0.002
+
+
+def ray_settings() -> None:
+    """Settings Ray and Serve read from the environment as they are imported: set before the first import."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # never report usage from a studio's machines
+    os.environ.setdefault("RAY_SERVE_ROUTER_RETRY_INITIAL_BACKOFF_S", str(ROUTER_RETRY_S))
+
+
+ray_settings()
 
 try:  # Serve knows which replica holds which checkpoint, and routes requests for it there
     from ray import serve as _serve
@@ -213,4 +321,5 @@ def _error(exc: LoopbridgeError) -> dict[str, str]:
     return {"type": type(exc).__name__, "message": str(exc)}
 
 
-__all__ = ["MAX_MODELS_PER_REPLICA", "PROGRESS_STEP", "ModelReplica", "ReplicaConfig"]
+__all__ = ["MAX_MODELS_PER_REPLICA", "PROGRESS_INTERVAL_S", "PROGRESS_STEP", "ROUTER_RETRY_S", "DeviceShare",
+           "ModelReplica", "ReplicaConfig", "device_share", "ray_settings"]

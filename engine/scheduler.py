@@ -573,6 +573,12 @@ class Scheduler:
             self._requeue(batch, record)
             return
         except CancelledError as exc:
+            if record is not None and record.preempted and any(task.wanted for task in batch):
+                # pre-empted, and stopped by the engine's own means before its progress said so
+                log.info("batch of %d pre-renders for model %r stopped for an interactive request: queued again",
+                         len(batch), batch[0].request.model)
+                self._requeue(batch, record)
+                return
             log.info("batch of %d for model %r stopped: %s", len(batch), batch[0].request.model, exc)
             for task in batch:
                 for job, _ in list(task.waiters):
@@ -625,13 +631,14 @@ class Scheduler:
             for job in self._jobs_of(batch):
                 self._report(job)
 
+        background = record is not None and record.background
         try:
-            return self.engine.render([(t.key, t.request) for t in batch], progress)
+            return self.engine.render([(t.key, t.request) for t in batch], progress, background=background)
         except OutOfMemoryError:
             if len(batch) == 1:
                 raise
             log.warning("batch of %d ran out of memory: retrying one request at a time", len(batch))
-            return [self.engine.render([(t.key, t.request)], progress)[0] for t in batch]
+            return [self.engine.render([(t.key, t.request)], progress, background=background)[0] for t in batch]
 
     @staticmethod
     def _jobs_of(batch: list[_Task]) -> list[Job]:

@@ -130,11 +130,14 @@ async function startEngine({readyTimeoutMs = 180000, model = TINY_MODEL} = {}) {
     if (serveHelp().text.includes("--threads")) {
         args.push("--threads", "2");
     }
-    // LOOPBRIDGE_TEST_CLUSTER (a Ray head's HOST:PORT) with LOOPBRIDGE_TEST_CLUSTER_TOKEN: the engine renders
-    // on a replica there (`serve --cluster`); tests/cluster/test_frontends.py runs the end-to-end test so
+    // LOOPBRIDGE_TEST_CLUSTER (a Ray head's HOST:PORT, with LOOPBRIDGE_TEST_CLUSTER_TOKEN, or "local": a
+    // cluster the engine starts and stops itself): the engine renders on a replica there (`serve --cluster`);
+    // tests/cluster/test_frontends.py runs the end-to-end test so
     if (process.env.LOOPBRIDGE_TEST_CLUSTER) {
-        args.push("--cluster", process.env.LOOPBRIDGE_TEST_CLUSTER, "--cluster-token",
-            process.env.LOOPBRIDGE_TEST_CLUSTER_TOKEN || "", "--replicas", "1");
+        args.push("--cluster", process.env.LOOPBRIDGE_TEST_CLUSTER, "--replicas", "1");
+        if (process.env.LOOPBRIDGE_TEST_CLUSTER_TOKEN) {
+            args.push("--cluster-token", process.env.LOOPBRIDGE_TEST_CLUSTER_TOKEN);
+        }
     }
     const child = spawn(pythonExecutable(), args, {cwd: REPO, env: baseEnv(home, models), stdio: ["ignore", "pipe", "pipe"]});
     let output = "";
