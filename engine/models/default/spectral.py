@@ -4,8 +4,10 @@ The model works on ``[mels, frames]`` log-mel images of fixed size (``N_MELS`` x
 ``NATIVE_SAMPLES`` samples at ``SAMPLE_RATE``. Values are decibels of the mean STFT magnitude in each
 band, scaled so that -80 dB maps to -1 and 0 dB (a full-scale sine) to +1.
 
-The inverse interpolates band magnitudes back onto the linear STFT bins and recovers a phase with
-the fast Griffin-Lim iteration (Perraudin et al., 2013: Griffin-Lim with momentum). Shapes:
+The inverse (:func:`invert`) moves band magnitudes back onto the linear STFT bins (interpolation,
+sharpened by a few Richardson-Lucy updates), starts a phase by Phase Gradient Heap Integration
+(:mod:`.pghi`) and refines it with a few iterations of fast Griffin-Lim (Perraudin et al., 2013:
+Griffin-Lim with momentum). Shapes:
 audio ``[batch, samples]`` float32, spectrograms ``[batch, N_MELS, frames]``.
 """
 
@@ -126,17 +128,40 @@ def mel_to_linear(spec: torch.Tensor) -> torch.Tensor:
     return torch.einsum("fm,bmt->bft", inverse, magnitude)
 
 
+def sharpen_linear(spec: torch.Tensor, iterations: int = 10) -> torch.Tensor:
+    """Linear STFT magnitude ``[batch, bins, frames]`` from a scaled log-mel, sharper across frequency
+    than :func:`mel_to_linear`'s interpolation: starting from it, ``iterations`` multiplicative updates
+    (Richardson-Lucy, as for non-negative deconvolution) move the bins' energy towards the bins
+    that explain the bands, so a low partial stays in its own bins instead of spreading over its band
+    and beating with its neighbours. The bands of the result still average to the given log-mel.
+    """
+    linear = mel_to_linear(spec)
+    if iterations <= 0:
+        return linear
+    filters = torch.from_numpy(mel_filters()).to(spec.device)  # [mels, bins]
+    bands = 10.0 ** (unit_to_db(spec.float()) / 20.0)
+    floor = 10.0 ** (DB_FLOOR / 20.0)
+    bands = torch.where(bands <= floor * 1.001, torch.zeros_like(bands), bands)
+    norm = filters.sum(dim=0)[None, :, None].clamp_min(1e-12)
+    for _ in range(iterations):
+        estimate = torch.einsum("mf,bft->bmt", filters, linear).clamp_min(1e-12)
+        linear = linear * torch.einsum("mf,bmt->bft", filters, bands / estimate) / norm
+    return linear
+
+
 def griffin_lim(
     magnitude: torch.Tensor, length: int, iterations: int = 32, momentum: float = 0.99,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | None = None, phase: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Audio ``[batch, length]`` whose STFT magnitude approaches ``magnitude`` ``[batch, bins, frames]``.
 
-    ``magnitude`` must have ``length // HOP + 1`` frames (a centred STFT). The start phase is drawn
-    from ``generator`` so the result is repeatable.
+    ``magnitude`` must have ``length // HOP + 1`` frames (a centred STFT). The start phase is
+    ``phase`` (same shape, radians) when given, else drawn from ``generator``, so the result is
+    repeatable.
     """
-    phase = torch.rand(magnitude.shape, generator=generator, device=magnitude.device) * (2 * math.pi)
-    angles = torch.polar(torch.ones_like(magnitude), phase)
+    if phase is None:
+        phase = torch.rand(magnitude.shape, generator=generator, device=magnitude.device) * (2 * math.pi)
+    angles = torch.polar(torch.ones_like(magnitude), phase.to(magnitude.dtype))
     previous = torch.zeros_like(angles)
     audio = istft(magnitude * angles, length)
     for _ in range(iterations):
@@ -148,10 +173,46 @@ def griffin_lim(
     return audio
 
 
-def invert(spec: torch.Tensor, iterations: int = 32, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Audio ``[batch, frames * HOP]`` from a scaled log-mel ``[batch, N_MELS, frames]``."""
-    frames = spec.shape[-1]
-    magnitude = mel_to_linear(spec)
+def _centred_magnitude(spec: torch.Tensor, sharpen: int = 0) -> torch.Tensor:
+    """Linear magnitude ``[batch, bins, frames + 1]`` for the centred STFT of ``frames * HOP`` samples
+    (``sharpen``: iterations of :func:`sharpen_linear`)."""
+    magnitude = sharpen_linear(spec, sharpen)
     # a centred STFT of frames * HOP samples has one frame more; repeat the last at a lower level
-    magnitude = torch.cat([magnitude, magnitude[..., -1:] * 0.5], dim=-1)
-    return griffin_lim(magnitude, frames * HOP, iterations=iterations, generator=generator)
+    return torch.cat([magnitude, magnitude[..., -1:] * 0.5], dim=-1)
+
+
+#: how :func:`invert` starts its phase: Phase Gradient Heap Integration, or a random phase (Griffin-Lim
+#: as the shipped weights were first heard through)
+PHASE_STARTS = ("pghi", "random")
+#: :func:`sharpen_linear` iterations in :func:`invert` (the bands' energy moved onto the bins that explain them)
+SHARPEN_ITERATIONS = 10
+#: fast Griffin-Lim iterations after the start phase in :func:`invert`
+REFINE_ITERATIONS = 16
+
+
+def invert(
+    spec: torch.Tensor, iterations: int = REFINE_ITERATIONS, generator: torch.Generator | None = None, *,
+    start: str = "pghi", sharpen: int = SHARPEN_ITERATIONS, momentum: float = 0.99,
+) -> torch.Tensor:
+    """Audio ``[batch, frames * HOP]`` from a scaled log-mel ``[batch, N_MELS, frames]``.
+
+    The bands become linear STFT magnitudes (:func:`sharpen_linear`, ``sharpen`` iterations; 0 is
+    plain interpolation), a start phase comes from Phase Gradient Heap Integration (``start="pghi"``,
+    :mod:`.pghi`: no randomness, ``generator`` is not used) or is drawn from ``generator``
+    (``start="random"``), and ``iterations`` of fast Griffin-Lim refine it. ``iterations=32,
+    start="random", sharpen=0`` is the decoder the default model first shipped with;
+    ``bench/bench_decoder.py`` measures the two on recorded one-shots (MODEL.md).
+    """
+    if start not in PHASE_STARTS:
+        raise ValueError(f"start={start!r} is not a phase start: expected one of {', '.join(PHASE_STARTS)}")
+    if iterations < 0 or sharpen < 0:
+        raise ValueError(f"iterations={iterations}, sharpen={sharpen}: both must be 0 or more")
+    frames = spec.shape[-1]
+    magnitude = _centred_magnitude(spec, sharpen)
+    phase = None
+    if start == "pghi":
+        from .pghi import pghi
+
+        phase = pghi(magnitude, N_FFT, HOP)
+    return griffin_lim(magnitude, frames * HOP, iterations=iterations, momentum=momentum, generator=generator,
+                       phase=phase)
