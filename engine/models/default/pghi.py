@@ -64,7 +64,9 @@ def pghi_phase(magnitude: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
     index = np.arange(bins * frames).reshape(bins, frames)
     # weight: how far the quieter end lies below the loudest bin (>= a small positive value: a
     # zero weight would be no edge to scipy); the minimum spanning tree keeps the loudest paths
-    depth = -log_mag + 1e-3
+    # quantized to 0.1 neper (0.9 dB), so that a magnitude changed by rounding alone (the same
+    # spectrogram computed in a batch or alone) keeps the same tree
+    depth = np.round(-log_mag / 0.1) * 0.1 + 1e-3
     t_from, t_to = index[:, :-1].ravel(), index[:, 1:].ravel()
     f_from, f_to = index[:-1, :].ravel(), index[1:, :].ravel()
     t_w = np.maximum(depth[:, :-1], depth[:, 1:]).ravel()
