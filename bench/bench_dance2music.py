@@ -35,6 +35,7 @@ from loopbridge.engine.core import Engine
 from loopbridge.engine.dance2music import Dance2Music, DanceRequest, music_report
 from loopbridge.engine.motion import MotionKind, MotionStream, kinematic_beats
 
+from tests.engine.doors import opened
 from tests.engine.motion_signals import dancing_body
 
 DANCERS: list[tuple[str, list[tuple[float, float]], dict[str, object]]] = [
@@ -77,62 +78,63 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     engine = Engine(store_dir=Path(tempfile.mkdtemp(prefix="bench-d2m-")) / "store", device="cpu")
-    dance = Dance2Music(engine)
+    with opened(engine) as door:
+        dance = Dance2Music(door)
 
-    print(f"quality, kit material, default model, {args.seeds} kit(s) per dancer, hit window ±70 ms")
-    print(f"{'dancer':24s} {'tempo err':>9s} {'coverage':>9s} {'hit':>6s} {'hit true':>9s} {'offset':>8s}")
-    hits = []
-    for name, sections, options in DANCERS:
-        motion, truth = dancing_body(sections, seed=7, **options)  # type: ignore[arg-type]
+        print(f"quality, kit material, default model, {args.seeds} kit(s) per dancer, hit window ±70 ms")
+        print(f"{'dancer':24s} {'tempo err':>9s} {'coverage':>9s} {'hit':>6s} {'hit true':>9s} {'offset':>8s}")
+        hits = []
+        for name, sections, options in DANCERS:
+            motion, truth = dancing_body(sections, seed=7, **options)  # type: ignore[arg-type]
+            beats = kinematic_beats(motion)
+            error = _tempo_error(beats.beats_s + beats.start_s, sections)
+            for seed in range(args.seeds):
+                track = dance.render(beats, DanceRequest(prompt="house", seed=seed))
+                report = music_report(track)
+                true_hit = beat_scores(truth - beats.start_s, report.music_beats_s).hit
+                hits.append(report.scores.hit)
+                print(f"{name if seed == 0 else '':24s} {100 * error:8.2f}% {report.scores.coverage:9.3f} "
+                      f"{report.scores.hit:6.3f} {true_hit:9.3f} {report.scores.mean_offset_ms:6.1f}ms")
+        print(f"beat hit over all tracks: mean {np.mean(hits):.3f}, lowest {np.min(hits):.3f}")
+
+        motion, _ = dancing_body([(60.0, 118.0)], jitter_cm=1.0, drop_fraction=0.05, seed=8)
         beats = kinematic_beats(motion)
-        error = _tempo_error(beats.beats_s + beats.start_s, sections)
-        for seed in range(args.seeds):
-            track = dance.render(beats, DanceRequest(prompt="house", seed=seed))
-            report = music_report(track)
-            true_hit = beat_scores(truth - beats.start_s, report.music_beats_s).hit
-            hits.append(report.scores.hit)
-            print(f"{name if seed == 0 else '':24s} {100 * error:8.2f}% {report.scores.coverage:9.3f} "
-                  f"{report.scores.hit:6.3f} {true_hit:9.3f} {report.scores.mean_offset_ms:6.1f}ms")
-    print(f"beat hit over all tracks: mean {np.mean(hits):.3f}, lowest {np.min(hits):.3f}")
+        short, _ = dancing_body([(20.0, 118.0)], jitter_cm=1.0, seed=9)
+        short_beats = kinematic_beats(short)
+        kit_track = dance.render(short_beats, DanceRequest(prompt="house", seed=1))
+        stream = MotionStream(window_s=WINDOW_S)
+        for t, frame in zip(short.times_s, short.values, strict=True):
+            stream.push(MotionKind.JOINTS, np.nan_to_num(frame).ravel(), float(t))
+        fresh = iter(range(1000, 2000))  # a seed never rendered before: the model runs every time
 
-    motion, _ = dancing_body([(60.0, 118.0)], jitter_cm=1.0, drop_fraction=0.05, seed=8)
-    beats = kinematic_beats(motion)
-    short, _ = dancing_body([(20.0, 118.0)], jitter_cm=1.0, seed=9)
-    short_beats = kinematic_beats(short)
-    kit_track = dance.render(short_beats, DanceRequest(prompt="house", seed=1))
-    stream = MotionStream(window_s=WINDOW_S)
-    for t, frame in zip(short.times_s, short.values, strict=True):
-        stream.push(MotionKind.JOINTS, np.nan_to_num(frame).ravel(), float(t))
-    fresh = iter(range(1000, 2000))  # a seed never rendered before: the model runs every time
+        def _fresh(material: str) -> float:
+            seeds = [next(fresh) for _ in range(args.repeats)]
+            times = []
+            for seed in seeds:
+                started = time.perf_counter()
+                dance.render(short_beats, DanceRequest(prompt="house", seed=seed, material=material))
+                times.append(time.perf_counter() - started)
+            return statistics.median(times)
 
-    def _fresh(material: str) -> float:
-        seeds = [next(fresh) for _ in range(args.repeats)]
-        times = []
-        for seed in seeds:
-            started = time.perf_counter()
-            dance.render(short_beats, DanceRequest(prompt="house", seed=seed, material=material))
-            times.append(time.perf_counter() - started)
-        return statistics.median(times)
-
-    rows = [
-        ("analyse 60 s of motion", 60.0, _median_s(lambda: kinematic_beats(motion), args.repeats)),
-        ("render a 20 s track, kit (model runs)", short_beats.duration_s, _fresh("kit")),
-        ("render a 20 s track, loop (model runs)", short_beats.duration_s, _fresh("loop")),
-        ("render a 20 s track, kit (cached kit)", short_beats.duration_s,
-         _median_s(lambda: dance.render(short_beats, DanceRequest(prompt="house", seed=1)), args.repeats)),
-        ("render a 20 s track, loop (cached loop)", short_beats.duration_s,
-         _median_s(lambda: dance.render(short_beats, DanceRequest(prompt="house", seed=1, material="loop")),
-                   args.repeats)),
-        ("measure a 20 s track (beat tracker)", kit_track.duration_s,
-         _median_s(lambda: music_report(kit_track), args.repeats)),
-        (f"one live estimate ({WINDOW_S:g} s window)", ESTIMATE_INTERVAL_S,
-         _median_s(stream.estimate, args.repeats)),
-    ]
-    print(f"\ncost, {args.threads} thread(s), median of {args.repeats} after a warm-up")
-    print(f"{'what':42s} {'seconds':>8s} {'of s':>7s} {'x real time':>12s}")
-    for name, span_s, seconds in rows:
-        print(f"{name:42s} {seconds:8.3f} {span_s:7.2f} {span_s / seconds:12.1f}")
-    print(f"a live estimate takes {rows[-1][2] / ESTIMATE_INTERVAL_S:.2f} of the motion time between estimates")
+        rows = [
+            ("analyse 60 s of motion", 60.0, _median_s(lambda: kinematic_beats(motion), args.repeats)),
+            ("render a 20 s track, kit (model runs)", short_beats.duration_s, _fresh("kit")),
+            ("render a 20 s track, loop (model runs)", short_beats.duration_s, _fresh("loop")),
+            ("render a 20 s track, kit (cached kit)", short_beats.duration_s,
+             _median_s(lambda: dance.render(short_beats, DanceRequest(prompt="house", seed=1)), args.repeats)),
+            ("render a 20 s track, loop (cached loop)", short_beats.duration_s,
+             _median_s(lambda: dance.render(short_beats, DanceRequest(prompt="house", seed=1, material="loop")),
+                       args.repeats)),
+            ("measure a 20 s track (beat tracker)", kit_track.duration_s,
+             _median_s(lambda: music_report(kit_track), args.repeats)),
+            (f"one live estimate ({WINDOW_S:g} s window)", ESTIMATE_INTERVAL_S,
+             _median_s(stream.estimate, args.repeats)),
+        ]
+        print(f"\ncost, {args.threads} thread(s), median of {args.repeats} after a warm-up")
+        print(f"{'what':42s} {'seconds':>8s} {'of s':>7s} {'x real time':>12s}")
+        for name, span_s, seconds in rows:
+            print(f"{name:42s} {seconds:8.3f} {span_s:7.2f} {span_s / seconds:12.1f}")
+        print(f"a live estimate takes {rows[-1][2] / ESTIMATE_INTERVAL_S:.2f} of the motion time between estimates")
 
 
 if __name__ == "__main__":

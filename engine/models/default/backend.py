@@ -7,7 +7,8 @@
    loop's kick is the kit's kick for the same seed.
 2. All voices are denoised as one batch (one batch per distinct step count / audio-prompt
    strength) with classifier-free guidance.
-3. Log-mels become audio (Griffin-Lim, start phase from the seed), are fitted to the requested
+3. Log-mels become audio (:func:`.spectral.invert`: sharpened band magnitudes, a phase from Phase
+   Gradient Heap Integration, a few fast Griffin-Lim iterations), are fitted to the requested
    length (textures are stretched in time, one-shots cut or padded), coloured by style words, and
    loops are arranged on their pattern by :func:`loopbridge.engine.patterns.arrange`.
 """
@@ -367,8 +368,10 @@ class DefaultModel(ModelBackend):
         if stretch and samples > frames * spectral.HOP:
             target = math.ceil(samples / spectral.HOP)
             mel = torch.nn.functional.interpolate(mel[None], size=target, mode="linear", align_corners=True)[0]
+        # the decoder's phase comes from the spectrogram alone (no random start), so a seed's render
+        # is the same every time; the generator only serves a random-start decoder
         generator = seeded_generator(seed, torch.device("cpu"))
-        audio = spectral.invert(mel[None], iterations=self.config.griffin_lim_iterations, generator=generator)[0]
+        audio = spectral.invert(mel[None], generator=generator)[0]
         audio_np = audio.numpy().astype(np.float32)
         if audio_np.shape[0] >= samples:
             audio_np = audio_np[:samples].copy()

@@ -256,7 +256,9 @@ def class_shaped_noise(
         spectrum = mean.mean(dim=1, keepdim=True)
         envelope = mean.mean(dim=0, keepdim=True)
         separable = (spectrum + envelope - mean.mean()).clamp(-1, 1.25)
-        audio = spectral.invert(separable[None].repeat(per_class, 1, 1), generator=generator).numpy()
+        # noise: a random phase (the decoder's own start would give every copy one coherent phase)
+        audio = spectral.invert(separable[None].repeat(per_class, 1, 1), 32, generator, start="random",
+                                sharpen=0).numpy()
         peaks = np.abs(audio).max(axis=1, keepdims=True)
         rows.append(audio / np.where(peaks > 0, peaks, 1) * 0.9)
         out_labels += [c] * per_class
