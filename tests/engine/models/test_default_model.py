@@ -122,9 +122,16 @@ def test_loops_are_exact_to_the_sample_and_carry_their_tempo(model: DefaultModel
 
     shots: dict[str, np.ndarray] = {}
     arrange = backend.arrange
+    clicks = pattern == "four on the floor"
 
     def arrange_and_keep(parts: dict[str, np.ndarray], *args: object, **kwargs: object) -> np.ndarray:
         shots.update(parts)
+        if clicks:
+            # the kick played as a one-sample click and every other part silent: what the backend
+            # does to the arrangement (gain, fades, trims) must not move a hit by a single sample,
+            # whatever the decoder makes of the kick's attack
+            parts = {name: np.zeros_like(shot) for name, shot in parts.items()}
+            parts["kick"][:, 0] = 1.0
         return arrange(parts, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(backend, "arrange", arrange_and_keep)
@@ -135,17 +142,11 @@ def test_loops_are_exact_to_the_sample_and_carry_their_tempo(model: DefaultModel
     assert out.info["pattern"] == pattern
     assert set(out.info["parts"]) == set(PATTERNS[pattern].parts) == set(shots)
     assert np.abs(out.audio).max() <= 0.95 + 1e-6
-    if pattern == "four on the floor":
-        # every beat starts with the kick, to the sample: the rendered loop matches the kick's own
-        # waveform best at the beat's sample, not a few samples before or after
-        kick = shots["kick"][0]
-        span, reach = round(60 * 44100 / 127.3) - 400, 200
-        loop = out.audio[0]
-        around = np.concatenate([loop[-reach:], loop, loop[: span + reach]])  # the loop repeats
-        for beat in range(8):
-            at = round(beat * 60 * 44100 / 127.3)
-            match = np.correlate(around[at : at + span + 2 * reach], kick[:span], mode="valid")  # lags -200..200
-            assert int(np.argmax(match)) - reach == 0, beat
+    if clicks:
+        # every beat starts with the kick, to the sample, and nothing sounds between the beats
+        beats = [round(beat * 60 * 44100 / 127.3) for beat in range(8)]
+        loud = np.flatnonzero(np.abs(out.audio[0]) > 1e-3 * np.abs(out.audio[0]).max())
+        assert loud.tolist() == beats
 
 
 def test_loops_batch_with_one_shots_and_follow_meter(model: DefaultModel) -> None:
