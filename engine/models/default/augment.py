@@ -105,11 +105,18 @@ def _fit(y: np.ndarray) -> np.ndarray:
     return out if peak <= 0 else (out * (PEAK / peak)).astype(np.float32)
 
 
+#: at most this many augmented variants of one recording: a class of a handful of recordings stays
+#: small rather than becoming hundreds of near-copies of them (which the model would learn by heart)
+MAX_VARIANTS = 24
+
+
 def variants(audio: np.ndarray, labels: np.ndarray, per_class: int, seed: int,
-             settings: AugmentSettings = AugmentSettings()) -> tuple[np.ndarray, np.ndarray]:
-    """Stretch recordings ``audio`` ``[n, NATIVE_SAMPLES]`` with class ``labels`` ``[n]`` to at least
+             settings: AugmentSettings = AugmentSettings(),
+             max_variants: int = MAX_VARIANTS) -> tuple[np.ndarray, np.ndarray]:
+    """Stretch recordings ``audio`` ``[n, NATIVE_SAMPLES]`` with class ``labels`` ``[n]`` towards
     ``per_class`` one-shots per class present: every recording once as it is, then augmented variants
-    of each recording in turn. Classes with ``per_class`` or more recordings are kept as they are.
+    of each recording in turn, at most ``max_variants`` of each. Classes with ``per_class`` or more
+    recordings are kept as they are.
 
     Returns ``(audio [m, NATIVE_SAMPLES], labels [m])``, recordings first.
     """
@@ -117,7 +124,7 @@ def variants(audio: np.ndarray, labels: np.ndarray, per_class: int, seed: int,
     out_labels = [labels]
     for label in np.unique(labels):
         members = np.flatnonzero(labels == label)
-        needed = per_class - members.size
+        needed = min(per_class - members.size, max_variants * members.size)
         for k in range(max(0, needed)):
             item = int(members[k % members.size])
             variant = 1 + k // members.size

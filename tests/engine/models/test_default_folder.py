@@ -104,6 +104,9 @@ def test_augmentation_is_deterministic_from_the_seed_and_varies() -> None:
     audio, labels = variants(np.stack([kick, kick[::-1].copy()]), np.array([0, 3]), per_class=4, seed=0)
     assert audio.shape == (8, NATIVE_SAMPLES) and sorted(labels.tolist()) == [0, 0, 0, 0, 3, 3, 3, 3]
     assert np.array_equal(audio[0], kick)  # the recordings themselves come first
+    # a class of few recordings gets at most max_variants variants of each, not per_class near-copies
+    few, few_labels = variants(kick[None], np.array([0]), per_class=400, seed=0, max_variants=2)
+    assert few.shape == (3, NATIVE_SAMPLES) and few_labels.tolist() == [0, 0, 0]
 
 
 @needs_hydrogen
