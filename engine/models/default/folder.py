@@ -118,6 +118,8 @@ def class_for_name(name: str) -> str | None:
         # "noise tom" is a tom: a drum word beats the texture words (noise, fx...) in a file name
         drums = [c for c in (class_for_prompt(w) for w in words) if c not in (None, "texture")]
         found = drums[0] if drums else found
+    if found == "open hat" and "closed" in words:  # "cymbal closed": a closed hat
+        found = "closed hat"
     if found == "closed hat" and (_OPEN_WORDS.intersection(words) or "open" in lowered):
         found = "open hat"
     return found
@@ -134,7 +136,7 @@ def label_file(path: Path, root: Path) -> LabelledFile | None:
             break
         label = class_for_name(folder.name)
         if label is not None:
-            if label == "closed hat" and (from_name == "open hat" or _OPEN_WORDS.intersection(name_words(path.stem))):
+            if label == "closed hat" and _OPEN_WORDS.intersection(name_words(path.stem)):
                 label = "open hat"
             return LabelledFile(path, label, "folder")
     if from_name is None:

@@ -40,7 +40,7 @@ TINY = ["--steps", "2", "--batch-size", "4", "--per-class", "3", "--replay", "1"
     ("TomHigh", "tom"), ("floortom", "tom"), ("HandClap-Med", "clap"), ("Amp_Clap", "clap"),
     ("Djembe1 Bass", "perc"), ("Cowbell-Soft", "perc"), ("RimClick", "perc"), ("CB_02", "perc"),
     ("808 bass long", "bass"), ("Pluck_C3", "pluck"), ("Rhodes chord", "pluck"), ("riser 8 bars", "texture"),
-    ("99930__menegass__noise-tom0", "tom"), ("Maraca-Hard", "perc"),
+    ("99930__menegass__noise-tom0", "tom"), ("Maraca-Hard", "perc"), ("drum-cymbal-closed", "closed hat"),
 ])
 def test_file_and_folder_names_name_their_class(name: str, label: str) -> None:
     assert class_for_name(name) == label
@@ -62,6 +62,7 @@ def test_sub_folders_label_their_files_and_unlabelled_files_are_listed(tmp_path:
     _tone(tmp_path / "Kicks" / "take 1.wav")
     _tone(tmp_path / "closed-hat" / "a.flac")
     _tone(tmp_path / "hats" / "open 1.wav")  # an open hat in a hats folder
+    _tone(tmp_path / "closed-hat" / "drum-cymbal-pedal.wav")  # a closed hat, though a cymbal
     _tone(tmp_path / "misc" / "snare 2.aiff")
     _tone(tmp_path / "misc" / "take 7.wav")
     _tone(tmp_path / "misc" / "weird.ogg")
@@ -73,7 +74,7 @@ def test_sub_folders_label_their_files_and_unlabelled_files_are_listed(tmp_path:
     assert "kick: kick, bd" in message and "--skip-unlabelled" in message
     labelled, unlabelled = label_folder(tmp_path, skip_unlabelled=True)
     assert {str(i.path.relative_to(tmp_path)): i.label for i in labelled} == {
-        "Kicks/take 1.wav": "kick", "closed-hat/a.flac": "closed hat", "hats/open 1.wav": "open hat",
+        "Kicks/take 1.wav": "kick", "closed-hat/a.flac": "closed hat", "closed-hat/drum-cymbal-pedal.wav": "closed hat", "hats/open 1.wav": "open hat",
         "misc/snare 2.aiff": "snare"}
     assert len(unlabelled) == 2
     with pytest.raises(ValueError, match="is not a folder"):
