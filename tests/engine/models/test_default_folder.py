@@ -74,7 +74,8 @@ def test_sub_folders_label_their_files_and_unlabelled_files_are_listed(tmp_path:
     assert "kick: kick, bd" in message and "--skip-unlabelled" in message
     labelled, unlabelled = label_folder(tmp_path, skip_unlabelled=True)
     assert {str(i.path.relative_to(tmp_path)): i.label for i in labelled} == {
-        "Kicks/take 1.wav": "kick", "closed-hat/a.flac": "closed hat", "closed-hat/drum-cymbal-pedal.wav": "closed hat", "hats/open 1.wav": "open hat",
+        "Kicks/take 1.wav": "kick", "closed-hat/a.flac": "closed hat",
+        "closed-hat/drum-cymbal-pedal.wav": "closed hat", "hats/open 1.wav": "open hat",
         "misc/snare 2.aiff": "snare"}
     assert len(unlabelled) == 2
     with pytest.raises(ValueError, match="is not a folder"):
