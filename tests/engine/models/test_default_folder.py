@@ -137,7 +137,8 @@ def _kick_folder(root: Path) -> Path:
 
 
 @needs_hydrogen
-def test_train_it_on_my_kick_folder_in_one_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_train_it_on_my_kick_folder_in_one_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
     from loopbridge.bridge.client import Client
 
     from tests.bridge.conftest import start_served, stop_served
@@ -163,6 +164,13 @@ def test_train_it_on_my_kick_folder_in_one_command(tmp_path: Path, monkeypatch: 
         assert listed["My Kicks"]["capabilities"]["family"] == "default"
     finally:
         stop_served(served)
+    # and `loopbridge models` lists it
+    from loopbridge.bridge.cli import main as cli_main
+
+    capsys.readouterr()
+    assert cli_main(["models", "--json"]) == 0
+    (row,) = [m for m in json.loads(capsys.readouterr().out) if m["id"] == "My Kicks"]
+    assert row["source"] == "folder" and row["family"] == "default"
     spec = ModelRegistry(hf_cache=tmp_path / "no-hub").resolve("My Kicks")
     assert spec.family == "default" and spec.path == model_dir
     model = DefaultModel.load(model_dir)
