@@ -16,8 +16,11 @@ cd "$(dirname "$0")/.."
 # and that `loopbridge conform` fits. Ardour 7 (Debian 12: 7.3, which tests/plugin/test_ardour.py
 # checks for) hosts the VST3 in a real DAW session, headless through ardour7-lua. fluidsynth with the
 # FluidR3 General MIDI sound font (fluid-soundfont-gm) plays the MIDI the key tests write: real sampled
-# instruments in known keys, and recorded drum kits (tests/engine/conform/instruments.py).
+# instruments in known keys, and recorded drum kits (tests/engine/conform/instruments.py). The default
+# model's real-recordings corpus (engine/models/default/real_corpus.py) is built from those four and
+# from freepats played by timidity (tests/engine/models/test_real_corpus.py builds a subset).
 APT_PACKAGES=(sndfile-programs liblo-tools libportaudio2 sonic-pi-samples hydrogen-drumkits fluidsynth fluid-soundfont-gm
+  freepats timidity
   cmake g++ pkg-config ccache juce-modules-source libzmq3-dev cppzmq-dev
   libx11-dev libxrandr-dev libxinerama-dev libxcursor-dev libxext-dev libxcomposite-dev
   libfreetype-dev libfontconfig1-dev libpng-dev libjpeg-dev libasound2-dev xvfb

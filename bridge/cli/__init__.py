@@ -47,6 +47,8 @@ from .common import BAD_INPUT_CODES, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, Input
 DELEGATED: dict[str, tuple[str, str]] = {
     "train-default": ("loopbridge.engine.models.default.train:main", "train the embedded default model"),
     "eval-default": ("loopbridge.engine.models.default.evaluate:main", "measure the default model's quality"),
+    "build-corpus": ("loopbridge.engine.models.default.real_corpus:main",
+                     "build the real-recordings corpus from Debian packages"),
 }
 
 

@@ -1,5 +1,33 @@
 """Measure the default model: ``loopbridge eval-default`` or ``python -m loopbridge.engine.models.default.evaluate``.
 
+Against real recordings (the reference)
+---------------------------------------
+
+``loopbridge eval-default [--model DIR] [--corpus DIR] [--quick] [--json]`` measures a model against
+the held-out split of the real-recordings corpus (``real_corpus.py``: whole kits and instruments the
+training never hears; built into ``--corpus`` when it is missing), and prints its figures beside the
+shipped model's and the floor's: the training recordings themselves, measured as if a model had made
+them (what a model that sounded exactly like its training data would score).
+
+- Class accuracy: a classifier (the judge) trained on every held-out recording, each class weighted
+  equally, labels 16 generated one-shots per class; the share labelled as asked, averaged over classes.
+- Fréchet distance of the log-mel statistics (band means over time, loudness envelope) and of the
+  envelope statistics, to the held-out recordings (up to 48 per class).
+- Envelope: per class, the median jitter (frame-to-frame loudness change, 58 ms to 0.7 s) as a
+  ratio to the held-out recordings' (at least 0.25 dB), and the attack (first 30 ms against 0.1 to
+  0.2 s, each level at least 60 dB below the one-shot's peak) minus the recordings'.
+- Diversity: mean pairwise distance within a class, as a share of the held-out recordings'.
+- Memorization: the share of generated one-shots whose best normalized cross-correlation (any lag,
+  either polarity, at 22.05 kHz) with a training recording of their class exceeds 0.9. The floor's
+  figure is the held-out recordings' own against the training ones. Pitched sounds at the same note
+  correlate highly without being copies (a harp's and a celesta's C4: 0.95), so a share for bass
+  and pluck says more when read with the floor's.
+
+``--quick`` is a reduced run (3 one-shots per class, 12 held-out and 24 training recordings per class).
+
+Against the synthesized corpus (``--synthesized``, the earlier evaluation)
+--------------------------------------------------------------------------
+
 Three measures, each against held-out synthesized one-shots (a corpus seed the training never saw):
 
 1. Conditional accuracy: a small classifier trained on held-out one-shots labels generated ones; the
@@ -111,16 +139,20 @@ def envelope_measures(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     return jitter, level - level_at(_DECAY_TO_S), level
 
 
-def attack_measures(audio: np.ndarray) -> np.ndarray:
+def attack_measures(audio: np.ndarray, floor_db: float | None = None) -> np.ndarray:
     """Attack in dB, one per one-shot of ``audio`` ``[n, samples]``: the RMS level of the first
     ``_ATTACK_S`` minus that from 0.1 s to 0.2 s, on the waveform (so energy counts as it sounds:
     a kick's body weighs in as much as it does to the ear, not one mel band's worth). A struck
-    sound (a kick, a snare) is loudest at its start; a sound that swells after its onset scores below 0."""
+    sound (a kick, a snare) is loudest at its start; a sound that swells after its onset scores below 0.
+    ``floor_db`` (negative) bounds both levels from below, relative to each one-shot's peak."""
     audio = np.asarray(audio, dtype=np.float64)
+    # both levels at least ``floor_db`` below the one-shot's peak (when given): a recording whose
+    # tail was cut to digital silence before 0.1 s would otherwise score an attack of 100 dB or more
+    lowest = (20.0 * np.log10(np.abs(audio).max(axis=1) + 1e-12) + floor_db) if floor_db is not None else -np.inf
 
     def rms_db(start_s: float, end_s: float) -> np.ndarray:
         piece = audio[:, int(start_s * spectral.SAMPLE_RATE):int(end_s * spectral.SAMPLE_RATE)]
-        return 10.0 * np.log10(np.mean(piece ** 2, axis=1) + 1e-12)
+        return np.maximum(10.0 * np.log10(np.mean(piece ** 2, axis=1) + 1e-12), lowest)
 
     return rms_db(0.0, _ATTACK_S) - rms_db(*_ATTACK_BODY_S)
 
@@ -400,9 +432,280 @@ def format_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="loopbridge eval-default", description="Measure the default model.")
-    parser.add_argument("--weights", type=Path, default=EMBEDDED_DEFAULT_DIR, help="model folder (default: embedded)")
+# ---- against real recordings ------------------------------------------------------------------
+
+#: the attack's levels are bounded at this far below each one-shot's peak (recordings end in digital silence)
+ATTACK_FLOOR_DB = -60.0
+#: a generated one-shot is a copy when its normalized cross-correlation with a training recording exceeds this
+MEMORIZED_NCC = 0.9
+#: the memorization check runs at half the sample rate (a copy correlates at any rate; half the work)
+_NCC_DECIMATE = 2
+#: seeds of the generated one-shots (the synthesized evaluation's too)
+GENERATED_SEED_BASE = 10_000
+
+
+def default_corpus_dir() -> Path:
+    from ..registry import default_data_dir
+
+    return default_data_dir() / "corpus"
+
+
+@dataclass
+class RecordingSet:
+    """One-shots from the corpus at the native length (cut or padded), with their labels and groups."""
+
+    audio: np.ndarray
+    labels: np.ndarray
+    groups: list[str]
+    paths: list[str]
+
+
+def _native(audio: np.ndarray) -> np.ndarray:
+    out = np.zeros(spectral.NATIVE_SAMPLES, dtype=np.float32)
+    n = min(len(audio), spectral.NATIVE_SAMPLES)
+    out[:n] = audio[:n]
+    return out
+
+
+def load_recordings(corpus: Path, manifest: dict[str, Any], split: str, classes: Sequence[str],
+                    per_class: int | None = None) -> RecordingSet:
+    """The ``split`` recordings of ``classes`` at the native length; with ``per_class``, at most that
+    many per class, spread evenly over the class's files in path order (so over its kits)."""
+    import soundfile as sf
+
+    audio, labels, groups, paths = [], [], [], []
+    for c, name in enumerate(classes):
+        files = sorted((f for f in manifest["files"] if f["split"] == split and f["class"] == name),
+                       key=lambda f: str(f["path"]))
+        if per_class is not None and len(files) > per_class:
+            files = [files[int(i)] for i in np.linspace(0, len(files) - 1, per_class).round()]
+        for f in files:
+            data, rate = sf.read(str(corpus / f["path"]), dtype="float32", always_2d=True)
+            if rate != spectral.SAMPLE_RATE:
+                raise ValueError(f"{f['path']}: sample rate {rate} Hz, expected {spectral.SAMPLE_RATE}")
+            audio.append(_native(data.mean(axis=1)))
+            labels.append(c)
+            groups.append(str(f["group"]))
+            paths.append(str(f["path"]))
+    stacked = np.stack(audio) if audio else np.zeros((0, spectral.NATIVE_SAMPLES), np.float32)
+    return RecordingSet(stacked, np.array(labels, dtype=int), groups, paths)
+
+
+def best_correlations(audio: np.ndarray, labels: np.ndarray, against: np.ndarray, against_labels: np.ndarray,
+                      chunk: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """For each row of ``audio``, its best normalized cross-correlation (any lag, either polarity) with
+    a row of ``against`` of the same class (1.0 for a copy, however shifted or scaled), and that row's
+    index (-1 when the class has none).
+
+    ``NCC(x, y) = max_lag |sum_t x[t] y[t + lag]| / (|x| |y|)``, at 22.05 kHz.
+    """
+    from scipy.signal import resample_poly
+
+    def prepared(rows: np.ndarray) -> torch.Tensor:
+        x = resample_poly(np.asarray(rows, dtype=np.float64), 1, _NCC_DECIMATE, axis=1)
+        norms = np.linalg.norm(x, axis=1, keepdims=True)
+        return torch.from_numpy(x / np.where(norms > 0, norms, 1.0)).float()
+
+    best = np.zeros(len(audio))
+    best_index = np.full(len(audio), -1)
+    if len(audio) == 0:
+        return best, best_index
+    x = prepared(audio)
+    n = 2 * x.shape[1]
+    fx = torch.fft.rfft(x, n=n)
+    for c in np.unique(labels):
+        pool = np.flatnonzero(against_labels == c)
+        for start in range(0, len(pool), chunk):
+            fy = torch.fft.rfft(prepared(against[pool[start:start + chunk]]), n=n)
+            # a block of rows at a time: [rows, chunk, n] stays within about 100 MB
+            class_rows = np.flatnonzero(labels == c)
+            for first in range(0, len(class_rows), 16):
+                rows = class_rows[first:first + 16]
+                corr = torch.fft.irfft(fx[rows][:, None, :] * fy[None].conj(), n=n)
+                peak, where = corr.abs().amax(dim=2).max(dim=1)
+                better = peak.numpy() > best[rows]
+                best[rows[better]] = peak.numpy()[better]
+                best_index[rows[better]] = pool[start + where.numpy()[better]]
+    return best, best_index
+
+
+def _balanced_classifier(features: np.ndarray, labels: np.ndarray, n_classes: int, seed: int) -> Classifier:
+    """The classifier, with each class weighted as if it had as many recordings as the largest: the
+    held-out recordings are uneven (claps are scarce, percussion plentiful)."""
+    counts = np.bincount(labels, minlength=n_classes)
+    repeats = np.where(counts > 0, np.ceil(counts.max() / np.maximum(counts, 1)), 0).astype(int)
+    index = np.concatenate([np.tile(np.flatnonzero(labels == c), repeats[c]) for c in range(n_classes)])
+    return Classifier(features[index], labels[index], n_classes, seed=seed)
+
+
+def measure_set(audio: np.ndarray, labels: np.ndarray, classes: Sequence[str], classifier: Classifier,
+                reference: RecordingSet, training: RecordingSet) -> dict[str, Any]:
+    """Every figure of one set of one-shots (generated ones, or the training recordings for the floor)
+    against the held-out ``reference``; memorization against the ``training`` recordings."""
+    present = [c for c in range(len(classes)) if np.any(labels == c) and np.any(reference.labels == c)]
+    names = [classes[c] for c in present]
+    predicted = classifier.predict(pooled_log_mel(audio))
+    accuracy = {classes[c]: float(np.mean(predicted[labels == c] == c)) for c in present}
+    jitter, decay, _ = envelope_measures(audio)
+    attack = attack_measures(audio, ATTACK_FLOOR_DB)
+    diversity = {}
+    for c in present:
+        spread = mean_pairwise_distance(pooled_log_mel(reference.audio[reference.labels == c]))
+        diversity[classes[c]] = mean_pairwise_distance(pooled_log_mel(audio[labels == c])) / max(spread, 1e-9)
+    correlations, _ = best_correlations(audio, labels, training.audio, training.labels)
+    memorized = {classes[c]: float(np.mean(correlations[labels == c] > MEMORIZED_NCC)) for c in present}
+    keep = np.isin(labels, present)
+    return {
+        "count": int(keep.sum()),
+        "accuracy": {"mean": float(np.mean(list(accuracy.values()))), "per_class": accuracy},
+        "frechet_distance": frechet_distance(realism_features(audio[keep]), realism_features(reference.audio)),
+        "envelope_frechet_distance": frechet_distance(envelope_features(audio[keep]),
+                                                      envelope_features(reference.audio)),
+        "jitter_db": {k: v for k, v in per_class_medians(jitter, labels, classes).items() if k in names},
+        "decay_db": {k: v for k, v in per_class_medians(decay, labels, classes).items() if k in names},
+        "attack_db": {k: v for k, v in per_class_medians(attack, labels, classes).items() if k in names},
+        "diversity": {"mean": float(np.mean(list(diversity.values()))), "min": float(min(diversity.values())),
+                      "per_class": diversity},
+        "memorization": {"share": float(np.mean(correlations[keep] > MEMORIZED_NCC)), "per_class": memorized,
+                         "median_best_ncc": float(np.median(correlations[keep]))},
+    }
+
+
+def _against_recordings(figures: dict[str, Any], held: dict[str, dict[str, float]]) -> None:
+    """Add the jitter ratio and the attack difference to the held-out recordings' (the issue's targets)."""
+    jitter_ratio = {k: v / max(held["jitter_db"][k], JITTER_FLOOR_DB) for k, v in figures["jitter_db"].items()}
+    attack_diff = {k: v - held["attack_db"][k] for k, v in figures["attack_db"].items()}
+    figures["jitter_ratio"] = _summary(jitter_ratio, "max")
+    figures["attack_difference_db"] = {"per_class": attack_diff,
+                                       "max_abs": float(max(abs(v) for v in attack_diff.values())),
+                                       "median": float(np.median(list(attack_diff.values())))}
+
+
+@dataclass
+class RealSettings:
+    per_class: int = 16
+    #: held-out recordings per class for the Fréchet distances, envelopes and diversity (all when fewer)
+    reference_per_class: int = 48
+    #: training recordings per class compared for memorization (None: all)
+    training_per_class: int | None = None
+    steps: int | None = None
+    guidance: float | None = None
+    seed: int = 0
+
+
+def evaluate_real(models: dict[str, DefaultModel], corpus: Path, settings: RealSettings) -> dict[str, Any]:
+    """The figures of each model in ``models`` (name -> model) against the corpus's held-out recordings,
+    beside the training recordings' own (``floor``); see :func:`measure_set`."""
+    from .real_corpus import load_manifest
+
+    started = time.perf_counter()
+    manifest = load_manifest(corpus)
+    classes = next(iter(models.values())).config.classes
+    n_classes = len(classes)
+    _log(f"reading the corpus in {corpus}")
+    judge = load_recordings(corpus, manifest, "held-out", classes)
+    reference = load_recordings(corpus, manifest, "held-out", classes, settings.reference_per_class)
+    training = load_recordings(corpus, manifest, "train", classes, settings.training_per_class)
+    floor = load_recordings(corpus, manifest, "train", classes, settings.per_class)
+    missing = [name for c, name in enumerate(classes)
+               if not np.any(reference.labels == c) or not np.any(training.labels == c)]
+    _log(f"training the judge on {len(judge.labels)} held-out recordings")
+    classifier = _balanced_classifier(pooled_log_mel(judge.audio), judge.labels, n_classes, settings.seed)
+    held = {
+        "jitter_db": per_class_medians(envelope_measures(reference.audio)[0], reference.labels, classes),
+        "decay_db": per_class_medians(envelope_measures(reference.audio)[1], reference.labels, classes),
+        "attack_db": per_class_medians(attack_measures(reference.audio, ATTACK_FLOOR_DB), reference.labels, classes),
+    }
+    results: dict[str, Any] = {
+        "classes": list(classes), "corpus": str(corpus), "settings": dict(settings.__dict__),
+        "classes_without_recordings": missing,
+        "recordings": {"judge_held_out": len(judge.labels), "reference_held_out": len(reference.labels),
+                       "training": len(training.labels), "floor_training": len(floor.labels)},
+        "held_out": held, "sets": {},
+    }
+    eval_settings = EvalSettings(steps=settings.steps, guidance=settings.guidance)
+    done: dict[int, dict[str, Any]] = {}
+    for name, model in models.items():
+        if id(model) in done:
+            results["sets"][name] = done[id(model)]
+            continue
+        _log(f"{name}: generating {settings.per_class} one-shots per class")
+        audio, labels = generate_class_set(model, settings.per_class, eval_settings, GENERATED_SEED_BASE)
+        figures = measure_set(audio, labels, classes, classifier, reference, training)
+        _against_recordings(figures, held)
+        results["sets"][name] = done[id(model)] = figures
+    _log("the floor: training recordings against the held-out ones")
+    figures = measure_set(floor.audio, floor.labels, classes, classifier, reference, training)
+    # the floor's memorization is the held-out recordings' own correlation with the training ones:
+    # near-copies shared between kits show here
+    held_best, held_match = best_correlations(reference.audio, reference.labels, training.audio, training.labels)
+    figures["memorization"] = {"share": float(np.mean(held_best > MEMORIZED_NCC)),
+                               "per_class": {classes[c]: float(np.mean(held_best[reference.labels == c]
+                                                                       > MEMORIZED_NCC))
+                                             for c in range(n_classes) if np.any(reference.labels == c)},
+                               "median_best_ncc": float(np.median(held_best)),
+                               "copies": [[reference.paths[i], training.paths[held_match[i]],
+                                           round(float(held_best[i]), 3)]
+                                          for i in np.flatnonzero(held_best > MEMORIZED_NCC)]}
+    _against_recordings(figures, held)
+    results["sets"]["floor"] = figures
+    results["seconds"] = round(time.perf_counter() - started, 1)
+    return results
+
+
+def format_real_table(results: dict[str, Any]) -> str:
+    sets = results["sets"]
+    names = list(sets)
+    labels = {"floor": "floor"}
+    width = 10
+    head = "".join(f"{labels.get(n, n):>{width}s}" for n in names)
+    lines = [f"Against {results['recordings']['reference_held_out']} held-out recordings (whole kits the "
+             f"models never saw) in {results['corpus']}",
+             "floor = training recordings measured like a model's output against the held-out ones", "",
+             f"{'':34s}{head}"]
+
+    def row(label: str, values: list[float], fmt: str) -> None:
+        lines.append(f"{label:34s}" + "".join(f"{format(v, fmt):>{width}s}" for v in values))
+
+    row("class accuracy (judge: held-out)", [sets[n]["accuracy"]["mean"] for n in names], ".2f")
+    row("Fréchet distance, log-mel", [sets[n]["frechet_distance"] for n in names], ".2f")
+    row("Fréchet distance, envelope", [sets[n]["envelope_frechet_distance"] for n in names], ".2f")
+    row("memorized share (NCC > 0.9)", [sets[n]["memorization"]["share"] for n in names], ".3f")
+    row("median best NCC with training", [sets[n]["memorization"]["median_best_ncc"] for n in names], ".2f")
+    row("diversity, mean (1 = held-out's)", [sets[n]["diversity"]["mean"] for n in names], ".2f")
+    row("diversity, min over classes", [sets[n]["diversity"]["min"] for n in names], ".2f")
+    row("jitter / recordings', max", [sets[n]["jitter_ratio"]["max"] for n in names], ".2f")
+    row("jitter / recordings', median", [sets[n]["jitter_ratio"]["median"] for n in names], ".2f")
+    row("attack - recordings' dB, max |.|", [sets[n]["attack_difference_db"]["max_abs"] for n in names], ".1f")
+    row("attack - recordings' dB, median", [sets[n]["attack_difference_db"]["median"] for n in names], ".1f")
+    lines.append("")
+    held = results["held_out"]
+    per = [n for n in names]
+    lines.append(f"{'per class':12s} {'accuracy':>{7 * len(per)}s}   {'jitter dB':>{7 * (len(per) + 1)}s}   "
+                 f"{'attack dB':>{7 * (len(per) + 1)}s}")
+    short = "".join(f"{labels.get(n, n)[:6]:>7s}" for n in per)
+    lines.append(f"{'class':12s} {short}   {short}{'held':>7s}   {short}{'held':>7s}")
+    for cls in results["classes"]:
+        if cls not in sets[names[0]]["accuracy"]["per_class"]:
+            lines.append(f"{cls:12s} (no recordings in one of the splits)")
+            continue
+        acc = "".join(f"{sets[n]['accuracy']['per_class'][cls]:7.2f}" for n in per)
+        jit = "".join(f"{sets[n]['jitter_db'][cls]:7.2f}" for n in per) + f"{held['jitter_db'][cls]:7.2f}"
+        att = "".join(f"{sets[n]['attack_db'][cls]:7.1f}" for n in per) + f"{held['attack_db'][cls]:7.1f}"
+        lines.append(f"{cls:12s} {acc}   {jit}   {att}")
+    lines.append("")
+    lines.append("jitter: median frame-to-frame loudness change from 58 ms to 0.7 s; attack: RMS of the first "
+                 "30 ms minus that from 0.1 s to 0.2 s; held = the held-out recordings")
+    lines.append(f"took {results['seconds']} s")
+    return "\n".join(lines)
+
+
+def build_synthesized_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="loopbridge eval-default --synthesized",
+                                     description="Measure the default model against its synthesized corpus.")
+    parser.add_argument("--synthesized", action="store_true", required=True)
+    parser.add_argument("--weights", "--model", type=Path, default=EMBEDDED_DEFAULT_DIR,
+                        help="model folder (default: embedded)")
     parser.add_argument("--per-class", type=int, default=16, help="generated one-shots per class")
     parser.add_argument("--reference-per-class", type=int, default=32, help="held-out one-shots per class (realism)")
     parser.add_argument("--classifier-per-class", type=int, default=48,
@@ -416,8 +719,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="loopbridge eval-default",
+        description="Measure the default model against real recordings it never saw (the corpus's held-out "
+                    "kits), beside the shipped model and the training recordings themselves. "
+                    "--synthesized runs the older evaluation against the synthesized corpus.")
+    parser.add_argument("--model", type=Path, default=EMBEDDED_DEFAULT_DIR,
+                        help="model folder (default: the shipped weights)")
+    parser.add_argument("--corpus", type=Path, default=None,
+                        help="real-recordings corpus (loopbridge build-corpus; built here when missing; "
+                             "default: the corpus folder in loopbridge's data folder)")
+    parser.add_argument("--per-class", type=int, default=16, help="generated one-shots per class")
+    parser.add_argument("--reference-per-class", type=int, default=48,
+                        help="held-out recordings per class for the distances and envelopes")
+    parser.add_argument("--quick", action="store_true",
+                        help="a reduced run: 3 one-shots per class, 12 held-out and 24 training recordings per class")
+    parser.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's)")
+    parser.add_argument("--guidance", type=float, default=None, help="guidance scale (default: the model's)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the judge's training")
+    parser.add_argument("--json", action="store_true", help="print a JSON object instead of the table")
+    return parser
+
+
+def _main_synthesized(argv: Sequence[str]) -> int:
+    parser = build_synthesized_parser()
     args = parser.parse_args(argv)
     for name in ("per_class", "reference_per_class", "classifier_per_class", "threads"):
         if getattr(args, name) < 2 if name != "threads" else getattr(args, name) < 1:
@@ -441,6 +768,53 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     results = evaluate(model, settings)
     print(json.dumps(results, indent=2) if args.json else format_table(results))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--synthesized" in argv:
+        return _main_synthesized(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.quick:
+        settings = RealSettings(per_class=3, reference_per_class=12, training_per_class=24, steps=args.steps,
+                                guidance=args.guidance, seed=args.seed)
+    else:
+        settings = RealSettings(per_class=args.per_class, reference_per_class=args.reference_per_class,
+                                steps=args.steps, guidance=args.guidance, seed=args.seed)
+    for flag, value, least in (("--per-class", settings.per_class, 2),
+                               ("--reference-per-class", settings.reference_per_class, 2),
+                               ("--threads", args.threads, 1)):
+        if value < least:
+            parser.print_usage(sys.stderr)
+            _log(f"error: {flag}={value} is not accepted: expected at least {least}")
+            return 2
+    torch.set_num_threads(args.threads)
+    corpus = args.corpus if args.corpus is not None else default_corpus_dir()
+    if not (corpus / "manifest.json").is_file():
+        from .real_corpus import build_corpus, format_counts
+
+        _log(f"{corpus} holds no corpus: building it from the installed Debian packages (a few minutes)")
+        try:
+            manifest = build_corpus(corpus, log=_log)
+        except (ValueError, OSError) as exc:
+            _log(f"error: the corpus could not be built in {corpus}: {exc}")
+            return 2
+        _log(format_counts(manifest["counts"]))  # type: ignore[arg-type]
+    try:
+        models = {"model": DefaultModel.load(args.model)}
+        shipped = EMBEDDED_DEFAULT_DIR.resolve()
+        models["shipped"] = models["model"] if args.model.resolve() == shipped else DefaultModel.load(shipped)
+    except ModelLoadError as exc:
+        _log(f"error: {exc}")
+        return 2
+    try:
+        results = evaluate_real(models, corpus, settings)
+    except (ValueError, FileNotFoundError) as exc:
+        _log(f"error: {exc}")
+        return 2
+    print(json.dumps(results, indent=2) if args.json else format_real_table(results))
     return 0
 
 

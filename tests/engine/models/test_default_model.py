@@ -225,8 +225,8 @@ def test_quality_floor_of_the_shipped_weights(model: DefaultModel, capsys: pytes
     """A reduced ``eval-default``: a broken or untrained model fails here."""
     from loopbridge.engine.models.default import evaluate
 
-    status = evaluate.main(["--json", "--no-untrained", "--per-class", "3", "--reference-per-class", "12",
-                            "--classifier-per-class", "24", "--diversity-seeds", "3"])
+    status = evaluate.main(["--synthesized", "--json", "--no-untrained", "--per-class", "3",
+                            "--reference-per-class", "12", "--classifier-per-class", "24", "--diversity-seeds", "3"])
     assert status == 0
     results = json.loads(capsys.readouterr().out)
     assert results["accuracy"]["classifier_on_held_out"] >= 0.8  # the yardstick itself works
