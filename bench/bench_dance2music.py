@@ -33,6 +33,7 @@ from loopbridge.bridge.motion_follow import ESTIMATE_INTERVAL_S, WINDOW_S
 from loopbridge.engine.beats import beat_scores
 from loopbridge.engine.core import Engine
 from loopbridge.engine.dance2music import Dance2Music, DanceRequest, music_report
+from loopbridge.engine.frontdoor import FrontDoor
 from loopbridge.engine.motion import MotionKind, MotionStream, kinematic_beats
 
 from tests.engine.motion_signals import dancing_body
@@ -77,7 +78,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     engine = Engine(store_dir=Path(tempfile.mkdtemp(prefix="bench-d2m-")) / "store", device="cpu")
-    dance = Dance2Music(engine)
+    # the front door every client goes through (no pre-rendering)
+    door = FrontDoor(engine, prerender_depth=0, conform_workers=1).start()
+    dance = Dance2Music(door)
 
     print(f"quality, kit material, default model, {args.seeds} kit(s) per dancer, hit window ±70 ms")
     print(f"{'dancer':24s} {'tempo err':>9s} {'coverage':>9s} {'hit':>6s} {'hit true':>9s} {'offset':>8s}")
