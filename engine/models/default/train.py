@@ -10,16 +10,28 @@
 3. Keep an exponential moving average of the weights; save a checkpoint every ``--checkpoint-every``
    steps (weights, EMA, optimizer, step and every random state), so ``--resume`` continues the
    very same run.
-4. Export the EMA weights as ``config.json`` + ``model.safetensors`` to ``--export`` (by default
-   ``OUT/weights``), the folder layout the engine loads.
+4. Export the EMA weights as ``config.json`` + ``model.safetensors`` (and a ``loopbridge.json``
+   naming the family) to ``--export`` (by default ``OUT/weights``), the folder layout the engine
+   loads.
+
+**Your own samples** (``--data FOLDER``): step 1 reads a folder of one-shots instead
+(:mod:`.folder`: classes from sub-folder names or words in file names) and stretches each class
+to ``--per-class`` with augmented variants (:mod:`.augment`: pitch, EQ, saturation, envelope,
+room; deterministic from ``--seed``). ``--init default`` (or a model folder) fine-tunes those
+weights; the classes the folder lacks are kept by training on one-shots the initial model
+samples for them (``--replay`` per class). ``--out`` is then the model folder itself, by default
+``<data dir>/models/NAME`` where ``loopbridge models``, ``serve`` and the plugin's and device's
+menus find it; the checkpoint and the prepared data live in ``OUT/training``.
 
 The defaults are the settings that produced the weights shipped in the package. Progress goes to
-stderr; the exit status is 0 on success, 2 on bad arguments.
+stderr (a bar with the time left); the exit status is 0 on success, 2 on bad arguments or a
+folder that cannot be used.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -36,7 +48,13 @@ import torch
 from . import spectral
 from .classes import CLASSES
 from .corpus import render_corpus
-from .model import MelUNet, ModelConfig, to_network, training_scheduler
+from .model import MelUNet, ModelConfig, sample, to_network, training_scheduler
+
+#: the settings a fresh run uses when --steps / --lr / --warmup are not given: training from
+#: scratch, and fine-tuning from --init (fewer steps at a lower rate: the weights already know
+#: how one-shots sound)
+SCRATCH_DEFAULTS = {"steps": 1200, "lr": 8e-4, "warmup": 100}
+FINE_TUNE_DEFAULTS = {"steps": 400, "lr": 2e-4, "warmup": 20}
 
 #: corpus seeds: the training corpus and the held-out one the evaluation uses never overlap
 TRAIN_CORPUS_SEED = 1
@@ -108,30 +126,63 @@ def export_weights(network: MelUNet, config: ModelConfig, folder: Path, metadata
     tmp_json = folder / "config.json.tmp"
     tmp_json.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp_json, folder / "config.json")
+    # written last: the registry lists a folder with this file, and by now the weights are complete
+    marker = folder / "loopbridge.json"
+    if not marker.is_file():
+        tmp_marker = folder / "loopbridge.json.tmp"
+        tmp_marker.write_text(json.dumps({"family": "default"}) + "\n", encoding="utf-8")
+        os.replace(tmp_marker, marker)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="loopbridge train-default",
-        description="Train the embedded default model on the procedurally synthesized corpus.",
+        description="Train the embedded default model on the procedurally synthesized corpus, or on a folder "
+                    "of your own one-shots (--data), from scratch or from existing weights (--init).",
     )
-    parser.add_argument("--out", type=Path, default=Path("runs/default-model"),
-                        help="checkpoint folder (corpus cache, checkpoint.pt, weights/)")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="a folder of one-shots (WAV, FLAC, AIFF, OGG, MP3); classes from sub-folder names "
+                             "(Kicks/, closed-hat/) or words in file names (Kick-Soft.wav); default: the "
+                             "synthesized corpus")
+    parser.add_argument("--init", default=None,
+                        help="start from these weights: 'default' (the shipped model) or a model folder; "
+                             "default: from scratch")
+    parser.add_argument("--name", default=None,
+                        help="with --data and no --out: the model's id (default: the data folder's name)")
+    parser.add_argument("--skip-unlabelled", action="store_true",
+                        help="with --data: train on the files that name a class, leaving the rest out")
+    parser.add_argument("--no-augment", action="store_true",
+                        help="with --data: no augmented variants, the recordings only")
+    parser.add_argument("--replay", type=int, default=32,
+                        help="with --data and --init: one-shots the initial model samples for each class the "
+                             "folder lacks, trained on so that those classes stay as they were (0: none)")
+    parser.add_argument("--extra-procedural", type=int, default=0,
+                        help="with --data: this many synthesized one-shots per class as extra data")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="checkpoint folder (corpus cache, checkpoint.pt, weights/); with --data the model "
+                             "folder itself (default <data dir>/models/NAME, where loopbridge finds models)")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT's checkpoint.pt")
     parser.add_argument("--export", type=Path, default=None,
-                        help="where to write config.json + model.safetensors (default OUT/weights)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of initialisation and batch order")
+                        help="where to write config.json + model.safetensors (default OUT/weights; with --data OUT)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of initialisation, augmentation and batch order")
     parser.add_argument("--corpus-seed", type=int, default=TRAIN_CORPUS_SEED)
-    parser.add_argument("--per-class", type=int, default=400, help="training one-shots per class")
-    parser.add_argument("--steps", type=int, default=1200, help="optimizer steps")
+    parser.add_argument("--per-class", type=int, default=400,
+                        help="training one-shots per class (with --data: augmented up to this many)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help=f"optimizer steps (default {SCRATCH_DEFAULTS['steps']}; {FINE_TUNE_DEFAULTS['steps']} "
+                             "with --init)")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=8e-4, help="peak learning rate (AdamW)")
-    parser.add_argument("--warmup", type=int, default=100, help="linear warm-up steps")
+    parser.add_argument("--lr", type=float, default=None,
+                        help=f"peak learning rate, AdamW (default {SCRATCH_DEFAULTS['lr']:g}; "
+                             f"{FINE_TUNE_DEFAULTS['lr']:g} with --init)")
+    parser.add_argument("--warmup", type=int, default=None,
+                        help=f"linear warm-up steps (default {SCRATCH_DEFAULTS['warmup']}; "
+                             f"{FINE_TUNE_DEFAULTS['warmup']} with --init)")
     parser.add_argument("--ema", type=float, default=0.995, help="EMA decay of the exported weights")
     parser.add_argument("--cfg-dropout", type=float, default=0.15, help="share of labels dropped to 'no class'")
     parser.add_argument("--data-norm", choices=("corpus", "none"), default="none",
                         help="corpus: the network sees log-mels shifted and scaled by the training corpus's "
-                             "mean and standard deviation; none: as they are")
+                             "mean and standard deviation; none: as they are (with --init: the initial model's)")
     # Min-SNR weighting (Hang et al., 2023) spends the loss on the middle noise levels; the floor
     # keeps the noisiest levels, which set a one-shot's class and overall envelope, in training
     parser.add_argument("--min-snr", type=float, default=0.0,
@@ -156,6 +207,9 @@ def _check_args(args: argparse.Namespace) -> str | None:
     for name in ("per_class", "steps", "batch_size", "checkpoint_every", "threads", "render_workers"):
         if getattr(args, name) < 1:
             return f"--{name.replace('_', '-')}={getattr(args, name)} is not accepted: expected at least 1"
+    for name in ("replay", "extra_procedural", "warmup"):
+        if getattr(args, name) < 0:
+            return f"--{name.replace('_', '-')}={getattr(args, name)} is not accepted: expected at least 0"
     if not 0 < args.lr < 1:
         return f"--lr={args.lr} is not accepted: expected 0 < lr < 1"
     if not 0 <= args.ema < 1:
@@ -166,6 +220,15 @@ def _check_args(args: argparse.Namespace) -> str | None:
         return f"--min-snr={args.min_snr} is not accepted: expected 0 (off) or a positive gamma"
     if args.min_snr_floor < 0:
         return f"--min-snr-floor={args.min_snr_floor} is not accepted: expected at least 0"
+    if args.data is None:
+        for flag, value in (("--name", args.name), ("--skip-unlabelled", args.skip_unlabelled or None),
+                            ("--no-augment", args.no_augment or None),
+                            ("--extra-procedural", args.extra_procedural or None)):
+            if value is not None:
+                return f"{flag} is not accepted without --data FOLDER"
+    if args.name is not None and (not args.name.strip() or any(c in args.name for c in "/\\:") or
+                                  args.name.startswith(".")):
+        return f"--name={args.name!r} is not accepted: expected a folder name (no '/', '\\\\', ':' or leading '.')"
     return None
 
 
@@ -176,9 +239,164 @@ def _lr_at(step: int, args: argparse.Namespace) -> float:
     return args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
+def load_initial(init: str) -> tuple[MelUNet, ModelConfig, Path]:
+    """``--init``: the network and config of 'default' (the shipped weights) or a model folder.
+
+    Raises ValueError naming the value for a folder that is not a default-family model.
+    """
+    from ...errors import ModelLoadError
+    from ..registry import EMBEDDED_DEFAULT_DIR
+    from .backend import DefaultModel
+
+    folder = EMBEDDED_DEFAULT_DIR if init == "default" else Path(init).expanduser()
+    if not (folder / "config.json").is_file():
+        raise ValueError(f"--init={init!r} is not accepted: expected 'default' or a folder holding a default "
+                         f"model's config.json and model.safetensors")
+    try:
+        model = DefaultModel.load(folder)
+    except ModelLoadError as exc:
+        raise ValueError(f"--init={init!r} is not accepted: {exc}") from exc
+    if tuple(model.config.classes) != CLASSES:
+        raise ValueError(f"--init={init!r} is not accepted: its classes {list(model.config.classes)} are not "
+                         f"this code's {list(CLASSES)}")
+    return model.network, model.config, folder
+
+
+def _folder_digest(files: Sequence[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in files:
+        stat = path.stat()
+        digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+    return digest.hexdigest()[:16]
+
+
+def folder_mels(args: argparse.Namespace, cache_dir: Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Scaled log-mels ``[n, N_MELS, FRAMES]`` (float16), labels ``[n]`` and a summary of ``--data``:
+    its labelled recordings, each class stretched to ``--per-class`` by augmentation (unless
+    ``--no-augment``), plus ``--extra-procedural`` synthesized one-shots per class.
+
+    Cached in ``cache_dir`` under a digest of the files (paths, sizes, times) and the settings, so a
+    resumed run trains on the very same data. Raises ValueError (UnlabelledFilesError) for a folder
+    that cannot be used.
+    """
+    from .augment import variants
+    from .folder import label_folder, read_one_shots
+
+    labelled, unlabelled = label_folder(args.data, skip_unlabelled=args.skip_unlabelled)
+    key = _folder_digest([item.path for item in labelled]) + "-" + hashlib.sha256(
+        json.dumps([[str(i.path), i.label] for i in labelled] +
+                   [args.seed, args.per_class, args.no_augment, args.extra_procedural, args.corpus_seed]).encode()
+    ).hexdigest()[:8]
+    cache = cache_dir / f"data-{key}.npz"
+    if cache.is_file():
+        with np.load(cache, allow_pickle=False) as data:
+            summary = json.loads(str(data["summary"]))
+            return data["mels"], data["labels"], summary
+    started = time.perf_counter()
+    audio, labels, silent = read_one_shots(labelled)
+    counts = {CLASSES[c]: int((labels == c).sum()) for c in np.unique(labels)}
+    _log(f"read {len(labels)} recordings from {str(args.data)!r}: "
+         + ", ".join(f"{name} {n}" for name, n in counts.items())
+         + (f"; {len(unlabelled)} unlabelled left out" if unlabelled else "")
+         + (f"; {len(silent)} silent left out" if silent else ""))
+    if not args.no_augment:
+        audio, labels = variants(audio, labels, args.per_class, args.seed)
+    mels = np.concatenate([
+        spectral.log_mel(audio[i:i + 64]).numpy().astype(np.float16) for i in range(0, len(audio), 64)
+    ])
+    if args.extra_procedural:
+        extra_mels, extra_labels = corpus_mels(args.corpus_seed, args.extra_procedural, workers=args.render_workers,
+                                               cache_dir=cache_dir)
+        mels, labels = np.concatenate([mels, extra_mels]), np.concatenate([labels, extra_labels])
+    summary = {"recordings": counts, "training_items": len(labels), "unlabelled": len(unlabelled),
+               "silent": len(silent)}
+    _log(f"prepared {len(labels)} training one-shots in {time.perf_counter() - started:.1f} s")
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(".tmp.npz")
+    np.savez(tmp, mels=mels, labels=labels, summary=np.array(json.dumps(summary)))
+    os.replace(tmp, cache)
+    return mels, labels, summary
+
+
+def replay_mels(network: MelUNet, config: ModelConfig, missing: Sequence[int], per_class: int, seed: int,
+                cache: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One-shots (scaled log-mels, float16) the initial ``network`` samples for the ``missing``
+    classes, ``per_class`` each, at 8 steps and the default guidance; cached in ``cache``."""
+    if cache.is_file():
+        with np.load(cache) as data:
+            return data["mels"], data["labels"]
+    started = time.perf_counter()
+    parts = []
+    labels = np.repeat(np.asarray(missing, dtype=np.int64), per_class)
+    generator = torch.Generator(device="cpu").manual_seed(seed + 0x7E91A7)
+    network.eval()
+    for i in range(0, len(labels), 16):
+        chunk = labels[i:i + 16]
+        noise = torch.randn((len(chunk), config.n_mels, config.frames), generator=generator)
+        parts.append(sample(network, config, chunk.tolist(), noise, 8, config.default_guidance).numpy())
+    mels = np.concatenate(parts).astype(np.float16)
+    _log(f"sampled {len(labels)} one-shots of the initial model's {', '.join(CLASSES[c] for c in missing)} "
+         f"in {time.perf_counter() - started:.1f} s")
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(".tmp.npz")
+    np.savez(tmp, mels=mels, labels=labels)
+    os.replace(tmp, cache)
+    return mels, labels
+
+
+class Progress:
+    """A progress bar with the time left, on stderr: redrawn in place on a terminal, a line every
+    ``interval_s`` otherwise (logs)."""
+
+    def __init__(self, total: int, start: int, interval_s: float = 20.0) -> None:
+        self.total, self.start = total, start
+        self.started = time.perf_counter()
+        self.interval_s = interval_s
+        self.tty = sys.stderr.isatty()
+        self.last = -math.inf
+
+    def line(self, step: int, detail: str) -> str:
+        done = step - self.start
+        elapsed = time.perf_counter() - self.started
+        left_s = elapsed / done * (self.total - step) if done > 0 else math.nan
+        eta = "--:--" if math.isnan(left_s) else f"{int(left_s) // 60:d}:{int(left_s) % 60:02d}"
+        width = 24
+        filled = int(width * step / self.total)
+        return f"[{'#' * filled}{'.' * (width - filled)}] {step}/{self.total} {100 * step / self.total:3.0f}% " \
+               f"ETA {eta} {detail}"
+
+    def update(self, step: int, detail: str) -> None:
+        now = time.perf_counter()
+        final = step >= self.total
+        if self.tty:
+            if now - self.last >= 0.5 or final:
+                self.last = now
+                print("\r" + self.line(step, detail), end="\n" if final else "", file=sys.stderr, flush=True)
+        elif now - self.last >= self.interval_s or final:
+            self.last = now
+            _log(self.line(step, detail))
+
+    def close(self) -> None:
+        if self.tty:
+            print(file=sys.stderr, flush=True)
+
+
+def _default_out(args: argparse.Namespace) -> Path:
+    from ..registry import default_data_dir
+
+    if args.data is None:
+        return Path("runs/default-model")
+    name = args.name or Path(args.data).expanduser().resolve().name or "my-samples"
+    return default_data_dir() / "models" / name
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    fine_tune = args.init is not None
+    for name, value in (FINE_TUNE_DEFAULTS if fine_tune else SCRATCH_DEFAULTS).items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     problem = _check_args(args)
     if problem:
         parser.print_usage(sys.stderr)
@@ -190,27 +408,59 @@ def main(argv: Sequence[str] | None = None) -> int:
         _log(f"error: {exc}")
         return 2
     torch.set_num_threads(args.threads)
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    checkpoint_path = out / "checkpoint.pt"
-    export_dir = args.export if args.export is not None else out / "weights"
+    out: Path = args.out if args.out is not None else _default_out(args)
+    folder_mode = args.data is not None
+    # with --data, OUT is the model folder and the training state lives beside the weights
+    work = out / "training" if folder_mode else out
+    checkpoint_path = work / "checkpoint.pt"
+    export_dir = args.export if args.export is not None else (out if folder_mode else out / "weights")
+    if args.resume and not checkpoint_path.is_file():
+        _log(f"error: --resume given but {str(checkpoint_path)!r} does not exist")
+        return 2
+    initial: tuple[MelUNet, ModelConfig, Path] | None = None
+    if fine_tune:
+        try:
+            initial = load_initial(args.init)
+        except ValueError as exc:
+            _log(f"error: {exc}")
+            return 2
+    work.mkdir(parents=True, exist_ok=True)
 
     wall_start = time.perf_counter()
     cpu_start = time.process_time()
-    mels_np, labels_np = corpus_mels(args.corpus_seed, args.per_class, workers=args.render_workers, cache_dir=out)
-    mels = torch.from_numpy(mels_np.astype(np.float32)).to(device)
-    labels = torch.from_numpy(labels_np).to(device)
+    summary: dict[str, Any] = {}
+    if folder_mode:
+        from ...errors import AudioReadError
 
-    if args.data_norm == "corpus":
-        # rounded so config.json states them exactly
-        data_mean = round(float(mels_np.mean(dtype=np.float64)), 4)
-        data_std = round(float(mels_np.std(dtype=np.float64)), 4)
+        try:
+            mels_np, labels_np, summary = folder_mels(args, work)
+        except (ValueError, AudioReadError) as exc:
+            _log(f"error: {exc}")
+            return 2
     else:
-        data_mean, data_std = 0.0, 1.0
-    config = ModelConfig(data_mean=data_mean, data_std=data_std)
-    mels = to_network(mels, config)
+        mels_np, labels_np = corpus_mels(args.corpus_seed, args.per_class, workers=args.render_workers, cache_dir=work)
+
+    if initial is not None:
+        config = initial[1]
+        missing = [c for c in range(len(CLASSES)) if c not in set(labels_np.tolist())]
+        if missing and args.replay:
+            replay, replay_labels = replay_mels(initial[0], config, missing, args.replay, args.seed,
+                                                work / f"replay-{args.replay}-{args.seed}.npz")
+            mels_np = np.concatenate([mels_np, replay])
+            labels_np = np.concatenate([labels_np, replay_labels])
+    elif args.data_norm == "corpus":
+        # rounded so config.json states them exactly
+        config = ModelConfig(data_mean=round(float(mels_np.mean(dtype=np.float64)), 4),
+                             data_std=round(float(mels_np.std(dtype=np.float64)), 4))
+    else:
+        config = ModelConfig()
+    mels = to_network(torch.from_numpy(mels_np.astype(np.float32)).to(device), config)
+    labels = torch.from_numpy(labels_np).to(device)
     torch.manual_seed(args.seed)
     network = MelUNet(config).to(device)
+    if initial is not None:
+        network.load_state_dict(initial[0].state_dict())
+        network.requires_grad_(True)
     ema = MelUNet(config).to(device)
     ema.load_state_dict(network.state_dict())
     ema.requires_grad_(False)
@@ -223,12 +473,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     earlier_wall_s = earlier_cpu_s = 0.0
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
                 if k not in ("out", "resume", "export", "device", "threads", "checkpoint_every", "stop_after",
-                             "render_workers")}
+                             "render_workers", "name")}
+    if not folder_mode:
+        # the procedural corpus's settings stay as they were, so older checkpoints still resume
+        for key in ("data", "init", "skip_unlabelled", "no_augment", "replay", "extra_procedural"):
+            settings.pop(key)
 
     if args.resume:
-        if not checkpoint_path.is_file():
-            _log(f"error: --resume given but {str(checkpoint_path)!r} does not exist")
-            return 2
         state = torch.load(checkpoint_path, map_location=device, weights_only=False)
         if state["settings"] != settings:
             _log(f"error: checkpoint was trained with {state['settings']}, not {settings}")
@@ -261,8 +512,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     n = len(labels)
     network.train()
     loss_avg = None
-    last_report = time.perf_counter()
     stop_at = args.steps if args.stop_after is None else min(args.steps, step + args.stop_after)
+    progress = Progress(args.steps, step)
+    _log(f"training on {n} one-shots, {'from ' + args.init if fine_tune else 'from scratch'}, "
+         f"{args.steps} steps of {args.batch_size}")
     while step < stop_at:
         index = torch.randint(0, n, (args.batch_size,), generator=generator).to(device)
         x0 = mels[index]
@@ -293,18 +546,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         loss_avg = loss.item() if loss_avg is None else 0.98 * loss_avg + 0.02 * loss.item()
         if step % args.checkpoint_every == 0 or step == stop_at:
             save_checkpoint()
-        if time.perf_counter() - last_report > 20 or step == args.steps:
-            last_report = time.perf_counter()
-            _log(f"step {step}/{args.steps} loss {loss_avg:.4f} lr {_lr_at(step - 1, args):.2e} "
-                 f"wall {wall_s() / 60:.1f} min cpu {cpu_s() / 60:.1f} min")
+        progress.update(step, f"loss {loss_avg:.4f} lr {_lr_at(step - 1, args):.2e} "
+                              f"wall {wall_s() / 60:.1f} min cpu {cpu_s() / 60:.1f} min")
 
     if step < args.steps:
+        progress.close()
         _log(f"stopped at step {step}/{args.steps}; continue with --resume")
         return 0
     metadata = {**settings, "wall_s": round(wall_s(), 1), "cpu_s": round(cpu_s(), 1), "device": device.type,
                 "final_loss": round(float(loss_avg or 0.0), 5)}
+    if summary:
+        metadata["data_summary"] = json.dumps(summary)
     export_weights(ema, config, export_dir, metadata)
     _log(f"exported {export_dir}/model.safetensors after {step} steps")
+    if folder_mode and args.export is None:
+        _log(f"the model is {export_dir.name!r}: loopbridge models lists it when {str(export_dir.parent)!r} is "
+             f"searched (<data dir>/models or $LOOPBRIDGE_MODELS)")
     return 0
 
 

@@ -231,22 +231,26 @@ def test_quality_floor_of_the_shipped_weights(model: DefaultModel, capsys: pytes
     assert status == 0
     results = json.loads(capsys.readouterr().out)
     assert results["accuracy"]["classifier_on_held_out"] >= 0.8  # the yardstick itself works
-    assert results["accuracy"]["mean"] >= 0.6  # chance is 0.1
+    # The shipped weights are fine-tuned on real recordings (MODEL.md), so the synthesized corpus is
+    # no longer what they imitate: this reduced run gives them an accuracy of 0.47 (chance is 0.1;
+    # the synthesized-only weights had 0.97 in the full run), a Fréchet distance of 2.12 against
+    # class-shaped noise's 1.68 (an untrained network scores about 23) and an envelope distance 2.57
+    # times the noise's (untrained: about 4.6 times). What they are measured on now is the held-out
+    # real recordings (bench/bench_default_real.py, eval-default --corpus); here a broken or untrained
+    # network still fails.
+    assert results["accuracy"]["mean"] >= 0.3
     fd = results["frechet_distance"]
-    # with 3 per class the Fréchet distances are inflated; the full evaluation shows 0.88 against
-    # 1.83, here 1.20 against 1.68. An untrained network scores about 23.
-    assert fd["model"] < 0.9 * fd["class_shaped_noise"]
+    assert fd["model"] < 1.6 * fd["class_shaped_noise"]
     assert results["diversity"]["min_ratio"] > 0.1  # no class collapsed onto one sound
 
     # envelopes, which the log-mel statistics above average away. Here the shipped weights show a
-    # jitter 3.65 times the codec's in the median class (7.35 at most), a decay 0.76 of the
-    # corpus's, an envelope Fréchet distance 1.33 times the noise baseline's (an untrained network:
-    # about 4.6 times, in the full evaluation) and an attack 4.3 dB above the corpus's in the
-    # median struck class (2.3 dB below it at most). A model whose sounds flicker more, hold their
-    # level or swell after their onset fails here.
+    # jitter 2.12 times the codec's in the median class (6.0 at most), a decay 0.66 of the
+    # corpus's and an attack 12.9 dB above the corpus's in the median struck class (5.0 dB above it
+    # at least: recorded drums strike harder than the synthesizer's). A model whose sounds flicker
+    # more, hold their level or swell after their onset fails here.
     envelope = results["envelope"]
-    assert envelope["jitter_ratio"]["median"] < 5.0, envelope["jitter_ratio"]
-    assert envelope["decay_ratio"]["median"] > 0.6, envelope["decay_ratio"]
-    assert envelope["frechet_distance"]["model"] < 2.0 * envelope["frechet_distance"]["class_shaped_noise"]
+    assert envelope["jitter_ratio"]["median"] < 4.0, envelope["jitter_ratio"]
+    assert envelope["decay_ratio"]["median"] > 0.5, envelope["decay_ratio"]
+    assert envelope["frechet_distance"]["model"] < 3.5 * envelope["frechet_distance"]["class_shaped_noise"]
     assert envelope["attack_shortfall_db"]["median"] < 1.0, envelope["attack_shortfall_db"]
     assert envelope["attack_shortfall_db"]["max"] < 6.0, envelope["attack_shortfall_db"]
