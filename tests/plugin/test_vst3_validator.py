@@ -17,5 +17,5 @@ def test_steinbergs_validator_passes(validator_binary: Path, vst3_path: Path, ex
     assert report.returncode == 0, "\n".join(report.errors()) or report.output[-4000:]
     assert report.failed == 0 and report.passed > 0, report.summary()
     # 2,091 before: 16 channels x 130 emulated MIDI controllers came with them
-    assert set(report.parameter_counts) == {13}, report.parameter_counts  # its twelve and the host's Bypass
+    assert set(report.parameter_counts) == {19}, report.parameter_counts  # 12 + the Task group's 6 + Bypass
     assert "has no name" not in report.output
