@@ -364,6 +364,7 @@ class DefaultModel(ModelBackend):
         With ``stretch`` the spectrogram is resampled in time to cover ``samples`` (textures); else the
         audio is cut (with a short fade) or padded with silence.
         """
+        mel = spectral.steady_loudness(mel[None], self.config.steady_loudness_db)[0]
         frames = mel.shape[-1]
         if stretch and samples > frames * spectral.HOP:
             target = math.ceil(samples / spectral.HOP)

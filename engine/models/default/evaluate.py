@@ -117,8 +117,7 @@ JITTER_FLOOR_DB = 0.25
 
 def loudness_envelope(audio: np.ndarray) -> np.ndarray:
     """``[n, 88]`` loudness per frame in dB: the power sum over the log-mel bands of ``audio`` ``[n, samples]``."""
-    db = spectral.unit_to_db(spectral.log_mel(audio)).numpy().astype(np.float64)  # [n, 80, 88]
-    return 10.0 * np.log10(np.sum(10.0 ** (db / 10.0), axis=1))
+    return spectral.frame_loudness_db(spectral.unit_to_db(spectral.log_mel(audio))).numpy()
 
 
 def envelope_measures(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -52,6 +52,8 @@ class ModelConfig:
     #: are what folders written before these fields existed were trained on
     data_mean: float = 0.0
     data_std: float = 1.0
+    #: the most :func:`.spectral.steady_loudness` moves a frame of a sampled spectrogram (dB; 0: never)
+    steady_loudness_db: float = 3.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -82,6 +84,8 @@ class ModelConfig:
                 f"config spectrogram (n_mels={config.n_mels}, hop={config.hop}, n_fft={config.n_fft}) differs "
                 f"from this code's (n_mels={spectral.N_MELS}, hop={spectral.HOP}, n_fft={spectral.N_FFT})"
             )
+        if not config.steady_loudness_db >= 0:
+            raise ValueError(f"steady_loudness_db={config.steady_loudness_db} must be 0 (off) or more")
         if not config.data_std > 0:
             raise ValueError(f"data_std={config.data_std} must be positive")
         if config.frames % (2 ** (len(config.channels) - 1)):

@@ -238,3 +238,60 @@ def invert(
         phase = pghi(magnitude, N_FFT, HOP)
     return griffin_lim(magnitude, frames * HOP, iterations=iterations, momentum=momentum, generator=generator,
                        phase=phase)
+
+
+#: a rise of the frame loudness by at least this much (dB) from one frame to the next is an onset
+ONSET_RISE_DB = 3.0
+#: frames from an onset (itself included) that :func:`steady_loudness` leaves as they are: the attack
+ATTACK_FRAMES = 3
+#: frames either side of a frame whose loudness :func:`steady_loudness` averages
+STEADY_HALF_FRAMES = 3
+#: frames quieter than this over the silent floor's loudness are left alone (a tail's noise)
+STEADY_ABOVE_SILENCE_DB = 12.0
+
+
+def frame_loudness_db(db: torch.Tensor) -> torch.Tensor:
+    """Loudness per frame ``[batch, frames]`` in dB (float64): the power sum over the bands of ``db``
+    ``[batch, mels, frames]``."""
+    return 10.0 * torch.log10(torch.sum(10.0 ** (db.double() / 10.0), dim=1))
+
+
+def steady_loudness(spec: torch.Tensor, most_db: float) -> torch.Tensor:
+    """Scaled log-mel ``[batch, mels, frames]`` whose loudness no longer flickers from frame to frame.
+
+    A sampled spectrogram's frame loudness wobbles by a dB or so around the course a recording's
+    takes (a bass note's or a pad's steady decay heard as a tremolo). Each frame's loudness is
+    brought to a weighted mean of its neighbours' (weights ½, 1, ..., 1, ½ over up to
+    :data:`STEADY_HALF_FRAMES` frames either side: a wobble from one frame to the next averages out),
+    counting only frames between the same two onsets (a rise of :data:`ONSET_RISE_DB` or more) and
+    past the attack, as many on each side, so a straight course in dB is kept as it is and a hit's
+    rise and peak stay where and as loud as they were. Every band of a frame moves by the same
+    amount, at most ``most_db`` (0: the spectrogram as it is); bands at the floor and frames near
+    silence stay where they are.
+    """
+    if most_db <= 0 or spec.shape[-1] < 3:
+        return spec
+    db = unit_to_db(spec.float())
+    loud = frame_loudness_db(db).numpy().astype(np.float64)  # [batch, frames]
+    silence = DB_FLOOR + 10.0 * math.log10(spec.shape[1])
+    change = np.zeros_like(loud)
+    for row, course in enumerate(loud):
+        rises = np.concatenate([[True], np.diff(course) >= ONSET_RISE_DB])
+        since = np.zeros(course.size, dtype=np.int64)  # frames since the last onset
+        for t in range(1, course.size):
+            since[t] = 0 if rises[t] else since[t - 1] + 1
+        steady = (since >= ATTACK_FRAMES) & (course > silence + STEADY_ABOVE_SILENCE_DB)
+        segment = np.cumsum(rises)
+        for t in np.flatnonzero(steady):
+            reach = 0  # the frames either side that share the frame's stretch, as many on each side
+            while (reach < STEADY_HALF_FRAMES and t - reach - 1 >= 0 and t + reach + 1 < course.size
+                   and steady[t - reach - 1] and steady[t + reach + 1]
+                   and segment[t - reach - 1] == segment[t] == segment[t + reach + 1]):
+                reach += 1
+            if reach:
+                weights = np.ones(2 * reach + 1)
+                weights[[0, -1]] = 0.5
+                mean = float(weights @ course[t - reach : t + reach + 1]) / float(weights.sum())
+                change[row, t] = mean - course[t]
+    moved = torch.from_numpy(np.clip(change, -most_db, most_db)).float()[:, None, :]
+    return db_to_unit(torch.where(db > DB_FLOOR + 0.5, db + moved, db)).to(spec.dtype)

@@ -1,0 +1,92 @@
+"""The default model's flicker filter (``spectral.steady_loudness``) on spectrograms whose course is known.
+
+A sampled spectrogram's loudness wobbles from frame to frame around the course a recording takes;
+the filter must take the wobble out of a steady decay, and leave a hit's rise, its peak, the bands
+at the floor and a spectrogram with no wobble as they were.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from loopbridge.engine.models.default import spectral
+from loopbridge.engine.models.default.model import ModelConfig
+
+MELS, FRAMES = spectral.N_MELS, spectral.FRAMES
+
+
+def _spectrogram(loudness_db: np.ndarray, bands: int = 40) -> torch.Tensor:
+    """Scaled log-mel ``[1, MELS, frames]``: the lowest ``bands`` bands carry ``loudness_db`` per
+    frame (shared evenly), the rest sit at the floor."""
+    db = np.full((MELS, loudness_db.size), spectral.DB_FLOOR)
+    db[:bands] = loudness_db[None, :] - 10.0 * np.log10(bands)
+    return spectral.db_to_unit(torch.from_numpy(db).float())[None]
+
+
+def _loudness(spec: torch.Tensor) -> np.ndarray:
+    return spectral.frame_loudness_db(spectral.unit_to_db(spec)).numpy()[0].astype(np.float64)
+
+
+def _course(hit_at: int = 10) -> np.ndarray:
+    """Silence-ish lead-in, a hit rising by 30 dB at ``hit_at``, then a decay of 0.3 dB a frame."""
+    course = np.full(FRAMES, -45.0)
+    course[hit_at:] = -5.0 - 0.3 * np.arange(FRAMES - hit_at)
+    return course
+
+
+def test_takes_the_flicker_out_of_a_decay() -> None:
+    wobble = 1.2 * np.where(np.arange(FRAMES) % 2 == 0, 1.0, -1.0)
+    course = _course()
+    flickering = course.copy()
+    flickering[16:] += wobble[16:]
+    out = _loudness(spectral.steady_loudness(_spectrogram(flickering), 3.0))
+    steady = slice(18, FRAMES - 2)
+    # the frame-to-frame change is the decay's own again, within a few hundredths of a dB
+    change = np.diff(out[steady])
+    assert np.median(np.abs(np.diff(flickering[steady]))) > 2.0
+    assert np.max(np.abs(change + 0.3)) < 0.5
+    assert np.median(np.abs(change + 0.3)) < 0.05
+    # the course stays where it was: the mean over the decay is unchanged
+    assert abs(out[steady].mean() - course[steady].mean()) < 0.1
+
+
+def test_leaves_a_hit_and_a_clean_decay_alone() -> None:
+    course = _course(hit_at=10)
+    spec = _spectrogram(course)
+    out = spectral.steady_loudness(spec, 3.0)
+    loud_in, loud_out = _loudness(spec), _loudness(out)
+    # the rise and the attack frames are untouched, and a straight decay in dB is kept as it is
+    assert np.allclose(loud_out[8:14], loud_in[8:14], atol=1e-3)
+    assert np.allclose(loud_out, loud_in, atol=0.02)
+    # bands at the floor stay there
+    floor = spectral.unit_to_db(out)[0, 40:]
+    assert torch.all(floor <= spectral.DB_FLOOR + 1e-3)
+
+
+def test_off_and_bounded() -> None:
+    course = _course()
+    course[20:] += 1.4 * np.where(np.arange(FRAMES - 20) % 2 == 0, 1.0, -1.0)  # a wobble beyond the bound
+    spec = _spectrogram(course)
+    assert torch.equal(spectral.steady_loudness(spec, 0.0), spec)
+    moved = _loudness(spectral.steady_loudness(spec, 0.5)) - _loudness(spec)
+    assert np.max(np.abs(moved)) <= 0.5 + 1e-3
+    assert np.max(np.abs(moved)) > 0.45
+    # a rise of 3 dB or more from one frame to the next is a hit, never smoothed away
+    hits = _course()
+    hits[30::8] += 6.0
+    spec = _spectrogram(hits)
+    assert np.allclose(_loudness(spectral.steady_loudness(spec, 3.0))[30::8], _loudness(spec)[30::8], atol=1e-3)
+
+
+def test_config_default_and_old_configs() -> None:
+    # configs written before the field existed get the filter; a negative bound is refused
+    data = ModelConfig().to_json()
+    del data["steady_loudness_db"]
+    assert ModelConfig.from_json(data).steady_loudness_db == 3.0
+    data["steady_loudness_db"] = -1.0
+    try:
+        ModelConfig.from_json(data)
+    except ValueError as exc:
+        assert "steady_loudness_db=-1.0" in str(exc)
+    else:
+        raise AssertionError("a negative steady_loudness_db was accepted")
