@@ -116,16 +116,18 @@ def test_pull_fetches_what_the_loader_reads_resumes_a_dropped_file_and_the_engin
     assert rate == 48000 and len(audio) > 0 and bool(torch.isfinite(torch.from_numpy(audio)).all())
     assert hub.log[before:] == []
 
-    # size on disk: the whole cache entry (the five files plus the client's small bookkeeping)
+    # size on disk: the revision's five files; the whole cache entry adds the client's small bookkeeping
     listed = loopbridge(env, "models", "--json")
     assert listed.returncode == 0, listed.stderr
     (row,) = [r for r in json.loads(listed.stdout) if r["id"] == REPO]
     files_bytes = sum((checkpoint / name).stat().st_size for name in LOADER_FILES)
-    assert row["source"] == "huggingface cache" and row["size_on_disk"] == folder_size(entry)
+    assert row["source"] == "huggingface cache" and row["size_on_disk"] == files_bytes
+    assert (row["revision"], row["commit"]) == ("main", COMMIT)
     assert row["missing_files"] == []
-    assert files_bytes <= row["size_on_disk"] <= files_bytes + 64 * 1024
+    assert row["entry_size_on_disk"] == folder_size(entry)
+    assert files_bytes <= row["entry_size_on_disk"] <= files_bytes + 64 * 1024
     available = {r["id"]: r for r in json.loads(loopbridge(env, "models", "--available", "--json").stdout)}
-    assert available[REPO]["status"] == "present" and available[REPO]["size_on_disk"] == row["size_on_disk"]
+    assert available[REPO]["status"] == "present" and available[REPO]["size_on_disk"] == row["entry_size_on_disk"]
 
 
 def test_a_pull_that_stopped_keeps_its_files_and_the_next_fetches_only_the_rest(tmp_path: Path,
