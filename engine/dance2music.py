@@ -26,16 +26,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .audio import resample
 from .beats import BeatScores, audio_beats, beat_scores, span_tempo
 from .errors import RequestError
-from .frontdoor import FrontDoor, Order
 from .host import HostFacts
-from .models.base import ProgressCallback
 from .motion import ANALYSIS_RATE_HZ, KinematicBeats, Motion, regular_frames
 from .patterns import PATTERNS, arrange_on_grid, pattern_for_prompt
 from .request import (
@@ -51,6 +49,10 @@ from .request import (
     Kind,
     MotionPrompt,
 )
+
+if TYPE_CHECKING:  # the front door and the models (and torch) only where a track is rendered
+    from .frontdoor import FrontDoor
+    from .models.base import ProgressCallback
 
 #: loop material is conformed to the bar's tempo rounded to this (BPM); the rest is a cut of ≤ 0.2 %
 TEMPO_STEP_BPM = 0.5
@@ -215,6 +217,8 @@ class Dance2Music:
 
     def _kit_track(self, request: DanceRequest, tempo: float, grid: np.ndarray, length: int,
                    progress: ProgressCallback | None) -> tuple[np.ndarray, dict[str, Any]]:
+        from .frontdoor import Order
+
         named = pattern_for_prompt(request.prompt, request.seed)
         pattern = named if _names_pattern(request.prompt) else PATTERNS[DEFAULT_PATTERN]
         kit = GenerateRequest(prompt=request.prompt, model=request.model, kind=Kind.KIT, seed=request.seed,
@@ -233,6 +237,8 @@ class Dance2Music:
 
     def _loop_track(self, request: DanceRequest, tempo: float, grid: np.ndarray, length: int,
                     progress: ProgressCallback | None) -> tuple[np.ndarray, dict[str, Any]]:
+        from .frontdoor import Order
+
         bpb = request.beats_per_bar
         base_tempo = _step(tempo)
         loop = GenerateRequest(prompt=request.prompt, model=request.model, kind=Kind.LOOP, seed=request.seed,

@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import BusyError, LoopbridgeError
 from .request import VARIATION_MAX, GenerateRequest
-from .scheduler import Job
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the scheduler (and torch) only where jobs run, not where DEFAULT_DEPTH is read
     from .frontdoor import FrontDoor, Order
+    from .scheduler import Job
 
 log = logging.getLogger(__name__)
 

@@ -746,6 +746,15 @@ test("the model setting travels as the model field; empty means the engine's def
     rig.device.setModel("tiny-dd");
     rig.device.generate();
     assert.equal(keyValues(rig.lastSentTo(A.JOB_GENERATE)).model, "tiny-dd");
+    // a revision of a pulled model, named as the engine's `models` lists it: asked about and sent whole
+    const revision = "harmonai/maestro-150k@v2";
+    rig.reply(A.HELLO_REPLY, 1, "0.1.0", "/inbox");
+    rig.device.setModel(revision);
+    assert.deepEqual(rig.lastSentTo(A.MODELS_CAPABILITIES).args, [revision]);
+    rig.reply(A.MODELS_CAPABILITIES, revision, JSON.stringify({tasks: ["generate"]}));
+    assert.match(rig.ui.filter(([name]) => name === "tasks").pop()[1], /^harmonai\/maestro-150k@v2 does nothing/);
+    rig.device.generate();
+    assert.equal(keyValues(rig.lastSentTo(A.JOB_GENERATE)).model, revision);
 });
 
 test("Max-style paths from live.drop become the operating system's", () => {

@@ -1,11 +1,11 @@
 """The ``loopbridge`` command.
 
-    loopbridge generate "PROMPT" [--model ID] [--kind one-shot|loop|texture|kit] [--bpm 128]
+    loopbridge generate "PROMPT" [--model ID[@REV]] [--kind one-shot|loop|texture|kit] [--bpm 128]
                         [--bars 1 | --seconds 2] [--meter 6/8 | --beats-per-bar 4] [--variations 4] [--seed N]
                         [--pitch 0] [--sample-rate 48000] [--loudness -14] [--out DIR]
     loopbridge models [--json] [--available]
     loopbridge models pull ID [--revision R] [--token-file FILE] [--quiet]   (the one command that uses the network)
-    loopbridge models remove ID
+    loopbridge models remove ID[@REV]
     loopbridge history [--limit N] [--json]
     loopbridge recall KEY [--bpm 128] [--loudness -14] [--out DIR]
     loopbridge conform FILE... --bpm 128 [--bars 2 | --beats 8] [--beats-per-bar 4] [--sample-rate 48000]

@@ -46,7 +46,8 @@ WAITING_NOTICE_S = 1.0
 def add_parsers(sub: Any) -> None:
     gen = sub.add_parser("generate", help="generate tempo-matched samples into a folder")
     gen.add_argument("prompt", nargs="?", default="", help="what to make, e.g. 'punchy kick' or 'house groove'")
-    gen.add_argument("--model", default="default", help="model id (see `loopbridge models`), default: default")
+    gen.add_argument("--model", default="default",
+                     help="model id (see `loopbridge models`; OWNER/NAME@REV for a pulled revision), default: default")
     gen.add_argument("--kind", default=None, help="one-shot, loop, texture or kit (default: one-shot)")
     gen.add_argument("--bpm", type=number("bpm"), default=120.0, help="the song's tempo (20–999 BPM)")
     length = gen.add_mutually_exclusive_group()

@@ -31,8 +31,11 @@ def add_parsers(sub: Any) -> None:
     pull.add_argument("--quiet", action="store_true", help="no progress bar")
     # the one command that may reach the network (every other leaves the hub client offline)
     pull.set_defaults(handler=pull_command, network=True)
-    remove = actions.add_parser("remove", help="delete a pulled checkpoint from the Hugging Face cache")
-    remove.add_argument("id", metavar="ID", help="the model's id, as `loopbridge models` lists it")
+    remove = actions.add_parser("remove", help="delete a pulled checkpoint (or one revision of it) from the Hugging "
+                                               "Face cache")
+    remove.add_argument("id", metavar="ID[@REV]",
+                        help="OWNER/NAME: every revision of it; OWNER/NAME@REV: that revision alone, as `loopbridge "
+                             "models` lists it")
     remove.set_defaults(handler=remove_command)
 
     hist = sub.add_parser("history", help="list past renders, newest first")
@@ -62,8 +65,14 @@ def _megabytes(size: int) -> str:
     return f"{size / 10**6:.1f} MB"
 
 
+def _pull_command(spec_id: str, revision: str) -> str:
+    """The command that pulls the revision a listed model id names."""
+    repo_id = spec_id.partition("@")[0]
+    return f"loopbridge models pull {repo_id}" + (f" --revision {revision}" if revision not in ("", "main") else "")
+
+
 def models_command(args: argparse.Namespace) -> int:
-    from loopbridge.engine.models.hub import missing_files, size_on_disk
+    from loopbridge.engine.models.hub import entry_size_on_disk, missing_files, size_on_disk
 
     if args.available:
         return available_command(args)
@@ -72,6 +81,8 @@ def models_command(args: argparse.Namespace) -> int:
         for spec in door.models():
             row: dict[str, Any] = spec.to_dict()
             row["size_on_disk"] = size_on_disk(spec)
+            if spec.source == "huggingface cache":
+                row["entry_size_on_disk"] = entry_size_on_disk(spec)
             row["missing_files"] = missing_files(spec)
             try:
                 row["capabilities"] = door.capabilities(spec.id).to_dict()
@@ -84,12 +95,17 @@ def models_command(args: argparse.Namespace) -> int:
     if not rows:
         print("no models found: the embedded default model is missing from this installation", file=sys.stderr)
         return EXIT_FAILED
+    revisions: dict[str, int] = {}
+    for row in rows:
+        if row["source"] == "huggingface cache":
+            repo_id = row["id"].partition("@")[0]
+            revisions[repo_id] = revisions.get(repo_id, 0) + 1
     for row in rows:
         caps = row.get("capabilities")
         if row["missing_files"]:
             print(f"{row['id']}  [{row['family']}]  a pull that stopped part way: {len(row['missing_files'])} "
-                  f"files missing ({_megabytes(row['size_on_disk'])} on disk); run `loopbridge models pull "
-                  f"{row['id']}` to finish")
+                  f"files missing ({_megabytes(row['size_on_disk'])} on disk); run `"
+                  f"{_pull_command(row['id'], row.get('revision', ''))}` to finish")
             continue
         if caps is None:
             print(f"{row['id']}  [{row['family']}]  unusable: {row['error']}")
@@ -108,7 +124,15 @@ def models_command(args: argparse.Namespace) -> int:
         if tasks:
             conditioning = "; tempo, key and meter as conditions" if caps.get("musical_conditioning") else ""
             print(f"    tasks on your audio (--task with --audio-prompt): {', '.join(tasks)}{conditioning}")
-        print(f"    from {row['source']}: {row['path']}  ({_megabytes(row['size_on_disk'])} on disk)")
+        if row["source"] == "huggingface cache":
+            repo_id = row["id"].partition("@")[0]
+            shared = revisions[repo_id]
+            entry = (f"; the cache entry of its {shared} revisions takes {_megabytes(row['entry_size_on_disk'])}"
+                     if shared > 1 else "")
+            print(f"    from the huggingface cache, revision {row['revision']} (commit {row['commit'][:12]}): "
+                  f"{row['path']}  ({_megabytes(row['size_on_disk'])} on disk{entry})")
+        else:
+            print(f"    from {row['source']}: {row['path']}  ({_megabytes(row['size_on_disk'])} on disk)")
     return EXIT_OK
 
 
@@ -119,7 +143,7 @@ def available_command(args: argparse.Namespace) -> int:
     from loopbridge.engine.models.registry import ModelRegistry
 
     registry = ModelRegistry()
-    listed = {spec.id for spec in registry.specs() if not missing_files(spec)}
+    listed = {spec.repo_id for spec in registry.specs() if not missing_files(spec)}  # any revision pulled whole
     rows = []
     for entry in CATALOGUE:
         row: dict[str, Any] = entry.to_dict()
@@ -180,8 +204,9 @@ def pull_command(args: argparse.Namespace) -> int:
     if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # a background job started ignoring it keeps to that
         signal.signal(signal.SIGINT, interrupted)
     result = pull(args.id, args.revision, token=token, progress=not args.quiet, on_plan=announce)
-    print(f"{result.repo_id} is here: commit {result.commit[:12]}, {_megabytes(result.size_on_disk)} on disk; "
-          f"generate with --model {result.repo_id}", file=sys.stderr)
+    print(f"{result.name} is here: revision {result.revision}, commit {result.commit[:12]}, "
+          f"{_megabytes(result.size_on_disk)} on disk; use it as --model {result.name} (the name `loopbridge "
+          f"models` lists, and the one to give the plugin and the device)", file=sys.stderr)
     print(result.path)
     return EXIT_OK
 
@@ -190,8 +215,11 @@ def remove_command(args: argparse.Namespace) -> int:
     from loopbridge.engine.models.hub import remove
     from loopbridge.engine.models.registry import ModelRegistry
 
-    freed = remove(args.id, ModelRegistry())
-    print(f"removed {args.id} from the Hugging Face cache: {_megabytes(freed)} freed", file=sys.stderr)
+    removed = remove(args.id, ModelRegistry())
+    what = ", ".join(removed.names)
+    where = "its whole cache entry" if removed.whole_entry else "its other revisions stay"
+    print(f"removed {what} from the Hugging Face cache ({where}): {_megabytes(removed.freed)} freed",
+          file=sys.stderr)
     return EXIT_OK
 
 

@@ -49,9 +49,10 @@ def add_parsers(sub: Any) -> None:
                        help="listen beyond this machine without keys: anyone who can reach the port may use it, "
                             "and nothing is encrypted")
     serve.add_argument("--store", type=Path, default=None, help="the render store folder (default: the data folder)")
-    serve.add_argument("--model", default=None, help="the model to warm and to use when a request names none: an id, "
-                                                     "a folder or FAMILY:PATH, which clients then name by the id the "
-                                                     "ready line gives (default: the embedded default model)")
+    serve.add_argument("--model", default=None,
+                       help="the model to warm and to use when a request names none: an id (OWNER/NAME@REV for a "
+                            "pulled revision), a folder or FAMILY:PATH, which clients then name by the id the ready "
+                            "line gives (default: the embedded default model)")
     serve.add_argument("--prerender", type=positive_int("prerender", 0, 64), default=DEFAULT_DEPTH,
                        help=f"variations pre-rendered after each request (0 turns it off; default {DEFAULT_DEPTH})")
     serve.add_argument("--threads", type=positive_int("threads", 1, 1024), default=None,

@@ -31,11 +31,15 @@ from ..errors import LoopbridgeError, ModelLoadError, RequestError, UnknownModel
 from .registry import (
     FAMILIES,
     PIPELINE_FAMILIES,
+    REVISION_SEPARATOR,
     ModelRegistry,
     ModelSpec,
     backend_class,
+    cached_revisions,
     default_hf_cache,
     detect_family,
+    match_revision,
+    revision_name,
 )
 
 #: a model id on the hub: OWNER/NAME, each letters, digits, '-', '_' and '.', not starting with '.' or '-'
@@ -67,7 +71,7 @@ class NotOnHubError(HubError):
 
 
 class NotInCacheError(UnknownModelError):
-    """``models remove`` of an id that has no hub cache entry."""
+    """``models remove`` of an id (or ``ID@REV``) that has no hub cache entry."""
 
     def __init__(self, model_id: str, cache: Path, cached: list[str]) -> None:
         self.model_id = model_id
@@ -96,7 +100,8 @@ class PullPlan:
 
 @dataclass(frozen=True)
 class PullResult:
-    """A finished pull: the snapshot folder the registry finds it in, and the cache entry's size."""
+    """A finished pull: the snapshot folder the registry finds it in, the name that loads it
+    (``OWNER/NAME`` for ``main``'s revision, else ``OWNER/NAME@REV``), and the cache entry's size."""
 
     repo_id: str
     revision: str
@@ -105,6 +110,17 @@ class PullResult:
     path: Path
     files: int
     size_on_disk: int
+    name: str
+
+
+@dataclass(frozen=True)
+class Removed:
+    """What ``models remove`` deleted: the names of the revisions gone, whether the whole cache entry
+    went, and the bytes freed."""
+
+    names: tuple[str, ...]
+    whole_entry: bool
+    freed: int
 
 
 def check_repo_id(repo_id: str) -> str:
@@ -145,8 +161,14 @@ def folder_size(folder: Path) -> int:
 
 
 def size_on_disk(spec: ModelSpec) -> int:
-    """Bytes ``spec`` takes: its whole hub cache entry (every revision, partial files included) for a
-    model from the hub cache, else its folder."""
+    """Bytes ``spec`` takes: its folder's files (for a revision from the hub cache, the files its
+    snapshot links to, some of which other revisions may share)."""
+    return folder_size(Path(spec.path))
+
+
+def entry_size_on_disk(spec: ModelSpec) -> int:
+    """Bytes the whole hub cache entry of ``spec`` takes (every revision, partial files included);
+    :func:`size_on_disk` for a model not from the hub cache."""
     if spec.source == "huggingface cache":
         return folder_size(Path(spec.path).parents[1])  # models--OWNER--NAME/snapshots/<commit>
     return folder_size(Path(spec.path))
@@ -175,7 +197,7 @@ def missing_files(spec: ModelSpec) -> list[str]:
             model_index = None
     skipped = skipped_components(spec.family) if spec.family in FAMILIES else ()
     try:
-        tree = get_cached_repo_tree(spec.id, revision=snapshot.name, cache_dir=snapshot.parents[2])
+        tree = get_cached_repo_tree(spec.repo_id, revision=snapshot.name, cache_dir=snapshot.parents[2])
     except (CachedRepoTreeNotFoundError, OSError, ValueError):
         # no listing (a pull that stopped before it began, or a cache laid out by other means): a
         # component folder the index names and the snapshot lacks is what can still be told
@@ -198,26 +220,87 @@ def cached_repo_ids(cache: Path | None = None) -> list[str]:
     return ids
 
 
-def remove(repo_id: str, registry: ModelRegistry) -> int:
-    """Delete ``repo_id``'s hub cache entry (every revision and partial download) and its lock files;
-    returns the bytes freed.
+def cached_names(cache: Path | None = None) -> list[str]:
+    """The name of every revision in the hub cache (``OWNER/NAME``, ``OWNER/NAME@REV``), and the plain id
+    of an entry holding no revision yet (a pull that stopped before its first file)."""
+    root = Path(cache if cache is not None else default_hf_cache())
+    names = []
+    for repo_id in cached_repo_ids(root):
+        revisions = cached_revisions(entry_folder(repo_id, root))
+        names.extend([revision_name(repo_id, r.label) for r in revisions] or [repo_id])
+    return names
+
+
+def pulled_name(repo_id: str, commit: str, cache: Path | None = None) -> str:
+    """The name that loads ``repo_id``'s revision at ``commit`` from the cache (what ``models`` lists)."""
+    for revision in cached_revisions(entry_folder(repo_id, cache)):
+        if revision.commit == commit:
+            return revision_name(repo_id, revision.label)
+    return revision_name(repo_id, commit)
+
+
+def _linked_blobs(snapshot: Path) -> set[Path]:
+    """The files under ``blobs/`` that a snapshot's links name."""
+    blobs = (snapshot.parents[1] / "blobs").resolve()
+    linked = set()
+    for path in snapshot.rglob("*"):
+        if path.is_symlink():
+            target = path.resolve()
+            if target.parent == blobs:
+                linked.add(target)
+    return linked
+
+
+def remove(name: str, registry: ModelRegistry) -> Removed:
+    """Delete a model pulled into the hub cache: ``OWNER/NAME`` frees its whole cache entry (every revision
+    and partial download) and its lock files; ``OWNER/NAME@REV`` one revision: its snapshot, the refs
+    naming it and the files no other revision shares (the whole entry when it was the last).
 
     Only hub cache entries are removed. Raises RequestError for a model that lives elsewhere (a
     folder of the user's, the embedded model) and NotInCacheError (an UnknownModelError) naming the
-    cached ids for an id with no cache entry.
+    cached names for a name with no cache entry.
     """
     for spec in registry.specs():
-        if spec.id == repo_id and spec.source != "huggingface cache":
+        if spec.id == name and spec.source != "huggingface cache":
             where = "ships inside loopbridge" if spec.source == "embedded" else f"is the folder {str(spec.path)!r}"
-            raise RequestError("model", repo_id, "a model pulled into the Hugging Face cache (see `loopbridge models`)",
+            raise RequestError("model", name, "a model pulled into the Hugging Face cache (see `loopbridge models`)",
                                reason=f"it {where}; remove a folder of yours yourself")
     cache = registry.hf_cache
+    repo_id, sep, wanted = name.partition(REVISION_SEPARATOR)
     try:
         folder = entry_folder(repo_id, cache)
     except RequestError:
-        raise NotInCacheError(repo_id, cache, cached_repo_ids(cache)) from None
+        raise NotInCacheError(name, cache, cached_names(cache)) from None
     if not folder.is_dir():
-        raise NotInCacheError(repo_id, cache, cached_repo_ids(cache))
+        raise NotInCacheError(name, cache, cached_names(cache))
+    revisions = cached_revisions(folder)
+    every = tuple(revision_name(repo_id, r.label) for r in revisions) or (repo_id,)
+    if not sep:
+        return Removed(every, True, _remove_entry(folder, cache))
+    revision = match_revision(revisions, wanted) if wanted else None
+    if revision is None:
+        raise NotInCacheError(name, cache, cached_names(cache))
+    gone = (revision_name(repo_id, revision.label),)
+    others = [r for r in revisions if r.commit != revision.commit]
+    if not others:
+        return Removed(gone, True, _remove_entry(folder, cache))
+    before = folder_size(folder)
+    kept: set[Path] = set()
+    for other in others:
+        kept |= _linked_blobs(other.path)
+    own = _linked_blobs(revision.path) - kept
+    shutil.rmtree(revision.path)
+    for ref in revision.refs:
+        (folder / "refs" / ref).unlink(missing_ok=True)
+    for blob in own:
+        blob.unlink(missing_ok=True)
+    # the hub client's bookkeeping for that commit: files known absent, the file listing
+    shutil.rmtree(folder / ".no_exist" / revision.commit, ignore_errors=True)
+    (folder / "trees" / f"{revision.commit}.json").unlink(missing_ok=True)
+    return Removed(gone, False, before - folder_size(folder))
+
+
+def _remove_entry(folder: Path, cache: Path) -> int:
     freed = folder_size(folder)
     shutil.rmtree(folder)
     shutil.rmtree(cache / ".locks" / folder.name, ignore_errors=True)
@@ -449,7 +532,7 @@ def pull(repo_id: str, revision: str | None = None, *, token: str | None = None,
     if missing:
         raise HubError(f"the pull of {repo_id} ended without {', '.join(missing[:3])}: run the same command again")
     return PullResult(repo_id, plan.revision, snapshot.name, plan.family, snapshot, len(plan.files),
-                      folder_size(entry_folder(repo_id, cache)))
+                      folder_size(entry_folder(repo_id, cache)), pulled_name(repo_id, snapshot.name, cache))
 
 
 def discard_partial_files(repo_id: str, cache: Path | None = None) -> None:

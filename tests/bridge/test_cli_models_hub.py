@@ -116,16 +116,18 @@ def test_pull_fetches_what_the_loader_reads_resumes_a_dropped_file_and_the_engin
     assert rate == 48000 and len(audio) > 0 and bool(torch.isfinite(torch.from_numpy(audio)).all())
     assert hub.log[before:] == []
 
-    # size on disk: the whole cache entry (the five files plus the client's small bookkeeping)
+    # size on disk: the revision's five files; the whole cache entry adds the client's small bookkeeping
     listed = loopbridge(env, "models", "--json")
     assert listed.returncode == 0, listed.stderr
     (row,) = [r for r in json.loads(listed.stdout) if r["id"] == REPO]
     files_bytes = sum((checkpoint / name).stat().st_size for name in LOADER_FILES)
-    assert row["source"] == "huggingface cache" and row["size_on_disk"] == folder_size(entry)
+    assert row["source"] == "huggingface cache" and row["size_on_disk"] == files_bytes
+    assert (row["revision"], row["commit"]) == ("main", COMMIT)
     assert row["missing_files"] == []
-    assert files_bytes <= row["size_on_disk"] <= files_bytes + 64 * 1024
+    assert row["entry_size_on_disk"] == folder_size(entry)
+    assert files_bytes <= row["entry_size_on_disk"] <= files_bytes + 64 * 1024
     available = {r["id"]: r for r in json.loads(loopbridge(env, "models", "--available", "--json").stdout)}
-    assert available[REPO]["status"] == "present" and available[REPO]["size_on_disk"] == row["size_on_disk"]
+    assert available[REPO]["status"] == "present" and available[REPO]["size_on_disk"] == row["entry_size_on_disk"]
 
 
 def test_a_pull_that_stopped_keeps_its_files_and_the_next_fetches_only_the_rest(tmp_path: Path,
@@ -271,7 +273,8 @@ def test_remove_frees_only_that_models_cache_entry(tmp_path: Path, hub: HubServe
 
     removed = loopbridge(env, "models", "remove", REPO)
     assert removed.returncode == 0, removed.stderr
-    assert f"removed {REPO} from the Hugging Face cache: {size / 1e6:.1f} MB freed" in removed.stderr
+    assert f"removed {REPO} from the Hugging Face cache (its whole cache entry): {size / 1e6:.1f} MB freed" \
+        in removed.stderr
     assert not entry.exists() and not (cache / ".locks" / entry.name).exists()
     assert folder_size(neighbour) == neighbour_bytes
     listed = [r["id"] for r in json.loads(loopbridge(env, "models", "--json").stdout)]
@@ -283,6 +286,69 @@ def test_remove_frees_only_that_models_cache_entry(tmp_path: Path, hub: HubServe
     assert "expected one of the ids there (someone/other-model)" in again.stderr
     embedded = loopbridge(env, "models", "remove", "default")
     assert embedded.returncode == 2 and "ships inside loopbridge" in embedded.stderr
+
+
+def test_a_pulled_revision_is_named_listed_loaded_and_removed_on_its_own(tmp_path: Path) -> None:
+    v2_commit = "9" * 40
+    published = tmp_path / "published"
+    main_folder = build_tiny_dance_diffusion(published / "main", seed=0)
+    v2_folder = build_tiny_dance_diffusion(published / "v2", seed=1)  # other weights, the same config
+    with HubServer() as hub:
+        hub.add_folder(REPO, main_folder, COMMIT)
+        hub.add_folder(REPO, v2_folder, v2_commit, branch="v2")
+        env = hub_env(tmp_path, hub.url)
+        cache = tmp_path / "hub-cache"
+        entry = cache / "models--harmonai--maestro-150k"
+
+        first = loopbridge(env, "models", "pull", REPO, "--revision", "v2", "--quiet")
+        assert first.returncode == 0, first.stderr
+        assert Path(first.stdout.strip()) == entry / "snapshots" / v2_commit
+        assert f"{REPO}@v2 is here: revision v2, commit {v2_commit[:12]}" in first.stderr
+        assert f"use it as --model {REPO}@v2 " in first.stderr
+        second = loopbridge(env, "models", "pull", REPO, "--quiet")
+        assert second.returncode == 0, second.stderr
+        assert f"use it as --model {REPO} " in second.stderr
+        served = len(hub.log)
+
+        rows = {r["id"]: r for r in json.loads(loopbridge(env, "models", "--json").stdout)}
+        assert [(rows[n]["revision"], rows[n]["commit"]) for n in (REPO, f"{REPO}@v2")] \
+            == [("main", COMMIT), ("v2", v2_commit)]
+        for name, folder in ((REPO, main_folder), (f"{REPO}@v2", v2_folder)):
+            own = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and p.name != "loopbridge.json")
+            assert rows[name]["size_on_disk"] == own, "the revision's own files, a shared one in each"
+            assert rows[name]["entry_size_on_disk"] == folder_size(entry)
+        text = loopbridge(env, "models").stdout
+        assert f"{REPO}@v2  [dance-diffusion]" in text
+        assert f"from the huggingface cache, revision v2 (commit {v2_commit[:12]})" in text
+        assert "the cache entry of its 2 revisions takes" in text
+
+        # each name loads its own revision, offline: @v2 renders what the v2 checkpoint's folder renders
+        def made(model: str) -> bytes:
+            out = tmp_path / f"out-{len(list(tmp_path.glob('out-*')))}"
+            done = loopbridge(env, "generate", "--model", model, "--seconds", "0.05", "--steps", "2", "--seed", "3",
+                              "--out", str(out), "--quiet")
+            assert done.returncode == 0, done.stderr
+            (wav,) = [Path(line) for line in done.stdout.split()]
+            import soundfile
+
+            return soundfile.read(wav, dtype="int32")[0].tobytes()
+
+        v2_audio = made(f"{REPO}@v2")
+        assert v2_audio == made(f"dance-diffusion:{v2_folder}")
+        assert made(REPO) != v2_audio
+        assert hub.log[served:] == [], "loading asked the hub nothing"
+
+        unknown = loopbridge(env, "generate", "--model", f"{REPO}@v3", "--seconds", "0.05", "--quiet")
+        assert unknown.returncode == 2
+        assert f"the revision 'v3' of {REPO} is not in the Hugging Face cache" in unknown.stderr
+        assert f"expected one of the revisions cached: {REPO}, {REPO}@v2" in unknown.stderr
+
+        removed = loopbridge(env, "models", "remove", f"{REPO}@v2")
+        assert removed.returncode == 0, removed.stderr
+        assert f"removed {REPO}@v2 from the Hugging Face cache (its other revisions stay)" in removed.stderr
+        assert [r["id"] for r in json.loads(loopbridge(env, "models", "--json").stdout)
+                if r["source"] == "huggingface cache"] == [REPO]
+        assert not (entry / "snapshots" / v2_commit).exists() and (entry / "snapshots" / COMMIT).is_dir()
 
 
 def test_input_is_checked_before_the_network(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -301,3 +303,16 @@ def test_an_engine_that_falls_silent_is_given_up_on() -> None:
 
     with pytest.raises(TimeoutError, match=r"silent for 0\.3 s"):
         cli.generate.await_reply(Fallen(), _SlowPending(polls=10**6), "tcp://x:1", 0.3, lambda: None)
+
+
+def test_the_command_line_is_parsed_without_importing_torch() -> None:
+    # every command builds the whole parser first: what it imports, each command pays for (--help alone too)
+    probe = ("import sys, contextlib, io\n"
+             "from loopbridge.bridge.cli import main\n"
+             "with contextlib.redirect_stdout(io.StringIO()) as out, contextlib.suppress(SystemExit):\n"
+             "    main(['--help'])\n"
+             "assert 'dance2music' in out.getvalue(), out.getvalue()\n"
+             "print(sorted(m for m in ('torch', 'diffusers', 'loopbridge.engine.core') if m in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

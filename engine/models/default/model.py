@@ -47,7 +47,6 @@ class ModelConfig:
     prediction_type: str = "v_prediction"
     default_steps: int = 16
     default_guidance: float = 2.0
-    griffin_lim_iterations: int = 32
     #: the network sees scaled log-mels as ``(x - data_mean) / data_std``; the defaults (no change)
     #: are what folders written before these fields existed were trained on
     data_mean: float = 0.0
@@ -71,6 +70,8 @@ class ModelConfig:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ModelConfig:
         """Rebuild from ``to_json`` output; raises ValueError for a missing or malformed field."""
+        # keys of older files this code no longer reads are passed over: ``griffin_lim_iterations``
+        # (the decoder's own settings, ``spectral.invert``, are no weight file's to choose)
         known = {f for f in cls.__dataclass_fields__}
         values = {k: v for k, v in data.items() if k in known}
         try:

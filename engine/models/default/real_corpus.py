@@ -340,19 +340,28 @@ def midi_file(events: Sequence[Event], channel: int, program: int) -> bytes:
     return b"MThd" + struct.pack(">IHHH", 6, 0, 1, TICKS) + b"MTrk" + struct.pack(">I", len(track)) + track
 
 
+def fluidsynth_render(midi: Path, wav: Path, sample_rate: int, *, effects: bool = False,
+                      timeout_s: float | None = None) -> None:
+    """Write ``midi`` played by ``fluidsynth`` with the FluidR3 General MIDI sound font to ``wav``
+    (16-bit, stereo, ``sample_rate``), at gain 0.5; dry unless ``effects`` (the sound font's reverb and
+    chorus). Raises subprocess.CalledProcessError (its stderr kept) or TimeoutExpired."""
+    cmd = ["fluidsynth", "-ni", "-q", *(() if effects else ("-R", "0", "-C", "0")), "-g", "0.5",
+           "-r", str(sample_rate), "-O", "s16", "-T", "wav", "-F", str(wav), str(SOUND_FONT), str(midi)]
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=timeout_s)
+
+
 def render_midi(renderer: str, midi: bytes, work: Path) -> np.ndarray:
     """Render ``midi`` with ``fluidsynth`` (FluidR3) or ``timidity`` (freepats), dry, mono, 44.1 kHz."""
     mid, wav = work / "in.mid", work / "out.wav"
     mid.write_bytes(midi)
     if renderer == "fluidsynth":
-        cmd = ["fluidsynth", "-ni", "-q", "-R", "0", "-C", "0", "-g", "0.5", "-r", str(SAMPLE_RATE),
-               "-O", "s16", "-T", "wav", "-F", str(wav), str(SOUND_FONT), str(mid)]
+        fluidsynth_render(mid, wav, SAMPLE_RATE)
     elif renderer == "timidity":
         cmd = ["timidity", "-c", str(FREEPATS_CFG), "-Ow", "--output-mono", "-s", str(SAMPLE_RATE),
                "-EFreverb=0", "-EFchorus=0", "-A100", "-o", str(wav), str(mid)]
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     else:
         raise ValueError(f"renderer {renderer!r} is not one of: fluidsynth, timidity")
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     audio, rate = sf.read(str(wav), dtype="float32", always_2d=True)
     return to_mono_44k(audio, rate)
 

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import shutil
 import struct
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 from loopbridge.engine.conform.key import MusicalKey
+from loopbridge.engine.models.default.real_corpus import SOUND_FONT, fluidsynth_render
 
-SOUND_FONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 TICKS = 480  # per quarter note
 
 #: General MIDI programs of the harmony, the melody and the bass, per arrangement
@@ -138,8 +137,7 @@ def render(notes: list[Note], programs: dict[int, int], folder: Path, name: str,
     midi = folder / f"{name}.mid"
     wav = folder / f"{name}.wav"
     midi.write_bytes(midi_file(notes, programs, tempo_bpm))
-    subprocess.run(["fluidsynth", "-ni", "-q", "-g", "0.5", "-r", str(sample_rate), "-F", str(wav), str(SOUND_FONT),
-                    str(midi)], check=True, capture_output=True, timeout=120)
+    fluidsynth_render(midi, wav, sample_rate, effects=True, timeout_s=120)
     audio, rate = sf.read(wav, dtype="float32", always_2d=True)
     frames = int(round(bars * 4 * 60.0 / tempo_bpm * rate))
     audio = audio[:frames]

@@ -1,9 +1,10 @@
 """A local server answering the Hugging Face hub's file API, for pull tests (``HF_ENDPOINT`` points at it).
 
-It serves what the hub client asks for, in the hub's own shapes: a repository's information
-(``/api/models/OWNER/NAME/revision/REV``), its file tree (``/api/models/OWNER/NAME/tree/REV``) and
-each file (``HEAD``/``GET /OWNER/NAME/resolve/REV/PATH``, with ``X-Repo-Commit``, the git or LFS
-``ETag``, ``Content-Length`` and ``Range`` requests answered with 206). Refusals carry the hub's
+It serves what the hub client asks for, in the hub's own shapes, at ``main``, another branch or a
+commit: a repository's information (``/api/models/OWNER/NAME/revision/REV``), its file tree
+(``/api/models/OWNER/NAME/tree/REV``) and each file (``HEAD``/``GET /OWNER/NAME/resolve/REV/PATH``,
+with ``X-Repo-Commit``, the git or LFS ``ETag``, ``Content-Length`` and ``Range`` requests answered
+with 206). Refusals carry the hub's
 ``X-Error-Code`` header (``RepoNotFound``, ``RevisionNotFound``, ``GatedRepo``), which the client
 turns into its typed errors. A gated repository answers 401 without a token and 403 with a token it
 has not granted. A test can make the next ``GET`` of a file drop the connection after some bytes, stall
@@ -58,6 +59,7 @@ class HubServer:
 
     def __init__(self) -> None:
         self.repos: dict[str, HubRepo] = {}
+        self.branches: dict[tuple[str, str], HubRepo] = {}  # (repository, branch) -> that branch's files
         self.log: list[Logged] = []
         self._drops: dict[tuple[str, str], int] = {}
         self._failures: dict[tuple[str, str], int] = {}
@@ -95,11 +97,16 @@ class HubServer:
         self._httpd.shutdown()
         self._httpd.server_close()
 
-    def add_folder(self, repo_id: str, folder: Path, commit: str, gated: bool = False) -> HubRepo:
-        """Serve every file under ``folder`` as repository ``repo_id`` at ``commit`` (also its ``main``)."""
+    def add_folder(self, repo_id: str, folder: Path, commit: str, gated: bool = False,
+                   branch: str = "main") -> HubRepo:
+        """Serve every file under ``folder`` as repository ``repo_id`` at ``commit``, which ``branch`` names
+        (another branch than ``main`` is added to a repository served already)."""
         files = {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
         repo = HubRepo(repo_id, files, commit, gated)
-        self.repos[repo_id] = repo
+        if branch == "main":
+            self.repos[repo_id] = repo
+        else:
+            self.branches[(repo_id, branch)] = repo
         return repo
 
     def drop_next_get(self, repo_id: str, path: str, after_bytes: int) -> None:
@@ -182,10 +189,13 @@ class HubServer:
         if repo is None:
             self._error(handler, method, 404, "RepoNotFound", f"Repository Not Found for url: {handler.path}.")
             return None
-        if revision not in ("main", repo.commit):
-            self._error(handler, method, 404, "RevisionNotFound", f"Invalid rev id: {revision}")
-            return None
-        return repo
+        if revision in ("main", repo.commit):
+            return repo
+        for (branch_repo, branch), other in self.branches.items():
+            if branch_repo == repo_id and revision in (branch, other.commit):
+                return other
+        self._error(handler, method, 404, "RevisionNotFound", f"Invalid rev id: {revision}")
+        return None
 
     def _tree(self, repo: HubRepo) -> list[dict[str, object]]:
         entries: list[dict[str, object]] = []

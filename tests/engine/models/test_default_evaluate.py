@@ -58,3 +58,13 @@ def test_a_struck_sound_has_an_attack_and_a_swell_has_none() -> None:
     attack = evaluate.attack_measures(np.stack([struck, swell]))
     assert attack[0] > 6.0
     assert attack[1] < -3.0
+
+
+@pytest.mark.filterwarnings("error")
+def test_the_frechet_distance_of_two_gaussians_is_their_closed_form() -> None:
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((4000, 3))
+    # the same spread moved by (1, 2, 2): the distance is the squared shift, 9
+    assert evaluate.frechet_distance(a, a + np.array([1.0, 2.0, 2.0])) == pytest.approx(9.0, abs=1e-6)
+    # twice the spread on every axis: trace(I + 4I - 2 * 2I) = 3 (sampled covariances: near it)
+    assert evaluate.frechet_distance(a, 2.0 * a) == pytest.approx(3.0, rel=0.05)

@@ -16,6 +16,7 @@ from loopbridge.engine.models.hub import (
     NotInCacheError,
     check_repo_id,
     entry_folder,
+    entry_size_on_disk,
     folder_size,
     missing_files,
     remove,
@@ -125,7 +126,9 @@ def test_sizes_count_each_file_once(tmp_path: Path) -> None:
     registry = ModelRegistry(search_paths=[tmp_path / "none"], hf_cache=cache, include_embedded=True)
     spec = registry.resolve("someone/model")
     assert spec.source == "huggingface cache"
-    assert size_on_disk(spec) == folder_size(entry_folder("someone/model", cache)) == 5002 + len(index) + 100 + 40
+    # the revision's own files; the entry adds the partial file and refs/main (the old revision shares every blob)
+    assert size_on_disk(spec) == 5002 + len(index)
+    assert entry_size_on_disk(spec) == folder_size(entry_folder("someone/model", cache)) == 5002 + len(index) + 100 + 40
     embedded = registry.resolve("default")
     assert size_on_disk(embedded) == sum(p.stat().st_size for p in Path(embedded.path).iterdir())
 

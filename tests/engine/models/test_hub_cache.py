@@ -74,7 +74,8 @@ def test_found_loaded_and_run_from_the_hub_cache(tmp_path: Path, folder: str, re
     registry = ModelRegistry(search_paths=[], hf_cache=cache, include_embedded=False)
     spec = registry.resolve(repo_id)
     assert (spec.id, spec.family, spec.source, spec.path) == (repo_id, family, "huggingface cache", snapshot)
-    assert [s.id for s in registry.specs()] == [repo_id]
+    # the one left behind stays loadable by its own name, the first 12 digits of its commit
+    assert [s.id for s in registry.specs()] == [repo_id, f"{repo_id}@{'0' * 12}"]
     engine = Engine(store_dir=tmp_path / "store", registry=registry, device="cpu")
     with opened(engine) as door:
         caps = door.capabilities(repo_id)
