@@ -282,7 +282,7 @@ def steady_loudness(spec: torch.Tensor, most_db: float) -> torch.Tensor:
             since[t] = 0 if rises[t] else since[t - 1] + 1
         steady = (since >= ATTACK_FRAMES) & (course > silence + STEADY_ABOVE_SILENCE_DB)
         segment = np.cumsum(rises)
-        for t in np.flatnonzero(steady):
+        for t in np.flatnonzero(steady).tolist():
             reach = 0  # the frames either side that share the frame's stretch, as many on each side
             while (reach < STEADY_HALF_FRAMES and t - reach - 1 >= 0 and t + reach + 1 < course.size
                    and steady[t - reach - 1] and steady[t + reach + 1]
