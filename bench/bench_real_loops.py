@@ -20,7 +20,11 @@ Prints, over the set in one run:
 4. Conform time as a ratio of the loop's duration for a 4-bar stereo 44.1 kHz loop (loop_amen_full,
    140 BPM, to 128 BPM at 48 kHz), estimated and known (target: at most 0.05x), best of ``--repeats``.
 
-    python bench/bench_real_loops.py [--repeats 3]
+5. With ``--settings``: the known path's hits against the grid for each Rubber Band setting tried
+   against the smear (the default's short window, the finer engine's standard window, the faster
+   engine in its crisp mode), per loop and pooled.
+
+    python bench/bench_real_loops.py [--repeats 3] [--settings]
 """
 
 from __future__ import annotations
@@ -37,10 +41,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from loopbridge.engine import ConformSpec, Kind
-from loopbridge.engine.conform import SourceInfo, conform_audio, estimate_tempo
+from loopbridge.engine.conform import SourceInfo, StretchOptions, conform_audio, estimate_tempo
 
 from tests.engine.conform.real_audio import (
     TEMPO_RATIOS,
+    RealLoop,
     conform_own_ms,
     detector_error_ms,
     grid_offsets,
@@ -56,6 +61,7 @@ DOWNBEAT_TOLERANCE_S = 0.005
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--settings", action="store_true", help="also compare Rubber Band settings (section 5)")
     args = parser.parse_args()
     if not real_loops_available():
         sys.exit("Debian's sonic-pi-samples are not installed (apt-get install sonic-pi-samples hydrogen-drumkits)")
@@ -142,6 +148,40 @@ def main() -> None:
     for path, seconds in best.items():
         print(f"   {path:9s}: {seconds * 1000:7.1f} ms = {seconds / duration_s:.4f}x the loop's "
               f"{duration_s:.2f} s (target <= 0.05x)")
+
+    if args.settings:
+        compare_settings(loops)
+
+
+#: Rubber Band settings compared in section 5
+SETTINGS = {"R3, short window (default)": StretchOptions(),
+            "R3, standard window": StretchOptions(window="standard"),
+            "R2, crisp": StretchOptions(high_quality=False)}
+
+
+def compare_settings(loops: list[RealLoop]) -> None:
+    print("\n5. the known path's hits against the grid by Rubber Band setting (median, p95)")
+    pooled: dict[str, list[np.ndarray]] = {name: [] for name in SETTINGS}
+    for loop in loops:
+        row = []
+        for name, options in SETTINGS.items():
+            found = []
+            for ratio in TEMPO_RATIOS:
+                target = round(loop.tempo_bpm * ratio, 2)
+                spec = ConformSpec(tempo_bpm=target, bars=loop.beats / 4, sample_rate=loop.sample_rate)
+                conformed = conform_audio(loop.audio, loop.sample_rate, Kind.LOOP, spec,
+                                          SourceInfo(tempo_bpm=loop.tempo_bpm, downbeat_s=loop.downbeat_s),
+                                          options=options)
+                found.append(grid_offsets(loop.audio, loop.sample_rate, loop.tempo_bpm, loop.beats, loop.downbeat_s,
+                                          conformed.audio, conformed.sample_rate, target).offsets_ms)
+            values = np.concatenate(found)
+            pooled[name].append(values)
+            row.append(f"{name}: {np.median(values):+.2f} / {np.percentile(np.abs(values), 95):.2f} ms")
+        print(f"   {loop.name:16s} " + "; ".join(row))
+    for name, parts in pooled.items():
+        values = np.concatenate(parts)
+        print(f"   {name:28s} pooled, {len(values)} hits: median {np.median(values):+.2f} ms, "
+              f"p95 {np.percentile(np.abs(values), 95):.2f} ms")
 
 
 if __name__ == "__main__":

@@ -18,8 +18,8 @@ run for the shift only. :attr:`StretchOptions.shift_alone` ``"faster"`` has its 
 transients, standard window) make that stretch instead of the finer one. Measured by
 ``bench/bench_key.py`` (section 4 and 5) against fluidsynth rendering the same MIDI in the new key, its
 spectral error is the finer engine's (6.0 against 6.2 dB; 10.3 dB left in the wrong key) and the key is
-heard as well, but it smears staccato attacks more (librosa's onsets: median -8.7 against -7.3 ms, 95th
-percentile 24 against 16 ms) and saves less in a whole conform than in the stretch alone (+0.18x against
+heard as well, but it smears staccato attacks more (librosa's onsets: median -5.8 ms both, 95th
+percentile 24.7 against 17.4 ms) and saves less in a whole conform than in the stretch alone (+0.18x against
 +0.24x on a machine loaded at 9-10, both far above the 0.05x aimed at): the default stays the finer one.
 """
 
@@ -60,7 +60,7 @@ class StretchOptions:
     Band for :func:`pitch_shift`). ``shift_alone``: the engine that runs when a loop's pitch moves
     at its own tempo (a key change alone makes Rubber Band run): ``"same"`` (the default: the engine
     ``high_quality`` names) or ``"faster"`` (R2 with mixed transients and its standard window, its
-    stretch by the pitch ratio resampled as above: cheaper, as close in spectrum, later-smeared attacks;
+    stretch by the pitch ratio resampled as above: cheaper, as close in spectrum, attacks smeared more;
     see the module doc).
     ``bench/bench_conform.py`` and ``bench/bench_key.py`` measure these choices.
     """
