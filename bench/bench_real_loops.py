@@ -10,12 +10,21 @@ Prints, over the set in one run:
    +10 %, +30 % of its own), measured by librosa's onset detector (not the engine's): the median
    offset (target within ±5 ms) and the 95th percentile of the offsets' size (target at most
    10 ms), on the estimated path and, side by side, on the known path (tempo and downbeat given).
+   Beside them, the detector's own error on the same material: each loop played at the song's tempo
+   by resampling (a tape's varispeed: every hit exactly on the grid, the pitch moved), measured the
+   same way; and the conform's own offset, hit by hit the measured offset less the detector's own
+   for the same source hit. The targets are judged on the raw figures; the net ones say how much of
+   them is the conform's.
 3. The detector's own error on hits placed to the sample (a pattern played from hydrogen-drumkits
    one-shots), its constant delay removed.
 4. Conform time as a ratio of the loop's duration for a 4-bar stereo 44.1 kHz loop (loop_amen_full,
    140 BPM, to 128 BPM at 48 kHz), estimated and known (target: at most 0.05x), best of ``--repeats``.
 
-    python bench/bench_real_loops.py [--repeats 3]
+5. With ``--settings``: the known path's hits against the grid for each Rubber Band setting tried
+   against the smear (the default's short window, the finer engine's standard window, the faster
+   engine in its crisp mode), per loop and pooled.
+
+    python bench/bench_real_loops.py [--repeats 3] [--settings]
 """
 
 from __future__ import annotations
@@ -32,14 +41,17 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from loopbridge.engine import ConformSpec, Kind
-from loopbridge.engine.conform import SourceInfo, conform_audio, estimate_tempo
+from loopbridge.engine.conform import SourceInfo, StretchOptions, conform_audio, estimate_tempo
 
 from tests.engine.conform.real_audio import (
     TEMPO_RATIOS,
+    RealLoop,
+    conform_own_ms,
     detector_error_ms,
     grid_offsets,
     real_loops,
     real_loops_available,
+    varispeed_loop,
 )
 
 TEMPO_TOLERANCE = 0.01
@@ -49,6 +61,7 @@ DOWNBEAT_TOLERANCE_S = 0.005
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--settings", action="store_true", help="also compare Rubber Band settings (section 5)")
     args = parser.parse_args()
     if not real_loops_available():
         sys.exit("Debian's sonic-pi-samples are not installed (apt-get install sonic-pi-samples hydrogen-drumkits)")
@@ -79,13 +92,20 @@ def main() -> None:
           f"{right['downbeat_hinted']}/{count} with the beats asked for (target >= 95 %)")
 
     print("\n2. hits against the song's grid (librosa's onsets), conformed to -15 %, +10 %, +30 %")
-    pooled: dict[str, list[np.ndarray]] = {"estimated": [], "known": []}
-    missed = {"estimated": 0, "known": 0}
-    print(f"   {'loop':16s} {'ratio':>6s} {'est median':>11s} {'est p95':>8s} {'known median':>13s} {'known p95':>10s}")
+    pooled: dict[str, list[np.ndarray]] = {"estimated": [], "known": [], "detector": [], "estimated, net": [],
+                                           "known, net": []}
+    missed = {"estimated": 0, "known": 0, "detector": 0}
+    print(f"   {'loop':16s} {'ratio':>6s} {'est median':>11s} {'est p95':>8s} {'known median':>13s} {'known p95':>10s}"
+          f" {'detector median':>16s} {'detector p95':>12s}")
     for loop in loops:
         for ratio in TEMPO_RATIOS:
             target = round(loop.tempo_bpm * ratio, 2)
             spec = ConformSpec(tempo_bpm=target, bars=loop.beats / 4, sample_rate=loop.sample_rate)
+            perfect = grid_offsets(loop.audio, loop.sample_rate, loop.tempo_bpm, loop.beats, loop.downbeat_s,
+                                   varispeed_loop(loop.audio, loop.sample_rate, loop.tempo_bpm, loop.beats,
+                                                  loop.downbeat_s, target), loop.sample_rate, target)
+            pooled["detector"].append(perfect.offsets_ms)
+            missed["detector"] += perfect.missed
             row = []
             for path, source in (("estimated", SourceInfo()),
                                  ("known", SourceInfo(tempo_bpm=loop.tempo_bpm, downbeat_s=loop.downbeat_s))):
@@ -93,14 +113,22 @@ def main() -> None:
                 offsets = grid_offsets(loop.audio, loop.sample_rate, loop.tempo_bpm, loop.beats, loop.downbeat_s,
                                        conformed.audio, conformed.sample_rate, target)
                 pooled[path].append(offsets.offsets_ms)
+                pooled[f"{path}, net"].append(conform_own_ms(offsets, perfect))
                 missed[path] += offsets.missed
                 row.append(f"{offsets.median_ms:+9.2f}ms {offsets.p95_ms:6.2f}ms")
-            print(f"   {loop.name:16s} {ratio:6.2f} {row[0]:>21s} {row[1]:>25s}")
-    for path in ("estimated", "known"):
+            row.append(f"{perfect.median_ms:+9.2f}ms {perfect.p95_ms:6.2f}ms")
+            print(f"   {loop.name:16s} {ratio:6.2f} {row[0]:>21s} {row[1]:>25s} {row[2]:>30s}")
+    for path in ("estimated", "known", "detector"):
         values = np.concatenate(pooled[path])
-        print(f"   {path:9s} path, {len(values)} hits ({missed[path]} not found within 30 ms): "
+        what = "the detector's own (each loop resampled to the song's tempo)" if path == "detector" else f"{path} path"
+        print(f"   {what}, {len(values)} hits ({missed[path]} not found within 30 ms): "
               f"median {np.median(values):+.2f} ms (target within ±5), "
               f"p95 {np.percentile(np.abs(values), 95):.2f} ms (target <= 10)")
+    for path in ("estimated", "known"):
+        values = np.concatenate(pooled[f"{path}, net"])
+        print(f"   {path} path less the detector's own, hit by hit ({len(values)} hits found in both): "
+              f"median {np.median(values):+.2f} ms, p95 {np.percentile(np.abs(values), 95):.2f} ms "
+              "(the conform's own share; the targets above are judged on the raw figures)")
 
     print("\n3. the detector's own error on hits placed to the sample (hydrogen-drumkits, 92/124/168 BPM)")
     errors = np.abs(detector_error_ms())
@@ -120,6 +148,40 @@ def main() -> None:
     for path, seconds in best.items():
         print(f"   {path:9s}: {seconds * 1000:7.1f} ms = {seconds / duration_s:.4f}x the loop's "
               f"{duration_s:.2f} s (target <= 0.05x)")
+
+    if args.settings:
+        compare_settings(loops)
+
+
+#: Rubber Band settings compared in section 5
+SETTINGS = {"R3, short window (default)": StretchOptions(),
+            "R3, standard window": StretchOptions(window="standard"),
+            "R2, crisp": StretchOptions(high_quality=False)}
+
+
+def compare_settings(loops: list[RealLoop]) -> None:
+    print("\n5. the known path's hits against the grid by Rubber Band setting (median, p95)")
+    pooled: dict[str, list[np.ndarray]] = {name: [] for name in SETTINGS}
+    for loop in loops:
+        row = []
+        for name, options in SETTINGS.items():
+            found = []
+            for ratio in TEMPO_RATIOS:
+                target = round(loop.tempo_bpm * ratio, 2)
+                spec = ConformSpec(tempo_bpm=target, bars=loop.beats / 4, sample_rate=loop.sample_rate)
+                conformed = conform_audio(loop.audio, loop.sample_rate, Kind.LOOP, spec,
+                                          SourceInfo(tempo_bpm=loop.tempo_bpm, downbeat_s=loop.downbeat_s),
+                                          options=options)
+                found.append(grid_offsets(loop.audio, loop.sample_rate, loop.tempo_bpm, loop.beats, loop.downbeat_s,
+                                          conformed.audio, conformed.sample_rate, target).offsets_ms)
+            values = np.concatenate(found)
+            pooled[name].append(values)
+            row.append(f"{name}: {np.median(values):+.2f} / {np.percentile(np.abs(values), 95):.2f} ms")
+        print(f"   {loop.name:16s} " + "; ".join(row))
+    for name, parts in pooled.items():
+        values = np.concatenate(parts)
+        print(f"   {name:28s} pooled, {len(values)} hits: median {np.median(values):+.2f} ms, "
+              f"p95 {np.percentile(np.abs(values), 95):.2f} ms")
 
 
 if __name__ == "__main__":

@@ -66,6 +66,7 @@ from .oneshot import tidy_one_shot
 from .stretcher import (
     DEFAULT_STRETCH,
     StretchOptions,
+    engine_for,
     pitch_method,
     pitch_shift,
     probe_offset,
@@ -738,13 +739,14 @@ def _conform_loop(
         # each array from here on is as long as the song's loop: each goes as soon as it is used
         stretched = stretch(extended, rate, factor, semitones, options)
         watch.lap("stretch")
-        info["stretch_engine"] = "rubberband-r3" if options.high_quality else "rubberband-r2"
         method = pitch_method(options.pitch, looped=True)
-        window = window_flag(options.window, rubberband_semitones(semitones, method))
+        finer, transient_mode, window_name = engine_for(options, factor, semitones, method)
+        info["stretch_engine"] = "rubberband-r3" if finer else "rubberband-r2"
+        window = window_flag(window_name, rubberband_semitones(semitones, method))
         info["fft_window"] = {False: "short", None: "standard", True: "long"}[window]
         if semitones != 0.0:
             info["pitch_method"] = method
-        info["transient_mode"] = options.transient_mode
+        info["transient_mode"] = transient_mode
         if options.align:
             expected, actual, hop = onset_curves(extended, stretched, rate, factor)
             level_block = max(1, int(round(PRE_ECHO_BLOCK_S * rate)))

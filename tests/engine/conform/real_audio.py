@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -164,11 +164,13 @@ def _onsets_of_cycle(cycle: np.ndarray, sample_rate: int) -> np.ndarray:
 class GridOffsets:
     """How far (ms, signed: later is positive) each of the source's onsets, mapped onto the song's
     grid, landed in the conformed loop; ``downbeat_ms`` is the first downbeat's; ``missed`` counts
-    reference onsets with no conformed onset within :data:`MATCH_WINDOW_S`."""
+    reference onsets with no conformed onset within :data:`MATCH_WINDOW_S`; ``matched`` holds the index
+    of the reference onset each offset belongs to (to pair two measurements of the same source)."""
 
     offsets_ms: np.ndarray
     downbeat_ms: float
     missed: int
+    matched: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     @property
     def median_ms(self) -> float:
@@ -190,18 +192,14 @@ def grid_offsets(
     the conformed loop repeats as many times as it holds the source loop. Both are measured the same
     way (:func:`detect_onsets`, looping), so the detector's own delay cancels.
     """
-    start = int(round(downbeat_s * sample_rate))
-    cycle_frames = int(round(beats * 60.0 / tempo_bpm * sample_rate))
-    cycle = np.zeros((source.shape[0], cycle_frames), np.float32)
-    piece = source[:, start : start + cycle_frames]
-    cycle[:, : piece.shape[1]] = piece
+    cycle = _cycle(source, sample_rate, tempo_bpm, beats, downbeat_s)
     reference = _onsets_of_cycle(cycle, sample_rate) * tempo_bpm / target_bpm
     out_s = conformed.shape[1] / conformed_rate
     cycle_out_s = beats * 60.0 / target_bpm
     repeats = max(1, int(round(out_s / cycle_out_s)))
     reference = np.concatenate([reference + k * cycle_out_s for k in range(repeats)])
     measured = _onsets_of_cycle(conformed, conformed_rate)
-    offsets, missed = [], 0
+    offsets, matched, missed = [], [], 0
     downbeat_ms = float("nan")
     for index, time in enumerate(reference):
         if not len(measured):
@@ -214,9 +212,49 @@ def grid_offsets(
             missed += 1
             continue
         offsets.append(1000.0 * distance[nearest])
+        matched.append(index)
         if index == 0:
             downbeat_ms = 1000.0 * float(distance[nearest])
-    return GridOffsets(np.array(offsets), downbeat_ms, missed)
+    return GridOffsets(np.array(offsets), downbeat_ms, missed, np.array(matched, np.int64))
+
+
+def _cycle(source: np.ndarray, sample_rate: int, tempo_bpm: float, beats: float, downbeat_s: float) -> np.ndarray:
+    """The source's own loop: ``beats`` at ``tempo_bpm`` from ``downbeat_s`` (silence past its end)."""
+    start = int(round(downbeat_s * sample_rate))
+    cycle_frames = int(round(beats * 60.0 / tempo_bpm * sample_rate))
+    cycle = np.zeros((source.shape[0], cycle_frames), np.float32)
+    piece = source[:, start : start + cycle_frames]
+    cycle[:, : piece.shape[1]] = piece
+    return cycle
+
+
+def varispeed_loop(source: np.ndarray, sample_rate: int, tempo_bpm: float, beats: float, downbeat_s: float,
+                   target_bpm: float) -> np.ndarray:
+    """The source's own loop played ``target_bpm / tempo_bpm`` times as fast (resampled, as a tape
+    would play it: the pitch moves with the tempo), ``beats`` at ``target_bpm`` to the sample.
+
+    Every hit is exactly where the song's grid puts it, so :func:`grid_offsets` of this loop is the
+    onset detector's own error for that time map on that material: what a perfect conform would
+    measure. The loop is resampled as it plays round (three plays, the middle one kept)."""
+    from loopbridge.engine.audio import resample_by
+
+    cycle = _cycle(source, sample_rate, tempo_bpm, beats, downbeat_s)
+    ratio = target_bpm / tempo_bpm
+    played = resample_by(np.tile(cycle, (1, 3)), ratio)
+    frames = int(round(beats * 60.0 / target_bpm * sample_rate))
+    first = int(round(cycle.shape[1] / ratio))
+    out = np.zeros((cycle.shape[0], frames), np.float32)
+    piece = played[:, first : first + frames]
+    out[:, : piece.shape[1]] = piece
+    return out
+
+
+def conform_own_ms(measured: GridOffsets, perfect: GridOffsets) -> np.ndarray:
+    """Per hit found in both, a conform's offset less the detector's own on the perfectly timed loop
+    (:func:`varispeed_loop`) for the same source hit: the conform's own share of the offset, ms."""
+    common, mine, theirs = np.intersect1d(measured.matched, perfect.matched, return_indices=True)
+    del common
+    return measured.offsets_ms[mine] - perfect.offsets_ms[theirs]
 
 
 def detector_error_ms(sample_rate: int = 44100) -> np.ndarray:

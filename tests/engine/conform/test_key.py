@@ -15,7 +15,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 from loopbridge.engine import ConformSpec, Kind, RequestError
-from loopbridge.engine.conform import SourceInfo, conform_audio, encode_wav, read_wav_tags, sample_filename
+from loopbridge.engine.conform import (
+    SourceInfo,
+    StretchOptions,
+    conform_audio,
+    encode_wav,
+    read_wav_tags,
+    sample_filename,
+)
 from loopbridge.engine.conform.key import (
     MAJOR_NAMES,
     MINOR_NAMES,
@@ -185,6 +192,22 @@ def test_a_loop_is_moved_to_the_songs_key_by_the_smallest_shift(renders: Path, o
     assert tags.acid.root_note_set and tags.acid.root_note % 12 == tonic.tonic
     assert tags.smpl.unity_note == tags.acid.root_note == matched.root_note
     assert matched.info["pitch_semitones"] == 0.0, "the user's own shift is reported apart from the key's"
+
+
+@needs_fluidsynth
+@pytest.mark.parametrize(("shift_alone", "engine"), [("same", "rubberband-r3"), ("faster", "rubberband-r2")])
+def test_a_loop_at_its_own_tempo_is_moved_to_the_songs_key(renders: Path, shift_alone: str, engine: str) -> None:
+    # no stretch but the key's, by either engine (bench_key.py section 4 compares them against
+    # fluidsynth's own rendering in the new key)
+    key = parse_key("D")
+    assert key is not None
+    audio, rate = instruments.tonal_loop(key, "piano", renders)
+    matched = conform_audio(audio, rate, Kind.LOOP, _spec(tempo_bpm=120.0, key="F"),
+                            SourceInfo(tempo_bpm=120.0, beats=16), options=StretchOptions(shift_alone=shift_alone))
+    assert matched.info["key_shift_semitones"] == 3 and matched.info["stretch_engine"] == engine
+    assert matched.audio.shape[1] == round(4 * 4 * 60 / 120 * 44100), "exact to the sample"
+    heard = detect_key(matched.audio, 44100).key
+    assert heard is not None and heard.name == "F"
 
 
 @needs_fluidsynth

@@ -172,6 +172,24 @@ def test_both_ways_of_shifting_a_loop_move_it_alike(pitch: str) -> None:
         assert np.abs(errors).max() <= GRID_TOLERANCE_MS, (tempo, errors)
 
 
+@pytest.mark.parametrize("shift_alone", ["faster", "same"])
+def test_a_shift_at_the_loops_own_tempo_takes_the_engine_asked_for(shift_alone: str) -> None:
+    # the pitch alone moving makes Rubber Band run: asked for, its faster engine (R2), stretched by the
+    # pitch ratio and resampled; a tempo change keeps the finer one (R3) whatever the choice
+    rate = 44100
+    options = StretchOptions(shift_alone=shift_alone)
+    spec = ConformSpec(tempo_bpm=126.0, bars=2, pitch_semitones=3.0, sample_rate=rate)
+    engines = {}
+    for tempo in (126.0, 120.0):
+        held = conform_audio(tone(rate, 220.0, 4.0 * 126.0 / tempo, channels=2), rate, Kind.LOOP, spec,
+                             SourceInfo(tempo_bpm=tempo), options=options)
+        assert held.audio.shape == (2, _bars_frames(2, 126.0, rate))
+        assert dominant_frequency(held.audio, rate) == pytest.approx(220.0 * 2 ** (3 / 12), rel=0.003)
+        engines[tempo] = held.info["stretch_engine"], held.info["transient_mode"], held.info["fft_window"]
+    own = ("rubberband-r2", "mixed", "standard") if shift_alone == "faster" else ("rubberband-r3", "crisp", "short")
+    assert engines == {126.0: own, 120.0: ("rubberband-r3", "crisp", "short")}
+
+
 def test_the_default_shift_of_a_loop_is_resampled() -> None:
     spec = ConformSpec(tempo_bpm=126.0, bars=1, pitch_semitones=-2.0, sample_rate=44100)
     out = conform_audio(tone(44100, 330.0, 2.0, channels=2), 44100, Kind.LOOP, spec, SourceInfo(tempo_bpm=120.0))

@@ -21,6 +21,7 @@ from .real_audio import (
     played_pattern,
     real_loops,
     real_loops_available,
+    varispeed_loop,
 )
 
 pytest.importorskip("librosa", reason="librosa measures the onsets (pip install -e '.[test]')")
@@ -105,11 +106,30 @@ def test_real_loops_land_on_the_grid_as_well_estimated_as_known() -> None:
     assert spread <= float(np.percentile(np.abs(known), 95)) + 0.5, (spread, np.percentile(np.abs(known), 95))
 
 
-@pytest.mark.xfail(reason="the stretch itself (known path alike) leaves the 95th percentile at about 13 ms by "
-                          "librosa's detector on dense breaks (amen, breakbeat): bench/bench_real_loops.py prints it",
+@pytest.mark.xfail(reason="the stretch itself (known path alike) leaves the 95th percentile at about 13 ms, the "
+                          "detector's own error on the same loops perfectly timed being under 5 ms (most of it on "
+                          "loop_breakbeat, loop_mika, loop_safari): bench/bench_real_loops.py prints both",
                    strict=False)
 def test_real_loops_p95_within_10_ms() -> None:
     assert float(np.percentile(np.abs(_pooled(True)), 95)) <= P95_BOUND_MS
+
+
+def test_the_detector_reads_the_loops_perfectly_timed_close_to_the_grid() -> None:
+    """Each loop played at the song's tempo by resampling (every hit exactly on the grid) and measured
+    like a conform: what the detector itself adds to the figures above stays well inside their bounds,
+    so what remains beyond it is the conform's."""
+    offsets = []
+    for name in LOOP_NAMES:
+        loop = _loops()[name]
+        for ratio in TEMPO_RATIOS:
+            target = round(loop.tempo_bpm * ratio, 2)
+            perfect = varispeed_loop(loop.audio, loop.sample_rate, loop.tempo_bpm, loop.beats, loop.downbeat_s, target)
+            assert perfect.shape[1] == round(loop.beats * 60.0 / target * loop.sample_rate)
+            offsets.append(grid_offsets(loop.audio, loop.sample_rate, loop.tempo_bpm, loop.beats, loop.downbeat_s,
+                                        perfect, loop.sample_rate, target).offsets_ms)
+    pooled = np.concatenate(offsets)
+    assert abs(float(np.median(pooled))) <= 1.0
+    assert float(np.percentile(np.abs(pooled), 95)) <= P95_BOUND_MS / 2
 
 
 def test_the_detector_is_fit_to_measure_with() -> None:

@@ -70,6 +70,7 @@ def test_bad_source_info(fields: dict, field: str) -> None:
         ({"window": "tiny"}, "window"),
         ({"high_quality": "yes"}, "high_quality"),
         ({"pitch": "formant"}, "pitch"),
+        ({"shift_alone": "fast"}, "shift_alone"),
     ],
 )
 def test_bad_stretch_options(fields: dict, field: str) -> None:
