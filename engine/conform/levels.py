@@ -15,6 +15,12 @@ Loops and textures
        The limiter never takes more than :data:`MAX_LIMIT_DB` off a texture's loudest peak, and
        nothing off a loop's (:data:`LOOP_MAX_LIMIT_DB`: limiting moves where a drum hit is heard):
        material that would need more stays quieter than the target, its transients intact.
+    A loop levelled with its request (``grouped``: the front door's loops; :func:`request_level`)
+    instead goes to the level the request's first levelled variation set: that loop's reach under
+    the ceiling less :data:`LEVEL_MARGIN_DB`, never above the target. A static gain brings it there;
+    where its peaks then stand over the ceiling, :func:`soft_clip` (4x oversampled, memoryless, no
+    look-ahead) takes up to :data:`CLIP_MAX_DB` off them, and a loop that would need more stays
+    quieter by the rest.
 One-shots
     Brought to the true-peak ceiling (a static gain, no limiter: a drum hit keeps its attack). A
     hi-hat and a kick at one loudness would make the hat stand out; sample packs peak-normalize
