@@ -284,7 +284,8 @@ class Engine:
     # ---- conforming -----------------------------------------------------------------------------------
 
     def conform(self, render: Render, spec: ConformSpec, key: str | None = None,
-                reserve: Callable[[int], None] | None = None) -> tuple[StoredSample, bytes]:
+                reserve: Callable[[int], None] | None = None, *,
+                sets_level: bool = False) -> tuple[StoredSample, bytes]:
         """``render`` fitted to ``spec``, written to the store as a tagged WAV under ``key`` (its conform
         key, computed when not given); returns the stored sample and the file's bytes.
 
@@ -292,6 +293,11 @@ class Engine:
         first: the front door conforms only what the store does not hold. ``reserve(nbytes)`` hears
         the most memory the conform and its WAV file will hold, before the work (it may wait or
         refuse: :func:`loopbridge.engine.conform.conform_audio`).
+
+        ``sets_level``: ``render`` is the first loop of its request to be conformed, and sets the level
+        the request's variations share (:meth:`~.request.GenerateRequest.level_group`): what it measures
+        is kept in the store (:meth:`~.store.RenderStore.keep_request_level`), and the file is stored
+        under the key of ``spec`` with that level (``key`` is then not used).
         """
         from .conform import SourceInfo, conform_audio, encode_wav, sample_filename
         from .user_audio import is_user_render, user_filename
@@ -301,7 +307,17 @@ class Engine:
         user_file = is_user_render(render.info)
         # a user's file was asked to hold no length: the conform stage hears only what its user said
         source = user_source_info(render.info) if user_file else SourceInfo.for_render(render)
-        conformed = conform_audio(render.audio, render.sample_rate, request.kind, spec, source, reserve=reserve)
+        conformed = conform_audio(render.audio, render.sample_rate, request.kind, spec, source, reserve=reserve,
+                                  sets_level=sets_level)
+        group = request.level_group() if sets_level else None
+        crest = conformed.info.get("levels", {}).get("crest_db") if group is not None else None
+        if group is not None and crest is not None:
+            kept = self.store.keep_request_level(group, float(crest), render.key)
+            spec = spec.replace(level_crest_db=kept)
+            key = spec.conform_key(render.key)
+            if kept != crest:  # another engine on this store set the level first: the file follows it
+                conformed = conform_audio(render.audio, render.sample_rate, request.kind, spec, source,
+                                          reserve=reserve)
         part = str(render.info.get("part", ""))
         words = request.prompt
         if part and words.lower().startswith(part.lower()):

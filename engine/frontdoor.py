@@ -298,12 +298,21 @@ class FrontDoor:
         job_id = job_id or f"job-{next(self._ids)}"
         plan, keys, spec, notes, infos, imported = self._plan(order)
         self._check_memory(plan, infos, spec)
+        group = self._level_group(plan, infos, imported)
+        if group is not None:
+            crest = self._engine.store.request_level(group)
+            if crest is not None:
+                spec = spec.replace(level_crest_db=crest)
+        # until its request's level is set, a loop has no file in the store to answer with (a file levelled
+        # on its own, kept from before, is another file)
+        unset = group is not None and spec.level_crest_db is None
         conform_keys = [spec.conform_key(key) for key in keys]
-        found: list[Sample | None] = [self._cache.get(key) for key in conform_keys]
+        found: list[Sample | None] = [None if unset else self._cache.get(key) for key in conform_keys]
         to_render: list[int] = []
         missing = [i for i, sample in enumerate(found) if sample is None]
         if missing:
-            stored, have = self._engine.store.lookup([conform_keys[i] for i in missing], [keys[i] for i in missing])
+            stored, have = self._engine.store.lookup([] if unset else [conform_keys[i] for i in missing],
+                                                     [keys[i] for i in missing])
             for i in missing:
                 hit = stored.get(conform_keys[i])
                 if hit is not None:
@@ -316,6 +325,7 @@ class FrontDoor:
         job = Job(job_id, plan, keys, spec, order.priority, to_render=to_render, renders=imported,
                   on_progress=on_progress, on_done=functools.partial(self._done, order=order, on_done=on_done))
         job.conform_keys = conform_keys
+        job.level_group = group if unset else None
         job.notes = notes
         job.samples = [None if sample is None else sample.answering(request.variation, part, True)
                        for sample, (part, request) in zip(found, plan, strict=True)]
@@ -388,6 +398,17 @@ class FrontDoor:
                                 loudness_lufs=order.loudness_lufs)
         return plan, [self._engine.render_key(r) for _, r in plan], spec, spec_host.notes, [{} for _ in plan], None
 
+    @staticmethod
+    def _level_group(plan: Sequence[tuple[str, GenerateRequest]], infos: Sequence[dict[str, Any]],
+                     imported: list[Render] | None) -> str | None:
+        """The request whose variations the order's loops share a level with
+        (:meth:`~.request.GenerateRequest.level_group`); None where each file is levelled on its own:
+        one-shots, textures, kits, a user's file."""
+        if not plan or imported is not None or any(is_user_render(info) for info in infos):
+            return None
+        groups = {request.level_group() for _, request in plan}
+        return groups.pop() if len(groups) == 1 else None
+
     def _takes_free_text(self, model_id: str) -> bool:
         """Whether ``model_id`` is led by free text (not the default model's class words); False when it is
         not known (the plan then says why)."""
@@ -453,7 +474,10 @@ class FrontDoor:
     # ---- finishing (on the scheduler's conform pool) --------------------------------------------------------
 
     def _finish(self, job: Job) -> None:
-        """Fit every item not answered yet: the render from the job or the store, conformed once."""
+        """Fit every item not answered yet: the render from the job or the store, conformed once. The
+        first loop of a request sets the level its variations share first (:meth:`_set_level`)."""
+        if job.spec is not None and job.level_group is not None and not job.finished:
+            self._set_level(job)
         for index, ((part, request), key) in enumerate(zip(job.plan, job.render_keys, strict=True)):
             if job.finished:
                 return
@@ -467,24 +491,51 @@ class FrontDoor:
             with self._conforming.hold(conform_key):
                 sample = self._cache.get(conform_key)  # another job may just have made it
                 if sample is None:
-                    render = job.renders[index] or self._stored_render(key)
-                    if job.renders[index] is not None and is_user_render(render.info):
-                        # a user's file is stored here, off the caller's thread, before what is made from it
-                        self._engine.store.put_render(render)
-                    if part and render.info.get("part") != part:
-                        render = dataclasses.replace(render, info={**dict(render.info), "part": part})
-                    # the conform's own peak beside the job's renders and files so far; the memory is
-                    # given back once it is stored (held between conforms, it could wait on a key
-                    # another job holds while waiting for memory)
-                    with self._memory.lease() as lease:
-
-                        def reserve(peak: int, held: int = _held_bytes(job), lease: Lease = lease) -> None:
-                            lease.need(held + peak)
-
-                        stored, data = self._engine.conform(render, job.spec, conform_key, reserve=reserve)
-                    sample = Sample.from_stored(stored, data, cached=False)
-                    self._cache.put(sample)
+                    sample = self._conform_item(job, index)
             job.samples[index] = sample.answering(request.variation, part, job.cached)
+
+    def _set_level(self, job: Job) -> None:
+        """Set the level of ``job``'s request: kept in the store by an earlier job, or measured on the
+        job's first item as it is conformed (no other variation is rendered for it); the job's spec
+        and conform keys then carry it."""
+        group, spec = job.level_group, job.spec
+        assert group is not None and spec is not None
+        with self._conforming.hold(f"level:{group}"):  # two jobs of one request set it once
+            crest = self._engine.store.request_level(group)
+            index = next((i for i, sample in enumerate(job.samples) if sample is None), None)
+            if crest is None and index is not None:
+                sample = self._conform_item(job, index, sets_level=True)
+                part, request = job.plan[index]
+                job.samples[index] = sample.answering(request.variation, part, job.cached)
+                crest = self._engine.store.request_level(group)
+            if crest is not None:  # (None: the loop was silent, and each file is levelled on its own)
+                job.spec = spec.replace(level_crest_db=crest)
+                job.conform_keys = [job.spec.conform_key(key) for key in job.render_keys]
+            job.level_group = None
+
+    def _conform_item(self, job: Job, index: int, *, sets_level: bool = False) -> Sample:
+        """Item ``index`` of ``job`` conformed to its spec and stored (its render from the job or the store)."""
+        (part, _), key = job.plan[index], job.render_keys[index]
+        assert job.spec is not None
+        render = job.renders[index] or self._stored_render(key)
+        if job.renders[index] is not None and is_user_render(render.info):
+            # a user's file is stored here, off the caller's thread, before what is made from it
+            self._engine.store.put_render(render)
+        if part and render.info.get("part") != part:
+            render = dataclasses.replace(render, info={**dict(render.info), "part": part})
+        # the conform's own peak beside the job's renders and files so far; the memory is
+        # given back once it is stored (held between conforms, it could wait on a key
+        # another job holds while waiting for memory)
+        with self._memory.lease() as lease:
+
+            def reserve(peak: int, held: int = _held_bytes(job), lease: Lease = lease) -> None:
+                lease.need(held + peak)
+
+            stored, data = self._engine.conform(render, job.spec, job.conform_keys[index], reserve=reserve,
+                                                sets_level=sets_level)
+        sample = Sample.from_stored(stored, data, cached=False)
+        self._cache.put(sample)
+        return sample
 
     def _stored_render(self, key: str) -> Render:
         render = self._engine.store.get_render(key)

@@ -53,6 +53,8 @@ DEFAULT_LOUDNESS_LUFS = -14.0
 #: loudness targets accepted: quieter than -40 is near the noise of a 24-bit file's gain staging, and
 #: louder than -6 LUFS cannot be reached under a -1 dBTP ceiling without crushing the sound
 LOUDNESS_RANGE_LUFS = (-40.0, -6.0)
+#: the true peak above loudness (dB) a request's shared level may be set from (a steady sine has 3)
+LEVEL_CREST_RANGE_DB = (0.0, 60.0)
 #: seeds drawn for a request without one stay at or below this (OSC ints and the front ends' are 32-bit signed)
 RANDOM_SEED_MAX = 2**31 - 1
 AUDIO_PROMPT_MAX_S = 600.0
@@ -548,6 +550,14 @@ class GenerateRequest:
         payload = json.dumps({"weights": model_digest, **self.render_fields()}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()
 
+    def level_group(self) -> str | None:
+        """The key of the variations of this request, which share one level (a loop: the file level
+        ``ConformSpec.level_crest_db`` sets); None for other kinds, levelled one file at a time."""
+        if self.kind is not Kind.LOOP:
+            return None
+        payload = json.dumps({"level_group": self.with_variation(0).render_fields()}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready description (the audio prompt appears as its digest only)."""
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -568,7 +578,10 @@ class ConformSpec:
     the integrated loudness loops and textures are brought to (one-shots are brought to the true-peak
     ceiling instead: ``conform/levels.py``). ``key``: the song's key pitched material is moved to by
     the smallest shift (``conform/key.py``; any spelling it takes, kept canonical: "Am", "F#"), None
-    for no key matching.
+    for no key matching. ``level_crest_db``: for a loop levelled with the variations of its request, the
+    true peak above loudness (dB) of the request's first levelled variation, which sets the level they
+    share (``conform/levels.py``: :func:`~loopbridge.engine.conform.levels.request_level`); None: the
+    loop is levelled on its own.
     """
 
     tempo_bpm: float = 120.0
@@ -579,6 +592,7 @@ class ConformSpec:
     root_note: int | None = None
     loudness_lufs: float = DEFAULT_LOUDNESS_LUFS
     key: str | None = None
+    level_crest_db: float | None = None
 
     def __post_init__(self) -> None:
         from .conform.key import key_name
@@ -593,10 +607,15 @@ class ConformSpec:
         check_int("sample_rate", self.sample_rate, *SAMPLE_RATE_RANGE, " Hz")
         if self.root_note is not None:
             check_int("root_note", self.root_note, 0, 127, " (MIDI note)")
+        if self.level_crest_db is not None:
+            check_range("level_crest_db", self.level_crest_db, *LEVEL_CREST_RANGE_DB, " dB")
 
     def key_fields(self) -> dict[str, Any]:
         # the song's key only when one is asked for, so files conformed without one keep their keys
-        key = {"key": self.key} if self.key is not None else {}
+        key: dict[str, Any] = {"key": self.key} if self.key is not None else {}
+        # a request's shared level likewise: files levelled on their own keep their keys
+        if self.level_crest_db is not None:
+            key["level_crest_db"] = round(float(self.level_crest_db), 2)
         return {**key,
             "tempo_bpm": float(self.tempo_bpm),
             "bars": None if self.bars is None else float(self.bars),

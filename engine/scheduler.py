@@ -123,6 +123,9 @@ class Job:
         self.to_render = sorted(set(to_render))
         self.conform_keys: list[str] = []
         self.samples: list[Any] = [None] * len(self.plan)
+        #: the variations of one request whose shared level is still to be set by this job's first
+        #: conform (the front door's; :meth:`~.request.GenerateRequest.level_group`)
+        self.level_group: str | None = None
         #: what could not be made exactly as asked (the front door's, for the reply)
         self.notes: list[str] = []
         self.on_progress = on_progress

@@ -2,7 +2,7 @@
 
 Layout under the store's root::
 
-    index.sqlite                   renders, conformed files, audio prompts
+    index.sqlite                   renders, conformed files, request levels, audio prompts
     renders/ab/abcdef….wav         raw renders (float32 WAV at the model's rate), by render key
     conformed/12/1234….wav         tagged 24-bit WAVs, by conform key (render, tempo, bars, pitch, rate)
     prompts/cd/cdef….wav           audio prompts, by content digest, so a render can be recalled whole
@@ -71,6 +71,12 @@ CREATE TABLE IF NOT EXISTS conformed (
     created_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS conformed_render ON conformed (render_key);
+CREATE TABLE IF NOT EXISTS request_levels (
+    group_key TEXT PRIMARY KEY,
+    crest_db REAL NOT NULL,
+    render_key TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS prompts (
     digest TEXT PRIMARY KEY,
     sample_rate INTEGER NOT NULL,
@@ -422,6 +428,21 @@ class RenderStore:
                 ),
             )
         return dataclasses.replace(sample, path=path, created_at=created_at)
+
+    def keep_request_level(self, group_key: str, crest_db: float, render_key: str) -> float:
+        """Keep the true peak above loudness (dB) that sets the level of a request's loops (``group_key``:
+        :meth:`~loopbridge.engine.request.GenerateRequest.level_group`), measured on ``render_key`` fitted to a song,
+        unless the request has one already: the first kept stays. Returns the one kept."""
+        with self._transaction() as db:
+            db.execute("INSERT OR IGNORE INTO request_levels (group_key, crest_db, render_key, created_at) "
+                       "VALUES (?,?,?,?)", (group_key, float(crest_db), render_key, time.time()))
+            row = db.execute("SELECT crest_db FROM request_levels WHERE group_key=?", (group_key,)).fetchone()
+        return float(row["crest_db"])
+
+    def request_level(self, group_key: str) -> float | None:
+        """The true peak above loudness (dB) kept by :meth:`keep_request_level` for ``group_key``, or None."""
+        row = self._db().execute("SELECT crest_db FROM request_levels WHERE group_key=?", (group_key,)).fetchone()
+        return None if row is None else float(row["crest_db"])
 
     def lookup(self, conform_keys: Sequence[str],
                render_keys: Sequence[str]) -> tuple[dict[str, StoredSample], set[str]]:

@@ -15,6 +15,12 @@ Loops and textures
        The limiter never takes more than :data:`MAX_LIMIT_DB` off a texture's loudest peak, and
        nothing off a loop's (:data:`LOOP_MAX_LIMIT_DB`: limiting moves where a drum hit is heard):
        material that would need more stays quieter than the target, its transients intact.
+    A loop levelled with its request (``grouped``: the front door's loops; :func:`request_level`)
+    instead goes to the level the request's first levelled variation set: that loop's reach under
+    the ceiling less :data:`LEVEL_MARGIN_DB`, never above the target. A static gain brings it there;
+    where its peaks then stand over the ceiling, :func:`soft_clip` (4x oversampled, memoryless, no
+    look-ahead) takes up to :data:`CLIP_MAX_DB` off them, and a loop that would need more stays
+    quieter by the rest.
 One-shots
     Brought to the true-peak ceiling (a static gain, no limiter: a drum hit keeps its attack). A
     hi-hat and a kick at one loudness would make the hat stand out; sample packs peak-normalize
@@ -72,6 +78,19 @@ MAX_LIMIT_DB = 12.0
 #: early at 12 dB of limiting, 10 ms at 2 dB (tests/engine/conform/test_real_loops.py). A loop is
 #: brought to its loudness or as near as its true peak allows; the limiter only catches overshoots
 LOOP_MAX_LIMIT_DB = 0.0
+#: a loop levelled with its request (:func:`level_audio` with ``grouped``) is brought to the request's
+#: level: the reach of the request's first levelled variation (the loudness its true peak allows under
+#: the ceiling) less this margin, so that the variations whose peaks stand this much higher above their
+#: loudness reach the same level with a static gain alone
+LEVEL_MARGIN_DB = 2.0
+#: the most the soft clipper (:func:`soft_clip`) takes off a grouped loop's loudest true peak to reach
+#: its request's level; a variation that would need more stays quieter by what it needs beyond
+CLIP_MAX_DB = 4.0
+#: the soft clipper leaves samples (4x oversampled) up to this far under its ceiling as they are and
+#: bends those above towards the ceiling (a tanh knee): no look-ahead, nothing moves ahead of a hit
+CLIP_KNEE_DB = 3.0
+#: the clipper aims this far under the ceiling: the 4x -> 1x filter lets the clipped peaks ring back up
+CLIP_HEADROOM_DB = 0.3
 #: passes of limiting and raising the gain again at most (the gain's next step is scaled by how much
 #: the loudness rose for the last one, as the limiter takes back part of each raise)
 LIMIT_PASSES = 6
@@ -98,6 +117,12 @@ class LevelReport:
     gain_db: float
     limited_db: float
     true_peak_dbtp: float
+    #: a loop's true peak above its loudness before levelling (dB; None for a one-shot or silence)
+    crest_db: float | None = None
+    #: the level of the loop's request it was brought to (LUFS; None: levelled on its own)
+    level_lufs: float | None = None
+    #: how far the soft clipper took the loudest true peak down (dB)
+    clipped_db: float = 0.0
 
     def info(self) -> dict[str, object]:
         """The report as ``ConformedAudio.info`` keeps it."""
@@ -109,6 +134,12 @@ class LevelReport:
             out["loudness_in_lufs"] = round(self.loudness_in_lufs, 3)
         if self.limited_db:
             out["limited_db"] = round(self.limited_db, 3)
+        if self.crest_db is not None:
+            out["crest_db"] = round(self.crest_db, 3)
+        if self.level_lufs is not None:
+            out["level_lufs"] = round(self.level_lufs, 3)
+        if self.clipped_db:
+            out["clipped_db"] = round(self.clipped_db, 3)
         return out
 
 
@@ -256,14 +287,122 @@ def limit(audio: np.ndarray, sample_rate: int, ceiling: float, circular: bool,
     return -_db(deepest)
 
 
+def _clip_curve(up: np.ndarray, knee: float, top: float) -> np.ndarray:
+    """What the clipper takes off each sample of ``up`` (``curve(x) - x``): 0 up to ``knee`` in magnitude,
+    above it a tanh bend towards ``top`` (continuous in value and slope at the knee)."""
+    magnitude = np.abs(up)
+    over = magnitude > knee
+    out = np.zeros_like(up)
+    if over.any():
+        width = top - knee
+        bent = knee + width * np.tanh((magnitude[over] - knee) / width)
+        out[over] = np.sign(up[over]) * (bent - magnitude[over])
+    return out
+
+
+def soft_clip(audio: np.ndarray, ceiling: float, circular: bool, peaks: np.ndarray | None = None) -> float:
+    """Bring float32 ``[channels, frames]`` audio's true peak under ``ceiling`` (linear) in place with a
+    4x oversampled, memoryless soft clipper; returns how far the loudest true peak came down (dB).
+
+    Each channel is oversampled 4x (around a loop's wrap), every oversampled value above
+    ``ceiling`` less :data:`CLIP_KNEE_DB` is bent towards ``ceiling`` less :data:`CLIP_HEADROOM_DB`
+    (:func:`_clip_curve`), and only what the curve took off is filtered back to the audio's rate and
+    added: frames whose neighbourhood stays under the knee are left exactly as they were, and since
+    the curve has no memory and no look-ahead, nothing ahead of a hit changes but the few frames the
+    band-limiting filter reaches (10 frames). A remaining overshoot (the filter's ringing) is clipped
+    again, up to two more passes; the caller trims what is left with a static gain.
+    """
+    frames = audio.shape[1]
+    if peaks is None:
+        peaks = frame_peaks(audio, circular)
+    peak_in = float(peaks.max())
+    if peak_in <= ceiling:
+        return 0.0
+    top = ceiling * 10 ** (-CLIP_HEADROOM_DB / 20)
+    knee = top * 10 ** (-CLIP_KNEE_DB / 20)
+    for _ in range(3):
+        hot = peaks > knee
+        if not hot.any():
+            break
+        for first in range(0, frames, BLOCK_FRAMES):
+            last = min(frames, first + BLOCK_FRAMES)
+            reach = np.arange(first - 2 * _FILTER_PAD, last + 2 * _FILTER_PAD)
+            if circular:
+                reach %= frames
+            else:
+                reach = reach[(reach >= 0) & (reach < frames)]
+            if not hot[reach].any():
+                continue
+            block = _frames(audio, first - 2 * _FILTER_PAD, last + 2 * _FILTER_PAD, circular)
+            up = resample_poly(block, OVERSAMPLING, 1, axis=1)
+            taken = _clip_curve(up, knee, top)
+            if not taken.any():
+                continue
+            back = resample_poly(taken, 1, OVERSAMPLING, axis=1)
+            audio[:, first:last] += back[:, 2 * _FILTER_PAD : 2 * _FILTER_PAD + last - first].astype(np.float32)
+        peaks = frame_peaks(audio, circular)
+        if float(peaks.max()) <= ceiling:
+            break
+    return _db(peak_in) - _db(float(peaks.max()))
+
+
 def _remove_dc(audio: np.ndarray) -> tuple[float, ...]:
     dc = audio.mean(axis=1, dtype=np.float64)
     audio -= dc[:, None].astype(np.float32)
     return tuple(float(v) for v in dc)
 
 
+def request_level(loudness_lufs: float, crest_db: float) -> float:
+    """The loudness (LUFS) the loops of a request are brought to: ``loudness_lufs``, or the reach of a loop
+    whose true peak stands ``crest_db`` above its loudness (under the ceiling) less :data:`LEVEL_MARGIN_DB`
+    where that is lower."""
+    return min(float(loudness_lufs), TRUE_PEAK_CEILING_DBTP - TRUE_PEAK_MARGIN_DB - crest_db - LEVEL_MARGIN_DB)
+
+
+def crest_of(audio: np.ndarray, sample_rate: int) -> float | None:
+    """A loop's true peak above its integrated loudness (dB, rounded to 0.01 dB), its DC removed first
+    (on a copy); None for silence."""
+    copy = audio.astype(np.float32, copy=True)
+    _remove_dc(copy)
+    loudness = integrated_loudness(copy, sample_rate, True)
+    peak = true_peak(copy, True)
+    if not math.isfinite(loudness) or peak <= 0:
+        return None
+    return round(_db(peak) - loudness, 2)
+
+
+def _level_grouped(audio: np.ndarray, sample_rate: int, loudness_lufs: float, crest_db: float | None,
+                   wrap: bool, ceiling: float) -> LevelReport | None:
+    """A loop brought to its request's level (see :func:`level_audio`); None for silence (levelled alone)."""
+    dc = _remove_dc(audio)
+    peaks = frame_peaks(audio, wrap)
+    peak_in = float(peaks.max())
+    before = integrated_loudness(audio, sample_rate, wrap)
+    if not math.isfinite(before) or peak_in <= 0:
+        audio += np.array(dc, dtype=np.float32)[:, None]  # as it came: the plain stage takes it
+        return None
+    own = round(_db(peak_in) - before, 2)
+    level = request_level(loudness_lufs, own if crest_db is None else crest_db)
+    gain_db = min(MAX_GAIN_DB, level - before, CLIP_MAX_DB + _db(ceiling / peak_in))
+    audio *= np.float32(10 ** (gain_db / 20))
+    peaks *= np.float32(10 ** (gain_db / 20))
+    clipped = soft_clip(audio, ceiling, wrap, peaks) if float(peaks.max()) > ceiling else 0.0
+    if clipped:
+        residual = _remove_dc(audio)  # a clipped lopsided hit leaves a little DC
+        dc = tuple(a + b for a, b in zip(dc, residual, strict=True))
+    peak = true_peak(audio, wrap)
+    if peak > ceiling:
+        audio *= np.float32(ceiling / peak)
+        gain_db += _db(ceiling / peak)
+        peak = ceiling
+    after = integrated_loudness(audio, sample_rate, wrap) if clipped else before + gain_db
+    return LevelReport(dc, before, after, gain_db, 0.0, _db(peak), crest_db=own, level_lufs=level,
+                       clipped_db=clipped)
+
+
 def level_audio(audio: np.ndarray, sample_rate: int, kind: Kind, loudness_lufs: float = DEFAULT_LOUDNESS_LUFS,
-                *, circular: bool | None = None) -> tuple[np.ndarray, LevelReport]:
+                *, circular: bool | None = None, grouped: bool = False,
+                crest_db: float | None = None) -> tuple[np.ndarray, LevelReport]:
     """Level float32 ``[channels, frames]`` audio in place (see the module doc) and say what was done.
 
     ``kind``: a LOOP or TEXTURE is loudness-normalized to ``loudness_lufs`` and limited, its wrap
@@ -276,6 +415,10 @@ def level_audio(audio: np.ndarray, sample_rate: int, kind: Kind, loudness_lufs: 
     wrap = looped if circular is None else circular
     if audio.size == 0:
         return audio, LevelReport((), None, None, 0.0, 0.0, -math.inf)
+    if grouped and kind is Kind.LOOP:
+        report = _level_grouped(audio, sample_rate, loudness_lufs, crest_db, wrap, ceiling)
+        if report is not None:
+            return audio, report
     if not looped:
         # a one-shot: its DC went when it was tidied; a static gain to the ceiling
         peak = true_peak(audio, wrap)
@@ -334,5 +477,6 @@ def level_audio(audio: np.ndarray, sample_rate: int, kind: Kind, loudness_lufs: 
     finite = math.isfinite(before)
     # how far the limiter took the loudest peak down, all passes together
     deepest_db = max(0.0, total_db + _db(peak_in) - _db(peak)) if limited and peak_in > 0 else 0.0
+    crest = round(_db(peak_in) - before, 2) if finite and peak_in > 0 else None
     return audio, LevelReport(dc, before if finite else None, after if finite else None, total_db, deepest_db,
-                              _db(peak))
+                              _db(peak), crest_db=crest)

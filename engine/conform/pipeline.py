@@ -339,6 +339,7 @@ def conform_audio(
     *,
     options: StretchOptions = DEFAULT_STRETCH,
     reserve: Callable[[int], None] | None = None,
+    sets_level: bool = False,
 ) -> ConformedAudio:
     """Fit float32 ``[channels, samples]`` audio at ``sample_rate`` to ``spec`` (see the module doc).
 
@@ -349,6 +350,11 @@ def conform_audio(
     ``reserve(nbytes)`` is called with the most memory the conform and the WAV file written from it
     will hold at once (:func:`conform_peak_bytes`, for the render's own tempo once it is known) before
     any array of the song's length is made; it may wait for the memory, or raise to refuse.
+
+    A loop with ``spec.level_crest_db`` is brought to the level its request's variations share
+    (:func:`~.levels.request_level`); ``sets_level``: the loop is the first of its request to be
+    levelled, and its own true peak above loudness sets that level (``info["levels"]["crest_db"]``
+    says it; the caller keeps it for the request's other variations).
 
     Raises :class:`RequestError` naming the value for empty, non-finite or wrongly shaped audio, a
     sample rate outside 8–192 kHz, audio longer than :data:`INPUT_MAX_S`, a one-shot that is silent,
@@ -383,7 +389,9 @@ def conform_audio(
             result = _conform_one_shot(data, int(sample_rate), spec, options)
     audio_out, kind_out, beats, loop, info = result
     started = time.perf_counter()
-    audio_out, report = level_audio(audio_out, spec.sample_rate, kind_out, spec.loudness_lufs)
+    audio_out, report = level_audio(audio_out, spec.sample_rate, kind_out, spec.loudness_lufs,
+                                    grouped=sets_level or spec.level_crest_db is not None,
+                                    crest_db=spec.level_crest_db)
     info["levels"] = report.info()
     info.setdefault("timings_s", {})["levels"] = time.perf_counter() - started
     if kind_out is not Kind.ONE_SHOT:

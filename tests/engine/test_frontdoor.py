@@ -356,3 +356,41 @@ def test_conforms_running_together_stay_within_the_conform_memory(engine: Engine
         door.stop()
     assert len(held) == 4 and max(held) <= budget and most[0] == 1
     assert door.status()["conform_memory"]["held_bytes"] == 0
+
+
+def test_the_variations_of_a_loop_request_share_the_level_its_first_answer_sets(
+        door: FrontDoor, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first order renders only what it asks for and sets the request's level from that loop; later
+    variations and a recall at a new tempo are brought to it without the model, also where the level
+    kept in the store has gone (the recalled render sets it again)."""
+    host = HostFacts(tempo_bpm=480, meter_numerator=3, meter_denominator=4, bars=2, sample_rate=16000)
+    request = _request(kind="loop", duration_s=None, seed=31)
+    calls = _count_backend_calls(engine, monkeypatch)
+    (first,) = door.generate(Order(request, host), timeout=120)
+    assert calls == [1]  # the first answer: one render, one conform
+    entry = engine.stored_request(first.render_key)
+    assert entry is not None  # the request as rendered: the host's tempo and meter in it
+    group = entry[1].level_group()
+    assert group is not None and entry[1].with_variation(5).level_group() == group
+    crest = engine.store.request_level(group)
+    assert crest == pytest.approx(first.info["levels"]["crest_db"], abs=0.01)
+    level = first.info["levels"]["level_lufs"]
+    assert first.key == ConformSpec(tempo_bpm=480, bars=2, beats_per_bar=3, sample_rate=16000,
+                                    level_crest_db=crest).conform_key(first.render_key)
+    later = door.generate(Order(request.with_variation(1), host, variations=3), timeout=120)
+    assert calls == [1, 3]
+    assert {s.info["levels"]["level_lufs"] for s in later} == {level}
+    meter = pyloudnorm.Meter(16000)
+    loudness = [meter.integrated_loudness(np.tile(s.audio, (1, 2)).T.astype(np.float64)) for s in [first, *later]]
+    assert max(loudness) - min(loudness) <= 1.0, loudness
+    # a recall at a new tempo: the level kept, no model
+    (recalled,) = door.generate(Order(render_key=later[1].render_key, host=HostFacts(tempo_bpm=400, bars=1,
+                                                                                  sample_rate=16000)), timeout=120)
+    assert calls == [1, 3] and recalled.info["levels"]["level_lufs"] == level
+    # the level gone from the store: the recalled render sets it again, still without the model
+    with engine.store._transaction() as db:
+        db.execute("DELETE FROM request_levels")
+    (again,) = door.generate(Order(render_key=later[2].render_key, host=HostFacts(tempo_bpm=360, bars=1,
+                                                                               sample_rate=16000)), timeout=120)
+    assert calls == [1, 3]
+    assert engine.store.request_level(group) == pytest.approx(again.info["levels"]["crest_db"], abs=0.01)

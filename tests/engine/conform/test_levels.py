@@ -14,7 +14,15 @@ import pytest
 import soundfile as sf
 from loopbridge.engine import ConformSpec, Kind, RequestError
 from loopbridge.engine.conform import SourceInfo, conform_audio, encode_wav
-from loopbridge.engine.conform.levels import MAX_LIMIT_DB, frame_peaks, limit
+from loopbridge.engine.conform.levels import (
+    CLIP_MAX_DB,
+    LEVEL_MARGIN_DB,
+    MAX_LIMIT_DB,
+    frame_peaks,
+    limit,
+    request_level,
+    soft_clip,
+)
 
 from .signals import drum_pattern, true_peak_dbtp
 
@@ -139,3 +147,89 @@ def test_a_loudness_out_of_range_is_refused_naming_the_value() -> None:
 def test_the_loudness_target_is_part_of_the_conform_key() -> None:
     assert ConformSpec(loudness_lufs=-14.0).conform_key("r") != ConformSpec(loudness_lufs=-20.0).conform_key("r")
     assert ConformSpec().conform_key("r") == ConformSpec(loudness_lufs=-14.0).conform_key("r")
+
+
+# ---- the level a request's loops share, and the soft clipper that reaches it -------------------------
+
+
+def _drums(seed: int, level: float) -> np.ndarray:
+    """Two bars of drums at 128 BPM, their sample peak at ``level``, on a DC offset of 0.01."""
+    drums = drum_pattern(RATE, 128.0, 2, seed=seed)
+    return (drums / np.abs(drums).max() * level + 0.01).astype(np.float32)
+
+
+def _grouped(render: np.ndarray, crest_db: float | None, tempo: float = 128.0) -> object:
+    spec = ConformSpec(tempo_bpm=tempo, bars=2, sample_rate=RATE, level_crest_db=crest_db)
+    return conform_audio(render, RATE, Kind.LOOP, spec, SourceInfo(tempo_bpm=tempo, beats=8),
+                         sets_level=crest_db is None)
+
+
+def test_the_first_loop_of_a_request_sets_the_level_its_variations_reach() -> None:
+    """The first variation is brought to its own reach less the margin, and says its crest; variations
+    with peaks up to the margin plus the clipper's bound higher above their loudness reach that level
+    too, under the ceiling, without DC; the loops' lengths never change."""
+    first = _grouped(_drums(seed=0, level=0.5), None)
+    crest = first.info["levels"]["crest_db"]  # type: ignore[attr-defined]
+    level = request_level(-14.0, crest)
+    assert level < -14.0  # a drum loop: its peaks stand more than 13 dB above its loudness
+    loudness = [_loudness(_written(first), RATE)]
+    assert loudness[0] == pytest.approx(level, abs=0.3)
+    for seed, scale in ((1, 0.3), (2, 0.98), (3, 0.05)):
+        # sparser variations: their peaks stand 1-4 dB higher above their loudness than the first's
+        render = _drums(seed=seed, level=scale)
+        render[:, : render.shape[1] // 2] *= np.float32(0.4)
+        conformed = _grouped(render, crest)
+        written = _written(conformed)
+        assert written.shape[1] == first.audio.shape[1]  # type: ignore[attr-defined]
+        assert true_peak_dbtp(written, looped=True) <= CEILING_DBTP
+        assert np.abs(written.mean(axis=1)).max() < 1e-4
+        # the bound, with the clipper's headroom under the ceiling and its filter's ringing
+        assert conformed.info["levels"].get("clipped_db", 0.0) <= CLIP_MAX_DB + 0.7  # type: ignore[attr-defined]
+        loudness.append(_loudness(written, RATE))
+    assert max(loudness) - min(loudness) <= 1.0, (loudness, level)
+
+
+def test_the_request_level_never_goes_above_the_loudness_asked_for() -> None:
+    assert request_level(-14.0, 6.0) == -14.0  # a dense loop: its reach is higher than the target
+    assert request_level(-14.0, 20.0) == pytest.approx(-1.02 - 20.0 - LEVEL_MARGIN_DB)
+
+
+def test_the_shared_level_is_part_of_the_conform_key_and_checked() -> None:
+    plain = ConformSpec().conform_key("r")
+    other = ConformSpec(level_crest_db=18.5).conform_key("r")
+    assert ConformSpec(level_crest_db=18.0).conform_key("r") not in (plain, other)
+    with pytest.raises(RequestError, match="level_crest_db"):
+        ConformSpec(level_crest_db=-1.0)
+
+
+def test_the_soft_clipper_bends_a_sine_a_little_and_moves_nothing_ahead_of_a_hit() -> None:
+    """A 1 kHz sine 3 dB over the ceiling: its true peak brought under it, its crest factor lowered by
+    the 3 dB and its harmonics (THD) under a hard clip's; a hit after silence: not a frame before the
+    band-limiting filter's reach changes, and its attack keeps its place."""
+    ceiling = 10 ** (-1.02 / 20)
+    t = np.arange(RATE) / RATE
+    sine = (np.sin(2 * np.pi * 1000 * t) * ceiling * 10 ** (3 / 20)).astype(np.float32)[None, :]
+    clipped = sine.copy()
+    taken = soft_clip(clipped, ceiling, circular=True)
+    assert taken == pytest.approx(3.0 + 0.3, abs=0.6)
+    assert float(frame_peaks(clipped, circular=True).max()) <= ceiling
+
+    def thd(wave: np.ndarray) -> float:
+        spectrum = np.abs(np.fft.rfft(wave * np.hanning(RATE)))
+        harmonics = np.sqrt(sum(spectrum[k * 1000 - 5 : k * 1000 + 6].max() ** 2 for k in range(2, 20)))
+        return float(harmonics / spectrum[995:1006].max())
+
+    # a steady sine is a clipper's worst case: 14 % THD at 3 dB, less than a hard clip to the same peak
+    peak = float(frame_peaks(clipped, circular=True).max())
+    assert thd(clipped[0]) < min(0.15, thd(np.clip(sine[0], -peak, peak)))
+    # a decaying hit 4 dB over the ceiling after a quiet stretch
+    hit = np.zeros((2, RATE // 2), np.float32)
+    start = 10000
+    decay = np.exp(-np.arange(4000) / 400.0) * np.sin(2 * np.pi * 90 * np.arange(4000) / RATE + 0.4)
+    hit[:, start : start + 4000] = decay * ceiling * 10 ** (4 / 20) / np.abs(decay).max()
+    hit[:, :start] = (np.random.default_rng(1).standard_normal((2, start)) * 1e-3).astype(np.float32)
+    before = hit.copy()
+    soft_clip(hit, ceiling, circular=True)
+    changed = np.flatnonzero(np.abs(hit - before).max(axis=0) > 1e-7)
+    assert changed[0] >= start - 12  # the filter's reach, a quarter of a millisecond
+    assert float(frame_peaks(hit, circular=True).max()) <= ceiling
