@@ -192,10 +192,11 @@ class ClusterEngine(Engine):
 
     ``on_cluster_event(name, fields)`` hears ``"deployed"`` (a family's replicas are up),
     ``"started"`` (a batch reached a replica: its ``pid``, ``replica`` and whether it was sent as
-    ``background``), ``"done"`` (its audio is back: ``model_s``, the seconds the model ran there,
-    ``paused_s`` of them paused for interactive work, ``promoted`` when an interactive job joined it)
-    ``"promoted"`` (an interactive job joined a running batch of pre-renders, and its replica was
-    told) and ``"retry"`` (a replica died under a batch, which is sent again).
+    ``background``), ``"done"`` (its audio is back, with the same ``pid`` and ``background``; ``model_s``,
+    the seconds the model ran there, ``paused_s`` of them paused for interactive work, ``promoted``
+    when an interactive job joined it), ``"promoted"`` (an interactive job joined a running batch of
+    pre-renders, and its replica was told) and ``"retry"`` (a replica died under a batch, which is
+    sent again).
     """
 
     def __init__(self, cluster: Cluster, store_dir: str | Path | None = None,
@@ -393,6 +394,7 @@ class ClusterEngine(Engine):
                     if model_id not in self._checked:
                         self._check_same(model_id, payload["digest"])
                     self._cluster_event("done", model=model_id, batch=len(batch), pid=started_pid,
+                                        background=sent_background,
                                         model_s=float(payload.get("model_s", 0.0)),
                                         paused_s=float(payload.get("paused_s", 0.0)),
                                         promoted=bool(payload.get("promoted", False)))

@@ -134,8 +134,10 @@ def test_a_replica_killed_mid_render_is_retried_and_the_job_answered(door: Front
 def test_an_interactive_job_joining_running_prerenders_makes_them_interactive(door: FrontDoor,
                                                                               cluster_events: Events) -> None:
     def prerender_done(mark: int, pid: int) -> dict[str, Any]:
-        [done] = [fields for fields in cluster_events.wait(mark, "done", count=2) if fields["pid"] == pid]
-        return done
+        done = cluster_events.wait(mark, "done", count=2)
+        [prerender] = [fields for fields in done if fields["background"]]
+        assert prerender["pid"] == pid and len({fields["pid"] for fields in done}) == 2, done  # one on each replica
+        return prerender
 
     # pre-renders pause at their next step while an interactive batch runs on the other replica
     mark = cluster_events.mark()
