@@ -298,8 +298,13 @@ ROUTER_RETRY_S = 0.002
 
 
 def ray_settings() -> None:
-    """Settings Ray and Serve read from the environment as they are imported: set before the first import."""
+    """Settings Ray and Serve read from the environment as they are imported or as a node starts (the
+    Ray processes this process starts inherit them): set before the first import."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # never report usage from a studio's machines
+    # Ray runs its workers 15 nice levels below the node: a replica's model would yield the CPU to the
+    # gateway, Ray's own daemons and anything else on the machine (a render took 2.6 times as long as
+    # in process on a busy 2-core machine); the model workers are the work, at the node's own priority
+    os.environ.setdefault("RAY_worker_niceness", "0")
     os.environ.setdefault("RAY_SERVE_ROUTER_RETRY_INITIAL_BACKOFF_S", str(ROUTER_RETRY_S))
 
 
