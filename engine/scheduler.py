@@ -20,7 +20,9 @@ there, its finishing step (the front door's: conform, store) runs on the conform
   with a slot per replica, so at most one batch is in flight per replica and everything else waits
   here, in priority order, where an interactive request can still overtake it.
 - Cancel: a queued job is dropped at once; a running batch stops at its next progress step when
-  nobody wants any of its tasks any more (nothing of it is stored).
+  nobody wants any of its tasks any more (nothing of it is stored). The engine hears each change to a
+  running batch (:meth:`Engine.batches_changed`: cancelled, pre-empted, joined by an interactive job,
+  stopping), so one whose batches run elsewhere asks their progress callbacks then, not on a timer.
 - Pre-emption (where the engine asks for it: :attr:`Engine.preempts_background`, a cluster's
   replicas): an interactive job that finds every slot of its pool busy stops one running batch of
   pre-renders only at its next progress step; those pre-renders go back to the queue, in their
