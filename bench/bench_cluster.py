@@ -3,7 +3,9 @@
 Prints, measured in one run on local clusters (``--cluster local``: started here, stopped at the end):
 
 1. Throughput, ``--callers`` callers each asking for default-model one-shots one after another: two
-   replicas vs one, in renders per second (target: at least 1.6x on a 2-core machine).
+   replicas vs one, in renders per second (target: at least 1.6x on a 2-core machine). A shared
+   machine's load comes and goes: ``--rounds`` rounds, each a one-replica cluster then a two-replica
+   one (each started for it), and the median of the rounds' ratios.
 2. Per-render overhead of the cluster vs the in-process engine: one caller, renders taking turns
    between a one-replica cluster and an in-process engine with the same torch thread count (median
    of each), and, less exposed to other work on the machine, what the cluster adds to the model's
@@ -11,14 +13,14 @@ Prints, measured in one run on local clusters (``--cluster local``: started here
    beside the same share in process (wall time less the model's): the front door, the scheduler and
    the store's write, which both pay; the difference is the cluster's overhead (target: at most 5 ms).
 3. An interactive request's latency while 20 pre-renders are queued on two replicas, against one
-   render of the same request alone (target: at most one render + 20 ms), with its parts: the wait
-   for a replica (a running pre-render batch stops at its next step) and the render itself, which on
-   a CPU shares the cores with the other replica's pre-renders.
+   render alone just before it (pairs; medians of each and of the differences) (target: at most one
+   render + 20 ms), with its parts: the wait for a replica (a running pre-render batch stops at its
+   next step) and the render itself, while the other replica's pre-renders pause.
 
 Every render is of a new seed (nothing comes from the store). The load average is printed: on a
 shared machine every figure scales with it.
 
-    python bench/bench_cluster.py [--callers 8] [--renders 3] [--repeats 9] [--steps 50]
+    python bench/bench_cluster.py [--callers 8] [--renders 3] [--rounds 3] [--repeats 9] [--steps 50]
 """
 
 from __future__ import annotations
@@ -154,12 +156,14 @@ def overhead(cluster: FrontDoor, local: FrontDoor, local_engine: TimedEngine, re
             statistics.median(added_here))
 
 
-def interactive_latency(door: FrontDoor, repeats: int, steps: int) -> tuple[float, float, float, float]:
-    """Medians: the latency of an interactive one-shot with 20 pre-renders queued, of one render alone,
-    and the interactive one's wait for a replica and its model time there (seconds)."""
-    alone = statistics.median(render_once(door, steps) for _ in range(repeats))
-    latencies, waits, models = [], [], []
-    for _ in range(max(3, repeats // 3)):
+def interactive_latency(door: FrontDoor, repeats: int, steps: int) -> tuple[float, float, float, float, float]:
+    """Medians: the latency of an interactive one-shot with 20 pre-renders queued, of one render alone
+    (just before each), of their differences, and the interactive one's wait for a replica and its
+    model time there (seconds)."""
+    render_once(door, steps)
+    alone, latencies, waits, models = [], [], [], []
+    for _ in range(max(3, repeats // 2)):
+        alone.append(render_once(door, steps))
         queued = time.perf_counter()
         background = [door.submit(Order(one_shot(steps), priority=Priority.BACKGROUND, prerender=False))
                       for _ in range(20)]
@@ -174,7 +178,9 @@ def interactive_latency(door: FrontDoor, repeats: int, steps: int) -> tuple[floa
         models.append(done[0]["model_s"])
         for job in background:
             job.wait(600)
-    return statistics.median(latencies), alone, statistics.median(waits), statistics.median(models)
+    added = [latency - one for latency, one in zip(latencies, alone, strict=True)]
+    return (statistics.median(latencies), statistics.median(alone), statistics.median(added),
+            statistics.median(waits), statistics.median(models))
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float = 120.0) -> None:
@@ -189,6 +195,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--callers", type=int, default=8)
     parser.add_argument("--renders", type=int, default=3, help="renders per caller in the throughput test")
+    parser.add_argument("--rounds", type=int, default=3, help="throughput rounds, each one replica then two")
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--steps", type=int, default=50, help="diffusion steps per render (the model's default: 50)")
     args = parser.parse_args()
@@ -199,24 +206,33 @@ def main() -> int:
         folder = Path(tmp)
         local_engine = TimedEngine(store_dir=folder / "local", device="cpu")
         local = FrontDoor(local_engine, prerender_depth=0).start()
+        ones, twos = [], []
         try:
-            with cluster_door(1, folder) as door:
-                one = throughput(door, args.callers, args.renders, args.steps)
-                remote_s, local_s, added_s, added_here_s = overhead(door, local, local_engine, args.repeats,
-                                                                    args.steps)
+            for round_ in range(args.rounds):
+                with cluster_door(1, folder) as door:
+                    ones.append(throughput(door, args.callers, args.renders, args.steps))
+                    if round_ == 0:
+                        remote_s, local_s, added_s, added_here_s = overhead(door, local, local_engine, args.repeats,
+                                                                            args.steps)
+                with cluster_door(2, folder) as door:
+                    twos.append(throughput(door, args.callers, args.renders, args.steps))
+                    if round_ == 0:
+                        latency_s, alone_s, more_s, wait_s, model_s = interactive_latency(door, args.repeats,
+                                                                                           args.steps)
+                print(f"  round {round_ + 1}: 1 replica {ones[-1]:.2f} renders/s, 2 replicas {twos[-1]:.2f} "
+                      f"renders/s: {twos[-1] / ones[-1]:.2f}x (load average {os.getloadavg()[0]:.2f})", flush=True)
         finally:
             local.stop()
-        with cluster_door(2, folder) as door:
-            two = throughput(door, args.callers, args.renders, args.steps)
-            latency_s, alone_s, wait_s, model_s = interactive_latency(door, args.repeats, args.steps)
-    print(f"1. throughput, {args.callers} callers: 1 replica {one:.2f} renders/s, 2 replicas {two:.2f} renders/s: "
-          f"{two / one:.2f}x (target >= 1.6x)")
+    ratios = [two / one for one, two in zip(ones, twos, strict=True)]
+    print(f"1. throughput, {args.callers} callers: 1 replica {statistics.median(ones):.2f} renders/s, 2 replicas "
+          f"{statistics.median(twos):.2f} renders/s (medians of {args.rounds} rounds): "
+          f"{statistics.median(ratios):.2f}x, the median of the rounds' ratios (target >= 1.6x)")
     print(f"2. one render: cluster {remote_s * 1e3:.1f} ms, in process {local_s * 1e3:.1f} ms: "
           f"{(remote_s - local_s) * 1e3:+.1f} ms, {remote_s / local_s:.3f}x; wall time less the model's time: "
           f"cluster {added_s * 1e3:.1f} ms, in process {added_here_s * 1e3:.1f} ms: the cluster's overhead "
           f"{(added_s - added_here_s) * 1e3:+.1f} ms (target <= 5 ms)")
     print(f"3. interactive with 20 pre-renders queued: {latency_s * 1e3:.0f} ms vs one render alone "
-          f"{alone_s * 1e3:.0f} ms: one render {(latency_s - alone_s) * 1e3:+.0f} ms, {latency_s / alone_s:.2f}x "
+          f"{alone_s * 1e3:.0f} ms: one render {more_s * 1e3:+.0f} ms (median of pairs), {latency_s / alone_s:.2f}x "
           f"(target <= one render + 20 ms); of it: {wait_s * 1e3:.0f} ms until a replica took it, "
           f"{model_s * 1e3:.0f} ms of model time there")
     print(f"load average {os.getloadavg()[0]:.2f} at the end")

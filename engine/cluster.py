@@ -17,14 +17,17 @@ fingerprints (render keys) from the same folders the workers load.
   every replica is busy with pre-renders, one of them stops at its next step and its pre-renders
   queue again (the scheduler's pre-emption), so an interactive request waits for a step, not a render.
 - Cancel: a queued job never leaves the scheduler; a running batch's call is cancelled and the
-  replica's model stops at its next progress step. The gateway asks the scheduler whether each batch
-  in flight is still wanted every :data:`WATCH_INTERVAL_S` (one thread for all), so a cancel or a
-  pre-emption reaches the replica at once, not with its next progress event.
+  replica's model stops at its next progress step. When the scheduler says a running batch changed
+  (:meth:`ClusterEngine.batches_changed`: a cancel, a pre-emption, a stop), one thread asks each
+  batch in flight whether it is still wanted, so the cancel reaches the replica at once, not with its
+  next progress event; nothing polls in between.
 - Interactive work first on a shared device: each batch says whether it is only pre-renders; while
   an interactive batch runs, pre-render batches on other replicas of its device pause at their next
   step (:mod:`.replica`): on a CPU node the interactive render has the cores to itself, as in
   process. Replicas on separate GPUs do not pause each other: they share no compute, and pausing
-  would only cost the pre-renders' throughput.
+  would only cost the pre-renders' throughput. An interactive job that joins a running batch of
+  pre-renders makes it interactive: the gateway notes its id in Ray's key-value store, where its
+  replica looks while it would pause, and from then on it pauses for nothing and others pause for it.
 - A replica that dies mid-render fails its call; the batch is sent again (at most
   :data:`MAX_ATTEMPTS` times in all) to a live replica, so the client sees one answer.
 - Progress streams from the replica to the scheduler's progress callback (the existing events).
@@ -40,6 +43,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +52,7 @@ from typing import Any
 import numpy as np
 
 from . import errors as engine_errors
-from .core import Engine
+from .core import Background, Engine
 from .errors import CancelledError, LoopbridgeError, ModelLoadError
 from .models.base import GeneratedAudio, LoadOptions, ProgressCallback
 from .models.registry import ModelRegistry
@@ -64,8 +68,11 @@ NAMESPACE = "loopbridge"
 INSTALL_HINT = "pip install 'loopbridge[cluster]'"
 #: a replica's start (torch import, model load) may take this long before a deploy is given up
 DEPLOY_TIMEOUT_S = 300.0
-#: how often the gateway asks whether the batches in flight are still wanted (cancel, pre-emption)
-WATCH_INTERVAL_S = 0.005
+#: the gateway asks whether the batches in flight are still wanted (cancel, pre-emption) when the
+#: scheduler says something changed (:meth:`ClusterEngine.batches_changed`); this often besides, to be safe
+WATCH_FALLBACK_S = 1.0
+#: Ray's key-value store (namespace): batches of pre-renders an interactive job joined while they ran
+PROMOTED_NAMESPACE = "loopbridge-promoted"
 
 ClusterEvent = Callable[[str, dict[str, Any]], None]
 
@@ -184,9 +191,12 @@ class ClusterEngine(Engine):
     """An :class:`Engine` whose models run on the cluster's replicas (see the module docstring).
 
     ``on_cluster_event(name, fields)`` hears ``"deployed"`` (a family's replicas are up),
-    ``"started"`` (a batch reached a replica: its ``pid`` and ``replica``), ``"done"`` (its audio is
-    back: ``model_s``, the seconds the model ran there) and ``"retry"`` (a replica died under a
-    batch, which is sent again).
+    ``"started"`` (a batch reached a replica: its ``pid``, ``replica`` and whether it was sent as
+    ``background``), ``"done"`` (its audio is back, with the same ``pid`` and ``background``; ``model_s``,
+    the seconds the model ran there, ``paused_s`` of them paused for interactive work, ``promoted``
+    when an interactive job joined it), ``"promoted"`` (an interactive job joined a running batch of
+    pre-renders, and its replica was told) and ``"retry"`` (a replica died under a batch, which is
+    sent again).
     """
 
     def __init__(self, cluster: Cluster, store_dir: str | Path | None = None,
@@ -207,6 +217,7 @@ class ClusterEngine(Engine):
         self._ending: set[threading.Event] = set()
         self._watch_cond = threading.Condition()
         self._watcher: threading.Thread | None = None
+        self._changed = False
         self._closing = False
 
     # ---- where batches run -----------------------------------------------------------------------
@@ -335,9 +346,10 @@ class ClusterEngine(Engine):
     # ---- rendering ---------------------------------------------------------------------------------
 
     def generate(self, model_id: str, requests: Sequence[GenerateRequest],
-                 progress: ProgressCallback | None = None, *, background: bool = False) -> list[GeneratedAudio]:
+                 progress: ProgressCallback | None = None, *, background: Background = False) -> list[GeneratedAudio]:
         """One batch on a replica of ``model_id``'s family; sent again when the replica dies under it.
-        A batch of pre-renders (``background``) pauses there while interactive work has its device."""
+        A batch of pre-renders (``background``) pauses there while interactive work has its device,
+        until ``background`` (asked again after :meth:`batches_changed`) says an interactive job joined it."""
         ray = import_ray()
         handle = self._streams.get(model_id)
         if handle is None:
@@ -357,11 +369,15 @@ class ClusterEngine(Engine):
         raise AssertionError("unreachable")
 
     def _send(self, handle: Any, model_id: str, batch: list[GenerateRequest],
-              progress: ProgressCallback | None, background: bool) -> list[GeneratedAudio]:
+              progress: ProgressCallback | None, background: Background) -> list[GeneratedAudio]:
         self._ended()
-        stream = handle.render.remote(batch, background)
-        flight = _Flight(stream, progress)
+        still_background = background if callable(background) else (lambda: bool(background))
+        sent_background = still_background()
+        batch_id = uuid.uuid4().hex if sent_background else ""
+        stream = handle.render.remote(batch, sent_background, batch_id)
+        flight = _Flight(stream, progress, still_background if sent_background else None, batch_id)
         self._watch(flight)
+        started_pid = None
         try:
             for kind, payload in stream:
                 if kind == "progress":
@@ -370,14 +386,18 @@ class ClusterEngine(Engine):
                             flight.fraction = min(float(payload), 0.999)  # 1.0 is said once the audio is here
                             progress(flight.fraction)
                 elif kind == "started":
-                    self._cluster_event("started", **{"model": model_id, **payload})
+                    started_pid = payload.get("pid")
+                    self._cluster_event("started", **{"model": model_id, "background": sent_background, **payload})
                 elif kind == "error":
                     raise _engine_error(payload)
                 elif kind == "done":
                     if model_id not in self._checked:
                         self._check_same(model_id, payload["digest"])
-                    self._cluster_event("done", model=model_id, batch=len(batch),
-                                        model_s=float(payload.get("model_s", 0.0)))
+                    self._cluster_event("done", model=model_id, batch=len(batch), pid=started_pid,
+                                        background=sent_background,
+                                        model_s=float(payload.get("model_s", 0.0)),
+                                        paused_s=float(payload.get("paused_s", 0.0)),
+                                        promoted=bool(payload.get("promoted", False)))
                     outputs = [GeneratedAudio(audio=np.asarray(audio), sample_rate=int(rate), info=info)
                                for audio, rate, info in payload["outputs"]]
                     # the call's end follows at once: until Serve has seen it, the replica counts as busy
@@ -396,6 +416,8 @@ class ClusterEngine(Engine):
             raise
         finally:
             self._unwatch(flight)
+            if flight.promoted:
+                _forget_promotion(flight.batch_id)
         raise LoopbridgeError(f"the model worker's stream for {model_id!r} ended without audio")
 
     def _end_later(self, stream: Any) -> None:
@@ -424,11 +446,18 @@ class ClusterEngine(Engine):
 
     # ---- the watcher: cancel and pre-emption reach a replica at once ------------------------------------
 
+    def batches_changed(self) -> None:
+        with self._watch_cond:
+            self._changed = True
+            self._watch_cond.notify()
+
     def _watch(self, flight: _Flight) -> None:
-        if flight.progress is None:
+        if flight.progress is None and flight.background is None:
             return
         with self._watch_cond:
             self._flights.add(flight)
+            # asked once as it is sent: a change the scheduler made just before is not missed
+            self._changed = True
             if self._watcher is None:
                 self._watcher = threading.Thread(target=self._watch_loop, name="loopbridge-cluster-watch",
                                                  daemon=True)
@@ -440,17 +469,26 @@ class ClusterEngine(Engine):
             self._flights.discard(flight)
 
     def _watch_loop(self) -> None:
-        """Ask each batch in flight's progress callback (the scheduler's) whether it is still wanted:
-        one that raises :class:`CancelledError` (cancelled, or pre-empted for an interactive request)
-        has its call cancelled now, and its sender raises that error once the stream ends."""
+        """When the scheduler says a running batch changed, ask each batch in flight's progress
+        callback (the scheduler's) whether it is still wanted: one that raises :class:`CancelledError`
+        (cancelled, or pre-empted for an interactive request) has its call cancelled now, and its
+        sender raises that error once the stream ends. A batch of pre-renders an interactive job
+        joined is promoted (its replica stops pausing for other interactive work)."""
         while True:
             with self._watch_cond:
-                while not self._flights and not self._closing:
-                    self._watch_cond.wait()
-                if self._closing:
+                while not self._changed and not self._closing:
+                    self._watch_cond.wait(WATCH_FALLBACK_S if self._flights else None)
+                    if self._flights:
+                        break
+                if self._closing or self._watcher is not threading.current_thread():
                     return
+                self._changed = False
                 flights = list(self._flights)
             for flight in flights:
+                if flight.background is not None and not flight.promoted and not flight.background():
+                    flight.promoted = _promote(flight.batch_id)
+                    if flight.promoted:
+                        self._cluster_event("promoted", batch_id=flight.batch_id)
                 if flight.stop is not None or flight.progress is None or not flight.lock.acquire(blocking=False):
                     continue  # (its sender is reporting progress right now: it hears the same answer)
                 try:
@@ -462,7 +500,6 @@ class ClusterEngine(Engine):
                     log.exception("progress callback failed")
                 finally:
                     flight.lock.release()
-            time.sleep(WATCH_INTERVAL_S)
 
     def _cluster_event(self, name: str, **fields: Any) -> None:
         if self.on_cluster_event is not None:
@@ -472,24 +509,58 @@ class ClusterEngine(Engine):
                 log.exception("cluster event callback failed on %s", name)
 
     def close(self) -> None:
+        """End the watcher thread (the next batch sent starts another: a front door stopped does not
+        end the engine, which another may use) and close the store's connection."""
         with self._watch_cond:
+            watcher, self._watcher = self._watcher, None
             self._closing = True
             self._watch_cond.notify_all()
+        if watcher is not None and watcher is not threading.current_thread():
+            watcher.join(timeout=5.0)
+        with self._watch_cond:
+            self._closing = False
         super().close()
 
 
 class _Flight:
     """A batch's call in flight: its stream, the scheduler's progress callback and the fraction last
-    reported; ``stop``: the error the callback raised when the watcher asked (the call is cancelled)."""
+    reported; ``stop``: the error the callback raised when the watcher asked (the call is cancelled).
+    A batch sent as pre-renders has ``background`` (still only pre-renders?) and its ``batch_id``;
+    ``promoted`` once an interactive job joined it and its replica was told."""
 
-    __slots__ = ("fraction", "lock", "progress", "stop", "stream")
+    __slots__ = ("background", "batch_id", "fraction", "lock", "progress", "promoted", "stop", "stream")
 
-    def __init__(self, stream: Any, progress: ProgressCallback | None) -> None:
+    def __init__(self, stream: Any, progress: ProgressCallback | None,
+                 background: Callable[[], bool] | None = None, batch_id: str = "") -> None:
         self.stream = stream
         self.progress = progress
+        self.background = background
+        self.batch_id = batch_id
+        self.promoted = False
         self.fraction = 0.0
         self.stop: CancelledError | None = None
         self.lock = threading.Lock()
+
+
+def _promote(batch_id: str) -> bool:
+    """Note in Ray's key-value store that batch ``batch_id`` is interactive now (its replica looks there)."""
+    from ray.experimental import internal_kv
+
+    try:
+        internal_kv._internal_kv_put(batch_id, b"1", namespace=PROMOTED_NAMESPACE)
+    except Exception as exc:  # the cluster is going away: the batch ends anyway
+        log.debug("promoting batch %s failed: %s", batch_id, exc)
+        return False
+    return True
+
+
+def _forget_promotion(batch_id: str) -> None:
+    from ray.experimental import internal_kv
+
+    try:
+        internal_kv._internal_kv_del(batch_id, namespace=PROMOTED_NAMESPACE)
+    except Exception as exc:
+        log.debug("forgetting batch %s failed: %s", batch_id, exc)
 
 
 def _drain(stream: Any) -> None:

@@ -39,6 +39,9 @@ from .request import (
 from .store import HistoryEntry, RenderStore, StoredSample
 from .weights import EventCallback, WeightCache
 
+#: whether only pre-renders wait on a batch: fixed, or asked again while it runs (a job may join it)
+Background = bool | Callable[[], bool]
+
 
 def default_store_dir() -> Path:
     return default_data_dir() / "store"
@@ -179,11 +182,12 @@ class Engine:
         return request.render_key(self.model_digest(request.model))
 
     def render(self, items: Sequence[tuple[str, GenerateRequest]],
-               progress: ProgressCallback | None = None, *, background: bool = False) -> list[Render]:
+               progress: ProgressCallback | None = None, *, background: Background = False) -> list[Render]:
         """Run the models for ``items`` (``(render_key, request)`` pairs planned and checked by
         :meth:`plan`) and store each render; returns them in order. Nothing is looked up first: the
         front door has asked the store already. ``background``: only pre-renders wait on them (a
-        cluster's replicas let interactive work on their device go first).
+        cluster's replicas let interactive work on their device go first); a callable is asked
+        again while the batch runs, after :meth:`batches_changed` (an interactive job may join it).
 
         Requests of one model run as batches of up to the model's ``max_batch``. Raises
         :class:`CancelledError` when ``progress`` cancels (nothing of the batch is stored),
@@ -210,7 +214,7 @@ class Engine:
         return batches
 
     def _run_batch(self, batch: list[tuple[str, GenerateRequest]], progress: ProgressCallback | None,
-                   background: bool = False) -> list[Render]:
+                   background: Background = False) -> list[Render]:
         model_id = batch[0][1].model
         requests = [request for _, request in batch]
         outputs = self.generate(model_id, requests, progress, background=background)
@@ -237,9 +241,10 @@ class Engine:
         return renders
 
     def generate(self, model_id: str, requests: Sequence[GenerateRequest],
-                 progress: ProgressCallback | None = None, *, background: bool = False) -> list[GeneratedAudio]:
+                 progress: ProgressCallback | None = None, *, background: Background = False) -> list[GeneratedAudio]:
         """Run ``model_id`` on ``requests`` (one batch, checked already); nothing is stored.
-        ``background`` (only pre-renders) changes nothing here: one accelerator runs one batch at a time.
+        ``background`` (only pre-renders: see :meth:`render`) changes nothing here: one accelerator
+        runs one batch at a time.
 
         What a cluster's model worker calls (:mod:`.replica`); :meth:`render` stores what it returns.
         Raises :class:`CancelledError` when ``progress`` cancels, :class:`OutOfMemoryError` when the
@@ -272,6 +277,12 @@ class Engine:
         :mod:`.scheduler`). Not here: with one accelerator the interactive batch runs next anyway, and
         what a pre-render did so far would be lost."""
         return False
+
+    def batches_changed(self) -> None:
+        """The scheduler changed what a running batch is for: nobody wants it any more (cancelled,
+        stopping), it is pre-empted, or an interactive job joined a batch of pre-renders. Nothing to
+        do here: the model asks its progress callback at each step. An engine whose batches run
+        elsewhere (:mod:`.cluster`) asks their callbacks and ``background`` now, rather than polling."""
 
     def pools(self) -> dict[str, int]:
         """Where batches run, by name, and how many may run at once in each: here, one accelerator."""

@@ -12,8 +12,9 @@ where it can, and the replica's weight cache keeps the most recently used within
 - ``("progress", fraction)`` while the model runs (at most one each :data:`PROGRESS_INTERVAL_S`: each
   event is a message through Ray, and the gateway stops a batch without waiting for one);
 - ``("error", {"type": ..., "message": ...})`` for an engine error (the gateway raises it again);
-- ``("done", {"outputs": [(audio, sample_rate, info)], "digest": ..., "model_s": ...})`` with the
-  audio (``model_s``: the seconds the model ran, the same work as in process).
+- ``("done", {"outputs": [(audio, sample_rate, info)], "digest": ..., "model_s": ..., "paused_s": ...})``
+  with the audio (``model_s``: the seconds the model ran, the same work as in process; ``paused_s``:
+  of them, the seconds it paused for interactive work, ``promoted``: an interactive job joined it).
 
 Cancelling the call on the gateway cancels the replica's task: the flag it sets is read by the
 model's progress callback at its next step, as in process, so a cancelled batch stops there.
@@ -23,6 +24,9 @@ a replica, batches of pre-renders on other replicas of the same device of the sa
 a machine, one GPU shared by fractional replicas) pause at their next progress step and go on when it
 is done, as in process an interactive request never shares the accelerator with pre-renders. Replicas
 on separate GPUs share nothing worth pausing for and never pause each other (:class:`DeviceShare`).
+A batch of pre-renders that an interactive job joins while it runs is promoted by the gateway (its
+``batch_id`` in Ray's key-value store, looked at every :data:`PROMOTION_CHECK_S` and before each
+pause): from then on it is interactive work, which pauses for nothing and which others pause for.
 
 Imports Ray only where it runs: this module is importable without the ``cluster`` extra.
 """
@@ -55,6 +59,8 @@ PROGRESS_STEP = 0.02
 PROGRESS_INTERVAL_S = 0.1
 #: how often a paused batch of pre-renders looks whether the interactive work on its device is done
 PAUSE_POLL_S = 0.005
+#: how often a batch of pre-renders looks whether an interactive job joined it (the gateway's promotion)
+PROMOTION_CHECK_S = 0.1
 #: checkpoints of one family a replica keeps loaded (its weight cache's budget bounds them too)
 MAX_MODELS_PER_REPLICA = 4
 
@@ -204,9 +210,11 @@ class ModelReplica:
         """Load the request's model (its multiplexed id) now."""
         return await self._resident(_model_id())
 
-    async def render(self, requests: list[GenerateRequest], background: bool = False) -> AsyncIterator[tuple[str, Any]]:
+    async def render(self, requests: list[GenerateRequest], background: bool = False,
+                     batch_id: str = "") -> AsyncIterator[tuple[str, Any]]:
         """Render one batch of the request's model (events: see the module docstring); a batch of
-        pre-renders (``background``) pauses while an interactive batch runs on its device."""
+        pre-renders (``background``) pauses while an interactive batch runs on its device, until the
+        gateway promotes ``batch_id``."""
         model_id = _model_id()
         if self._last is not None:  # a cancelled batch's model stops at its next step: this one starts after
             await _finished(self._last)
@@ -221,15 +229,28 @@ class ModelReplica:
         cancelled = threading.Event()
         reported = [0.0, time.monotonic()]  # the fraction last sent, and when
         share = self._share
+        marks = contextlib.ExitStack()  # the batch's mark as interactive work on the device, once promoted
+        pending = _Promotion(batch_id) if background else None
+        paused = [0.0]
+
+        def still_background(now: bool = False) -> bool:
+            nonlocal pending
+            if pending is not None and pending.promoted(now):
+                pending = None
+                marks.enter_context(share.interactive())  # pre-renders on this device pause for it now
+            return pending is not None
 
         def progress(fraction: float) -> None:
             if cancelled.is_set():
                 raise CancelledError("the gateway cancelled this batch")
-            if background and fraction < 1.0:
-                while share.busy():  # interactive work has the device: go on when it is done
-                    if cancelled.is_set():
+            if pending is not None and fraction < 1.0 and still_background() and share.busy() \
+                    and still_background(now=True):
+                began = time.monotonic()
+                # interactive work has the device: go on when it is done (or when this batch is promoted)
+                while share.busy() and still_background():
+                    if cancelled.wait(PAUSE_POLL_S):
                         raise CancelledError("the gateway cancelled this batch")
-                    time.sleep(PAUSE_POLL_S)
+                paused[0] += time.monotonic() - began
             now = time.monotonic()
             if (fraction - reported[0] >= PROGRESS_STEP and now - reported[1] >= PROGRESS_INTERVAL_S) or \
                     (fraction >= 1.0 > reported[0]):
@@ -239,10 +260,13 @@ class ModelReplica:
         def run() -> None:
             try:
                 started = time.perf_counter()
-                with contextlib.nullcontext() if background else share.interactive():
+                with marks:
+                    if not background:
+                        marks.enter_context(share.interactive())
                     outputs = self.engine.generate(model_id, requests, progress)
                 done = {"outputs": [(o.audio, o.sample_rate, dict(o.info)) for o in outputs],
-                        "digest": self.engine.model_digest(model_id), "model_s": time.perf_counter() - started}
+                        "digest": self.engine.model_digest(model_id), "model_s": time.perf_counter() - started,
+                        "paused_s": paused[0], "promoted": background and pending is None}
                 loop.call_soon_threadsafe(events.put_nowait, ("done", done))
             except CancelledError as exc:
                 self.stopped += 1
@@ -274,8 +298,13 @@ ROUTER_RETRY_S = 0.002
 
 
 def ray_settings() -> None:
-    """Settings Ray and Serve read from the environment as they are imported: set before the first import."""
+    """Settings Ray and Serve read from the environment as they are imported or as a node starts (the
+    Ray processes this process starts inherit them): set before the first import."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # never report usage from a studio's machines
+    # Ray runs its workers 15 nice levels below the node: a replica's model would yield the CPU to the
+    # gateway, Ray's own daemons and anything else on the machine (a render took 2.6 times as long as
+    # in process on a busy 2-core machine); the model workers are the work, at the node's own priority
+    os.environ.setdefault("RAY_worker_niceness", "0")
     os.environ.setdefault("RAY_SERVE_ROUTER_RETRY_INITIAL_BACKOFF_S", str(ROUTER_RETRY_S))
 
 
@@ -288,6 +317,31 @@ except ImportError:  # without the cluster extra: the class is there, nothing de
 else:
     ModelReplica._resident = _serve.multiplexed(  # type: ignore[method-assign]
         max_num_models_per_replica=MAX_MODELS_PER_REPLICA)(ModelReplica._resident)
+
+
+class _Promotion:
+    """Whether the gateway promoted batch ``batch_id`` (an interactive job joined it), asked of Ray's
+    key-value store at most every :data:`PROMOTION_CHECK_S`."""
+
+    def __init__(self, batch_id: str) -> None:
+        self.batch_id = batch_id
+        self._asked = time.monotonic()
+
+    def promoted(self, now: bool = False) -> bool:
+        """Asked of the store when ``now``, else only when the last answer is old enough."""
+        when = time.monotonic()
+        if not self.batch_id or (not now and when - self._asked < PROMOTION_CHECK_S):
+            return False
+        self._asked = when
+        try:
+            from ray.experimental import internal_kv
+
+            from .cluster import PROMOTED_NAMESPACE
+
+            return internal_kv._internal_kv_exists(self.batch_id, namespace=PROMOTED_NAMESPACE)
+        except Exception as exc:  # outside Ray (a replica object built directly), or the cluster going away
+            log.debug("cannot ask whether batch %s was promoted: %s", self.batch_id, exc)
+            return False
 
 
 async def _finished(worker: asyncio.Future[None]) -> None:

@@ -20,7 +20,9 @@ there, its finishing step (the front door's: conform, store) runs on the conform
   with a slot per replica, so at most one batch is in flight per replica and everything else waits
   here, in priority order, where an interactive request can still overtake it.
 - Cancel: a queued job is dropped at once; a running batch stops at its next progress step when
-  nobody wants any of its tasks any more (nothing of it is stored).
+  nobody wants any of its tasks any more (nothing of it is stored). The engine hears each change to a
+  running batch (:meth:`Engine.batches_changed`: cancelled, pre-empted, joined by an interactive job,
+  stopping), so one whose batches run elsewhere asks their progress callbacks then, not on a timer.
 - Pre-emption (where the engine asks for it: :attr:`Engine.preempts_background`, a cluster's
   replicas): an interactive job that finds every slot of its pool busy stops one running batch of
   pre-renders only at its next progress step; those pre-renders go back to the queue, in their
@@ -332,6 +334,7 @@ class Scheduler:
             self._cond.notify_all()
         for job in jobs:
             self._cancel_job(job, "the engine is shutting down")
+        self.engine.batches_changed()
         deadline = time.monotonic() + timeout
         if self._started:
             for worker in self._workers:
@@ -367,6 +370,7 @@ class Scheduler:
             self._jobs[job.id] = job
             self.counters["jobs"] += 1
             first_seq: int | None = None
+            changed = False  # a running batch's purpose changed: the engine hears it (batches_changed)
             for index in job.to_render:
                 key, (_, request) = keys[index], job.plan[index]
                 job._pending.add(index)
@@ -380,6 +384,9 @@ class Scheduler:
                     task.priority = job.priority
                     task.seq = next(self._seq)
                     heapq.heappush(self._heap, (task.priority, task.seq, key))
+                if task.running and task.batch is not None and job.priority is Priority.INTERACTIVE \
+                        and task.batch.background:
+                    changed = True  # an interactive job joins a batch of pre-renders: it is interactive now
                 task.waiters.append((job, index))
                 if not task.running:
                     first_seq = task.seq if first_seq is None else min(first_seq, task.seq)
@@ -387,8 +394,10 @@ class Scheduler:
                 job.position = self._position(job.priority, first_seq) if first_seq is not None else 0
                 self._trim_background()
                 if self.preempt and job.priority is Priority.INTERACTIVE:
-                    self._preempt_for(job)
+                    changed = self._preempt_for(job) or changed
                 self._cond.notify()
+        if changed:
+            self.engine.batches_changed()
         if not job._pending:
             self._to_pool(job)
         self._emit_state()
@@ -403,8 +412,10 @@ class Scheduler:
             self.counters["answered"] += 1
         self._done(job)
 
-    def _preempt_for(self, job: Job) -> None:
-        """Stop a running batch of pre-renders in each pool where ``job``'s queued tasks find no free slot."""
+    def _preempt_for(self, job: Job) -> bool:
+        """Stop a running batch of pre-renders in each pool where ``job``'s queued tasks find no free slot;
+        True when one was marked (its progress callback raises at its next call)."""
+        marked = False
         pools = {self._pool_of(task) for i in job.to_render
                  if (task := self._queued.get(job.render_keys[i])) is not None and not task.running}
         for pool in pools:
@@ -419,7 +430,9 @@ class Scheduler:
                 if batch.pool == pool and not batch.preempted and batch.background:
                     batch.preempted = True
                     self.counters["preempted"] += 1
+                    marked = True
                     break
+        return marked
 
     def _position(self, priority: Priority, seq: int) -> int:
         return sum(1 for t in self._queued.values() if (t.priority, t.seq) < (priority, seq))
@@ -634,7 +647,9 @@ class Scheduler:
             for job in self._jobs_of(batch):
                 self._report(job)
 
-        background = record is not None and record.background
+        def background() -> bool:  # asked again while it runs: an interactive job may join it
+            return record is not None and record.background
+
         try:
             return self.engine.render([(t.key, t.request) for t in batch], progress, background=background)
         except OutOfMemoryError:
@@ -709,13 +724,17 @@ class Scheduler:
             job.finished_at = time.monotonic()
             if job.state is JobState.CANCELLED:
                 self.counters["cancelled"] += 1
+            running = False
             for key in job.render_keys:
                 task = self._queued.get(key) or self._running.get(key)
                 if task is None:
                     continue
                 task.waiters = [(j, i) for j, i in task.waiters if j is not job]
+                running = running or task.running
                 if not task.running and not task.wanted:
                     self._queued.pop(key, None)
+        if running and not self._stopping:  # its batch may be wanted by nobody now (stop() tells the engine once)
+            self.engine.batches_changed()
         self._done(job)
         self._emit_state()
         return True

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,14 +51,15 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_head(timeout_s: float = 120.0) -> Iterator[Head]:
-    """Start the head, yield it, stop it (its Ray processes with it)."""
+def start_head(timeout_s: float = 120.0, cpus: int = HEAD_CPUS, args: Sequence[str] = ()) -> Iterator[Head]:
+    """Start the head (``loopbridge worker --head`` with ``args`` besides), yield it, stop it (its Ray
+    processes with it)."""
     pytest.importorskip("ray.serve", reason="Ray Serve is not installed: pip install -e '.[test,cluster]'")
     # a short folder: Ray's unix sockets live under it and their paths are limited to ~100 characters
     temp_dir = Path(tempfile.mkdtemp(prefix="lbray-", dir="/tmp"))
     log_path = temp_dir / "worker.log"
     command = [sys.executable, "-m", "loopbridge.bridge.cli", "worker", "--head", "--port", str(_free_port()),
-               "--num-cpus", str(HEAD_CPUS), "--num-gpus", "0", "--temp-dir", str(temp_dir)]
+               "--num-cpus", str(cpus), "--num-gpus", "0", "--temp-dir", str(temp_dir), *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     with log_path.open("w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)

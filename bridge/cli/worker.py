@@ -32,6 +32,10 @@ from .common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, InputError, fail, posi
 READY_LINE = "loopbridge worker: ready"
 #: what ``ray start`` prints once its node runs
 _RAY_STARTED = "Ray runtime started"
+#: how long the node has to stop after Ctrl-C or SIGTERM before its processes are killed (on a busy
+#: machine ``ray start --block`` took over a minute, and whoever sent SIGTERM killed this command
+#: first, leaving the node running)
+STOP_GRACE_S = 20.0
 
 
 def add_parsers(sub: Any) -> None:
@@ -128,8 +132,13 @@ def _install_signals(stop: threading.Event, process: subprocess.Popen[str]) -> d
     previous: dict[int, object] = {}
 
     def handler(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            return
         stop.set()
         _interrupt(process)
+        deadline = threading.Timer(STOP_GRACE_S, _kill, (process,))
+        deadline.daemon = True
+        deadline.start()
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         previous[signum] = signal.signal(signum, handler)
@@ -142,10 +151,18 @@ def _interrupt(process: subprocess.Popen[str]) -> None:
         process.send_signal(signal.SIGINT)
 
 
-def _stop(process: subprocess.Popen[str], timeout_s: float = 30.0) -> None:
+def _stop(process: subprocess.Popen[str], timeout_s: float = STOP_GRACE_S) -> None:
     _interrupt(process)
     try:
         process.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)  # its own session: the node's processes, nobody else's
+        _kill(process)
         process.wait()
+
+
+def _kill(process: subprocess.Popen[str]) -> None:
+    """Kill the node's processes: ``ray start``'s own session, nobody else's."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

@@ -129,3 +129,54 @@ def test_a_replica_killed_mid_render_is_retried_and_the_job_answered(door: Front
     finally:
         local.stop()
     assert [s.data for s in samples] == [s.data for s in expected]
+
+
+def wait_for_replicas(count: int, timeout_s: float = TIMEOUT_S) -> None:
+    """Wait until ``count`` replicas of the default model's deployment are running."""
+    import time
+
+    from ray import serve
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        application = serve.status().applications.get("loopbridge-default")
+        states = application.deployments["loopbridge-default"].replica_states if application else {}
+        if states.get("RUNNING", 0) >= count:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"{count} replicas were not running in {timeout_s:.0f} s: {states}")
+        time.sleep(0.2)
+
+
+def test_an_interactive_job_joining_running_prerenders_makes_them_interactive(door: FrontDoor,
+                                                                              cluster_events: Events) -> None:
+    def prerender_done(mark: int, pid: int) -> dict[str, Any]:
+        done = cluster_events.wait(mark, "done", count=2)
+        [prerender] = [fields for fields in done if fields["background"]]
+        assert prerender["pid"] == pid and len({fields["pid"] for fields in done}) == 2, done  # one on each replica
+        return prerender
+
+    # both replicas serve (one killed by another test may still be starting again): the interactive
+    # batch runs beside the pre-render, not after it
+    wait_for_replicas(2)
+    # pre-renders pause at their next step while an interactive batch runs on the other replica
+    mark = cluster_events.mark()
+    prerender = door.submit(Order(one_shot(6000, steps=120), priority=Priority.BACKGROUND, prerender=False))
+    [started] = cluster_events.wait(mark, "started")
+    assert started["background"]
+    door.submit(Order(one_shot(6001, steps=30, prompt="clap"))).result(TIMEOUT_S)
+    prerender.result(TIMEOUT_S)
+    paused = prerender_done(mark, started["pid"])
+    assert paused["paused_s"] > 0 and not paused["promoted"], paused
+
+    # the same, but a client asked for the pre-render while it ran: it pauses for nobody now
+    mark = cluster_events.mark()
+    prerender = door.submit(Order(one_shot(6010, steps=120), priority=Priority.BACKGROUND, prerender=False))
+    [started] = cluster_events.wait(mark, "started")
+    joined = door.submit(Order(one_shot(6010, steps=120)))
+    cluster_events.wait(mark, "promoted")
+    door.submit(Order(one_shot(6011, steps=30, prompt="clap"))).result(TIMEOUT_S)
+    assert [s.key for s in joined.result(TIMEOUT_S)] == [s.key for s in prerender.result(TIMEOUT_S)]
+    promoted = prerender_done(mark, started["pid"])
+    assert promoted["promoted"] and promoted["paused_s"] == 0, promoted
+    assert len(cluster_events.since(mark, "started")) == 2  # the joined job never ran a batch of its own

@@ -226,3 +226,41 @@ def test_an_interactive_job_stops_running_prerenders_which_queue_again(engine: E
         assert scheduler.counters["preempted"] == 1 and scheduler.counters["rendered"] == 2
     finally:
         scheduler.stop()
+
+
+class _HeardEngine(_SlotsEngine):
+    """The real engine on two slots, keeping what the scheduler tells it of its batches: the
+    ``background`` each render was given, and whether :meth:`batches_changed` was called."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.backgrounds: list[object] = []
+        self.changed = threading.Event()
+
+    def render(self, items, progress=None, *, background=False):
+        self.backgrounds.append(background)
+        return super().render(items, progress, background=background)
+
+    def batches_changed(self) -> None:
+        self.changed.set()
+
+
+def test_an_interactive_job_joining_running_prerenders_makes_their_batch_interactive(engine: Engine) -> None:
+    heard = _HeardEngine(store_dir=engine.store.root, registry=engine.registry, device="cpu", slots=2)
+    running = threading.Event()
+    scheduler = Scheduler(heard).start()
+    try:
+        request = _request(60, steps=400)
+        prerender = scheduler.submit(_job(heard, "bg", request, priority=Priority.BACKGROUND,
+                                          on_progress=lambda _job, _fraction: running.set()))
+        assert running.wait(120)
+        [background] = heard.backgrounds
+        assert callable(background) and background()  # only pre-renders wait on it
+        assert not heard.changed.is_set()
+        joined = scheduler.submit(_job(heard, "now", request))
+        assert heard.changed.is_set()  # the engine heard it at once, not at the batch's next step
+        assert not background()  # an interactive job waits on it now: it must not pause for others
+        assert [r.key for r in joined.result(timeout=120)] == [r.key for r in prerender.result(timeout=120)]
+        assert len(heard.backgrounds) == 1  # one batch made it for both
+    finally:
+        scheduler.stop()
