@@ -4,15 +4,18 @@
 Band's finer engine (R3) with the settings :class:`~.stretcher.StretchOptions` names. ``"beats"`` is
 the engine for drums and other unpitched loops (Ableton's Beats): Rubber Band's faster engine (R2) in
 its crisp mode with its short window, which resets the phase at each hit, so the hit keeps its attack
-where the stretch puts it, and costs less than R3. It detunes held low notes (a 220 Hz tone by about
-20 cents): only material with no pitch takes it. ``"auto"`` (the default) picks: ``"beats"`` for a
-loop with no pitch, ``"complex"`` for the rest.
+where the stretch puts it, and costs less than R3. It detunes held notes (a held 110 Hz bass stretched
+120 -> 132 BPM by about 80 cents, the 52 Hz note held under Sonic Pi's ``loop_breakbeat`` by 20-140
+cents, where R3 stays within a few): only material with no pitch takes it. ``"auto"`` (the default)
+picks: ``"beats"`` for a loop with no pitch, ``"complex"`` for the rest.
 
 Whether a loop has pitch is measured once per render, by the key detection the conform stage runs
 anyway (:func:`~.key.detect_key`): its ``tonalness``, the share of the sound's energy in stable
 spectral peaks, under :data:`~.key.MIN_TONALNESS` (drums, noise) is no pitch. A model's word (a kit's
 part, a drum class: :attr:`~.pipeline.SourceInfo.pitched`) counts first. ``bench/bench_real_loops.py``
-prints both modes side by side on recorded loops.
+prints both modes side by side on recorded loops: the drum loops' hits closer to the grid (95th
+percentile 13.4 -> 12.6 ms pooled over nine loops at three tempi; ``loop_mika`` 13.2 -> 4.7 ms) at
+a lower cost (0.108x -> 0.085x the loop's duration on a loaded machine).
 
 Only loops are stretched, so only loops are warped; one-shots, textures and kit parts are never
 stretched (their pitch shifts keep the engine :class:`~.stretcher.StretchOptions` names).
