@@ -24,9 +24,11 @@ one rate; audio is float32 ``[channels, samples]``.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.fft
 
 from . import onsets
 from .seams import crossfade
@@ -277,15 +279,26 @@ def retime(
 
 
 #: the stretched audio may rise at most this far (dB) above the source's own level at the same point
-#: of the music; more is the stretcher's pre-echo, smeared up to about 25 ms ahead of a hit (Rubber
-#: Band's R3 at its short window: measured on recorded breaks, -60 dB in the source, -35 dB in the
-#: stretch 5 ms before the hit), which an onset detector hears as the hit arriving early
-PRE_ECHO_MARGIN_DB = 6.0
+#: of the music, band by band; more is the stretcher's pre-echo, smeared up to about 25 ms ahead of a
+#: hit (Rubber Band's R3 at its short window: measured on recorded breaks, -60 dB in the source, -35 dB
+#: in the stretch 5 ms before the hit), which an onset detector hears as the hit arriving early. Under
+#: the ringing of a held or earlier note the smear of a new note's partials is hidden in the whole
+#: signal's level but not in its own band: measured by ``bench/bench_key.py`` on staccato renders
+#: (marimba, xylophone, harpsichord...), a broadband limit left their onsets about 6 ms early, half-octave
+#: bands at 0 dB about 4 ms
+PRE_ECHO_MARGIN_DB = 0.0
 #: envelopes are compared in blocks of this length, each against the source's loudest within one
 #: block either way (the retiming leaves a hit a millisecond or so off its ideal place)
 PRE_ECHO_BLOCK_S = 0.001
-#: below this share of the loudest block, nothing is limited (noise floors, reverb tails)
+#: below this share of a band's loudest block, nothing is limited in it (noise floors, reverb tails)
 PRE_ECHO_FLOOR = 1e-3
+#: the bands the pre-echo is limited in: one below the first edge, then PRE_ECHO_BANDS_PER_OCTAVE to an
+#: octave up to the last edge under a quarter of the sample rate, and one above it
+PRE_ECHO_FIRST_EDGE_HZ = 150.0
+PRE_ECHO_BANDS_PER_OCTAVE = 2
+PRE_ECHO_LAST_EDGE_HZ = 9600.0
+#: neighbouring bands cross over (raised cosine in log frequency, summing to one) within this share of an octave
+PRE_ECHO_CROSSOVER_OCTAVES = 1.0 / 3.0
 
 
 def level_blocks(audio: np.ndarray, block: int, chunk_blocks: int = 4096) -> np.ndarray:
@@ -305,20 +318,72 @@ def level_blocks(audio: np.ndarray, block: int, chunk_blocks: int = 4096) -> np.
     return levels
 
 
-def limit_pre_echo(
-    stream: np.ndarray, source_levels: np.ndarray, block: int, *, loop_start: float, factor: float, pre_frames: int
-) -> float:
-    """Lower the stretched ``stream`` (changed in place) wherever it is louder than the source at the
-    same point of the music by more than :data:`PRE_ECHO_MARGIN_DB`: the pre-echo ahead of each hit.
+def band_edges(sample_rate: int) -> np.ndarray:
+    """The crossover frequencies (Hz) of the bands the pre-echo is limited in (see :data:`PRE_ECHO_FIRST_EDGE_HZ`)."""
+    count = int(math.floor(math.log2(PRE_ECHO_LAST_EDGE_HZ / PRE_ECHO_FIRST_EDGE_HZ) * PRE_ECHO_BANDS_PER_OCTAVE)) + 1
+    edges = PRE_ECHO_FIRST_EDGE_HZ * 2.0 ** (np.arange(count) / PRE_ECHO_BANDS_PER_OCTAVE)
+    return edges[edges < sample_rate / 4.0]
 
-    ``source_levels``: :func:`level_blocks` of the material that was stretched (at the stream's rate);
-    ``loop_start``: where the loop starts in it (samples); sample ``j`` of the stream is the
-    material's sample ``loop_start + (j - pre_frames) * factor``. Returns the share of the stream's
-    blocks that were lowered.
+
+def bands(audio: np.ndarray, sample_rate: int, scale: float = 1.0) -> Iterator[np.ndarray]:
+    """The bands of float32 ``[channels, samples]`` audio, one at a time (float32, same shape), lowest
+    first: they sum to the audio. Each is the audio's spectrum weighted by the band's gain (a raised cosine
+    over :data:`PRE_ECHO_CROSSOVER_OCTAVES` at each edge, in log frequency, so neighbours sum to one).
+    ``scale``: the bands of audio whose frequencies are moved by this ratio afterwards (a pitch shift):
+    its frequencies are multiplied by it before the edges are applied. Held at once beside the audio: its
+    spectrum, a weighted copy, one band and a gain per bin."""
+    frames = audio.shape[1]
+    spectrum = scipy.fft.rfft(np.asarray(audio, dtype=np.float32), axis=1)
+    octaves = np.log2(np.maximum(np.fft.rfftfreq(frames, 1.0 / sample_rate).astype(np.float32) * np.float32(scale),
+                                 np.float32(1e-3)))
+    work = np.empty_like(spectrum)
+    below = np.ones_like(octaves)
+    for edge in [*band_edges(sample_rate), None]:
+        if edge is None:
+            above = np.zeros_like(octaves)
+        else:
+            x = np.clip((octaves - np.float32(math.log2(edge))) / np.float32(PRE_ECHO_CROSSOVER_OCTAVES) + 0.5, 0, 1)
+            above = (0.5 - 0.5 * np.cos(np.float32(np.pi) * x)).astype(np.float32)
+        np.multiply(spectrum, (below - above)[None, :], out=work)
+        yield scipy.fft.irfft(work, n=frames, axis=1)
+        below = above
+
+
+def band_levels(audio: np.ndarray, sample_rate: int, block: int, scale: float = 1.0) -> np.ndarray:
+    """:func:`level_blocks` of each of the :func:`bands` of ``audio`` (``[bands, blocks]``); ``scale``: the
+    pitch ratio the audio is shifted by in the stretch."""
+    return np.stack([level_blocks(band, block) for band in bands(audio, sample_rate, scale)])
+
+
+def limit_pre_echo(
+    stream: np.ndarray, source_levels: np.ndarray, block: int, *, loop_start: float, factor: float, pre_frames: int,
+    sample_rate: int,
+) -> float:
+    """Lower the stretched ``stream`` (changed in place), band by band, wherever a band is louder than the
+    same band of the source at the same point of the music by more than :data:`PRE_ECHO_MARGIN_DB`: the
+    pre-echo ahead of each hit or note.
+
+    ``source_levels``: :func:`band_levels` of the material that was stretched (at the stream's rate, its
+    bands moved by the pitch ratio); ``loop_start``: where the loop starts in it (samples); sample ``j``
+    of the stream is the material's sample ``loop_start + (j - pre_frames) * factor``. Each band is taken
+    from the stream's spectrum and only what is lowered is taken off the stream, so a band left alone
+    leaves it as it was. Returns the share of the stream's blocks (over all bands) that were lowered.
     """
-    if stream.shape[1] == 0 or not len(source_levels):
+    if stream.shape[1] == 0 or not source_levels.size:
         return 0.0
-    out_levels = level_blocks(stream, block)
+    # the bands come from the stream's spectrum, taken before the first band is lowered: each band is
+    # of the stream as it came in
+    lowered = 0.0
+    for band, levels in zip(bands(stream, sample_rate), source_levels, strict=True):
+        lowered += _lower_band(stream, band, levels, block, loop_start=loop_start, factor=factor,
+                               pre_frames=pre_frames)
+    return lowered / len(source_levels)
+
+
+def _lower_band(stream: np.ndarray, band: np.ndarray, source_levels: np.ndarray, block: int, *, loop_start: float,
+                factor: float, pre_frames: int) -> float:
+    """Take off ``stream`` what :func:`limit_pre_echo` lowers of one ``band`` of it; the share of blocks lowered."""
+    out_levels = level_blocks(band, block)
     centres = (np.arange(len(out_levels)) + 0.5) * block
     positions = (loop_start + (centres - pre_frames) * factor) / block - 0.5
     # the source's loudest within a block either way of the mapped point (and of the block's span)
@@ -339,5 +404,5 @@ def limit_pre_echo(
     for first in np.unique(np.minimum(reached, (stream.shape[1] - 1) // chunk)):
         lo, hi = int(first) * chunk, min(stream.shape[1], (int(first) + 1) * chunk)
         samples = np.interp(np.arange(lo, hi), centres, gain).astype(np.float32)
-        stream[:, lo:hi] *= samples[None, :]
+        stream[:, lo:hi] += band[:, lo:hi] * (samples - 1.0)[None, :]
     return float(len(lowered) / len(gain))

@@ -115,7 +115,11 @@ def loop_peak_bytes(channels: int, frames: LoopFrames) -> int:
             stretch_bytes(c, frames.extended_out, frames.stretched),
             c * f * (frames.extended_out + frames.stretched)  # onsets measured on both
             + onset_bytes(max(frames.extended_out, frames.stretched), frames.rate),
+            # the source's bands measured (alignment.bands: its spectrum, a weighted copy, one band, a
+            # gain per bin)
+            c * f * (4 * frames.extended_out + frames.stretched) + 2 * f * frames.extended_out,
             c * f * (frames.stretched + frames.stream),  # beats put back on the grid
+            c * f * 4 * frames.stream + 2 * f * frames.stream,  # the pre-echo lowered band by band
             c * f * (frames.stream + frames.output),  # the loop cut from the stream
         ]
     else:
