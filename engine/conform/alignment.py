@@ -16,6 +16,10 @@ grid error with and without this module). So after stretching:
 2. Each segment is taken from the stretched audio at its own measured lag, and neighbouring
    segments are crossfaded over a few milliseconds at the quiet point between them (the two sides
    are the same music, a few milliseconds apart).
+3. The pre-echo the stretch smears ahead of each hit or note is lowered (:func:`limit_pre_echo`): in
+   half-octave bands, each held to the same band of the source at the same point of the music (a new
+   note's partials smeared ahead of it under the ringing of the note before show in their band, not in
+   the whole signal's level).
 
 Onset curves are :func:`~.onsets.transient_flux` (1 ms frames). All positions are in samples at
 one rate; audio is float32 ``[channels, samples]``.
