@@ -234,25 +234,28 @@ def main() -> None:
                 offsets[label].extend(grid.offsets_ms.tolist())
                 net[label].extend(conform_own_ms(grid, perfect).tolist())
                 missed[label] += grid.missed
-        print(f"  onsets vs the grid ({staccato} staccato renders, librosa's detector; target median within +-5 ms):")
-        for label, values in offsets.items():
-            found = np.asarray(values)
-            print(f"    {label:46s} median {np.median(found):+.2f} ms, p95 |offset| "
-                  f"{np.percentile(np.abs(found), 95):.2f} ms ({len(found)} onsets, {missed[label]} missed)")
-        raw = np.asarray(raw_detector)
-        spread = np.percentile(np.abs(raw - np.median(raw)), 95)
-        print(f"    the detector on the renders themselves, against the MIDI grid they were played on: median "
-              f"{np.median(raw):+.2f} ms (its delay and the attacks'), spread about it p95 {spread:.2f} ms "
-              f"({len(raw)} notes)")
-        found = np.asarray(perfect_offsets)
-        print(f"    {'the detector own (renders resampled to 126 BPM)':46s} median {np.median(found):+.2f} ms, p95 "
-              "|offset| "
-              f"{np.percentile(np.abs(found), 95):.2f} ms (every note exactly on the grid: "
-              "a perfect conform's reading)")
-        for label, values in net.items():
-            found = np.asarray(values)
-            print(f"    {label + ', less the detector own':46s} median {np.median(found):+.2f} ms, p95 |offset| "
-                  f"{np.percentile(np.abs(found), 95):.2f} ms (note by note; the target is judged on the raw figures)")
+        if staccato:  # none with --staccato 0
+            print(f"  onsets vs the grid ({staccato} staccato renders, librosa's detector; target median within "
+                  "+-5 ms):")
+            for label, values in offsets.items():
+                found = np.asarray(values)
+                print(f"    {label:46s} median {np.median(found):+.2f} ms, p95 |offset| "
+                      f"{np.percentile(np.abs(found), 95):.2f} ms ({len(found)} onsets, {missed[label]} missed)")
+            raw = np.asarray(raw_detector)
+            spread = np.percentile(np.abs(raw - np.median(raw)), 95)
+            print(f"    the detector on the renders themselves, against the MIDI grid they were played on: median "
+                  f"{np.median(raw):+.2f} ms (its delay and the attacks'), spread about it p95 {spread:.2f} ms "
+                  f"({len(raw)} notes)")
+            found = np.asarray(perfect_offsets)
+            print(f"    {'the detector own (renders resampled to 126 BPM)':46s} median {np.median(found):+.2f} ms, p95 "
+                  "|offset| "
+                  f"{np.percentile(np.abs(found), 95):.2f} ms (every note exactly on the grid: "
+                  "a perfect conform's reading)")
+            for label, values in net.items():
+                found = np.asarray(values)
+                print(f"    {label + ', less the detector own':46s} median {np.median(found):+.2f} ms, p95 |offset| "
+                      f"{np.percentile(np.abs(found), 95):.2f} ms (note by note; the target is judged on the raw "
+                      "figures)")
 
     if 4 in sections:
         # 4. a shift at the loop's own tempo, each way
