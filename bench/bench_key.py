@@ -35,8 +35,9 @@ Prints:
 5. The cost of detection and of the shift for a 4-bar stereo 44.1 kHz loop, as a ratio of its duration
    (target: at most 0.05x): each conform timed ``--repeats`` times, the ways alternated in one run (so
    the shared machine's load falls on all alike), medians (and the best) with the load average printed:
-   detection alone, and the shift as what a conform with it costs over one without, at the song's own
-   tempo and at another (the shift rides on the tempo's stretch), for each way of shifting.
+   detection alone, and the shift as what a conform with it costs over one without (a conform detects
+   the key either way), at the song's own tempo and at another (the shift rides on the tempo's
+   stretch), for each way of shifting; detection + shift is the sum.
 
     python bench/bench_key.py [--per-key 3] [--own-tempo 12] [--repeats 5]
 """
@@ -233,25 +234,28 @@ def main() -> None:
                 offsets[label].extend(grid.offsets_ms.tolist())
                 net[label].extend(conform_own_ms(grid, perfect).tolist())
                 missed[label] += grid.missed
-        print(f"  onsets vs the grid ({staccato} staccato renders, librosa's detector; target median within +-5 ms):")
-        for label, values in offsets.items():
-            found = np.asarray(values)
-            print(f"    {label:46s} median {np.median(found):+.2f} ms, p95 |offset| "
-                  f"{np.percentile(np.abs(found), 95):.2f} ms ({len(found)} onsets, {missed[label]} missed)")
-        raw = np.asarray(raw_detector)
-        spread = np.percentile(np.abs(raw - np.median(raw)), 95)
-        print(f"    the detector on the renders themselves, against the MIDI grid they were played on: median "
-              f"{np.median(raw):+.2f} ms (its delay and the attacks'), spread about it p95 {spread:.2f} ms "
-              f"({len(raw)} notes)")
-        found = np.asarray(perfect_offsets)
-        print(f"    {'the detector own (renders resampled to 126 BPM)':46s} median {np.median(found):+.2f} ms, p95 "
-              "|offset| "
-              f"{np.percentile(np.abs(found), 95):.2f} ms (every note exactly on the grid: "
-              "a perfect conform's reading)")
-        for label, values in net.items():
-            found = np.asarray(values)
-            print(f"    {label + ', less the detector own':46s} median {np.median(found):+.2f} ms, p95 |offset| "
-                  f"{np.percentile(np.abs(found), 95):.2f} ms (note by note; the target is judged on the raw figures)")
+        if staccato:  # none with --staccato 0
+            print(f"  onsets vs the grid ({staccato} staccato renders, librosa's detector; target median within "
+                  "+-5 ms):")
+            for label, values in offsets.items():
+                found = np.asarray(values)
+                print(f"    {label:46s} median {np.median(found):+.2f} ms, p95 |offset| "
+                      f"{np.percentile(np.abs(found), 95):.2f} ms ({len(found)} onsets, {missed[label]} missed)")
+            raw = np.asarray(raw_detector)
+            spread = np.percentile(np.abs(raw - np.median(raw)), 95)
+            print(f"    the detector on the renders themselves, against the MIDI grid they were played on: median "
+                  f"{np.median(raw):+.2f} ms (its delay and the attacks'), spread about it p95 {spread:.2f} ms "
+                  f"({len(raw)} notes)")
+            found = np.asarray(perfect_offsets)
+            print(f"    {'the detector own (renders resampled to 126 BPM)':46s} median {np.median(found):+.2f} ms, p95 "
+                  "|offset| "
+                  f"{np.percentile(np.abs(found), 95):.2f} ms (every note exactly on the grid: "
+                  "a perfect conform's reading)")
+            for label, values in net.items():
+                found = np.asarray(values)
+                print(f"    {label + ', less the detector own':46s} median {np.median(found):+.2f} ms, p95 |offset| "
+                      f"{np.percentile(np.abs(found), 95):.2f} ms (note by note; the target is judged on the raw "
+                      "figures)")
 
     if 4 in sections:
         # 4. a shift at the loop's own tempo, each way
@@ -339,10 +343,13 @@ def main() -> None:
                   "moved D -> F:")
             for name, _ in cost_ways:
                 label = (name, tempo)
-                print(f"    {name:40s} {median[label]:.4f}x; detection + shift {median[label] - median[plain]:+.4f}x "
-                      f"({least[label] - least[plain]:+.4f}x)")
-        print("  (at the loop's own tempo a shift alone makes Rubber Band run; at another it rides on the tempo's "
-              "stretch, where R3 runs as without a key whatever shift_alone says)")
+                shift, shift_least = median[label] - median[plain], least[label] - least[plain]
+                print(f"    {name:40s} {median[label]:.4f}x; shift {shift:+.4f}x ({shift_least:+.4f}x), detection + "
+                      f"shift {median[detection] + shift:.4f}x ({least[detection] + shift_least:.4f}x)")
+        print("  (a conform detects a loop's key with or without --key, so the shift is a conform with a key less one "
+              "without, and detection + shift adds the detection timed alone; at the loop's own tempo a shift alone "
+              "makes Rubber Band run, at another it rides on the tempo's stretch, where R3 runs as without a key "
+              "whatever shift_alone says)")
 
 
 def _spectral_error_db(audio: np.ndarray, truth: np.ndarray, rate: int) -> float:

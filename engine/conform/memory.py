@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from ..errors import TooLargeError
+from .alignment import PRE_ECHO_CHUNK_MARGIN_S, PRE_ECHO_CHUNK_S
 from .onsets import TRANSIENT_FRAME_RATE_HZ, TRANSIENT_SPECTRUM_KEPT_BYTES
 
 #: bytes of a float32 sample, the stage's working type
@@ -74,6 +75,14 @@ def onset_bytes(frames: int, sample_rate: int) -> int:
     return (spectrum if spectrum <= TRANSIENT_SPECTRUM_KEPT_BYTES else 0) + block
 
 
+def pre_echo_bytes(channels: int, sample_rate: int) -> int:
+    """What splitting audio into bands (:func:`~.alignment.bands`, for the pre-echo) holds beside the audio:
+    a stretch of it with its margins, its spectrum, a weighted copy and one band, the stretch before it,
+    a gain per sample of it and a frequency per bin; it does not grow with the audio."""
+    frames = int(math.ceil((PRE_ECHO_CHUNK_S + 2 * PRE_ECHO_CHUNK_MARGIN_S) * sample_rate)) + 4 * sample_rate // 1000
+    return 5 * channels * FLOAT32 * frames + 2 * 8 * frames
+
+
 @dataclass(frozen=True)
 class LoopFrames:
     """The frames a loop's conform works on (see ``pipeline._LoopPlan``).
@@ -115,7 +124,10 @@ def loop_peak_bytes(channels: int, frames: LoopFrames) -> int:
             stretch_bytes(c, frames.extended_out, frames.stretched),
             c * f * (frames.extended_out + frames.stretched)  # onsets measured on both
             + onset_bytes(max(frames.extended_out, frames.stretched), frames.rate),
+            # the source's bands measured, a stretch at a time
+            c * f * (frames.extended_out + frames.stretched) + pre_echo_bytes(c, frames.rate),
             c * f * (frames.stretched + frames.stream),  # beats put back on the grid
+            c * f * frames.stream + pre_echo_bytes(c, frames.rate),  # the pre-echo lowered band by band
             c * f * (frames.stream + frames.output),  # the loop cut from the stream
         ]
     else:

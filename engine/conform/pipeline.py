@@ -56,7 +56,7 @@ from .alignment import (
     MIN_SEGMENT_STRENGTH,
     PRE_ECHO_BLOCK_S,
     Retiming,
-    level_blocks,
+    band_levels,
     limit_pre_echo,
     onset_curves,
     retime,
@@ -763,7 +763,8 @@ def _conform_loop(
         if options.align:
             expected, actual, hop = onset_curves(extended, stretched, rate, factor)
             level_block = max(1, int(round(PRE_ECHO_BLOCK_S * rate)))
-            source_levels = level_blocks(extended, level_block)
+            # the source's bands, moved by the pitch ratio as the stretch moves them
+            source_levels = band_levels(extended, rate, level_block, 2.0 ** (semitones / 12.0))
             del extended
 
             def place(fallback: float | None) -> tuple[np.ndarray, Retiming]:
@@ -790,11 +791,11 @@ def _conform_loop(
             info["alignment_strength"] = round(placed.strength, 3)
             info["alignment_offset_ms"] = round(1000.0 * placed.global_lag / rate, 3)
             info["alignment_lags_ms"] = [round(1000.0 * lag / rate, 3) for lag in placed.lags]
+            del stretched
             info["pre_echo_limited"] = round(
                 limit_pre_echo(stream, source_levels, level_block, loop_start=roll_out, factor=factor,
-                               pre_frames=seam_fade), 4)
+                               pre_frames=seam_fade, sample_rate=rate), 4)
             watch.lap("align")
-            del stretched
             loop = seams.cut_loop(stream, seam_fade, out_frames, seam_fade)
             del stream
         else:

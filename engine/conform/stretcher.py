@@ -16,11 +16,11 @@ textures, never stretched, are shifted by Rubber Band (their held notes keep the
 A loop at its own tempo whose pitch alone moves (a key change with no tempo change) makes Rubber Band
 run for the shift only. :attr:`StretchOptions.shift_alone` ``"faster"`` has its faster engine (R2, mixed
 transients, standard window) make that stretch instead of the finer one. Measured by
-``bench/bench_key.py`` (section 4 and 5) against fluidsynth rendering the same MIDI in the new key, its
-spectral error is the finer engine's (6.0 against 6.2 dB; 10.3 dB left in the wrong key) and the key is
-heard as well, but it smears staccato attacks more (librosa's onsets: median -5.8 ms both, 95th
-percentile 24.7 against 17.4 ms) and saves less in a whole conform than in the stretch alone (+0.18x against
-+0.24x on a machine loaded at 9-10, both far above the 0.05x aimed at): the default stays the finer one.
+``bench/bench_key.py`` (sections 4 and 5) against fluidsynth rendering the same MIDI in the new key, its
+spectral error is the finer engine's (6.0 against 6.2 dB; 10.6 dB left in the wrong key) and the key is
+heard as well (6 of 6 both), but it smears staccato attacks more (librosa's onsets: median -4.4 against
+-2.9 ms, 95th percentile 19.9 against 10.7 ms), for detection + shift at 0.053x of the loop's duration
+against 0.065x (load average about 10; 0.05x was aimed at): the default stays the finer one.
 """
 
 from __future__ import annotations
