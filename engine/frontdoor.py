@@ -48,7 +48,7 @@ import numpy as np
 
 from .conform import ConformMemory, SourceInfo, conform_size
 from .conform.memory import Lease
-from .conform.warp import check_warp
+from .conform.warp import DEFAULT_WARP, check_warp
 from .core import Engine
 from .errors import LoopbridgeError, NotFoundError, RequestError, TooLargeError
 from .host import HostFacts, conform_spec
@@ -83,7 +83,7 @@ class Order:
     render; ``pitch_semitones``,
     ``root_note`` and ``loudness_lufs`` (loops and textures; None: the engine's default) are the
     user's; so is ``warp``, how a user's loop is stretched (``conform/warp.py``; files only: a render's
-    conform takes ``"auto"``). ``variations`` of a request are
+    conform takes the default, ``"complex"``). ``variations`` of a request are
     rendered as one batch.
     ``prerender``: queue the neighbours afterwards (interactive orders only).
     """
@@ -96,7 +96,7 @@ class Order:
     pitch_semitones: float = 0.0
     root_note: int | None = None
     loudness_lufs: float | None = None
-    warp: str = "auto"
+    warp: str = DEFAULT_WARP
     variations: int = 1
     priority: Priority = Priority.INTERACTIVE
     prerender: bool = True
@@ -114,8 +114,9 @@ class Order:
         if self.loudness_lufs is not None:
             check_loudness(self.loudness_lufs)
         check_warp(self.warp)
-        if self.audio is None and self.warp != "auto":
-            raise RequestError("warp", self.warp, "auto for a render (a warp mode is chosen for a user's file only)")
+        if self.audio is None and self.warp != DEFAULT_WARP:
+            raise RequestError("warp", self.warp,
+                               f"{DEFAULT_WARP} for a render (a warp mode is chosen for a user's file only)")
 
 
 @dataclass(frozen=True)

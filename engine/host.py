@@ -192,7 +192,7 @@ def conform_spec(
     pitch_semitones: float = 0.0,
     root_note: int | None = None,
     loudness_lufs: float | None = None,
-    warp: str = "auto",
+    warp: str = "complex",
 ) -> ConformSpec:
     """How to fit renders of ``request`` to the song ``host`` describes: the one place a spec is made.
 

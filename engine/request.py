@@ -581,8 +581,8 @@ class ConformSpec:
     for no key matching. ``level_crest_db``: for a loop levelled with the variations of its request, the
     true peak above loudness (dB) of the request's first levelled variation, which sets the level they
     share (``conform/levels.py``: :func:`~loopbridge.engine.conform.levels.request_level`); None: the
-    loop is levelled on its own. ``warp``: how a loop is stretched (``conform/warp.py``): ``"auto"`` (the
-    default: ``"beats"`` for a loop with no pitch, ``"complex"`` for the rest), ``"beats"`` or ``"complex"``.
+    loop is levelled on its own. ``warp``: how a loop is stretched (``conform/warp.py``): ``"complex"`` (the
+    default), ``"beats"`` or ``"auto"`` (``"beats"`` for a loop with no pitch, ``"complex"`` for the rest).
     """
 
     tempo_bpm: float = 120.0
@@ -594,7 +594,7 @@ class ConformSpec:
     loudness_lufs: float = DEFAULT_LOUDNESS_LUFS
     key: str | None = None
     level_crest_db: float | None = None
-    warp: str = "auto"
+    warp: str = "complex"  # conform/warp.py DEFAULT_WARP
 
     def __post_init__(self) -> None:
         from .conform.key import key_name
@@ -621,7 +621,7 @@ class ConformSpec:
         if self.level_crest_db is not None:
             key["level_crest_db"] = round(float(self.level_crest_db), 2)
         # a warp mode only when one is forced: files conformed by the default keep their keys
-        if self.warp != "auto":
+        if self.warp != "complex":
             key["warp"] = self.warp
         return {**key,
             "tempo_bpm": float(self.tempo_bpm),

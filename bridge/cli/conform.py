@@ -63,9 +63,9 @@ def add_parsers(sub: Any) -> None:
     add_loudness(conform, "integrated loudness of loops and textures")
     add_key(conform, "the song's key: a pitched file is moved to it by the smallest shift")
     conform.add_argument("--warp", default=None, metavar="MODE",
-                         help="how a loop is stretched: auto (the default: beats for a loop with no pitch heard, "
-                              "complex for the rest), beats (drums: hits kept on the grid) or complex (notes kept "
-                              "in tune)")
+                         help="how a loop is stretched: complex (the default: notes kept in tune, hits on the grid), "
+                              "beats (drums: Rubber Band's R2, cheaper) or auto (beats for a loop with no pitch "
+                              "heard, complex for the rest)")
     conform.add_argument("--out", type=Path, default=Path("."), help="folder for the files (default: here)")
     conform.add_argument("--store", type=Path, default=None, help="the render store folder (default: the data folder)")
     conform.set_defaults(handler=conform_files)

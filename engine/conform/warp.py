@@ -6,16 +6,18 @@ the engine for drums and other unpitched loops (Ableton's Beats): Rubber Band's 
 its crisp mode with its short window, which resets the phase at each hit, so the hit keeps its attack
 where the stretch puts it, and costs less than R3. It detunes held notes (a held 110 Hz bass stretched
 120 -> 132 BPM by about 80 cents, the 52 Hz note held under Sonic Pi's ``loop_breakbeat`` by 20-140
-cents, where R3 stays within a few): only material with no pitch takes it. ``"auto"`` (the default)
-picks: ``"beats"`` for a loop with no pitch, ``"complex"`` for the rest.
+cents, where R3 stays within a few): only material with no pitch takes it. ``"auto"`` picks:
+``"beats"`` for a loop with no pitch, ``"complex"`` for the rest. ``"complex"`` is the default
+(:data:`DEFAULT_WARP`): with the pre-echo limited band by band (``alignment.py``) it keeps recorded drum
+loops' hits closer to the grid pooled (95th percentile 8.7 ms against 11.1 ms for ``"auto"`` over
+Sonic Pi's nine loops at three tempi, ``bench/bench_real_loops.py``), though ``"auto"`` costs less
+(0.066x against 0.077x the loop's duration) and is closer on seven of the nine loops taken one by one.
 
 Whether a loop has pitch is measured once per render, by the key detection the conform stage runs
 anyway (:func:`~.key.detect_key`): its ``tonalness``, the share of the sound's energy in stable
 spectral peaks, under :data:`~.key.MIN_TONALNESS` (drums, noise) is no pitch. A model's word (a kit's
 part, a drum class: :attr:`~.pipeline.SourceInfo.pitched`) counts first. ``bench/bench_real_loops.py``
-prints both modes side by side on recorded loops: the drum loops' hits closer to the grid (95th
-percentile 13.4 -> 12.6 ms pooled over nine loops at three tempi; ``loop_mika`` 13.2 -> 4.7 ms) at
-a lower cost (0.108x -> 0.085x the loop's duration on a loaded machine).
+prints the default beside ``"auto"`` on recorded loops, pooled and loop by loop.
 
 Only loops are stretched, so only loops are warped; one-shots, textures and kit parts are never
 stretched (their pitch shifts keep the engine :class:`~.stretcher.StretchOptions` names).
@@ -31,6 +33,8 @@ from .key import MIN_TONALNESS
 from .stretcher import StretchOptions
 
 WARP_MODES = ("auto", "beats", "complex")
+#: the mode a loop is stretched in unless another is asked for
+DEFAULT_WARP = "complex"
 
 
 def check_warp(value: object, field: str = "warp") -> str:
@@ -43,7 +47,7 @@ def check_warp(value: object, field: str = "warp") -> str:
 @dataclass(frozen=True)
 class WarpChoice:
     """The warp mode a loop is stretched with (``"beats"`` or ``"complex"``), the rule that chose it
-    (``"asked"``, ``"no pitch (the model's word)"``, ``"no pitch heard"``, ``"pitched"``) and the
+    (``"the default"``, ``"asked"``, ``"no pitch (the model's word)"``, ``"no pitch heard"``, ``"pitched"``) and the
     stretch options it runs with."""
 
     mode: str
@@ -61,7 +65,8 @@ def choose_warp(warp: str, options: StretchOptions, pitched: bool | None, tonaln
     """
     check_warp(warp)
     if warp != "auto":
-        return WarpChoice(warp, "asked", beats_options(options) if warp == "beats" else options)
+        return WarpChoice(warp, "the default" if warp == DEFAULT_WARP else "asked",
+                          beats_options(options) if warp == "beats" else options)
     if pitched is False:
         return WarpChoice("beats", "no pitch (the model's word)", beats_options(options))
     if pitched is None and tonalness is not None and tonalness < MIN_TONALNESS:

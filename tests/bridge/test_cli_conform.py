@@ -146,7 +146,7 @@ def test_bad_options_one_line_nothing_written(tmp_path: Path, capsys: pytest.Cap
 
 @needs_sonic_pi
 def test_the_warp_mode_of_a_loop_chosen_for_it_or_forced(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """A drum break takes the beats mode by itself; forced, the other mode makes another file (and
+    """A drum break takes the beats mode under auto; the default (complex) is another file (and
     ``--warp`` with a bad mode names it and the modes)."""
     from loopbridge.engine.store import RenderStore
 
@@ -163,7 +163,7 @@ def test_the_warp_mode_of_a_loop_chosen_for_it_or_forced(tmp_path: Path, capsys:
         made = {sample.info["warp"]: sample.info["warp_rule"] for sample in opened.latest_samples(limit=10)}
     finally:
         opened.close()
-    assert made == {"beats": "no pitch heard", "complex": "asked"}
+    assert made == {"beats": "no pitch heard", "complex": "the default"}
     code, out, err = _run(["conform", str(AMEN), "--bpm", "150", "--warp", "Beats", "--out", str(tmp_path / "x")],
                           capsys)
     assert code == 2 and out == []

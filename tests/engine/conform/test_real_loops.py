@@ -82,19 +82,8 @@ def test_tempo_and_downbeat_of_a_real_loop_with_the_beats_asked_for(name: str) -
     assert not estimate.low_confidence, estimate
 
 
-#: loops at a tempo where the estimated path finds fewer of the source's hits again than the known path, with
-#: the beats warp mode (R2 crisp) both take: the estimate's tempo or downbeat, a hair off the truth, moves where
-#: R2 resets its phase, and one hit comes out so much sharper than the rest (librosa's onset strength 9.1
-#: against 6.9 on the known path for loop_tabla) that the weakest strokes fall under the detector's floor
-#: (15 % of the strongest). loop_safari's estimated path misses 5 (the old default's R3: 6), its known path 1.
-ESTIMATED_MISSES_MORE = {("loop_tabla", 1.30): "19 of 60 hits not found again, the known path 0",
-                         ("loop_safari", 0.85): "5 hits not found again, the known path 1"}
-
-
-@pytest.mark.parametrize(("name", "ratio"), [
-    pytest.param(name, ratio, marks=pytest.mark.xfail(reason=ESTIMATED_MISSES_MORE[name, ratio], strict=True))
-    if (name, ratio) in ESTIMATED_MISSES_MORE else (name, ratio)
-    for ratio in TEMPO_RATIOS for name in LOOP_NAMES])
+@pytest.mark.parametrize("name", LOOP_NAMES)
+@pytest.mark.parametrize("ratio", TEMPO_RATIOS)
 def test_a_real_loop_conformed_on_the_estimated_path_keeps_its_tempo_and_downbeat(name: str, ratio: float) -> None:
     loop = _loops()[name]
     conformed, offsets = _conformed(name, ratio, True)

@@ -48,11 +48,12 @@ def _frequency_near(audio: np.ndarray, freq_hz: float) -> float:
 @pytest.mark.skipif(not real_loops_available(), reason="Debian's sonic-pi-samples are not installed "
                                                        "(scripts/test.sh installs them)")
 @pytest.mark.parametrize(("name", "ratio"), [("loop_industrial", 1.30), ("loop_compus", 0.85)])
-def test_a_recorded_drum_loop_takes_the_beats_mode_and_its_hits_land_on_the_grid(name: str, ratio: float) -> None:
+def test_a_recorded_drum_loop_under_auto_takes_the_beats_mode_and_its_hits_land_on_the_grid(name: str,
+                                                                                           ratio: float) -> None:
     pytest.importorskip("librosa", reason="librosa measures the onsets")
     loop = next(loop for loop in real_loops() if loop.name == name)
     target = round(loop.tempo_bpm * ratio, 2)
-    spec = ConformSpec(tempo_bpm=target, bars=loop.beats / 4, sample_rate=RATE)
+    spec = ConformSpec(tempo_bpm=target, bars=loop.beats / 4, sample_rate=RATE, warp="auto")
     conformed = conform_audio(loop.audio, loop.sample_rate, Kind.LOOP, spec, SourceInfo())  # a user's file
     assert conformed.info["warp"] == "beats" and conformed.info["warp_rule"] == "no pitch heard"
     assert conformed.info["tonalness"] < MIN_TONALNESS
@@ -69,7 +70,7 @@ def test_a_recorded_drum_loop_takes_the_beats_mode_and_its_hits_land_on_the_grid
 
 def test_a_held_low_note_keeps_its_pitch_on_the_complex_mode() -> None:
     audio = _held_bass(8.0)
-    spec = ConformSpec(tempo_bpm=132.0, bars=4, sample_rate=RATE)
+    spec = ConformSpec(tempo_bpm=132.0, bars=4, sample_rate=RATE, warp="auto")
     conformed = conform_audio(audio, RATE, Kind.LOOP, spec, SourceInfo(tempo_bpm=120.0))
     assert conformed.info["warp"] == "complex" and conformed.info["warp_rule"] == "pitched"
     assert conformed.info["tonalness"] >= MIN_TONALNESS
@@ -83,8 +84,12 @@ def test_the_warp_mode_a_user_forces_is_the_one_that_runs() -> None:
     drums = drum_pattern(RATE, 120.0, 2, seed=3)
     bass = _held_bass(4.0)
     runs = {
-        ("drums", "auto"): conform_audio(drums, RATE, Kind.LOOP, ConformSpec(tempo_bpm=132.0, bars=2, sample_rate=RATE),
+        ("drums", "auto"): conform_audio(drums, RATE, Kind.LOOP,
+                                         ConformSpec(tempo_bpm=132.0, bars=2, sample_rate=RATE, warp="auto"),
                                          SourceInfo(tempo_bpm=120.0)),
+        ("drums", "default"): conform_audio(drums, RATE, Kind.LOOP,
+                                            ConformSpec(tempo_bpm=132.0, bars=2, sample_rate=RATE),
+                                            SourceInfo(tempo_bpm=120.0)),
         ("drums", "complex"): conform_audio(drums, RATE, Kind.LOOP,
                                             ConformSpec(tempo_bpm=132.0, bars=2, sample_rate=RATE, warp="complex"),
                                             SourceInfo(tempo_bpm=120.0)),
@@ -95,8 +100,12 @@ def test_the_warp_mode_a_user_forces_is_the_one_that_runs() -> None:
     assert (runs["drums", "auto"].info["warp"], runs["drums", "auto"].info["stretch_engine"]) == (
         "beats", "rubberband-r2")
     for (_, mode), conformed in runs.items():
-        if mode != "auto":
-            assert conformed.info["warp"] == mode and conformed.info["warp_rule"] == "asked"
+        if mode not in ("auto", "default"):
+            assert conformed.info["warp"] == mode and conformed.info["warp_rule"] == (
+                "the default" if mode == "complex" else "asked")
+    assert (runs["drums", "default"].info["warp"], runs["drums", "default"].info["warp_rule"]) == (
+        "complex", "the default")
+    assert np.array_equal(runs["drums", "default"].audio, runs["drums", "complex"].audio)
     assert runs["drums", "complex"].info["stretch_engine"] == "rubberband-r3"
     assert runs["bass", "beats"].info["stretch_engine"] == "rubberband-r2"
     # a different stretch makes different audio, of the same length
@@ -106,7 +115,7 @@ def test_the_warp_mode_a_user_forces_is_the_one_that_runs() -> None:
 
 def test_the_models_word_on_pitch_counts_before_the_measurement() -> None:
     bass = _held_bass(4.0)
-    spec = ConformSpec(tempo_bpm=132.0, bars=2, sample_rate=RATE)
+    spec = ConformSpec(tempo_bpm=132.0, bars=2, sample_rate=RATE, warp="auto")
     told = conform_audio(bass, RATE, Kind.LOOP, spec, SourceInfo(tempo_bpm=120.0, pitched=False))
     assert (told.info["warp"], told.info["warp_rule"]) == ("beats", "no pitch (the model's word)")
     drums = drum_pattern(RATE, 120.0, 2, seed=4)
@@ -126,7 +135,7 @@ def test_a_forced_warp_mode_is_another_file_and_the_default_keeps_its_key() -> N
     spec = ConformSpec(tempo_bpm=128.0, bars=2)
     assert "warp" not in spec.key_fields()  # files conformed before warp modes keep their keys
     keys = {mode: spec.replace(warp=mode).conform_key("render") for mode in WARP_MODES}
-    assert len(set(keys.values())) == 3 and keys["auto"] == spec.conform_key("render")
+    assert len(set(keys.values())) == 3 and keys["complex"] == spec.conform_key("render")
 
 
 @pytest.mark.parametrize("value", ["fast", "Beats", "", None, 1, True])
