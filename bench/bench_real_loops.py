@@ -9,7 +9,9 @@ Prints, over the set in one run:
 2. Where the hits land against the song's grid after conforming each loop to three tempi (-15 %,
    +10 %, +30 % of its own), measured by librosa's onset detector (not the engine's): the median
    offset (target within ±5 ms) and the 95th percentile of the offsets' size (target at most
-   10 ms), on the estimated path and, side by side, on the known path (tempo and downbeat given).
+   10 ms), on the estimated path and, side by side, on the known path (tempo and downbeat given),
+   each with the old default (warp mode "complex" for every loop) and the new choice ("auto":
+   "beats" for a loop with no pitch heard, engine/conform/warp.py), per tempo, per loop and pooled.
    Beside them, the detector's own error on the same material: each loop played at the song's tempo
    by resampling (a tape's varispeed: every hit exactly on the grid, the pitch moved), measured the
    same way; and the conform's own offset, hit by hit the measured offset less the detector's own
@@ -18,7 +20,8 @@ Prints, over the set in one run:
 3. The detector's own error on hits placed to the sample (a pattern played from hydrogen-drumkits
    one-shots), its constant delay removed.
 4. Conform time as a ratio of the loop's duration for a 4-bar stereo 44.1 kHz loop (loop_amen_full,
-   140 BPM, to 128 BPM at 48 kHz), estimated and known (target: at most 0.05x), best of ``--repeats``.
+   140 BPM, to 128 BPM at 48 kHz), estimated and known, old default and new choice (target: at most
+   0.05x), best of ``--repeats``.
 
 5. With ``--settings``: the known path's hits against the grid for each Rubber Band setting tried
    against the smear (the default's short window, the finer engine's standard window, the faster
@@ -55,6 +58,9 @@ from tests.engine.conform.real_audio import (
 )
 
 TEMPO_TOLERANCE = 0.01
+#: the ways compared in sections 2 and 4: (tempo and downbeat given, warp mode)
+PATHS = {"estimated, old": (False, "complex"), "estimated, auto": (False, "auto"),
+         "known, old": (True, "complex"), "known, auto": (True, "auto")}
 DOWNBEAT_TOLERANCE_S = 0.005
 
 
@@ -91,42 +97,55 @@ def main() -> None:
     print(f"   downbeat right: {right['downbeat']}/{count} ({100 * right['downbeat'] / count:.0f} %) without a prior, "
           f"{right['downbeat_hinted']}/{count} with the beats asked for (target >= 95 %)")
 
-    print("\n2. hits against the song's grid (librosa's onsets), conformed to -15 %, +10 %, +30 %")
-    pooled: dict[str, list[np.ndarray]] = {"estimated": [], "known": [], "detector": [], "estimated, net": [],
-                                           "known, net": []}
-    missed = {"estimated": 0, "known": 0, "detector": 0}
-    print(f"   {'loop':16s} {'ratio':>6s} {'est median':>11s} {'est p95':>8s} {'known median':>13s} {'known p95':>10s}"
-          f" {'detector median':>16s} {'detector p95':>12s}")
+    print("\n2. hits against the song's grid (librosa's onsets), conformed to -15 %, +10 %, +30 %: the old default "
+          "(warp 'complex' for every loop) beside the new choice (warp 'auto': 'beats' for a loop with no pitch heard)")
+    pooled: dict[str, list[np.ndarray]] = {path: [] for path in (*PATHS, "detector")}
+    nets: dict[str, list[np.ndarray]] = {path: [] for path in PATHS}
+    missed = dict.fromkeys((*PATHS, "detector"), 0)
+    per_loop: dict[str, dict[str, list[np.ndarray]]] = {}
+    chosen: dict[str, str] = {}
+    print(f"   {'loop':16s} {'ratio':>5s} " + " ".join(f"{path:>18s}" for path in (*PATHS, "detector"))
+          + "   (median / p95 ms)")
     for loop in loops:
+        rows = per_loop.setdefault(loop.name, {path: [] for path in (*PATHS, "detector")})
         for ratio in TEMPO_RATIOS:
             target = round(loop.tempo_bpm * ratio, 2)
-            spec = ConformSpec(tempo_bpm=target, bars=loop.beats / 4, sample_rate=loop.sample_rate)
             perfect = grid_offsets(loop.audio, loop.sample_rate, loop.tempo_bpm, loop.beats, loop.downbeat_s,
                                    varispeed_loop(loop.audio, loop.sample_rate, loop.tempo_bpm, loop.beats,
                                                   loop.downbeat_s, target), loop.sample_rate, target)
             pooled["detector"].append(perfect.offsets_ms)
+            rows["detector"].append(perfect.offsets_ms)
             missed["detector"] += perfect.missed
             row = []
-            for path, source in (("estimated", SourceInfo()),
-                                 ("known", SourceInfo(tempo_bpm=loop.tempo_bpm, downbeat_s=loop.downbeat_s))):
+            for path, (known, warp) in PATHS.items():
+                spec = ConformSpec(tempo_bpm=target, bars=loop.beats / 4, sample_rate=loop.sample_rate, warp=warp)
+                source = SourceInfo(tempo_bpm=loop.tempo_bpm, downbeat_s=loop.downbeat_s) if known else SourceInfo()
                 conformed = conform_audio(loop.audio, loop.sample_rate, Kind.LOOP, spec, source)
+                if warp == "auto":
+                    chosen[loop.name] = f"{conformed.info['warp']} ({conformed.info['warp_rule']}, tonalness " \
+                                        f"{conformed.info.get('tonalness', float('nan')):.2f})"
                 offsets = grid_offsets(loop.audio, loop.sample_rate, loop.tempo_bpm, loop.beats, loop.downbeat_s,
                                        conformed.audio, conformed.sample_rate, target)
                 pooled[path].append(offsets.offsets_ms)
-                pooled[f"{path}, net"].append(conform_own_ms(offsets, perfect))
+                rows[path].append(offsets.offsets_ms)
+                nets[path].append(conform_own_ms(offsets, perfect))
                 missed[path] += offsets.missed
-                row.append(f"{offsets.median_ms:+9.2f}ms {offsets.p95_ms:6.2f}ms")
-            row.append(f"{perfect.median_ms:+9.2f}ms {perfect.p95_ms:6.2f}ms")
-            print(f"   {loop.name:16s} {ratio:6.2f} {row[0]:>21s} {row[1]:>25s} {row[2]:>30s}")
-    for path in ("estimated", "known", "detector"):
+                row.append(f"{offsets.median_ms:+7.2f} / {offsets.p95_ms:5.2f}")
+            row.append(f"{perfect.median_ms:+7.2f} / {perfect.p95_ms:5.2f}")
+            print(f"   {loop.name:16s} {ratio:5.2f} " + " ".join(f"{cell:>18s}" for cell in row))
+    print("\n   per loop, its three tempi together (median / p95 ms), and the warp mode 'auto' chose:")
+    for name, rows in per_loop.items():
+        cells = [_median_p95(np.concatenate(rows[path])) for path in (*PATHS, "detector")]
+        print(f"   {name:16s}       " + " ".join(f"{cell:>18s}" for cell in cells) + f"   {chosen[name]}")
+    for path in (*PATHS, "detector"):
         values = np.concatenate(pooled[path])
-        what = "the detector's own (each loop resampled to the song's tempo)" if path == "detector" else f"{path} path"
+        what = "the detector's own (each loop resampled to the song's tempo)" if path == "detector" else path
         print(f"   {what}, {len(values)} hits ({missed[path]} not found within 30 ms): "
               f"median {np.median(values):+.2f} ms (target within ±5), "
               f"p95 {np.percentile(np.abs(values), 95):.2f} ms (target <= 10)")
-    for path in ("estimated", "known"):
-        values = np.concatenate(pooled[f"{path}, net"])
-        print(f"   {path} path less the detector's own, hit by hit ({len(values)} hits found in both): "
+    for path in PATHS:
+        values = np.concatenate(nets[path])
+        print(f"   {path} less the detector's own, hit by hit ({len(values)} hits found in both): "
               f"median {np.median(values):+.2f} ms, p95 {np.percentile(np.abs(values), 95):.2f} ms "
               "(the conform's own share; the targets above are judged on the raw figures)")
 
@@ -135,19 +154,23 @@ def main() -> None:
     print(f"   {len(errors)} hits: median {np.median(errors):.2f} ms, p95 {np.percentile(errors, 95):.2f} ms, "
           f"max {errors.max():.2f} ms")
 
-    print("\n4. conform time, 4-bar stereo 44.1 kHz loop (loop_amen_full, 140 -> 128 BPM at 48 kHz)")
+    print("\n4. conform time, 4-bar stereo 44.1 kHz loop (loop_amen_full, 140 -> 128 BPM at 48 kHz), "
+          f"best of {args.repeats}, the ways alternated")
     amen = next(loop for loop in loops if loop.name == "loop_amen_full")
     duration_s = amen.audio.shape[1] / amen.sample_rate
-    spec = ConformSpec(tempo_bpm=128.0, bars=4, sample_rate=48000)
-    best = {"estimated": float("inf"), "known": float("inf")}
+    best = dict.fromkeys(PATHS, float("inf"))
     for _ in range(args.repeats):
-        for path, source in (("estimated", SourceInfo()), ("known", SourceInfo(tempo_bpm=amen.tempo_bpm))):
+        for path, (known, warp) in PATHS.items():
+            spec = ConformSpec(tempo_bpm=128.0, bars=4, sample_rate=48000, warp=warp)
+            source = SourceInfo(tempo_bpm=amen.tempo_bpm) if known else SourceInfo()
             start = time.perf_counter()
             conform_audio(amen.audio, amen.sample_rate, Kind.LOOP, spec, source)
             best[path] = min(best[path], time.perf_counter() - start)
     for path, seconds in best.items():
-        print(f"   {path:9s}: {seconds * 1000:7.1f} ms = {seconds / duration_s:.4f}x the loop's "
+        print(f"   {path:18s}: {seconds * 1000:7.1f} ms = {seconds / duration_s:.4f}x the loop's "
               f"{duration_s:.2f} s (target <= 0.05x)")
+    load = os.getloadavg()
+    print(f"   load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
 
     if args.settings:
         compare_settings(loops)
@@ -182,6 +205,10 @@ def compare_settings(loops: list[RealLoop]) -> None:
         values = np.concatenate(parts)
         print(f"   {name:28s} pooled, {len(values)} hits: median {np.median(values):+.2f} ms, "
               f"p95 {np.percentile(np.abs(values), 95):.2f} ms")
+
+
+def _median_p95(values: np.ndarray) -> str:
+    return f"{np.median(values):+7.2f} / {np.percentile(np.abs(values), 95):5.2f}"
 
 
 if __name__ == "__main__":

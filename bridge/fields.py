@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from loopbridge.engine.conform.warp import DEFAULT_WARP
 from loopbridge.engine.errors import NotFoundError, RequestError, UnknownModelError
 from loopbridge.engine.frontdoor import FrontDoor, Order
 from loopbridge.engine.host import HostFacts
@@ -115,7 +116,7 @@ class OrderBuilder:
             return Order(audio=self.user_audio(fields, frames), host=host_facts(fields),
                          pitch_semitones=fields.get("pitch_semitones", 0.0), root_note=fields.get("root_note"),
                          loudness_lufs=fields.get("loudness_lufs", self.default_loudness_lufs),
-                         priority=priority(fields), prerender=False)
+                         warp=fields.get("warp", DEFAULT_WARP), priority=priority(fields), prerender=False)
         if kind in (MessageType.CONFORM, MessageType.RECALL):
             name, key = "render_key", fields.get("render_key")
             if not key and kind is MessageType.RECALL and is_render_key(fields.get("key")):

@@ -239,6 +239,7 @@ CONFORM_FILE_FIELDS: dict[str, str] = {
     "source_bars": "float",  # how many bars it holds (a prior for the tempo estimate)
     "tempo_bpm": "float", "bars": "float", "beats_per_bar": "int", **HOST_FIELDS,
     "sample_rate": "int", "pitch_semitones": "float", "root_note": "int", "loudness_lufs": "float", "key": "str",
+    "warp": "str",  # how a loop is stretched: complex (default) | beats | auto (beats with no pitch heard)
     "audio": "bool", "priority": "str",
 }
 HISTORY_FIELDS: dict[str, str] = {"limit": "int", "offset": "int", "model": "str"}

@@ -48,6 +48,7 @@ import numpy as np
 
 from .conform import ConformMemory, SourceInfo, conform_size
 from .conform.memory import Lease
+from .conform.warp import DEFAULT_WARP, check_warp
 from .core import Engine
 from .errors import LoopbridgeError, NotFoundError, RequestError, TooLargeError
 from .host import HostFacts, conform_spec
@@ -81,7 +82,8 @@ class Order:
     ``conform_bars`` (bars of the host's meter) makes the conformed file a different length from the
     render; ``pitch_semitones``,
     ``root_note`` and ``loudness_lufs`` (loops and textures; None: the engine's default) are the
-    user's. ``variations`` of a request are
+    user's; so is ``warp``, how a user's loop is stretched (``conform/warp.py``; files only: a render's
+    conform takes the default, ``"complex"``). ``variations`` of a request are
     rendered as one batch.
     ``prerender``: queue the neighbours afterwards (interactive orders only).
     """
@@ -94,6 +96,7 @@ class Order:
     pitch_semitones: float = 0.0
     root_note: int | None = None
     loudness_lufs: float | None = None
+    warp: str = DEFAULT_WARP
     variations: int = 1
     priority: Priority = Priority.INTERACTIVE
     prerender: bool = True
@@ -110,6 +113,10 @@ class Order:
             raise RequestError("host", type(self.host).__name__, "HostFacts")
         if self.loudness_lufs is not None:
             check_loudness(self.loudness_lufs)
+        check_warp(self.warp)
+        if self.audio is None and self.warp != DEFAULT_WARP:
+            raise RequestError("warp", self.warp,
+                               f"{DEFAULT_WARP} for a render (a warp mode is chosen for a user's file only)")
 
 
 @dataclass(frozen=True)
@@ -386,7 +393,7 @@ class FrontDoor:
             render = order.audio.render(tempo_bpm, beats_per_bar if beats_per_bar is not None else 4)
             spec = conform_spec(render.request, spec_host, pitch_semitones=order.pitch_semitones,
                                 root_note=order.root_note,
-                                loudness_lufs=order.loudness_lufs)
+                                loudness_lufs=order.loudness_lufs, warp=order.warp)
             return [("", render.request)], [render.key], spec, spec_host.notes, [dict(render.info)], [render]
         assert order.request is not None  # Order checks that one of the three is given
         fields = host.request_fields()

@@ -192,13 +192,15 @@ def conform_spec(
     pitch_semitones: float = 0.0,
     root_note: int | None = None,
     loudness_lufs: float | None = None,
+    warp: str = "complex",
 ) -> ConformSpec:
     """How to fit renders of ``request`` to the song ``host`` describes: the one place a spec is made.
 
     What the host does not say comes from the request: its tempo, its bar and, for loops and
     textures, its bars (one-shots keep their own length). Files are written at the host's sample
     rate, else :data:`DEFAULT_SAMPLE_RATE`; loops and textures are brought to ``loudness_lufs``, else
-    :data:`DEFAULT_LOUDNESS_LUFS`; pitched material is moved to the host's key when it names one.
+    :data:`DEFAULT_LOUDNESS_LUFS`; pitched material is moved to the host's key when it names one; loops
+    are stretched in the ``warp`` mode (``conform/warp.py``).
     Raises :class:`RequestError` for a value out of range.
     """
     host = host or HostFacts()
@@ -218,4 +220,5 @@ def conform_spec(
         root_note=root_note,
         loudness_lufs=DEFAULT_LOUDNESS_LUFS if loudness_lufs is None else loudness_lufs,
         key=host.key,
+        warp=warp,
     )

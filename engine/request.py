@@ -581,7 +581,8 @@ class ConformSpec:
     for no key matching. ``level_crest_db``: for a loop levelled with the variations of its request, the
     true peak above loudness (dB) of the request's first levelled variation, which sets the level they
     share (``conform/levels.py``: :func:`~loopbridge.engine.conform.levels.request_level`); None: the
-    loop is levelled on its own.
+    loop is levelled on its own. ``warp``: how a loop is stretched (``conform/warp.py``): ``"complex"`` (the
+    default), ``"beats"`` or ``"auto"`` (``"beats"`` for a loop with no pitch, ``"complex"`` for the rest).
     """
 
     tempo_bpm: float = 120.0
@@ -593,11 +594,14 @@ class ConformSpec:
     loudness_lufs: float = DEFAULT_LOUDNESS_LUFS
     key: str | None = None
     level_crest_db: float | None = None
+    warp: str = "complex"  # conform/warp.py DEFAULT_WARP
 
     def __post_init__(self) -> None:
         from .conform.key import key_name
+        from .conform.warp import check_warp
 
         object.__setattr__(self, "key", key_name(self.key))
+        check_warp(self.warp)
         check_range("tempo_bpm", self.tempo_bpm, TEMPO_MIN_BPM, TEMPO_MAX_BPM, " BPM")
         check_int("beats_per_bar", self.beats_per_bar, *BEATS_PER_BAR_RANGE)
         check_loudness(self.loudness_lufs)
@@ -616,6 +620,9 @@ class ConformSpec:
         # a request's shared level likewise: files levelled on their own keep their keys
         if self.level_crest_db is not None:
             key["level_crest_db"] = round(float(self.level_crest_db), 2)
+        # a warp mode only when one is forced: files conformed by the default keep their keys
+        if self.warp != "complex":
+            key["warp"] = self.warp
         return {**key,
             "tempo_bpm": float(self.tempo_bpm),
             "bars": None if self.bars is None else float(self.bars),

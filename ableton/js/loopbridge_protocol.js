@@ -174,7 +174,8 @@ exports.FIELDS = {
         source_bars: "float",
         source_downbeat_s: "float",
         source_tempo_bpm: "float",
-        tempo_bpm: "float"
+        tempo_bpm: "float",
+        warp: "str"
     }
 };
 

@@ -10,7 +10,7 @@
     loopbridge recall KEY [--bpm 128] [--loudness -14] [--out DIR]
     loopbridge conform FILE... --bpm 128 [--bars 2 | --beats 8] [--beats-per-bar 4] [--sample-rate 48000]
                        [--source-bpm BPM] [--downbeat SECONDS] [--source-bars N] [--kind loop|one-shot|texture]
-                       [--loudness -14] [--out DIR]
+                       [--warp complex|beats|auto] [--loudness -14] [--out DIR]
     loopbridge serve [--zmq tcp://127.0.0.1:5555] [--events tcp://127.0.0.1:5556] [--osc 127.0.0.1:9000]
                      [--device auto|cuda|mps|cpu] [--memory-budget GB] [--conform-memory GB] [--keys DIR | --insecure]
                      [--osc-allow LIST] [--loudness -14]

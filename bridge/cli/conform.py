@@ -62,6 +62,10 @@ def add_parsers(sub: Any) -> None:
     conform.add_argument("--pitch", type=number("pitch"), default=0.0, help="pitch shift in semitones (−24–24)")
     add_loudness(conform, "integrated loudness of loops and textures")
     add_key(conform, "the song's key: a pitched file is moved to it by the smallest shift")
+    conform.add_argument("--warp", default=None, metavar="MODE",
+                         help="how a loop is stretched: complex (the default: notes kept in tune, hits on the grid), "
+                              "beats (drums: Rubber Band's R2, cheaper) or auto (beats for a loop with no pitch "
+                              "heard, complex for the rest)")
     conform.add_argument("--out", type=Path, default=Path("."), help="folder for the files (default: here)")
     conform.add_argument("--store", type=Path, default=None, help="the render store folder (default: the data folder)")
     conform.set_defaults(handler=conform_files)
@@ -78,7 +82,7 @@ def file_fields(args: argparse.Namespace, path: str) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "audio_path": path, "kind": args.kind, "tempo_bpm": args.bpm, "bars": bars,
         "beats_per_bar": args.beats_per_bar, "sample_rate": args.sample_rate, "pitch_semitones": args.pitch,
-        "loudness_lufs": args.loudness, "key": args.key,
+        "loudness_lufs": args.loudness, "key": args.key, "warp": args.warp,
         "source_tempo_bpm": args.source_bpm, "source_downbeat_s": args.downbeat, "source_bars": args.source_bars,
         **meter_fields(args.meter),
     }

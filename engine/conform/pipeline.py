@@ -9,7 +9,8 @@ Loops
        itself, so the stretcher sees the wrap as music running on.
     3. That material is resampled to the song's rate (libsoxr), stretched to the song tempo
        and pitch-shifted in one pass (Rubber Band through pedalboard; the pitch by resampling its
-       result, see :mod:`.stretcher`).
+       result, see :mod:`.stretcher`), in the warp mode ``spec.warp`` names or the material calls for
+       (:mod:`.warp`: a loop with no pitch heard takes the engine that keeps hits on the grid).
     4. Where each beat landed is measured and the beats are put back on the grid
        (:func:`~.alignment.retime`); exactly ``bars * beats_per_bar`` beats at the song tempo are
        cut, to the sample, and the loop's end is crossfaded into the stretched pre-roll so the
@@ -75,6 +76,7 @@ from .stretcher import (
     window_flag,
 )
 from .tempo import ANALYSIS_MAX_S, BEATS_HINT_MAX, estimate_tempo, find_downbeat, is_low_confidence
+from .warp import choose_warp
 
 #: longest input accepted (a render is at most DURATION_MAX_S; audio prompts are as long)
 INPUT_MAX_S = 2 * DURATION_MAX_S
@@ -378,7 +380,10 @@ def conform_audio(
         if reserve is not None and source.tempo_bpm is None:
             # estimating the tempo takes memory too, and the estimate may be far from the song's
             reserve(conform_peak_bytes(parsed_kind, data.shape[0], data.shape[1], int(sample_rate), spec, source))
-        result = _conform_loop(data, int(sample_rate), spec, source, options, reserve)
+        # the warp mode: the stretch a drum loop takes is not the one a loop with notes takes (.warp)
+        warp = choose_warp(spec.warp, options, source.pitched, found.info.get("tonalness"))
+        result = _conform_loop(data, int(sample_rate), spec, source, warp.options, reserve)
+        result[4].update({"warp": warp.mode, "warp_rule": warp.rule})
     else:
         peak = conform_peak_bytes(parsed_kind, data.shape[0], data.shape[1], int(sample_rate), spec, source)
         if reserve is not None:

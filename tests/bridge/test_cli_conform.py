@@ -134,13 +134,40 @@ def test_bad_options_one_line_nothing_written(tmp_path: Path, capsys: pytest.Cap
     source = _write(tmp_path / "loop.wav", click_track(48000, 120.0, 4), 48000)
     out_dir = tmp_path / "out"
     for args, named in ((["--source-bpm", "5"], "source_tempo_bpm=5.0"), (["--downbeat", "9"], "source_downbeat_s=9.0"),
-                        (["--kind", "kit"], "kind='kit'"), (["--source-bars", "0"], "source_bars=0.0")):
+                        (["--kind", "kit"], "kind='kit'"), (["--source-bars", "0"], "source_bars=0.0"),
+                        (["--warp", "fast"], "warp='fast'")):
         code, out, err = _run(["conform", str(source), "--bpm", "120", *args, "--out", str(out_dir)], capsys)
         assert code == 2 and out == [], err
         assert named in err and "expected" in err
     code, out, err = _run(["conform", str(source), "--out", str(out_dir)], capsys)
     assert code == 2 and "--bpm" in err
     assert not out_dir.exists() or not any(out_dir.iterdir())
+
+
+@needs_sonic_pi
+def test_the_warp_mode_of_a_loop_chosen_for_it_or_forced(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A drum break takes the beats mode under auto; the default (complex) is another file (and
+    ``--warp`` with a bad mode names it and the modes)."""
+    from loopbridge.engine.store import RenderStore
+
+    store = tmp_path / "store"
+    files = {}
+    for warp in ("auto", "complex"):
+        code, out, err = _run(["conform", str(AMEN), "--bpm", "150", "--bars", "1", "--sample-rate", "44100",
+                               "--warp", warp, "--out", str(tmp_path / warp), "--store", str(store)], capsys)
+        assert code == 0, err
+        (files[warp],) = map(Path, out)
+    assert files["auto"].read_bytes() != files["complex"].read_bytes()
+    opened = RenderStore(store)
+    try:
+        made = {sample.info["warp"]: sample.info["warp_rule"] for sample in opened.latest_samples(limit=10)}
+    finally:
+        opened.close()
+    assert made == {"beats": "no pitch heard", "complex": "the default"}
+    code, out, err = _run(["conform", str(AMEN), "--bpm", "150", "--warp", "Beats", "--out", str(tmp_path / "x")],
+                          capsys)
+    assert code == 2 and out == []
+    assert "warp='Beats'" in err and "auto, beats, complex" in err
 
 
 def test_a_loop_without_a_pulse_gets_a_warning(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
