@@ -378,7 +378,7 @@ class Judge:
             loss.backward()
             return loss
 
-        optimizer.step(closure)  # type: ignore[no-untyped-call]
+        optimizer.step(closure)
         self.weight.requires_grad_(False)
         self.bias.requires_grad_(False)
 
