@@ -3,9 +3,9 @@
 Prints, side by side in one run, for each model named (``default`` is the shipped weights, else a
 model folder) and for the training recordings themselves (the floor):
 
-- accuracy: the share of generated one-shots that a classifier trained on the held-out recordings
-  (pooled log-mels, :class:`~loopbridge.engine.models.default.evaluate.Classifier`) puts in the
-  class that was asked for; the classifier's own accuracy on the training recordings beside it;
+- accuracy: the share of generated one-shots that the judge fitted to the held-out recordings
+  (:class:`~loopbridge.engine.models.default.evaluate.Judge`, the evaluation's) puts in the
+  class that was asked for; the judge's own accuracy on the training recordings beside it;
 - FD: Fréchet distance of the evaluation's realism features (band means, loudness envelope) to the
   held-out recordings;
 - memorization: the share of generated one-shots whose best normalized cross-correlation (over
@@ -31,13 +31,13 @@ import torch
 from loopbridge.engine.models.default import DefaultModel
 from loopbridge.engine.models.default.classes import CLASSES
 from loopbridge.engine.models.default.evaluate import (
-    Classifier,
     EvalSettings,
+    Judge,
     attack_measures,
     envelope_measures,
     frechet_distance,
     generate_class_set,
-    pooled_log_mel,
+    judge_features,
     realism_features,
 )
 from loopbridge.engine.models.default.folder import label_folder, read_one_shots
@@ -81,8 +81,8 @@ def main() -> None:
     print(f"recordings: train {len(train_labels)}, held-out {len(held_labels)}; classes "
           + ", ".join(f"{CLASSES[c]} {int((train_labels == c).sum())}/{int((held_labels == c).sum())}"
                       for c in present))
-    classifier = Classifier(pooled_log_mel(held_audio), held_labels, len(CLASSES))
-    floor_accuracy = float(np.mean(classifier.predict(pooled_log_mel(train_audio)) == train_labels))
+    classifier = Judge(judge_features(held_audio), held_labels, len(CLASSES))
+    floor_accuracy = float(np.mean(classifier.predict(judge_features(train_audio)) == train_labels))
     held_features = realism_features(held_audio)
     held_jitter, _, _ = envelope_measures(held_audio)
     held_attack = attack_measures(held_audio)
@@ -96,7 +96,7 @@ def main() -> None:
         audio, labels = generate_class_set(model, args.per_class, EvalSettings(), seed_base=2_000_000)
         keep = np.isin(labels, present)
         audio, labels = audio[keep], labels[keep]
-        accuracy = float(np.mean(classifier.predict(pooled_log_mel(audio)) == labels))
+        accuracy = float(np.mean(classifier.predict(judge_features(audio)) == labels))
         fd = frechet_distance(realism_features(audio), held_features)
         memorized = np.zeros(len(labels), dtype=bool)
         for c in present:

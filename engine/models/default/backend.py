@@ -358,13 +358,14 @@ class DefaultModel(ModelBackend):
                 progress(0.9 + 0.1 * (i + 1) / len(requests))
         return outputs
 
-    def _decode(self, mel: torch.Tensor, seed: int, samples: int, stretch: bool) -> np.ndarray:
+    def _decode(self, mel: torch.Tensor, seed: int, samples: int, stretch: bool, class_name: str | None) -> np.ndarray:
         """Audio ``[samples]`` from one scaled log-mel ``[N_MELS, frames]``.
 
         With ``stretch`` the spectrogram is resampled in time to cover ``samples`` (textures); else the
         audio is cut (with a short fade) or padded with silence.
         """
-        mel = spectral.steady_loudness(mel[None], self.config.steady_loudness_db)[0]
+        mel = spectral.steady_loudness(mel[None], self.config.steady_loudness_db,
+                                       self.config.onset_rise_db(class_name))[0]
         frames = mel.shape[-1]
         if stretch and samples > frames * spectral.HOP:
             target = math.ceil(samples / spectral.HOP)
@@ -385,8 +386,9 @@ class DefaultModel(ModelBackend):
     def _single(self, request: GenerateRequest, label: int, mel: torch.Tensor) -> GeneratedAudio:
         config = self.config
         samples = max(1, int(round(request.render_duration_s * config.sample_rate)))
-        audio = self._decode(mel, request.effective_seed, samples, stretch=request.kind is Kind.TEXTURE)
         class_name = config.classes[label] if label < len(config.classes) else None
+        audio = self._decode(mel, request.effective_seed, samples, stretch=request.kind is Kind.TEXTURE,
+                             class_name=class_name)
         styles = styles_in(request.prompt)
         audio = apply_styles(audio[None], config.sample_rate, styles)[0]
         peak = float(np.max(np.abs(audio)))
@@ -404,7 +406,7 @@ class DefaultModel(ModelBackend):
         styles = styles_in(request.prompt)
         shots = {}
         for part, mel in zip(parts, mels, strict=True):
-            audio = self._decode(mel, request.effective_seed, spectral.NATIVE_SAMPLES, stretch=False)
+            audio = self._decode(mel, request.effective_seed, spectral.NATIVE_SAMPLES, stretch=False, class_name=part)
             audio = apply_styles(audio[None], config.sample_rate, styles)
             peak = float(np.max(np.abs(audio)))
             shots[part] = audio * np.float32(ONE_SHOT_PEAK / peak) if peak > 0 else audio

@@ -9,8 +9,11 @@ training never hears; built into ``--corpus`` when it is missing), and prints it
 shipped model's and the floor's: the training recordings themselves, measured as if a model had made
 them (what a model that sounded exactly like its training data would score).
 
-- Class accuracy: a classifier (the judge) trained on every held-out recording, each class weighted
-  equally, labels 16 generated one-shots per class; the share labelled as asked, averaged over classes.
+- Class accuracy: a classifier (the judge, :class:`Judge`: logistic regression on
+  :func:`judge_features`) fitted to every held-out recording, each class weighted equally, labels 16
+  generated one-shots per class; the share labelled as asked, averaged over classes. The judge never
+  hears the training recordings or generated audio. Its own trust is measured leave-one-kit-out:
+  each held-out recording labelled by a judge fitted without its kit (or instrument).
 - Fréchet distance of the log-mel statistics (band means over time, loudness envelope) and of the
   envelope statistics, to the held-out recordings (up to 48 per class).
 - Envelope: per class, the median jitter (frame-to-frame loudness change, 58 ms to 0.7 s) as a
@@ -55,6 +58,7 @@ unloadable model folder.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import time
@@ -226,6 +230,194 @@ class Classifier:
         with torch.no_grad():
             x = torch.from_numpy((features - self.mean) / self.std).float()
             return self.net(x).argmax(dim=1).numpy()
+
+
+# ---- the judge of class accuracy against real recordings ----------------------------------------
+
+#: frames of the judge's time segments: the onset (0-35 ms), the hit (35-105 ms), the body (0.1-0.3 s), the tail
+JUDGE_SEGMENTS = ((0, 3), (3, 9), (9, 26), (26, spectral.FRAMES))
+#: the judge's loudness envelope: mean level over these frame spans, log-spaced
+_JUDGE_ENVELOPE_EDGES = (0, 1, 2, 3, 5, 8, 13, 21, 34, 55, spectral.FRAMES)
+_JUDGE_MFCC = 20
+#: levels relative to a one-shot's loudest frame are floored here (dB): a recording's digital silence
+#: and a model's noise floor read alike
+_JUDGE_FLOOR_DB = -80.0
+#: frames within this of the loudest (dB) are the sounding ones the MFCC statistics average over
+_JUDGE_SOUNDING_DB = -50.0
+
+
+def _dct_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """Orthonormal DCT-II ``[n_out, n_in]``: log-mel bands to cepstral coefficients."""
+    k = np.arange(n_out)[:, None]
+    i = np.arange(n_in)[None, :]
+    matrix = np.cos(np.pi / n_in * (i + 0.5) * k) * np.sqrt(2.0 / n_in)
+    matrix[0] /= np.sqrt(2.0)
+    return matrix
+
+
+def _weighted_mean(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Mean of ``values`` ``[n, ..., frames]`` over its last axis with ``weights`` ``[n, frames]``."""
+    w = weights.reshape(weights.shape[0], *([1] * (values.ndim - 2)), weights.shape[1])
+    return (values * w).sum(axis=-1) / w.sum(axis=-1)
+
+
+def judge_features(audio: np.ndarray) -> np.ndarray:
+    """``[n, 357]`` features that tell the classes apart, for one-shots ``audio`` ``[n, samples]`` (the
+    native length; shorter ones are padded). Every level is taken relative to the one-shot's loudest
+    frame, so a gain changes nothing.
+
+    - log-mel (40 bands) averaged over each of :data:`JUDGE_SEGMENTS`, and each band's spread over time;
+    - MFCC (20) over the sounding frames: mean, spread and mean absolute change (deltas), and the mean
+      in each of the first three segments (the hit's timbre against the body's);
+    - the loudness envelope over log-spaced spans, the peak's frame and the frames it takes to fall
+      10, 20 and 40 dB, and the frame-to-frame jitter;
+    - spectral centroid, bandwidth, flatness and 85 % roll-off, per segment (weighted by the frames'
+      power) and their spread over the sounding frames;
+    - how tonal the first 0.3 s is: the height and lag of the autocorrelation's highest peak between
+      30 Hz and 2 kHz.
+    """
+    x = torch.as_tensor(np.asarray(audio, dtype=np.float32))
+    if x.ndim == 1:
+        x = x[None]
+    need = spectral.NATIVE_SAMPLES
+    x = torch.nn.functional.pad(x, (0, max(0, need - x.shape[-1])))[:, :need]
+    x = x / x.abs().amax(dim=1, keepdim=True).clamp_min(1e-9)  # peak 1: the floors below sit as far under any one-shot
+    n = x.shape[0]
+    power = (spectral.stft(x).abs() ** 2)[..., : spectral.FRAMES].double().numpy()  # [n, bins, frames]
+    mel_power = np.matmul(spectral.mel_filters().astype(np.float64), power)
+    frame_power = mel_power.sum(axis=1)
+    loud = 10.0 * np.log10(frame_power + 1e-12)
+    peak = loud.max(axis=1, keepdims=True)
+    rel = np.maximum(10.0 * np.log10(mel_power + 1e-12) - peak[:, :, None], _JUDGE_FLOOR_DB)
+    loud_rel = np.maximum(loud - peak, _JUDGE_FLOOR_DB)
+    sounding = (loud_rel > _JUDGE_SOUNDING_DB).astype(np.float64) + 1e-3
+    features: list[np.ndarray] = []
+
+    bands = rel.reshape(n, spectral.N_MELS // 2, 2, -1).mean(axis=2)
+    features += [bands[:, :, a:b].mean(axis=2) / 20.0 for a, b in JUDGE_SEGMENTS]
+    features.append(bands.std(axis=2) / 10.0)
+
+    mfcc = np.matmul(_dct_matrix(spectral.N_MELS, _JUDGE_MFCC), rel) / 100.0
+    mean = _weighted_mean(mfcc, sounding)
+    spread = np.sqrt(_weighted_mean((mfcc - mean[:, :, None]) ** 2, sounding))
+    change = _weighted_mean(np.abs(np.diff(mfcc, axis=2)), sounding[:, 1:]) * 5.0
+    features += [mean, spread, change]
+    features += [mfcc[:, :, a:b].mean(axis=2) for a, b in JUDGE_SEGMENTS[:3]]
+
+    edges = _JUDGE_ENVELOPE_EDGES
+    features.append(np.stack([loud_rel[:, a:b].mean(axis=1) for a, b in itertools.pairwise(edges)],
+                             axis=1) / 20.0)
+    peak_frame = loud.argmax(axis=1)
+    frames = np.arange(spectral.FRAMES)
+
+    def frames_to_fall(db: float) -> np.ndarray:
+        below = (loud_rel < db) & (frames[None, :] > peak_frame[:, None])
+        first = np.where(below.any(axis=1), below.argmax(axis=1), spectral.FRAMES)
+        return np.log1p(first - peak_frame)
+
+    features.append(np.stack([np.log1p(peak_frame), frames_to_fall(-10.0), frames_to_fall(-20.0),
+                              frames_to_fall(-40.0)], axis=1))
+    features.append(np.log1p(np.median(np.abs(np.diff(loud_rel[:, _JITTER_FRAMES], axis=1)), axis=1))[:, None])
+
+    freqs = np.fft.rfftfreq(spectral.N_FFT, 1.0 / spectral.SAMPLE_RATE)[None, :, None]
+    total = power.sum(axis=1) + 1e-12
+    centroid = (power * freqs).sum(axis=1) / total
+    bandwidth = np.sqrt((power * (freqs - centroid[:, None]) ** 2).sum(axis=1) / total)
+    flatness = np.exp(np.log(power + 1e-12).mean(axis=1)) / (power.mean(axis=1) + 1e-12)
+    rolloff = freqs[0, np.argmax(np.cumsum(power, axis=1) >= 0.85 * total[:, None], axis=1), 0]
+    share = frame_power / frame_power.sum(axis=1, keepdims=True).clip(1e-30)
+    for course in (np.log2(centroid + 20.0) / 4.0, np.log2(bandwidth + 20.0) / 4.0,
+                   np.log10(flatness + 1e-12) / 2.0, np.log2(rolloff + 20.0) / 4.0):
+        features += [_weighted_mean(course[:, a:b], share[:, a:b] + 1e-12)[:, None] for a, b in JUDGE_SEGMENTS]
+        average = _weighted_mean(course, sounding)
+        features.append(np.sqrt(_weighted_mean((course - average[:, None]) ** 2, sounding))[:, None])
+
+    start = x[:, : int(0.3 * spectral.SAMPLE_RATE)].double().numpy()
+    start = start - start.mean(axis=1, keepdims=True)
+    size = 1 << int(np.ceil(np.log2(2 * start.shape[1])))
+    autocorrelation = np.fft.irfft(np.abs(np.fft.rfft(start, size)) ** 2, size)[:, : start.shape[1]]
+    autocorrelation /= autocorrelation[:, :1] + 1e-12
+    low, high = spectral.SAMPLE_RATE // 2000, spectral.SAMPLE_RATE // 30
+    lag = autocorrelation[:, low:high].argmax(axis=1) + low
+    features.append(np.stack([autocorrelation[np.arange(n), lag], np.log2(spectral.SAMPLE_RATE / lag) / 4.0], axis=1))
+    return np.concatenate(features, axis=1).astype(np.float32)
+
+
+class Judge:
+    """The class-accuracy judge: multinomial logistic regression on :func:`judge_features`, each class
+    weighted equally whatever its count, with an L2 penalty (``l2``), fitted to convergence by L-BFGS
+    (deterministic: the same recordings give the same judge).
+
+    A linear model on features that describe a sound's spectrum, timbre, envelope and tonality: its
+    accuracy on kits it was not fitted on (:func:`leave_one_kit_out`) is what it can be trusted to.
+    """
+
+    def __init__(self, features: np.ndarray, labels: np.ndarray, n_classes: int, l2: float = 1e-2,
+                 iterations: int = 300) -> None:
+        """Fitted to ``features`` ``[n, d]`` (:func:`judge_features` of recordings) and their ``labels``."""
+        if len(features) != len(labels) or len(labels) == 0:
+            raise ValueError(f"the judge needs recordings and one label each: got {len(features)} and {len(labels)}")
+        features = np.asarray(features, dtype=np.float64)
+        self.n_classes = n_classes
+        self.mean = features.mean(axis=0)
+        self.std = features.std(axis=0) + 1e-6
+        counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+        weights = np.where(counts > 0, counts.sum() / (np.count_nonzero(counts) * np.maximum(counts, 1.0)), 0.0)
+        x = torch.from_numpy((features - self.mean) / self.std)
+        y = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+        self.weight = torch.zeros(features.shape[1], n_classes, dtype=torch.float64, requires_grad=True)
+        self.bias = torch.zeros(n_classes, dtype=torch.float64, requires_grad=True)
+        optimizer = torch.optim.LBFGS([self.weight, self.bias], lr=1.0, max_iter=iterations, history_size=20,
+                                      tolerance_grad=1e-9, tolerance_change=1e-12, line_search_fn="strong_wolfe")
+        class_weight = torch.from_numpy(weights)
+
+        def closure() -> torch.Tensor:
+            optimizer.zero_grad()
+            loss = (torch.nn.functional.cross_entropy(x @ self.weight + self.bias, y, weight=class_weight)
+                    + l2 * (self.weight ** 2).sum())
+            loss.backward()
+            return loss
+
+        optimizer.step(closure)
+        self.weight.requires_grad_(False)
+        self.bias.requires_grad_(False)
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """The class index of each row of ``features`` (:func:`judge_features` of the one-shots)."""
+        if len(features) == 0:
+            return np.zeros(0, dtype=int)
+        x = torch.from_numpy((np.asarray(features, dtype=np.float64) - self.mean) / self.std)
+        return (x @ self.weight + self.bias).argmax(dim=1).numpy()
+
+
+def kit_of(group: str) -> str:
+    """The kit or instrument a corpus group is: a sound font program played by FluidR3 and by freepats
+    is one instrument (``fluid-Harp`` and ``freepats-Harp`` -> ``gm-Harp``); drum kits stay apart."""
+    for prefix in ("fluid-", "freepats-"):
+        if group.startswith(prefix) and not group.startswith(prefix + "kit-"):
+            return "gm-" + group[len(prefix):]
+    return group
+
+
+def leave_one_kit_out(features: np.ndarray, labels: np.ndarray, groups: Sequence[str], n_classes: int,
+                      ) -> tuple[np.ndarray, list[str]]:
+    """Each recording (its :func:`judge_features` row) labelled by a judge fitted on the recordings of
+    every other kit (:func:`kit_of`): the predictions ``[n]``, and the kits in the order they were left out."""
+    kits = np.array([kit_of(g) for g in groups])
+    predicted = np.zeros(len(labels), dtype=int)
+    order = sorted(set(kits.tolist()))
+    for kit in order:
+        out = kits == kit
+        predicted[out] = Judge(features[~out], labels[~out], n_classes).predict(features[out])
+    return predicted, order
+
+
+def class_accuracy(predicted: np.ndarray, labels: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:
+    """The share labelled right per class and its mean over the classes present."""
+    per_class = {name: float(np.mean(predicted[labels == c] == c)) for c, name in enumerate(classes)
+                 if np.any(labels == c)}
+    return {"mean": float(np.mean(list(per_class.values()))) if per_class else float("nan"),
+            "per_class": per_class}
 
 
 @dataclass
@@ -530,22 +722,13 @@ def best_correlations(audio: np.ndarray, labels: np.ndarray, against: np.ndarray
     return best, best_index
 
 
-def _balanced_classifier(features: np.ndarray, labels: np.ndarray, n_classes: int, seed: int) -> Classifier:
-    """The classifier, with each class weighted as if it had as many recordings as the largest: the
-    held-out recordings are uneven (claps are scarce, percussion plentiful)."""
-    counts = np.bincount(labels, minlength=n_classes)
-    repeats = np.where(counts > 0, np.ceil(counts.max() / np.maximum(counts, 1)), 0).astype(int)
-    index = np.concatenate([np.tile(np.flatnonzero(labels == c), repeats[c]) for c in range(n_classes)])
-    return Classifier(features[index], labels[index], n_classes, seed=seed)
-
-
-def measure_set(audio: np.ndarray, labels: np.ndarray, classes: Sequence[str], classifier: Classifier,
+def measure_set(audio: np.ndarray, labels: np.ndarray, classes: Sequence[str], classifier: Judge,
                 reference: RecordingSet, training: RecordingSet) -> dict[str, Any]:
     """Every figure of one set of one-shots (generated ones, or the training recordings for the floor)
     against the held-out ``reference``; memorization against the ``training`` recordings."""
     present = [c for c in range(len(classes)) if np.any(labels == c) and np.any(reference.labels == c)]
     names = [classes[c] for c in present]
-    predicted = classifier.predict(pooled_log_mel(audio))
+    predicted = classifier.predict(judge_features(audio))
     accuracy = {classes[c]: float(np.mean(predicted[labels == c] == c)) for c in present}
     jitter, decay, _ = envelope_measures(audio)
     attack = attack_measures(audio, ATTACK_FLOOR_DB)
@@ -591,7 +774,6 @@ class RealSettings:
     training_per_class: int | None = None
     steps: int | None = None
     guidance: float | None = None
-    seed: int = 0
 
 
 def evaluate_real(models: dict[str, DefaultModel], corpus: Path, settings: RealSettings) -> dict[str, Any]:
@@ -610,8 +792,10 @@ def evaluate_real(models: dict[str, DefaultModel], corpus: Path, settings: RealS
     floor = load_recordings(corpus, manifest, "train", classes, settings.per_class)
     missing = [name for c, name in enumerate(classes)
                if not np.any(reference.labels == c) or not np.any(training.labels == c)]
-    _log(f"training the judge on {len(judge.labels)} held-out recordings")
-    classifier = _balanced_classifier(pooled_log_mel(judge.audio), judge.labels, n_classes, settings.seed)
+    _log(f"fitting the judge to {len(judge.labels)} held-out recordings; leave-one-kit-out on them")
+    judge_rows = judge_features(judge.audio)
+    classifier = Judge(judge_rows, judge.labels, n_classes)
+    loko, kits = leave_one_kit_out(judge_rows, judge.labels, judge.groups, n_classes)
     held = {
         "jitter_db": per_class_medians(envelope_measures(reference.audio)[0], reference.labels, classes),
         "decay_db": per_class_medians(envelope_measures(reference.audio)[1], reference.labels, classes),
@@ -623,6 +807,9 @@ def evaluate_real(models: dict[str, DefaultModel], corpus: Path, settings: RealS
         "recordings": {"judge_held_out": len(judge.labels), "reference_held_out": len(reference.labels),
                        "training": len(training.labels), "floor_training": len(floor.labels)},
         "held_out": held, "sets": {},
+        # the judge's own accuracy on kits it was not fitted on: what its class accuracy can be trusted to
+        "judge": {"kind": "logistic regression on judge_features", "kits": len(kits),
+                  "leave_one_kit_out": class_accuracy(loko, judge.labels, classes)},
     }
     eval_settings = EvalSettings(steps=settings.steps, guidance=settings.guidance)
     done: dict[int, dict[str, Any]] = {}
@@ -665,10 +852,13 @@ def format_real_table(results: dict[str, Any]) -> str:
              "floor = training recordings measured like a model's output against the held-out ones", "",
              f"{'':34s}{head}"]
 
-    def row(label: str, values: list[float], fmt: str) -> None:
-        lines.append(f"{label:34s}" + "".join(f"{format(v, fmt):>{width}s}" for v in values))
+    def row(label: str, values: list[float | None], fmt: str) -> None:
+        lines.append(f"{label:34s}" + "".join(f"{'' if v is None else format(v, fmt):>{width}s}" for v in values))
 
     row("class accuracy (judge: held-out)", [sets[n]["accuracy"]["mean"] for n in names], ".2f")
+    if "judge" in results:
+        loko = results["judge"]["leave_one_kit_out"]
+        row("  judge, leave-one-kit-out", [None] * (len(names) - 1) + [loko["mean"]], ".2f")
     row("Fréchet distance, log-mel", [sets[n]["frechet_distance"] for n in names], ".2f")
     row("Fréchet distance, envelope", [sets[n]["envelope_frechet_distance"] for n in names], ".2f")
     row("memorized share (NCC > 0.9)", [sets[n]["memorization"]["share"] for n in names], ".3f")
@@ -695,6 +885,11 @@ def format_real_table(results: dict[str, Any]) -> str:
         att = "".join(f"{sets[n]['attack_db'][cls]:7.1f}" for n in per) + f"{held['attack_db'][cls]:7.1f}"
         lines.append(f"{cls:12s} {acc}   {jit}   {att}")
     lines.append("")
+    if "judge" in results:
+        loko = results["judge"]["leave_one_kit_out"]
+        lines.append(f"judge: {results['judge']['kind']}, fitted to the held-out recordings; each of them labelled "
+                     f"by a judge fitted without its kit ({results['judge']['kits']} kits): {loko['mean']:.2f} ("
+                     + ", ".join(f"{k} {v:.2f}" for k, v in loko["per_class"].items()) + ")")
     lines.append("jitter: median frame-to-frame loudness change from 58 ms to 0.7 s; attack: RMS of the first "
                  "30 ms minus that from 0.1 s to 0.2 s; held = the held-out recordings")
     lines.append(f"took {results['seconds']} s")
@@ -739,7 +934,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's)")
     parser.add_argument("--guidance", type=float, default=None, help="guidance scale (default: the model's)")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--seed", type=int, default=0, help="seed of the judge's training")
     parser.add_argument("--json", action="store_true", help="print a JSON object instead of the table")
     return parser
 
@@ -780,10 +974,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         settings = RealSettings(per_class=3, reference_per_class=12, training_per_class=24, steps=args.steps,
-                                guidance=args.guidance, seed=args.seed)
+                                guidance=args.guidance)
     else:
         settings = RealSettings(per_class=args.per_class, reference_per_class=args.reference_per_class,
-                                steps=args.steps, guidance=args.guidance, seed=args.seed)
+                                steps=args.steps, guidance=args.guidance)
     for flag, value, least in (("--per-class", settings.per_class, 2),
                                ("--reference-per-class", settings.reference_per_class, 2),
                                ("--threads", args.threads, 1)):

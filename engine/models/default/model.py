@@ -53,7 +53,14 @@ class ModelConfig:
     data_std: float = 1.0
     #: the most :func:`.spectral.steady_loudness` moves a frame of a sampled spectrogram (dB; 0: never)
     steady_loudness_db: float = 3.0
+    #: per class, the frame-to-frame rise (dB) that :func:`.spectral.steady_loudness` takes as an onset
+    #: (classes not named: :data:`.spectral.ONSET_RISE_DB`)
+    steady_onset_rise_db: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def onset_rise_db(self, class_name: str | None) -> float:
+        """The onset rise :func:`.spectral.steady_loudness` uses for ``class_name`` (None: no class)."""
+        return float(self.steady_onset_rise_db.get(class_name or "", spectral.ONSET_RISE_DB))
 
     @property
     def null_class(self) -> int:
@@ -85,6 +92,12 @@ class ModelConfig:
                 f"config spectrogram (n_mels={config.n_mels}, hop={config.hop}, n_fft={config.n_fft}) differs "
                 f"from this code's (n_mels={spectral.N_MELS}, hop={spectral.HOP}, n_fft={spectral.N_FFT})"
             )
+        unknown = sorted(set(config.steady_onset_rise_db) - set(config.classes))
+        if unknown:
+            raise ValueError(f"steady_onset_rise_db names {unknown}, which are not classes: {list(config.classes)}")
+        bad = {k: v for k, v in config.steady_onset_rise_db.items() if not (isinstance(v, int | float) and v > 0)}
+        if bad:
+            raise ValueError(f"steady_onset_rise_db={bad}: each rise must be a positive number of dB")
         if not config.steady_loudness_db >= 0:
             raise ValueError(f"steady_loudness_db={config.steady_loudness_db} must be 0 (off) or more")
         if not config.data_std > 0:

@@ -256,18 +256,20 @@ def frame_loudness_db(db: torch.Tensor) -> torch.Tensor:
     return 10.0 * torch.log10(torch.sum(10.0 ** (db.double() / 10.0), dim=1))
 
 
-def steady_loudness(spec: torch.Tensor, most_db: float) -> torch.Tensor:
+def steady_loudness(spec: torch.Tensor, most_db: float, onset_rise_db: float = ONSET_RISE_DB) -> torch.Tensor:
     """Scaled log-mel ``[batch, mels, frames]`` whose loudness no longer flickers from frame to frame.
 
     A sampled spectrogram's frame loudness wobbles by a dB or so around the course a recording's
     takes (a bass note's or a pad's steady decay heard as a tremolo). Each frame's loudness is
     brought to a weighted mean of its neighbours' (weights ½, 1, ..., 1, ½ over up to
     :data:`STEADY_HALF_FRAMES` frames either side: a wobble from one frame to the next averages out),
-    counting only frames between the same two onsets (a rise of :data:`ONSET_RISE_DB` or more) and
+    counting only frames between the same two onsets (a rise of ``onset_rise_db`` or more) and
     past the attack, as many on each side, so a straight course in dB is kept as it is and a hit's
     rise and peak stay where and as loud as they were. Every band of a frame moves by the same
     amount, at most ``most_db`` (0: the spectrogram as it is); bands at the floor and frames near
-    silence stay where they are.
+    silence stay where they are. A sampled tom's, bass's or pad's loudness can rise by 3 dB from one
+    frame to the next in its decay: a higher ``onset_rise_db`` takes those rises as flicker to smooth
+    rather than as onsets to keep.
     """
     if most_db <= 0 or spec.shape[-1] < 3:
         return spec
@@ -276,7 +278,7 @@ def steady_loudness(spec: torch.Tensor, most_db: float) -> torch.Tensor:
     silence = DB_FLOOR + 10.0 * math.log10(spec.shape[1])
     change = np.zeros_like(loud)
     for row, course in enumerate(loud):
-        rises = np.concatenate([[True], np.diff(course) >= ONSET_RISE_DB])
+        rises = np.concatenate([[True], np.diff(course) >= onset_rise_db])
         since = np.zeros(course.size, dtype=np.int64)  # frames since the last onset
         for t in range(1, course.size):
             since[t] = 0 if rises[t] else since[t - 1] + 1

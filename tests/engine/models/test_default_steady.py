@@ -90,3 +90,33 @@ def test_config_default_and_old_configs() -> None:
         assert "steady_loudness_db=-1.0" in str(exc)
     else:
         raise AssertionError("a negative steady_loudness_db was accepted")
+
+
+def test_a_higher_onset_rise_smooths_rises_a_lower_one_keeps() -> None:
+    # a decay whose loudness jumps by 4 dB every 4 frames (a sampled tom's or bass's flicker)
+    course = _course(hit_at=10)
+    jumps = course.copy()
+    jumps[20::4] += 4.0
+    spec = _spectrogram(jumps)
+    kept = _loudness(spectral.steady_loudness(spec, 3.0))  # 4 dB >= 3: each jump is an onset, kept
+    assert np.allclose(kept[20::4], _loudness(spec)[20::4], atol=1e-3)
+    smoothed = _loudness(spectral.steady_loudness(spec, 3.0, onset_rise_db=6.0))
+    steady = slice(20, FRAMES - 4)
+    # mean frame-to-frame change: about 2.2 dB with the jumps kept, the decay's 0.3 and a little smoothed
+    assert np.mean(np.abs(np.diff(kept[steady]))) > 2.0
+    assert np.mean(np.abs(np.diff(smoothed[steady]))) < 0.5
+    # the hit itself (30 dB) is an onset either way
+    assert np.allclose(smoothed[8:14], _loudness(spec)[8:14], atol=1e-3)
+
+
+def test_per_class_onset_rise_in_the_config() -> None:
+    config = ModelConfig.from_json(ModelConfig().to_json() | {"steady_onset_rise_db": {"tom": 6.0}})
+    assert config.onset_rise_db("tom") == 6.0
+    assert config.onset_rise_db("kick") == spectral.ONSET_RISE_DB == config.onset_rise_db(None)
+    for bad, words in (({"cymbal": 6.0}, "not classes"), ({"tom": 0.0}, "positive")):
+        try:
+            ModelConfig.from_json(ModelConfig().to_json() | {"steady_onset_rise_db": bad})
+        except ValueError as exc:
+            assert words in str(exc) and next(iter(bad)) in str(exc)
+        else:
+            raise AssertionError(f"steady_onset_rise_db={bad} was accepted")
