@@ -16,10 +16,11 @@ there, its finishing step (the front door's: conform, store) runs on the conform
   do not (each row costs as much as a whole request, and the interactive reply would wait).
 - Workers: one per slot of the engine's pools (:meth:`Engine.pools`). In process that is one pool
   with one slot: the accelerator. Where several slots of a pool are free, what could be one batch
-  is shared out between them; on a CPU a batch takes only its share of all the pool's slots, so
-  that the slots still busy find work left when they free. Behind a cluster (:mod:`.cluster`) each model family is a pool
-  with a slot per replica, so at most one batch is in flight per replica and everything else waits
-  here, in priority order, where an interactive request can still overtake it.
+  is shared out between them; on a CPU a batch takes only its share of the pool's work (its
+  running batches too), so that the slots still busy find work left when they free. Behind a
+  cluster (:mod:`.cluster`) each model family is a pool with a slot per replica, so at most one
+  batch is in flight per replica and everything else waits here, in priority order, where an
+  interactive request can still overtake it.
 - Cancel: a queued job is dropped at once; a running batch stops at its next progress step when
   nobody wants any of its tasks any more (nothing of it is stored). The engine hears each change to a
   running batch (:meth:`Engine.batches_changed`: cancelled, pre-empted, joined by an interactive job,
