@@ -224,18 +224,19 @@ def main() -> int:
         finally:
             local.stop()
     ratios = [two / one for one, two in zip(ones, twos, strict=True)]
+    load = f"(load average {' '.join(f'{x:.2f}' for x in os.getloadavg())})"
     print(f"1. throughput, {args.callers} callers: 1 replica {statistics.median(ones):.2f} renders/s, 2 replicas "
           f"{statistics.median(twos):.2f} renders/s (medians of {args.rounds} rounds): "
-          f"{statistics.median(ratios):.2f}x, the median of the rounds' ratios (target >= 1.6x)")
+          f"{statistics.median(ratios):.2f}x, the median of the rounds' ratios ({min(ratios):.2f}-{max(ratios):.2f}x) "
+          f"(target >= 1.6x) {load}")
     print(f"2. one render: cluster {remote_s * 1e3:.1f} ms, in process {local_s * 1e3:.1f} ms: "
           f"{(remote_s - local_s) * 1e3:+.1f} ms, {remote_s / local_s:.3f}x; wall time less the model's time: "
           f"cluster {added_s * 1e3:.1f} ms, in process {added_here_s * 1e3:.1f} ms: the cluster's overhead "
-          f"{(added_s - added_here_s) * 1e3:+.1f} ms (target <= 5 ms)")
+          f"{(added_s - added_here_s) * 1e3:+.1f} ms (target <= 5 ms) {load}")
     print(f"3. interactive with 20 pre-renders queued: {latency_s * 1e3:.0f} ms vs one render alone "
           f"{alone_s * 1e3:.0f} ms: one render {more_s * 1e3:+.0f} ms (median of pairs), {latency_s / alone_s:.2f}x "
           f"(target <= one render + 20 ms); of it: {wait_s * 1e3:.0f} ms until a replica took it, "
-          f"{model_s * 1e3:.0f} ms of model time there")
-    print(f"load average {os.getloadavg()[0]:.2f} at the end")
+          f"{model_s * 1e3:.0f} ms of model time there {load}")
     return 0
 
 
