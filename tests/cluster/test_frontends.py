@@ -15,6 +15,8 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -59,8 +61,18 @@ def test_the_device_end_to_end_against_serve_cluster(ray_head: Head) -> None:
     assert counts.get("skipped", counts.get("skip", 0)) == 0, output[-6000:]  # it ran: an engine was there
 
 
-def test_serve_cluster_local_renders_there_and_takes_its_cluster_down(tmp_path: Path, tiny_dd_root: Path) -> None:
+@pytest.fixture()
+def short_folder() -> Iterator[Path]:
+    """A folder with a short path: Ray's unix sockets live under the engine's data folder there, and
+    their paths are limited to ~100 characters."""
+    folder = Path(tempfile.mkdtemp(prefix="lbsc-", dir="/tmp"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_serve_cluster_local_renders_there_and_takes_its_cluster_down(short_folder: Path, tiny_dd_root: Path) -> None:
     pytest.importorskip("ray.serve", reason="Ray Serve is not installed: pip install -e '.[test,cluster]'")
+    tmp_path = short_folder
     engine = start_engine(tmp_path, tiny_dd_root, ["--model", "tiny-dd", "--cluster", "local", "--replicas", "1"])
     try:
         ours = _ray_processes_naming(str(tmp_path / "home"))
