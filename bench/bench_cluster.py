@@ -191,6 +191,24 @@ def wait_until(condition: Callable[[], bool], timeout_s: float = 120.0) -> None:
         time.sleep(0.005)
 
 
+def load_average() -> str:
+    return f"(load average {' '.join(f'{x:.2f}' for x in os.getloadavg())})"
+
+
+def print_overhead(remote_s: float, local_s: float, added_s: float, added_here_s: float) -> None:
+    print(f"2. one render: cluster {remote_s * 1e3:.1f} ms, in process {local_s * 1e3:.1f} ms: "
+          f"{(remote_s - local_s) * 1e3:+.1f} ms, {remote_s / local_s:.3f}x; wall time less the model's time: "
+          f"cluster {added_s * 1e3:.1f} ms, in process {added_here_s * 1e3:.1f} ms: the cluster's overhead "
+          f"{(added_s - added_here_s) * 1e3:+.1f} ms (target <= 5 ms) {load_average()}", flush=True)
+
+
+def print_latency(latency_s: float, alone_s: float, more_s: float, wait_s: float, model_s: float) -> None:
+    print(f"3. interactive with 20 pre-renders queued: {latency_s * 1e3:.0f} ms vs one render alone "
+          f"{alone_s * 1e3:.0f} ms: one render {more_s * 1e3:+.0f} ms (median of pairs), {latency_s / alone_s:.2f}x "
+          f"(target <= one render + 20 ms); of it: {wait_s * 1e3:.0f} ms until a replica took it, "
+          f"{model_s * 1e3:.0f} ms of model time there {load_average()}", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--callers", type=int, default=8)
@@ -214,11 +232,13 @@ def main() -> int:
                     if round_ == 0:
                         remote_s, local_s, added_s, added_here_s = overhead(door, local, local_engine, args.repeats,
                                                                             args.steps)
+                        print_overhead(remote_s, local_s, added_s, added_here_s)
                 with cluster_door(2, folder) as door:
                     twos.append(throughput(door, args.callers, args.renders, args.steps))
                     if round_ == 0:
                         latency_s, alone_s, more_s, wait_s, model_s = interactive_latency(door, args.repeats,
                                                                                            args.steps)
+                        print_latency(latency_s, alone_s, more_s, wait_s, model_s)
                 print(f"  round {round_ + 1}: 1 replica {ones[-1]:.2f} renders/s, 2 replicas {twos[-1]:.2f} "
                       f"renders/s: {twos[-1] / ones[-1]:.2f}x (load average {os.getloadavg()[0]:.2f})", flush=True)
         finally:
@@ -226,16 +246,8 @@ def main() -> int:
     ratios = [two / one for one, two in zip(ones, twos, strict=True)]
     print(f"1. throughput, {args.callers} callers: 1 replica {statistics.median(ones):.2f} renders/s, 2 replicas "
           f"{statistics.median(twos):.2f} renders/s (medians of {args.rounds} rounds): "
-          f"{statistics.median(ratios):.2f}x, the median of the rounds' ratios (target >= 1.6x)")
-    print(f"2. one render: cluster {remote_s * 1e3:.1f} ms, in process {local_s * 1e3:.1f} ms: "
-          f"{(remote_s - local_s) * 1e3:+.1f} ms, {remote_s / local_s:.3f}x; wall time less the model's time: "
-          f"cluster {added_s * 1e3:.1f} ms, in process {added_here_s * 1e3:.1f} ms: the cluster's overhead "
-          f"{(added_s - added_here_s) * 1e3:+.1f} ms (target <= 5 ms)")
-    print(f"3. interactive with 20 pre-renders queued: {latency_s * 1e3:.0f} ms vs one render alone "
-          f"{alone_s * 1e3:.0f} ms: one render {more_s * 1e3:+.0f} ms (median of pairs), {latency_s / alone_s:.2f}x "
-          f"(target <= one render + 20 ms); of it: {wait_s * 1e3:.0f} ms until a replica took it, "
-          f"{model_s * 1e3:.0f} ms of model time there")
-    print(f"load average {os.getloadavg()[0]:.2f} at the end")
+          f"{statistics.median(ratios):.2f}x, the median of the rounds' ratios ({min(ratios):.2f}-{max(ratios):.2f}x) "
+          f"(target >= 1.6x) {load_average()}")
     return 0
 
 

@@ -295,6 +295,9 @@ class ModelReplica:
 #: Serve's first back-off when every replica a call may go to is busy (it doubles each time; Serve's
 #: own, 25 ms, is longer than a diffusion step): a batch sent as its replica frees tries again soon
 ROUTER_RETRY_S = 0.002
+#: ... and its longest (Serve's own: 0.5 s): a replica that takes a while to free (a pre-empted batch
+#: stops at its next step) is tried again within this of its freeing, not up to a doubled back-off later
+ROUTER_RETRY_MAX_S = 0.01
 
 
 def ray_settings() -> None:
@@ -306,6 +309,7 @@ def ray_settings() -> None:
     # in process on a busy 2-core machine); the model workers are the work, at the node's own priority
     os.environ.setdefault("RAY_worker_niceness", "0")
     os.environ.setdefault("RAY_SERVE_ROUTER_RETRY_INITIAL_BACKOFF_S", str(ROUTER_RETRY_S))
+    os.environ.setdefault("RAY_SERVE_ROUTER_RETRY_MAX_BACKOFF_S", str(ROUTER_RETRY_MAX_S))
 
 
 ray_settings()
@@ -375,5 +379,5 @@ def _error(exc: LoopbridgeError) -> dict[str, str]:
     return {"type": type(exc).__name__, "message": str(exc)}
 
 
-__all__ = ["MAX_MODELS_PER_REPLICA", "PROGRESS_INTERVAL_S", "PROGRESS_STEP", "ROUTER_RETRY_S", "DeviceShare",
-           "ModelReplica", "ReplicaConfig", "device_share", "ray_settings"]
+__all__ = ["MAX_MODELS_PER_REPLICA", "PROGRESS_INTERVAL_S", "PROGRESS_STEP", "ROUTER_RETRY_MAX_S", "ROUTER_RETRY_S",
+           "DeviceShare", "ModelReplica", "ReplicaConfig", "device_share", "ray_settings"]

@@ -16,9 +16,11 @@ there, its finishing step (the front door's: conform, store) runs on the conform
   do not (each row costs as much as a whole request, and the interactive reply would wait).
 - Workers: one per slot of the engine's pools (:meth:`Engine.pools`). In process that is one pool
   with one slot: the accelerator. Where several slots of a pool are free, what could be one batch
-  is shared out between them. Behind a cluster (:mod:`.cluster`) each model family is a pool
-  with a slot per replica, so at most one batch is in flight per replica and everything else waits
-  here, in priority order, where an interactive request can still overtake it.
+  is shared out between them; on a CPU a batch takes only its share of the pool's work (its
+  running batches too), so that the slots still busy find work left when they free. Behind a
+  cluster (:mod:`.cluster`) each model family is a pool with a slot per replica, so at most one
+  batch is in flight per replica and everything else waits here, in priority order, where an
+  interactive request can still overtake it.
 - Cancel: a queued job is dropped at once; a running batch stops at its next progress step when
   nobody wants any of its tasks any more (nothing of it is stored). The engine hears each change to a
   running batch (:meth:`Engine.batches_changed`: cancelled, pre-empted, joined by an interactive job,
@@ -566,9 +568,19 @@ class Scheduler:
             if task.shape() == shape and task.wanted:
                 batch.append(task)
         pool = self._pool_of(head)
-        free = self._slots[pool] - self._busy[pool]
-        if free > 1:  # other slots are free: the work is shared between them rather than run as one batch
-            batch = batch[: -(-len(batch) // free)]
+        slots = self._slots[pool]
+        free = slots - self._busy[pool]
+        # other slots are free: the work is shared between them rather than run as one batch. On a CPU
+        # (a row costs as much as a request) a batch takes its share of the pool's work, the batches
+        # running on its other slots included: a slot that frees while the others run leaves them work,
+        # so none runs a long batch while the others idle (on an accelerator a bigger batch costs little
+        # more: the free slots share it)
+        if self.engine.accelerated:
+            if free > 1:
+                batch = batch[: -(-len(batch) // free)]
+        elif slots > 1:  # the queued work and the pool's running batches, shared out between all its slots
+            running = sum(len(record.tasks) for record in self._batches if record.pool == pool)
+            batch = batch[: max(1, -(-(len(batch) + running) // slots))]
         for task in batch[1:]:
             self._queued.pop(task.key)
         if len(self._heap) > 4 * (len(self._queued) + 16):  # drop stale heap entries now and then

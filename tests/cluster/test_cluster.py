@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,6 +31,14 @@ def one_shot(seed: int, steps: int | None = None, duration_s: float = 0.5, promp
     return GenerateRequest(prompt, kind=Kind.ONE_SHOT, duration_s=duration_s, seed=seed, **extra)
 
 
+@pytest.fixture(scope="module")
+def in_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FrontDoor]:
+    """The in-process engine the cluster's audio is compared with (its model loaded once)."""
+    front = FrontDoor(Engine(store_dir=tmp_path_factory.mktemp("in-process"), device="cpu"), prerender_depth=0).start()
+    yield front
+    front.stop()
+
+
 @pytest.fixture()
 def door(cluster_engine: Any) -> Iterator[FrontDoor]:
     front = FrontDoor(cluster_engine, prerender_depth=0).start()
@@ -39,7 +46,7 @@ def door(cluster_engine: Any) -> Iterator[FrontDoor]:
     front.stop()
 
 
-def test_the_same_request_gives_the_same_audio_as_in_process(door: FrontDoor, tmp_path: Path) -> None:
+def test_the_same_request_gives_the_same_audio_as_in_process(door: FrontDoor, in_process: FrontDoor) -> None:
     # one request: a request batched with others differs from it alone by ~1e-5 (torch's batched
     # kernels), in process as on the cluster, and the cluster shares a batch out between free replicas
     order = Order(one_shot(1001, prompt="snare"), HostFacts(tempo_bpm=120))
@@ -47,12 +54,8 @@ def test_the_same_request_gives_the_same_audio_as_in_process(door: FrontDoor, tm
     remote = door.submit(order, on_progress=lambda _job, fraction: fractions.append(fraction)).result(TIMEOUT_S)
     renders = door.render([one_shot(1001, prompt="snare")])
 
-    local = FrontDoor(Engine(store_dir=tmp_path / "local", device="cpu"), prerender_depth=0).start()
-    try:
-        expected = local.generate(order, timeout=TIMEOUT_S)
-        expected_renders = local.render([one_shot(1001, prompt="snare")])
-    finally:
-        local.stop()
+    expected = in_process.generate(order, timeout=TIMEOUT_S)
+    expected_renders = in_process.render([one_shot(1001, prompt="snare")])
     assert [s.data for s in remote] == [s.data for s in expected]  # the tagged WAVs, byte for byte
     assert renders[0].key == expected_renders[0].key
     assert np.array_equal(renders[0].audio, expected_renders[0].audio)
@@ -111,26 +114,6 @@ def test_cancel_a_running_job_stops_the_replicas_model(door: FrontDoor, cluster_
     assert there[0]["stopped"] > started["stopped"]
 
 
-def test_a_replica_killed_mid_render_is_retried_and_the_job_answered(door: FrontDoor, cluster_events: Events,
-                                                                     tmp_path: Path) -> None:
-    request = one_shot(5000, steps=60)  # killed as it starts: a short render still runs for most of a second
-    mark = cluster_events.mark()
-    job = door.submit(Order(request))
-    [started] = cluster_events.wait(mark, "started")
-    os.kill(started["pid"], signal.SIGKILL)
-    samples = job.result(TIMEOUT_S)
-    retried = cluster_events.since(mark, "retry")
-    assert len(retried) == 1
-    restarted = cluster_events.since(mark, "started")
-    assert len(restarted) == 2 and restarted[1]["pid"] != started["pid"]
-    local = FrontDoor(Engine(store_dir=tmp_path / "local", device="cpu"), prerender_depth=0).start()
-    try:
-        expected = local.generate(Order(request), timeout=TIMEOUT_S)
-    finally:
-        local.stop()
-    assert [s.data for s in samples] == [s.data for s in expected]
-
-
 def wait_for_replicas(count: int, timeout_s: float = TIMEOUT_S) -> None:
     """Wait until ``count`` replicas of the default model's deployment are running."""
     import time
@@ -156,8 +139,8 @@ def test_an_interactive_job_joining_running_prerenders_makes_them_interactive(do
         assert prerender["pid"] == pid and len({fields["pid"] for fields in done}) == 2, done  # one on each replica
         return prerender
 
-    # both replicas serve (one killed by another test may still be starting again): the interactive
-    # batch runs beside the pre-render, not after it
+    # both replicas serve (the replica test kills comes after this one): the interactive batch runs
+    # beside the pre-render, not after it
     wait_for_replicas(2)
     # pre-renders pause at their next step while an interactive batch runs on the other replica
     mark = cluster_events.mark()
@@ -180,3 +163,21 @@ def test_an_interactive_job_joining_running_prerenders_makes_them_interactive(do
     promoted = prerender_done(mark, started["pid"])
     assert promoted["promoted"] and promoted["paused_s"] == 0, promoted
     assert len(cluster_events.since(mark, "started")) == 2  # the joined job never ran a batch of its own
+
+
+def test_a_replica_killed_mid_render_is_retried_and_the_job_answered(door: FrontDoor, cluster_events: Events,
+                                                                     in_process: FrontDoor) -> None:
+    # the last test of the module: the replica Serve starts again in place of the killed one is
+    # waited for by no other test
+    request = one_shot(5000, steps=60)  # killed as it starts: a short render still runs for most of a second
+    mark = cluster_events.mark()
+    job = door.submit(Order(request))
+    [started] = cluster_events.wait(mark, "started")
+    os.kill(started["pid"], signal.SIGKILL)
+    samples = job.result(TIMEOUT_S)
+    retried = cluster_events.since(mark, "retry")
+    assert len(retried) == 1
+    restarted = cluster_events.since(mark, "started")
+    assert len(restarted) == 2 and restarted[1]["pid"] != started["pid"]
+    expected = in_process.generate(Order(request), timeout=TIMEOUT_S)
+    assert [s.data for s in samples] == [s.data for s in expected]

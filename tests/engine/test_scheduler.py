@@ -209,6 +209,43 @@ def test_free_slots_share_out_what_would_be_one_batch(engine: Engine) -> None:
         scheduler.stop()
 
 
+class _SizesEngine(_SlotsEngine):
+    """The real engine on two slots, keeping the size of each batch it was given."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.sizes: list[int] = []
+        self.second = threading.Event()
+
+    def render(self, items, progress=None, *, background=False):
+        self.sizes.append(len(items))
+        if len(self.sizes) == 2:
+            self.second.set()
+        return super().render(items, progress, background=background)
+
+
+def test_a_slot_freeing_while_another_runs_takes_its_share_of_the_queue_on_a_cpu(engine: Engine) -> None:
+    sizes = _SizesEngine(store_dir=engine.store.root, registry=engine.registry, device="cpu", slots=2)
+    running = threading.Event()
+    scheduler = Scheduler(sizes).start()
+    try:
+        long_job = scheduler.submit(_job(sizes, "long", _request(70, steps=1000),
+                                         on_progress=lambda _job, _fraction: running.set()))
+        assert running.wait(120)
+        four = scheduler.submit(_job(sizes, "four", *[_request(71 + n) for n in range(4)]))
+        # the free slot took its share of the five (the four and the long one), not all four in one batch
+        assert sizes.second.wait(120)
+        assert sizes.sizes == [1, 3], sizes.sizes
+        # (the in-process engine runs one batch at a time: the long one stops, and the rest goes on)
+        assert scheduler.cancel("long")
+        with pytest.raises(CancelledError):
+            long_job.result(timeout=120)
+        assert len(four.result(timeout=120)) == 4
+        assert sizes.sizes == [1, 3, 1], sizes.sizes  # what it left went to the first slot to free
+    finally:
+        scheduler.stop()
+
+
 def test_an_interactive_job_stops_running_prerenders_which_queue_again(engine: Engine) -> None:
     one = _slots_engine(engine, 1)
     finished: list[str] = []
