@@ -485,7 +485,7 @@ def limit_pre_echo(
             if not np.any(below[inside]):
                 continue
             lowered += int(np.count_nonzero(below[inside]))
-            _apply_gains(stream, band, lo, a, b, gain, below, index, centres)
+            _apply_gains(stream, band, lo, a, b, gain, below, index, centres, block)
     return lowered / (count * len(source_levels))
 
 
@@ -498,7 +498,7 @@ def _block_gains(out_levels: np.ndarray, cap: np.ndarray, floor: float) -> np.nd
 
 
 def _apply_gains(stream: np.ndarray, band: np.ndarray, lo: int, a: int, b: int, gain: np.ndarray, below: np.ndarray,
-                 index: np.ndarray, centres: np.ndarray) -> None:
+                 index: np.ndarray, centres: np.ndarray, block: int) -> None:
     """Take off ``stream[:, a:b]`` what the block gains ``gain`` (of blocks ``index``, ``below``: those under
     one) lower of ``band`` (read from ``lo``): per sample the gains interpolated between block centres, from
     the first sample a lowered block's gain reaches to the last (outside, the gain is one)."""
@@ -509,5 +509,24 @@ def _apply_gains(stream: np.ndarray, band: np.ndarray, lo: int, a: int, b: int, 
     s1 = b if lowered[-1] == len(index) - 1 else min(b, int(math.floor(centres[index[lowered[-1] + 1]])) + 1)
     if s1 <= s0:
         return
-    samples = np.interp(np.arange(s0, s1), centres[index], gain).astype(np.float32)
-    stream[:, s0:s1] += band[:, s0 - lo : s1 - lo] * (samples - np.float32(1.0))[None, :]
+    taken = band[:, s0 - lo : s1 - lo]  # the band is not used again: lowered in place
+    taken *= _interpolated(gain, centres[index[0]], block, s0, s1) - np.float32(1.0)
+    stream[:, s0:s1] += taken
+
+
+def _interpolated(gain: np.ndarray, first_centre: float, block: int, s0: int, s1: int) -> np.ndarray:
+    """float32 samples ``[s0, s1)`` of the block gains ``gain`` interpolated linearly between the blocks'
+    centres (``first_centre`` and every ``block`` samples on), each end's gain held beyond it (as
+    ``np.interp``)."""
+    start = int(math.ceil(first_centre))
+    ramp = ((np.arange(block) + (start - first_centre)) / block).astype(np.float32)
+    gain = gain.astype(np.float32)
+    # samples [start, start + (len(gain) - 1) * block): between two centres
+    inner = (gain[:-1, None] + (gain[1:] - gain[:-1])[:, None] * ramp[None, :]).ravel()
+    out = np.empty(s1 - s0, np.float32)
+    head = min(max(start - s0, 0), s1 - s0)
+    out[:head] = gain[0]
+    i0, i1 = s0 + head - start, min(len(inner), s1 - start)
+    out[head : head + max(0, i1 - i0)] = inner[i0:i1]
+    out[head + max(0, i1 - i0) :] = gain[-1]
+    return out
