@@ -10,8 +10,8 @@ Prints, over the set in one run:
    +10 %, +30 % of its own), measured by librosa's onset detector (not the engine's): the median
    offset (target within ±5 ms) and the 95th percentile of the offsets' size (target at most
    10 ms), on the estimated path and, side by side, on the known path (tempo and downbeat given),
-   each with the old default (warp mode "complex" for every loop) and the new choice ("auto":
-   "beats" for a loop with no pitch heard, engine/conform/warp.py), per tempo, per loop and pooled.
+   each with the default (warp mode "complex" for every loop; "old" in the table) and warp "auto"
+   ("beats" for a loop with no pitch heard, engine/conform/warp.py), per tempo, per loop and pooled.
    Beside them, the detector's own error on the same material: each loop played at the song's tempo
    by resampling (a tape's varispeed: every hit exactly on the grid, the pitch moved), measured the
    same way; and the conform's own offset, hit by hit the measured offset less the detector's own
@@ -20,7 +20,7 @@ Prints, over the set in one run:
 3. The detector's own error on hits placed to the sample (a pattern played from hydrogen-drumkits
    one-shots), its constant delay removed.
 4. Conform time as a ratio of the loop's duration for a 4-bar stereo 44.1 kHz loop (loop_amen_full,
-   140 BPM, to 128 BPM at 48 kHz), estimated and known, old default and new choice (target: at most
+   140 BPM, to 128 BPM at 48 kHz), estimated and known, the default and "auto" (target: at most
    0.05x), best of ``--repeats``.
 
 5. With ``--settings``: the known path's hits against the grid for each Rubber Band setting tried
