@@ -459,14 +459,8 @@ def limit_pre_echo(
         return 0.0
     count = -(-frames // block)
     centres = (np.arange(count) + 0.5) * block
-    positions = (loop_start + (centres - pre_frames) * factor) / block - 0.5
-    caps, floors = [], []
-    for levels in source_levels:
-        # the source's loudest within a block either way of the mapped point (and of the block's span)
-        reach = np.maximum.reduce([np.roll(levels, shift) for shift in (-1, 0, 1)])
-        reach = np.maximum(reach, np.roll(reach, -int(math.ceil(factor))))
-        caps.append(np.interp(positions, np.arange(len(reach)), reach) * 10 ** (PRE_ECHO_MARGIN_DB / 20.0))
-        floors.append(PRE_ECHO_FLOOR * float(levels.max()))
+    caps, floors = block_caps(source_levels, block, centres, loop_start=loop_start, factor=factor,
+                              pre_frames=pre_frames)
     lowered = 0
     before: np.ndarray | None = None  # the stream as it came in, up to the current stretch
     for lo, a, b, hi in _chunks(frames, block, sample_rate):
@@ -487,6 +481,21 @@ def limit_pre_echo(
             lowered += int(np.count_nonzero(below[inside]))
             _apply_gains(stream, band, lo, a, b, gain, below, index, centres, block)
     return lowered / (count * len(source_levels))
+
+
+def block_caps(source_levels: np.ndarray, block: int, centres: np.ndarray, *, loop_start: float, factor: float,
+               pre_frames: int) -> tuple[list[np.ndarray], list[float]]:
+    """Per band, what :func:`limit_pre_echo` holds each block of the stream (centred on ``centres``) to: the
+    source's loudest within a block either way of the point of the music it maps to (and of the block's span),
+    :data:`PRE_ECHO_MARGIN_DB` over; and the band's floor (:data:`PRE_ECHO_FLOOR` of its loudest)."""
+    positions = (loop_start + (centres - pre_frames) * factor) / block - 0.5
+    caps, floors = [], []
+    for levels in source_levels:
+        reach = np.maximum.reduce([np.roll(levels, shift) for shift in (-1, 0, 1)])
+        reach = np.maximum(reach, np.roll(reach, -int(math.ceil(factor))))
+        caps.append(np.interp(positions, np.arange(len(reach)), reach) * 10 ** (PRE_ECHO_MARGIN_DB / 20.0))
+        floors.append(PRE_ECHO_FLOOR * float(levels.max()))
+    return caps, floors
 
 
 def _block_gains(out_levels: np.ndarray, cap: np.ndarray, floor: float) -> np.ndarray:

@@ -1,73 +1,19 @@
 """The band limiter of the pre-echo (:func:`~loopbridge.engine.conform.alignment.limit_pre_echo`) written the
 straightforward way: each band split off by a full-rate inverse FFT of the whole stretch, measured and lowered at
-the full rate. The engine's version must give the same output within a tight tolerance
+the full rate (the band split, the stretches and the caps are the engine's own: what differs is how the
+bands are measured and lowered). The engine's version must give the same output within a tight tolerance
 (``test_pre_echo_fast.py``); ``bench/bench_pre_echo.py`` times the two on the same input."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator
-
 import numpy as np
-import scipy.fft
 from loopbridge.engine.conform.alignment import (
-    PRE_ECHO_CHUNK_MARGIN_S,
-    PRE_ECHO_CHUNK_S,
-    PRE_ECHO_CROSSOVER_OCTAVES,
-    PRE_ECHO_FLOOR,
-    PRE_ECHO_MARGIN_DB,
-    band_edges,
+    _chunks,
+    band_count,
+    bands,
+    block_caps,
     level_blocks,
 )
-
-
-def bands(audio: np.ndarray, sample_rate: int, scale: float = 1.0) -> Iterator[np.ndarray]:
-    """The bands of float32 ``[channels, samples]`` audio, one at a time (float32, same shape), lowest
-    first: they sum to the audio. Each is the audio's spectrum weighted by the band's gain: one inside
-    it, a raised cosine over :data:`PRE_ECHO_CROSSOVER_OCTAVES` around each edge (in log frequency, so
-    neighbours sum to one), zero elsewhere. ``scale``: the bands of audio whose frequencies are moved by
-    this ratio afterwards (a pitch shift): its frequencies are multiplied by it before the edges are
-    applied. Held at once beside the audio: its spectrum, a weighted copy and one band."""
-    frames = audio.shape[1]
-    # zero-padded to a length the FFT is fast at (an awkward length can cost tens of times more)
-    size = scipy.fft.next_fast_len(frames, real=True)
-    spectrum = scipy.fft.rfft(np.asarray(audio, dtype=np.float32), n=size, axis=1)
-    frequency = np.arange(spectrum.shape[1], dtype=np.float32) * np.float32(sample_rate / size * scale)
-    half = PRE_ECHO_CROSSOVER_OCTAVES / 2.0
-    edges = band_edges(sample_rate)
-    # each edge's crossover: its bins, and the gain there of the band above it
-    crossovers = []
-    for edge in edges:
-        lo, hi = np.searchsorted(frequency, [edge * 2.0 ** -half, edge * 2.0 ** half])
-        x = (np.log2(frequency[lo:hi] / np.float32(edge)) + half) / PRE_ECHO_CROSSOVER_OCTAVES
-        crossovers.append((int(lo), int(hi), (0.5 - 0.5 * np.cos(np.pi * x)).astype(np.float32)))
-    work = np.zeros_like(spectrum)
-    for k in range(len(edges) + 1):
-        lo = crossovers[k - 1][0] if k > 0 else 0
-        hi = crossovers[k][1] if k < len(edges) else spectrum.shape[1]
-        work[:, lo:hi] = spectrum[:, lo:hi]
-        if k > 0:
-            a, b, rise = crossovers[k - 1]
-            work[:, a:b] *= rise[None, :]
-        if k < len(edges):
-            a, b, rise = crossovers[k]
-            work[:, a:b] *= 1.0 - rise[None, :]
-        yield scipy.fft.irfft(work, n=size, axis=1)[:, :frames]
-        work[:, lo:hi] = 0.0
-
-
-def _chunks(frames: int, block: int, sample_rate: int) -> Iterator[tuple[int, int, int, int]]:
-    """``(lo, a, b, hi)``: the stretches ``[a, b)`` the bands are split in, whole blocks each, and the
-    audio ``[lo, hi)`` read for them (:data:`PRE_ECHO_CHUNK_MARGIN_S` more either side)."""
-    step = block * max(1, int(round(PRE_ECHO_CHUNK_S * sample_rate / block)))
-    margin = int(round(PRE_ECHO_CHUNK_MARGIN_S * sample_rate)) + 2 * block
-    for a in range(0, frames, step):
-        b = min(frames, a + step)
-        yield max(0, a - margin), a, b, min(frames, b + margin)
-
-
-def band_count(sample_rate: int) -> int:
-    return len(band_edges(sample_rate)) + 1
 
 
 def band_levels(audio: np.ndarray, sample_rate: int, block: int, scale: float = 1.0) -> np.ndarray:
@@ -101,14 +47,8 @@ def limit_pre_echo(
         return 0.0
     count = -(-frames // block)
     centres = (np.arange(count) + 0.5) * block
-    positions = (loop_start + (centres - pre_frames) * factor) / block - 0.5
-    caps, floors = [], []
-    for levels in source_levels:
-        # the source's loudest within a block either way of the mapped point (and of the block's span)
-        reach = np.maximum.reduce([np.roll(levels, shift) for shift in (-1, 0, 1)])
-        reach = np.maximum(reach, np.roll(reach, -int(math.ceil(factor))))
-        caps.append(np.interp(positions, np.arange(len(reach)), reach) * 10 ** (PRE_ECHO_MARGIN_DB / 20.0))
-        floors.append(PRE_ECHO_FLOOR * float(levels.max()))
+    caps, floors = block_caps(source_levels, block, centres, loop_start=loop_start, factor=factor,
+                              pre_frames=pre_frames)
     lowered = 0
     before: np.ndarray | None = None  # the stream as it came in, up to the current stretch
     for lo, a, b, hi in _chunks(frames, block, sample_rate):
