@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .conform.key import key_name
+from .conform.warp import DEFAULT_WARP
 from .errors import RequestError
 from .request import (
     BARS_MAX,
@@ -192,7 +193,7 @@ def conform_spec(
     pitch_semitones: float = 0.0,
     root_note: int | None = None,
     loudness_lufs: float | None = None,
-    warp: str = "complex",
+    warp: str = DEFAULT_WARP,
 ) -> ConformSpec:
     """How to fit renders of ``request`` to the song ``host`` describes: the one place a spec is made.
 
