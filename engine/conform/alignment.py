@@ -462,12 +462,7 @@ def limit_pre_echo(
     caps, floors = block_caps(source_levels, block, centres, loop_start=loop_start, factor=factor,
                               pre_frames=pre_frames)
     lowered = 0
-    before: np.ndarray | None = None  # the stream as it came in, up to the current stretch
-    for lo, a, b, hi in _chunks(frames, block, sample_rate):
-        piece = stream[:, lo:hi].copy()
-        if before is not None and a > lo:
-            piece[:, : a - lo] = before[:, before.shape[1] - (a - lo) :]
-        before = stream[:, lo:b].copy() if b < frames else None
+    for lo, a, b, piece in stream_pieces(stream, block, sample_rate):
         # the band's blocks over the stretch and two either side (its gains reach one block beyond)
         e0, e1 = max(0, a - 2 * block), min(frames, b + 2 * block)
         index = np.arange(e0 // block, e0 // block + -(-(e1 - e0) // block))
@@ -481,6 +476,20 @@ def limit_pre_echo(
             lowered += int(np.count_nonzero(below[inside]))
             _apply_gains(stream, band, lo, a, b, gain, below, index, centres, block)
     return lowered / (count * len(source_levels))
+
+
+def stream_pieces(stream: np.ndarray, block: int, sample_rate: int) -> Iterator[tuple[int, int, int, np.ndarray]]:
+    """``(lo, a, b, piece)`` for each stretch ``[a, b)`` of ``stream`` (:func:`_chunks`): ``piece``, a copy of
+    ``stream[:, lo:hi]`` as it came in, even where the caller has already changed the stretch before (its
+    margin reads the stream as it was). Taken before the caller changes ``stream[:, a:b]``."""
+    frames = stream.shape[1]
+    before: np.ndarray | None = None  # the stream as it came in, up to the current stretch
+    for lo, a, b, hi in _chunks(frames, block, sample_rate):
+        piece = stream[:, lo:hi].copy()
+        if before is not None and a > lo:
+            piece[:, : a - lo] = before[:, before.shape[1] - (a - lo) :]
+        before = stream[:, lo:b].copy() if b < frames else None
+        yield lo, a, b, piece
 
 
 def block_caps(source_levels: np.ndarray, block: int, centres: np.ndarray, *, loop_start: float, factor: float,

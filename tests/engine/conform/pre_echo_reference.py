@@ -13,6 +13,7 @@ from loopbridge.engine.conform.alignment import (
     bands,
     block_caps,
     level_blocks,
+    stream_pieces,
 )
 
 
@@ -50,12 +51,7 @@ def limit_pre_echo(
     caps, floors = block_caps(source_levels, block, centres, loop_start=loop_start, factor=factor,
                               pre_frames=pre_frames)
     lowered = 0
-    before: np.ndarray | None = None  # the stream as it came in, up to the current stretch
-    for lo, a, b, hi in _chunks(frames, block, sample_rate):
-        piece = stream[:, lo:hi].copy()
-        if before is not None and a > lo:
-            piece[:, : a - lo] = before[:, before.shape[1] - (a - lo) :]
-        before = stream[:, lo:b].copy() if b < frames else None
+    for lo, a, b, piece in stream_pieces(stream, block, sample_rate):
         for k, band in enumerate(bands(piece, sample_rate)):
             lowered += _lower_band(stream, band, lo, a, b, block, caps[k], floors[k], centres)
     return lowered / (count * len(source_levels))
