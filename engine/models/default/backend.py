@@ -373,7 +373,8 @@ class DefaultModel(ModelBackend):
         # the decoder's phase comes from the spectrogram alone (no random start), so a seed's render
         # is the same every time; the generator only serves a random-start decoder
         generator = seeded_generator(seed, torch.device("cpu"))
-        audio = spectral.invert(mel[None], generator=generator, loudness_rounds=self.config.loudness_rounds(class_name))[0]
+        audio = spectral.invert(mel[None], generator=generator,
+                                loudness_rounds=self.config.loudness_rounds(class_name))[0]
         audio_np = audio.numpy().astype(np.float32)
         if audio_np.shape[0] >= samples:
             audio_np = audio_np[:samples].copy()
