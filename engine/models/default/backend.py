@@ -364,8 +364,8 @@ class DefaultModel(ModelBackend):
         With ``stretch`` the spectrogram is resampled in time to cover ``samples`` (textures); else the
         audio is cut (with a short fade) or padded with silence.
         """
-        mel = spectral.steady_loudness(mel[None], self.config.steady_loudness_db,
-                                       self.config.onset_rise_db(class_name))[0]
+        mel = spectral.steady_loudness(mel[None], self.config.most_db(class_name),
+                                       self.config.onset_rise_db(class_name), self.config.half_frames(class_name))[0]
         frames = mel.shape[-1]
         if stretch and samples > frames * spectral.HOP:
             target = math.ceil(samples / spectral.HOP)
@@ -373,7 +373,8 @@ class DefaultModel(ModelBackend):
         # the decoder's phase comes from the spectrogram alone (no random start), so a seed's render
         # is the same every time; the generator only serves a random-start decoder
         generator = seeded_generator(seed, torch.device("cpu"))
-        audio = spectral.invert(mel[None], generator=generator)[0]
+        audio = spectral.invert(mel[None], generator=generator,
+                                loudness_rounds=self.config.loudness_rounds(class_name))[0]
         audio_np = audio.numpy().astype(np.float32)
         if audio_np.shape[0] >= samples:
             audio_np = audio_np[:samples].copy()

@@ -56,11 +56,34 @@ class ModelConfig:
     #: per class, the frame-to-frame rise (dB) that :func:`.spectral.steady_loudness` takes as an onset
     #: (classes not named: :data:`.spectral.ONSET_RISE_DB`)
     steady_onset_rise_db: dict[str, float] = field(default_factory=dict)
+    #: per class, the frames either side that :func:`.spectral.steady_loudness` averages over
+    #: (classes not named: :data:`.spectral.STEADY_HALF_FRAMES`)
+    steady_half_frames: dict[str, int] = field(default_factory=dict)
+    #: per class, the most (dB) :func:`.spectral.steady_loudness` moves a frame (classes not named:
+    #: ``steady_loudness_db``; with ``steady_loudness_db`` 0 the stage is off for every class)
+    steady_most_db: dict[str, float] = field(default_factory=dict)
+    #: per class, rounds of :func:`.spectral.match_loudness` in the decoder (classes not named: none,
+    #: Griffin-Lim's frame loudness as it comes)
+    decoder_loudness_rounds: dict[str, int] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def onset_rise_db(self, class_name: str | None) -> float:
         """The onset rise :func:`.spectral.steady_loudness` uses for ``class_name`` (None: no class)."""
         return float(self.steady_onset_rise_db.get(class_name or "", spectral.ONSET_RISE_DB))
+
+    def most_db(self, class_name: str | None) -> float:
+        """The most :func:`.spectral.steady_loudness` moves a frame of ``class_name`` (None: no class); 0: off."""
+        if self.steady_loudness_db <= 0:
+            return 0.0
+        return float(self.steady_most_db.get(class_name or "", self.steady_loudness_db))
+
+    def loudness_rounds(self, class_name: str | None) -> int:
+        """Rounds of :func:`.spectral.match_loudness` the decoder runs for ``class_name`` (None: no class)."""
+        return int(self.decoder_loudness_rounds.get(class_name or "", 0))
+
+    def half_frames(self, class_name: str | None) -> int:
+        """The frames either side :func:`.spectral.steady_loudness` averages for ``class_name`` (None: no class)."""
+        return int(self.steady_half_frames.get(class_name or "", spectral.STEADY_HALF_FRAMES))
 
     @property
     def null_class(self) -> int:
@@ -78,7 +101,7 @@ class ModelConfig:
     def from_json(cls, data: dict[str, Any]) -> ModelConfig:
         """Rebuild from ``to_json`` output; raises ValueError for a missing or malformed field."""
         # keys of older files this code no longer reads are passed over: ``griffin_lim_iterations``
-        # (the decoder's own settings, ``spectral.invert``, are no weight file's to choose)
+        # (the decoder's iterations, ``spectral.invert``, are no weight file's to choose)
         known = {f for f in cls.__dataclass_fields__}
         values = {k: v for k, v in data.items() if k in known}
         try:
@@ -98,6 +121,27 @@ class ModelConfig:
         bad = {k: v for k, v in config.steady_onset_rise_db.items() if not (isinstance(v, int | float) and v > 0)}
         if bad:
             raise ValueError(f"steady_onset_rise_db={bad}: each rise must be a positive number of dB")
+        unknown = sorted(set(config.steady_half_frames) - set(config.classes))
+        if unknown:
+            raise ValueError(f"steady_half_frames names {unknown}, which are not classes: {list(config.classes)}")
+        bad = {k: v for k, v in config.steady_half_frames.items()
+               if not (isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= config.frames // 4)}
+        if bad:
+            raise ValueError(f"steady_half_frames={bad}: each must be a whole number of frames from 1 to "
+                             f"{config.frames // 4}")
+        unknown = sorted(set(config.steady_most_db) - set(config.classes))
+        if unknown:
+            raise ValueError(f"steady_most_db names {unknown}, which are not classes: {list(config.classes)}")
+        bad = {k: v for k, v in config.steady_most_db.items() if not (isinstance(v, int | float) and v > 0)}
+        if bad:
+            raise ValueError(f"steady_most_db={bad}: each bound must be a positive number of dB")
+        unknown = sorted(set(config.decoder_loudness_rounds) - set(config.classes))
+        if unknown:
+            raise ValueError(f"decoder_loudness_rounds names {unknown}, which are not classes: {list(config.classes)}")
+        bad = {k: v for k, v in config.decoder_loudness_rounds.items()
+               if not (isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 16)}
+        if bad:
+            raise ValueError(f"decoder_loudness_rounds={bad}: each must be a whole number from 0 to 16")
         if not config.steady_loudness_db >= 0:
             raise ValueError(f"steady_loudness_db={config.steady_loudness_db} must be 0 (off) or more")
         if not config.data_std > 0:

@@ -6,8 +6,9 @@ band, scaled so that -80 dB maps to -1 and 0 dB (a full-scale sine) to +1.
 
 The inverse (:func:`invert`) moves band magnitudes back onto the linear STFT bins (interpolation,
 sharpened by a few Richardson-Lucy updates), starts a phase by Phase Gradient Heap Integration
-(:mod:`.pghi`) and refines it with a few iterations of fast Griffin-Lim (Perraudin et al., 2013:
-Griffin-Lim with momentum). Shapes:
+(:mod:`.pghi`), refines it with a few iterations of fast Griffin-Lim (Perraudin et al., 2013:
+Griffin-Lim with momentum) and brings each frame's loudness back to the spectrogram's
+(:func:`match_loudness`). Shapes:
 audio ``[batch, samples]`` float32, spectrograms ``[batch, N_MELS, frames]``.
 """
 
@@ -203,12 +204,51 @@ SHARPEN_ITERATIONS = 10
 SHARPEN_BELOW_HZ = 500.0
 #: fast Griffin-Lim iterations after the start phase in :func:`invert`
 REFINE_ITERATIONS = 16
+#: rounds of :func:`match_loudness` unless told (:func:`invert` runs none unless asked: the default
+#: model asks for them per class, ``ModelConfig.decoder_loudness_rounds``)
+LOUDNESS_ROUNDS = 4
+#: the most :func:`match_loudness` moves a frame (dB)
+LOUDNESS_MOST_DB = 12.0
+#: frames of the spectrogram quieter than this over the silent floor's loudness are not matched
+LOUDNESS_ABOVE_SILENCE_DB = 12.0
+
+
+def match_loudness(audio: torch.Tensor, spec: torch.Tensor, rounds: int = LOUDNESS_ROUNDS,
+                   most_db: float = LOUDNESS_MOST_DB) -> torch.Tensor:
+    """Audio ``[batch, samples]`` whose frame loudness is brought back to that of the scaled log-mel
+    ``spec`` ``[batch, N_MELS, frames]`` it was decoded from.
+
+    Griffin-Lim cannot reach a spectrogram that no signal has (a sampled one seldom is consistent):
+    what it returns differs from the spectrogram frame by frame, and the frame loudness wobbles
+    (a flicker the spectrogram did not have) and a hit's first frames come out softer than asked
+    for. Each round measures the audio's frame loudness as :func:`log_mel` reads it, scales each STFT
+    frame by the difference to the spectrogram's (at most ``most_db``; frames near silence are left
+    alone) and resynthesizes; the overlap-add spreads each frame's gain over its neighbours', so a
+    second round takes up what the first left.
+    """
+    if rounds <= 0:
+        return audio
+    frames = spec.shape[-1]
+    target = frame_loudness_db(unit_to_db(spec.float()))  # [batch, frames]
+    silence = DB_FLOOR + 10.0 * math.log10(spec.shape[1])
+    filters = torch.from_numpy(mel_filters()).to(audio.device)
+    for _ in range(rounds):
+        complex_spec = stft(audio)
+        bands = torch.einsum("mf,bft->bmt", filters, complex_spec.abs()[..., :frames])
+        got = frame_loudness_db(20.0 * torch.log10(bands.clamp_min(1e-6)).clamp(DB_FLOOR, DB_CEIL))
+        gain = (target - got).clamp(-most_db, most_db)
+        gain = torch.where(target > silence + LOUDNESS_ABOVE_SILENCE_DB, gain, torch.zeros_like(gain))
+        # the centred STFT has one frame more than the spectrogram: it takes the last frame's gain
+        gain = torch.cat([gain, gain[..., -1:]], dim=-1)
+        scale = (10.0 ** (gain / 20.0)).to(complex_spec.real.dtype)[:, None, :]
+        audio = istft(complex_spec * scale, audio.shape[-1])
+    return audio
 
 
 def invert(
     spec: torch.Tensor, iterations: int | None = None, generator: torch.Generator | None = None, *,
     start: str | None = None, sharpen: int | None = None, sharpen_below_hz: float | None = None,
-    momentum: float = 0.99,
+    momentum: float = 0.99, loudness_rounds: int = 0,
 ) -> torch.Tensor:
     """Audio ``[batch, frames * HOP]`` from a scaled log-mel ``[batch, N_MELS, frames]``.
 
@@ -216,8 +256,9 @@ def invert(
     ``sharpen_below_hz``, ``math.inf`` for everywhere; 0 iterations is plain interpolation), a start
     phase comes from Phase Gradient Heap Integration (``start="pghi"``, :mod:`.pghi`: no randomness,
     ``generator`` is not used) or is drawn from ``generator`` (``start="random"``), and
-    ``iterations`` of fast Griffin-Lim refine it. Left out, each setting is the module's default
-    (PGHI, 16 iterations, 10 sharpening iterations below 500 Hz). ``iterations=32,
+    ``iterations`` of fast Griffin-Lim refine it; ``loudness_rounds`` of :func:`match_loudness` bring
+    the frame loudness back to the spectrogram's. Left out, each setting is the module's default
+    (PGHI, 16 iterations, 10 sharpening iterations below 500 Hz, no loudness rounds). ``iterations=32,
     start="random", sharpen=0`` is the decoder the default model first shipped with;
     ``bench/bench_decoder.py`` measures them on recorded one-shots (MODEL.md).
     """
@@ -227,8 +268,9 @@ def invert(
     below_hz = SHARPEN_BELOW_HZ if sharpen_below_hz is None else sharpen_below_hz
     if start not in PHASE_STARTS:
         raise ValueError(f"start={start!r} is not a phase start: expected one of {', '.join(PHASE_STARTS)}")
-    if iterations < 0 or sharpen < 0:
-        raise ValueError(f"iterations={iterations}, sharpen={sharpen}: both must be 0 or more")
+    if iterations < 0 or sharpen < 0 or loudness_rounds < 0:
+        raise ValueError(f"iterations={iterations}, sharpen={sharpen}, loudness_rounds={loudness_rounds}: "
+                         "each must be 0 or more")
     frames = spec.shape[-1]
     magnitude = _centred_magnitude(spec, sharpen, below_hz)
     phase = None
@@ -236,8 +278,9 @@ def invert(
         from .pghi import pghi
 
         phase = pghi(magnitude, N_FFT, HOP)
-    return griffin_lim(magnitude, frames * HOP, iterations=iterations, momentum=momentum, generator=generator,
-                       phase=phase)
+    audio = griffin_lim(magnitude, frames * HOP, iterations=iterations, momentum=momentum, generator=generator,
+                        phase=phase)
+    return match_loudness(audio, spec, loudness_rounds)
 
 
 #: a rise of the frame loudness by at least this much (dB) from one frame to the next is an onset
@@ -256,13 +299,15 @@ def frame_loudness_db(db: torch.Tensor) -> torch.Tensor:
     return 10.0 * torch.log10(torch.sum(10.0 ** (db.double() / 10.0), dim=1))
 
 
-def steady_loudness(spec: torch.Tensor, most_db: float, onset_rise_db: float = ONSET_RISE_DB) -> torch.Tensor:
+def steady_loudness(spec: torch.Tensor, most_db: float, onset_rise_db: float = ONSET_RISE_DB,
+                    half_frames: int = STEADY_HALF_FRAMES) -> torch.Tensor:
     """Scaled log-mel ``[batch, mels, frames]`` whose loudness no longer flickers from frame to frame.
 
     A sampled spectrogram's frame loudness wobbles by a dB or so around the course a recording's
     takes (a bass note's or a pad's steady decay heard as a tremolo). Each frame's loudness is
-    brought to a weighted mean of its neighbours' (weights ½, 1, ..., 1, ½ over up to
-    :data:`STEADY_HALF_FRAMES` frames either side: a wobble from one frame to the next averages out),
+    brought to a weighted mean of its neighbours' (weights ½, 1, ..., 1, ½ over up to ``half_frames``
+    frames either side, :data:`STEADY_HALF_FRAMES` unless told: a wobble from one frame to the next
+    averages out; a wider mean also takes out a wobble over a few frames),
     counting only frames between the same two onsets (a rise of ``onset_rise_db`` or more) and
     past the attack, as many on each side, so a straight course in dB is kept as it is and a hit's
     rise and peak stay where and as loud as they were. Every band of a frame moves by the same
@@ -271,6 +316,8 @@ def steady_loudness(spec: torch.Tensor, most_db: float, onset_rise_db: float = O
     frame to the next in its decay: a higher ``onset_rise_db`` takes those rises as flicker to smooth
     rather than as onsets to keep.
     """
+    if half_frames < 1:
+        raise ValueError(f"half_frames={half_frames}: the mean needs at least 1 frame either side")
     if most_db <= 0 or spec.shape[-1] < 3:
         return spec
     db = unit_to_db(spec.float())
@@ -286,7 +333,7 @@ def steady_loudness(spec: torch.Tensor, most_db: float, onset_rise_db: float = O
         segment = np.cumsum(rises)
         for t in np.flatnonzero(steady).tolist():
             reach = 0  # the frames either side that share the frame's stretch, as many on each side
-            while (reach < STEADY_HALF_FRAMES and t - reach - 1 >= 0 and t + reach + 1 < course.size
+            while (reach < half_frames and t - reach - 1 >= 0 and t + reach + 1 < course.size
                    and steady[t - reach - 1] and steady[t + reach + 1]
                    and segment[t - reach - 1] == segment[t] == segment[t + reach + 1]):
                 reach += 1

@@ -120,3 +120,66 @@ def test_per_class_onset_rise_in_the_config() -> None:
             assert words in str(exc) and next(iter(bad)) in str(exc)
         else:
             raise AssertionError(f"steady_onset_rise_db={bad} was accepted")
+
+
+def test_a_wider_mean_takes_out_a_slower_wobble() -> None:
+    # a decay wobbling by ±2 dB over 10 frames (a sampled bass's or tom's slow flicker)
+    course = _course(hit_at=10)
+    wobbling = course.copy()
+    wobbling[14:] += 2.0 * np.sin(2 * np.pi * np.arange(FRAMES - 14) / 10.0)
+    spec = _spectrogram(wobbling)
+    steady = slice(24, FRAMES - 10)
+
+    def jitter(loud: np.ndarray) -> float:
+        return float(np.median(np.abs(np.diff(loud[steady]) + 0.3)))
+
+    narrow = jitter(_loudness(spectral.steady_loudness(spec, 3.0)))
+    wide = jitter(_loudness(spectral.steady_loudness(spec, 3.0, half_frames=5)))
+    assert jitter(wobbling) > 0.6
+    assert narrow > 0.2  # ±3 frames: a 10-frame period only partly averaged out
+    assert wide < 0.05  # ±5 frames (half weights at the ends): one whole period, averaged out
+    # a straight decay and the hit stay as they were with the wider mean too
+    clean = _spectrogram(course)
+    assert np.allclose(_loudness(spectral.steady_loudness(clean, 3.0, half_frames=5)), _loudness(clean), atol=0.02)
+    try:
+        spectral.steady_loudness(spec, 3.0, half_frames=0)
+    except ValueError as exc:
+        assert "half_frames=0" in str(exc)
+    else:
+        raise AssertionError("half_frames=0 was accepted")
+
+
+def test_per_class_half_frames_in_the_config() -> None:
+    config = ModelConfig.from_json(ModelConfig().to_json() | {"steady_half_frames": {"bass": 6}})
+    assert config.half_frames("bass") == 6
+    assert config.half_frames("kick") == spectral.STEADY_HALF_FRAMES == config.half_frames(None)
+    for bad, words in (({"cymbal": 6}, "not classes"), ({"bass": 0}, "from 1 to"), ({"bass": 2.5}, "whole number")):
+        try:
+            ModelConfig.from_json(ModelConfig().to_json() | {"steady_half_frames": bad})
+        except ValueError as exc:
+            assert words in str(exc) and next(iter(bad)) in str(exc)
+        else:
+            raise AssertionError(f"steady_half_frames={bad} was accepted")
+
+
+def test_per_class_bound_and_decoder_rounds_in_the_config() -> None:
+    config = ModelConfig.from_json(ModelConfig().to_json() | {"steady_most_db": {"tom": 6.0}})
+    assert config.most_db("tom") == 6.0 and config.most_db("kick") == config.steady_loudness_db
+    off = ModelConfig.from_json(config.to_json() | {"steady_loudness_db": 0.0})
+    assert off.most_db("tom") == 0.0  # 0 turns the stage off for every class
+    data = ModelConfig().to_json()
+    del data["decoder_loudness_rounds"]
+    assert ModelConfig.from_json(data).loudness_rounds("bass") == 0  # older configs: no rounds
+    rounds = ModelConfig.from_json(data | {"decoder_loudness_rounds": {"bass": 4}})
+    assert rounds.loudness_rounds("bass") == 4 and rounds.loudness_rounds("kick") == 0 == rounds.loudness_rounds(None)
+    for bad, words in (({"steady_most_db": {"tom": -1.0}}, "positive"),
+                       ({"steady_most_db": {"cymbal": 6.0}}, "not classes"),
+                       ({"decoder_loudness_rounds": {"bass": -1}}, "decoder_loudness_rounds={'bass': -1}"),
+                       ({"decoder_loudness_rounds": {"bass": 2.5}}, "whole number"),
+                       ({"decoder_loudness_rounds": {"cymbal": 4}}, "not classes")):
+        try:
+            ModelConfig.from_json(ModelConfig().to_json() | bad)
+        except ValueError as exc:
+            assert words in str(exc)
+        else:
+            raise AssertionError(f"{bad} was accepted")
