@@ -105,6 +105,11 @@ def main() -> int:
                         help="training recordings per class for memorization (default: all)")
     parser.add_argument("--setting", action="append", default=None)
     parser.add_argument("--confusion", default="0", help="indices of the settings whose confusion is printed")
+    parser.add_argument("--seed-base", type=int, default=GENERATED_SEED_BASE,
+                        help="first seed of each class's one-shots (default: the evaluation's); other seeds "
+                             "check a setting chosen on the evaluation's")
+    parser.add_argument("--no-floor", action="store_true",
+                        help="leave out the training recordings' figures and the judge's leave-one-kit-out")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -122,7 +127,8 @@ def main() -> int:
     judge_rows = judge_features(judge_set.audio)
     judge = Judge(judge_rows, judge_set.labels, n)
     print(f"model {args.model}; corpus {args.corpus}: judge fitted to {len(judge_set.labels)} held-out recordings; "
-          f"{args.per_class} one-shots per class per setting; memorization against {len(training.labels)} "
+          f"{args.per_class} one-shots per class per setting (seeds from {args.seed_base}); "
+          f"memorization against {len(training.labels)} "
           f"training recordings; load average {os.getloadavg()[0]:.2f} at the start", flush=True)
     head = (f"{'setting':34s}{'acc':>6s}{'FD':>7s}{'div':>6s}{'div min':>8s}{'memo':>7s}{'s/shot':>8s}"
             "  per class accuracy")
@@ -132,7 +138,7 @@ def main() -> int:
     for index, (setting, (config, steps)) in enumerate(zip(settings, prepared, strict=True)):
         model = DefaultModel(base.path, base.device, base.dtype, config, base.network)
         begun = time.perf_counter()
-        audio, labels = generate_class_set(model, args.per_class, EvalSettings(steps=steps), GENERATED_SEED_BASE)
+        audio, labels = generate_class_set(model, args.per_class, EvalSettings(steps=steps), args.seed_base)
         per_shot = (time.perf_counter() - begun) / len(labels)
         figures = measure_set(audio, labels, classes, judge, reference, training)
         per = " ".join(f"{figures['accuracy']['per_class'][c]:5.2f}" for c in classes)
@@ -142,6 +148,13 @@ def main() -> int:
         if index in wanted:
             confusions.append((f"generated, {setting or 'its own settings'}",
                                confusion(judge.predict(judge_features(audio)), labels, n)))
+    print(f"div = diversity (1 = the held-out recordings'); memo = share above 0.9 NCC with a training recording; "
+          f"s/shot = wall time per generated one-shot in batches of {args.per_class} (with guidance, decoding)")
+    for title, matrix in confusions:
+        print("\n" + format_confusion(title, matrix, classes))
+    if args.no_floor:
+        return 0
+    print()
     figures = measure_set(floor.audio, floor.labels, classes, judge, reference, training)
     per = " ".join(f"{figures['accuracy']['per_class'][c]:5.2f}" for c in classes)
     print(f"{'floor (training recordings)':34s}{figures['accuracy']['mean']:6.3f}{figures['frechet_distance']:7.3f}"
@@ -152,13 +165,9 @@ def main() -> int:
     print(f"{'judge, leave-one-kit-out':34s}{per_class.mean():6.3f}{'':34s}  "
           + " ".join(f"{v:5.2f}" for v in per_class))
     print()
-    for title, matrix in confusions:
-        print(format_confusion(title, matrix, classes) + "\n")
     print(format_confusion("floor: training recordings", confusion(judge.predict(judge_features(floor.audio)),
                                                                    floor.labels, n), classes) + "\n")
     print(format_confusion("judge, leave-one-kit-out on the held-out recordings", loko_matrix, classes) + "\n")
-    print(f"div = diversity (1 = the held-out recordings'); memo = share above 0.9 NCC with a training recording; "
-          f"s/shot = wall time per generated one-shot in batches of {args.per_class} (with guidance, decoding)")
     print(f"took {time.perf_counter() - started:.0f} s; load average {os.getloadavg()[0]:.2f} at the end",
           file=sys.stderr)
     return 0
