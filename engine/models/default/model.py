@@ -264,6 +264,15 @@ def _clipped(v: torch.Tensor, x: torch.Tensor, alpha_bar: torch.Tensor, config: 
     return (a * x - x0) / s
 
 
+def _row_generators(noise: torch.Tensor) -> list[torch.Generator]:
+    """One CPU generator per row of ``noise``, seeded by that row's values."""
+    generators = []
+    for row in noise.detach().float().cpu():
+        digest = int(torch.round(row.flatten()[:64] * 1e4).to(torch.int64).abs().sum().item())
+        generators.append(torch.Generator().manual_seed(digest))
+    return generators
+
+
 @torch.no_grad()
 def sample(
     network: MelUNet,
@@ -300,9 +309,9 @@ def sample(
     timesteps = scheduler.timesteps
     alphas_cumprod = training_scheduler(config).alphas_cumprod
     # DDIM's noise with eta > 0 comes from the initial noise, so a batch's render is the same every time
-    eta_generator = None
-    if config.sampler == "ddim" and config.ddim_eta > 0:
-        eta_generator = torch.Generator(device=device).manual_seed(int(noise.flatten()[:8].abs().sum().item() * 1e6))
+    # DDIM's fresh noise (eta > 0) comes, row by row, from a generator seeded by that row's initial
+    # noise: a variation renders the same alone or in a batch, and every time
+    eta_generators = _row_generators(noise) if config.sampler == "ddim" and config.ddim_eta > 0 else None
     x = noise * scheduler.init_noise_sigma
     if init is not None and strength < 1.0:
         start = min(len(timesteps) - 1, int(round((1.0 - strength) * len(timesteps))))
@@ -329,8 +338,9 @@ def sample(
             prediction = network(x, t_batch, label_tensor)
         alpha_bar = alphas_cumprod[int(t)].to(device=device, dtype=x.dtype)
         v = _clipped(prediction, x, alpha_bar, config)
-        if config.sampler == "ddim" and config.ddim_eta > 0:
-            x = scheduler.step(v, t, x, eta=config.ddim_eta, generator=eta_generator).prev_sample
+        if eta_generators is not None:
+            fresh = torch.stack([torch.randn(x.shape[1:], generator=g, dtype=x.dtype) for g in eta_generators])
+            x = scheduler.step(v, t, x, eta=config.ddim_eta, variance_noise=fresh.to(device)).prev_sample
         else:
             x = scheduler.step(v, t, x).prev_sample
         if progress is not None:

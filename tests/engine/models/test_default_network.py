@@ -88,3 +88,17 @@ def test_every_sampler_setting_denoises_reproducibly_inside_the_clip(changes: di
     init = torch.rand(2, config.n_mels, config.frames) * 2 - 1
     half = sample(network, config, [0, 4], noise, 4, 3.0, init=init, strength=0.5)
     assert half.shape == init.shape and torch.isfinite(half).all()
+
+
+def test_ddim_with_eta_renders_a_row_the_same_alone_or_in_a_batch() -> None:
+    import dataclasses
+
+    config = dataclasses.replace(SMALL, sampler="ddim", ddim_eta=1.0)
+    torch.manual_seed(0)
+    network = MelUNet(config).eval()
+    noise = torch.randn(3, config.n_mels, config.frames, generator=torch.Generator().manual_seed(2))
+    batch = sample(network, config, [0, 4, 7], noise, steps=4, guidance=2.0)
+    alone = sample(network, config, [4], noise[1:2], steps=4, guidance=2.0)
+    torch.testing.assert_close(alone[0], batch[1], atol=1e-4, rtol=1e-4)
+    # the fresh noise is each row's own: another row's initial noise gives another render
+    assert not torch.allclose(batch[0], batch[1], atol=1e-3)
