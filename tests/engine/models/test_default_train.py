@@ -60,3 +60,15 @@ def test_class_weights_are_read_by_class_name_and_bad_ones_refused(
         assert main(["--out", str(tmp_path), *TINY, "--class-weight", bad]) == 2
         err = capsys.readouterr().err
         assert repr(bad) in err and "kick" in err
+
+
+def test_a_class_weighted_run_draws_other_batches_and_records_its_weights(tmp_path: Path) -> None:
+    assert main(["--out", str(tmp_path / "plain"), *TINY]) == 0
+    assert main(["--out", str(tmp_path / "weighted"), *TINY, "--class-weight", "kick=50"]) == 0
+    plain = load_file(str(tmp_path / "plain" / "weights" / "model.safetensors"))
+    weighted = load_file(str(tmp_path / "weighted" / "weights" / "model.safetensors"))
+    assert any(not tensor.equal(weighted[name]) for name, tensor in plain.items())
+    config = json.loads((tmp_path / "weighted" / "weights" / "config.json").read_text(encoding="utf-8"))
+    assert config["training"]["class_weight"] == ["kick=50"]
+    assert "class_weight" not in json.loads(
+        (tmp_path / "plain" / "weights" / "config.json").read_text(encoding="utf-8"))["training"]
