@@ -292,6 +292,9 @@ class DefaultModel(ModelBackend):
             return self.config.null_class
         return self.config.classes.index(seed_class(request.effective_seed, self.config.classes))
 
+    def _class_name(self, label: int) -> str | None:
+        return self.config.classes[label] if label < len(self.config.classes) else None
+
     def _voices(self, requests: list[GenerateRequest]) -> tuple[list[_Voice], dict[int, Pattern]]:
         voices: list[_Voice] = []
         patterns: dict[int, Pattern] = {}
@@ -331,7 +334,10 @@ class DefaultModel(ModelBackend):
         done = 0
         for (steps, strength), rows in groups.items():
             group_requests = [requests[voices[r].request_index] for r in rows]
-            guidance = [r.guidance if r.guidance is not None else config.default_guidance for r in group_requests]
+            # a request's own scale, else its voice's class's (ModelConfig.class_guidance), else the default
+            guidance = [r.guidance if r.guidance is not None
+                        else config.guidance_for(self._class_name(voices[row].label))
+                        for r, row in zip(group_requests, rows, strict=True)]
             init = None
             if strength is not None:
                 init = torch.stack([self._init_mel(r) for r in group_requests]).to(self.device, self.dtype)

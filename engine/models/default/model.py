@@ -19,13 +19,16 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
-from diffusers import DDPMScheduler, DPMSolverMultistepScheduler
+from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from diffusers.models.resnet import ResidualTemporalBlock1D
 from torch import nn
 
 from . import spectral
 from .classes import CLASSES
+
+#: the samplers :func:`sample` runs: DPM-Solver++ (2M) and DDIM
+SAMPLERS: tuple[str, ...] = ("dpm++", "ddim")
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,15 @@ class ModelConfig:
     prediction_type: str = "v_prediction"
     default_steps: int = 16
     default_guidance: float = 2.0
+    #: per class, the guidance scale a request without its own gets (classes not named: ``default_guidance``)
+    class_guidance: dict[str, float] = field(default_factory=dict)
+    #: the sampler (:data:`SAMPLERS`): DPM-Solver++ 2M, or DDIM (with ``ddim_eta``)
+    sampler: str = "dpm++"
+    #: DDIM's eta: 0 is deterministic DDIM, 1 adds DDPM's noise at every step
+    ddim_eta: float = 0.0
+    #: the share of the guided prediction rescaled to the conditional prediction's spread (0: plain
+    #: classifier-free guidance)
+    guidance_rescale: float = 0.0
     #: the network sees scaled log-mels as ``(x - data_mean) / data_std``; the defaults (no change)
     #: are what folders written before these fields existed were trained on
     data_mean: float = 0.0
@@ -66,6 +78,10 @@ class ModelConfig:
     #: Griffin-Lim's frame loudness as it comes)
     decoder_loudness_rounds: dict[str, int] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def guidance_for(self, class_name: str | None) -> float:
+        """The guidance scale for ``class_name`` when a request names none (None: no class)."""
+        return float(self.class_guidance.get(class_name or "", self.default_guidance))
 
     def onset_rise_db(self, class_name: str | None) -> float:
         """The onset rise :func:`.spectral.steady_loudness` uses for ``class_name`` (None: no class)."""
@@ -115,6 +131,18 @@ class ModelConfig:
                 f"config spectrogram (n_mels={config.n_mels}, hop={config.hop}, n_fft={config.n_fft}) differs "
                 f"from this code's (n_mels={spectral.N_MELS}, hop={spectral.HOP}, n_fft={spectral.N_FFT})"
             )
+        unknown = sorted(set(config.class_guidance) - set(config.classes))
+        if unknown:
+            raise ValueError(f"class_guidance names {unknown}, which are not classes: {list(config.classes)}")
+        bad_scales = {k: v for k, v in config.class_guidance.items() if not (isinstance(v, int | float) and v > 0)}
+        if bad_scales:
+            raise ValueError(f"class_guidance={bad_scales}: each scale must be a positive number")
+        if config.sampler not in SAMPLERS:
+            raise ValueError(f"sampler={config.sampler!r} is not one of {list(SAMPLERS)}")
+        if not 0.0 <= config.ddim_eta <= 1.0:
+            raise ValueError(f"ddim_eta={config.ddim_eta} must be from 0 to 1")
+        if not 0.0 <= config.guidance_rescale <= 1.0:
+            raise ValueError(f"guidance_rescale={config.guidance_rescale} must be from 0 to 1")
         unknown = sorted(set(config.steady_onset_rise_db) - set(config.classes))
         if unknown:
             raise ValueError(f"steady_onset_rise_db names {unknown}, which are not classes: {list(config.classes)}")
@@ -226,7 +254,17 @@ def training_scheduler(config: ModelConfig) -> Any:
 
 
 def sampling_scheduler(config: ModelConfig) -> Any:
-    """A fresh DPM-Solver++ (2M) scheduler: one per call, since schedulers keep per-run state."""
+    """A fresh scheduler of ``config.sampler`` (DPM-Solver++ 2M or DDIM): one per call, since
+    schedulers keep per-run state."""
+    if config.sampler == "ddim":
+        return DDIMScheduler(
+            num_train_timesteps=config.train_timesteps,
+            beta_schedule=config.beta_schedule,
+            prediction_type=config.prediction_type,
+            timestep_spacing="trailing",
+            clip_sample=False,
+            set_alpha_to_one=True,  # the last step lands on the clean (clipped) prediction
+        )
     return DPMSolverMultistepScheduler(
         num_train_timesteps=config.train_timesteps,
         beta_schedule=config.beta_schedule,
@@ -270,6 +308,15 @@ def _clipped(v: torch.Tensor, x: torch.Tensor, alpha_bar: torch.Tensor, config: 
     return (a * x - x0) / s
 
 
+def _row_generators(noise: torch.Tensor) -> list[torch.Generator]:
+    """One CPU generator per row of ``noise``, seeded by that row's values."""
+    generators = []
+    for row in noise.detach().float().cpu():
+        digest = int(torch.round(row.flatten()[:64] * 1e4).to(torch.int64).abs().sum().item())
+        generators.append(torch.Generator().manual_seed(digest))
+    return generators
+
+
 @torch.no_grad()
 def sample(
     network: MelUNet,
@@ -305,13 +352,18 @@ def sample(
     scheduler.set_timesteps(steps, device=device)
     timesteps = scheduler.timesteps
     alphas_cumprod = training_scheduler(config).alphas_cumprod
+    # DDIM's noise with eta > 0 comes from the initial noise, so a batch's render is the same every time
+    # DDIM's fresh noise (eta > 0) comes, row by row, from a generator seeded by that row's initial
+    # noise: a variation renders the same alone or in a batch, and every time
+    eta_generators = _row_generators(noise) if config.sampler == "ddim" and config.ddim_eta > 0 else None
     x = noise * scheduler.init_noise_sigma
     if init is not None and strength < 1.0:
         start = min(len(timesteps) - 1, int(round((1.0 - strength) * len(timesteps))))
         if strength <= 0.0:
             return init.clone()
         timesteps = timesteps[start:]
-        scheduler.set_begin_index(start)
+        if hasattr(scheduler, "set_begin_index"):  # DDIM steps by the timestep alone
+            scheduler.set_begin_index(start)
         x = training_scheduler(config).add_noise(
             to_network(init, config), noise, timesteps[:1].repeat(batch).cpu()
         ).to(device)
@@ -321,10 +373,20 @@ def sample(
             both = network(torch.cat([x, x]), torch.cat([t_batch, t_batch]), torch.cat([label_tensor, null]))
             cond, uncond = both.chunk(2)
             prediction = uncond + scales * (cond - uncond)
+            if config.guidance_rescale > 0:
+                # the guided prediction's spread pulled back towards the conditional one's: a large
+                # scale otherwise overshoots it and pushes the clean estimate into the clip
+                ratio = cond.std(dim=(1, 2), keepdim=True) / prediction.std(dim=(1, 2), keepdim=True).clamp_min(1e-6)
+                prediction = config.guidance_rescale * prediction * ratio + (1 - config.guidance_rescale) * prediction
         else:
             prediction = network(x, t_batch, label_tensor)
         alpha_bar = alphas_cumprod[int(t)].to(device=device, dtype=x.dtype)
-        x = scheduler.step(_clipped(prediction, x, alpha_bar, config), t, x).prev_sample
+        v = _clipped(prediction, x, alpha_bar, config)
+        if eta_generators is not None:
+            fresh = torch.stack([torch.randn(x.shape[1:], generator=g, dtype=x.dtype) for g in eta_generators])
+            x = scheduler.step(v, t, x, eta=config.ddim_eta, variance_noise=fresh.to(device)).prev_sample
+        else:
+            x = scheduler.step(v, t, x).prev_sample
         if progress is not None:
             progress((i + 1) / len(timesteps))
     return from_network(x, config)

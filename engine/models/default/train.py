@@ -180,6 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
                              f"{FINE_TUNE_DEFAULTS['warmup']} with --init)")
     parser.add_argument("--ema", type=float, default=0.995, help="EMA decay of the exported weights")
     parser.add_argument("--cfg-dropout", type=float, default=0.15, help="share of labels dropped to 'no class'")
+    parser.add_argument("--class-weight", action="append", default=[], metavar="CLASS=W",
+                        help="draw the one-shots of CLASS W times as often as the others' (repeatable; "
+                             "e.g. --class-weight pluck=2 --class-weight clap=2)")
     parser.add_argument("--data-norm", choices=("corpus", "none"), default="none",
                         help="corpus: the network sees log-mels shifted and scaled by the training corpus's "
                              "mean and standard deviation; none: as they are (with --init: the initial model's)")
@@ -216,6 +219,10 @@ def _check_args(args: argparse.Namespace) -> str | None:
         return f"--ema={args.ema} is not accepted: expected 0 <= ema < 1"
     if not 0 <= args.cfg_dropout < 1:
         return f"--cfg-dropout={args.cfg_dropout} is not accepted: expected 0 <= p < 1"
+    try:
+        class_weights(args.class_weight)
+    except ValueError as exc:
+        return str(exc)
     if args.min_snr < 0:
         return f"--min-snr={args.min_snr} is not accepted: expected 0 (off) or a positive gamma"
     if args.min_snr_floor < 0:
@@ -230,6 +237,23 @@ def _check_args(args: argparse.Namespace) -> str | None:
                                   args.name.startswith(".")):
         return f"--name={args.name!r} is not accepted: expected a folder name (no '/', '\\\\', ':' or leading '.')"
     return None
+
+
+def class_weights(specs: Sequence[str]) -> dict[str, float]:
+    """``--class-weight`` values (``CLASS=W``) as class name -> weight; raises ValueError naming a bad one."""
+    weights: dict[str, float] = {}
+    for spec in specs:
+        name, sep, value = spec.rpartition("=")
+        name = name.strip().replace("-", " ").replace("_", " ")
+        try:
+            weight = float(value)
+        except ValueError:
+            weight = float("nan")
+        if not sep or name not in CLASSES or not (weight > 0 and math.isfinite(weight)):
+            raise ValueError(f"--class-weight={spec!r} is not accepted: expected CLASS=W with W > 0 and CLASS one "
+                             f"of {', '.join(CLASSES)}")
+        weights[name] = weight
+    return weights
 
 
 def _lr_at(step: int, args: argparse.Namespace) -> float:
@@ -474,6 +498,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
                 if k not in ("out", "resume", "export", "device", "threads", "checkpoint_every", "stop_after",
                              "render_workers", "name")}
+    if not args.class_weight:
+        # runs without class weights keep the settings their checkpoints were saved with
+        settings.pop("class_weight")
     if not folder_mode:
         # the procedural corpus's settings stay as they were, so older checkpoints still resume
         for key in ("data", "init", "skip_unlabelled", "no_augment", "replay", "extra_procedural"):
@@ -510,6 +537,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.replace(tmp, checkpoint_path)
 
     n = len(labels)
+    # --class-weight: each one-shot drawn in proportion to its class's weight (else uniformly)
+    weights_by_class = class_weights(args.class_weight)
+    draw = None
+    if weights_by_class:
+        per_class_weight = torch.tensor([weights_by_class.get(name, 1.0) for name in CLASSES] + [1.0],
+                                        dtype=torch.float64)
+        draw = per_class_weight[labels.cpu().clamp(max=len(CLASSES))]
+        _log("class weights: " + ", ".join(f"{k} {v:g}" for k, v in weights_by_class.items()))
     network.train()
     loss_avg = None
     stop_at = args.steps if args.stop_after is None else min(args.steps, step + args.stop_after)
@@ -517,7 +552,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     _log(f"training on {n} one-shots, {'from ' + args.init if fine_tune else 'from scratch'}, "
          f"{args.steps} steps of {args.batch_size}")
     while step < stop_at:
-        index = torch.randint(0, n, (args.batch_size,), generator=generator).to(device)
+        if draw is None:
+            index = torch.randint(0, n, (args.batch_size,), generator=generator).to(device)
+        else:
+            index = torch.multinomial(draw, args.batch_size, replacement=True, generator=generator).to(device)
         x0 = mels[index]
         y = labels[index].clone()
         drop = torch.rand(args.batch_size, generator=generator).to(device) < args.cfg_dropout

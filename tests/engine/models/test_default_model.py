@@ -92,6 +92,25 @@ def test_steps_guidance_and_duration_are_taken_from_the_request(model: DefaultMo
     assert not np.allclose(short.audio, fewer.audio, atol=1e-3)
 
 
+def test_a_class_guidance_in_the_config_serves_requests_without_their_own(model: DefaultModel) -> None:
+    import dataclasses
+
+    config = dataclasses.replace(model.config, class_guidance={"kick": model.config.default_guidance + 2.0})
+    tuned = DefaultModel(model.path, model.device, model.dtype, config, model.network)
+    requests = [GenerateRequest(prompt=p, seed=3, steps=FAST, duration_s=0.25) for p in ("kick", "snare")]
+    plain_kick, plain_snare = model.generate(requests)
+    kick, snare = tuned.generate(requests)
+    assert not np.allclose(kick.audio, plain_kick.audio, atol=1e-3)  # the kick's own scale
+    np.testing.assert_array_equal(snare.audio, plain_snare.audio)  # other classes: the default
+    # a kick at the default plus 2, asked for by the request itself, is that same render (each alone)
+    alone = tuned.generate([requests[0]])[0]
+    asked = model.generate([requests[0].replace(guidance=model.config.default_guidance + 2.0)])[0]
+    np.testing.assert_array_equal(asked.audio, alone.audio)
+    # and a request's own scale wins over the class's
+    own = tuned.generate([requests[0].replace(guidance=model.config.default_guidance)])[0]
+    np.testing.assert_array_equal(own.audio, model.generate([requests[0]])[0].audio)
+
+
 def test_prompts_without_a_class_word_pick_a_class_by_seed(model: DefaultModel) -> None:
     outs = model.generate([GenerateRequest(prompt=p, seed=s, steps=FAST)
                            for p, s in [("", 1), ("something lovely", 2), ("zzz", 3)]])

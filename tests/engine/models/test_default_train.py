@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from loopbridge.engine.models.default import DefaultModel
-from loopbridge.engine.models.default.train import TRAIN_CORPUS_SEED, corpus_mels, main
+from loopbridge.engine.models.default.train import TRAIN_CORPUS_SEED, class_weights, corpus_mels, main
 from loopbridge.engine.request import GenerateRequest
 from safetensors.torch import load_file
 
@@ -47,3 +47,28 @@ def test_bad_arguments_exit_with_2(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main(["--out", str(tmp_path), *TINY, "--stop-after", "1"]) == 0
     assert main(["--out", str(tmp_path), *TINY[:-6], "--steps", "9", "--resume"]) == 2
     assert "trained with" in capsys.readouterr().err
+
+
+def test_class_weights_are_read_by_class_name_and_bad_ones_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert class_weights(["pluck=2", "closed-hat=1.5", "open_hat=0.5"]) == {
+        "pluck": 2.0, "closed hat": 1.5, "open hat": 0.5}
+    assert class_weights([]) == {}
+    for bad in ("pluck", "flute=2", "pluck=0", "pluck=-1", "pluck=x", "pluck=inf"):
+        with pytest.raises(ValueError, match="--class-weight"):
+            class_weights([bad])
+        assert main(["--out", str(tmp_path), *TINY, "--class-weight", bad]) == 2
+        err = capsys.readouterr().err
+        assert repr(bad) in err and "kick" in err
+
+
+def test_a_class_weighted_run_draws_other_batches_and_records_its_weights(tmp_path: Path) -> None:
+    assert main(["--out", str(tmp_path / "plain"), *TINY]) == 0
+    assert main(["--out", str(tmp_path / "weighted"), *TINY, "--class-weight", "kick=50"]) == 0
+    plain = load_file(str(tmp_path / "plain" / "weights" / "model.safetensors"))
+    weighted = load_file(str(tmp_path / "weighted" / "weights" / "model.safetensors"))
+    assert any(not tensor.equal(weighted[name]) for name, tensor in plain.items())
+    config = json.loads((tmp_path / "weighted" / "weights" / "config.json").read_text(encoding="utf-8"))
+    assert config["training"]["class_weight"] == ["kick=50"]
+    assert "class_weight" not in json.loads(
+        (tmp_path / "plain" / "weights" / "config.json").read_text(encoding="utf-8"))["training"]
