@@ -131,45 +131,19 @@ class ModelConfig:
                 f"config spectrogram (n_mels={config.n_mels}, hop={config.hop}, n_fft={config.n_fft}) differs "
                 f"from this code's (n_mels={spectral.N_MELS}, hop={spectral.HOP}, n_fft={spectral.N_FFT})"
             )
-        unknown = sorted(set(config.class_guidance) - set(config.classes))
-        if unknown:
-            raise ValueError(f"class_guidance names {unknown}, which are not classes: {list(config.classes)}")
-        bad_scales = {k: v for k, v in config.class_guidance.items() if not (isinstance(v, int | float) and v > 0)}
-        if bad_scales:
-            raise ValueError(f"class_guidance={bad_scales}: each scale must be a positive number")
+        _check_per_class(config, "class_guidance", _positive, "each scale must be a positive number")
         if config.sampler not in SAMPLERS:
             raise ValueError(f"sampler={config.sampler!r} is not one of {list(SAMPLERS)}")
         if not 0.0 <= config.ddim_eta <= 1.0:
             raise ValueError(f"ddim_eta={config.ddim_eta} must be from 0 to 1")
         if not 0.0 <= config.guidance_rescale <= 1.0:
             raise ValueError(f"guidance_rescale={config.guidance_rescale} must be from 0 to 1")
-        unknown = sorted(set(config.steady_onset_rise_db) - set(config.classes))
-        if unknown:
-            raise ValueError(f"steady_onset_rise_db names {unknown}, which are not classes: {list(config.classes)}")
-        bad = {k: v for k, v in config.steady_onset_rise_db.items() if not (isinstance(v, int | float) and v > 0)}
-        if bad:
-            raise ValueError(f"steady_onset_rise_db={bad}: each rise must be a positive number of dB")
-        unknown = sorted(set(config.steady_half_frames) - set(config.classes))
-        if unknown:
-            raise ValueError(f"steady_half_frames names {unknown}, which are not classes: {list(config.classes)}")
-        bad = {k: v for k, v in config.steady_half_frames.items()
-               if not (isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= config.frames // 4)}
-        if bad:
-            raise ValueError(f"steady_half_frames={bad}: each must be a whole number of frames from 1 to "
-                             f"{config.frames // 4}")
-        unknown = sorted(set(config.steady_most_db) - set(config.classes))
-        if unknown:
-            raise ValueError(f"steady_most_db names {unknown}, which are not classes: {list(config.classes)}")
-        bad = {k: v for k, v in config.steady_most_db.items() if not (isinstance(v, int | float) and v > 0)}
-        if bad:
-            raise ValueError(f"steady_most_db={bad}: each bound must be a positive number of dB")
-        unknown = sorted(set(config.decoder_loudness_rounds) - set(config.classes))
-        if unknown:
-            raise ValueError(f"decoder_loudness_rounds names {unknown}, which are not classes: {list(config.classes)}")
-        bad = {k: v for k, v in config.decoder_loudness_rounds.items()
-               if not (isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 16)}
-        if bad:
-            raise ValueError(f"decoder_loudness_rounds={bad}: each must be a whole number from 0 to 16")
+        _check_per_class(config, "steady_onset_rise_db", _positive, "each rise must be a positive number of dB")
+        _check_per_class(config, "steady_half_frames", _whole_in(1, config.frames // 4),
+                         f"each must be a whole number of frames from 1 to {config.frames // 4}")
+        _check_per_class(config, "steady_most_db", _positive, "each bound must be a positive number of dB")
+        _check_per_class(config, "decoder_loudness_rounds", _whole_in(0, 16),
+                         "each must be a whole number from 0 to 16")
         if not config.steady_loudness_db >= 0:
             raise ValueError(f"steady_loudness_db={config.steady_loudness_db} must be 0 (off) or more")
         if not config.data_std > 0:
@@ -177,6 +151,25 @@ class ModelConfig:
         if config.frames % (2 ** (len(config.channels) - 1)):
             raise ValueError(f"frames={config.frames} must divide by {2 ** (len(config.channels) - 1)}")
         return config
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
+def _whole_in(low: int, high: int) -> Callable[[Any], bool]:
+    return lambda value: isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _check_per_class(config: ModelConfig, name: str, ok: Callable[[Any], bool], accepted: str) -> None:
+    """Refuse a per-class table ``config.<name>`` naming a class the model lacks or holding a bad value."""
+    table: dict[str, Any] = getattr(config, name)
+    unknown = sorted(set(table) - set(config.classes))
+    if unknown:
+        raise ValueError(f"{name} names {unknown}, which are not classes: {list(config.classes)}")
+    bad = {k: v for k, v in table.items() if not ok(v)}
+    if bad:
+        raise ValueError(f"{name}={bad}: {accepted}")
 
 
 class MelUNet(nn.Module):
