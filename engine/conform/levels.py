@@ -40,7 +40,7 @@ import numpy as np
 import scipy.fft
 from pyloudnorm.iirfilter import IIRfilter
 from scipy.ndimage import minimum_filter1d
-from scipy.signal import firwin, lfilter, lfilter_zi, resample_poly
+from scipy.signal import firwin, resample_poly, sosfilt
 
 from ..request import DEFAULT_LOUDNESS_LUFS, LOUDNESS_RANGE_LUFS, Kind, check_loudness
 
@@ -240,22 +240,22 @@ def integrated_loudness(audio: np.ndarray, sample_rate: int, circular: bool = Fa
     step_bounds = np.array([int(GATE_STEP_S * k * sample_rate)
                             for k in range(int(frames / (GATE_STEP_S * sample_rate)) + 2)])
     step_bounds = step_bounds[step_bounds <= frames]
-    energy = np.zeros((channels, len(step_bounds) - 1))
-    for channel in range(channels):
-        states = [lfilter_zi(stage.b, stage.a) * 0.0 for stage in stages]
-        cumulative = np.zeros(len(step_bounds))
-        total = 0.0
-        for first in range(0, frames, BLOCK_FRAMES):
-            last = min(frames, first + BLOCK_FRAMES)
-            x = audio[channel, first:last].astype(np.float64)
-            for i, stage in enumerate(stages):
-                x, states[i] = lfilter(stage.b, stage.a, x, zi=states[i])
-                x *= stage.passband_gain
-            running = np.cumsum(np.square(x)) + total
-            inside = (step_bounds > first) & (step_bounds <= last)
-            cumulative[inside] = running[step_bounds[inside] - first - 1]
-            total = float(running[-1])
-        energy[channel] = np.diff(cumulative)
+    # the K-weighting's two stages as one cascade of second-order sections, every channel at once
+    sos = np.array([np.concatenate([stage.b, stage.a]) / stage.a[0] for stage in stages])
+    gain = math.prod(stage.passband_gain for stage in stages)
+    state = np.zeros((len(stages), channels, 2))
+    cumulative = np.zeros((channels, len(step_bounds)))
+    total = np.zeros((channels, 1))
+    for first in range(0, frames, BLOCK_FRAMES):
+        last = min(frames, first + BLOCK_FRAMES)
+        x, state = sosfilt(sos, audio[:, first:last].astype(np.float64), axis=1, zi=state)
+        if gain != 1.0:
+            x *= gain
+        running = np.cumsum(np.square(x), axis=1) + total
+        inside = (step_bounds > first) & (step_bounds <= last)
+        cumulative[:, inside] = running[:, step_bounds[inside] - first - 1]
+        total = running[:, -1:].copy()
+    energy = np.diff(cumulative, axis=1)
     steps = energy.shape[1]
     per_block = int(round(GATE_BLOCK_S / GATE_STEP_S))
     blocks = steps - per_block + 1
