@@ -100,6 +100,9 @@ CLIP_HEADROOM_DB = 0.3
 #: passes of limiting and raising the gain again at most (the gain's next step is scaled by how much
 #: the loudness rose for the last one, as the limiter takes back part of each raise)
 LIMIT_PASSES = 6
+#: a peak this share over the ceiling or less is float32 rounding of the gain that put it there: the level
+#: stage trims it with a static gain instead of running the limiter for it
+GAIN_ROUNDING = 1e-6
 #: limiting again when the loudness fell this far under the target
 RETARGET_LU = 0.15
 #: BS.1770 gating: block length, step, absolute gate, relative gate
@@ -478,6 +481,10 @@ def level_audio(audio: np.ndarray, sample_rate: int, kind: Kind, loudness_lufs: 
     known: np.ndarray | None = peaks  # the frame peaks while they are those of the audio as it is
     raised: tuple[float, float] | None = None  # the last raise (dB) and the loudness before it
     for attempt in range(LIMIT_PASSES):
+        if known is not None and float(known.max()) <= ceiling * (1.0 + GAIN_ROUNDING):
+            # a gain that brought the loudest peak to the ceiling leaves it there or a rounding above (a coin
+            # toss): the static trim below takes that, the limiter is not run for it
+            break
         reduction_db = limit(audio, sample_rate, ceiling, wrap, known)
         if not reduction_db:
             break

@@ -14,6 +14,7 @@ import pytest
 import soundfile as sf
 from loopbridge.engine import ConformSpec, Kind, RequestError
 from loopbridge.engine.conform import SourceInfo, conform_audio, encode_wav
+from loopbridge.engine.conform import levels as levels_module
 from loopbridge.engine.conform.levels import (
     CLIP_MAX_DB,
     LEVEL_MARGIN_DB,
@@ -263,3 +264,17 @@ def test_frame_peaks_match_scipys_polyphase_resampler_on_recorded_loops(circular
         assert found.shape == expected.shape
         # the same filter by FFT convolution: float32 rounding apart
         assert np.abs(found - expected).max() <= 1e-6 * expected.max(), loop.name
+
+
+def test_a_loop_whose_peak_sets_its_gain_is_not_limited_for_the_gains_rounding() -> None:
+    # loud targets the peaks cannot reach: the gain puts each loop's loudest peak at the ceiling, where float32
+    # rounding leaves it a hair under or over; a hair over is trimmed, the limiter does not run for it
+    ceiling = 10 ** ((levels_module.TRUE_PEAK_CEILING_DBTP - levels_module.TRUE_PEAK_MARGIN_DB) / 20)
+    base = drum_pattern(RATE, 120.0, 2, bed=0.05)
+    for scale in np.linspace(0.3, 0.9, 12):
+        audio = (base * scale).astype(np.float32)
+        levelled, report = levels_module.level_audio(audio, RATE, Kind.LOOP, -6.0)
+        assert report.limited_db == 0.0, scale
+        assert report.loudness_lufs is not None and report.loudness_lufs < -6.0  # the peak set the gain
+        assert frame_peaks(levelled, True).max() <= ceiling * (1 + 1e-6)
+        assert report.true_peak_dbtp <= levels_module.TRUE_PEAK_CEILING_DBTP - levels_module.TRUE_PEAK_MARGIN_DB + 1e-5
