@@ -255,8 +255,6 @@ def tonalness(spectra: np.ndarray) -> float:
     the spectrum around it (a third of an octave at 200 Hz) and has a peak within one bin of it in a
     neighbouring frame. Partials of notes do; the broadband hits of drums, cymbals and noise do not.
     One frame (a very short sound) has nothing to hold: its prominent peaks' share is taken."""
-    from scipy.ndimage import median_filter
-
     bin_hz = ANALYSIS_RATE / FRAME
     low, high = int(LOW_HZ / bin_hz), min(spectra.shape[1] - 2, int(HIGH_HZ / bin_hz))
     power = spectra[:, low:high].astype(np.float64) ** 2
@@ -264,9 +262,13 @@ def tonalness(spectra: np.ndarray) -> float:
     if total <= 0.0:
         return 0.0
     level = 20 * np.log10(spectra[:, low - 1 : high + 1] + 1e-9)
-    floor = median_filter(level, size=(1, MEDIAN_BINS), mode="nearest")
     centre = level[:, 1:-1]
-    peak = (centre > level[:, :-2]) & (centre >= level[:, 2:]) & (centre > floor[:, 1:-1] + PROMINENCE_DB)
+    peak = (centre > level[:, :-2]) & (centre >= level[:, 2:])
+    # the median around each local maximum only (a few in ten bins): what a median filter over the whole
+    # spectrum gives there, its ends extended by their edge values
+    frames, bins = np.nonzero(peak)
+    floor = _running_median(level, frames, bins + 1, MEDIAN_BINS)
+    peak[frames, bins] = centre[frames, bins] > floor + PROMINENCE_DB
     if peak.shape[0] > 1:
         near = peak.copy()
         near[:, 1:] |= peak[:, :-1]
@@ -280,6 +282,16 @@ def tonalness(spectra: np.ndarray) -> float:
     lobe[:, 1:] |= peak[:, :-1]
     lobe[:, :-1] |= peak[:, 1:]
     return float(power[lobe].sum() / total)
+
+
+def _running_median(values: np.ndarray, rows: np.ndarray, columns: np.ndarray, size: int) -> np.ndarray:
+    """The median of the ``size`` values (odd) of each row of ``values`` centred on ``(rows, columns)``, the
+    rows extended past their ends by their edge values (``scipy.ndimage.median_filter(values, size=(1, size),
+    mode="nearest")`` at those points)."""
+    half = size // 2
+    padded = np.pad(values, ((0, 0), (half, half)), mode="edge")
+    windows = np.lib.stride_tricks.sliding_window_view(padded, size, axis=1)[rows, columns]
+    return np.partition(windows, half, axis=1)[:, half]
 
 
 def pitch_class_profile(spectra: np.ndarray) -> np.ndarray:

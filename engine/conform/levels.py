@@ -32,13 +32,15 @@ mono float32 array (the gain each frame needs) beside its audio, not oversampled
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.fft
 from pyloudnorm.iirfilter import IIRfilter
 from scipy.ndimage import minimum_filter1d
-from scipy.signal import firwin, lfilter, lfilter_zi, resample_poly
+from scipy.signal import firwin, resample_poly, sosfilt
 
 from ..request import DEFAULT_LOUDNESS_LUFS, LOUDNESS_RANGE_LUFS, Kind, check_loudness
 
@@ -98,6 +100,9 @@ CLIP_HEADROOM_DB = 0.3
 #: passes of limiting and raising the gain again at most (the gain's next step is scaled by how much
 #: the loudness rose for the last one, as the limiter takes back part of each raise)
 LIMIT_PASSES = 6
+#: a peak this share over the ceiling or less is float32 rounding of the gain that put it there: the level
+#: stage trims it with a static gain instead of running the limiter for it
+GAIN_ROUNDING = 1e-6
 #: limiting again when the loudness fell this far under the target
 RETARGET_LU = 0.15
 #: BS.1770 gating: block length, step, absolute gate, relative gate
@@ -169,18 +174,47 @@ def _frames(audio: np.ndarray, start: int, stop: int, circular: bool) -> np.ndar
 def frame_peaks(audio: np.ndarray, circular: bool) -> np.ndarray:
     """float32 ``[frames]``: for each frame, the largest magnitude of the 4x oversampled signal from
     it to the next frame, over all channels (a loop's last frame looks at its first)."""
-    channels, frames = audio.shape
+    frames = audio.shape[1]
     peaks = np.empty(frames, dtype=np.float32)
     for first in range(0, frames, BLOCK_FRAMES):
         last = min(frames, first + BLOCK_FRAMES)
         block = _frames(audio, first - _FILTER_PAD, last + _FILTER_PAD, circular)
-        up = resample_poly(block, OVERSAMPLING, 1, axis=1, window=_OVERSAMPLING_FILTER)
-        inner = np.abs(up[:, OVERSAMPLING * _FILTER_PAD : OVERSAMPLING * (_FILTER_PAD + last - first)])
-        loudest = inner.max(axis=0) if channels > 1 else inner[0]  # over channels first: contiguous
-        per_frame = np.maximum(np.maximum(loudest[0::4], loudest[1::4]), np.maximum(loudest[2::4], loudest[3::4]))
+        inner = np.abs(_oversampled(block, _FILTER_PAD, last - first))
+        per_frame = inner.max(axis=(0, 1))  # over the four phases and the channels
         np.maximum(per_frame, np.abs(block[:, _FILTER_PAD : _FILTER_PAD + last - first]).max(axis=0), out=per_frame)
         peaks[first:last] = per_frame
     return peaks
+
+
+#: the oversampling filter's taps for each of the four phases (phase p: taps p, p + 4, ...; zero-padded), as
+#: resample_poly applies them: scaled by the oversampling, output phase p of frame n reads frames n + 10 - m
+_PHASE_TAPS = np.zeros((OVERSAMPLING, len(_OVERSAMPLING_FILTER) // OVERSAMPLING + 1), np.float64)
+for _phase in range(OVERSAMPLING):
+    _taps = _OVERSAMPLING_FILTER[_phase::OVERSAMPLING].astype(np.float64) * OVERSAMPLING
+    _PHASE_TAPS[_phase, : len(_taps)] = _taps
+_PHASE_REACH = (len(_OVERSAMPLING_FILTER) - 1) // (2 * OVERSAMPLING)  # 10 frames
+
+
+@functools.lru_cache(maxsize=8)
+def _phase_spectra(size: int) -> np.ndarray:
+    """The four phases' filters' rfft (complex64 ``[4, size // 2 + 1]``) for FFTs of ``size``."""
+    return scipy.fft.rfft(_PHASE_TAPS, n=size, axis=1).astype(np.complex64)
+
+
+def _oversampled(block: np.ndarray, start: int, count: int) -> np.ndarray:
+    """float32 ``[4, channels, count]``: the 4x oversampled ``[channels, frames]`` float32 ``block`` at its
+    frames ``start`` to ``start + count`` (phase p of frame n: the signal p/4 of a frame after it), as
+    ``resample_poly(block, 4, 1, window=_OVERSAMPLING_FILTER)`` makes it (the same filter, by FFT
+    convolution: equal within float32 rounding). ``start`` and the frames after ``start + count`` must be
+    at least 10 (the filter's reach)."""
+    channels, frames = block.shape
+    size = scipy.fft.next_fast_len(frames + 2 * _PHASE_REACH, real=True)
+    spectrum = scipy.fft.rfft(block, n=size, axis=1)
+    products = _phase_spectra(size)[:, None, :] * spectrum[None, :, :]
+    phases = scipy.fft.irfft(products.reshape(OVERSAMPLING * channels, -1), n=size, axis=1)
+    # the convolution's sample j holds sum_m taps[m] * block[j - m]: frame n's is at n + 10
+    first = start + _PHASE_REACH
+    return phases.reshape(OVERSAMPLING, channels, size)[:, :, first : first + count]
 
 
 def true_peak(audio: np.ndarray, circular: bool = False) -> float:
@@ -209,22 +243,22 @@ def integrated_loudness(audio: np.ndarray, sample_rate: int, circular: bool = Fa
     step_bounds = np.array([int(GATE_STEP_S * k * sample_rate)
                             for k in range(int(frames / (GATE_STEP_S * sample_rate)) + 2)])
     step_bounds = step_bounds[step_bounds <= frames]
-    energy = np.zeros((channels, len(step_bounds) - 1))
-    for channel in range(channels):
-        states = [lfilter_zi(stage.b, stage.a) * 0.0 for stage in stages]
-        cumulative = np.zeros(len(step_bounds))
-        total = 0.0
-        for first in range(0, frames, BLOCK_FRAMES):
-            last = min(frames, first + BLOCK_FRAMES)
-            x = audio[channel, first:last].astype(np.float64)
-            for i, stage in enumerate(stages):
-                x, states[i] = lfilter(stage.b, stage.a, x, zi=states[i])
-                x *= stage.passband_gain
-            running = np.cumsum(np.square(x)) + total
-            inside = (step_bounds > first) & (step_bounds <= last)
-            cumulative[inside] = running[step_bounds[inside] - first - 1]
-            total = float(running[-1])
-        energy[channel] = np.diff(cumulative)
+    # the K-weighting's two stages as one cascade of second-order sections, every channel at once
+    sos = np.array([np.concatenate([stage.b, stage.a]) / stage.a[0] for stage in stages])
+    gain = math.prod(stage.passband_gain for stage in stages)
+    state = np.zeros((len(stages), channels, 2))
+    cumulative = np.zeros((channels, len(step_bounds)))
+    total = np.zeros((channels, 1))
+    for first in range(0, frames, BLOCK_FRAMES):
+        last = min(frames, first + BLOCK_FRAMES)
+        x, state = sosfilt(sos, audio[:, first:last].astype(np.float64), axis=1, zi=state)
+        if gain != 1.0:
+            x *= gain
+        running = np.cumsum(np.square(x), axis=1) + total
+        inside = (step_bounds > first) & (step_bounds <= last)
+        cumulative[:, inside] = running[:, step_bounds[inside] - first - 1]
+        total = running[:, -1:].copy()
+    energy = np.diff(cumulative, axis=1)
     steps = energy.shape[1]
     per_block = int(round(GATE_BLOCK_S / GATE_STEP_S))
     blocks = steps - per_block + 1
@@ -447,6 +481,10 @@ def level_audio(audio: np.ndarray, sample_rate: int, kind: Kind, loudness_lufs: 
     known: np.ndarray | None = peaks  # the frame peaks while they are those of the audio as it is
     raised: tuple[float, float] | None = None  # the last raise (dB) and the loudness before it
     for attempt in range(LIMIT_PASSES):
+        if known is not None and float(known.max()) <= ceiling * (1.0 + GAIN_ROUNDING):
+            # a gain that brought the loudest peak to the ceiling leaves it there or a rounding above (a coin
+            # toss): the static trim below takes that, the limiter is not run for it
+            break
         reduction_db = limit(audio, sample_rate, ceiling, wrap, known)
         if not reduction_db:
             break

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from ..errors import TooLargeError
-from .alignment import PRE_ECHO_CHUNK_MARGIN_S, PRE_ECHO_CHUNK_S
+from .alignment import PRE_ECHO_CHUNK_MARGIN_S, PRE_ECHO_CHUNK_S, PRE_ECHO_FFT_ROWS
 from .onsets import TRANSIENT_FRAME_RATE_HZ, TRANSIENT_SPECTRUM_KEPT_BYTES
 
 #: bytes of a float32 sample, the stage's working type
@@ -76,11 +76,13 @@ def onset_bytes(frames: int, sample_rate: int) -> int:
 
 
 def pre_echo_bytes(channels: int, sample_rate: int) -> int:
-    """What splitting audio into bands (:func:`~.alignment.bands`, for the pre-echo) holds beside the audio:
-    a stretch of it with its margins, its spectrum, a weighted copy and one band, the stretch before it,
-    a gain per sample of it and a frequency per bin; it does not grow with the audio."""
+    """What splitting audio into bands (for the pre-echo) holds beside the audio: a stretch of it with its
+    margins, its spectrum, the weighted copies and bands of one group of bands transformed together
+    (:data:`~.alignment.PRE_ECHO_FFT_ROWS`), the stretch before it, a gain per sample of it and a frequency
+    per bin; it does not grow with the audio."""
     frames = int(math.ceil((PRE_ECHO_CHUNK_S + 2 * PRE_ECHO_CHUNK_MARGIN_S) * sample_rate)) + 4 * sample_rate // 1000
-    return 5 * channels * FLOAT32 * frames + 2 * 8 * frames
+    group = max(1, -(-PRE_ECHO_FFT_ROWS // channels))
+    return (3 + 2 * group) * channels * FLOAT32 * frames + 2 * 8 * frames
 
 
 @dataclass(frozen=True)

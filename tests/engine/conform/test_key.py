@@ -23,6 +23,7 @@ from loopbridge.engine.conform import (
     read_wav_tags,
     sample_filename,
 )
+from loopbridge.engine.conform import key as key_module
 from loopbridge.engine.conform.key import (
     MAJOR_NAMES,
     MINOR_NAMES,
@@ -157,6 +158,40 @@ def test_recordings_whose_names_give_their_key() -> None:
     drone, rate = sf.read(SONIC_PI / "loop_drone_g_97.flac", dtype="float32", always_2d=True)
     found = detect_key(drone.T, rate).key
     assert found is not None and found.tonic == 7  # G; the name gives no mode
+
+
+def _tonalness_with_a_median_filter(spectra: np.ndarray) -> float:
+    """:func:`~loopbridge.engine.conform.key.tonalness` the straightforward way: the spectrum's median
+    level around every bin from scipy's median filter, then the held prominent peaks' share of the energy."""
+    from scipy.ndimage import median_filter
+
+    bin_hz = key_module.ANALYSIS_RATE / key_module.FRAME
+    low, high = int(key_module.LOW_HZ / bin_hz), min(spectra.shape[1] - 2, int(key_module.HIGH_HZ / bin_hz))
+    power = spectra[:, low:high].astype(np.float64) ** 2
+    level = 20 * np.log10(spectra[:, low - 1 : high + 1] + 1e-9)
+    floor = median_filter(level, size=(1, key_module.MEDIAN_BINS), mode="nearest")
+    centre = level[:, 1:-1]
+    peak = (centre > level[:, :-2]) & (centre >= level[:, 2:]) & (centre > floor[:, 1:-1] + key_module.PROMINENCE_DB)
+    near = peak.copy()
+    near[:, 1:] |= peak[:, :-1]
+    near[:, :-1] |= peak[:, 1:]
+    held = np.zeros_like(peak)
+    held[1:] |= peak[1:] & near[:-1]
+    held[:-1] |= peak[:-1] & near[1:]
+    lobe = held.copy()
+    lobe[:, 1:] |= held[:, :-1]
+    lobe[:, :-1] |= held[:, 1:]
+    return float(power[lobe].sum() / power.sum())
+
+
+@needs_sonic_pi
+@pytest.mark.parametrize("name", ["guit_em9", "loop_drone_g_97", "loop_garzul", "loop_tabla", "loop_amen_full",
+                                  "loop_mika"])
+def test_tonalness_matches_a_median_filter_over_the_whole_spectrum(name: str) -> None:
+    audio, rate = sf.read(SONIC_PI / f"{name}.flac", dtype="float32", always_2d=True)
+    spectra = key_module._frames(key_module._mono(np.ascontiguousarray(audio.T), rate))
+    assert key_module.tonalness(spectra) == _tonalness_with_a_median_filter(spectra)
+
 
 
 # ---- matching in the conform stage ----------------------------------------------------------------------
