@@ -114,8 +114,9 @@ def render_once(door: FrontDoor, steps: int) -> float:
     return time.perf_counter() - started
 
 
-def throughput(door: FrontDoor, callers: int, renders: int, steps: int) -> float:
-    """Renders per second with ``callers`` threads each asking for ``renders`` one-shots in turn."""
+def throughput(door: FrontDoor, callers: int, renders: int, steps: int) -> tuple[float, str]:
+    """Renders per second with ``callers`` threads each asking for ``renders`` one-shots in turn, and
+    how busy each replica was (the share of the time its model ran, and its batches' sizes)."""
     render_once(door, steps)  # warm: the model is loaded, torch's first call is behind us
     errors: list[BaseException] = []
 
@@ -135,7 +136,13 @@ def throughput(door: FrontDoor, callers: int, renders: int, steps: int) -> float
     elapsed = time.perf_counter() - started
     if errors:
         raise errors[0]
-    return callers * renders / elapsed
+    replicas: dict[int, tuple[float, list[int]]] = {}
+    for _, done in EVENTS.since(started, "done"):
+        busy, sizes = replicas.get(done["pid"], (0.0, []))
+        replicas[done["pid"]] = (busy + done["model_s"], [*sizes, done["batch"]])
+    busy = "; ".join(f"{share / elapsed:.0%} busy, batches of {sorted(sizes)}, {share / sum(sizes):.2f} s a render"
+                     for share, sizes in replicas.values())
+    return callers * renders / elapsed, busy
 
 
 def overhead(cluster: FrontDoor, local: FrontDoor, local_engine: TimedEngine, repeats: int,
@@ -269,18 +276,21 @@ def main() -> int:
                 if "throughput" in parts or ("overhead" in parts and round_ == 0):
                     with cluster_door(1, folder) as door:
                         if "throughput" in parts:
-                            ones.append(throughput(door, args.callers, args.renders, args.steps))
+                            rate, busy_one = throughput(door, args.callers, args.renders, args.steps)
+                            ones.append(rate)
                         if round_ == 0 and "overhead" in parts:
                             print_overhead(*overhead(door, local, local_engine, args.repeats, args.steps))
                 if "throughput" in parts or ("latency" in parts and round_ == 0):
                     with cluster_door(2, folder) as door:
                         if "throughput" in parts:
-                            twos.append(throughput(door, args.callers, args.renders, args.steps))
+                            rate, busy_two = throughput(door, args.callers, args.renders, args.steps)
+                            twos.append(rate)
                         if round_ == 0 and "latency" in parts:
                             print_latency(*interactive_latency(door, args.repeats, args.steps))
                 if "throughput" in parts:
                     print(f"  round {round_ + 1}: 1 replica {ones[-1]:.2f} renders/s, 2 replicas {twos[-1]:.2f} "
-                          f"renders/s: {twos[-1] / ones[-1]:.2f}x {load_average()}", flush=True)
+                          f"renders/s: {twos[-1] / ones[-1]:.2f}x {load_average()}; the replica {busy_one}; "
+                          f"the two: {busy_two}", flush=True)
         finally:
             local.stop()
     if "throughput" not in parts:
