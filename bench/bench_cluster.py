@@ -12,15 +12,18 @@ Prints, measured in one run on local clusters (``--cluster local``: started here
    own time on the replica (the gateway's wall time less the seconds the replica's model ran),
    beside the same share in process (wall time less the model's): the front door, the scheduler and
    the store's write, which both pay; the difference is the cluster's overhead (target: at most 5 ms).
-3. An interactive request's latency while 20 pre-renders are queued on two replicas, against one
-   render alone just before it (pairs; medians of each and of the differences) (target: at most one
-   render + 20 ms), with its parts: the wait for a replica (a running pre-render batch stops at its
-   next step) and the render itself, while the other replica's pre-renders pause.
+3. An interactive request's latency while 20 pre-renders are queued on two replicas (asked for
+   0.2 s after both replicas started pre-renders), against one render alone just before it (pairs;
+   medians of each and of the differences) (target: at most one render + 20 ms), with its hops on
+   the monotonic clock that the gateway and the replicas share: the pre-render it stops told and its
+   call ended, its own call sent and at the replica, its model's start and end, its audio back at
+   the gateway, and its answer. Part 2 prints the same hops of a render sent to an idle replica.
 
 Every render is of a new seed (nothing comes from the store). The load average is printed: on a
 shared machine every figure scales with it.
 
     python bench/bench_cluster.py [--callers 8] [--renders 3] [--rounds 3] [--repeats 9] [--steps 50]
+                                  [--parts throughput,overhead,latency]
 """
 
 from __future__ import annotations
@@ -92,7 +95,12 @@ EVENTS = Events()
 @contextmanager
 def cluster_door(replicas: int, folder: Path) -> Iterator[FrontDoor]:
     started = time.perf_counter()
-    cluster = Cluster(ClusterOptions(address="local", replicas=replicas, threads=1, temp_dir=folder / "ray"))
+    options = ClusterOptions(address="local", replicas=replicas, threads=1, temp_dir=folder / "ray")
+    try:
+        cluster = Cluster(options)
+    except Exception as exc:  # Ray's node sometimes times out starting again in the same process: once more
+        print(f"  (the local cluster did not start: {exc}; starting it again)", flush=True)
+        cluster = Cluster(options)
     try:
         engine = ClusterEngine(cluster, store_dir=folder / f"store-{replicas}", warm=["default"],
                                on_cluster_event=EVENTS)
@@ -114,8 +122,9 @@ def render_once(door: FrontDoor, steps: int) -> float:
     return time.perf_counter() - started
 
 
-def throughput(door: FrontDoor, callers: int, renders: int, steps: int) -> float:
-    """Renders per second with ``callers`` threads each asking for ``renders`` one-shots in turn."""
+def throughput(door: FrontDoor, callers: int, renders: int, steps: int) -> tuple[float, str]:
+    """Renders per second with ``callers`` threads each asking for ``renders`` one-shots in turn, and
+    how busy each replica was (the share of the time its model ran, and its batches' sizes)."""
     render_once(door, steps)  # warm: the model is loaded, torch's first call is behind us
     errors: list[BaseException] = []
 
@@ -135,52 +144,87 @@ def throughput(door: FrontDoor, callers: int, renders: int, steps: int) -> float
     elapsed = time.perf_counter() - started
     if errors:
         raise errors[0]
-    return callers * renders / elapsed
+    replicas: dict[int, tuple[float, list[int]]] = {}
+    for _, done in EVENTS.since(started, "done"):
+        busy, sizes = replicas.get(done["pid"], (0.0, []))
+        replicas[done["pid"]] = (busy + done["model_s"], [*sizes, done["batch"]])
+    busy = "; ".join(f"{share / elapsed:.0%} busy, batches of {sorted(sizes)}, {share / sum(sizes):.2f} s a render"
+                     for share, sizes in replicas.values())
+    return callers * renders / elapsed, busy
 
 
 def overhead(cluster: FrontDoor, local: FrontDoor, local_engine: TimedEngine, repeats: int,
-             steps: int) -> tuple[float, float, float, float]:
-    """Median render time on the cluster and in process, taking turns, and the medians of what each
-    added to its model's time (seconds)."""
+             steps: int) -> tuple[float, float, float, float, dict[str, float]]:
+    """Median render time on the cluster and in process, taking turns, the medians of what each
+    added to its model's time (seconds), and where the cluster's share went: the medians of the
+    hops of a render on the cluster (:func:`render_hops`)."""
     render_once(cluster, steps)
     render_once(local, steps)
     remote, here, added, added_here = [], [], [], []
+    hops: dict[str, list[float]] = {}
     for _ in range(repeats):
         started = time.perf_counter()
+        asked = time.monotonic()
         remote.append(render_once(cluster, steps))
+        answered = time.monotonic()
+        [(_, sent)] = EVENTS.since(started, "started")
         [(_, done)] = EVENTS.since(started, "done")
+        for name, value in render_hops(asked, sent, done, answered).items():
+            hops.setdefault(name, []).append(value)
         added.append(remote[-1] - done["model_s"])
         here.append(render_once(local, steps))
         added_here.append(here[-1] - local_engine.model_s[-1])
     return (statistics.median(remote), statistics.median(here), statistics.median(added),
-            statistics.median(added_here))
+            statistics.median(added_here), {name: statistics.median(values) for name, values in hops.items()})
 
 
-def interactive_latency(door: FrontDoor, repeats: int, steps: int) -> tuple[float, float, float, float, float]:
+def render_hops(asked: float, sent: dict[str, Any], done: dict[str, Any], answered: float) -> dict[str, float]:
+    """The parts of a render on the cluster that are not the model's (seconds): the gateway until the
+    call is sent, the call until it reaches the replica, the replica until the model starts, the
+    model's end until its audio is at the gateway, and the gateway until the caller has it."""
+    return {"gateway to the call": sent["sent_at"] - asked, "call to the replica": sent["arrived_at"] - sent["sent_at"],
+            "replica to the model": done["model_at"] - sent["arrived_at"],
+            "audio back": done["received_at"] - done["ended_at"], "store and reply": answered - done["received_at"]}
+
+
+#: an interactive request's hops, in order: (name, the event and field that ends it)
+HOPS = (("pre-render told to stop", "stopped", "told_at"), ("its replica free", "stopped", "freed_at"),
+        ("interactive call sent", "started", "sent_at"), ("call at the replica", "started", "arrived_at"),
+        ("model started", "done", "model_at"), ("model ended", "done", "ended_at"),
+        ("audio at the gateway", "done", "received_at"))
+
+
+def interactive_latency(door: FrontDoor, repeats: int, steps: int) -> tuple[float, float, float, dict[str, float]]:
     """Medians: the latency of an interactive one-shot with 20 pre-renders queued, of one render alone
-    (just before each), of their differences, and the interactive one's wait for a replica and its
-    model time there (seconds)."""
+    (just before each) and of their differences (seconds), and the time from the request to each of
+    its hops (:data:`HOPS`; the last, ``answered``: the caller has its render)."""
     render_once(door, steps)
-    alone, latencies, waits, models = [], [], [], []
+    alone, latencies = [], []
+    hops: dict[str, list[float]] = {}
     for _ in range(max(3, repeats // 2)):
         alone.append(render_once(door, steps))
         queued = time.perf_counter()
         background = [door.submit(Order(one_shot(steps), priority=Priority.BACKGROUND, prerender=False))
                       for _ in range(20)]
         wait_until(lambda t=queued: len(EVENTS.since(t, "started")) >= 2)  # both replicas busy with pre-renders
+        time.sleep(0.2)  # somewhere into their renders
         started = time.perf_counter()
+        asked = time.monotonic()
         door.render([one_shot(steps)])
+        answered = time.monotonic()
         latencies.append(time.perf_counter() - started)
-        # the interactive batch is the one of one request that started after it was asked for
-        [(reached, _)] = [(when, f) for when, f in EVENTS.since(started, "started")][:1]
-        done = [f for _, f in EVENTS.since(started, "done") if f["batch"] == 1]
-        waits.append(reached - started)
-        models.append(done[0]["model_s"])
+        fields = {"stopped": [f for _, f in EVENTS.since(started, "stopped") if f["background"]][:1],
+                  "started": [f for _, f in EVENTS.since(started, "started") if not f["background"]][:1],
+                  "done": [f for _, f in EVENTS.since(started, "done") if not f["background"]][:1]}
+        for name, event, field in HOPS:
+            if fields[event] and fields[event][0].get(field):
+                hops.setdefault(name, []).append(fields[event][0][field] - asked)
+        hops.setdefault("answered", []).append(answered - asked)
         for job in background:
             job.wait(600)
     added = [latency - one for latency, one in zip(latencies, alone, strict=True)]
     return (statistics.median(latencies), statistics.median(alone), statistics.median(added),
-            statistics.median(waits), statistics.median(models))
+            {name: statistics.median(times) for name, times in hops.items()})
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float = 120.0) -> None:
@@ -195,18 +239,22 @@ def load_average() -> str:
     return f"(load average {' '.join(f'{x:.2f}' for x in os.getloadavg())})"
 
 
-def print_overhead(remote_s: float, local_s: float, added_s: float, added_here_s: float) -> None:
+def print_overhead(remote_s: float, local_s: float, added_s: float, added_here_s: float,
+                   hops: dict[str, float]) -> None:
     print(f"2. one render: cluster {remote_s * 1e3:.1f} ms, in process {local_s * 1e3:.1f} ms: "
           f"{(remote_s - local_s) * 1e3:+.1f} ms, {remote_s / local_s:.3f}x; wall time less the model's time: "
           f"cluster {added_s * 1e3:.1f} ms, in process {added_here_s * 1e3:.1f} ms: the cluster's overhead "
           f"{(added_s - added_here_s) * 1e3:+.1f} ms (target <= 5 ms) {load_average()}", flush=True)
+    shares = ", ".join(f"{name} {value * 1e3:.1f}" for name, value in hops.items())
+    print(f"   the cluster's share, ms (medians): {shares}", flush=True)
 
 
-def print_latency(latency_s: float, alone_s: float, more_s: float, wait_s: float, model_s: float) -> None:
+def print_latency(latency_s: float, alone_s: float, more_s: float, hops: dict[str, float]) -> None:
     print(f"3. interactive with 20 pre-renders queued: {latency_s * 1e3:.0f} ms vs one render alone "
           f"{alone_s * 1e3:.0f} ms: one render {more_s * 1e3:+.0f} ms (median of pairs), {latency_s / alone_s:.2f}x "
-          f"(target <= one render + 20 ms); of it: {wait_s * 1e3:.0f} ms until a replica took it, "
-          f"{model_s * 1e3:.0f} ms of model time there {load_average()}", flush=True)
+          f"(target <= one render + 20 ms) {load_average()}", flush=True)
+    print("   its hops, ms after it was asked for (medians): " +
+          ", ".join(f"{name} {at * 1e3:.1f}" for name, at in hops.items()), flush=True)
 
 
 def main() -> int:
@@ -216,7 +264,13 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="throughput rounds, each one replica then two")
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--steps", type=int, default=50, help="diffusion steps per render (the model's default: 50)")
+    parser.add_argument("--parts", default="throughput,overhead,latency",
+                        help="which figures to measure (comma-separated; without throughput: one round)")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
+    if parts - {"throughput", "overhead", "latency"}:
+        parser.error(f"--parts {args.parts!r}: expected some of throughput, overhead, latency")
+    rounds = args.rounds if "throughput" in parts else 1
     torch.set_num_threads(1)  # as each replica runs (one CPU each): the in-process engine makes the same audio
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; default model, 0.5 s one-shots, "
           f"{args.steps} steps", flush=True)
@@ -226,23 +280,29 @@ def main() -> int:
         local = FrontDoor(local_engine, prerender_depth=0).start()
         ones, twos = [], []
         try:
-            for round_ in range(args.rounds):
-                with cluster_door(1, folder) as door:
-                    ones.append(throughput(door, args.callers, args.renders, args.steps))
-                    if round_ == 0:
-                        remote_s, local_s, added_s, added_here_s = overhead(door, local, local_engine, args.repeats,
-                                                                            args.steps)
-                        print_overhead(remote_s, local_s, added_s, added_here_s)
-                with cluster_door(2, folder) as door:
-                    twos.append(throughput(door, args.callers, args.renders, args.steps))
-                    if round_ == 0:
-                        latency_s, alone_s, more_s, wait_s, model_s = interactive_latency(door, args.repeats,
-                                                                                           args.steps)
-                        print_latency(latency_s, alone_s, more_s, wait_s, model_s)
-                print(f"  round {round_ + 1}: 1 replica {ones[-1]:.2f} renders/s, 2 replicas {twos[-1]:.2f} "
-                      f"renders/s: {twos[-1] / ones[-1]:.2f}x (load average {os.getloadavg()[0]:.2f})", flush=True)
+            for round_ in range(rounds):
+                if "throughput" in parts or ("overhead" in parts and round_ == 0):
+                    with cluster_door(1, folder) as door:
+                        if "throughput" in parts:
+                            rate, busy_one = throughput(door, args.callers, args.renders, args.steps)
+                            ones.append(rate)
+                        if round_ == 0 and "overhead" in parts:
+                            print_overhead(*overhead(door, local, local_engine, args.repeats, args.steps))
+                if "throughput" in parts or ("latency" in parts and round_ == 0):
+                    with cluster_door(2, folder) as door:
+                        if "throughput" in parts:
+                            rate, busy_two = throughput(door, args.callers, args.renders, args.steps)
+                            twos.append(rate)
+                        if round_ == 0 and "latency" in parts:
+                            print_latency(*interactive_latency(door, args.repeats, args.steps))
+                if "throughput" in parts:
+                    print(f"  round {round_ + 1}: 1 replica {ones[-1]:.2f} renders/s, 2 replicas {twos[-1]:.2f} "
+                          f"renders/s: {twos[-1] / ones[-1]:.2f}x {load_average()}; the replica {busy_one}; "
+                          f"the two: {busy_two}", flush=True)
         finally:
             local.stop()
+    if "throughput" not in parts:
+        return 0
     ratios = [two / one for one, two in zip(ones, twos, strict=True)]
     print(f"1. throughput, {args.callers} callers: 1 replica {statistics.median(ones):.2f} renders/s, 2 replicas "
           f"{statistics.median(twos):.2f} renders/s (medians of {args.rounds} rounds): "

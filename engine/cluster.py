@@ -194,9 +194,12 @@ class ClusterEngine(Engine):
     ``"started"`` (a batch reached a replica: its ``pid``, ``replica`` and whether it was sent as
     ``background``), ``"done"`` (its audio is back, with the same ``pid`` and ``background``; ``model_s``,
     the seconds the model ran there, ``paused_s`` of them paused for interactive work, ``promoted``
-    when an interactive job joined it), ``"promoted"`` (an interactive job joined a running batch of
-    pre-renders, and its replica was told) and ``"retry"`` (a replica died under a batch, which is
-    sent again).
+    when an interactive job joined it; times on :func:`time.monotonic`'s clock, which the processes of
+    one machine share: ``sent_at`` the call, ``arrived_at`` at the replica, ``received_at`` the event
+    here, ``model_at`` and ``ended_at`` the model's run), ``"stopped"`` (a batch's call was cancelled or
+    pre-empted and has ended: ``told_at``, when its replica was told, ``freed_at``, when it was free),
+    ``"promoted"`` (an interactive job joined a running batch of pre-renders, and its replica was
+    told) and ``"retry"`` (a replica died under a batch, which is sent again).
     """
 
     def __init__(self, cluster: Cluster, store_dir: str | Path | None = None,
@@ -374,6 +377,7 @@ class ClusterEngine(Engine):
         still_background = background if callable(background) else (lambda: bool(background))
         sent_background = still_background()
         batch_id = uuid.uuid4().hex if sent_background else ""
+        sent_at = time.monotonic()
         stream = handle.render.remote(batch, sent_background, batch_id)
         flight = _Flight(stream, progress, still_background if sent_background else None, batch_id)
         self._watch(flight)
@@ -387,17 +391,21 @@ class ClusterEngine(Engine):
                             progress(flight.fraction)
                 elif kind == "started":
                     started_pid = payload.get("pid")
-                    self._cluster_event("started", **{"model": model_id, "background": sent_background, **payload})
+                    self._cluster_event("started", **{"model": model_id, "background": sent_background, **payload,
+                                                      "sent_at": sent_at, "received_at": time.monotonic()})
                 elif kind == "error":
                     raise _engine_error(payload)
                 elif kind == "done":
+                    received_at = time.monotonic()
                     if model_id not in self._checked:
                         self._check_same(model_id, payload["digest"])
                     self._cluster_event("done", model=model_id, batch=len(batch), pid=started_pid,
                                         background=sent_background,
                                         model_s=float(payload.get("model_s", 0.0)),
                                         paused_s=float(payload.get("paused_s", 0.0)),
-                                        promoted=bool(payload.get("promoted", False)))
+                                        promoted=bool(payload.get("promoted", False)),
+                                        model_at=payload.get("model_at"), ended_at=payload.get("ended_at"),
+                                        received_at=received_at)
                     outputs = [GeneratedAudio(audio=np.asarray(audio), sample_rate=int(rate), info=info)
                                for audio, rate, info in payload["outputs"]]
                     # the call's end follows at once: until Serve has seen it, the replica counts as busy
@@ -408,10 +416,14 @@ class ClusterEngine(Engine):
         except CancelledError:
             stream.cancel()  # the replica's model stops at its next step
             _drain(stream)
+            self._cluster_event("stopped", model=model_id, pid=started_pid, background=sent_background,
+                                freed_at=time.monotonic())
             raise
         except BaseException:
             if flight.stop is not None:  # the watcher cancelled the call: the scheduler's reason, not Ray's
                 _drain(stream)
+                self._cluster_event("stopped", model=model_id, pid=started_pid, background=sent_background,
+                                    told_at=flight.told_at, freed_at=time.monotonic())
                 raise flight.stop from None
             raise
         finally:
@@ -495,6 +507,7 @@ class ClusterEngine(Engine):
                     flight.progress(flight.fraction)
                 except CancelledError as exc:
                     flight.stop = exc
+                    flight.told_at = time.monotonic()
                     flight.stream.cancel()
                 except Exception:
                     log.exception("progress callback failed")
@@ -528,7 +541,7 @@ class _Flight:
     A batch sent as pre-renders has ``background`` (still only pre-renders?) and its ``batch_id``;
     ``promoted`` once an interactive job joined it and its replica was told."""
 
-    __slots__ = ("background", "batch_id", "fraction", "lock", "progress", "promoted", "stop", "stream")
+    __slots__ = ("background", "batch_id", "fraction", "lock", "progress", "promoted", "stop", "stream", "told_at")
 
     def __init__(self, stream: Any, progress: ProgressCallback | None,
                  background: Callable[[], bool] | None = None, batch_id: str = "") -> None:
@@ -539,6 +552,7 @@ class _Flight:
         self.promoted = False
         self.fraction = 0.0
         self.stop: CancelledError | None = None
+        self.told_at = 0.0
         self.lock = threading.Lock()
 
 

@@ -7,14 +7,17 @@ where it can, and the replica's weight cache keeps the most recently used within
 
 :meth:`ModelReplica.render` streams what happens to the gateway, one tuple per event:
 
-- ``("started", {"pid": ..., "replica": ..., "stopped": ...})`` as the batch starts (a gateway
-  names the replica in its logs; ``stopped``: batches this replica has stopped on a cancel so far);
+- ``("started", {"pid": ..., "replica": ..., "stopped": ..., "arrived_at": ...})`` as the batch starts
+  (a gateway names the replica in its logs; ``stopped``: batches this replica has stopped on a cancel
+  so far; ``arrived_at``: when the call reached the replica, on :func:`time.monotonic`'s clock, which
+  the processes of one machine share);
 - ``("progress", fraction)`` while the model runs (at most one each :data:`PROGRESS_INTERVAL_S`: each
   event is a message through Ray, and the gateway stops a batch without waiting for one);
 - ``("error", {"type": ..., "message": ...})`` for an engine error (the gateway raises it again);
 - ``("done", {"outputs": [(audio, sample_rate, info)], "digest": ..., "model_s": ..., "paused_s": ...})``
-  with the audio (``model_s``: the seconds the model ran, the same work as in process; ``paused_s``:
-  of them, the seconds it paused for interactive work, ``promoted``: an interactive job joined it).
+  with the audio (``model_s``: the seconds the model ran, the same work as in process, from
+  ``model_at`` to ``ended_at`` on the monotonic clock; ``paused_s``: of them, the seconds it paused
+  for interactive work, ``promoted``: an interactive job joined it).
 
 Cancelling the call on the gateway cancels the replica's task: the flag it sets is read by the
 model's progress callback at its next step, as in process, so a cancelled batch stops there.
@@ -215,10 +218,12 @@ class ModelReplica:
         """Render one batch of the request's model (events: see the module docstring); a batch of
         pre-renders (``background``) pauses while an interactive batch runs on its device, until the
         gateway promotes ``batch_id``."""
+        arrived = time.monotonic()
         model_id = _model_id()
         if self._last is not None:  # a cancelled batch's model stops at its next step: this one starts after
             await _finished(self._last)
-        yield ("started", {"pid": os.getpid(), "replica": self._replica, "model": model_id, "stopped": self.stopped})
+        yield ("started", {"pid": os.getpid(), "replica": self._replica, "model": model_id, "stopped": self.stopped,
+                           "arrived_at": arrived})
         try:
             await self._resident(model_id)
         except LoopbridgeError as exc:
@@ -259,14 +264,16 @@ class ModelReplica:
 
         def run() -> None:
             try:
-                started = time.perf_counter()
+                started = time.monotonic()
                 with marks:
                     if not background:
                         marks.enter_context(share.interactive())
                     outputs = self.engine.generate(model_id, requests, progress)
+                ended = time.monotonic()
                 done = {"outputs": [(o.audio, o.sample_rate, dict(o.info)) for o in outputs],
-                        "digest": self.engine.model_digest(model_id), "model_s": time.perf_counter() - started,
-                        "paused_s": paused[0], "promoted": background and pending is None}
+                        "digest": self.engine.model_digest(model_id), "model_s": ended - started,
+                        "paused_s": paused[0], "promoted": background and pending is None,
+                        "model_at": started, "ended_at": ended}
                 loop.call_soon_threadsafe(events.put_nowait, ("done", done))
             except CancelledError as exc:
                 self.stopped += 1

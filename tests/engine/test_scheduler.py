@@ -246,6 +246,20 @@ def test_a_slot_freeing_while_another_runs_takes_its_share_of_the_queue_on_a_cpu
         scheduler.stop()
 
 
+def test_prerenders_that_may_be_stopped_run_one_to_a_batch_on_a_cpu(engine: Engine) -> None:
+    sizes = _SizesEngine(store_dir=engine.store.root, registry=engine.registry, device="cpu", slots=2)
+    scheduler = Scheduler(sizes)
+    prerenders = scheduler.submit(_job(sizes, "bg", *[_request(100 + n) for n in range(5)],
+                                       priority=Priority.BACKGROUND))
+    scheduler.start()
+    try:
+        assert len(prerenders.result(timeout=120)) == 5
+        # an interactive request that stops one waits for its next step: a step of one render, not of five
+        assert sizes.sizes == [1] * 5, sizes.sizes
+    finally:
+        scheduler.stop()
+
+
 def test_an_interactive_job_stops_running_prerenders_which_queue_again(engine: Engine) -> None:
     one = _slots_engine(engine, 1)
     finished: list[str] = []
