@@ -73,18 +73,9 @@ def onset_curves(
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """``(expected, actual, hop)``: the source's onset curve mapped to stretched time, and the
     stretched audio's own, on the same 1 ms frames."""
-    return onset_curves_from(onsets.transient_flux(source, sample_rate), stretched, sample_rate, factor)
-
-
-def onset_curves_from(
-    reference: tuple[np.ndarray, int], stretched: np.ndarray, sample_rate: int, factor: float
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """:func:`onset_curves` with the source's own curve already measured (``reference``: what
-    :func:`~.onsets.transient_flux` returned for it), so that it can be measured before the stretch
-    is made."""
-    curve, hop = reference
+    reference, hop = onsets.transient_flux(source, sample_rate)
     actual, _ = onsets.transient_flux(stretched, sample_rate)
-    expected = onsets.interpolate(curve, np.arange(len(actual)) * factor)
+    expected = onsets.interpolate(reference, np.arange(len(actual)) * factor)
     return expected, actual, hop
 
 

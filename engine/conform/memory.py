@@ -116,8 +116,8 @@ def loop_peak_bytes(channels: int, frames: LoopFrames) -> int:
         c * f * (frames.cycle + frames.extended),  # the render's loop repeated over the song's beats
         c * f * (frames.extended + frames.extended_out) + f * frames.extended_out,  # resampled, a channel at a time
     ]
-    # the source's onsets and bands are measured while it is stretched (pipeline.OVERLAP_SOURCE_ANALYSIS)
-    beside = max(onset_bytes(frames.extended_out, frames.rate), pre_echo_bytes(c, frames.rate))
+    # the source's bands are measured while it is stretched (pipeline.OVERLAP_SOURCE_ANALYSIS)
+    beside = pre_echo_bytes(c, frames.rate)
     if frames.shifted:
         steps += [
             stretch_bytes(c, frames.extended_out, frames.shifted) + beside,

@@ -53,14 +53,14 @@ from ..request import (
     Kind,
     Render,
 )
-from . import memory, onsets, seams
+from . import memory, seams
 from .alignment import (
     MIN_SEGMENT_STRENGTH,
     PRE_ECHO_BLOCK_S,
     Retiming,
     band_levels,
     limit_pre_echo,
-    onset_curves_from,
+    onset_curves,
     retime,
 )
 from .key import KEY_SHIFT_RANGE, MusicalKey, detect_key, key_shift, parse_key
@@ -707,9 +707,11 @@ def _loop_plan(frames_in: int, sample_rate: int, spec: ConformSpec, source: Sour
                      roll, span + 2 * roll)
 
 
-#: measure the source (its onsets, its bands) in a worker thread while Rubber Band stretches it (both
-#: release the GIL, so a second core takes the measuring off the wall time); off, the same work runs after
-#: the stretch, with the same results to the bit
+#: measure the source's bands (for the pre-echo limit) in a worker thread while Rubber Band stretches it
+#: (both release the GIL, so a second core takes the measuring off the wall time); off, the same work runs
+#: after the stretch, with the same results to the bit. Its memory does not grow with the audio
+#: (:func:`~.memory.pre_echo_bytes`); the onset curve's would (a minute's spectrum, a 100 MB block at
+#: 192 kHz), so it stays after the stretch
 OVERLAP_SOURCE_ANALYSIS = True
 
 _T = TypeVar("_T")
@@ -725,13 +727,6 @@ def _beside(work: Callable[[], _T], task: Callable[[], _U]) -> tuple[_T, _U]:
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="conform-source") as pool:
         measured = pool.submit(task)
         return work(), measured.result()
-
-
-def _source_analysis(extended: np.ndarray, rate: int, level_block: int,
-                     scale: float) -> tuple[tuple[np.ndarray, int], np.ndarray]:
-    """What the alignment needs of the source alone: its onset curve and its band levels (moved by
-    the pitch ratio ``scale`` as the stretch moves them)."""
-    return onsets.transient_flux(extended, rate), band_levels(extended, rate, level_block, scale)
 
 
 def _conform_loop(
@@ -779,12 +774,13 @@ def _conform_loop(
         loop = seams.cut_loop(extended, int(round(roll_out)), out_frames, seam_fade)
     else:
         # each array from here on is as long as the song's loop: each goes as soon as it is used
-        level_block = max(1, int(round(PRE_ECHO_BLOCK_S * rate)))
         if options.align:
-            # the source's onsets and bands are measured while it is stretched (both only read `extended`)
-            stretched, (reference, source_levels) = _beside(
+            level_block = max(1, int(round(PRE_ECHO_BLOCK_S * rate)))
+            # the source's bands, moved by the pitch ratio as the stretch moves them, measured while it is
+            # stretched (both only read `extended`)
+            stretched, source_levels = _beside(
                 functools.partial(stretch, extended, rate, factor, semitones, options),
-                functools.partial(_source_analysis, extended, rate, level_block, 2.0 ** (semitones / 12.0)))
+                functools.partial(band_levels, extended, rate, level_block, 2.0 ** (semitones / 12.0)))
         else:
             stretched = stretch(extended, rate, factor, semitones, options)
         watch.lap("stretch")
@@ -797,9 +793,8 @@ def _conform_loop(
             info["pitch_method"] = method
         info["transient_mode"] = transient_mode
         if options.align:
+            expected, actual, hop = onset_curves(extended, stretched, rate, factor)
             del extended
-            expected, actual, hop = onset_curves_from(reference, stretched, rate, factor)
-            del reference
 
             def place(fallback: float | None) -> tuple[np.ndarray, Retiming]:
                 return retime(

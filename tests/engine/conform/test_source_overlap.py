@@ -1,4 +1,4 @@
-"""The source's onsets and bands measured in a worker thread while Rubber Band stretches it: the same
+"""The source's bands (for the pre-echo limit) measured in a worker thread while Rubber Band stretches it: the same
 conform, to the bit, as with the measuring after the stretch, and a failure on either side raised."""
 
 from __future__ import annotations
