@@ -116,14 +116,17 @@ def loop_peak_bytes(channels: int, frames: LoopFrames) -> int:
         c * f * (frames.cycle + frames.extended),  # the render's loop repeated over the song's beats
         c * f * (frames.extended + frames.extended_out) + f * frames.extended_out,  # resampled, a channel at a time
     ]
+    # the source's bands are measured while it is stretched (pipeline.OVERLAP_SOURCE_ANALYSIS)
+    beside = pre_echo_bytes(c, frames.rate)
     if frames.shifted:
         steps += [
-            stretch_bytes(c, frames.extended_out, frames.shifted),
-            c * f * (frames.extended_out + frames.shifted + frames.stretched) + f * frames.stretched,  # resampled
+            stretch_bytes(c, frames.extended_out, frames.shifted) + beside,
+            c * f * (frames.extended_out + frames.shifted + frames.stretched) + f * frames.stretched  # resampled
+            + beside,
         ]
     if frames.stretched:
         steps += [
-            stretch_bytes(c, frames.extended_out, frames.stretched),
+            stretch_bytes(c, frames.extended_out, frames.stretched) + beside,
             c * f * (frames.extended_out + frames.stretched)  # onsets measured on both
             + onset_bytes(max(frames.extended_out, frames.stretched), frames.rate),
             # the source's bands measured, a stretch at a time

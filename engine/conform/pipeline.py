@@ -28,11 +28,13 @@ Levels, last, for every kind (:func:`~.levels.level_audio`)
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -705,6 +707,28 @@ def _loop_plan(frames_in: int, sample_rate: int, spec: ConformSpec, source: Sour
                      roll, span + 2 * roll)
 
 
+#: measure the source's bands (for the pre-echo limit) in a worker thread while Rubber Band stretches it
+#: (both release the GIL, so a second core takes the measuring off the wall time); off, the same work runs
+#: after the stretch, with the same results to the bit. Its memory does not grow with the audio
+#: (:func:`~.memory.pre_echo_bytes`); the onset curve's would (a minute's spectrum, a 100 MB block at
+#: 192 kHz), so it stays after the stretch
+OVERLAP_SOURCE_ANALYSIS = True
+
+_T = TypeVar("_T")
+_U = TypeVar("_U")
+
+
+def _beside(work: Callable[[], _T], task: Callable[[], _U]) -> tuple[_T, _U]:
+    """``(work(), task())``, ``task`` run in a worker thread while ``work`` runs in this one (one after the
+    other when :data:`OVERLAP_SOURCE_ANALYSIS` is off). The two share no array either writes; an exception
+    of either is raised here, once both have ended."""
+    if not OVERLAP_SOURCE_ANALYSIS:
+        return work(), task()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="conform-source") as pool:
+        measured = pool.submit(task)
+        return work(), measured.result()
+
+
 def _conform_loop(
     data: np.ndarray, sample_rate: int, spec: ConformSpec, source: SourceInfo, options: StretchOptions,
     reserve: Callable[[int], None] | None = None,
@@ -750,7 +774,15 @@ def _conform_loop(
         loop = seams.cut_loop(extended, int(round(roll_out)), out_frames, seam_fade)
     else:
         # each array from here on is as long as the song's loop: each goes as soon as it is used
-        stretched = stretch(extended, rate, factor, semitones, options)
+        if options.align:
+            level_block = max(1, int(round(PRE_ECHO_BLOCK_S * rate)))
+            # the source's bands, moved by the pitch ratio as the stretch moves them, measured while it is
+            # stretched (both only read `extended`)
+            stretched, source_levels = _beside(
+                functools.partial(stretch, extended, rate, factor, semitones, options),
+                functools.partial(band_levels, extended, rate, level_block, 2.0 ** (semitones / 12.0)))
+        else:
+            stretched = stretch(extended, rate, factor, semitones, options)
         watch.lap("stretch")
         method = pitch_method(options.pitch, looped=True)
         finer, transient_mode, window_name = engine_for(options, factor, semitones, method)
@@ -762,9 +794,6 @@ def _conform_loop(
         info["transient_mode"] = transient_mode
         if options.align:
             expected, actual, hop = onset_curves(extended, stretched, rate, factor)
-            level_block = max(1, int(round(PRE_ECHO_BLOCK_S * rate)))
-            # the source's bands, moved by the pitch ratio as the stretch moves them
-            source_levels = band_levels(extended, rate, level_block, 2.0 ** (semitones / 12.0))
             del extended
 
             def place(fallback: float | None) -> tuple[np.ndarray, Retiming]:
