@@ -148,9 +148,9 @@ def throughput(door: FrontDoor, callers: int, renders: int, steps: int) -> tuple
     for _, done in EVENTS.since(started, "done"):
         busy, sizes = replicas.get(done["pid"], (0.0, []))
         replicas[done["pid"]] = (busy + done["model_s"], [*sizes, done["batch"]])
-    busy = "; ".join(f"{share / elapsed:.0%} busy, batches of {sorted(sizes)}, {share / sum(sizes):.2f} s a render"
+    report = "; ".join(f"{share / elapsed:.0%} busy, batches of {sorted(sizes)}, {share / sum(sizes):.2f} s a render"
                      for share, sizes in replicas.values())
-    return callers * renders / elapsed, busy
+    return callers * renders / elapsed, report
 
 
 def overhead(cluster: FrontDoor, local: FrontDoor, local_engine: TimedEngine, repeats: int,
@@ -278,31 +278,34 @@ def main() -> int:
         folder = Path(tmp)
         local_engine = TimedEngine(store_dir=folder / "local", device="cpu")
         local = FrontDoor(local_engine, prerender_depth=0).start()
-        ones, twos = [], []
+        rates: dict[int, list[float]] = {1: [], 2: []}
+        busy: dict[int, str] = {}
+        # one replica also measures the overhead, two the interactive latency (each in the first round)
+        side_parts = {1: "overhead", 2: "latency"}
         try:
             for round_ in range(rounds):
-                if "throughput" in parts or ("overhead" in parts and round_ == 0):
-                    with cluster_door(1, folder) as door:
+                for replicas, side in side_parts.items():
+                    side_now = round_ == 0 and side in parts
+                    if "throughput" not in parts and not side_now:
+                        continue
+                    with cluster_door(replicas, folder) as door:
                         if "throughput" in parts:
-                            rate, busy_one = throughput(door, args.callers, args.renders, args.steps)
-                            ones.append(rate)
-                        if round_ == 0 and "overhead" in parts:
+                            rate, busy[replicas] = throughput(door, args.callers, args.renders, args.steps)
+                            rates[replicas].append(rate)
+                        if side_now and side == "overhead":
                             print_overhead(*overhead(door, local, local_engine, args.repeats, args.steps))
-                if "throughput" in parts or ("latency" in parts and round_ == 0):
-                    with cluster_door(2, folder) as door:
-                        if "throughput" in parts:
-                            rate, busy_two = throughput(door, args.callers, args.renders, args.steps)
-                            twos.append(rate)
-                        if round_ == 0 and "latency" in parts:
+                        elif side_now:
                             print_latency(*interactive_latency(door, args.repeats, args.steps))
                 if "throughput" in parts:
-                    print(f"  round {round_ + 1}: 1 replica {ones[-1]:.2f} renders/s, 2 replicas {twos[-1]:.2f} "
-                          f"renders/s: {twos[-1] / ones[-1]:.2f}x {load_average()}; the replica {busy_one}; "
-                          f"the two: {busy_two}", flush=True)
+                    one, two = rates[1][-1], rates[2][-1]
+                    print(f"  round {round_ + 1}: 1 replica {one:.2f} renders/s, 2 replicas {two:.2f} "
+                          f"renders/s: {two / one:.2f}x {load_average()}; the replica {busy[1]}; "
+                          f"the two: {busy[2]}", flush=True)
         finally:
             local.stop()
     if "throughput" not in parts:
         return 0
+    ones, twos = rates[1], rates[2]
     ratios = [two / one for one, two in zip(ones, twos, strict=True)]
     print(f"1. throughput, {args.callers} callers: 1 replica {statistics.median(ones):.2f} renders/s, 2 replicas "
           f"{statistics.median(twos):.2f} renders/s (medians of {args.rounds} rounds): "

@@ -269,6 +269,13 @@ def tonalness(spectra: np.ndarray) -> float:
     frames, bins = np.nonzero(peak)
     floor = _running_median(level, frames, bins + 1, MEDIAN_BINS)
     peak[frames, bins] = centre[frames, bins] > floor + PROMINENCE_DB
+    return held_peaks_share(peak, power)
+
+
+def held_peaks_share(peak: np.ndarray, power: np.ndarray) -> float:
+    """The share of ``power`` (frames x bins) in the main lobes of the prominent peaks ``peak`` (a mask
+    of the same shape) that have a peak within one bin of them in a neighbouring frame (all of them when
+    there is one frame): :func:`tonalness` once its peaks are found."""
     if peak.shape[0] > 1:
         near = peak.copy()
         near[:, 1:] |= peak[:, :-1]
@@ -281,7 +288,7 @@ def tonalness(spectra: np.ndarray) -> float:
     lobe = peak.copy()
     lobe[:, 1:] |= peak[:, :-1]
     lobe[:, :-1] |= peak[:, 1:]
-    return float(power[lobe].sum() / total)
+    return float(power[lobe].sum() / power.sum())
 
 
 def _running_median(values: np.ndarray, rows: np.ndarray, columns: np.ndarray, size: int) -> np.ndarray:

@@ -162,7 +162,8 @@ def test_recordings_whose_names_give_their_key() -> None:
 
 def _tonalness_with_a_median_filter(spectra: np.ndarray) -> float:
     """:func:`~loopbridge.engine.conform.key.tonalness` the straightforward way: the spectrum's median
-    level around every bin from scipy's median filter, then the held prominent peaks' share of the energy."""
+    level around every bin from scipy's median filter (what this reference checks), then the held prominent
+    peaks' share of the energy by the engine's own ``held_peaks_share``."""
     from scipy.ndimage import median_filter
 
     bin_hz = key_module.ANALYSIS_RATE / key_module.FRAME
@@ -172,16 +173,7 @@ def _tonalness_with_a_median_filter(spectra: np.ndarray) -> float:
     floor = median_filter(level, size=(1, key_module.MEDIAN_BINS), mode="nearest")
     centre = level[:, 1:-1]
     peak = (centre > level[:, :-2]) & (centre >= level[:, 2:]) & (centre > floor[:, 1:-1] + key_module.PROMINENCE_DB)
-    near = peak.copy()
-    near[:, 1:] |= peak[:, :-1]
-    near[:, :-1] |= peak[:, 1:]
-    held = np.zeros_like(peak)
-    held[1:] |= peak[1:] & near[:-1]
-    held[:-1] |= peak[:-1] & near[1:]
-    lobe = held.copy()
-    lobe[:, 1:] |= held[:, :-1]
-    lobe[:, :-1] |= held[:, 1:]
-    return float(power[lobe].sum() / power.sum())
+    return key_module.held_peaks_share(peak, power)
 
 
 @needs_sonic_pi
