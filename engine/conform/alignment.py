@@ -69,11 +69,12 @@ class Retiming:
 
 
 def onset_curves(
-    source: np.ndarray, stretched: np.ndarray, sample_rate: int, factor: float
+    source: np.ndarray | tuple[np.ndarray, int], stretched: np.ndarray, sample_rate: int, factor: float
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """``(expected, actual, hop)``: the source's onset curve mapped to stretched time, and the
-    stretched audio's own, on the same 1 ms frames."""
-    reference, hop = onsets.transient_flux(source, sample_rate)
+    stretched audio's own, on the same 1 ms frames. ``source``: the source's audio, or its curve already
+    measured (:func:`~.onsets.transient_flux` of it at ``sample_rate``)."""
+    reference, hop = source if isinstance(source, tuple) else onsets.transient_flux(source, sample_rate)
     actual, _ = onsets.transient_flux(stretched, sample_rate)
     expected = onsets.interpolate(reference, np.arange(len(actual)) * factor)
     return expected, actual, hop

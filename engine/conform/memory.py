@@ -75,6 +75,20 @@ def onset_bytes(frames: int, sample_rate: int) -> int:
     return (spectrum if spectrum <= TRANSIENT_SPECTRUM_KEPT_BYTES else 0) + block
 
 
+#: the source's onset curve is measured beside the stretch (``pipeline.OVERLAP_SOURCE_ANALYSIS``) when
+#: measuring it holds at most this much (:func:`onset_bytes`): at 44.1 and 48 kHz always (a block of its
+#: frames, 24 MiB, and a kept spectrum of at most 64 MiB); at 96 kHz (a 48 MiB block) when the source,
+#: rolls included, is under 21 s or over 33 s (its spectrum no longer kept); at 192 kHz never (a block
+#: alone is 96 MiB), so a long conform at a high rate does not hold it on top of the stretcher's peak
+ONSETS_BESIDE_MAX_BYTES = 90 * 1024 * 1024
+
+
+def onsets_beside(frames: int, sample_rate: int) -> bool:
+    """Whether the onset curve of a source of ``frames`` at ``sample_rate`` is measured while it is
+    stretched (see :data:`ONSETS_BESIDE_MAX_BYTES`), else after."""
+    return onset_bytes(frames, sample_rate) <= ONSETS_BESIDE_MAX_BYTES
+
+
 def pre_echo_bytes(channels: int, sample_rate: int) -> int:
     """What splitting audio into bands (for the pre-echo) holds beside the audio: a stretch of it with its
     margins, its spectrum, the weighted copies and bands of one group of bands transformed together
@@ -116,8 +130,11 @@ def loop_peak_bytes(channels: int, frames: LoopFrames) -> int:
         c * f * (frames.cycle + frames.extended),  # the render's loop repeated over the song's beats
         c * f * (frames.extended + frames.extended_out) + f * frames.extended_out,  # resampled, a channel at a time
     ]
-    # the source's bands are measured while it is stretched (pipeline.OVERLAP_SOURCE_ANALYSIS)
+    # the source's bands, and its onset curve where that is small, are measured while it is stretched
+    # (pipeline.OVERLAP_SOURCE_ANALYSIS)
     beside = pre_echo_bytes(c, frames.rate)
+    if onsets_beside(frames.extended_out, frames.rate):
+        beside += onset_bytes(frames.extended_out, frames.rate)
     if frames.shifted:
         steps += [
             stretch_bytes(c, frames.extended_out, frames.shifted) + beside,

@@ -66,6 +66,7 @@ from .alignment import (
 from .key import KEY_SHIFT_RANGE, MusicalKey, detect_key, key_shift, parse_key
 from .levels import level_audio
 from .oneshot import tidy_one_shot
+from .onsets import transient_flux
 from .stretcher import (
     DEFAULT_STRETCH,
     StretchOptions,
@@ -707,11 +708,12 @@ def _loop_plan(frames_in: int, sample_rate: int, spec: ConformSpec, source: Sour
                      roll, span + 2 * roll)
 
 
-#: measure the source's bands (for the pre-echo limit) in a worker thread while Rubber Band stretches it
-#: (both release the GIL, so a second core takes the measuring off the wall time); off, the same work runs
-#: after the stretch, with the same results to the bit. Its memory does not grow with the audio
-#: (:func:`~.memory.pre_echo_bytes`); the onset curve's would (a minute's spectrum, a 100 MB block at
-#: 192 kHz), so it stays after the stretch
+#: measure the source's bands (for the pre-echo limit), and its onset curve where measuring that holds
+#: little (:func:`~.memory.onsets_beside`), in a worker thread while Rubber Band stretches it (all release
+#: the GIL, so a second core takes the measuring off the wall time); off, the same work runs after the
+#: stretch, with the same results to the bit. The bands' memory does not grow with the audio
+#: (:func:`~.memory.pre_echo_bytes`); the onset curve's does (a minute's spectrum at 48 kHz is 64 MiB, a
+#: block of frames at 192 kHz 96 MiB), so past :data:`~.memory.ONSETS_BESIDE_MAX_BYTES` it stays after
 OVERLAP_SOURCE_ANALYSIS = True
 
 _T = TypeVar("_T")
@@ -740,7 +742,8 @@ def _conform_loop(
     info.update(timings)
     watch.lap("tempo")
     plan = _loop_plan(data.shape[1], sample_rate, spec, source, source_tempo, downbeat_s)
-    peak = memory.loop_peak_bytes(data.shape[0], _loop_frames(plan, data.shape[0], data.shape[1], sample_rate, spec))
+    sizes = _loop_frames(plan, data.shape[0], data.shape[1], sample_rate, spec)
+    peak = memory.loop_peak_bytes(data.shape[0], sizes)
     if reserve is not None:
         reserve(peak)
     downbeat, cycle_beats, cycle_frames = plan.downbeat, plan.cycle_beats, plan.cycle_frames
@@ -777,10 +780,16 @@ def _conform_loop(
         if options.align:
             level_block = max(1, int(round(PRE_ECHO_BLOCK_S * rate)))
             # the source's bands, moved by the pitch ratio as the stretch moves them, measured while it is
-            # stretched (both only read `extended`)
-            stretched, source_levels = _beside(
-                functools.partial(stretch, extended, rate, factor, semitones, options),
-                functools.partial(band_levels, extended, rate, level_block, 2.0 ** (semitones / 12.0)))
+            # stretched (all only read `extended`), and its onset curve with them where measuring that holds
+            # little (memory.onsets_beside: the rule the memory estimate follows), else after the stretch
+            onsets_beside = memory.onsets_beside(sizes.extended_out, rate)
+
+            def measure_source() -> tuple[np.ndarray, tuple[np.ndarray, int] | None]:
+                levels = band_levels(extended, rate, level_block, 2.0 ** (semitones / 12.0))
+                return levels, transient_flux(extended, rate) if onsets_beside else None
+
+            stretched, (source_levels, source_onsets) = _beside(
+                functools.partial(stretch, extended, rate, factor, semitones, options), measure_source)
         else:
             stretched = stretch(extended, rate, factor, semitones, options)
         watch.lap("stretch")
@@ -793,7 +802,8 @@ def _conform_loop(
             info["pitch_method"] = method
         info["transient_mode"] = transient_mode
         if options.align:
-            expected, actual, hop = onset_curves(extended, stretched, rate, factor)
+            expected, actual, hop = onset_curves(extended if source_onsets is None else source_onsets, stretched,
+                                                 rate, factor)
             del extended
 
             def place(fallback: float | None) -> tuple[np.ndarray, Retiming]:

@@ -204,3 +204,19 @@ def test_requests_that_are_in_range_raise_request_errors_still() -> None:
         conform_size(Kind.LOOP, 1, LOOP.shape[1], 44100, ConformSpec(tempo_bpm=20.0, bars=16, beats_per_bar=16),
                      SourceInfo(tempo_bpm=120.0, beats=8))
     assert caught.value.code == "bad_request"
+
+
+def test_the_onset_curve_beside_the_stretch_is_charged_only_where_it_runs_there(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A 4-bar loop at 48 kHz measures the source's onset curve beside the stretch and is charged for it there;
+    the report's conform at 192 kHz measures it after, so its estimate (which fits 1.5 GB) is what it was."""
+    typical = ConformSpec(tempo_bpm=128.0, bars=4, sample_rate=48000)
+    issue = ConformSpec(tempo_bpm=20.0, bars=8, beats_per_bar=16, sample_rate=192000)
+    source = SourceInfo(tempo_bpm=120.0, beats=8)
+    beside = [conform_size(Kind.LOOP, 2, LOOP.shape[1], 44100, spec, source).peak_bytes for spec in (typical, issue)]
+    monkeypatch.setattr(memory, "ONSETS_BESIDE_MAX_BYTES", 0)
+    after = [conform_size(Kind.LOOP, 2, LOOP.shape[1], 44100, spec, source).peak_bytes for spec in (typical, issue)]
+    assert beside[0] > after[0] and beside[1] == after[1]
+    mono = conform_size(Kind.LOOP, 1, LOOP.shape[1], 44100, issue, source)
+    assert mono.peak_bytes <= 1_500_000_000
