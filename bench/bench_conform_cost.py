@@ -4,7 +4,8 @@ two take turns, one measurement at a time, so the shared machine's load falls on
 
 Measured, as ratios of the loop's duration (target: at most 0.05x):
 
-1. a whole conform of a 4-bar stereo 44.1 kHz loop: Sonic Pi's ``loop_amen_full``, 140 -> 128 BPM at 48 kHz,
+1. a whole conform of a 4-bar stereo 44.1 kHz loop: Sonic Pi's ``loop_amen_full``, 140 -> 128 BPM at 48 kHz
+   (``--sample-rate``),
    warp "complex", its tempo estimated (as ``bench_pre_echo.py`` section 2 and ``bench_real_loops.py``
    section 4) and given;
 2. the key moved at the loop's own tempo (``bench_key.py`` section 5): a 4-bar stereo 44.1 kHz piano cadence in
@@ -35,7 +36,7 @@ HERE = Path(__file__).resolve().parent.parent
 WAYS = ("conform, estimated", "conform, given", "key detection", "own tempo, no key", "own tempo, to F")
 
 
-def _worker(root: Path, piano: Path) -> None:
+def _worker(root: Path, piano: Path, out_rate: int) -> None:
     """Answer each line on stdin (a way's name) with the seconds one run of it took, and save its output."""
     sys.path.insert(0, str(root))
     warnings.filterwarnings("ignore")
@@ -51,9 +52,10 @@ def _worker(root: Path, piano: Path) -> None:
     tonal = np.ascontiguousarray(tonal.T)
     runs = {
         "conform, estimated": lambda: conform_audio(amen.audio, amen.sample_rate, Kind.LOOP, ConformSpec(
-            tempo_bpm=128.0, bars=4, sample_rate=48000, warp="complex"), SourceInfo()).audio,
+            tempo_bpm=128.0, bars=4, sample_rate=out_rate, warp="complex"), SourceInfo()).audio,
         "conform, given": lambda: conform_audio(amen.audio, amen.sample_rate, Kind.LOOP, ConformSpec(
-            tempo_bpm=128.0, bars=4, sample_rate=48000, warp="complex"), SourceInfo(tempo_bpm=amen.tempo_bpm)).audio,
+            tempo_bpm=128.0, bars=4, sample_rate=out_rate, warp="complex"),
+            SourceInfo(tempo_bpm=amen.tempo_bpm)).audio,
         "key detection": lambda: np.array(detect_key(tonal, rate).chroma),
         "own tempo, no key": lambda: conform_audio(tonal, rate, Kind.LOOP, ConformSpec(
             tempo_bpm=120.0, bars=4, sample_rate=rate), SourceInfo(tempo_bpm=120.0, beats=16)).audio,
@@ -80,11 +82,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--against", type=Path, help="another checkout to time beside this one")
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--sample-rate", type=int, default=48000,
+                        help="the whole conform's output rate (default 48000; the loop is 44.1 kHz)")
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--piano", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker is not None:
-        _worker(args.worker, args.piano)
+        _worker(args.worker, args.piano, args.sample_rate)
         return
     sys.path.insert(0, str(HERE))
     from loopbridge.engine.conform.key import MusicalKey
@@ -108,7 +112,8 @@ def main() -> None:
         sf.write(piano, audio.T, rate, subtype="FLOAT")
         env = {**os.environ, "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR", f"{folder}/numba")}
         workers = {name: subprocess.Popen(
-            [_python(root), str(Path(__file__).resolve()), "--worker", str(root), "--piano", str(piano)],
+            [_python(root), str(Path(__file__).resolve()), "--worker", str(root), "--piano", str(piano),
+             "--sample-rate", str(args.sample_rate)],
             cwd=root, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
             for name, root in roots.items()}
         durations = {name: json.loads(worker.stdout.readline())  # type: ignore[union-attr]
@@ -139,8 +144,8 @@ def main() -> None:
             seconds = min(values) if pick == "best" else float(np.median(values))
             return seconds / duration["conform" if way.startswith("conform") else "key"]
 
-        print(f"\n1. whole conform, loop_amen_full ({duration['conform']:.2f} s) 140 -> 128 BPM at 48 kHz, "
-              "warp complex")
+        print(f"\n1. whole conform, loop_amen_full ({duration['conform']:.2f} s) 140 -> 128 BPM at "
+              f"{args.sample_rate} Hz, warp complex")
         for way in WAYS[:2]:
             cells = [f"{name} {share(name, way, 'best'):.4f}x / {share(name, way, 'median'):.4f}x" for name in roots]
             print(f"   {way:20s} " + "   ".join(cells))
