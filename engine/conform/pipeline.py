@@ -714,6 +714,7 @@ def _loop_plan(frames_in: int, sample_rate: int, spec: ConformSpec, source: Sour
 #: stretch, with the same results to the bit. The bands' memory does not grow with the audio
 #: (:func:`~.memory.pre_echo_bytes`); the onset curve's does (a minute's spectrum at 48 kHz is 64 MiB, a
 #: block of frames at 192 kHz 96 MiB), so past :data:`~.memory.ONSETS_BESIDE_MAX_BYTES` it stays after
+#: the stretch.
 OVERLAP_SOURCE_ANALYSIS = True
 
 _T = TypeVar("_T")
