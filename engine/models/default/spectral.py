@@ -106,9 +106,14 @@ def log_mel(audio: np.ndarray | torch.Tensor, frames: int | None = FRAMES) -> to
     need = n_frames * HOP
     if x.shape[-1] < need:
         x = torch.nn.functional.pad(x, (0, need - x.shape[-1]))
-    magnitude = stft(x[..., :need]).abs()[..., :n_frames]
-    bands = torch.einsum("mf,bft->bmt", torch.from_numpy(mel_filters()).to(x.device), magnitude)
-    return db_to_unit(20.0 * torch.log10(bands.clamp_min(1e-6)))
+    return db_to_unit(_band_db(stft(x[..., :need]).abs()[..., :n_frames]))
+
+
+def _band_db(magnitude: torch.Tensor) -> torch.Tensor:
+    """The mel bands' level (dB, from :data:`DB_FLOOR` to :data:`DB_CEIL`) ``[batch, N_MELS, frames]`` of
+    STFT magnitudes ``[batch, bins, frames]``."""
+    bands = torch.einsum("mf,bft->bmt", torch.from_numpy(mel_filters()).to(magnitude.device), magnitude)
+    return (20.0 * torch.log10(bands.clamp_min(1e-6))).clamp(DB_FLOOR, DB_CEIL)
 
 
 def db_to_unit(db: torch.Tensor) -> torch.Tensor:
@@ -231,11 +236,9 @@ def match_loudness(audio: torch.Tensor, spec: torch.Tensor, rounds: int = LOUDNE
     frames = spec.shape[-1]
     target = frame_loudness_db(unit_to_db(spec.float()))  # [batch, frames]
     silence = DB_FLOOR + 10.0 * math.log10(spec.shape[1])
-    filters = torch.from_numpy(mel_filters()).to(audio.device)
     for _ in range(rounds):
         complex_spec = stft(audio)
-        bands = torch.einsum("mf,bft->bmt", filters, complex_spec.abs()[..., :frames])
-        got = frame_loudness_db(20.0 * torch.log10(bands.clamp_min(1e-6)).clamp(DB_FLOOR, DB_CEIL))
+        got = frame_loudness_db(_band_db(complex_spec.abs()[..., :frames]))
         gain = (target - got).clamp(-most_db, most_db)
         gain = torch.where(target > silence + LOUDNESS_ABOVE_SILENCE_DB, gain, torch.zeros_like(gain))
         # the centred STFT has one frame more than the spectrogram: it takes the last frame's gain
