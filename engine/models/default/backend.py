@@ -393,7 +393,7 @@ class DefaultModel(ModelBackend):
     def _single(self, request: GenerateRequest, label: int, mel: torch.Tensor) -> GeneratedAudio:
         config = self.config
         samples = max(1, int(round(request.render_duration_s * config.sample_rate)))
-        class_name = config.classes[label] if label < len(config.classes) else None
+        class_name = self._class_name(label)
         audio = self._decode(mel, request.effective_seed, samples, stretch=request.kind is Kind.TEXTURE,
                              class_name=class_name)
         styles = styles_in(request.prompt)

@@ -345,7 +345,6 @@ def sample(
     scheduler.set_timesteps(steps, device=device)
     timesteps = scheduler.timesteps
     alphas_cumprod = training_scheduler(config).alphas_cumprod
-    # DDIM's noise with eta > 0 comes from the initial noise, so a batch's render is the same every time
     # DDIM's fresh noise (eta > 0) comes, row by row, from a generator seeded by that row's initial
     # noise: a variation renders the same alone or in a batch, and every time
     eta_generators = _row_generators(noise) if config.sampler == "ddim" and config.ddim_eta > 0 else None
