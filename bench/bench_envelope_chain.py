@@ -78,7 +78,9 @@ def mel_attack(mel: torch.Tensor) -> np.ndarray:
 #: decoders compared (``--decoder``), each given the spectrogram and the loudness rounds the package's
 #: config asks for its class: the package's, and variants of its settings
 DECODERS: dict[str, Callable[[torch.Tensor, int], torch.Tensor]] = {
+    # (with the package's steady_decoded rounds after it, in decode)
     "shipped": lambda mel, rounds: spectral.invert(mel, loudness_rounds=rounds),
+    "unsteadied": lambda mel, rounds: spectral.invert(mel, loudness_rounds=rounds),
     # no class's frame loudness matched to the spectrogram (the decoder before the rounds existed)
     "unmatched": lambda mel, rounds: spectral.invert(mel),
     # every class's matched, 4 rounds
@@ -96,7 +98,12 @@ def decode(mels: torch.Tensor, labels: np.ndarray, model: DefaultModel, stage: S
     for mel, label in zip(mels, labels, strict=True):
         if stage is not None:
             mel = stage(mel[None], classes[label])[0]
-        rows.append(DECODERS[decoder](mel[None], model.config.loudness_rounds(classes[label]))[0].numpy())
+        audio = DECODERS[decoder](mel[None], model.config.loudness_rounds(classes[label]))
+        if decoder == "shipped":  # the package's: the decoded wobble taken out in the classes that ask
+            name = classes[label]
+            audio = spectral.steady_decoded(audio, model.config.steady_rounds(name), model.config.most_db(name),
+                                            model.config.onset_rise_db(name))
+        rows.append(audio[0].numpy())
     return np.stack(rows)
 
 
