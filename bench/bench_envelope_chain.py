@@ -1,13 +1,14 @@
 """Where the default model's envelope goes wrong: the network, the de-flicker stage or the decoder.
 
-Per class, the median jitter and attack (``evaluate.envelope_measures``, ``evaluate.attack_measures``:
-the figures ``loopbridge eval-default`` compares with the held-out recordings) of:
+Per class, the median flicker, jitter and attack (``evaluate.flicker_measures``,
+``evaluate.envelope_measures``, ``evaluate.attack_measures``: the figures ``loopbridge eval-default``
+compares with the held-out recordings; flicker is the target's, jitter also counts a decay's slope) of:
 
 - ``rec``: recordings of the corpus's training and held-out kits, as recorded;
 - ``dec``: the same recordings encoded to the model's log-mel and decoded (the decoder's own loss),
   with and without the de-flicker stage (``spectral.steady_loudness`` at the class's onset rise);
 - the model's one-shots (the evaluation's seeds): its sampled log-mel before and after the stage
-  (jitter read on the log-mel itself; ``mel attack``: the power of frames 0-2 against frames 9-17,
+  (flicker and jitter read on the log-mel itself; ``mel attack``: the power of frames 0-2 against frames 9-17,
   the same reading on every row) and decoded, as ``generate`` returns them.
 
 ``--stage`` picks the de-flicker variants compared (``shipped`` is the package's config). Not a test:
@@ -30,10 +31,15 @@ from loopbridge.engine.models.default import DefaultModel, spectral
 from loopbridge.engine.models.default.evaluate import (
     _JITTER_FRAMES,
     ATTACK_FLOOR_DB,
+    FLICKER_ABOVE_SILENCE_DB,
+    FLICKER_BELOW_PEAK_DB,
+    FLICKER_MIN_FRAMES,
     GENERATED_SEED_BASE,
+    SILENCE_DB,
     EvalSettings,
     attack_measures,
     envelope_measures,
+    flicker_measures,
     generate_class_set,
     load_recordings,
 )
@@ -49,6 +55,20 @@ def mel_jitter(mel: torch.Tensor) -> np.ndarray:
     return np.median(np.abs(np.diff(loud[:, _JITTER_FRAMES], axis=1)), axis=1)
 
 
+def mel_flicker(mel: torch.Tensor) -> np.ndarray:
+    """``[n]``: the evaluation's flicker read straight off scaled log-mels ``[n, mels, frames]`` (NaN:
+    too few frames sound)."""
+    loud = spectral.frame_loudness_db(spectral.unit_to_db(mel.float())).numpy()
+    curvature = np.abs(loud[:, :-2] - 2.0 * loud[:, 1:-1] + loud[:, 2:]) / 4.0
+    readable = loud > np.maximum(loud.max(axis=1, keepdims=True) - FLICKER_BELOW_PEAK_DB,
+                                 SILENCE_DB + FLICKER_ABOVE_SILENCE_DB)
+    readable = readable[:, :-2] & readable[:, 1:-1] & readable[:, 2:]
+    frames = np.arange(1, loud.shape[1] - 1)
+    readable &= (frames >= _JITTER_FRAMES.start) & (frames < _JITTER_FRAMES.stop)
+    return np.array([float(np.median(c[r])) if r.sum() >= FLICKER_MIN_FRAMES else np.nan
+                     for c, r in zip(curvature, readable, strict=True)])
+
+
 def mel_attack(mel: torch.Tensor) -> np.ndarray:
     """``[n]``: the power of a log-mel's frames 0-2 against frames 9-17 (about 0.1-0.2 s), in dB."""
     power = 10.0 ** (spectral.frame_loudness_db(spectral.unit_to_db(mel.float())).numpy() / 10.0)
@@ -58,7 +78,9 @@ def mel_attack(mel: torch.Tensor) -> np.ndarray:
 #: decoders compared (``--decoder``), each given the spectrogram and the loudness rounds the package's
 #: config asks for its class: the package's, and variants of its settings
 DECODERS: dict[str, Callable[[torch.Tensor, int], torch.Tensor]] = {
+    # (with the package's steady_decoded rounds after it, in decode)
     "shipped": lambda mel, rounds: spectral.invert(mel, loudness_rounds=rounds),
+    "unsteadied": lambda mel, rounds: spectral.invert(mel, loudness_rounds=rounds),
     # no class's frame loudness matched to the spectrogram (the decoder before the rounds existed)
     "unmatched": lambda mel, rounds: spectral.invert(mel),
     # every class's matched, 4 rounds
@@ -76,7 +98,12 @@ def decode(mels: torch.Tensor, labels: np.ndarray, model: DefaultModel, stage: S
     for mel, label in zip(mels, labels, strict=True):
         if stage is not None:
             mel = stage(mel[None], classes[label])[0]
-        rows.append(DECODERS[decoder](mel[None], model.config.loudness_rounds(classes[label]))[0].numpy())
+        audio = DECODERS[decoder](mel[None], model.config.loudness_rounds(classes[label]))
+        if decoder == "shipped":  # the package's: the decoded wobble taken out in the classes that ask
+            name = classes[label]
+            audio = spectral.steady_decoded(audio, model.config.steady_rounds(name), model.config.most_db(name),
+                                            model.config.onset_rise_db(name))
+        rows.append(audio[0].numpy())
     return np.stack(rows)
 
 
@@ -100,7 +127,12 @@ def stages(model: DefaultModel) -> dict[str, Stage]:
 
 
 def medians(values: np.ndarray, labels: np.ndarray, classes: list[str]) -> list[float]:
-    return [float(np.median(values[labels == c])) if np.any(labels == c) else float("nan") for c in range(len(classes))]
+    """Per class, the median of ``values`` over its rows that have one (NaN: none)."""
+    out = []
+    for c in range(len(classes)):
+        v = values[(labels == c) & ~np.isnan(values)]
+        out.append(float(np.median(v)) if v.size else float("nan"))
+    return out
 
 
 def main() -> None:
@@ -125,21 +157,23 @@ def main() -> None:
             parser.error(f"--stage {name!r} is not known: expected one of {', '.join(known)}")
     decoders = args.decoder or ["shipped"]
     manifest = load_manifest(args.corpus)
-    rows: list[tuple[str, list[float], list[float]]] = []  # label, jitter, attack per class
+    rows: list[tuple[str, list[float], list[float], list[float]]] = []  # label, jitter, attack, flicker per class
 
     splits = ["train", "held-out"] if args.split == "both" else [args.split]
     for split in splits:
         recs = load_recordings(args.corpus, manifest, split, classes, args.per_class)
         jitter, _, _ = envelope_measures(recs.audio)
         rows.append((f"{split} rec", medians(jitter, recs.labels, classes),
-                     medians(attack_measures(recs.audio, ATTACK_FLOOR_DB), recs.labels, classes)))
+                     medians(attack_measures(recs.audio, ATTACK_FLOOR_DB), recs.labels, classes),
+                     medians(flicker_measures(recs.audio), recs.labels, classes)))
         mels = spectral.log_mel(recs.audio)
         for name in chosen:
             for dec in decoders:
                 audio = decode(mels, recs.labels, model, known[name], dec)
                 jitter, _, _ = envelope_measures(audio)
                 rows.append((f"{split} {dec}, {name}", medians(jitter, recs.labels, classes),
-                             medians(attack_measures(audio, ATTACK_FLOOR_DB), recs.labels, classes)))
+                             medians(attack_measures(audio, ATTACK_FLOOR_DB), recs.labels, classes),
+                             medians(flicker_measures(audio), recs.labels, classes)))
 
     # the model: sampled log-mels, kept from the decoder by wrapping it
     captured: list[torch.Tensor] = []
@@ -160,19 +194,23 @@ def main() -> None:
         if args.cache is not None:
             torch.save({"mels": model_mels, "labels": torch.from_numpy(model_labels)}, args.cache)
     rows.append(("model mel", medians(mel_jitter(model_mels), model_labels, classes),
-                 medians(mel_attack(model_mels), model_labels, classes)))
+                 medians(mel_attack(model_mels), model_labels, classes),
+                 medians(mel_flicker(model_mels), model_labels, classes)))
     for name in chosen:
         staged = torch.cat([known[name](m[None], classes[c]) for m, c in zip(model_mels, model_labels, strict=True)])
         rows.append((f"model mel, {name}", medians(mel_jitter(staged), model_labels, classes),
-                     medians(mel_attack(staged), model_labels, classes)))
+                     medians(mel_attack(staged), model_labels, classes),
+                     medians(mel_flicker(staged), model_labels, classes)))
         for dec in decoders:
             audio = decode(model_mels, model_labels, model, known[name], dec)
             jitter, _, _ = envelope_measures(audio)
             rows.append((f"model {dec}, {name}", medians(jitter, model_labels, classes),
-                         medians(attack_measures(audio, ATTACK_FLOOR_DB), model_labels, classes)))
+                         medians(attack_measures(audio, ATTACK_FLOOR_DB), model_labels, classes),
+                         medians(flicker_measures(audio), model_labels, classes)))
 
     short = [c[:6] for c in classes]
-    for title, index in (("jitter dB (median per class)", 1),
+    for title, index in (("flicker dB (median per class over the one-shots that sound long enough; the target's)", 3),
+                         ("jitter dB (median per class; counts a decay's slope too)", 1),
                          ("attack dB (median per class; 'mel' rows: mel attack)", 2)):
         print(title)
         print(f"{'':28s}" + "".join(f"{s:>7s}" for s in short))

@@ -380,7 +380,11 @@ class DefaultModel(ModelBackend):
         # is the same every time; the generator only serves a random-start decoder
         generator = seeded_generator(seed, torch.device("cpu"))
         audio = spectral.invert(mel[None], generator=generator,
-                                loudness_rounds=self.config.loudness_rounds(class_name))[0]
+                                loudness_rounds=self.config.loudness_rounds(class_name))
+        # the decoder's own frame-to-frame wobble, taken out around the decoded course (the spectrogram's
+        # stage cannot: Griffin-Lim adds it after)
+        audio = spectral.steady_decoded(audio, self.config.steady_rounds(class_name), self.config.most_db(class_name),
+                                        self.config.onset_rise_db(class_name))[0]
         audio_np = audio.numpy().astype(np.float32)
         if audio_np.shape[0] >= samples:
             audio_np = audio_np[:samples].copy()

@@ -77,6 +77,10 @@ class ModelConfig:
     #: per class, rounds of :func:`.spectral.match_loudness` in the decoder (classes not named: none,
     #: Griffin-Lim's frame loudness as it comes)
     decoder_loudness_rounds: dict[str, int] = field(default_factory=dict)
+    #: per class, rounds of :func:`.spectral.steady_decoded` after the decoder: the decoded audio's own
+    #: frame loudness brought to its local mean, as the steady-loudness stage does to the spectrogram
+    #: (classes not named: none)
+    decoder_steady_rounds: dict[str, int] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def guidance_for(self, class_name: str | None) -> float:
@@ -96,6 +100,10 @@ class ModelConfig:
     def loudness_rounds(self, class_name: str | None) -> int:
         """Rounds of :func:`.spectral.match_loudness` the decoder runs for ``class_name`` (None: no class)."""
         return int(self.decoder_loudness_rounds.get(class_name or "", 0))
+
+    def steady_rounds(self, class_name: str | None) -> int:
+        """Rounds of :func:`.spectral.steady_decoded` after the decoder for ``class_name`` (None: no class)."""
+        return int(self.decoder_steady_rounds.get(class_name or "", 0))
 
     def half_frames(self, class_name: str | None) -> int:
         """The frames either side :func:`.spectral.steady_loudness` averages for ``class_name`` (None: no class)."""
@@ -143,6 +151,8 @@ class ModelConfig:
                          f"each must be a whole number of frames from 1 to {config.frames // 4}")
         _check_per_class(config, "steady_most_db", _positive, "each bound must be a positive number of dB")
         _check_per_class(config, "decoder_loudness_rounds", _whole_in(0, 16),
+                         "each must be a whole number from 0 to 16")
+        _check_per_class(config, "decoder_steady_rounds", _whole_in(0, 16),
                          "each must be a whole number from 0 to 16")
         if not config.steady_loudness_db >= 0:
             raise ValueError(f"steady_loudness_db={config.steady_loudness_db} must be 0 (off) or more")

@@ -326,6 +326,15 @@ def steady_loudness(spec: torch.Tensor, most_db: float, onset_rise_db: float = O
     db = unit_to_db(spec.float())
     loud = frame_loudness_db(db).numpy().astype(np.float64)  # [batch, frames]
     silence = DB_FLOOR + 10.0 * math.log10(spec.shape[1])
+    change = _steady_change(loud, silence, onset_rise_db, half_frames)
+    moved = torch.from_numpy(np.clip(change, -most_db, most_db)).float()[:, None, :]
+    return db_to_unit(torch.where(db > DB_FLOOR + 0.5, db + moved, db)).to(spec.dtype)
+
+
+def _steady_change(loud: np.ndarray, silence: float, onset_rise_db: float, half_frames: int) -> np.ndarray:
+    """``[batch, frames]``: how far (dB) :func:`steady_loudness`'s mean moves each frame of the frame
+    loudness ``loud`` ``[batch, frames]`` (0 for an attack's frames, frames near ``silence`` and frames
+    with no neighbour in their stretch)."""
     change = np.zeros_like(loud)
     for row, course in enumerate(loud):
         rises = np.concatenate([[True], np.diff(course) >= onset_rise_db])
@@ -345,5 +354,35 @@ def steady_loudness(spec: torch.Tensor, most_db: float, onset_rise_db: float = O
                 weights[[0, -1]] = 0.5
                 mean = float(weights @ course[t - reach : t + reach + 1]) / float(weights.sum())
                 change[row, t] = mean - course[t]
-    moved = torch.from_numpy(np.clip(change, -most_db, most_db)).float()[:, None, :]
-    return db_to_unit(torch.where(db > DB_FLOOR + 0.5, db + moved, db)).to(spec.dtype)
+    return change
+
+
+def steady_decoded(audio: torch.Tensor, rounds: int, most_db: float, onset_rise_db: float = ONSET_RISE_DB,
+                   half_frames: int = STEADY_HALF_FRAMES) -> torch.Tensor:
+    """Audio ``[batch, samples]`` whose frame loudness (as :func:`log_mel` reads it) no longer wobbles
+    around its own course: :func:`steady_loudness`'s mean, taken on the decoded audio's frame loudness.
+
+    Griffin-Lim cannot reach a spectrogram that no signal has, and what it returns wobbles from frame
+    to frame where the spectrogram it was given did not (a sampled one seldom is consistent). Each
+    round measures the audio's frame loudness, brings each frame past an attack to the weighted mean
+    of its neighbours' between the same two onsets (at most ``most_db``), scales the STFT frames by
+    the difference and resynthesizes; the overlap-add spreads each frame's gain over its neighbours',
+    so further rounds take up what the first left. The course itself, a hit's rise and its first
+    frames stay as decoded: nothing is matched to a level from elsewhere.
+    """
+    if rounds < 0 or half_frames < 1:
+        raise ValueError(f"rounds={rounds}, half_frames={half_frames}: rounds must be 0 or more, half_frames 1 or more")
+    if rounds == 0 or most_db <= 0:
+        return audio
+    frames = audio.shape[-1] // HOP
+    silence = DB_FLOOR + 10.0 * math.log10(N_MELS)
+    for _ in range(rounds):
+        complex_spec = stft(audio)
+        got = frame_loudness_db(_band_db(complex_spec.abs()[..., :frames])).numpy()
+        change = np.clip(_steady_change(got, silence, onset_rise_db, half_frames), -most_db, most_db)
+        # the centred STFT has one frame more (or two): they take the last frame's change
+        pad = complex_spec.shape[-1] - frames
+        change = np.concatenate([change, np.repeat(change[:, -1:], pad, axis=1)], axis=1)
+        scale = torch.from_numpy(10.0 ** (change / 20.0)).to(complex_spec.real.dtype)[:, None, :]
+        audio = istft(complex_spec * scale, audio.shape[-1])
+    return audio

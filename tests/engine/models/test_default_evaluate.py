@@ -38,6 +38,30 @@ def test_a_level_that_flickers_every_frame_is_seen_as_jitter() -> None:
     assert flickering[0, 44:].mean() > 3 * smooth[0, 44:].mean()
 
 
+def test_flicker_reads_the_wobble_around_a_decay_not_its_slope() -> None:
+    t = np.arange(spectral.NATIVE_SAMPLES) / SR
+    # two steady decays, 40 and 120 dB a second: the jitter counts the slope, flicker does not
+    slow, fast = _tone(10 ** (-2.0 * t)), _tone(10 ** (-6.0 * t))
+    jitter, _, _ = evaluate.envelope_measures(np.stack([slow, fast]))
+    assert jitter[1] > jitter[0] + 0.6
+    flicker = evaluate.flicker_measures(np.stack([slow, fast]))
+    assert np.all(flicker < 0.05), flicker
+    # the slow decay, 6 dB quieter every other pair of frames: flicker sees it
+    pair = (np.arange(spectral.NATIVE_SAMPLES) // (2 * spectral.HOP)) % 2
+    wobbling = _tone(10 ** (-2.0 * t) * np.where(pair == 1, 0.5, 1.0))
+    assert evaluate.flicker_measures(wobbling[None])[0] > 0.5
+
+
+def test_a_one_shot_gone_by_58_ms_has_no_flicker_figure_and_its_class_reads_0() -> None:
+    t = np.arange(spectral.NATIVE_SAMPLES) / SR
+    click = _tone(np.where(t < 0.02, 1.0, 0.0))
+    held = _tone(np.ones(spectral.NATIVE_SAMPLES))
+    flicker = evaluate.flicker_measures(np.stack([click, held]))
+    assert np.isnan(flicker[0]) and flicker[1] < 0.05
+    per_class = evaluate.per_class_flicker(flicker, np.array([0, 1]), ["click", "held", "absent"])
+    assert per_class["click"] == 0.0 and set(per_class) == {"click", "held"}
+
+
 def test_silence_is_the_floor_and_a_held_level_does_not_decay() -> None:
     silent = evaluate.loudness_envelope(np.zeros((1, spectral.NATIVE_SAMPLES), np.float32))
     np.testing.assert_allclose(silent, evaluate.SILENCE_DB, atol=1e-6)

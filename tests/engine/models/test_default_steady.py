@@ -183,3 +183,49 @@ def test_per_class_bound_and_decoder_rounds_in_the_config() -> None:
             assert words in str(exc)
         else:
             raise AssertionError(f"{bad} was accepted")
+
+
+def test_decoder_steady_rounds_in_the_config() -> None:
+    data = ModelConfig().to_json()
+    del data["decoder_steady_rounds"]
+    assert ModelConfig.from_json(data).steady_rounds("tom") == 0  # older configs: none
+    rounds = ModelConfig.from_json(data | {"decoder_steady_rounds": {"tom": 4}})
+    assert rounds.steady_rounds("tom") == 4 and rounds.steady_rounds("kick") == 0 == rounds.steady_rounds(None)
+    for bad, words in (({"tom": -1}, "decoder_steady_rounds={'tom': -1}"), ({"tom": 1.5}, "whole number"),
+                       ({"cymbal": 4}, "not classes")):
+        try:
+            ModelConfig.from_json(data | {"decoder_steady_rounds": bad})
+        except ValueError as exc:
+            assert words in str(exc)
+        else:
+            raise AssertionError(f"decoder_steady_rounds={bad} was accepted")
+
+
+def _decoded_loudness(audio: torch.Tensor) -> np.ndarray:
+    return spectral.frame_loudness_db(spectral.unit_to_db(spectral.log_mel(audio))).numpy()[0]
+
+
+def test_steady_decoded_takes_a_wobble_out_of_decoded_audio_and_keeps_its_course() -> None:
+    sr = spectral.SAMPLE_RATE
+    t = np.arange(spectral.NATIVE_SAMPLES) / sr
+    hit = np.clip(t / 0.005, 0.0, 1.0) * 10 ** (-1.0 * t)  # 20 dB a second after a 5 ms rise
+    pair = (np.arange(t.size) // (2 * spectral.HOP)) % 2  # 3 dB down every other pair of hops
+    tone = np.sin(2 * np.pi * 220.0 * t) + 0.5 * np.sin(2 * np.pi * 660.0 * t)
+    steady = torch.from_numpy(0.5 * tone * hit).float()[None]
+    wobbling = torch.from_numpy(0.5 * tone * hit * np.where(pair == 1, 10 ** (-3 / 20), 1.0)).float()[None]
+    out = spectral.steady_decoded(wobbling, 4, 6.0, 9.0)
+    frames = slice(5, 60)
+
+    def wobble(loud: np.ndarray) -> float:
+        return float(np.median(np.abs(np.diff(loud[frames], 2))))
+
+    before, after = _decoded_loudness(wobbling), _decoded_loudness(out)
+    assert wobble(after) < 0.5 * wobble(before), (wobble(before), wobble(after))
+    # the course stays the wobbling audio's own (its level over 10-frame spans), and the start as it was
+    spans = [slice(a, a + 10) for a in range(5, 65, 10)]
+    assert max(abs(before[s].mean() - after[s].mean()) for s in spans) < 1.0
+    np.testing.assert_allclose(out[0, :spectral.HOP].numpy(), wobbling[0, :spectral.HOP].numpy(), atol=0.02)
+    # audio with no wobble, and 0 rounds, come back as they were
+    steady_out = spectral.steady_decoded(steady, 4, 6.0, 9.0)
+    assert float(np.max(np.abs(_decoded_loudness(steady_out)[frames] - _decoded_loudness(steady)[frames]))) < 0.3
+    assert spectral.steady_decoded(wobbling, 0, 6.0) is wobbling

@@ -106,6 +106,8 @@ def test_reduced_evaluation_of_the_shipped_model(corpus: Path, capsys: pytest.Ca
         assert 0.0 <= figures["memorization"]["share"] <= 1.0
         assert figures["frechet_distance"] >= 0.0 and figures["diversity"]["min"] >= 0.0
         assert set(figures["jitter_ratio"]["per_class"]) == set(CLASSES)
+        assert set(figures["flicker_ratio"]["per_class"]) == set(CLASSES)
+        assert all(v >= 0.0 for v in figures["flicker_db"].values())
     # the judge, trained on held-out kits, labels recordings of other kits (the training ones) above
     # chance (0.1): the yardstick works on real sounds
     assert sets["floor"]["accuracy"]["mean"] > 0.25, sets["floor"]["accuracy"]
