@@ -59,6 +59,12 @@ class ModelConfig:
     #: the share of the guided prediction rescaled to the conditional prediction's spread (0: plain
     #: classifier-free guidance)
     guidance_rescale: float = 0.0
+    #: the noise levels ``(low, high)`` at which classifier-free guidance is applied, as the sigma of a
+    #: step (``sqrt((1 - alpha_bar) / alpha_bar)``: about 20000 at the first step, 0.1 at the last of
+    #: 16); at a step outside it every row is denoised by its conditional prediction alone (a scale
+    #: of 1, one network pass). None: every step. Guidance at the highest noise levels sets a sound's
+    #: overall shape and so makes a class's one-shots alike; at the lowest it changes little
+    guidance_interval: tuple[float, float] | None = None
     #: the network sees scaled log-mels as ``(x - data_mean) / data_std``; the defaults (no change)
     #: are what folders written before these fields existed were trained on
     data_mean: float = 0.0
@@ -78,6 +84,13 @@ class ModelConfig:
     #: Griffin-Lim's frame loudness as it comes)
     decoder_loudness_rounds: dict[str, int] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def guided_at(self, sigma: float) -> bool:
+        """Whether classifier-free guidance applies at a step of noise level ``sigma``."""
+        if self.guidance_interval is None:
+            return True
+        low, high = self.guidance_interval
+        return low < sigma <= high
 
     def guidance_for(self, class_name: str | None) -> float:
         """The guidance scale for ``class_name`` when a request names none (None: no class)."""
@@ -110,6 +123,8 @@ class ModelConfig:
         data = asdict(self)
         data["classes"] = list(self.classes)
         data["channels"] = list(self.channels)
+        if self.guidance_interval is not None:
+            data["guidance_interval"] = list(self.guidance_interval)
         data["family"] = "default"
         return data
 
@@ -123,6 +138,7 @@ class ModelConfig:
         try:
             values["classes"] = tuple(str(c) for c in values.get("classes", CLASSES))
             values["channels"] = tuple(int(c) for c in values.get("channels", (128, 192, 256)))
+            values["guidance_interval"] = _interval(values.get("guidance_interval"))
             config = cls(**values)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"config does not describe a default model: {exc}") from exc
@@ -151,6 +167,18 @@ class ModelConfig:
         if config.frames % (2 ** (len(config.channels) - 1)):
             raise ValueError(f"frames={config.frames} must divide by {2 ** (len(config.channels) - 1)}")
         return config
+
+
+def _interval(value: Any) -> tuple[float, float] | None:
+    """``guidance_interval`` from JSON: None, or two numbers ``low < high`` with ``low >= 0``."""
+    if value is None:
+        return None
+    numbers = isinstance(value, list | tuple) and len(value) == 2 and all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+    if not numbers or not 0 <= value[0] < value[1]:
+        raise ValueError(f"guidance_interval={value!r} must be null or [low, high], two noise levels (sigma) "
+                         "with 0 <= low < high")
+    return float(value[0]), float(value[1])
 
 
 def _positive(value: Any) -> bool:
@@ -361,7 +389,9 @@ def sample(
         ).to(device)
     for i, t in enumerate(timesteps):
         t_batch = t.repeat(batch).to(device)
-        if needs_uncond:
+        alpha_bar = alphas_cumprod[int(t)].to(device=device, dtype=x.dtype)
+        sigma = float(((1 - alpha_bar) / alpha_bar).sqrt())
+        if needs_uncond and config.guided_at(sigma):
             both = network(torch.cat([x, x]), torch.cat([t_batch, t_batch]), torch.cat([label_tensor, null]))
             cond, uncond = both.chunk(2)
             prediction = uncond + scales * (cond - uncond)
@@ -372,7 +402,6 @@ def sample(
                 prediction = config.guidance_rescale * prediction * ratio + (1 - config.guidance_rescale) * prediction
         else:
             prediction = network(x, t_batch, label_tensor)
-        alpha_bar = alphas_cumprod[int(t)].to(device=device, dtype=x.dtype)
         v = _clipped(prediction, x, alpha_bar, config)
         if eta_generators is not None:
             fresh = torch.stack([torch.randn(x.shape[1:], generator=g, dtype=x.dtype) for g in eta_generators])
