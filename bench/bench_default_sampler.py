@@ -11,7 +11,8 @@ of the training recordings (the floor) and of the judge's own leave-one-kit-out 
 
 A setting is ``key=value`` pairs joined by ``;``: ``guidance=3``, ``steps=24``, ``sampler=ddim``,
 ``eta=0.5``, ``rescale=0.7``, ``interval=0.3,5.5`` (guidance only at steps whose sigma lies above 0.3 and
-at most 5.5; ``interval=all``: every step), ``class=pluck:4/clap:3`` (per-class guidance). An empty
+at most 5.5; ``interval=all``: every step), ``outside=2`` (the scale at the steps outside the interval;
+default 1, the conditional prediction alone), ``class=pluck:4/clap:3`` (per-class guidance). An empty
 setting is the model's own. Not a test: nothing here passes or fails.
 
     python bench/bench_default_sampler.py --corpus DIR [--model DIR] [--per-class 16]
@@ -73,12 +74,14 @@ def configured(config: ModelConfig, setting: str) -> tuple[ModelConfig, int | No
         elif key == "interval":
             low, _, high = value.partition(",")
             changes["guidance_interval"] = (float(low), float(high)) if value != "all" else None
+        elif key == "outside":
+            changes["guidance_outside"] = float(value)
         elif key == "class":
             changes["class_guidance"] = {name.strip(): float(scale) for name, _, scale in
                                          (item.partition(":") for item in value.split("/"))}
         else:
             raise SystemExit(f"setting {setting!r}: unknown key {key!r} "
-                             "(guidance, steps, sampler, eta, rescale, interval, class)")
+                             "(guidance, steps, sampler, eta, rescale, interval, outside, class)")
     new = dataclasses.replace(config, **changes)
     ModelConfig.from_json(new.to_json())  # the same checks a config.json gets
     return new, steps

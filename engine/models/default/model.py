@@ -65,6 +65,9 @@ class ModelConfig:
     #: of 1, one network pass). None: every step. Guidance at the highest noise levels sets a sound's
     #: overall shape and so makes a class's one-shots alike; at the lowest it changes little
     guidance_interval: tuple[float, float] | None = None
+    #: the guidance scale at steps outside ``guidance_interval`` (1: the conditional prediction alone;
+    #: a row whose own scale is lower keeps its own)
+    guidance_outside: float = 1.0
     #: the network sees scaled log-mels as ``(x - data_mean) / data_std``; the defaults (no change)
     #: are what folders written before these fields existed were trained on
     data_mean: float = 0.0
@@ -152,6 +155,8 @@ class ModelConfig:
             raise ValueError(f"sampler={config.sampler!r} is not one of {list(SAMPLERS)}")
         if not 0.0 <= config.ddim_eta <= 1.0:
             raise ValueError(f"ddim_eta={config.ddim_eta} must be from 0 to 1")
+        if not _positive(config.guidance_outside):
+            raise ValueError(f"guidance_outside={config.guidance_outside} must be a positive number")
         if not 0.0 <= config.guidance_rescale <= 1.0:
             raise ValueError(f"guidance_rescale={config.guidance_rescale} must be from 0 to 1")
         _check_per_class(config, "steady_onset_rise_db", _positive, "each rise must be a positive number of dB")
@@ -366,8 +371,9 @@ def sample(
         dtype=noise.dtype, device=device,
     ).view(batch, 1, 1)
     null = torch.full_like(label_tensor, config.null_class)
-    # rows that need no guidance pass (no class, or a scale of 1) skip the unconditional half
-    needs_uncond = bool(((label_tensor != config.null_class) & (scales.view(-1) != 1.0)).any())
+    # outside the guidance interval a row gets the lower of its own scale and ``guidance_outside``
+    outside_scales = scales.clamp(max=config.guidance_outside)
+    conditioned = label_tensor != config.null_class
 
     scheduler = sampling_scheduler(config)
     scheduler.set_timesteps(steps, device=device)
@@ -391,10 +397,12 @@ def sample(
         t_batch = t.repeat(batch).to(device)
         alpha_bar = alphas_cumprod[int(t)].to(device=device, dtype=x.dtype)
         sigma = float(((1 - alpha_bar) / alpha_bar).sqrt())
-        if needs_uncond and config.guided_at(sigma):
+        step_scales = scales if config.guided_at(sigma) else outside_scales
+        # rows that need no guidance pass (no class, or a scale of 1) skip the unconditional half
+        if bool((conditioned & (step_scales.view(-1) != 1.0)).any()):
             both = network(torch.cat([x, x]), torch.cat([t_batch, t_batch]), torch.cat([label_tensor, null]))
             cond, uncond = both.chunk(2)
-            prediction = uncond + scales * (cond - uncond)
+            prediction = uncond + step_scales * (cond - uncond)
             if config.guidance_rescale > 0:
                 # the guided prediction's spread pulled back towards the conditional one's: a large
                 # scale otherwise overshoots it and pushes the clean estimate into the clip

@@ -117,6 +117,13 @@ def test_guidance_interval_travels_in_the_config_and_bad_ones_are_refused() -> N
     for value in ([5.5, 0.3], [-1, 2], [1.0], "0.3,5.5", [True, 2]):
         with pytest.raises(ValueError, match="guidance_interval"):
             ModelConfig.from_json({**data, "guidance_interval": value})
+    outside = dataclasses.replace(config, guidance_outside=2.0)
+    assert ModelConfig.from_json(outside.to_json()) == outside
+    older = config.to_json()
+    del older["guidance_outside"]
+    assert ModelConfig.from_json(older).guidance_outside == 1.0
+    with pytest.raises(ValueError, match="guidance_outside"):
+        ModelConfig.from_json({**data, "guidance_outside": 0})
 
 
 def test_guidance_outside_its_interval_is_the_conditional_prediction_alone() -> None:
@@ -137,3 +144,12 @@ def test_guidance_outside_its_interval_is_the_conditional_prediction_alone() -> 
     # a row renders the same alone or beside another class's
     alone = sample(network, middle, [4], noise[1:2], steps=6, guidance=4.0)
     torch.testing.assert_close(alone[0], between[1], atol=1e-4, rtol=1e-4)
+    # outside the interval the scale guidance_outside: at the request's own scale, guidance everywhere;
+    # a row asking for less than it keeps its own
+    same = dataclasses.replace(middle, guidance_outside=4.0)
+    torch.testing.assert_close(sample(network, same, [0, 4], noise, steps=6, guidance=4.0), guided)
+    lower = dataclasses.replace(nowhere, guidance_outside=2.0)
+    torch.testing.assert_close(sample(network, lower, [0, 4], noise, steps=6, guidance=1.5),
+                               sample(network, SMALL, [0, 4], noise, steps=6, guidance=1.5))
+    stepped = sample(network, dataclasses.replace(middle, guidance_outside=2.0), [0, 4], noise, steps=6, guidance=4.0)
+    assert not torch.allclose(stepped, between, atol=1e-4) and not torch.allclose(stepped, guided, atol=1e-4)
