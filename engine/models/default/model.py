@@ -8,7 +8,8 @@ class embedding is added to the timestep embedding, with one extra "no class" la
 classifier-free guidance.
 
 The sampler is diffusers' ``DPMSolverMultistepScheduler`` (DPM-Solver++ 2M) over the DDPM cosine
-schedule the network was trained on, with v-prediction. The network works on normalized log-mels
+schedule the network was trained on, with v-prediction, and classifier-free guidance at every step or
+over an interval of noise levels (``ModelConfig.guidance_interval``). The network works on normalized log-mels
 (``ModelConfig.data_mean`` / ``data_std``); :func:`sample` takes and returns scaled log-mels.
 """
 
@@ -61,9 +62,10 @@ class ModelConfig:
     guidance_rescale: float = 0.0
     #: the noise levels ``(low, high)`` at which classifier-free guidance is applied, as the sigma of a
     #: step (``sqrt((1 - alpha_bar) / alpha_bar)``: about 20000 at the first step, 0.1 at the last of
-    #: 16); at a step outside it every row is denoised by its conditional prediction alone (a scale
-    #: of 1, one network pass). None: every step. Guidance at the highest noise levels sets a sound's
-    #: overall shape and so makes a class's one-shots alike; at the lowest it changes little
+    #: 16); at a step outside it the scale is ``guidance_outside`` (by default 1: the conditional
+    #: prediction alone, one network pass). None: every step. For this network the
+    #: highest noise levels' guidance sets both the class and how alike a class's one-shots come out
+    #: (MODEL.md, "Guidance over an interval of noise levels")
     guidance_interval: tuple[float, float] | None = None
     #: the guidance scale at steps outside ``guidance_interval`` (1: the conditional prediction alone;
     #: a row whose own scale is lower keeps its own)
