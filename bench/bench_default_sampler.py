@@ -1,8 +1,8 @@
 """The default model's sampler settings against held-out real recordings, in one run.
 
-For each setting (guidance scale, per-class guidance, steps, sampler, DDIM eta, guidance rescale) the
-same weights generate ``--per-class`` one-shots of every class (the evaluation's seeds), and the
-evaluation's measures are taken against the corpus's held-out kits with the evaluation's judge
+For each setting (guidance scale, per-class guidance, the noise levels guided, steps, sampler, DDIM eta,
+guidance rescale) the same weights generate ``--per-class`` one-shots of every class (the evaluation's
+seeds), and the evaluation's measures are taken against the corpus's held-out kits with the evaluation's judge
 (:class:`~loopbridge.engine.models.default.evaluate.Judge`, fitted once to the held-out recordings):
 class accuracy, log-mel Fréchet distance, diversity and memorization (share above 0.9 normalized
 cross-correlation with a training recording), each setting's per-class accuracy, and the confusion
@@ -10,8 +10,10 @@ cross-correlation with a training recording), each setting's per-class accuracy,
 of the training recordings (the floor) and of the judge's own leave-one-kit-out labelling.
 
 A setting is ``key=value`` pairs joined by ``;``: ``guidance=3``, ``steps=24``, ``sampler=ddim``,
-``eta=0.5``, ``rescale=0.7``, ``class=pluck:4/clap:3`` (per-class guidance). An empty setting is the
-model's own. Not a test: nothing here passes or fails.
+``eta=0.5``, ``rescale=0.7``, ``interval=0.3,5.5`` (guidance only at steps whose sigma lies above 0.3 and
+at most 5.5; ``interval=all``: every step), ``outside=2`` (the scale at the steps outside the interval;
+default 1, the conditional prediction alone), ``class=pluck:4/clap:3`` (per-class guidance). An empty
+setting is the model's own. Not a test: nothing here passes or fails.
 
     python bench/bench_default_sampler.py --corpus DIR [--model DIR] [--per-class 16]
         [--setting "guidance=3" --setting "sampler=ddim;eta=0.5" ...] [--confusion 0,2]
@@ -69,12 +71,17 @@ def configured(config: ModelConfig, setting: str) -> tuple[ModelConfig, int | No
             changes["ddim_eta"] = float(value)
         elif key == "rescale":
             changes["guidance_rescale"] = float(value)
+        elif key == "interval":
+            low, _, high = value.partition(",")
+            changes["guidance_interval"] = (float(low), float(high)) if value != "all" else None
+        elif key == "outside":
+            changes["guidance_outside"] = float(value)
         elif key == "class":
             changes["class_guidance"] = {name.strip(): float(scale) for name, _, scale in
                                          (item.partition(":") for item in value.split("/"))}
         else:
             raise SystemExit(f"setting {setting!r}: unknown key {key!r} "
-                             "(guidance, steps, sampler, eta, rescale, class)")
+                             "(guidance, steps, sampler, eta, rescale, interval, outside, class)")
     new = dataclasses.replace(config, **changes)
     ModelConfig.from_json(new.to_json())  # the same checks a config.json gets
     return new, steps
@@ -142,7 +149,11 @@ def main() -> int:
         per_shot = (time.perf_counter() - begun) / len(labels)
         figures = measure_set(audio, labels, classes, judge, reference, training)
         per = " ".join(f"{figures['accuracy']['per_class'][c]:5.2f}" for c in classes)
-        print(f"{setting or '(model: its own settings)':34s}{figures['accuracy']['mean']:6.3f}"
+        name = setting or "(model: its own settings)"
+        if len(name) > 34:  # a long setting on its own line, its figures below it
+            print(name)
+            name = ""
+        print(f"{name:34s}{figures['accuracy']['mean']:6.3f}"
               f"{figures['frechet_distance']:7.3f}{figures['diversity']['mean']:6.2f}{figures['diversity']['min']:8.2f}"
               f"{figures['memorization']['share']:7.3f}{per_shot:8.2f}  {per}", flush=True)
         if index in wanted:
@@ -155,6 +166,13 @@ def main() -> int:
     if args.no_floor:
         return 0
     print()
+    # how varied real kits are: held-out recordings as many per class as each setting's one-shots,
+    # measured like them (their accuracy is the judge's on what it was fitted to, so no guide)
+    held = load_recordings(args.corpus, manifest, "held-out", classes, args.per_class)
+    figures = measure_set(held.audio, held.labels, classes, judge, reference, training)
+    print(f"{'held-out recordings (own judge)':34s}{figures['accuracy']['mean']:6.3f}{figures['frechet_distance']:7.3f}"
+          f"{figures['diversity']['mean']:6.2f}{figures['diversity']['min']:8.2f}"
+          f"{figures['memorization']['share']:7.3f}")
     figures = measure_set(floor.audio, floor.labels, classes, judge, reference, training)
     per = " ".join(f"{figures['accuracy']['per_class'][c]:5.2f}" for c in classes)
     print(f"{'floor (training recordings)':34s}{figures['accuracy']['mean']:6.3f}{figures['frechet_distance']:7.3f}"

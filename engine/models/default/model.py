@@ -8,7 +8,8 @@ class embedding is added to the timestep embedding, with one extra "no class" la
 classifier-free guidance.
 
 The sampler is diffusers' ``DPMSolverMultistepScheduler`` (DPM-Solver++ 2M) over the DDPM cosine
-schedule the network was trained on, with v-prediction. The network works on normalized log-mels
+schedule the network was trained on, with v-prediction, and classifier-free guidance at every step or
+over an interval of noise levels (``ModelConfig.guidance_interval``). The network works on normalized log-mels
 (``ModelConfig.data_mean`` / ``data_std``); :func:`sample` takes and returns scaled log-mels.
 """
 
@@ -59,6 +60,16 @@ class ModelConfig:
     #: the share of the guided prediction rescaled to the conditional prediction's spread (0: plain
     #: classifier-free guidance)
     guidance_rescale: float = 0.0
+    #: the noise levels ``(low, high)`` at which classifier-free guidance is applied, as the sigma of a
+    #: step (``sqrt((1 - alpha_bar) / alpha_bar)``: about 20000 at the first step, 0.1 at the last of
+    #: 16); at a step outside it the scale is ``guidance_outside`` (by default 1: the conditional
+    #: prediction alone, one network pass). None: every step. For this network the
+    #: highest noise levels' guidance sets both the class and how alike a class's one-shots come out
+    #: (MODEL.md, "Guidance over an interval of noise levels")
+    guidance_interval: tuple[float, float] | None = None
+    #: the guidance scale at steps outside ``guidance_interval`` (1: the conditional prediction alone;
+    #: a row whose own scale is lower keeps its own)
+    guidance_outside: float = 1.0
     #: the network sees scaled log-mels as ``(x - data_mean) / data_std``; the defaults (no change)
     #: are what folders written before these fields existed were trained on
     data_mean: float = 0.0
@@ -82,6 +93,13 @@ class ModelConfig:
     #: (classes not named: none)
     decoder_steady_rounds: dict[str, int] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def guided_at(self, sigma: float) -> bool:
+        """Whether classifier-free guidance applies at a step of noise level ``sigma``."""
+        if self.guidance_interval is None:
+            return True
+        low, high = self.guidance_interval
+        return low < sigma <= high
 
     def guidance_for(self, class_name: str | None) -> float:
         """The guidance scale for ``class_name`` when a request names none (None: no class)."""
@@ -118,6 +136,8 @@ class ModelConfig:
         data = asdict(self)
         data["classes"] = list(self.classes)
         data["channels"] = list(self.channels)
+        if self.guidance_interval is not None:
+            data["guidance_interval"] = list(self.guidance_interval)
         data["family"] = "default"
         return data
 
@@ -131,6 +151,7 @@ class ModelConfig:
         try:
             values["classes"] = tuple(str(c) for c in values.get("classes", CLASSES))
             values["channels"] = tuple(int(c) for c in values.get("channels", (128, 192, 256)))
+            values["guidance_interval"] = _interval(values.get("guidance_interval"))
             config = cls(**values)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"config does not describe a default model: {exc}") from exc
@@ -144,6 +165,8 @@ class ModelConfig:
             raise ValueError(f"sampler={config.sampler!r} is not one of {list(SAMPLERS)}")
         if not 0.0 <= config.ddim_eta <= 1.0:
             raise ValueError(f"ddim_eta={config.ddim_eta} must be from 0 to 1")
+        if not _positive(config.guidance_outside):
+            raise ValueError(f"guidance_outside={config.guidance_outside} must be a positive number")
         if not 0.0 <= config.guidance_rescale <= 1.0:
             raise ValueError(f"guidance_rescale={config.guidance_rescale} must be from 0 to 1")
         _check_per_class(config, "steady_onset_rise_db", _positive, "each rise must be a positive number of dB")
@@ -161,6 +184,18 @@ class ModelConfig:
         if config.frames % (2 ** (len(config.channels) - 1)):
             raise ValueError(f"frames={config.frames} must divide by {2 ** (len(config.channels) - 1)}")
         return config
+
+
+def _interval(value: Any) -> tuple[float, float] | None:
+    """``guidance_interval`` from JSON: None, or two numbers ``low < high`` with ``low >= 0``."""
+    if value is None:
+        return None
+    numbers = isinstance(value, list | tuple) and len(value) == 2 and all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+    if not numbers or not 0 <= value[0] < value[1]:
+        raise ValueError(f"guidance_interval={value!r} must be null or [low, high], two noise levels (sigma) "
+                         "with 0 <= low < high")
+    return float(value[0]), float(value[1])
 
 
 def _positive(value: Any) -> bool:
@@ -348,8 +383,9 @@ def sample(
         dtype=noise.dtype, device=device,
     ).view(batch, 1, 1)
     null = torch.full_like(label_tensor, config.null_class)
-    # rows that need no guidance pass (no class, or a scale of 1) skip the unconditional half
-    needs_uncond = bool(((label_tensor != config.null_class) & (scales.view(-1) != 1.0)).any())
+    # outside the guidance interval a row gets the lower of its own scale and ``guidance_outside``
+    outside_scales = scales.clamp(max=config.guidance_outside)
+    conditioned = label_tensor != config.null_class
 
     scheduler = sampling_scheduler(config)
     scheduler.set_timesteps(steps, device=device)
@@ -371,10 +407,14 @@ def sample(
         ).to(device)
     for i, t in enumerate(timesteps):
         t_batch = t.repeat(batch).to(device)
-        if needs_uncond:
+        alpha_bar = alphas_cumprod[int(t)].to(device=device, dtype=x.dtype)
+        sigma = float(((1 - alpha_bar) / alpha_bar).sqrt())
+        step_scales = scales if config.guided_at(sigma) else outside_scales
+        # rows that need no guidance pass (no class, or a scale of 1) skip the unconditional half
+        if bool((conditioned & (step_scales.view(-1) != 1.0)).any()):
             both = network(torch.cat([x, x]), torch.cat([t_batch, t_batch]), torch.cat([label_tensor, null]))
             cond, uncond = both.chunk(2)
-            prediction = uncond + scales * (cond - uncond)
+            prediction = uncond + step_scales * (cond - uncond)
             if config.guidance_rescale > 0:
                 # the guided prediction's spread pulled back towards the conditional one's: a large
                 # scale otherwise overshoots it and pushes the clean estimate into the clip
@@ -382,7 +422,6 @@ def sample(
                 prediction = config.guidance_rescale * prediction * ratio + (1 - config.guidance_rescale) * prediction
         else:
             prediction = network(x, t_batch, label_tensor)
-        alpha_bar = alphas_cumprod[int(t)].to(device=device, dtype=x.dtype)
         v = _clipped(prediction, x, alpha_bar, config)
         if eta_generators is not None:
             fresh = torch.stack([torch.randn(x.shape[1:], generator=g, dtype=x.dtype) for g in eta_generators])

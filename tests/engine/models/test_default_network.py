@@ -102,3 +102,54 @@ def test_ddim_with_eta_renders_a_row_the_same_alone_or_in_a_batch() -> None:
     torch.testing.assert_close(alone[0], batch[1], atol=1e-4, rtol=1e-4)
     # the fresh noise is each row's own: another row's initial noise gives another render
     assert not torch.allclose(batch[0], batch[1], atol=1e-3)
+
+
+def test_guidance_interval_travels_in_the_config_and_bad_ones_are_refused() -> None:
+    import dataclasses
+
+    config = dataclasses.replace(SMALL, guidance_interval=(0.3, 5.5))
+    data = config.to_json()
+    assert data["guidance_interval"] == [0.3, 5.5]
+    assert ModelConfig.from_json(data) == config
+    assert config.guided_at(1.0) and config.guided_at(5.5)
+    assert not config.guided_at(0.3) and not config.guided_at(20000.0)
+    assert SMALL.guidance_interval is None and SMALL.guided_at(20000.0) and SMALL.guided_at(0.01)
+    for value in ([5.5, 0.3], [-1, 2], [1.0], "0.3,5.5", [True, 2]):
+        with pytest.raises(ValueError, match="guidance_interval"):
+            ModelConfig.from_json({**data, "guidance_interval": value})
+    outside = dataclasses.replace(config, guidance_outside=2.0)
+    assert ModelConfig.from_json(outside.to_json()) == outside
+    older = config.to_json()
+    del older["guidance_outside"]
+    assert ModelConfig.from_json(older).guidance_outside == 1.0
+    with pytest.raises(ValueError, match="guidance_outside"):
+        ModelConfig.from_json({**data, "guidance_outside": 0})
+
+
+def test_guidance_outside_its_interval_is_the_conditional_prediction_alone() -> None:
+    import dataclasses
+
+    torch.manual_seed(0)
+    network = MelUNet(SMALL).eval()
+    noise = torch.randn(2, SMALL.n_mels, SMALL.frames, generator=torch.Generator().manual_seed(3))
+    everywhere = dataclasses.replace(SMALL, guidance_interval=(0.0, 1e9))
+    nowhere = dataclasses.replace(SMALL, guidance_interval=(1e8, 1e9))
+    middle = dataclasses.replace(SMALL, guidance_interval=(0.3, 5.5))
+    guided = sample(network, SMALL, [0, 4], noise, steps=6, guidance=4.0)
+    conditional = sample(network, SMALL, [0, 4], noise, steps=6, guidance=1.0)
+    torch.testing.assert_close(sample(network, everywhere, [0, 4], noise, steps=6, guidance=4.0), guided)
+    torch.testing.assert_close(sample(network, nowhere, [0, 4], noise, steps=6, guidance=4.0), conditional)
+    between = sample(network, middle, [0, 4], noise, steps=6, guidance=4.0)
+    assert not torch.allclose(between, guided, atol=1e-4) and not torch.allclose(between, conditional, atol=1e-4)
+    # a row renders the same alone or beside another class's
+    alone = sample(network, middle, [4], noise[1:2], steps=6, guidance=4.0)
+    torch.testing.assert_close(alone[0], between[1], atol=1e-4, rtol=1e-4)
+    # outside the interval the scale guidance_outside: at the request's own scale, guidance everywhere;
+    # a row asking for less than it keeps its own
+    same = dataclasses.replace(middle, guidance_outside=4.0)
+    torch.testing.assert_close(sample(network, same, [0, 4], noise, steps=6, guidance=4.0), guided)
+    lower = dataclasses.replace(nowhere, guidance_outside=2.0)
+    torch.testing.assert_close(sample(network, lower, [0, 4], noise, steps=6, guidance=1.5),
+                               sample(network, SMALL, [0, 4], noise, steps=6, guidance=1.5))
+    stepped = sample(network, dataclasses.replace(middle, guidance_outside=2.0), [0, 4], noise, steps=6, guidance=4.0)
+    assert not torch.allclose(stepped, between, atol=1e-4) and not torch.allclose(stepped, guided, atol=1e-4)
