@@ -43,6 +43,7 @@ from scipy.ndimage import minimum_filter1d
 from scipy.signal import firwin, resample_poly, sosfilt
 
 from ..request import DEFAULT_LOUDNESS_LUFS, LOUDNESS_RANGE_LUFS, Kind, check_loudness
+from . import threads
 
 __all__ = [
     "DEFAULT_LOUDNESS_LUFS",
@@ -173,17 +174,34 @@ def _frames(audio: np.ndarray, start: int, stop: int, circular: bool) -> np.ndar
 
 def frame_peaks(audio: np.ndarray, circular: bool) -> np.ndarray:
     """float32 ``[frames]``: for each frame, the largest magnitude of the 4x oversampled signal from
-    it to the next frame, over all channels (a loop's last frame looks at its first)."""
+    it to the next frame, over all channels (a loop's last frame looks at its first). Measured a block of
+    frames at a time, the blocks shared out over two threads (:mod:`.threads`)."""
+    return _peaks_and_loudness(audio, 0, circular, loudness=False)[0]
+
+
+def _peaks_and_loudness(audio: np.ndarray, sample_rate: int, circular: bool,
+                        loudness: bool = True) -> tuple[np.ndarray, float]:
+    """:func:`frame_peaks` and, with ``loudness``, :func:`integrated_loudness` of ``audio`` (else -inf),
+    measured together: the loudness and the peaks' blocks are shared out over two threads (each block
+    writes its own frames' peaks), the same values as measured one after the other."""
     frames = audio.shape[1]
     peaks = np.empty(frames, dtype=np.float32)
-    for first in range(0, frames, BLOCK_FRAMES):
+
+    def measure(first: int) -> float:
         last = min(frames, first + BLOCK_FRAMES)
         block = _frames(audio, first - _FILTER_PAD, last + _FILTER_PAD, circular)
         inner = np.abs(_oversampled(block, _FILTER_PAD, last - first))
         per_frame = inner.max(axis=(0, 1))  # over the four phases and the channels
         np.maximum(per_frame, np.abs(block[:, _FILTER_PAD : _FILTER_PAD + last - first]).max(axis=0), out=per_frame)
         peaks[first:last] = per_frame
-    return peaks
+        return -math.inf
+
+    tasks = [functools.partial(measure, first) for first in range(0, frames, BLOCK_FRAMES)]
+    if loudness:
+        # the longest task first, so the other thread's blocks fill in beside it
+        tasks.insert(0, functools.partial(integrated_loudness, audio, sample_rate, circular))
+    measured = threads.each(tasks)
+    return peaks, measured[0] if loudness else -math.inf
 
 
 #: the oversampling filter's taps for each of the four phases (phase p: taps p, p + 4, ...; zero-padded), as
@@ -413,9 +431,8 @@ def _level_grouped(audio: np.ndarray, sample_rate: int, loudness_lufs: float, cr
                    wrap: bool, ceiling: float) -> LevelReport | None:
     """A loop brought to its request's level (see :func:`level_audio`); None for silence (levelled alone)."""
     dc = _remove_dc(audio)
-    peaks = frame_peaks(audio, wrap)
+    peaks, before = _peaks_and_loudness(audio, sample_rate, wrap)
     peak_in = float(peaks.max())
-    before = integrated_loudness(audio, sample_rate, wrap)
     if not math.isfinite(before) or peak_in <= 0:
         audio += np.array(dc, dtype=np.float32)[:, None]  # as it came: the plain stage takes it
         return None
@@ -464,10 +481,9 @@ def level_audio(audio: np.ndarray, sample_rate: int, kind: Kind, loudness_lufs: 
         audio *= np.float32(gain)
         return audio, LevelReport((0.0,) * audio.shape[0], None, None, _db(gain), 0.0, _db(peak * gain))
     dc = _remove_dc(audio)
-    peaks = frame_peaks(audio, wrap)
-    peak_in = float(peaks.max())
     measurable = wrap or audio.shape[1] >= GATE_BLOCK_S * sample_rate
-    before = integrated_loudness(audio, sample_rate, wrap) if measurable else -math.inf
+    peaks, before = _peaks_and_loudness(audio, sample_rate, wrap, loudness=measurable)
+    peak_in = float(peaks.max())
     total_db = 0.0
     most_db = 0.0
     if math.isfinite(before):

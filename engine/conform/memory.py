@@ -24,7 +24,13 @@ from dataclasses import dataclass
 
 from ..errors import TooLargeError
 from .alignment import PRE_ECHO_CHUNK_MARGIN_S, PRE_ECHO_CHUNK_S, PRE_ECHO_FFT_ROWS
-from .onsets import TRANSIENT_FRAME_RATE_HZ, TRANSIENT_SPECTRUM_KEPT_BYTES
+from .onsets import (
+    TRANSIENT_FRAME_RATE_HZ,
+    TRANSIENT_SPECTRUM_KEPT_BYTES,
+    transient_block_bytes,
+    transient_fft_size,
+    transient_splits,
+)
 
 #: bytes of a float32 sample, the stage's working type
 FLOAT32 = 4
@@ -65,14 +71,15 @@ def stretch_bytes(channels: int, input_frames: int, output_frames: int) -> float
     return channels * FLOAT32 * held + STRETCHER_FIXED_BYTES
 
 
-def onset_bytes(frames: int, sample_rate: int) -> int:
+def onset_bytes(frames: int, sample_rate: int, split: bool = False) -> int:
     """What measuring onsets on ``frames`` at ``sample_rate`` holds beside the audio
-    (:func:`~.onsets.transient_flux`: its spectrum when it is kept, and one block of frames)."""
-    n_fft = int(2 ** round(math.log2(0.0107 * sample_rate)))
+    (:func:`~.onsets.transient_flux`: its spectrum when it is kept, and one block of frames, two when it is
+    measured over two threads: ``split``, where :func:`~.onsets.transient_splits` says)."""
+    n_fft = transient_fft_size(sample_rate)
     hop = max(1, int(round(sample_rate / TRANSIENT_FRAME_RATE_HZ)))
     spectrum = (frames // hop) * (n_fft // 2 + 1) * FLOAT32
-    block = 2048 * n_fft * 24  # the windowed frames, their complex spectra and magnitudes
-    return (spectrum if spectrum <= TRANSIENT_SPECTRUM_KEPT_BYTES else 0) + block
+    blocks = 2 if split and transient_splits(frames, sample_rate) else 1
+    return (spectrum if spectrum <= TRANSIENT_SPECTRUM_KEPT_BYTES else 0) + blocks * transient_block_bytes(sample_rate)
 
 
 #: the source's onset curve is measured beside the stretch (``pipeline.OVERLAP_SOURCE_ANALYSIS``) when
@@ -89,14 +96,17 @@ def onsets_beside(frames: int, sample_rate: int) -> bool:
     return onset_bytes(frames, sample_rate) <= ONSETS_BESIDE_MAX_BYTES
 
 
-def pre_echo_bytes(channels: int, sample_rate: int) -> int:
+def pre_echo_bytes(channels: int, sample_rate: int, split: bool = False) -> int:
     """What splitting audio into bands (for the pre-echo) holds beside the audio: a stretch of it with its
     margins, its spectrum, the weighted copies and bands of one group of bands transformed together
     (:data:`~.alignment.PRE_ECHO_FFT_ROWS`), the stretch before it, a gain per sample of it and a frequency
-    per bin; it does not grow with the audio."""
+    per bin; it does not grow with the audio. ``split``: the stream limited in two halves over two threads
+    (:func:`~.alignment.limit_pre_echo`): twice that, and the two stretches either side of the split taken
+    before either half starts."""
     frames = int(math.ceil((PRE_ECHO_CHUNK_S + 2 * PRE_ECHO_CHUNK_MARGIN_S) * sample_rate)) + 4 * sample_rate // 1000
     group = max(1, -(-PRE_ECHO_FFT_ROWS // channels))
-    return (3 + 2 * group) * channels * FLOAT32 * frames + 2 * 8 * frames
+    one = (3 + 2 * group) * channels * FLOAT32 * frames + 2 * 8 * frames
+    return 2 * one + 2 * channels * FLOAT32 * frames if split else one
 
 
 @dataclass(frozen=True)
@@ -107,7 +117,8 @@ class LoopFrames:
     estimate reads, 0 when the tempo is known); ``extended_out`` that material at the song's rate
     ``rate``, ``stretched`` after the stretch (0 when the loop is not stretched), ``output`` the loop
     and ``stream`` the loop with its pre-roll. ``shifted``: what the stretcher makes before its result
-    is resampled by the pitch ratio (0 when no pitch moves: see :mod:`.stretcher`).
+    is resampled by the pitch ratio (0 when no pitch moves: see :mod:`.stretcher`). ``input_rate``: the
+    render's rate (0: the song's).
     """
 
     input: int
@@ -120,13 +131,17 @@ class LoopFrames:
     output: int
     rate: int
     shifted: int = 0
+    input_rate: int = 0
 
 
 def loop_peak_bytes(channels: int, frames: LoopFrames) -> int:
     """The most a loop's conform holds at once (the render, the steps' arrays, the WAV file)."""
     c, f = channels, FLOAT32
+    input_rate = frames.input_rate or frames.rate
+    # its tempo estimated (a second block of the transient curve's frames where that is measured over two threads)
+    split = transient_block_bytes(input_rate) if transient_splits(frames.analysed, input_rate) else 0
     steps: list[float] = [
-        TEMPO_ANALYSIS_BYTES_PER_FRAME * frames.analysed,  # its tempo estimated
+        TEMPO_ANALYSIS_BYTES_PER_FRAME * frames.analysed + split,
         c * f * (frames.cycle + frames.extended),  # the render's loop repeated over the song's beats
         c * f * (frames.extended + frames.extended_out) + f * frames.extended_out,  # resampled, a channel at a time
     ]
@@ -144,12 +159,13 @@ def loop_peak_bytes(channels: int, frames: LoopFrames) -> int:
     if frames.stretched:
         steps += [
             stretch_bytes(c, frames.extended_out, frames.stretched) + beside,
-            c * f * (frames.extended_out + frames.stretched)  # onsets measured on both
-            + onset_bytes(max(frames.extended_out, frames.stretched), frames.rate),
+            c * f * (frames.extended_out + frames.stretched)  # onsets measured on both, over two threads
+            + onset_bytes(max(frames.extended_out, frames.stretched), frames.rate, split=True),
             # the source's bands measured, a stretch at a time
             c * f * (frames.extended_out + frames.stretched) + pre_echo_bytes(c, frames.rate),
             c * f * (frames.stretched + frames.stream),  # beats put back on the grid
-            c * f * frames.stream + pre_echo_bytes(c, frames.rate),  # the pre-echo lowered band by band
+            # the pre-echo lowered band by band, in two halves over two threads
+            c * f * frames.stream + pre_echo_bytes(c, frames.rate, split=True),
             c * f * (frames.stream + frames.output),  # the loop cut from the stream
         ]
     else:

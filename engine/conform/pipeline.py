@@ -654,6 +654,7 @@ def _loop_frames(plan: _LoopPlan, channels: int, frames_in: int, sample_rate: in
         output=plan.out_frames,
         rate=rate,
         shifted=int(math.ceil(extended_out * ratio / plan.factor)) + 1 if ratio else 0,
+        input_rate=sample_rate,
     )
 
 

@@ -303,7 +303,7 @@ def _curves(analysed: np.ndarray, sample_rate: int, transients: bool = True) -> 
     costlier one, and a known tempo's downbeat needs it only after a pickup)."""
     flux, low_flux, flux_hop = onsets.spectral_flux(analysed, sample_rate, DOWNBEAT_LOW_HZ)
     if transients:
-        energy, energy_hop = onsets.transient_flux(analysed, sample_rate)
+        energy, energy_hop = onsets.transient_flux(analysed, sample_rate, split=True)
     else:
         energy, energy_hop = np.zeros(0), max(1, int(round(sample_rate / onsets.TRANSIENT_FRAME_RATE_HZ)))
     flux_rate, energy_rate = sample_rate / flux_hop, sample_rate / energy_hop
