@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from ..errors import TooLargeError
 from .alignment import PRE_ECHO_CHUNK_MARGIN_S, PRE_ECHO_CHUNK_S, PRE_ECHO_FFT_ROWS
+from .key import ANALYSIS_MAX_S as KEY_ANALYSIS_MAX_S
 from .onsets import (
     TRANSIENT_FRAME_RATE_HZ,
     TRANSIENT_SPECTRUM_KEPT_BYTES,
@@ -46,6 +47,9 @@ STRETCHER_FIXED_BYTES = 24 * 1024 * 1024
 #: estimating a tempo holds about this much per frame it analyses (at most a minute of the render):
 #: a float64 mix and a spectrum with its flux (measured 21–27 bytes)
 TEMPO_ANALYSIS_BYTES_PER_FRAME = 32
+#: detecting a key holds about this much per frame it analyses (at most 30 s of the render: a float32 mono
+#: mix and the audio read for it), beside a few MB of spectra at its own low rate
+KEY_ANALYSIS_BYTES_PER_FRAME = 8
 #: room for what does not grow with the audio: the WAV writer's blocks, libraries' own buffers
 FIXED_OVERHEAD_BYTES = 32 * 1024 * 1024
 #: the estimate is raised by this share on top, for allocator slack
@@ -146,8 +150,9 @@ def loop_peak_bytes(channels: int, frames: LoopFrames) -> int:
         c * f * (frames.extended + frames.extended_out) + f * frames.extended_out,  # resampled, a channel at a time
     ]
     # the source's bands, and its onset curve where that is small, are measured while it is stretched
-    # (pipeline.OVERLAP_SOURCE_ANALYSIS)
-    beside = pre_echo_bytes(c, frames.rate)
+    # (pipeline.OVERLAP_SOURCE_ANALYSIS), and the render's key detected where nothing before needed it
+    beside = pre_echo_bytes(c, frames.rate) + KEY_ANALYSIS_BYTES_PER_FRAME * min(frames.input,
+                                                                                int(KEY_ANALYSIS_MAX_S * input_rate))
     if onsets_beside(frames.extended_out, frames.rate):
         beside += onset_bytes(frames.extended_out, frames.rate)
     if frames.shifted:

@@ -368,24 +368,20 @@ def conform_audio(
     """
     data, parsed_kind = _validate(audio, sample_rate, kind, spec, source, options)
     root_in = spec.root_note if spec.root_note is not None else source.root_note
-    started = time.perf_counter()
-    found = match_key(data, int(sample_rate), parsed_kind, spec, source, root_in)
-    key_seconds = time.perf_counter() - started
-    if found.shift:
-        spec = spec.replace(pitch_semitones=spec.pitch_semitones + found.shift)
-    root_note, root_info = _root_after_shift(root_in, spec.pitch_semitones)
-    if found.key is not None and spec.root_note is None:
-        # a sound in a key is rooted on its tonic (a one-shot keeps the root of its own pitch)
-        root_note = found.key.tonic_note(KEY_ROOT_OCTAVE_C)
-        if root_in is not None and root_note % 12 == round(root_in + spec.pitch_semitones) % 12:
-            root_note = int(np.clip(round(root_in + spec.pitch_semitones), 0, 127))
+    key = _KeyDetection(functools.partial(match_key, data, int(sample_rate), parsed_kind, spec, source, root_in))
+    # the key is detected first where it moves the pitch (spec.key) or picks a loop's warp mode ("auto");
+    # otherwise a loop's is detected beside its stretch (_conform_loop), where it takes no wall time
+    key_first = parsed_kind is not Kind.LOOP or spec.key is not None or spec.warp == "auto"
+    if key_first and key.value().shift:
+        spec = spec.replace(pitch_semitones=spec.pitch_semitones + key.value().shift)
     if parsed_kind is Kind.LOOP:
         if reserve is not None and source.tempo_bpm is None:
             # estimating the tempo takes memory too, and the estimate may be far from the song's
             reserve(conform_peak_bytes(parsed_kind, data.shape[0], data.shape[1], int(sample_rate), spec, source))
         # the warp mode: the stretch a drum loop takes is not the one a loop with notes takes (.warp)
-        warp = choose_warp(spec.warp, options, source.pitched, found.info.get("tonalness"))
-        result = _conform_loop(data, int(sample_rate), spec, source, warp.options, reserve)
+        warp = choose_warp(spec.warp, options, source.pitched, key.value().info.get("tonalness") if key_first else None)
+        result = _conform_loop(data, int(sample_rate), spec, source, warp.options, reserve,
+                               None if key_first else key)
         result[4].update({"warp": warp.mode, "warp_rule": warp.rule})
     else:
         peak = conform_peak_bytes(parsed_kind, data.shape[0], data.shape[1], int(sample_rate), spec, source)
@@ -395,6 +391,13 @@ def conform_audio(
             result = _conform_texture(data, int(sample_rate), spec, options, source.duration_s)
         else:
             result = _conform_one_shot(data, int(sample_rate), spec, options)
+    found = key.value()
+    root_note, root_info = _root_after_shift(root_in, spec.pitch_semitones)
+    if found.key is not None and spec.root_note is None:
+        # a sound in a key is rooted on its tonic (a one-shot keeps the root of its own pitch)
+        root_note = found.key.tonic_note(KEY_ROOT_OCTAVE_C)
+        if root_in is not None and root_note % 12 == round(root_in + spec.pitch_semitones) % 12:
+            root_note = int(np.clip(round(root_in + spec.pitch_semitones), 0, 127))
     audio_out, kind_out, beats, loop, info = result
     started = time.perf_counter()
     audio_out, report = level_audio(audio_out, spec.sample_rate, kind_out, spec.loudness_lufs,
@@ -406,7 +409,7 @@ def conform_audio(
         info["loudness_target_lufs"] = float(spec.loudness_lufs)
     info.update(root_info)
     info.update(found.info)
-    info["timings_s"]["key"] = key_seconds
+    info["timings_s"]["key"] = key.seconds
     info["pitch_semitones"] = float(spec.pitch_semitones - found.shift)  # the user's own shift
     if int(sample_rate) != spec.sample_rate:
         info["resampled_from"] = int(sample_rate)
@@ -733,9 +736,31 @@ def _beside(work: Callable[[], _T], task: Callable[[], _U]) -> tuple[_T, _U]:
         return work(), measured.result()
 
 
+class _KeyDetection:
+    """The render's key (:func:`match_key`), detected once, where it costs least: :meth:`run` detects it (in a
+    worker thread, beside the stretch), :meth:`value` gives it, detecting it first if nothing has;
+    ``seconds``: how long that took."""
+
+    def __init__(self, task: Callable[[], KeyMatch]) -> None:
+        self._task = task
+        self._value: KeyMatch | None = None
+        self.seconds = 0.0
+
+    def run(self) -> None:
+        if self._value is None:
+            started = time.perf_counter()
+            self._value = self._task()
+            self.seconds = time.perf_counter() - started
+
+    def value(self) -> KeyMatch:
+        self.run()
+        assert self._value is not None
+        return self._value
+
+
 def _conform_loop(
     data: np.ndarray, sample_rate: int, spec: ConformSpec, source: SourceInfo, options: StretchOptions,
-    reserve: Callable[[int], None] | None = None,
+    reserve: Callable[[int], None] | None = None, key: _KeyDetection | None = None,
 ) -> _Result:
     rate = spec.sample_rate
     timings: dict[str, Any] = {}
@@ -788,7 +813,10 @@ def _conform_loop(
 
             def measure_source() -> tuple[np.ndarray, tuple[np.ndarray, int] | None]:
                 levels = band_levels(extended, rate, level_block, 2.0 ** (semitones / 12.0))
-                return levels, transient_flux(extended, rate) if onsets_beside else None
+                flux = transient_flux(extended, rate) if onsets_beside else None
+                if key is not None:
+                    key.run()  # the render's key, when nothing before the stretch needed it
+                return levels, flux
 
             stretched, (source_levels, source_onsets) = _beside(
                 functools.partial(stretch, extended, rate, factor, semitones, options), measure_source)
