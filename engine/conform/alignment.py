@@ -516,8 +516,9 @@ def limit_pre_echo(
     ``source_levels``: :func:`band_levels` of the material that was stretched (at the stream's rate, its
     bands moved by the pitch ratio); ``loop_start``: where the loop starts in it (samples); sample ``j``
     of the stream is the material's sample ``loop_start + (j - pre_frames) * factor``. The stream is
-    split a stretch at a time (:data:`PRE_ECHO_CHUNK_S`, from the stream as it came in) and only what is
-    lowered is taken off it, so a band left alone leaves it as it was (and a stretch of it where no gain is
+    split a stretch at a time (:data:`PRE_ECHO_CHUNK_S`, from the stream as it came in; the stretches in two
+    halves of about one length, each in a thread of its own: :mod:`.threads`) and only what is lowered is taken
+    off it, so a band left alone leaves it as it was (and a stretch of it where no gain is
     below one). Returns the share of the stream's blocks (over all bands) that were lowered.
     """
     frames = stream.shape[1]

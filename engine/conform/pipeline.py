@@ -714,8 +714,10 @@ def _loop_plan(frames_in: int, sample_rate: int, spec: ConformSpec, source: Sour
 
 #: measure the source's bands (for the pre-echo limit), and its onset curve where measuring that holds
 #: little (:func:`~.memory.onsets_beside`), in a worker thread while Rubber Band stretches it (all release
-#: the GIL, so a second core takes the measuring off the wall time); off, the same work runs after the
-#: stretch, with the same results to the bit. The bands' memory does not grow with the audio
+#: the GIL, so a second core takes the measuring off the wall time), and the render's key where nothing
+#: before the stretch needed it (no key asked for, a warp mode other than "auto"); off, the same work runs
+#: after the stretch, with the same results to the bit. The steps after the stretch split over two threads
+#: of their own (:mod:`.threads`). The bands' memory does not grow with the audio
 #: (:func:`~.memory.pre_echo_bytes`); the onset curve's does (a minute's spectrum at 48 kHz is 64 MiB, a
 #: block of frames at 192 kHz 96 MiB), so past :data:`~.memory.ONSETS_BESIDE_MAX_BYTES` it stays after
 #: the stretch.
