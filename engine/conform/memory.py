@@ -147,7 +147,8 @@ def loop_peak_bytes(channels: int, frames: LoopFrames) -> int:
     steps: list[float] = [
         TEMPO_ANALYSIS_BYTES_PER_FRAME * frames.analysed + split,
         c * f * (frames.cycle + frames.extended),  # the render's loop repeated over the song's beats
-        c * f * (frames.extended + frames.extended_out) + f * frames.extended_out,  # resampled, a channel at a time
+        # resampled, two channels at a time (over two threads)
+        c * f * (frames.extended + frames.extended_out) + min(c, 2) * f * frames.extended_out,
     ]
     # the source's bands, and its onset curve where that is small, are measured while it is stretched
     # (pipeline.OVERLAP_SOURCE_ANALYSIS), and the render's key detected where nothing before needed it

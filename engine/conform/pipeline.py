@@ -53,7 +53,7 @@ from ..request import (
     Kind,
     Render,
 )
-from . import memory, seams
+from . import memory, seams, threads
 from .alignment import (
     MIN_SEGMENT_STRENGTH,
     PRE_ECHO_BLOCK_S,
@@ -789,7 +789,7 @@ def _conform_loop(
     extended = seams.wrapped(cycle, -roll, plan.extended_frames)
     del cycle
     watch.lap("seams")
-    extended = resample(extended, sample_rate, rate)
+    extended = resample(extended, sample_rate, rate, threads.each)
     watch.lap("resample")
     roll_out = roll * rate / sample_rate  # the loop's start in `extended`, at the output rate
     info.update(

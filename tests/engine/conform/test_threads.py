@@ -154,3 +154,12 @@ def test_a_failing_part_is_raised_and_a_split_inside_a_part_runs(two: bool, monk
     nested = threads.each([lambda k=k: threads.both(lambda: k, lambda: threads.each([lambda: k, lambda: -k]))
                            for k in range(6)])
     assert nested == [(k, [k, -k]) for k in range(6)]
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3])
+def test_channels_resampled_over_two_threads_are_the_same_to_the_bit(channels: int) -> None:
+    from loopbridge.engine.audio import resample
+
+    audio = np.random.default_rng(channels).standard_normal((channels, 30011)).astype(np.float32)
+    shared = resample(audio, 44100, 48000, threads.each)
+    assert shared.shape == (channels, 32665) and np.array_equal(shared, resample(audio, 44100, 48000))
