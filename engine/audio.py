@@ -130,7 +130,7 @@ def resample(audio: np.ndarray, source_rate: int, target_rate: int,
         out[channel, :kept] = resampled[:kept]
         out[channel, kept:] = 0.0
 
-    tasks = [functools.partial(one, channel) for channel in range(audio.shape[0])]
+    tasks: list[Callable[[], None]] = [functools.partial(one, channel) for channel in range(audio.shape[0])]
     if run is not None:
         run(tasks)
     else:
