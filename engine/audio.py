@@ -8,6 +8,7 @@ any of them can import it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -96,7 +97,8 @@ def read_audio_bytes(data: bytes | memoryview, name: str = "audio",
     return np.ascontiguousarray(audio.T), rate
 
 
-def resample(audio: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
+def resample(audio: np.ndarray, source_rate: int, target_rate: int,
+             run: Callable[[list[Callable[[], None]]], object] | None = None) -> np.ndarray:
     """Resample float32 ``[channels, samples]`` audio from ``source_rate`` to ``target_rate`` (Hz).
 
     libsoxr at its very high quality: within 0.01 dB up to 0.45 of the lower rate, images and
@@ -104,7 +106,10 @@ def resample(audio: np.ndarray, source_rate: int, target_rate: int) -> np.ndarra
     (``bench/bench_resample.py``: pedalboard's and scipy's resamplers were slower, leakier or both).
     The result holds exactly ``round(samples * target_rate / source_rate)`` frames, time-aligned with
     the input: output frame ``k`` is input time ``k / target_rate`` (no latency, nothing lost at
-    either end). The same rate returns the audio as it is (as float32, C-contiguous). Raises
+    either end). The same rate returns the audio as it is (as float32, C-contiguous). ``run``: runs the
+    channels' tasks, each writing its own channel of the result (the conform stage shares them out over
+    two threads with ``conform/threads.py``'s ``each``: libsoxr releases the GIL; the same samples, two
+    channels' results held at once); by default one after the other, here. Raises
     :class:`RequestError` for a rate that is not a positive whole number of Hz.
     """
     for field_name, rate in (("source_rate", source_rate), ("target_rate", target_rate)):
@@ -118,11 +123,19 @@ def resample(audio: np.ndarray, source_rate: int, target_rate: int) -> np.ndarra
     # one channel at a time, into the result: the same samples as soxr's interleaved call, without
     # interleaved copies of the input and the output (long audio at a high rate is gigabytes); its
     # one-shot mode removes the filter's delay and flushes the tail
-    for channel, samples in enumerate(audio):
-        resampled = soxr.resample(samples, int(source_rate), int(target_rate), quality=RESAMPLE_QUALITY)
+
+    def one(channel: int) -> None:
+        resampled = soxr.resample(audio[channel], int(source_rate), int(target_rate), quality=RESAMPLE_QUALITY)
         kept = min(frames, len(resampled))
         out[channel, :kept] = resampled[:kept]
         out[channel, kept:] = 0.0
+
+    tasks: list[Callable[[], None]] = [functools.partial(one, channel) for channel in range(audio.shape[0])]
+    if run is not None:
+        run(tasks)
+    else:
+        for task in tasks:
+            task()
     return out
 
 

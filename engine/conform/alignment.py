@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.fft
 
-from . import onsets
+from . import onsets, threads
 from .seams import crossfade
 
 #: a segment whose onsets agree less than this with the expected ones keeps its neighbour's lag
@@ -73,9 +73,10 @@ def onset_curves(
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """``(expected, actual, hop)``: the source's onset curve mapped to stretched time, and the
     stretched audio's own, on the same 1 ms frames. ``source``: the source's audio, or its curve already
-    measured (:func:`~.onsets.transient_flux` of it at ``sample_rate``)."""
-    reference, hop = source if isinstance(source, tuple) else onsets.transient_flux(source, sample_rate)
-    actual, _ = onsets.transient_flux(stretched, sample_rate)
+    measured (:func:`~.onsets.transient_flux` of it at ``sample_rate``). Each curve is measured over two
+    threads (``split``)."""
+    reference, hop = source if isinstance(source, tuple) else onsets.transient_flux(source, sample_rate, split=True)
+    actual, _ = onsets.transient_flux(stretched, sample_rate, split=True)
     expected = onsets.interpolate(reference, np.arange(len(actual)) * factor)
     return expected, actual, hop
 
@@ -312,18 +313,22 @@ PRE_ECHO_CROSSOVER_OCTAVES = 1.0 / 3.0
 
 def level_blocks(audio: np.ndarray, block: int, chunk_blocks: int = 4096) -> np.ndarray:
     """The loudest sample (any channel) of each ``block`` samples of ``[channels, samples]`` audio
-    (the last block may be shorter), read a few thousand blocks at a time: no copy of the audio is made."""
+    (the last block may be shorter), read a few thousand blocks at a time: no copy of the audio is made.
+    The channels' magnitudes are folded into one first, so the blocks are reduced once."""
     count = -(-audio.shape[1] // block)
     levels = np.empty(count, np.float32)
     for first in range(0, count, chunk_blocks):
         last = min(count, first + chunk_blocks)
-        piece = np.abs(audio[:, first * block : last * block])
-        whole = piece.shape[1] // block
+        stop = min(audio.shape[1], last * block)
+        whole = (stop - first * block) // block
         if whole:
-            blocks = piece[:, : whole * block].reshape(piece.shape[0], whole, block)
-            levels[first : first + whole] = blocks.max(axis=(0, 2))
+            end = first * block + whole * block
+            loudest = np.abs(audio[0, first * block : end])
+            for channel in audio[1:]:
+                np.maximum(loudest, np.abs(channel[first * block : end]), out=loudest)
+            levels[first : first + whole] = loudest.reshape(whole, block).max(axis=1)
         if first + whole < last:
-            levels[first + whole] = piece[:, whole * block :].max()
+            levels[first + whole] = np.abs(audio[:, (first + whole) * block : stop]).max()
     return levels
 
 
@@ -511,8 +516,9 @@ def limit_pre_echo(
     ``source_levels``: :func:`band_levels` of the material that was stretched (at the stream's rate, its
     bands moved by the pitch ratio); ``loop_start``: where the loop starts in it (samples); sample ``j``
     of the stream is the material's sample ``loop_start + (j - pre_frames) * factor``. The stream is
-    split a stretch at a time (:data:`PRE_ECHO_CHUNK_S`, from the stream as it came in) and only what is
-    lowered is taken off it, so a band left alone leaves it as it was (and a stretch of it where no gain is
+    split a stretch at a time (:data:`PRE_ECHO_CHUNK_S`, from the stream as it came in; the stretches in two
+    halves of about one length, each in a thread of its own: :mod:`.threads`) and only what is lowered is taken
+    off it, so a band left alone leaves it as it was (and a stretch of it where no gain is
     below one). Returns the share of the stream's blocks (over all bands) that were lowered.
     """
     frames = stream.shape[1]
@@ -522,34 +528,71 @@ def limit_pre_echo(
     centres = (np.arange(count) + 0.5) * block
     caps, floors = block_caps(source_levels, block, centres, loop_start=loop_start, factor=factor,
                               pre_frames=pre_frames)
-    lowered = 0
-    for lo, a, b, piece in stream_pieces(stream, block, sample_rate):
-        # the band's blocks over the stretch and two either side (its gains reach one block beyond)
-        e0, e1 = max(0, a - 2 * block), min(frames, b + 2 * block)
-        index = np.arange(e0 // block, e0 // block + -(-(e1 - e0) // block))
-        inside = (index >= a // block) & (index < -(-b // block))
-        for k, band, _ in _grouped_bands(piece, sample_rate):
-            out_levels = level_blocks(band[:, e0 - lo : e1 - lo], block)
-            gain = _block_gains(out_levels, caps[k][index], floors[k])
-            below = gain < 1.0
-            if not np.any(below[inside]):
-                continue
-            lowered += int(np.count_nonzero(below[inside]))
-            _apply_gains(stream, band, lo, a, b, gain, below, index, centres, block)
+    chunks = list(_chunks(frames, block, sample_rate))
+
+    def lower(part: range, given: dict[int, np.ndarray]) -> int:
+        """Lower the stretches ``chunks[part]``; the number of blocks lowered in them."""
+        lowered = 0
+        for lo, a, b, piece in _pieces(stream, [chunks[i] for i in part], given):
+            # the band's blocks over the stretch and two either side (its gains reach one block beyond)
+            e0, e1 = max(0, a - 2 * block), min(frames, b + 2 * block)
+            index = np.arange(e0 // block, e0 // block + -(-(e1 - e0) // block))
+            inside = (index >= a // block) & (index < -(-b // block))
+            for k, band, _ in _grouped_bands(piece, sample_rate):
+                out_levels = level_blocks(band[:, e0 - lo : e1 - lo], block)
+                gain = _block_gains(out_levels, caps[k][index], floors[k])
+                below = gain < 1.0
+                if not np.any(below[inside]):
+                    continue
+                lowered += int(np.count_nonzero(below[inside]))
+                _apply_gains(stream, band, lo, a, b, gain, below, index, centres, block)
+        return lowered
+
+    split = _halfway(chunks) if threads.TWO_THREADS else len(chunks)
+    if split == len(chunks):
+        lowered = lower(range(len(chunks)), {})
+    else:
+        # the two halves in two threads: each changes only its own stretches, and the two stretches either
+        # side of the split (whose margins reach into the other half) are read as they came in, before either
+        # half starts
+        before = {i: stream[:, chunks[i][0] : chunks[i][3]].copy() for i in (split - 1, split)}
+        first, second = threads.both(lambda: lower(range(split), {split - 1: before[split - 1]}),
+                                     lambda: lower(range(split, len(chunks)), {0: before[split]}))
+        lowered = first + second
     return lowered / (count * len(source_levels))
+
+
+def _halfway(chunks: list[tuple[int, int, int, int]]) -> int:
+    """Where to split ``chunks`` (:func:`_chunks`) into two runs of stretches of about the same length (their
+    count when there is a single one)."""
+    if len(chunks) < 2:
+        return len(chunks)
+    ends = np.array([b for _, _, b, _ in chunks])
+    return int(np.clip(np.argmin(np.abs(2 * ends - ends[-1])) + 1, 1, len(chunks) - 1))
 
 
 def stream_pieces(stream: np.ndarray, block: int, sample_rate: int) -> Iterator[tuple[int, int, int, np.ndarray]]:
     """``(lo, a, b, piece)`` for each stretch ``[a, b)`` of ``stream`` (:func:`_chunks`): ``piece``, a copy of
     ``stream[:, lo:hi]`` as it came in, even where the caller has already changed the stretch before (its
     margin reads the stream as it was). Taken before the caller changes ``stream[:, a:b]``."""
+    return _pieces(stream, list(_chunks(stream.shape[1], block, sample_rate)), {})
+
+
+def _pieces(stream: np.ndarray, chunks: list[tuple[int, int, int, int]],
+            given: dict[int, np.ndarray]) -> Iterator[tuple[int, int, int, np.ndarray]]:
+    """:func:`stream_pieces` over consecutive ``chunks`` (:func:`_chunks`); ``given[i]``: the piece of
+    ``chunks[i]``, taken already. A stretch's margin reaches at most into its neighbours' stretches, which are
+    longer than it."""
     frames = stream.shape[1]
-    before: np.ndarray | None = None  # the stream as it came in, up to the current stretch
-    for lo, a, b, hi in _chunks(frames, block, sample_rate):
-        piece = stream[:, lo:hi].copy()
-        if before is not None and a > lo:
-            piece[:, : a - lo] = before[:, before.shape[1] - (a - lo) :]
-        before = stream[:, lo:b].copy() if b < frames else None
+    before: np.ndarray | None = None  # the stream as it came in over the current stretch
+    for i, (lo, a, b, hi) in enumerate(chunks):
+        if i in given:
+            piece = given[i]
+        else:
+            piece = stream[:, lo:hi].copy()
+            if before is not None and a > lo:
+                piece[:, : a - lo] = before[:, before.shape[1] - (a - lo) :]
+        before = stream[:, a:b].copy() if b < frames else None
         yield lo, a, b, piece
 
 

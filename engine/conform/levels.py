@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +44,7 @@ from scipy.ndimage import minimum_filter1d
 from scipy.signal import firwin, resample_poly, sosfilt
 
 from ..request import DEFAULT_LOUDNESS_LUFS, LOUDNESS_RANGE_LUFS, Kind, check_loudness
+from . import threads
 
 __all__ = [
     "DEFAULT_LOUDNESS_LUFS",
@@ -173,17 +175,38 @@ def _frames(audio: np.ndarray, start: int, stop: int, circular: bool) -> np.ndar
 
 def frame_peaks(audio: np.ndarray, circular: bool) -> np.ndarray:
     """float32 ``[frames]``: for each frame, the largest magnitude of the 4x oversampled signal from
-    it to the next frame, over all channels (a loop's last frame looks at its first)."""
+    it to the next frame, over all channels (a loop's last frame looks at its first). Measured a block of
+    frames at a time, the blocks shared out over two threads (:mod:`.threads`)."""
+    return _peaks_and_loudness(audio, 0, circular, loudness=False)[0]
+
+
+def _peaks_and_loudness(audio: np.ndarray, sample_rate: int, circular: bool,
+                        loudness: bool = True) -> tuple[np.ndarray, float]:
+    """:func:`frame_peaks` and, with ``loudness``, :func:`integrated_loudness` of ``audio`` (else -inf),
+    measured together: the loudness and the peaks' blocks are shared out over two threads (each block
+    writes its own frames' peaks), the same values as measured one after the other."""
     frames = audio.shape[1]
     peaks = np.empty(frames, dtype=np.float32)
-    for first in range(0, frames, BLOCK_FRAMES):
+
+    def measure(first: int) -> None:
         last = min(frames, first + BLOCK_FRAMES)
         block = _frames(audio, first - _FILTER_PAD, last + _FILTER_PAD, circular)
         inner = np.abs(_oversampled(block, _FILTER_PAD, last - first))
         per_frame = inner.max(axis=(0, 1))  # over the four phases and the channels
         np.maximum(per_frame, np.abs(block[:, _FILTER_PAD : _FILTER_PAD + last - first]).max(axis=0), out=per_frame)
         peaks[first:last] = per_frame
-    return peaks
+
+    tasks: list[Callable[[], object]] = []
+    if loudness:
+        # each channel's loudness filter first (the longest tasks), the blocks filling in beside them
+        measured, bounds = _loudness_audio(audio, sample_rate, circular)
+        tasks += [functools.partial(_step_energy, measured[c : c + 1], sample_rate, bounds)
+                  for c in range(len(measured))]
+    tasks += [functools.partial(measure, first) for first in range(0, frames, BLOCK_FRAMES)]
+    results = threads.each(tasks)
+    if not loudness:
+        return peaks, -math.inf
+    return peaks, _gated_loudness([np.asarray(energy) for energy in results[: len(measured)]], sample_rate)
 
 
 #: the oversampling filter's taps for each of the four phases (phase p: taps p, p + 4, ...; zero-padded), as
@@ -230,20 +253,34 @@ def integrated_loudness(audio: np.ndarray, sample_rate: int, circular: bool = Fa
     A loop shorter than one 400 ms gating block is measured as it plays: repeated to fill one.
     Raises :class:`ValueError` for audio shorter than one gating block that is no loop.
     """
-    channels, frames = audio.shape
+    measured, bounds = _loudness_audio(audio, sample_rate, circular)
+    return _gated_loudness([_step_energy(measured[c : c + 1], sample_rate, bounds) for c in range(len(measured))],
+                           sample_rate)
+
+
+def _loudness_audio(audio: np.ndarray, sample_rate: int, circular: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The audio :func:`integrated_loudness` measures (a short loop repeated to fill a gating block) and the
+    frames its 100 ms steps end at."""
+    frames = audio.shape[1]
     block = int(round(GATE_BLOCK_S * sample_rate))
     if frames < block:
         if not circular or frames == 0:
             raise ValueError(f"{frames} frames is shorter than one {GATE_BLOCK_S:g} s gating block")
         audio = np.tile(audio, (1, -(-block // frames)))
         frames = audio.shape[1]
-    stages = [IIRfilter(4.0, 1 / math.sqrt(2), 1500.0, sample_rate, "high_shelf"),
-              IIRfilter(0.0, 0.5, 38.0, sample_rate, "high_pass")]
     # energy per 100 ms step, per channel: the gating blocks are sums of four of them
     step_bounds = np.array([int(GATE_STEP_S * k * sample_rate)
                             for k in range(int(frames / (GATE_STEP_S * sample_rate)) + 2)])
-    step_bounds = step_bounds[step_bounds <= frames]
-    # the K-weighting's two stages as one cascade of second-order sections, every channel at once
+    return audio, step_bounds[step_bounds <= frames]
+
+
+def _step_energy(audio: np.ndarray, sample_rate: int, step_bounds: np.ndarray) -> np.ndarray:
+    """The K-weighted energy of each channel of ``audio`` in each step (``[channels, steps]``); each channel's
+    the same whether it is measured alone or with others."""
+    channels, frames = audio.shape
+    stages = [IIRfilter(4.0, 1 / math.sqrt(2), 1500.0, sample_rate, "high_shelf"),
+              IIRfilter(0.0, 0.5, 38.0, sample_rate, "high_pass")]
+    # the K-weighting's two stages as one cascade of second-order sections
     sos = np.array([np.concatenate([stage.b, stage.a]) / stage.a[0] for stage in stages])
     gain = math.prod(stage.passband_gain for stage in stages)
     state = np.zeros((len(stages), channels, 2))
@@ -258,8 +295,15 @@ def integrated_loudness(audio: np.ndarray, sample_rate: int, circular: bool = Fa
         inside = (step_bounds > first) & (step_bounds <= last)
         cumulative[:, inside] = running[:, step_bounds[inside] - first - 1]
         total = running[:, -1:].copy()
-    energy = np.diff(cumulative, axis=1)
-    steps = energy.shape[1]
+    return np.diff(cumulative, axis=1)
+
+
+def _gated_loudness(energies: list[np.ndarray], sample_rate: int) -> float:
+    """The gated loudness (LUFS) of the channels whose step energies are ``energies`` (:func:`_step_energy`,
+    in channel order)."""
+    energy = np.concatenate(energies)
+    channels, steps = energy.shape
+    block = int(round(GATE_BLOCK_S * sample_rate))
     per_block = int(round(GATE_BLOCK_S / GATE_STEP_S))
     blocks = steps - per_block + 1
     if blocks < 1:
@@ -413,9 +457,8 @@ def _level_grouped(audio: np.ndarray, sample_rate: int, loudness_lufs: float, cr
                    wrap: bool, ceiling: float) -> LevelReport | None:
     """A loop brought to its request's level (see :func:`level_audio`); None for silence (levelled alone)."""
     dc = _remove_dc(audio)
-    peaks = frame_peaks(audio, wrap)
+    peaks, before = _peaks_and_loudness(audio, sample_rate, wrap)
     peak_in = float(peaks.max())
-    before = integrated_loudness(audio, sample_rate, wrap)
     if not math.isfinite(before) or peak_in <= 0:
         audio += np.array(dc, dtype=np.float32)[:, None]  # as it came: the plain stage takes it
         return None
@@ -464,10 +507,9 @@ def level_audio(audio: np.ndarray, sample_rate: int, kind: Kind, loudness_lufs: 
         audio *= np.float32(gain)
         return audio, LevelReport((0.0,) * audio.shape[0], None, None, _db(gain), 0.0, _db(peak * gain))
     dc = _remove_dc(audio)
-    peaks = frame_peaks(audio, wrap)
-    peak_in = float(peaks.max())
     measurable = wrap or audio.shape[1] >= GATE_BLOCK_S * sample_rate
-    before = integrated_loudness(audio, sample_rate, wrap) if measurable else -math.inf
+    peaks, before = _peaks_and_loudness(audio, sample_rate, wrap, loudness=measurable)
+    peak_in = float(peaks.max())
     total_db = 0.0
     most_db = 0.0
     if math.isfinite(before):

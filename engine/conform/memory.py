@@ -24,7 +24,14 @@ from dataclasses import dataclass
 
 from ..errors import TooLargeError
 from .alignment import PRE_ECHO_CHUNK_MARGIN_S, PRE_ECHO_CHUNK_S, PRE_ECHO_FFT_ROWS
-from .onsets import TRANSIENT_FRAME_RATE_HZ, TRANSIENT_SPECTRUM_KEPT_BYTES
+from .key import ANALYSIS_MAX_S as KEY_ANALYSIS_MAX_S
+from .onsets import (
+    TRANSIENT_FRAME_RATE_HZ,
+    TRANSIENT_SPECTRUM_KEPT_BYTES,
+    transient_block_bytes,
+    transient_fft_size,
+    transient_splits,
+)
 
 #: bytes of a float32 sample, the stage's working type
 FLOAT32 = 4
@@ -40,6 +47,9 @@ STRETCHER_FIXED_BYTES = 24 * 1024 * 1024
 #: estimating a tempo holds about this much per frame it analyses (at most a minute of the render):
 #: a float64 mix and a spectrum with its flux (measured 21–27 bytes)
 TEMPO_ANALYSIS_BYTES_PER_FRAME = 32
+#: detecting a key holds about this much per frame it analyses (at most 30 s of the render: a float32 mono
+#: mix and the audio read for it), beside a few MB of spectra at its own low rate
+KEY_ANALYSIS_BYTES_PER_FRAME = 8
 #: room for what does not grow with the audio: the WAV writer's blocks, libraries' own buffers
 FIXED_OVERHEAD_BYTES = 32 * 1024 * 1024
 #: the estimate is raised by this share on top, for allocator slack
@@ -65,14 +75,15 @@ def stretch_bytes(channels: int, input_frames: int, output_frames: int) -> float
     return channels * FLOAT32 * held + STRETCHER_FIXED_BYTES
 
 
-def onset_bytes(frames: int, sample_rate: int) -> int:
+def onset_bytes(frames: int, sample_rate: int, split: bool = False) -> int:
     """What measuring onsets on ``frames`` at ``sample_rate`` holds beside the audio
-    (:func:`~.onsets.transient_flux`: its spectrum when it is kept, and one block of frames)."""
-    n_fft = int(2 ** round(math.log2(0.0107 * sample_rate)))
+    (:func:`~.onsets.transient_flux`: its spectrum when it is kept, and one block of frames, two when it is
+    measured over two threads: ``split``, where :func:`~.onsets.transient_splits` says)."""
+    n_fft = transient_fft_size(sample_rate)
     hop = max(1, int(round(sample_rate / TRANSIENT_FRAME_RATE_HZ)))
     spectrum = (frames // hop) * (n_fft // 2 + 1) * FLOAT32
-    block = 2048 * n_fft * 24  # the windowed frames, their complex spectra and magnitudes
-    return (spectrum if spectrum <= TRANSIENT_SPECTRUM_KEPT_BYTES else 0) + block
+    blocks = 2 if split and transient_splits(frames, sample_rate) else 1
+    return (spectrum if spectrum <= TRANSIENT_SPECTRUM_KEPT_BYTES else 0) + blocks * transient_block_bytes(sample_rate)
 
 
 #: the source's onset curve is measured beside the stretch (``pipeline.OVERLAP_SOURCE_ANALYSIS``) when
@@ -89,14 +100,17 @@ def onsets_beside(frames: int, sample_rate: int) -> bool:
     return onset_bytes(frames, sample_rate) <= ONSETS_BESIDE_MAX_BYTES
 
 
-def pre_echo_bytes(channels: int, sample_rate: int) -> int:
+def pre_echo_bytes(channels: int, sample_rate: int, split: bool = False) -> int:
     """What splitting audio into bands (for the pre-echo) holds beside the audio: a stretch of it with its
     margins, its spectrum, the weighted copies and bands of one group of bands transformed together
     (:data:`~.alignment.PRE_ECHO_FFT_ROWS`), the stretch before it, a gain per sample of it and a frequency
-    per bin; it does not grow with the audio."""
+    per bin; it does not grow with the audio. ``split``: the stream limited in two halves over two threads
+    (:func:`~.alignment.limit_pre_echo`): twice that, and the two stretches either side of the split taken
+    before either half starts."""
     frames = int(math.ceil((PRE_ECHO_CHUNK_S + 2 * PRE_ECHO_CHUNK_MARGIN_S) * sample_rate)) + 4 * sample_rate // 1000
     group = max(1, -(-PRE_ECHO_FFT_ROWS // channels))
-    return (3 + 2 * group) * channels * FLOAT32 * frames + 2 * 8 * frames
+    one = (3 + 2 * group) * channels * FLOAT32 * frames + 2 * 8 * frames
+    return 2 * one + 2 * channels * FLOAT32 * frames if split else one
 
 
 @dataclass(frozen=True)
@@ -107,7 +121,8 @@ class LoopFrames:
     estimate reads, 0 when the tempo is known); ``extended_out`` that material at the song's rate
     ``rate``, ``stretched`` after the stretch (0 when the loop is not stretched), ``output`` the loop
     and ``stream`` the loop with its pre-roll. ``shifted``: what the stretcher makes before its result
-    is resampled by the pitch ratio (0 when no pitch moves: see :mod:`.stretcher`).
+    is resampled by the pitch ratio (0 when no pitch moves: see :mod:`.stretcher`). ``input_rate``: the
+    render's rate (0: the song's).
     """
 
     input: int
@@ -120,19 +135,25 @@ class LoopFrames:
     output: int
     rate: int
     shifted: int = 0
+    input_rate: int = 0
 
 
 def loop_peak_bytes(channels: int, frames: LoopFrames) -> int:
     """The most a loop's conform holds at once (the render, the steps' arrays, the WAV file)."""
     c, f = channels, FLOAT32
+    input_rate = frames.input_rate or frames.rate
+    # its tempo estimated (a second block of the transient curve's frames where that is measured over two threads)
+    split = transient_block_bytes(input_rate) if transient_splits(frames.analysed, input_rate) else 0
     steps: list[float] = [
-        TEMPO_ANALYSIS_BYTES_PER_FRAME * frames.analysed,  # its tempo estimated
+        TEMPO_ANALYSIS_BYTES_PER_FRAME * frames.analysed + split,
         c * f * (frames.cycle + frames.extended),  # the render's loop repeated over the song's beats
-        c * f * (frames.extended + frames.extended_out) + f * frames.extended_out,  # resampled, a channel at a time
+        # resampled, two channels at a time (over two threads)
+        c * f * (frames.extended + frames.extended_out) + min(c, 2) * f * frames.extended_out,
     ]
     # the source's bands, and its onset curve where that is small, are measured while it is stretched
-    # (pipeline.OVERLAP_SOURCE_ANALYSIS)
-    beside = pre_echo_bytes(c, frames.rate)
+    # (pipeline.OVERLAP_SOURCE_ANALYSIS), and the render's key detected where nothing before needed it
+    beside = pre_echo_bytes(c, frames.rate) + KEY_ANALYSIS_BYTES_PER_FRAME * min(frames.input,
+                                                                                int(KEY_ANALYSIS_MAX_S * input_rate))
     if onsets_beside(frames.extended_out, frames.rate):
         beside += onset_bytes(frames.extended_out, frames.rate)
     if frames.shifted:
@@ -144,12 +165,13 @@ def loop_peak_bytes(channels: int, frames: LoopFrames) -> int:
     if frames.stretched:
         steps += [
             stretch_bytes(c, frames.extended_out, frames.stretched) + beside,
-            c * f * (frames.extended_out + frames.stretched)  # onsets measured on both
-            + onset_bytes(max(frames.extended_out, frames.stretched), frames.rate),
+            c * f * (frames.extended_out + frames.stretched)  # onsets measured on both, over two threads
+            + onset_bytes(max(frames.extended_out, frames.stretched), frames.rate, split=True),
             # the source's bands measured, a stretch at a time
             c * f * (frames.extended_out + frames.stretched) + pre_echo_bytes(c, frames.rate),
             c * f * (frames.stretched + frames.stream),  # beats put back on the grid
-            c * f * frames.stream + pre_echo_bytes(c, frames.rate),  # the pre-echo lowered band by band
+            # the pre-echo lowered band by band, in two halves over two threads
+            c * f * frames.stream + pre_echo_bytes(c, frames.rate, split=True),
             c * f * (frames.stream + frames.output),  # the loop cut from the stream
         ]
     else:

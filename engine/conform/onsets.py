@@ -17,6 +17,8 @@ import numpy as np
 import scipy.fft
 from scipy.ndimage import gaussian_filter1d, uniform_filter1d
 
+from . import threads
+
 #: frames per second of :func:`transient_flux`
 TRANSIENT_FRAME_RATE_HZ = 1000.0
 #: log compression in :func:`transient_flux`: enough that a quiet hat counts next to a kick, not
@@ -27,6 +29,11 @@ TRANSIENT_LOW_HZ = 300.0
 #: :func:`transient_flux` keeps a spectrum up to this size (a minute of audio at 48 kHz); a larger one is
 #: computed twice rather than held
 TRANSIENT_SPECTRUM_KEPT_BYTES = 64 * 1024 * 1024
+#: :func:`transient_flux` computes its spectrum this many frames at a time
+TRANSIENT_BLOCK_FRAMES = 2048
+#: :func:`transient_flux` with ``split`` measures a kept spectrum over two threads, two blocks of frames held at
+#: once, where a block holds at most this much (:func:`transient_block_bytes`: up to 48 kHz)
+TRANSIENT_SPLIT_MAX_BLOCK_BYTES = 32 * 1024 * 1024
 #: log compression of spectral magnitudes before the flux: larger makes quiet onsets count more
 FLUX_COMPRESSION = 100.0
 
@@ -44,7 +51,40 @@ def mix_to_mono(audio: np.ndarray, out: np.ndarray, block: int = 1 << 18) -> np.
     return out
 
 
-def transient_flux(audio: np.ndarray, sample_rate: int, smooth_ms: float = 1.5) -> tuple[np.ndarray, int]:
+def transient_fft_size(sample_rate: int) -> int:
+    """The frame length of :func:`transient_flux` at ``sample_rate`` (a power of two near 10.7 ms)."""
+    return int(2 ** round(np.log2(0.0107 * sample_rate)))
+
+
+def transient_block_bytes(sample_rate: int) -> int:
+    """What one block of :func:`transient_flux`'s frames holds at ``sample_rate``: the windowed frames, their
+    complex spectra and magnitudes (with room to spare)."""
+    return TRANSIENT_BLOCK_FRAMES * transient_fft_size(sample_rate) * 24
+
+
+def transient_spectrum_kept(samples: int, sample_rate: int) -> bool:
+    """Whether :func:`transient_flux` keeps the spectrum of ``samples`` at ``sample_rate`` (else computes it
+    twice, see :data:`TRANSIENT_SPECTRUM_KEPT_BYTES`)."""
+    n_fft = transient_fft_size(sample_rate)
+    bins = n_fft // 2 + 1 - int(np.ceil(TRANSIENT_LOW_HZ * n_fft / sample_rate))
+    return _transient_frames(samples, sample_rate) * bins * 4 <= TRANSIENT_SPECTRUM_KEPT_BYTES
+
+
+def transient_splits(samples: int, sample_rate: int) -> bool:
+    """Whether :func:`transient_flux` with ``split`` measures ``samples`` at ``sample_rate`` over two threads:
+    where it keeps their spectrum, holds more than one block of frames and a block holds little
+    (:data:`TRANSIENT_SPLIT_MAX_BLOCK_BYTES`)."""
+    return (threads.TWO_THREADS and _transient_frames(samples, sample_rate) > TRANSIENT_BLOCK_FRAMES
+            and transient_block_bytes(sample_rate) <= TRANSIENT_SPLIT_MAX_BLOCK_BYTES
+            and transient_spectrum_kept(samples, sample_rate))
+
+
+def _transient_frames(samples: int, sample_rate: int) -> int:
+    return max(1, samples // max(1, int(round(sample_rate / TRANSIENT_FRAME_RATE_HZ))))
+
+
+def transient_flux(audio: np.ndarray, sample_rate: int, smooth_ms: float = 1.5,
+                   split: bool = False) -> tuple[np.ndarray, int]:
     """Where new sound starts above :data:`TRANSIENT_LOW_HZ`, one value per millisecond.
 
     Log-magnitude spectral flux over ≈10 ms frames (placed so that a sharp onset peaks at its own
@@ -58,20 +98,22 @@ def transient_flux(audio: np.ndarray, sample_rate: int, smooth_ms: float = 1.5) 
     Memory: the audio is mixed and analysed a block of frames at a time. The spectrum of a long
     signal (a stretched loop of minutes at 192 kHz holds gigabytes of it) is never held whole: past
     :data:`TRANSIENT_SPECTRUM_KEPT_BYTES` it is computed twice, once for its peak (the compression's
-    reference) and once for the flux, with the same result.
+    reference) and once for the flux, with the same result. ``split``: measured over two threads (:mod:`.threads`)
+    where :func:`transient_splits` says, each a run of whole blocks, two blocks held at once: the same curve to
+    the bit.
     """
     data = np.asarray(audio)
     samples = data.shape[-1]
-    n_fft = int(2 ** round(np.log2(0.0107 * sample_rate)))
+    n_fft = transient_fft_size(sample_rate)
     hop = max(1, int(round(sample_rate / TRANSIENT_FRAME_RATE_HZ)))
-    frames = max(1, samples // hop)
+    frames = _transient_frames(samples, sample_rate)
     # frame i is centred a quarter window before i * hop: the flux of a sharp onset peaks when it
     # is a quarter window past the frame's centre, so the peak then falls on the onset itself
     lead = 3 * n_fft // 4
     window = np.hanning(n_fft).astype(np.float32)
     low_bin = int(np.ceil(TRANSIENT_LOW_HZ * n_fft / sample_rate))
     bins = n_fft // 2 + 1 - low_bin
-    block = 2048
+    block = TRANSIENT_BLOCK_FRAMES
 
     def spectrum(first: int, last: int) -> np.ndarray:
         # the block's frames from its stretch of the mono mix (silence before and after the audio)
@@ -83,26 +125,57 @@ def transient_flux(audio: np.ndarray, sample_rate: int, smooth_ms: float = 1.5) 
         view = np.lib.stride_tricks.sliding_window_view(segment, n_fft)[::hop]
         return np.abs(scipy.fft.rfft(view * window, axis=1))[:, low_bin:]
 
-    kept = np.empty((frames, bins), dtype=np.float32) if frames * bins * 4 <= TRANSIENT_SPECTRUM_KEPT_BYTES else None
-    reference = 0.0
-    for first in range(0, frames, block):
-        mags = spectrum(first, min(frames, first + block))
-        reference = max(reference, float(mags.max()))
-        if kept is not None:
-            kept[first : first + len(mags)] = mags
-    if reference <= 0.0:
-        return np.zeros(frames), hop
-    scale = TRANSIENT_COMPRESSION / reference
+    kept = np.empty((frames, bins), dtype=np.float32) if transient_spectrum_kept(samples, sample_rate) else None
+    starts = range(0, frames, block)
     flux = np.empty(frames, dtype=np.float64)
-    previous: np.ndarray | None = None
-    for first in range(0, frames, block):
-        last = min(frames, first + block)
-        mags = kept[first:last] if kept is not None else spectrum(first, last)
-        np.multiply(mags, scale, out=mags)
-        np.log1p(mags, out=mags)
-        # silence precedes the first frame, so a sound that starts at sample 0 is an onset
-        positive_flux(mags, out=flux[first:last], previous=previous)
-        previous = mags[-1].copy()
+    if kept is not None and split and transient_splits(samples, sample_rate):
+        # two threads, each a run of whole blocks: the spectrum kept, then its flux block by block as below;
+        # the second run's first frame rises over the first run's last, taken once both have ended
+        middle = starts[len(starts) // 2]
+
+        def measure(first: int, last: int) -> float:
+            peak = 0.0
+            for start in range(first, last, block):
+                mags = spectrum(start, min(last, start + block))
+                kept[start : start + len(mags)] = mags
+                peak = max(peak, float(mags.max()))
+            return peak
+
+        reference = max(threads.both(lambda: measure(0, middle), lambda: measure(middle, frames)))
+        if reference <= 0.0:
+            return np.zeros(frames), hop
+        scale = TRANSIENT_COMPRESSION / reference
+
+        def rise(first: int, last: int) -> None:
+            previous: np.ndarray | None = None
+            for start in range(first, last, block):
+                mags = kept[start : min(last, start + block)]
+                np.multiply(mags, scale, out=mags)
+                np.log1p(mags, out=mags)
+                positive_flux(mags, out=flux[start : start + len(mags)], previous=previous)
+                previous = mags[-1].copy()
+
+        threads.both(lambda: rise(0, middle), lambda: rise(middle, frames))
+        positive_flux(kept[middle : middle + 1], out=flux[middle : middle + 1], previous=kept[middle - 1].copy())
+    else:
+        reference = 0.0
+        for first in starts:
+            mags = spectrum(first, min(frames, first + block))
+            reference = max(reference, float(mags.max()))
+            if kept is not None:
+                kept[first : first + len(mags)] = mags
+        if reference <= 0.0:
+            return np.zeros(frames), hop
+        scale = TRANSIENT_COMPRESSION / reference
+        previous: np.ndarray | None = None
+        for first in starts:
+            last = min(frames, first + block)
+            mags = kept[first:last] if kept is not None else spectrum(first, last)
+            np.multiply(mags, scale, out=mags)
+            np.log1p(mags, out=mags)
+            # silence precedes the first frame, so a sound that starts at sample 0 is an onset
+            positive_flux(mags, out=flux[first:last], previous=previous)
+            previous = mags[-1].copy()
     if smooth_ms > 0:
         flux = gaussian_filter1d(flux, sigma=smooth_ms * 1e-3 * sample_rate / hop, mode="constant")
     return flux, hop

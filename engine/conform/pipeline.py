@@ -53,7 +53,7 @@ from ..request import (
     Kind,
     Render,
 )
-from . import memory, seams
+from . import memory, seams, threads
 from .alignment import (
     MIN_SEGMENT_STRENGTH,
     PRE_ECHO_BLOCK_S,
@@ -368,24 +368,20 @@ def conform_audio(
     """
     data, parsed_kind = _validate(audio, sample_rate, kind, spec, source, options)
     root_in = spec.root_note if spec.root_note is not None else source.root_note
-    started = time.perf_counter()
-    found = match_key(data, int(sample_rate), parsed_kind, spec, source, root_in)
-    key_seconds = time.perf_counter() - started
-    if found.shift:
-        spec = spec.replace(pitch_semitones=spec.pitch_semitones + found.shift)
-    root_note, root_info = _root_after_shift(root_in, spec.pitch_semitones)
-    if found.key is not None and spec.root_note is None:
-        # a sound in a key is rooted on its tonic (a one-shot keeps the root of its own pitch)
-        root_note = found.key.tonic_note(KEY_ROOT_OCTAVE_C)
-        if root_in is not None and root_note % 12 == round(root_in + spec.pitch_semitones) % 12:
-            root_note = int(np.clip(round(root_in + spec.pitch_semitones), 0, 127))
+    key = _KeyDetection(functools.partial(match_key, data, int(sample_rate), parsed_kind, spec, source, root_in))
+    # the key is detected first where it moves the pitch (spec.key) or picks a loop's warp mode ("auto");
+    # otherwise a loop's is detected beside its stretch (_conform_loop), where it takes no wall time
+    key_first = parsed_kind is not Kind.LOOP or spec.key is not None or spec.warp == "auto"
+    if key_first and key.value().shift:
+        spec = spec.replace(pitch_semitones=spec.pitch_semitones + key.value().shift)
     if parsed_kind is Kind.LOOP:
         if reserve is not None and source.tempo_bpm is None:
             # estimating the tempo takes memory too, and the estimate may be far from the song's
             reserve(conform_peak_bytes(parsed_kind, data.shape[0], data.shape[1], int(sample_rate), spec, source))
         # the warp mode: the stretch a drum loop takes is not the one a loop with notes takes (.warp)
-        warp = choose_warp(spec.warp, options, source.pitched, found.info.get("tonalness"))
-        result = _conform_loop(data, int(sample_rate), spec, source, warp.options, reserve)
+        warp = choose_warp(spec.warp, options, source.pitched, key.value().info.get("tonalness") if key_first else None)
+        result = _conform_loop(data, int(sample_rate), spec, source, warp.options, reserve,
+                               None if key_first else key)
         result[4].update({"warp": warp.mode, "warp_rule": warp.rule})
     else:
         peak = conform_peak_bytes(parsed_kind, data.shape[0], data.shape[1], int(sample_rate), spec, source)
@@ -395,6 +391,13 @@ def conform_audio(
             result = _conform_texture(data, int(sample_rate), spec, options, source.duration_s)
         else:
             result = _conform_one_shot(data, int(sample_rate), spec, options)
+    found = key.value()
+    root_note, root_info = _root_after_shift(root_in, spec.pitch_semitones)
+    if found.key is not None and spec.root_note is None:
+        # a sound in a key is rooted on its tonic (a one-shot keeps the root of its own pitch)
+        root_note = found.key.tonic_note(KEY_ROOT_OCTAVE_C)
+        if root_in is not None and root_note % 12 == round(root_in + spec.pitch_semitones) % 12:
+            root_note = int(np.clip(round(root_in + spec.pitch_semitones), 0, 127))
     audio_out, kind_out, beats, loop, info = result
     started = time.perf_counter()
     audio_out, report = level_audio(audio_out, spec.sample_rate, kind_out, spec.loudness_lufs,
@@ -406,7 +409,7 @@ def conform_audio(
         info["loudness_target_lufs"] = float(spec.loudness_lufs)
     info.update(root_info)
     info.update(found.info)
-    info["timings_s"]["key"] = key_seconds
+    info["timings_s"]["key"] = key.seconds
     info["pitch_semitones"] = float(spec.pitch_semitones - found.shift)  # the user's own shift
     if int(sample_rate) != spec.sample_rate:
         info["resampled_from"] = int(sample_rate)
@@ -654,6 +657,7 @@ def _loop_frames(plan: _LoopPlan, channels: int, frames_in: int, sample_rate: in
         output=plan.out_frames,
         rate=rate,
         shifted=int(math.ceil(extended_out * ratio / plan.factor)) + 1 if ratio else 0,
+        input_rate=sample_rate,
     )
 
 
@@ -710,8 +714,10 @@ def _loop_plan(frames_in: int, sample_rate: int, spec: ConformSpec, source: Sour
 
 #: measure the source's bands (for the pre-echo limit), and its onset curve where measuring that holds
 #: little (:func:`~.memory.onsets_beside`), in a worker thread while Rubber Band stretches it (all release
-#: the GIL, so a second core takes the measuring off the wall time); off, the same work runs after the
-#: stretch, with the same results to the bit. The bands' memory does not grow with the audio
+#: the GIL, so a second core takes the measuring off the wall time), and the render's key where nothing
+#: before the stretch needed it (no key asked for, a warp mode other than "auto"); off, the same work runs
+#: after the stretch, with the same results to the bit. The steps after the stretch split over two threads
+#: of their own (:mod:`.threads`). The bands' memory does not grow with the audio
 #: (:func:`~.memory.pre_echo_bytes`); the onset curve's does (a minute's spectrum at 48 kHz is 64 MiB, a
 #: block of frames at 192 kHz 96 MiB), so past :data:`~.memory.ONSETS_BESIDE_MAX_BYTES` it stays after
 #: the stretch.
@@ -732,9 +738,31 @@ def _beside(work: Callable[[], _T], task: Callable[[], _U]) -> tuple[_T, _U]:
         return work(), measured.result()
 
 
+class _KeyDetection:
+    """The render's key (:func:`match_key`), detected once, where it costs least: :meth:`run` detects it (in a
+    worker thread, beside the stretch), :meth:`value` gives it, detecting it first if nothing has;
+    ``seconds``: how long that took."""
+
+    def __init__(self, task: Callable[[], KeyMatch]) -> None:
+        self._task = task
+        self._value: KeyMatch | None = None
+        self.seconds = 0.0
+
+    def run(self) -> None:
+        if self._value is None:
+            started = time.perf_counter()
+            self._value = self._task()
+            self.seconds = time.perf_counter() - started
+
+    def value(self) -> KeyMatch:
+        self.run()
+        assert self._value is not None
+        return self._value
+
+
 def _conform_loop(
     data: np.ndarray, sample_rate: int, spec: ConformSpec, source: SourceInfo, options: StretchOptions,
-    reserve: Callable[[int], None] | None = None,
+    reserve: Callable[[int], None] | None = None, key: _KeyDetection | None = None,
 ) -> _Result:
     rate = spec.sample_rate
     timings: dict[str, Any] = {}
@@ -761,7 +789,7 @@ def _conform_loop(
     extended = seams.wrapped(cycle, -roll, plan.extended_frames)
     del cycle
     watch.lap("seams")
-    extended = resample(extended, sample_rate, rate)
+    extended = resample(extended, sample_rate, rate, threads.each)
     watch.lap("resample")
     roll_out = roll * rate / sample_rate  # the loop's start in `extended`, at the output rate
     info.update(
@@ -787,7 +815,10 @@ def _conform_loop(
 
             def measure_source() -> tuple[np.ndarray, tuple[np.ndarray, int] | None]:
                 levels = band_levels(extended, rate, level_block, 2.0 ** (semitones / 12.0))
-                return levels, transient_flux(extended, rate) if onsets_beside else None
+                flux = transient_flux(extended, rate) if onsets_beside else None
+                if key is not None:
+                    key.run()  # the render's key, when nothing before the stretch needed it
+                return levels, flux
 
             stretched, (source_levels, source_onsets) = _beside(
                 functools.partial(stretch, extended, rate, factor, semitones, options), measure_source)

@@ -47,8 +47,7 @@ def circular_cycle(audio: np.ndarray, start: int, length: int, fade: int, fade_i
     is never blended with other material. ``fade`` is at most a quarter of ``length``.
     """
     frames = audio.shape[1]
-    indices = (start + np.arange(length)) % frames
-    cycle = audio[:, indices].astype(np.float32)
+    cycle = wrapped(audio, start, length).astype(np.float32, copy=False)
     fade = int(min(fade, length // 4))
     if fade < 2:
         return cycle

@@ -290,12 +290,15 @@ def _strong_level(curve: np.ndarray, rate: float) -> float:
 
 def _first_sound_s(data: np.ndarray, sample_rate: int) -> float:
     """Where the audio first rises above :data:`LEAD_IN_SILENCE_DB` of its peak (s)."""
-    level = np.abs(data).max(axis=0)
+    level = np.abs(data[0])  # the loudest channel's magnitude per frame
+    for channel in data[1:]:
+        np.maximum(level, np.abs(channel), out=level)
     peak = float(level.max()) if level.size else 0.0
     if peak <= 0.0:
         return 0.0
-    above = np.flatnonzero(level > peak * 10 ** (LEAD_IN_SILENCE_DB / 20.0))
-    return float(above[0]) / sample_rate if len(above) else 0.0
+    above = level > peak * 10 ** (LEAD_IN_SILENCE_DB / 20.0)
+    first = int(np.argmax(above))
+    return float(first) / sample_rate if above[first] else 0.0
 
 
 def _curves(analysed: np.ndarray, sample_rate: int, transients: bool = True) -> _Curves:
@@ -303,7 +306,7 @@ def _curves(analysed: np.ndarray, sample_rate: int, transients: bool = True) -> 
     costlier one, and a known tempo's downbeat needs it only after a pickup)."""
     flux, low_flux, flux_hop = onsets.spectral_flux(analysed, sample_rate, DOWNBEAT_LOW_HZ)
     if transients:
-        energy, energy_hop = onsets.transient_flux(analysed, sample_rate)
+        energy, energy_hop = onsets.transient_flux(analysed, sample_rate, split=True)
     else:
         energy, energy_hop = np.zeros(0), max(1, int(round(sample_rate / onsets.TRANSIENT_FRAME_RATE_HZ)))
     flux_rate, energy_rate = sample_rate / flux_hop, sample_rate / energy_hop

@@ -25,9 +25,9 @@ def _conformed(overlap: bool, monkeypatch: pytest.MonkeyPatch, sample_rate: int 
     measured: list[tuple[str, int, int]] = []
     real_flux = onsets.transient_flux
 
-    def recorded(audio: np.ndarray, rate: int) -> tuple[np.ndarray, int]:
+    def recorded(audio: np.ndarray, rate: int, **options: Any) -> tuple[np.ndarray, int]:
         measured.append((threading.current_thread().name, audio.shape[-1], rate))
-        return real_flux(audio, rate)
+        return real_flux(audio, rate, **options)
 
     monkeypatch.setattr(pipeline, "transient_flux", recorded)
     monkeypatch.setattr(onsets, "transient_flux", recorded)
