@@ -12,6 +12,9 @@ Prints, measured in one run on local clusters (``--cluster local``: started here
    own time on the replica (the gateway's wall time less the seconds the replica's model ran),
    beside the same share in process (wall time less the model's): the front door, the scheduler and
    the store's write, which both pay; the difference is the cluster's overhead (target: at most 5 ms).
+   Beside it, taking turns with the same renders, Serve's own round trip on the same cluster: a
+   deployment that runs nothing, called as a replica is and streaming back a render's audio
+   (:class:`EmptyReplica`); the overhead beyond it is the gateway's and the replica's own.
 3. An interactive request's latency while 20 pre-renders are queued on two replicas (asked for
    0.2 s after both replicas started pre-renders), against one render alone just before it (pairs;
    medians of each and of the differences) (target: at most one render + 20 ms), with its hops on
@@ -92,6 +95,46 @@ class Events:
 EVENTS = Events()
 
 
+class EmptyReplica:
+    """Serve's own round trip: a deployment that runs no model and keeps no engine, streaming back what a
+    replica streams for one render (its ``started`` event, then a render's audio of ``shape``)."""
+
+    def __init__(self, shape: tuple[int, ...], sample_rate: int) -> None:
+        import numpy as np
+
+        self.audio = np.zeros(shape, dtype=np.float32)
+        self.sample_rate = sample_rate
+
+    async def render(self, requests: list[GenerateRequest]) -> Any:
+        yield ("started", {"pid": os.getpid(), "arrived_at": time.monotonic()})
+        yield ("done", {"outputs": [(self.audio, self.sample_rate, {}) for _ in requests]})
+
+
+def empty_handle(shape: tuple[int, ...], sample_rate: int) -> Any:
+    """A handle of :class:`EmptyReplica` on the cluster this process is connected to (no CPU of its own:
+    it runs beside the replica)."""
+    from ray import serve
+
+    deployment: Any = serve.deployment(EmptyReplica, name="loopbridge-bench-empty", max_ongoing_requests=1,
+                                       ray_actor_options={"num_cpus": 0})
+    handle = serve.run(deployment.bind(shape, sample_rate), name="loopbridge-bench-empty", route_prefix=None)
+    return handle.options(stream=True)
+
+
+def empty_round_trip(handle: Any, steps: int) -> float:
+    """Seconds from the call to the audio of an :class:`EmptyReplica`, as :meth:`ClusterEngine.generate`
+    calls a replica (a request out, its events and the audio back; the call's end waited for after)."""
+    started = time.perf_counter()
+    stream = handle.render.remote([one_shot(steps)])
+    for kind, _ in stream:
+        if kind == "done":
+            break
+    elapsed = time.perf_counter() - started
+    for _ in stream:
+        pass
+    return elapsed
+
+
 @contextmanager
 def cluster_door(replicas: int, folder: Path) -> Iterator[FrontDoor]:
     started = time.perf_counter()
@@ -154,13 +197,16 @@ def throughput(door: FrontDoor, callers: int, renders: int, steps: int) -> tuple
 
 
 def overhead(cluster: FrontDoor, local: FrontDoor, local_engine: TimedEngine, repeats: int,
-             steps: int) -> tuple[float, float, float, float, dict[str, float]]:
+             steps: int) -> tuple[float, float, float, float, dict[str, float], float]:
     """Median render time on the cluster and in process, taking turns, the medians of what each
-    added to its model's time (seconds), and where the cluster's share went: the medians of the
-    hops of a render on the cluster (:func:`render_hops`)."""
+    added to its model's time (seconds), where the cluster's share went: the medians of the
+    hops of a render on the cluster (:func:`render_hops`), and the median of Serve's own round trip
+    (:func:`empty_round_trip`, taking turns with them)."""
     render_once(cluster, steps)
-    render_once(local, steps)
-    remote, here, added, added_here = [], [], [], []
+    [render] = local.render([one_shot(steps)])
+    empty = empty_handle(render.audio.shape, render.sample_rate)
+    empty_round_trip(empty, steps)
+    remote, here, added, added_here, floor = [], [], [], [], []
     hops: dict[str, list[float]] = {}
     for _ in range(repeats):
         started = time.perf_counter()
@@ -174,8 +220,10 @@ def overhead(cluster: FrontDoor, local: FrontDoor, local_engine: TimedEngine, re
         added.append(remote[-1] - done["model_s"])
         here.append(render_once(local, steps))
         added_here.append(here[-1] - local_engine.model_s[-1])
+        floor.append(empty_round_trip(empty, steps))
     return (statistics.median(remote), statistics.median(here), statistics.median(added),
-            statistics.median(added_here), {name: statistics.median(values) for name, values in hops.items()})
+            statistics.median(added_here), {name: statistics.median(values) for name, values in hops.items()},
+            statistics.median(floor))
 
 
 def render_hops(asked: float, sent: dict[str, Any], done: dict[str, Any], answered: float) -> dict[str, float]:
@@ -240,13 +288,16 @@ def load_average() -> str:
 
 
 def print_overhead(remote_s: float, local_s: float, added_s: float, added_here_s: float,
-                   hops: dict[str, float]) -> None:
+                   hops: dict[str, float], floor_s: float) -> None:
     print(f"2. one render: cluster {remote_s * 1e3:.1f} ms, in process {local_s * 1e3:.1f} ms: "
           f"{(remote_s - local_s) * 1e3:+.1f} ms, {remote_s / local_s:.3f}x; wall time less the model's time: "
           f"cluster {added_s * 1e3:.1f} ms, in process {added_here_s * 1e3:.1f} ms: the cluster's overhead "
           f"{(added_s - added_here_s) * 1e3:+.1f} ms (target <= 5 ms) {load_average()}", flush=True)
     shares = ", ".join(f"{name} {value * 1e3:.1f}" for name, value in hops.items())
     print(f"   the cluster's share, ms (medians): {shares}", flush=True)
+    print(f"   Serve's own round trip (a deployment running nothing, streaming back a render's audio): "
+          f"{floor_s * 1e3:.1f} ms; the overhead beyond it: {(added_s - added_here_s - floor_s) * 1e3:+.1f} ms "
+          f"(wall times: {(remote_s - local_s - floor_s) * 1e3:+.1f} ms)", flush=True)
 
 
 def print_latency(latency_s: float, alone_s: float, more_s: float, hops: dict[str, float]) -> None:

@@ -68,6 +68,8 @@ NAMESPACE = "loopbridge"
 INSTALL_HINT = "pip install 'loopbridge[cluster]'"
 #: a replica's start (torch import, model load) may take this long before a deploy is given up
 DEPLOY_TIMEOUT_S = 300.0
+#: how often a deploy asks whether its replicas are up (Serve's own ``serve.run`` asks each second)
+DEPLOY_POLL_S = 0.05
 #: the gateway asks whether the batches in flight are still wanted (cancel, pre-emption) when the
 #: scheduler says something changed (:meth:`ClusterEngine.batches_changed`); this often besides, to be safe
 WATCH_FALLBACK_S = 1.0
@@ -298,7 +300,7 @@ class ClusterEngine(Engine):
                     health_check_period_s=2, graceful_shutdown_timeout_s=5)
                 started = time.monotonic()
                 try:
-                    handle = serve.run(deployment.bind(config, fingerprint), name=name, route_prefix=None)
+                    handle = _run_application(serve, deployment.bind(config, fingerprint), name)
                 except ray.exceptions.RayError as exc:
                     raise ModelLoadError(f"the model workers of family {family!r} did not start: {exc}") from None
                 log.info("family %r: %d replica(s) ready in %.1f s (max %d checkpoints each)", family,
@@ -575,6 +577,25 @@ def _forget_promotion(batch_id: str) -> None:
         internal_kv._internal_kv_del(batch_id, namespace=PROMOTED_NAMESPACE)
     except Exception as exc:
         log.debug("forgetting batch %s failed: %s", batch_id, exc)
+
+
+def _run_application(serve: Any, application: Any, name: str) -> Any:
+    """Deploy ``application`` as ``name`` and return its handle once its replicas run (asked each
+    :data:`DEPLOY_POLL_S`: a gateway is ready as soon as they are, not up to a second later)."""
+    [handle] = serve.run_many([serve.RunTarget(application, name=name, route_prefix=None)],
+                              wait_for_applications_running=False)
+    deadline = time.monotonic() + DEPLOY_TIMEOUT_S
+    while True:
+        status = serve.status().applications.get(name)
+        state = str(getattr(status.status, "value", status.status)) if status is not None else "NOT_STARTED"
+        if state == "RUNNING":
+            return handle
+        if state == "DEPLOY_FAILED":
+            raise ModelLoadError(f"the model workers of {name!r} did not start: {status.message}")
+        if time.monotonic() > deadline:
+            raise ModelLoadError(f"the model workers of {name!r} did not start in {DEPLOY_TIMEOUT_S:.0f} s "
+                                 f"(their application is {state})")
+        time.sleep(DEPLOY_POLL_S)
 
 
 def _drain(stream: Any) -> None:

@@ -220,6 +220,20 @@ class ModelReplica:
         gateway promotes ``batch_id``."""
         arrived = time.monotonic()
         model_id = _model_id()
+        share = self._share
+        marks = contextlib.ExitStack()  # the batch's mark as interactive work on the device
+        if not background:
+            # from its arrival: pre-renders on this device pause at their next step while it is sent to
+            # its model, not one step after its model started
+            marks.enter_context(share.interactive())
+        try:
+            async for event in self._render(requests, background, batch_id, arrived, model_id, marks):
+                yield event
+        finally:
+            marks.close()
+
+    async def _render(self, requests: list[GenerateRequest], background: bool, batch_id: str, arrived: float,
+                      model_id: str, marks: contextlib.ExitStack) -> AsyncIterator[tuple[str, Any]]:
         if self._last is not None:  # a cancelled batch's model stops at its next step: this one starts after
             await _finished(self._last)
         yield ("started", {"pid": os.getpid(), "replica": self._replica, "model": model_id, "stopped": self.stopped,
@@ -234,7 +248,6 @@ class ModelReplica:
         cancelled = threading.Event()
         reported = [0.0, time.monotonic()]  # the fraction last sent, and when
         share = self._share
-        marks = contextlib.ExitStack()  # the batch's mark as interactive work on the device, once promoted
         pending = _Promotion(batch_id) if background else None
         paused = [0.0]
 
@@ -265,9 +278,7 @@ class ModelReplica:
         def run() -> None:
             try:
                 started = time.monotonic()
-                with marks:
-                    if not background:
-                        marks.enter_context(share.interactive())
+                with marks:  # an interactive batch's mark (or a promoted one's) ends with its model
                     outputs = self.engine.generate(model_id, requests, progress)
                 ended = time.monotonic()
                 done = {"outputs": [(o.audio, o.sample_rate, dict(o.info)) for o in outputs],

@@ -45,9 +45,11 @@ def cluster_events() -> Events:
     return Events()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def cluster_engine(ray_head: Head, tmp_path_factory: pytest.TempPathFactory, cluster_events: Events) -> Iterator[Any]:
-    """A :class:`ClusterEngine` joined to the session's head, the default model on two CPU replicas."""
+    """A :class:`ClusterEngine` joined to the session's head, the default model on two CPU replicas;
+    their deployment is deleted after the module's tests (the replica Serve starts in place of the
+    one the last test kills would otherwise load the model while the next tests' engines start)."""
     from loopbridge.engine.cluster import Cluster, ClusterEngine, ClusterOptions
 
     environment = ray_head.environment()
@@ -59,6 +61,9 @@ def cluster_engine(ray_head: Head, tmp_path_factory: pytest.TempPathFactory, clu
         engine = ClusterEngine(cluster, store_dir=store, warm=["default"], on_cluster_event=cluster_events)
         engine.warm("default")
         yield engine
+        from ray import serve
+
+        serve.delete(f"loopbridge-{engine.pool('default')}", _blocking=False)
     finally:
         cluster.close()
         for name, value in saved.items():

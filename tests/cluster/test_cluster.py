@@ -144,21 +144,21 @@ def test_an_interactive_job_joining_running_prerenders_makes_them_interactive(do
     wait_for_replicas(2)
     # pre-renders pause at their next step while an interactive batch runs on the other replica
     mark = cluster_events.mark()
-    prerender = door.submit(Order(one_shot(6000, steps=120), priority=Priority.BACKGROUND, prerender=False))
+    prerender = door.submit(Order(one_shot(6000, steps=60), priority=Priority.BACKGROUND, prerender=False))
     [started] = cluster_events.wait(mark, "started")
     assert started["background"]
-    door.submit(Order(one_shot(6001, steps=30, prompt="clap"))).result(TIMEOUT_S)
+    door.submit(Order(one_shot(6001, steps=15, prompt="clap"))).result(TIMEOUT_S)
     prerender.result(TIMEOUT_S)
     paused = prerender_done(mark, started["pid"])
     assert paused["paused_s"] > 0 and not paused["promoted"], paused
 
     # the same, but a client asked for the pre-render while it ran: it pauses for nobody now
     mark = cluster_events.mark()
-    prerender = door.submit(Order(one_shot(6010, steps=120), priority=Priority.BACKGROUND, prerender=False))
+    prerender = door.submit(Order(one_shot(6010, steps=60), priority=Priority.BACKGROUND, prerender=False))
     [started] = cluster_events.wait(mark, "started")
-    joined = door.submit(Order(one_shot(6010, steps=120)))
+    joined = door.submit(Order(one_shot(6010, steps=60)))
     cluster_events.wait(mark, "promoted")
-    door.submit(Order(one_shot(6011, steps=30, prompt="clap"))).result(TIMEOUT_S)
+    door.submit(Order(one_shot(6011, steps=15, prompt="clap"))).result(TIMEOUT_S)
     assert [s.key for s in joined.result(TIMEOUT_S)] == [s.key for s in prerender.result(TIMEOUT_S)]
     promoted = prerender_done(mark, started["pid"])
     assert promoted["promoted"] and promoted["paused_s"] == 0, promoted

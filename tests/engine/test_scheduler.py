@@ -3,6 +3,7 @@ tiny real model. (What the store already holds is the front door's question: tes
 
 from __future__ import annotations
 
+import queue
 import shutil
 import threading
 from pathlib import Path
@@ -314,4 +315,73 @@ def test_an_interactive_job_joining_running_prerenders_makes_their_batch_interac
         assert [r.key for r in joined.result(timeout=120)] == [r.key for r in prerender.result(timeout=120)]
         assert len(heard.backgrounds) == 1  # one batch made it for both
     finally:
+        scheduler.stop()
+
+
+#: the longest a step of the pre-emption test waits for a render to reach its mark or to end (a
+#: loaded machine is slow, never stuck: waiting longer than this fails the test)
+HOLD_TIMEOUT_S = 120.0
+
+
+class _HeldReplicasEngine(_SlotsEngine):
+    """Three slots, each a real engine of its own (as a cluster's replicas: batches run side by side),
+    the first run of each request seed in ``marks`` held at the first progress step at or past its
+    mark until :attr:`release` is set; :attr:`runs` lists the seed of each batch run, in order."""
+
+    def __init__(self, engine: Engine, marks: dict[int, float]) -> None:
+        super().__init__(store_dir=engine.store.root, registry=engine.registry, device="cpu", slots=3)
+        self.marks = dict(marks)
+        self.reached = {seed: threading.Event() for seed in marks}
+        self.release = threading.Event()
+        self.runs: list[int] = []
+        self._free: queue.Queue[Engine] = queue.Queue()
+        for n in range(3):
+            self._free.put(Engine(store_dir=engine.store.root.parent / f"replica-{n}", registry=engine.registry,
+                                  device="cpu"))
+
+    def generate(self, model_id, requests, progress=None, *, background=False):
+        [request] = requests
+        self.runs.append(request.seed)
+        mark = self.marks.pop(request.seed, None)  # held on its first run only
+
+        def held(fraction: float) -> None:
+            nonlocal mark
+            if progress is not None:
+                progress(fraction)  # the scheduler notes how far the batch has come
+            if mark is not None and fraction >= mark:
+                mark = None
+                self.reached[request.seed].set()
+                if not self.release.wait(HOLD_TIMEOUT_S):
+                    raise RuntimeError(f"seed {request.seed} was held past {HOLD_TIMEOUT_S:.0f} s")
+
+        replica = self._free.get(timeout=HOLD_TIMEOUT_S)
+        try:
+            return replica.generate(model_id, requests, held, background=background)
+        finally:
+            self._free.put(replica)
+
+
+def test_an_interactive_job_stops_the_prerender_that_has_done_least(engine: Engine) -> None:
+    # three pre-renders held at a quarter, half and three quarters of their steps, started in the order
+    # half, quarter, three quarters: the one done least is neither the first started nor the most done
+    marks = {80: 0.5, 81: 0.25, 82: 0.75}
+    held = _HeldReplicasEngine(engine, marks)
+    scheduler = Scheduler(held).start()
+    try:
+        prerenders = {}
+        for seed in marks:
+            prerenders[seed] = scheduler.submit(_job(held, f"bg-{seed}", _request(seed, steps=8),
+                                                     priority=Priority.BACKGROUND))
+            assert held.reached[seed].wait(HOLD_TIMEOUT_S), f"pre-render {seed} never reached its mark"
+        interactive = scheduler.submit(_job(held, "now", _request(83, steps=8)))
+        assert scheduler.counters["preempted"] == 1  # chosen as the job was submitted, while all three hold
+        held.release.set()
+        assert len(interactive.result(timeout=HOLD_TIMEOUT_S)) == 1
+        for job in prerenders.values():
+            assert len(job.result(timeout=HOLD_TIMEOUT_S)) == 1
+        # the stopped one (and only it) ran again
+        assert sorted(held.runs) == [80, 81, 81, 82, 83], held.runs
+        assert scheduler.counters["preempted"] == 1 and scheduler.counters["rendered"] == 4
+    finally:
+        held.release.set()  # nothing stays held when an assertion failed
         scheduler.stop()
