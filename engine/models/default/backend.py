@@ -371,8 +371,7 @@ class DefaultModel(ModelBackend):
         audio is cut (with a short fade) or padded with silence.
         """
         mel = spectral.steady_loudness(mel[None], self.config.most_db(class_name),
-                                       self.config.onset_rise_db(class_name), self.config.half_frames(class_name),
-                                       self.config.trend(class_name))[0]
+                                       self.config.onset_rise_db(class_name), self.config.half_frames(class_name))[0]
         frames = mel.shape[-1]
         if stretch and samples > frames * spectral.HOP:
             target = math.ceil(samples / spectral.HOP)
@@ -386,7 +385,8 @@ class DefaultModel(ModelBackend):
         # stage cannot: Griffin-Lim adds it after)
         audio = spectral.steady_decoded(audio, self.config.steady_rounds(class_name), self.config.most_db(class_name),
                                         self.config.onset_rise_db(class_name),
-                                        self.config.decoded_half_frames(class_name), self.config.trend(class_name))[0]
+                                        self.config.decoded_half_frames(class_name),
+                                        self.config.decoded_trend(class_name))[0]
         audio_np = audio.numpy().astype(np.float32)
         if audio_np.shape[0] >= samples:
             audio_np = audio_np[:samples].copy()

@@ -95,9 +95,9 @@ class ModelConfig:
     #: per class, the frames either side :func:`.spectral.steady_decoded` fits its course over
     #: (classes not named: :data:`.spectral.STEADY_HALF_FRAMES`)
     decoder_steady_half_frames: dict[str, int] = field(default_factory=dict)
-    #: per class, the local course both steadying stages bring a frame to, one of
-    #: :data:`.spectral.STEADY_TRENDS` (classes not named: ``mean``)
-    steady_trend: dict[str, str] = field(default_factory=dict)
+    #: per class, the local course :func:`.spectral.steady_decoded` brings a frame to, one of
+    #: :data:`.spectral.STEADY_TRENDS` (classes not named: ``mean``; the spectrogram's stage takes the mean)
+    decoder_steady_trend: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def guided_at(self, sigma: float) -> bool:
@@ -129,9 +129,9 @@ class ModelConfig:
         """Rounds of :func:`.spectral.steady_decoded` after the decoder for ``class_name`` (None: no class)."""
         return int(self.decoder_steady_rounds.get(class_name or "", 0))
 
-    def trend(self, class_name: str | None) -> str:
-        """The local course the steadying stages use for ``class_name`` (None: no class)."""
-        return str(self.steady_trend.get(class_name or "", "mean"))
+    def decoded_trend(self, class_name: str | None) -> str:
+        """The local course :func:`.spectral.steady_decoded` uses for ``class_name`` (None: no class)."""
+        return str(self.decoder_steady_trend.get(class_name or "", "mean"))
 
     def decoded_half_frames(self, class_name: str | None) -> int:
         """The frames either side :func:`.spectral.steady_decoded` uses for ``class_name`` (None: no class)."""
@@ -193,7 +193,7 @@ class ModelConfig:
                          "each must be a whole number from 0 to 16")
         _check_per_class(config, "decoder_steady_half_frames", _whole_in(1, config.frames // 4),
                          f"each must be a whole number of frames from 1 to {config.frames // 4}")
-        _check_per_class(config, "steady_trend", lambda v: v in spectral.STEADY_TRENDS,
+        _check_per_class(config, "decoder_steady_trend", lambda v: v in spectral.STEADY_TRENDS,
                          f"each must be one of {', '.join(spectral.STEADY_TRENDS)}")
         if not config.steady_loudness_db >= 0:
             raise ValueError(f"steady_loudness_db={config.steady_loudness_db} must be 0 (off) or more")

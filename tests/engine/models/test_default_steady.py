@@ -256,7 +256,7 @@ def test_quadratic_trend_keeps_a_bending_course_and_takes_out_an_alternation() -
     out = _loudness(spectral.steady_loudness(_spectrogram(wobbling), 3.0, half_frames=6, trend="quadratic"))
     steady = slice(22, 50)
     assert np.max(np.abs(out[steady] - course[steady])) < 0.3
-    assert np.median(np.abs(wobbling[steady] - course[steady])) > 0.99  # (it was there)
+    assert np.median(np.abs(wobbling[steady] - course[steady])) > 0.99
 
 
 def test_steady_decoded_quadratic_takes_a_wobble_out_and_a_bad_trend_is_refused() -> None:
@@ -284,19 +284,19 @@ def test_steady_decoded_quadratic_takes_a_wobble_out_and_a_bad_trend_is_refused(
             raise AssertionError("trend='median' was accepted")
 
 
-def test_steady_trend_and_decoded_half_frames_in_the_config() -> None:
+def test_decoder_steady_trend_and_half_frames_in_the_config() -> None:
     data = ModelConfig().to_json()
-    for key in ("steady_trend", "decoder_steady_half_frames"):
+    for key in ("decoder_steady_trend", "decoder_steady_half_frames"):
         del data[key]
     old = ModelConfig.from_json(data)  # older configs: the mean, 3 frames either side
-    assert old.trend("kick") == "mean" == old.trend(None)
+    assert old.decoded_trend("kick") == "mean" == old.decoded_trend(None)
     assert old.decoded_half_frames("kick") == spectral.STEADY_HALF_FRAMES
-    config = ModelConfig.from_json(data | {"steady_trend": {"kick": "quadratic"},
+    config = ModelConfig.from_json(data | {"decoder_steady_trend": {"kick": "quadratic"},
                                            "decoder_steady_half_frames": {"kick": 6}})
-    assert config.trend("kick") == "quadratic" and config.trend("tom") == "mean"
+    assert config.decoded_trend("kick") == "quadratic" and config.decoded_trend("tom") == "mean"
     assert config.decoded_half_frames("kick") == 6 and config.decoded_half_frames("tom") == spectral.STEADY_HALF_FRAMES
-    for bad, words in (({"steady_trend": {"kick": "median"}}, "one of mean, quadratic"),
-                       ({"steady_trend": {"cymbal": "mean"}}, "not classes"),
+    for bad, words in (({"decoder_steady_trend": {"kick": "median"}}, "one of mean, quadratic"),
+                       ({"decoder_steady_trend": {"cymbal": "mean"}}, "not classes"),
                        ({"decoder_steady_half_frames": {"kick": 0}}, "from 1 to")):
         try:
             ModelConfig.from_json(data | bad)
