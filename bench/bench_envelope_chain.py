@@ -102,7 +102,8 @@ def decode(mels: torch.Tensor, labels: np.ndarray, model: DefaultModel, stage: S
         if decoder == "shipped":  # the package's: the decoded wobble taken out in the classes that ask
             name = classes[label]
             audio = spectral.steady_decoded(audio, model.config.steady_rounds(name), model.config.most_db(name),
-                                            model.config.onset_rise_db(name))
+                                            model.config.onset_rise_db(name), model.config.decoded_half_frames(name),
+                                            model.config.decoded_trend(name))
         rows.append(audio[0].numpy())
     return np.stack(rows)
 

@@ -384,7 +384,9 @@ class DefaultModel(ModelBackend):
         # the decoder's own frame-to-frame wobble, taken out around the decoded course (the spectrogram's
         # stage cannot: Griffin-Lim adds it after)
         audio = spectral.steady_decoded(audio, self.config.steady_rounds(class_name), self.config.most_db(class_name),
-                                        self.config.onset_rise_db(class_name))[0]
+                                        self.config.onset_rise_db(class_name),
+                                        self.config.decoded_half_frames(class_name),
+                                        self.config.decoded_trend(class_name))[0]
         audio_np = audio.numpy().astype(np.float32)
         if audio_np.shape[0] >= samples:
             audio_np = audio_np[:samples].copy()

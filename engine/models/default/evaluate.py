@@ -586,16 +586,21 @@ def evaluate(model: DefaultModel, settings: EvalSettings) -> dict[str, Any]:
     jitter = {"held_out": per_class_medians(held_jitter, reference.labels, classes)}
     decay = {"held_out": per_class_medians(held_decay, reference.labels, classes)}
     attack = {"held_out": per_class_medians(attack_measures(reference.audio), reference.labels, classes)}
+    flicker = {"held_out": per_class_flicker(flicker_measures(reference.audio), reference.labels, classes)}
     level = per_class_medians(held_level, reference.labels, classes)
     for key, (audio, labels) in sets.items():
         set_jitter, set_decay, _ = envelope_measures(audio)
         jitter[key] = per_class_medians(set_jitter, labels, classes)
+        flicker[key] = per_class_flicker(flicker_measures(audio), labels, classes)
         decay[key] = per_class_medians(set_decay, labels, classes)
         attack[key] = per_class_medians(attack_measures(audio), labels, classes)
     # against the codec floor, not the held-out audio itself: generated one-shots go through the same
     # decoder, whose phase estimate alone adds some flicker (0.9 dB on kicks against 0.25 dB)
     jitter_ratio = {name: jitter["model"][name] / max(jitter["codec_floor"][name], JITTER_FLOOR_DB)
                     for name in classes}
+    # the flicker (the real-recordings evaluation's target) against the held-out one-shots' own
+    flicker_ratio = {name: flicker["model"][name] / max(flicker["held_out"][name], FLICKER_FLOOR_DB)
+                     for name in classes}
     decaying = [name for name in classes
                 if decay["held_out"][name] >= DECAYING_DB and level[name] >= SILENCE_DB + SOUNDING_DB]
     decay_ratio = {name: decay["model"][name] / decay["held_out"][name] for name in decaying}
@@ -606,6 +611,8 @@ def evaluate(model: DefaultModel, settings: EvalSettings) -> dict[str, Any]:
         "decay_db": decay,
         "held_out_level_db_at_0.1_s": level,
         "jitter_ratio": _summary(jitter_ratio, "max"),
+        "flicker_db": flicker,
+        "flicker_ratio": _summary(flicker_ratio, "max"),
         "decaying_classes": decaying,
         "decay_ratio": _summary(decay_ratio, "min"),
         "frechet_distance": {
@@ -669,6 +676,14 @@ def format_table(results: dict[str, Any]) -> str:
                  "swells after its onset)")
     ratio = env["jitter_ratio"]
     lines.append(f"jitter / codec's (codec's at least {JITTER_FLOOR_DB} dB): median {ratio['median']:.2f}, "
+                 f"max {ratio['max']:.2f}")
+    flicker = env["flicker_db"]
+    lines.append("flicker dB (median |second difference| / 4 of the frame loudness, 58 ms to 0.7 s), model / "
+                 "held-out / codec: " + ", ".join(
+                     f"{name} {flicker['model'][name]:.2f}/{flicker['held_out'][name]:.2f}/"
+                     f"{flicker['codec_floor'][name]:.2f}" for name in results["classes"]))
+    ratio = env["flicker_ratio"]
+    lines.append(f"flicker / held-out's (held-out's at least {FLICKER_FLOOR_DB} dB): median {ratio['median']:.2f}, "
                  f"max {ratio['max']:.2f}")
     if env["decaying_classes"]:
         lines.append(f"decay / held-out over the classes that decay ({', '.join(env['decaying_classes'])}): "

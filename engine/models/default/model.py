@@ -92,6 +92,12 @@ class ModelConfig:
     #: frame loudness brought to its local mean, as the steady-loudness stage does to the spectrogram
     #: (classes not named: none)
     decoder_steady_rounds: dict[str, int] = field(default_factory=dict)
+    #: per class, the frames either side :func:`.spectral.steady_decoded` fits its course over
+    #: (classes not named: :data:`.spectral.STEADY_HALF_FRAMES`)
+    decoder_steady_half_frames: dict[str, int] = field(default_factory=dict)
+    #: per class, the local course :func:`.spectral.steady_decoded` brings a frame to, one of
+    #: :data:`.spectral.STEADY_TRENDS` (classes not named: ``mean``; the spectrogram's stage takes the mean)
+    decoder_steady_trend: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def guided_at(self, sigma: float) -> bool:
@@ -122,6 +128,14 @@ class ModelConfig:
     def steady_rounds(self, class_name: str | None) -> int:
         """Rounds of :func:`.spectral.steady_decoded` after the decoder for ``class_name`` (None: no class)."""
         return int(self.decoder_steady_rounds.get(class_name or "", 0))
+
+    def decoded_trend(self, class_name: str | None) -> str:
+        """The local course :func:`.spectral.steady_decoded` uses for ``class_name`` (None: no class)."""
+        return str(self.decoder_steady_trend.get(class_name or "", "mean"))
+
+    def decoded_half_frames(self, class_name: str | None) -> int:
+        """The frames either side :func:`.spectral.steady_decoded` uses for ``class_name`` (None: no class)."""
+        return int(self.decoder_steady_half_frames.get(class_name or "", spectral.STEADY_HALF_FRAMES))
 
     def half_frames(self, class_name: str | None) -> int:
         """The frames either side :func:`.spectral.steady_loudness` averages for ``class_name`` (None: no class)."""
@@ -177,6 +191,10 @@ class ModelConfig:
                          "each must be a whole number from 0 to 16")
         _check_per_class(config, "decoder_steady_rounds", _whole_in(0, 16),
                          "each must be a whole number from 0 to 16")
+        _check_per_class(config, "decoder_steady_half_frames", _whole_in(1, config.frames // 4),
+                         f"each must be a whole number of frames from 1 to {config.frames // 4}")
+        _check_per_class(config, "decoder_steady_trend", lambda v: v in spectral.STEADY_TRENDS,
+                         f"each must be one of {', '.join(spectral.STEADY_TRENDS)}")
         if not config.steady_loudness_db >= 0:
             raise ValueError(f"steady_loudness_db={config.steady_loudness_db} must be 0 (off) or more")
         if not config.data_std > 0:

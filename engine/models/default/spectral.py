@@ -294,6 +294,11 @@ ATTACK_FRAMES = 3
 STEADY_HALF_FRAMES = 3
 #: frames quieter than this over the silent floor's loudness are left alone (a tail's noise)
 STEADY_ABOVE_SILENCE_DB = 12.0
+#: the local course a steadied frame is brought to: ``mean``, the weighted mean of its neighbours'
+#: (exact for a straight course in dB, biased where the course bends), or ``quadratic``, the value at
+#: the frame of a weighted least-squares parabola through them (exact for a bending course too: a
+#: kick's fast-then-slow decay keeps its level, so its attack against its body stays as it was)
+STEADY_TRENDS = ("mean", "quadratic")
 
 
 def frame_loudness_db(db: torch.Tensor) -> torch.Tensor:
@@ -303,7 +308,7 @@ def frame_loudness_db(db: torch.Tensor) -> torch.Tensor:
 
 
 def steady_loudness(spec: torch.Tensor, most_db: float, onset_rise_db: float = ONSET_RISE_DB,
-                    half_frames: int = STEADY_HALF_FRAMES) -> torch.Tensor:
+                    half_frames: int = STEADY_HALF_FRAMES, trend: str = "mean") -> torch.Tensor:
     """Scaled log-mel ``[batch, mels, frames]`` whose loudness no longer flickers from frame to frame.
 
     A sampled spectrogram's frame loudness wobbles by a dB or so around the course a recording's
@@ -317,24 +322,50 @@ def steady_loudness(spec: torch.Tensor, most_db: float, onset_rise_db: float = O
     amount, at most ``most_db`` (0: the spectrogram as it is); bands at the floor and frames near
     silence stay where they are. A sampled tom's, bass's or pad's loudness can rise by 3 dB from one
     frame to the next in its decay: a higher ``onset_rise_db`` takes those rises as flicker to smooth
-    rather than as onsets to keep.
+    rather than as onsets to keep. ``trend`` (one of :data:`STEADY_TRENDS`) picks the local course:
+    ``quadratic`` fits a parabola by the same weights instead of taking the mean, so a course that
+    bends in dB is kept as it is too (it needs 2 frames either side: with 1 a frame stays as it is).
     """
     if half_frames < 1:
         raise ValueError(f"half_frames={half_frames}: the mean needs at least 1 frame either side")
+    _check_trend(trend)
     if most_db <= 0 or spec.shape[-1] < 3:
         return spec
     db = unit_to_db(spec.float())
     loud = frame_loudness_db(db).numpy().astype(np.float64)  # [batch, frames]
     silence = DB_FLOOR + 10.0 * math.log10(spec.shape[1])
-    change = _steady_change(loud, silence, onset_rise_db, half_frames)
+    change = _steady_change(loud, silence, onset_rise_db, half_frames, trend)
     moved = torch.from_numpy(np.clip(change, -most_db, most_db)).float()[:, None, :]
     return db_to_unit(torch.where(db > DB_FLOOR + 0.5, db + moved, db)).to(spec.dtype)
 
 
-def _steady_change(loud: np.ndarray, silence: float, onset_rise_db: float, half_frames: int) -> np.ndarray:
-    """``[batch, frames]``: how far (dB) :func:`steady_loudness`'s mean moves each frame of the frame
-    loudness ``loud`` ``[batch, frames]`` (0 for an attack's frames, frames near ``silence`` and frames
-    with no neighbour in their stretch)."""
+def _check_trend(trend: str) -> None:
+    if trend not in STEADY_TRENDS:
+        raise ValueError(f"trend={trend!r} is not a local course: expected one of {', '.join(STEADY_TRENDS)}")
+
+
+def local_trend(course: np.ndarray, trend: str) -> float:
+    """The local course at the middle of ``course`` (an odd number of frames' loudness, dB) by ``trend``:
+    the weighted mean (weights ½, 1, ..., 1, ½) or the middle of the parabola that fits ``course`` best
+    by the same weights (least squares). A straight course is its own mean; any parabola its own fit."""
+    _check_trend(trend)
+    reach = course.size // 2
+    weights = np.ones(course.size)
+    weights[[0, -1]] = 0.5
+    if trend == "mean":
+        return float(weights @ course) / float(weights.sum())
+    # symmetric weights: the slope's term drops out of the fit's middle value, leaving two unknowns
+    k2 = np.arange(-reach, reach + 1, dtype=np.float64) ** 2
+    s0, s2, s4 = float(weights.sum()), float(weights @ k2), float(weights @ (k2 * k2))
+    y0, y2 = float(weights @ course), float((weights * k2) @ course)
+    return (s4 * y0 - s2 * y2) / (s0 * s4 - s2 * s2)
+
+
+def _steady_change(loud: np.ndarray, silence: float, onset_rise_db: float, half_frames: int,
+                   trend: str = "mean") -> np.ndarray:
+    """``[batch, frames]``: how far (dB) :func:`steady_loudness`'s local course (``trend``) moves each
+    frame of the frame loudness ``loud`` ``[batch, frames]`` (0 for an attack's frames, frames near
+    ``silence`` and frames with no neighbour in their stretch)."""
     change = np.zeros_like(loud)
     for row, course in enumerate(loud):
         rises = np.concatenate([[True], np.diff(course) >= onset_rise_db])
@@ -349,16 +380,13 @@ def _steady_change(loud: np.ndarray, silence: float, onset_rise_db: float, half_
                    and steady[t - reach - 1] and steady[t + reach + 1]
                    and segment[t - reach - 1] == segment[t] == segment[t + reach + 1]):
                 reach += 1
-            if reach:
-                weights = np.ones(2 * reach + 1)
-                weights[[0, -1]] = 0.5
-                mean = float(weights @ course[t - reach : t + reach + 1]) / float(weights.sum())
-                change[row, t] = mean - course[t]
+            if reach >= (2 if trend == "quadratic" else 1):
+                change[row, t] = local_trend(course[t - reach : t + reach + 1], trend) - course[t]
     return change
 
 
 def steady_decoded(audio: torch.Tensor, rounds: int, most_db: float, onset_rise_db: float = ONSET_RISE_DB,
-                   half_frames: int = STEADY_HALF_FRAMES) -> torch.Tensor:
+                   half_frames: int = STEADY_HALF_FRAMES, trend: str = "mean") -> torch.Tensor:
     """Audio ``[batch, samples]`` whose frame loudness (as :func:`log_mel` reads it) no longer wobbles
     around its own course: :func:`steady_loudness`'s mean, taken on the decoded audio's frame loudness.
 
@@ -368,10 +396,12 @@ def steady_decoded(audio: torch.Tensor, rounds: int, most_db: float, onset_rise_
     of its neighbours' between the same two onsets (at most ``most_db``), scales the STFT frames by
     the difference and resynthesizes; the overlap-add spreads each frame's gain over its neighbours',
     so further rounds take up what the first left. The course itself, a hit's rise and its first
-    frames stay as decoded: nothing is matched to a level from elsewhere.
+    frames stay as decoded: nothing is matched to a level from elsewhere. ``trend`` picks the local
+    course as in :func:`steady_loudness`.
     """
     if rounds < 0 or half_frames < 1:
         raise ValueError(f"rounds={rounds}, half_frames={half_frames}: rounds must be 0 or more, half_frames 1 or more")
+    _check_trend(trend)
     if rounds == 0 or most_db <= 0:
         return audio
     frames = audio.shape[-1] // HOP
@@ -379,7 +409,7 @@ def steady_decoded(audio: torch.Tensor, rounds: int, most_db: float, onset_rise_
     for _ in range(rounds):
         complex_spec = stft(audio)
         got = frame_loudness_db(_band_db(complex_spec.abs()[..., :frames])).numpy()
-        change = np.clip(_steady_change(got, silence, onset_rise_db, half_frames), -most_db, most_db)
+        change = np.clip(_steady_change(got, silence, onset_rise_db, half_frames, trend), -most_db, most_db)
         # the centred STFT has one frame more (or two): they take the last frame's change
         pad = complex_spec.shape[-1] - frames
         change = np.concatenate([change, np.repeat(change[:, -1:], pad, axis=1)], axis=1)

@@ -273,3 +273,10 @@ def test_quality_floor_of_the_shipped_weights(model: DefaultModel, capsys: pytes
     assert envelope["frechet_distance"]["model"] < 3.5 * envelope["frechet_distance"]["class_shaped_noise"]
     assert envelope["attack_shortfall_db"]["median"] < 1.0, envelope["attack_shortfall_db"]
     assert envelope["attack_shortfall_db"]["max"] < 6.0, envelope["attack_shortfall_db"]
+    # the flicker (the real-recordings evaluation's target) is reported per class and set beside it
+    flicker = envelope["flicker_db"]
+    assert set(flicker) == {"held_out", "model", "codec_floor", "class_shaped_noise"}
+    assert set(envelope["flicker_ratio"]["per_class"]) == set(results["classes"])
+    assert all(np.isfinite(v) and v >= 0 for v in flicker["model"].values()), flicker["model"]
+    assert envelope["flicker_ratio"]["max"] == max(
+        flicker["model"][c] / max(flicker["held_out"][c], evaluate.FLICKER_FLOOR_DB) for c in results["classes"])

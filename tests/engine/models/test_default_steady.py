@@ -229,3 +229,78 @@ def test_steady_decoded_takes_a_wobble_out_of_decoded_audio_and_keeps_its_course
     steady_out = spectral.steady_decoded(steady, 4, 6.0, 9.0)
     assert float(np.max(np.abs(_decoded_loudness(steady_out)[frames] - _decoded_loudness(steady)[frames]))) < 0.3
     assert spectral.steady_decoded(wobbling, 0, 6.0) is wobbling
+
+
+def test_quadratic_trend_keeps_a_bending_course_and_takes_out_an_alternation() -> None:
+    frames = np.arange(FRAMES, dtype=np.float64)
+    bending = -5.0 - 0.9 * frames + 0.008 * frames**2  # fast, then slower: a kick's decay in dB
+    for half in (2, 3, 6):
+        # a parabola is its own fit, in the middle of any window: the course comes back as it was
+        for start in (0, 17, 40):
+            window = bending[start : start + 2 * half + 1]
+            assert abs(spectral.local_trend(window, "quadratic") - window[half]) < 1e-9
+        # the mean of the same window sits above a course that bends upwards
+        window = bending[20 : 21 + 2 * half]
+        assert spectral.local_trend(window, "mean") - window[half] > 0.002 * half**2
+    course = np.full(FRAMES, -60.0)
+    course[10:] = bending[: FRAMES - 10]
+    course = np.maximum(course, -60.0)
+    kept = _loudness(spectral.steady_loudness(_spectrogram(course), 3.0, half_frames=6, trend="quadratic"))
+    assert np.allclose(kept, _loudness(_spectrogram(course)), atol=1e-3)
+    # the mean moves the same bending course (the body of a hit rises against its attack)
+    meaned = _loudness(spectral.steady_loudness(_spectrogram(course), 3.0, half_frames=6))
+    assert np.max(meaned[16:50] - _loudness(_spectrogram(course))[16:50]) > 0.08
+    # an alternation of ±1 dB on the bending course: the fit takes most of it out, the course stays
+    wobbling = course.copy()
+    wobbling[16:] += np.where(np.arange(FRAMES - 16) % 2 == 0, 1.0, -1.0)
+    out = _loudness(spectral.steady_loudness(_spectrogram(wobbling), 3.0, half_frames=6, trend="quadratic"))
+    steady = slice(22, 50)
+    assert np.max(np.abs(out[steady] - course[steady])) < 0.3
+    assert np.median(np.abs(wobbling[steady] - course[steady])) > 0.99
+
+
+def test_steady_decoded_quadratic_takes_a_wobble_out_and_a_bad_trend_is_refused() -> None:
+    sr = spectral.SAMPLE_RATE
+    t = np.arange(spectral.NATIVE_SAMPLES) / sr
+    hit = np.clip(t / 0.005, 0.0, 1.0) * 10 ** (-1.0 * t)
+    pair = (np.arange(t.size) // (2 * spectral.HOP)) % 2
+    tone = np.sin(2 * np.pi * 220.0 * t) + 0.5 * np.sin(2 * np.pi * 660.0 * t)
+    wobbling = torch.from_numpy(0.5 * tone * hit * np.where(pair == 1, 10 ** (-3 / 20), 1.0)).float()[None]
+    out = spectral.steady_decoded(wobbling, 4, 6.0, 9.0, half_frames=6, trend="quadratic")
+    frames = slice(5, 60)
+
+    def wobble(loud: np.ndarray) -> float:
+        return float(np.median(np.abs(np.diff(loud[frames], 2))))
+
+    before, after = _decoded_loudness(wobbling), _decoded_loudness(out)
+    assert wobble(after) < 0.5 * wobble(before), (wobble(before), wobble(after))
+    for call in (lambda: spectral.steady_decoded(wobbling, 4, 6.0, trend="median"),
+                 lambda: spectral.steady_loudness(_spectrogram(_course()), 3.0, trend="median")):
+        try:
+            call()
+        except ValueError as exc:
+            assert "'median'" in str(exc) and "quadratic" in str(exc)
+        else:
+            raise AssertionError("trend='median' was accepted")
+
+
+def test_decoder_steady_trend_and_half_frames_in_the_config() -> None:
+    data = ModelConfig().to_json()
+    for key in ("decoder_steady_trend", "decoder_steady_half_frames"):
+        del data[key]
+    old = ModelConfig.from_json(data)  # older configs: the mean, 3 frames either side
+    assert old.decoded_trend("kick") == "mean" == old.decoded_trend(None)
+    assert old.decoded_half_frames("kick") == spectral.STEADY_HALF_FRAMES
+    config = ModelConfig.from_json(data | {"decoder_steady_trend": {"kick": "quadratic"},
+                                           "decoder_steady_half_frames": {"kick": 6}})
+    assert config.decoded_trend("kick") == "quadratic" and config.decoded_trend("tom") == "mean"
+    assert config.decoded_half_frames("kick") == 6 and config.decoded_half_frames("tom") == spectral.STEADY_HALF_FRAMES
+    for bad, words in (({"decoder_steady_trend": {"kick": "median"}}, "one of mean, quadratic"),
+                       ({"decoder_steady_trend": {"cymbal": "mean"}}, "not classes"),
+                       ({"decoder_steady_half_frames": {"kick": 0}}, "from 1 to")):
+        try:
+            ModelConfig.from_json(data | bad)
+        except ValueError as exc:
+            assert words in str(exc)
+        else:
+            raise AssertionError(f"{bad} was accepted")
