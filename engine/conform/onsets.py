@@ -126,56 +126,46 @@ def transient_flux(audio: np.ndarray, sample_rate: int, smooth_ms: float = 1.5,
         return np.abs(scipy.fft.rfft(view * window, axis=1))[:, low_bin:]
 
     kept = np.empty((frames, bins), dtype=np.float32) if transient_spectrum_kept(samples, sample_rate) else None
-    starts = range(0, frames, block)
     flux = np.empty(frames, dtype=np.float64)
-    if kept is not None and split and transient_splits(samples, sample_rate):
-        # two threads, each a run of whole blocks: the spectrum kept, then its flux block by block as below;
-        # the second run's first frame rises over the first run's last, taken once both have ended
-        middle = starts[len(starts) // 2]
 
-        def measure(first: int, last: int) -> float:
-            peak = 0.0
-            for start in range(first, last, block):
-                mags = spectrum(start, min(last, start + block))
-                kept[start : start + len(mags)] = mags
-                peak = max(peak, float(mags.max()))
-            return peak
-
-        reference = max(threads.both(lambda: measure(0, middle), lambda: measure(middle, frames)))
-        if reference <= 0.0:
-            return np.zeros(frames), hop
-        scale = TRANSIENT_COMPRESSION / reference
-
-        def rise(first: int, last: int) -> None:
-            previous: np.ndarray | None = None
-            for start in range(first, last, block):
-                mags = kept[start : min(last, start + block)]
-                np.multiply(mags, scale, out=mags)
-                np.log1p(mags, out=mags)
-                positive_flux(mags, out=flux[start : start + len(mags)], previous=previous)
-                previous = mags[-1].copy()
-
-        threads.both(lambda: rise(0, middle), lambda: rise(middle, frames))
-        positive_flux(kept[middle : middle + 1], out=flux[middle : middle + 1], previous=kept[middle - 1].copy())
-    else:
-        reference = 0.0
-        for first in starts:
-            mags = spectrum(first, min(frames, first + block))
-            reference = max(reference, float(mags.max()))
+    def measure(first: int, last: int) -> float:
+        """The loudest magnitude of frames ``[first, last)``, their spectrum kept where it is."""
+        peak = 0.0
+        for start in range(first, last, block):
+            mags = spectrum(start, min(last, start + block))
             if kept is not None:
-                kept[first : first + len(mags)] = mags
-        if reference <= 0.0:
-            return np.zeros(frames), hop
-        scale = TRANSIENT_COMPRESSION / reference
+                kept[start : start + len(mags)] = mags
+            peak = max(peak, float(mags.max()))
+        return peak
+
+    def rise(first: int, last: int, scale: float) -> None:
+        """The flux of frames ``[first, last)``, the first over silence."""
         previous: np.ndarray | None = None
-        for first in starts:
-            last = min(frames, first + block)
-            mags = kept[first:last] if kept is not None else spectrum(first, last)
+        for start in range(first, last, block):
+            stop = min(last, start + block)
+            mags = kept[start:stop] if kept is not None else spectrum(start, stop)
             np.multiply(mags, scale, out=mags)
             np.log1p(mags, out=mags)
-            # silence precedes the first frame, so a sound that starts at sample 0 is an onset
-            positive_flux(mags, out=flux[first:last], previous=previous)
+            positive_flux(mags, out=flux[start:stop], previous=previous)
             previous = mags[-1].copy()
+
+    # two threads, each a run of whole blocks, where the spectrum is kept (:func:`transient_splits`); the
+    # second run's first frame rises over the first run's last, taken once both have ended
+    starts = range(0, frames, block)
+    middle = starts[len(starts) // 2] if kept is not None and split and transient_splits(samples, sample_rate) else 0
+    if middle:
+        reference = max(threads.both(lambda: measure(0, middle), lambda: measure(middle, frames)))
+    else:
+        reference = measure(0, frames)
+    if reference <= 0.0:
+        return np.zeros(frames), hop
+    scale = TRANSIENT_COMPRESSION / reference
+    # silence precedes the first frame, so a sound that starts at sample 0 is an onset
+    if middle and kept is not None:
+        threads.both(lambda: rise(0, middle, scale), lambda: rise(middle, frames, scale))
+        positive_flux(kept[middle : middle + 1], out=flux[middle : middle + 1], previous=kept[middle - 1].copy())
+    else:
+        rise(0, frames, scale)
     if smooth_ms > 0:
         flux = gaussian_filter1d(flux, sigma=smooth_ms * 1e-3 * sample_rate / hop, mode="constant")
     return flux, hop
