@@ -14,7 +14,8 @@ Prints, measured in one run on local clusters (``--cluster local``: started here
    the store's write, which both pay; the difference is the cluster's overhead (target: at most 5 ms).
    Beside it, taking turns with the same renders, Serve's own round trip on the same cluster: a
    deployment that runs nothing, called as a replica is and streaming back a render's audio
-   (:class:`EmptyReplica`); the overhead beyond it is the gateway's and the replica's own.
+   (:class:`EmptyReplica`); the overhead beyond it is the gateway's and the replica's own. And
+   Serve's unary round trip on the same deployment (one call, the audio as its result), to compare.
 3. An interactive request's latency while 20 pre-renders are queued on two replicas (asked for
    0.2 s after both replicas started pre-renders), against one render alone just before it (pairs;
    medians of each and of the differences) (target: at most one render + 20 ms), with its hops on
@@ -109,23 +110,25 @@ class EmptyReplica:
         yield ("started", {"pid": os.getpid(), "arrived_at": time.monotonic()})
         yield ("done", {"outputs": [(self.audio, self.sample_rate, {}) for _ in requests]})
 
+    async def render_unary(self, requests: list[GenerateRequest]) -> Any:
+        return ("done", {"outputs": [(self.audio, self.sample_rate, {}) for _ in requests]})
+
 
 def empty_handle(shape: tuple[int, ...], sample_rate: int) -> Any:
     """A handle of :class:`EmptyReplica` on the cluster this process is connected to (no CPU of its own:
-    it runs beside the replica)."""
+    it runs beside the replica): unary, :meth:`options` ``stream=True`` for :meth:`EmptyReplica.render`."""
     from ray import serve
 
     deployment: Any = serve.deployment(EmptyReplica, name="loopbridge-bench-empty", max_ongoing_requests=1,
                                        ray_actor_options={"num_cpus": 0})
-    handle = serve.run(deployment.bind(shape, sample_rate), name="loopbridge-bench-empty", route_prefix=None)
-    return handle.options(stream=True)
+    return serve.run(deployment.bind(shape, sample_rate), name="loopbridge-bench-empty", route_prefix=None)
 
 
 def empty_round_trip(handle: Any, steps: int) -> float:
     """Seconds from the call to the audio of an :class:`EmptyReplica`, as :meth:`ClusterEngine.generate`
     calls a replica (a request out, its events and the audio back; the call's end waited for after)."""
     started = time.perf_counter()
-    stream = handle.render.remote([one_shot(steps)])
+    stream = handle.options(stream=True).render.remote([one_shot(steps)])
     for kind, _ in stream:
         if kind == "done":
             break
@@ -133,6 +136,13 @@ def empty_round_trip(handle: Any, steps: int) -> float:
     for _ in stream:
         pass
     return elapsed
+
+
+def empty_unary_round_trip(handle: Any, steps: int) -> float:
+    """Seconds from a unary call of :meth:`EmptyReplica.render_unary` to its result (a render's audio)."""
+    started = time.perf_counter()
+    handle.render_unary.remote([one_shot(steps)]).result()
+    return time.perf_counter() - started
 
 
 @contextmanager
@@ -197,16 +207,17 @@ def throughput(door: FrontDoor, callers: int, renders: int, steps: int) -> tuple
 
 
 def overhead(cluster: FrontDoor, local: FrontDoor, local_engine: TimedEngine, repeats: int,
-             steps: int) -> tuple[float, float, float, float, dict[str, float], float]:
+             steps: int) -> tuple[float, float, float, float, dict[str, float], float, float]:
     """Median render time on the cluster and in process, taking turns, the medians of what each
     added to its model's time (seconds), where the cluster's share went: the medians of the
     hops of a render on the cluster (:func:`render_hops`), and the median of Serve's own round trip
-    (:func:`empty_round_trip`, taking turns with them)."""
+    (:func:`empty_round_trip`, taking turns with them) and of its unary one (:func:`empty_unary_round_trip`)."""
     render_once(cluster, steps)
     [render] = local.render([one_shot(steps)])
     empty = empty_handle(render.audio.shape, render.sample_rate)
     empty_round_trip(empty, steps)
-    remote, here, added, added_here, floor = [], [], [], [], []
+    empty_unary_round_trip(empty, steps)
+    remote, here, added, added_here, floor, unary = [], [], [], [], [], []
     hops: dict[str, list[float]] = {}
     for _ in range(repeats):
         started = time.perf_counter()
@@ -220,10 +231,15 @@ def overhead(cluster: FrontDoor, local: FrontDoor, local_engine: TimedEngine, re
         added.append(remote[-1] - done["model_s"])
         here.append(render_once(local, steps))
         added_here.append(here[-1] - local_engine.model_s[-1])
-        floor.append(empty_round_trip(empty, steps))
+        if len(floor) % 2:  # in turns, first one then the other: neither always follows the renders
+            unary.append(empty_unary_round_trip(empty, steps))
+            floor.append(empty_round_trip(empty, steps))
+        else:
+            floor.append(empty_round_trip(empty, steps))
+            unary.append(empty_unary_round_trip(empty, steps))
     return (statistics.median(remote), statistics.median(here), statistics.median(added),
             statistics.median(added_here), {name: statistics.median(values) for name, values in hops.items()},
-            statistics.median(floor))
+            statistics.median(floor), statistics.median(unary))
 
 
 def render_hops(asked: float, sent: dict[str, Any], done: dict[str, Any], answered: float) -> dict[str, float]:
@@ -288,7 +304,7 @@ def load_average() -> str:
 
 
 def print_overhead(remote_s: float, local_s: float, added_s: float, added_here_s: float,
-                   hops: dict[str, float], floor_s: float) -> None:
+                   hops: dict[str, float], floor_s: float, unary_s: float) -> None:
     print(f"2. one render: cluster {remote_s * 1e3:.1f} ms, in process {local_s * 1e3:.1f} ms: "
           f"{(remote_s - local_s) * 1e3:+.1f} ms, {remote_s / local_s:.3f}x; wall time less the model's time: "
           f"cluster {added_s * 1e3:.1f} ms, in process {added_here_s * 1e3:.1f} ms: the cluster's overhead "
@@ -297,7 +313,8 @@ def print_overhead(remote_s: float, local_s: float, added_s: float, added_here_s
     print(f"   the cluster's share, ms (medians): {shares}", flush=True)
     print(f"   Serve's own round trip (a deployment running nothing, streaming back a render's audio): "
           f"{floor_s * 1e3:.1f} ms; the overhead beyond it: {(added_s - added_here_s - floor_s) * 1e3:+.1f} ms "
-          f"(wall times: {(remote_s - local_s - floor_s) * 1e3:+.1f} ms)", flush=True)
+          f"(wall times: {(remote_s - local_s - floor_s) * 1e3:+.1f} ms); its unary round trip (the audio as a "
+          f"call's result): {unary_s * 1e3:.1f} ms", flush=True)
 
 
 def print_latency(latency_s: float, alone_s: float, more_s: float, hops: dict[str, float]) -> None:

@@ -12,7 +12,8 @@ where it can, and the replica's weight cache keeps the most recently used within
   so far; ``arrived_at``: when the call reached the replica, on :func:`time.monotonic`'s clock, which
   the processes of one machine share);
 - ``("progress", fraction)`` while the model runs (at most one each :data:`PROGRESS_INTERVAL_S`: each
-  event is a message through Ray, and the gateway stops a batch without waiting for one);
+  event is a message through Ray, and the gateway stops a batch without waiting for one; none for
+  the model's end, which its audio follows at once);
 - ``("error", {"type": ..., "message": ...})`` for an engine error (the gateway raises it again);
 - ``("done", {"outputs": [(audio, sample_rate, info)], "digest": ..., "model_s": ..., "paused_s": ...})``
   with the audio (``model_s``: the seconds the model ran, the same work as in process, from
@@ -270,8 +271,9 @@ class ModelReplica:
                         raise CancelledError("the gateway cancelled this batch")
                 paused[0] += time.monotonic() - began
             now = time.monotonic()
-            if (fraction - reported[0] >= PROGRESS_STEP and now - reported[1] >= PROGRESS_INTERVAL_S) or \
-                    (fraction >= 1.0 > reported[0]):
+            # the model's end is not sent as progress: its audio follows at once, and the gateway
+            # says 1.0 when it has it (an event more would be one more message through Ray before it)
+            if fraction < 1.0 and fraction - reported[0] >= PROGRESS_STEP and now - reported[1] >= PROGRESS_INTERVAL_S:
                 reported[:] = [fraction, now]
                 loop.call_soon_threadsafe(events.put_nowait, ("progress", fraction))
 
