@@ -1,6 +1,8 @@
 """The front ends over a cluster, unchanged: the Max for Live device's end-to-end test against
 ``loopbridge serve --cluster`` joined to the session's head, and ``serve --cluster local`` starting a
-cluster of its own and taking it down when it stops.
+cluster of its own and taking it down when it stops. The device's test runs in the background from
+the module's start, beside the test of ``--cluster local`` (each is mostly processes starting, on
+clusters of their own), and its test collects its outcome.
 
 ableton/test/e2e.test.js drives the device's JavaScript over OSC against a real engine it starts
 itself (ableton/test/support/engine.js); with ``LOOPBRIDGE_TEST_CLUSTER`` (and the head's token) that
@@ -10,24 +12,92 @@ joining the session's head too: their own fixture, tests/plugin/test_host_engine
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from loopbridge.bridge.client import Client
 
 from tests.cluster_head import Head
+from tests.engine.models.tiny_dance_diffusion import build_tiny_dance_diffusion
+from tests.engine.models.tiny_new_families import build_ace_step
 from tests.plugin.engine_process import start_engine
 
 ABLETON = Path(__file__).resolve().parents[2] / "ableton"
 
 pytestmark = pytest.mark.slow
+
+DEVICE_TEST = "test_the_device_end_to_end_against_serve_cluster"
+#: the device's test runs for about a minute on two busy cores
+DEVICE_TIMEOUT_S = 900
+
+
+@dataclass
+class DeviceRun:
+    """ableton/test/e2e.test.js running under Node.js, its output going to ``output``."""
+
+    process: subprocess.Popen[bytes]
+    output: Path
+
+    def result(self, timeout_s: float = DEVICE_TIMEOUT_S) -> tuple[int, str]:
+        """Its exit status and output (TAP), once it has ended."""
+        try:
+            code = self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            pytest.fail(f"the device's end-to-end test did not end in {timeout_s} s:\n{self.text()[-6000:]}")
+        return code, self.text()
+
+    def text(self) -> str:
+        return self.output.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """End it and the engines it started (its process group)."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+@pytest.fixture(scope="module")
+def device_run(ray_head: Head, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeviceRun]:
+    """The device's end-to-end test started against ``serve --cluster`` joined to the session's head
+    (``LOOPBRIDGE_TEST_CLUSTER`` and the head's token: ableton/test/support/engine.js), not waited for."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("Node.js is not installed: the device's JavaScript cannot run")
+    # the test's two tiny models, built here where torch is loaded already rather than each in a
+    # Python process of its own (ableton/test/support/engine.js copies them)
+    models = tmp_path_factory.mktemp("device-e2e-models")
+    build_tiny_dance_diffusion(models / "tiny-dd")
+    build_ace_step(models, name="tiny-ace-step")
+    env = {**os.environ, "LOOPBRIDGE_TEST_CLUSTER": ray_head.address,
+           "LOOPBRIDGE_TEST_CLUSTER_TOKEN": str(ray_head.token_file), "LOOPBRIDGE_PYTHON": sys.executable,
+           "LOOPBRIDGE_TEST_MODELS_DIR": str(models)}
+    output = tmp_path_factory.mktemp("device-e2e") / "tap.txt"
+    with output.open("wb") as sink:
+        process = subprocess.Popen([node, "--test", "--test-concurrency=1", "--test-reporter=tap", "test/e2e.test.js"],
+                                   cwd=ABLETON, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+    run = DeviceRun(process, output)
+    yield run
+    run.kill()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _device_test_started(request: pytest.FixtureRequest) -> None:
+    """Start the device's test with the module when it was collected (and can run: Node.js and Ray
+    are there; else its own test skips, saying why)."""
+    wanted = any(item.name == DEVICE_TEST for item in request.session.items)
+    if wanted and shutil.which("node") and importlib.util.find_spec("ray"):
+        request.getfixturevalue("device_run")
 
 
 def _ray_processes_naming(text: str) -> set[int]:
@@ -44,21 +114,6 @@ def _ray_processes_naming(text: str) -> set[int]:
         if text in command and "ray" in command:
             found.add(int(proc.name))
     return found
-
-
-def test_the_device_end_to_end_against_serve_cluster(ray_head: Head) -> None:
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("Node.js is not installed: the device's JavaScript cannot run")
-    env = {**os.environ, "LOOPBRIDGE_TEST_CLUSTER": ray_head.address,
-           "LOOPBRIDGE_TEST_CLUSTER_TOKEN": str(ray_head.token_file), "LOOPBRIDGE_PYTHON": sys.executable}
-    result = subprocess.run([node, "--test", "--test-concurrency=1", "--test-reporter=tap", "test/e2e.test.js"],
-                            cwd=ABLETON, env=env, capture_output=True, text=True, timeout=900)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-6000:]
-    counts = {name: int(n) for name, n in re.findall(r"^# (pass|fail|skipped|skip) (\d+)$", result.stdout, re.M)}
-    assert counts.get("pass", 0) > 0 and counts.get("fail", 1) == 0, output[-6000:]
-    assert counts.get("skipped", counts.get("skip", 0)) == 0, output[-6000:]  # it ran: an engine was there
 
 
 @pytest.fixture()
@@ -86,3 +141,11 @@ def test_serve_cluster_local_renders_there_and_takes_its_cluster_down(short_fold
     assert engine.process.returncode == 0, engine.log()
     # the engine, stopped as a user stops it, took its cluster down with it
     assert not _ray_processes_naming(str(tmp_path / "home")), engine.log()
+
+
+def test_the_device_end_to_end_against_serve_cluster(device_run: DeviceRun) -> None:
+    code, output = device_run.result()
+    assert code == 0, output[-6000:]
+    counts = {name: int(n) for name, n in re.findall(r"^# (pass|fail|skipped|skip) (\d+)$", output, re.M)}
+    assert counts.get("pass", 0) > 0 and counts.get("fail", 1) == 0, output[-6000:]
+    assert counts.get("skipped", counts.get("skip", 0)) == 0, output[-6000:]  # it ran: an engine was there
