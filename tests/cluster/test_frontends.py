@@ -2,7 +2,8 @@
 ``loopbridge serve --cluster`` joined to the session's head, and ``serve --cluster local`` starting a
 cluster of its own and taking it down when it stops. The device's test runs in the background from
 the module's start, beside the test of ``--cluster local`` (each is mostly processes starting, on
-clusters of their own), and its test collects its outcome.
+clusters of their own), its two top-level tests (each with an engine of its own) at once, and its
+test collects their outcome.
 
 ableton/test/e2e.test.js drives the device's JavaScript over OSC against a real engine it starts
 itself (ableton/test/support/engine.js); with ``LOOPBRIDGE_TEST_CLUSTER`` (and the head's token) that
@@ -39,32 +40,41 @@ pytestmark = pytest.mark.slow
 DEVICE_TEST = "test_the_device_end_to_end_against_serve_cluster"
 #: the device's test runs for about a minute on two busy cores
 DEVICE_TIMEOUT_S = 900
+#: the top-level tests of ableton/test/e2e.test.js, each run by a Node.js process of its own, at once:
+#: each starts an engine of its own (another model family on the head) and waits on it
+DEVICE_TESTS = ("the device against a real loopbridge serve",
+                "Run Task against a real loopbridge serve with a tiny ACE-Step model")
+#: why Node.js skips a test that the name pattern left out
+NOT_SELECTED = "test name does not match pattern"
 
 
 @dataclass
 class DeviceRun:
-    """ableton/test/e2e.test.js running under Node.js, its output going to ``output``."""
+    """ableton/test/e2e.test.js under Node.js: one process per top-level test (``--test-name-pattern``),
+    each writing its TAP output to a file of its own."""
 
-    process: subprocess.Popen[bytes]
-    output: Path
+    processes: list[subprocess.Popen[bytes]]
+    outputs: list[Path]
 
-    def result(self, timeout_s: float = DEVICE_TIMEOUT_S) -> tuple[int, str]:
-        """Its exit status and output (TAP), once it has ended."""
+    def results(self, timeout_s: float = DEVICE_TIMEOUT_S) -> list[tuple[int, str]]:
+        """Each process's exit status and output (TAP), once all have ended."""
         try:
-            code = self.process.wait(timeout=timeout_s)
+            codes = [process.wait(timeout=timeout_s) for process in self.processes]
         except subprocess.TimeoutExpired:
             self.kill()
-            pytest.fail(f"the device's end-to-end test did not end in {timeout_s} s:\n{self.text()[-6000:]}")
-        return code, self.text()
+            pytest.fail(f"the device's end-to-end test did not end in {timeout_s} s:\n"
+                        + "\n".join(text[-3000:] for text in self.texts()))
+        return list(zip(codes, self.texts(), strict=True))
 
-    def text(self) -> str:
-        return self.output.read_text(errors="replace")
+    def texts(self) -> list[str]:
+        return [output.read_text(errors="replace") for output in self.outputs]
 
     def kill(self) -> None:
-        """End it and the engines it started (its process group)."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        """End them and the engines they started (each its process group)."""
+        for process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
 
 
 @pytest.fixture(scope="module")
@@ -82,11 +92,16 @@ def device_run(ray_head: Head, tmp_path_factory: pytest.TempPathFactory) -> Iter
     env = {**os.environ, "LOOPBRIDGE_TEST_CLUSTER": ray_head.address,
            "LOOPBRIDGE_TEST_CLUSTER_TOKEN": str(ray_head.token_file), "LOOPBRIDGE_PYTHON": sys.executable,
            "LOOPBRIDGE_TEST_MODELS_DIR": str(models)}
-    output = tmp_path_factory.mktemp("device-e2e") / "tap.txt"
-    with output.open("wb") as sink:
-        process = subprocess.Popen([node, "--test", "--test-concurrency=1", "--test-reporter=tap", "test/e2e.test.js"],
-                                   cwd=ABLETON, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
-    run = DeviceRun(process, output)
+    folder = tmp_path_factory.mktemp("device-e2e")
+    run = DeviceRun([], [])
+    for index, name in enumerate(DEVICE_TESTS):
+        output = folder / f"tap-{index}.txt"
+        with output.open("wb") as sink:
+            command = [node, "--test", "--test-concurrency=1", "--test-reporter=tap",
+                       f"--test-name-pattern=^{re.escape(name)}$", "test/e2e.test.js"]
+            run.processes.append(subprocess.Popen(command, cwd=ABLETON, env=env, stdout=sink, stderr=subprocess.STDOUT,
+                                                  start_new_session=True))
+        run.outputs.append(output)
     yield run
     run.kill()
 
@@ -144,8 +159,16 @@ def test_serve_cluster_local_renders_there_and_takes_its_cluster_down(short_fold
 
 
 def test_the_device_end_to_end_against_serve_cluster(device_run: DeviceRun) -> None:
-    code, output = device_run.result()
-    assert code == 0, output[-6000:]
-    counts = {name: int(n) for name, n in re.findall(r"^# (pass|fail|skipped|skip) (\d+)$", output, re.M)}
-    assert counts.get("pass", 0) > 0 and counts.get("fail", 1) == 0, output[-6000:]
-    assert counts.get("skipped", counts.get("skip", 0)) == 0, output[-6000:]  # it ran: an engine was there
+    ran: list[str] = []
+    for code, output in device_run.results():
+        assert code == 0, output[-6000:]
+        counts = {name: int(n) for name, n in re.findall(r"^# (pass|fail|skipped|skip) (\d+)$", output, re.M)}
+        assert counts.get("pass", 0) > 0 and counts.get("fail", 1) == 0, output[-6000:]
+        # it ran: an engine was there (the one skip each run has is the other run's test)
+        skipped = re.findall(r"^ok \d+ - (.*) # SKIP(.*)$", output, re.M)
+        assert all(reason.strip() == NOT_SELECTED for _name, reason in skipped), output[-6000:]
+        assert counts.get("skipped", counts.get("skip", 0)) == len(skipped), output[-6000:]
+        ran += [name for name in re.findall(r"^ok \d+ - (.*)$", output, re.M) if " # SKIP" not in name]
+        every = {name.partition(" # SKIP")[0] for name in re.findall(r"^(?:not )?ok \d+ - (.*)$", output, re.M)}
+        assert every == set(DEVICE_TESTS), f"e2e.test.js's top-level tests are {sorted(every)}: DEVICE_TESTS names them"
+    assert sorted(ran) == sorted(DEVICE_TESTS)  # each ran once, in one of the runs
