@@ -55,15 +55,18 @@ class HeadProcess:
     """``loopbridge worker --head`` (with ``args`` besides) on loopback, started without waiting for it:
     :meth:`ready` waits for its ready line, :meth:`stop` stops it (its Ray processes with it). A
     head's start and stop are seconds of other processes' work, which the tests overlap with
-    their own (:meth:`begin_stop` sends the signal, :meth:`stop` waits)."""
+    their own (:meth:`begin_stop` sends the signal, :meth:`stop` waits); ``niceness`` runs it (and
+    its Ray processes) below the tests' other work."""
 
-    def __init__(self, cpus: int = HEAD_CPUS, args: Sequence[str] = ()) -> None:
+    def __init__(self, cpus: int = HEAD_CPUS, args: Sequence[str] = (), niceness: int = 0) -> None:
         pytest.importorskip("ray.serve", reason="Ray Serve is not installed: pip install -e '.[test,cluster]'")
         # a short folder: Ray's unix sockets live under it and their paths are limited to ~100 characters
         self.temp_dir = Path(tempfile.mkdtemp(prefix="lbray-", dir="/tmp"))
         self.log_path = self.temp_dir / "worker.log"
         command = [sys.executable, "-m", "loopbridge.bridge.cli", "worker", "--head", "--port", str(_free_port()),
                    "--num-cpus", str(cpus), "--num-gpus", "0", "--temp-dir", str(self.temp_dir), *args]
+        if niceness:  # a head the tests need later: it takes the cores the work they wait on leaves
+            command = ["nice", "-n", str(niceness), *command]
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
         with self.log_path.open("w") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)

@@ -1,5 +1,6 @@
 """The gateway's side of the session's cluster: two CPU replicas of the default model, deployed once;
-and the head with TLS that tests/cluster/test_tls.py joins, started beside the session's own head.
+the head with TLS that tests/cluster/test_tls.py joins and the ``serve --cluster local`` that
+tests/cluster/test_frontends.py asks, both started with the session, beside the session's own head.
 
 Nearly all of these tests' time is processes starting (Ray heads, replicas importing torch and
 loading a model, engines): what does not depend on another start is started beside it, so that a
@@ -12,6 +13,8 @@ import datetime
 import importlib.util
 import ipaddress
 import os
+import shutil
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +23,12 @@ from typing import Any
 import pytest
 
 from tests.cluster_head import Head, HeadProcess
+from tests.plugin.engine_process import RunningEngine, launch_engine
+
+#: niceness of the TLS head, started with the session and needed last: it takes the cores that the
+#: rest leaves (``serve --cluster local``, needed after the session's deployment's tests, starved at
+#: load average 5-7 when niced: its test waited for it)
+SIDE_NICENESS = 10
 
 
 class Events:
@@ -128,15 +137,35 @@ def tls_head_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple
     (and waited for) at the end of the session."""
     pytest.importorskip("cryptography", reason="the test's certificates are made with cryptography")
     tls = make_tls_folder(tmp_path_factory.mktemp("tls") / "tls-127.0.0.1")
-    head = HeadProcess(cpus=1, args=["--cluster-tls", str(tls)])
+    head = HeadProcess(cpus=1, args=["--cluster-tls", str(tls)], niceness=SIDE_NICENESS)
     yield head, tls
     head.stop()
 
 
+@pytest.fixture(scope="session")
+def local_cluster_engine(tiny_dd_root: Path) -> Iterator[tuple[RunningEngine, Path]]:
+    """``loopbridge serve --cluster local`` with one replica of ``tiny-dd``, started and not waited for
+    (its test waits), in a folder with a short path (Ray's unix sockets live under the engine's data
+    folder, and their paths are limited to ~100 characters); stopped at the end of the session if its
+    test has not stopped it."""
+    folder = Path(tempfile.mkdtemp(prefix="lbsc-", dir="/tmp"))
+    engine = launch_engine(folder, tiny_dd_root, ["--model", "tiny-dd", "--cluster", "local", "--replicas", "1"])
+    yield engine, folder
+    engine.stop()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _start_early(request: pytest.FixtureRequest) -> None:
-    """Start the TLS head with the session, beside the session's own head, when a collected test
-    joins it (and Ray and cryptography are there: else its tests skip, saying why)."""
-    wanted = any("tls_head" in getattr(item, "fixturenames", ()) for item in request.session.items)
-    if wanted and all(importlib.util.find_spec(name) for name in ("ray", "cryptography")):
+    """Start the session's head, then the TLS head (below the rest: it is needed last) and ``serve
+    --cluster local``, with the session, when a collected test uses them (and Ray, and cryptography
+    for the TLS head, are there: else their tests skip, saying why)."""
+    fixtures = {name for item in request.session.items for name in getattr(item, "fixturenames", ())}
+    if importlib.util.find_spec("ray") is None:
+        return
+    if "ray_head" in fixtures:
+        request.getfixturevalue("ray_head_process")
+    if "tls_head" in fixtures and importlib.util.find_spec("cryptography"):
         request.getfixturevalue("tls_head_process")
+    if "local_cluster_engine" in fixtures:
+        request.getfixturevalue("local_cluster_engine")

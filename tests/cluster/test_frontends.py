@@ -1,9 +1,9 @@
 """The front ends over a cluster, unchanged: the Max for Live device's end-to-end test against
 ``loopbridge serve --cluster`` joined to the session's head, and ``serve --cluster local`` starting a
-cluster of its own and taking it down when it stops. The device's test runs in the background from
-the module's start, beside the test of ``--cluster local`` (each is mostly processes starting, on
-clusters of their own), its two top-level tests (each with an engine of its own) at once, and its
-test collects their outcome.
+cluster of its own and taking it down when it stops. ``serve --cluster local`` starts with the session
+(tests/cluster/conftest.py); the device's test runs in the background from the module's start, beside
+the test of ``--cluster local`` (each is mostly processes starting, on clusters of their own), its
+two top-level tests (each with an engine of its own) at once, and its test collects their outcome.
 
 ableton/test/e2e.test.js drives the device's JavaScript over OSC against a real engine it starts
 itself (ableton/test/support/engine.js); with ``LOOPBRIDGE_TEST_CLUSTER`` (and the head's token) that
@@ -20,7 +20,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,7 @@ from loopbridge.bridge.client import Client
 from tests.cluster_head import Head
 from tests.engine.models.tiny_dance_diffusion import build_tiny_dance_diffusion
 from tests.engine.models.tiny_new_families import build_ace_step
-from tests.plugin.engine_process import start_engine
+from tests.plugin.engine_process import RunningEngine
 
 ABLETON = Path(__file__).resolve().parents[2] / "ableton"
 
@@ -46,6 +45,11 @@ DEVICE_TESTS = ("the device against a real loopbridge serve",
                 "Run Task against a real loopbridge serve with a tiny ACE-Step model")
 #: why Node.js skips a test that the name pattern left out
 NOT_SELECTED = "test name does not match pattern"
+
+
+def _js_escape(text: str) -> str:
+    """``text`` as a JavaScript regular expression that matches it alone."""
+    return re.sub(r"[\\^$.*+?()[\]{}|/]", lambda m: "\\" + m.group(0), text)
 
 
 @dataclass
@@ -98,7 +102,7 @@ def device_run(ray_head: Head, tmp_path_factory: pytest.TempPathFactory) -> Iter
         output = folder / f"tap-{index}.txt"
         with output.open("wb") as sink:
             command = [node, "--test", "--test-concurrency=1", "--test-reporter=tap",
-                       f"--test-name-pattern=^{re.escape(name)}$", "test/e2e.test.js"]
+                       f"--test-name-pattern=^{_js_escape(name)}$", "test/e2e.test.js"]
             run.processes.append(subprocess.Popen(command, cwd=ABLETON, env=env, stdout=sink, stderr=subprocess.STDOUT,
                                                   start_new_session=True))
         run.outputs.append(output)
@@ -131,20 +135,12 @@ def _ray_processes_naming(text: str) -> set[int]:
     return found
 
 
-@pytest.fixture()
-def short_folder() -> Iterator[Path]:
-    """A folder with a short path: Ray's unix sockets live under the engine's data folder there, and
-    their paths are limited to ~100 characters."""
-    folder = Path(tempfile.mkdtemp(prefix="lbsc-", dir="/tmp"))
-    yield folder
-    shutil.rmtree(folder, ignore_errors=True)
-
-
-def test_serve_cluster_local_renders_there_and_takes_its_cluster_down(short_folder: Path, tiny_dd_root: Path) -> None:
+def test_serve_cluster_local_renders_there_and_takes_its_cluster_down(
+        local_cluster_engine: tuple[RunningEngine, Path]) -> None:
     pytest.importorskip("ray.serve", reason="Ray Serve is not installed: pip install -e '.[test,cluster]'")
-    tmp_path = short_folder
-    engine = start_engine(tmp_path, tiny_dd_root, ["--model", "tiny-dd", "--cluster", "local", "--replicas", "1"])
+    engine, tmp_path = local_cluster_engine  # started with the session (tests/cluster/conftest.py)
     try:
+        engine.wait_ready()
         ours = _ray_processes_naming(str(tmp_path / "home"))
         assert ours, "serve --cluster local started no Ray process under its data folder"
         with Client(engine.endpoint) as client:
