@@ -51,38 +51,66 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+class HeadProcess:
+    """``loopbridge worker --head`` (with ``args`` besides) on loopback, started without waiting for it:
+    :meth:`ready` waits for its ready line, :meth:`stop` stops it (its Ray processes with it). A
+    head's start and stop are seconds of other processes' work, which the tests overlap with
+    their own (:meth:`begin_stop` sends the signal, :meth:`stop` waits); ``niceness`` runs it (and
+    its Ray processes) below the tests' other work."""
+
+    def __init__(self, cpus: int = HEAD_CPUS, args: Sequence[str] = (), niceness: int = 0) -> None:
+        pytest.importorskip("ray.serve", reason="Ray Serve is not installed: pip install -e '.[test,cluster]'")
+        # a short folder: Ray's unix sockets live under it and their paths are limited to ~100 characters
+        self.temp_dir = Path(tempfile.mkdtemp(prefix="lbray-", dir="/tmp"))
+        self.log_path = self.temp_dir / "worker.log"
+        command = [sys.executable, "-m", "loopbridge.bridge.cli", "worker", "--head", "--port", str(_free_port()),
+                   "--num-cpus", str(cpus), "--num-gpus", "0", "--temp-dir", str(self.temp_dir), *args]
+        if niceness:  # a head the tests need later: it takes the cores the work they wait on leaves
+            command = ["nice", "-n", str(niceness), *command]
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        with self.log_path.open("w") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        self._head: Head | None = None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def ready(self, timeout_s: float = 120.0) -> Head:
+        """The head once it has said it is ready; fails the test if it exits or stays silent for ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while self._head is None:
+            found = READY.search(self.log_path.read_text(errors="replace"))
+            if found:
+                self._head = Head(found.group(1), Path(found.group(2)), self.temp_dir)
+            elif self.process.poll() is not None:
+                pytest.fail(f"loopbridge worker --head exited with {self.process.returncode}:\n{self.log()}")
+            elif time.monotonic() > deadline:
+                pytest.fail(f"loopbridge worker --head was not ready in {timeout_s:.0f} s:\n{self.log()}")
+            else:
+                time.sleep(0.05)
+        return self._head
+
+    def begin_stop(self) -> None:
+        """Ask the head to stop (SIGTERM: it stops its Ray processes) without waiting for it."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
+    def stop(self) -> None:
+        """Stop the head and wait for it (killed after a minute), then remove its folder."""
+        self.begin_stop()
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
 def start_head(timeout_s: float = 120.0, cpus: int = HEAD_CPUS, args: Sequence[str] = ()) -> Iterator[Head]:
     """Start the head (``loopbridge worker --head`` with ``args`` besides), yield it, stop it (its Ray
     processes with it)."""
-    pytest.importorskip("ray.serve", reason="Ray Serve is not installed: pip install -e '.[test,cluster]'")
-    # a short folder: Ray's unix sockets live under it and their paths are limited to ~100 characters
-    temp_dir = Path(tempfile.mkdtemp(prefix="lbray-", dir="/tmp"))
-    log_path = temp_dir / "worker.log"
-    command = [sys.executable, "-m", "loopbridge.bridge.cli", "worker", "--head", "--port", str(_free_port()),
-               "--num-cpus", str(cpus), "--num-gpus", "0", "--temp-dir", str(temp_dir), *args]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    with log_path.open("w") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    head = HeadProcess(cpus, args)
     try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            found = READY.search(log_path.read_text(errors="replace"))
-            if found:
-                break
-            if process.poll() is not None:
-                pytest.fail(f"loopbridge worker --head exited with {process.returncode}:\n"
-                            f"{log_path.read_text(errors='replace')[-4000:]}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"loopbridge worker --head was not ready in {timeout_s:.0f} s:\n"
-                            f"{log_path.read_text(errors='replace')[-4000:]}")
-            time.sleep(0.1)
-        yield Head(found.group(1), Path(found.group(2)), temp_dir)
+        yield head.ready(timeout_s)
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        shutil.rmtree(temp_dir, ignore_errors=True)
+        head.stop()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.cluster_head import Head, start_head
+from tests.cluster_head import Head, HeadProcess
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -41,6 +41,14 @@ def tiny_dd_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def ray_head() -> Iterator[Head]:
+def ray_head_process() -> Iterator[HeadProcess]:
+    """The session's Ray head, started and not waited for (tests/cluster/conftest.py starts it first)."""
+    head = HeadProcess()
+    yield head
+    head.stop()
+
+
+@pytest.fixture(scope="session")
+def ray_head(ray_head_process: HeadProcess) -> Head:
     """A Ray cluster on loopback for the whole session (tests/cluster_head.py); skipped without Ray."""
-    yield from start_head()
+    return ray_head_process.ready()

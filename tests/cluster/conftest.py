@@ -1,8 +1,20 @@
-"""The gateway's side of the session's cluster: two CPU replicas of the default model, deployed once."""
+"""The gateway's side of the session's cluster: two CPU replicas of the default model, deployed once;
+the head with TLS that tests/cluster/test_tls.py joins and the ``serve --cluster local`` that
+tests/cluster/test_frontends.py asks, both started with the session, beside the session's own head.
+
+Nearly all of these tests' time is processes starting (Ray heads, replicas importing torch and
+loading a model, engines): what does not depend on another start is started beside it, so that a
+start waiting on one core does not leave the other idle.
+"""
 
 from __future__ import annotations
 
+import datetime
+import importlib.util
+import ipaddress
 import os
+import shutil
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +22,13 @@ from typing import Any
 
 import pytest
 
-from tests.cluster_head import Head
+from tests.cluster_head import Head, HeadProcess
+from tests.plugin.engine_process import RunningEngine, launch_engine
+
+#: niceness of the TLS head, started with the session and needed last: it takes the cores that the
+#: rest leaves (``serve --cluster local``, needed after the session's deployment's tests, starved at
+#: load average 5-7 when niced: its test waited for it)
+SIDE_NICENESS = 10
 
 
 class Events:
@@ -71,3 +89,83 @@ def cluster_engine(ray_head: Head, tmp_path_factory: pytest.TempPathFactory, clu
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def make_tls_folder(folder: Path) -> Path:
+    """``ca.crt``, ``node.crt`` (signed by the CA, for 127.0.0.1, localhost and the address Ray gives
+    this machine's node: ``ray start`` takes it even with ``--node-ip-address 127.0.0.1``) and
+    ``node.key`` in ``folder``."""
+    import ray.util
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    addresses = sorted({"127.0.0.1", ray.util.get_node_ip_address()})
+
+    def certificate(subject: str, key: ec.EllipticCurvePrivateKey, issuer: str,
+                    issuer_key: ec.EllipticCurvePrivateKey, ca: bool) -> x509.Certificate:
+        builder = (x509.CertificateBuilder()
+                   .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+                   .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - datetime.timedelta(minutes=5))
+                   .not_valid_after(now + datetime.timedelta(days=1))
+                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if not ca:
+            builder = builder.add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address(address)) for address in addresses]
+                + [x509.DNSName("localhost")]), critical=False)
+        return builder.sign(issuer_key, hashes.SHA256())
+
+    ca_key, node_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = certificate("loopbridge-test-ca", ca_key, "loopbridge-test-ca", ca_key, ca=True)
+    node = certificate("127.0.0.1", node_key, "loopbridge-test-ca", ca_key, ca=False)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    (folder / "node.crt").write_bytes(node.public_bytes(serialization.Encoding.PEM))
+    (folder / "node.key").write_bytes(node_key.private_bytes(serialization.Encoding.PEM,
+                                                             serialization.PrivateFormat.PKCS8,
+                                                             serialization.NoEncryption()))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tls_head_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[HeadProcess, Path]]:
+    """A head on one CPU with TLS (certificates made here), started and not waited for; stopped
+    (and waited for) at the end of the session."""
+    pytest.importorskip("cryptography", reason="the test's certificates are made with cryptography")
+    tls = make_tls_folder(tmp_path_factory.mktemp("tls") / "tls-127.0.0.1")
+    head = HeadProcess(cpus=1, args=["--cluster-tls", str(tls)], niceness=SIDE_NICENESS)
+    yield head, tls
+    head.stop()
+
+
+@pytest.fixture(scope="session")
+def local_cluster_engine(tiny_dd_root: Path) -> Iterator[tuple[RunningEngine, Path]]:
+    """``loopbridge serve --cluster local`` with one replica of ``tiny-dd``, started and not waited for
+    (its test waits), in a folder with a short path (Ray's unix sockets live under the engine's data
+    folder, and their paths are limited to ~100 characters); stopped at the end of the session if its
+    test has not stopped it."""
+    folder = Path(tempfile.mkdtemp(prefix="lbsc-", dir="/tmp"))
+    engine = launch_engine(folder, tiny_dd_root, ["--model", "tiny-dd", "--cluster", "local", "--replicas", "1"])
+    yield engine, folder
+    engine.stop()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _start_early(request: pytest.FixtureRequest) -> None:
+    """Start the session's head, then the TLS head (below the rest: it is needed last) and ``serve
+    --cluster local``, with the session, when a collected test uses them (and Ray, and cryptography
+    for the TLS head, are there: else their tests skip, saying why)."""
+    fixtures = {name for item in request.session.items for name in getattr(item, "fixturenames", ())}
+    if importlib.util.find_spec("ray") is None:
+        return
+    if "ray_head" in fixtures:
+        request.getfixturevalue("ray_head_process")
+    if "tls_head" in fixtures and importlib.util.find_spec("cryptography"):
+        request.getfixturevalue("tls_head_process")
+    if "local_cluster_engine" in fixtures:
+        request.getfixturevalue("local_cluster_engine")

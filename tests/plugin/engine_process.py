@@ -32,6 +32,25 @@ class RunningEngine:
     def log_all(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def wait_ready(self, timeout_s: float = 180.0) -> None:
+        """Wait until the ready line names the ZeroMQ endpoint; fails the test (the engine stopped) if
+        it exits or stays silent for ``timeout_s``."""
+        try:
+            deadline = time.monotonic() + timeout_s
+            while not self.endpoint:
+                found = READY.search(self.log_all())
+                if found:
+                    self.endpoint = found.group(1)
+                elif self.process.poll() is not None:
+                    pytest.fail(f"loopbridge serve exited with {self.process.returncode}:\n{self.log()}")
+                elif time.monotonic() > deadline:
+                    pytest.fail(f"loopbridge serve was not ready within {timeout_s:.0f} s:\n{self.log()}")
+                else:
+                    time.sleep(0.05)
+        except BaseException:
+            self.stop()
+            raise
+
     def kill(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL)
@@ -60,6 +79,15 @@ def start_engine(folder: Path, models_root: Path | None, extra_args: list[str],
     Returns once its ready line names the ZeroMQ endpoint; fails the test if it exits or stays
     silent for ``ready_timeout_s``. Stop it with :meth:`RunningEngine.stop`.
     """
+    running = launch_engine(folder, models_root, extra_args, cluster)
+    running.wait_ready(ready_timeout_s)
+    return running
+
+
+def launch_engine(folder: Path, models_root: Path | None, extra_args: list[str],
+                  cluster: Head | None = None, niceness: int = 0) -> RunningEngine:
+    """:func:`start_engine` without waiting: the engine starts while the caller does something else
+    (``niceness``: below it, taking the cores it leaves); :meth:`RunningEngine.wait_ready` waits for it."""
     home = folder / "home"
     home.mkdir(parents=True)
     store_dir = folder / "store"
@@ -70,22 +98,8 @@ def start_engine(folder: Path, models_root: Path | None, extra_args: list[str],
                "--store", str(store_dir), "--device", "cpu", "--threads", "1", *extra_args]
     if cluster is not None:
         command += cluster.serve_args(replicas=1)
+    if niceness:
+        command = ["nice", "-n", str(niceness), *command]
     with log_path.open("w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-    running = RunningEngine(process, "", store_dir, log_path)
-    try:
-        deadline = time.monotonic() + ready_timeout_s
-        while not running.endpoint:
-            found = READY.search(log_path.read_text(errors="replace"))
-            if found:
-                running.endpoint = found.group(1)
-            elif process.poll() is not None:
-                pytest.fail(f"loopbridge serve exited with {process.returncode}:\n{running.log()}")
-            elif time.monotonic() > deadline:
-                pytest.fail(f"loopbridge serve was not ready within {ready_timeout_s:.0f} s:\n{running.log()}")
-            else:
-                time.sleep(0.05)
-    except BaseException:
-        running.stop()
-        raise
-    return running
+    return RunningEngine(process, "", store_dir, log_path)

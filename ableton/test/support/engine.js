@@ -58,7 +58,14 @@ const TINY_BUILDERS = {
         "build_ace_step(Path(sys.argv[1]), name=sys.argv[2])\n",
 };
 
+// LOOPBRIDGE_TEST_MODELS_DIR: a folder where the tiny models were built already (the Python tests that
+// run this test build them in their own process, where torch is loaded): copied rather than built again
 function buildTinyModel(models, model) {
+    const prebuilt = process.env.LOOPBRIDGE_TEST_MODELS_DIR ? path.join(process.env.LOOPBRIDGE_TEST_MODELS_DIR, model) : null;
+    if (prebuilt && fs.existsSync(prebuilt)) {
+        fs.cpSync(prebuilt, path.join(models, model), {recursive: true});
+        return;
+    }
     const script = "import sys; from pathlib import Path\n" + TINY_BUILDERS[model];
     const result = spawnSync(pythonExecutable(), ["-c", script, models, model], {cwd: REPO,
         encoding: "utf8", timeout: 300000});
