@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from loopbridge.bridge.cli.worker import KILLED_LINE
 
 READY = re.compile(r"loopbridge worker: ready: head (\S+), temp \S+, token (\S+),")
 #: CPUs the head offers: two replicas of the default model and one of a plugin test's model, with room
@@ -58,7 +59,8 @@ class HeadProcess:
     their own (:meth:`begin_stop` sends the signal, :meth:`stop` waits); ``niceness`` runs it (and
     its Ray processes) below the tests' other work."""
 
-    def __init__(self, cpus: int = HEAD_CPUS, args: Sequence[str] = (), niceness: int = 0) -> None:
+    def __init__(self, cpus: int = HEAD_CPUS, args: Sequence[str] = (), niceness: int = 0,
+                 sigint_ignored: bool = False) -> None:
         pytest.importorskip("ray.serve", reason="Ray Serve is not installed: pip install -e '.[test,cluster]'")
         # a short folder: Ray's unix sockets live under it and their paths are limited to ~100 characters
         self.temp_dir = Path(tempfile.mkdtemp(prefix="lbray-", dir="/tmp"))
@@ -67,6 +69,8 @@ class HeadProcess:
                    "--num-cpus", str(cpus), "--num-gpus", "0", "--temp-dir", str(self.temp_dir), *args]
         if niceness:  # a head the tests need later: it takes the cores the work they wait on leaves
             command = ["nice", "-n", str(niceness), *command]
+        if sigint_ignored:  # as a background job of a shell without job control starts it
+            command = ["sh", "-c", 'trap "" INT; exec "$@"', "sh", *command]
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
         with self.log_path.open("w") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -103,7 +107,10 @@ class HeadProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        log = self.log()
         shutil.rmtree(self.temp_dir, ignore_errors=True)
+        if KILLED_LINE in log:
+            pytest.fail(f"loopbridge worker --head did not stop its Ray node when asked:\n{log}")
 
 
 def start_head(timeout_s: float = 120.0, cpus: int = HEAD_CPUS, args: Sequence[str] = ()) -> Iterator[Head]:

@@ -42,8 +42,10 @@ def tiny_dd_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def ray_head_process() -> Iterator[HeadProcess]:
-    """The session's Ray head, started and not waited for (tests/cluster/conftest.py starts it first)."""
-    head = HeadProcess()
+    """The session's Ray head, started and not waited for (tests/cluster/conftest.py starts it first),
+    SIGINT ignored as in a background job of a shell without job control (it must still stop its node
+    when asked: :meth:`HeadProcess.stop` fails the test if it had to be killed)."""
+    head = HeadProcess(sigint_ignored=True)
     yield head
     head.stop()
 

@@ -30,6 +30,8 @@ from .common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, InputError, fail, posi
 
 #: printed on stderr once the node runs (scripts and tests wait for it)
 READY_LINE = "loopbridge worker: ready"
+#: said when the node had to be killed (it did not stop within :data:`STOP_GRACE_S` of its interrupt)
+KILLED_LINE = "loopbridge worker: the Ray node did not stop when interrupted"
 #: what ``ray start`` prints once its node runs
 _RAY_STARTED = "Ray runtime started"
 #: how long the node has to stop after Ctrl-C or SIGTERM before its processes are killed (on a busy
@@ -101,10 +103,21 @@ def worker_command(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     temp_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **security.environment()}
-    process = subprocess.Popen(ray_start_command(args, temp_dir), env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True)
     stop = threading.Event()
-    previous = _install_signals(stop, process)
+    node: list[subprocess.Popen[str]] = []
+    # the handlers go in before the node starts: a signal this process ignores (a background job of a
+    # shell without job control ignores SIGINT) would stay ignored in `ray start`, which then could
+    # not be interrupted; one that is handled starts there as the default
+    previous = _install_signals(stop, node)
+    try:
+        process = subprocess.Popen(ray_start_command(args, temp_dir), env=env, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True)
+    except BaseException:
+        _restore_signals(previous)
+        raise
+    node.append(process)
+    if stop.is_set():  # asked to stop while it started
+        _interrupt(process)
     where = f"{args.host}:{args.port}" if args.head else args.join
     try:
         assert process.stdout is not None
@@ -118,15 +131,16 @@ def worker_command(args: argparse.Namespace) -> int:
         code = process.wait()
     finally:
         _stop(process)
-        for signum, old in previous.items():
-            signal.signal(signum, old)  # type: ignore[arg-type]
+        _restore_signals(previous)
     if stop.is_set():
         return EXIT_OK
     fail(f"the Ray node exited with status {code}")
     return EXIT_BAD_INPUT if code == 2 else EXIT_FAILED
 
 
-def _install_signals(stop: threading.Event, process: subprocess.Popen[str]) -> dict[int, object]:
+def _install_signals(stop: threading.Event, node: list[subprocess.Popen[str]]) -> dict[int, object]:
+    """Ctrl-C and SIGTERM set ``stop`` and interrupt the node (``node``: empty until it has started),
+    killing it if it has not stopped :data:`STOP_GRACE_S` later."""
     if threading.current_thread() is not threading.main_thread():
         return {}
     previous: dict[int, object] = {}
@@ -135,14 +149,20 @@ def _install_signals(stop: threading.Event, process: subprocess.Popen[str]) -> d
         if stop.is_set():
             return
         stop.set()
-        _interrupt(process)
-        deadline = threading.Timer(STOP_GRACE_S, _kill, (process,))
-        deadline.daemon = True
-        deadline.start()
+        for process in node:
+            _interrupt(process)
+            deadline = threading.Timer(STOP_GRACE_S, _kill, (process,))
+            deadline.daemon = True
+            deadline.start()
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         previous[signum] = signal.signal(signum, handler)
     return previous
+
+
+def _restore_signals(previous: dict[int, object]) -> None:
+    for signum, old in previous.items():
+        signal.signal(signum, old)  # type: ignore[arg-type]
 
 
 def _interrupt(process: subprocess.Popen[str]) -> None:
@@ -162,6 +182,8 @@ def _stop(process: subprocess.Popen[str], timeout_s: float = STOP_GRACE_S) -> No
 
 def _kill(process: subprocess.Popen[str]) -> None:
     """Kill the node's processes: ``ray start``'s own session, nobody else's."""
+    if process.poll() is None:
+        print(f"{KILLED_LINE} ({STOP_GRACE_S:.0f} s): its processes are killed", file=sys.stderr, flush=True)
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except ProcessLookupError:
