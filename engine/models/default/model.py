@@ -100,7 +100,7 @@ class ModelConfig:
     #: :data:`.spectral.STEADY_TRENDS` (classes not named: ``mean``; the spectrogram's stage takes the mean)
     decoder_steady_trend: dict[str, str] = field(default_factory=dict)
     #: per class, the most (dB) a sampled spectrogram's first frame may be louder than its second
-    #: (:func:`.spectral.cap_first_frame`, applied to the clean estimate at every step of :func:`sample`
+    #: (each band, :func:`.spectral.cap_first_frame`, applied to the clean estimate at every step of :func:`sample`
     #: and to its result; classes not named: no bound)
     first_frame_most_db: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)

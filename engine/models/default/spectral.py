@@ -302,22 +302,20 @@ STEADY_TRENDS = ("mean", "quadratic")
 
 
 def cap_first_frame(spec: torch.Tensor, most_db: torch.Tensor | float) -> torch.Tensor:
-    """Scaled log-mel ``[batch, mels, frames]`` whose first frame is at most ``most_db`` (a number, or
-    one per row ``[batch]``; ``inf``: as it is) louder than its second.
+    """Scaled log-mel ``[batch, mels, frames]`` whose first frame has no band more than ``most_db`` (a
+    number, or one per row ``[batch]``; ``inf``: as it is) louder than the same band in the second.
 
     A recording starts at its onset, and its first frame is seldom louder than the second (in the
-    real corpus's training kits at most 4.9 dB, 3.2 dB at the 99th percentile): the onset falls
-    within both. Every band of a first frame that is louder moves down by the same amount; bands at
-    the floor stay where they are.
+    real corpus's training kits the frame's loudness at most 4.9 dB, 3.2 dB at the 99th percentile):
+    the onset falls within both. Each band over the bound comes down to it; the others, and the
+    later frames, stay as they are.
     """
     if spec.shape[-1] < 2:
         return spec
     db = unit_to_db(spec.float())
-    loud = frame_loudness_db(db[..., :2])  # [batch, 2]
-    most = torch.as_tensor(most_db, dtype=loud.dtype, device=loud.device).expand(loud.shape[0])
-    over = (loud[:, 0] - loud[:, 1] - most).clamp_min(0.0).nan_to_num(0.0).float()[:, None]
-    first = db[:, :, 0]
-    db[:, :, 0] = torch.where(first > DB_FLOOR + 0.5, (first - over).clamp_min(DB_FLOOR), first)
+    most = torch.as_tensor(most_db, dtype=db.dtype, device=db.device).expand(db.shape[0])[:, None]
+    first, bound = db[:, :, 0], db[:, :, 1] + most
+    db[:, :, 0] = torch.where(first > bound, bound.clamp_min(DB_FLOOR), first)
     return db_to_unit(db).to(spec.dtype)
 
 

@@ -312,8 +312,9 @@ def test_cap_first_frame_bounds_an_overshooting_first_frame_and_leaves_the_rest(
     spiked[0] = course[1] + 12.0  # a first frame 12 dB over the second, as the network samples them
     spec = torch.cat([_spectrogram(spiked), _spectrogram(course)])
     out = spectral.cap_first_frame(spec, torch.tensor([3.0, 3.0]))
-    loud = spectral.frame_loudness_db(spectral.unit_to_db(out)).numpy()
-    assert abs((loud[0, 0] - loud[0, 1]) - 3.0) < 0.01  # brought down to the bound
+    db = spectral.unit_to_db(out)
+    # every band that carries the course comes down to 3 dB over the second frame's
+    torch.testing.assert_close(db[0, :40, 0] - db[0, :40, 1], torch.full((40,), 3.0), atol=1e-3, rtol=0)
     torch.testing.assert_close(out[0, :, 1:], spec[0, :, 1:])  # every later frame as it was
     torch.testing.assert_close(out[1], spec[1])  # a first frame within the bound is left alone
     floor = spectral.db_to_unit(torch.tensor(spectral.DB_FLOOR))
@@ -322,6 +323,12 @@ def test_cap_first_frame_bounds_an_overshooting_first_frame_and_leaves_the_rest(
     torch.testing.assert_close(spectral.cap_first_frame(spec, torch.tensor([np.inf, 3.0])), spec)
     at_zero = _loudness(spectral.cap_first_frame(spec[:1], 0.0))
     assert abs(at_zero[0] - at_zero[1]) < 0.01
+    # a band over the bound comes down; a band under it, in the same frame, stays
+    mixed = spec[:1].clone()
+    mixed[0, 1, 0] = spectral.db_to_unit(spectral.unit_to_db(mixed[0, 1, 1]) - 6.0)
+    capped = spectral.unit_to_db(spectral.cap_first_frame(mixed, 3.0))[0]
+    assert abs(float(capped[1, 0] - spectral.unit_to_db(mixed[0, 1, 0]))) < 1e-4
+    assert abs(float(capped[0, 0] - capped[0, 1]) - 3.0) < 1e-3
 
 
 def test_first_frame_bound_in_the_config_and_in_the_sampler() -> None:
@@ -351,6 +358,8 @@ def test_first_frame_bound_in_the_config_and_in_the_sampler() -> None:
     free_loud, loud = _loudness_rows(free), _loudness_rows(out)
     assert free_loud[0, 0] - free_loud[0, 1] > 0.05
     assert loud[0, 0] - loud[0, 1] <= 1e-3
+    db = spectral.unit_to_db(out)
+    assert torch.all(db[0, :, 0] <= db[0, :, 1] + 1e-3)  # no band of the first frame over the second's
     torch.testing.assert_close(out[1:], free[1:])  # other classes and no class sample as before
 
 
