@@ -11,16 +11,22 @@ compares with the held-out recordings; flicker is the target's, jitter also coun
   (flicker and jitter read on the log-mel itself; ``mel attack``: the power of frames 0-2 against frames 9-17,
   the same reading on every row) and decoded, as ``generate`` returns them.
 
+- ``first frame``: how much louder (dB) a log-mel's first frame is than its second, median per class:
+  a recording starts at its onset, which falls in both; the network's first frame overshoots
+  (MODEL.md, "The first frame"), and ``ModelConfig.first_frame_most_db`` bounds it in the sampler.
+  ``--no-first-frame-bound`` samples without that bound, to see the network's own.
+
 ``--stage`` picks the de-flicker variants compared (``shipped`` is the package's config). Not a test:
 nothing here passes or fails.
 
     python bench/bench_envelope_chain.py --corpus DIR [--per-class 16] [--split train|held-out|both]
-        [--stage shipped --stage NAME ...] [--cache FILE]
+        [--stage shipped --stage NAME ...] [--cache FILE] [--no-first-frame-bound]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -67,6 +73,12 @@ def mel_flicker(mel: torch.Tensor) -> np.ndarray:
     readable &= (frames >= _JITTER_FRAMES.start) & (frames < _JITTER_FRAMES.stop)
     return np.array([float(np.median(c[r])) if r.sum() >= FLICKER_MIN_FRAMES else np.nan
                      for c, r in zip(curvature, readable, strict=True)])
+
+
+def first_over_second(mel: torch.Tensor) -> np.ndarray:
+    """``[n]``: how much louder (dB) a log-mel's first frame is than its second."""
+    loud = spectral.frame_loudness_db(spectral.unit_to_db(mel.float()[..., :2])).numpy()
+    return loud[:, 0] - loud[:, 1]
 
 
 def mel_attack(mel: torch.Tensor) -> np.ndarray:
@@ -146,10 +158,14 @@ def main() -> None:
     parser.add_argument("--decoder", action="append", default=None, choices=sorted(DECODERS))
     parser.add_argument("--cache", type=Path, default=None, help="the model's sampled log-mels, kept between runs")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--no-first-frame-bound", action="store_true",
+                        help="sample without the config's bound on the first frame (the network's own)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     model = DefaultModel.load(args.model)
+    if args.no_first_frame_bound:
+        model.config = dataclasses.replace(model.config, first_frame_most_db={})
     classes = list(model.config.classes)
     known = stages(model)
     chosen = args.stage or ["none", "shipped"]
@@ -159,6 +175,7 @@ def main() -> None:
     decoders = args.decoder or ["shipped"]
     manifest = load_manifest(args.corpus)
     rows: list[tuple[str, list[float], list[float], list[float]]] = []  # label, jitter, attack, flicker per class
+    firsts: list[tuple[str, list[float]]] = []  # label, first frame over second per class
 
     splits = ["train", "held-out"] if args.split == "both" else [args.split]
     for split in splits:
@@ -168,6 +185,7 @@ def main() -> None:
                      medians(attack_measures(recs.audio, ATTACK_FLOOR_DB), recs.labels, classes),
                      medians(flicker_measures(recs.audio), recs.labels, classes)))
         mels = spectral.log_mel(recs.audio)
+        firsts.append((f"{split} rec", medians(first_over_second(mels), recs.labels, classes)))
         for name in chosen:
             for dec in decoders:
                 audio = decode(mels, recs.labels, model, known[name], dec)
@@ -194,6 +212,7 @@ def main() -> None:
         model_mels = torch.stack(captured)
         if args.cache is not None:
             torch.save({"mels": model_mels, "labels": torch.from_numpy(model_labels)}, args.cache)
+    firsts.append(("model mel", medians(first_over_second(model_mels), model_labels, classes)))
     rows.append(("model mel", medians(mel_jitter(model_mels), model_labels, classes),
                  medians(mel_attack(model_mels), model_labels, classes),
                  medians(mel_flicker(model_mels), model_labels, classes)))
@@ -218,6 +237,11 @@ def main() -> None:
         for row in rows:
             print(f"{row[0]:28s}" + "".join(f"{v:7.2f}" for v in row[index]))  # type: ignore[attr-defined]
         print()
+    print("first frame over second, dB (median per class, log-mel)")
+    print(f"{'':28s}" + "".join(f"{s:>7s}" for s in short))
+    for label, values in firsts:
+        print(f"{label:28s}" + "".join(f"{v:7.2f}" for v in values))
+    print()
     print(f"took {time.perf_counter() - started:.1f} s")
 
 

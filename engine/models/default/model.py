@@ -15,6 +15,7 @@ over an interval of noise levels (``ModelConfig.guidance_interval``). The networ
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -98,7 +99,16 @@ class ModelConfig:
     #: per class, the local course :func:`.spectral.steady_decoded` brings a frame to, one of
     #: :data:`.spectral.STEADY_TRENDS` (classes not named: ``mean``; the spectrogram's stage takes the mean)
     decoder_steady_trend: dict[str, str] = field(default_factory=dict)
+    #: per class, the most (dB) a sampled spectrogram's first frame may be louder than its second
+    #: (each band, :func:`.spectral.cap_first_frame`, applied to the clean estimate at every step of :func:`sample`
+    #: and to its result; classes not named: no bound)
+    first_frame_most_db: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def first_frame_most(self, class_name: str | None) -> float:
+        """The most (dB) a sampled first frame of ``class_name`` may be louder than its second (None:
+        no class); ``inf``: no bound."""
+        return float(self.first_frame_most_db.get(class_name or "", math.inf))
 
     def guided_at(self, sigma: float) -> bool:
         """Whether classifier-free guidance applies at a step of noise level ``sigma``."""
@@ -186,6 +196,8 @@ class ModelConfig:
         _check_per_class(config, "steady_onset_rise_db", _positive, "each rise must be a positive number of dB")
         _check_per_class(config, "steady_half_frames", _whole_in(1, config.frames // 4),
                          f"each must be a whole number of frames from 1 to {config.frames // 4}")
+        _check_per_class(config, "first_frame_most_db", _non_negative,
+                         "each bound must be 0 or a positive number of dB")
         _check_per_class(config, "steady_most_db", _positive, "each bound must be a positive number of dB")
         _check_per_class(config, "decoder_loudness_rounds", _whole_in(0, 16),
                          "each must be a whole number from 0 to 16")
@@ -218,6 +230,10 @@ def _interval(value: Any) -> tuple[float, float] | None:
 
 def _positive(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
+def _non_negative(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
 
 
 def _whole_in(low: int, high: int) -> Callable[[Any], bool]:
@@ -352,8 +368,10 @@ def from_network(x: torch.Tensor, config: ModelConfig) -> torch.Tensor:
     return x * config.data_std + config.data_mean
 
 
-def _clipped(v: torch.Tensor, x: torch.Tensor, alpha_bar: torch.Tensor, config: ModelConfig) -> torch.Tensor:
-    """The v-prediction whose implied clean sample is clipped to :data:`CLIP_UNIT`.
+def _clipped(v: torch.Tensor, x: torch.Tensor, alpha_bar: torch.Tensor, config: ModelConfig,
+             first_most: torch.Tensor | None = None) -> torch.Tensor:
+    """The v-prediction whose implied clean sample is clipped to :data:`CLIP_UNIT` (and, with
+    ``first_most`` ``[B]``, its first frame bounded by :func:`.spectral.cap_first_frame`).
 
     With ``x = a x0 + s eps`` and ``v = a eps - s x0`` (``a**2 + s**2 = 1``), the clean sample is
     ``a x - s v``; the clipped one is turned back into a v the solver then reads as that sample.
@@ -361,6 +379,8 @@ def _clipped(v: torch.Tensor, x: torch.Tensor, alpha_bar: torch.Tensor, config: 
     a, s = alpha_bar.sqrt(), (1 - alpha_bar).sqrt()
     low, high = (to_network(torch.tensor(b), config).item() for b in CLIP_UNIT)
     x0 = (a * x - s * v).clamp(low, high)
+    if first_most is not None:
+        x0 = to_network(spectral.cap_first_frame(from_network(x0, config), first_most), config).to(x0.dtype)
     return (a * x - x0) / s
 
 
@@ -404,6 +424,12 @@ def sample(
     # outside the guidance interval a row gets the lower of its own scale and ``guidance_outside``
     outside_scales = scales.clamp(max=config.guidance_outside)
     conditioned = label_tensor != config.null_class
+    # the network overshoots a one-shot's first frame, more at every step (MODEL.md, "The first
+    # frame"): each step's clean estimate has it bounded, in the classes the config names
+    bounds = [config.first_frame_most(config.classes[label] if 0 <= label < len(config.classes) else None)
+              for label in label_tensor.tolist()]
+    first_most = (torch.tensor(bounds, dtype=torch.float64)
+                  if any(math.isfinite(b) for b in bounds) else None)
 
     scheduler = sampling_scheduler(config)
     scheduler.set_timesteps(steps, device=device)
@@ -440,7 +466,7 @@ def sample(
                 prediction = config.guidance_rescale * prediction * ratio + (1 - config.guidance_rescale) * prediction
         else:
             prediction = network(x, t_batch, label_tensor)
-        v = _clipped(prediction, x, alpha_bar, config)
+        v = _clipped(prediction, x, alpha_bar, config, first_most)
         if eta_generators is not None:
             fresh = torch.stack([torch.randn(x.shape[1:], generator=g, dtype=x.dtype) for g in eta_generators])
             x = scheduler.step(v, t, x, eta=config.ddim_eta, variance_noise=fresh.to(device)).prev_sample
@@ -448,4 +474,5 @@ def sample(
             x = scheduler.step(v, t, x).prev_sample
         if progress is not None:
             progress((i + 1) / len(timesteps))
-    return from_network(x, config)
+    out = from_network(x, config)
+    return out if first_most is None else spectral.cap_first_frame(out, first_most).to(out.dtype)

@@ -304,3 +304,64 @@ def test_decoder_steady_trend_and_half_frames_in_the_config() -> None:
             assert words in str(exc)
         else:
             raise AssertionError(f"{bad} was accepted")
+
+
+def test_cap_first_frame_bounds_an_overshooting_first_frame_and_leaves_the_rest() -> None:
+    course = -10.0 - 0.5 * np.arange(FRAMES)
+    spiked = course.copy()
+    spiked[0] = course[1] + 12.0  # a first frame 12 dB over the second, as the network samples them
+    spec = torch.cat([_spectrogram(spiked), _spectrogram(course)])
+    out = spectral.cap_first_frame(spec, torch.tensor([3.0, 3.0]))
+    db = spectral.unit_to_db(out)
+    # every band that carries the course comes down to 3 dB over the second frame's
+    torch.testing.assert_close(db[0, :40, 0] - db[0, :40, 1], torch.full((40,), 3.0), atol=1e-3, rtol=0)
+    torch.testing.assert_close(out[0, :, 1:], spec[0, :, 1:])  # every later frame as it was
+    torch.testing.assert_close(out[1], spec[1])  # a first frame within the bound is left alone
+    floor = spectral.db_to_unit(torch.tensor(spectral.DB_FLOOR))
+    assert torch.all(out[0, 40:, 0] == floor)  # bands at the floor stay there
+    # no bound (inf), per row
+    torch.testing.assert_close(spectral.cap_first_frame(spec, torch.tensor([np.inf, 3.0])), spec)
+    at_zero = _loudness(spectral.cap_first_frame(spec[:1], 0.0))
+    assert abs(at_zero[0] - at_zero[1]) < 0.01
+    # a band over the bound comes down; a band under it, in the same frame, stays
+    mixed = spec[:1].clone()
+    mixed[0, 1, 0] = spectral.db_to_unit(spectral.unit_to_db(mixed[0, 1, 1]) - 6.0)
+    capped = spectral.unit_to_db(spectral.cap_first_frame(mixed, 3.0))[0]
+    assert abs(float(capped[1, 0] - spectral.unit_to_db(mixed[0, 1, 0]))) < 1e-4
+    assert abs(float(capped[0, 0] - capped[0, 1]) - 3.0) < 1e-3
+
+
+def test_first_frame_bound_in_the_config_and_in_the_sampler() -> None:
+    from loopbridge.engine.models.default.model import MelUNet, sample
+
+    data = ModelConfig().to_json()
+    del data["first_frame_most_db"]
+    assert ModelConfig.from_json(data).first_frame_most("clap") == np.inf  # older configs: no bound
+    small = ModelConfig(channels=(16, 32), embed_dim=32, attention_heads=2)
+    bounded = ModelConfig.from_json(small.to_json() | {"first_frame_most_db": {"clap": 0.0}})
+    assert bounded.first_frame_most("clap") == 0.0 and bounded.first_frame_most(None) == np.inf
+    for bad, words in (({"clap": -1.0}, "0 or a positive number"), ({"cymbal": 3.0}, "not classes")):
+        try:
+            ModelConfig.from_json(small.to_json() | {"first_frame_most_db": bad})
+        except ValueError as exc:
+            assert words in str(exc)
+        else:
+            raise AssertionError(f"first_frame_most_db={bad} was accepted")
+    torch.manual_seed(0)
+    network = MelUNet(small).eval()
+    noise = torch.randn(3, small.n_mels, small.frames, generator=torch.Generator().manual_seed(1))
+    clap, kick = small.classes.index("clap"), small.classes.index("kick")
+    labels = [clap, kick, small.null_class]
+    free = sample(network, small, labels, noise, steps=4, guidance=2.0)
+    out = sample(network, bounded, labels, noise, steps=4, guidance=2.0)
+    # unbounded, this random network's clap starts louder than its second frame; bounded at 0 dB, not
+    free_loud, loud = _loudness_rows(free), _loudness_rows(out)
+    assert free_loud[0, 0] - free_loud[0, 1] > 0.05
+    assert loud[0, 0] - loud[0, 1] <= 1e-3
+    db = spectral.unit_to_db(out)
+    assert torch.all(db[0, :, 0] <= db[0, :, 1] + 1e-3)  # no band of the first frame over the second's
+    torch.testing.assert_close(out[1:], free[1:])  # other classes and no class sample as before
+
+
+def _loudness_rows(spec: torch.Tensor) -> np.ndarray:
+    return spectral.frame_loudness_db(spectral.unit_to_db(spec)).numpy()
