@@ -379,8 +379,9 @@ def _clipped(v: torch.Tensor, x: torch.Tensor, alpha_bar: torch.Tensor, config: 
     a, s = alpha_bar.sqrt(), (1 - alpha_bar).sqrt()
     low, high = (to_network(torch.tensor(b), config).item() for b in CLIP_UNIT)
     x0 = (a * x - s * v).clamp(low, high)
-    if first_most is not None:
-        x0 = to_network(spectral.cap_first_frame(from_network(x0, config), first_most), config).to(x0.dtype)
+    if first_most is not None:  # rows without a bound keep their estimate to the bit
+        capped = to_network(spectral.cap_first_frame(from_network(x0, config), first_most), config).to(x0.dtype)
+        x0 = torch.where(torch.isfinite(first_most).to(x0.device)[:, None, None], capped, x0)
     return (a * x - x0) / s
 
 
@@ -475,4 +476,4 @@ def sample(
         if progress is not None:
             progress((i + 1) / len(timesteps))
     out = from_network(x, config)
-    return out if first_most is None else spectral.cap_first_frame(out, first_most).to(out.dtype)
+    return out if first_most is None else spectral.cap_first_frame(out, first_most.to(out.device)).to(out.dtype)

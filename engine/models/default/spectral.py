@@ -316,7 +316,8 @@ def cap_first_frame(spec: torch.Tensor, most_db: torch.Tensor | float) -> torch.
     most = torch.as_tensor(most_db, dtype=db.dtype, device=db.device).expand(db.shape[0])[:, None]
     first, bound = db[:, :, 0], db[:, :, 1] + most
     db[:, :, 0] = torch.where(first > bound, bound.clamp_min(DB_FLOOR), first)
-    return db_to_unit(db).to(spec.dtype)
+    # rows without a bound come back as they were, to the bit (not through dB and back)
+    return torch.where(torch.isfinite(most)[:, :, None], db_to_unit(db).to(spec.dtype), spec)
 
 
 def frame_loudness_db(db: torch.Tensor) -> torch.Tensor:
