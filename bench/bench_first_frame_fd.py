@@ -106,11 +106,22 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, default=16)
     parser.add_argument("--reference", type=int, default=48, help="recordings per class and split")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--bound", default=None, metavar="CLASS=DB,...",
+                        help="bound these classes instead of the model's config (e.g. clap=3,tom=3,perc=3,pluck=3, "
+                             "the four-class bound MODEL.md measured; the shipped config bounds tom alone)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     model = DefaultModel.load(args.model)
     shipped = model.config
+    if args.bound:
+        try:
+            pairs = dict(item.split("=") for item in args.bound.split(","))
+            bounds = {c.strip(): float(db) for c, db in pairs.items()}
+            shipped = type(shipped).from_json(shipped.to_json() | {"first_frame_most_db": bounds})
+        except ValueError as exc:
+            parser.error(f"--bound {args.bound!r}: {exc} (CLASS=DB pairs, comma-separated, classes of the model)")
+        model.config = shipped
     classes = list(shipped.classes)
     bounded = [c for c in classes if np.isfinite(shipped.first_frame_most(c))]
     if not bounded:
