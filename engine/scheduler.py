@@ -20,7 +20,10 @@ there, its finishing step (the front door's: conform, store) runs on the conform
   running batches too), so that the slots still busy find work left when they free. Behind a
   cluster (:mod:`.cluster`) each model family is a pool with a slot per replica, so at most one
   batch is in flight per replica and everything else waits here, in priority order, where an
-  interactive request can still overtake it.
+  interactive request can still overtake it. There, a slot whose interactive batch has just ended
+  waits a moment (:data:`NEXT_ASK_WINDOW_S` at most, less once they have asked) for the callers it
+  answered to ask again: otherwise it takes what happens to be queued (often one request) and their
+  next requests wait a whole batch for a slot, one replica idling at the end while the other runs them.
 - Cancel: a queued job is dropped at once; a running batch stops at its next progress step when
   nobody wants any of its tasks any more (nothing of it is stored). The engine hears each change to a
   running batch (:meth:`Engine.batches_changed`: cancelled, pre-empted, joined by an interactive job,
@@ -66,6 +69,10 @@ MAX_QUEUED_INTERACTIVE = 512
 MAX_QUEUED_BACKGROUND = 256
 #: smallest change in a job's progress worth reporting (progress callbacks are throttled)
 PROGRESS_STEP = 0.02
+#: where a pool has several slots (a cluster's replicas), how long a slot whose interactive batch
+#: has just ended waits at most for that batch's answers to go out and their callers to ask again
+#: before it takes its next batch (see :meth:`Scheduler._await_next_asks`)
+NEXT_ASK_WINDOW_S = 0.03
 
 
 class Priority(IntEnum):
@@ -307,6 +314,7 @@ class Scheduler:
         self._jobs: dict[str, Job] = {}
         self._seq = itertools.count()
         self._stopping = False
+        self._asked = 0  # jobs submitted with renders to queue (a slot waiting for its callers counts them)
         self._slots = dict(engine.pools())
         self._busy = dict.fromkeys(self._slots, 0)
         names = [f"loopbridge-worker-{pool or 'local'}-{i}" for pool, n in self._slots.items() for i in range(n)]
@@ -400,7 +408,9 @@ class Scheduler:
                 self._trim_background()
                 if self.preempt and job.priority is Priority.INTERACTIVE:
                     changed = self._preempt_for(job) or changed
-                self._cond.notify()
+                self._asked += 1
+                # every worker hears it: one waiting for its callers' next requests among them
+                self._cond.notify_all()
         if changed:
             self.engine.batches_changed()
         if not job._pending:
@@ -513,8 +523,10 @@ class Scheduler:
                     task.batch = record
                     self._running[task.key] = task
             self._emit_state()
+            jobs = self._jobs_of(batch)
+            answered_at: int | None = None
             try:
-                self._run(batch, record)
+                answered_at = self._run(batch, record)
             finally:
                 with self._lock:
                     self._busy[pool] -= 1
@@ -526,6 +538,34 @@ class Scheduler:
                             self._running.pop(task.key, None)
                     self._cond.notify_all()  # a slot is free: a worker waiting on this pool may go
                 self._emit_state()
+            if answered_at is not None and self._slots[pool] > 1 and not record.background:
+                self._await_next_asks(jobs, answered_at)
+
+    def _await_next_asks(self, jobs: list[Job], asked_before: int) -> None:
+        """Wait (:data:`NEXT_ASK_WINDOW_S` at most) until ``jobs``, just rendered on this slot, are
+        answered and as many jobs have been submitted since ``asked_before`` (the count when their
+        renders were handed out): callers that ask again as soon as they are answered then share this
+        slot's next batch, rather than missing it by a few milliseconds and waiting for a slot to free
+        while this one runs whatever was queued. Ends early when enough is queued for a full batch or
+        the scheduler stops. Its slot counts as free meanwhile: an idle slot takes queued work at once."""
+        deadline = time.monotonic() + NEXT_ASK_WINDOW_S
+        for job in jobs:
+            if not job.wait(max(0.0, deadline - time.monotonic())):
+                break
+        with self._cond:
+            while not self._stopping and self._asked - asked_before < len(jobs) \
+                    and len(self._queued) < self._largest_batch(jobs):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(left)
+
+    def _largest_batch(self, jobs: list[Job]) -> int:
+        models = {request.model for job in jobs for _, request in job.plan}
+        try:
+            return max(max(1, self.engine.capabilities(model).max_batch) for model in models)
+        except LoopbridgeError:
+            return 1
 
     def _pool_of(self, task: _Task) -> str:
         try:
@@ -597,7 +637,9 @@ class Scheduler:
             heapq.heapify(self._heap)
         return batch
 
-    def _run(self, batch: list[_Task], record: _Batch | None = None) -> None:
+    def _run(self, batch: list[_Task], record: _Batch | None = None) -> int | None:
+        """Render ``batch`` and hand its renders to the jobs waiting on them; returns the count of jobs
+        submitted so far as the renders were handed out, or None when the batch did not complete."""
         for job in self._jobs_of(batch):
             if job.state is JobState.QUEUED:
                 job.state = JobState.RUNNING
@@ -608,26 +650,26 @@ class Scheduler:
             log.info("batch of %d pre-renders for model %r stopped for an interactive request: queued again",
                      len(batch), batch[0].request.model)
             self._requeue(batch, record)
-            return
+            return None
         except CancelledError as exc:
             if record is not None and record.preempted and any(task.wanted for task in batch):
                 # pre-empted, and stopped by the engine's own means before its progress said so
                 log.info("batch of %d pre-renders for model %r stopped for an interactive request: queued again",
                          len(batch), batch[0].request.model)
                 self._requeue(batch, record)
-                return
+                return None
             log.info("batch of %d for model %r stopped: %s", len(batch), batch[0].request.model, exc)
             for task in batch:
                 for job, _ in list(task.waiters):
                     self._fail(job, exc)
-            return
+            return None
         except LoopbridgeError as exc:
             self.counters["failed_batches"] += 1
             log.warning("batch of %d for model %r failed: %s", len(batch), batch[0].request.model, exc)
             for task in batch:
                 for job, _ in list(task.waiters):
                     self._fail(job, exc)
-            return
+            return None
         except Exception as exc:  # a bug or a library failure must not take the worker down
             self.counters["failed_batches"] += 1
             log.exception("batch of %d for model %r failed", len(batch), batch[0].request.model)
@@ -635,12 +677,14 @@ class Scheduler:
             for task in batch:
                 for job, _ in list(task.waiters):
                     self._fail(job, error)
-            return
+            return None
         self.counters["batches"] += 1
         self.counters["rendered"] += len(batch)
+        asked = self._asked
         for task, render in zip(batch, renders, strict=True):
             for job, index in list(task.waiters):
                 self._resolve(job, index, render)
+        return asked
 
     def _requeue(self, batch: list[_Task], record: _Batch | None) -> None:
         with self._lock:

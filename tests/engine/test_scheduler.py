@@ -247,6 +247,59 @@ def test_a_slot_freeing_while_another_runs_takes_its_share_of_the_queue_on_a_cpu
         scheduler.stop()
 
 
+class _TwoReplicasEngine(_SlotsEngine):
+    """Two slots, each a real engine of its own (batches run side by side, as on a cluster's replicas);
+    a batch holding a seed of ``holds`` waits at its first step until that seed's event is set.
+    :attr:`sizes`: the size of each batch run, in order."""
+
+    def __init__(self, engine: Engine, holds: dict[int, threading.Event]) -> None:
+        super().__init__(store_dir=engine.store.root, registry=engine.registry, device="cpu", slots=2)
+        self.holds = holds
+        self.reached = {seed: threading.Event() for seed in holds}
+        self.sizes: list[int] = []
+        self._free: queue.Queue[Engine] = queue.Queue()
+        for n in range(2):
+            self._free.put(Engine(store_dir=engine.store.root.parent / f"replica-{n}", registry=engine.registry,
+                                  device="cpu"))
+
+    def generate(self, model_id, requests, progress=None, *, background=False):
+        self.sizes.append(len(requests))
+        held = [seed for seed in (r.seed for r in requests) if seed in self.holds]
+        replica = self._free.get(timeout=HOLD_TIMEOUT_S)
+        try:
+            for seed in held:
+                self.reached[seed].set()
+                if not self.holds[seed].wait(HOLD_TIMEOUT_S):
+                    raise RuntimeError(f"seed {seed} was held past {HOLD_TIMEOUT_S:.0f} s")
+            return replica.generate(model_id, requests, progress, background=background)
+        finally:
+            self._free.put(replica)
+
+
+def test_a_slot_whose_batch_ended_takes_its_callers_next_request_with_what_was_queued(engine: Engine) -> None:
+    release, go_on = threading.Event(), threading.Event()
+    two = _TwoReplicasEngine(engine, {80: release, 81: go_on})
+    scheduler = Scheduler(two).start()
+    try:
+        long_job = scheduler.submit(_job(two, "long", _request(80)))  # holds one slot until released
+        assert two.reached[80].wait(HOLD_TIMEOUT_S)
+        first = scheduler.submit(_job(two, "first", _request(81)))
+        assert two.reached[81].wait(HOLD_TIMEOUT_S)
+        queued = scheduler.submit(_job(two, "queued", _request(82)))  # both slots busy: it waits
+        go_on.set()
+        assert len(first.result(timeout=120)) == 1
+        # its caller asks again at once: the slot that answered it waits for that, and takes both
+        again = scheduler.submit(_job(two, "again", _request(83)))
+        assert len(queued.result(timeout=120)) == 1 and len(again.result(timeout=120)) == 1
+        assert two.sizes == [1, 1, 2], two.sizes
+        release.set()
+        assert len(long_job.result(timeout=120)) == 1
+    finally:
+        release.set()
+        go_on.set()
+        scheduler.stop()
+
+
 def test_prerenders_that_may_be_stopped_run_one_to_a_batch_on_a_cpu(engine: Engine) -> None:
     sizes = _SizesEngine(store_dir=engine.store.root, registry=engine.registry, device="cpu", slots=2)
     scheduler = Scheduler(sizes)
