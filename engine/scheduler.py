@@ -311,6 +311,8 @@ class Scheduler:
         self._running: dict[str, _Task] = {}
         self._batches: list[_Batch] = []
         self.preempt = engine.preempts_background
+        #: the most a slot waits for the callers it answered to ask again (:meth:`_await_next_asks`)
+        self.next_ask_window_s = NEXT_ASK_WINDOW_S
         self._jobs: dict[str, Job] = {}
         self._seq = itertools.count()
         self._stopping = False
@@ -542,13 +544,13 @@ class Scheduler:
                 self._await_next_asks(jobs, answered_at)
 
     def _await_next_asks(self, jobs: list[Job], asked_before: int) -> None:
-        """Wait (:data:`NEXT_ASK_WINDOW_S` at most) until ``jobs``, just rendered on this slot, are
+        """Wait (:attr:`next_ask_window_s` at most) until ``jobs``, just rendered on this slot, are
         answered and as many jobs have been submitted since ``asked_before`` (the count when their
         renders were handed out): callers that ask again as soon as they are answered then share this
         slot's next batch, rather than missing it by a few milliseconds and waiting for a slot to free
         while this one runs whatever was queued. Ends early when enough is queued for a full batch or
         the scheduler stops. Its slot counts as free meanwhile: an idle slot takes queued work at once."""
-        deadline = time.monotonic() + NEXT_ASK_WINDOW_S
+        deadline = time.monotonic() + self.next_ask_window_s
         for job in jobs:
             if not job.wait(max(0.0, deadline - time.monotonic())):
                 break
