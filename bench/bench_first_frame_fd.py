@@ -32,16 +32,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from loopbridge.engine.models.default import DefaultModel, spectral
+from loopbridge.engine.models.default import DefaultModel
 from loopbridge.engine.models.default import model as model_module
 from loopbridge.engine.models.default.evaluate import (
     ATTACK_FLOOR_DB,
     GENERATED_SEED_BASE,
     SILENCE_DB,
+    EvalSettings,
     Judge,
     attack_measures,
     envelope_measures,
     frechet_distance,
+    generate_class_set,
     judge_features,
     load_recordings,
     loudness_envelope,
@@ -49,7 +51,6 @@ from loopbridge.engine.models.default.evaluate import (
 )
 from loopbridge.engine.models.default.real_corpus import load_manifest
 from loopbridge.engine.models.registry import EMBEDDED_DEFAULT_DIR
-from loopbridge.engine.request import GenerateRequest, Kind
 
 #: frames of the body: 58 ms to 0.2 s (hop 512 at 44.1 kHz)
 _BODY_FRAMES = slice(5, 17)
@@ -61,13 +62,8 @@ _ABOVE_SILENCE_DB = 3.0
 
 def sample(model: DefaultModel, names: list[str], per_class: int) -> dict[str, np.ndarray]:
     """``per_class`` one-shots of each class in ``names`` (the evaluation's seeds), one batch a class."""
-    out = {}
-    for name in names:
-        requests = [GenerateRequest(prompt=name, kind=Kind.ONE_SHOT, seed=GENERATED_SEED_BASE + i,
-                                    duration_s=spectral.NATIVE_SAMPLES / spectral.SAMPLE_RATE)
-                    for i in range(per_class)]
-        out[name] = np.stack([o.audio[0] for o in model.generate(requests)]).astype(np.float32)
-    return out
+    audio, labels = generate_class_set(model, per_class, EvalSettings(), GENERATED_SEED_BASE, names)
+    return {name: audio[labels == model.config.classes.index(name)] for name in names}
 
 
 def sample_result_only(model: DefaultModel, names: list[str], per_class: int) -> dict[str, np.ndarray]:

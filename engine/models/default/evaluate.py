@@ -514,11 +514,15 @@ def class_shaped_noise(
 
 
 def generate_class_set(
-    model: DefaultModel, per_class: int, settings: EvalSettings, seed_base: int
+    model: DefaultModel, per_class: int, settings: EvalSettings, seed_base: int,
+    classes: Sequence[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``per_class`` one-shots of every class (seeds ``seed_base ...``), batched per class."""
+    """``per_class`` one-shots of every class (or of ``classes`` only; seeds ``seed_base ...``), batched per
+    class; labels are the classes' indices in the model's config."""
     audio, labels = [], []
     for c, name in enumerate(model.config.classes):
+        if classes is not None and name not in classes:
+            continue
         requests = [
             GenerateRequest(prompt=name, kind=Kind.ONE_SHOT, seed=seed_base + i, steps=settings.steps,
                             guidance=settings.guidance, duration_s=spectral.NATIVE_SAMPLES / spectral.SAMPLE_RATE)
