@@ -6,7 +6,9 @@
    is replaced by "no class" so the same network also samples unconditionally (guidance).
    Optionally (not in the shipped weights' recipe, see MODEL.md) on log-mels shifted and scaled by
    the corpus's mean and standard deviation (``--data-norm corpus``, written to ``config.json``)
-   and with Min-SNR loss weighting (``--min-snr``).
+   and with Min-SNR loss weighting (``--min-snr``). ``--onset-weight`` / ``--onset-frames`` weight the
+   first frames' loss, and ``--onset-rise-weight`` adds a penalty on the clean estimate's first frame
+   rising over its second beyond the data's own rise: where the network's attack went wrong.
 3. Keep an exponential moving average of the weights; save a checkpoint every ``--checkpoint-every``
    steps (weights, EMA, optimizer, step and every random state), so ``--resume`` continues the
    very same run.
@@ -192,6 +194,17 @@ def build_parser() -> argparse.ArgumentParser:
                         help="loss weight min(SNR, gamma) / (SNR + 1) with this gamma; 0: plain v-prediction loss")
     parser.add_argument("--min-snr-floor", type=float, default=0.2,
                         help="the loss weight's SNR term is at least this (max(min(SNR, gamma), floor))")
+    # the network's first frame overshoots (MODEL.md, "A fine-tune for the first frame"): a
+    # one-shot's onset is a few of the 88 frames, so the plain loss spends little on it
+    parser.add_argument("--onset-weight", type=float, default=1.0,
+                        help="the loss of the first --onset-frames frames counts this many times as much as "
+                             "another frame's (the loss stays a weighted mean; 1: plain)")
+    parser.add_argument("--onset-frames", type=int, default=2,
+                        help="how many frames from the start --onset-weight weights (default 2)")
+    parser.add_argument("--onset-rise-weight", type=float, default=0.0,
+                        help="add this times the squared excess, per band, of the clean estimate's first "
+                             "frame over its second beyond the training one-shot's own (scaled log-mel units; "
+                             "0: off)")
     parser.add_argument("--checkpoint-every", type=int, default=250)
     parser.add_argument("--stop-after", type=int, default=None,
                         help="stop (with a checkpoint, without exporting) after this many steps in this call; "
@@ -225,6 +238,13 @@ def _check_args(args: argparse.Namespace) -> str | None:
         return str(exc)
     if args.min_snr < 0:
         return f"--min-snr={args.min_snr} is not accepted: expected 0 (off) or a positive gamma"
+    frames = ModelConfig().frames
+    if not (math.isfinite(args.onset_weight) and args.onset_weight > 0):
+        return f"--onset-weight={args.onset_weight} is not accepted: expected a finite weight > 0 (1: plain loss)"
+    if not 1 <= args.onset_frames <= frames:
+        return f"--onset-frames={args.onset_frames} is not accepted: expected 1 to {frames} (the frames of a one-shot)"
+    if not (math.isfinite(args.onset_rise_weight) and args.onset_rise_weight >= 0):
+        return f"--onset-rise-weight={args.onset_rise_weight} is not accepted: expected a finite weight >= 0 (0: off)"
     if args.min_snr_floor < 0:
         return f"--min-snr-floor={args.min_snr_floor} is not accepted: expected at least 0"
     if args.data is None:
@@ -254,6 +274,47 @@ def class_weights(specs: Sequence[str]) -> dict[str, float]:
                              f"of {', '.join(CLASSES)}")
         weights[name] = weight
     return weights
+
+
+def frame_weights(frames: int, onset_frames: int, onset_weight: float) -> torch.Tensor:
+    """``[frames]``: each frame's weight in the loss, the first ``onset_frames`` ``onset_weight``
+    times another's, scaled to a mean of 1 (so a loss whose error is the same in every frame is
+    that error, whatever the weights)."""
+    weights = torch.ones(frames, dtype=torch.float64)
+    weights[:onset_frames] = onset_weight
+    return (weights / weights.mean()).float()
+
+
+def onset_rise_excess(clean_estimate: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
+    """``[B]``: the mean over bands of the squared amount by which the estimate's first frame rises
+    over its second beyond the true one-shot's rise in that band (zero where it rises less).
+
+    Both ``[B, mels, frames]`` in the same units (the network's); a one-shot starts at its onset,
+    which falls in both frames, so a first frame far louder than the second is the network's error.
+    """
+    rise = clean_estimate[..., 0] - clean_estimate[..., 1]
+    true_rise = clean[..., 0] - clean[..., 1]
+    return torch.relu(rise - true_rise).pow(2).mean(dim=1)
+
+
+def training_error(prediction: torch.Tensor, target: torch.Tensor, noisy: torch.Tensor, clean: torch.Tensor,
+                   alpha_bar: torch.Tensor, weights: torch.Tensor | None = None,
+                   rise_weight: float = 0.0) -> torch.Tensor:
+    """``[B]``: each one-shot's loss, the squared v-prediction error averaged over bands and frames
+    (frames weighted by ``weights`` ``[frames]``, from :func:`frame_weights`), plus ``rise_weight``
+    times :func:`onset_rise_excess` of the clean estimate ``sqrt(a) x - sqrt(1 - a) v`` implied by
+    ``prediction`` (``alpha_bar`` ``[B]``). With ``x = sqrt(a) x0 + sqrt(1 - a) eps``, the clean
+    estimate's error is ``sqrt(1 - a)`` times the v error, frame by frame: weighting a frame's v
+    error weights its clean estimate's error alike."""
+    squared = (prediction - target).pow(2)
+    if weights is not None:
+        squared = squared * weights.to(squared.device, squared.dtype)
+    error = squared.mean(dim=(1, 2))
+    if rise_weight > 0:
+        a = alpha_bar.view(-1, 1, 1)
+        estimate = a.sqrt() * noisy - (1 - a).sqrt() * prediction
+        error = error + rise_weight * onset_rise_excess(estimate, clean)
+    return error
 
 
 def _lr_at(step: int, args: argparse.Namespace) -> float:
@@ -501,6 +562,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.class_weight:
         # runs without class weights keep the settings their checkpoints were saved with
         settings.pop("class_weight")
+    onset_settings = {key: settings.pop(key) for key in ("onset_weight", "onset_frames", "onset_rise_weight")}
+    if args.onset_weight != 1.0 or args.onset_rise_weight > 0:
+        # runs with the plain loss keep the settings their checkpoints were saved with
+        settings.update(onset_settings)
     if not folder_mode:
         # the procedural corpus's settings stay as they were, so older checkpoints still resume
         for key in ("data", "init", "skip_unlabelled", "no_augment", "replay", "extra_procedural"):
@@ -545,6 +610,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                                         dtype=torch.float64)
         draw = per_class_weight[labels.cpu().clamp(max=len(CLASSES))]
         _log("class weights: " + ", ".join(f"{k} {v:g}" for k, v in weights_by_class.items()))
+    weights_by_frame = None
+    if args.onset_weight != 1.0:
+        weights_by_frame = frame_weights(config.frames, args.onset_frames, args.onset_weight).to(device)
+        _log(f"onset weight: the first {args.onset_frames} frames' loss x{args.onset_weight:g}")
+    if args.onset_rise_weight > 0:
+        _log(f"onset rise: the first frame's rise over the second beyond the data's, x{args.onset_rise_weight:g}")
     network.train()
     loss_avg = None
     stop_at = args.steps if args.stop_after is None else min(args.steps, step + args.stop_after)
@@ -567,10 +638,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         target = a.sqrt() * noise - (1 - a).sqrt() * x0  # v
         for group in optimizer.param_groups:
             group["lr"] = _lr_at(step, args)
-        error = (network(noisy, t, y) - target).pow(2).mean(dim=(1, 2))
+        prediction = network(noisy, t, y)
+        error = training_error(prediction, target, noisy, x0, a.view(-1), weights_by_frame)
         if args.min_snr > 0:
             snr = a.view(-1) / (1 - a.view(-1))
             error = error * snr.clamp(min=min(args.min_snr_floor, args.min_snr), max=args.min_snr) / (snr + 1)
+        if args.onset_rise_weight > 0:  # not weighted by --min-snr: it reads the clean estimate
+            error = error + args.onset_rise_weight * onset_rise_excess(a.sqrt() * noisy - (1 - a).sqrt() * prediction,
+                                                                       x0)
         loss = error.mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -591,8 +666,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         progress.close()
         _log(f"stopped at step {step}/{args.steps}; continue with --resume")
         return 0
-    metadata = {**settings, "wall_s": round(wall_s(), 1), "cpu_s": round(cpu_s(), 1), "device": device.type,
-                "final_loss": round(float(loss_avg or 0.0), 5)}
+    metadata = {**settings, **onset_settings, "wall_s": round(wall_s(), 1), "cpu_s": round(cpu_s(), 1),
+                "device": device.type, "final_loss": round(float(loss_avg or 0.0), 5)}
     if summary:
         metadata["data_summary"] = json.dumps(summary)
     export_weights(ema, config, export_dir, metadata)

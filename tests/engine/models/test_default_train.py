@@ -7,8 +7,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from loopbridge.engine.models.default import DefaultModel
-from loopbridge.engine.models.default.train import TRAIN_CORPUS_SEED, class_weights, corpus_mels, main
+from loopbridge.engine.models.default.train import (
+    TRAIN_CORPUS_SEED,
+    class_weights,
+    corpus_mels,
+    frame_weights,
+    main,
+    onset_rise_excess,
+    training_error,
+)
 from loopbridge.engine.request import GenerateRequest
 from safetensors.torch import load_file
 
@@ -72,3 +81,80 @@ def test_a_class_weighted_run_draws_other_batches_and_records_its_weights(tmp_pa
     assert config["training"]["class_weight"] == ["kick=50"]
     assert "class_weight" not in json.loads(
         (tmp_path / "plain" / "weights" / "config.json").read_text(encoding="utf-8"))["training"]
+
+
+def test_the_onset_weight_weights_the_first_frames_loss_as_stated() -> None:
+    weights = frame_weights(88, 2, 8.0)
+    assert weights.shape == (88,)
+    assert weights.mean().item() == pytest.approx(1.0)
+    assert weights[0].item() == pytest.approx(8.0 * weights[2].item())
+    assert torch.equal(weights[0], weights[1]) and torch.equal(weights[2], weights[87])
+    generator = torch.Generator().manual_seed(0)
+    target = torch.randn(3, 80, 88, generator=generator)
+    noisy, clean = torch.randn(3, 80, 88, generator=generator), torch.randn(3, 80, 88, generator=generator)
+    alpha = torch.tensor([0.9, 0.5, 0.1])
+    plain_weights = frame_weights(88, 2, 1.0)
+    # the same error everywhere: the weighted loss is that error
+    even = target + 0.5
+    assert torch.allclose(training_error(even, target, noisy, clean, alpha, weights), torch.full((3,), 0.25))
+    # an error in the first frame alone counts 8 times what the same error in frame 40 counts
+    at_onset, later = target.clone(), target.clone()
+    at_onset[..., 0] += 1.0
+    later[..., 40] += 1.0
+    onset_loss = training_error(at_onset, target, noisy, clean, alpha, weights)
+    later_loss = training_error(later, target, noisy, clean, alpha, weights)
+    assert torch.allclose(onset_loss, 8.0 * later_loss)
+    assert torch.allclose(training_error(at_onset, target, noisy, clean, alpha, plain_weights),
+                          training_error(at_onset, target, noisy, clean, alpha, None))
+    # weight 1 on frames past the first K is the plain loss there
+    assert torch.allclose(training_error(later, target, noisy, clean, alpha, plain_weights),
+                          (later - target).pow(2).mean(dim=(1, 2)))
+
+
+def test_the_onset_rise_term_counts_only_a_rise_beyond_the_data() -> None:
+    clean = torch.zeros(2, 80, 88)
+    clean[0, :, 0] = 0.2  # the first one-shot's first frame rises 0.2 over its second
+    estimate = clean.clone()
+    assert torch.equal(onset_rise_excess(estimate, clean), torch.zeros(2))
+    estimate[:, :, 0] -= 0.3  # rising less than the data: no penalty
+    assert torch.equal(onset_rise_excess(estimate, clean), torch.zeros(2))
+    estimate = clean.clone()
+    estimate[:, :40, 0] += 0.5  # half the bands rise 0.5 beyond the data
+    assert torch.allclose(onset_rise_excess(estimate, clean), torch.full((2,), 0.125))
+    # through the v-prediction: the term reads the clean estimate sqrt(a) x - sqrt(1 - a) v
+    alpha = torch.tensor([0.64, 0.64])
+    noise = torch.randn(2, 80, 88, generator=torch.Generator().manual_seed(1))
+    noisy = 0.8 * clean + 0.6 * noise
+    target = 0.8 * noise - 0.6 * clean
+    exact = training_error(target, target, noisy, clean, alpha, None, rise_weight=10.0)
+    assert torch.allclose(exact, torch.zeros(2), atol=1e-10)
+    overshoot = target.clone()
+    overshoot[:, :40, 0] -= 0.5 / 0.6  # the clean estimate's first frame 0.5 louder in half the bands
+    plain = training_error(overshoot, target, noisy, clean, alpha, None)
+    assert torch.allclose(training_error(overshoot, target, noisy, clean, alpha, None, rise_weight=10.0),
+                          plain + 10.0 * 0.125, atol=1e-5)
+
+
+def test_an_onset_weighted_run_trains_otherwise_and_records_its_settings(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for flag, bad in (("--onset-weight", "0"), ("--onset-weight", "-2"), ("--onset-weight", "nan"),
+                      ("--onset-frames", "0"), ("--onset-frames", "89"), ("--onset-rise-weight", "-1"),
+                      ("--onset-rise-weight", "inf")):
+        assert main(["--out", str(tmp_path / "bad"), *TINY, flag, bad]) == 2
+        assert f"{flag}={float(bad) if 'frames' not in flag else int(bad)}" in capsys.readouterr().err
+    assert main(["--out", str(tmp_path / "plain"), *TINY]) == 0
+    assert main(["--out", str(tmp_path / "onset"), *TINY, "--onset-weight", "8", "--onset-frames", "3",
+                 "--onset-rise-weight", "2"]) == 0
+    plain = load_file(str(tmp_path / "plain" / "weights" / "model.safetensors"))
+    onset = load_file(str(tmp_path / "onset" / "weights" / "model.safetensors"))
+    assert any(not tensor.equal(onset[name]) for name, tensor in plain.items())
+    training = json.loads((tmp_path / "onset" / "weights" / "config.json").read_text(encoding="utf-8"))["training"]
+    assert (training["onset_weight"], training["onset_frames"], training["onset_rise_weight"]) == (8.0, 3, 2.0)
+    plain_training = json.loads(
+        (tmp_path / "plain" / "weights" / "config.json").read_text(encoding="utf-8"))["training"]
+    assert (plain_training["onset_weight"], plain_training["onset_rise_weight"]) == (1.0, 0.0)
+    # a checkpoint keeps the onset settings it was trained with: resumed without them, it is refused
+    assert main(["--out", str(tmp_path / "part"), *TINY, "--onset-weight", "8", "--stop-after", "2"]) == 0
+    assert main(["--out", str(tmp_path / "part"), *TINY, "--resume"]) == 2
+    assert "trained with" in capsys.readouterr().err
+    assert main(["--out", str(tmp_path / "part"), *TINY, "--onset-weight", "8", "--resume"]) == 0
