@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
@@ -31,6 +31,14 @@ from .classes import CLASSES
 
 #: the samplers :func:`sample` runs: DPM-Solver++ (2M) and DDIM
 SAMPLERS: tuple[str, ...] = ("dpm++", "ddim")
+
+#: how :class:`MelUNet`'s convolutions pad the time axis (``ModelConfig.time_padding``): with zeros
+#: (a frame of 0 before the first and after the last: -40 dB in scaled log-mel units), or with the
+#: edge frame repeated, or mirrored about it
+TIME_PADDINGS: tuple[str, ...] = ("zeros", "replicate", "reflect")
+#: each of :data:`TIME_PADDINGS` as torch's ``Conv1d.padding_mode``
+_PADDING_MODES: dict[str, Literal["zeros", "replicate", "reflect"]] = {
+    "zeros": "zeros", "replicate": "replicate", "reflect": "reflect"}
 
 
 @dataclass(frozen=True)
@@ -103,6 +111,9 @@ class ModelConfig:
     #: (each band, :func:`.spectral.cap_first_frame`, applied to the clean estimate at every step of :func:`sample`
     #: and to its result; classes not named: no bound)
     first_frame_most_db: dict[str, float] = field(default_factory=dict)
+    #: how the network's convolutions pad the time axis, one of :data:`TIME_PADDINGS`: weights are
+    #: trained with one and sample as trained only with it (the shipped weights: ``zeros``)
+    time_padding: str = "zeros"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def first_frame_most(self, class_name: str | None) -> float:
@@ -187,6 +198,8 @@ class ModelConfig:
         _check_per_class(config, "class_guidance", _positive, "each scale must be a positive number")
         if config.sampler not in SAMPLERS:
             raise ValueError(f"sampler={config.sampler!r} is not one of {list(SAMPLERS)}")
+        if config.time_padding not in TIME_PADDINGS:
+            raise ValueError(f"time_padding={config.time_padding!r} is not one of {list(TIME_PADDINGS)}")
         if not 0.0 <= config.ddim_eta <= 1.0:
             raise ValueError(f"ddim_eta={config.ddim_eta} must be from 0 to 1")
         if not _positive(config.guidance_outside):
@@ -255,11 +268,15 @@ class MelUNet(nn.Module):
     """Class-conditional 1-D U-Net: ``forward(x [B, n_mels, frames], t [B], labels [B]) -> [B, n_mels, frames]``.
 
     ``frames`` must be a multiple of ``2 ** (len(channels) - 1)``. Labels run from 0 to
-    ``len(classes)``, the last meaning "no class".
+    ``len(classes)``, the last meaning "no class". Every convolution that pads the time axis pads it
+    as ``config.time_padding`` says (:data:`TIME_PADDINGS`); the padding has no weights, so the same
+    weights load whatever it is. Raises ValueError for a padding not in :data:`TIME_PADDINGS`.
     """
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
+        if config.time_padding not in TIME_PADDINGS:
+            raise ValueError(f"time_padding={config.time_padding!r} is not one of {list(TIME_PADDINGS)}")
         ch = config.channels
         emb = config.embed_dim
         k = config.kernel_size
@@ -294,6 +311,12 @@ class MelUNet(nn.Module):
         self.conv_out = nn.Sequential(
             nn.GroupNorm(8, current), nn.SiLU(), nn.Conv1d(current, config.n_mels, 3, padding=1)
         )
+        if config.time_padding != "zeros":
+            # torch pads a convolution's input itself (F.pad in this mode, then no padding) when
+            # its padding_mode is not "zeros"; diffusers' blocks build their convolutions with zeros
+            for module in self.modules():
+                if isinstance(module, nn.Conv1d) and any(p > 0 for p in _as_tuple(module.padding)):
+                    module.padding_mode = _PADDING_MODES[config.time_padding]
 
     def forward(self, x: torch.Tensor, timesteps: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         emb = self.time_embed(self.time_proj(timesteps).to(x.dtype)) + self.class_embed(labels)
@@ -311,6 +334,13 @@ class MelUNet(nn.Module):
             h = block(torch.cat([h, skips.pop()], dim=1), emb)
             h = up(h)
         return self.conv_out(h)
+
+
+def _as_tuple(padding: Any) -> tuple[int, ...]:
+    """A convolution's ``padding`` as a tuple of ints (a string such as "same" counts as padding)."""
+    if isinstance(padding, str):
+        return (1,)
+    return tuple(padding) if isinstance(padding, tuple | list) else (int(padding),)
 
 
 # diffusers builds its scheduler classes' attributes at run time, which static checkers cannot see:

@@ -9,6 +9,7 @@
    and with Min-SNR loss weighting (``--min-snr``). ``--onset-weight`` / ``--onset-frames`` weight the
    first frames' loss, and ``--onset-rise-weight`` adds a penalty on the clean estimate's first frame
    rising over its second beyond the data's own rise: where the network's attack went wrong.
+   ``--time-padding`` sets how the network's convolutions pad the time axis (written to ``config.json``).
 3. Keep an exponential moving average of the weights; save a checkpoint every ``--checkpoint-every``
    steps (weights, EMA, optimizer, step and every random state), so ``--resume`` continues the
    very same run.
@@ -41,6 +42,7 @@ import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +52,7 @@ import torch
 from . import spectral
 from .classes import CLASSES
 from .corpus import render_corpus
-from .model import MelUNet, ModelConfig, sample, to_network, training_scheduler
+from .model import TIME_PADDINGS, MelUNet, ModelConfig, sample, to_network, training_scheduler
 
 #: the settings a fresh run uses when --steps / --lr / --warmup are not given: training from
 #: scratch, and fine-tuning from --init (fewer steps at a lower rate: the weights already know
@@ -205,6 +207,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="add this times the squared excess, per band, of the clean estimate's first "
                              "frame over its second beyond the training one-shot's own (scaled log-mel units; "
                              "0: off)")
+    # the convolutions' zero padding is a -40 dB frame before the first (MODEL.md, "A fine-tune for
+    # the first frame"); the exported config.json carries the padding, so the model samples as trained
+    parser.add_argument("--time-padding", choices=TIME_PADDINGS, default=None,
+                        help="how the network's convolutions pad the time axis (default: the --init model's; "
+                             "from scratch: zeros, as the shipped weights were trained)")
     parser.add_argument("--checkpoint-every", type=int, default=250)
     parser.add_argument("--stop-after", type=int, default=None,
                         help="stop (with a checkpoint, without exporting) after this many steps in this call; "
@@ -539,6 +546,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                              data_std=round(float(mels_np.std(dtype=np.float64)), 4))
     else:
         config = ModelConfig()
+    if args.time_padding is not None:
+        config = replace(config, time_padding=args.time_padding)
+        _log(f"time padding: {args.time_padding}")
     mels = to_network(torch.from_numpy(mels_np.astype(np.float32)).to(device), config)
     labels = torch.from_numpy(labels_np).to(device)
     torch.manual_seed(args.seed)
@@ -566,6 +576,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.onset_weight != 1.0 or args.onset_rise_weight > 0:
         # runs with the plain loss keep the settings their checkpoints were saved with
         settings.update(onset_settings)
+    if args.time_padding is None:
+        # runs that keep the initial model's padding keep the settings their checkpoints were saved with
+        settings.pop("time_padding")
     if not folder_mode:
         # the procedural corpus's settings stay as they were, so older checkpoints still resume
         for key in ("data", "init", "skip_unlabelled", "no_augment", "replay", "extra_procedural"):

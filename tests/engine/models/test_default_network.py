@@ -153,3 +153,53 @@ def test_guidance_outside_its_interval_is_the_conditional_prediction_alone() -> 
                                sample(network, SMALL, [0, 4], noise, steps=6, guidance=1.5))
     stepped = sample(network, dataclasses.replace(middle, guidance_outside=2.0), [0, 4], noise, steps=6, guidance=4.0)
     assert not torch.allclose(stepped, between, atol=1e-4) and not torch.allclose(stepped, guided, atol=1e-4)
+
+
+def _time_convs(network: MelUNet) -> list[torch.nn.Conv1d]:
+    return [m for m in network.modules() if isinstance(m, torch.nn.Conv1d) and m.padding != (0,)]
+
+
+def test_zero_time_padding_is_the_network_as_before_to_the_bit() -> None:
+    torch.manual_seed(0)
+    before = MelUNet(SMALL).eval()  # a config without the field: as every folder written before it
+    older = SMALL.to_json()
+    del older["time_padding"]
+    assert ModelConfig.from_json(older).time_padding == "zeros"
+    zeros = MelUNet(ModelConfig.from_json({**older, "time_padding": "zeros"})).eval()
+    zeros.load_state_dict(before.state_dict())
+    assert all(conv.padding_mode == "zeros" for conv in _time_convs(zeros))
+    noise = torch.randn(2, SMALL.n_mels, SMALL.frames, generator=torch.Generator().manual_seed(2))
+    t, labels = torch.tensor([300, 600]), torch.tensor([0, SMALL.null_class])
+    with torch.no_grad():
+        assert torch.equal(zeros(noise, t, labels), before(noise, t, labels))
+    assert torch.equal(sample(zeros, SMALL, [0, 3], noise, 3, 2.0), sample(before, SMALL, [0, 3], noise, 3, 2.0))
+
+
+def test_replicate_time_padding_changes_each_conv_at_the_edges_only() -> None:
+    torch.manual_seed(0)
+    zeros = MelUNet(SMALL).eval()
+    replicate_config = ModelConfig.from_json({**SMALL.to_json(), "time_padding": "replicate"})
+    assert replicate_config.time_padding == "replicate"
+    replicate = MelUNet(replicate_config).eval()
+    replicate.load_state_dict(zeros.state_dict())  # the padding has no weights: the same ones load
+    convs = _time_convs(replicate)
+    assert len(convs) == len(_time_convs(zeros)) > 0
+    assert all(conv.padding_mode == "replicate" for conv in convs)
+    # the input convolution (kernel 3, padding 1): frames 1 .. frames-2 never read the padding
+    x = torch.randn(2, SMALL.n_mels, SMALL.frames, generator=torch.Generator().manual_seed(3)) + 2.0
+    with torch.no_grad():
+        a, b = zeros.conv_in(x), replicate.conv_in(x)
+        assert torch.equal(a[..., 1:-1], b[..., 1:-1])
+        assert not torch.allclose(a[..., 0], b[..., 0]) and not torch.allclose(a[..., -1], b[..., -1])
+        # the edge frames are those of the input with its first and last frames repeated once
+        padded = torch.cat([x[..., :1], x, x[..., -1:]], dim=-1)
+        torch.testing.assert_close(b, torch.nn.functional.conv1d(padded, zeros.conv_in.weight, zeros.conv_in.bias))
+        t, labels = torch.tensor([300, 300]), torch.tensor([0, 1])
+        assert not torch.allclose(zeros(x, t, labels), replicate(x, t, labels))
+
+
+def test_an_unknown_time_padding_is_refused_naming_it() -> None:
+    with pytest.raises(ValueError, match=r"time_padding='mirror' is not one of \['zeros', 'replicate', 'reflect'\]"):
+        ModelConfig.from_json({**SMALL.to_json(), "time_padding": "mirror"})
+    with pytest.raises(ValueError, match="time_padding='circular'"):
+        MelUNet(ModelConfig(channels=(16, 32), embed_dim=32, attention_heads=2, time_padding="circular"))

@@ -158,3 +158,21 @@ def test_an_onset_weighted_run_trains_otherwise_and_records_its_settings(
     assert main(["--out", str(tmp_path / "part"), *TINY, "--resume"]) == 2
     assert "trained with" in capsys.readouterr().err
     assert main(["--out", str(tmp_path / "part"), *TINY, "--onset-weight", "8", "--resume"]) == 0
+
+
+def test_the_time_padding_travels_from_the_command_to_the_exported_model(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as refused:
+        main(["--out", str(tmp_path / "bad"), *TINY, "--time-padding", "mirror"])
+    assert refused.value.code == 2
+    assert "--time-padding: invalid choice: 'mirror'" in capsys.readouterr().err
+    assert main(["--out", str(tmp_path / "rep"), *TINY, "--time-padding", "replicate"]) == 0
+    data = json.loads((tmp_path / "rep" / "weights" / "config.json").read_text(encoding="utf-8"))
+    assert data["time_padding"] == "replicate" and data["training"]["time_padding"] == "replicate"
+    model = DefaultModel.load(tmp_path / "rep" / "weights")
+    assert model.config.time_padding == "replicate"
+    assert model.network.conv_in.padding_mode == "replicate"
+    # a fine-tune without the flag keeps its initial model's padding
+    assert main(["--out", str(tmp_path / "again"), *TINY, "--init", str(tmp_path / "rep" / "weights")]) == 0
+    again = json.loads((tmp_path / "again" / "weights" / "config.json").read_text(encoding="utf-8"))
+    assert again["time_padding"] == "replicate" and "time_padding" not in again["training"]
