@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from loopbridge.engine.models.default.classes import CLASSES
 from loopbridge.engine.models.default.evaluate import (
     Judge,
@@ -56,6 +57,7 @@ def main() -> None:
     parser.add_argument("--features", choices=("all", "old"), default="all")
     parser.add_argument("--nested", default=None, help="KEY=V1,V2,...: pick KEY by nested leave-one-kit-out")
     args = parser.parse_args()
+    torch.set_num_threads(1)  # as eval-default runs it
     manifest = load_manifest(args.corpus)
     started = time.perf_counter()
     held = load_recordings(args.corpus, manifest, "held-out", CLASSES)
