@@ -3,11 +3,12 @@ recordings, and the training recordings (other kits again) labelled by the judge
 held-out one, for judge settings given on the command line.
 
 Each ``--setting`` is ``key=value;...`` over :class:`~loopbridge.engine.models.default.evaluate.Judge`'s
-settings (``l2``, ``mlp_members``, ``hidden``, ``mlp_l2``, ``iterations``, ``mlp_iterations``); ``""`` is the defaults.
-``--features old`` keeps only the first 357 features (the judge's features before the onset, pitch,
-low-band, course and fine-segment blocks were added). ``--nested KEY=V1,V2,...`` also picks that
-setting by nested leave-one-kit-out: for each kit left out, the value with the best leave-one-kit-out
-accuracy on the other kits labels it, so the figure printed is not flattered by the choice.
+settings (``l2``, ``mlp_members``, ``hidden``, ``mlp_l2``, ``iterations``, ``mlp_iterations``); ``""``
+is the defaults. ``--features old`` keeps only the first 357 features (the judge's features before the
+onset, pitch, low-band, course and fine-segment blocks were added). ``--nested KEY=V1,V2,...`` also
+picks that setting (the first ``--setting`` otherwise) by nested leave-one-kit-out: for each kit left
+out, the value with the best leave-one-kit-out accuracy on the other kits labels it, so the figure
+printed is not flattered by the choice.
 Not a test: nothing here passes or fails.
 
     python bench/bench_judge.py --corpus DIR [--setting "l2=0.01;mlp_members=0" ...] [--nested mlp_l2=0.01,0.1]
@@ -77,7 +78,8 @@ def main() -> None:
                   class_accuracy(floor, train.labels, CLASSES)), flush=True)
     if args.nested:
         key, _, values = args.nested.partition("=")
-        choices = [parse_setting(f"{key}={v}") for v in values.split(",")]
+        base = parse_setting(args.setting[0]) if args.setting else {}  # the first --setting, KEY varied
+        choices = [base | parse_setting(f"{key}={v}") for v in values.split(",")]
         kits = np.array([kit_of(g) for g in held.groups])
         predicted = np.zeros(len(held.labels), dtype=int)
         for kit in sorted(set(kits.tolist())):
