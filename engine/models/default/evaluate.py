@@ -9,9 +9,10 @@ training never hears; built into ``--corpus`` when it is missing), and prints it
 shipped model's and the floor's: the training recordings themselves, measured as if a model had made
 them (what a model that sounded exactly like its training data would score).
 
-- Class accuracy: a classifier (the judge, :class:`Judge`: logistic regression on
-  :func:`judge_features`) fitted to every held-out recording, each class weighted equally, labels 16
-  generated one-shots per class; the share labelled as asked, averaged over classes. The judge never
+- Class accuracy: a classifier (the judge, :class:`Judge`: a logistic regression and three small
+  MLPs on :func:`judge_features`, their probabilities averaged) fitted to every held-out recording,
+  each class weighted equally, labels 16 generated one-shots per class; the share labelled as asked,
+  averaged over classes. The judge never
   hears the training recordings or generated audio. Its own trust is measured leave-one-kit-out:
   each held-out recording labelled by a judge fitted without its kit (or instrument).
 - Fréchet distance of the log-mel statistics (band means over time, loudness envelope) and of the
@@ -319,7 +320,7 @@ def _weighted_mean(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 
 def judge_features(audio: np.ndarray) -> np.ndarray:
-    """``[n, 357]`` features that tell the classes apart, for one-shots ``audio`` ``[n, samples]`` (the
+    """``[n, 577]`` features that tell the classes apart, for one-shots ``audio`` ``[n, samples]`` (the
     native length; shorter ones are padded). Every level is taken relative to the one-shot's loudest
     frame, so a gain changes nothing.
 
@@ -331,7 +332,13 @@ def judge_features(audio: np.ndarray) -> np.ndarray:
     - spectral centroid, bandwidth, flatness and 85 % roll-off, per segment (weighted by the frames'
       power) and their spread over the sounding frames;
     - how tonal the first 0.3 s is: the height and lag of the autocorrelation's highest peak between
-      30 Hz and 2 kHz.
+      30 Hz and 2 kHz;
+    - the onset at 2.9 ms resolution and its bursts (:func:`_onset_features`), periodicity and pitch in
+      three windows and the pitch's course (:func:`_pitch_features`), the body's low end in bands
+      of 20 to 130 Hz and its spectrum's peakedness (:func:`_low_band_features`), the zero-crossing
+      rate per segment, the decay's slope, the sounding length and the loudness's centre in time
+      (:func:`_course_features`), and the log-mel in 20 bands over seven finer segments with each
+      band's maximum (:func:`_fine_segment_features`).
     """
     x = torch.as_tensor(np.asarray(audio, dtype=np.float32))
     if x.ndim == 1:
@@ -397,54 +404,221 @@ def judge_features(audio: np.ndarray) -> np.ndarray:
     low, high = spectral.SAMPLE_RATE // 2000, spectral.SAMPLE_RATE // 30
     lag = autocorrelation[:, low:high].argmax(axis=1) + low
     features.append(np.stack([autocorrelation[np.arange(n), lag], np.log2(spectral.SAMPLE_RATE / lag) / 4.0], axis=1))
+
+    audio64 = x.double().numpy()
+    features += [_onset_features(audio64), _pitch_features(audio64), _low_band_features(audio64),
+                 _course_features(audio64, loud_rel), _fine_segment_features(rel)]
     return np.concatenate(features, axis=1).astype(np.float32)
 
 
-class Judge:
-    """The class-accuracy judge: multinomial logistic regression on :func:`judge_features`, each class
-    weighted equally whatever its count, with an L2 penalty (``l2``), fitted to convergence by L-BFGS
-    (deterministic: the same recordings give the same judge).
+#: the onset's fine envelope: RMS over hops of this many samples (2.9 ms) ...
+_ONSET_HOP = 128
+#: ... over this many hops (186 ms)
+_ONSET_HOPS = 64
+#: windows (seconds) whose periodicity and pitch the judge reads: the hit, the body, the tail
+_PITCH_WINDOWS = ((0.005, 0.065), (0.06, 0.2), (0.2, 0.5))
+#: band edges (Hz) of the low end, read from a long FFT of the body (a kick's, a tom's and a bass's fundamentals)
+_LOW_EDGES_HZ = (20, 40, 60, 80, 100, 130, 160, 200, 250, 320, 400)
+#: the log-mel's 80 bands pooled to 20 over these finer frame spans (11.6 ms a frame)
+_FINE_SEGMENTS = ((0, 1), (1, 3), (3, 6), (6, 13), (13, 26), (26, 52), (52, spectral.FRAMES))
 
-    A linear model on features that describe a sound's spectrum, timbre, envelope and tonality: its
-    accuracy on kits it was not fitted on (:func:`leave_one_kit_out`) is what it can be trusted to.
+
+def _onset_features(audio: np.ndarray) -> np.ndarray:
+    """``[n, 34]``: the first 186 ms at 2.9 ms resolution (a clap's several bursts, a stick's click):
+    the level relative to the loudest hop in 32 pairs of hops, how many bursts come within 12 dB of
+    the loudest in the first 93 ms, and the hops it takes to rise within 3 dB of it."""
+    n = len(audio)
+    hops = audio[:, : _ONSET_HOP * _ONSET_HOPS].reshape(n, _ONSET_HOPS, _ONSET_HOP)
+    db = 10.0 * np.log10((hops ** 2).mean(axis=2) + 1e-12)
+    db = np.maximum(db - db.max(axis=1, keepdims=True), -60.0)
+    pooled = db.reshape(n, _ONSET_HOPS // 2, 2).mean(axis=2) / 20.0
+    early = np.pad(db[:, : _ONSET_HOPS // 2], ((0, 0), (1, 0)), constant_values=-60.0)  # the first hop can peak
+    bursts = (early[:, 1:-1] > early[:, :-2]) & (early[:, 1:-1] >= early[:, 2:]) & (early[:, 1:-1] > -12.0)
+    rise = np.argmax(db > -3.0, axis=1)
+    return np.concatenate([pooled, np.log1p(bursts.sum(axis=1))[:, None], np.log1p(rise)[:, None]], axis=1)
+
+
+def _pitch_features(audio: np.ndarray) -> np.ndarray:
+    """``[n, 8]``: in each of :data:`_PITCH_WINDOWS`, how periodic the sound is (the height of the
+    normalized autocorrelation's highest peak between 30 Hz and 2 kHz, corrected for the window) and
+    at what pitch (the lag of its first peak that comes within 10 % of that, in octaves), and how the
+    pitch moves from window to window (a tom's falls, a bass's holds)."""
+    rate = spectral.SAMPLE_RATE
+    heights, pitches = [], []
+    for start_s, end_s in _PITCH_WINDOWS:
+        piece = audio[:, int(start_s * rate):int(end_s * rate)]
+        window = np.hanning(piece.shape[1])
+        piece = (piece - piece.mean(axis=1, keepdims=True)) * window[None]
+        size = 1 << int(np.ceil(np.log2(2 * piece.shape[1])))
+        correlation = np.fft.irfft(np.abs(np.fft.rfft(piece, size)) ** 2, size)[:, : piece.shape[1]]
+        own = np.fft.irfft(np.abs(np.fft.rfft(window, size)) ** 2, size)[: piece.shape[1]]
+        correlation = correlation / (correlation[:, :1] + 1e-12) / np.maximum(own / own[0], 0.1)[None]
+        low, high = rate // 2000, min(rate // 30, piece.shape[1] // 2)
+        lag = _first_best_peak(correlation[:, low - 1:high + 1]) + low
+        heights.append(np.clip(correlation[np.arange(len(audio)), lag], -1.0, 1.5))
+        pitches.append(np.log2(rate / lag) / 4.0)
+    pitch = np.stack(pitches, axis=1)
+    return np.concatenate([np.stack(heights, axis=1), pitch, (pitch[:, 1:] - pitch[:, :-1]) * 4.0], axis=1)
+
+
+def _first_best_peak(values: np.ndarray) -> np.ndarray:
+    """Per row of ``values`` ``[n, m + 2]``, the index (0 to m - 1, of ``values[:, 1:-1]``) of the first
+    local peak within 10 % of the highest local peak: the period, not one of its multiples (which the
+    window correction can lift as high); the highest value where no peak is."""
+    inner = values[:, 1:-1]
+    peaks = (inner > values[:, :-2]) & (inner >= values[:, 2:])
+    top = np.where(peaks, inner, -np.inf).max(axis=1, keepdims=True)
+    near = peaks & (inner >= top - 0.1 * np.abs(top))
+    return np.where(near.any(axis=1), near.argmax(axis=1), inner.argmax(axis=1))
+
+
+def _low_band_features(audio: np.ndarray) -> np.ndarray:
+    """``[n, 11]``: the share of the body's power (10-300 ms, a 16384-point FFT: 2.7 Hz a bin) in each
+    band of :data:`_LOW_EDGES_HZ`, in dB, and how peaked the body's spectrum is between 50 Hz and 5 kHz
+    (its highest bin over its mean, in dB: a tone's partials against a noise's spread)."""
+    rate = spectral.SAMPLE_RATE
+    piece = audio[:, int(0.01 * rate):int(0.3 * rate)]
+    power = np.abs(np.fft.rfft(piece * np.hanning(piece.shape[1])[None], 16384)) ** 2
+    freqs = np.fft.rfftfreq(16384, 1.0 / rate)
+    total = power.sum(axis=1) + 1e-20
+    shares = [10.0 * np.log10(power[:, (freqs >= a) & (freqs < b)].sum(axis=1) / total + 1e-8)
+              for a, b in itertools.pairwise(_LOW_EDGES_HZ)]
+    band = (freqs >= 50) & (freqs < 5000)
+    peaked = 10.0 * np.log10(power[:, band].max(axis=1) / (power[:, band].mean(axis=1) + 1e-20) + 1e-12)
+    return np.concatenate([np.maximum(np.stack(shares, axis=1), -80.0) / 20.0, peaked[:, None] / 20.0], axis=1)
+
+
+def _course_features(audio: np.ndarray, loud_rel: np.ndarray) -> np.ndarray:
+    """``[n, 7]``: the zero-crossing rate in each of :data:`JUDGE_SEGMENTS` (over its sounding frames),
+    the slope of the loudness's straight-line fit from the peak on (dB a frame, while within 50 dB of
+    the peak), how many frames sound, and the loudness's centre of gravity in time."""
+    n = len(audio)
+    frames = audio[:, : spectral.HOP * spectral.FRAMES].reshape(n, spectral.FRAMES, spectral.HOP)
+    crossings = (np.abs(np.diff(np.sign(frames), axis=2)) > 0).mean(axis=2)
+    sounding = (loud_rel > _JUDGE_SOUNDING_DB).astype(np.float64) + 1e-3
+    rates = [np.log(_weighted_mean(crossings[:, a:b], sounding[:, a:b]) + 1e-4) / 3.0 for a, b in JUDGE_SEGMENTS]
+    t = np.arange(spectral.FRAMES, dtype=np.float64)[None, :]
+    after = ((t >= loud_rel.argmax(axis=1)[:, None]) & (loud_rel > _JUDGE_SOUNDING_DB)).astype(np.float64)
+    count = after.sum(axis=1)
+    t_mean = (after * t).sum(axis=1) / count
+    l_mean = (after * loud_rel).sum(axis=1) / count
+    slope = ((after * (t - t_mean[:, None]) * (loud_rel - l_mean[:, None])).sum(axis=1)
+             / ((after * (t - t_mean[:, None]) ** 2).sum(axis=1) + 1e-9))
+    power = 10.0 ** (loud_rel / 10.0)
+    centre = (power * t).sum(axis=1) / power.sum(axis=1)
+    return np.concatenate([np.stack(rates, axis=1), np.stack(
+        [np.sign(slope) * np.log1p(np.abs(slope)), np.log1p(count), np.log1p(centre)], axis=1)], axis=1)
+
+
+def _fine_segment_features(rel: np.ndarray) -> np.ndarray:
+    """``[n, 160]``: the log-mel relative to the loudest frame (``rel``, ``[n, 80, frames]``) pooled to 20
+    bands, averaged over each of :data:`_FINE_SEGMENTS`, and each band's loudest frame."""
+    bands = rel.reshape(len(rel), 20, spectral.N_MELS // 20, -1).mean(axis=2)
+    rows = [bands[:, :, a:b].mean(axis=2) / 20.0 for a, b in _FINE_SEGMENTS]
+    rows.append(bands.max(axis=2) / 20.0)
+    return np.concatenate(rows, axis=1)
+
+
+#: the judge's L2 penalties: the logistic regression's, and each MLP member's on its weights
+JUDGE_L2 = 1e-2
+JUDGE_MLP_L2 = 1e-2
+#: the judge's MLP members (one hidden layer of this many tanh units each; 0 members: the regression alone)
+JUDGE_MLP_MEMBERS = 3
+JUDGE_MLP_HIDDEN = 64
+#: L-BFGS iterations: the regression's (to convergence) and each MLP member's (early stopped: fewer
+#: iterations keep it smooth, and fast)
+JUDGE_ITERATIONS = 300
+JUDGE_MLP_ITERATIONS = 100
+
+
+def _class_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
+    """Per class, ``total / (classes present x count)``: each class weighs as much as any other."""
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    return torch.from_numpy(np.where(counts > 0, counts.sum() / (np.count_nonzero(counts) * np.maximum(counts, 1.0)),
+                                     0.0))
+
+
+def _fit_lbfgs(parameters: list[torch.Tensor], loss_of: Any, iterations: int) -> None:
+    """Minimize ``loss_of()`` over ``parameters`` by full-batch L-BFGS (deterministic)."""
+    optimizer = torch.optim.LBFGS(parameters, lr=1.0, max_iter=iterations, history_size=20,
+                                  tolerance_grad=1e-9, tolerance_change=1e-12, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = loss_of()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    for parameter in parameters:
+        parameter.requires_grad_(False)
+
+
+class Judge:
+    """The class-accuracy judge: on standardized :func:`judge_features`, a multinomial logistic
+    regression (L2 penalty ``l2``) and ``mlp_members`` one-hidden-layer MLPs (``hidden`` tanh units,
+    L2 penalty ``mlp_l2`` on their weights, each from its own seeded start), their class probabilities
+    averaged. Every member weighs each class equally whatever its count and is fitted by full-batch
+    L-BFGS: the same recordings give the same judge.
+
+    Its accuracy on kits it was not fitted on (:func:`leave_one_kit_out`) is what it can be trusted to.
     """
 
-    def __init__(self, features: np.ndarray, labels: np.ndarray, n_classes: int, l2: float = 1e-2,
-                 iterations: int = 300) -> None:
+    def __init__(self, features: np.ndarray, labels: np.ndarray, n_classes: int, l2: float = JUDGE_L2,
+                 iterations: int = JUDGE_ITERATIONS, mlp_members: int = JUDGE_MLP_MEMBERS,
+                 hidden: int = JUDGE_MLP_HIDDEN, mlp_l2: float = JUDGE_MLP_L2,
+                 mlp_iterations: int = JUDGE_MLP_ITERATIONS) -> None:
         """Fitted to ``features`` ``[n, d]`` (:func:`judge_features` of recordings) and their ``labels``."""
         if len(features) != len(labels) or len(labels) == 0:
             raise ValueError(f"the judge needs recordings and one label each: got {len(features)} and {len(labels)}")
+        if mlp_members < 0 or (mlp_members > 0 and hidden < 1):
+            raise ValueError(f"the judge's MLP members need at least 1 hidden unit each and a count of 0 or more: "
+                             f"got {mlp_members} members of {hidden}")
         features = np.asarray(features, dtype=np.float64)
         self.n_classes = n_classes
         self.mean = features.mean(axis=0)
         self.std = features.std(axis=0) + 1e-6
-        counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
-        weights = np.where(counts > 0, counts.sum() / (np.count_nonzero(counts) * np.maximum(counts, 1.0)), 0.0)
         x = torch.from_numpy((features - self.mean) / self.std)
         y = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+        class_weight = _class_weights(np.asarray(labels, dtype=np.int64), n_classes)
         self.weight = torch.zeros(features.shape[1], n_classes, dtype=torch.float64, requires_grad=True)
         self.bias = torch.zeros(n_classes, dtype=torch.float64, requires_grad=True)
-        optimizer = torch.optim.LBFGS([self.weight, self.bias], lr=1.0, max_iter=iterations, history_size=20,
-                                      tolerance_grad=1e-9, tolerance_change=1e-12, line_search_fn="strong_wolfe")
-        class_weight = torch.from_numpy(weights)
+        _fit_lbfgs([self.weight, self.bias], lambda: (
+            torch.nn.functional.cross_entropy(x @ self.weight + self.bias, y, weight=class_weight)
+            + l2 * (self.weight ** 2).sum()), iterations)
+        self.members: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        for seed in range(mlp_members):
+            generator = torch.Generator().manual_seed(seed)
+            w1 = (torch.randn(features.shape[1], hidden, generator=generator, dtype=torch.float64)
+                  / np.sqrt(features.shape[1])).requires_grad_(True)
+            b1 = torch.zeros(hidden, dtype=torch.float64, requires_grad=True)
+            w2 = (torch.randn(hidden, n_classes, generator=generator, dtype=torch.float64)
+                  / np.sqrt(hidden)).requires_grad_(True)
+            b2 = torch.zeros(n_classes, dtype=torch.float64, requires_grad=True)
 
-        def closure() -> torch.Tensor:
-            optimizer.zero_grad()
-            loss = (torch.nn.functional.cross_entropy(x @ self.weight + self.bias, y, weight=class_weight)
-                    + l2 * (self.weight ** 2).sum())
-            loss.backward()
-            return loss
+            def loss(w1: torch.Tensor = w1, b1: torch.Tensor = b1, w2: torch.Tensor = w2,
+                     b2: torch.Tensor = b2) -> torch.Tensor:
+                logits = torch.tanh(x @ w1 + b1) @ w2 + b2
+                return (torch.nn.functional.cross_entropy(logits, y, weight=class_weight)
+                        + mlp_l2 * ((w1 ** 2).sum() + (w2 ** 2).sum()))
 
-        optimizer.step(closure)
-        self.weight.requires_grad_(False)
-        self.bias.requires_grad_(False)
+            _fit_lbfgs([w1, b1, w2, b2], loss, mlp_iterations)
+            self.members.append((w1, b1, w2, b2))
+
+    def probabilities(self, features: np.ndarray) -> np.ndarray:
+        """``[n, classes]``: the members' class probabilities for each row of ``features``, averaged."""
+        x = torch.from_numpy((np.asarray(features, dtype=np.float64).reshape(len(features), -1) - self.mean)
+                             / self.std)
+        total = torch.softmax(x @ self.weight + self.bias, dim=1)
+        for w1, b1, w2, b2 in self.members:
+            total = total + torch.softmax(torch.tanh(x @ w1 + b1) @ w2 + b2, dim=1)
+        return (total / (1 + len(self.members))).numpy()
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """The class index of each row of ``features`` (:func:`judge_features` of the one-shots)."""
         if len(features) == 0:
             return np.zeros(0, dtype=int)
-        x = torch.from_numpy((np.asarray(features, dtype=np.float64) - self.mean) / self.std)
-        return (x @ self.weight + self.bias).argmax(dim=1).numpy()
+        return self.probabilities(features).argmax(axis=1)
 
 
 def kit_of(group: str) -> str:
@@ -457,15 +631,16 @@ def kit_of(group: str) -> str:
 
 
 def leave_one_kit_out(features: np.ndarray, labels: np.ndarray, groups: Sequence[str], n_classes: int,
-                      ) -> tuple[np.ndarray, list[str]]:
+                      **judge: Any) -> tuple[np.ndarray, list[str]]:
     """Each recording (its :func:`judge_features` row) labelled by a judge fitted on the recordings of
-    every other kit (:func:`kit_of`): the predictions ``[n]``, and the kits in the order they were left out."""
+    every other kit (:func:`kit_of`; ``judge``: :class:`Judge`'s settings): the predictions ``[n]``, and
+    the kits in the order they were left out."""
     kits = np.array([kit_of(g) for g in groups])
     predicted = np.zeros(len(labels), dtype=int)
     order = sorted(set(kits.tolist()))
     for kit in order:
         out = kits == kit
-        predicted[out] = Judge(features[~out], labels[~out], n_classes).predict(features[out])
+        predicted[out] = Judge(features[~out], labels[~out], n_classes, **judge).predict(features[out])
     return predicted, order
 
 
@@ -890,7 +1065,8 @@ def evaluate_real(models: dict[str, DefaultModel], corpus: Path, settings: RealS
                        "training": len(training.labels), "floor_training": len(floor.labels)},
         "held_out": held, "sets": {},
         # the judge's own accuracy on kits it was not fitted on: what its class accuracy can be trusted to
-        "judge": {"kind": "logistic regression on judge_features", "kits": len(kits),
+        "judge": {"kind": (f"logistic regression and {JUDGE_MLP_MEMBERS} MLPs ({JUDGE_MLP_HIDDEN} tanh units) "
+                           f"on judge_features, probabilities averaged"), "kits": len(kits),
                   "leave_one_kit_out": class_accuracy(loko, judge.labels, classes)},
     }
     eval_settings = EvalSettings(steps=settings.steps, guidance=settings.guidance)

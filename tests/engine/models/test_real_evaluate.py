@@ -68,6 +68,64 @@ def test_judge_features_ignore_gain_and_tell_tones_from_noise() -> None:
         "mean": 1.0, "per_class": {"noise": 1.0, "tone": 1.0}}
 
 
+def _burst(start_s: float, seed: int, decay_s: float = 0.004) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(spectral.NATIVE_SAMPLES) / spectral.SAMPLE_RATE
+    after = np.clip(t - start_s, 0.0, None)
+    return rng.standard_normal(spectral.NATIVE_SAMPLES) * np.exp(-after / decay_s) * (t >= start_s)
+
+
+def test_the_onset_features_count_a_claps_bursts() -> None:
+    single = _burst(0.0, 1)
+    clap = _burst(0.0, 2) + _burst(0.012, 3) + _burst(0.024, 4)  # three slaps 12 ms apart
+    onset = evaluate._onset_features(np.stack([single, clap]))
+    bursts = np.expm1(onset[:, -2])
+    assert round(bursts[0]) <= 1 and round(bursts[1]) == 3
+    assert (onset[:, :-2] <= 0.0).all() and onset[:, 0].max() == pytest.approx(0.0, abs=0.2)
+
+
+def test_the_pitch_features_hear_a_falling_tom_and_a_held_bass() -> None:
+    t = np.arange(spectral.NATIVE_SAMPLES) / spectral.SAMPLE_RATE
+    held = np.sin(2 * np.pi * 110.0 * t) * np.exp(-t / 0.5)
+    # a tom: 200 Hz falling to 100 Hz with a time constant of 0.1 s
+    frequency = 100.0 + 100.0 * np.exp(-t / 0.1)
+    tom = np.sin(2 * np.pi * np.cumsum(frequency) / spectral.SAMPLE_RATE) * np.exp(-t / 0.3)
+    noise = np.random.default_rng(5).standard_normal(len(t)) * np.exp(-t / 0.3)
+    pitch = evaluate._pitch_features(np.stack([held, tom, noise]))
+    heights, octaves, moves = pitch[:, :3], pitch[:, 3:6] * 4.0, pitch[:, 6:]  # moves in octaves
+    assert (heights[0] > 0.9).all() and (heights[2] < 0.5).all()  # a tone repeats itself, a noise does not
+    assert np.allclose(2.0 ** octaves[0], 110.0, rtol=0.03)
+    assert abs(moves[0]).max() < 0.05 and moves[1].sum() < -0.5  # the tom falls 0.72 octave between the windows
+
+
+def test_the_low_bands_place_a_fundamental() -> None:
+    t = np.arange(spectral.NATIVE_SAMPLES) / spectral.SAMPLE_RATE
+    low = evaluate._low_band_features(np.stack([np.sin(2 * np.pi * 50.0 * t), np.sin(2 * np.pi * 290.0 * t)]))
+    shares = low[:, :-1] * 20.0  # dB of the body's power in 20-40, 40-60, ... 320-400 Hz
+    assert shares[0].argmax() == 1 and shares[0, 1] > -0.5
+    assert shares[1].argmax() == 8 and shares[1, 1] < -40.0
+
+
+def test_the_judge_is_deterministic_and_its_members_vote() -> None:
+    audio = np.concatenate([_bursts(3, 6), _tones(3, 6)])
+    features = evaluate.judge_features(audio)
+    labels = np.array([0] * 6 + [1] * 6)
+    first = evaluate.Judge(features, labels, 2)
+    again = evaluate.Judge(features, labels, 2)
+    probabilities = first.probabilities(features)
+    assert np.array_equal(probabilities, again.probabilities(features))
+    assert np.allclose(probabilities.sum(axis=1), 1.0)
+    assert (first.predict(features) == labels).all()
+    assert len(first.members) == evaluate.JUDGE_MLP_MEMBERS
+    # without members it is the logistic regression alone
+    alone = evaluate.Judge(features, labels, 2, mlp_members=0)
+    assert alone.members == []
+    logits = ((features - alone.mean) / alone.std) @ alone.weight.numpy() + alone.bias.numpy()
+    assert np.array_equal(alone.predict(features), logits.argmax(axis=1))
+    with pytest.raises(ValueError, match="got 2 members of 0"):
+        evaluate.Judge(features, labels, 2, mlp_members=2, hidden=0)
+
+
 def test_kit_of() -> None:
     assert evaluate.kit_of("fluid-Harp") == evaluate.kit_of("freepats-Harp") == "gm-Harp"
     assert evaluate.kit_of("fluid-kit-TR-808") == "fluid-kit-TR-808"
