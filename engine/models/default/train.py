@@ -306,9 +306,10 @@ def onset_rise_excess(clean_estimate: torch.Tensor, clean: torch.Tensor) -> torc
 
 def training_error(prediction: torch.Tensor, target: torch.Tensor, noisy: torch.Tensor, clean: torch.Tensor,
                    alpha_bar: torch.Tensor, weights: torch.Tensor | None = None,
-                   rise_weight: float = 0.0) -> torch.Tensor:
+                   rise_weight: float = 0.0, v_weight: torch.Tensor | None = None) -> torch.Tensor:
     """``[B]``: each one-shot's loss, the squared v-prediction error averaged over bands and frames
-    (frames weighted by ``weights`` ``[frames]``, from :func:`frame_weights`), plus ``rise_weight``
+    (frames weighted by ``weights`` ``[frames]``, from :func:`frame_weights`; each one-shot's then by
+    ``v_weight`` ``[B]``, the Min-SNR weight, when given), plus ``rise_weight``
     times :func:`onset_rise_excess` of the clean estimate ``sqrt(a) x - sqrt(1 - a) v`` implied by
     ``prediction`` (``alpha_bar`` ``[B]``). With ``x = sqrt(a) x0 + sqrt(1 - a) eps``, the clean
     estimate's error is ``sqrt(1 - a)`` times the v error, frame by frame: weighting a frame's v
@@ -317,7 +318,9 @@ def training_error(prediction: torch.Tensor, target: torch.Tensor, noisy: torch.
     if weights is not None:
         squared = squared * weights.to(squared.device, squared.dtype)
     error = squared.mean(dim=(1, 2))
-    if rise_weight > 0:
+    if v_weight is not None:
+        error = error * v_weight
+    if rise_weight > 0:  # not weighted by v_weight: it reads the clean estimate
         a = alpha_bar.view(-1, 1, 1)
         estimate = a.sqrt() * noisy - (1 - a).sqrt() * prediction
         error = error + rise_weight * onset_rise_excess(estimate, clean)
@@ -652,13 +655,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         for group in optimizer.param_groups:
             group["lr"] = _lr_at(step, args)
         prediction = network(noisy, t, y)
-        error = training_error(prediction, target, noisy, x0, a.view(-1), weights_by_frame)
+        snr_weight = None
         if args.min_snr > 0:
             snr = a.view(-1) / (1 - a.view(-1))
-            error = error * snr.clamp(min=min(args.min_snr_floor, args.min_snr), max=args.min_snr) / (snr + 1)
-        if args.onset_rise_weight > 0:  # not weighted by --min-snr: it reads the clean estimate
-            error = error + args.onset_rise_weight * onset_rise_excess(a.sqrt() * noisy - (1 - a).sqrt() * prediction,
-                                                                       x0)
+            snr_weight = snr.clamp(min=min(args.min_snr_floor, args.min_snr), max=args.min_snr) / (snr + 1)
+        error = training_error(prediction, target, noisy, x0, a.view(-1), weights_by_frame,
+                               args.onset_rise_weight, snr_weight)
         loss = error.mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
