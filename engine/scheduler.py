@@ -578,7 +578,10 @@ class Scheduler:
         with self._lock:
             priorities = [min([job.priority for job, _ in task.waiters], default=task.priority) for task in batch]
         for task, render, priority in zip(batch, renders, priorities, strict=True):
-            self._store_pool.submit(priority, functools.partial(self._store, task, render, record))
+            if self._stopping:  # the store's thread may have ended (stop() gave up waiting for this batch);
+                self._store(task, render, record)  # this worker takes no other batch now: it writes them itself
+            else:
+                self._store_pool.submit(priority, functools.partial(self._store, task, render, record))
 
     def _store(self, task: _Task, render: Render, record: _Batch) -> None:
         """Write ``task``'s render, then hand it to the jobs waiting on it (or fail them, when it cannot be

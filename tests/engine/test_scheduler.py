@@ -591,3 +591,22 @@ def test_engine_render_stores_what_it_makes_unless_told_not_to(engine: Engine) -
     assert not engine.store.has_render(loose.key)
     engine.store_renders([loose])
     assert engine.store.get_render(loose.key) is not None
+
+
+def test_stop_writes_the_renders_already_made(engine: Engine, tmp_path: Path) -> None:
+    held = _HeldStoreEngine(engine, _HeldStore(tmp_path / "held"))
+    scheduler = Scheduler(held).start()
+    try:
+        job = scheduler.submit(_job(held, "made", _request(99)))
+        assert held.held.began.wait(HOLD_TIMEOUT_S)
+        stopping = threading.Thread(target=scheduler.stop, kwargs={"timeout": HOLD_TIMEOUT_S})
+        stopping.start()
+        _until(lambda: scheduler.stopping)
+        held.held.release.set()
+        stopping.join(HOLD_TIMEOUT_S)
+        assert not stopping.is_alive()
+        assert job.state is JobState.CANCELLED  # its caller hears the engine stopped ...
+        assert held.held.written == [99] and held.store.has_render(job.render_keys[0])  # ... and nothing made is lost
+    finally:
+        held.held.release.set()
+        scheduler.stop()
