@@ -5,7 +5,9 @@ Prints, measured in one run on local clusters (``--cluster local``: started here
 1. Throughput, ``--callers`` callers each asking for default-model one-shots one after another: two
    replicas vs one, in renders per second (target: at least 1.6x on a 2-core machine). A shared
    machine's load comes and goes: ``--rounds`` rounds, each a one-replica cluster then a two-replica
-   one (each started for it), and the median of the rounds' ratios.
+   one (each started for it), and the median of the rounds' ratios. Each round prints how busy each
+   replica was (the share of the time its model ran), its batches, and its turns between batches (its
+   model's end to its next model's start).
 2. Per-render overhead of the cluster vs the in-process engine: one caller, renders taking turns
    between a one-replica cluster and an in-process engine with the same torch thread count (median
    of each), and, less exposed to other work on the machine, what the cluster adds to the model's
@@ -198,12 +200,27 @@ def throughput(door: FrontDoor, callers: int, renders: int, steps: int) -> tuple
     if errors:
         raise errors[0]
     replicas: dict[int, tuple[float, list[int]]] = {}
+    runs: dict[int, list[tuple[float, float]]] = {}
     for _, done in EVENTS.since(started, "done"):
         busy, sizes = replicas.get(done["pid"], (0.0, []))
         replicas[done["pid"]] = (busy + done["model_s"], [*sizes, done["batch"]])
+        if done.get("model_at") is not None and done.get("ended_at") is not None:
+            runs.setdefault(done["pid"], []).append((done["model_at"], done["ended_at"]))
     report = "; ".join(f"{share / elapsed:.0%} busy, batches of {sorted(sizes)}, {share / sum(sizes):.2f} s a render"
-                     for share, sizes in replicas.values())
+                       f"{turns(runs.get(pid, []))}" for pid, (share, sizes) in replicas.items())
     return callers * renders / elapsed, report
+
+
+def turns(runs: list[tuple[float, float]]) -> str:
+    """A replica's turns between batches: from its model's end to its next batch's model start, on the
+    monotonic clock the replicas share with the gateway (the audio back, the gateway's answers and the
+    callers' next requests, the next call)."""
+    runs = sorted(runs)
+    gaps = [later[0] - earlier[1] for earlier, later in itertools.pairwise(runs)]
+    if not gaps:
+        return ""
+    return (f", turns between batches {statistics.median(gaps) * 1e3:.1f} ms "
+            f"({min(gaps) * 1e3:.1f}-{max(gaps) * 1e3:.1f})")
 
 
 def overhead(cluster: FrontDoor, local: FrontDoor, local_engine: TimedEngine, repeats: int,

@@ -324,12 +324,14 @@ class LoadClient:
 
 
 def idle_counters(client: Client, timeout_s: float = 600) -> dict[str, int]:
-    """The scheduler's counters once nothing is queued, rendering or conforming (earlier sections' pre-renders
-    may still be on their way). Raises SystemExit when the engine stays busy for ``timeout_s``."""
+    """The scheduler's counters once nothing is queued, rendering, being stored or conforming (earlier
+    sections' pre-renders may still be on their way). Raises SystemExit when the engine stays busy for
+    ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while True:
         queue = client.status()["queue"]
-        if not queue["rendering"] and not any(queue["queued"].values()) and not queue["conform_queue"]:
+        if not queue["rendering"] and not queue.get("storing") and not any(queue["queued"].values()) \
+                and not queue["conform_queue"]:
             return dict(queue["counters"])
         if time.monotonic() > deadline:
             raise SystemExit(f"the engine is still busy after {timeout_s:g} s: {queue}")

@@ -3,9 +3,10 @@
 The gateway keeps everything but the model runs: the front door, the scheduler (priorities,
 batching, pre-rendering), the store (its one writer) and the conform stage. A
 :class:`ClusterEngine` is an :class:`~.core.Engine` whose :meth:`~ClusterEngine.generate` sends a
-batch to a Ray Serve deployment of the model's family (:mod:`.replica`) and stores what comes back,
-as in process. Its own weights are never loaded: it reads model configs (capabilities) and
-fingerprints (render keys) from the same folders the workers load.
+batch to a Ray Serve deployment of the model's family (:mod:`.replica`); what comes back is stored
+as in process, once the replica's slot is free (the scheduler's, :mod:`.scheduler`): the replica may
+take its next batch while the last one is written. Its own weights are never loaded: it reads model
+configs (capabilities) and fingerprints (render keys) from the same folders the workers load.
 
 - One deployment per model family (``loopbridge-<family>``), deployed when the family is first
   used; replicas take a GPU each where the cluster has GPUs (``num_gpus``), and several checkpoints

@@ -2,7 +2,9 @@
 
 Clients do not call this directly: they go through :class:`loopbridge.engine.frontdoor.FrontDoor`,
 which plans a job, asks the store once, and calls :meth:`Engine.render` for what is missing and
-:meth:`Engine.conform` for what is not yet fitted to the song. Renders are keyed by what
+:meth:`Engine.conform` for what is not yet fitted to the song. The scheduler renders without storing
+(``store=False``) and writes each render with :meth:`Engine.store_renders` once its slot is free, so the
+next batch's model need not wait for the store. Renders are keyed by what
 determines their audio, conformed files by (render, tempo, bars, pitch, rate), so a tempo change
 never re-runs a model. The engine holds no per-client state: anything a second engine needs is in
 the request or the store.
@@ -182,26 +184,39 @@ class Engine:
         return request.render_key(self.model_digest(request.model))
 
     def render(self, items: Sequence[tuple[str, GenerateRequest]],
-               progress: ProgressCallback | None = None, *, background: Background = False) -> list[Render]:
+               progress: ProgressCallback | None = None, *, background: Background = False,
+               store: bool = True) -> list[Render]:
         """Run the models for ``items`` (``(render_key, request)`` pairs planned and checked by
         :meth:`plan`) and store each render; returns them in order. Nothing is looked up first: the
         front door has asked the store already. ``background``: only pre-renders wait on them (a
         cluster's replicas let interactive work on their device go first); a callable is asked
         again while the batch runs, after :meth:`batches_changed` (an interactive job may join it).
+        ``store=False``: nothing is written; the caller stores the renders (:meth:`store_renders`)
+        before anyone is answered with them (the scheduler does, once the model's slot is free).
 
         Requests of one model run as batches of up to the model's ``max_batch``. Raises
         :class:`CancelledError` when ``progress`` cancels (nothing of the batch is stored),
-        :class:`OutOfMemoryError` when the accelerator runs out (the engine stays usable).
+        :class:`OutOfMemoryError` when the accelerator runs out (the engine stays usable),
+        :class:`StoreError` when a render cannot be written (those before it are stored).
         """
         results: dict[str, Render] = {}
         batches = self._batches(dict(items))
         for index, batch in enumerate(batches):
             batch_progress = _scaled(progress, index, len(batches))
-            for render in self._run_batch(batch, batch_progress, background):
+            renders = self._run_batch(batch, batch_progress, background)
+            if store:
+                self.store_renders(renders)
+            for render in renders:
                 results[render.key] = render
         if progress is not None:
             progress(1.0)
         return [results[key] for key, _ in items]
+
+    def store_renders(self, renders: Sequence[Render]) -> None:
+        """Write ``renders`` to the store, in order (one already stored is left as it is). Raises
+        :class:`StoreError` at the first that cannot be written (those before it are stored)."""
+        for render in renders:
+            self.store.put_render(render)
 
     def _batches(self, missing: dict[str, GenerateRequest]) -> list[list[tuple[str, GenerateRequest]]]:
         by_model: dict[str, list[tuple[str, GenerateRequest]]] = {}
@@ -236,7 +251,6 @@ class Engine:
                 model_digest=digest,
                 info=info,
             )
-            self.store.put_render(render)
             renders.append(render)
         return renders
 
@@ -246,7 +260,8 @@ class Engine:
         ``background`` (only pre-renders: see :meth:`render`) changes nothing here: one accelerator
         runs one batch at a time.
 
-        What a cluster's model worker calls (:mod:`.replica`); :meth:`render` stores what it returns.
+        What a cluster's model worker calls (:mod:`.replica`); :meth:`render` makes renders of what it
+        returns (and stores them unless told not to).
         Raises :class:`CancelledError` when ``progress`` cancels, :class:`OutOfMemoryError` when the
         accelerator runs out (the engine stays usable).
         """

@@ -36,9 +36,19 @@ there, its finishing step (the front door's: conform, store) runs on the conform
   of one there).
 - Errors: a failing batch fails the jobs waiting on it with the error; the worker keeps serving.
   A batch that runs out of memory is retried one request at a time before giving up.
+- Storing: a batch's slot is free as soon as its model has run; its renders are written to the store
+  (:meth:`Engine.store_renders`) on a thread of their own, one render at a time, those an interactive
+  job waits on first, and a job hears of a render only once it is stored. So the next batch starts on
+  the slot (the accelerator in process, a replica behind a cluster) while the last one is written. A
+  task stays findable while it is written: a job asking for its key then waits for that write rather
+  than rendering it again. A render that cannot be written fails the jobs waiting on it, and only
+  them. The writes have a thread of their own, not the conform pool's nor the worker's: a worker that
+  wrote would keep its slot's next batch waiting (in process the one slot has the one worker), and in
+  the conform pool an interactive render's write could wait behind a pre-render's conform already
+  running there (priorities order only what is queued); a write waits for other writes alone.
 - Finishing (conforming) is CPU work: it runs on a small pool of its own threads, interactive first,
   so a tempo change never waits for a pre-render batch on the accelerator. The scheduler asks the
-  store nothing; renders are written by the engine as they are made.
+  store nothing; it only has renders written as they are made.
 
 Callbacks (``on_progress``, ``on_done``, ``on_event``) run on the scheduler's threads and must be
 quick; they must not call back into the scheduler while holding locks of their own.
@@ -58,7 +68,7 @@ from enum import IntEnum, StrEnum
 from typing import Any
 
 from .core import Engine
-from .errors import BusyError, CancelledError, LoopbridgeError, OutOfMemoryError
+from .errors import BusyError, CancelledError, LoopbridgeError, OutOfMemoryError, StoreError
 from .request import ConformSpec, GenerateRequest, Render
 
 log = logging.getLogger(__name__)
@@ -213,13 +223,15 @@ class _Task:
 class _Batch:
     """Tasks running together in one slot of ``pool``."""
 
-    __slots__ = ("fraction", "pool", "preempted", "tasks")
+    __slots__ = ("asked", "fraction", "pool", "preempted", "tasks", "unstored")
 
     def __init__(self, pool: str, tasks: list[_Task]) -> None:
         self.pool = pool
         self.tasks = tasks
         self.preempted = False
         self.fraction = 0.0  # of its work done, as its progress last said
+        self.unstored = 0  # of its renders, those still to be written and handed out
+        self.asked: int | None = None  # jobs submitted so far when its first render was handed out
 
     @property
     def background(self) -> bool:
@@ -309,6 +321,7 @@ class Scheduler:
         self._heap: list[tuple[int, int, str]] = []
         self._queued: dict[str, _Task] = {}
         self._running: dict[str, _Task] = {}
+        self._storing: dict[str, _Task] = {}  # rendered, being written: still wanted, no more run
         self._batches: list[_Batch] = []
         self.preempt = engine.preempts_background
         #: the most a slot waits for the callers it answered to ask again (:meth:`_await_next_asks`)
@@ -323,9 +336,10 @@ class Scheduler:
         self._workers = [threading.Thread(target=self._work, name=name, daemon=True) for name in names]
         workers = conform_workers if conform_workers is not None else min(2, os.cpu_count() or 1)
         self._pool = _Pool(max(1, workers), "loopbridge-conform")
+        self._store_pool = _Pool(1, "loopbridge-store")  # the store's writes, interactive first (module docstring)
         self._started = False
-        self.counters = {"batches": 0, "rendered": 0, "failed_batches": 0, "jobs": 0, "cancelled": 0, "answered": 0,
-                         "preempted": 0}
+        self.counters = {"batches": 0, "rendered": 0, "failed_batches": 0, "failed_stores": 0, "jobs": 0,
+                         "cancelled": 0, "answered": 0, "preempted": 0}
 
     # ---- life cycle -------------------------------------------------------------------------------
 
@@ -335,13 +349,16 @@ class Scheduler:
                 self._started = True
                 for worker in self._workers:
                     worker.start()
+                self._store_pool.start()
                 self._pool.start()
         return self
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Refuse new jobs, cancel queued ones and the running batch, finish conforming, join threads.
+        """Refuse new jobs, cancel queued ones and the running batch, finish storing and conforming,
+        join threads.
 
-        Nothing half-written is left: a cancelled batch stores nothing, and store writes are atomic.
+        Nothing half-written is left: a cancelled batch stores nothing, renders already made are
+        written, and store writes are atomic.
         """
         with self._lock:
             self._stopping = True
@@ -354,6 +371,7 @@ class Scheduler:
         if self._started:
             for worker in self._workers:
                 worker.join(max(0.0, deadline - time.monotonic()))
+        self._store_pool.stop(max(0.0, deadline - time.monotonic()))  # (it hands renders to the conform pool)
         self._pool.stop(max(0.0, deadline - time.monotonic()))
 
     @property
@@ -376,7 +394,8 @@ class Scheduler:
             if old is not None and not old.finished:
                 raise ValueError(f"id={job.id!r} is already running: expected a new id for each request")
             if job.priority is Priority.INTERACTIVE and job.to_render:
-                fresh = {keys[i] for i in job.to_render if keys[i] not in self._queued and keys[i] not in self._running}
+                fresh = {keys[i] for i in job.to_render if all(keys[i] not in tasks for tasks in
+                                                               (self._queued, self._running, self._storing))}
                 queued = sum(1 for t in self._queued.values() if t.priority is Priority.INTERACTIVE)
                 if queued + len(fresh) > self.max_queued_interactive:
                     raise BusyError(
@@ -389,7 +408,8 @@ class Scheduler:
             for index in job.to_render:
                 key, (_, request) = keys[index], job.plan[index]
                 job._pending.add(index)
-                task = self._running.get(key) or self._queued.get(key)
+                # (one being stored is running still: the job waits for its write)
+                task = self._running.get(key) or self._storing.get(key) or self._queued.get(key)
                 if task is None:
                     task = _Task(key, request, job.priority, next(self._seq))
                     self._queued[key] = task
@@ -491,11 +511,13 @@ class Scheduler:
             queued = {p.name.lower(): 0 for p in Priority}
             for task in self._queued.values():
                 queued[task.priority.name.lower()] += 1
-            running_jobs = sorted({job.id for t in self._running.values() for job, _ in t.waiters if not job.finished})
+            running_jobs = sorted({job.id for tasks in (self._running, self._storing) for t in tasks.values()
+                                   for job, _ in t.waiters if not job.finished})
             active = sum(1 for job in self._jobs.values() if not job.finished)
             return {
                 "queued": queued,
                 "rendering": len(self._running),
+                "storing": len(self._storing),
                 "running_jobs": running_jobs,
                 "active_jobs": active,
                 "conform_queue": self._pool.queued(),
@@ -526,37 +548,94 @@ class Scheduler:
                     self._running[task.key] = task
             self._emit_state()
             jobs = self._jobs_of(batch)
-            answered_at: int | None = None
+            renders: list[Render] | None = None
             try:
-                answered_at = self._run(batch, record)
+                renders = self._run(batch, record)
             finally:
                 with self._lock:
                     self._busy[pool] -= 1
                     self._batches.remove(record)
                     for task in batch:
                         if task.batch is record:  # (a pre-empted task queued again may be running elsewhere now)
-                            task.running = False
                             task.batch = None
                             self._running.pop(task.key, None)
+                            if renders is not None:  # running still, until it is written and handed out
+                                self._storing[task.key] = task
+                            else:
+                                task.running = False
+                    if renders is not None:
+                        record.unstored = len(batch)
                     self._cond.notify_all()  # a slot is free: a worker waiting on this pool may go
                 self._emit_state()
-            if answered_at is not None and self._slots[pool] > 1 and not record.background:
-                self._await_next_asks(jobs, answered_at)
+            if renders is not None:
+                self._store_later(batch, renders, record)
+                if self._slots[pool] > 1 and not record.background:
+                    self._await_next_asks(jobs, record)
 
-    def _await_next_asks(self, jobs: list[Job], asked_before: int) -> None:
-        """Wait (:attr:`next_ask_window_s` at most) until ``jobs``, just rendered on this slot, are
-        answered and as many jobs have been submitted since ``asked_before`` (the count when their
-        renders were handed out): callers that ask again as soon as they are answered then share this
-        slot's next batch, rather than missing it by a few milliseconds and waiting for a slot to free
-        while this one runs whatever was queued. Ends early when enough is queued for a full batch or
-        the scheduler stops. Its slot counts as free meanwhile: an idle slot takes queued work at once."""
+    def _store_later(self, batch: list[_Task], renders: list[Render], record: _Batch) -> None:
+        """Have each render written (and then handed out) by the store's thread, those an interactive job
+        waits on first."""
+        with self._lock:
+            priorities = [min([job.priority for job, _ in task.waiters], default=task.priority) for task in batch]
+        for task, render, priority in zip(batch, renders, priorities, strict=True):
+            if self._stopping:  # the store's thread may have ended (stop() gave up waiting for this batch);
+                self._store(task, render, record)  # this worker takes no other batch now: it writes them itself
+            else:
+                self._store_pool.submit(priority, functools.partial(self._store, task, render, record))
+
+    def _store(self, task: _Task, render: Render, record: _Batch) -> None:
+        """Write ``task``'s render, then hand it to the jobs waiting on it (or fail them, when it cannot be
+        written: its batch's other renders are not theirs)."""
+        error: LoopbridgeError | None = None
+        try:
+            self.engine.store_renders([render])
+        except LoopbridgeError as exc:
+            error = exc
+            log.warning("render %s for model %r could not be stored: %s", task.key[:12], task.request.model, exc)
+        except Exception as exc:  # a bug or a library failure: its jobs hear it, the thread goes on
+            log.exception("render %s for model %r could not be stored", task.key[:12], task.request.model)
+            error = StoreError(f"storing the render failed: {type(exc).__name__}: {exc}")
+        with self._lock:
+            waiters: list[tuple[Job, int]] = []
+            if self._storing.get(task.key) is task:
+                del self._storing[task.key]
+                task.running = False
+                waiters = list(task.waiters)  # nobody joins it now: a job asking for its key later finds it stored
+            if record.asked is None:
+                record.asked = self._asked
+            record.unstored -= 1
+            if error is not None:
+                self.counters["failed_stores"] += 1
+            self._cond.notify_all()  # the slot that rendered it may be waiting for its renders to go out
+        if error is not None:
+            for job, _ in waiters:
+                self._fail(job, error)
+        else:
+            for job, index in waiters:
+                self._resolve(job, index, render)
+        self._emit_state()
+
+    def _await_next_asks(self, jobs: list[Job], record: _Batch) -> None:
+        """Wait until the renders of ``record``, just rendered on this slot, are stored and handed out,
+        then (:attr:`next_ask_window_s` at most) until ``jobs`` are answered and as many jobs have been
+        submitted since the first was handed out (:attr:`_Batch.asked`): callers that ask again as soon
+        as they are answered then share this slot's next batch, rather than missing it by a few
+        milliseconds and waiting for a slot to free while this one runs whatever was queued. Ends early
+        when enough is queued for a full batch or the scheduler stops. Its slot counts as free
+        meanwhile: an idle slot takes queued work at once."""
+        largest = self._largest_batch(jobs)
+        with self._cond:  # the callers can ask again only once answered: the window starts then
+            while not self._stopping and record.unstored > 0 and len(self._queued) < largest:
+                self._cond.wait()
+            if record.unstored > 0 or record.asked is None:
+                return
+            asked_before = record.asked
         deadline = time.monotonic() + self.next_ask_window_s
         for job in jobs:
             if not job.wait(max(0.0, deadline - time.monotonic())):
                 break
         with self._cond:
-            while not self._stopping and self._asked - asked_before < len(jobs) \
-                    and len(self._queued) < self._largest_batch(jobs):
+            while not self._stopping and self._asked - asked_before < len(jobs) and len(self._queued) < largest:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
@@ -639,9 +718,9 @@ class Scheduler:
             heapq.heapify(self._heap)
         return batch
 
-    def _run(self, batch: list[_Task], record: _Batch | None = None) -> int | None:
-        """Render ``batch`` and hand its renders to the jobs waiting on them; returns the count of jobs
-        submitted so far as the renders were handed out, or None when the batch did not complete."""
+    def _run(self, batch: list[_Task], record: _Batch | None = None) -> list[Render] | None:
+        """Render ``batch`` (nothing stored yet); returns its renders in order, or None when the batch did
+        not complete (its jobs failed, or its tasks queued again)."""
         for job in self._jobs_of(batch):
             if job.state is JobState.QUEUED:
                 job.state = JobState.RUNNING
@@ -682,11 +761,7 @@ class Scheduler:
             return None
         self.counters["batches"] += 1
         self.counters["rendered"] += len(batch)
-        asked = self._asked
-        for task, render in zip(batch, renders, strict=True):
-            for job, index in list(task.waiters):
-                self._resolve(job, index, render)
-        return asked
+        return renders
 
     def _requeue(self, batch: list[_Task], record: _Batch | None) -> None:
         with self._lock:
@@ -720,12 +795,14 @@ class Scheduler:
             return record is not None and record.background
 
         try:
-            return self.engine.render([(t.key, t.request) for t in batch], progress, background=background)
+            return self.engine.render([(t.key, t.request) for t in batch], progress, background=background,
+                                      store=False)
         except OutOfMemoryError:
             if len(batch) == 1:
                 raise
             log.warning("batch of %d ran out of memory: retrying one request at a time", len(batch))
-            return [self.engine.render([(t.key, t.request)], progress, background=background)[0] for t in batch]
+            return [self.engine.render([(t.key, t.request)], progress, background=background, store=False)[0]
+                    for t in batch]
 
     @staticmethod
     def _jobs_of(batch: list[_Task]) -> list[Job]:
@@ -795,11 +872,11 @@ class Scheduler:
                 self.counters["cancelled"] += 1
             running = False
             for key in job.render_keys:
-                task = self._queued.get(key) or self._running.get(key)
+                task = self._queued.get(key) or self._running.get(key) or self._storing.get(key)
                 if task is None:
                     continue
                 task.waiters = [(j, i) for j, i in task.waiters if j is not job]
-                running = running or task.running
+                running = running or task.batch is not None  # (one being stored has no batch: it is written)
                 if not task.running and not task.wanted:
                     self._queued.pop(key, None)
         if running and not self._stopping:  # its batch may be wanted by nobody now (stop() tells the engine once)

@@ -6,14 +6,18 @@ from __future__ import annotations
 import queue
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import pytest
 import torch
 from loopbridge.engine import BusyError, CancelledError, GenerateRequest, ModelLoadError
 from loopbridge.engine.core import Engine
+from loopbridge.engine.errors import StoreError
 from loopbridge.engine.models.registry import ModelRegistry
+from loopbridge.engine.request import Render
 from loopbridge.engine.scheduler import Job, JobState, Priority, Scheduler
+from loopbridge.engine.store import RenderStore
 
 
 @pytest.fixture()
@@ -218,11 +222,11 @@ class _SizesEngine(_SlotsEngine):
         self.sizes: list[int] = []
         self.second = threading.Event()
 
-    def render(self, items, progress=None, *, background=False):
+    def render(self, items, progress=None, *, background=False, store=True):
         self.sizes.append(len(items))
         if len(self.sizes) == 2:
             self.second.set()
-        return super().render(items, progress, background=background)
+        return super().render(items, progress, background=background, store=store)
 
 
 def test_a_slot_freeing_while_another_runs_takes_its_share_of_the_queue_on_a_cpu(engine: Engine) -> None:
@@ -346,9 +350,9 @@ class _HeardEngine(_SlotsEngine):
         self.backgrounds: list[object] = []
         self.changed = threading.Event()
 
-    def render(self, items, progress=None, *, background=False):
+    def render(self, items, progress=None, *, background=False, store=True):
         self.backgrounds.append(background)
-        return super().render(items, progress, background=background)
+        return super().render(items, progress, background=background, store=store)
 
     def batches_changed(self) -> None:
         self.changed.set()
@@ -441,4 +445,168 @@ def test_an_interactive_job_stops_the_prerender_that_has_done_least(engine: Engi
         assert scheduler.counters["preempted"] == 1 and scheduler.counters["rendered"] == 4
     finally:
         held.release.set()  # nothing stays held when an assertion failed
+        scheduler.stop()
+
+
+# ---- a render's slot is free while it is stored ------------------------------------------------------------
+
+class _HeldStore(RenderStore):
+    """The real store, each render's write held (before anything is written) until :attr:`release` is set,
+    and that of a seed in ``failing`` refused with a StoreError; :attr:`writing` lists the seeds whose
+    write began, :attr:`written` those whose write ended, in order."""
+
+    def __init__(self, root: Path, failing: frozenset[int] = frozenset()) -> None:
+        super().__init__(root)
+        self.failing = failing
+        self.release = threading.Event()
+        self.began = threading.Event()
+        self.writing: list[int] = []
+        self.written: list[int] = []
+
+    def put_render(self, render: Render) -> None:
+        self.writing.append(render.request.seed)
+        self.began.set()
+        if not self.release.wait(HOLD_TIMEOUT_S):
+            raise RuntimeError(f"the write of seed {render.request.seed} was held past {HOLD_TIMEOUT_S:.0f} s")
+        if render.request.seed in self.failing:
+            raise StoreError(f"cannot write render {render.key}: the disk is full (seed {render.request.seed})")
+        super().put_render(render)
+        self.written.append(render.request.seed)
+
+
+class _HeldStoreEngine(Engine):
+    """The real in-process engine (one slot) on a :class:`_HeldStore`; :attr:`generated` lists the seeds
+    of each model run that has ended, in order."""
+
+    def __init__(self, engine: Engine, store: _HeldStore) -> None:
+        super().__init__(store_dir=store.root, registry=engine.registry, device="cpu")
+        self.held = store
+        self.generated: list[int] = []
+        self.ran = threading.Condition()
+
+    @property
+    def store(self) -> RenderStore:
+        return self.held
+
+    def generate(self, model_id, requests, progress=None, *, background=False):
+        outputs = super().generate(model_id, requests, progress, background=background)
+        with self.ran:
+            self.generated += [r.seed for r in requests]
+            self.ran.notify_all()
+        return outputs
+
+    def wait_generated(self, seed: int) -> bool:
+        with self.ran:
+            return self.ran.wait_for(lambda: seed in self.generated, HOLD_TIMEOUT_S)
+
+
+def _until(condition, timeout_s: float = HOLD_TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "the scheduler never got there"
+        time.sleep(0.005)
+
+
+def test_the_next_batch_renders_while_the_last_is_written_and_jobs_hear_only_once_stored(
+        engine: Engine, tmp_path: Path) -> None:
+    held = _HeldStoreEngine(engine, _HeldStore(tmp_path / "held"))
+    assert held.pools() == {"": 1}  # in process: one slot, one worker
+    scheduler = Scheduler(held).start()
+    try:
+        first = scheduler.submit(_job(held, "first", _request(90)))
+        assert held.held.began.wait(HOLD_TIMEOUT_S)
+        assert held.held.writing == [90] and held.held.written == []
+        second = scheduler.submit(_job(held, "second", _request(91)))
+        # the one slot took the next batch while the first is still being written
+        assert held.wait_generated(91), held.generated
+        assert held.held.written == [] and held.generated == [90, 91]
+        assert not first.finished and not second.finished  # nobody hears of a render before it is stored
+        _until(lambda: scheduler.status()["storing"] == 2)  # (the worker moves it on as the model returns)
+        assert scheduler.status()["rendering"] == 0 and held.held.written == []
+        assert not first.finished and not second.finished
+        assert sorted(scheduler.status()["running_jobs"]) == ["first", "second"]
+        held.held.release.set()
+        [made] = first.result(timeout=HOLD_TIMEOUT_S)
+        assert len(second.result(timeout=HOLD_TIMEOUT_S)) == 1
+        assert held.held.written == [90, 91] and held.store.has_render(made.key)
+        assert scheduler.counters["rendered"] == 2 and scheduler.status()["storing"] == 0
+    finally:
+        held.held.release.set()
+        scheduler.stop()
+
+
+def test_a_request_for_a_render_being_stored_waits_for_that_write_rather_than_rendering_it_again(
+        engine: Engine, tmp_path: Path) -> None:
+    held = _HeldStoreEngine(engine, _HeldStore(tmp_path / "held"))
+    scheduler = Scheduler(held).start()
+    try:
+        prerender = scheduler.submit(_job(held, "pre", _request(92), priority=Priority.BACKGROUND))
+        assert held.held.began.wait(HOLD_TIMEOUT_S)
+        user = scheduler.submit(_job(held, "user", _request(92)))  # the knob reached it as it is written
+        cancelled = scheduler.submit(_job(held, "gone", _request(92)))
+        assert user.position == 0 and user.state is JobState.QUEUED
+        assert scheduler.cancel("gone")  # one who no longer wants it: the others still get it
+        held.held.release.set()
+        [mine] = user.result(timeout=HOLD_TIMEOUT_S)
+        [theirs] = prerender.result(timeout=HOLD_TIMEOUT_S)
+        assert mine.key == theirs.key and held.store.has_render(mine.key)
+        assert held.generated == [92] and held.held.writing == [92]  # one model run, one write
+        assert scheduler.counters["rendered"] == 1 and cancelled.state is JobState.CANCELLED
+    finally:
+        held.held.release.set()
+        scheduler.stop()
+
+
+def test_a_render_that_cannot_be_stored_fails_its_jobs_only(engine: Engine, tmp_path: Path) -> None:
+    held = _HeldStoreEngine(engine, _HeldStore(tmp_path / "held", failing=frozenset({94})))
+    held.held.release.set()
+    scheduler = Scheduler(held)
+    kept = scheduler.submit(_job(held, "kept", _request(93)))
+    lost = scheduler.submit(_job(held, "lost", _request(94)))
+    both = scheduler.submit(_job(held, "both", _request(95), _request(94)))
+    scheduler.start()
+    try:
+        with pytest.raises(StoreError, match="seed 94"):
+            lost.result(timeout=HOLD_TIMEOUT_S)
+        with pytest.raises(StoreError, match="seed 94"):
+            both.result(timeout=HOLD_TIMEOUT_S)
+        assert lost.state is both.state is JobState.FAILED
+        [made] = kept.result(timeout=HOLD_TIMEOUT_S)
+        assert held.store.has_render(made.key) and not held.store.has_render(lost.render_keys[0])
+        assert held.generated == [93, 94, 95]  # one batch (same model and shape)
+        after = scheduler.submit(_job(held, "after", _request(96)))  # the engine keeps serving
+        assert len(after.result(timeout=HOLD_TIMEOUT_S)) == 1
+        # (written in turn, before the later job's) the failed job's other render is stored all the same
+        assert held.held.written == [93, 95, 96] and held.store.has_render(both.render_keys[0])
+        assert scheduler.counters["failed_stores"] == 1 and scheduler.counters["failed_batches"] == 0
+    finally:
+        scheduler.stop()
+
+
+def test_engine_render_stores_what_it_makes_unless_told_not_to(engine: Engine) -> None:
+    items = [(engine.render_key(r), r) for r in (_request(97), _request(98))]
+    kept = engine.render(items[:1])
+    assert engine.store.has_render(kept[0].key)
+    [loose] = engine.render(items[1:], store=False)
+    assert not engine.store.has_render(loose.key)
+    engine.store_renders([loose])
+    assert engine.store.get_render(loose.key) is not None
+
+
+def test_stop_writes_the_renders_already_made(engine: Engine, tmp_path: Path) -> None:
+    held = _HeldStoreEngine(engine, _HeldStore(tmp_path / "held"))
+    scheduler = Scheduler(held).start()
+    try:
+        job = scheduler.submit(_job(held, "made", _request(99)))
+        assert held.held.began.wait(HOLD_TIMEOUT_S)
+        stopping = threading.Thread(target=scheduler.stop, kwargs={"timeout": HOLD_TIMEOUT_S})
+        stopping.start()
+        _until(lambda: scheduler.stopping)
+        held.held.release.set()
+        stopping.join(HOLD_TIMEOUT_S)
+        assert not stopping.is_alive()
+        assert job.state is JobState.CANCELLED  # its caller hears the engine stopped ...
+        assert held.held.written == [99] and held.store.has_render(job.render_keys[0])  # ... and nothing made is lost
+    finally:
+        held.held.release.set()
         scheduler.stop()
