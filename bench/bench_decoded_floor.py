@@ -12,7 +12,8 @@ first 30 ms against 0.1-0.2 s, dB). The tom's first-frame bound belongs to the s
 applied.
 
 Each ``--variant NAME:KEY=VALUE;KEY=VALUE`` decodes once more with settings changed: a lower-case
-key is a field of the model's ``config.json`` (a JSON value, e.g. ``decoder_steady_rounds={"pluck":0}``),
+key is a field of the model's ``config.json`` (a JSON value, e.g. ``decoder_steady_rounds={"pluck":0}``
+or ``decoder_sharpen_below_hz={"kick":22050}``),
 an upper-case key a setting of the ``spectral`` module (``REFINE_ITERATIONS=32``,
 ``SHARPEN_BELOW_HZ=inf``, ``SHARPEN_ITERATIONS=0``). Also printed: seconds to decode one 1-s one-shot
 (median) per decoding, at ``--threads``.
