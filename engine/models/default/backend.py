@@ -380,6 +380,7 @@ class DefaultModel(ModelBackend):
         # is the same every time; the generator only serves a random-start decoder
         generator = seeded_generator(seed, torch.device("cpu"))
         audio = spectral.invert(mel[None], generator=generator,
+                                sharpen_below_hz=self.config.sharpen_below_hz(class_name),
                                 loudness_rounds=self.config.loudness_rounds(class_name))
         # the decoder's own frame-to-frame wobble, taken out around the decoded course (the spectrogram's
         # stage cannot: Griffin-Lim adds it after)

@@ -107,6 +107,10 @@ class ModelConfig:
     #: per class, the local course :func:`.spectral.steady_decoded` brings a frame to, one of
     #: :data:`.spectral.STEADY_TRENDS` (classes not named: ``mean``; the spectrogram's stage takes the mean)
     decoder_steady_trend: dict[str, str] = field(default_factory=dict)
+    #: per class, the frequency (Hz) below which the decoder sharpens the band magnitudes onto the STFT
+    #: bins (:func:`.spectral.sharpen_linear`; 22050, the Nyquist frequency, or more: every bin); classes
+    #: not named: :data:`.spectral.SHARPEN_BELOW_HZ`
+    decoder_sharpen_below_hz: dict[str, float] = field(default_factory=dict)
     #: per class, the most (dB) a sampled spectrogram's first frame may be louder than its second
     #: (each band, :func:`.spectral.cap_first_frame`, applied to the clean estimate at every step of :func:`sample`
     #: and to its result; classes not named: no bound)
@@ -149,6 +153,11 @@ class ModelConfig:
     def steady_rounds(self, class_name: str | None) -> int:
         """Rounds of :func:`.spectral.steady_decoded` after the decoder for ``class_name`` (None: no class)."""
         return int(self.decoder_steady_rounds.get(class_name or "", 0))
+
+    def sharpen_below_hz(self, class_name: str | None) -> float | None:
+        """The decoder's sharpening limit for ``class_name`` (None: :data:`.spectral.SHARPEN_BELOW_HZ`)."""
+        value = self.decoder_sharpen_below_hz.get(class_name or "")
+        return None if value is None else float(value)
 
     def decoded_trend(self, class_name: str | None) -> str:
         """The local course :func:`.spectral.steady_decoded` uses for ``class_name`` (None: no class)."""
@@ -218,6 +227,7 @@ class ModelConfig:
                          "each must be a whole number from 0 to 16")
         _check_per_class(config, "decoder_steady_half_frames", _whole_in(1, config.frames // 4),
                          f"each must be a whole number of frames from 1 to {config.frames // 4}")
+        _check_per_class(config, "decoder_sharpen_below_hz", _positive, "each must be a positive frequency in Hz")
         _check_per_class(config, "decoder_steady_trend", lambda v: v in spectral.STEADY_TRENDS,
                          f"each must be one of {', '.join(spectral.STEADY_TRENDS)}")
         if not config.steady_loudness_db >= 0:

@@ -368,3 +368,20 @@ def test_first_frame_bound_in_the_config_and_in_the_sampler() -> None:
 
 def _loudness_rows(spec: torch.Tensor) -> np.ndarray:
     return spectral.frame_loudness_db(spectral.unit_to_db(spec)).numpy()
+
+
+def test_decoder_sharpening_limit_in_the_config() -> None:
+    data = ModelConfig().to_json()
+    del data["decoder_sharpen_below_hz"]
+    assert ModelConfig.from_json(data).sharpen_below_hz("kick") is None  # older configs: spectral's default
+    limits = ModelConfig.from_json(data | {"decoder_sharpen_below_hz": {"kick": 22050}})
+    assert limits.sharpen_below_hz("kick") == 22050.0 and limits.sharpen_below_hz("tom") is None
+    assert limits.sharpen_below_hz(None) is None
+    for bad, words in (({"kick": 0}, "positive frequency"), ({"kick": "all"}, "positive frequency"),
+                       ({"cymbal": 500.0}, "not classes")):
+        try:
+            ModelConfig.from_json(data | {"decoder_sharpen_below_hz": bad})
+        except ValueError as exc:
+            assert words in str(exc) and "decoder_sharpen_below_hz" in str(exc)
+        else:
+            raise AssertionError(f"decoder_sharpen_below_hz={bad} was accepted")
