@@ -9,6 +9,9 @@
    and with Min-SNR loss weighting (``--min-snr``). ``--onset-weight`` / ``--onset-frames`` weight the
    first frames' loss, and ``--onset-rise-weight`` adds a penalty on the clean estimate's first frame
    rising over its second beyond the data's own rise: where the network's attack went wrong.
+   ``--body-weight`` adds a penalty on the clean estimate's per-frame loudness (the mean over bands)
+   against the training one-shot's over the frames from ``--body-from`` on (the body past the onset),
+   at the timesteps whose noise share is at most ``--body-max-noise``.
    ``--time-padding`` sets how the network's convolutions pad the time axis (written to ``config.json``).
 3. Keep an exponential moving average of the weights; save a checkpoint every ``--checkpoint-every``
    steps (weights, EMA, optimizer, step and every random state), so ``--resume`` continues the
@@ -207,6 +210,17 @@ def build_parser() -> argparse.ArgumentParser:
                         help="add this times the squared excess, per band, of the clean estimate's first "
                              "frame over its second beyond the training one-shot's own (scaled log-mel units; "
                              "0: off)")
+    # generated percussion's body is far quieter than the recordings' (MODEL.md, "A loss on the
+    # body's level"): a one-shot's loudness course is one number per frame of 80 bands' errors
+    parser.add_argument("--body-weight", type=float, default=0.0,
+                        help="add this times the squared difference, averaged over the frames from --body-from "
+                             "on, between the clean estimate's loudness per frame (the mean over bands, scaled "
+                             "log-mel units) and the training one-shot's (0: off)")
+    parser.add_argument("--body-from", type=int, default=3,
+                        help="the first frame --body-weight reads (default 3: from 35 ms, past the onset)")
+    parser.add_argument("--body-max-noise", type=float, default=1.0,
+                        help="--body-weight counts only at timesteps whose noise share 1 - alpha_bar is at most "
+                             "this (default 1: every timestep)")
     # the convolutions' zero padding is a -40 dB frame before the first (MODEL.md, "A fine-tune for
     # the first frame"); the exported config.json carries the padding, so the model samples as trained
     parser.add_argument("--time-padding", choices=TIME_PADDINGS, default=None,
@@ -252,6 +266,12 @@ def _check_args(args: argparse.Namespace) -> str | None:
         return f"--onset-frames={args.onset_frames} is not accepted: expected 1 to {frames} (the frames of a one-shot)"
     if not (math.isfinite(args.onset_rise_weight) and args.onset_rise_weight >= 0):
         return f"--onset-rise-weight={args.onset_rise_weight} is not accepted: expected a finite weight >= 0 (0: off)"
+    if not (math.isfinite(args.body_weight) and args.body_weight >= 0):
+        return f"--body-weight={args.body_weight} is not accepted: expected a finite weight >= 0 (0: off)"
+    if not 0 <= args.body_from < frames:
+        return f"--body-from={args.body_from} is not accepted: expected 0 to {frames - 1} (a frame of a one-shot)"
+    if not 0 < args.body_max_noise <= 1:
+        return f"--body-max-noise={args.body_max_noise} is not accepted: expected 0 < share <= 1"
     if args.min_snr_floor < 0:
         return f"--min-snr-floor={args.min_snr_floor} is not accepted: expected at least 0"
     if args.data is None:
@@ -304,14 +324,29 @@ def onset_rise_excess(clean_estimate: torch.Tensor, clean: torch.Tensor) -> torc
     return torch.relu(rise - true_rise).pow(2).mean(dim=1)
 
 
+def body_level_error(clean_estimate: torch.Tensor, clean: torch.Tensor, start: int) -> torch.Tensor:
+    """``[B]``: the squared difference between the estimate's loudness and the true one-shot's,
+    frame by frame from frame ``start`` on, averaged over those frames; a frame's loudness is the
+    mean of its bands (both ``[B, mels, frames]`` in the same units, the network's).
+
+    A body too quiet by the same amount in every band counts in full; band errors that cancel in
+    the mean (a spectrum tilted about the right level) do not count: the plain loss has those.
+    """
+    difference = (clean_estimate[..., start:] - clean[..., start:]).mean(dim=1)
+    return difference.pow(2).mean(dim=1)
+
+
 def training_error(prediction: torch.Tensor, target: torch.Tensor, noisy: torch.Tensor, clean: torch.Tensor,
                    alpha_bar: torch.Tensor, weights: torch.Tensor | None = None,
-                   rise_weight: float = 0.0, v_weight: torch.Tensor | None = None) -> torch.Tensor:
+                   rise_weight: float = 0.0, v_weight: torch.Tensor | None = None,
+                   body_weight: float = 0.0, body_from: int = 3, body_max_noise: float = 1.0) -> torch.Tensor:
     """``[B]``: each one-shot's loss, the squared v-prediction error averaged over bands and frames
     (frames weighted by ``weights`` ``[frames]``, from :func:`frame_weights`; each one-shot's then by
     ``v_weight`` ``[B]``, the Min-SNR weight, when given), plus ``rise_weight``
     times :func:`onset_rise_excess` of the clean estimate ``sqrt(a) x - sqrt(1 - a) v`` implied by
-    ``prediction`` (``alpha_bar`` ``[B]``). With ``x = sqrt(a) x0 + sqrt(1 - a) eps``, the clean
+    ``prediction`` (``alpha_bar`` ``[B]``), plus ``body_weight`` times :func:`body_level_error` of
+    that estimate from frame ``body_from`` on, for the one-shots whose noise share ``1 - a`` is at
+    most ``body_max_noise`` (zero for the others). With ``x = sqrt(a) x0 + sqrt(1 - a) eps``, the clean
     estimate's error is ``sqrt(1 - a)`` times the v error, frame by frame: weighting a frame's v
     error weights its clean estimate's error alike."""
     squared = (prediction - target).pow(2)
@@ -324,6 +359,11 @@ def training_error(prediction: torch.Tensor, target: torch.Tensor, noisy: torch.
         a = alpha_bar.view(-1, 1, 1)
         estimate = a.sqrt() * noisy - (1 - a).sqrt() * prediction
         error = error + rise_weight * onset_rise_excess(estimate, clean)
+    if body_weight > 0:  # not weighted by v_weight either
+        a = alpha_bar.view(-1, 1, 1)
+        estimate = a.sqrt() * noisy - (1 - a).sqrt() * prediction
+        counted = ((1 - alpha_bar.view(-1)) <= body_max_noise).to(error.dtype)
+        error = error + body_weight * counted * body_level_error(estimate, clean, body_from)
     return error
 
 
@@ -579,6 +619,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.onset_weight != 1.0 or args.onset_rise_weight > 0:
         # runs with the plain loss keep the settings their checkpoints were saved with
         settings.update(onset_settings)
+    body_settings = {key: settings.pop(key) for key in ("body_weight", "body_from", "body_max_noise")}
+    if args.body_weight > 0:
+        # runs without the body term keep the settings their checkpoints were saved with
+        settings.update(body_settings)
     if args.time_padding is None:
         # runs that keep the initial model's padding keep the settings their checkpoints were saved with
         settings.pop("time_padding")
@@ -632,6 +676,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _log(f"onset weight: the first {args.onset_frames} frames' loss x{args.onset_weight:g}")
     if args.onset_rise_weight > 0:
         _log(f"onset rise: the first frame's rise over the second beyond the data's, x{args.onset_rise_weight:g}")
+    if args.body_weight > 0:
+        _log(f"body level: the clean estimate's loudness per frame from frame {args.body_from} on, "
+             f"x{args.body_weight:g}, at noise shares up to {args.body_max_noise:g}")
     network.train()
     loss_avg = None
     stop_at = args.steps if args.stop_after is None else min(args.steps, step + args.stop_after)
@@ -660,7 +707,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             snr = a.view(-1) / (1 - a.view(-1))
             snr_weight = snr.clamp(min=min(args.min_snr_floor, args.min_snr), max=args.min_snr) / (snr + 1)
         error = training_error(prediction, target, noisy, x0, a.view(-1), weights_by_frame,
-                               args.onset_rise_weight, snr_weight)
+                               args.onset_rise_weight, snr_weight, args.body_weight, args.body_from,
+                               args.body_max_noise)
         loss = error.mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -681,7 +729,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         progress.close()
         _log(f"stopped at step {step}/{args.steps}; continue with --resume")
         return 0
-    metadata = {**settings, **onset_settings, "wall_s": round(wall_s(), 1), "cpu_s": round(cpu_s(), 1),
+    metadata = {**settings, **onset_settings, **body_settings, "wall_s": round(wall_s(), 1), "cpu_s": round(cpu_s(), 1),
                 "device": device.type, "final_loss": round(float(loss_avg or 0.0), 5)}
     if summary:
         metadata["data_summary"] = json.dumps(summary)

@@ -11,6 +11,7 @@ import torch
 from loopbridge.engine.models.default import DefaultModel
 from loopbridge.engine.models.default.train import (
     TRAIN_CORPUS_SEED,
+    body_level_error,
     class_weights,
     corpus_mels,
     frame_weights,
@@ -176,3 +177,78 @@ def test_the_time_padding_travels_from_the_command_to_the_exported_model(
     assert main(["--out", str(tmp_path / "again"), *TINY, "--init", str(tmp_path / "rep" / "weights")]) == 0
     again = json.loads((tmp_path / "again" / "weights" / "config.json").read_text(encoding="utf-8"))
     assert again["time_padding"] == "replicate" and "time_padding" not in again["training"]
+
+
+def _one_shots() -> torch.Tensor:
+    """Two real one-shots' scaled log-mels (a rendered kick and perc) ``[2, 80, 88]``."""
+    mels, labels = corpus_mels(TRAIN_CORPUS_SEED, 1)
+    assert labels[[0, 6]].tolist() == [0, 6]
+    return torch.from_numpy(mels[[0, 6]].astype(np.float32))
+
+
+def test_the_body_term_counts_the_loudness_per_frame_past_the_onset() -> None:
+    clean = _one_shots()
+    assert torch.equal(body_level_error(clean.clone(), clean, 3), torch.zeros(2))
+    quiet = clean.clone()
+    quiet[..., 3:] -= 0.4  # the body 16 dB quieter in every band (a unit is 40 dB)
+    assert torch.allclose(body_level_error(quiet, clean, 3), torch.full((2,), 0.16), atol=1e-6)
+    # half the body's frames: half the mean
+    half = clean.clone()
+    half[..., 3 + 85 // 2 + 1:] -= 0.4
+    assert torch.allclose(body_level_error(half, clean, 3), torch.full((2,), 0.16 * 42 / 85), atol=1e-6)
+    # the onset frames before the start do not count, at any level
+    onset = clean.clone()
+    onset[..., :3] += 1.0
+    assert torch.equal(body_level_error(onset, clean, 3), torch.zeros(2))
+    assert torch.allclose(body_level_error(onset, clean, 0), torch.full((2,), 3 / 88), atol=1e-6)
+    # a spectrum tilted about the right loudness is the plain loss's, not this term's
+    tilted = clean.clone()
+    tilted[:, :40, 3:] += 0.3
+    tilted[:, 40:, 3:] -= 0.3
+    assert torch.allclose(body_level_error(tilted, clean, 3), torch.zeros(2), atol=1e-10)
+
+
+def test_the_body_term_reads_the_clean_estimate_at_the_noise_levels_asked() -> None:
+    clean = _one_shots()
+    alpha = torch.tensor([0.64, 0.64])  # noise share 0.36
+    noise = torch.randn(clean.shape, generator=torch.Generator().manual_seed(2))
+    noisy = 0.8 * clean + 0.6 * noise
+    target = 0.8 * noise - 0.6 * clean
+    exact = training_error(target, target, noisy, clean, alpha, None, body_weight=5.0)
+    assert torch.allclose(exact, torch.zeros(2), atol=1e-10)
+    quiet = target.clone()
+    quiet[..., 3:] += 0.4 / 0.6  # the clean estimate's body 0.4 quieter in every band
+    plain = training_error(quiet, target, noisy, clean, alpha, None)
+    assert torch.allclose(training_error(quiet, target, noisy, clean, alpha, None, body_weight=5.0),
+                          plain + 5.0 * 0.16, atol=1e-5)
+    # the first one-shot's noise share 0.36 is within 0.5, the second's 0.84 is not
+    mixed = torch.tensor([0.64, 0.16])
+    gated = training_error(quiet, target, noisy, clean, mixed, None, body_weight=5.0, body_max_noise=0.5)
+    ungated = training_error(quiet, target, noisy, clean, mixed, None)
+    assert gated[0] > ungated[0] + 0.1 and torch.equal(gated[1], ungated[1])
+    # off: the plain loss to the bit
+    assert torch.equal(training_error(quiet, target, noisy, clean, alpha, None, body_weight=0.0), plain)
+
+
+def test_a_body_weighted_run_trains_otherwise_and_records_its_settings(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for flag, bad in (("--body-weight", "-1"), ("--body-weight", "nan"), ("--body-from", "88"),
+                      ("--body-from", "-1"), ("--body-max-noise", "0"), ("--body-max-noise", "1.5")):
+        assert main(["--out", str(tmp_path / "bad"), *TINY, flag, bad]) == 2
+        assert f"{flag}={float(bad) if 'from' not in flag else int(bad)}" in capsys.readouterr().err
+    assert main(["--out", str(tmp_path / "plain"), *TINY]) == 0
+    assert main(["--out", str(tmp_path / "off"), *TINY, "--body-weight", "0", "--body-from", "5"]) == 0
+    assert main(["--out", str(tmp_path / "body"), *TINY, "--body-weight", "20", "--body-from", "4",
+                 "--body-max-noise", "0.9"]) == 0
+    plain = load_file(str(tmp_path / "plain" / "weights" / "model.safetensors"))
+    off = load_file(str(tmp_path / "off" / "weights" / "model.safetensors"))
+    body = load_file(str(tmp_path / "body" / "weights" / "model.safetensors"))
+    assert all(tensor.equal(off[name]) for name, tensor in plain.items())
+    assert any(not tensor.equal(body[name]) for name, tensor in plain.items())
+    training = json.loads((tmp_path / "body" / "weights" / "config.json").read_text(encoding="utf-8"))["training"]
+    assert (training["body_weight"], training["body_from"], training["body_max_noise"]) == (20.0, 4, 0.9)
+    # a checkpoint keeps the body settings it was trained with: resumed without them, it is refused
+    assert main(["--out", str(tmp_path / "part"), *TINY, "--body-weight", "20", "--stop-after", "2"]) == 0
+    assert main(["--out", str(tmp_path / "part"), *TINY, "--resume"]) == 2
+    assert "trained with" in capsys.readouterr().err
+    assert main(["--out", str(tmp_path / "part"), *TINY, "--body-weight", "20", "--resume"]) == 0
