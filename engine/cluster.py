@@ -77,6 +77,12 @@ WATCH_FALLBACK_S = 1.0
 #: Ray's key-value store (namespace): batches of pre-renders an interactive job joined while they ran
 PROMOTED_NAMESPACE = "loopbridge-promoted"
 
+#: how a batch and its events travel between the gateway and a replica: ``"grpc"``, by value over the
+#: replica's own gRPC server (Serve's ``_by_reference=False``: pickled into the call, no object in
+#: Ray's object store), ``"actor"``, as Ray actor calls whose results go through the object store
+#: (Serve's default). Both reach a replica under the cluster's token and TLS settings.
+TRANSPORTS = ("grpc", "actor")
+
 ClusterEvent = Callable[[str, dict[str, Any]], None]
 
 
@@ -103,6 +109,8 @@ class ClusterOptions:
     address (``HOST:PORT`` of its head, as ``loopbridge worker`` prints it). ``replicas`` per family
     (None: one per GPU of the cluster, else one). ``device``, ``dtype``, ``load_options``,
     ``memory_budget_bytes`` and ``threads`` are each replica's, as ``serve`` takes them.
+    ``transport``: how a batch and its events travel between the gateway and a replica (see
+    :data:`TRANSPORTS`).
     """
 
     address: str = "local"
@@ -114,6 +122,11 @@ class ClusterOptions:
     memory_budget_bytes: int | None = None
     threads: int | None = None
     temp_dir: Path | None = None
+    transport: str = "grpc"
+
+    def __post_init__(self) -> None:
+        if self.transport not in TRANSPORTS:
+            raise ValueError(f"transport={self.transport!r} is not accepted: expected one of {', '.join(TRANSPORTS)}")
 
 
 class Cluster:
@@ -360,7 +373,8 @@ class ClusterEngine(Engine):
         handle = self._streams.get(model_id)
         if handle is None:
             handle = self._streams[model_id] = self.deploy(self.pool(model_id)).options(
-                stream=True, multiplexed_model_id=model_id)
+                stream=True, multiplexed_model_id=model_id,
+                _by_reference=self.cluster.options.transport == "actor")
         batch = list(requests)
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
