@@ -18,6 +18,9 @@ Prints, measured in one run on local clusters (``--cluster local``: started here
    deployment that runs nothing, called as a replica is and streaming back a render's audio
    (:class:`EmptyReplica`); the overhead beyond it is the gateway's and the replica's own. And
    Serve's unary round trip on the same deployment (one call, the audio as its result), to compare.
+   Both are timed each way, by value over Serve's gRPC transport (``grpc``) and by reference as
+   Ray actor calls (``actor``), in turns; the cluster's renders go the way ``--transport`` says
+   (default: the engine's, ``grpc``).
 3. An interactive request's latency while 20 pre-renders are queued on two replicas (asked for
    0.2 s after both replicas started pre-renders), against one render alone just before it (pairs;
    medians of each and of the differences) (target: at most one render + 20 ms), with its hops on
@@ -29,7 +32,7 @@ Every render is of a new seed (nothing comes from the store). The load average i
 shared machine every figure scales with it.
 
     python bench/bench_cluster.py [--callers 8] [--renders 3] [--rounds 3] [--repeats 9] [--steps 50]
-                                  [--parts throughput,overhead,latency]
+                                  [--parts throughput,overhead,latency] [--transport grpc|actor]
 """
 
 from __future__ import annotations

@@ -32,6 +32,11 @@ configs (capabilities) and fingerprints (render keys) from the same folders the 
 - A replica that dies mid-render fails its call; the batch is sent again (at most
   :data:`MAX_ATTEMPTS` times in all) to a live replica, so the client sees one answer.
 - Progress streams from the replica to the scheduler's progress callback (the existing events).
+- The call, its events and the audio travel by value over the gRPC server Serve runs in each
+  replica (:data:`TRANSPORTS`: ``"grpc"``, the default), not as Ray actor calls through the object
+  store: Serve's own round trip is about a millisecond shorter that way. Serve starts that server in
+  every replica whichever transport is used, bound on every interface, behind Ray's token check and
+  Ray's TLS where the cluster has them: the rules of Ray's other ports (``loopbridge worker``).
 
 Ray is an optional extra (``pip install 'loopbridge[cluster]'``): importing this module needs it
 only when a cluster is started or joined.
