@@ -34,7 +34,9 @@ configs (capabilities) and fingerprints (render keys) from the same folders the 
 - Progress streams from the replica to the scheduler's progress callback (the existing events).
 - The call, its events and the audio travel by value over the gRPC server Serve runs in each
   replica (:data:`TRANSPORTS`: ``"grpc"``, the default), not as Ray actor calls through the object
-  store: Serve's own round trip is about a millisecond shorter that way. Serve starts that server in
+  store: Serve's own round trip is about a millisecond shorter that way (its messages may be as
+  large as a render: :data:`.replica.GRPC_MAX_MESSAGE_BYTES`; where Serve was imported before that
+  setting, calls go as actor calls, :attr:`Cluster.transport`). Serve starts that server in
   every replica whichever transport is used, bound on every interface, behind Ray's token check and
   Ray's TLS where the cluster has them: the rules of Ray's other ports (``loopbridge worker``).
 
@@ -172,6 +174,16 @@ class Cluster:
         except BaseException:
             ray.shutdown()
             raise
+        #: how calls go to replicas: ``options.transport``, unless Serve cannot carry a long render by value
+        self.transport = options.transport
+        if self.transport == "grpc":
+            from .replica import GRPC_MAX_MESSAGE_BYTES
+
+            limit = _grpc_message_limit()
+            if limit < GRPC_MAX_MESSAGE_BYTES:
+                log.warning("Serve's gRPC messages are limited to %s bytes here (Serve was imported before "
+                            "loopbridge's settings): calls go to replicas as actor calls", limit)
+                self.transport = "actor"
         resources = ray.cluster_resources()
         self.gpus = int(resources.get("GPU", 0))
         log.info("cluster %s: %d CPUs, %d GPUs, connected in %.1f s", "local" if self.local else options.address,
@@ -188,6 +200,17 @@ class Cluster:
             # Serve shutdown, which waits 30 s for a controller that Ctrl-C in a terminal has already
             # stopped (the signal reaches Ray's processes too)
             ray.shutdown()
+
+
+def _grpc_message_limit() -> int:
+    """The largest gRPC message Serve takes in this process (read from the environment when Serve was
+    imported: the gateway's limit on a replica's answer); 0 when this Ray version does not say."""
+    try:
+        from ray.serve._private import constants
+
+        return int(constants.RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH)
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return 0
 
 
 def _read_settings(ray: Any) -> None:
@@ -379,7 +402,7 @@ class ClusterEngine(Engine):
         if handle is None:
             handle = self._streams[model_id] = self.deploy(self.pool(model_id)).options(
                 stream=True, multiplexed_model_id=model_id,
-                _by_reference=self.cluster.options.transport == "actor")
+                _by_reference=self.cluster.transport == "actor")
         batch = list(requests)
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
