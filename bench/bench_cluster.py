@@ -18,6 +18,9 @@ Prints, measured in one run on local clusters (``--cluster local``: started here
    deployment that runs nothing, called as a replica is and streaming back a render's audio
    (:class:`EmptyReplica`); the overhead beyond it is the gateway's and the replica's own. And
    Serve's unary round trip on the same deployment (one call, the audio as its result), to compare.
+   Both are timed each way, by value over Serve's gRPC transport (``grpc``) and by reference as
+   Ray actor calls (``actor``), in turns; the cluster's renders go the way ``--transport`` says
+   (default: the engine's, ``grpc``).
 3. An interactive request's latency while 20 pre-renders are queued on two replicas (asked for
    0.2 s after both replicas started pre-renders), against one render alone just before it (pairs;
    medians of each and of the differences) (target: at most one render + 20 ms), with its hops on
@@ -29,7 +32,7 @@ Every render is of a new seed (nothing comes from the store). The load average i
 shared machine every figure scales with it.
 
     python bench/bench_cluster.py [--callers 8] [--renders 3] [--rounds 3] [--repeats 9] [--steps 50]
-                                  [--parts throughput,overhead,latency]
+                                  [--parts throughput,overhead,latency] [--transport grpc|actor]
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a cluster on loopback that lives for this run only
 
 import torch
-from loopbridge.engine.cluster import Cluster, ClusterEngine, ClusterOptions
+from loopbridge.engine.cluster import TRANSPORTS, Cluster, ClusterEngine, ClusterOptions
 from loopbridge.engine.core import Engine
 from loopbridge.engine.frontdoor import FrontDoor, Order
 from loopbridge.engine.request import GenerateRequest, Kind
@@ -126,11 +129,12 @@ def empty_handle(shape: tuple[int, ...], sample_rate: int) -> Any:
     return serve.run(deployment.bind(shape, sample_rate), name="loopbridge-bench-empty", route_prefix=None)
 
 
-def empty_round_trip(handle: Any, steps: int) -> float:
+def empty_round_trip(handle: Any, steps: int, by_reference: bool = False) -> float:
     """Seconds from the call to the audio of an :class:`EmptyReplica`, as :meth:`ClusterEngine.generate`
-    calls a replica (a request out, its events and the audio back; the call's end waited for after)."""
+    calls a replica (a request out, its events and the audio back; the call's end waited for after),
+    by value (gRPC, ``--transport grpc``) or by reference (actor calls, ``--transport actor``)."""
     started = time.perf_counter()
-    stream = handle.options(stream=True).render.remote([one_shot(steps)])
+    stream = handle.options(stream=True, _by_reference=by_reference).render.remote([one_shot(steps)])
     for kind, _ in stream:
         if kind == "done":
             break
@@ -140,17 +144,18 @@ def empty_round_trip(handle: Any, steps: int) -> float:
     return elapsed
 
 
-def empty_unary_round_trip(handle: Any, steps: int) -> float:
+def empty_unary_round_trip(handle: Any, steps: int, by_reference: bool = False) -> float:
     """Seconds from a unary call of :meth:`EmptyReplica.render_unary` to its result (a render's audio)."""
     started = time.perf_counter()
-    handle.render_unary.remote([one_shot(steps)]).result()
+    handle.options(_by_reference=by_reference).render_unary.remote([one_shot(steps)]).result()
     return time.perf_counter() - started
 
 
 @contextmanager
-def cluster_door(replicas: int, folder: Path) -> Iterator[FrontDoor]:
+def cluster_door(replicas: int, folder: Path, transport: str) -> Iterator[FrontDoor]:
     started = time.perf_counter()
-    options = ClusterOptions(address="local", replicas=replicas, threads=1, temp_dir=folder / "ray")
+    options = ClusterOptions(address="local", replicas=replicas, threads=1, temp_dir=folder / "ray",
+                             transport=transport)
     try:
         cluster = Cluster(options)
     except Exception as exc:  # Ray's node sometimes times out starting again in the same process: once more
@@ -224,19 +229,23 @@ def turns(runs: list[tuple[float, float]]) -> str:
 
 
 def overhead(cluster: FrontDoor, local: FrontDoor, local_engine: TimedEngine, repeats: int,
-             steps: int) -> tuple[float, float, float, float, dict[str, float], float, float]:
+             steps: int) -> tuple[float, float, float, float, dict[str, float], dict[str, float], dict[str, float]]:
     """Median render time on the cluster and in process, taking turns, the medians of what each
     added to its model's time (seconds), where the cluster's share went: the medians of the
-    hops of a render on the cluster (:func:`render_hops`), and the median of Serve's own round trip
-    (:func:`empty_round_trip`, taking turns with them) and of its unary one (:func:`empty_unary_round_trip`)."""
+    hops of a render on the cluster (:func:`render_hops`), and the medians of Serve's own round trip
+    (:func:`empty_round_trip`, taking turns with them) and of its unary one (:func:`empty_unary_round_trip`),
+    each by value (``"grpc"``) and by reference (``"actor"``)."""
     render_once(cluster, steps)
     [render] = local.render([one_shot(steps)])
     empty = empty_handle(render.audio.shape, render.sample_rate)
-    empty_round_trip(empty, steps)
-    empty_unary_round_trip(empty, steps)
-    remote, here, added, added_here, floor, unary = [], [], [], [], [], []
+    for by_reference in (False, True):
+        empty_round_trip(empty, steps, by_reference)
+        empty_unary_round_trip(empty, steps, by_reference)
+    remote, here, added, added_here = [], [], [], []
+    floor: dict[str, list[float]] = {"grpc": [], "actor": []}
+    unary: dict[str, list[float]] = {"grpc": [], "actor": []}
     hops: dict[str, list[float]] = {}
-    for _ in range(repeats):
+    for turn in range(repeats):
         started = time.perf_counter()
         asked = time.monotonic()
         remote.append(render_once(cluster, steps))
@@ -248,15 +257,19 @@ def overhead(cluster: FrontDoor, local: FrontDoor, local_engine: TimedEngine, re
         added.append(remote[-1] - done["model_s"])
         here.append(render_once(local, steps))
         added_here.append(here[-1] - local_engine.model_s[-1])
-        if len(floor) % 2:  # in turns, first one then the other: neither always follows the renders
-            unary.append(empty_unary_round_trip(empty, steps))
-            floor.append(empty_round_trip(empty, steps))
-        else:
-            floor.append(empty_round_trip(empty, steps))
-            unary.append(empty_unary_round_trip(empty, steps))
+        # in turns, first one then the other: neither always follows the renders
+        transports = ("grpc", "actor") if turn % 2 else ("actor", "grpc")
+        for transport in transports if turn % 4 < 2 else transports[::-1]:
+            if turn % 2:
+                unary[transport].append(empty_unary_round_trip(empty, steps, transport == "actor"))
+                floor[transport].append(empty_round_trip(empty, steps, transport == "actor"))
+            else:
+                floor[transport].append(empty_round_trip(empty, steps, transport == "actor"))
+                unary[transport].append(empty_unary_round_trip(empty, steps, transport == "actor"))
     return (statistics.median(remote), statistics.median(here), statistics.median(added),
             statistics.median(added_here), {name: statistics.median(values) for name, values in hops.items()},
-            statistics.median(floor), statistics.median(unary))
+            {name: statistics.median(values) for name, values in floor.items()},
+            {name: statistics.median(values) for name, values in unary.items()})
 
 
 def render_hops(asked: float, sent: dict[str, Any], done: dict[str, Any], answered: float) -> dict[str, float]:
@@ -320,18 +333,18 @@ def load_average() -> str:
     return f"(load average {' '.join(f'{x:.2f}' for x in os.getloadavg())})"
 
 
-def print_overhead(remote_s: float, local_s: float, added_s: float, added_here_s: float,
-                   hops: dict[str, float], floor_s: float, unary_s: float) -> None:
-    print(f"2. one render: cluster {remote_s * 1e3:.1f} ms, in process {local_s * 1e3:.1f} ms: "
+def print_overhead(transport: str, remote_s: float, local_s: float, added_s: float, added_here_s: float,
+                   hops: dict[str, float], floor_s: dict[str, float], unary_s: dict[str, float]) -> None:
+    print(f"2. one render ({transport}): cluster {remote_s * 1e3:.1f} ms, in process {local_s * 1e3:.1f} ms: "
           f"{(remote_s - local_s) * 1e3:+.1f} ms, {remote_s / local_s:.3f}x; wall time less the model's time: "
           f"cluster {added_s * 1e3:.1f} ms, in process {added_here_s * 1e3:.1f} ms: the cluster's overhead "
           f"{(added_s - added_here_s) * 1e3:+.1f} ms (target <= 5 ms) {load_average()}", flush=True)
     shares = ", ".join(f"{name} {value * 1e3:.1f}" for name, value in hops.items())
     print(f"   the cluster's share, ms (medians): {shares}", flush=True)
-    print(f"   Serve's own round trip (a deployment running nothing, streaming back a render's audio): "
-          f"{floor_s * 1e3:.1f} ms; the overhead beyond it: {(added_s - added_here_s - floor_s) * 1e3:+.1f} ms "
-          f"(wall times: {(remote_s - local_s - floor_s) * 1e3:+.1f} ms); its unary round trip (the audio as a "
-          f"call's result): {unary_s * 1e3:.1f} ms", flush=True)
+    floors = "; ".join(f"{name} {floor_s[name] * 1e3:.1f} ms (unary {unary_s[name] * 1e3:.1f} ms)" for name in floor_s)
+    print(f"   Serve's own round trip (a deployment running nothing, streaming back a render's audio): {floors}; "
+          f"the overhead beyond {transport}'s: {(added_s - added_here_s - floor_s[transport]) * 1e3:+.1f} ms "
+          f"(wall times: {(remote_s - local_s - floor_s[transport]) * 1e3:+.1f} ms)", flush=True)
 
 
 def print_latency(latency_s: float, alone_s: float, more_s: float, hops: dict[str, float]) -> None:
@@ -349,6 +362,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="throughput rounds, each one replica then two")
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--steps", type=int, default=50, help="diffusion steps per render (the model's default: 50)")
+    parser.add_argument("--transport", choices=TRANSPORTS, default=ClusterOptions.transport,
+                        help="how batches travel between the gateway and its replicas (default: %(default)s)")
     parser.add_argument("--parts", default="throughput,overhead,latency",
                         help="which figures to measure (comma-separated; without throughput: one round)")
     args = parser.parse_args()
@@ -358,7 +373,7 @@ def main() -> int:
     rounds = args.rounds if "throughput" in parts else 1
     torch.set_num_threads(1)  # as each replica runs (one CPU each): the in-process engine makes the same audio
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; default model, 0.5 s one-shots, "
-          f"{args.steps} steps", flush=True)
+          f"{args.steps} steps; transport {args.transport}", flush=True)
     with tempfile.TemporaryDirectory(prefix="lbbench-", dir="/tmp") as tmp:
         folder = Path(tmp)
         local_engine = TimedEngine(store_dir=folder / "local", device="cpu")
@@ -373,12 +388,13 @@ def main() -> int:
                     side_now = round_ == 0 and side in parts
                     if "throughput" not in parts and not side_now:
                         continue
-                    with cluster_door(replicas, folder) as door:
+                    with cluster_door(replicas, folder, args.transport) as door:
                         if "throughput" in parts:
                             rate, busy[replicas] = throughput(door, args.callers, args.renders, args.steps)
                             rates[replicas].append(rate)
                         if side_now and side == "overhead":
-                            print_overhead(*overhead(door, local, local_engine, args.repeats, args.steps))
+                            print_overhead(args.transport,
+                                           *overhead(door, local, local_engine, args.repeats, args.steps))
                         elif side_now:
                             print_latency(*interactive_latency(door, args.repeats, args.steps))
                 if "throughput" in parts:

@@ -32,6 +32,13 @@ configs (capabilities) and fingerprints (render keys) from the same folders the 
 - A replica that dies mid-render fails its call; the batch is sent again (at most
   :data:`MAX_ATTEMPTS` times in all) to a live replica, so the client sees one answer.
 - Progress streams from the replica to the scheduler's progress callback (the existing events).
+- The call, its events and the audio travel by value over the gRPC server Serve runs in each
+  replica (:data:`TRANSPORTS`: ``"grpc"``, the default), not as Ray actor calls through the object
+  store: Serve's own round trip is about a millisecond shorter that way (its messages may be as
+  large as a render: :data:`.replica.GRPC_MAX_MESSAGE_BYTES`; where Serve was imported before that
+  setting, calls go as actor calls, :attr:`Cluster.transport`). Serve starts that server in
+  every replica whichever transport is used, bound on every interface, behind Ray's token check and
+  Ray's TLS where the cluster has them: the rules of Ray's other ports (``loopbridge worker``).
 
 Ray is an optional extra (``pip install 'loopbridge[cluster]'``): importing this module needs it
 only when a cluster is started or joined.
@@ -77,6 +84,12 @@ WATCH_FALLBACK_S = 1.0
 #: Ray's key-value store (namespace): batches of pre-renders an interactive job joined while they ran
 PROMOTED_NAMESPACE = "loopbridge-promoted"
 
+#: how a batch and its events travel between the gateway and a replica: ``"grpc"``, by value over the
+#: replica's own gRPC server (Serve's ``_by_reference=False``: pickled into the call, no object in
+#: Ray's object store), ``"actor"``, as Ray actor calls whose results go through the object store
+#: (Serve's default). Both reach a replica under the cluster's token and TLS settings.
+TRANSPORTS = ("grpc", "actor")
+
 ClusterEvent = Callable[[str, dict[str, Any]], None]
 
 
@@ -103,6 +116,8 @@ class ClusterOptions:
     address (``HOST:PORT`` of its head, as ``loopbridge worker`` prints it). ``replicas`` per family
     (None: one per GPU of the cluster, else one). ``device``, ``dtype``, ``load_options``,
     ``memory_budget_bytes`` and ``threads`` are each replica's, as ``serve`` takes them.
+    ``transport``: how a batch and its events travel between the gateway and a replica (see
+    :data:`TRANSPORTS`).
     """
 
     address: str = "local"
@@ -114,6 +129,11 @@ class ClusterOptions:
     memory_budget_bytes: int | None = None
     threads: int | None = None
     temp_dir: Path | None = None
+    transport: str = "grpc"
+
+    def __post_init__(self) -> None:
+        if self.transport not in TRANSPORTS:
+            raise ValueError(f"transport={self.transport!r} is not accepted: expected one of {', '.join(TRANSPORTS)}")
 
 
 class Cluster:
@@ -154,6 +174,16 @@ class Cluster:
         except BaseException:
             ray.shutdown()
             raise
+        #: how calls go to replicas: ``options.transport``, unless Serve cannot carry a long render by value
+        self.transport = options.transport
+        if self.transport == "grpc":
+            from .replica import GRPC_MAX_MESSAGE_BYTES
+
+            limit = _grpc_message_limit()
+            if limit < GRPC_MAX_MESSAGE_BYTES:
+                log.warning("Serve's gRPC messages are limited to %s bytes here (Serve was imported before "
+                            "loopbridge's settings): calls go to replicas as actor calls", limit)
+                self.transport = "actor"
         resources = ray.cluster_resources()
         self.gpus = int(resources.get("GPU", 0))
         log.info("cluster %s: %d CPUs, %d GPUs, connected in %.1f s", "local" if self.local else options.address,
@@ -170,6 +200,17 @@ class Cluster:
             # Serve shutdown, which waits 30 s for a controller that Ctrl-C in a terminal has already
             # stopped (the signal reaches Ray's processes too)
             ray.shutdown()
+
+
+def _grpc_message_limit() -> int:
+    """The largest gRPC message Serve takes in this process (read from the environment when Serve was
+    imported: the gateway's limit on a replica's answer); 0 when this Ray version does not say."""
+    try:
+        from ray.serve._private import constants
+
+        return int(constants.RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH)
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return 0
 
 
 def _read_settings(ray: Any) -> None:
@@ -360,7 +401,8 @@ class ClusterEngine(Engine):
         handle = self._streams.get(model_id)
         if handle is None:
             handle = self._streams[model_id] = self.deploy(self.pool(model_id)).options(
-                stream=True, multiplexed_model_id=model_id)
+                stream=True, multiplexed_model_id=model_id,
+                _by_reference=self.cluster.transport == "actor")
         batch = list(requests)
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:

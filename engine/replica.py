@@ -320,6 +320,11 @@ ROUTER_RETRY_S = 0.002
 ROUTER_RETRY_MAX_S = 0.01
 
 
+#: the largest message of Serve's gRPC transport, a batch's audio back or its requests out (gRPC's own
+#: limit; Serve's default, 4 MiB, is less than one 30 s render of 44.1 kHz audio, or an audio prompt)
+GRPC_MAX_MESSAGE_BYTES = 2**31 - 1
+
+
 def ray_settings() -> None:
     """Settings Ray and Serve read from the environment as they are imported or as a node starts (the
     Ray processes this process starts inherit them): set before the first import."""
@@ -330,6 +335,8 @@ def ray_settings() -> None:
     os.environ.setdefault("RAY_worker_niceness", "0")
     os.environ.setdefault("RAY_SERVE_ROUTER_RETRY_INITIAL_BACKOFF_S", str(ROUTER_RETRY_S))
     os.environ.setdefault("RAY_SERVE_ROUTER_RETRY_MAX_BACKOFF_S", str(ROUTER_RETRY_MAX_S))
+    # read by the gateway's channel to a replica (what it receives) and by the replica's server
+    os.environ.setdefault("RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH", str(GRPC_MAX_MESSAGE_BYTES))
 
 
 ray_settings()
@@ -399,5 +406,6 @@ def _error(exc: LoopbridgeError) -> dict[str, str]:
     return {"type": type(exc).__name__, "message": str(exc)}
 
 
-__all__ = ["MAX_MODELS_PER_REPLICA", "PROGRESS_INTERVAL_S", "PROGRESS_STEP", "ROUTER_RETRY_MAX_S", "ROUTER_RETRY_S",
-           "DeviceShare", "ModelReplica", "ReplicaConfig", "device_share", "ray_settings"]
+__all__ = ["GRPC_MAX_MESSAGE_BYTES", "MAX_MODELS_PER_REPLICA", "PROGRESS_INTERVAL_S", "PROGRESS_STEP",
+           "ROUTER_RETRY_MAX_S", "ROUTER_RETRY_S", "DeviceShare", "ModelReplica", "ReplicaConfig", "device_share",
+           "ray_settings"]

@@ -61,6 +61,9 @@ class HeadProcess:
 
     def __init__(self, cpus: int = HEAD_CPUS, args: Sequence[str] = (), niceness: int = 0,
                  sigint_ignored: bool = False) -> None:
+        from loopbridge.engine.replica import ray_settings
+
+        ray_settings()  # before Serve is imported, as a gateway sets them: it reads them at import
         pytest.importorskip("ray.serve", reason="Ray Serve is not installed: pip install -e '.[test,cluster]'")
         # a short folder: Ray's unix sockets live under it and their paths are limited to ~100 characters
         self.temp_dir = Path(tempfile.mkdtemp(prefix="lbray-", dir="/tmp"))

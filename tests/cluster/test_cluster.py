@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from loopbridge.engine.cluster import ClusterOptions
 from loopbridge.engine.core import Engine
 from loopbridge.engine.errors import CancelledError
 from loopbridge.engine.frontdoor import FrontDoor, HostFacts, Order
@@ -163,6 +164,43 @@ def test_an_interactive_job_joining_running_prerenders_makes_them_interactive(do
     promoted = prerender_done(mark, started["pid"])
     assert promoted["promoted"] and promoted["paused_s"] == 0, promoted
     assert len(cluster_events.since(mark, "started")) == 2  # the joined job never ran a batch of its own
+
+
+def test_a_replicas_grpc_server_takes_no_call_without_the_clusters_token(door: FrontDoor, cluster_engine: Any) -> None:
+    """Batches go to a replica by value (the default transport) over the gRPC server Serve starts in
+    every replica, bound on every interface: a call without the cluster's token is refused, on
+    loopback and on this machine's other address alike."""
+    import grpc
+    import ray
+    import ray.util
+    from ray.serve._private.constants import SERVE_CONTROLLER_NAME, SERVE_NAMESPACE
+    from ray.serve.generated.serve_pb2 import ASGIRequest
+    from ray.serve.generated.serve_pb2_grpc import ASGIServiceStub
+
+    assert cluster_engine.cluster.transport == "grpc"
+    controller = ray.get_actor(SERVE_CONTROLLER_NAME, namespace=SERVE_NAMESPACE)
+    replicas = [info for deployment, infos in ray.get(controller._all_running_replicas.remote()).items()
+                if deployment.name == "loopbridge-default" for info in infos]
+    assert len(replicas) == 2 and all(info.port for info in replicas), replicas
+    hosts = sorted({"127.0.0.1", ray.util.get_node_ip_address()})
+    for info in replicas:
+        for host in hosts:
+            with grpc.insecure_channel(f"{host}:{info.port}") as channel:
+                with pytest.raises(grpc.RpcError) as refused:
+                    ASGIServiceStub(channel).HandleRequest(ASGIRequest(), timeout=30)
+            assert refused.value.code() is grpc.StatusCode.UNAUTHENTICATED, (host, info.port, refused.value)
+
+
+def test_audio_above_grpcs_default_message_size_comes_back_by_value(door: FrontDoor) -> None:
+    """30 s of 44.1 kHz audio (5.3 MB) is more than the 4 MiB gRPC takes by default: the gateway and
+    its replicas take messages as large as a render (``replica.GRPC_MAX_MESSAGE_BYTES``)."""
+    [sample] = door.render([one_shot(7000, steps=2, duration_s=30.0)])
+    assert sample.audio.nbytes > 4 * 2**20, sample.audio.shape
+
+
+def test_an_unknown_transport_is_refused() -> None:
+    with pytest.raises(ValueError, match="transport='zmq' is not accepted: expected one of grpc, actor"):
+        ClusterOptions(transport="zmq")
 
 
 def test_a_replica_killed_mid_render_is_retried_and_the_job_answered(door: FrontDoor, cluster_events: Events,
