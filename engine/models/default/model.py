@@ -115,6 +115,11 @@ class ModelConfig:
     #: (each band, :func:`.spectral.cap_first_frame`, applied to the clean estimate at every step of :func:`sample`
     #: and to its result; classes not named: no bound)
     first_frame_most_db: dict[str, float] = field(default_factory=dict)
+    #: per class, the factor by which each step's predicted noise is divided ("epsilon scaling", a
+    #: remedy for exposure bias): the v-prediction is read as noise and clean estimate, the noise divided
+    #: by the factor and the clean estimate it then implies handed to the solver, at every step but the
+    #: first (whose input, pure noise, is as in training); classes not named: 1, the prediction as it is
+    eps_scale: dict[str, float] = field(default_factory=dict)
     #: how the network's convolutions pad the time axis, one of :data:`TIME_PADDINGS`: weights are
     #: trained with one and sample as trained only with it (the shipped weights: ``zeros``)
     time_padding: str = "zeros"
@@ -124,6 +129,10 @@ class ModelConfig:
         """The most (dB) a sampled first frame of ``class_name`` may be louder than its second (None:
         no class); ``inf``: no bound."""
         return float(self.first_frame_most_db.get(class_name or "", math.inf))
+
+    def eps_scale_for(self, class_name: str | None) -> float:
+        """The factor dividing the predicted noise of ``class_name``'s steps (None: no class); 1: none."""
+        return float(self.eps_scale.get(class_name or "", 1.0))
 
     def guided_at(self, sigma: float) -> bool:
         """Whether classifier-free guidance applies at a step of noise level ``sigma``."""
@@ -205,6 +214,8 @@ class ModelConfig:
                 f"from this code's (n_mels={spectral.N_MELS}, hop={spectral.HOP}, n_fft={spectral.N_FFT})"
             )
         _check_per_class(config, "class_guidance", _positive, "each scale must be a positive number")
+        _check_per_class(config, "eps_scale", lambda v: _positive(v) and 0.5 <= v <= 2.0,
+                         "each factor must be a number from 0.5 to 2 (1: the predicted noise as it is)")
         if config.sampler not in SAMPLERS:
             raise ValueError(f"sampler={config.sampler!r} is not one of {list(SAMPLERS)}")
         if config.time_padding not in TIME_PADDINGS:
@@ -425,6 +436,17 @@ def _clipped(v: torch.Tensor, x: torch.Tensor, alpha_bar: torch.Tensor, config: 
     return (a * x - x0) / s
 
 
+def _eps_scaled(v: torch.Tensor, x: torch.Tensor, alpha_bar: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    """The v-prediction whose noise is divided by ``scales`` ``[B, 1, 1]`` (rows of 1 keep theirs to the bit).
+
+    With ``x = a x0 + s eps`` and ``v = a eps - s x0``, the noise is ``s x + a v``; the scaled noise
+    ``eps'`` implies the clean sample ``(x - s eps') / a`` and so ``v' = (eps' - s x) / a``.
+    """
+    a, s = alpha_bar.sqrt(), (1 - alpha_bar).sqrt()
+    eps = (s * x + a * v) / scales
+    return torch.where(scales == 1.0, v, (eps - s * x) / a)
+
+
 def _row_generators(noise: torch.Tensor) -> list[torch.Generator]:
     """One CPU generator per row of ``noise``, seeded by that row's values."""
     generators = []
@@ -472,6 +494,12 @@ def sample(
     first_most = (torch.tensor(bounds, dtype=torch.float64)
                   if any(math.isfinite(b) for b in bounds) else None)
 
+    # epsilon scaling per class (ModelConfig.eps_scale); None where every row's factor is 1
+    eps_factors = [config.eps_scale_for(config.classes[label] if 0 <= label < len(config.classes) else None)
+                   for label in label_tensor.tolist()]
+    eps_scales = (torch.tensor(eps_factors, dtype=noise.dtype, device=device).view(batch, 1, 1)
+                  if any(f != 1.0 for f in eps_factors) else None)
+
     scheduler = sampling_scheduler(config)
     scheduler.set_timesteps(steps, device=device)
     timesteps = scheduler.timesteps
@@ -507,6 +535,8 @@ def sample(
                 prediction = config.guidance_rescale * prediction * ratio + (1 - config.guidance_rescale) * prediction
         else:
             prediction = network(x, t_batch, label_tensor)
+        if eps_scales is not None and i > 0:
+            prediction = _eps_scaled(prediction, x, alpha_bar, eps_scales)
         v = _clipped(prediction, x, alpha_bar, config, first_most)
         if eta_generators is not None:
             fresh = torch.stack([torch.randn(x.shape[1:], generator=g, dtype=x.dtype) for g in eta_generators])

@@ -203,3 +203,54 @@ def test_an_unknown_time_padding_is_refused_naming_it() -> None:
         ModelConfig.from_json({**SMALL.to_json(), "time_padding": "mirror"})
     with pytest.raises(ValueError, match="time_padding='circular'"):
         MelUNet(ModelConfig(channels=(16, 32), embed_dim=32, attention_heads=2, time_padding="circular"))
+
+
+def test_eps_scale_travels_in_the_config_and_bad_ones_are_refused() -> None:
+    import dataclasses
+
+    config = dataclasses.replace(SMALL, eps_scale={"perc": 1.02})
+    assert ModelConfig.from_json(config.to_json()) == config
+    assert config.eps_scale_for("perc") == 1.02
+    assert config.eps_scale_for("kick") == 1.0 and config.eps_scale_for(None) == 1.0
+    older = config.to_json()
+    del older["eps_scale"]
+    assert ModelConfig.from_json(older) == SMALL  # files written before the key: no scaling
+    for value, words in (({"flute": 1.01}, "flute"), ({"perc": 0}, "perc"), ({"perc": 2.5}, "0.5 to 2"),
+                         ({"perc": True}, "perc"), ({"perc": "1.01"}, "perc")):
+        with pytest.raises(ValueError, match=words):
+            ModelConfig.from_json({**config.to_json(), "eps_scale": value})
+
+
+def test_eps_scale_divides_the_predicted_noise_and_keeps_rows_of_other_classes_to_the_bit() -> None:
+    import dataclasses
+
+    from loopbridge.engine.models.default.model import _eps_scaled, training_scheduler
+
+    generator = torch.Generator().manual_seed(4)
+    x, v = torch.randn(2, 8, 5, generator=generator), torch.randn(2, 8, 5, generator=generator)
+    alpha_bar = training_scheduler(SMALL).alphas_cumprod[600]
+    a, s = alpha_bar.sqrt(), (1 - alpha_bar).sqrt()
+    scaled = _eps_scaled(v, x, alpha_bar, torch.tensor([1.0, 1.25]).view(2, 1, 1))
+    assert torch.equal(scaled[0], v[0])
+    # the scaled row's noise is the prediction's divided by the factor, and its clean estimate the one
+    # that noise implies for the same input
+    torch.testing.assert_close(s * x[1] + a * scaled[1], (s * x[1] + a * v[1]) / 1.25)
+    torch.testing.assert_close(a * x[1] - s * scaled[1], (x[1] - s * (s * x[1] + a * v[1]) / 1.25) / a)
+
+    torch.manual_seed(0)
+    network = MelUNet(SMALL).eval()
+    noise = torch.randn(3, SMALL.n_mels, SMALL.frames, generator=torch.Generator().manual_seed(5))
+    perc = SMALL.classes.index("perc")
+    labels = [0, perc, SMALL.null_class]
+    plain = sample(network, SMALL, labels, noise, steps=6, guidance=2.0)
+    ones = dataclasses.replace(SMALL, eps_scale={"perc": 1.0})
+    assert torch.equal(sample(network, ones, labels, noise, steps=6, guidance=2.0), plain)
+    scaled_config = dataclasses.replace(SMALL, eps_scale={"perc": 1.05})
+    out = sample(network, scaled_config, labels, noise, steps=6, guidance=2.0)
+    assert torch.equal(out[0], plain[0]) and torch.equal(out[2], plain[2])
+    assert not torch.allclose(out[1], plain[1], atol=1e-4)
+    low, high = CLIP_UNIT
+    assert out.min() >= low - 1e-4 and out.max() <= high + 1e-4
+    # one step only: the first, from pure noise, is never scaled
+    torch.testing.assert_close(sample(network, scaled_config, labels, noise, steps=1, guidance=2.0),
+                               sample(network, SMALL, labels, noise, steps=1, guidance=2.0), rtol=0, atol=0)
