@@ -14,6 +14,9 @@ Sources (each read from its installed Debian package; a missing package is skipp
 - ``freepats`` rendered with ``timidity``: the same MIDI, played by the freepats patch set.
 - ``sonic-pi-samples``: the one-shots, labelled from their names (:func:`label_sonic_pi_name`);
   the ambient ones (``ambi_*``) cut into texture segments.
+- For the evaluation alone (``--no-extra-held-out`` leaves them out): General MIDI drums and FX pads
+  played as programs, FluidR3's variant programs and numbered drum kits (:data:`EXTRA_PROGRAMS`,
+  :data:`FLUID_EXTRA_KITS`), always held out.
 
 Every recording is mixed to mono, resampled to 44.1 kHz, trimmed of leading silence (from 1 ms
 before the first sample within 50 dB of the peak), cut at :data:`MAX_SECONDS` (textures
@@ -155,7 +158,7 @@ HELD_OUT_GROUPS: frozenset[str] = frozenset({
 #: is the same sample in another kit (the sound fonts' kits share some) and is dropped
 NEAR_COPY_NCC = 0.97
 
-#: More kits and instruments for the evaluation alone (``build_corpus(extra_held_out=True)``): General
+#: More kits and instruments for the evaluation alone (``build_corpus(extra_held_out=True)``, the default): General
 #: MIDI programs no training class is taken from, FluidR3's variant programs (banks 8 and 16) and its
 #: variant drum kits (bank 128). Every group they make goes to ``held-out/``, never to ``train/``; they
 #: are written after every other recording, so the training set and the other held-out groups stay as
@@ -701,12 +704,12 @@ def _matches(group: str, patterns: Sequence[str] | None) -> bool:
 
 
 def build_corpus(out: Path, groups: Sequence[str] | None = None, log: Callable[[str], None] | None = None,
-                 extra_held_out: bool = False) -> dict[str, object]:
+                 extra_held_out: bool = True) -> dict[str, object]:
     """Write the corpus under ``out`` (replacing an earlier build there); returns the manifest.
 
     ``groups``: fnmatch patterns of the groups to build (all when None), for a quick subset.
     ``extra_held_out``: also the extra evaluation-only groups (:data:`EXTRA_PROGRAMS`,
-    :data:`FLUID_EXTRA_KITS`), written after the rest so nothing else changes.
+    :data:`FLUID_EXTRA_KITS`; the recipe's default), written after the rest so nothing else changes.
     """
     log = log or (lambda message: None)
     plan = make_plan(extra_held_out)
@@ -868,9 +871,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="corpus folder (train/, held-out/, manifest.json)")
     parser.add_argument("--groups", nargs="+", default=None, metavar="PATTERN",
                         help="build only the groups matching these patterns (e.g. 'hydrogen-*' 'sonic-pi-bd')")
-    parser.add_argument("--extra-held-out", action=argparse.BooleanOptionalAction, default=False,
+    parser.add_argument("--extra-held-out", action=argparse.BooleanOptionalAction, default=True,
                         help="also render the extra evaluation-only kits and programs (General MIDI drums "
-                             "played as programs, FX pads, FluidR3's variant kits and programs) into held-out/")
+                             "played as programs, FX pads, FluidR3's variant kits and programs) into held-out/ "
+                             "(the default; the training set is the same either way)")
     args = parser.parse_args(argv)
 
     def log(message: str) -> None:

@@ -197,8 +197,10 @@ EXTRA_SUBSET = ["hydrogen-Audiophob", "fluid-kit-Standard", "fluid-Electric-Pian
 
 
 def test_extra_groups_are_held_out_rendered_and_leave_training_as_it_was(tmp_path: Path) -> None:
-    plain = rc.build_corpus(tmp_path / "plain", EXTRA_SUBSET)
-    with_extra = rc.build_corpus(tmp_path / "extra", EXTRA_SUBSET, extra_held_out=True)
+    plain = rc.build_corpus(tmp_path / "plain", EXTRA_SUBSET, extra_held_out=False)
+    # through the command, as a user runs it: the extra groups are the default
+    assert cli_main(["build-corpus", "--out", str(tmp_path / "extra"), "--groups", *EXTRA_SUBSET]) == 0
+    with_extra = json.loads((tmp_path / "extra" / "manifest.json").read_text())
     assert plain["extra_held_out_groups"] == []
     extra_groups = set(with_extra["extra_held_out_groups"])  # type: ignore[arg-type]
     assert {"fluid-Woodblock", "freepats-Woodblock", "fluid-Melodic-Tom", "fluid-Taisho-Koto"} <= extra_groups
