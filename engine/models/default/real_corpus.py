@@ -415,10 +415,8 @@ def render_midi(renderer: str, midi: bytes, work: Path) -> np.ndarray:
     if renderer == "fluidsynth":
         fluidsynth_render(mid, wav, SAMPLE_RATE)
     elif renderer == "timidity":
-        # every voice, however slow the machine: timidity drops voices when it falls behind unless told
-        # not to, and the render would depend on the machine's load
         cmd = ["timidity", "-c", str(FREEPATS_CFG), "-Ow", "--output-mono", "-s", str(SAMPLE_RATE),
-               "-EFreverb=0", "-EFchorus=0", "-A100", "-k0", "--no-polyphony-reduction", "-o", str(wav), str(mid)]
+               "-EFreverb=0", "-EFchorus=0", "-A100", "-o", str(wav), str(mid)]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     else:
         raise ValueError(f"renderer {renderer!r} is not one of: fluidsynth, timidity")
