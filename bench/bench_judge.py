@@ -8,7 +8,9 @@ is the defaults. ``--features old`` keeps only the first 357 features (the judge
 onset, pitch, low-band, course and fine-segment blocks were added). ``--nested KEY=V1,V2,...`` also
 picks that setting (the first ``--setting`` otherwise) by nested leave-one-kit-out: for each kit left
 out, the value with the best leave-one-kit-out accuracy on the other kits labels it, so the figure
-printed is not flattered by the choice.
+printed is not flattered by the choice. On a corpus built with ``--extra-held-out`` it also prints the
+leave-one-kit-out accuracy of the held-out recordings that are not of the extra groups (labelled by
+judges fitted on every other kit, the extra ones included).
 Not a test: nothing here passes or fails.
 
     python bench/bench_judge.py --corpus DIR [--setting "l2=0.01;mlp_members=0" ...] [--nested mlp_l2=0.01,0.1]
@@ -69,6 +71,11 @@ def main() -> None:
     print(f"{len(held.labels)} held-out and {len(train.labels)} training recordings, {x_held.shape[1]} features "
           f"({time.perf_counter() - started:.0f} s)")
     n = len(CLASSES)
+    extra_groups = manifest.get("extra_held_out_groups") or []
+    assert isinstance(extra_groups, list)
+    extra = np.isin(np.array(held.groups), extra_groups)
+    if extra.any():
+        print(f"{int(extra.sum())} of the held-out recordings are of the extra evaluation-only groups")
     print(f"{'setting':40s} {'LOKO':>6s} {'train':>6s}  " + " ".join(f"{c[:5]:>5s}" for c in CLASSES))
     for text in args.setting or [""]:
         settings = parse_setting(text)
@@ -76,6 +83,9 @@ def main() -> None:
         floor = Judge(x_held, held.labels, n, **settings).predict(x_train)
         print(row(text or "(defaults)", class_accuracy(loko, held.labels, CLASSES),
                   class_accuracy(floor, train.labels, CLASSES)), flush=True)
+        if extra.any():  # the same leave-one-kit-out labels, on the other held-out kits alone
+            print(row("  of which the kits before the extra ones", class_accuracy(
+                loko[~extra], held.labels[~extra], CLASSES), None), flush=True)
     if args.nested:
         key, _, values = args.nested.partition("=")
         base = parse_setting(args.setting[0]) if args.setting else {}  # the first --setting, KEY varied

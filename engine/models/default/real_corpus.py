@@ -14,6 +14,9 @@ Sources (each read from its installed Debian package; a missing package is skipp
 - ``freepats`` rendered with ``timidity``: the same MIDI, played by the freepats patch set.
 - ``sonic-pi-samples``: the one-shots, labelled from their names (:func:`label_sonic_pi_name`);
   the ambient ones (``ambi_*``) cut into texture segments.
+- For the evaluation alone (``--no-extra-held-out`` leaves them out): General MIDI drums and FX pads
+  played as programs, FluidR3's variant programs and numbered drum kits (:data:`EXTRA_PROGRAMS`,
+  :data:`FLUID_EXTRA_KITS`), always held out.
 
 Every recording is mixed to mono, resampled to 44.1 kHz, trimmed of leading silence (from 1 ms
 before the first sample within 50 dB of the peak), cut at :data:`MAX_SECONDS` (textures
@@ -155,6 +158,40 @@ HELD_OUT_GROUPS: frozenset[str] = frozenset({
 #: is the same sample in another kit (the sound fonts' kits share some) and is dropped
 NEAR_COPY_NCC = 0.97
 
+#: More kits and instruments for the evaluation alone (``build_corpus(extra_held_out=True)``, the default): General
+#: MIDI programs no training class is taken from, FluidR3's variant programs (banks 8 and 16) and its
+#: variant drum kits (bank 128). Every group they make goes to ``held-out/``, never to ``train/``; they
+#: are written after every other recording, so the training set and the other held-out groups stay as
+#: they are, and a recording of theirs is dropped when it copies (exactly, or by :data:`NEAR_COPY_NCC`)
+#: a training recording, another held-out recording or one of another extra group.
+#: (bank, program) -> (name, class); FluidR3 has them all, freepats those in its Tone_000.
+EXTRA_PROGRAMS: dict[tuple[int, int], tuple[str, str]] = {
+    (0, 97): ("FX Soundtrack", "texture"), (0, 98): ("FX Crystal", "texture"),
+    (0, 100): ("FX Brightness", "texture"), (0, 101): ("FX Goblins", "texture"),
+    (0, 103): ("FX Sci-fi", "texture"),
+    (0, 112): ("Tinkle Bell", "pluck"), (0, 113): ("Agogo", "perc"), (0, 114): ("Steel Drums", "pluck"),
+    (0, 115): ("Woodblock", "perc"), (0, 116): ("Taiko Drum", "tom"), (0, 117): ("Melodic Tom", "tom"),
+    (0, 118): ("Synth Drum", "tom"),
+    # FluidR3's variants in banks 8 and 16 that are instruments of their own (not a detuned or
+    # doubled copy of a program the training reads). Left out, since most of their recordings come
+    # within 0.9 (normalized cross-correlation) of a training recording: Ice Rain (0, 96), Hawaiian
+    # Guitar (8, 26), Funk Guitar (8, 28), Synth Bass 4 (8, 39).
+    (8, 14): ("Church Bell", "pluck"), (8, 24): ("Ukulele", "pluck"), (8, 25): ("12 String Guitar", "pluck"),
+    (16, 25): ("Mandolin", "pluck"),
+    (8, 107): ("Taisho Koto", "pluck"), (8, 38): ("Synth Bass 3", "bass"),
+    (8, 115): ("Castanets", "perc"), (8, 116): ("Concert Bass Drum", "kick"), (8, 117): ("Melo Tom 2", "tom"),
+    (8, 118): ("808 Tom", "tom"),
+}
+#: FluidR3's numbered drum kits (bank 128) besides :data:`FLUID_KITS`; most of their samples are the
+#: main kits' and are dropped as copies, the rest are kits the training never hears
+FLUID_EXTRA_KITS: dict[int, str] = {
+    **{n: f"Standard {n}" for n in range(1, 8)}, **{8 + n: f"Room {n}" for n in range(1, 8)},
+    **{16 + n: f"Power {n}" for n in range(1, 4)}, **{32 + n: f"Jazz {n}" for n in range(1, 5)},
+    41: "Brush 1", 42: "Brush 2",
+}
+#: the pitches and velocities a drum played as a melodic program is rendered at
+HIT_NOTES: dict[str, tuple[int, ...]] = {"kick": (33, 36, 40), "tom": (38, 43, 48, 53), "perc": (60, 67, 72)}
+
 
 # ---- labels -------------------------------------------------------------------------------------
 
@@ -276,20 +313,36 @@ def gm_events(kind: str, program: int) -> list[Event]:
         return [Event(f"{_gm_drum_name(note)}-v{velocity}", label, (note,), velocity, 0.3, 2.0)
                 for label, notes in GM_DRUM_NOTES.items() for note in notes for velocity in DRUM_VELOCITIES]
     if program in BASS_PROGRAMS:
+        return class_events("bass")
+    if program in PLUCK_PROGRAMS:
+        return class_events("pluck")
+    if program in TEXTURE_PROGRAMS:
+        return class_events("texture")
+    raise ValueError(f"program {program} is not one of the corpus's programs")
+
+
+def class_events(label: str) -> list[Event]:
+    """The sounds rendered for a melodic program of class ``label``: basses, plucks and textures as
+    :func:`gm_events` plays them; a drum played as a program (kick, tom, perc) at :data:`HIT_NOTES`."""
+    if label in HIT_NOTES:
+        return [Event(f"{_note_name(n)}-v{v}", label, (n,), v, 0.3, 2.0)
+                for n in HIT_NOTES[label] for v in DRUM_VELOCITIES]
+    if label == "bass":
         return [Event(f"{_note_name(n)}-v{v}", "bass", (n,), v, 0.7, 2.5)
                 for n in BASS_NOTES for v in PITCHED_VELOCITIES]
-    if program in PLUCK_PROGRAMS:
+    if label == "pluck":
         single = [Event(f"{_note_name(n)}-v{v}", "pluck", (n,), v, 0.8, 2.5) for n in PLUCK_NOTES
                   for v in PITCHED_VELOCITIES]
         chords = [Event(f"chord-{_note_name(root)}-{'-'.join(map(str, ivs))}", "pluck",
                         tuple(root + i for i in ivs), 100, 0.8, 2.5) for root, ivs in PLUCK_CHORDS]
         return single + chords
-    if program in TEXTURE_PROGRAMS:
+    if label == "texture":
         single = [Event(f"{_note_name(n)}", "texture", (n,), 90, 3.5, 6.0) for n in TEXTURE_NOTES]
         chords = [Event(f"chord-{_note_name(root)}", "texture", tuple(root + i for i in ivs), 90, 3.5, 6.0)
                   for root, ivs in TEXTURE_CHORDS]
         return single + chords
-    raise ValueError(f"program {program} is not one of the corpus's programs")
+    raise ValueError(f"class {label!r} has no program events; accepted: bass, pluck, texture, "
+                     f"{', '.join(HIT_NOTES)}")
 
 
 _GM_DRUM_NAMES = {35: "Kick-1", 36: "Kick-2", 37: "Side-Stick", 38: "Snare-1", 39: "Clap", 40: "Snare-2",
@@ -321,10 +374,15 @@ def _var(value: int) -> bytes:
 TICKS = 1000  # per quarter note at 60 bpm: one tick a millisecond
 
 
-def midi_file(events: Sequence[Event], channel: int, program: int) -> bytes:
-    """A format-0 MIDI file at 60 bpm playing ``events`` one after another, each in its slot."""
+def midi_file(events: Sequence[Event], channel: int, program: int, bank: int = 0) -> bytes:
+    """A format-0 MIDI file at 60 bpm playing ``events`` one after another, each in its slot; a
+    ``bank`` other than 0 is selected (controller 0) before the program."""
+    if not 0 <= bank <= 127:
+        raise ValueError(f"bank {bank} is out of range: accepted 0-127")
     timed: list[tuple[int, int, bytes]] = [(0, 0, b"\xff\x51\x03" + (1_000_000).to_bytes(3, "big")),
                                            (0, 1, bytes([0xC0 | channel, program]))]
+    if bank:
+        timed.insert(1, (0, 0, bytes([0xB0 | channel, 0, bank])))
     start = 500
     for event in events:
         for note in event.notes:
@@ -419,6 +477,8 @@ class Recording:
     origin: str
     load: Callable[[], list[np.ndarray]]
     max_seconds: float = MAX_SECONDS
+    #: one of the extra evaluation-only groups (:data:`EXTRA_PROGRAMS`, :data:`FLUID_EXTRA_KITS`)
+    extra: bool = False
 
 
 @dataclass
@@ -519,10 +579,10 @@ def _texture_segments(path: Path) -> Callable[[], list[np.ndarray]]:
 
 
 def _render_group(renderer: str, events: list[Event], channel: int, program: int,
-                  cache: dict[str, list[np.ndarray]], key: str) -> list[np.ndarray]:
+                  cache: dict[str, list[np.ndarray]], key: str, bank: int = 0) -> list[np.ndarray]:
     if key not in cache:
         with tempfile.TemporaryDirectory(prefix="loopbridge-corpus-") as work:
-            audio = render_midi(renderer, midi_file(events, channel, program), Path(work))
+            audio = render_midi(renderer, midi_file(events, channel, program, bank), Path(work))
         pieces, start = [], int(0.5 * SAMPLE_RATE)
         for event in events:
             end = start + int(event.slot_s * SAMPLE_RATE)
@@ -532,13 +592,18 @@ def _render_group(renderer: str, events: list[Event], channel: int, program: int
     return cache[key]
 
 
-def gm_plan(plan: Plan, renderer: str) -> None:
+def gm_plan(plan: Plan, renderer: str, extra: bool = False) -> None:
+    """The sound font's (``fluidsynth``) or freepats' (``timidity``) kits and programs; with ``extra``,
+    only the extra evaluation-only ones (:data:`EXTRA_PROGRAMS`, :data:`FLUID_EXTRA_KITS`)."""
     if renderer == "fluidsynth":
         source, prefix, kits = "fluid-soundfont-gm", "fluid", FLUID_KITS
         if shutil.which("fluidsynth") is None or not SOUND_FONT.is_file():
             plan.missing.append(f"fluid-soundfont-gm (needs fluidsynth and {SOUND_FONT})")
             return
         programs = sorted(GM_NAMES)
+        extra_programs = sorted(EXTRA_PROGRAMS)
+        if extra:
+            kits = FLUID_EXTRA_KITS
     else:
         source, prefix, kits = "freepats", "freepats", FREEPATS_KITS
         if shutil.which("timidity") is None or not FREEPATS_CFG.is_file():
@@ -547,7 +612,14 @@ def gm_plan(plan: Plan, renderer: str) -> None:
         tone_dir = Path("/usr/share/midi/freepats/Tone_000")
         have = {int(p.name[:3]) for p in tone_dir.glob("*.pat")} if tone_dir.is_dir() else set()
         programs = sorted(p for p in GM_NAMES if p in have)
+        # timidity's freepats set has bank 0 only
+        extra_programs = sorted(k for k in EXTRA_PROGRAMS if k[0] == 0 and k[1] in have)
+        if extra:
+            kits = {}
     licence = SOURCES[source].licence
+    if extra:
+        _gm_extra_plan(plan, renderer, source, prefix, kits, extra_programs)
+        return
     cache: dict[str, list[np.ndarray]] = {}
     for kit_program, kit_name in kits.items():
         group = f"{prefix}-kit-{_safe(kit_name)}"
@@ -571,25 +643,56 @@ def gm_plan(plan: Plan, renderer: str) -> None:
                 MAX_TEXTURE_SECONDS if event.label == "texture" else MAX_SECONDS))
 
 
+def _gm_extra_plan(plan: Plan, renderer: str, source: str, prefix: str, kits: dict[int, str],
+                   programs: Sequence[tuple[int, int]]) -> None:
+    licence = SOURCES[source].licence
+    cache: dict[str, list[np.ndarray]] = {}
+    for kit_program, kit_name in kits.items():
+        group = f"{prefix}-kit-{_safe(kit_name)}"
+        events = gm_events("kit", kit_program)
+        for index, event in enumerate(events):
+            plan.recordings.append(Recording(
+                event.label, source, group, event.name, licence, True,
+                f"{renderer}: drum kit {kit_program} ({kit_name}), note {event.notes[0]}, velocity {event.velocity}",
+                _piece(renderer, events, 9, kit_program, cache, group, index), extra=True))
+    for bank, program in programs:
+        name, label = EXTRA_PROGRAMS[(bank, program)]
+        group = f"{prefix}-{_safe(name)}"
+        events = class_events(label)
+        for index, event in enumerate(events):
+            notes = "+".join(map(str, event.notes))
+            plan.recordings.append(Recording(
+                event.label, source, group, event.name, licence, True,
+                f"{renderer}: bank {bank} program {program} ({name}), notes {notes}, velocity {event.velocity}",
+                _piece(renderer, events, 0, program, cache, group, index, bank),
+                MAX_TEXTURE_SECONDS if label == "texture" else MAX_SECONDS, extra=True))
+
+
 def _piece(renderer: str, events: list[Event], channel: int, program: int, cache: dict[str, list[np.ndarray]],
-           key: str, index: int) -> Callable[[], list[np.ndarray]]:
+           key: str, index: int, bank: int = 0) -> Callable[[], list[np.ndarray]]:
     def load() -> list[np.ndarray]:
-        return [_render_group(renderer, events, channel, program, cache, key)[index]]
+        return [_render_group(renderer, events, channel, program, cache, key, bank)[index]]
     return load
 
 
-def make_plan() -> Plan:
+def make_plan(extra_held_out: bool = False) -> Plan:
+    """Every recording the recipe reads; with ``extra_held_out`` also the extra evaluation-only groups."""
     plan = Plan()
     hydrogen_plan(plan)
     gm_plan(plan, "fluidsynth")
     gm_plan(plan, "timidity")
     sonic_pi_plan(plan)
+    if extra_held_out:
+        gm_plan(plan, "fluidsynth", extra=True)
+        gm_plan(plan, "timidity", extra=True)
     return plan
 
 
 def split_of(recording: Recording) -> str:
-    """``held-out`` for the evaluation-only groups and :data:`HELD_OUT_GROUPS`, else ``train``."""
-    return "held-out" if (not recording.shippable or recording.group in HELD_OUT_GROUPS) else "train"
+    """``held-out`` for the evaluation-only groups, :data:`HELD_OUT_GROUPS` and the extra groups, else
+    ``train``."""
+    held = not recording.shippable or recording.extra or recording.group in HELD_OUT_GROUPS
+    return "held-out" if held else "train"
 
 
 # ---- building --------------------------------------------------------------------------------------
@@ -598,22 +701,26 @@ def _matches(group: str, patterns: Sequence[str] | None) -> bool:
     return patterns is None or any(fnmatch.fnmatchcase(group, p) for p in patterns)
 
 
-def build_corpus(out: Path, groups: Sequence[str] | None = None, log: Callable[[str], None] | None = None
-                 ) -> dict[str, object]:
+def build_corpus(out: Path, groups: Sequence[str] | None = None, log: Callable[[str], None] | None = None,
+                 extra_held_out: bool = True) -> dict[str, object]:
     """Write the corpus under ``out`` (replacing an earlier build there); returns the manifest.
 
     ``groups``: fnmatch patterns of the groups to build (all when None), for a quick subset.
+    ``extra_held_out``: also the extra evaluation-only groups (:data:`EXTRA_PROGRAMS`,
+    :data:`FLUID_EXTRA_KITS`; the recipe's default), written after the rest so nothing else changes.
     """
     log = log or (lambda message: None)
-    plan = make_plan()
+    plan = make_plan(extra_held_out)
     recordings = [r for r in plan.recordings if _matches(r.group, groups)]
     if not recordings:
         known = sorted({r.group for r in plan.recordings})
         raise ValueError(f"groups {list(groups or [])!r} match none of: {', '.join(known)}")
     for split in SPLITS:
         shutil.rmtree(out / split, ignore_errors=True)
-    # train first, so a held-out recording identical to a training one is the one dropped
-    ordered = sorted(recordings, key=lambda r: (split_of(r) != "train", r.group, r.name))
+    # train first, so a held-out recording identical to a training one is the one dropped; the extra
+    # groups last, so they never displace a recording of the others
+    ordered = sorted(recordings, key=lambda r: (split_of(r) != "train", r.extra, r.group, r.name))
+    extra_groups = {r.group for r in recordings if r.extra}
     seen: dict[str, str] = {}
     files: list[dict[str, object]] = []
     duplicates: list[dict[str, str]] = []
@@ -645,7 +752,7 @@ def build_corpus(out: Path, groups: Sequence[str] | None = None, log: Callable[[
                           "licence": rec.licence, "shippable": rec.shippable, "split": split, "origin": rec.origin,
                           "seconds": round(len(pcm) / SAMPLE_RATE, 3), "sha1": digest})
     log("  checking the held-out recordings for samples a training kit shares")
-    near_copies = _drop_near_copies(out, files)
+    near_copies = _drop_near_copies(out, files, extra_groups)
     files = [f for f in files if f["path"] not in {c["file"] for c in near_copies}]
     files.sort(key=lambda f: str(f["path"]))
     manifest: dict[str, object] = {
@@ -659,6 +766,7 @@ def build_corpus(out: Path, groups: Sequence[str] | None = None, log: Callable[[
         "kit_licences": {kit: {"licence": k.licence, "shippable": k.shippable, "note": k.note}
                          for kit, k in KIT_LICENCES.items()},
         "held_out_groups": sorted({str(f["group"]) for f in files if f["split"] == "held-out"}),
+        "extra_held_out_groups": sorted({str(f["group"]) for f in files if f["group"] in extra_groups}),
         "excluded": [e.__dict__ for e in plan.excluded if _matches(e.group, groups)],
         "duplicates_dropped": duplicates,
         "near_copies_dropped": near_copies,
@@ -669,14 +777,20 @@ def build_corpus(out: Path, groups: Sequence[str] | None = None, log: Callable[[
     return manifest
 
 
-def _drop_near_copies(out: Path, files: list[dict[str, object]]) -> list[dict[str, object]]:
+def _drop_near_copies(out: Path, files: list[dict[str, object]], extra_groups: frozenset[str] | set[str] = frozenset()
+                      ) -> list[dict[str, object]]:
     """Delete the held-out files whose best normalized cross-correlation with a training file of the
-    same class is at least :data:`NEAR_COPY_NCC`; returns what was dropped and what it matched."""
-    from .evaluate import best_correlations
+    same class is at least :data:`NEAR_COPY_NCC`; returns what was dropped and what it matched.
 
-    held = [f for f in files if f["split"] == "held-out"]
+    The files of ``extra_groups`` are checked after the others, one kit or instrument
+    (:func:`~.evaluate.kit_of`) at a time, against the training files, the held-out files kept and the
+    extra files kept of the kits before it: a sample that two held-out kits share is kept once."""
+    from .evaluate import best_correlations, kit_of
+
+    held = [f for f in files if f["split"] == "held-out" and f["group"] not in extra_groups]
+    extra = [f for f in files if f["group"] in extra_groups]
     train = [f for f in files if f["split"] == "train"]
-    if not held or not train:
+    if not (held or extra) or not train:
         return []
     names = list(FOLDERS)
 
@@ -686,15 +800,34 @@ def _drop_near_copies(out: Path, files: list[dict[str, object]]) -> list[dict[st
         for i, f in enumerate(rows):
             data, _ = sf.read(str(out / str(f["path"])), dtype="float32")
             audio[i, : min(len(data), length)] = data[:length]
-        return audio, np.array([names.index(str(f["class"])) for f in rows])
+        return audio, np.array([names.index(str(f["class"])) for f in rows], dtype=int)
 
-    held_audio, held_labels = native(held)
+    dropped: list[dict[str, object]] = []
+
+    def check(rows: list[dict[str, object]], pool: list[dict[str, object]], pool_audio: np.ndarray,
+              pool_labels: np.ndarray) -> tuple[list[dict[str, object]], np.ndarray, np.ndarray]:
+        """Drop the rows that copy one of ``pool``; the rows kept, with their audio and labels."""
+        audio, labels = native(rows)
+        best, match = best_correlations(audio, labels, pool_audio, pool_labels)
+        keep = best < NEAR_COPY_NCC
+        for i in np.flatnonzero(~keep):
+            (out / str(rows[i]["path"])).unlink()
+            dropped.append({"file": rows[i]["path"], "same_as": pool[match[i]]["path"],
+                            "ncc": round(float(best[i]), 3)})
+        return [r for r, k in zip(rows, keep, strict=True) if k], audio[keep], labels[keep]
+
     train_audio, train_labels = native(train)
-    best, match = best_correlations(held_audio, held_labels, train_audio, train_labels)
-    dropped = []
-    for i in np.flatnonzero(best >= NEAR_COPY_NCC):
-        (out / str(held[i]["path"])).unlink()
-        dropped.append({"file": held[i]["path"], "same_as": train[match[i]]["path"], "ncc": round(float(best[i]), 3)})
+    kept, kept_audio, kept_labels = check(held, train, train_audio, train_labels) if held else (
+        [], train_audio[:0], train_labels[:0])
+    pool = train + kept
+    pool_audio = np.concatenate([train_audio, kept_audio])
+    pool_labels = np.concatenate([train_labels, kept_labels])
+    for kit in sorted({kit_of(str(f["group"])) for f in extra}):
+        rows = [f for f in extra if kit_of(str(f["group"])) == kit]
+        kept, kept_audio, kept_labels = check(rows, pool, pool_audio, pool_labels)
+        pool = pool + kept
+        pool_audio = np.concatenate([pool_audio, kept_audio])
+        pool_labels = np.concatenate([pool_labels, kept_labels])
     return dropped
 
 
@@ -736,6 +869,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="corpus folder (train/, held-out/, manifest.json)")
     parser.add_argument("--groups", nargs="+", default=None, metavar="PATTERN",
                         help="build only the groups matching these patterns (e.g. 'hydrogen-*' 'sonic-pi-bd')")
+    parser.add_argument("--extra-held-out", action=argparse.BooleanOptionalAction, default=True,
+                        help="also render the extra evaluation-only kits and programs (General MIDI drums "
+                             "played as programs, FX pads, FluidR3's variant kits and programs) into held-out/ "
+                             "(the default; the training set is the same either way)")
     args = parser.parse_args(argv)
 
     def log(message: str) -> None:
@@ -743,7 +880,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     log(f"building the corpus in {args.out}")
     try:
-        manifest = build_corpus(args.out, args.groups, log)
+        manifest = build_corpus(args.out, args.groups, log, args.extra_held_out)
     except ValueError as exc:
         log(f"error: {exc}")
         return 2

@@ -166,3 +166,80 @@ def test_build_is_deterministic(built: tuple[Path, dict, dict]) -> None:
 def test_unknown_group_pattern_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"no-such-kit.*match none of: .*hydrogen-Audiophob"):
         rc.build_corpus(tmp_path, ["no-such-kit"])
+
+
+def test_extra_program_events_and_bank_select() -> None:
+    labels = {label for _, label in rc.EXTRA_PROGRAMS.values()}
+    assert labels <= set(CLASSES)
+    for label in labels:
+        events = rc.class_events(label)
+        assert events and {e.label for e in events} == {label}
+    assert [e.notes for e in rc.class_events("bass")] == [e.notes for e in rc.gm_events("program", 33)]
+    with pytest.raises(ValueError, match=r"'snare'.*accepted: bass, pluck, texture"):
+        rc.class_events("snare")
+    events = rc.class_events("tom")[:1]
+    plain, banked = rc.midi_file(events, 0, 117), rc.midi_file(events, 0, 117, bank=8)
+    assert bytes([0xB0, 0, 8]) in banked and bytes([0xB0, 0, 8]) not in plain
+    with pytest.raises(ValueError, match="bank 200"):
+        rc.midi_file(events, 0, 117, bank=200)
+    # the main plan does not read them; the extra plan reads only them, all held out
+    main_groups = {r.group for r in rc.make_plan().recordings}
+    plan = rc.make_plan(extra_held_out=True)
+    extra = [r for r in plan.recordings if r.extra]
+    assert extra and not {r.group for r in extra} & main_groups
+    assert {rc.split_of(r) for r in extra} == {"held-out"}
+    assert "fluid-Melodic-Tom" in {r.group for r in extra} and "fluid-kit-Standard-1" in {r.group for r in extra}
+
+
+EXTRA_SUBSET = ["hydrogen-Audiophob", "fluid-kit-Standard", "fluid-Electric-Piano-1", "fluid-kit-Standard-1",
+                "fluid-kit-Standard-2", "fluid-Woodblock", "freepats-Woodblock", "fluid-Melodic-Tom",
+                "fluid-Taisho-Koto"]
+
+
+def test_extra_groups_are_held_out_rendered_and_leave_training_as_it_was(tmp_path: Path) -> None:
+    plain = rc.build_corpus(tmp_path / "plain", EXTRA_SUBSET, extra_held_out=False)
+    # through the command, as a user runs it: the extra groups are the default
+    assert cli_main(["build-corpus", "--out", str(tmp_path / "extra"), "--groups", *EXTRA_SUBSET]) == 0
+    with_extra = json.loads((tmp_path / "extra" / "manifest.json").read_text())
+    assert plain["extra_held_out_groups"] == []
+    extra_groups = set(with_extra["extra_held_out_groups"])  # type: ignore[arg-type]
+    assert {"fluid-Woodblock", "freepats-Woodblock", "fluid-Melodic-Tom", "fluid-Taisho-Koto"} <= extra_groups
+
+    def train(manifest: dict) -> list[tuple[str, str]]:
+        return [(f["path"], f["sha1"]) for f in manifest["files"] if f["split"] == "train"]
+
+    # the training set is the same, file for file and byte for byte
+    assert train(with_extra) == train(plain) and train(plain)
+    for path, _ in train(plain):
+        assert (tmp_path / "plain" / path).read_bytes() == (tmp_path / "extra" / path).read_bytes()
+    by_group: dict[str, set[str]] = {}
+    for f in with_extra["files"]:
+        by_group.setdefault(f["group"], set()).add(f["split"])
+        if f["group"] in extra_groups:
+            audio, rate = sf.read(str(tmp_path / "extra" / f["path"]), dtype="float32")
+            assert rate == rc.SAMPLE_RATE and np.abs(audio).max() > 0.5, f["path"]
+    assert all(by_group[g] == {"held-out"} for g in extra_groups)
+    classes = {f["class"] for f in with_extra["files"] if f["group"] == "fluid-Melodic-Tom"}
+    assert classes == {"tom"}
+    # the variant kits share most of Standard's samples: those copies are dropped, never kept twice
+    dropped = {d["file"] for d in with_extra["duplicates_dropped"]} | {
+        str(d["file"]) for d in with_extra["near_copies_dropped"]}
+    assert any("fluid-kit-Standard-1" in name for name in dropped)
+    kept = [f for f in with_extra["files"] if f["group"] == "fluid-kit-Standard-1"]
+    assert len(kept) < len(rc.gm_events("kit", 1))
+    # no extra recording copies a training one or another held-out kit's
+    from loopbridge.engine.models.default.evaluate import best_correlations, kit_of
+
+    files = [f for f in with_extra["files"] if f["class"] in ("perc", "tom", "kick", "snare")]
+    audio = np.zeros((len(files), rc.SAMPLE_RATE), dtype=np.float32)
+    for i, f in enumerate(files):
+        data, _ = sf.read(str(tmp_path / "extra" / f["path"]), dtype="float32")
+        audio[i, : min(len(data), rc.SAMPLE_RATE)] = data[: rc.SAMPLE_RATE]
+    labels = np.array([CLASSES.index(f["class"]) for f in files])
+    kits = [kit_of(f["group"]) for f in files]
+    for i, f in enumerate(files):
+        if f["group"] not in extra_groups:
+            continue
+        others = np.array([k != kits[i] for k in kits])
+        best, _ = best_correlations(audio[i:i + 1], labels[i:i + 1], audio[others], labels[others])
+        assert best[0] < rc.NEAR_COPY_NCC, f["path"]
