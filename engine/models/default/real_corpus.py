@@ -622,13 +622,7 @@ def gm_plan(plan: Plan, renderer: str, extra: bool = False) -> None:
         return
     cache: dict[str, list[np.ndarray]] = {}
     for kit_program, kit_name in kits.items():
-        group = f"{prefix}-kit-{_safe(kit_name)}"
-        events = gm_events("kit", kit_program)
-        for index, event in enumerate(events):
-            plan.recordings.append(Recording(
-                event.label, source, group, event.name, licence, True,
-                f"{renderer}: drum kit {kit_program} ({kit_name}), note {event.notes[0]}, velocity {event.velocity}",
-                _piece(renderer, events, 9, kit_program, cache, group, index)))
+        group = _kit_plan(plan, renderer, source, prefix, kit_program, kit_name, cache, extra=False)
         for note, what in GM_DRUM_LEFT_OUT.items():
             plan.excluded.append(Excluded(source, group, f"note {note} ({what})", "cymbal or effect: ambiguous"))
     for program in programs:
@@ -643,18 +637,25 @@ def gm_plan(plan: Plan, renderer: str, extra: bool = False) -> None:
                 MAX_TEXTURE_SECONDS if event.label == "texture" else MAX_SECONDS))
 
 
+def _kit_plan(plan: Plan, renderer: str, source: str, prefix: str, kit_program: int, kit_name: str,
+              cache: dict[str, list[np.ndarray]], extra: bool) -> str:
+    """Add one General MIDI drum kit's recordings (channel 10) to ``plan``; returns the kit's group."""
+    group = f"{prefix}-kit-{_safe(kit_name)}"
+    events = gm_events("kit", kit_program)
+    for index, event in enumerate(events):
+        plan.recordings.append(Recording(
+            event.label, source, group, event.name, SOURCES[source].licence, True,
+            f"{renderer}: drum kit {kit_program} ({kit_name}), note {event.notes[0]}, velocity {event.velocity}",
+            _piece(renderer, events, 9, kit_program, cache, group, index), extra=extra))
+    return group
+
+
 def _gm_extra_plan(plan: Plan, renderer: str, source: str, prefix: str, kits: dict[int, str],
                    programs: Sequence[tuple[int, int]]) -> None:
     licence = SOURCES[source].licence
     cache: dict[str, list[np.ndarray]] = {}
     for kit_program, kit_name in kits.items():
-        group = f"{prefix}-kit-{_safe(kit_name)}"
-        events = gm_events("kit", kit_program)
-        for index, event in enumerate(events):
-            plan.recordings.append(Recording(
-                event.label, source, group, event.name, licence, True,
-                f"{renderer}: drum kit {kit_program} ({kit_name}), note {event.notes[0]}, velocity {event.velocity}",
-                _piece(renderer, events, 9, kit_program, cache, group, index), extra=True))
+        _kit_plan(plan, renderer, source, prefix, kit_program, kit_name, cache, extra=True)
     for bank, program in programs:
         name, label = EXTRA_PROGRAMS[(bank, program)]
         group = f"{prefix}-{_safe(name)}"
