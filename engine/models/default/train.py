@@ -355,13 +355,14 @@ def training_error(prediction: torch.Tensor, target: torch.Tensor, noisy: torch.
     error = squared.mean(dim=(1, 2))
     if v_weight is not None:
         error = error * v_weight
-    if rise_weight > 0:  # not weighted by v_weight: it reads the clean estimate
-        a = alpha_bar.view(-1, 1, 1)
-        estimate = a.sqrt() * noisy - (1 - a).sqrt() * prediction
+    if rise_weight <= 0 and body_weight <= 0:
+        return error
+    # the terms on the clean estimate, not weighted by v_weight
+    a = alpha_bar.view(-1, 1, 1)
+    estimate = a.sqrt() * noisy - (1 - a).sqrt() * prediction
+    if rise_weight > 0:
         error = error + rise_weight * onset_rise_excess(estimate, clean)
-    if body_weight > 0:  # not weighted by v_weight either
-        a = alpha_bar.view(-1, 1, 1)
-        estimate = a.sqrt() * noisy - (1 - a).sqrt() * prediction
+    if body_weight > 0:
         counted = ((1 - alpha_bar.view(-1)) <= body_max_noise).to(error.dtype)
         error = error + body_weight * counted * body_level_error(estimate, clean, body_from)
     return error
