@@ -75,6 +75,10 @@ HYDROGEN_DIR = Path("/usr/share/hydrogen/data/drumkits")
 SONIC_PI_DIR = Path("/usr/share/sonic-pi/samples")
 SOUND_FONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 FREEPATS_CFG = Path("/etc/timidity/freepats.cfg")
+#: timidity's resample cache, in bytes: large enough that no group's notes are ever left out of it. With
+#: timidity's default (2 MB) which notes are cached, and so how they sound, depended on timing: freepats'
+#: Harpsichord gave other audio in about one render in three from 10-25 s into its group on.
+TIMIDITY_CACHE_BYTES = 64 * 1024 * 1024
 
 #: class name -> folder name ("closed hat" -> "closed-hat")
 FOLDERS: dict[str, str] = {name: name.replace(" ", "-") for name in CLASSES}
@@ -416,7 +420,7 @@ def render_midi(renderer: str, midi: bytes, work: Path) -> np.ndarray:
         fluidsynth_render(mid, wav, SAMPLE_RATE)
     elif renderer == "timidity":
         cmd = ["timidity", "-c", str(FREEPATS_CFG), "-Ow", "--output-mono", "-s", str(SAMPLE_RATE),
-               "-EFreverb=0", "-EFchorus=0", "-A100", "-o", str(wav), str(mid)]
+               "-EFreverb=0", "-EFchorus=0", "-A100", f"-S{TIMIDITY_CACHE_BYTES}", "-o", str(wav), str(mid)]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     else:
         raise ValueError(f"renderer {renderer!r} is not one of: fluidsynth, timidity")
