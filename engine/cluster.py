@@ -15,10 +15,12 @@ configs (capabilities) and fingerprints (render keys) from the same folders the 
   the gateway keeps at most one batch in flight per replica (the scheduler has one slot per
   replica: :meth:`ClusterEngine.pools`, and each replica takes one request at a time): everything
   else waits in the scheduler, where an interactive request overtakes queued pre-renders. When
-  every replica is busy with pre-renders, one of them stops at its next step and its pre-renders
-  queue again (the scheduler's pre-emption), so an interactive request waits for a step, not a render.
+  every replica is busy with pre-renders, one of them stops at its next step (the default model: at
+  its next stop point, :func:`.models.base.stop_point`, between its network's blocks) and its
+  pre-renders queue again (the scheduler's pre-emption), so an interactive request waits for a
+  step or less, not a render.
 - Cancel: a queued job never leaves the scheduler; a running batch's call is cancelled and the
-  replica's model stops at its next progress step. When the scheduler says a running batch changed
+  replica's model stops at its next progress step or stop point. When the scheduler says a running batch changed
   (:meth:`ClusterEngine.batches_changed`: a cancel, a pre-emption, a stop), one thread asks each
   batch in flight whether it is still wanted, so the cancel reaches the replica at once, not with its
   next progress event; nothing polls in between.

@@ -21,7 +21,9 @@ where it can, and the replica's weight cache keeps the most recently used within
   for interactive work, ``promoted``: an interactive job joined it).
 
 Cancelling the call on the gateway cancels the replica's task: the flag it sets is read by the
-model's progress callback at its next step, as in process, so a cancelled batch stops there.
+model's progress callback at its next step, as in process, and where the model has them at its stop
+points inside a step (:func:`.models.base.stop_point`: the default model's, between its network's
+blocks and its decoder's stages), so a cancelled batch stops within a block, not a step.
 
 Interactive work first on a shared device: while an interactive batch (``background=False``) runs on
 a replica, batches of pre-renders on other replicas of the same device of the same node (the CPUs of
@@ -51,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CancelledError, LoopbridgeError
-from .models.base import LoadOptions
+from .models.base import LoadOptions, stop_check
 from .models.registry import ModelRegistry, ModelSpec
 from .request import GenerateRequest
 
@@ -259,9 +261,12 @@ class ModelReplica:
                 marks.enter_context(share.interactive())  # pre-renders on this device pause for it now
             return pending is not None
 
-        def progress(fraction: float) -> None:
+        def stop() -> None:  # also inside a step, between the network's blocks (models.base.stop_point)
             if cancelled.is_set():
                 raise CancelledError("the gateway cancelled this batch")
+
+        def progress(fraction: float) -> None:
+            stop()
             if pending is not None and fraction < 1.0 and still_background() and share.busy() \
                     and still_background(now=True):
                 began = time.monotonic()
@@ -280,7 +285,7 @@ class ModelReplica:
         def run() -> None:
             try:
                 started = time.monotonic()
-                with marks:  # an interactive batch's mark (or a promoted one's) ends with its model
+                with marks, stop_check(stop):  # an interactive batch's mark (or a promoted one's) ends with its model
                     outputs = self.engine.generate(model_id, requests, progress)
                 ended = time.monotonic()
                 done = {"outputs": [(o.audio, o.sample_rate, dict(o.info)) for o in outputs],

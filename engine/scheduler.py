@@ -25,7 +25,9 @@ there, its finishing step (the front door's: conform, store) runs on the conform
   answered to ask again: otherwise it takes what happens to be queued (often one request) and their
   next requests wait a whole batch for a slot, one replica idling at the end while the other runs them.
 - Cancel: a queued job is dropped at once; a running batch stops at its next progress step when
-  nobody wants any of its tasks any more (nothing of it is stored). The engine hears each change to a
+  nobody wants any of its tasks any more (nothing of it is stored), or sooner where its model has
+  stop points inside a step (:func:`.models.base.stop_point`: the default model's network between
+  its blocks, its decoder between its stages). The engine hears each change to a
   running batch (:meth:`Engine.batches_changed`: cancelled, pre-empted, joined by an interactive job,
   stopping), so one whose batches run elsewhere asks their progress callbacks then, not on a timer.
 - Pre-emption (where the engine asks for it: :attr:`Engine.preempts_background`, a cluster's
@@ -69,6 +71,7 @@ from typing import Any
 
 from .core import Engine
 from .errors import BusyError, CancelledError, LoopbridgeError, OutOfMemoryError, StoreError
+from .models.base import stop_check
 from .request import ConformSpec, GenerateRequest, Render
 
 log = logging.getLogger(__name__)
@@ -778,12 +781,15 @@ class Scheduler:
             self._cond.notify_all()
 
     def _render(self, batch: list[_Task], record: _Batch | None = None) -> list[Render]:
-        def progress(fraction: float) -> None:
+        def stop(fraction: float = 0.0) -> None:  # also inside a step (models.base.stop_point), where a model stops
             if self._stopping or not any(t.wanted for t in batch):
                 raise CancelledError("nobody is waiting for this batch any more")
+            if record is not None and record.preempted and fraction < 1.0:
+                raise _Preempted("an interactive request needs this slot")
+
+        def progress(fraction: float) -> None:
+            stop(fraction)
             if record is not None:
-                if record.preempted and fraction < 1.0:
-                    raise _Preempted("an interactive request needs this slot")
                 record.fraction = fraction
             for task in batch:
                 for job, index in task.waiters:
@@ -794,15 +800,16 @@ class Scheduler:
         def background() -> bool:  # asked again while it runs: an interactive job may join it
             return record is not None and record.background
 
-        try:
-            return self.engine.render([(t.key, t.request) for t in batch], progress, background=background,
-                                      store=False)
-        except OutOfMemoryError:
-            if len(batch) == 1:
-                raise
-            log.warning("batch of %d ran out of memory: retrying one request at a time", len(batch))
-            return [self.engine.render([(t.key, t.request)], progress, background=background, store=False)[0]
-                    for t in batch]
+        with stop_check(stop):  # a model in process runs on this thread
+            try:
+                return self.engine.render([(t.key, t.request) for t in batch], progress, background=background,
+                                          store=False)
+            except OutOfMemoryError:
+                if len(batch) == 1:
+                    raise
+                log.warning("batch of %d ran out of memory: retrying one request at a time", len(batch))
+                return [self.engine.render([(t.key, t.request)], progress, background=background, store=False)[0]
+                        for t in batch]
 
     @staticmethod
     def _jobs_of(batch: list[_Task]) -> list[Job]:

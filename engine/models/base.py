@@ -3,14 +3,23 @@
 A backend is loaded once (``load``), then called many times (``generate``) with batches of
 immutable requests. Generation settings travel with each request, never on the backend object, so
 one loaded model serves concurrent requests with different settings.
+
+A batch is cancelled through its progress callback, which raises at the model's next step. Where a
+step is long, a model may also call :func:`stop_point` inside it (between its network's blocks, say):
+that runs the check the caller put in place for this thread (:func:`stop_check`), which raises the
+same error the progress callback would, so a cancelled or pre-empted batch frees its device within a
+block rather than a step. Nothing is computed differently: a batch that is not stopped makes the same
+output to the bit.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -23,6 +32,29 @@ from ..request import TRACKS, GenerateRequest, Kind, Task
 
 #: called with the fraction done (0–1); may raise :class:`~loopbridge.engine.errors.CancelledError`
 ProgressCallback = Callable[[float], None]
+
+_stop_checks = threading.local()
+
+
+@contextlib.contextmanager
+def stop_check(check: Callable[[], None]) -> Iterator[None]:
+    """While in the block, :func:`stop_point` on this thread calls ``check``, which raises (the
+    :class:`~loopbridge.engine.errors.CancelledError` its batch's progress callback would raise) when
+    the batch running on this thread is to stop, and must be quick (it runs many times a step)."""
+    previous = getattr(_stop_checks, "check", None)
+    _stop_checks.check = check
+    try:
+        yield
+    finally:
+        _stop_checks.check = previous
+
+
+def stop_point() -> None:
+    """A point inside a model's step where its batch may stop: runs this thread's :func:`stop_check`
+    (nothing where none is in place, as in training)."""
+    check = getattr(_stop_checks, "check", None)
+    if check is not None:
+        check()
 
 #: the parts of a kit, in order; a kit request becomes one one-shot request per part
 KIT_PARTS: tuple[str, ...] = ("kick", "snare", "clap", "closed hat", "open hat", "tom", "perc")

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from loopbridge.engine.cluster import ClusterOptions
 from loopbridge.engine.core import Engine
 from loopbridge.engine.errors import CancelledError
@@ -35,6 +36,9 @@ def one_shot(seed: int, steps: int | None = None, duration_s: float = 0.5, promp
 @pytest.fixture(scope="module")
 def in_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FrontDoor]:
     """The in-process engine the cluster's audio is compared with (its model loaded once)."""
+    # one thread, as each replica (conftest's ClusterOptions): the same audio to the bit needs the same
+    # thread count, and a test module collected in the same run may have set another at import
+    torch.set_num_threads(1)
     front = FrontDoor(Engine(store_dir=tmp_path_factory.mktemp("in-process"), device="cpu"), prerender_depth=0).start()
     yield front
     front.stop()

@@ -610,3 +610,49 @@ def test_stop_writes_the_renders_already_made(engine: Engine, tmp_path: Path) ->
     finally:
         held.held.release.set()
         scheduler.stop()
+
+
+class _HeardStepsEngine(Engine):
+    """The real engine, noting each fraction its model reports (a progress step) before the scheduler hears it."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.heard: list[float] = []
+        self.ended = threading.Event()  # a model run has ended (rendered or stopped)
+
+    def generate(self, model_id, requests, progress=None, *, background=False):
+        def heard(fraction: float) -> None:
+            self.heard.append(fraction)
+            if progress is not None:
+                progress(fraction)
+
+        try:
+            return super().generate(model_id, requests, heard, background=background)
+        finally:
+            self.ended.set()
+
+
+def test_cancel_stops_a_running_default_model_batch_inside_its_step(tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    engine = _HeardStepsEngine(store_dir=tmp_path / "store", device="cpu")  # the embedded default model
+    scheduler = Scheduler(engine).start()
+    at_cancel: list[int] = []
+
+    def cancel_once(job: Job, fraction: float) -> None:
+        if not at_cancel:
+            at_cancel.append(len(engine.heard))
+            assert scheduler.cancel(job.id)
+
+    try:
+        doomed = scheduler.submit(_job(engine, "doomed", GenerateRequest("kick", seed=5, steps=50),
+                                       on_progress=cancel_once))
+        with pytest.raises(CancelledError):
+            doomed.result(timeout=120)
+        assert engine.ended.wait(120), "the cancelled batch's model never stopped"
+        # the model stopped at a stop point of its next step: it never reported that step's end
+        assert at_cancel and len(engine.heard) == at_cancel[0] < 50
+        assert not engine.store.has_render(doomed.render_keys[0]), "a cancelled batch stores nothing"
+        after = scheduler.submit(_job(engine, "after", GenerateRequest("kick", seed=6, steps=2)))
+        assert len(after.result(timeout=120)) == 1
+    finally:
+        scheduler.stop()

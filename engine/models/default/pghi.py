@@ -27,6 +27,8 @@ import torch
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import breadth_first_order, minimum_spanning_tree
 
+from ..base import stop_point
+
 #: λ / N² of the Gaussian whose phase-magnitude relations best fit a Hann window (Průša et al.)
 HANN_GAMMA = 0.25645
 #: bins quieter than this (relative to the loudest) carry no usable gradient; they get the
@@ -59,6 +61,7 @@ def pghi_phase(magnitude: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
         return np.zeros((bins, frames))
     log_mag = np.maximum(np.log(np.maximum(mag / peak, 1e-30)), _LOG_FLOOR)
     time_grad, freq_grad = _gradients(log_mag, n_fft, hop)
+    stop_point()  # a stopped batch stops between these stages (a few ms each), not at the decoder's end
 
     # grid graph: node = bin * frames + frame; time edges (frame -> frame + 1), frequency edges
     index = np.arange(bins * frames).reshape(bins, frames)
@@ -75,9 +78,12 @@ def pghi_phase(magnitude: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
     graph = coo_matrix(
         (np.concatenate([t_w, f_w]), (np.concatenate([t_from, f_from]), np.concatenate([t_to, f_to]))), shape=(n, n)
     ).tocsr()
+    stop_point()
     tree = minimum_spanning_tree(graph)
+    stop_point()
     root = int(np.argmax(mag.ravel()))
     _, predecessors = breadth_first_order(tree, root, directed=False, return_predecessors=True)
+    stop_point()
 
     # each bin's step from its predecessor (trapezoid rule on the two ends' gradients)
     node = np.arange(n)

@@ -20,6 +20,8 @@ import math
 import numpy as np
 import torch
 
+from ..base import stop_point
+
 SAMPLE_RATE = 44100
 N_FFT = 2048
 HOP = 512
@@ -179,6 +181,7 @@ def griffin_lim(
     previous = torch.zeros_like(angles)
     audio = istft(magnitude * angles, length)
     for _ in range(iterations):
+        stop_point()  # a stopped batch stops here, not at the decoder's end
         rebuilt = stft(audio)
         accelerated = rebuilt - (momentum / (1 + momentum)) * previous
         previous = rebuilt
@@ -237,6 +240,7 @@ def match_loudness(audio: torch.Tensor, spec: torch.Tensor, rounds: int = LOUDNE
     target = frame_loudness_db(unit_to_db(spec.float()))  # [batch, frames]
     silence = DB_FLOOR + 10.0 * math.log10(spec.shape[1])
     for _ in range(rounds):
+        stop_point()
         complex_spec = stft(audio)
         got = frame_loudness_db(_band_db(complex_spec.abs()[..., :frames]))
         gain = (target - got).clamp(-most_db, most_db)
@@ -426,6 +430,7 @@ def steady_decoded(audio: torch.Tensor, rounds: int, most_db: float, onset_rise_
     frames = audio.shape[-1] // HOP
     silence = DB_FLOOR + 10.0 * math.log10(N_MELS)
     for _ in range(rounds):
+        stop_point()
         complex_spec = stft(audio)
         got = frame_loudness_db(_band_db(complex_spec.abs()[..., :frames])).numpy()
         change = np.clip(_steady_change(got, silence, onset_rise_db, half_frames, trend), -most_db, most_db)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from loopbridge.engine.errors import CancelledError, ModelLoadError, RequestError, UnsupportedError
-from loopbridge.engine.models.base import LoadOptions
+from loopbridge.engine.models.base import LoadOptions, stop_check
 from loopbridge.engine.models.default import CLASSES, DefaultModel
 from loopbridge.engine.models.default.backend import (
     ROOT_NOTE_RANGES,
@@ -75,6 +75,31 @@ def test_progress_is_reported_and_cancelling_stops_the_batch(model: DefaultModel
 
     with pytest.raises(CancelledError):
         model.generate([GenerateRequest(prompt="kick", steps=FAST)], progress=cancel)
+
+
+def test_a_stop_check_cancels_inside_a_step_and_one_that_never_stops_changes_no_bit(model: DefaultModel) -> None:
+    request = GenerateRequest(prompt="snare", seed=41, steps=FAST)
+    plain = model.generate([request])[0]
+    points: list[int] = []
+    steps: list[float] = []
+    with stop_check(lambda: points.append(len(steps))):
+        checked = model.generate([request], progress=steps.append)[0]
+    np.testing.assert_array_equal(checked.audio, plain.audio)
+    # the network stops between its blocks, many times a step, and the decoder between its stages
+    assert points.count(0) >= 5, "no stop point inside the first step"
+    assert len(steps) == FAST + 1  # each step, then the decoded request
+    assert points.count(FAST) >= 5, "no stop point in the decoder, between the last step and its audio"
+
+    def stop_inside_the_second_step() -> None:
+        if len(seen) == 1:
+            raise CancelledError("stopped inside a step")
+
+    seen: list[float] = []
+    with stop_check(stop_inside_the_second_step), pytest.raises(CancelledError, match="inside a step"):
+        model.generate([request], progress=seen.append)
+    assert len(seen) == 1, "the batch ran on to a progress step after it was told to stop"
+    outside = model.generate([request])[0]  # the check ended with its block
+    np.testing.assert_array_equal(outside.audio, plain.audio)
 
 
 def test_steps_guidance_and_duration_are_taken_from_the_request(model: DefaultModel) -> None:
