@@ -222,9 +222,17 @@ def _grpc_message_limit() -> int:
 CALL_FRAMING_BYTES = 64 * 1024
 
 
+#: the most a request without audio or motion pickles to (its three prompts of 500 characters at 4
+#: bytes each, the rest well under 1 KiB; a one-shot's pickles to 0.5 KiB)
+TEXT_REQUEST_MAX_BYTES = 8 * 1024
+
+
 def call_bytes(batch: Sequence[GenerateRequest]) -> int:
     """The size of ``batch`` pickled, as Serve sends it to a replica (audio prompts counted without
-    copying them)."""
+    copying them); a batch of text and numbers alone is not pickled (60-180 us a batch on a busy
+    2-core machine) but counted at :data:`TEXT_REQUEST_MAX_BYTES` a request."""
+    if all(request.audio_prompt is None and request.motion_prompt is None for request in batch):
+        return len(batch) * TEXT_REQUEST_MAX_BYTES
     buffers: list[pickle.PickleBuffer] = []
     data = pickle.dumps(list(batch), protocol=5, buffer_callback=buffers.append)
     return len(data) + sum(memoryview(buffer).nbytes for buffer in buffers)
