@@ -41,6 +41,12 @@ configs (capabilities) and fingerprints (render keys) from the same folders the 
   setting, calls go as actor calls, :attr:`Cluster.transport`). Serve starts that server in
   every replica whichever transport is used, bound on every interface, behind Ray's token check and
   Ray's TLS where the cluster has them: the rules of Ray's other ports (``loopbridge worker``).
+- A replica's server takes calls up to its node's limit (``RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH``:
+  loopbridge's nodes 2 GiB, a node started with plain ``ray start`` Serve's 4 MiB), and the router
+  picks the replica after the gateway has chosen how to send: a batch larger than Serve's default, or
+  than the least limit a replica of its family reported (:meth:`ClusterEngine.message_limit`), goes as
+  an actor call, chosen call by call; one that a replica still refuses as too large is sent again that
+  way. The answers (audio) come back within the gateway's own limit, whatever the replica's node says.
 
 Ray is an optional extra (``pip install 'loopbridge[cluster]'``): importing this module needs it
 only when a cluster is started or joined.
@@ -51,6 +57,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import pickle
+import re
 import threading
 import time
 import uuid
@@ -206,13 +214,45 @@ class Cluster:
 
 def _grpc_message_limit() -> int:
     """The largest gRPC message Serve takes in this process (read from the environment when Serve was
-    imported: the gateway's limit on a replica's answer); 0 when this Ray version does not say."""
-    try:
-        from ray.serve._private import constants
+    imported: the gateway's limit on a replica's answer)."""
+    from .replica import grpc_message_limit
 
-        return int(constants.RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH)
-    except (ImportError, AttributeError, TypeError, ValueError):
-        return 0
+    return grpc_message_limit()
+
+
+#: room for what Serve sends with a call's pickled arguments (its metadata: about 600 bytes measured)
+CALL_FRAMING_BYTES = 64 * 1024
+
+
+#: the most a request without audio or motion pickles to (its three prompts of 500 characters at 4
+#: bytes each, the rest well under 1 KiB; a one-shot's pickles to 0.5 KiB)
+TEXT_REQUEST_MAX_BYTES = 8 * 1024
+
+
+def call_bytes(batch: Sequence[GenerateRequest]) -> int:
+    """The size of ``batch`` pickled, as Serve sends it to a replica (audio prompts counted without
+    copying them); a batch of text and numbers alone is not pickled (60-180 us a batch on a busy
+    2-core machine) but counted at :data:`TEXT_REQUEST_MAX_BYTES` a request."""
+    if all(request.audio_prompt is None and request.motion_prompt is None for request in batch):
+        return len(batch) * TEXT_REQUEST_MAX_BYTES
+    buffers: list[pickle.PickleBuffer] = []
+    data = pickle.dumps(list(batch), protocol=5, buffer_callback=buffers.append)
+    return len(data) + sum(memoryview(buffer).nbytes for buffer in buffers)
+
+
+def _too_large(exc: BaseException) -> int | None:
+    """For a gRPC call refused as too large (RESOURCE_EXHAUSTED), the limit it names (0 if none), else None."""
+    code = getattr(exc, "code", None)
+    if not callable(code):
+        return None
+    try:
+        name = getattr(code(), "name", "")
+    except Exception:
+        return None
+    if name != "RESOURCE_EXHAUSTED":
+        return None
+    found = re.search(r"larger than max \(\d+ vs\. (\d+)\)", str(exc))
+    return int(found.group(1)) if found else 0
 
 
 def _read_settings(ray: Any) -> None:
@@ -245,7 +285,9 @@ class ClusterEngine(Engine):
     here, ``model_at`` and ``ended_at`` the model's run), ``"stopped"`` (a batch's call was cancelled or
     pre-empted and has ended: ``told_at``, when its replica was told, ``freed_at``, when it was free),
     ``"promoted"`` (an interactive job joined a running batch of pre-renders, and its replica was
-    told) and ``"retry"`` (a replica died under a batch, which is sent again).
+    told), ``"retry"`` (a replica died under a batch, which is sent again) and ``"too_large"`` (a replica
+    refused a call by value as larger than its node takes: ``bytes``, ``limit``; it is sent again as an
+    actor call). ``"started"`` says too whether the call went ``by_value`` and the replica's ``grpc_limit``.
     """
 
     def __init__(self, cluster: Cluster, store_dir: str | Path | None = None,
@@ -258,6 +300,8 @@ class ClusterEngine(Engine):
         self._warm = tuple(warm)
         self._handles: dict[str, Any] = {}
         self._streams: dict[str, Any] = {}
+        self._actor_streams: dict[str, Any] = {}
+        self._limits: dict[str, int] = {}
         self._pools: dict[str, str] = {}
         self._settings: dict[str, dict[str, str]] = {}
         self._checked: set[str] = set()
@@ -323,25 +367,11 @@ class ClusterEngine(Engine):
             ray = import_ray()
             from ray import serve
 
-            from .replica import MAX_MODELS_PER_REPLICA, ModelReplica, ReplicaConfig
+            from .replica import MAX_MODELS_PER_REPLICA
 
-            options = self.cluster.options
-            models = tuple(spec for spec in self.models() if spec.family == family)
-            if not models:
-                raise LoopbridgeError(f"no model of family {family!r} is installed")
-            config = ReplicaConfig(family=family, models=models, device=options.device, dtype=options.dtype,
-                                   load_options=options.load_options, memory_budget_bytes=options.memory_budget_bytes,
-                                   warm=tuple(m for m in self._warm if self.resolve(m).family == family),
-                                   threads=options.threads)
-            gpus = 1 if self.cluster.gpus and options.device in ("auto", "cuda") else 0
-            name = f"loopbridge-{family}"
-            fingerprint = hashlib.sha256(repr((config, gpus, self.cluster.replicas)).encode()).hexdigest()
+            name, deployment, config, fingerprint = self.deployment(family)
             handle = self._running(name, fingerprint)
             if handle is None:
-                deployment: Any = serve.deployment(
-                    ModelReplica, name=name, num_replicas=self.cluster.replicas,
-                    max_ongoing_requests=1, ray_actor_options={"num_cpus": 1, "num_gpus": gpus},
-                    health_check_period_s=2, graceful_shutdown_timeout_s=5)
                 started = time.monotonic()
                 try:
                     handle = _run_application(serve, deployment.bind(config, fingerprint), name)
@@ -355,6 +385,32 @@ class ClusterEngine(Engine):
             self._handles[family] = handle
             self._cluster_event("deployed", family=family, replicas=self.cluster.replicas)
             return handle
+
+    def deployment(self, family: str) -> tuple[str, Any, Any, str]:
+        """``family``'s Serve application as this gateway deploys it: its name, the Serve deployment
+        (to be bound to the config and fingerprint), the replicas' :class:`.replica.ReplicaConfig` and
+        the fingerprint of those settings (a running application with the same one is used as it is)."""
+        import_ray()
+        from ray import serve
+
+        from .replica import ModelReplica, ReplicaConfig
+
+        options = self.cluster.options
+        models = tuple(spec for spec in self.models() if spec.family == family)
+        if not models:
+            raise LoopbridgeError(f"no model of family {family!r} is installed")
+        config = ReplicaConfig(family=family, models=models, device=options.device, dtype=options.dtype,
+                               load_options=options.load_options, memory_budget_bytes=options.memory_budget_bytes,
+                               warm=tuple(m for m in self._warm if self.resolve(m).family == family),
+                               threads=options.threads)
+        gpus = 1 if self.cluster.gpus and options.device in ("auto", "cuda") else 0
+        name = f"loopbridge-{family}"
+        fingerprint = hashlib.sha256(repr((config, gpus, self.cluster.replicas)).encode()).hexdigest()
+        deployment = serve.deployment(
+            ModelReplica, name=name, num_replicas=self.cluster.replicas,
+            max_ongoing_requests=1, ray_actor_options={"num_cpus": 1, "num_gpus": gpus},
+            health_check_period_s=2, graceful_shutdown_timeout_s=5)
+        return name, deployment, config, fingerprint
 
     @staticmethod
     def _running(name: str, fingerprint: str) -> Any:
@@ -400,26 +456,63 @@ class ClusterEngine(Engine):
         A batch of pre-renders (``background``) pauses there while interactive work has its device,
         until ``background`` (asked again after :meth:`batches_changed`) says an interactive job joined it."""
         ray = import_ray()
-        handle = self._streams.get(model_id)
-        if handle is None:
-            handle = self._streams[model_id] = self.deploy(self.pool(model_id)).options(
-                stream=True, multiplexed_model_id=model_id,
-                _by_reference=self.cluster.transport == "actor")
         batch = list(requests)
-        for attempt in range(1, MAX_ATTEMPTS + 1):
+        family = self.pool(model_id)
+        size = call_bytes(batch) + CALL_FRAMING_BYTES
+        by_value = self.cluster.transport == "grpc" and size <= self.message_limit(family)
+        attempt = 1
+        while True:
             try:
-                return self._send(handle, model_id, batch, progress, background)
+                return self._send(self._stream_handle(model_id, by_value), model_id, batch, progress, background,
+                                  by_value)
             except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
                 if attempt == MAX_ATTEMPTS:
                     raise LoopbridgeError(f"model workers of {model_id!r} died under this batch {attempt} times: "
                                           f"{type(exc).__name__}") from None
+                attempt += 1
                 log.warning("a model worker died under a batch of %d for %r (%s): sending it again (%d of %d)",
-                            len(batch), model_id, type(exc).__name__, attempt + 1, MAX_ATTEMPTS)
-                self._cluster_event("retry", model=model_id, attempt=attempt + 1)
+                            len(batch), model_id, type(exc).__name__, attempt, MAX_ATTEMPTS)
+                self._cluster_event("retry", model=model_id, attempt=attempt)
+            except Exception as exc:
+                limit = _too_large(exc) if by_value else None
+                if limit is None:
+                    raise
+                # the replica's node takes less than the gateway thought (the call never ran): sent again
+                # as an actor call, as every batch of this size will be
+                self._lower_limit(family, limit or size - 1)
+                log.warning("a model worker of %r refused a call of %d bytes by value (its node's "
+                            "RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH: %s bytes): sent again as an actor call, "
+                            "as calls over %d bytes will be", model_id, size, limit or "fewer",
+                            self.message_limit(family))
+                self._cluster_event("too_large", model=model_id, bytes=size, limit=limit)
+                by_value = False
         raise AssertionError("unreachable")
 
+    def message_limit(self, family: str) -> int:
+        """The largest call sent by value to a replica of ``family`` (its pickled batch and Serve's
+        framing): Serve's default limit (a node started without loopbridge's settings), or less where a
+        replica of the family said its node takes less; larger batches go as actor calls. Serve's
+        router chooses the replica after the gateway chose how to send, so a replica that takes more
+        does not raise it."""
+        from .replica import SERVE_DEFAULT_GRPC_MESSAGE_BYTES
+
+        return self._limits.get(family, SERVE_DEFAULT_GRPC_MESSAGE_BYTES)
+
+    def _lower_limit(self, family: str, limit: int) -> None:
+        if 0 < limit < self.message_limit(family):
+            self._limits[family] = limit
+
+    def _stream_handle(self, model_id: str, by_value: bool) -> Any:
+        """The streaming handle of ``model_id``'s deployment, calling by value or as actor calls."""
+        streams = self._streams if by_value or self.cluster.transport == "actor" else self._actor_streams
+        handle = streams.get(model_id)
+        if handle is None:
+            handle = streams[model_id] = self.deploy(self.pool(model_id)).options(
+                stream=True, multiplexed_model_id=model_id, _by_reference=not by_value)
+        return handle
+
     def _send(self, handle: Any, model_id: str, batch: list[GenerateRequest],
-              progress: ProgressCallback | None, background: Background) -> list[GeneratedAudio]:
+              progress: ProgressCallback | None, background: Background, by_value: bool) -> list[GeneratedAudio]:
         self._ended()
         still_background = background if callable(background) else (lambda: bool(background))
         sent_background = still_background()
@@ -438,8 +531,11 @@ class ClusterEngine(Engine):
                             progress(flight.fraction)
                 elif kind == "started":
                     started_pid = payload.get("pid")
+                    if isinstance(payload.get("grpc_limit"), int):
+                        self._lower_limit(self.pool(model_id), payload["grpc_limit"])
                     self._cluster_event("started", **{"model": model_id, "background": sent_background, **payload,
-                                                      "sent_at": sent_at, "received_at": time.monotonic()})
+                                                      "by_value": by_value, "sent_at": sent_at,
+                                                      "received_at": time.monotonic()})
                 elif kind == "error":
                     raise _engine_error(payload)
                 elif kind == "done":

@@ -7,10 +7,11 @@ where it can, and the replica's weight cache keeps the most recently used within
 
 :meth:`ModelReplica.render` streams what happens to the gateway, one tuple per event:
 
-- ``("started", {"pid": ..., "replica": ..., "stopped": ..., "arrived_at": ...})`` as the batch starts
-  (a gateway names the replica in its logs; ``stopped``: batches this replica has stopped on a cancel
-  so far; ``arrived_at``: when the call reached the replica, on :func:`time.monotonic`'s clock, which
-  the processes of one machine share);
+- ``("started", {"pid": ..., "replica": ..., "stopped": ..., "arrived_at": ..., "grpc_limit": ...})`` as
+  the batch starts (a gateway names the replica in its logs; ``stopped``: batches this replica has
+  stopped on a cancel so far; ``arrived_at``: when the call reached the replica, on
+  :func:`time.monotonic`'s clock, which the processes of one machine share; ``grpc_limit``: the largest
+  call this replica takes by value, as Serve read it here: :func:`grpc_message_limit`);
 - ``("progress", fraction)`` while the model runs (at most one each :data:`PROGRESS_INTERVAL_S`: each
   event is a message through Ray, and the gateway stops a batch without waiting for one; none for
   the model's end, which its audio follows at once);
@@ -196,6 +197,9 @@ class ModelReplica:
             self.engine.warm(model_id)
         self._replica = _replica_name()
         self._share = device_share(device)
+        #: the largest call this replica's gRPC server takes (its node's setting): the gateway sends larger
+        #: ones as actor calls
+        self.grpc_limit = grpc_message_limit()
         #: batches whose model stopped at a progress step because the gateway cancelled them
         self.stopped = 0
         self._last: asyncio.Future[None] | None = None
@@ -240,7 +244,7 @@ class ModelReplica:
         if self._last is not None:  # a cancelled batch's model stops at its next step: this one starts after
             await _finished(self._last)
         yield ("started", {"pid": os.getpid(), "replica": self._replica, "model": model_id, "stopped": self.stopped,
-                           "arrived_at": arrived})
+                           "arrived_at": arrived, "grpc_limit": self.grpc_limit})
         try:
             await self._resident(model_id)
         except LoopbridgeError as exc:
@@ -328,6 +332,22 @@ ROUTER_RETRY_MAX_S = 0.01
 #: the largest message of Serve's gRPC transport, a batch's audio back or its requests out (gRPC's own
 #: limit; Serve's default, 4 MiB, is less than one 30 s render of 44.1 kHz audio, or an audio prompt)
 GRPC_MAX_MESSAGE_BYTES = 2**31 - 1
+#: Serve's own default for ``RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH``: the limit of a replica on a
+#: node started without loopbridge's settings (plain ``ray start``)
+SERVE_DEFAULT_GRPC_MESSAGE_BYTES = 4 * 2**20
+
+
+def grpc_message_limit() -> int:
+    """The largest gRPC message Serve takes in this process, read where Serve reads it (its constants,
+    from ``RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH`` as it was when Serve was imported): in a
+    replica, the largest call its server takes; in the gateway, the largest answer it takes. Serve's
+    default when this Ray version does not say."""
+    try:
+        from ray.serve._private import constants
+
+        return int(constants.RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH)
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return SERVE_DEFAULT_GRPC_MESSAGE_BYTES
 
 
 def ray_settings() -> None:
@@ -412,5 +432,5 @@ def _error(exc: LoopbridgeError) -> dict[str, str]:
 
 
 __all__ = ["GRPC_MAX_MESSAGE_BYTES", "MAX_MODELS_PER_REPLICA", "PROGRESS_INTERVAL_S", "PROGRESS_STEP",
-           "ROUTER_RETRY_MAX_S", "ROUTER_RETRY_S", "DeviceShare", "ModelReplica", "ReplicaConfig", "device_share",
-           "ray_settings"]
+           "ROUTER_RETRY_MAX_S", "ROUTER_RETRY_S", "SERVE_DEFAULT_GRPC_MESSAGE_BYTES", "DeviceShare", "ModelReplica",
+           "ReplicaConfig", "device_share", "grpc_message_limit", "ray_settings"]

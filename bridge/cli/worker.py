@@ -52,8 +52,9 @@ def add_parsers(sub: Any) -> None:
                         help="this node's address for the cluster (default 127.0.0.1: this machine only)")
     worker.add_argument("--port", type=positive_int("port", 1, 65535), default=DEFAULT_CLUSTER_PORT,
                         help=f"the head's port (default {DEFAULT_CLUSTER_PORT})")
-    worker.add_argument("--num-cpus", type=positive_int("num-cpus", 1, 4096), default=None,
-                        help="CPUs this node offers (default: all); each CPU model worker takes one")
+    worker.add_argument("--num-cpus", type=positive_int("num-cpus", 0, 4096), default=None,
+                        help="CPUs this node offers (default: all); each CPU model worker takes one, so 0 keeps "
+                             "them off a node that only runs the gateway")
     worker.add_argument("--num-gpus", type=positive_int("num-gpus", 0, 256), default=None,
                         help="GPUs this node offers (default: those it has); each GPU model worker takes one")
     worker.add_argument("--cluster-token", type=Path, default=None, metavar="FILE",

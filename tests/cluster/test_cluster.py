@@ -6,9 +6,12 @@ store, and a render already in it would never reach a replica.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import os
 import signal
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,7 +21,7 @@ from loopbridge.engine.cluster import ClusterOptions
 from loopbridge.engine.core import Engine
 from loopbridge.engine.errors import CancelledError
 from loopbridge.engine.frontdoor import FrontDoor, HostFacts, Order
-from loopbridge.engine.request import GenerateRequest, Kind
+from loopbridge.engine.request import AudioPrompt, GenerateRequest, Kind
 from loopbridge.engine.scheduler import JobState, Priority
 
 from .conftest import Events
@@ -200,6 +203,71 @@ def test_audio_above_grpcs_default_message_size_comes_back_by_value(door: FrontD
     its replicas take messages as large as a render (``replica.GRPC_MAX_MESSAGE_BYTES``)."""
     [sample] = door.render([one_shot(7000, steps=2, duration_s=30.0)])
     assert sample.audio.nbytes > 4 * 2**20, sample.audio.shape
+
+
+def test_a_replica_on_a_node_with_serves_default_limit_renders_calls_above_it(
+        cluster_engine: Any, cluster_events: Events, tiny_dd_root: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A node started with plain ``ray start`` keeps Serve's default limit on a replica's calls (4 MiB):
+    here a replica of the tiny model started with that setting, as the gateway finds it running. A
+    batch with a 4.6 MB audio prompt goes as an actor call, and its audio is the in-process engine's,
+    bit for bit; a gateway that took the replica for one of its own nodes (2 GiB) has the call
+    refused, and sends it again as an actor call. (Audio back is bounded by the gateway's own limit,
+    not the replica's: Serve limits what a replica's server receives.)"""
+    from loopbridge.engine import replica as replica_module
+    from loopbridge.engine.cluster import ClusterEngine, _run_application
+    from loopbridge.engine.models.registry import ModelRegistry
+    from ray import serve
+
+    def registry() -> ModelRegistry:
+        return ModelRegistry(search_paths=[tiny_dd_root], hf_cache=tmp_path / "no-cache", include_embedded=False)
+
+    default_limit = replica_module.SERVE_DEFAULT_GRPC_MESSAGE_BYTES
+    assert default_limit == 4 * 2**20
+    cluster = copy.copy(cluster_engine.cluster)
+    cluster.options = dataclasses.replace(cluster.options, replicas=1)
+    engine = ClusterEngine(cluster, store_dir=tmp_path / "cluster-store", registry=registry(),
+                           on_cluster_event=cluster_events)
+    name, deployment, config, fingerprint = engine.deployment(engine.pool("tiny-dd"))
+    environment = {"RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH": str(default_limit)}
+    _run_application(serve, deployment.options(ray_actor_options={
+        **deployment.ray_actor_options, "runtime_env": {"env_vars": environment}}).bind(config, fingerprint), name)
+    door = FrontDoor(engine, prerender_depth=0).start()
+    local = FrontDoor(Engine(store_dir=tmp_path / "in-process", registry=registry(), device="cpu"),
+                      prerender_depth=0).start()
+    try:
+        rng = np.random.default_rng(8000)
+        prompt = AudioPrompt(audio=rng.uniform(-0.5, 0.5, (2, 12 * 48000)).astype(np.float32), sample_rate=48000)
+        assert prompt.audio.nbytes > default_limit
+
+        def varied(seed: int) -> GenerateRequest:
+            return GenerateRequest("", model="tiny-dd", kind=Kind.ONE_SHOT, duration_s=0.5, seed=seed, steps=4,
+                                   audio_prompt=prompt)
+
+        # the gateway takes the replica's node for one of its own: the call by value is refused, then sent again
+        monkeypatch.setattr(replica_module, "SERVE_DEFAULT_GRPC_MESSAGE_BYTES", replica_module.GRPC_MAX_MESSAGE_BYTES)
+        mark = cluster_events.mark()
+        [first] = door.render([varied(8001)])
+        [refused] = cluster_events.since(mark, "too_large")
+        assert refused["limit"] == default_limit and refused["bytes"] > default_limit, refused
+        [started] = cluster_events.since(mark, "started")
+        assert not started["by_value"] and started["grpc_limit"] == default_limit, started
+        assert np.array_equal(first.audio, local.render([varied(8001)])[0].audio)
+        monkeypatch.undo()
+
+        # as it is: over Serve's default limit, an actor call from the start; a small call by value
+        mark = cluster_events.mark()
+        [second] = door.render([varied(8002)])
+        small = GenerateRequest("", model="tiny-dd", kind=Kind.ONE_SHOT, duration_s=0.5, seed=8003, steps=2)
+        [third] = door.render([small])
+        assert not cluster_events.since(mark, "too_large")
+        assert [fields["by_value"] for fields in cluster_events.since(mark, "started")] == [False, True]
+        assert np.array_equal(second.audio, local.render([varied(8002)])[0].audio)
+        assert np.array_equal(third.audio, local.render([small])[0].audio)
+    finally:
+        door.stop()
+        local.stop()
+        serve.delete(name)
 
 
 def test_an_unknown_transport_is_refused() -> None:

@@ -1,10 +1,14 @@
 """A cluster beyond loopback runs with TLS between every Ray process (``loopbridge worker --cluster-tls``):
 a head started with certificates the tests make (tests/cluster/conftest.py), a driver that joins it
-with them and runs a task there, and a client without them that the head's port refuses. (The
-refusals to start without a token and TLS are tests/bridge/test_cluster_security.py's.)"""
+with them and runs a task there, a client without them that the head's port refuses, and a gateway
+that renders there on a replica whose gRPC server (the calls' way in) takes TLS with the cluster's
+certificates alone. (The refusals to start without a token and TLS are
+tests/bridge/test_cluster_security.py's.)"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import queue
 import subprocess
@@ -13,9 +17,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from tests.cluster_head import Head, HeadProcess
+
+from .conftest import make_tls_folder
 
 pytestmark = pytest.mark.slow
 
@@ -24,6 +31,34 @@ JOIN = """
 import sys, ray
 ray.init(address=sys.argv[1], configure_logging=False, log_to_driver=False, _node_ip_address="127.0.0.1")
 print("answer", ray.get(ray.remote(num_cpus=1)(lambda: 6 * 7).remote(), timeout=120))
+"""
+
+#: a gateway that joins the cluster at argv[1] (token and TLS from the environment), renders one request
+#: of the tiny model in the folder argv[2] on a replica there (deployed and left running), and prints
+#: the audio's digest and where the replicas' gRPC servers listen
+RENDER = """
+import hashlib, json, sys
+from pathlib import Path
+import numpy as np
+from loopbridge.engine.replica import ray_settings
+ray_settings()
+import ray
+from loopbridge.engine.cluster import Cluster, ClusterEngine, ClusterOptions
+from loopbridge.engine.models.registry import ModelRegistry
+from loopbridge.engine.request import GenerateRequest, Kind
+from ray.serve._private.constants import SERVE_CONTROLLER_NAME, SERVE_NAMESPACE
+cluster = Cluster(ClusterOptions(address=sys.argv[1], replicas=1, threads=1))
+registry = ModelRegistry(search_paths=[sys.argv[2]], hf_cache=Path(sys.argv[3]) / "no-cache", include_embedded=False)
+engine = ClusterEngine(cluster, store_dir=sys.argv[3], registry=registry)
+print("transport", cluster.transport)
+request = GenerateRequest("", model="tiny-dd", kind=Kind.ONE_SHOT, duration_s=0.5, seed=9000, steps=4)
+[output] = engine.generate("tiny-dd", [request])
+print("audio", hashlib.sha256(np.ascontiguousarray(output.audio).tobytes()).hexdigest())
+controller = ray.get_actor(SERVE_CONTROLLER_NAME, namespace=SERVE_NAMESPACE)
+running = ray.get(controller._all_running_replicas.remote())
+print("replicas", json.dumps([[info.node_ip, info.port] for infos in running.values() for info in infos]))
+engine.close()
+cluster.close()
 """
 
 
@@ -84,3 +119,63 @@ def test_the_head_refuses_a_plain_connection(tls_head: tuple[Head, Path]) -> Non
     with grpc.secure_channel(head.address, grpc.ssl_channel_credentials(
             root_certificates=(tls / "ca.crt").read_bytes())) as channel:
         assert first_outcome(channel) is failed
+
+
+def test_a_render_through_the_tls_cluster_and_its_replicas_grpc_port_takes_tls_alone(
+        tls_head: tuple[Head, Path], tiny_dd_root: Path, tmp_path: Path) -> None:
+    """Batches reach a replica by value over the gRPC server Serve starts in it, bound on every
+    interface: on a cluster with TLS, a gateway with the cluster's certificates renders there (the
+    in-process engine's audio, bit for bit), and that server refuses a plain connection, a TLS client
+    without a certificate and one whose certificate another authority signed."""
+    import grpc
+    import ray.util
+    from loopbridge.bridge.security import ClusterSecurity
+    from loopbridge.engine.core import Engine
+    from loopbridge.engine.models.registry import ModelRegistry
+    from loopbridge.engine.request import GenerateRequest, Kind
+    from ray.serve.generated.serve_pb2 import ASGIRequest
+    from ray.serve.generated.serve_pb2_grpc import ASGIServiceStub
+
+    head, tls = tls_head
+    env = {**os.environ, **ClusterSecurity.load(head.token_file, tls).environment(), "OMP_NUM_THREADS": "1"}
+    rendered = subprocess.run([sys.executable, "-c", RENDER, head.address, str(tiny_dd_root), str(tmp_path / "store")],
+                              env=env, capture_output=True, text=True, timeout=300)
+    assert rendered.returncode == 0, rendered.stderr[-4000:]
+    lines = dict(line.split(" ", 1) for line in rendered.stdout.splitlines() if " " in line)
+    assert lines.get("transport") == "grpc", rendered.stdout
+
+    registry = ModelRegistry(search_paths=[tiny_dd_root], hf_cache=tmp_path / "no-cache", include_embedded=False)
+    engine = Engine(store_dir=tmp_path / "in-process", registry=registry, device="cpu")
+    try:
+        [expected] = engine.generate("tiny-dd", [GenerateRequest("", model="tiny-dd", kind=Kind.ONE_SHOT,
+                                                                 duration_s=0.5, seed=9000, steps=4)])
+    finally:
+        engine.close()
+    assert lines["audio"] == hashlib.sha256(np.ascontiguousarray(expected.audio).tobytes()).hexdigest()
+
+    replicas = json.loads(lines["replicas"])
+    assert len(replicas) == 1 and replicas[0][1], replicas
+    port = replicas[0][1]
+    ready, failed = grpc.ChannelConnectivity.READY, grpc.ChannelConnectivity.TRANSIENT_FAILURE
+    stranger = make_tls_folder(tmp_path / "another-authority")
+    for host in sorted({"127.0.0.1", ray.util.get_node_ip_address()}):
+        target = f"{host}:{port}"
+        # with the cluster's certificates the connection opens, and a call without the token is refused...
+        with grpc.secure_channel(target, grpc.ssl_channel_credentials(
+                root_certificates=(tls / "ca.crt").read_bytes(), private_key=(tls / "node.key").read_bytes(),
+                certificate_chain=(tls / "node.crt").read_bytes())) as channel:
+            assert first_outcome(channel) is ready, target
+            with pytest.raises(grpc.RpcError) as refused:
+                ASGIServiceStub(channel).HandleRequest(ASGIRequest(), timeout=30)
+            assert refused.value.code() is grpc.StatusCode.UNAUTHENTICATED, (target, refused.value)
+        # ...without TLS it never opens...
+        with grpc.insecure_channel(target) as channel:
+            assert first_outcome(channel) is failed, target
+        # ...nor over TLS without a client certificate, or with one of another authority
+        with grpc.secure_channel(target, grpc.ssl_channel_credentials(
+                root_certificates=(tls / "ca.crt").read_bytes())) as channel:
+            assert first_outcome(channel) is failed, target
+        with grpc.secure_channel(target, grpc.ssl_channel_credentials(
+                root_certificates=(tls / "ca.crt").read_bytes(), private_key=(stranger / "node.key").read_bytes(),
+                certificate_chain=(stranger / "node.crt").read_bytes())) as channel:
+            assert first_outcome(channel) is failed, target
