@@ -187,9 +187,9 @@ class Cluster:
         #: how calls go to replicas: ``options.transport``, unless Serve cannot carry a long render by value
         self.transport = options.transport
         if self.transport == "grpc":
-            from .replica import GRPC_MAX_MESSAGE_BYTES
+            from .replica import GRPC_MAX_MESSAGE_BYTES, grpc_message_limit
 
-            limit = _grpc_message_limit()
+            limit = grpc_message_limit()  # what Serve takes in this process: the largest answer from a replica
             if limit < GRPC_MAX_MESSAGE_BYTES:
                 log.warning("Serve's gRPC messages are limited to %s bytes here (Serve was imported before "
                             "loopbridge's settings): calls go to replicas as actor calls", limit)
@@ -210,14 +210,6 @@ class Cluster:
             # Serve shutdown, which waits 30 s for a controller that Ctrl-C in a terminal has already
             # stopped (the signal reaches Ray's processes too)
             ray.shutdown()
-
-
-def _grpc_message_limit() -> int:
-    """The largest gRPC message Serve takes in this process (read from the environment when Serve was
-    imported: the gateway's limit on a replica's answer)."""
-    from .replica import grpc_message_limit
-
-    return grpc_message_limit()
 
 
 #: room for what Serve sends with a call's pickled arguments (its metadata: about 600 bytes measured)
@@ -299,8 +291,7 @@ class ClusterEngine(Engine):
         self.on_cluster_event = on_cluster_event
         self._warm = tuple(warm)
         self._handles: dict[str, Any] = {}
-        self._streams: dict[str, Any] = {}
-        self._actor_streams: dict[str, Any] = {}
+        self._streams: dict[tuple[str, bool], Any] = {}  # (model id, by value): its streaming handle
         self._limits: dict[str, int] = {}
         self._pools: dict[str, str] = {}
         self._settings: dict[str, dict[str, str]] = {}
@@ -504,10 +495,9 @@ class ClusterEngine(Engine):
 
     def _stream_handle(self, model_id: str, by_value: bool) -> Any:
         """The streaming handle of ``model_id``'s deployment, calling by value or as actor calls."""
-        streams = self._streams if by_value or self.cluster.transport == "actor" else self._actor_streams
-        handle = streams.get(model_id)
+        handle = self._streams.get((model_id, by_value))
         if handle is None:
-            handle = streams[model_id] = self.deploy(self.pool(model_id)).options(
+            handle = self._streams[model_id, by_value] = self.deploy(self.pool(model_id)).options(
                 stream=True, multiplexed_model_id=model_id, _by_reference=not by_value)
         return handle
 
