@@ -233,15 +233,17 @@ def call_bytes(batch: Sequence[GenerateRequest]) -> int:
 
 
 def _too_large(exc: BaseException) -> int | None:
-    """For a gRPC call refused as too large (RESOURCE_EXHAUSTED), the limit it names (0 if none), else None."""
+    """For a gRPC call refused as too large (RESOURCE_EXHAUSTED), the limit it names (0 if none), else None.
+    Serve raises the refusal as gRPC's error, or, when it comes while Serve asks the replica whether it
+    takes the call, as a RuntimeError that names the status in its message."""
     code = getattr(exc, "code", None)
-    if not callable(code):
-        return None
-    try:
-        name = getattr(code(), "name", "")
-    except Exception:
-        return None
-    if name != "RESOURCE_EXHAUSTED":
+    name = ""
+    if callable(code):
+        try:
+            name = getattr(code(), "name", "")
+        except Exception:
+            name = ""
+    if name != "RESOURCE_EXHAUSTED" and "StatusCode.RESOURCE_EXHAUSTED" not in str(exc):
         return None
     found = re.search(r"larger than max \(\d+ vs\. (\d+)\)", str(exc))
     return int(found.group(1)) if found else 0
