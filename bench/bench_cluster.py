@@ -27,12 +27,16 @@ Prints, measured in one run on local clusters (``--cluster local``: started here
    the monotonic clock that the gateway and the replicas share: the pre-render it stops told and its
    call ended, its own call sent and at the replica, its model's start and end, its audio back at
    the gateway, and its answer. Part 2 prints the same hops of a render sent to an idle replica.
+4. How soon a running pre-render pauses for interactive work on its device (the CPUs of this machine):
+   a pre-render on one of two replicas, an interactive render sent to the other 0.1-0.4 s into it,
+   and the interactive batch's mark on the device (from its call's arrival to its model's end) less
+   the seconds the pre-render paused (median and range; a pause also ends up to a poll, 5 ms, late).
 
 Every render is of a new seed (nothing comes from the store). The load average is printed: on a
 shared machine every figure scales with it.
 
     python bench/bench_cluster.py [--callers 8] [--renders 3] [--rounds 3] [--repeats 9] [--steps 50]
-                                  [--parts throughput,overhead,latency] [--transport grpc|actor]
+                                  [--parts throughput,overhead,latency,pause] [--transport grpc|actor]
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -321,6 +326,26 @@ def interactive_latency(door: FrontDoor, repeats: int, steps: int) -> tuple[floa
             {name: statistics.median(times) for name, times in hops.items()})
 
 
+def pause_delay(door: FrontDoor, repeats: int, steps: int) -> list[float]:
+    """Seconds from an interactive call's arrival at one replica until the pre-render running on the
+    other paused (its mark's lifetime less the pre-render's paused time), ``max(3, repeats // 2)`` times."""
+    render_once(door, steps)
+    delays = []
+    for _ in range(max(3, repeats // 2)):
+        queued = time.perf_counter()
+        prerender = door.submit(Order(one_shot(steps), priority=Priority.BACKGROUND, prerender=False))
+        wait_until(lambda t=queued: len(EVENTS.since(t, "started")) >= 1)
+        time.sleep(random.uniform(0.1, 0.4))  # somewhere into its model's run
+        asked = time.perf_counter()
+        door.render([one_shot(max(1, steps // 5))])
+        prerender.wait(600)
+        [sent] = [f for _, f in EVENTS.since(asked, "started") if not f["background"]]
+        [done] = [f for _, f in EVENTS.since(asked, "done") if not f["background"]]
+        [paused] = [f for _, f in EVENTS.since(queued, "done") if f["background"]]
+        delays.append(done["ended_at"] - sent["arrived_at"] - paused["paused_s"])
+    return delays
+
+
 def wait_until(condition: Callable[[], bool], timeout_s: float = 120.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
@@ -355,6 +380,12 @@ def print_latency(latency_s: float, alone_s: float, more_s: float, hops: dict[st
           ", ".join(f"{name} {at * 1e3:.1f}" for name, at in hops.items()), flush=True)
 
 
+def print_pause(delays: list[float]) -> None:
+    print(f"4. a running pre-render paused {statistics.median(delays) * 1e3:.1f} ms (median; "
+          f"{min(delays) * 1e3:.1f} to {max(delays) * 1e3:.1f}) after an interactive call reached the other "
+          f"replica {load_average()}", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--callers", type=int, default=8)
@@ -364,12 +395,12 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=50, help="diffusion steps per render (the model's default: 50)")
     parser.add_argument("--transport", choices=TRANSPORTS, default=ClusterOptions.transport,
                         help="how batches travel between the gateway and its replicas (default: %(default)s)")
-    parser.add_argument("--parts", default="throughput,overhead,latency",
+    parser.add_argument("--parts", default="throughput,overhead,latency,pause",
                         help="which figures to measure (comma-separated; without throughput: one round)")
     args = parser.parse_args()
     parts = set(args.parts.split(","))
-    if parts - {"throughput", "overhead", "latency"}:
-        parser.error(f"--parts {args.parts!r}: expected some of throughput, overhead, latency")
+    if parts - {"throughput", "overhead", "latency", "pause"}:
+        parser.error(f"--parts {args.parts!r}: expected some of throughput, overhead, latency, pause")
     rounds = args.rounds if "throughput" in parts else 1
     torch.set_num_threads(1)  # as each replica runs (one CPU each): the in-process engine makes the same audio
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; default model, 0.5 s one-shots, "
@@ -380,23 +411,26 @@ def main() -> int:
         local = FrontDoor(local_engine, prerender_depth=0).start()
         rates: dict[int, list[float]] = {1: [], 2: []}
         busy: dict[int, str] = {}
-        # one replica also measures the overhead, two the interactive latency (each in the first round)
-        side_parts = {1: "overhead", 2: "latency"}
+        # one replica also measures the overhead, two the interactive latency and the pause (each in the
+        # first round)
+        side_parts = {1: ("overhead",), 2: ("latency", "pause")}
         try:
             for round_ in range(rounds):
-                for replicas, side in side_parts.items():
-                    side_now = round_ == 0 and side in parts
-                    if "throughput" not in parts and not side_now:
+                for replicas, sides in side_parts.items():
+                    now = {side for side in sides if round_ == 0 and side in parts}
+                    if "throughput" not in parts and not now:
                         continue
                     with cluster_door(replicas, folder, args.transport) as door:
                         if "throughput" in parts:
                             rate, busy[replicas] = throughput(door, args.callers, args.renders, args.steps)
                             rates[replicas].append(rate)
-                        if side_now and side == "overhead":
+                        if "overhead" in now:
                             print_overhead(args.transport,
                                            *overhead(door, local, local_engine, args.repeats, args.steps))
-                        elif side_now:
+                        if "latency" in now:
                             print_latency(*interactive_latency(door, args.repeats, args.steps))
+                        if "pause" in now:
+                            print_pause(pause_delay(door, args.repeats, args.steps))
                 if "throughput" in parts:
                     one, two = rates[1][-1], rates[2][-1]
                     print(f"  round {round_ + 1}: 1 replica {one:.2f} renders/s, 2 replicas {two:.2f} "

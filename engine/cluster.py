@@ -25,12 +25,13 @@ configs (capabilities) and fingerprints (render keys) from the same folders the 
   batch in flight whether it is still wanted, so the cancel reaches the replica at once, not with its
   next progress event; nothing polls in between.
 - Interactive work first on a shared device: each batch says whether it is only pre-renders; while
-  an interactive batch runs, pre-render batches on other replicas of its device pause at their next
-  step (:mod:`.replica`): on a CPU node the interactive render has the cores to itself, as in
-  process. Replicas on separate GPUs do not pause each other: they share no compute, and pausing
-  would only cost the pre-renders' throughput. An interactive job that joins a running batch of
-  pre-renders makes it interactive: the gateway notes its id in Ray's key-value store, where its
-  replica looks while it would pause, and from then on it pauses for nothing and others pause for it.
+  an interactive batch runs, pre-render batches on other replicas of its device pause within a few
+  milliseconds, at their model's next stop point or step (:mod:`.replica`): on a CPU node the
+  interactive render has the cores to itself, as in process. Replicas on separate GPUs do not pause
+  each other: they share no compute, and pausing would only cost the pre-renders' throughput. An
+  interactive job that joins a running batch of pre-renders makes it interactive: the gateway notes
+  its id in Ray's key-value store, where its replica looks while it would pause, and from then on it
+  pauses for nothing and others pause for it.
 - A replica that dies mid-render fails its call; the batch is sent again (at most
   :data:`MAX_ATTEMPTS` times in all) to a live replica, so the client sees one answer.
 - Progress streams from the replica to the scheduler's progress callback (the existing events).

@@ -28,8 +28,9 @@ blocks and its decoder's stages), so a cancelled batch stops within a block, not
 
 Interactive work first on a shared device: while an interactive batch (``background=False``) runs on
 a replica, batches of pre-renders on other replicas of the same device of the same node (the CPUs of
-a machine, one GPU shared by fractional replicas) pause at their next progress step and go on when it
-is done, as in process an interactive request never shares the accelerator with pre-renders. Replicas
+a machine, one GPU shared by fractional replicas) pause at their model's next stop point or progress
+step (a stop point looks at the device's marks once every :data:`PAUSE_CHECK_S` at most) and go on
+when it is done, as in process an interactive request never shares the accelerator with pre-renders. Replicas
 on separate GPUs share nothing worth pausing for and never pause each other (:class:`DeviceShare`).
 A batch of pre-renders that an interactive job joins while it runs is promoted by the gateway (its
 ``batch_id`` in Ray's key-value store, looked at every :data:`PROMOTION_CHECK_S` and before each
@@ -66,6 +67,9 @@ PROGRESS_STEP = 0.02
 PROGRESS_INTERVAL_S = 0.1
 #: how often a paused batch of pre-renders looks whether the interactive work on its device is done
 PAUSE_POLL_S = 0.005
+#: how often at most a running batch of pre-renders looks at its device's marks from its model's stop
+#: points (a look lists a folder, some 10 us; between looks a stop point costs a clock reading)
+PAUSE_CHECK_S = 0.005
 #: how often a batch of pre-renders looks whether an interactive job joined it (the gateway's promotion)
 PROMOTION_CHECK_S = 0.1
 #: checkpoints of one family a replica keeps loaded (its weight cache's budget bounds them too)
@@ -104,7 +108,8 @@ class _Registry(ModelRegistry):
 
 class DeviceShare:
     """The interactive batches running on one device of one node, as files in ``folder`` (one per
-    batch, named by the replica's pid): a replica's batch of pre-renders looks at it at each step.
+    batch, named by the replica's pid): a replica's batch of pre-renders looks at it at each step and,
+    at most every :data:`PAUSE_CHECK_S`, at its model's stop points.
 
     A file is removed when its batch ends; one left by a replica that was killed is removed by the
     first replica that sees its pid gone, so a pre-render never waits for a dead replica.
@@ -230,8 +235,8 @@ class ModelReplica:
         share = self._share
         marks = contextlib.ExitStack()  # the batch's mark as interactive work on the device
         if not background:
-            # from its arrival: pre-renders on this device pause at their next step while it is sent to
-            # its model, not one step after its model started
+            # from its arrival: pre-renders on this device pause at their next stop point while it is sent
+            # to its model, not after its model started
             marks.enter_context(share.interactive())
         try:
             async for event in self._render(requests, background, batch_id, arrived, model_id, marks):
@@ -257,6 +262,7 @@ class ModelReplica:
         share = self._share
         pending = _Promotion(batch_id) if background else None
         paused = [0.0]
+        looked = [time.monotonic()]  # when this batch last looked at its device's marks
 
         def still_background(now: bool = False) -> bool:
             nonlocal pending
@@ -265,20 +271,29 @@ class ModelReplica:
                 marks.enter_context(share.interactive())  # pre-renders on this device pause for it now
             return pending is not None
 
-        def stop() -> None:  # also inside a step, between the network's blocks (models.base.stop_point)
-            if cancelled.is_set():
-                raise CancelledError("the gateway cancelled this batch")
-
-        def progress(fraction: float) -> None:
-            stop()
-            if pending is not None and fraction < 1.0 and still_background() and share.busy() \
-                    and still_background(now=True):
+        def pause() -> None:  # while interactive work has the device, unless this batch was promoted
+            if pending is not None and still_background() and share.busy() and still_background(now=True):
                 began = time.monotonic()
                 # interactive work has the device: go on when it is done (or when this batch is promoted)
                 while share.busy() and still_background():
                     if cancelled.wait(PAUSE_POLL_S):
                         raise CancelledError("the gateway cancelled this batch")
                 paused[0] += time.monotonic() - began
+
+        def stop() -> None:  # inside a step, between the network's blocks (models.base.stop_point)
+            if cancelled.is_set():
+                raise CancelledError("the gateway cancelled this batch")
+            # some 570 stop points a render: the device's marks are looked at once a PAUSE_CHECK_S at most
+            if pending is not None and (now := time.monotonic()) >= looked[0] + PAUSE_CHECK_S:
+                looked[0] = now
+                pause()
+
+        def progress(fraction: float) -> None:
+            if cancelled.is_set():
+                raise CancelledError("the gateway cancelled this batch")
+            if fraction < 1.0:
+                looked[0] = time.monotonic()
+                pause()
             now = time.monotonic()
             # the model's end is not sent as progress: its audio follows at once, and the gateway
             # says 1.0 when it has it (an event more would be one more message through Ray before it)
