@@ -327,45 +327,26 @@ def test_a_replica_on_a_node_with_serves_default_limit_renders_calls_above_it(
     assert np.array_equal(third.audio, local.render([small])[0].audio)
 
 
-def test_audio_above_4_mib_comes_back_from_a_replica_with_serves_default_limit(
-        serve_default_replica: TinyReplica, cluster_events: Events) -> None:
-    """Serve's limit on a replica (4 MiB here) is on what its gRPC server receives; the audio it sends
-    back is bounded by the gateway's own limit (2 GiB): 40 of the tiny model's longest renders in one
-    call (5.2 MB of audio in one answer, as one long render of the default model is) come back whole
-    and by value, the in-process engine's audio bit for bit."""
-    from loopbridge.engine.replica import SERVE_DEFAULT_GRPC_MESSAGE_BYTES
-
-    _, engine = serve_default_replica.gateway()
-    requests = [longest(8200 + i) for i in range(40)]
-    mark = cluster_events.mark()
-    outputs = engine.generate("tiny-dd", requests)
-    [started] = cluster_events.since(mark, "started")
-    assert started["by_value"] and started["grpc_limit"] == SERVE_DEFAULT_GRPC_MESSAGE_BYTES, started
-    assert sum(output.audio.nbytes for output in outputs) > SERVE_DEFAULT_GRPC_MESSAGE_BYTES
-    expected = serve_default_replica.local.generate("tiny-dd", requests)
-    assert len(outputs) == len(expected) == 40
-    assert all(np.array_equal(o.audio, e.audio) for o, e in zip(outputs, expected, strict=True))
-
-
 def test_a_replica_whose_node_takes_less_than_serves_default_gets_larger_calls_as_actor_calls(
         cluster_engine: Any, cluster_events: Events, tiny_dd_root: Path, tmp_path: Path) -> None:
-    """A replica whose node takes calls of 1 MiB at most (below Serve's default, which the gateway
+    """A replica whose node takes calls of 512 KiB at most (below Serve's default, which the gateway
     assumes of a replica it has not heard from): the gateway learns the limit from the replica's
     ``started`` event, then sends a 1.5 MB batch as an actor call from the start, and small ones by
-    value (the one first, whose 1 MiB of audio comes back by value all the same: the limit is on
-    what the replica receives). A gateway that has not heard from the replica sends that batch by
-    value: refused, sent again as an actor call, answered. Every answer is the in-process engine's
-    audio, bit for bit."""
-    limit = 2**20
+    value. The first small batch answers with 512 KiB of audio and its metadata, more than the
+    replica would take in, by value all the same: the limit is on what a replica receives, and what
+    it sends back is bounded by the gateway's own limit. A gateway that has not heard from the
+    replica sends the 1.5 MB batch by value: refused, sent again as an actor call, answered. Every
+    answer is the in-process engine's audio, bit for bit."""
+    limit = 2**19
     with tiny_replica(cluster_engine, cluster_events, tiny_dd_root, tmp_path, limit) as replica:
         door, engine = replica.gateway()
         family = engine.pool("tiny-dd")
-        small = [longest(8100 + i) for i in range(8)]  # the model's largest batch
+        small = [longest(8100 + i) for i in range(4)]  # 4 x 128 KiB of audio: the replica's limit
         mark = cluster_events.mark()
         renders = door.render(small)
         [started] = cluster_events.since(mark, "started")
         [done] = cluster_events.since(mark, "done")
-        assert started["by_value"] and started["grpc_limit"] == limit and done["batch"] == 8, (started, done)
+        assert started["by_value"] and started["grpc_limit"] == limit and done["batch"] == 4, (started, done)
         assert engine.message_limit(family) == limit
         assert sum(render.audio.nbytes for render in renders) >= limit
         expected = replica.door.render(small)
