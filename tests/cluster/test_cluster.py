@@ -6,11 +6,12 @@ store, and a render already in it would never reach a replica.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -205,69 +206,171 @@ def test_audio_above_grpcs_default_message_size_comes_back_by_value(door: FrontD
     assert sample.audio.nbytes > 4 * 2**20, sample.audio.shape
 
 
-def test_a_replica_on_a_node_with_serves_default_limit_renders_calls_above_it(
-        cluster_engine: Any, cluster_events: Events, tiny_dd_root: Path, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """A node started with plain ``ray start`` keeps Serve's default limit on a replica's calls (4 MiB):
-    here a replica of the tiny model started with that setting, as the gateway finds it running. A
-    batch with a 4.6 MB audio prompt goes as an actor call, and its audio is the in-process engine's,
-    bit for bit; a gateway that took the replica for one of its own nodes (2 GiB) has the call
-    refused, and sends it again as an actor call. (Audio back is bounded by the gateway's own limit,
-    not the replica's: Serve limits what a replica's server receives.)"""
-    from loopbridge.engine import replica as replica_module
+#: a gateway's door and its :class:`ClusterEngine`
+Gateway = tuple[FrontDoor, Any]
+
+
+@dataclasses.dataclass
+class TinyReplica:
+    """A replica of the tiny model (:func:`tiny_replica`): ``gateway()`` makes a gateway to it (each a
+    new :class:`ClusterEngine` and its door, which knows no replica's limit yet); ``local`` is the
+    in-process engine the replica's audio is compared with, ``door`` its front door."""
+
+    gateway: Callable[[], Gateway]
+    local: Engine
+    door: FrontDoor
+
+
+@contextlib.contextmanager
+def tiny_replica(cluster_engine: Any, events: Events, models: Path, folder: Path, limit: int) -> Iterator[TinyReplica]:
+    """One replica of the tiny model on the session's head whose node takes calls of ``limit`` bytes at
+    most, deployed as a gateway finds it running (any earlier deployment of the family deleted first).
+    Serve reads the limit in the replica's own process, from its environment as Serve is imported there
+    (``RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH``, the ``grpc.max_receive_message_length`` of the
+    replica's gRPC server): it is given to the replica's actor, as a node started with it gives it to
+    the processes it starts."""
     from loopbridge.engine.cluster import ClusterEngine, _run_application
     from loopbridge.engine.models.registry import ModelRegistry
     from ray import serve
 
     def registry() -> ModelRegistry:
-        return ModelRegistry(search_paths=[tiny_dd_root], hf_cache=tmp_path / "no-cache", include_embedded=False)
+        return ModelRegistry(search_paths=[models], hf_cache=folder / "no-cache", include_embedded=False)
 
-    default_limit = replica_module.SERVE_DEFAULT_GRPC_MESSAGE_BYTES
-    assert default_limit == 4 * 2**20
     cluster = copy.copy(cluster_engine.cluster)
     cluster.options = dataclasses.replace(cluster.options, replicas=1)
-    engine = ClusterEngine(cluster, store_dir=tmp_path / "cluster-store", registry=registry(),
-                           on_cluster_event=cluster_events)
+    doors: list[FrontDoor] = []
+
+    def gateway() -> Gateway:
+        engine = ClusterEngine(cluster, store_dir=folder / f"cluster-store-{len(doors)}", registry=registry(),
+                               on_cluster_event=events)
+        doors.append(FrontDoor(engine, prerender_depth=0).start())
+        return doors[-1], engine
+
+    _, engine = gateway()
     name, deployment, config, fingerprint = engine.deployment(engine.pool("tiny-dd"))
-    environment = {"RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH": str(default_limit)}
+    serve.delete(name)  # a replica of the family with another limit: gone before this one is deployed
+    environment = {"RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH": str(limit)}
     _run_application(serve, deployment.options(ray_actor_options={
         **deployment.ray_actor_options, "runtime_env": {"env_vars": environment}}).bind(config, fingerprint), name)
-    door = FrontDoor(engine, prerender_depth=0).start()
-    local = FrontDoor(Engine(store_dir=tmp_path / "in-process", registry=registry(), device="cpu"),
-                      prerender_depth=0).start()
+    # one thread, as the replica (the session's ClusterOptions): the same audio to the bit needs the same count
+    torch.set_num_threads(1)
+    local = Engine(store_dir=folder / "in-process", registry=registry(), device="cpu")
+    doors.append(FrontDoor(local, prerender_depth=0).start())
     try:
-        rng = np.random.default_rng(8000)
-        prompt = AudioPrompt(audio=rng.uniform(-0.5, 0.5, (2, 12 * 48000)).astype(np.float32), sample_rate=48000)
-        assert prompt.audio.nbytes > default_limit
+        yield TinyReplica(gateway, local, doors[-1])
+    finally:
+        for door in doors:
+            door.stop()
+        serve.delete(name)
 
-        def varied(seed: int) -> GenerateRequest:
-            return GenerateRequest("", model="tiny-dd", kind=Kind.ONE_SHOT, duration_s=0.5, seed=seed, steps=4,
-                                   audio_prompt=prompt)
 
-        # the gateway takes the replica's node for one of its own: the call by value is refused, then sent again
-        monkeypatch.setattr(replica_module, "SERVE_DEFAULT_GRPC_MESSAGE_BYTES", replica_module.GRPC_MAX_MESSAGE_BYTES)
+@pytest.fixture(scope="module")
+def serve_default_replica(cluster_engine: Any, cluster_events: Events, tiny_dd_root: Path,
+                          tmp_path_factory: pytest.TempPathFactory) -> Iterator[TinyReplica]:
+    """A replica of the tiny model on a node with Serve's default limit on a replica's calls (4 MiB),
+    as a node started with plain ``ray start`` has it."""
+    from loopbridge.engine.replica import SERVE_DEFAULT_GRPC_MESSAGE_BYTES
+
+    assert SERVE_DEFAULT_GRPC_MESSAGE_BYTES == 4 * 2**20
+    with tiny_replica(cluster_engine, cluster_events, tiny_dd_root, tmp_path_factory.mktemp("serve-default"),
+                      SERVE_DEFAULT_GRPC_MESSAGE_BYTES) as replica:
+        yield replica
+
+
+def prompted(seed: int, prompt_s: float) -> GenerateRequest:
+    """A request of the tiny model with ``prompt_s`` of stereo 48 kHz noise as its audio prompt (32-bit:
+    384 kB a second)."""
+    rng = np.random.default_rng(seed)
+    prompt = AudioPrompt(audio=rng.uniform(-0.5, 0.5, (2, round(prompt_s * 48000))).astype(np.float32),
+                         sample_rate=48000)
+    return GenerateRequest("", model="tiny-dd", kind=Kind.ONE_SHOT, duration_s=0.5, seed=seed, steps=4,
+                           audio_prompt=prompt)
+
+
+def longest(seed: int) -> GenerateRequest:
+    """A request of the tiny model's longest (1.024 s, stereo, 16 kHz: 128 KiB of audio)."""
+    return GenerateRequest("", model="tiny-dd", kind=Kind.ONE_SHOT, duration_s=1.024, seed=seed, steps=2)
+
+
+def test_a_replica_on_a_node_with_serves_default_limit_renders_calls_above_it(
+        serve_default_replica: TinyReplica, cluster_events: Events, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A node started with plain ``ray start`` keeps Serve's default limit on a replica's calls (4 MiB).
+    A batch with a 4.6 MB audio prompt goes as an actor call, and its audio is the in-process engine's,
+    bit for bit; a gateway that took the replica for one of its own nodes (2 GiB) has the call
+    refused, and sends it again as an actor call."""
+    from loopbridge.engine import replica as replica_module
+
+    default_limit = replica_module.SERVE_DEFAULT_GRPC_MESSAGE_BYTES
+    door, _ = serve_default_replica.gateway()
+    local = serve_default_replica.door
+    assert prompted(8001, 12.0).audio_prompt.audio.nbytes > default_limit  # type: ignore[union-attr]
+
+    # the gateway takes the replica's node for one of its own: the call by value is refused, then sent again
+    monkeypatch.setattr(replica_module, "SERVE_DEFAULT_GRPC_MESSAGE_BYTES", replica_module.GRPC_MAX_MESSAGE_BYTES)
+    mark = cluster_events.mark()
+    [first] = door.render([prompted(8001, 12.0)])
+    [refused] = cluster_events.since(mark, "too_large")
+    assert refused["limit"] == default_limit and refused["bytes"] > default_limit, refused
+    [started] = cluster_events.since(mark, "started")
+    assert not started["by_value"] and started["grpc_limit"] == default_limit, started
+    assert np.array_equal(first.audio, local.render([prompted(8001, 12.0)])[0].audio)
+    monkeypatch.undo()
+
+    # as it is: over Serve's default limit, an actor call from the start; a small call by value
+    mark = cluster_events.mark()
+    [second] = door.render([prompted(8002, 12.0)])
+    small = GenerateRequest("", model="tiny-dd", kind=Kind.ONE_SHOT, duration_s=0.5, seed=8003, steps=2)
+    [third] = door.render([small])
+    assert not cluster_events.since(mark, "too_large")
+    assert [fields["by_value"] for fields in cluster_events.since(mark, "started")] == [False, True]
+    assert np.array_equal(second.audio, local.render([prompted(8002, 12.0)])[0].audio)
+    assert np.array_equal(third.audio, local.render([small])[0].audio)
+
+
+def test_a_replica_whose_node_takes_less_than_serves_default_gets_larger_calls_as_actor_calls(
+        cluster_engine: Any, cluster_events: Events, tiny_dd_root: Path, tmp_path: Path) -> None:
+    """A replica whose node takes calls of 512 KiB at most (below Serve's default, which the gateway
+    assumes of a replica it has not heard from): the gateway learns the limit from the replica's
+    ``started`` event, then sends a 1.5 MB batch as an actor call from the start, and small ones by
+    value. The first small batch answers with 512 KiB of audio and its metadata, more than the
+    replica would take in, by value all the same: the limit is on what a replica receives, and what
+    it sends back is bounded by the gateway's own limit. A gateway that has not heard from the
+    replica sends the 1.5 MB batch by value: refused, sent again as an actor call, answered. Every
+    answer is the in-process engine's audio, bit for bit."""
+    limit = 2**19
+    with tiny_replica(cluster_engine, cluster_events, tiny_dd_root, tmp_path, limit) as replica:
+        door, engine = replica.gateway()
+        family = engine.pool("tiny-dd")
+        small = [longest(8100 + i) for i in range(4)]  # 4 x 128 KiB of audio: the replica's limit
         mark = cluster_events.mark()
-        [first] = door.render([varied(8001)])
-        [refused] = cluster_events.since(mark, "too_large")
-        assert refused["limit"] == default_limit and refused["bytes"] > default_limit, refused
+        renders = door.render(small)
         [started] = cluster_events.since(mark, "started")
-        assert not started["by_value"] and started["grpc_limit"] == default_limit, started
-        assert np.array_equal(first.audio, local.render([varied(8001)])[0].audio)
-        monkeypatch.undo()
+        [done] = cluster_events.since(mark, "done")
+        assert started["by_value"] and started["grpc_limit"] == limit and done["batch"] == 4, (started, done)
+        assert engine.message_limit(family) == limit
+        assert sum(render.audio.nbytes for render in renders) >= limit
+        expected = replica.door.render(small)
+        assert all(np.array_equal(r.audio, e.audio) for r, e in zip(renders, expected, strict=True))
 
-        # as it is: over Serve's default limit, an actor call from the start; a small call by value
+        between = prompted(8110, 4.0)  # 1.5 MB: above the replica's limit, below Serve's default
+        assert limit < between.audio_prompt.audio.nbytes < 4 * 2**20  # type: ignore[union-attr]
         mark = cluster_events.mark()
-        [second] = door.render([varied(8002)])
-        small = GenerateRequest("", model="tiny-dd", kind=Kind.ONE_SHOT, duration_s=0.5, seed=8003, steps=2)
-        [third] = door.render([small])
+        [render] = door.render([between])
+        [again] = door.render([longest(8112)])
         assert not cluster_events.since(mark, "too_large")
         assert [fields["by_value"] for fields in cluster_events.since(mark, "started")] == [False, True]
-        assert np.array_equal(second.audio, local.render([varied(8002)])[0].audio)
-        assert np.array_equal(third.audio, local.render([small])[0].audio)
-    finally:
-        door.stop()
-        local.stop()
-        serve.delete(name)
+        assert np.array_equal(render.audio, replica.door.render([between])[0].audio)
+        assert np.array_equal(again.audio, replica.door.render([longest(8112)])[0].audio)
+
+        # a gateway that has not heard from the replica yet: refused, sent again, answered
+        door, engine = replica.gateway()
+        mark = cluster_events.mark()
+        [render] = door.render([prompted(8111, 4.0)])
+        [refused] = cluster_events.since(mark, "too_large")
+        assert refused["limit"] == limit and refused["bytes"] > limit, refused
+        assert [fields["by_value"] for fields in cluster_events.since(mark, "started")] == [False]
+        assert engine.message_limit(family) == limit
+        assert np.array_equal(render.audio, replica.door.render([prompted(8111, 4.0)])[0].audio)
 
 
 def test_an_unknown_transport_is_refused() -> None:
