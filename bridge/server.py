@@ -143,12 +143,11 @@ def _serve(options: ServeOptions, engine: Engine, stop: threading.Event,
     from .zmq_server import ZmqServer
 
     door = FrontDoor(engine, prerender_depth=options.prerender, conform_memory_bytes=conform_memory)
-    ids = [spec.id for spec in door.models()]
     service = Service(door, default_model=default_model, export_dir=options.export_dir,
                       allowed_paths=options.allow_paths, default_loudness_lufs=options.loudness_lufs)
     log.info("clients may name files inside: %s", ", ".join(str(folder) for folder in service.allowed.folders))
+    ids = _list_models(service)
     _warm(service, default_model, ids, explicit=options.model is not None)
-    _list_models(service)
     service.start()
     log_line = requests_log.info if options.log_requests else None
     zmq_server = ZmqServer(service, options.zmq, options.events, keys=keys, request_log=log_line)
@@ -207,19 +206,20 @@ def _warm(service: object, model: str, ids: list[str], explicit: bool) -> None:
     log.info("model %r warm in %.1f s", model, time.monotonic() - started)
 
 
-def _list_models(service: object) -> None:
-    """Answer ``models`` once before the sockets open. Listing reads each model's capabilities, which
-    imports its family's code: seconds of imports on a busy machine (the default model's took 3.3-4.8 s at
-    load average 8-10 on 2 cores) that a first request would otherwise wait for inside the socket loop,
-    where no heartbeat goes out meanwhile, and a plugin that hears nothing for its liveness window (3 s)
-    reconnects and sends its request again. A gateway of ``--cluster`` warms no model in process,
-    so there it is the first request that would pay."""
+def _list_models(service: object) -> list[str]:
+    """Answer ``models`` once before the sockets open, and return the models' ids. Listing reads each
+    model's capabilities, which imports its family's code: seconds of imports on a busy machine (the
+    default model's took 3.3-4.8 s at load average 8-10 on 2 cores) that a first request would otherwise
+    wait for inside the socket loop, where no heartbeat goes out meanwhile, and a plugin that hears
+    nothing for its liveness window (3 s) reconnects and sends its request again. A gateway of
+    ``--cluster`` warms no model in process, so there it is the first request that would pay."""
     from .service import Service
 
     assert isinstance(service, Service)  # typed loosely to keep the heavy import lazy
     started = time.monotonic()
     listed = service.models()
     log.info("%d model(s) listed in %.1f s", len(listed), time.monotonic() - started)
+    return [row["id"] for row in listed]
 
 
 def _install_signals(stop: threading.Event) -> dict[int, object]:
