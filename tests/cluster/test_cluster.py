@@ -287,9 +287,9 @@ def prompted(seed: int, prompt_s: float) -> GenerateRequest:
                            audio_prompt=prompt)
 
 
-def longest(seed: int) -> GenerateRequest:
-    """A request of the tiny model's longest (1.024 s, stereo, 16 kHz: 128 KiB of audio)."""
-    return GenerateRequest("", model="tiny-dd", kind=Kind.ONE_SHOT, duration_s=1.024, seed=seed, steps=2)
+def short(seed: int) -> GenerateRequest:
+    """A request of the tiny model: 0.5 s, stereo, 16 kHz (64 kB of audio), 2 steps."""
+    return GenerateRequest("", model="tiny-dd", kind=Kind.ONE_SHOT, duration_s=0.5, seed=seed, steps=2)
 
 
 def test_a_replica_on_a_node_with_serves_default_limit_renders_calls_above_it(
@@ -319,7 +319,7 @@ def test_a_replica_on_a_node_with_serves_default_limit_renders_calls_above_it(
     # as it is: over Serve's default limit, an actor call from the start; a small call by value
     mark = cluster_events.mark()
     [second] = door.render([prompted(8002, 12.0)])
-    small = GenerateRequest("", model="tiny-dd", kind=Kind.ONE_SHOT, duration_s=0.5, seed=8003, steps=2)
+    small = short(8003)
     [third] = door.render([small])
     assert not cluster_events.since(mark, "too_large")
     assert [fields["by_value"] for fields in cluster_events.since(mark, "started")] == [False, True]
@@ -329,48 +329,49 @@ def test_a_replica_on_a_node_with_serves_default_limit_renders_calls_above_it(
 
 def test_a_replica_whose_node_takes_less_than_serves_default_gets_larger_calls_as_actor_calls(
         cluster_engine: Any, cluster_events: Events, tiny_dd_root: Path, tmp_path: Path) -> None:
-    """A replica whose node takes calls of 512 KiB at most (below Serve's default, which the gateway
+    """A replica whose node takes calls of 128 KiB at most (below Serve's default, which the gateway
     assumes of a replica it has not heard from): the gateway learns the limit from the replica's
-    ``started`` event, then sends a 1.5 MB batch as an actor call from the start, and small ones by
-    value. The first small batch answers with 512 KiB of audio and its metadata, more than the
+    ``started`` event, then sends a 384 kB batch as an actor call from the start, and small ones by
+    value. The first small batch answers with 192 kB of audio and its metadata, more than the
     replica would take in, by value all the same: the limit is on what a replica receives, and what
     it sends back is bounded by the gateway's own limit. A gateway that has not heard from the
-    replica sends the 1.5 MB batch by value: refused, sent again as an actor call, answered. Every
-    answer is the in-process engine's audio, bit for bit."""
-    limit = 2**19
+    replica sends the 384 kB batch by value: refused, sent again as an actor call, answered. Every
+    answer is the in-process engine's audio, bit for bit. (The tiny model's renders are short: its
+    attention's cost grows with the square of a render's length.)"""
+    limit = 2**17
     with tiny_replica(cluster_engine, cluster_events, tiny_dd_root, tmp_path, limit) as replica:
         door, engine = replica.gateway()
         family = engine.pool("tiny-dd")
-        small = [longest(8100 + i) for i in range(4)]  # 4 x 128 KiB of audio: the replica's limit
+        small = [short(8100 + i) for i in range(3)]  # 3 x 64 kB of audio: more than the replica's limit
         mark = cluster_events.mark()
         renders = door.render(small)
         [started] = cluster_events.since(mark, "started")
         [done] = cluster_events.since(mark, "done")
-        assert started["by_value"] and started["grpc_limit"] == limit and done["batch"] == 4, (started, done)
+        assert started["by_value"] and started["grpc_limit"] == limit and done["batch"] == 3, (started, done)
         assert engine.message_limit(family) == limit
         assert sum(render.audio.nbytes for render in renders) >= limit
         expected = replica.door.render(small)
         assert all(np.array_equal(r.audio, e.audio) for r, e in zip(renders, expected, strict=True))
 
-        between = prompted(8110, 4.0)  # 1.5 MB: above the replica's limit, below Serve's default
+        between = prompted(8110, 1.0)  # 384 kB: above the replica's limit, below Serve's default
         assert limit < between.audio_prompt.audio.nbytes < 4 * 2**20  # type: ignore[union-attr]
         mark = cluster_events.mark()
         [render] = door.render([between])
-        [again] = door.render([longest(8112)])
+        [again] = door.render([short(8112)])
         assert not cluster_events.since(mark, "too_large")
         assert [fields["by_value"] for fields in cluster_events.since(mark, "started")] == [False, True]
         assert np.array_equal(render.audio, replica.door.render([between])[0].audio)
-        assert np.array_equal(again.audio, replica.door.render([longest(8112)])[0].audio)
+        assert np.array_equal(again.audio, replica.door.render([short(8112)])[0].audio)
 
         # a gateway that has not heard from the replica yet: refused, sent again, answered
         door, engine = replica.gateway()
         mark = cluster_events.mark()
-        [render] = door.render([prompted(8111, 4.0)])
+        [render] = door.render([prompted(8111, 1.0)])
         [refused] = cluster_events.since(mark, "too_large")
         assert refused["limit"] == limit and refused["bytes"] > limit, refused
         assert [fields["by_value"] for fields in cluster_events.since(mark, "started")] == [False]
         assert engine.message_limit(family) == limit
-        assert np.array_equal(render.audio, replica.door.render([prompted(8111, 4.0)])[0].audio)
+        assert np.array_equal(render.audio, replica.door.render([prompted(8111, 1.0)])[0].audio)
 
 
 def test_an_unknown_transport_is_refused() -> None:
