@@ -4,7 +4,9 @@ One thread owns both sockets. Frames come in as ``[identity, (empty,) header, bi
 failure to decode or serve one message is answered with an error (or, for a frame over
 ``ZMQ_MAXMSGSIZE``, dropped by libzmq with the connection) and the loop goes on. Replies made on
 other threads (a job finishing on the scheduler) reach the socket thread through an inproc PUSH
-socket, so only that thread ever touches the ROUTER and the PUB.
+socket, so only that thread ever touches the ROUTER and the PUB. The quick requests that read model
+folders or the store (``models``, ``capabilities``, ``history``) are answered on a thread of their
+own, one after another: a model folder on a slow share holds up those alone, never a heartbeat.
 
 Who owns a job: the connection that asked for it, never the routing id it presents (a peer picks
 that itself, and libzmq's automatic ones count up). The same thread answers the context's ZAP
@@ -26,11 +28,12 @@ import ctypes
 import itertools
 import json
 import logging
+import queue
 import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import zmq
 from loopbridge.engine.frontdoor import Sample
@@ -48,6 +51,11 @@ _ids = itertools.count()
 _BATCH = 64
 #: the socket loop wakes at least this often to notice stop()
 _TICK_S = 0.1
+#: quick requests that read model folders (their configs, a family's code imported on first use) or
+#: the store: seconds on a slow disk or share, so they are answered on a thread of their own, in the
+#: order they came, while the socket loop goes on with heartbeats, pings, status, cancels and jobs
+#: (a plugin that hears nothing for its liveness window reconnects and sends its requests again)
+_OFF_LOOP = frozenset({MessageType.MODELS, MessageType.CAPABILITIES, MessageType.HISTORY})
 
 RequestLog = Callable[[str], None]
 
@@ -75,6 +83,16 @@ class _Route:
     @property
     def peer(self) -> str:
         return self.identity.hex()[:10]
+
+
+class _Quick(NamedTuple):
+    """A quick request waiting for the thread that answers those off the socket loop."""
+
+    route: _Route
+    kind: MessageType
+    request_id: str
+    fields: dict[str, Any]
+    started: float
 
 
 class _Peer:
@@ -129,6 +147,8 @@ class ZmqServer:
         self._thread: threading.Thread | None = None
         self._thread_id: int | None = None
         self._stopping = threading.Event()
+        self._quick: queue.SimpleQueue[_Quick | None] = queue.SimpleQueue()
+        self._quick_thread: threading.Thread | None = None
         self._peers: dict[bytes, _Peer] = {}
         #: ``orphaned``: job replies dropped: their routing id was another connection's by then, or silent
         self.counters = {"received": 0, "errors": 0, "replies": 0, "orphaned": 0}
@@ -164,6 +184,8 @@ class ZmqServer:
         self._push = self._open(zmq.PUSH, opened, hwm=0, public=False)
         self._push.connect(self._outbox)
         self.service.add_listener(self._on_event)
+        self._quick_thread = threading.Thread(target=self._quick_loop, name="loopbridge-zmq-quick", daemon=True)
+        self._quick_thread.start()
         self._thread = threading.Thread(target=self._loop, name="loopbridge-zmq", daemon=True)
         self._thread.start()
         return self
@@ -200,8 +222,13 @@ class ZmqServer:
         """Stop the socket loop and close every socket (linger 0)."""
         self.service.remove_listener(self._on_event)
         self._stopping.set()
+        self._quick.put(None)
         if self._thread is not None:
             self._thread.join(timeout)
+        if self._quick_thread is not None:
+            # a request still reading a model folder is not waited for past the timeout (its reply has
+            # nowhere to go once the sockets close)
+            self._quick_thread.join(timeout)
         with self._push_lock:
             for sock in (self._push, self._pull, self._pub, self._router, self._zap):
                 if sock is not None:
@@ -391,11 +418,15 @@ class ZmqServer:
             fields = p.check_fields(kind, header)
             self._dispatch(route, kind, request_id, fields, [f.buffer for f in rest[1:]], started)
         except Exception as exc:
-            error = WireError.from_exception(exc)
-            if error.code is ErrorCode.INTERNAL:
-                log.exception("message from %s failed", route.peer)
-            self.error(route, request_id, error, kind.value if kind is not None else None)
-            self._log(route, kind.value if kind else "?", request_id, f"error {error.code.value}", started)
+            self._failed(route, request_id, kind, exc, started)
+
+    def _failed(self, route: _Route, request_id: str | None, kind: MessageType | None, exc: Exception,
+                started: float) -> None:
+        error = WireError.from_exception(exc)
+        if error.code is ErrorCode.INTERNAL:
+            log.exception("message from %s failed", route.peer)
+        self.error(route, request_id, error, kind.value if kind is not None else None)
+        self._log(route, kind.value if kind else "?", request_id, f"error {error.code.value}", started)
 
     def _heard(self, identity: bytes, delimiter: bool, connection: str) -> None:
         peer = self._peers.get(identity)
@@ -423,10 +454,27 @@ class ZmqServer:
             self._send(route, {"type": p.ReplyType.PONG.value, "id": request_id, "token": fields.get("token", "")})
             self._log(route, kind.value, request_id, "ok", started)
             return
+        elif kind in _OFF_LOOP:
+            self._quick.put(_Quick(route, kind, request_id, fields, started))
+            return
         else:
             reply = self.service.quick(kind, fields, namespace)
+        self._reply(route, kind, request_id, reply, started)
+
+    def _reply(self, route: _Route, kind: MessageType, request_id: str, reply: dict[str, Any],
+               started: float) -> None:
         self._send(route, {"type": p.ReplyType.REPLY.value, "re": kind.value, "id": request_id, **reply})
         self._log(route, kind.value, request_id, "ok", started)
+
+    def _quick_loop(self) -> None:
+        """Answer the quick requests that read model folders or the store (:data:`_OFF_LOOP`), one at a time."""
+        while (item := self._quick.get()) is not None:
+            try:
+                reply = self.service.quick(item.kind, item.fields, item.route.owner)
+            except Exception as exc:
+                self._failed(item.route, item.request_id, item.kind, exc, item.started)
+            else:
+                self._reply(item.route, item.kind, item.request_id, reply, item.started)
 
     def _log(self, route: _Route, kind: str, request_id: str | None, outcome: str, started: float) -> None:
         if self.request_log is not None:

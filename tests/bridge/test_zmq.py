@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import shutil
 import threading
 import time
 import uuid
@@ -375,3 +377,46 @@ def test_the_hosts_meter_goes_in_as_it_is_and_the_engine_decides_the_loop(client
     with pytest.raises(RemoteError) as caught:
         client.generate(timeout=30, tempo_bpm=600.0, meter_numerator=7, beats_per_bar=3, bars=2, **loop)
     assert caught.value.code == "bad_request" and caught.value.header["field"] == "meter_denominator"
+
+
+def test_a_model_folder_still_arriving_holds_up_the_request_that_reads_it_alone(tiny_dd_root: Path,
+                                                                                  tmp_path: Path) -> None:
+    """A model folder whose config is still arriving (a named pipe nobody has written yet, as a file
+    on a slow share reads): the ``models`` request that reads it waits, and the socket loop goes on
+    meanwhile: the asking client hears the engine's heartbeats, and another client's ping, status and
+    render are answered. Once the config arrives, the reply lists the new model with what it can do."""
+    models = tmp_path / "models"
+    shutil.copytree(tiny_dd_root, models)
+    served = start_served(models, tmp_path / "engine")
+    config = models / "slow-dd" / "unet" / "config.json"
+    shutil.copytree(models / "tiny-dd", models / "slow-dd")
+    text = config.read_text()
+    config.unlink()
+    os.mkfifo(config)
+    asking, other = Raw(served.zmq.endpoint), Client(served.zmq.endpoint)
+    try:
+        asking.send(_header(type="models", id="slow-models"))
+        beat = asking.recv_header(timeout_s=3 * p.HEARTBEAT_INTERVAL_S, skip=())
+        assert beat is not None and beat["type"] == "heartbeat", beat
+        assert other.ping("meanwhile")["token"] == "meanwhile"
+        assert other.status().get("queue") is not None
+        [sample] = other.submit("generate", {**TINY, "seed": 4242, "prerender": False}).result(120).samples
+        assert sample.render_key and sample.wav
+        with open(config, "w", encoding="utf-8") as pipe:  # the reader is waiting on it: opens at once
+            pipe.write(text)
+        reply = asking.recv_header(timeout_s=30)
+        assert reply is not None and reply["re"] == "models" and reply["id"] == "slow-models", reply
+        rows = {row["id"]: row for row in reply["models"]}
+        assert set(rows) == {"tiny-dd", "slow-dd"}
+        assert rows["slow-dd"]["capabilities"] == rows["tiny-dd"]["capabilities"]
+    finally:
+        try:  # a reader still waiting on the pipe (the assertions above failed): given its config
+            fd = os.open(config, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:
+            pass
+        else:
+            os.write(fd, text.encode())
+            os.close(fd)
+        other.close()
+        asking.close()
+        stop_served(served)
