@@ -209,10 +209,10 @@ def _warm(service: object, model: str, ids: list[str], explicit: bool) -> None:
 def _list_models(service: object) -> list[str]:
     """Answer ``models`` once before the sockets open, and return the models' ids. Listing reads each
     model's capabilities, which imports its family's code: seconds of imports on a busy machine (the
-    default model's took 3.3-4.8 s at load average 8-10 on 2 cores) that a first request would otherwise
-    wait for inside the socket loop, where no heartbeat goes out meanwhile, and a plugin that hears
-    nothing for its liveness window (3 s) reconnects and sends its request again. A gateway of
-    ``--cluster`` warms no model in process, so there it is the first request that would pay."""
+    default model's took 3.3-4.8 s at load average 8-10 on 2 cores) that a client's first ``models``,
+    ``capabilities`` or ``history`` request would otherwise wait for (they are answered one after
+    another, off the socket loop). A gateway of ``--cluster`` warms no model in process, so there it
+    is the first request that would pay."""
     from .service import Service
 
     assert isinstance(service, Service)  # typed loosely to keep the heavy import lazy
