@@ -22,12 +22,13 @@
 
 **Your own samples** (``--data FOLDER``): step 1 reads a folder of one-shots instead
 (:mod:`.folder`: classes from sub-folder names or words in file names) and stretches each class
-to ``--per-class`` with augmented variants (:mod:`.augment`: pitch, EQ, saturation, envelope,
-room; deterministic from ``--seed``). ``--init default`` (or a model folder) fine-tunes those
-weights; the classes the folder lacks are kept by training on one-shots the initial model
-samples for them (``--replay`` per class). ``--out`` is then the model folder itself, by default
-``<data dir>/models/NAME`` where ``loopbridge models``, ``serve`` and the plugin's and device's
-menus find it; the checkpoint and the prepared data live in ``OUT/training``.
+to ``--per-class`` (or the class's own ``--per-class CLASS=N``) with augmented variants
+(:mod:`.augment`: pitch, EQ, saturation, envelope, room; deterministic from ``--seed``).
+``--init default`` (or a model folder) fine-tunes those weights; the classes the folder lacks are
+kept by training on one-shots the initial model samples for them (``--replay`` per class).
+``--out`` is then the model folder itself, by default ``<data dir>/models/NAME`` where
+``loopbridge models``, ``serve`` and the plugin's and device's menus find it; the checkpoint and
+the prepared data live in ``OUT/training``.
 
 The defaults are the settings that produced the weights shipped in the package. Progress goes to
 stderr (a bar with the time left); the exit status is 0 on success, 2 on bad arguments or a
