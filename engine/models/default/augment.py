@@ -9,6 +9,7 @@ long and peak-normalized to :data:`~.folder.PEAK`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -112,19 +113,23 @@ MAX_VARIANTS = 24
 
 def variants(audio: np.ndarray, labels: np.ndarray, per_class: int, seed: int,
              settings: AugmentSettings = AugmentSettings(),
-             max_variants: int = MAX_VARIANTS) -> tuple[np.ndarray, np.ndarray]:
+             max_variants: int = MAX_VARIANTS,
+             class_counts: Mapping[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Stretch recordings ``audio`` ``[n, NATIVE_SAMPLES]`` with class ``labels`` ``[n]`` towards
-    ``per_class`` one-shots per class present: every recording once as it is, then augmented variants
-    of each recording in turn, at most ``max_variants`` of each. Classes with ``per_class`` or more
-    recordings are kept as they are.
+    ``per_class`` one-shots per class present (``class_counts[label]`` instead where given): every
+    recording once as it is, then augmented variants of each recording in turn, at most
+    ``max_variants`` of each. Classes with that many or more recordings (so any class whose count
+    is 0) are kept as they are.
 
-    Returns ``(audio [m, NATIVE_SAMPLES], labels [m])``, recordings first.
+    A class's variants do not depend on the other classes' counts. Returns
+    ``(audio [m, NATIVE_SAMPLES], labels [m])``, recordings first.
     """
+    counts = class_counts or {}
     out_audio = [audio.astype(np.float32)]
     out_labels = [labels]
     for label in np.unique(labels):
         members = np.flatnonzero(labels == label)
-        needed = min(per_class - members.size, max_variants * members.size)
+        needed = min(counts.get(int(label), per_class) - members.size, max_variants * members.size)
         for k in range(max(0, needed)):
             item = int(members[k % members.size])
             variant = 1 + k // members.size

@@ -22,12 +22,13 @@
 
 **Your own samples** (``--data FOLDER``): step 1 reads a folder of one-shots instead
 (:mod:`.folder`: classes from sub-folder names or words in file names) and stretches each class
-to ``--per-class`` with augmented variants (:mod:`.augment`: pitch, EQ, saturation, envelope,
-room; deterministic from ``--seed``). ``--init default`` (or a model folder) fine-tunes those
-weights; the classes the folder lacks are kept by training on one-shots the initial model
-samples for them (``--replay`` per class). ``--out`` is then the model folder itself, by default
-``<data dir>/models/NAME`` where ``loopbridge models``, ``serve`` and the plugin's and device's
-menus find it; the checkpoint and the prepared data live in ``OUT/training``.
+to ``--per-class`` (or the class's own ``--per-class CLASS=N``) with augmented variants
+(:mod:`.augment`: pitch, EQ, saturation, envelope, room; deterministic from ``--seed``).
+``--init default`` (or a model folder) fine-tunes those weights; the classes the folder lacks are
+kept by training on one-shots the initial model samples for them (``--replay`` per class).
+``--out`` is then the model folder itself, by default ``<data dir>/models/NAME`` where
+``loopbridge models``, ``serve`` and the plugin's and device's menus find it; the checkpoint and
+the prepared data live in ``OUT/training``.
 
 The defaults are the settings that produced the weights shipped in the package. Progress goes to
 stderr (a bar with the time left); the exit status is 0 on success, 2 on bad arguments or a
@@ -62,6 +63,8 @@ from .model import TIME_PADDINGS, MelUNet, ModelConfig, sample, to_network, trai
 #: how one-shots sound)
 SCRATCH_DEFAULTS = {"steps": 1200, "lr": 8e-4, "warmup": 100}
 FINE_TUNE_DEFAULTS = {"steps": 400, "lr": 2e-4, "warmup": 20}
+#: training one-shots per class when --per-class gives no N
+PER_CLASS_DEFAULT = 400
 
 #: corpus seeds: the training corpus and the held-out one the evaluation uses never overlap
 TRAIN_CORPUS_SEED = 1
@@ -173,8 +176,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="where to write config.json + model.safetensors (default OUT/weights; with --data OUT)")
     parser.add_argument("--seed", type=int, default=0, help="seed of initialisation, augmentation and batch order")
     parser.add_argument("--corpus-seed", type=int, default=TRAIN_CORPUS_SEED)
-    parser.add_argument("--per-class", type=int, default=400,
-                        help="training one-shots per class (with --data: augmented up to this many)")
+    parser.add_argument("--per-class", action="append", default=None, metavar="N|CLASS=N",
+                        help=f"training one-shots per class (default {PER_CLASS_DEFAULT}; with --data: augmented up "
+                             "to this many); with --data, CLASS=N gives one class its own number, 0 keeping its "
+                             "recordings as they are (repeatable; e.g. --per-class 1200 --per-class pluck=0)")
     parser.add_argument("--steps", type=int, default=None,
                         help=f"optimizer steps (default {SCRATCH_DEFAULTS['steps']}; {FINE_TUNE_DEFAULTS['steps']} "
                              "with --init)")
@@ -241,7 +246,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check_args(args: argparse.Namespace) -> str | None:
-    for name in ("per_class", "steps", "batch_size", "checkpoint_every", "threads", "render_workers"):
+    # --per-class's values become the number for every class and the classes' own numbers
+    try:
+        args.per_class, args.class_per_class = per_class_counts(args.per_class or [])
+    except ValueError as exc:
+        return str(exc)
+    for name in ("steps", "batch_size", "checkpoint_every", "threads", "render_workers"):
         if getattr(args, name) < 1:
             return f"--{name.replace('_', '-')}={getattr(args, name)} is not accepted: expected at least 1"
     for name in ("replay", "extra_procedural", "warmup"):
@@ -277,7 +287,8 @@ def _check_args(args: argparse.Namespace) -> str | None:
     if args.data is None:
         for flag, value in (("--name", args.name), ("--skip-unlabelled", args.skip_unlabelled or None),
                             ("--no-augment", args.no_augment or None),
-                            ("--extra-procedural", args.extra_procedural or None)):
+                            ("--extra-procedural", args.extra_procedural or None),
+                            ("--per-class CLASS=N", args.class_per_class or None)):
             if value is not None:
                 return f"{flag} is not accepted without --data FOLDER"
     if args.name is not None and (not args.name.strip() or any(c in args.name for c in "/\\:") or
@@ -286,12 +297,43 @@ def _check_args(args: argparse.Namespace) -> str | None:
     return None
 
 
+def _class_name(name: str) -> str:
+    """A class named on the command line (``closed-hat``, ``open_hat``) as :data:`CLASSES` spells it."""
+    return name.strip().replace("-", " ").replace("_", " ")
+
+
+def per_class_counts(specs: Sequence[str]) -> tuple[int, dict[str, int]]:
+    """``--per-class`` values (``N`` or ``CLASS=N``) as the number for every class (the last ``N``, else
+    :data:`PER_CLASS_DEFAULT`) and the classes' own numbers, class name -> N; raises ValueError naming
+    a bad one."""
+    count = PER_CLASS_DEFAULT
+    own: dict[str, int] = {}
+    for spec in specs:
+        name, sep, value = spec.rpartition("=")
+        try:
+            number = int(value)
+        except ValueError:
+            number = -1
+        if not sep:
+            if number < 1:
+                raise ValueError(f"--per-class={spec!r} is not accepted: expected a whole number N >= 1, or CLASS=N "
+                                 f"(one class's own number)")
+            count = number
+            continue
+        name = _class_name(name)
+        if name not in CLASSES or number < 0:
+            raise ValueError(f"--per-class={spec!r} is not accepted: expected CLASS=N with N a whole number >= 0 "
+                             f"(0: the class's recordings as they are) and CLASS one of {', '.join(CLASSES)}")
+        own[name] = number
+    return count, own
+
+
 def class_weights(specs: Sequence[str]) -> dict[str, float]:
     """``--class-weight`` values (``CLASS=W``) as class name -> weight; raises ValueError naming a bad one."""
     weights: dict[str, float] = {}
     for spec in specs:
         name, sep, value = spec.rpartition("=")
-        name = name.strip().replace("-", " ").replace("_", " ")
+        name = _class_name(name)
         try:
             weight = float(value)
         except ValueError:
@@ -419,9 +461,12 @@ def folder_mels(args: argparse.Namespace, cache_dir: Path) -> tuple[np.ndarray, 
     from .folder import label_folder, read_one_shots
 
     labelled, unlabelled = label_folder(args.data, skip_unlabelled=args.skip_unlabelled)
+    key_settings: list[Any] = [args.seed, args.per_class, args.no_augment, args.extra_procedural, args.corpus_seed]
+    if args.class_per_class:
+        # runs without classes' own numbers keep the data their caches were saved under
+        key_settings.append(sorted(args.class_per_class.items()))
     key = _folder_digest([item.path for item in labelled]) + "-" + hashlib.sha256(
-        json.dumps([[str(i.path), i.label] for i in labelled] +
-                   [args.seed, args.per_class, args.no_augment, args.extra_procedural, args.corpus_seed]).encode()
+        json.dumps([[str(i.path), i.label] for i in labelled] + key_settings).encode()
     ).hexdigest()[:8]
     cache = cache_dir / f"data-{key}.npz"
     if cache.is_file():
@@ -436,7 +481,8 @@ def folder_mels(args: argparse.Namespace, cache_dir: Path) -> tuple[np.ndarray, 
          + (f"; {len(unlabelled)} unlabelled left out" if unlabelled else "")
          + (f"; {len(silent)} silent left out" if silent else ""))
     if not args.no_augment:
-        audio, labels = variants(audio, labels, args.per_class, args.seed)
+        audio, labels = variants(audio, labels, args.per_class, args.seed,
+                                 class_counts={CLASSES.index(name): n for name, n in args.class_per_class.items()})
     mels = np.concatenate([
         spectral.log_mel(audio[i:i + 64]).numpy().astype(np.float16) for i in range(0, len(audio), 64)
     ])
@@ -616,6 +662,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.class_weight:
         # runs without class weights keep the settings their checkpoints were saved with
         settings.pop("class_weight")
+    if not args.class_per_class:
+        # so do runs without classes' own --per-class numbers
+        settings.pop("class_per_class")
     onset_settings = {key: settings.pop(key) for key in ("onset_weight", "onset_frames", "onset_rise_weight")}
     if args.onset_weight != 1.0 or args.onset_rise_weight > 0:
         # runs with the plain loss keep the settings their checkpoints were saved with

@@ -12,6 +12,7 @@ import pytest
 import soundfile as sf
 from loopbridge.engine.models.default import DefaultModel
 from loopbridge.engine.models.default.augment import augment, variants
+from loopbridge.engine.models.default.classes import CLASSES
 from loopbridge.engine.models.default.folder import (
     UnlabelledFilesError,
     class_for_name,
@@ -109,6 +110,50 @@ def test_augmentation_is_deterministic_from_the_seed_and_varies() -> None:
     # a class of few recordings gets at most max_variants variants of each, not per_class near-copies
     few, few_labels = variants(kick[None], np.array([0]), per_class=400, seed=0, max_variants=2)
     assert few.shape == (3, NATIVE_SAMPLES) and few_labels.tolist() == [0, 0, 0]
+
+
+def test_a_class_of_its_own_number_is_stretched_to_it_and_the_others_are_unchanged() -> None:
+    rng = np.random.default_rng(7)
+    t = np.arange(NATIVE_SAMPLES) / 44100
+    recordings = np.stack([(np.sin(2 * np.pi * f * t) * np.exp(-t / 0.2) + 0.05 * rng.standard_normal(t.size))
+                           for f in (55.0, 60.0, 200.0, 210.0, 220.0)]).astype(np.float32)
+    labels = np.array([0, 0, 8, 8, 8])  # kick, pluck
+    plain, plain_labels = variants(recordings, labels, per_class=6, seed=0)
+    assert np.bincount(plain_labels).tolist()[::8] == [6, 6]
+    # 0 (or any number up to the class's recordings) keeps them as they are
+    for kept in (0, 2):
+        audio, out_labels = variants(recordings, labels, per_class=6, seed=0, class_counts={8: kept})
+        assert np.bincount(out_labels).tolist()[::8] == [6, 3]
+        assert np.array_equal(audio[:5], recordings)
+        # the kicks' variants are the very ones drawn without the plucks' own number
+        assert np.array_equal(audio[out_labels == 0], plain[plain_labels == 0])
+    audio, out_labels = variants(recordings, labels, per_class=6, seed=0, class_counts={0: 4, 8: 9})
+    assert np.bincount(out_labels).tolist()[::8] == [4, 9]
+    assert np.array_equal(audio[out_labels == 0], plain[plain_labels == 0][:4])
+
+
+def test_the_command_prepares_each_class_to_its_own_number(tmp_path: Path) -> None:
+    for folder, count in (("Kicks", 2), ("Snares", 3)):
+        (tmp_path / "samples" / folder).mkdir(parents=True)
+        for i in range(count):
+            _tone(tmp_path / "samples" / folder / f"take {i}.wav", seconds=0.2 + 0.1 * i)
+    out = tmp_path / "model"
+    assert main(["--data", str(tmp_path / "samples"), *TINY[:4], "--per-class", "5", "--per-class", "snare=0",
+                 "--threads", "1", "--device", "cpu", "--out", str(out)]) == 0
+    (cache,) = (out / "training").glob("data-*.npz")
+    with np.load(cache) as data:
+        assert data["mels"].shape[0] == 8
+        assert {name: int((data["labels"] == CLASSES.index(name)).sum()) for name in ("kick", "snare")} == {
+            "kick": 5, "snare": 3}
+    training = json.loads((out / "config.json").read_text(encoding="utf-8"))["training"]
+    assert training["per_class"] == 5 and training["class_per_class"] == {"snare": 0}
+    assert json.loads(training["data_summary"])["training_items"] == 8
+    # the same folder and --out with every class at 5: not the cached data, the snares stretched too
+    assert main(["--data", str(tmp_path / "samples"), *TINY[:4], "--per-class", "5", "--threads", "1",
+                 "--device", "cpu", "--out", str(out)]) == 0
+    assert len(list((out / "training").glob("data-*.npz"))) == 2
+    training = json.loads((out / "config.json").read_text(encoding="utf-8"))["training"]
+    assert json.loads(training["data_summary"])["training_items"] == 10 and "class_per_class" not in training
 
 
 @needs_hydrogen

@@ -17,6 +17,7 @@ from loopbridge.engine.models.default.train import (
     frame_weights,
     main,
     onset_rise_excess,
+    per_class_counts,
     training_error,
 )
 from loopbridge.engine.request import GenerateRequest
@@ -70,6 +71,26 @@ def test_class_weights_are_read_by_class_name_and_bad_ones_refused(
         assert main(["--out", str(tmp_path), *TINY, "--class-weight", bad]) == 2
         err = capsys.readouterr().err
         assert repr(bad) in err and "kick" in err
+
+
+def test_per_class_numbers_are_read_by_class_name_and_bad_ones_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert per_class_counts([]) == (400, {})
+    assert per_class_counts(["1200", "pluck=0", "closed-hat=30", "open_hat=5"]) == (
+        1200, {"pluck": 0, "closed hat": 30, "open hat": 5})
+    # the last number for every class counts, wherever the classes' own numbers stand
+    assert per_class_counts(["kick=7", "300", "600"]) == (600, {"kick": 7})
+    for bad in ("0", "-3", "x", "1.5", "pluck=-1", "pluck=x", "pluck=", "flute=3", "=3"):
+        with pytest.raises(ValueError, match="--per-class"):
+            per_class_counts([bad])
+        assert main(["--out", str(tmp_path), *TINY, "--per-class", bad]) == 2
+        err = capsys.readouterr().err
+        assert repr(bad) in err and "whole number" in err
+        if "=" in bad:
+            assert "kick" in err and "0: the class's recordings as they are" in err
+    # a class's own number is for a folder's recordings: the synthesized corpus renders every class alike
+    assert main(["--out", str(tmp_path), *TINY, "--per-class", "pluck=0"]) == 2
+    assert "--per-class CLASS=N is not accepted without --data" in capsys.readouterr().err
 
 
 def test_a_class_weighted_run_draws_other_batches_and_records_its_weights(tmp_path: Path) -> None:
