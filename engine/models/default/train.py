@@ -121,17 +121,22 @@ def pick_device(name: str) -> torch.device:
     return resolve_device(name)
 
 
-def export_weights(network: MelUNet, config: ModelConfig, folder: Path, metadata: dict[str, Any]) -> None:
-    """Write ``config.json`` and ``model.safetensors`` (float16) to ``folder`` atomically."""
+def export_weights(network: MelUNet, config: ModelConfig, folder: Path, metadata: dict[str, Any],
+                   config_data: dict[str, Any] | None = None, dtype: torch.dtype = torch.float16) -> None:
+    """Write ``config.json`` and ``model.safetensors`` (``dtype``) to ``folder`` atomically.
+
+    ``config.json`` is ``config`` written out, or ``config_data`` as given (a folder's own file, keys
+    and all), with ``training`` set to ``metadata`` either way.
+    """
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in network.state_dict().items()}
+    tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in network.state_dict().items()}
     tmp = folder / "model.safetensors.tmp"
     save_file(tensors, str(tmp), metadata={k: str(v) for k, v in metadata.items()})
     os.chmod(tmp, 0o644)  # a package file: readable by every user
     os.replace(tmp, folder / "model.safetensors")
-    data = config.to_json()
+    data = config.to_json() if config_data is None else dict(config_data)
     data["training"] = metadata
     tmp_json = folder / "config.json.tmp"
     tmp_json.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
