@@ -271,26 +271,28 @@ class ModelReplica:
                 marks.enter_context(share.interactive())  # pre-renders on this device pause for it now
             return pending is not None
 
+        def not_cancelled() -> None:
+            if cancelled.is_set():
+                raise CancelledError("the gateway cancelled this batch")
+
         def pause() -> None:  # while interactive work has the device, unless this batch was promoted
             if pending is not None and still_background() and share.busy() and still_background(now=True):
                 began = time.monotonic()
                 # interactive work has the device: go on when it is done (or when this batch is promoted)
                 while share.busy() and still_background():
-                    if cancelled.wait(PAUSE_POLL_S):
-                        raise CancelledError("the gateway cancelled this batch")
+                    cancelled.wait(PAUSE_POLL_S)
+                    not_cancelled()
                 paused[0] += time.monotonic() - began
 
         def stop() -> None:  # inside a step, between the network's blocks (models.base.stop_point)
-            if cancelled.is_set():
-                raise CancelledError("the gateway cancelled this batch")
+            not_cancelled()
             # some 570 stop points a render: the device's marks are looked at once a PAUSE_CHECK_S at most
             if pending is not None and (now := time.monotonic()) >= looked[0] + PAUSE_CHECK_S:
                 looked[0] = now
                 pause()
 
         def progress(fraction: float) -> None:
-            if cancelled.is_set():
-                raise CancelledError("the gateway cancelled this batch")
+            not_cancelled()
             if fraction < 1.0:
                 looked[0] = time.monotonic()
                 pause()
