@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from loopbridge.engine.frontdoor import FrontDoor
 
 from tests.cluster_head import Head, HeadProcess
 from tests.plugin.engine_process import RunningEngine, launch_engine
@@ -143,6 +144,22 @@ def tls_head_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple
 
 
 @pytest.fixture(scope="session")
+def tiny_in_process(tiny_dd_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FrontDoor]:
+    """The in-process engine the tiny model's replicas' audio is compared with (its model loaded once
+    for the session), on one thread as each replica: the same audio to the bit needs the same thread count."""
+    import torch
+    from loopbridge.engine.core import Engine
+    from loopbridge.engine.models.registry import ModelRegistry
+
+    folder = tmp_path_factory.mktemp("tiny-in-process")
+    registry = ModelRegistry(search_paths=[tiny_dd_root], hf_cache=folder / "no-cache", include_embedded=False)
+    torch.set_num_threads(1)
+    front = FrontDoor(Engine(store_dir=folder / "store", registry=registry, device="cpu"), prerender_depth=0).start()
+    yield front
+    front.stop()
+
+
+@pytest.fixture(scope="session")
 def local_cluster_engine(tiny_dd_root: Path) -> Iterator[tuple[RunningEngine, Path]]:
     """``loopbridge serve --cluster local`` with one replica of ``tiny-dd``, started and not waited for
     (its test waits), in a folder with a short path (Ray's unix sockets live under the engine's data
@@ -153,6 +170,17 @@ def local_cluster_engine(tiny_dd_root: Path) -> Iterator[tuple[RunningEngine, Pa
     yield engine, folder
     engine.stop()
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The device's end-to-end test (tests/cluster/test_frontends.py), which waits for the device's
+    own tests running in the background from its module's start, goes after the last of this folder's
+    tests: those that come after its module run beside it rather than after it."""
+    here = Path(__file__).parent
+    ours = [index for index, item in enumerate(items) if here in Path(item.path).parents]
+    device = [index for index in ours if items[index].name == "test_the_device_end_to_end_against_serve_cluster"]
+    if device and device[0] != ours[-1]:
+        items.insert(ours[-1], items.pop(device[0]))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -12,6 +12,7 @@ import dataclasses
 import os
 import signal
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -213,16 +214,18 @@ Gateway = tuple[FrontDoor, Any]
 @dataclasses.dataclass
 class TinyReplica:
     """A replica of the tiny model (:func:`tiny_replica`): ``gateway()`` makes a gateway to it (each a
-    new :class:`ClusterEngine` and its door, which knows no replica's limit yet); ``local`` is the
-    in-process engine the replica's audio is compared with, ``door`` its front door."""
+    new :class:`ClusterEngine` and its door, which knows no replica's limit yet); ``expect(batch)``
+    renders ``batch`` on the in-process engine the replica's audio is compared with, beside what the
+    test does meanwhile (its future's ``result()`` is the audio of each render: one core renders in
+    process while the replica renders on the other)."""
 
     gateway: Callable[[], Gateway]
-    local: Engine
-    door: FrontDoor
+    expect: Callable[[list[GenerateRequest]], Future[list[np.ndarray]]]
 
 
 @contextlib.contextmanager
-def tiny_replica(cluster_engine: Any, events: Events, models: Path, folder: Path, limit: int) -> Iterator[TinyReplica]:
+def tiny_replica(cluster_engine: Any, events: Events, models: Path, local: FrontDoor, folder: Path,
+                 limit: int) -> Iterator[TinyReplica]:
     """One replica of the tiny model on the session's head whose node takes calls of ``limit`` bytes at
     most, deployed as a gateway finds it running (any earlier deployment of the family deleted first).
     Serve reads the limit in the replica's own process, from its environment as Serve is imported there
@@ -250,30 +253,33 @@ def tiny_replica(cluster_engine: Any, events: Events, models: Path, folder: Path
     name, deployment, config, fingerprint = engine.deployment(engine.pool("tiny-dd"))
     serve.delete(name)  # a replica of the family with another limit: gone before this one is deployed
     environment = {"RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH": str(limit)}
-    _run_application(serve, deployment.options(ray_actor_options={
-        **deployment.ray_actor_options, "runtime_env": {"env_vars": environment}}).bind(config, fingerprint), name)
-    # one thread, as the replica (the session's ClusterOptions): the same audio to the bit needs the same count
-    torch.set_num_threads(1)
-    local = Engine(store_dir=folder / "in-process", registry=registry(), device="cpu")
-    doors.append(FrontDoor(local, prerender_depth=0).start())
+    beside = ThreadPoolExecutor(1, thread_name_prefix="in-process")
+
+    def expect(batch: list[GenerateRequest]) -> Future[list[np.ndarray]]:
+        return beside.submit(lambda: [render.audio for render in local.render(batch)])
+
     try:
-        yield TinyReplica(gateway, local, doors[-1])
+        _run_application(serve, deployment.options(ray_actor_options={
+            **deployment.ray_actor_options, "runtime_env": {"env_vars": environment}}).bind(config, fingerprint),
+            name)
+        yield TinyReplica(gateway, expect)
     finally:
+        beside.shutdown(wait=True)
         for door in doors:
             door.stop()
         serve.delete(name)
 
 
 @pytest.fixture(scope="module")
-def serve_default_replica(cluster_engine: Any, cluster_events: Events, tiny_dd_root: Path,
+def serve_default_replica(cluster_engine: Any, cluster_events: Events, tiny_dd_root: Path, tiny_in_process: FrontDoor,
                           tmp_path_factory: pytest.TempPathFactory) -> Iterator[TinyReplica]:
     """A replica of the tiny model on a node with Serve's default limit on a replica's calls (4 MiB),
     as a node started with plain ``ray start`` has it."""
     from loopbridge.engine.replica import SERVE_DEFAULT_GRPC_MESSAGE_BYTES
 
     assert SERVE_DEFAULT_GRPC_MESSAGE_BYTES == 4 * 2**20
-    with tiny_replica(cluster_engine, cluster_events, tiny_dd_root, tmp_path_factory.mktemp("serve-default"),
-                      SERVE_DEFAULT_GRPC_MESSAGE_BYTES) as replica:
+    with tiny_replica(cluster_engine, cluster_events, tiny_dd_root, tiny_in_process,
+                      tmp_path_factory.mktemp("serve-default"), SERVE_DEFAULT_GRPC_MESSAGE_BYTES) as replica:
         yield replica
 
 
@@ -302,7 +308,9 @@ def test_a_replica_on_a_node_with_serves_default_limit_renders_calls_above_it(
 
     default_limit = replica_module.SERVE_DEFAULT_GRPC_MESSAGE_BYTES
     door, _ = serve_default_replica.gateway()
-    local = serve_default_replica.door
+    small = short(8003)
+    expected = [serve_default_replica.expect(batch) for batch in ([prompted(8001, 12.0)], [prompted(8002, 12.0)],
+                                                                   [small])]
     assert prompted(8001, 12.0).audio_prompt.audio.nbytes > default_limit  # type: ignore[union-attr]
 
     # the gateway takes the replica's node for one of its own: the call by value is refused, then sent again
@@ -313,22 +321,22 @@ def test_a_replica_on_a_node_with_serves_default_limit_renders_calls_above_it(
     assert refused["limit"] == default_limit and refused["bytes"] > default_limit, refused
     [started] = cluster_events.since(mark, "started")
     assert not started["by_value"] and started["grpc_limit"] == default_limit, started
-    assert np.array_equal(first.audio, local.render([prompted(8001, 12.0)])[0].audio)
+    assert np.array_equal(first.audio, expected[0].result()[0])
     monkeypatch.undo()
 
     # as it is: over Serve's default limit, an actor call from the start; a small call by value
     mark = cluster_events.mark()
     [second] = door.render([prompted(8002, 12.0)])
-    small = short(8003)
     [third] = door.render([small])
     assert not cluster_events.since(mark, "too_large")
     assert [fields["by_value"] for fields in cluster_events.since(mark, "started")] == [False, True]
-    assert np.array_equal(second.audio, local.render([prompted(8002, 12.0)])[0].audio)
-    assert np.array_equal(third.audio, local.render([small])[0].audio)
+    assert np.array_equal(second.audio, expected[1].result()[0])
+    assert np.array_equal(third.audio, expected[2].result()[0])
 
 
 def test_a_replica_whose_node_takes_less_than_serves_default_gets_larger_calls_as_actor_calls(
-        cluster_engine: Any, cluster_events: Events, tiny_dd_root: Path, tmp_path: Path) -> None:
+        cluster_engine: Any, cluster_events: Events, tiny_dd_root: Path, tiny_in_process: FrontDoor,
+        tmp_path: Path) -> None:
     """A replica whose node takes calls of 128 KiB at most (below Serve's default, which the gateway
     assumes of a replica it has not heard from): the gateway learns the limit from the replica's
     ``started`` event, then sends a 384 kB batch as an actor call from the start, and small ones by
@@ -339,10 +347,12 @@ def test_a_replica_whose_node_takes_less_than_serves_default_gets_larger_calls_a
     answer is the in-process engine's audio, bit for bit. (The tiny model's renders are short: its
     attention's cost grows with the square of a render's length.)"""
     limit = 2**17
-    with tiny_replica(cluster_engine, cluster_events, tiny_dd_root, tmp_path, limit) as replica:
+    with tiny_replica(cluster_engine, cluster_events, tiny_dd_root, tiny_in_process, tmp_path, limit) as replica:
         door, engine = replica.gateway()
         family = engine.pool("tiny-dd")
         small = [short(8100 + i) for i in range(3)]  # 3 x 64 kB of audio: more than the replica's limit
+        between = prompted(8110, 1.0)  # 384 kB: above the replica's limit, below Serve's default
+        expected = [replica.expect(batch) for batch in (small, [between], [short(8112)], [prompted(8111, 1.0)])]
         mark = cluster_events.mark()
         renders = door.render(small)
         [started] = cluster_events.since(mark, "started")
@@ -350,18 +360,16 @@ def test_a_replica_whose_node_takes_less_than_serves_default_gets_larger_calls_a
         assert started["by_value"] and started["grpc_limit"] == limit and done["batch"] == 3, (started, done)
         assert engine.message_limit(family) == limit
         assert sum(render.audio.nbytes for render in renders) >= limit
-        expected = replica.door.render(small)
-        assert all(np.array_equal(r.audio, e.audio) for r, e in zip(renders, expected, strict=True))
+        assert all(np.array_equal(r.audio, e) for r, e in zip(renders, expected[0].result(), strict=True))
 
-        between = prompted(8110, 1.0)  # 384 kB: above the replica's limit, below Serve's default
         assert limit < between.audio_prompt.audio.nbytes < 4 * 2**20  # type: ignore[union-attr]
         mark = cluster_events.mark()
         [render] = door.render([between])
         [again] = door.render([short(8112)])
         assert not cluster_events.since(mark, "too_large")
         assert [fields["by_value"] for fields in cluster_events.since(mark, "started")] == [False, True]
-        assert np.array_equal(render.audio, replica.door.render([between])[0].audio)
-        assert np.array_equal(again.audio, replica.door.render([short(8112)])[0].audio)
+        assert np.array_equal(render.audio, expected[1].result()[0])
+        assert np.array_equal(again.audio, expected[2].result()[0])
 
         # a gateway that has not heard from the replica yet: refused, sent again, answered
         door, engine = replica.gateway()
@@ -371,7 +379,7 @@ def test_a_replica_whose_node_takes_less_than_serves_default_gets_larger_calls_a
         assert refused["limit"] == limit and refused["bytes"] > limit, refused
         assert [fields["by_value"] for fields in cluster_events.since(mark, "started")] == [False]
         assert engine.message_limit(family) == limit
-        assert np.array_equal(render.audio, replica.door.render([prompted(8111, 1.0)])[0].audio)
+        assert np.array_equal(render.audio, expected[3].result()[0])
 
 
 def test_an_unknown_transport_is_refused() -> None:

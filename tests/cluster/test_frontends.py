@@ -2,8 +2,10 @@
 ``loopbridge serve --cluster`` joined to the session's head, and ``serve --cluster local`` starting a
 cluster of its own and taking it down when it stops. ``serve --cluster local`` starts with the session
 (tests/cluster/conftest.py); the device's test runs in the background from the module's start, beside
-the test of ``--cluster local`` (each is mostly processes starting, on clusters of their own), its
-two top-level tests (each with an engine of its own) at once, and its test collects their outcome.
+the test of ``--cluster local`` and the TLS cluster's tests (tests/cluster/test_tls.py: each is mostly
+processes starting, on clusters of their own), its two top-level tests (each with an engine of its
+own) at once, and its test, moved after the TLS cluster's (tests/cluster/conftest.py), collects their
+outcome.
 
 ableton/test/e2e.test.js drives the device's JavaScript over OSC against a real engine it starts
 itself (ableton/test/support/engine.js); with ``LOOPBRIDGE_TEST_CLUSTER`` (and the head's token) that
@@ -81,7 +83,7 @@ class DeviceRun:
                 process.wait()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def device_run(ray_head: Head, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeviceRun]:
     """The device's end-to-end test started against ``serve --cluster`` joined to the session's head
     (``LOOPBRIDGE_TEST_CLUSTER`` and the head's token: ableton/test/support/engine.js), not waited for."""

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from loopbridge.engine.frontdoor import FrontDoor
 
 from tests.cluster_head import Head, HeadProcess
 
@@ -122,7 +123,7 @@ def test_the_head_refuses_a_plain_connection(tls_head: tuple[Head, Path]) -> Non
 
 
 def test_a_render_through_the_tls_cluster_and_its_replicas_grpc_port_takes_tls_alone(
-        tls_head: tuple[Head, Path], tiny_dd_root: Path, tmp_path: Path) -> None:
+        tls_head: tuple[Head, Path], tiny_dd_root: Path, tiny_in_process: FrontDoor, tmp_path: Path) -> None:
     """Batches reach a replica by value over the gRPC server Serve starts in it, bound on every
     interface: on a cluster with TLS, a gateway with the cluster's certificates renders there (the
     in-process engine's audio, bit for bit), and that server refuses a plain connection, a TLS client
@@ -130,27 +131,26 @@ def test_a_render_through_the_tls_cluster_and_its_replicas_grpc_port_takes_tls_a
     import grpc
     import ray.util
     from loopbridge.bridge.security import ClusterSecurity
-    from loopbridge.engine.core import Engine
-    from loopbridge.engine.models.registry import ModelRegistry
     from loopbridge.engine.request import GenerateRequest, Kind
     from ray.serve.generated.serve_pb2 import ASGIRequest
     from ray.serve.generated.serve_pb2_grpc import ASGIServiceStub
 
     head, tls = tls_head
     env = {**os.environ, **ClusterSecurity.load(head.token_file, tls).environment(), "OMP_NUM_THREADS": "1"}
-    rendered = subprocess.run([sys.executable, "-c", RENDER, head.address, str(tiny_dd_root), str(tmp_path / "store")],
-                              env=env, capture_output=True, text=True, timeout=300)
-    assert rendered.returncode == 0, rendered.stderr[-4000:]
-    lines = dict(line.split(" ", 1) for line in rendered.stdout.splitlines() if " " in line)
-    assert lines.get("transport") == "grpc", rendered.stdout
-
-    registry = ModelRegistry(search_paths=[tiny_dd_root], hf_cache=tmp_path / "no-cache", include_embedded=False)
-    engine = Engine(store_dir=tmp_path / "in-process", registry=registry, device="cpu")
+    gateway = subprocess.Popen([sys.executable, "-c", RENDER, head.address, str(tiny_dd_root), str(tmp_path / "store")],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        [expected] = engine.generate("tiny-dd", [GenerateRequest("", model="tiny-dd", kind=Kind.ONE_SHOT,
-                                                                 duration_s=0.5, seed=9000, steps=4)])
+        # the in-process render, while the gateway starts and renders
+        [expected] = tiny_in_process.render([GenerateRequest("", model="tiny-dd", kind=Kind.ONE_SHOT, duration_s=0.5,
+                                                             seed=9000, steps=4)])
+        stdout, stderr = gateway.communicate(timeout=300)
     finally:
-        engine.close()
+        if gateway.poll() is None:
+            gateway.kill()
+            gateway.communicate()
+    assert gateway.returncode == 0, stderr[-4000:]
+    lines = dict(line.split(" ", 1) for line in stdout.splitlines() if " " in line)
+    assert lines.get("transport") == "grpc", stdout
     assert lines["audio"] == hashlib.sha256(np.ascontiguousarray(expected.audio).tobytes()).hexdigest()
 
     replicas = json.loads(lines["replicas"])
