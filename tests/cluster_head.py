@@ -97,6 +97,44 @@ class HeadProcess:
                 time.sleep(0.05)
         return self._head
 
+    def processes(self) -> set[int]:
+        """The head's process and every process under it (Ray's, and the workers its node started),
+        with those naming its temp folder."""
+        parents: dict[int, int] = {}
+        ours = {self.process.pid}
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                stat = (proc / "stat").read_text()
+                command = (proc / "cmdline").read_bytes()
+            except OSError:
+                continue
+            parents[int(proc.name)] = int(stat.rpartition(")")[2].split()[1])
+            if str(self.temp_dir).encode() in command:
+                ours.add(int(proc.name))
+        while True:
+            more = {pid for pid, parent in parents.items() if parent in ours} - ours
+            if not more:
+                return ours
+            ours |= more
+
+    def raise_priority(self) -> bool:
+        """Run the head (and the processes it starts from now on) at normal priority, when it was started
+        below it: a head started early takes the cores the work before it leaves, until its own tests
+        come. Raising a priority needs the privilege to (root, or CAP_SYS_NICE): False where it is not
+        there (the head stays below, and its tests take longer)."""
+        raised = True
+        for pid in self.processes():
+            try:
+                if os.getpriority(os.PRIO_PROCESS, pid) > 0:
+                    os.setpriority(os.PRIO_PROCESS, pid, 0)
+            except ProcessLookupError:
+                continue
+            except PermissionError:
+                raised = False
+        return raised
+
     def begin_stop(self) -> None:
         """Ask the head to stop (SIGTERM: it stops its Ray processes) without waiting for it."""
         if self.process.poll() is None:

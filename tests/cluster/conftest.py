@@ -28,7 +28,8 @@ from tests.plugin.engine_process import RunningEngine, launch_engine
 
 #: niceness of the TLS head, started with the session and needed last: it takes the cores that the
 #: rest leaves (``serve --cluster local``, needed after the session's deployment's tests, starved at
-#: load average 5-7 when niced: its test waited for it)
+#: load average 5-7 when niced: its test waited for it), until its tests raise it to normal
+#: (tests/cluster/test_tls.py: they run beside the device's, whose replicas run at normal priority)
 SIDE_NICENESS = 10
 
 

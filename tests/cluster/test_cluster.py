@@ -267,7 +267,8 @@ def tiny_replica(cluster_engine: Any, events: Events, models: Path, local: Front
         beside.shutdown(wait=True)
         for door in doors:
             door.stop()
-        serve.delete(name)
+        # the replica stops beside the next tests (the next tiny replica's deployment waits for it to be gone)
+        serve.delete(name, _blocking=False)
 
 
 @pytest.fixture(scope="module")

@@ -65,10 +65,13 @@ cluster.close()
 
 @pytest.fixture(scope="module")
 def tls_head(tls_head_process: tuple[HeadProcess, Path]) -> Iterator[tuple[Head, Path]]:
-    """The head with TLS, started beside the session's other work (tests/cluster/conftest.py); it
-    begins to stop after this module, beside what comes after (its fixture waits for it)."""
+    """The head with TLS, started beside the session's other work (tests/cluster/conftest.py) and below
+    it, at normal priority from here (where the tests may raise it: they run beside the device's test);
+    it begins to stop after this module, beside what comes after (its fixture waits for it)."""
     process, tls = tls_head_process
-    yield process.ready(), tls
+    head = process.ready()
+    process.raise_priority()
+    yield head, tls
     process.begin_stop()
 
 
