@@ -52,6 +52,22 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def running_processes() -> dict[int, tuple[int, str]]:
+    """Each running process's id -> its parent's id and its command line (arguments joined by spaces),
+    from ``/proc``; those that end while it is read are left out."""
+    table = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            stat = (proc / "stat").read_text()
+            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        table[int(proc.name)] = (int(stat.rpartition(")")[2].split()[1]), command)
+    return table
+
+
 class HeadProcess:
     """``loopbridge worker --head`` (with ``args`` besides) on loopback, started without waiting for it:
     :meth:`ready` waits for its ready line, :meth:`stop` stops it (its Ray processes with it). A
@@ -100,21 +116,10 @@ class HeadProcess:
     def processes(self) -> set[int]:
         """The head's process and every process under it (Ray's, and the workers its node started),
         with those naming its temp folder."""
-        parents: dict[int, int] = {}
-        ours = {self.process.pid}
-        for proc in Path("/proc").iterdir():
-            if not proc.name.isdigit():
-                continue
-            try:
-                stat = (proc / "stat").read_text()
-                command = (proc / "cmdline").read_bytes()
-            except OSError:
-                continue
-            parents[int(proc.name)] = int(stat.rpartition(")")[2].split()[1])
-            if str(self.temp_dir).encode() in command:
-                ours.add(int(proc.name))
+        table = running_processes()
+        ours = {self.process.pid} | {pid for pid, (_, command) in table.items() if str(self.temp_dir) in command}
         while True:
-            more = {pid for pid, parent in parents.items() if parent in ours} - ours
+            more = {pid for pid, (parent, _) in table.items() if parent in ours} - ours
             if not more:
                 return ours
             ours |= more

@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 from loopbridge.bridge.client import Client
 
-from tests.cluster_head import Head
+from tests.cluster_head import Head, running_processes
 from tests.engine.models.tiny_dance_diffusion import build_tiny_dance_diffusion
 from tests.engine.models.tiny_new_families import build_ace_step
 from tests.plugin.engine_process import RunningEngine
@@ -124,17 +124,7 @@ def _device_test_started(request: pytest.FixtureRequest) -> None:
 def _ray_processes_naming(text: str) -> set[int]:
     """The Ray processes whose command line names ``text`` (a cluster's temp folder is under its
     engine's data folder)."""
-    found = set()
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if text in command and "ray" in command:
-            found.add(int(proc.name))
-    return found
+    return {pid for pid, (_, command) in running_processes().items() if text in command and "ray" in command}
 
 
 def test_serve_cluster_local_renders_there_and_takes_its_cluster_down(
